@@ -1,0 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* placeholder */
+typedef int placeholder_unit;
+int main(void) { return 0; }

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* File-system helpers. */
+#include "util/fsx.h"
+
+#include "util/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *cx_fs_join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    char *s = malloc(la + lb + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, a, la);
+    s[la] = '/';
+    memcpy(s + la + 1, b, lb + 1);
+    return s;
+}
+
+int cx_fs_mkdir_p(const char *path, mode_t mode) {
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return cx_error_set(CX_EINVAL, "bad directory path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, mode) != 0 && errno != EEXIST)
+                return cx_error_set(CX_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    if (!cx_fs_is_dir(path))
+        return cx_error_set(CX_EIO, "%s exists and is not a directory", path);
+    return 0;
+}
+
+bool cx_fs_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
+    int r = 0;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cx_error_set(errno == ENOENT ? CX_ENOTFOUND : CX_EIO, "cannot open %s: %s", path,
+                            strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        r = cx_error_set(CX_EIO, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r = cx_error_set(CX_EINVAL, "%s is not a regular file", path);
+        goto out;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        r = cx_error_set(CX_ELIMIT, "%s is %lld bytes; the limit is %zu", path,
+                         (long long)st.st_size, max);
+        goto out;
+    }
+    size_t cap = (size_t)st.st_size + 1, used = 0;
+    buf = malloc(cap);
+    if (!buf) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (used + 1 >= cap) { /* the file grew while we read it */
+            if (cap > max) {
+                r = cx_error_set(CX_ELIMIT, "%s grew past the limit of %zu bytes", path, max);
+                goto out;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                r = CX_ENOMEM;
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, buf + used, cap - used - 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = cx_error_set(CX_EIO, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (k == 0)
+            break;
+        used += (size_t)k;
+    }
+    if (used > max) {
+        r = cx_error_set(CX_ELIMIT, "%s is larger than the limit of %zu bytes", path, max);
+        goto out;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return r;
+}
+
+int cx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode) {
+    char tmp[PATH_MAX];
+    int r = 0;
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return cx_error_set(CX_EINVAL, "path too long: %s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return cx_error_set(CX_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t k = write(fd, p, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
+            break;
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    if (r == 0 && fsync(fd) != 0)
+        r = cx_error_set(CX_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (r == 0 && rename(tmp, path) != 0)
+        r = cx_error_set(CX_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (r != 0) {
+        unlink(tmp);
+        return r;
+    }
+    /* Make the rename itself durable. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    return 0;
+}
+
+int cx_fs_resolve_within(const char *root, const char *path, char **out) {
+    char *joined = NULL, *real = NULL, *rroot = NULL;
+    int r = 0;
+    joined = path[0] == '/' ? strdup(path) : cx_fs_join(root, path);
+    if (!joined)
+        return CX_ENOMEM;
+    rroot = realpath(root, NULL);
+    if (!rroot) {
+        r = cx_error_set(CX_EIO, "workspace %s cannot be resolved: %s", root, strerror(errno));
+        goto out;
+    }
+    real = realpath(joined, NULL);
+    if (!real) {
+        r = cx_error_set(errno == ENOENT ? CX_ENOTFOUND : CX_EIO, "cannot resolve '%s': %s",
+                         path, strerror(errno));
+        goto out;
+    }
+    size_t n = strlen(rroot);
+    bool inside = strncmp(real, rroot, n) == 0 &&
+                  (real[n] == '/' || real[n] == '\0' || (n == 1 && rroot[0] == '/'));
+    if (!inside) {
+        r = cx_error_set(CX_EINVAL, "'%s' is outside the workspace %s; only files inside it can be used",
+                         path, rroot);
+        goto out;
+    }
+    *out = real;
+    real = NULL;
+out:
+    free(joined);
+    free(real);
+    free(rroot);
+    return r;
+}

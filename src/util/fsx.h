@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* File-system helpers: paths, directories, bounded reads, atomic writes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Joins two path parts with one '/'. Returns a malloc'd string or NULL. */
+char *cx_fs_join(const char *a, const char *b);
+
+/* mkdir -p with `mode` for every directory created. 0 or CX_EIO. */
+int cx_fs_mkdir_p(const char *path, mode_t mode);
+
+/* Reads a whole regular file of at most `max` bytes into a malloc'd,
+ * NUL-terminated buffer (*out, owned by the caller; *len excludes the NUL).
+ * CX_ENOTFOUND, CX_ELIMIT (larger than max), CX_EINVAL (not a regular file),
+ * CX_EIO. */
+int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Writes data to path through a temporary file in the same directory,
+ * fsynced and renamed over the target, then fsyncs the directory. */
+int cx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Resolves `path` (relative to `root` unless absolute) and checks that the
+ * result, with symlinks followed, lies inside the real `root`. On success
+ * *out is the malloc'd canonical path. CX_ENOTFOUND when it does not exist,
+ * CX_EINVAL when it escapes root. */
+int cx_fs_resolve_within(const char *root, const char *path, char **out);
+
+/* True when path exists and is a directory. */
+bool cx_fs_is_dir(const char *path);
