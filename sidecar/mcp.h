@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The MCP server state machine: one JSON-RPC message in, zero or more
+ * messages out through a write callback. Transport-free, so cortexd drives it
+ * from stdio and the fuzz target and tests drive it directly.
+ *
+ * Eras: an `initialize` request selects the handshake era (2024-11-05 …
+ * 2025-11-25) for the process; a request carrying
+ * params._meta["io.modelcontextprotocol/protocolVersion"] is served in the
+ * stateless era (2026-07-28). The store is opened lazily on the first call
+ * that needs it, so `initialize` never waits for it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "workspace.h"
+
+typedef struct cx_mcp cx_mcp;
+
+/* Receives one complete JSON message (no newline). Called from the thread
+ * that called cx_mcp_handle_line(), or from any thread that logs while a
+ * log sink is installed; the callee serialises writes. */
+typedef void (*cx_mcp_write_fn)(void *ud, const char *json, size_t len);
+
+typedef struct cx_mcp_config {
+    const cx_workspace *ws;  /* borrowed; must outlive the server */
+    cx_mcp_write_fn write;
+    void *write_ud;
+    size_t page_size;        /* list page size; 0 = 100 */
+} cx_mcp_config;
+
+#define CX_MCP_MAX_MESSAGE (16u * 1024 * 1024) /* bytes of one message line */
+#define CX_MCP_MAX_DEPTH 64                     /* JSON nesting depth */
+
+int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg);
+void cx_mcp_free(cx_mcp *m);
+
+/* Handles one line (trailing "\r" accepted). Never fails: every problem is
+ * answered on the wire as the protocol says (or not at all for
+ * notifications). `len` may exceed CX_MCP_MAX_MESSAGE only to report it. */
+void cx_mcp_handle_line(cx_mcp *m, const char *line, size_t len);
+
+/* Reports a line that was too long to keep (the reader dropped it). */
+void cx_mcp_handle_oversize(cx_mcp *m, size_t len);
+
+/* Thread-safe: marks request `id_json` (the id as compact JSON text, e.g. "7"
+ * or "\"abc\"") cancelled. A queued request is then dropped without an
+ * answer; one in progress stops at its next progress point and sends none. */
+void cx_mcp_cancel(cx_mcp *m, const char *id_json);
+
+/* If `line` is a notifications/cancelled message, applies it and returns
+ * true; cortexd's reader calls this so a cancel overtakes queued work. */
+bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len);
+
+/* Opens the store now (cortexd calls this from a background thread right
+ * after start so that the first tool call finds it warm). */
+int cx_mcp_warm(cx_mcp *m);

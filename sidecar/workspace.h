@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Which workspace a process serves, and its state directory.
+ *
+ * The workspace is, in order: the directory given explicitly (--workspace),
+ * $CORTEX_WORKSPACE, the working tree of the git repository enclosing the
+ * current directory (libgit2), or the current directory itself. State lives
+ * in <workspace>/.cortex/, which is added to .git/info/exclude in git. */
+#pragma once
+
+#include <stdbool.h>
+
+typedef struct cx_workspace {
+    char *root;      /* absolute, symlinks resolved */
+    char *state_dir; /* <root>/.cortex */
+    char *git_dir;   /* the repository's .git directory, or NULL outside git */
+    char *name;      /* last component of root, e.g. "cortex" */
+} cx_workspace;
+
+/* Finds the workspace as above. With `create`, also creates the state
+ * directory (0700) and the exclude entry. *out owned by the caller.
+ * CX_ENOTFOUND when an explicit directory does not exist. */
+int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create);
+void cx_workspace_free(cx_workspace *ws);
