@@ -1,4 +1,1516 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
-int main(void) { return 0; }
+/* cortex: the command line for people. Parses the command line, finds the
+ * workspace, opens its store and runs one command over the same engine as
+ * cortexd: search, show, observe, draft, review, status, help.
+ *
+ * Human-readable output goes to stdout (rendered by cli-output.c); with
+ * --json, stdout gets exactly one pretty JSON document, the store's answer.
+ * Errors go to stderr as "cortex: …". The exit status means something:
+ * 0 success, 1 nothing found or refused, 2 usage error, 3 workspace or store
+ * error. Read commands never create state: in a workspace without a store
+ * they say so and exit 3. */
+#include "cli-output.h"
+#include "search/search.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+#include "util/log.h"
+#include "util/ulid.h"
+#include "workspace.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef CORTEX_VERSION
+#define CORTEX_VERSION "0.1.0"
+#endif
+
+/* Exit statuses, documented in --help and cortex(1). */
+enum {
+    RC_OK = 0,
+    RC_NONE = 1,  /* nothing found, or the request was refused */
+    RC_USAGE = 2, /* bad command line or argument values */
+    RC_STORE = 3, /* workspace or store: missing, cannot open, I/O, busy */
+};
+
+/* Search answers for people are not squeezed into an agent's context
+ * budget: room for CX_SEARCH_MAX_LIMIT results with generous snippets. */
+#define CLI_SEARCH_TOKENS 50000
+
+#define CLI_AGENT "cortex-cli"
+
+typedef enum {
+    O_WORKSPACE,
+    O_JSON,
+    O_HELP,
+    O_VERSION,
+    O_KIND,
+    O_STATUS,
+    O_SUBCORTEX,
+    O_TAG,
+    O_LIMIT,
+    O_CONTENT,
+    O_TITLE,
+    O_FILE,
+    O_EVIDENCE,
+    O_PRIVATE,
+    O_REASON,
+    O_NOTE,
+    O_COUNT,
+} opt_id;
+
+static const struct optdef {
+    const char *name;
+    char short_name;
+    bool arg;
+} optdefs[O_COUNT] = {
+    [O_WORKSPACE] = {"workspace", 0, true}, [O_JSON] = {"json", 0, false},
+    [O_HELP] = {"help", 'h', false},        [O_VERSION] = {"version", 0, false},
+    [O_KIND] = {"kind", 0, true},           [O_STATUS] = {"status", 0, true},
+    [O_SUBCORTEX] = {"subcortex", 0, true}, [O_TAG] = {"tag", 0, true},
+    [O_LIMIT] = {"limit", 0, true},         [O_CONTENT] = {"content", 0, false},
+    [O_TITLE] = {"title", 0, true},         [O_FILE] = {"file", 0, true},
+    [O_EVIDENCE] = {"evidence", 0, true},   [O_PRIVATE] = {"private", 0, false},
+    [O_REASON] = {"reason", 0, true},       [O_NOTE] = {"note", 0, true},
+};
+
+#define BIT(o) (1u << (o))
+#define GLOBAL_OPTS (BIT(O_WORKSPACE) | BIT(O_JSON) | BIT(O_HELP) | BIT(O_VERSION))
+
+typedef struct strlist {
+    const char **v;
+    size_t n;
+} strlist;
+
+typedef struct args {
+    const char *val[O_COUNT];    /* last value given to an option with an argument */
+    bool seen[O_COUNT];
+    strlist tags, files, evidence; /* repeatable options, in order */
+    strlist pos;                   /* operands after the command */
+    const char *command;
+} args;
+
+typedef struct ctx ctx;
+
+typedef struct command {
+    const char *name;
+    uint32_t opts; /* options it accepts besides the global ones */
+    int (*run)(ctx *c);
+    const char *help;
+} command;
+
+struct ctx {
+    const args *a;
+    const command *cmd;
+    bool json;
+    cx_workspace *ws;
+    cx_store *store;
+    char *author;
+    cx_actor who;
+    uint64_t now;
+};
+
+/* ---- messages ---------------------------------------------------------- */
+
+static int fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int rc, const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("cortex: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return rc;
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("cortex: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd)
+        fprintf(stderr, "Try 'cortex %s --help'.\n", cmd);
+    else
+        fputs("Try 'cortex help'.\n", stderr);
+    return RC_USAGE;
+}
+
+/* The engine's detail for a failure just returned (the caller cleared the
+ * detail before the call, so a message left from earlier cannot leak in). */
+static const char *engine_msg(int r) {
+    return cx_error_code() != 0 ? cx_error_last() : cx_strerror(r);
+}
+
+static int rc_for(int r) {
+    switch (r) {
+    case CX_ENOTFOUND:
+    case CX_ECONFLICT:
+        return RC_NONE;
+    case CX_EINVAL:
+    case CX_ELIMIT:
+        return RC_USAGE;
+    default:
+        return RC_STORE;
+    }
+}
+
+static int oom(void) {
+    return fail(RC_STORE, "out of memory");
+}
+
+/* ---- help texts -------------------------------------------------------- */
+
+static const char help_main[] =
+    "Usage: cortex [--workspace DIR] [--json] COMMAND [ARGS...]\n"
+    "\n"
+    "Shared, reviewable memory for AI coding agents: the command line for people.\n"
+    "\n"
+    "Commands:\n"
+    "  search QUERY...            find items by keywords, best first\n"
+    "  show ID...                 print items in full\n"
+    "  observe TEXT               record an observation\n"
+    "  draft --title TITLE BODY   propose knowledge for review\n"
+    "  review list                list drafts awaiting review\n"
+    "  review approve ID          make a draft canon knowledge (a thread)\n"
+    "  review reject ID --reason TEXT\n"
+    "  review request-changes ID --reason TEXT\n"
+    "  status                     workspace, store and sync state\n"
+    "  help [COMMAND]             help for a command (also: cortex COMMAND --help)\n"
+    "\n"
+    "Global options (before or after the command):\n"
+    "  --workspace DIR   the workspace to use; default: $CORTEX_WORKSPACE, else the\n"
+    "                    git repository around the current directory, else the\n"
+    "                    current directory\n"
+    "  --json            print the result as one JSON document, for scripts\n"
+    "  -h, --help        print help and exit\n"
+    "  --version         print the version and exit\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  nothing found (a search without results, an unknown id) or the request\n"
+    "     was refused (e.g. reviewing a draft that is no longer awaiting review)\n"
+    "  2  usage error: unknown command or option, missing or invalid argument\n"
+    "  3  workspace or store error: no Cortex memory in the workspace yet (read\n"
+    "     commands never create it), cannot open, I/O error, store busy\n"
+    "\n"
+    "Environment: CORTEX_WORKSPACE (the workspace), CORTEX_AUTHOR (who records;\n"
+    "default: your user name), NO_COLOR (no colour even on a terminal).\n"
+    "See cortex(1) for more.\n";
+
+static const char help_search[] =
+    "Usage: cortex search QUERY... [OPTIONS]\n"
+    "\n"
+    "Finds items whose title or body match the words of QUERY, best first: canon\n"
+    "threads rank above artifacts, drafts and observations. Each result shows its\n"
+    "id, kind, status, subcortex, age, title and a snippet with the matches\n"
+    "marked \xC2\xAB" "like this" "\xC2\xBB (bold on a terminal).\n"
+    "\n"
+    "Options:\n"
+    "  --kind KIND        only items of this kind: observation, draft, thread,\n"
+    "                     comment, artifact, subcortex\n"
+    "  --status STATUS    only items with this status (recorded, pending, canon,\n"
+    "                     rejected, changes_requested, published, accepted)\n"
+    "  --subcortex NAME   only items in this subcortex\n"
+    "  --tag TAG          only items carrying TAG; repeat it to require several\n"
+    "  --limit N          at most N results, 1 to 50 (default 10)\n"
+    "  --json             print the search answer as JSON\n"
+    "  --workspace DIR    the workspace (see cortex help)\n"
+    "\n"
+    "Exit status: 0 results found, 1 no results, 2 usage error,\n"
+    "3 no Cortex memory in the workspace yet or a store error.\n";
+
+static const char help_show[] =
+    "Usage: cortex show ID... [--content]\n"
+    "\n"
+    "Prints items in full: title, body, tags, files, author, times, the last\n"
+    "review decision, comments (threads and drafts) and versions (artifacts).\n"
+    "With --json, one ID prints the item object and several print an array.\n"
+    "\n"
+    "Options:\n"
+    "  --content          print the raw bytes of the latest version of an\n"
+    "                     artifact (exactly one ID; not with --json)\n"
+    "  --json             print the item(s) as JSON\n"
+    "  --workspace DIR    the workspace (see cortex help)\n"
+    "\n"
+    "Exit status: 0 every item was found, 1 some ID is unknown (the others are\n"
+    "still printed) or --content was given an item that is not an artifact,\n"
+    "2 usage error, 3 no Cortex memory in the workspace yet or a store error.\n";
+
+static const char help_observe[] =
+    "Usage: cortex observe TEXT... [OPTIONS]\n"
+    "       cortex observe - [OPTIONS]        (read TEXT from standard input)\n"
+    "\n"
+    "Records an observation: something learned while working. Several TEXT\n"
+    "words are joined with spaces; '-' reads the text from standard input (at\n"
+    "most 256 KiB). Prints the new id; a text already in the store (ignoring\n"
+    "whitespace) is not recorded twice, and its id is printed followed by\n"
+    "\"(already recorded)\". Secrets in the text are redacted before storing.\n"
+    "\n"
+    "Options:\n"
+    "  --title TITLE      a short title\n"
+    "  --tag TAG          a tag; repeatable (at most 16)\n"
+    "  --subcortex NAME   the topic namespace (default: general)\n"
+    "  --file PATH        a file inside the workspace that the observation is\n"
+    "                     about; repeatable. Relative paths are taken from the\n"
+    "                     current directory when it is inside the workspace,\n"
+    "                     else from the workspace root\n"
+    "  --private          keep it on this machine: never synced\n"
+    "  --json             print the store's answer as JSON\n"
+    "  --workspace DIR    the workspace (see cortex help)\n"
+    "\n"
+    "Exit status: 0 recorded (or already recorded), 2 usage error or a value\n"
+    "the store refuses (too long, too many tags, a file outside the workspace),\n"
+    "3 workspace or store error.\n";
+
+static const char help_draft[] =
+    "Usage: cortex draft --title TITLE BODY... [OPTIONS]\n"
+    "       cortex draft --title TITLE - [OPTIONS]   (read BODY from standard input)\n"
+    "\n"
+    "Proposes knowledge for review: a draft with status 'pending' that\n"
+    "'cortex review approve' turns into a canon thread. BODY words are joined\n"
+    "with spaces; '-' reads it from standard input (at most 256 KiB). Prints\n"
+    "the new id.\n"
+    "\n"
+    "Options:\n"
+    "  --title TITLE      the title (required)\n"
+    "  --tag TAG          a tag; repeatable (at most 16)\n"
+    "  --subcortex NAME   the topic namespace (default: general)\n"
+    "  --file PATH        a file the draft is about; repeatable (as for observe)\n"
+    "  --evidence ID      an item that supports the draft; repeatable\n"
+    "  --json             print the store's answer as JSON\n"
+    "  --workspace DIR    the workspace (see cortex help)\n"
+    "\n"
+    "Exit status: 0 recorded, 1 an --evidence id is unknown, 2 usage error or a\n"
+    "value the store refuses, 3 workspace or store error.\n";
+
+static const char help_review[] =
+    "Usage: cortex review list\n"
+    "       cortex review approve ID [--note TEXT]\n"
+    "       cortex review reject ID --reason TEXT\n"
+    "       cortex review request-changes ID --reason TEXT\n"
+    "\n"
+    "Local review of drafts. 'list' shows the drafts awaiting review (pending\n"
+    "or changes requested), oldest first. 'approve' makes a draft a canon\n"
+    "thread (same id); 'reject' and 'request-changes' need a reason, which is\n"
+    "kept with the draft. Decisions are recorded with CORTEX_AUTHOR (default:\n"
+    "your user name) as the reviewer.\n"
+    "\n"
+    "Options:\n"
+    "  --note TEXT        approve: a note kept with the decision\n"
+    "  --reason TEXT      reject, request-changes: why (required)\n"
+    "  --json             print the store's answer as JSON (list: the queue;\n"
+    "                     a decision: the item after the change)\n"
+    "  --workspace DIR    the workspace (see cortex help)\n"
+    "\n"
+    "Exit status: 0 success (also an empty queue), 1 no such draft or it is not\n"
+    "awaiting review, 2 usage error (e.g. reject without --reason), 3 no Cortex\n"
+    "memory in the workspace yet or a store error.\n";
+
+static const char help_status[] =
+    "Usage: cortex status\n"
+    "\n"
+    "Shows the workspace root, its state directory, the store's size and item\n"
+    "counts, drafts awaiting review, the outbox backlog and the sync state. In a\n"
+    "workspace without Cortex memory it says so (and creates nothing).\n"
+    "\n"
+    "Options:\n"
+    "  --json             print the store's status as JSON, with \"workspace\",\n"
+    "                     \"state_dir\", \"initialized\" and \"sync\" added\n"
+    "  --workspace DIR    the workspace (see cortex help)\n"
+    "\n"
+    "Exit status: 0 success, 2 usage error, 3 workspace or store error.\n";
+
+static const char help_help[] =
+    "Usage: cortex help [COMMAND]\n"
+    "\n"
+    "Prints the overview, or the help of COMMAND (search, show, observe, draft,\n"
+    "review, status, help).\n"
+    "\n"
+    "Exit status: 0 success, 2 unknown command.\n";
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static long long jint(const json_t *o, const char *key, long long def) {
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+}
+
+static bool jtrue(const json_t *o, const char *key) {
+    return json_is_true(json_object_get(o, key));
+}
+
+static cx_strv strv(const strlist *l) {
+    return (cx_strv){.v = (const char *const *)l->v, .n = l->n};
+}
+
+static int print_json(const json_t *j) {
+    if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0)
+        return fail(RC_STORE, "cannot write JSON to standard output");
+    fputc('\n', stdout);
+    return RC_OK;
+}
+
+/* Joins operands with single spaces into a malloc'd string. */
+static char *join_words(const strlist *l) {
+    size_t len = 1;
+    for (size_t i = 0; i < l->n; i++)
+        len += strlen(l->v[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        size_t k = strlen(l->v[i]);
+        if (i > 0)
+            *p++ = ' ';
+        memcpy(p, l->v[i], k);
+        p += k;
+    }
+    *p = '\0';
+    return s;
+}
+
+static bool blank(const char *s) {
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Reads all of stdin, at most CX_STORE_MAX_TEXT bytes, into *out. */
+static int read_stdin(const char *what, const char *cmd, char **out) {
+    size_t cap = CX_STORE_MAX_TEXT + 1, used = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        return oom();
+    for (;;) {
+        size_t k = fread(buf + used, 1, cap - used, stdin);
+        used += k;
+        if (k == 0 || used == cap)
+            break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return fail(RC_STORE, "cannot read standard input: %s", strerror(errno));
+    }
+    if (used > CX_STORE_MAX_TEXT) {
+        free(buf);
+        return usage_error(cmd, "%s on standard input is larger than %u KiB, the limit for one text",
+                           what, CX_STORE_MAX_TEXT / 1024);
+    }
+    if (memchr(buf, '\0', used)) {
+        free(buf);
+        return usage_error(cmd, "%s on standard input contains a NUL byte; it must be UTF-8 text", what);
+    }
+    buf[used] = '\0';
+    *out = buf;
+    return RC_OK;
+}
+
+/* The text of observe/draft: the operands joined, or stdin for "-". */
+static int operand_text(ctx *c, const char *what, char **out) {
+    const strlist *pos = &c->a->pos;
+    const char *cmd = c->cmd->name;
+    char *text = NULL;
+    int rc;
+    if (pos->n == 0)
+        return usage_error(cmd, "%s needs %s (or '-' to read it from standard input)", cmd, what);
+    if (pos->n == 1 && strcmp(pos->v[0], "-") == 0) {
+        rc = read_stdin(what, cmd, &text);
+        if (rc != RC_OK)
+            return rc;
+    } else {
+        text = join_words(pos);
+        if (!text)
+            return oom();
+    }
+    if (blank(text)) {
+        free(text);
+        return usage_error(cmd, "%s is empty; there is nothing to record", what);
+    }
+    *out = text;
+    return RC_OK;
+}
+
+static int parse_limit(const ctx *c, size_t *out) {
+    const char *s = c->a->val[O_LIMIT];
+    *out = 0;
+    if (!s)
+        return RC_OK;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > CX_SEARCH_MAX_LIMIT)
+        return usage_error(c->cmd->name, "--limit wants a whole number from 1 to %d, not '%s'",
+                           CX_SEARCH_MAX_LIMIT, s);
+    *out = (size_t)v;
+    return RC_OK;
+}
+
+static const char *const kinds[] = {"observation", "draft", "thread", "comment", "artifact", "subcortex"};
+
+static bool known_kind(const char *k) {
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(k, kinds[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- workspace and store ----------------------------------------------- */
+
+static int find_workspace(ctx *c, bool create) {
+    cx_error_clear();
+    int r = cx_workspace_find(&c->ws, c->a->val[O_WORKSPACE], create);
+    if (r < 0) {
+        if (r == CX_ENOTFOUND && c->a->val[O_WORKSPACE])
+            return fail(RC_STORE, "workspace %s does not exist", c->a->val[O_WORKSPACE]);
+        return fail(RC_STORE, "cannot find the workspace: %s", engine_msg(r));
+    }
+    return RC_OK;
+}
+
+/* 1 when the workspace has a store, 0 when not, or a negative RC_ on error. */
+static int has_store(ctx *c) {
+    char *db = cx_fs_join(c->ws->state_dir, "cortex.db");
+    if (!db)
+        return -oom();
+    int ok = access(db, F_OK), e = errno;
+    if (ok != 0 && e != ENOENT && e != ENOTDIR) {
+        fail(RC_STORE, "cannot access %s: %s", db, strerror(e));
+        free(db);
+        return -RC_STORE;
+    }
+    free(db);
+    return ok == 0;
+}
+
+/* Opens the workspace's store. `create` is for commands that record
+ * something: they create the state directory and database when missing.
+ * Without it, a workspace that has no store yet is an error (exit 3) and
+ * nothing is created. */
+static int open_store(ctx *c, bool create) {
+    int rc = find_workspace(c, create);
+    if (rc != RC_OK)
+        return rc;
+    if (!create) {
+        int h = has_store(c);
+        if (h < 0)
+            return -h;
+        if (h == 0)
+            return fail(RC_STORE,
+                        "no Cortex memory in %s yet; record something with `cortex observe` or run cortexd",
+                        c->ws->root);
+    }
+    cx_error_clear();
+    int r = cx_store_open(&c->store, c->ws->state_dir);
+    if (r < 0)
+        return fail(RC_STORE, "cannot open the store in %s: %s", c->ws->state_dir, engine_msg(r));
+    return RC_OK;
+}
+
+/* A --file argument as a workspace-relative path (malloc'd into *out). */
+static int workspace_path(ctx *c, const char *path, char **out) {
+    const char *root = c->ws->root;
+    size_t n = strlen(root);
+    char *cwd = NULL, *abs = NULL, *canon = NULL;
+    int rc = RC_OK;
+    if (path[0] == '\0')
+        return usage_error(c->cmd->name, "--file wants a path");
+    if (path[0] == '/') {
+        abs = strdup(path);
+    } else {
+        cwd = getcwd(NULL, 0);
+        bool inside = cwd && strncmp(cwd, root, n) == 0 && (cwd[n] == '/' || cwd[n] == '\0' || n == 1);
+        abs = cx_fs_join(inside ? cwd : root, path);
+    }
+    if (!abs) {
+        rc = oom();
+        goto out;
+    }
+    cx_error_clear();
+    int r = cx_fs_resolve_within(root, abs, &canon);
+    if (r == CX_ENOTFOUND) {
+        rc = usage_error(c->cmd->name, "--file %s: no such file", path);
+        goto out;
+    } else if (r == CX_EINVAL) {
+        rc = usage_error(c->cmd->name, "--file %s is outside the workspace %s", path, root);
+        goto out;
+    } else if (r < 0) {
+        rc = fail(RC_STORE, "--file %s: %s", path, engine_msg(r));
+        goto out;
+    }
+    const char *rel = n == 1 ? canon + 1 : canon + n + (canon[n] == '/');
+    if (*rel == '\0') {
+        rc = usage_error(c->cmd->name, "--file %s is the workspace itself; name a file inside it", path);
+        goto out;
+    }
+    *out = strdup(rel);
+    if (!*out)
+        rc = oom();
+out:
+    free(cwd);
+    free(abs);
+    free(canon);
+    return rc;
+}
+
+/* Converts every --file to a workspace-relative path. `rel` gets malloc'd
+ * strings the caller frees with free_strlist. */
+static int workspace_paths(ctx *c, strlist *rel) {
+    const strlist *files = &c->a->files;
+    rel->n = 0;
+    rel->v = calloc(files->n + 1, sizeof *rel->v);
+    if (!rel->v)
+        return oom();
+    for (size_t i = 0; i < files->n; i++) {
+        char *p = NULL;
+        int rc = workspace_path(c, files->v[i], &p);
+        if (rc != RC_OK)
+            return rc;
+        rel->v[rel->n++] = p;
+    }
+    return RC_OK;
+}
+
+static void free_strlist(strlist *l) {
+    for (size_t i = 0; l->v && i < l->n; i++)
+        free((char *)l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+static void put_label(const char *label) {
+    printf("  %s%-10s%s ", cx_out_sgr(CX_OUT_DIM), label, cx_out_sgr(CX_OUT_RESET));
+}
+
+/* Strings of a JSON array (or the "path" of objects in it), comma separated. */
+static void put_list(const json_t *arr) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (i > 0)
+            fputs(", ", stdout);
+        if (json_is_string(v)) {
+            cx_out_text(stdout, json_string_value(v), true);
+        } else if (json_is_object(v)) {
+            cx_out_text(stdout, jstr(v, "path"), true);
+            if (jtrue(v, "stale"))
+                fputs(" (changed since)", stdout);
+        }
+    }
+}
+
+static void put_who(const json_t *o, const char *author_key) {
+    const char *author = jstr(o, author_key), *agent = jstr(o, "agent");
+    cx_out_text(stdout, author ? author : "someone", true);
+    if (agent) {
+        fputs(" via ", stdout);
+        cx_out_text(stdout, agent, true);
+    }
+}
+
+/* "kind · status · subcortex" with the kind coloured. */
+static void put_kind_line(const json_t *it) {
+    const char *kind = jstr(it, "kind"), *status = jstr(it, "status"), *sub = jstr(it, "subcortex");
+    fputs(cx_out_sgr(cx_out_kind_style(kind)), stdout);
+    cx_out_text(stdout, kind ? kind : "item", true);
+    fputs(cx_out_sgr(CX_OUT_RESET), stdout);
+    if (status) {
+        fputs(" \xC2\xB7 ", stdout);
+        cx_out_text(stdout, status, true);
+    }
+    if (sub) {
+        fputs(" \xC2\xB7 ", stdout);
+        cx_out_text(stdout, sub, true);
+    }
+}
+
+static void put_time(const ctx *c, const char *iso) {
+    char rel[64];
+    cx_out_reltime(iso, c->now, rel, sizeof rel);
+    cx_out_text(stdout, rel, true);
+    if (iso && strcmp(rel, iso) != 0 && strncmp(rel, iso, 10) != 0) {
+        fputs(" (", stdout);
+        cx_out_text(stdout, iso, true);
+        fputc(')', stdout);
+    }
+}
+
+static const char *decision_words(const char *d) {
+    if (!d)
+        return "reviewed";
+    if (strcmp(d, "approve") == 0 || strcmp(d, "approved") == 0)
+        return "approved";
+    if (strcmp(d, "reject") == 0 || strcmp(d, "rejected") == 0)
+        return "rejected";
+    if (strcmp(d, "changes_requested") == 0 || strcmp(d, "request_changes") == 0)
+        return "changes requested";
+    return d;
+}
+
+static void render_item(const ctx *c, const json_t *it) {
+    int width = cx_out_width();
+    const char *title = jstr(it, "title"), *body = jstr(it, "body");
+    const char *created = jstr(it, "created_at"), *updated = jstr(it, "updated_at");
+    json_t *v;
+
+    printf("%s", cx_out_sgr(CX_OUT_BOLD));
+    cx_out_text(stdout, jstr(it, "id"), true);
+    printf("%s  ", cx_out_sgr(CX_OUT_RESET));
+    put_kind_line(it);
+    const char *vis = jstr(it, "visibility");
+    if (vis && strcmp(vis, "private") == 0)
+        fputs(" \xC2\xB7 private", stdout);
+    if (jtrue(it, "stale"))
+        printf(" \xC2\xB7 %sstale%s", cx_out_sgr(CX_OUT_RED), cx_out_sgr(CX_OUT_RESET));
+    fputc('\n', stdout);
+    if (title && *title) {
+        printf("%s", cx_out_sgr(CX_OUT_BOLD));
+        cx_out_text(stdout, title, true);
+        printf("%s\n", cx_out_sgr(CX_OUT_RESET));
+    }
+    if (body && *body) {
+        fputc('\n', stdout);
+        cx_out_wrap(stdout, body, 2, width);
+    }
+    fputc('\n', stdout);
+
+    v = json_object_get(it, "tags");
+    if (json_array_size(v) > 0) {
+        put_label("tags");
+        put_list(v);
+        fputc('\n', stdout);
+    }
+    v = json_object_get(it, "files");
+    if (json_array_size(v) > 0) {
+        put_label("files");
+        put_list(v);
+        fputc('\n', stdout);
+    }
+    put_label("author");
+    put_who(it, "author");
+    fputc('\n', stdout);
+    if (created) {
+        put_label("created");
+        put_time(c, created);
+        fputc('\n', stdout);
+    }
+    if (updated && (!created || strcmp(updated, created) != 0)) {
+        put_label("updated");
+        put_time(c, updated);
+        fputc('\n', stdout);
+    }
+    long long seen = jint(it, "seen", 1);
+    if (seen > 1) {
+        put_label("seen");
+        printf("%lld times\n", seen);
+    }
+    const char *parent = jstr(it, "parent_id");
+    if (parent) {
+        put_label("on");
+        cx_out_text(stdout, parent, true);
+        fputc('\n', stdout);
+    }
+    v = json_object_get(it, "evidence");
+    if (json_array_size(v) > 0) {
+        put_label("evidence");
+        put_list(v);
+        fputc('\n', stdout);
+    }
+    v = json_object_get(it, "review");
+    if (json_is_object(v)) {
+        put_label("review");
+        fputs(decision_words(jstr(v, "decision")), stdout);
+        if (jstr(v, "reviewer")) {
+            fputs(" by ", stdout);
+            cx_out_text(stdout, jstr(v, "reviewer"), true);
+        }
+        if (jstr(v, "at")) {
+            char rel[64];
+            cx_out_reltime(jstr(v, "at"), c->now, rel, sizeof rel);
+            fputs(", ", stdout);
+            cx_out_text(stdout, rel, true);
+        }
+        if (jstr(v, "reason") && *jstr(v, "reason")) {
+            fputs(": ", stdout);
+            cx_out_text(stdout, jstr(v, "reason"), true);
+        }
+        fputc('\n', stdout);
+    }
+    if (json_is_integer(json_object_get(it, "server_seq"))) {
+        put_label("synced");
+        printf("seq %lld\n", jint(it, "server_seq", 0));
+    }
+
+    v = json_object_get(it, "comments");
+    if (json_array_size(v) > 0) {
+        size_t i;
+        json_t *cm;
+        printf("\n%sComments (%zu)%s\n", cx_out_sgr(CX_OUT_BOLD), json_array_size(v),
+               cx_out_sgr(CX_OUT_RESET));
+        json_array_foreach(v, i, cm) {
+            char rel[64];
+            cx_out_reltime(jstr(cm, "created_at"), c->now, rel, sizeof rel);
+            fputs("  ", stdout);
+            put_who(cm, "author");
+            printf(", %s  %s", rel, cx_out_sgr(CX_OUT_DIM));
+            cx_out_text(stdout, jstr(cm, "id"), true);
+            printf("%s\n", cx_out_sgr(CX_OUT_RESET));
+            cx_out_wrap(stdout, jstr(cm, "body"), 4, width);
+        }
+    }
+    v = json_object_get(it, "versions");
+    if (json_array_size(v) > 0) {
+        size_t i;
+        json_t *ver;
+        printf("\n%sVersions (%zu)%s\n", cx_out_sgr(CX_OUT_BOLD), json_array_size(v),
+               cx_out_sgr(CX_OUT_RESET));
+        json_array_foreach(v, i, ver) {
+            char size[32], rel[64];
+            const char *sha = jstr(ver, "sha256"), *src = jstr(ver, "source_path");
+            cx_out_size((uint64_t)jint(ver, "size", 0), size, sizeof size);
+            cx_out_reltime(jstr(ver, "created_at"), c->now, rel, sizeof rel);
+            printf("  v%-3lld ", jint(ver, "version", 0));
+            cx_out_cell(stdout, jstr(ver, "status"), 10, true);
+            char short_sha[13];
+            snprintf(short_sha, sizeof short_sha, "%s", sha ? sha : "");
+            printf(" %10s  %s", size, cx_out_sgr(CX_OUT_DIM));
+            cx_out_cell(stdout, short_sha, 12, true);
+            printf("%s  ", cx_out_sgr(CX_OUT_RESET));
+            cx_out_text(stdout, rel, true);
+            if (src) {
+                fputs("  from ", stdout);
+                cx_out_text(stdout, src, true);
+            }
+            fputc('\n', stdout);
+        }
+    }
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int cmd_search(ctx *c) {
+    const args *a = c->a;
+    size_t limit = 0;
+    char *text = NULL;
+    json_t *res = NULL;
+    int rc;
+
+    if (a->pos.n == 0)
+        return usage_error("search", "search needs a QUERY");
+    if ((rc = parse_limit(c, &limit)) != RC_OK)
+        return rc;
+    if (a->val[O_KIND] && !known_kind(a->val[O_KIND]))
+        return usage_error("search",
+                           "unknown kind '%s'; use observation, draft, thread, comment, artifact or subcortex",
+                           a->val[O_KIND]);
+    text = join_words(&a->pos);
+    if (!text)
+        return oom();
+    if ((rc = open_store(c, false)) != RC_OK)
+        goto out;
+
+    cx_search_query q = {
+        .text = text,
+        .kind = a->val[O_KIND],
+        .status = a->val[O_STATUS],
+        .subcortex = a->val[O_SUBCORTEX],
+        .tags = strv(&a->tags),
+        .limit = limit,
+        .max_tokens = CLI_SEARCH_TOKENS,
+    };
+    cx_error_clear();
+    int r = cx_search_run(c->store, &q, &res);
+    if (r < 0) {
+        rc = r == CX_EINVAL || r == CX_ELIMIT ? usage_error("search", "%s", engine_msg(r))
+                                              : fail(rc_for(r), "search failed: %s", engine_msg(r));
+        goto out;
+    }
+    json_t *results = json_object_get(res, "results");
+    size_t n = json_array_size(results);
+    if (c->json) {
+        rc = print_json(res);
+        if (rc == RC_OK && n == 0)
+            rc = RC_NONE;
+        goto out;
+    }
+    if (n == 0) {
+        printf("No results for \xE2\x80\x9C");
+        cx_out_text(stdout, text, true);
+        printf("\xE2\x80\x9D.\n");
+        rc = RC_NONE;
+        goto out;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(results, i, it) {
+        char rel[64];
+        const char *title = jstr(it, "title");
+        json_t *tags = json_object_get(it, "tags");
+        if (i > 0)
+            fputc('\n', stdout);
+        printf("%s", cx_out_sgr(CX_OUT_BOLD));
+        cx_out_text(stdout, jstr(it, "id"), true);
+        printf("%s  ", cx_out_sgr(CX_OUT_RESET));
+        put_kind_line(it);
+        if (jstr(it, "updated_at")) {
+            cx_out_reltime(jstr(it, "updated_at"), c->now, rel, sizeof rel);
+            fputs(" \xC2\xB7 ", stdout);
+            cx_out_text(stdout, rel, true);
+        }
+        if (json_array_size(tags) > 0) {
+            size_t k;
+            json_t *t;
+            fputs(cx_out_sgr(CX_OUT_DIM), stdout);
+            json_array_foreach(tags, k, t) {
+                fputs(k == 0 ? "  #" : " #", stdout);
+                cx_out_text(stdout, json_string_value(t), true);
+            }
+            fputs(cx_out_sgr(CX_OUT_RESET), stdout);
+        }
+        fputc('\n', stdout);
+        if (title && *title) {
+            printf("  %s", cx_out_sgr(CX_OUT_BOLD));
+            cx_out_text(stdout, title, true);
+            printf("%s\n", cx_out_sgr(CX_OUT_RESET));
+        }
+        const char *snippet = jstr(it, "snippet");
+        if (snippet && *snippet)
+            cx_out_wrap_snippet(stdout, snippet, 2, cx_out_width());
+    }
+    if (jtrue(res, "truncated"))
+        printf("\n%s(more results did not fit; narrow the query or lower --limit)%s\n",
+               cx_out_sgr(CX_OUT_DIM), cx_out_sgr(CX_OUT_RESET));
+out:
+    json_decref(res);
+    free(text);
+    return rc;
+}
+
+static int show_content(ctx *c, const json_t *item, const char *id) {
+    const char *kind = jstr(item, "kind");
+    char *data = NULL;
+    size_t len = 0;
+    if (!kind || strcmp(kind, "artifact") != 0)
+        return fail(RC_NONE, "%s is a %s, not an artifact; --content prints an artifact's latest version",
+                    id, kind ? kind : "item");
+    cx_error_clear();
+    int r = cx_store_artifact_content(c->store, id, 0, &data, &len);
+    if (r < 0)
+        return fail(rc_for(r) == RC_USAGE ? RC_STORE : rc_for(r), "cannot read the content of %s: %s",
+                    id, engine_msg(r));
+    size_t w = fwrite(data, 1, len, stdout);
+    free(data);
+    if (w != len)
+        return fail(RC_STORE, "cannot write to standard output");
+    return RC_OK;
+}
+
+static int cmd_show(ctx *c) {
+    const args *a = c->a;
+    bool content = a->seen[O_CONTENT];
+    json_t *all = NULL;
+    int rc = RC_OK;
+
+    if (a->pos.n == 0)
+        return usage_error("show", "show needs an ID");
+    if (content && a->pos.n != 1)
+        return usage_error("show", "--content takes exactly one ID");
+    if (content && c->json)
+        return usage_error("show", "--content and --json cannot be combined");
+    if ((rc = open_store(c, false)) != RC_OK)
+        return rc;
+    if (c->json && a->pos.n > 1 && !(all = json_array()))
+        return oom();
+
+    bool printed = false;
+    for (size_t i = 0; i < a->pos.n; i++) {
+        const char *id = a->pos.v[i];
+        json_t *item = NULL;
+        cx_error_clear();
+        int r = cx_store_get(c->store, id, &item);
+        if (r == CX_ENOTFOUND || r == CX_EINVAL) {
+            /* the store says why an id is malformed; an unknown id is simply not here */
+            if (r == CX_EINVAL)
+                fail(RC_NONE, "no item '%s': %s", id, engine_msg(r));
+            else
+                fail(RC_NONE, "no item '%s' in %s", id, c->ws->root);
+            rc = RC_NONE;
+            continue;
+        } else if (r < 0) {
+            rc = fail(RC_STORE, "cannot read '%s': %s", id, engine_msg(r));
+            goto out;
+        }
+        /* from here on, the id as the store spells it */
+        if (jstr(item, "id"))
+            id = jstr(item, "id");
+        if (content) {
+            rc = show_content(c, item, id);
+        } else if (all) {
+            json_array_append_new(all, item);
+            item = NULL;
+        } else if (c->json) {
+            int w = print_json(item);
+            if (w != RC_OK)
+                rc = w;
+        } else {
+            if (printed)
+                printf("\n%s\n\n", "\xE2\x94\x80\xE2\x94\x80\xE2\x94\x80\xE2\x94\x80");
+            render_item(c, item);
+            printed = true;
+        }
+        json_decref(item);
+    }
+    if (all) {
+        int w = print_json(all);
+        if (w != RC_OK)
+            rc = w;
+    }
+out:
+    json_decref(all);
+    return rc;
+}
+
+static int cmd_observe(ctx *c) {
+    const args *a = c->a;
+    char *text = NULL;
+    strlist files = {0};
+    json_t *res = NULL;
+    int rc;
+
+    if ((rc = operand_text(c, "TEXT", &text)) != RC_OK)
+        return rc;
+    if ((rc = open_store(c, true)) != RC_OK)
+        goto out;
+    if ((rc = workspace_paths(c, &files)) != RC_OK)
+        goto out;
+    cx_note note = {
+        .title = a->val[O_TITLE],
+        .body = text,
+        .subcortex = a->val[O_SUBCORTEX],
+        .tags = strv(&a->tags),
+        .files = strv(&files),
+        .visibility = a->seen[O_PRIVATE] ? "private" : NULL,
+    };
+    cx_error_clear();
+    int r = cx_store_observe(c->store, &c->who, &note, 1, NULL, NULL, &res);
+    if (r < 0) {
+        rc = r == CX_EINVAL || r == CX_ELIMIT ? usage_error("observe", "%s", engine_msg(r))
+                                              : fail(rc_for(r), "cannot record: %s", engine_msg(r));
+        goto out;
+    }
+    if (c->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    json_t *first = json_array_get(json_object_get(res, "results"), 0);
+    const char *id = jstr(first, "id");
+    if (!id) {
+        rc = fail(RC_STORE, "the store recorded the observation but returned no id");
+        goto out;
+    }
+    cx_out_text(stdout, id, true);
+    fputs(jtrue(first, "repeat") ? " (already recorded)\n" : "\n", stdout);
+out:
+    json_decref(res);
+    free_strlist(&files);
+    free(text);
+    return rc;
+}
+
+static int cmd_draft(ctx *c) {
+    const args *a = c->a;
+    char *text = NULL;
+    strlist files = {0};
+    json_t *res = NULL;
+    int rc;
+
+    const char *title = a->val[O_TITLE];
+    if (!title || blank(title))
+        return usage_error("draft", "draft needs --title TITLE");
+    if ((rc = operand_text(c, "BODY", &text)) != RC_OK)
+        return rc;
+    if ((rc = open_store(c, true)) != RC_OK)
+        goto out;
+    if ((rc = workspace_paths(c, &files)) != RC_OK)
+        goto out;
+    cx_note note = {
+        .title = title,
+        .body = text,
+        .subcortex = a->val[O_SUBCORTEX],
+        .tags = strv(&a->tags),
+        .files = strv(&files),
+        .evidence = strv(&a->evidence),
+    };
+    cx_error_clear();
+    int r = cx_store_draft(c->store, &c->who, &note, &res);
+    if (r < 0) {
+        if (r == CX_ENOTFOUND)
+            rc = fail(RC_NONE, "cannot record the draft: %s", engine_msg(r));
+        else if (r == CX_EINVAL || r == CX_ELIMIT)
+            rc = usage_error("draft", "%s", engine_msg(r));
+        else
+            rc = fail(rc_for(r), "cannot record the draft: %s", engine_msg(r));
+        goto out;
+    }
+    if (c->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    cx_out_text(stdout, jstr(res, "id"), true);
+    fputc('\n', stdout);
+out:
+    json_decref(res);
+    free_strlist(&files);
+    free(text);
+    return rc;
+}
+
+static int review_list(ctx *c) {
+    json_t *res = NULL;
+    int rc;
+    if ((rc = open_store(c, false)) != RC_OK)
+        return rc;
+    cx_error_clear();
+    int r = cx_store_review_list(c->store, &res);
+    if (r < 0)
+        return fail(RC_STORE, "cannot list the review queue: %s", engine_msg(r));
+    if (c->json) {
+        rc = print_json(res);
+        json_decref(res);
+        return rc;
+    }
+    json_t *drafts = json_object_get(res, "drafts");
+    size_t n = json_array_size(drafts);
+    if (n == 0) {
+        printf("No drafts awaiting review.\n");
+        json_decref(res);
+        return RC_OK;
+    }
+    /* ID  STATUS  AGE  SUBCORTEX  TITLE, the title taking what is left */
+    size_t w_status = 6, w_age = 3, w_sub = 9;
+    size_t i;
+    json_t *d;
+    char rel[64];
+    json_array_foreach(drafts, i, d) {
+        size_t k;
+        k = cx_out_columns(jstr(d, "status"));
+        w_status = k > w_status ? k : w_status;
+        cx_out_reltime(jstr(d, "updated_at") ? jstr(d, "updated_at") : jstr(d, "created_at"), c->now,
+                       rel, sizeof rel);
+        k = cx_out_columns(rel);
+        w_age = k > w_age ? k : w_age;
+        k = cx_out_columns(jstr(d, "subcortex"));
+        w_sub = k > w_sub ? k : w_sub;
+    }
+    if (w_sub > 24)
+        w_sub = 24;
+    if (w_status > 20)
+        w_status = 20;
+    int used = CX_ULID_LEN + 2 + (int)w_status + 2 + (int)w_age + 2 + (int)w_sub + 2;
+    size_t w_title = cx_out_width() - used > 10 ? (size_t)(cx_out_width() - used) : 10;
+
+    printf("%s", cx_out_sgr(CX_OUT_BOLD));
+    printf("%-*s  ", CX_ULID_LEN, "ID");
+    cx_out_cell(stdout, "STATUS", w_status, true);
+    fputs("  ", stdout);
+    cx_out_cell(stdout, "AGE", w_age, true);
+    fputs("  ", stdout);
+    cx_out_cell(stdout, "SUBCORTEX", w_sub, true);
+    fputs("  TITLE", stdout);
+    printf("%s\n", cx_out_sgr(CX_OUT_RESET));
+    json_array_foreach(drafts, i, d) {
+        const char *status = jstr(d, "status");
+        cx_out_reltime(jstr(d, "updated_at") ? jstr(d, "updated_at") : jstr(d, "created_at"), c->now,
+                       rel, sizeof rel);
+        cx_out_cell(stdout, jstr(d, "id"), CX_ULID_LEN, true);
+        fputs("  ", stdout);
+        bool changes = status && strcmp(status, "pending") != 0;
+        fputs(cx_out_sgr(changes ? CX_OUT_YELLOW : CX_OUT_RESET), stdout);
+        cx_out_cell(stdout, status, w_status, true);
+        fputs(cx_out_sgr(CX_OUT_RESET), stdout);
+        fputs("  ", stdout);
+        cx_out_cell(stdout, rel, w_age, true);
+        fputs("  ", stdout);
+        cx_out_cell(stdout, jstr(d, "subcortex"), w_sub, true);
+        fputs("  ", stdout);
+        cx_out_cell(stdout, jstr(d, "title"), w_title, false);
+        fputc('\n', stdout);
+    }
+    printf("\n%zu draft%s awaiting review. Approve with 'cortex review approve ID'.\n", n,
+           n == 1 ? "" : "s");
+    json_decref(res);
+    return RC_OK;
+}
+
+static int cmd_review(ctx *c) {
+    const args *a = c->a;
+    json_t *res = NULL;
+    int rc;
+
+    if (a->pos.n == 0)
+        return usage_error("review", "review needs an action: list, approve, reject or request-changes");
+    const char *action = a->pos.v[0];
+    const char *decision = NULL, *done = NULL, *verb = NULL;
+    if (strcmp(action, "list") == 0) {
+        if (a->pos.n > 1)
+            return usage_error("review", "review list takes no arguments");
+        if (a->seen[O_NOTE] || a->seen[O_REASON])
+            return usage_error("review", "review list takes no --note or --reason");
+        return review_list(c);
+    } else if (strcmp(action, "approve") == 0) {
+        decision = "approve", verb = "approve", done = "Approved";
+    } else if (strcmp(action, "reject") == 0) {
+        decision = "reject", verb = "reject", done = "Rejected";
+    } else if (strcmp(action, "request-changes") == 0) {
+        decision = "changes_requested", verb = "request changes on", done = "Requested changes on";
+    } else {
+        return usage_error("review", "unknown review action '%s'; use list, approve, reject or request-changes",
+                           action);
+    }
+    if (a->pos.n != 2)
+        return usage_error("review", "review %s needs exactly one draft ID", action);
+    const char *reason;
+    if (strcmp(action, "approve") == 0) {
+        if (a->seen[O_REASON])
+            return usage_error("review", "review approve takes --note, not --reason");
+        reason = a->val[O_NOTE];
+    } else {
+        if (a->seen[O_NOTE])
+            return usage_error("review", "review %s takes --reason, not --note", action);
+        reason = a->val[O_REASON];
+        if (!reason || blank(reason))
+            return usage_error("review", "review %s needs --reason TEXT: say why, for the author", action);
+    }
+    const char *id = a->pos.v[1];
+    if ((rc = open_store(c, false)) != RC_OK)
+        return rc;
+    cx_error_clear();
+    int r = cx_store_review(c->store, &c->who, id, decision, reason, &res);
+    if (r == CX_ENOTFOUND)
+        return fail(RC_NONE, "no item '%s' in %s", id, c->ws->root);
+    if (r == CX_ECONFLICT)
+        return fail(RC_NONE, "cannot %s %s: %s", verb, id, engine_msg(r));
+    if (r == CX_EINVAL || r == CX_ELIMIT)
+        return usage_error("review", "%s", engine_msg(r));
+    if (r < 0)
+        return fail(RC_STORE, "cannot %s %s: %s", verb, id, engine_msg(r));
+    if (c->json) {
+        rc = print_json(res);
+    } else {
+        printf("%s ", done);
+        cx_out_text(stdout, jstr(res, "id") ? jstr(res, "id") : id, true);
+        if (strcmp(decision, "approve") == 0)
+            printf(": it is now a canon thread");
+        printf(".\n");
+        rc = RC_OK;
+    }
+    json_decref(res);
+    return rc;
+}
+
+static int cmd_status(ctx *c) {
+    json_t *st = NULL;
+    int rc;
+    if ((rc = find_workspace(c, false)) != RC_OK)
+        return rc;
+    int h = has_store(c);
+    if (h < 0)
+        return -h;
+    if (h == 1) {
+        cx_error_clear();
+        int r = cx_store_open(&c->store, c->ws->state_dir);
+        if (r < 0)
+            return fail(RC_STORE, "cannot open the store in %s: %s", c->ws->state_dir, engine_msg(r));
+        cx_error_clear();
+        r = cx_store_status(c->store, &st);
+        if (r < 0)
+            return fail(RC_STORE, "cannot read the store's status: %s", engine_msg(r));
+    }
+    if (c->json) {
+        json_t *out = st ? st : json_object();
+        st = NULL;
+        json_t *sync = json_pack("{s:n, s:s}", "upstream", "state", "no upstream configured");
+        if (!out || !sync || json_object_set_new(out, "workspace", json_string(c->ws->root)) ||
+            json_object_set_new(out, "state_dir", json_string(c->ws->state_dir)) ||
+            json_object_set_new(out, "initialized", json_boolean(h == 1)) ||
+            json_object_set_new(out, "sync", sync)) {
+            json_decref(out);
+            return oom();
+        }
+        rc = print_json(out);
+        json_decref(out);
+        return rc;
+    }
+
+    const char *lbl = cx_out_sgr(CX_OUT_BOLD), *rst = cx_out_sgr(CX_OUT_RESET);
+    printf("%sworkspace%s   ", lbl, rst);
+    cx_out_text(stdout, c->ws->root, true);
+    printf("%s\n", c->ws->git_dir ? " (git)" : "");
+    printf("%sstate%s       ", lbl, rst);
+    cx_out_text(stdout, c->ws->state_dir, true);
+    fputc('\n', stdout);
+    if (!st) {
+        printf("%smemory%s      none yet; record something with `cortex observe` or run cortexd\n", lbl,
+               rst);
+    } else {
+        char db[32], blobs[32];
+        cx_out_size((uint64_t)jint(st, "db_bytes", 0), db, sizeof db);
+        cx_out_size((uint64_t)jint(st, "blob_bytes", 0), blobs, sizeof blobs);
+        printf("%sstore%s       %s database, %s of blobs", lbl, rst, db, blobs);
+        if (jint(st, "schema_version", -1) >= 0)
+            printf(" (schema %lld", jint(st, "schema_version", 0));
+        if (jstr(st, "sqlite_version")) {
+            fputs(jint(st, "schema_version", -1) >= 0 ? ", SQLite " : " (SQLite ", stdout);
+            cx_out_text(stdout, jstr(st, "sqlite_version"), true);
+        }
+        if (jint(st, "schema_version", -1) >= 0 || jstr(st, "sqlite_version"))
+            fputc(')', stdout);
+        fputc('\n', stdout);
+
+        json_t *items = json_object_get(st, "items");
+        static const char *const order[][3] = {
+            {"observation", "observation", "observations"}, {"draft", "draft", "drafts"},
+            {"thread", "thread", "threads"},                {"artifact", "artifact", "artifacts"},
+            {"comment", "comment", "comments"},
+        };
+        long long total = jint(items, "total", 0);
+        printf("%sitems%s       %lld", lbl, rst, total);
+        bool first = true;
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            long long k = jint(items, order[i][0], 0);
+            if (k == 0)
+                continue;
+            printf("%s%lld %s", first ? ": " : ", ", k, k == 1 ? order[i][1] : order[i][2]);
+            first = false;
+        }
+        fputc('\n', stdout);
+        long long pending = jint(st, "drafts_pending", 0);
+        printf("%sreview%s      %lld draft%s awaiting review\n", lbl, rst, pending, pending == 1 ? "" : "s");
+        json_t *ob = json_object_get(st, "outbox");
+        long long op = jint(ob, "pending", 0), orj = jint(ob, "rejected", 0);
+        printf("%soutbox%s      %lld change%s waiting to be pushed", lbl, rst, op, op == 1 ? "" : "s");
+        if (orj > 0)
+            printf(", %lld rejected by the core", orj);
+        fputc('\n', stdout);
+    }
+    printf("%ssync%s        no upstream configured\n", lbl, rst);
+    json_decref(st);
+    return RC_OK;
+}
+
+static int cmd_help(ctx *c);
+
+static const command commands[] = {
+    {"search", BIT(O_KIND) | BIT(O_STATUS) | BIT(O_SUBCORTEX) | BIT(O_TAG) | BIT(O_LIMIT), cmd_search,
+     help_search},
+    {"show", BIT(O_CONTENT), cmd_show, help_show},
+    {"observe", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_PRIVATE), cmd_observe,
+     help_observe},
+    {"draft", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_EVIDENCE), cmd_draft,
+     help_draft},
+    {"review", BIT(O_NOTE) | BIT(O_REASON), cmd_review, help_review},
+    {"status", 0, cmd_status, help_status},
+    {"help", 0, cmd_help, help_help},
+};
+
+static const command *find_command(const char *name) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int cmd_help(ctx *c) {
+    const strlist *pos = &c->a->pos;
+    if (pos->n == 0) {
+        fputs(help_main, stdout);
+        return RC_OK;
+    }
+    if (pos->n > 1)
+        return usage_error("help", "help takes at most one COMMAND");
+    const command *cmd = find_command(pos->v[0]);
+    if (!cmd)
+        return usage_error(NULL, "unknown command '%s'", pos->v[0]);
+    fputs(cmd->help, stdout);
+    return RC_OK;
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static void list_push(strlist *l, const char *s) {
+    l->v[l->n++] = s; /* every list has room for argc entries */
+}
+
+/* Reads options and operands anywhere on the line ("--" ends options). The
+ * first operand is the command. Whether an option applies to the command
+ * is checked afterwards, so global options may come before or after it. */
+static int parse_args(int argc, char **argv, args *a) {
+    bool options = true;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (options && strcmp(arg, "--") == 0) {
+            options = false;
+            continue;
+        }
+        if (!options || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (!a->command)
+                a->command = arg;
+            else
+                list_push(&a->pos, arg);
+            continue;
+        }
+        int id = -1;
+        const char *value = NULL, *name = arg;
+        size_t name_len;
+        if (arg[1] == '-') {
+            const char *eq = strchr(arg + 2, '=');
+            name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+            for (int k = 0; k < O_COUNT; k++)
+                if (strlen(optdefs[k].name) == name_len - 2 && strncmp(arg + 2, optdefs[k].name, name_len - 2) == 0)
+                    id = k;
+            if (eq)
+                value = eq + 1;
+        } else {
+            name_len = strlen(arg);
+            if (name_len == 2)
+                for (int k = 0; k < O_COUNT; k++)
+                    if (optdefs[k].short_name && optdefs[k].short_name == arg[1])
+                        id = k;
+        }
+        if (id < 0)
+            return usage_error(a->command && find_command(a->command) ? a->command : NULL,
+                               "unknown option '%.*s'", (int)name_len, name);
+        if (optdefs[id].arg && !value) {
+            if (i + 1 >= argc)
+                return usage_error(a->command && find_command(a->command) ? a->command : NULL,
+                                   "option --%s needs a value", optdefs[id].name);
+            value = argv[++i];
+        } else if (!optdefs[id].arg && value) {
+            return usage_error(a->command && find_command(a->command) ? a->command : NULL,
+                               "option --%s takes no value", optdefs[id].name);
+        }
+        a->seen[id] = true;
+        a->val[id] = value;
+        if (id == O_TAG)
+            list_push(&a->tags, value);
+        else if (id == O_FILE)
+            list_push(&a->files, value);
+        else if (id == O_EVIDENCE)
+            list_push(&a->evidence, value);
+    }
+    return RC_OK;
+}
+
+/* The principal recorded for CLI writes: $CORTEX_AUTHOR, else the user. */
+static char *author_name(void) {
+    const char *env = getenv("CORTEX_AUTHOR");
+    if (env && !blank(env))
+        return strdup(env);
+    struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name && *pw->pw_name)
+        return strdup(pw->pw_name);
+    char uid[32];
+    snprintf(uid, sizeof uid, "uid-%lu", (unsigned long)getuid());
+    return strdup(uid);
+}
+
+int main(int argc, char **argv) {
+    args a = {0};
+    ctx c = {0};
+    int rc = RC_OK;
+
+    cx_log_init("cortex", CX_LOG_WARNING);
+    size_t cap = argc > 0 ? (size_t)argc : 1;
+    a.pos.v = calloc(cap, sizeof *a.pos.v);
+    a.tags.v = calloc(cap, sizeof *a.tags.v);
+    a.files.v = calloc(cap, sizeof *a.files.v);
+    a.evidence.v = calloc(cap, sizeof *a.evidence.v);
+    if (!a.pos.v || !a.tags.v || !a.files.v || !a.evidence.v) {
+        rc = oom();
+        goto out;
+    }
+    if ((rc = parse_args(argc, argv, &a)) != RC_OK)
+        goto out;
+    if (a.seen[O_VERSION]) {
+        printf("cortex %s\n", CORTEX_VERSION);
+        goto out;
+    }
+    if (!a.command) {
+        if (a.seen[O_HELP]) {
+            fputs(help_main, stdout);
+        } else {
+            fputs(help_main, stderr);
+            rc = RC_USAGE;
+        }
+        goto out;
+    }
+    const command *cmd = find_command(a.command);
+    if (!cmd) {
+        rc = usage_error(NULL, "unknown command '%s'", a.command);
+        goto out;
+    }
+    if (a.seen[O_HELP]) {
+        fputs(cmd->help, stdout);
+        goto out;
+    }
+    for (int k = 0; k < O_COUNT; k++) {
+        if (a.seen[k] && !((GLOBAL_OPTS | cmd->opts) & BIT(k))) {
+            rc = usage_error(cmd->name, "option --%s does not apply to 'cortex %s'", optdefs[k].name,
+                             cmd->name);
+            goto out;
+        }
+    }
+    if (a.val[O_WORKSPACE] && !a.val[O_WORKSPACE][0]) {
+        rc = usage_error(cmd->name, "--workspace wants a directory");
+        goto out;
+    }
+
+    cx_out_init();
+    c.a = &a;
+    c.cmd = cmd;
+    c.json = a.seen[O_JSON];
+    c.now = cx_clock_now_ms();
+    c.author = author_name();
+    if (!c.author) {
+        rc = oom();
+        goto out;
+    }
+    c.who = (cx_actor){.author = c.author, .agent = CLI_AGENT};
+    rc = cmd->run(&c);
+
+out:
+    cx_store_free(c.store);
+    cx_workspace_free(c.ws);
+    free(c.author);
+    free(a.pos.v);
+    free(a.tags.v);
+    free(a.files.v);
+    free(a.evidence.v);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (errno != EPIPE)
+            fprintf(stderr, "cortex: cannot write to standard output: %s\n", strerror(errno));
+        if (rc == RC_OK)
+            rc = RC_STORE;
+    }
+    return rc;
+}

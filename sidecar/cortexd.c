@@ -1,4 +1,304 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
-int main(void) { return 0; }
+/* cortexd: the per-workspace MCP server on stdio.
+ *
+ * Threads: the main thread reads stdin into a bounded queue (applying
+ * cancellations at once), a worker serves the queue in order, and a warm-up
+ * thread opens the store so that `initialize` never waits for it. The
+ * protocol stream is moved to a private descriptor and fd 1 points at
+ * stderr, so nothing but protocol messages can reach the client. */
+#include "mcp.h"
+#include "proto/jsonrpc.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "workspace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VERSION "0.1.0"
+#define QUEUE_MAX_BYTES (64u * 1024 * 1024)
+
+typedef struct qitem {
+    struct qitem *next;
+    size_t len;      /* SIZE_MAX-free: oversize lines carry their size here */
+    bool oversize;
+    char line[];
+} qitem;
+
+static struct {
+    int proto_fd;
+    pthread_mutex_t out_lock;
+    bool out_broken;
+
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    qitem *head, *tail;
+    size_t q_bytes;
+    bool closing;    /* no more input: drain and stop */
+    bool stop_now;   /* SIGTERM: finish the current request only */
+
+    int sig_pipe[2];
+    cx_mcp *mcp;
+} g = {.proto_fd = -1, .sig_pipe = {-1, -1}};
+
+static void write_line(void *ud, const char *json, size_t len) {
+    (void)ud;
+    pthread_mutex_lock(&g.out_lock);
+    if (!g.out_broken) {
+        struct iovec {
+            const char *p;
+            size_t n;
+        } parts[2] = {{json, len}, {"\n", 1}};
+        for (int i = 0; i < 2 && !g.out_broken; i++) {
+            const char *p = parts[i].p;
+            size_t n = parts[i].n;
+            while (n > 0) {
+                ssize_t k = write(g.proto_fd, p, n);
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0) {
+                    g.out_broken = true; /* the client went away */
+                    break;
+                }
+                p += k;
+                n -= (size_t)k;
+            }
+        }
+    }
+    pthread_mutex_unlock(&g.out_lock);
+}
+
+static void on_signal(int sig) {
+    int saved = errno;
+    char c = (char)sig;
+    if (write(g.sig_pipe[1], &c, 1) < 0) { /* nothing to do */
+    }
+    errno = saved;
+}
+
+static void enqueue(const char *line, size_t len, bool oversize) {
+    qitem *it = malloc(sizeof *it + (oversize ? 0 : len));
+    if (!it) {
+        cx_log(CX_LOG_ERROR, "out of memory queueing a message of %zu bytes, dropping it", len);
+        return;
+    }
+    it->next = NULL;
+    it->len = len;
+    it->oversize = oversize;
+    if (!oversize)
+        memcpy(it->line, line, len);
+    pthread_mutex_lock(&g.q_lock);
+    while (g.q_bytes > QUEUE_MAX_BYTES && !g.stop_now) /* back-pressure on the client */
+        pthread_cond_wait(&g.q_cond, &g.q_lock);
+    if (g.tail)
+        g.tail->next = it;
+    else
+        g.head = it;
+    g.tail = it;
+    g.q_bytes += oversize ? 0 : len;
+    pthread_cond_broadcast(&g.q_cond);
+    pthread_mutex_unlock(&g.q_lock);
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&g.q_lock);
+        while (!g.head && !g.closing && !g.stop_now)
+            pthread_cond_wait(&g.q_cond, &g.q_lock);
+        if (g.stop_now || (!g.head && g.closing)) {
+            pthread_mutex_unlock(&g.q_lock);
+            return NULL;
+        }
+        qitem *it = g.head;
+        g.head = it->next;
+        if (!g.head)
+            g.tail = NULL;
+        g.q_bytes -= it->oversize ? 0 : it->len;
+        pthread_cond_broadcast(&g.q_cond);
+        pthread_mutex_unlock(&g.q_lock);
+        if (it->oversize)
+            cx_mcp_handle_oversize(g.mcp, it->len);
+        else
+            cx_mcp_handle_line(g.mcp, it->line, it->len);
+        free(it);
+    }
+}
+
+static void *warm(void *arg) {
+    (void)arg;
+    cx_mcp_warm(g.mcp);
+    return NULL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: cortexd [OPTIONS]\n"
+            "\n"
+            "Serve a workspace's Cortex memory to one coding agent over MCP on stdio\n"
+            "(newline-delimited JSON-RPC 2.0). Agents start it themselves, e.g.:\n"
+            "  claude mcp add cortex -- cortexd\n"
+            "\n"
+            "The workspace is --workspace DIR, else $CORTEX_WORKSPACE, else the git\n"
+            "repository enclosing the current directory, else the current directory.\n"
+            "State lives in <workspace>/.cortex/ (kept out of git).\n"
+            "\n"
+            "Options:\n"
+            "  -w, --workspace DIR   serve this workspace\n"
+            "  -l, --log-level LVL   stderr log level: debug, info, notice, warning (default),\n"
+            "                        error; also $CORTEX_LOG_LEVEL\n"
+            "      --page-size N     items per page of tools/list and resources lists (default 100)\n"
+            "  -h, --help            show this help and exit\n"
+            "  -V, --version         show the version and exit\n"
+            "\n"
+            "Exit status: 0 when the client closed the session or on SIGTERM/SIGINT;\n"
+            "1 when the workspace cannot be set up; 2 on bad options.\n");
+}
+
+int main(int argc, char **argv) {
+    const char *ws_dir = NULL;
+    const char *level_name = getenv("CORTEX_LOG_LEVEL");
+    long page_size = 0;
+    static const struct option opts[] = {
+        {"workspace", required_argument, NULL, 'w'}, {"log-level", required_argument, NULL, 'l'},
+        {"page-size", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "w:l:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': ws_dir = optarg; break;
+        case 'l': level_name = optarg; break;
+        case 'p': {
+            char *end;
+            errno = 0;
+            page_size = strtol(optarg, &end, 10);
+            if (errno || *end || page_size < 1 || page_size > 1000) {
+                fprintf(stderr, "cortexd: --page-size takes a number from 1 to 1000\n");
+                return 2;
+            }
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': fprintf(stdout, "cortexd %s\n", VERSION); return 0;
+        default: fprintf(stderr, "Try 'cortexd --help'.\n"); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cortexd: unexpected argument '%s'\nTry 'cortexd --help'.\n", argv[optind]);
+        return 2;
+    }
+    int level = level_name ? cx_log_level_parse(level_name) : CX_LOG_WARNING;
+    if (level < 0) {
+        fprintf(stderr, "cortexd: unknown log level '%s'\n", level_name);
+        return 2;
+    }
+    cx_log_init("cortexd", (cx_log_level)level);
+
+    /* The protocol stream gets a private descriptor; fd 1 becomes stderr so
+     * that a stray printf from any library cannot corrupt it. */
+    fflush(stdout);
+    g.proto_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (g.proto_fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        fprintf(stderr, "cortexd: cannot set up the protocol stream: %s\n", strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&g.out_lock, NULL);
+    pthread_mutex_init(&g.q_lock, NULL);
+    pthread_cond_init(&g.q_cond, NULL);
+    if (pipe2(g.sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return 1;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    cx_workspace *ws = NULL;
+    int r = cx_workspace_find(&ws, ws_dir, true);
+    if (r != 0) {
+        fprintf(stderr, "cortexd: cannot use workspace: %s\n", cx_error_last());
+        return 1;
+    }
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr,
+                "cortexd %s: Cortex memory server (MCP over stdio) for workspace %s\n"
+                "State: %s\n"
+                "It waits for an MCP client on stdin. Connect an agent instead of typing here:\n"
+                "  claude mcp add cortex -- cortexd --workspace %s\n"
+                "  codex mcp add cortex -- cortexd --workspace %s\n"
+                "Press Ctrl-D to quit.\n",
+                VERSION, ws->root, ws->state_dir, ws->root, ws->root);
+
+    cx_mcp_config cfg = {.ws = ws, .write = write_line, .page_size = (size_t)page_size};
+    if (cx_mcp_new(&g.mcp, &cfg) != 0)
+        return 1;
+
+    pthread_t worker_t, warm_t;
+    if (pthread_create(&worker_t, NULL, worker, NULL) != 0 ||
+        pthread_create(&warm_t, NULL, warm, NULL) != 0) {
+        fprintf(stderr, "cortexd: cannot start threads\n");
+        return 1;
+    }
+
+    cx_linereader *lr = NULL;
+    if (cx_linereader_new(&lr, STDIN_FILENO, CX_MCP_MAX_MESSAGE) != 0)
+        return 1;
+    bool terminated = false;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                              {.fd = g.sig_pipe[0], .events = POLLIN}};
+        int n = poll(p, 2, cx_linereader_pending(lr) ? 0 : -1);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && p[1].revents) {
+            terminated = true;
+            break;
+        }
+        if (n <= 0 && !cx_linereader_pending(lr))
+            continue;
+        const char *line;
+        size_t len;
+        cx_line_status st = cx_linereader_next(lr, &line, &len);
+        if (st == CX_LINE_AGAIN)
+            continue;
+        if (st == CX_LINE_EOF || st == CX_LINE_ERROR)
+            break;
+        if (st == CX_LINE_OVERSIZE) {
+            enqueue(NULL, len, true);
+            continue;
+        }
+        if (!cx_mcp_preview_cancel(g.mcp, line, len))
+            enqueue(line, len, false);
+    }
+    cx_linereader_free(lr);
+
+    pthread_mutex_lock(&g.q_lock);
+    g.closing = true;
+    if (terminated)
+        g.stop_now = true;
+    pthread_cond_broadcast(&g.q_cond);
+    pthread_mutex_unlock(&g.q_lock);
+    pthread_join(worker_t, NULL);
+    pthread_join(warm_t, NULL);
+
+    while (g.head) {
+        qitem *it = g.head;
+        g.head = it->next;
+        free(it);
+    }
+    cx_mcp_free(g.mcp);
+    cx_workspace_free(ws);
+    close(g.proto_fd);
+    if (terminated)
+        cx_log(CX_LOG_INFO, "terminated by signal, exiting");
+    return 0;
+}

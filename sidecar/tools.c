@@ -1,3 +1,318 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
+/* The MCP tools over the engine: argument extraction, the workspace rules
+ * (paths stay inside it), token budgets, and one function per tool. */
+#include "tools.h"
+
+#include "search/search.h"
+#include "util/error.h"
+#include "util/fsx.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char cx_tools_json[];
+extern const size_t cx_tools_json_len;
+
+static json_t *defs;
+static pthread_once_t defs_once = PTHREAD_ONCE_INIT;
+
+static void load_defs(void) { defs = json_loadb(cx_tools_json, cx_tools_json_len, 0, NULL); }
+
+const json_t *cx_tools_definitions(void) {
+    pthread_once(&defs_once, load_defs);
+    return defs;
+}
+
+const json_t *cx_tools_find(const char *name) {
+    size_t i;
+    const json_t *t;
+    json_array_foreach(json_object_get(cx_tools_definitions(), "tools"), i, t) {
+        if (strcmp(json_string_value(json_object_get(t, "name")), name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* ---- argument helpers (arguments are already schema-valid) ------------ */
+
+static const char *str_arg(const json_t *args, const char *key) {
+    return json_string_value(json_object_get(args, key));
+}
+
+static size_t int_arg(const json_t *args, const char *key, size_t dflt) {
+    json_t *v = json_object_get(args, key);
+    return json_is_integer(v) ? (size_t)json_integer_value(v) : dflt;
+}
+
+/* Borrows the strings of a JSON array into a malloc'd vector (free v.v). */
+static int strv_arg(const json_t *args, const char *key, cx_strv *out) {
+    json_t *a = json_object_get(args, key);
+    out->v = NULL;
+    out->n = 0;
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return 0;
+    const char **v = calloc(json_array_size(a), sizeof *v);
+    if (!v)
+        return CX_ENOMEM;
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) v[i] = json_string_value(e);
+    out->v = v;
+    out->n = json_array_size(a);
+    return 0;
+}
+
+static void strv_free(cx_strv *s) {
+    free((void *)s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* Paths an item is about, made relative to the workspace when they point
+ * inside it. The array holds new strings; free with files_free(). */
+static int files_arg(const cx_tool_env *env, const json_t *args, cx_strv *out) {
+    int r = strv_arg(args, "files", out);
+    if (r || out->n == 0)
+        return r;
+    size_t rootlen = strlen(env->ws->root);
+    for (size_t i = 0; i < out->n; i++) {
+        const char *p = out->v[i];
+        if (strncmp(p, env->ws->root, rootlen) == 0 && p[rootlen] == '/')
+            p += rootlen + 1;
+        while (p[0] == '.' && p[1] == '/')
+            p += 2;
+        ((const char **)out->v)[i] = strdup(p);
+        if (!out->v[i])
+            return CX_ENOMEM;
+    }
+    return 0;
+}
+
+static void files_free(cx_strv *s) {
+    for (size_t i = 0; i < s->n; i++)
+        free((void *)s->v[i]);
+    strv_free(s);
+}
+
+/* ---- tools ---------------------------------------------------------------- */
+
+static int fill_note(const cx_tool_env *env, const json_t *o, const char *body_key, cx_note *n) {
+    memset(n, 0, sizeof *n);
+    n->title = str_arg(o, "title");
+    n->body = str_arg(o, body_key);
+    n->subcortex = str_arg(o, "subcortex");
+    n->visibility = str_arg(o, "visibility");
+    int r = strv_arg(o, "tags", &n->tags);
+    if (!r)
+        r = files_arg(env, o, &n->files);
+    if (!r)
+        r = strv_arg(o, "evidence", &n->evidence);
+    return r;
+}
+
+static void note_free(cx_note *n) {
+    strv_free(&n->tags);
+    files_free(&n->files);
+    strv_free(&n->evidence);
+}
+
+static int tool_observe(const json_t *args, const cx_tool_env *env, json_t **out) {
+    json_t *batch = json_object_get(args, "observations");
+    bool single = json_object_get(args, "text") != NULL;
+    if (single == (batch != NULL))
+        return cx_error_set(CX_EINVAL, "give either `text` (one observation) or `observations` "
+                                       "(a batch), not %s",
+                            single ? "both" : "neither");
+    size_t n = single ? 1 : json_array_size(batch);
+    cx_note *notes = calloc(n, sizeof *notes);
+    if (!notes)
+        return CX_ENOMEM;
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = fill_note(env, single ? args : json_array_get(batch, i), "text", &notes[i]);
+    if (r == 0)
+        r = cx_store_observe(env->store, &env->actor, notes, n, n > 1 ? env->progress : NULL,
+                             env->progress_ud, out);
+    for (size_t i = 0; i < n; i++)
+        note_free(&notes[i]);
+    free(notes);
+    return r;
+}
+
+static int tool_draft(const json_t *args, const cx_tool_env *env, json_t **out) {
+    cx_note n;
+    int r = fill_note(env, args, "body", &n);
+    if (r == 0)
+        r = cx_store_draft(env->store, &env->actor, &n, out);
+    note_free(&n);
+    return r;
+}
+
+static int tool_comment(const json_t *args, const cx_tool_env *env, json_t **out) {
+    return cx_store_comment(env->store, &env->actor, str_arg(args, "target_id"),
+                            str_arg(args, "body"), out);
+}
+
+static int tool_publish(const json_t *args, const cx_tool_env *env, json_t **out) {
+    const char *content = str_arg(args, "content");
+    const char *path = str_arg(args, "path");
+    if ((content != NULL) == (path != NULL))
+        return cx_error_set(CX_EINVAL, "give either `content` or a workspace file `path`, not %s",
+                            content ? "both" : "neither");
+    cx_publish p = {.name = str_arg(args, "name"), .title = str_arg(args, "title"),
+                    .subcortex = str_arg(args, "subcortex")};
+    char *real = NULL, *data = NULL;
+    int r = strv_arg(args, "tags", &p.tags);
+    if (r)
+        goto out;
+    if (content) {
+        p.data = content;
+        p.len = strlen(content);
+    } else {
+        r = cx_fs_resolve_within(env->ws->root, path, &real);
+        if (r)
+            goto out;
+        size_t sl = strlen(env->ws->state_dir);
+        if (strncmp(real, env->ws->state_dir, sl) == 0 && (real[sl] == '/' || real[sl] == '\0')) {
+            r = cx_error_set(CX_EINVAL, "'%s' is Cortex's own state; publish a project file", path);
+            goto out;
+        }
+        size_t len = 0;
+        r = cx_fs_read_file(real, CX_STORE_MAX_BLOB, &data, &len);
+        if (r)
+            goto out;
+        p.data = data;
+        p.len = len;
+        size_t rl = strlen(env->ws->root);
+        p.source_path = real[rl] == '/' ? real + rl + 1 : real;
+    }
+    r = cx_store_publish(env->store, &env->actor, &p, out);
+out:
+    strv_free(&p.tags);
+    free(real);
+    free(data);
+    return r;
+}
+
+/* Cuts a string member to at most `max` bytes at a UTF-8 boundary. */
+static bool cut_string(json_t *o, const char *key, size_t max) {
+    const char *s = json_string_value(json_object_get(o, key));
+    size_t n = s ? strlen(s) : 0;
+    if (n <= max)
+        return false;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    json_object_set_new(o, key, json_stringn(s, max));
+    return true;
+}
+
+static int tool_get(const json_t *args, const cx_tool_env *env, json_t **out) {
+    json_t *ids = json_object_get(args, "ids");
+    size_t budget = int_arg(args, "max_tokens", 8000) * 4;
+    json_t *items = json_array(), *missing = json_array();
+    bool truncated = false;
+    int r = 0;
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        json_t *item = NULL;
+        r = cx_store_get(env->store, json_string_value(id), &item);
+        if (r == CX_ENOTFOUND) {
+            json_array_append(missing, id);
+            r = 0;
+            continue;
+        }
+        if (r)
+            goto out;
+        json_array_append_new(items, item);
+    }
+    /* Share the budget evenly; cut bodies (and comments) that exceed it. */
+    size_t n = json_array_size(items);
+    if (n > 0) {
+        size_t share = budget / n;
+        json_t *item;
+        json_array_foreach(items, i, item) {
+            char *text = json_dumps(item, JSON_COMPACT);
+            size_t len = text ? strlen(text) : 0;
+            free(text);
+            if (len <= share)
+                continue;
+            size_t body_max = share > 512 ? share - 512 : 256;
+            json_t *comments = json_object_get(item, "comments");
+            while (json_array_size(comments) > 3)
+                json_array_remove(comments, 0); /* keep the newest three */
+            cut_string(item, "body", body_max);
+            json_object_set_new(item, "truncated", json_true());
+            truncated = true;
+        }
+    }
+    *out = json_pack("{s:o, s:o, s:b}", "items", items, "missing", missing, "truncated", truncated);
+    return *out ? 0 : CX_ENOMEM;
+out:
+    json_decref(items);
+    json_decref(missing);
+    return r;
+}
+
+static int tool_search(const json_t *args, const cx_tool_env *env, json_t **out) {
+    cx_search_query q = {
+        .text = str_arg(args, "query"),
+        .kind = str_arg(args, "kind"),
+        .status = str_arg(args, "status"),
+        .subcortex = str_arg(args, "subcortex"),
+        .limit = int_arg(args, "limit", 10),
+        .max_tokens = int_arg(args, "max_tokens", 2000),
+    };
+    int r = strv_arg(args, "tags", &q.tags);
+    if (r == 0)
+        r = cx_search_run(env->store, &q, out);
+    strv_free(&q.tags);
+    return r;
+}
+
+static int tool_recent(const json_t *args, const cx_tool_env *env, json_t **out) {
+    cx_recent_query q = {
+        .since = str_arg(args, "since"),
+        .kind = str_arg(args, "kind"),
+        .subcortex = str_arg(args, "subcortex"),
+        .limit = int_arg(args, "limit", 20),
+        .max_tokens = int_arg(args, "max_tokens", 2000),
+    };
+    return cx_store_recent(env->store, &q, out);
+}
+
+static int tool_status(const json_t *args, const cx_tool_env *env, json_t **out) {
+    json_t *st = NULL;
+    int r = cx_store_status(env->store, &st);
+    if (r)
+        return r;
+    json_t *outbox = json_object_get(st, "outbox");
+    *out = json_pack("{s:s, s:s, s:s*, s:O, s:O, s:{s:s, s:n}, s:{s:s, s:s, s:s, s:s}}",
+                     "workspace", env->ws->root, "state_dir", env->ws->state_dir, "git_dir",
+                     env->ws->git_dir, "store", st, "outbox", outbox ? outbox : json_object(),
+                     "sync", "state", "no upstream configured", "upstream", "versions", "cortexd",
+                     "0.1.0", "protocol", env->protocol_version, "sqlite", sqlite3_libversion(),
+                     "jansson", JANSSON_VERSION);
+    json_decref(st);
+    return *out ? 0 : CX_ENOMEM;
+}
+
+typedef struct tool {
+    const char *name;
+    int (*fn)(const json_t *args, const cx_tool_env *env, json_t **out);
+} tool;
+
+static const tool tools[] = {
+    {"search", tool_search}, {"get", tool_get},         {"observe", tool_observe},
+    {"draft", tool_draft},   {"publish", tool_publish}, {"comment", tool_comment},
+    {"recent", tool_recent}, {"status", tool_status},
+};
+
+int cx_tools_run(const char *name, const json_t *args, const cx_tool_env *env, json_t **out) {
+    for (size_t i = 0; i < sizeof tools / sizeof *tools; i++)
+        if (strcmp(tools[i].name, name) == 0)
+            return tools[i].fn(args, env, out);
+    return cx_error_set(CX_ENOTFOUND, "no tool named %s", name);
+}

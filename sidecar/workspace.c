@@ -1,3 +1,136 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
+/* Workspace discovery: explicit dir, $CORTEX_WORKSPACE, enclosing git work
+ * tree (libgit2), or the current directory; and the state directory. */
+#include "workspace.h"
+
+#include "util/error.h"
+#include "util/fsx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <git2.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXCLUDE_LINE "/.cortex/"
+
+void cx_workspace_free(cx_workspace *ws) {
+    if (!ws)
+        return;
+    free(ws->root);
+    free(ws->state_dir);
+    free(ws->git_dir);
+    free(ws->name);
+    free(ws);
+}
+
+/* Adds EXCLUDE_LINE to <common git dir>/info/exclude unless a line already
+ * says it. Failures only cost a noisy `git status`, so they are ignored. */
+static void add_exclude(const char *common_dir) {
+    char *info = cx_fs_join(common_dir, "info");
+    char *path = info ? cx_fs_join(info, "exclude") : NULL;
+    char *old = NULL;
+    size_t len = 0;
+    if (!path || cx_fs_mkdir_p(info, 0755) != 0)
+        goto out;
+    int r = cx_fs_read_file(path, 1u << 20, &old, &len);
+    if (r != 0 && r != CX_ENOTFOUND)
+        goto out;
+    for (const char *p = old; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if ((n == strlen(EXCLUDE_LINE) && memcmp(p, EXCLUDE_LINE, n) == 0) ||
+            (n == 8 && memcmp(p, ".cortex/", 8) == 0) || (n == 7 && memcmp(p, ".cortex", 7) == 0))
+            goto out;
+        p = nl ? nl + 1 : p + n;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto out;
+    char line[64];
+    int k = snprintf(line, sizeof line, "%s# Cortex workspace state\n%s\n",
+                     (len > 0 && old[len - 1] != '\n') ? "\n" : "", EXCLUDE_LINE);
+    if (write(fd, line, (size_t)k) != k) { /* best effort */
+    }
+    close(fd);
+out:
+    free(old);
+    free(path);
+    free(info);
+}
+
+static char *strip_slash(const char *p) {
+    char *s = strdup(p);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/')
+        s[--n] = '\0';
+    return s;
+}
+
+int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create) {
+    int r = 0;
+    git_repository *repo = NULL;
+    char *start = NULL;
+    cx_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return CX_ENOMEM;
+
+    const char *dir = explicit_dir && *explicit_dir ? explicit_dir : getenv("CORTEX_WORKSPACE");
+    bool from_flag = dir && *dir;
+    start = realpath(from_flag ? dir : ".", NULL);
+    if (!start) {
+        r = cx_error_set(errno == ENOENT ? CX_ENOTFOUND : CX_EIO, "workspace %s: %s",
+                         from_flag ? dir : ".", strerror(errno));
+        goto out;
+    }
+    if (!cx_fs_is_dir(start)) {
+        r = cx_error_set(CX_EINVAL, "workspace %s is not a directory", start);
+        goto out;
+    }
+
+    git_libgit2_init();
+    /* An explicit directory is the workspace itself; it is still linked to
+     * its repository when it is a repository's work tree. */
+    unsigned flags = from_flag ? GIT_REPOSITORY_OPEN_NO_SEARCH : 0;
+    if (git_repository_open_ext(&repo, start, flags, NULL) == 0 && !git_repository_is_bare(repo)) {
+        ws->root = strip_slash(git_repository_workdir(repo));
+        ws->git_dir = strip_slash(git_repository_path(repo));
+        char *real = ws->root ? realpath(ws->root, NULL) : NULL;
+        if (real) {
+            free(ws->root);
+            ws->root = real;
+        }
+    } else {
+        ws->root = strdup(start);
+    }
+    git_error_clear();
+    if (!ws->root) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    const char *base = strrchr(ws->root, '/');
+    ws->name = strdup(base && base[1] ? base + 1 : ws->root);
+    ws->state_dir = cx_fs_join(ws->root, ".cortex");
+    if (!ws->name || !ws->state_dir) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if (create) {
+        if ((r = cx_fs_mkdir_p(ws->state_dir, 0700)) != 0)
+            goto out;
+        if (repo)
+            add_exclude(git_repository_commondir(repo));
+    }
+    *out = ws;
+    ws = NULL;
+out:
+    git_repository_free(repo);
+    free(start);
+    cx_workspace_free(ws);
+    return r;
+}

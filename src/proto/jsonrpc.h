@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* JSON-RPC 2.0 framing for newline-delimited streams: a bounded line reader,
+ * message classification, and response/error builders. Knows nothing of
+ * MCP; the sidecar's mcp module gives the methods their meaning. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum {
+    CX_RPC_PARSE_ERROR = -32700,
+    CX_RPC_INVALID_REQUEST = -32600,
+    CX_RPC_METHOD_NOT_FOUND = -32601,
+    CX_RPC_INVALID_PARAMS = -32602,
+    CX_RPC_INTERNAL_ERROR = -32603,
+};
+
+typedef enum {
+    CX_RPC_REQUEST,      /* method + id */
+    CX_RPC_NOTIFICATION, /* method, no id */
+    CX_RPC_RESPONSE,     /* result or error + id, no method (a client's answer) */
+    CX_RPC_INVALID,      /* answer with *err_code / *err_msg, id as given */
+} cx_rpc_kind;
+
+/* The deepest nesting of arrays/objects in a JSON text, scanning outside
+ * strings; stops counting at `cap` + 1. Never fails on any bytes. */
+int cx_rpc_depth(const char *text, size_t len, int cap);
+
+/* One parsed message. `root` is owned (release with cx_rpc_msg_clear());
+ * the other pointers borrow from it. For CX_RPC_INVALID, err_code and
+ * err_msg say why, and id is the id to answer with (NULL answers null). */
+typedef struct cx_rpc_msg {
+    json_t *root;
+    cx_rpc_kind kind;
+    json_t *id;         /* borrowed; NULL = none */
+    const char *method; /* borrowed */
+    json_t *params;     /* borrowed; NULL = absent */
+    int err_code;
+    const char *err_msg;
+} cx_rpc_msg;
+
+/* Parses one message into out. Text that is not JSON (or nests deeper than
+ * max_depth) returns -1 with a static reason in err_msg: answer -32700 with
+ * id null. Otherwise returns 0 and out->kind says what it is. */
+int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *out, const char **err_msg);
+void cx_rpc_msg_clear(cx_rpc_msg *m);
+
+/* {"jsonrpc":"2.0","id":id,"result":result}; steals result, copies id
+ * (NULL id → null). NULL on out of memory. */
+json_t *cx_rpc_result(json_t *id, json_t *result);
+
+/* {"jsonrpc":"2.0","id":id,"error":{"code","message","data"?}}; steals data. */
+json_t *cx_rpc_error(json_t *id, int code, const char *message, json_t *data);
+
+/* {"jsonrpc":"2.0","method":…,"params":…}; steals params. */
+json_t *cx_rpc_notification(const char *method, json_t *params);
+
+/* The id as compact JSON text ("7", "\"a\"") into buf; "" for none. */
+void cx_rpc_id_text(json_t *id, char *buf, size_t size);
+
+/* A reader of '\n'-terminated lines from a file descriptor, holding at most
+ * `max_line` bytes of one line; longer lines are skipped and reported. */
+typedef struct cx_linereader cx_linereader;
+
+typedef enum {
+    CX_LINE_OK,       /* line and len: one line without '\n' (borrowed until next call) */
+    CX_LINE_OVERSIZE, /* a line longer than max_line was dropped; len = its size */
+    CX_LINE_EOF,
+    CX_LINE_AGAIN,    /* interrupted or would block; call again */
+    CX_LINE_ERROR,
+} cx_line_status;
+
+int cx_linereader_new(cx_linereader **out, int fd, size_t max_line);
+void cx_linereader_free(cx_linereader *lr);
+
+/* True when the next call can answer without reading (a whole line or the
+ * end of input is buffered): poll() only when this is false. */
+bool cx_linereader_pending(const cx_linereader *lr);
+/* Returns the next line, reading at most once from the descriptor: when
+ * that read brings no complete line, CX_LINE_AGAIN (poll, then call again). */
+cx_line_status cx_linereader_next(cx_linereader *lr, const char **line, size_t *len);

@@ -1,0 +1,488 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end tests of the `cortex` command line, as a person uses it.
+
+Runs the binary named by $CORTEX in fresh temporary git repositories and
+checks what a user notices: exit statuses, what is printed where, that a
+recorded observation can be found and shown, that approving a draft makes
+it canon, that read commands create no state. Any sanitizer report on
+stderr fails the check it happened in. Prints "N passed, M failed" and
+exits non-zero when anything failed.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+CORTEX = os.environ.get("CORTEX")
+CORTEXD = os.environ.get("CORTEXD")
+ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+passed = 0
+failed = 0
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+class Result:
+    def __init__(self, args, rc, out, err):
+        self.args, self.rc, self.out, self.err = args, rc, out, err
+
+    def __str__(self):
+        return "cortex %s -> %d\n--- stdout\n%s--- stderr\n%s" % (
+            " ".join(self.args), self.rc, self.out, self.err)
+
+    def json(self):
+        try:
+            return json.loads(self.out)
+        except ValueError as e:
+            raise Fail("stdout is not one JSON document (%s):\n%s" % (e, self))
+
+
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
+
+
+def base_env(home):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CORTEX_WORKSPACE", "CORTEX_AUTHOR", "NO_COLOR", "GIT_DIR", "GIT_WORK_TREE")}
+    env["CORTEX_AUTHOR"] = "tester"
+    env["HOME"] = home
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def cortex(*args, cwd, env, stdin=None, expect=None):
+    p = subprocess.run([CORTEX] + list(args), cwd=cwd, env=env, input=stdin,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    r = Result(list(args), p.returncode,
+               p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"))
+    r.raw = p.stdout
+    check(not SANITIZER.search(r.err), "sanitizer report:\n%s" % r)
+    if expect is not None:
+        check(r.rc == expect, "expected exit %d:\n%s" % (expect, r))
+    return r
+
+
+def test(fn):
+    """Runs one test in a fresh git repository (Workspace) and counts it."""
+    global passed, failed
+    tmp = tempfile.mkdtemp(prefix="cortex-cli-")
+    try:
+        ws = Workspace(tmp)
+        fn(ws)
+        passed += 1
+        print("ok      %s" % fn.__name__)
+    except Exception as e:  # a failing check or anything unexpected
+        failed += 1
+        print("FAILED  %s: %s" % (fn.__name__, e if isinstance(e, Fail) else traceback.format_exc()))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Workspace:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.home = os.path.join(tmp, "home")
+        self.root = os.path.realpath(os.path.join(tmp, "repo"))
+        os.makedirs(self.home)
+        os.makedirs(os.path.join(self.root, "src", "deep"))
+        self.env = base_env(self.home)
+        subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", self.root],
+                       env=self.env, check=True)
+        with open(os.path.join(self.root, "src", "main.c"), "w") as f:
+            f.write("int main(void) { return 0; }\n")
+
+    def run(self, *args, cwd=None, stdin=None, expect=None, env=None):
+        return cortex(*args, cwd=cwd or self.root, env=env or self.env, stdin=stdin, expect=expect)
+
+    def observe(self, *args, **kw):
+        r = self.run("observe", *args, expect=0, **kw)
+        first = r.out.split()[0] if r.out.split() else ""
+        check(ULID.match(first), "observe did not print an id:\n%s" % r)
+        return first
+
+    def draft(self, title, body, *args):
+        r = self.run("draft", "--title", title, body, *args, expect=0)
+        id_ = r.out.strip()
+        check(ULID.match(id_), "draft did not print an id:\n%s" % r)
+        return id_
+
+    def state_exists(self):
+        return os.path.exists(os.path.join(self.root, ".cortex"))
+
+
+# ---- the command line itself -------------------------------------------------
+
+COMMANDS = ["search", "show", "observe", "draft", "review", "status", "help"]
+
+
+def version(ws):
+    r = ws.run("--version", expect=0)
+    check(r.out == "cortex 0.1.0\n", "unexpected version output:\n%s" % r)
+
+
+def help_everywhere(ws):
+    r = ws.run("--help", expect=0)
+    check(r.out.startswith("Usage: cortex"), "no usage in --help:\n%s" % r)
+    for word in COMMANDS + ["Exit status", "CORTEX_WORKSPACE", "CORTEX_AUTHOR", "NO_COLOR"]:
+        check(word in r.out, "--help does not mention %s" % word)
+    check(ws.run("help", expect=0).out == r.out, "'cortex help' differs from --help")
+    check(ws.run("-h", expect=0).out == r.out, "'cortex -h' differs from --help")
+    for cmd in COMMANDS:
+        a = ws.run(cmd, "--help", expect=0)
+        check(a.out.startswith("Usage: cortex " + cmd), "'%s --help' is not its usage:\n%s" % (cmd, a))
+        check("Exit status" in a.out, "'%s --help' does not document exit statuses" % cmd)
+        check(a.err == "", "'%s --help' wrote to stderr:\n%s" % (cmd, a))
+        b = ws.run("help", cmd, expect=0)
+        check(a.out == b.out, "'help %s' differs from '%s --help'" % (cmd, cmd))
+        c = ws.run("--help", cmd, expect=0)
+        check(a.out == c.out, "'--help %s' differs from '%s --help'" % (cmd, cmd))
+    # help works even in a subcommand position, and creates nothing
+    ws.run("review", "approve", "--help", expect=0)
+    check(not ws.state_exists(), "--help created .cortex")
+
+
+def usage_errors(ws):
+    r = ws.run(expect=2)
+    check("Usage: cortex" in r.err and r.out == "", "bare 'cortex' should print usage on stderr:\n%s" % r)
+    r = ws.run("frobnicate", expect=2)
+    check(r.err.startswith("cortex: ") and "unknown command 'frobnicate'" in r.err, str(r))
+    check("cortex help" in r.err, "no usage hint:\n%s" % r)
+    r = ws.run("search", "x", "--bogus", expect=2)
+    check(r.err.startswith("cortex: ") and "--bogus" in r.err and "cortex search --help" in r.err, str(r))
+    r = ws.run("--bogus=1", "status", expect=2)
+    check("--bogus" in r.err, str(r))
+    r = ws.run("status", "--limit", "3", expect=2)
+    check("does not apply" in r.err, str(r))
+    r = ws.run("search", "x", "--limit", expect=2)
+    check("needs a value" in r.err, str(r))
+    r = ws.run("search", "x", "--json=yes", expect=2)
+    check("takes no value" in r.err, str(r))
+    for bad in ("0", "51", "ten", "5x", "-3", ""):
+        ws.run("search", "x", "--limit", bad, expect=2)
+    r = ws.run("search", "x", "--kind", "nonsense", expect=2)
+    check("unknown kind" in r.err, str(r))
+    ws.run("search", expect=2)
+    ws.run("show", expect=2)
+    ws.run("observe", expect=2)
+    ws.run("observe", "   ", expect=2)
+    ws.run("review", expect=2)
+    ws.run("review", "frob", expect=2)
+    ws.run("help", "frob", expect=2)
+    check(not ws.state_exists(), "usage errors created .cortex")
+
+
+# ---- reads before there is any memory ----------------------------------------
+
+def reads_create_nothing(ws):
+    for args in (["search", "anything"], ["show", "01J00000000000000000000000"], ["review", "list"]):
+        r = ws.run(*args, expect=3)
+        check("no Cortex memory in %s yet" % ws.root in r.err, "unclear message:\n%s" % r)
+        check(r.out == "", "stdout should be empty:\n%s" % r)
+    r = ws.run("status", expect=0)
+    check(ws.root in r.out and "none yet" in r.out and "no upstream configured" in r.out, str(r))
+    j = ws.run("status", "--json", expect=0).json()
+    check(j["initialized"] is False and j["workspace"] == ws.root, "status --json: %r" % j)
+    check(not ws.state_exists(), "a read command created .cortex")
+
+
+def bad_workspace(ws):
+    missing = os.path.join(ws.tmp, "nope")
+    r = ws.run("--workspace", missing, "status", expect=3)
+    check("does not exist" in r.err, str(r))
+    env = dict(ws.env, CORTEX_WORKSPACE=missing)
+    ws.run("observe", "x", env=env, expect=3)
+
+
+# ---- writing and reading -----------------------------------------------------
+
+def observe_search_show(ws):
+    text = "The arm64 build needs libfrobnitz 2.3 or newer; 2.2 segfaults in frob_init."
+    id_ = ws.observe(text, "--title", "libfrobnitz version", "--tag", "build", "--tag", "arm64")
+    check(ws.state_exists(), "observe did not create .cortex")
+    st = subprocess.run(["git", "status", "--porcelain", "--ignored=no"], cwd=ws.root, env=ws.env,
+                        stdout=subprocess.PIPE, check=True).stdout.decode()
+    check(".cortex" not in st, "git status shows .cortex:\n%s" % st)
+
+    r = ws.run("search", "libfrobnitz", expect=0)
+    check(id_ in r.out and "libfrobnitz version" in r.out, "search did not show the item:\n%s" % r)
+    check("\x1b" not in r.out, "colour codes on a pipe:\n%r" % r.out)
+    check("observation" in r.out, "search does not show the kind:\n%s" % r)
+
+    j = ws.run("search", "libfrobnitz", "--json", expect=0).json()
+    check(j["count"] >= 1 and j["results"][0]["id"] == id_, "search --json: %r" % j)
+    j2 = ws.run("--json", "search", "libfrobnitz", expect=0).json()
+    check(j2["results"][0]["id"] == id_, "--json before the command differs")
+
+    ws.run("search", "libfrobnitz", "--tag", "build", "--tag", "arm64", expect=0)
+    ws.run("search", "libfrobnitz", "--kind", "thread", expect=1)
+    r = ws.run("search", "zyxwvutsrq", expect=1)
+    check("No results" in r.out, str(r))
+    j = ws.run("search", "zyxwvutsrq", "--json", expect=1).json()
+    check(j["count"] == 0 and j["results"] == [], "empty search --json: %r" % j)
+
+    r = ws.run("show", id_, expect=0)
+    for want in (id_, "libfrobnitz version", "segfaults", "build", "arm64", "tester"):
+        check(want in r.out, "show lacks %r:\n%s" % (want, r))
+    r = ws.run("show", id_.lower(), expect=0)
+    check(id_ in r.out, "ids should be case-insensitive:\n%s" % r)
+    item = ws.run("show", id_, "--json", expect=0).json()
+    check(item["id"] == id_ and item["kind"] == "observation" and item["status"] == "recorded", repr(item))
+    check(item["body"] == text and item["title"] == "libfrobnitz version", repr(item))
+    check(item["tags"] == ["arm64", "build"], "tags: %r" % item["tags"])
+    check(item["author"] == "tester" and item["agent"] == "cortex-cli", "author: %r" % item)
+
+
+def observe_repeat(ws):
+    a = ws.observe("ccache must be off for the release build")
+    r = ws.run("observe", "ccache  must be off for the   release build", expect=0)
+    check(r.out.strip() == a + " (already recorded)", "repeat not reported:\n%s" % r)
+    j = ws.run("observe", "ccache must be off for the release build", "--json", expect=0).json()
+    check(j["results"][0]["id"] == a and j["results"][0]["repeat"] is True, repr(j))
+
+
+def observe_stdin_and_words(ws):
+    body = "Line one about the wombat cache.\n\n```\ncode block stays\n```\n"
+    id_ = ws.observe("-", stdin=body.encode())
+    item = ws.run("show", id_, "--json", expect=0).json()
+    check(item["body"].startswith("Line one about the wombat cache."), repr(item["body"]))
+    id2 = ws.observe("several", "words", "joined", "quokka")
+    item = ws.run("show", id2, "--json", expect=0).json()
+    check(item["body"] == "several words joined quokka", repr(item["body"]))
+    r = ws.run("observe", "-", stdin=b"x" * (256 * 1024 + 1), expect=2)
+    check("256 KiB" in r.err, str(r))
+    ws.run("observe", "-", stdin=b"  \n ", expect=2)
+    # values the store refuses are usage errors, and nothing is recorded
+    tags = []
+    for i in range(17):
+        tags += ["--tag", "t%d" % i]
+    r = ws.run("observe", "too many tags for the quoll", *tags, expect=2)
+    check(r.err.startswith("cortex: "), str(r))
+    ws.run("observe", "a title far too long", "--title", "x" * 300, expect=2)
+    ws.run("search", "quoll", expect=1)
+    # -- ends options: text may start with a dash
+    id3 = ws.observe("--", "--verbose flag breaks the numbat tool")
+    item = ws.run("show", id3, "--json", expect=0).json()
+    check(item["body"] == "--verbose flag breaks the numbat tool", repr(item["body"]))
+
+
+def observe_files_and_subdir(ws):
+    sub = os.path.join(ws.root, "src", "deep")
+    id_ = ws.observe("main returns zero always, see the platypus note", "--file", "../main.c", cwd=sub)
+    item = ws.run("show", id_, "--json", cwd=sub, expect=0).json()
+    files = [f if isinstance(f, str) else f.get("path") for f in item.get("files", [])]
+    check(files == ["src/main.c"], "files: %r" % item.get("files"))
+    r = ws.run("show", id_, cwd=sub, expect=0)
+    check("src/main.c" in r.out, "show does not list the file:\n%s" % r)
+    outside = os.path.join(ws.tmp, "outside.txt")
+    with open(outside, "w") as f:
+        f.write("x")
+    r = ws.run("observe", "about a file outside", "--file", outside, expect=2)
+    check("outside the workspace" in r.err, str(r))
+    r = ws.run("observe", "about a missing file", "--file", "src/none.c", expect=2)
+    check("no such file" in r.err, str(r))
+    check(not os.path.exists(os.path.join(sub, ".cortex")), "state created in a subdirectory")
+
+
+def observe_private(ws):
+    id_ = ws.observe("my local echidna scratch note", "--private", "--subcortex", "scratch")
+    item = ws.run("show", id_, "--json", expect=0).json()
+    check(item["visibility"] == "private" and item["subcortex"] == "scratch", repr(item))
+    item = ws.run("show", ws.observe("shared wallaby note"), "--json", expect=0).json()
+    check(item["visibility"] == "shared" and item["subcortex"] == "general", repr(item))
+
+
+def workspace_selection(ws):
+    id_ = ws.observe("the kookaburra service listens on 8443")
+    elsewhere = os.path.join(ws.tmp, "home")
+    r = ws.run("--workspace", ws.root, "search", "kookaburra", cwd=elsewhere, expect=0)
+    check(id_ in r.out, str(r))
+    r = ws.run("search", "kookaburra", "--workspace=" + ws.root, cwd=elsewhere, expect=0)
+    check(id_ in r.out, str(r))
+    env = dict(ws.env, CORTEX_WORKSPACE=ws.root)
+    r = ws.run("search", "kookaburra", cwd=elsewhere, env=env, expect=0)
+    check(id_ in r.out, str(r))
+    # a directory outside any repository is its own workspace, still empty
+    ws.run("search", "kookaburra", cwd=elsewhere, expect=3)
+
+
+def show_unknown_and_many(ws):
+    a = ws.observe("first dingo fact")
+    b = ws.observe("second dingo fact")
+    r = ws.run("show", "01J00000000000000000000000", expect=1)
+    check(r.err.startswith("cortex: ") and "01J00000000000000000000000" in r.err, str(r))
+    r = ws.run("show", "not-an-id", expect=1)
+    check("not-an-id" in r.err, str(r))
+    r = ws.run("show", a, "01J00000000000000000000000", b, expect=1)
+    check(a in r.out and b in r.out, "the known items should still be shown:\n%s" % r)
+    arr = ws.run("show", a, b, "--json", expect=0).json()
+    check(isinstance(arr, list) and [x["id"] for x in arr] == [a, b], repr(arr))
+    r = ws.run("show", a, "--content", expect=1)
+    check("not an artifact" in r.err, str(r))
+    ws.run("show", a, b, "--content", expect=2)
+    ws.run("show", a, "--content", "--json", expect=2)
+
+
+def terminal_safety(ws):
+    id_ = ws.observe("-", stdin=b"evil \x1b[2J\x1b]0;pwned\x07 text about the bilby\xc2\x9b31m")
+    r = ws.run("show", id_, expect=0)
+    check("\x1b" not in r.out and "\x07" not in r.out, "control characters reached the terminal:\n%r" % r.out)
+    r = ws.run("search", "bilby", expect=0)
+    check("\x1b" not in r.out, "control characters in search output:\n%r" % r.out)
+
+
+# ---- review --------------------------------------------------------------------
+
+def review_approve(ws):
+    ev = ws.observe("ninja is faster than make for the cassowary build")
+    d = ws.draft("Use ninja", "Build with ninja -C build; make is not supported.",
+                 "--tag", "build", "--evidence", ev)
+    item = ws.run("show", d, "--json", expect=0).json()
+    check(item["kind"] == "draft" and item["status"] == "pending", repr(item))
+    r = ws.run("review", "list", expect=0)
+    check(d in r.out and "Use ninja" in r.out and "pending" in r.out, str(r))
+    j = ws.run("review", "list", "--json", expect=0).json()
+    check(j["count"] == 1 and j["drafts"][0]["id"] == d, repr(j))
+
+    r = ws.run("review", "approve", d, "--note", "agreed", expect=0)
+    check(d in r.out and "canon" in r.out, str(r))
+    item = ws.run("show", d, "--json", expect=0).json()
+    check(item["id"] == d and item["kind"] == "thread" and item["status"] == "canon", repr(item))
+    check(item.get("review", {}).get("reviewer") == "tester", "reviewer: %r" % item.get("review"))
+    r = ws.run("show", d, expect=0)
+    check("thread" in r.out and "canon" in r.out and "approved" in r.out, str(r))
+    r = ws.run("search", "ninja", "--kind", "thread", expect=0)
+    check(d in r.out, str(r))
+    r = ws.run("review", "list", expect=0)
+    check("No drafts awaiting review" in r.out, str(r))
+    # approving again is refused, not an error of the tool
+    r = ws.run("review", "approve", d, expect=1)
+    check(r.err.startswith("cortex: "), str(r))
+    r = ws.run("review", "approve", "01J00000000000000000000000", expect=1)
+    check("01J00000000000000000000000" in r.err, str(r))
+    ws.run("review", "approve", expect=2)
+    ws.run("review", "approve", d, d, expect=2)
+    ws.run("review", "approve", d, "--reason", "x", expect=2)
+
+
+def review_reject_and_changes(ws):
+    d = ws.draft("Vendor everything", "Check all dependencies into third_party/.")
+    r = ws.run("review", "reject", d, expect=2)
+    check("--reason" in r.err and "cortex review --help" in r.err, "unclear usage error:\n%s" % r)
+    ws.run("review", "reject", d, "--reason", "  ", expect=2)
+    ws.run("review", "reject", d, "--note", "x", expect=2)
+    item = ws.run("show", d, "--json", expect=0).json()
+    check(item["status"] == "pending", "a refused command changed the draft: %r" % item)
+    ws.run("review", "reject", d, "--reason", "we use the package manager", expect=0)
+    item = ws.run("show", d, "--json", expect=0).json()
+    check(item["kind"] == "draft" and item["status"] == "rejected", repr(item))
+    check(item["review"]["reason"] == "we use the package manager", repr(item["review"]))
+    ws.run("review", "approve", d, expect=1)
+
+    d2 = ws.draft("Cache keys", "Key the cache on the compiler version.")
+    ws.run("review", "request-changes", d2, expect=2)
+    j = ws.run("review", "request-changes", d2, "--reason", "say which compilers", "--json", expect=0).json()
+    check(j["id"] == d2 and j["status"] == "changes_requested", repr(j))
+    r = ws.run("review", "list", expect=0)
+    check(d2 in r.out and d not in r.out, str(r))
+    ws.run("review", "reject", "01J00000000000000000000000", "--reason", "x", expect=1)
+    ws.run("draft", "no title here", expect=2)
+
+
+# ---- artifacts (published by an agent through cortexd) ----------------------
+
+def mcp_tool(ws, tool, arguments):
+    """Calls one tool the way an agent does, over MCP with cortexd, and
+    returns its structuredContent."""
+    check(CORTEXD and os.access(CORTEXD, os.X_OK), "CORTEXD must name the cortexd executable")
+    msgs = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "cli-test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": tool, "arguments": arguments}},
+    ]
+    p = subprocess.run([CORTEXD, "--workspace", ws.root], cwd=ws.root, env=ws.env,
+                       input="".join(json.dumps(m) + "\n" for m in msgs).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    for line in p.stdout.decode().splitlines():
+        msg = json.loads(line)
+        if msg.get("id") == 2:
+            res = msg.get("result", {})
+            check(not res.get("isError"), "%s failed: %r" % (tool, msg))
+            return res["structuredContent"]
+    raise Fail("cortexd gave no answer to %s:\n%s\n%s" % (tool, p.stdout.decode(), p.stderr.decode()))
+
+
+def agent_items_show(ws):
+    """Artifacts and comments come from agents; show must render them."""
+    content2 = "1. tag\n2. build\n3. announce \u00e9\n"
+    a = mcp_tool(ws, "publish", {"name": "release-checklist.md", "content": "1. tag\n2. build\n"})["artifact_id"]
+    b = mcp_tool(ws, "publish", {"name": "release-checklist.md", "content": content2})["artifact_id"]
+    check(a == b, "a second version made a second artifact: %s %s" % (a, b))
+    r = ws.run("show", a, "--content", expect=0)
+    check(r.raw == content2.encode(), "content: %r" % r.raw)
+    r = ws.run("show", a, expect=0)
+    check("artifact" in r.out and "Versions (2)" in r.out and "v2" in r.out, str(r))
+    item = ws.run("show", a, "--json", expect=0).json()
+    check(item["kind"] == "artifact" and len(item["versions"]) == 2, repr(item))
+
+    d = ws.draft("Pin the toolchain", "Pin gcc 13 in CI.")
+    mcp_tool(ws, "comment", {"target_id": d, "body": "Also pin the galah linker version."})
+    r = ws.run("show", d, expect=0)
+    check("Comments (1)" in r.out and "galah linker" in r.out and "cli-test" in r.out, str(r))
+    item = ws.run("show", d, "--json", expect=0).json()
+    check(len(item["comments"]) == 1, repr(item))
+
+
+def status_counts(ws):
+    ws.observe("one wombat")
+    ws.observe("two wombats")
+    d = ws.draft("A wombat draft", "wombats dig")
+    ws.draft("Another wombat draft", "wombats sleep")
+    ws.run("review", "approve", d, expect=0)
+    j = ws.run("status", "--json", expect=0).json()
+    check(j["initialized"] is True and j["workspace"] == ws.root, repr(j))
+    check(j["state_dir"] == os.path.join(ws.root, ".cortex"), repr(j))
+    check(j["items"]["observation"] == 2 and j["items"]["draft"] == 1 and j["items"]["thread"] == 1,
+          "counts: %r" % j["items"])
+    check(j["drafts_pending"] == 1, repr(j))
+    check(j["sync"]["upstream"] is None, repr(j))
+    r = ws.run("status", expect=0)
+    for want in (ws.root, os.path.join(ws.root, ".cortex"), "2 observations", "1 draft awaiting review",
+                 "no upstream configured", "outbox"):
+        check(want in r.out, "status lacks %r:\n%s" % (want, r))
+
+
+def main():
+    if not CORTEX or not os.access(CORTEX, os.X_OK):
+        print("CORTEX must name the cortex executable")
+        return 2
+    if shutil.which("git") is None:
+        print("git is required")
+        return 2
+    for t in (version, help_everywhere, usage_errors, reads_create_nothing, bad_workspace,
+              observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
+              observe_private, workspace_selection, show_unknown_and_many, terminal_safety,
+              review_approve, review_reject_and_changes, agent_items_show, status_counts):
+        test(t)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
