@@ -160,7 +160,8 @@ static void usage(FILE *f) {
             "  -V, --version         show the version and exit\n"
             "\n"
             "Exit status: 0 when the client closed the session or on SIGTERM/SIGINT;\n"
-            "1 when the workspace cannot be set up; 2 on bad options.\n");
+            "1 when the workspace cannot be set up on a terminal (for an agent the\n"
+            "failure is reported in every tool result instead); 2 on bad options.\n");
 }
 
 int main(int argc, char **argv) {
@@ -222,13 +223,14 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    /* On a terminal a person is waiting to read which workspace this is, so
+     * resolve it now; for an agent, the warm-up thread does it after start. */
     cx_workspace *ws = NULL;
-    int r = cx_workspace_find(&ws, ws_dir, true);
-    if (r != 0) {
-        fprintf(stderr, "cortexd: cannot use workspace: %s\n", cx_error_last());
-        return 1;
-    }
-    if (isatty(STDIN_FILENO))
+    if (isatty(STDIN_FILENO)) {
+        if (cx_workspace_find(&ws, ws_dir, true) != 0) {
+            fprintf(stderr, "cortexd: cannot use workspace: %s\n", cx_error_last());
+            return 1;
+        }
         fprintf(stderr,
                 "cortexd %s: Cortex memory server (MCP over stdio) for workspace %s\n"
                 "State: %s\n"
@@ -237,8 +239,9 @@ int main(int argc, char **argv) {
                 "  codex mcp add cortex -- cortexd --workspace %s\n"
                 "Press Ctrl-D to quit.\n",
                 VERSION, ws->root, ws->state_dir, ws->root, ws->root);
+    }
 
-    cx_mcp_config cfg = {.ws = ws, .write = write_line, .page_size = (size_t)page_size};
+    cx_mcp_config cfg = {.ws = ws, .workspace_dir = ws_dir, .write = write_line, .page_size = (size_t)page_size};
     if (cx_mcp_new(&g.mcp, &cfg) != 0)
         return 1;
 

@@ -42,6 +42,8 @@ static const char instructions[] =
 struct cx_mcp {
     cx_mcp_config cfg;
     pthread_mutex_t store_lock;
+    cx_workspace *own_ws;    /* resolved here when cfg.ws was NULL */
+    const cx_workspace *ws;
     cx_store *store;
     int store_err;
     char store_msg[512];
@@ -205,13 +207,22 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len) {
 
 static cx_store *get_store(cx_mcp *m) {
     pthread_mutex_lock(&m->store_lock);
-    if (!m->store) {
-        int r = cx_store_open(&m->store, m->cfg.ws->state_dir);
+    if (!m->ws) {
+        int r = cx_workspace_find(&m->own_ws, m->cfg.workspace_dir, true);
+        if (r != 0) {
+            m->store_err = r;
+            snprintf(m->store_msg, sizeof m->store_msg, "%s", cx_error_last());
+            cx_log(CX_LOG_ERROR, "cannot set up the workspace: %s", m->store_msg);
+        }
+        m->ws = m->own_ws;
+    }
+    if (m->ws && !m->store) {
+        int r = cx_store_open(&m->store, m->ws->state_dir);
         if (r != 0) {
             m->store = NULL;
             m->store_err = r;
             snprintf(m->store_msg, sizeof m->store_msg, "%s", cx_error_last());
-            cx_log(CX_LOG_ERROR, "cannot open the store in %s: %s", m->cfg.ws->state_dir,
+            cx_log(CX_LOG_ERROR, "cannot open the store in %s: %s", m->ws->state_dir,
                    m->store_msg);
         }
     }
@@ -225,6 +236,13 @@ static cx_store *get_store(cx_mcp *m) {
 
 int cx_mcp_warm(cx_mcp *m) { return get_store(m) ? 0 : m->store_err; }
 
+const cx_workspace *cx_mcp_workspace(cx_mcp *m) {
+    pthread_mutex_lock(&m->store_lock);
+    const cx_workspace *ws = m->ws;
+    pthread_mutex_unlock(&m->store_lock);
+    return ws;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg) {
@@ -232,6 +250,7 @@ int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg) {
     if (!m)
         return CX_ENOMEM;
     m->cfg = *cfg;
+    m->ws = cfg->ws;
     if (m->cfg.page_size == 0)
         m->cfg.page_size = 100;
     pthread_mutex_init(&m->store_lock, NULL);
@@ -254,6 +273,7 @@ void cx_mcp_free(cx_mcp *m) {
         return;
     cx_log_set_sink(NULL, NULL, CX_LOG_OFF);
     cx_store_free(m->store);
+    cx_workspace_free(m->own_ws);
     free(m->client_name);
     pthread_mutex_destroy(&m->store_lock);
     pthread_mutex_destroy(&m->cancel_lock);
@@ -418,7 +438,6 @@ static void do_tools_call(req *r) {
         return;
     }
     cx_tool_env env = {
-        .ws = m->cfg.ws,
         .actor = {.author = m->author, .agent = m->client_name ? m->client_name : "mcp-client"},
         .protocol_version = r->stateless ? STATELESS_VERSION : m->version,
         .progress = progress_cb,
@@ -427,6 +446,7 @@ static void do_tools_call(req *r) {
     json_t *out = NULL;
     int rc;
     env.store = get_store(m);
+    env.ws = m->ws;
     rc = env.store ? cx_tools_run(name, args, &env, &out) : cx_error_code();
     if (rc == 0 && !env.store)
         rc = CX_EIO;

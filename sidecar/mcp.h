@@ -23,7 +23,12 @@ typedef struct cx_mcp cx_mcp;
 typedef void (*cx_mcp_write_fn)(void *ud, const char *json, size_t len);
 
 typedef struct cx_mcp_config {
-    const cx_workspace *ws;  /* borrowed; must outlive the server */
+    /* The workspace: either resolved already (borrowed; must outlive the
+     * server), or NULL to resolve it from workspace_dir (NULL = the usual
+     * search, see workspace.h) on first need, so that libgit2's start-up
+     * cost never delays `initialize`. */
+    const cx_workspace *ws;
+    const char *workspace_dir;
     cx_mcp_write_fn write;
     void *write_ud;
     size_t page_size;        /* list page size; 0 = 100 */
@@ -52,6 +57,10 @@ void cx_mcp_cancel(cx_mcp *m, const char *id_json);
  * true; cortexd's reader calls this so a cancel overtakes queued work. */
 bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len);
 
-/* Opens the store now (cortexd calls this from a background thread right
- * after start so that the first tool call finds it warm). */
+/* Resolves the workspace and opens the store now (cortexd calls this from a
+ * background thread right after start so that the first tool call finds
+ * them warm). */
 int cx_mcp_warm(cx_mcp *m);
+
+/* The workspace once resolved (borrowed), else NULL. */
+const cx_workspace *cx_mcp_workspace(cx_mcp *m);
