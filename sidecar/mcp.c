@@ -60,6 +60,7 @@ struct cx_mcp {
     bool current_cancelled;
 
     int client_log_level;    /* CX_LOG_OFF until logging/setLevel */
+    json_t *batch;           /* answers being collected for a batch, or NULL */
 };
 
 /* One request being served. */
@@ -88,6 +89,13 @@ static void send_msg(cx_mcp *m, json_t *msg) {
         return;
     }
     size_t len = strlen(text);
+    /* Answers to a batch's elements go back together, in one array. Only
+     * the worker thread sends answers, and only it sets m->batch. */
+    if (!json_object_get(msg, "method") && m->batch) {
+        free(text);
+        json_array_append_new(m->batch, msg);
+        return;
+    }
     if (len > CX_MCP_MAX_MESSAGE) {
         json_t *id = json_object_get(msg, "id");
         json_t *err = cx_rpc_error(id, CX_RPC_INTERNAL_ERROR,
@@ -108,14 +116,27 @@ static void reply_error(req *r, int code, const char *message, json_t *data) {
     send_msg(r->m, cx_rpc_error(r->id, code, message, data));
 }
 
-/* Sends a result, decorated as the stateless era wants. `list` marks list
- * results, which carry caching hints there. */
-static void reply(req *r, json_t *result, bool list) {
+/* Caching hints that the stateless era requires on some results. */
+typedef enum {
+    NOT_CACHEABLE,
+    CACHE_STATIC, /* the same for every caller while this binary runs */
+    CACHE_MEMORY, /* the workspace's memory: changes any time, not for sharing */
+} cache_hint;
+
+/* Sends a result, decorated as the stateless era wants: resultType, the
+ * server's identity in _meta, and caching hints where `hint` says so. */
+static void reply(req *r, json_t *result, cache_hint hint) {
     if (result && r->stateless) {
         json_object_set_new(result, "resultType", json_string("complete"));
-        if (list) {
-            json_object_set_new(result, "ttlMs", json_integer(60000));
-            json_object_set_new(result, "cacheScope", json_string("global"));
+        json_object_set_new(result, "_meta",
+                            json_pack("{s:{s:s, s:s}}", "io.modelcontextprotocol/serverInfo",
+                                      "name", SERVER_NAME, "version", SERVER_VERSION));
+        if (hint == CACHE_STATIC) {
+            json_object_set_new(result, "ttlMs", json_integer(3600000));
+            json_object_set_new(result, "cacheScope", json_string("public"));
+        } else if (hint == CACHE_MEMORY) {
+            json_object_set_new(result, "ttlMs", json_integer(0));
+            json_object_set_new(result, "cacheScope", json_string("private"));
         }
     }
     send_msg(r->m, cx_rpc_result(r->id, result));
@@ -328,14 +349,14 @@ static void do_initialize(req *r) {
     json_t *res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", use, "capabilities",
                             capabilities(), "serverInfo", server_info(), "instructions",
                             instructions);
-    reply(r, res, false);
+    reply(r, res, NOT_CACHEABLE);
 }
 
 static void do_discover(req *r) {
-    json_t *res = json_pack("{s:o, s:o, s:o, s:s}", "supportedVersions", supported_versions(),
-                            "capabilities", capabilities(), "serverInfo", server_info(),
-                            "instructions", instructions);
-    reply(r, res, false);
+    /* The server's identity travels in _meta in this era (see reply()). */
+    json_t *res = json_pack("{s:o, s:o, s:s}", "supportedVersions", supported_versions(),
+                            "capabilities", capabilities(), "instructions", instructions);
+    reply(r, res, CACHE_STATIC);
 }
 
 /* ---- pagination ----------------------------------------------------------- */
@@ -382,7 +403,8 @@ static void do_tools_list(req *r) {
         reply_error(r, CX_RPC_INTERNAL_ERROR, "out of memory", NULL);
         return;
     }
-    reply(r, paginate(r->m, json_deep_copy(json_object_get(defs, "tools")), start, "tools"), true);
+    reply(r, paginate(r->m, json_deep_copy(json_object_get(defs, "tools")), start, "tools"),
+          CACHE_STATIC);
 }
 
 /* ---- tools/call ------------------------------------------------------------ */
@@ -433,7 +455,7 @@ static void do_tools_call(req *r) {
     if (cx_schema_validate(json_object_get(def, "inputSchema"), args) != 0) {
         char msg[700];
         snprintf(msg, sizeof msg, "invalid arguments for %s: %s", name, cx_error_last());
-        reply(r, tool_error_result(msg), false);
+        reply(r, tool_error_result(msg), NOT_CACHEABLE);
         json_decref(empty);
         return;
     }
@@ -458,14 +480,14 @@ static void do_tools_call(req *r) {
     if (rc != 0) {
         char msg[700];
         snprintf(msg, sizeof msg, "%s failed: %s", name, cx_error_last());
-        reply(r, tool_error_result(msg), false);
+        reply(r, tool_error_result(msg), NOT_CACHEABLE);
         return;
     }
     char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_t *res = json_pack("{s:[{s:s, s:s}], s:o, s:b}", "content", "type", "text", "text",
                             text ? text : "{}", "structuredContent", out, "isError", 0);
     free(text);
-    reply(r, res, false);
+    reply(r, res, NOT_CACHEABLE);
 }
 
 /* ---- resources ------------------------------------------------------------ */
@@ -480,14 +502,14 @@ static void do_resources_list(req *r) {
         reply_error(r, CX_RPC_INTERNAL_ERROR, cx_error_last(), NULL);
         return;
     }
-    reply(r, paginate(r->m, all, start, "resources"), true);
+    reply(r, paginate(r->m, all, start, "resources"), CACHE_MEMORY);
 }
 
 static void do_templates_list(req *r) {
     long start = page_start(r);
     if (start < 0)
         return;
-    reply(r, paginate(r->m, cx_resources_templates(), start, "resourceTemplates"), true);
+    reply(r, paginate(r->m, cx_resources_templates(), start, "resourceTemplates"), CACHE_STATIC);
 }
 
 static void do_resources_read(req *r) {
@@ -500,14 +522,16 @@ static void do_resources_read(req *r) {
     json_t *out = NULL;
     int rc = s ? cx_resources_read(s, uri, &out) : cx_error_code();
     if (rc == CX_ENOTFOUND || rc == CX_EINVAL) {
-        reply_error(r, ERR_RESOURCE_NOT_FOUND, cx_error_last(), json_pack("{s:s}", "uri", uri));
+        /* -32002 in the handshake era; the stateless era uses invalid params */
+        reply_error(r, r->stateless ? CX_RPC_INVALID_PARAMS : ERR_RESOURCE_NOT_FOUND,
+                    cx_error_last(), json_pack("{s:s}", "uri", uri));
         return;
     }
     if (rc != 0) {
         reply_error(r, CX_RPC_INTERNAL_ERROR, cx_error_last(), NULL);
         return;
     }
-    reply(r, out, false);
+    reply(r, out, CACHE_MEMORY);
 }
 
 static void do_set_level(req *r) {
@@ -522,7 +546,7 @@ static void do_set_level(req *r) {
     }
     r->m->client_log_level = level;
     cx_log_set_sink_level((cx_log_level)level);
-    reply(r, json_object(), false);
+    reply(r, json_object(), NOT_CACHEABLE);
     cx_log(CX_LOG_DEBUG, "log level for this client set to %s", lv);
 }
 
@@ -534,7 +558,7 @@ typedef struct method {
     bool handshake_only; /* gone in the stateless era */
 } method;
 
-static void do_ping(req *r) { reply(r, json_object(), false); }
+static void do_ping(req *r) { reply(r, json_object(), NOT_CACHEABLE); }
 
 static const method methods[] = {
     {"initialize", do_initialize, false},
@@ -608,6 +632,54 @@ void cx_mcp_handle_oversize(cx_mcp *m, size_t len) {
     send_msg(m, cx_rpc_error(NULL, CX_RPC_INVALID_REQUEST, text, NULL));
 }
 
+static void handle_msg(cx_mcp *m, cx_rpc_msg *msg) {
+    switch (msg->kind) {
+    case CX_RPC_REQUEST:
+        handle_request(m, msg);
+        break;
+    case CX_RPC_NOTIFICATION:
+        handle_notification(m, msg);
+        break;
+    case CX_RPC_RESPONSE:
+        break; /* we send no requests; stray answers are ignored */
+    case CX_RPC_INVALID:
+        send_msg(m, cx_rpc_error(msg->id, msg->err_code, msg->err_msg, NULL));
+        break;
+    }
+}
+
+/* JSON-RPC batches, which only protocol version 2025-03-26 has: every
+ * element is handled as a message of its own and the answers go back as one
+ * array (none at all when the batch held only notifications). */
+static void handle_batch(cx_mcp *m, json_t *arr) {
+    if (json_array_size(arr) == 0) {
+        send_msg(m, cx_rpc_error(NULL, CX_RPC_INVALID_REQUEST, "an empty batch is not a request",
+                                 NULL));
+        return;
+    }
+    m->batch = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        cx_rpc_msg msg;
+        if (json_is_object(e) && json_is_string(json_object_get(e, "method")) &&
+            strcmp(json_string_value(json_object_get(e, "method")), "initialize") == 0) {
+            send_msg(m, cx_rpc_error(json_object_get(e, "id"), CX_RPC_INVALID_REQUEST,
+                                     "initialize cannot be part of a batch", NULL));
+            continue;
+        }
+        cx_rpc_classify(json_incref(e), &msg);
+        handle_msg(m, &msg);
+        cx_rpc_msg_clear(&msg);
+    }
+    json_t *answers = m->batch;
+    m->batch = NULL;
+    if (json_array_size(answers) > 0)
+        send_msg(m, answers);
+    else
+        json_decref(answers);
+}
+
 void cx_mcp_handle_line(cx_mcp *m, const char *line, size_t len) {
     if (len > 0 && line[len - 1] == '\r')
         len--;
@@ -629,18 +701,9 @@ void cx_mcp_handle_line(cx_mcp *m, const char *line, size_t len) {
         send_msg(m, cx_rpc_error(NULL, CX_RPC_PARSE_ERROR, text, NULL));
         return;
     }
-    switch (msg.kind) {
-    case CX_RPC_REQUEST:
-        handle_request(m, &msg);
-        break;
-    case CX_RPC_NOTIFICATION:
-        handle_notification(m, &msg);
-        break;
-    case CX_RPC_RESPONSE:
-        break; /* we send no requests; stray answers are ignored */
-    case CX_RPC_INVALID:
-        send_msg(m, cx_rpc_error(msg.id, msg.err_code, msg.err_msg, NULL));
-        break;
-    }
+    if (json_is_array(msg.root) && m->handshake && strcmp(m->version, "2025-03-26") == 0)
+        handle_batch(m, msg.root);
+    else
+        handle_msg(m, &msg);
     cx_rpc_msg_clear(&msg);
 }

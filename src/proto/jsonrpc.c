@@ -53,19 +53,30 @@ int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *m,
         return -1;
     }
     json_error_t jerr;
-    m->root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (!m->root) {
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON; the schema check refuses it in
+     * tool arguments, where it could truncate text. */
+    json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                              &jerr);
+    if (!root) {
         *err_msg = "parse error: not valid JSON";
         return -1;
     }
+    cx_rpc_classify(root, m);
+    return 0;
+}
+
+void cx_rpc_classify(json_t *root, cx_rpc_msg *m) {
+    memset(m, 0, sizeof *m);
+    m->root = root;
     if (json_is_array(m->root)) {
         invalid(m, CX_RPC_INVALID_REQUEST,
-                "batches (JSON arrays) are not supported; send one message per line");
-        return 0;
+                "batches (JSON arrays) are not supported in this protocol version; send one "
+                "message per line");
+        return;
     }
     if (!json_is_object(m->root)) {
         invalid(m, CX_RPC_INVALID_REQUEST, "a message must be a JSON object");
-        return 0;
+        return;
     }
     json_t *id = json_object_get(m->root, "id");
     json_t *method = json_object_get(m->root, "method");
@@ -75,32 +86,32 @@ int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *m,
         m->id = id;
     if (!json_is_string(ver) || strcmp(json_string_value(ver), "2.0") != 0) {
         invalid(m, CX_RPC_INVALID_REQUEST, "\"jsonrpc\" must be \"2.0\"");
-        return 0;
+        return;
     }
     if (id && !id_ok) {
         invalid(m, CX_RPC_INVALID_REQUEST, "\"id\" must be a string or an integer");
-        return 0;
+        return;
     }
     if (!method) {
         if (id && (json_object_get(m->root, "result") || json_object_get(m->root, "error"))) {
             m->kind = CX_RPC_RESPONSE;
-            return 0;
+            return;
         }
         invalid(m, CX_RPC_INVALID_REQUEST, "\"method\" is missing");
-        return 0;
+        return;
     }
     if (!json_is_string(method)) {
         invalid(m, CX_RPC_INVALID_REQUEST, "\"method\" must be a string");
-        return 0;
+        return;
     }
     m->method = json_string_value(method);
     m->params = json_object_get(m->root, "params");
     if (m->params && !json_is_object(m->params) && !json_is_array(m->params)) {
         invalid(m, CX_RPC_INVALID_REQUEST, "\"params\" must be an object");
-        return 0;
+        return;
     }
     m->kind = id ? CX_RPC_REQUEST : CX_RPC_NOTIFICATION;
-    return 0;
+    return;
 }
 
 static json_t *envelope(json_t *id) {

@@ -46,6 +46,10 @@ typedef struct cx_rpc_msg {
 int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *out, const char **err_msg);
 void cx_rpc_msg_clear(cx_rpc_msg *m);
 
+/* Classifies an already parsed message, taking ownership of root (so that
+ * the elements of a batch go through the same rules as single messages). */
+void cx_rpc_classify(json_t *root, cx_rpc_msg *out);
+
 /* {"jsonrpc":"2.0","id":id,"result":result}; steals result, copies id
  * (NULL id → null). NULL on out of memory. */
 json_t *cx_rpc_result(json_t *id, json_t *result);

@@ -118,6 +118,9 @@ static int validate(const json_t *schema, const json_t *v, const char *path) {
         }
     }
     if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return cx_error_set(CX_EINVAL, "%s: must not contain NUL (\\u0000) characters",
+                                at(path));
         const json_t *mn = json_object_get(schema, "minLength");
         const json_t *mx = json_object_get(schema, "maxLength");
         size_t n = (mn || mx) ? utf8_chars(json_string_value(v)) : 0;
