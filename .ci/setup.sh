@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what building Cortex needs, and with --test what its test suite
+# needs, on Debian 12. Idempotent: installs only what is missing, and runs
+# `apt-get update` only when something is. Run it as root from anywhere.
+#
+#   bash .ci/setup.sh          compiler, meson, ninja, libraries
+#   bash .ci/setup.sh --test   also node + npm, clang (libFuzzer), sqlite3,
+#                              and the npm test clients in tests/e2e (npm ci)
+set -euo pipefail
+
+want_test=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) want_test=1 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+build_pkgs=(gcc meson ninja-build pkg-config git python3 ca-certificates
+    libjansson-dev libsqlite3-dev libcurl4-openssl-dev libgit2-dev libsodium-dev)
+# libclang-rt-dev holds libFuzzer and clang's sanitizer runtimes.
+test_pkgs=(clang libclang-rt-dev sqlite3)
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+for p in "${build_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+if [ "$want_test" = 1 ]; then
+    for p in "${test_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+    # Node.js may come from Debian (18.x, npm separate) or from elsewhere
+    # (e.g. a nodejs package that bundles npm): judge by the commands.
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing: ${missing[*]}; no apt-get here, install them by hand"
+    sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 ||
+            die "missing: ${missing[*]}; run this script as root"
+        sudo=(sudo)
+    fi
+    say "installing: ${missing[*]}"
+    apt_log=$(mktemp)
+    # apt's chatter (debconf notes, progress) is kept out of the way and
+    # shown whole when a step fails.
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+            >"$apt_log" 2>&1; then
+        cat "$apt_log" >&2; rm -f "$apt_log"; die "apt-get update failed"
+    fi
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" >"$apt_log" 2>&1; then
+        cat "$apt_log" >&2; rm -f "$apt_log"; die "apt-get install ${missing[*]} failed"
+    fi
+    rm -f "$apt_log"
+    for p in "${missing[@]}"; do
+        case "$p" in
+            nodejs) command -v node >/dev/null 2>&1 || die "node is still missing after installing nodejs" ;;
+            npm) command -v npm >/dev/null 2>&1 || die "npm is still missing after installing npm" ;;
+            *) installed "$p" || die "$p is still not installed" ;;
+        esac
+    done
+else
+    say "system packages: all present"
+fi
+
+# The build needs these to resolve; fail here with a clear word rather than
+# deep inside meson.
+for pc in jansson sqlite3 libgit2 libsodium libcurl; do
+    pkg-config --exists "$pc" || die "pkg-config cannot find $pc"
+done
+
+if [ "$want_test" = 0 ]; then
+    exit 0
+fi
+
+# --- the npm test clients (tests/e2e) ---------------------------------------
+node_major=$(node -p 'process.versions.node.split(".")[0]') ||
+    die "node does not run"
+[ "$node_major" -ge 18 ] ||
+    die "node $(node --version) is too old: the MCP SDK and inspector need >= 18"
+
+e2e="$root/tests/e2e"
+[ -f "$e2e/package-lock.json" ] || die "$e2e/package-lock.json is missing"
+# npm ci always starts over; skip it when the installed tree was made from
+# this very lock file by this node major version.
+stamp_want="$(sha256sum "$e2e/package-lock.json" | cut -d' ' -f1) node$node_major"
+stamp_file="$e2e/node_modules/.cortex-setup-stamp"
+if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] &&
+    [ -f "$e2e/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
+    say "tests/e2e/node_modules: up to date"
+    exit 0
+fi
+
+say "npm ci in tests/e2e (node $(node --version), npm $(npm --version 2>/dev/null))"
+npm_log=$(mktemp)
+trap 'rm -f "$npm_log"' EXIT
+# Warnings (engine notes, deprecations, unknown user config) stay quiet;
+# on failure the whole log is shown.
+if ! (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error \
+        --update-notifier=false) >"$npm_log" 2>&1; then
+    cat "$npm_log" >&2
+    die "npm ci in tests/e2e failed"
+fi
+[ -f "$e2e/node_modules/@modelcontextprotocol/sdk/package.json" ] ||
+    die "npm ci finished but @modelcontextprotocol/sdk is not installed"
+# Check that the installed clients load under this node.
+(cd "$e2e" && node --input-type=module -e '
+    await import("@modelcontextprotocol/sdk/client/index.js");
+    await import("@modelcontextprotocol/sdk/client/stdio.js");
+    await import("@modelcontextprotocol/inspector-cli/build/transport.js");
+') >"$npm_log" 2>&1 || { cat "$npm_log" >&2; die "the npm test clients do not load under node $(node --version)"; }
+printf '%s\n' "$stamp_want" >"$stamp_file"
+say "tests/e2e/node_modules: installed"
