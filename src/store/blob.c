@@ -1,3 +1,332 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
+/* Content-addressed blobs and the artifacts built on them.
+ *
+ * A blob lives at <state_dir>/blobs/<first 2 hex>/<sha256>, written through
+ * a temporary file and a rename, so a reader never sees half of one, and is
+ * recorded in the `blobs` table. The file is written before the transaction
+ * that references it commits: a crash in between leaves an unreferenced
+ * file (harmless, the next publish of that content reuses it), never a
+ * reference to a missing file.
+ *
+ * An artifact is an item of kind "artifact" whose title is its unique name
+ * and whose body is its description; its versions are rows of
+ * artifact_versions, each naming a blob. */
+#include "store/store-internal.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+#include "util/ulid.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void cx_blob_sha256(const void *data, size_t len, char out[65]) {
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(d, data, (unsigned long long)len);
+    sodium_bin2hex(out, 65, d, sizeof d);
+}
+
+static int blob_path(const cx_store *s, const char sha[65], char **dir, char **path) {
+    char sub[3] = {sha[0], sha[1], '\0'};
+    *dir = cx_fs_join(s->blob_dir, sub);
+    *path = *dir ? cx_fs_join(*dir, sha) : NULL;
+    if (!*path) {
+        free(*dir);
+        *dir = NULL;
+        return CX_ENOMEM;
+    }
+    return 0;
+}
+
+int cx_blob_put(cx_store *s, const void *data, size_t len, const char sha[65]) {
+    char *dir = NULL, *path = NULL;
+    int r = blob_path(s, sha, &dir, &path);
+    if (r)
+        return r;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
+        goto out; /* content-addressed: already there */
+    if ((r = cx_fs_mkdir_p(dir, 0700)))
+        goto out;
+    r = cx_fs_write_atomic(path, data, len, 0600);
+out:
+    free(dir);
+    free(path);
+    return r;
+}
+
+/* ---- publish ---- */
+
+typedef struct publish_ctx {
+    const cx_actor *who;
+    const cx_publish *p;
+    const char *subcortex;
+    char *tags; /* NULL when no tags were given: keep the artifact's */
+    char sha[65];
+    /* results */
+    char id[CX_ULID_LEN + 1];
+    int64_t version, size;
+    bool unchanged;
+} publish_ctx;
+
+static const char SQL_BLOB_ADD[] =
+    "INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (sha256) DO NOTHING";
+static const char SQL_ARTIFACT_BY_NAME[] =
+    "SELECT id FROM items WHERE kind = 'artifact' AND title = ?1";
+static const char SQL_LATEST_VERSION[] =
+    "SELECT version, sha256, size FROM artifact_versions WHERE artifact_id = ?1"
+    " ORDER BY version DESC LIMIT 1";
+static const char SQL_VERSION_ADD[] =
+    "INSERT INTO artifact_versions (artifact_id, version, sha256, size, status, created_at,"
+    " source_path, author, agent) VALUES (?1, ?2, ?3, ?4, 'published', ?5, ?6, ?7, ?8)";
+static const char SQL_ARTIFACT_TOUCH[] =
+    "UPDATE items SET updated_at = ?2, body = coalesce(?3, body), tags = coalesce(?4, tags),"
+    " author = coalesce(?5, author), agent = coalesce(?6, agent) WHERE id = ?1";
+
+static int publish_tx(cx_store *s, void *ud) {
+    publish_ctx *c = ud;
+    const cx_publish *p = c->p;
+    const char *author = c->who ? c->who->author : NULL, *agent = c->who ? c->who->agent : NULL;
+    const char *desc = p->title && *p->title ? p->title : NULL;
+    uint64_t now = cx_clock_now_ms();
+    sqlite3_stmt *st;
+    int r, rc;
+    bool exists = false;
+
+    c->unchanged = false;
+    c->version = 1;
+    if ((r = cx_store_prepare(s, SQL_ARTIFACT_BY_NAME, &st)))
+        return r;
+    sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(c->id, sizeof c->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        exists = true;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cx_store_sqlerr(s, rc, "looking up the artifact");
+
+    if (exists) {
+        if ((r = cx_store_prepare(s, SQL_LATEST_VERSION, &st)))
+            return r;
+        sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            c->version = sqlite3_column_int64(st, 0) + 1;
+            if (strcmp((const char *)sqlite3_column_text(st, 1), c->sha) == 0) {
+                c->unchanged = true;
+                c->version--;
+                c->size = sqlite3_column_int64(st, 2);
+            }
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return cx_store_sqlerr(s, rc, "reading the artifact's versions");
+        if (c->unchanged)
+            return 0;
+        if ((r = cx_store_prepare(s, SQL_ARTIFACT_TOUCH, &st)))
+            return r;
+        sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+        cx_store_bind_text(st, 3, desc);
+        cx_store_bind_text(st, 4, c->tags);
+        cx_store_bind_text(st, 5, author);
+        cx_store_bind_text(st, 6, agent);
+        if ((r = cx_store_exec_stmt(s, st, "updating the artifact")))
+            return r;
+    } else {
+        if ((r = cx_ulid_new(c->id)))
+            return r;
+        cx_item_row row = {
+            .id = c->id, .kind = "artifact", .status = "published", .subcortex = c->subcortex,
+            .title = p->name, .body = desc ? desc : "", .tags = c->tags, .author = author,
+            .agent = agent, .visibility = "shared", .now_ms = now,
+        };
+        if ((r = cx_item_insert(s, &row)))
+            return r;
+    }
+
+    c->size = (int64_t)p->len;
+    if ((r = cx_store_prepare(s, SQL_BLOB_ADD, &st)))
+        return r;
+    sqlite3_bind_text(st, 1, c->sha, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->size);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+    if ((r = cx_store_exec_stmt(s, st, "recording the blob")))
+        return r;
+
+    if ((r = cx_store_prepare(s, SQL_VERSION_ADD, &st)))
+        return r;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->version);
+    sqlite3_bind_text(st, 3, c->sha, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, c->size);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
+    cx_store_bind_text(st, 6, p->source_path && *p->source_path ? p->source_path : NULL);
+    cx_store_bind_text(st, 7, author);
+    cx_store_bind_text(st, 8, agent);
+    if ((r = cx_store_exec_stmt(s, st, "adding the artifact version")))
+        return r;
+
+    json_t *env = NULL;
+    if ((r = cx_item_load(s, c->id, &env)))
+        return r;
+    char iso[CX_ISO_LEN];
+    cx_clock_format(now, iso);
+    json_t *payload = json_pack("{s:o, s:{s:I, s:s, s:I, s:s, s:s}}", "item", env, "version",
+                                "version", (json_int_t)c->version, "sha256", c->sha, "size",
+                                (json_int_t)c->size, "status", "published", "created_at", iso);
+    if (!payload)
+        return CX_ENOMEM;
+    if (p->source_path && *p->source_path)
+        json_object_set_new(json_object_get(payload, "version"), "source_path",
+                            json_string(p->source_path));
+    r = cx_outbox_push(s, "artifact.version", c->id, payload);
+    json_decref(payload);
+    return r;
+}
+
+int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json_t **out) {
+    publish_ctx c = {.who = who, .p = p};
+    json_t *tags = NULL;
+    int r;
+    if ((r = cx_item_check_actor(who)))
+        goto out;
+    if ((r = cx_item_check_text("name", p->name, CX_STORE_MAX_TITLE, true, true)))
+        goto out;
+    if ((r = cx_item_check_text("title", p->title, CX_STORE_MAX_TITLE, false, true)))
+        goto out;
+    if ((r = cx_item_check_subcortex("subcortex", p->subcortex, &c.subcortex)))
+        goto out;
+    if ((r = cx_item_check_text("path", p->source_path, CX_STORE_MAX_PATH, false, true)))
+        goto out;
+    if ((r = cx_item_check_tags("tags", p->tags, &tags)))
+        goto out;
+    if (p->len > 0 && !p->data) {
+        r = cx_error_set(CX_EINVAL, "content is missing");
+        goto out;
+    }
+    if (p->len > CX_STORE_MAX_BLOB) {
+        r = cx_error_set(CX_ELIMIT, "content is %zu bytes; the limit for one artifact version is "
+                                    "%u bytes",
+                         p->len, CX_STORE_MAX_BLOB);
+        goto out;
+    }
+    if (p->tags.n > 0 && !(c.tags = json_dumps(tags, JSON_COMPACT))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    cx_blob_sha256(p->len ? p->data : "", p->len, c.sha);
+    if ((r = cx_blob_put(s, p->len ? p->data : "", p->len, c.sha)))
+        goto out;
+    if ((r = cx_store_write(s, publish_tx, &c)))
+        goto out;
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:b}", "artifact_id", c.id, "name",
+                          p->name, "version", (json_int_t)c.version, "sha256", c.sha, "size",
+                          (json_int_t)c.size, "status", "published", "unchanged", c.unchanged);
+    if (!o) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    *out = o;
+out:
+    json_decref(tags);
+    free(c.tags);
+    return r;
+}
+
+/* ---- content ---- */
+
+static const char SQL_ARTIFACT_KIND[] = "SELECT kind FROM items WHERE id = ?1";
+static const char SQL_VERSION_GET[] =
+    "SELECT version, sha256, size FROM artifact_versions WHERE artifact_id = ?1"
+    " AND (?2 = 0 OR version = ?2) ORDER BY version DESC LIMIT 1";
+
+int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version, char **data,
+                              size_t *len) {
+    char id[CX_STORE_MAX_ID + 1], sha[65] = "";
+    char *dir = NULL, *path = NULL, *buf = NULL;
+    size_t n = 0;
+    int64_t size = 0;
+    sqlite3_stmt *st;
+    int r, rc;
+    if ((r = cx_item_norm_id("artifact_id", artifact_id, id)))
+        return r;
+    if (version < 0)
+        return cx_error_set(CX_EINVAL, "version %d is not valid; versions start at 1 (0 = latest)",
+                            version);
+    if ((r = cx_store_read_begin(s)))
+        return r;
+    if ((r = cx_store_prepare(s, SQL_ARTIFACT_KIND, &st)))
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    bool artifact = rc == SQLITE_ROW &&
+                    strcmp((const char *)sqlite3_column_text(st, 0), "artifact") == 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        r = cx_store_sqlerr(s, rc, "reading the artifact");
+        goto out;
+    }
+    if (!artifact) {
+        r = cx_error_set(CX_ENOTFOUND, "no artifact with id '%s'", id);
+        goto out;
+    }
+    if ((r = cx_store_prepare(s, SQL_VERSION_GET, &st)))
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, version);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(sha, sizeof sha, "%s", (const char *)sqlite3_column_text(st, 1));
+        size = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        r = cx_error_set(CX_ENOTFOUND, "artifact '%s' has no version %d", id, version);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        r = cx_store_sqlerr(s, rc, "reading the artifact version");
+        goto out;
+    }
+    cx_store_read_end(s);
+
+    if (strlen(sha) != 64) {
+        r = cx_error_set(CX_EIO, "artifact '%s' names a malformed blob", id);
+        goto out;
+    }
+    if ((r = blob_path(s, sha, &dir, &path)))
+        goto out;
+    r = cx_fs_read_file(path, CX_STORE_MAX_BLOB, &buf, &n);
+    if (r == CX_ENOTFOUND) {
+        r = cx_error_set(CX_ENOTFOUND, "the content of artifact '%s' (blob %s) is not on this "
+                                       "machine",
+                         id, sha);
+        goto out;
+    }
+    if (r)
+        goto out;
+    char got[65];
+    cx_blob_sha256(buf, n, got);
+    if ((int64_t)n != size || strcmp(got, sha) != 0) {
+        r = cx_error_set(CX_EIO, "blob %s is damaged (its content no longer matches its hash)",
+                         path);
+        goto out;
+    }
+    *data = buf;
+    *len = n;
+    buf = NULL;
+out:
+    cx_store_read_end(s);
+    free(buf);
+    free(dir);
+    free(path);
+    return r;
+}

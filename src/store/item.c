@@ -1,3 +1,1207 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
+/* Items: validation of everything a caller writes, the item envelope, and
+ * the item operations of the store API (observe, draft, comment, get,
+ * recent, review_list, review).
+ *
+ * Comments do not change their target's updated_at: a comment is an item of
+ * its own (it shows in `recent` with its parent_id), and the target's
+ * updated_at keeps meaning "this item itself changed", which is also what
+ * the core's copy says. */
+#include "store/store-internal.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/ulid.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ACTOR 200
+#define MAX_COMMENTS 500   /* comments returned by get */
+#define MAX_REVIEW_LIST 500
+#define SUMMARY_SNIPPET 200
+
+/* ---- text checks ---- */
+
+/* Length of the well-formed UTF-8 sequence at p (n bytes left), 0 if none. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong */
+        else if (c == 0xed)
+            hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+static size_t utf8_bad_offset(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = utf8_seq(p + i, n - i);
+        if (k == 0)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+bool cx_store_utf8_valid(const char *s, size_t n) {
+    return utf8_bad_offset(s, n) == n;
+}
+
+size_t cx_store_utf8_cut(const char *s, size_t len, size_t max) {
+    if (len <= max)
+        return len;
+    size_t i = max;
+    while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+        i--;
+    return i;
+}
+
+static bool is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+int cx_item_check_text(const char *field, const char *v, size_t max, bool required, bool oneline) {
+    if (!v || !*v) {
+        if (required)
+            return cx_error_set(CX_EINVAL, "%s is required and must not be empty", field);
+        return 0;
+    }
+    size_t n = strlen(v);
+    if (n > max)
+        return cx_error_set(CX_ELIMIT, "%s is %zu bytes; the limit is %zu bytes", field, n, max);
+    size_t bad = utf8_bad_offset(v, n);
+    if (bad != n)
+        return cx_error_set(CX_EINVAL, "%s is not valid UTF-8 (bad byte at offset %zu)", field,
+                            bad);
+    size_t i = 0;
+    while (i < n && is_space((unsigned char)v[i]))
+        i++;
+    if (i == n && required)
+        return cx_error_set(CX_EINVAL, "%s is only whitespace; give some text", field);
+    if (oneline) {
+        for (i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (c < 0x20 || c == 0x7f)
+                return cx_error_set(CX_EINVAL,
+                                    "%s contains a control character (byte 0x%02x at offset "
+                                    "%zu); use one line of plain text",
+                                    field, c, i);
+        }
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int cx_item_check_tags(const char *field, cx_strv tags, json_t **out) {
+    char name[96];
+    if (tags.n > CX_STORE_MAX_TAGS)
+        return cx_error_set(CX_ELIMIT, "%s has %zu entries; the limit is %d", field, tags.n,
+                            CX_STORE_MAX_TAGS);
+    const char *v[CX_STORE_MAX_TAGS];
+    for (size_t i = 0; i < tags.n; i++) {
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        int r = cx_item_check_text(name, tags.v[i], CX_STORE_MAX_TAG, true, true);
+        if (r)
+            return r;
+        v[i] = tags.v[i];
+    }
+    qsort(v, tags.n, sizeof v[0], cmp_str);
+    json_t *a = json_array();
+    if (!a)
+        return CX_ENOMEM;
+    for (size_t i = 0; i < tags.n; i++) {
+        if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
+            continue;
+        if (json_array_append_new(a, json_string(v[i])) != 0) {
+            json_decref(a);
+            return CX_ENOMEM;
+        }
+    }
+    *out = a;
+    return 0;
+}
+
+int cx_item_check_subcortex(const char *field, const char *v, const char **out) {
+    if (!v || !*v) {
+        *out = CX_STORE_DEFAULT_SUBCORTEX;
+        return 0;
+    }
+    int r = cx_item_check_text(field, v, CX_STORE_MAX_TAG, true, true);
+    if (r)
+        return r;
+    *out = v;
+    return 0;
+}
+
+/* A list of paths or ids as a JSON array, in order, without duplicates. */
+static int check_list(const char *field, cx_strv l, size_t max_n, size_t max_len, json_t **out) {
+    char name[96];
+    if (l.n > max_n)
+        return cx_error_set(CX_ELIMIT, "%s has %zu entries; the limit is %zu", field, l.n, max_n);
+    json_t *a = json_array();
+    if (!a)
+        return CX_ENOMEM;
+    for (size_t i = 0; i < l.n; i++) {
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        int r = cx_item_check_text(name, l.v[i], max_len, true, true);
+        if (r) {
+            json_decref(a);
+            return r;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(l.v[i], l.v[j]) == 0;
+        if (!dup && json_array_append_new(a, json_string(l.v[i])) != 0) {
+            json_decref(a);
+            return CX_ENOMEM;
+        }
+    }
+    *out = a;
+    return 0;
+}
+
+static int check_visibility(const char *field, const char *v, const char **out) {
+    if (!v || !*v || strcmp(v, "shared") == 0) {
+        *out = "shared";
+        return 0;
+    }
+    if (strcmp(v, "private") == 0) {
+        *out = "private";
+        return 0;
+    }
+    return cx_error_set(CX_EINVAL, "%s must be \"shared\" or \"private\", not \"%.64s\"", field, v);
+}
+
+int cx_item_check_actor(const cx_actor *who) {
+    if (!who)
+        return 0;
+    int r = cx_item_check_text("author", who->author, MAX_ACTOR, false, true);
+    if (r == 0)
+        r = cx_item_check_text("agent", who->agent, MAX_ACTOR, false, true);
+    return r;
+}
+
+int cx_item_norm_id(const char *field, const char *id, char buf[CX_STORE_MAX_ID + 1]) {
+    if (!id || !*id)
+        return cx_error_set(CX_EINVAL, "%s is required: an item id such as those search returns",
+                            field);
+    size_t n = strlen(id);
+    if (n > CX_STORE_MAX_ID)
+        return cx_error_set(CX_EINVAL, "%s is %zu bytes long; item ids are at most %d", field, n,
+                            CX_STORE_MAX_ID);
+    bool ulid = cx_ulid_valid(id);
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = ulid ? (char)toupper((unsigned char)id[i]) : id[i];
+    return 0;
+}
+
+/* ---- envelope ---- */
+
+static json_t *jstr(const unsigned char *v) {
+    json_t *j = json_string(v ? (const char *)v : "");
+    return j ? j : json_string("");
+}
+
+static json_t *jtime(int64_t ms) {
+    char iso[CX_ISO_LEN];
+    cx_clock_format((uint64_t)(ms < 0 ? 0 : ms), iso);
+    return json_string(iso);
+}
+
+json_t *cx_item_parse_array(const char *text) {
+    json_t *a = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!json_is_array(a)) {
+        json_decref(a);
+        a = json_array();
+    }
+    return a;
+}
+
+static void set_text_opt(json_t *o, const char *key, sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) != SQLITE_NULL)
+        json_object_set_new(o, key, jstr(sqlite3_column_text(st, col)));
+}
+
+int cx_item_envelope(sqlite3_stmt *st, json_t **out) {
+    json_t *o = json_object();
+    if (!o)
+        return CX_ENOMEM;
+    const char *kind = (const char *)sqlite3_column_text(st, 1);
+    kind = kind ? kind : "";
+    json_object_set_new(o, "id", jstr(sqlite3_column_text(st, 0)));
+    json_object_set_new(o, "kind", jstr(sqlite3_column_text(st, 1)));
+    json_object_set_new(o, "status", jstr(sqlite3_column_text(st, 2)));
+    json_object_set_new(o, "subcortex", jstr(sqlite3_column_text(st, 3)));
+    json_object_set_new(o, "title", jstr(sqlite3_column_text(st, 4)));
+    json_object_set_new(o, "body", jstr(sqlite3_column_text(st, 5)));
+    json_object_set_new(o, "tags", cx_item_parse_array((const char *)sqlite3_column_text(st, 6)));
+    json_object_set_new(o, "files", cx_item_parse_array((const char *)sqlite3_column_text(st, 7)));
+    if (strcmp(kind, "draft") == 0 || strcmp(kind, "thread") == 0)
+        json_object_set_new(o, "evidence",
+                            cx_item_parse_array((const char *)sqlite3_column_text(st, 8)));
+    set_text_opt(o, "author", st, 9);
+    set_text_opt(o, "agent", st, 10);
+    json_object_set_new(o, "created_at", jtime(sqlite3_column_int64(st, 11)));
+    json_object_set_new(o, "updated_at", jtime(sqlite3_column_int64(st, 12)));
+    if (sqlite3_column_type(st, 13) != SQLITE_NULL)
+        json_object_set_new(o, "server_seq", json_integer(sqlite3_column_int64(st, 13)));
+    json_object_set_new(o, "visibility", jstr(sqlite3_column_text(st, 14)));
+    set_text_opt(o, "parent_id", st, 15);
+    json_object_set_new(o, "seen", json_integer(sqlite3_column_int64(st, 16)));
+    if (sqlite3_column_type(st, 17) != SQLITE_NULL) {
+        json_t *rv = json_loads((const char *)sqlite3_column_text(st, 17), 0, NULL);
+        if (json_is_object(rv))
+            json_object_set_new(o, "review", rv);
+        else
+            json_decref(rv);
+    }
+    *out = o;
+    return 0;
+}
+
+static const char SQL_LOAD[] = "SELECT " CX_ITEM_COLUMNS " FROM items WHERE id = ?1";
+
+int cx_item_load(cx_store *s, const char *id, json_t **out) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_LOAD, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        r = cx_item_envelope(st, out);
+    else if (rc == SQLITE_DONE)
+        r = cx_error_set(CX_ENOTFOUND, "no item with id '%s'", id);
+    else
+        r = cx_store_sqlerr(s, rc, "reading an item");
+    sqlite3_reset(st);
+    return r;
+}
+
+static const char SQL_INSERT[] =
+    "INSERT INTO items (id, kind, status, subcortex, title, body, tags, files, evidence,"
+    " author, agent, created_at, updated_at, visibility, parent_id, content_hash)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)";
+
+int cx_item_insert(cx_store *s, const cx_item_row *row) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_INSERT, &st);
+    if (r)
+        return r;
+    cx_store_bind_text(st, 1, row->id);
+    cx_store_bind_text(st, 2, row->kind);
+    cx_store_bind_text(st, 3, row->status);
+    cx_store_bind_text(st, 4, row->subcortex);
+    cx_store_bind_text(st, 5, row->title ? row->title : "");
+    cx_store_bind_text(st, 6, row->body ? row->body : "");
+    cx_store_bind_text(st, 7, row->tags ? row->tags : "[]");
+    cx_store_bind_text(st, 8, row->files ? row->files : "[]");
+    cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
+    cx_store_bind_text(st, 10, row->author);
+    cx_store_bind_text(st, 11, row->agent);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)row->now_ms);
+    cx_store_bind_text(st, 13, row->visibility);
+    cx_store_bind_text(st, 14, row->parent_id);
+    cx_store_bind_text(st, 15, row->content_hash);
+    r = cx_store_exec_stmt(s, st, "writing an item");
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+/* Pushes item.put with the stored envelope unless the item is private. */
+static int push_item(cx_store *s, const char *id, const char *visibility) {
+    if (strcmp(visibility, "private") == 0)
+        return 0;
+    json_t *env = NULL;
+    int r = cx_item_load(s, id, &env);
+    if (r == 0)
+        r = cx_outbox_push(s, "item.put", id, env);
+    json_decref(env);
+    return r;
+}
+
+/* ---- budgets ---- */
+
+static size_t json_size(const json_t *j) {
+    return json_dumpb(j, NULL, 0, JSON_COMPACT);
+}
+
+bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
+                        const char *cut_field, bool *truncated) {
+    size_t sz = json_size(item) + 1;
+    if (*used + sz <= budget) {
+        *used += sz;
+        json_array_append_new(arr, item);
+        return true;
+    }
+    *truncated = true;
+    if (json_array_size(arr) > 0) {
+        json_decref(item);
+        return false;
+    }
+    /* The first result always goes in, cut to fit as far as it can. */
+    json_t *f = cut_field ? json_object_get(item, cut_field) : NULL;
+    if (json_is_string(f)) {
+        const char *v = json_string_value(f);
+        size_t len = json_string_length(f), over = *used + sz - budget;
+        size_t keep = over + 3 < len ? cx_store_utf8_cut(v, len, len - over - 3) : 0;
+        char *cut = malloc(keep + 4);
+        if (cut) {
+            memcpy(cut, v, keep);
+            memcpy(cut + keep, "\xe2\x80\xa6", 4); /* … */
+            json_object_set_new(item, cut_field, json_string(cut));
+            free(cut);
+        }
+        sz = json_size(item) + 1;
+    }
+    *used += sz;
+    json_array_append_new(arr, item);
+    return true;
+}
+
+/* ---- summaries (recent, review list) ---- */
+
+#define SUMMARY_COLUMNS                                                                     \
+    "id, kind, status, subcortex, title, substr(body, 1, 200), tags, updated_at, parent_id," \
+    " author, length(CAST(body AS BLOB))"
+
+/* The first bytes of a body on one line: whitespace runs collapsed, cut on
+ * a character boundary, "…" when something was left out. `body` is the
+ * first characters of the body (sql substr), `full_len` the body's bytes. */
+static json_t *summary_snippet(const char *body, size_t len, int64_t full_len) {
+    char buf[SUMMARY_SNIPPET + 8];
+    size_t n = 0;
+    bool space = false, more = (int64_t)len < full_len;
+    const char *p = body ? body : "";
+    while (*p && is_space((unsigned char)*p))
+        p++;
+    for (; *p && n < SUMMARY_SNIPPET + 4; p++) {
+        if (is_space((unsigned char)*p)) {
+            space = true;
+            continue;
+        }
+        if (space)
+            buf[n++] = ' ';
+        space = false;
+        buf[n++] = *p;
+    }
+    while (*p && is_space((unsigned char)*p))
+        p++;
+    if (*p)
+        more = true;
+    if (n > SUMMARY_SNIPPET) {
+        more = true;
+        n = cx_store_utf8_cut(buf, n, SUMMARY_SNIPPET);
+    }
+    if (more) {
+        while (n > 0 && buf[n - 1] == ' ')
+            n--;
+        memcpy(buf + n, "\xe2\x80\xa6", 3); /* … */
+        n += 3;
+    }
+    json_t *j = json_stringn(buf, n);
+    return j ? j : json_string("");
+}
+
+static json_t *summary_row(sqlite3_stmt *st) {
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "id", jstr(sqlite3_column_text(st, 0)));
+    json_object_set_new(o, "kind", jstr(sqlite3_column_text(st, 1)));
+    json_object_set_new(o, "status", jstr(sqlite3_column_text(st, 2)));
+    json_object_set_new(o, "subcortex", jstr(sqlite3_column_text(st, 3)));
+    json_object_set_new(o, "title", jstr(sqlite3_column_text(st, 4)));
+    json_object_set_new(o, "updated_at", jtime(sqlite3_column_int64(st, 7)));
+    json_object_set_new(o, "tags", cx_item_parse_array((const char *)sqlite3_column_text(st, 6)));
+    const char *body = (const char *)sqlite3_column_text(st, 5);
+    json_object_set_new(o, "snippet", summary_snippet(body, (size_t)sqlite3_column_bytes(st, 5),
+                                                      sqlite3_column_int64(st, 10)));
+    set_text_opt(o, "parent_id", st, 8);
+    set_text_opt(o, "author", st, 9);
+    return o;
+}
+
+/* ---- observe ---- */
+
+typedef struct obs_prep {
+    const char *title, *body, *subcortex, *visibility;
+    char *tags, *files;
+    char hash[65];
+} obs_prep;
+
+typedef struct obs_ctx {
+    const cx_actor *who;
+    obs_prep *preps;
+    size_t n;
+    cx_progress_fn progress;
+    void *ud;
+    char (*ids)[CX_ULID_LEN + 1];
+    bool *repeat;
+} obs_ctx;
+
+/* sha-256 of the text with whitespace runs collapsed to one space and the
+ * ends trimmed, streamed without a copy. */
+static void normalised_hash(const char *text, char out[65]) {
+    crypto_hash_sha256_state h;
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&h);
+    const unsigned char *p = (const unsigned char *)text;
+    bool first = true;
+    for (;;) {
+        while (*p && is_space(*p))
+            p++;
+        if (!*p)
+            break;
+        const unsigned char *w = p;
+        while (*p && !is_space(*p))
+            p++;
+        if (!first)
+            crypto_hash_sha256_update(&h, (const unsigned char *)" ", 1);
+        crypto_hash_sha256_update(&h, w, (unsigned long long)(p - w));
+        first = false;
+    }
+    crypto_hash_sha256_final(&h, d);
+    sodium_bin2hex(out, 65, d, sizeof d);
+}
+
+static int prep_observation(const cx_note *n, size_t i, size_t total, obs_prep *p) {
+    char pre[48], f[96];
+    int r;
+    json_t *tags = NULL, *files = NULL;
+    if (total > 1)
+        snprintf(pre, sizeof pre, "observations[%zu].", i);
+    else
+        pre[0] = '\0';
+    snprintf(f, sizeof f, "%stext", pre);
+    if ((r = cx_item_check_text(f, n->body, CX_STORE_MAX_TEXT, true, false)))
+        goto out;
+    snprintf(f, sizeof f, "%stitle", pre);
+    if ((r = cx_item_check_text(f, n->title, CX_STORE_MAX_TITLE, false, true)))
+        goto out;
+    snprintf(f, sizeof f, "%ssubcortex", pre);
+    if ((r = cx_item_check_subcortex(f, n->subcortex, &p->subcortex)))
+        goto out;
+    snprintf(f, sizeof f, "%svisibility", pre);
+    if ((r = check_visibility(f, n->visibility, &p->visibility)))
+        goto out;
+    snprintf(f, sizeof f, "%stags", pre);
+    if ((r = cx_item_check_tags(f, n->tags, &tags)))
+        goto out;
+    snprintf(f, sizeof f, "%sfiles", pre);
+    if ((r = check_list(f, n->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
+        goto out;
+    if (n->evidence.n > 0) {
+        r = cx_error_set(CX_EINVAL, "%sevidence is only for drafts; leave it out of observations",
+                         pre);
+        goto out;
+    }
+    p->title = n->title ? n->title : "";
+    p->body = n->body;
+    p->tags = json_dumps(tags, JSON_COMPACT);
+    p->files = json_dumps(files, JSON_COMPACT);
+    if (!p->tags || !p->files) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    normalised_hash(n->body, p->hash);
+out:
+    json_decref(tags);
+    json_decref(files);
+    return r;
+}
+
+static const char SQL_FIND_OBS[] =
+    "SELECT id FROM items WHERE kind = 'observation' AND content_hash = ?1 AND visibility = ?2";
+static const char SQL_SEEN[] = "UPDATE items SET seen = seen + 1 WHERE id = ?1";
+
+static int observe_tx(cx_store *s, void *ud) {
+    obs_ctx *c = ud;
+    uint64_t now = cx_clock_now_ms();
+    for (size_t i = 0; i < c->n; i++) {
+        obs_prep *p = &c->preps[i];
+        sqlite3_stmt *st;
+        int r = cx_store_prepare(s, SQL_FIND_OBS, &st);
+        if (r)
+            return r;
+        sqlite3_bind_text(st, 1, p->hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, p->visibility, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            snprintf(c->ids[i], CX_ULID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return cx_store_sqlerr(s, rc, "looking for an earlier observation");
+        c->repeat[i] = rc == SQLITE_ROW;
+        if (c->repeat[i]) {
+            if ((r = cx_store_prepare(s, SQL_SEEN, &st)))
+                return r;
+            sqlite3_bind_text(st, 1, c->ids[i], -1, SQLITE_STATIC);
+            if ((r = cx_store_exec_stmt(s, st, "counting a repeated observation")))
+                return r;
+        } else {
+            if ((r = cx_ulid_new(c->ids[i])))
+                return r;
+            cx_item_row row = {
+                .id = c->ids[i], .kind = "observation", .status = "recorded",
+                .subcortex = p->subcortex, .title = p->title, .body = p->body,
+                .tags = p->tags, .files = p->files, .author = c->who ? c->who->author : NULL,
+                .agent = c->who ? c->who->agent : NULL, .visibility = p->visibility,
+                .content_hash = p->hash, .now_ms = now,
+            };
+            if ((r = cx_item_insert(s, &row)))
+                return r;
+            if ((r = push_item(s, c->ids[i], p->visibility)))
+                return r;
+        }
+        if (c->progress && c->progress(c->ud, i + 1, c->n) != 0)
+            return cx_error_set(CX_ECANCELED, "recording observations was canceled; nothing "
+                                              "was recorded");
+    }
+    return 0;
+}
+
+int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, size_t n,
+                     cx_progress_fn progress, void *ud, json_t **out) {
+    int r = 0;
+    obs_ctx c = {.who = who, .n = n, .progress = progress, .ud = ud};
+    json_t *res = NULL;
+    if (n == 0 || !notes)
+        return cx_error_set(CX_EINVAL, "no observations given; pass at least one");
+    if (n > CX_STORE_MAX_BATCH)
+        return cx_error_set(CX_ELIMIT, "%zu observations in one call; the limit is %d, split "
+                                       "the batch", n, CX_STORE_MAX_BATCH);
+    if ((r = cx_item_check_actor(who)))
+        return r;
+    c.preps = calloc(n, sizeof *c.preps);
+    c.ids = calloc(n, sizeof *c.ids);
+    c.repeat = calloc(n, sizeof *c.repeat);
+    if (!c.preps || !c.ids || !c.repeat) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((r = prep_observation(&notes[i], i, n, &c.preps[i])))
+            goto out;
+    if ((r = cx_store_write(s, observe_tx, &c)))
+        goto out;
+    /* Recorded: a failure to index now is only retried later. */
+    (void)cx_store_fts_sync(s, CX_STORE_FTS_LAG);
+
+    res = json_object();
+    json_t *arr = json_array();
+    if (!res || !arr || json_object_set_new(res, "results", arr) != 0) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    size_t repeats = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(c.ids[i]));
+        json_object_set_new(o, "repeat", json_boolean(c.repeat[i]));
+        if (json_array_append_new(arr, o) != 0) {
+            r = CX_ENOMEM;
+            goto out;
+        }
+        repeats += c.repeat[i];
+    }
+    json_object_set_new(res, "recorded", json_integer((json_int_t)(n - repeats)));
+    json_object_set_new(res, "repeats", json_integer((json_int_t)repeats));
+    *out = res;
+    res = NULL;
+out:
+    if (c.preps)
+        for (size_t i = 0; i < n; i++) {
+            free(c.preps[i].tags);
+            free(c.preps[i].files);
+        }
+    free(c.preps);
+    free(c.ids);
+    free(c.repeat);
+    json_decref(res);
+    return r;
+}
+
+/* ---- draft ---- */
+
+typedef struct draft_ctx {
+    const cx_actor *who;
+    const cx_note *note;
+    const char *subcortex, *visibility;
+    json_t *evidence;
+    char *tags, *files, *ev;
+    char id[CX_ULID_LEN + 1];
+} draft_ctx;
+
+static const char SQL_EXISTS[] = "SELECT 1 FROM items WHERE id = ?1";
+
+static int draft_tx(cx_store *s, void *ud) {
+    draft_ctx *c = ud;
+    int r;
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->evidence, i, v) {
+        sqlite3_stmt *st;
+        if ((r = cx_store_prepare(s, SQL_EXISTS, &st)))
+            return r;
+        sqlite3_bind_text(st, 1, json_string_value(v), -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE)
+            return cx_error_set(CX_ENOTFOUND,
+                                "evidence id '%s' is no item in this store; cite ids that "
+                                "observe, search or recent returned",
+                                json_string_value(v));
+        if (rc != SQLITE_ROW)
+            return cx_store_sqlerr(s, rc, "checking evidence");
+    }
+    if ((r = cx_ulid_new(c->id)))
+        return r;
+    cx_item_row row = {
+        .id = c->id, .kind = "draft", .status = "pending", .subcortex = c->subcortex,
+        .title = c->note->title, .body = c->note->body, .tags = c->tags, .files = c->files,
+        .evidence = c->ev, .author = c->who ? c->who->author : NULL,
+        .agent = c->who ? c->who->agent : NULL, .visibility = c->visibility,
+        .now_ms = cx_clock_now_ms(),
+    };
+    if ((r = cx_item_insert(s, &row)))
+        return r;
+    return push_item(s, c->id, c->visibility);
+}
+
+int cx_store_draft(cx_store *s, const cx_actor *who, const cx_note *note, json_t **out) {
+    draft_ctx c = {.who = who, .note = note};
+    json_t *tags = NULL, *files = NULL;
+    int r;
+    if ((r = cx_item_check_actor(who)))
+        goto out;
+    if ((r = cx_item_check_text("title", note->title, CX_STORE_MAX_TITLE, true, true)))
+        goto out;
+    if ((r = cx_item_check_text("body", note->body, CX_STORE_MAX_TEXT, true, false)))
+        goto out;
+    if ((r = cx_item_check_subcortex("subcortex", note->subcortex, &c.subcortex)))
+        goto out;
+    if ((r = check_visibility("visibility", note->visibility, &c.visibility)))
+        goto out;
+    if ((r = cx_item_check_tags("tags", note->tags, &tags)))
+        goto out;
+    if ((r = check_list("files", note->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
+        goto out;
+    if ((r = check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE, CX_STORE_MAX_ID,
+                        &c.evidence)))
+        goto out;
+    /* ids are stored upper-case; accept them in any case */
+    size_t i;
+    json_t *v;
+    json_array_foreach(c.evidence, i, v) {
+        char id[CX_STORE_MAX_ID + 1];
+        if ((r = cx_item_norm_id("evidence", json_string_value(v), id)))
+            goto out;
+        json_array_set_new(c.evidence, i, json_string(id));
+    }
+    c.tags = json_dumps(tags, JSON_COMPACT);
+    c.files = json_dumps(files, JSON_COMPACT);
+    c.ev = json_dumps(c.evidence, JSON_COMPACT);
+    if (!c.tags || !c.files || !c.ev) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = cx_store_write(s, draft_tx, &c)))
+        goto out;
+    json_t *o = json_pack("{s:s, s:s}", "id", c.id, "status", "pending");
+    if (!o) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    *out = o;
+out:
+    json_decref(tags);
+    json_decref(files);
+    json_decref(c.evidence);
+    free(c.tags);
+    free(c.files);
+    free(c.ev);
+    return r;
+}
+
+/* ---- comment ---- */
+
+typedef struct comment_ctx {
+    const cx_actor *who;
+    const char *target, *body;
+    char id[CX_ULID_LEN + 1];
+} comment_ctx;
+
+static const char SQL_TARGET[] =
+    "SELECT kind, subcortex, visibility FROM items WHERE id = ?1";
+
+static int comment_tx(cx_store *s, void *ud) {
+    comment_ctx *c = ud;
+    sqlite3_stmt *st;
+    char subcortex[CX_STORE_MAX_TAG + 1], visibility[16], kind[32];
+    int r = cx_store_prepare(s, SQL_TARGET, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, c->target, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(subcortex, sizeof subcortex, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(visibility, sizeof visibility, "%s", (const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return cx_error_set(CX_ENOTFOUND,
+                            "no item with id '%s'; comments go on threads and drafts, with ids "
+                            "from search or recent",
+                            c->target);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "reading the comment's target");
+    if (strcmp(kind, "thread") != 0 && strcmp(kind, "draft") != 0)
+        return cx_error_set(CX_EINVAL,
+                            "item '%s' is a%s %s; comments go only on threads and drafts",
+                            c->target, kind[0] == 'a' || kind[0] == 'o' ? "n" : "", kind);
+    if ((r = cx_ulid_new(c->id)))
+        return r;
+    /* A comment lives where its target does: same subcortex, and private
+     * when the target is (it must not leave the machine either). */
+    cx_item_row row = {
+        .id = c->id, .kind = "comment", .status = "recorded", .subcortex = subcortex,
+        .body = c->body, .author = c->who ? c->who->author : NULL,
+        .agent = c->who ? c->who->agent : NULL, .visibility = visibility,
+        .parent_id = c->target, .now_ms = cx_clock_now_ms(),
+    };
+    if ((r = cx_item_insert(s, &row)))
+        return r;
+    return push_item(s, c->id, visibility);
+}
+
+int cx_store_comment(cx_store *s, const cx_actor *who, const char *target_id, const char *body,
+                     json_t **out) {
+    char target[CX_STORE_MAX_ID + 1];
+    comment_ctx c = {.who = who, .target = target, .body = body};
+    int r;
+    if ((r = cx_item_check_actor(who)))
+        return r;
+    if ((r = cx_item_norm_id("target_id", target_id, target)))
+        return r;
+    if ((r = cx_item_check_text("body", body, CX_STORE_MAX_TEXT, true, false)))
+        return r;
+    if ((r = cx_store_write(s, comment_tx, &c)))
+        return r;
+    json_t *o = json_pack("{s:s, s:s}", "id", c.id, "target_id", target);
+    if (!o)
+        return CX_ENOMEM;
+    *out = o;
+    return 0;
+}
+
+/* ---- get ---- */
+
+static const char SQL_COMMENTS[] =
+    "SELECT " CX_ITEM_COLUMNS " FROM items WHERE parent_id = ?1 AND kind = 'comment'"
+    " ORDER BY created_at, rid LIMIT ?2";
+static const char SQL_VERSIONS[] =
+    "SELECT version, sha256, size, status, created_at, source_path FROM artifact_versions"
+    " WHERE artifact_id = ?1 ORDER BY version";
+
+static int add_comments(cx_store *s, const char *id, json_t *item) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_COMMENTS, &st), rc;
+    if (r)
+        return r;
+    json_t *arr = json_array();
+    if (!arr)
+        return CX_ENOMEM;
+    json_object_set_new(item, "comments", arr);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, MAX_COMMENTS);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *c = NULL;
+        if ((r = cx_item_envelope(st, &c)))
+            break;
+        json_array_append_new(arr, c);
+    }
+    sqlite3_reset(st);
+    if (r == 0 && rc != SQLITE_DONE)
+        r = cx_store_sqlerr(s, rc, "reading comments");
+    return r;
+}
+
+static int add_versions(cx_store *s, const char *id, json_t *item) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_VERSIONS, &st), rc;
+    if (r)
+        return r;
+    json_t *arr = json_array();
+    if (!arr)
+        return CX_ENOMEM;
+    json_object_set_new(item, "versions", arr);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *v = json_object();
+        json_object_set_new(v, "version", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(v, "sha256", jstr(sqlite3_column_text(st, 1)));
+        json_object_set_new(v, "size", json_integer(sqlite3_column_int64(st, 2)));
+        json_object_set_new(v, "status", jstr(sqlite3_column_text(st, 3)));
+        json_object_set_new(v, "created_at", jtime(sqlite3_column_int64(st, 4)));
+        set_text_opt(v, "source_path", st, 5);
+        json_array_append_new(arr, v);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        r = cx_store_sqlerr(s, rc, "reading artifact versions");
+    return r;
+}
+
+/* The full item with its comments or versions; inside a transaction. */
+static int load_full(cx_store *s, const char *id, json_t **out) {
+    json_t *item = NULL;
+    int r = cx_item_load(s, id, &item);
+    if (r)
+        return r;
+    const char *kind = json_string_value(json_object_get(item, "kind"));
+    if (strcmp(kind, "thread") == 0 || strcmp(kind, "draft") == 0)
+        r = add_comments(s, id, item);
+    else if (strcmp(kind, "artifact") == 0)
+        r = add_versions(s, id, item);
+    if (r) {
+        json_decref(item);
+        return r;
+    }
+    *out = item;
+    return 0;
+}
+
+int cx_store_get(cx_store *s, const char *id, json_t **out) {
+    char nid[CX_STORE_MAX_ID + 1];
+    int r = cx_item_norm_id("id", id, nid);
+    if (r)
+        return r;
+    if ((r = cx_store_read_begin(s)))
+        return r;
+    r = load_full(s, nid, out);
+    cx_store_read_end(s);
+    return r;
+}
+
+/* ---- recent ---- */
+
+static const char SQL_UPDATED_OF[] = "SELECT updated_at, rid FROM items WHERE id = ?1";
+/* (updated_at, rid) orders changes totally, so "since this item" never
+ * skips another item changed in the same millisecond. */
+static const char SQL_RECENT[] =
+    "SELECT " SUMMARY_COLUMNS " FROM items WHERE (updated_at, rid) > (?1, ?5)"
+    " AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subcortex = ?3)"
+    " ORDER BY updated_at DESC, rid DESC LIMIT ?4";
+
+static size_t budget_bytes(size_t max_tokens) {
+    size_t t = max_tokens ? max_tokens : 2000;
+    return t > SIZE_MAX / 8 ? SIZE_MAX / 8 : t * 4;
+}
+
+int cx_store_recent(cx_store *s, const cx_recent_query *q, json_t **out) {
+    int r = 0, rc;
+    int64_t since = -1, since_rid = INT64_MAX;
+    size_t limit = q->limit ? q->limit : 20;
+    sqlite3_stmt *st;
+    json_t *res = NULL, *items = NULL;
+    if (limit > 100)
+        return cx_error_set(CX_ELIMIT, "limit is %zu; it must be 1 to 100", limit);
+    if ((r = cx_item_check_text("kind", q->kind, 32, false, true)) ||
+        (r = cx_item_check_text("subcortex", q->subcortex, CX_STORE_MAX_TAG, false, true)))
+        return r;
+    if ((r = cx_store_read_begin(s)))
+        return r;
+    if (q->since && *q->since) {
+        uint64_t ms;
+        if (cx_ulid_valid(q->since)) {
+            char id[CX_STORE_MAX_ID + 1];
+            if ((r = cx_item_norm_id("since", q->since, id)))
+                goto out;
+            if ((r = cx_store_prepare(s, SQL_UPDATED_OF, &st)))
+                goto out;
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) {
+                since = sqlite3_column_int64(st, 0);
+                since_rid = sqlite3_column_int64(st, 1);
+            }
+            sqlite3_reset(st);
+            if (rc == SQLITE_DONE) {
+                r = cx_error_set(CX_ENOTFOUND,
+                                 "since: no item with id '%s'; give an id from search or recent, "
+                                 "or a time",
+                                 id);
+                goto out;
+            }
+            if (rc != SQLITE_ROW) {
+                r = cx_store_sqlerr(s, rc, "reading the since item");
+                goto out;
+            }
+        } else if (cx_clock_parse(q->since, &ms) == 0) {
+            since = (int64_t)ms;
+        } else {
+            r = cx_error_set(CX_EINVAL,
+                             "since '%.64s' is neither a time nor an item id; use ISO 8601 "
+                             "(2026-01-31 or 2026-01-31T09:30:00Z) or a 26-character item id",
+                             q->since);
+            goto out;
+        }
+    }
+    res = json_object();
+    items = json_array();
+    if (!res || !items) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = cx_store_prepare(s, SQL_RECENT, &st)))
+        goto out;
+    sqlite3_bind_int64(st, 1, since);
+    cx_store_bind_text(st, 2, q->kind && *q->kind ? q->kind : NULL);
+    cx_store_bind_text(st, 3, q->subcortex && *q->subcortex ? q->subcortex : NULL);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 5, since_rid);
+    size_t budget = budget_bytes(q->max_tokens), used = 48;
+    bool truncated = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = summary_row(st);
+        if (!o) {
+            r = CX_ENOMEM;
+            break;
+        }
+        if (!cx_item_budget_add(items, o, &used, budget, "snippet", &truncated))
+            break;
+    }
+    sqlite3_reset(st);
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = cx_store_sqlerr(s, rc, "listing recent items");
+    if (r)
+        goto out;
+    json_object_set_new(res, "count", json_integer((json_int_t)json_array_size(items)));
+    json_object_set_new(res, "items", items);
+    items = NULL;
+    json_object_set_new(res, "truncated", json_boolean(truncated));
+    *out = res;
+    res = NULL;
+out:
+    cx_store_read_end(s);
+    json_decref(res);
+    json_decref(items);
+    return r;
+}
+
+/* ---- review ---- */
+
+static const char SQL_REVIEW_COUNT[] =
+    "SELECT count(*) FROM items WHERE kind = 'draft' AND status IN ('pending','changes_requested')";
+static const char SQL_REVIEW_LIST[] =
+    "SELECT " SUMMARY_COLUMNS " FROM items WHERE kind = 'draft'"
+    " AND status IN ('pending','changes_requested') ORDER BY created_at, rid LIMIT ?1";
+
+int cx_store_review_list(cx_store *s, json_t **out) {
+    int r, rc;
+    sqlite3_stmt *st;
+    int64_t total = 0;
+    json_t *res = NULL, *arr = NULL;
+    if ((r = cx_store_read_begin(s)))
+        return r;
+    if ((r = cx_store_prepare(s, SQL_REVIEW_COUNT, &st)))
+        goto out;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        total = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        r = cx_store_sqlerr(s, rc, "counting drafts");
+        goto out;
+    }
+    arr = json_array();
+    res = json_object();
+    if (!arr || !res) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = cx_store_prepare(s, SQL_REVIEW_LIST, &st)))
+        goto out;
+    sqlite3_bind_int(st, 1, MAX_REVIEW_LIST);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = summary_row(st);
+        if (!o || json_array_append_new(arr, o) != 0) {
+            r = CX_ENOMEM;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = cx_store_sqlerr(s, rc, "listing drafts");
+    if (r)
+        goto out;
+    /* count is the whole queue; at most MAX_REVIEW_LIST drafts are listed */
+    json_object_set_new(res, "drafts", arr);
+    arr = NULL;
+    json_object_set_new(res, "count", json_integer(total));
+    *out = res;
+    res = NULL;
+out:
+    cx_store_read_end(s);
+    json_decref(arr);
+    json_decref(res);
+    return r;
+}
+
+typedef struct review_ctx {
+    const cx_actor *who;
+    const char *id, *decision, *reason;
+} review_ctx;
+
+static const char SQL_REVIEW_STATE[] = "SELECT kind, status, visibility FROM items WHERE id = ?1";
+static const char SQL_REVIEW_SET[] =
+    "UPDATE items SET kind = ?2, status = ?3, review = ?4, updated_at = ?5 WHERE id = ?1";
+static const char SQL_REVIEW_LOG[] =
+    "INSERT INTO reviews (item_id, decision, reason, reviewer, agent, at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+static int review_tx(cx_store *s, void *ud) {
+    review_ctx *c = ud;
+    sqlite3_stmt *st;
+    char kind[32] = "", status[32] = "", visibility[16] = "";
+    int r = cx_store_prepare(s, SQL_REVIEW_STATE, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(visibility, sizeof visibility, "%s", (const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return cx_error_set(CX_ENOTFOUND, "no item with id '%s' to review", c->id);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "reading the draft");
+    if (strcmp(kind, "draft") != 0 ||
+        (strcmp(status, "pending") != 0 && strcmp(status, "changes_requested") != 0))
+        return cx_error_set(CX_ECONFLICT,
+                            "item '%s' is a %s with status %s; only drafts that are pending or "
+                            "have changes requested can be reviewed",
+                            c->id, kind, status);
+
+    uint64_t now = cx_clock_now_ms();
+    char iso[CX_ISO_LEN];
+    cx_clock_format(now, iso);
+    const char *author = c->who ? c->who->author : NULL, *agent = c->who ? c->who->agent : NULL;
+    json_t *rv = json_pack("{s:s, s:s}", "decision", c->decision, "at", iso);
+    if (!rv)
+        return CX_ENOMEM;
+    if (c->reason && *c->reason)
+        json_object_set_new(rv, "reason", json_string(c->reason));
+    if (author)
+        json_object_set_new(rv, "reviewer", json_string(author));
+    char *rvtext = json_dumps(rv, JSON_COMPACT);
+    if (!rvtext) {
+        json_decref(rv);
+        return CX_ENOMEM;
+    }
+    bool approve = strcmp(c->decision, "approve") == 0;
+    if ((r = cx_store_prepare(s, SQL_REVIEW_SET, &st)))
+        goto out;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, approve ? "thread" : "draft", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, approve ? "canon" : strcmp(c->decision, "reject") == 0 ? "rejected"
+                                                                                    : "changes_requested",
+                      -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, rvtext, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
+    r = cx_store_exec_stmt(s, st, "recording the review");
+    sqlite3_clear_bindings(st);
+    if (r)
+        goto out;
+    if ((r = cx_store_prepare(s, SQL_REVIEW_LOG, &st)))
+        goto out;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->decision, -1, SQLITE_STATIC);
+    cx_store_bind_text(st, 3, c->reason && *c->reason ? c->reason : NULL);
+    cx_store_bind_text(st, 4, author);
+    cx_store_bind_text(st, 5, agent);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
+    if ((r = cx_store_exec_stmt(s, st, "logging the review")))
+        goto out;
+    if (strcmp(visibility, "private") != 0) {
+        json_t *env = NULL;
+        if ((r = cx_item_load(s, c->id, &env)))
+            goto out;
+        json_t *payload = json_pack("{s:s, s:O, s:o}", "item_id", c->id, "review", rv, "item", env);
+        if (!payload) {
+            r = CX_ENOMEM;
+            goto out;
+        }
+        if (agent)
+            json_object_set_new(payload, "agent", json_string(agent));
+        r = cx_outbox_push(s, "review.decision", c->id, payload);
+        json_decref(payload);
+    }
+out:
+    json_decref(rv);
+    free(rvtext);
+    return r;
+}
+
+int cx_store_review(cx_store *s, const cx_actor *who, const char *id, const char *decision,
+                    const char *reason, json_t **out) {
+    char nid[CX_STORE_MAX_ID + 1];
+    int r;
+    if ((r = cx_item_check_actor(who)))
+        return r;
+    if ((r = cx_item_norm_id("id", id, nid)))
+        return r;
+    if (!decision || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0 &&
+                      strcmp(decision, "changes_requested") != 0))
+        return cx_error_set(CX_EINVAL,
+                            "decision must be \"approve\", \"reject\" or \"changes_requested\", "
+                            "not \"%.40s\"",
+                            decision ? decision : "");
+    bool needs_reason = strcmp(decision, "approve") != 0;
+    if ((r = cx_item_check_text("reason", reason, CX_STORE_MAX_TEXT, needs_reason, false))) {
+        if (needs_reason && (!reason || !*reason))
+            return cx_error_set(CX_EINVAL, "a reason is required to %s a draft; say what is "
+                                           "wrong or what to change",
+                                strcmp(decision, "reject") == 0 ? "reject"
+                                                                : "request changes on");
+        return r;
+    }
+    review_ctx c = {.who = who, .id = nid, .decision = decision, .reason = reason};
+    if ((r = cx_store_write(s, review_tx, &c)))
+        return r;
+    return cx_store_get(s, nid, out);
+}

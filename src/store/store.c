@@ -1,3 +1,655 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int placeholder_unit;
+/* The store's connection: opening the database (WAL, pragmas, migrations),
+ * the prepared-statement cache, the translation of SQLite errors, the write
+ * transaction runner that makes several processes on one store safe, and
+ * the status summary.
+ *
+ * Durability: WAL with synchronous=NORMAL. A commit is in the WAL (in the
+ * OS page cache) before it returns, so a process crash, kill -9 included,
+ * loses nothing acknowledged and never corrupts the database. Only an OS
+ * crash or power loss can lose the last transactions before a checkpoint
+ * (never corrupting the file); that is the usual trade for a local cache
+ * that the core also holds, and it saves an fsync on every write. */
+#include "store/store-internal.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUSY_TOTAL_NS (30ull * 1000 * 1000 * 1000)
+#define CACHE_KIB 8000 /* page cache per connection: keeps RSS small */
+
+/* ---- migrations ----
+ * Each entry moves the schema from version i to i+1. They run in one write
+ * transaction at open, so two processes opening a fresh store at the same
+ * time serialise on the write lock and the second finds the work done. */
+static const char *const schema_v1[] = {
+    "CREATE TABLE items ("
+    "  rid INTEGER PRIMARY KEY AUTOINCREMENT," /* local row id for FTS, never reused */
+    "  id TEXT NOT NULL UNIQUE,"       /* ULID */
+    "  kind TEXT NOT NULL CHECK (kind IN ('observation','draft','thread','comment',"
+    "    'artifact','subcortex')),"
+    "  status TEXT NOT NULL,"
+    "  subcortex TEXT NOT NULL,"
+    "  title TEXT NOT NULL DEFAULT '',"
+    "  body TEXT NOT NULL DEFAULT '',"
+    "  tags TEXT NOT NULL DEFAULT '[]',"
+    "  files TEXT NOT NULL DEFAULT '[]',"
+    "  evidence TEXT NOT NULL DEFAULT '[]',"
+    "  author TEXT,"
+    "  agent TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  server_seq INTEGER,"
+    "  visibility TEXT NOT NULL DEFAULT 'shared' CHECK (visibility IN ('shared','private')),"
+    "  parent_id TEXT REFERENCES items(id),"
+    "  content_hash TEXT,"
+    "  seen INTEGER NOT NULL DEFAULT 1,"
+    "  review TEXT,"
+    "  sync_rejected TEXT"             /* the core's reason, kept on the item */
+    ") STRICT",
+    /* dedupe of observations by normalised text; a private note and a
+     * shared one with the same text stay two items, so that sharing a text
+     * is never swallowed by a private copy */
+    "CREATE UNIQUE INDEX items_observation_hash ON items(content_hash, visibility)"
+    "  WHERE kind = 'observation'",
+    /* one artifact per name */
+    "CREATE UNIQUE INDEX items_artifact_name ON items(title) WHERE kind = 'artifact'",
+    "CREATE INDEX items_updated ON items(updated_at)",
+    "CREATE INDEX items_parent ON items(parent_id) WHERE parent_id IS NOT NULL",
+    "CREATE INDEX items_review_queue ON items(created_at) WHERE kind = 'draft'"
+    "  AND status IN ('pending','changes_requested')",
+    "CREATE TABLE blobs ("
+    "  sha256 TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  uploaded INTEGER NOT NULL DEFAULT 0"
+    ") STRICT",
+    "CREATE TABLE artifact_versions ("
+    "  artifact_id TEXT NOT NULL REFERENCES items(id),"
+    "  version INTEGER NOT NULL CHECK (version >= 1),"
+    "  sha256 TEXT NOT NULL REFERENCES blobs(sha256),"
+    "  size INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  source_path TEXT,"
+    "  author TEXT,"
+    "  agent TEXT,"
+    "  PRIMARY KEY (artifact_id, version)"
+    ") STRICT",
+    "CREATE TABLE reviews ("
+    "  rid INTEGER PRIMARY KEY,"
+    "  item_id TEXT NOT NULL REFERENCES items(id),"
+    "  decision TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  reviewer TEXT,"
+    "  agent TEXT,"
+    "  at INTEGER NOT NULL"
+    ") STRICT",
+    "CREATE INDEX reviews_item ON reviews(item_id)",
+    "CREATE TABLE outbox ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  op_id TEXT NOT NULL UNIQUE,"
+    "  op TEXT NOT NULL,"
+    "  item_id TEXT NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  rejected_reason TEXT"
+    ") STRICT",
+    /* sync cursor and other small state */
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
+    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
+    /* `rank` is BM25 with the title weighted over tags over body */
+    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
+    /* The curated items (drafts, threads, artifacts: few, and what a team
+     * trusts most) again, so that search can rank all of them even when a
+     * query matches too many notes to score every one. */
+    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
+    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
+    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
+    /* Both indexes follow the items table lazily (see cx_store_fts_sync):
+     * rows up to fts_state.indexed_rid are in them. Changes to indexed rows
+     * are applied at once by these triggers; later rows are indexed with
+     * whatever content they have when their turn comes. An item's kind
+     * only ever moves within the curated kinds (draft -> thread). */
+    "CREATE TABLE fts_state (k INTEGER PRIMARY KEY CHECK (k = 0),"
+    "  indexed_rid INTEGER NOT NULL) STRICT",
+    "INSERT INTO fts_state VALUES (0, 0)",
+    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items"
+    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN"
+    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)"
+    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);"
+    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)"
+    "    SELECT 'delete', old.rid, old.title, old.body, old.tags"
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
+    "END",
+    /* only when indexed text changes: status, seen and review updates do
+     * not touch the indexes */
+    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items"
+    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN"
+    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)"
+    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);"
+    "  INSERT INTO items_fts(rowid, title, body, tags)"
+    "    VALUES (new.rid, new.title, new.body, new.tags);"
+    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)"
+    "    SELECT 'delete', old.rid, old.title, old.body, old.tags"
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
+    "  INSERT INTO items_curated_fts(rowid, title, body, tags)"
+    "    SELECT new.rid, new.title, new.body, new.tags"
+    "    WHERE new.kind IN ('draft', 'thread', 'artifact');"
+    "END",
+    NULL,
+};
+
+static const char *const *const migrations[] = {
+    schema_v1, /* 0 -> 1 */
+};
+_Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+sqlite3 *cx_store_sqlite(cx_store *s) {
+    return s->db;
+}
+
+const char *cx_store_dir(const cx_store *s) {
+    return s->dir;
+}
+
+const char *cx_store_db_path(const cx_store *s) {
+    return s->db_path;
+}
+
+int cx_store_sqlerr(cx_store *s, int rc, const char *what) {
+    int base = rc & 0xff;
+    const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    switch (base) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return cx_error_set(CX_EBUSY, "%s: the database is locked by another process", what);
+    case SQLITE_NOMEM:
+        return cx_error_set(CX_ENOMEM, "%s: out of memory", what);
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+        return cx_error_set(CX_EIO, "%s: %s (database %s)", what, msg,
+                            s && s->db_path ? s->db_path : "?");
+    default:
+        return cx_error_set(CX_EFAIL, "%s: %s", what, msg);
+    }
+}
+
+int cx_store_prepare(cx_store *s, const char *sql, sqlite3_stmt **out) {
+    for (size_t i = 0; i < s->nstmts; i++) {
+        if (s->stmts[i].sql == sql) {
+            sqlite3_stmt *st = s->stmts[i].stmt;
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            *out = st;
+            return 0;
+        }
+    }
+    assert(s->nstmts < CX_STORE_STMT_CACHE);
+    if (s->nstmts >= CX_STORE_STMT_CACHE)
+        return cx_error_set(CX_EFAIL, "internal: statement cache full");
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cx_store_sqlerr(s, rc, "preparing a statement");
+    s->stmts[s->nstmts].sql = sql;
+    s->stmts[s->nstmts].stmt = st;
+    s->nstmts++;
+    *out = st;
+    return 0;
+}
+
+int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what) {
+    int rc = sqlite3_step(st);
+    int r = 0;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = cx_store_sqlerr(s, rc, what);
+    sqlite3_reset(st);
+    return r;
+}
+
+int cx_store_bind_text(sqlite3_stmt *st, int i, const char *v) {
+    if (!v)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static int exec_cached(cx_store *s, const char *sql, const char *what) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, sql, &st);
+    if (r)
+        return r;
+    return cx_store_exec_stmt(s, st, what);
+}
+
+static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
+static const char SQL_BEGIN[] = "BEGIN";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+
+static void nap_ns(uint64_t ns) {
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static unsigned next_rand(cx_store *s) {
+    s->rng = s->rng * 1103515245u + 12345u;
+    return s->rng >> 8;
+}
+
+/* SQLite calls this while another connection holds a lock we need. Short
+ * sleeps first (writes take tens of microseconds), growing to 2 ms, with
+ * jitter so that waiting processes do not move in step. */
+static int on_busy(void *ud, int count) {
+    cx_store *s = ud;
+    uint64_t now = cx_clock_mono_ns();
+    if (count == 0)
+        s->busy_since_ns = now;
+    uint64_t limit = s->deadline_ns ? s->deadline_ns : s->busy_since_ns + BUSY_TOTAL_NS;
+    if (now >= limit)
+        return 0;
+    uint64_t base = 20000ull << (count < 7 ? count : 7); /* 20 µs .. 2.56 ms */
+    if (base > 2000000)
+        base = 2000000;
+    nap_ns(base / 2 + next_rand(s) % (base / 2 + 1));
+    return 1;
+}
+
+int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx) {
+    uint64_t start = cx_clock_mono_ns();
+    s->deadline_ns = start + BUSY_TOTAL_NS;
+    int r;
+    for (unsigned attempt = 0;; attempt++) {
+        r = exec_cached(s, SQL_BEGIN_IMMEDIATE, "starting a write");
+        if (r == 0) {
+            r = fn(s, ctx);
+            if (r == 0)
+                r = exec_cached(s, SQL_COMMIT, "committing");
+            if (r != 0 && !sqlite3_get_autocommit(s->db))
+                (void)exec_cached(s, SQL_ROLLBACK, "rolling back");
+        }
+        if (r != CX_EBUSY)
+            break;
+        if (cx_clock_mono_ns() >= s->deadline_ns) {
+            r = cx_error_set(CX_EBUSY,
+                             "the store %s stayed locked by other processes for 30 s; "
+                             "nothing was written, try again",
+                             s->db_path);
+            break;
+        }
+        uint64_t cap = 100000ull << (attempt < 6 ? attempt : 6); /* up to 6.4 ms */
+        nap_ns(next_rand(s) % cap);
+    }
+    s->deadline_ns = 0;
+    return r;
+}
+
+int cx_store_read_begin(cx_store *s) {
+    return exec_cached(s, SQL_BEGIN, "starting a read");
+}
+
+void cx_store_read_end(cx_store *s) {
+    if (!sqlite3_get_autocommit(s->db))
+        (void)exec_cached(s, SQL_COMMIT, "ending a read");
+}
+
+/* ---- open ---- */
+
+static int pragma_int(cx_store *s, const char *sql, int64_t *out) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cx_store_sqlerr(s, rc, sql);
+    rc = sqlite3_step(st);
+    int r = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        *out = 0;
+    else
+        r = cx_store_sqlerr(s, rc, sql);
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int exec_sql(cx_store *s, const char *sql, const char *what) {
+    char *err = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
+    sqlite3_free(err);
+    return rc == SQLITE_OK ? 0 : cx_store_sqlerr(s, rc, what);
+}
+
+/* Switching a fresh database to WAL needs an exclusive lock; another process
+ * doing the same at the same moment makes us wait or retry. */
+static int enable_wal(cx_store *s) {
+    uint64_t deadline = cx_clock_mono_ns() + BUSY_TOTAL_NS;
+    for (;;) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        bool wal = rc == SQLITE_ROW &&
+                   sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        sqlite3_finalize(st);
+        if (wal)
+            return 0;
+        int base = rc & 0xff;
+        if (rc != SQLITE_ROW && base != SQLITE_BUSY && base != SQLITE_LOCKED)
+            return cx_store_sqlerr(s, rc, "switching the database to WAL");
+        if (cx_clock_mono_ns() >= deadline)
+            return cx_error_set(CX_EBUSY, "could not switch %s to WAL mode: it stayed locked",
+                                s->db_path);
+        nap_ns(1000000);
+    }
+}
+
+static int migrate_tx(cx_store *s, void *ctx) {
+    int64_t v = 0;
+    int r = pragma_int(s, "PRAGMA user_version", &v);
+    if (r)
+        return r;
+    if (v > CX_STORE_SCHEMA_VERSION)
+        return cx_error_set(CX_EFAIL,
+                            "%s has schema version %lld, newer than this cortex knows (%d); "
+                            "upgrade cortex",
+                            s->db_path, (long long)v, CX_STORE_SCHEMA_VERSION);
+    for (int64_t i = v; i < CX_STORE_SCHEMA_VERSION; i++) {
+        for (const char *const *stmt = migrations[i]; *stmt; stmt++) {
+            r = exec_sql(s, *stmt, "migrating the store schema");
+            if (r)
+                return r;
+        }
+    }
+    if (v < CX_STORE_SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", CX_STORE_SCHEMA_VERSION);
+        r = exec_sql(s, sql, "recording the schema version");
+    }
+    return r;
+}
+
+static int migrate(cx_store *s) {
+    int64_t v = 0;
+    int r = pragma_int(s, "PRAGMA user_version", &v);
+    if (r)
+        return r;
+    if (v == CX_STORE_SCHEMA_VERSION)
+        return 0;
+    return cx_store_write(s, migrate_tx, NULL);
+}
+
+int cx_store_open(cx_store **out, const char *state_dir) {
+    int r = 0;
+    cx_store *s = NULL;
+    if (!state_dir || !*state_dir)
+        return cx_error_set(CX_EINVAL, "no state directory given for the store");
+    if (sodium_init() < 0)
+        return cx_error_set(CX_EFAIL, "libsodium could not be initialised");
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return CX_ENOMEM;
+    s->dir = strdup(state_dir);
+    s->db_path = cx_fs_join(state_dir, "cortex.db");
+    s->blob_dir = cx_fs_join(state_dir, "blobs");
+    if (!s->dir || !s->db_path || !s->blob_dir) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    s->rng = (unsigned)getpid() ^ (unsigned)cx_clock_mono_ns();
+    r = cx_fs_mkdir_p(state_dir, 0700);
+    if (r)
+        goto out;
+    r = cx_fs_mkdir_p(s->blob_dir, 0700);
+    if (r)
+        goto out;
+
+    int rc = sqlite3_open_v2(s->db_path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                 SQLITE_OPEN_PRIVATECACHE,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        r = cx_error_set(CX_EIO, "cannot open %s: %s", s->db_path,
+                         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_handler(s->db, on_busy, s);
+
+    r = enable_wal(s);
+    if (r)
+        goto out;
+    /* NORMAL: see the file comment. No mmap and a bounded page cache keep
+     * the resident size small even at 100k items. */
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-%d;"
+             "PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%d;",
+             CACHE_KIB, 32 * 1024 * 1024);
+    r = exec_sql(s, pragmas, "configuring the connection");
+    if (r)
+        goto out;
+    r = migrate(s);
+    if (r)
+        goto out;
+    *out = s;
+    s = NULL;
+out:
+    cx_store_free(s);
+    return r;
+}
+
+void cx_store_free(cx_store *s) {
+    if (!s)
+        return;
+    if (s->search.free_fn)
+        s->search.free_fn(s->search.ptr);
+    for (size_t i = 0; i < s->nstmts; i++)
+        sqlite3_finalize(s->stmts[i].stmt);
+    if (s->db)
+        sqlite3_close(s->db);
+    free(s->dir);
+    free(s->db_path);
+    free(s->blob_dir);
+    free(s);
+}
+
+/* ---- the FTS index, kept up lazily ----
+ * Indexing a row inside every small write transaction costs FTS5 a segment
+ * flush and merge work per commit (on SQLite 3.40 it also flushes at every
+ * statement savepoint), several times the cost of the rest of an observe.
+ * So writes only add rows, and the index catches up in bulk, one
+ * INSERT … SELECT per chunk: before every search, and after a write once
+ * the backlog passes a bound. */
+
+#define FTS_CHUNK 4000
+
+static const char SQL_FTS_STATE[] =
+    "SELECT (SELECT indexed_rid FROM fts_state), (SELECT coalesce(max(rid), 0) FROM items)";
+static const char SQL_FTS_INDEX[] =
+    "INSERT INTO items_fts(rowid, title, body, tags)"
+    " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2";
+static const char SQL_FTS_INDEX_CURATED[] =
+    "INSERT INTO items_curated_fts(rowid, title, body, tags)"
+    " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2"
+    " AND kind IN ('draft', 'thread', 'artifact')";
+static const char SQL_FTS_MARK[] = "UPDATE fts_state SET indexed_rid = ?1";
+
+static int fts_state(cx_store *s, int64_t *indexed, int64_t *max) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_FTS_STATE, &st);
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *indexed = sqlite3_column_int64(st, 0);
+        *max = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(s, rc, "reading the search index state");
+}
+
+static int fts_chunk_tx(cx_store *s, void *ud) {
+    bool *done = ud;
+    int64_t indexed = 0, max = 0;
+    int r = fts_state(s, &indexed, &max);
+    if (r)
+        return r;
+    if (indexed >= max) {
+        *done = true;
+        return 0;
+    }
+    int64_t hi = max - indexed > FTS_CHUNK ? indexed + FTS_CHUNK : max;
+    sqlite3_stmt *st;
+    if ((r = cx_store_prepare(s, SQL_FTS_INDEX, &st)))
+        return r;
+    sqlite3_bind_int64(st, 1, indexed);
+    sqlite3_bind_int64(st, 2, hi);
+    if ((r = cx_store_exec_stmt(s, st, "updating the search index")))
+        return r;
+    if ((r = cx_store_prepare(s, SQL_FTS_INDEX_CURATED, &st)))
+        return r;
+    sqlite3_bind_int64(st, 1, indexed);
+    sqlite3_bind_int64(st, 2, hi);
+    if ((r = cx_store_exec_stmt(s, st, "updating the search index")))
+        return r;
+    if ((r = cx_store_prepare(s, SQL_FTS_MARK, &st)))
+        return r;
+    sqlite3_bind_int64(st, 1, hi);
+    if ((r = cx_store_exec_stmt(s, st, "updating the search index")))
+        return r;
+    *done = hi >= max;
+    return 0;
+}
+
+int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
+    int64_t indexed = 0, max = 0;
+    int r = fts_state(s, &indexed, &max);
+    if (r || max - indexed <= lag_ok)
+        return r;
+    bool done = false;
+    while (!done && r == 0)
+        r = cx_store_write(s, fts_chunk_tx, &done);
+    return r;
+}
+
+/* ---- status ---- */
+
+static const char SQL_COUNT_KINDS[] = "SELECT kind, count(*) FROM items GROUP BY kind";
+static const char SQL_COUNT_PENDING[] =
+    "SELECT count(*) FROM items WHERE kind = 'draft' AND status IN ('pending','changes_requested')";
+static const char SQL_COUNT_OUTBOX[] =
+    "SELECT count(*) FILTER (WHERE rejected_reason IS NULL),"
+    " count(*) FILTER (WHERE rejected_reason IS NOT NULL) FROM outbox";
+static const char SQL_BLOB_BYTES[] = "SELECT coalesce(sum(size), 0) FROM blobs";
+
+static int64_t file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+int cx_store_status(cx_store *s, json_t **out) {
+    int r = 0, rc;
+    sqlite3_stmt *st = NULL;
+    json_t *o = json_object(), *items = json_object(), *outbox = json_object();
+    if (!o || !items || !outbox) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = cx_store_read_begin(s);
+    if (r)
+        goto out;
+    static const char *const kinds[] = {"observation", "draft", "thread", "comment", "artifact"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        json_object_set_new(items, kinds[i], json_integer(0));
+    int64_t total = 0;
+    if ((r = cx_store_prepare(s, SQL_COUNT_KINDS, &st)))
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(st, 1);
+        json_object_set_new(items, (const char *)sqlite3_column_text(st, 0), json_integer(n));
+        total += n;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        r = cx_store_sqlerr(s, rc, "counting items");
+        goto out;
+    }
+    json_object_set_new(items, "total", json_integer(total));
+
+    int64_t pending = 0, ob_pending = 0, ob_rejected = 0, blob_bytes = 0;
+    if ((r = cx_store_prepare(s, SQL_COUNT_PENDING, &st)))
+        goto out;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        pending = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        r = cx_store_sqlerr(s, rc, "counting drafts");
+        goto out;
+    }
+    if ((r = cx_store_prepare(s, SQL_COUNT_OUTBOX, &st)))
+        goto out;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ob_pending = sqlite3_column_int64(st, 0);
+        ob_rejected = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        r = cx_store_sqlerr(s, rc, "counting the outbox");
+        goto out;
+    }
+    if ((r = cx_store_prepare(s, SQL_BLOB_BYTES, &st)))
+        goto out;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        blob_bytes = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        r = cx_store_sqlerr(s, rc, "summing blobs");
+        goto out;
+    }
+    cx_store_read_end(s);
+
+    char wal[4096];
+    snprintf(wal, sizeof wal, "%s-wal", s->db_path);
+    json_object_set_new(o, "db_path", json_string(s->db_path));
+    json_object_set_new(o, "db_bytes", json_integer(file_size(s->db_path) + file_size(wal)));
+    json_object_set_new(o, "blob_bytes", json_integer(blob_bytes));
+    json_object_set_new(o, "items", items);
+    items = NULL;
+    json_object_set_new(o, "drafts_pending", json_integer(pending));
+    json_object_set_new(outbox, "pending", json_integer(ob_pending));
+    json_object_set_new(outbox, "rejected", json_integer(ob_rejected));
+    json_object_set_new(o, "outbox", outbox);
+    outbox = NULL;
+    json_object_set_new(o, "schema_version", json_integer(CX_STORE_SCHEMA_VERSION));
+    json_object_set_new(o, "sqlite_version", json_string(sqlite3_libversion()));
+    *out = o;
+    o = NULL;
+out:
+    cx_store_read_end(s);
+    json_decref(o);
+    json_decref(items);
+    json_decref(outbox);
+    return r;
+}

@@ -17,12 +17,14 @@ char *cx_fs_join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     while (la > 1 && a[la - 1] == '/')
         la--;
+    bool slash = !(la > 0 && a[la - 1] == '/'); /* "/" + "c" is "/c" */
     char *s = malloc(la + lb + 2);
     if (!s)
         return NULL;
     memcpy(s, a, la);
-    s[la] = '/';
-    memcpy(s + la + 1, b, lb + 1);
+    if (slash)
+        s[la] = '/';
+    memcpy(s + la + slash, b, lb + 1);
     return s;
 }
 

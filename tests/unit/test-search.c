@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for keyword search over a real store: ranking (title over
+ * body), AND first then OR, filters, snippets, the token budget, private
+ * items, hostile queries and limits. */
+#include "test.h"
+
+#include "search/fts.h"
+#include "search/search.h"
+#include "store/store-internal.h" /* the connection, to check scores */
+#include "store/store.h"
+#include "util/fsx.h"
+
+#include <math.h>
+
+static char *root;
+static cx_store *s;
+static const cx_actor who = {.author = "ada", .agent = "test"};
+
+static const char *sget(json_t *o, const char *key) {
+    return json_string_value(json_object_get(o, key));
+}
+
+static char *observe(const cx_note *n) {
+    json_t *out = NULL;
+    int r = cx_store_observe(s, &who, n, 1, NULL, NULL, &out);
+    if (r) {
+        fprintf(stderr, "observe: %s\n", cx_error_last());
+        return strdup("");
+    }
+    char *id = strdup(sget(json_array_get(json_object_get(out, "results"), 0), "id"));
+    json_decref(out);
+    return id;
+}
+
+/* Runs a search; returns the answer (caller frees) or NULL. */
+static json_t *search(const char *text, size_t limit) {
+    cx_search_query q = {.text = text, .limit = limit};
+    json_t *out = NULL;
+    int r = cx_search_run(s, &q, &out);
+    if (r) {
+        fprintf(stderr, "search '%s': %s\n", text, cx_error_last());
+        return NULL;
+    }
+    return out;
+}
+
+static size_t count(json_t *res) {
+    return (size_t)json_integer_value(json_object_get(res, "count"));
+}
+
+static const char *id_at(json_t *res, size_t i) {
+    return sget(json_array_get(json_object_get(res, "results"), i), "id");
+}
+
+static bool has_id(json_t *res, const char *id) {
+    for (size_t i = 0; i < json_array_size(json_object_get(res, "results")); i++)
+        if (strcmp(id_at(res, i), id) == 0)
+            return true;
+    return false;
+}
+
+static char *title_hit, *body_hit, *both, *tagged, *priv, *draft_id;
+
+static void setup(void) {
+    const char *t1[] = {"ops", "release"};
+    const char *t2[] = {"ops"};
+    cx_note a = {.title = "Deploy pipeline", .body = "How releases go out to production."};
+    cx_note b = {.body = "Sometimes we deploy on a Friday, which the on-call person dislikes; "
+                         "please avoid that whenever possible."};
+    cx_note c = {.body = "Friday deploys need a second reviewer.", .tags = {t1, 2},
+                 .subcortex = "release"};
+    cx_note d = {.body = "Release notes live in docs/CHANGES.md.", .tags = {t2, 1}};
+    cx_note e = {.body = "My private deploy checklist.", .visibility = "private"};
+    cx_note f = {.body = "The résumé parser handles naïve dates."};
+    title_hit = observe(&a);
+    body_hit = observe(&b);
+    both = observe(&c);
+    tagged = observe(&d);
+    priv = observe(&e);
+    free(observe(&f));
+    cx_note g = {.title = "Reviewer", .body = "reviewer reviewer"};
+    free(observe(&g));
+    cx_note dr = {.title = "Deploy on Fridays", .body = "Proposal: never deploy on Fridays.",
+                  .subcortex = "release"};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &dr, &out));
+    draft_id = strdup(sget(out, "id"));
+    json_decref(out);
+}
+
+static void test_ranking(void) {
+    json_t *res = search("deploy", 10);
+    CX_CHECK(res != NULL);
+    if (!res)
+        return;
+    CX_CHECK_STR(sget(res, "query"), "deploy");
+    CX_CHECK(json_is_false(json_object_get(res, "truncated")));
+    CX_CHECK_INT(count(res), 4); /* not "deploys": no stemming */
+    /* a title match ranks above a body-only match */
+    size_t ti = 99, bi = 99;
+    json_t *results = json_object_get(res, "results");
+    for (size_t i = 0; i < json_array_size(results); i++) {
+        if (strcmp(id_at(res, i), title_hit) == 0)
+            ti = i;
+        if (strcmp(id_at(res, i), body_hit) == 0)
+            bi = i;
+    }
+    CX_CHECK(ti < bi && bi < 99);
+    /* scores: higher is better, in order */
+    double prev = 1e300;
+    bool ordered = true;
+    for (size_t i = 0; i < json_array_size(results); i++) {
+        double sc = json_real_value(json_object_get(json_array_get(results, i), "score"));
+        ordered = ordered && sc <= prev && sc > 0;
+        prev = sc;
+    }
+    CX_CHECK(ordered);
+    /* the result shape */
+    json_t *r0 = json_array_get(results, bi);
+    CX_CHECK_STR(sget(r0, "kind"), "observation");
+    CX_CHECK_STR(sget(r0, "status"), "recorded");
+    CX_CHECK_STR(sget(r0, "subcortex"), "general");
+    CX_CHECK_STR(sget(r0, "title"), "");
+    CX_CHECK(json_is_array(json_object_get(r0, "tags")));
+    CX_CHECK(sget(r0, "updated_at") != NULL);
+    CX_CHECK(json_is_real(json_object_get(r0, "score")));
+    const char *snip = sget(r0, "snippet");
+    CX_CHECK(snip && strstr(snip, "\xc2\xab" "deploy" "\xc2\xbb") != NULL);
+    /* private items are searchable locally */
+    CX_CHECK(has_id(res, priv));
+    json_decref(res);
+
+    /* prefix, diacritics folded, case */
+    res = search("DEPL*", 10);
+    CX_CHECK(res && count(res) == 5); /* deploy and deploys */
+    json_decref(res);
+    res = search("resume naive", 10);
+    CX_CHECK(res && count(res) == 1);
+    json_decref(res);
+}
+
+static void test_all_then_any(void) {
+    /* every word first: the one item with both words leads */
+    json_t *res = search("friday reviewer", 10);
+    CX_CHECK(res && count(res) >= 2);
+    if (res)
+        CX_CHECK_STR(id_at(res, 0), both);
+    /* then items with any word, once each */
+    CX_CHECK(res && has_id(res, body_hit));
+    bool unique = true;
+    for (size_t i = 0; res && i < count(res); i++)
+        for (size_t j = i + 1; j < count(res); j++)
+            unique = unique && strcmp(id_at(res, i), id_at(res, j)) != 0;
+    CX_CHECK(unique);
+    json_decref(res);
+
+    res = search("friday reviewer", 1);
+    CX_CHECK(res && count(res) == 1);
+    if (res)
+        CX_CHECK_STR(id_at(res, 0), both);
+    json_decref(res);
+
+    /* a word the tokenizer cannot see does not empty the AND pass (which
+     * would put the note that is best on "reviewer" alone in front) */
+    res = search("friday \xe2\x80\x94 reviewer \xc2\xab", 1);
+    CX_CHECK(res && count(res) == 1);
+    if (res && count(res) == 1)
+        CX_CHECK_STR(id_at(res, 0), both);
+    json_decref(res);
+
+    /* phrases stay phrases */
+    res = search("\"second reviewer\"", 10);
+    CX_CHECK(res && count(res) == 1);
+    json_decref(res);
+    res = search("\"reviewer second\"", 10);
+    CX_CHECK(res && count(res) == 0);
+    json_decref(res);
+}
+
+static void test_filters(void) {
+    cx_search_query q = {.text = "deploy friday release", .limit = 10};
+    json_t *res = NULL;
+    q.kind = "draft";
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 1 && strcmp(id_at(res, 0), draft_id) == 0);
+    CX_CHECK_STR(sget(json_array_get(json_object_get(res, "results"), 0), "title"),
+                 "Deploy on Fridays");
+    json_decref(res);
+    res = NULL;
+    q.kind = NULL;
+    q.status = "pending";
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 1);
+    json_decref(res);
+    res = NULL;
+    q.status = NULL;
+    q.subcortex = "release";
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 2 && has_id(res, both) && has_id(res, draft_id));
+    json_decref(res);
+    res = NULL;
+    q.subcortex = NULL;
+    const char *t_ops[] = {"ops"}, *t_both[] = {"release", "ops"}, *t_none[] = {"nope"};
+    q.tags = (cx_strv){t_ops, 1};
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 2 && has_id(res, both) && has_id(res, tagged));
+    json_decref(res);
+    res = NULL;
+    q.tags = (cx_strv){t_both, 2};
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 1 && has_id(res, both));
+    json_decref(res);
+    res = NULL;
+    q.tags = (cx_strv){t_none, 1};
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 0);
+    json_decref(res);
+    res = NULL;
+
+    q.tags = (cx_strv){0};
+    q.kind = "bogus";
+    CX_CHECK_INT(cx_search_run(s, &q, &res), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "kind") != NULL);
+    q.kind = NULL;
+    q.status = "done";
+    CX_CHECK_INT(cx_search_run(s, &q, &res), CX_EINVAL);
+    q.status = NULL;
+    q.limit = CX_SEARCH_MAX_LIMIT + 1;
+    CX_CHECK_INT(cx_search_run(s, &q, &res), CX_ELIMIT);
+    q.limit = 10;
+    char big[CX_SEARCH_MAX_QUERY + 2];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    q.text = big;
+    CX_CHECK_INT(cx_search_run(s, &q, &res), CX_ELIMIT);
+    CX_CHECK(res == NULL);
+}
+
+static void test_other_kinds(void) {
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_comment(s, &who, draft_id, "Agreed, zebra deploys are risky.", &out));
+    json_decref(out);
+    out = NULL;
+    const char content[] = "step one";
+    cx_publish p = {.name = "Runbook for quokka outages", .data = content,
+                    .len = sizeof content - 1};
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    char *art = strdup(sget(out, "artifact_id"));
+    json_decref(out);
+
+    json_t *res = search("zebra", 10);
+    CX_CHECK(res && count(res) == 1);
+    CX_CHECK_STR(sget(json_array_get(json_object_get(res, "results"), 0), "kind"), "comment");
+    json_decref(res);
+    res = search("quokka", 10);
+    CX_CHECK(res && count(res) == 1 && has_id(res, art));
+    /* an artifact without a description: the snippet comes from the title */
+    const char *snip = res ? sget(json_array_get(json_object_get(res, "results"), 0), "snippet")
+                           : NULL;
+    CX_CHECK(snip && strstr(snip, "\xc2\xabquokka\xc2\xbb") != NULL);
+    json_decref(res);
+    free(art);
+}
+
+static void test_budget(void) {
+    char body[1200];
+    for (int i = 0; i < 30; i++) {
+        int n = snprintf(body, sizeof body, "walrus entry %d:", i);
+        while (n < (int)sizeof body - 8)
+            n += snprintf(body + n, sizeof body - (size_t)n, " filler%d", n % 97);
+        cx_note note = {.body = body};
+        free(observe(&note));
+    }
+    cx_search_query q = {.text = "walrus", .limit = 30, .max_tokens = 300};
+    json_t *res = NULL;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && json_is_true(json_object_get(res, "truncated")));
+    CX_CHECK(res && count(res) >= 1 && count(res) < 30);
+    CX_CHECK(res && count(res) == json_array_size(json_object_get(res, "results")));
+    size_t bytes = res ? json_dumpb(res, NULL, 0, JSON_COMPACT) : 0;
+    CX_CHECK(bytes <= 300 * 4);
+    json_decref(res);
+    res = NULL;
+
+    /* a budget too small for anything: still one result, snippet cut */
+    q.max_tokens = 10;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 1 && json_is_true(json_object_get(res, "truncated")));
+    json_decref(res);
+    res = NULL;
+
+    /* enough budget: everything, not truncated */
+    q.max_tokens = 20000;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 30 && json_is_false(json_object_get(res, "truncated")));
+    json_decref(res);
+    res = NULL;
+
+    /* default limit is 10 */
+    q.limit = 0;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 10);
+    json_decref(res);
+}
+
+static void test_hostile(void) {
+    static const char *const queries[] = {
+        "", "   ", "!!!", "\"", "\"\"", "\"deploy", "deploy\"", "AND", "OR OR OR", "NOT deploy",
+        "NEAR(deploy friday, 2)", "title:deploy", "{title}:deploy", "^deploy", "deploy*",
+        "*deploy", "(deploy", "deploy)", "-deploy", "+deploy", "deploy AND", "a\"b\"c",
+        "'; DROP TABLE items; --", "\xff\xfe\xfd", "deploy\xc0\xaf", "\xe2\x80\x94", NULL};
+    int errors = 0;
+    for (int i = 0; queries[i]; i++) {
+        cx_search_query q = {.text = queries[i]};
+        json_t *res = NULL;
+        if (cx_search_run(s, &q, &res) != 0) {
+            fprintf(stderr, "query '%s' failed: %s\n", queries[i], cx_error_last());
+            errors++;
+        } else if (!json_is_string(json_object_get(res, "query")) ||
+                   !json_is_array(json_object_get(res, "results"))) {
+            errors++;
+        }
+        json_decref(res);
+    }
+    CX_CHECK_INT(errors, 0);
+    json_t *res = search("!!! ???", 10);
+    CX_CHECK(res && count(res) == 0 && json_is_false(json_object_get(res, "truncated")));
+    json_decref(res);
+    /* invalid UTF-8 is echoed as U+FFFD */
+    res = search("deploy\xff", 10);
+    CX_CHECK_STR(res ? sget(res, "query") : NULL, "deploy\xef\xbf\xbd");
+    CX_CHECK(res && count(res) > 0);
+    json_decref(res);
+    res = search("'; DROP TABLE items; --", 10);
+    json_decref(res);
+    res = search("deploy", 10);
+    CX_CHECK(res && count(res) > 0); /* still there */
+    json_decref(res);
+}
+
+/* bm25() as SQLite computes it for one item and an expression. */
+static double sqlite_bm25(const char *expr, const char *id) {
+    sqlite3_stmt *st = NULL;
+    double v = 1e9;
+    if (sqlite3_prepare_v2(cx_store_sqlite(s),
+                           "SELECT bm25(items_fts, 4.0, 1.0, 2.0) FROM items_fts WHERE items_fts"
+                           " MATCH ?1 AND rowid = (SELECT rid FROM items WHERE id = ?2)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, expr, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_double(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* On a small store the scores are exactly -bm25(items_fts, 4, 1, 2). */
+static void test_scores_are_bm25(void) {
+    static const char *const queries[] = {"deploy", "friday reviewer", "release notes",
+                                          "\"second reviewer\"", "depl*", NULL};
+    int exact = 0, total = 0;
+    for (int k = 0; queries[k]; k++) {
+        json_t *res = search(queries[k], 50);
+        char *all = NULL, *any = NULL;
+        cx_fts_build_query(queries[k], CX_FTS_ALL, &all);
+        cx_fts_build_query(queries[k], CX_FTS_ANY, &any);
+        json_t *results = res ? json_object_get(res, "results") : NULL;
+        for (size_t i = 0; i < json_array_size(results); i++) {
+            json_t *r = json_array_get(results, i);
+            double got = json_real_value(json_object_get(r, "score"));
+            double want = -sqlite_bm25(all, sget(r, "id"));
+            if (want < -1e8) /* an OR-only match: scored with the OR expression */
+                want = -sqlite_bm25(any, sget(r, "id"));
+            total++;
+            exact += fabs(got - want) < 1e-9;
+        }
+        free(all);
+        free(any);
+        json_decref(res);
+    }
+    CX_CHECK(total > 10);
+    CX_CHECK_INT(exact, total);
+}
+
+static void test_snippets(void) {
+    cx_note n = {.body = "Intro words come first here, quite a few of them, enough to fill more "
+                         "than half of a snippet window. The résumé parser chokes on ISO dates "
+                         "like 2026-01-31 when the locale is set; after that there is a lot more "
+                         "text that goes on and on and on until the end of this rather long note."};
+    free(observe(&n));
+    json_t *res = search("resume parser chokes", 1);
+    const char *snip = res ? sget(json_array_get(json_object_get(res, "results"), 0), "snippet")
+                           : NULL;
+    /* adjacent matches are one highlighted run, with the original accents */
+    CX_CHECK(snip && strstr(snip, "\xc2\xabr\xc3\xa9sum\xc3\xa9 parser chokes\xc2\xbb") != NULL);
+    /* cut on both sides */
+    CX_CHECK(snip && strncmp(snip, "\xe2\x80\xa6", 3) == 0);
+    CX_CHECK(snip && strcmp(snip + strlen(snip) - 3, "\xe2\x80\xa6") == 0);
+    json_decref(res);
+
+    res = search("\"ISO dates\" pars* chokes", 1);
+    snip = res ? sget(json_array_get(json_object_get(res, "results"), 0), "snippet") : NULL;
+    CX_CHECK(snip && strstr(snip, "\xc2\xab" "ISO dates" "\xc2\xbb") != NULL);
+    CX_CHECK(snip && strstr(snip, "\xc2\xab" "parser chokes" "\xc2\xbb") != NULL);
+    json_decref(res);
+    /* a phrase highlights only where its words stand together */
+    res = search("\"dates ISO\" chokes", 1);
+    snip = res ? sget(json_array_get(json_object_get(res, "results"), 0), "snippet") : NULL;
+    CX_CHECK(snip && strstr(snip, "\xc2\xab" "ISO") == NULL);
+    json_decref(res);
+}
+
+/* More matches than the window: the newest are ranked, and an old curated
+ * item (a thread) that matches is still found. */
+static void test_window(void) {
+    cx_note old = {.title = "Gnu migration runbook", .body = "How the gnu migration works."};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &old, &out));
+    char *old_id = strdup(sget(out, "id"));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_review(s, &who, old_id, "approve", NULL, &out));
+    json_decref(out);
+
+    enum { N = 700 };
+    cx_note *batch = calloc(N, sizeof *batch);
+    char (*bodies)[64] = calloc(N, 64);
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], 64, "gnu note number %d about herds", i);
+        batch[i].body = bodies[i];
+    }
+    for (int off = 0; off < N; off += 350) {
+        out = NULL;
+        CX_CHECK_OK(cx_store_observe(s, &who, batch + off, 350, NULL, NULL, &out));
+        json_decref(out);
+    }
+    json_t *res = search("gnu", 10);
+    CX_CHECK(res && count(res) == 10);
+    CX_CHECK(res && has_id(res, old_id)); /* title match ranks first */
+    if (res)
+        CX_CHECK_STR(id_at(res, 0), old_id);
+    json_decref(res);
+    cx_search_query q = {.text = "gnu", .kind = "thread"};
+    res = NULL;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 1 && has_id(res, old_id));
+    json_decref(res);
+    free(batch);
+    free(bodies);
+    free(old_id);
+}
+
+/* The index follows changes to items it already holds. */
+static void test_index_follows_updates(void) {
+    const char v1[] = "one", v2[] = "two";
+    cx_publish p = {.name = "ibex config", .data = v1, .len = 3, .title = "alpha description"};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    json_decref(out);
+    json_t *res = search("alpha ibex", 10); /* indexes it */
+    CX_CHECK(res && count(res) == 1);
+    json_decref(res);
+    p.data = v2;
+    p.title = "omega description";
+    out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    json_decref(out);
+    res = search("omega ibex", 10);
+    CX_CHECK(res && count(res) == 1);
+    json_decref(res);
+    res = search("alpha", 10);
+    CX_CHECK(res && count(res) == 0);
+    json_decref(res);
+}
+
+int main(void) {
+    root = cx_test_tmpdir();
+    if (!root || cx_store_open(&s, root) != 0) {
+        fprintf(stderr, "setup: %s\n", cx_error_last());
+        return 2;
+    }
+    setup();
+    test_ranking();
+    test_all_then_any();
+    test_filters();
+    test_other_kinds();
+    test_budget();
+    test_hostile();
+    test_scores_are_bm25();
+    test_snippets();
+    test_index_follows_updates();
+    test_window();
+    cx_store_free(s);
+    cx_test_rmrf(root);
+    free(root);
+    free(title_hit);
+    free(body_hit);
+    free(both);
+    free(tagged);
+    free(priv);
+    free(draft_id);
+    return cx_test_done();
+}

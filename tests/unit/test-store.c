@@ -1,0 +1,1008 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for src/store on real SQLite files in temporary directories:
+ * migrations, observe (single, batch, all-or-none, repeats), validation,
+ * drafts, comments, publish and blobs, get, recent, review, the outbox, and
+ * several processes writing one store at once. */
+#include "test.h"
+
+#include "store/store-internal.h" /* cx_store_fts_sync */
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+
+#include <sodium.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static char *root;
+
+/* A store in a fresh sub-directory (that does not exist yet). */
+static cx_store *fresh(const char *name) {
+    char *dir = cx_fs_join(root, name);
+    cx_store *s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    free(dir);
+    return s;
+}
+
+/* One integer from a SQL query on the store's file, through a separate
+ * connection (what another process would see). */
+static long long q1(cx_store *s, const char *sql) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(cx_store_db_path(s), &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else
+        fprintf(stderr, "q1(%s): %s\n", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static const char *sget(json_t *o, const char *key) {
+    return json_string_value(json_object_get(o, key));
+}
+
+static long long iget(json_t *o, const char *key) {
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static cx_note note(const char *body) {
+    cx_note n = {.body = body};
+    return n;
+}
+
+static const cx_actor who = {.author = "ada@example.com", .agent = "test-agent"};
+
+/* Observes one text; returns its id (static buffer) or NULL. */
+static const char *observe1(cx_store *s, const char *body, bool *repeat) {
+    static char id[64];
+    cx_note n = note(body);
+    json_t *out = NULL;
+    int r = cx_store_observe(s, &who, &n, 1, NULL, NULL, &out);
+    if (r != 0) {
+        fprintf(stderr, "observe1: %s\n", cx_error_last());
+        return NULL;
+    }
+    json_t *res = json_array_get(json_object_get(out, "results"), 0);
+    snprintf(id, sizeof id, "%s", sget(res, "id"));
+    if (repeat)
+        *repeat = json_is_true(json_object_get(res, "repeat"));
+    json_decref(out);
+    return id;
+}
+
+static void test_open_and_migrate(void) {
+    cx_store *s = fresh("open/nested/state");
+    if (!s)
+        return;
+    char *blobs = cx_fs_join(cx_store_dir(s), "blobs");
+    CX_CHECK(cx_fs_is_dir(blobs));
+    free(blobs);
+    CX_CHECK(strstr(cx_store_db_path(s), "open/nested/state/cortex.db") != NULL);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 1);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM sqlite_master WHERE name IN ('items','items_fts',"
+                       "'outbox','blobs','artifact_versions','reviews')"),
+                 6);
+    json_t *st = NULL;
+    CX_CHECK_OK(cx_store_status(s, &st));
+    CX_CHECK_INT(iget(st, "schema_version"), 1);
+    CX_CHECK_INT(iget(json_object_get(st, "items"), "total"), 0);
+    CX_CHECK(sget(st, "sqlite_version") && sget(st, "sqlite_version")[0] == '3');
+    CX_CHECK(iget(st, "db_bytes") > 0);
+    json_decref(st);
+
+    /* journal mode is WAL, seen from another connection */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    sqlite3_open(cx_store_db_path(s), &db);
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL);
+    CX_CHECK(sqlite3_step(q) == SQLITE_ROW &&
+             strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    const char *id = observe1(s, "survives a reopen", NULL);
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", id ? id : "");
+    char *dir = strdup(cx_store_dir(s));
+    cx_store_free(s);
+
+    s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    json_t *item = NULL;
+    CX_CHECK_OK(cx_store_get(s, saved, &item));
+    CX_CHECK_STR(sget(item, "body"), "survives a reopen");
+    json_decref(item);
+    cx_store_free(s);
+
+    /* a database from a newer cortex is refused, not damaged */
+    char *path = cx_fs_join(dir, "cortex.db");
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    s = NULL;
+    CX_CHECK_INT(cx_store_open(&s, dir), CX_EFAIL);
+    CX_CHECK(strstr(cx_error_last(), "newer") != NULL);
+    CX_CHECK(s == NULL);
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL);
+    sqlite3_close(db);
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    cx_store_free(s);
+    free(path);
+    free(dir);
+
+    CX_CHECK_INT(cx_store_open(&s, ""), CX_EINVAL);
+    /* a state "directory" that is a file */
+    char *file = cx_fs_join(root, "a-file");
+    cx_fs_write_atomic(file, "x", 1, 0600);
+    s = NULL;
+    CX_CHECK(cx_store_open(&s, file) != 0);
+    CX_CHECK(s == NULL);
+    free(file);
+}
+
+static void test_observe(void) {
+    cx_store *s = fresh("observe");
+    if (!s)
+        return;
+    const char *tags[] = {"zeta", "alpha", "zeta"};
+    const char *files[] = {"src/a.c", "src/b.c"};
+    cx_note n = {.title = "Build flag", .body = "Use -Db_sanitize=address for ASan.",
+                 .subcortex = "build", .tags = {tags, 3}, .files = {files, 2}};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out));
+    CX_CHECK_INT(iget(out, "recorded"), 1);
+    CX_CHECK_INT(iget(out, "repeats"), 0);
+    json_t *r0 = json_array_get(json_object_get(out, "results"), 0);
+    CX_CHECK(json_is_false(json_object_get(r0, "repeat")));
+    char id[64];
+    snprintf(id, sizeof id, "%s", sget(r0, "id"));
+    CX_CHECK_INT(strlen(id), 26);
+    json_decref(out);
+
+    json_t *item = NULL;
+    CX_CHECK_OK(cx_store_get(s, id, &item));
+    CX_CHECK_STR(sget(item, "id"), id);
+    CX_CHECK_STR(sget(item, "kind"), "observation");
+    CX_CHECK_STR(sget(item, "status"), "recorded");
+    CX_CHECK_STR(sget(item, "subcortex"), "build");
+    CX_CHECK_STR(sget(item, "title"), "Build flag");
+    CX_CHECK_STR(sget(item, "visibility"), "shared");
+    CX_CHECK_STR(sget(item, "author"), "ada@example.com");
+    CX_CHECK_STR(sget(item, "agent"), "test-agent");
+    CX_CHECK_INT(iget(item, "seen"), 1);
+    json_t *t = json_object_get(item, "tags");
+    CX_CHECK_INT(json_array_size(t), 2); /* sorted, de-duplicated */
+    CX_CHECK_STR(json_string_value(json_array_get(t, 0)), "alpha");
+    CX_CHECK_STR(json_string_value(json_array_get(t, 1)), "zeta");
+    CX_CHECK_INT(json_array_size(json_object_get(item, "files")), 2);
+    CX_CHECK(json_object_get(item, "server_seq") == NULL);
+    CX_CHECK(json_object_get(item, "evidence") == NULL);
+    CX_CHECK(json_object_get(item, "comments") == NULL);
+    const char *created = sget(item, "created_at");
+    uint64_t ms = 0;
+    CX_CHECK(created && cx_clock_parse(created, &ms) == 0 && ms > 0);
+    json_decref(item);
+
+    /* lower-case id works too */
+    char lower[64];
+    for (size_t i = 0; i <= strlen(id); i++)
+        lower[i] = (char)((id[i] >= 'A' && id[i] <= 'Z') ? id[i] + 32 : id[i]);
+    item = NULL;
+    CX_CHECK_OK(cx_store_get(s, lower, &item));
+    json_decref(item);
+
+    /* The same text again, whitespace aside: the first id, repeat=true */
+    bool repeat = false;
+    const char *again = observe1(s, "  Use -Db_sanitize=address\n\tfor   ASan. ", &repeat);
+    CX_CHECK_STR(again, id);
+    CX_CHECK(repeat);
+    item = NULL;
+    CX_CHECK_OK(cx_store_get(s, id, &item));
+    CX_CHECK_INT(iget(item, "seen"), 2);
+    json_decref(item);
+    /* different text is different */
+    const char *other = observe1(s, "Use -Db_sanitize=undefined for UBSan.", &repeat);
+    CX_CHECK(other && strcmp(other, id) != 0 && !repeat);
+
+    /* a batch with a repeat inside it and one of an earlier item */
+    cx_note batch[3] = {note("batch one"), note("batch two"), note("batch  one")};
+    out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, batch, 3, NULL, NULL, &out));
+    CX_CHECK_INT(iget(out, "recorded"), 2);
+    CX_CHECK_INT(iget(out, "repeats"), 1);
+    json_t *res = json_object_get(out, "results");
+    CX_CHECK_INT(json_array_size(res), 3);
+    CX_CHECK_STR(sget(json_array_get(res, 2), "id"), sget(json_array_get(res, 0), "id"));
+    CX_CHECK(json_is_true(json_object_get(json_array_get(res, 2), "repeat")));
+    json_decref(out);
+
+    /* defaults: subcortex general, title "" */
+    const char *plain = observe1(s, "plain", NULL);
+    item = NULL;
+    CX_CHECK_OK(cx_store_get(s, plain, &item));
+    CX_CHECK_STR(sget(item, "subcortex"), "general");
+    CX_CHECK_STR(sget(item, "title"), "");
+    json_decref(item);
+
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items"), 5);
+    cx_store_free(s);
+}
+
+static int cancel_at_two(void *ud, size_t done, size_t total) {
+    (void)ud, (void)total;
+    return done == 2;
+}
+
+static void test_validation(void) {
+    cx_store *s = fresh("validation");
+    if (!s)
+        return;
+    json_t *out = NULL;
+    int r;
+
+    /* all or none: the third element is bad, nothing is recorded */
+    cx_note batch[3] = {note("good one"), note("good two"), note("   ")};
+    r = cx_store_observe(s, &who, batch, 3, NULL, NULL, &out);
+    CX_CHECK_INT(r, CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "observations[2].text") != NULL);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items"), 0);
+    CX_CHECK(out == NULL);
+
+    const char *many[17] = {"a", "b", "c", "d", "e", "f", "g", "h", "i",
+                            "j", "k", "l", "m", "n", "o", "p", "q"};
+    cx_note tagged = {.body = "x", .tags = {many, 17}};
+    cx_note b2[2] = {note("fine"), tagged};
+    CX_CHECK_INT(cx_store_observe(s, &who, b2, 2, NULL, NULL, &out), CX_ELIMIT);
+    CX_CHECK(strstr(cx_error_last(), "observations[1].tags") != NULL);
+    CX_CHECK(strstr(cx_error_last(), "16") != NULL);
+
+    /* batch sizes */
+    CX_CHECK_INT(cx_store_observe(s, &who, batch, 0, NULL, NULL, &out), CX_EINVAL);
+    cx_note *big = calloc(CX_STORE_MAX_BATCH + 1, sizeof *big);
+    for (int i = 0; i <= CX_STORE_MAX_BATCH; i++)
+        big[i].body = "same";
+    CX_CHECK_INT(cx_store_observe(s, &who, big, CX_STORE_MAX_BATCH + 1, NULL, NULL, &out),
+                 CX_ELIMIT);
+    CX_CHECK(strstr(cx_error_last(), "500") != NULL);
+    out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, big, CX_STORE_MAX_BATCH, NULL, NULL, &out));
+    CX_CHECK_INT(iget(out, "repeats"), CX_STORE_MAX_BATCH - 1);
+    json_decref(out);
+    out = NULL;
+    free(big);
+
+    /* single-field checks, each with a message naming the field */
+    cx_note n = note("");
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "text") != NULL);
+    n = note(NULL);
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    n = note("bad \xff\xfe utf-8");
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "UTF-8") != NULL);
+    n = note("overlong \xc0\xaf slash");
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    char *huge = malloc(CX_STORE_MAX_TEXT + 2);
+    memset(huge, 'a', CX_STORE_MAX_TEXT + 1);
+    huge[CX_STORE_MAX_TEXT + 1] = '\0';
+    n = note(huge);
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_ELIMIT);
+    CX_CHECK(strstr(cx_error_last(), "262144") != NULL);
+    huge[CX_STORE_MAX_TEXT] = '\0'; /* exactly the limit is fine */
+    CX_CHECK_OK(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out));
+    json_decref(out);
+    out = NULL;
+    free(huge);
+
+    char title[CX_STORE_MAX_TITLE + 2];
+    memset(title, 't', sizeof title - 1);
+    title[sizeof title - 1] = '\0';
+    n = note("titled");
+    n.title = title;
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_ELIMIT);
+    CX_CHECK(strstr(cx_error_last(), "title") != NULL);
+    n.title = "two\nlines";
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    n.title = NULL;
+    n.visibility = "public";
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "visibility") != NULL);
+    n.visibility = NULL;
+    const char *empty_tag[] = {""};
+    n.tags = (cx_strv){empty_tag, 1};
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "tags[0]") != NULL);
+    char longtag[CX_STORE_MAX_TAG + 2];
+    memset(longtag, 'g', sizeof longtag - 1);
+    longtag[sizeof longtag - 1] = '\0';
+    const char *lt[] = {longtag};
+    n.tags = (cx_strv){lt, 1};
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_ELIMIT);
+    n.tags = (cx_strv){0};
+    const char *fl[CX_STORE_MAX_FILES + 1];
+    for (int i = 0; i <= CX_STORE_MAX_FILES; i++)
+        fl[i] = "f.c";
+    n.files = (cx_strv){fl, CX_STORE_MAX_FILES + 1};
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_ELIMIT);
+    CX_CHECK(strstr(cx_error_last(), "files") != NULL);
+    n.files = (cx_strv){0};
+    const char *ev[] = {"01ARZ3NDEKTSV4RRFFQ69G5FAV"};
+    n.evidence = (cx_strv){ev, 1};
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    n.evidence = (cx_strv){0};
+    n.subcortex = "has\ttab";
+    CX_CHECK_INT(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    n.subcortex = NULL;
+    cx_actor bad_actor = {.author = "bad\xff"};
+    CX_CHECK_INT(cx_store_observe(s, &bad_actor, &n, 1, NULL, NULL, &out), CX_EINVAL);
+    CX_CHECK(out == NULL);
+
+    /* a progress callback can cancel; nothing is kept */
+    long long before = q1(s, "SELECT count(*) FROM items");
+    cx_note three[3] = {note("p1"), note("p2"), note("p3")};
+    CX_CHECK_INT(cx_store_observe(s, &who, three, 3, cancel_at_two, NULL, &out), CX_ECANCELED);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items"), before);
+
+    /* NULL actor is fine */
+    CX_CHECK_OK(cx_store_observe(s, NULL, three, 3, NULL, NULL, &out));
+    json_decref(out);
+    cx_store_free(s);
+}
+
+static void test_draft_comment_review(void) {
+    cx_store *s = fresh("draft");
+    if (!s)
+        return;
+    char obs[64];
+    snprintf(obs, sizeof obs, "%s", observe1(s, "evidence for the draft", NULL));
+    char lower[64];
+    for (size_t i = 0; i <= strlen(obs); i++)
+        lower[i] = (char)((obs[i] >= 'A' && obs[i] <= 'Z') ? obs[i] + 32 : obs[i]);
+
+    const char *ev[] = {lower};
+    const char *tags[] = {"ci"};
+    cx_note d = {.title = "How CI caches", .body = "The CI caches ~/.cache keyed by lockfile.",
+                 .subcortex = "build", .tags = {tags, 1}, .evidence = {ev, 1}};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &d, &out));
+    CX_CHECK_STR(sget(out, "status"), "pending");
+    char draft[64];
+    snprintf(draft, sizeof draft, "%s", sget(out, "id") ? sget(out, "id") : "");
+    json_decref(out);
+
+    /* evidence must exist, and the message names the missing id */
+    const char *missing[] = {obs, "01ARZ3NDEKTSV4RRFFQ69G5FAV"};
+    cx_note bad = d;
+    bad.evidence = (cx_strv){missing, 2};
+    out = NULL;
+    CX_CHECK_INT(cx_store_draft(s, &who, &bad, &out), CX_ENOTFOUND);
+    CX_CHECK(strstr(cx_error_last(), "01ARZ3NDEKTSV4RRFFQ69G5FAV") != NULL);
+    bad = d;
+    bad.title = NULL;
+    CX_CHECK_INT(cx_store_draft(s, &who, &bad, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "title") != NULL);
+    bad = d;
+    bad.body = "";
+    CX_CHECK_INT(cx_store_draft(s, &who, &bad, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "body") != NULL);
+    CX_CHECK(out == NULL);
+
+    json_t *item = NULL;
+    CX_CHECK_OK(cx_store_get(s, draft, &item));
+    CX_CHECK_STR(sget(item, "kind"), "draft");
+    CX_CHECK_STR(json_string_value(json_array_get(json_object_get(item, "evidence"), 0)), obs);
+    CX_CHECK_INT(json_array_size(json_object_get(item, "comments")), 0);
+    json_decref(item);
+
+    /* comments: on a draft fine, on an observation not, unknown target not */
+    out = NULL;
+    CX_CHECK_OK(cx_store_comment(s, &who, draft, "First comment.", &out));
+    CX_CHECK_STR(sget(out, "target_id"), draft);
+    char c1[64];
+    snprintf(c1, sizeof c1, "%s", sget(out, "id") ? sget(out, "id") : "");
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_comment(s, &who, draft, "Second comment.", &out));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(cx_store_comment(s, &who, obs, "nope", &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "observation") != NULL);
+    CX_CHECK_INT(cx_store_comment(s, &who, "01ARZ3NDEKTSV4RRFFQ69G5FAV", "nope", &out),
+                 CX_ENOTFOUND);
+    CX_CHECK_INT(cx_store_comment(s, &who, draft, "", &out), CX_EINVAL);
+    CX_CHECK_INT(cx_store_comment(s, &who, "", "x", &out), CX_EINVAL);
+
+    item = NULL;
+    CX_CHECK_OK(cx_store_get(s, draft, &item));
+    json_t *comments = json_object_get(item, "comments");
+    CX_CHECK_INT(json_array_size(comments), 2);
+    CX_CHECK_STR(sget(json_array_get(comments, 0), "id"), c1); /* oldest first */
+    CX_CHECK_STR(sget(json_array_get(comments, 0), "body"), "First comment.");
+    CX_CHECK_STR(sget(json_array_get(comments, 0), "parent_id"), draft);
+    CX_CHECK_STR(sget(json_array_get(comments, 0), "kind"), "comment");
+    CX_CHECK_STR(sget(json_array_get(comments, 0), "subcortex"), "build");
+    json_decref(item);
+
+    /* a second draft for reject / changes */
+    cx_note d2 = {.title = "Wrong idea", .body = "Tabs everywhere."};
+    out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &d2, &out));
+    char draft2[64];
+    snprintf(draft2, sizeof draft2, "%s", sget(out, "id") ? sget(out, "id") : "");
+    json_decref(out);
+
+    out = NULL;
+    CX_CHECK_OK(cx_store_review_list(s, &out));
+    CX_CHECK_INT(iget(out, "count"), 2);
+    json_t *drafts = json_object_get(out, "drafts");
+    CX_CHECK_STR(sget(json_array_get(drafts, 0), "id"), draft); /* oldest first */
+    CX_CHECK_STR(sget(json_array_get(drafts, 0), "title"), "How CI caches");
+    CX_CHECK(sget(json_array_get(drafts, 0), "snippet") != NULL);
+    json_decref(out);
+
+    const cx_actor reviewer = {.author = "grace@example.com", .agent = "cortex-cli"};
+    out = NULL;
+    CX_CHECK_INT(cx_store_review(s, &reviewer, draft, "maybe", NULL, &out), CX_EINVAL);
+    CX_CHECK_INT(cx_store_review(s, &reviewer, draft2, "reject", NULL, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "reason") != NULL);
+    CX_CHECK_INT(cx_store_review(s, &reviewer, draft2, "changes_requested", "", &out),
+                 CX_EINVAL);
+    CX_CHECK_INT(cx_store_review(s, &reviewer, "01ARZ3NDEKTSV4RRFFQ69G5FAV", "approve", NULL,
+                                 &out),
+                 CX_ENOTFOUND);
+    CX_CHECK_INT(cx_store_review(s, &reviewer, obs, "approve", NULL, &out), CX_ECONFLICT);
+    CX_CHECK(out == NULL);
+
+    CX_CHECK_OK(cx_store_review(s, &reviewer, draft2, "changes_requested", "Say why.", &out));
+    CX_CHECK_STR(sget(out, "status"), "changes_requested");
+    CX_CHECK_STR(sget(out, "kind"), "draft");
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_review_list(s, &out)); /* still awaiting review */
+    CX_CHECK_INT(iget(out, "count"), 2);
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_review(s, &reviewer, draft2, "reject", "Not our style.", &out));
+    CX_CHECK_STR(sget(out, "status"), "rejected");
+    json_t *rv = json_object_get(out, "review");
+    CX_CHECK_STR(sget(rv, "decision"), "reject");
+    CX_CHECK_STR(sget(rv, "reason"), "Not our style.");
+    CX_CHECK_STR(sget(rv, "reviewer"), "grace@example.com");
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(cx_store_review(s, &reviewer, draft2, "approve", NULL, &out), CX_ECONFLICT);
+
+    CX_CHECK_OK(cx_store_review(s, &reviewer, draft, "approve", NULL, &out));
+    CX_CHECK_STR(sget(out, "id"), draft); /* same id */
+    CX_CHECK_STR(sget(out, "kind"), "thread");
+    CX_CHECK_STR(sget(out, "status"), "canon");
+    CX_CHECK_STR(sget(json_object_get(out, "review"), "decision"), "approve");
+    CX_CHECK(json_object_get(json_object_get(out, "review"), "reason") == NULL);
+    CX_CHECK_INT(json_array_size(json_object_get(out, "comments")), 2);
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(cx_store_review(s, &reviewer, draft, "approve", NULL, &out), CX_ECONFLICT);
+    CX_CHECK(strstr(cx_error_last(), "thread") != NULL);
+
+    /* comments on a canon thread */
+    CX_CHECK_OK(cx_store_comment(s, &who, draft, "Still true in 2026.", &out));
+    json_decref(out);
+    out = NULL;
+
+    CX_CHECK_OK(cx_store_review_list(s, &out));
+    CX_CHECK_INT(iget(out, "count"), 0);
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM reviews"), 3);
+
+    CX_CHECK_OK(cx_store_status(s, &out));
+    json_t *items = json_object_get(out, "items");
+    CX_CHECK_INT(iget(items, "observation"), 1);
+    CX_CHECK_INT(iget(items, "draft"), 1);
+    CX_CHECK_INT(iget(items, "thread"), 1);
+    CX_CHECK_INT(iget(items, "comment"), 3);
+    CX_CHECK_INT(iget(items, "artifact"), 0);
+    CX_CHECK_INT(iget(items, "total"), 6);
+    CX_CHECK_INT(iget(out, "drafts_pending"), 0);
+    json_decref(out);
+    cx_store_free(s);
+}
+
+static void test_publish(void) {
+    cx_store *s = fresh("publish");
+    if (!s)
+        return;
+    const char v1[] = "#!/bin/sh\necho deploy\n";
+    const unsigned char bin[] = {0, 1, 2, 0xff, 0, 'x'};
+    cx_publish p = {.name = "deploy.sh", .data = v1, .len = sizeof v1 - 1,
+                    .source_path = "scripts/deploy.sh", .title = "How we deploy"};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    CX_CHECK_INT(iget(out, "version"), 1);
+    CX_CHECK(json_is_false(json_object_get(out, "unchanged")));
+    CX_CHECK_STR(sget(out, "status"), "published");
+    CX_CHECK_STR(sget(out, "name"), "deploy.sh");
+    CX_CHECK_INT(iget(out, "size"), sizeof v1 - 1);
+    char art[64], sha1[65];
+    snprintf(art, sizeof art, "%s", sget(out, "artifact_id") ? sget(out, "artifact_id") : "");
+    snprintf(sha1, sizeof sha1, "%s", sget(out, "sha256") ? sget(out, "sha256") : "");
+    json_decref(out);
+
+    /* the sha is the content's, and the blob file holds the content */
+    unsigned char d[crypto_hash_sha256_BYTES];
+    char hex[65];
+    crypto_hash_sha256(d, (const unsigned char *)v1, sizeof v1 - 1);
+    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+    CX_CHECK_STR(sha1, hex);
+    char rel[128];
+    snprintf(rel, sizeof rel, "blobs/%.2s/%s", hex, hex);
+    char *blob = cx_fs_join(cx_store_dir(s), rel);
+    char *data = NULL;
+    size_t len = 0;
+    CX_CHECK_OK(cx_fs_read_file(blob, 1 << 20, &data, &len));
+    CX_CHECK(len == sizeof v1 - 1 && data && memcmp(data, v1, len) == 0);
+    free(data);
+    free(blob);
+
+    /* the same content again: nothing new */
+    out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    CX_CHECK_INT(iget(out, "version"), 1);
+    CX_CHECK(json_is_true(json_object_get(out, "unchanged")));
+    CX_CHECK_STR(sget(out, "artifact_id"), art);
+    json_decref(out);
+
+    /* binary content: version 2 */
+    cx_publish p2 = {.name = "deploy.sh", .data = bin, .len = sizeof bin};
+    out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p2, &out));
+    CX_CHECK_INT(iget(out, "version"), 2);
+    CX_CHECK_STR(sget(out, "artifact_id"), art);
+    json_decref(out);
+
+    json_t *item = NULL;
+    CX_CHECK_OK(cx_store_get(s, art, &item));
+    CX_CHECK_STR(sget(item, "kind"), "artifact");
+    CX_CHECK_STR(sget(item, "status"), "published");
+    CX_CHECK_STR(sget(item, "title"), "deploy.sh");
+    CX_CHECK_STR(sget(item, "body"), "How we deploy");
+    json_t *versions = json_object_get(item, "versions");
+    CX_CHECK_INT(json_array_size(versions), 2);
+    CX_CHECK_INT(iget(json_array_get(versions, 0), "version"), 1);
+    CX_CHECK_STR(sget(json_array_get(versions, 0), "sha256"), sha1);
+    CX_CHECK_STR(sget(json_array_get(versions, 0), "source_path"), "scripts/deploy.sh");
+    CX_CHECK_STR(sget(json_array_get(versions, 0), "status"), "published");
+    CX_CHECK(json_object_get(json_array_get(versions, 1), "source_path") == NULL);
+    CX_CHECK_INT(iget(json_array_get(versions, 1), "size"), sizeof bin);
+    json_decref(item);
+
+    data = NULL;
+    CX_CHECK_OK(cx_store_artifact_content(s, art, 0, &data, &len));
+    CX_CHECK(len == sizeof bin && data && memcmp(data, bin, len) == 0);
+    free(data);
+    data = NULL;
+    CX_CHECK_OK(cx_store_artifact_content(s, art, 1, &data, &len));
+    CX_CHECK(len == sizeof v1 - 1 && data && memcmp(data, v1, len) == 0);
+    free(data);
+    data = NULL;
+    CX_CHECK_INT(cx_store_artifact_content(s, art, 3, &data, &len), CX_ENOTFOUND);
+    CX_CHECK_INT(cx_store_artifact_content(s, art, -1, &data, &len), CX_EINVAL);
+    CX_CHECK_INT(cx_store_artifact_content(s, "01ARZ3NDEKTSV4RRFFQ69G5FAV", 0, &data, &len),
+                 CX_ENOTFOUND);
+    CX_CHECK(data == NULL);
+
+    /* publishing the first content again is a new version (3), same blob */
+    out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    CX_CHECK_INT(iget(out, "version"), 3);
+    json_decref(out);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM blobs"), 2);
+
+    /* another name is another artifact; empty content is allowed */
+    cx_publish p3 = {.name = "empty.txt", .data = "", .len = 0};
+    out = NULL;
+    CX_CHECK_OK(cx_store_publish(s, &who, &p3, &out));
+    CX_CHECK(strcmp(sget(out, "artifact_id"), art) != 0);
+    CX_CHECK_INT(iget(out, "version"), 1);
+    json_decref(out);
+    out = NULL;
+
+    cx_publish bad = p;
+    bad.name = "";
+    CX_CHECK_INT(cx_store_publish(s, &who, &bad, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "name") != NULL);
+    char longname[CX_STORE_MAX_TITLE + 2];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    bad.name = longname;
+    CX_CHECK_INT(cx_store_publish(s, &who, &bad, &out), CX_ELIMIT);
+    bad = p;
+    bad.len = (size_t)CX_STORE_MAX_BLOB + 1;
+    CX_CHECK_INT(cx_store_publish(s, &who, &bad, &out), CX_ELIMIT);
+    CX_CHECK(out == NULL);
+
+    out = NULL;
+    CX_CHECK_OK(cx_store_status(s, &out));
+    CX_CHECK_INT(iget(out, "blob_bytes"), (long long)(sizeof v1 - 1 + sizeof bin));
+    CX_CHECK_INT(iget(json_object_get(out, "items"), "artifact"), 2);
+    json_decref(out);
+    /* artifact.version ops: v1, v2, v3 and empty.txt v1 */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox WHERE op = 'artifact.version'"), 4);
+    cx_store_free(s);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void test_recent(void) {
+    cx_store *s = fresh("recent");
+    if (!s)
+        return;
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "%s", observe1(s, "first thing", NULL));
+    sleep_ms(5);
+    snprintf(b, sizeof b, "%s", observe1(s, "second thing", NULL));
+    sleep_ms(5);
+    cx_note d = {.title = "A draft", .body = "third thing", .subcortex = "docs"};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &d, &out));
+    snprintf(c, sizeof c, "%s", sget(out, "id"));
+    json_decref(out);
+
+    cx_recent_query q = {.limit = 10};
+    out = NULL;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    json_t *items = json_object_get(out, "items");
+    CX_CHECK_INT(iget(out, "count"), 3);
+    CX_CHECK(json_is_false(json_object_get(out, "truncated")));
+    CX_CHECK_STR(sget(json_array_get(items, 0), "id"), c); /* newest first */
+    CX_CHECK_STR(sget(json_array_get(items, 2), "id"), a);
+    CX_CHECK_STR(sget(json_array_get(items, 0), "snippet"), "third thing");
+    CX_CHECK_STR(sget(json_array_get(items, 1), "title"), "");
+    CX_CHECK(sget(json_array_get(items, 1), "updated_at") != NULL);
+    json_decref(out);
+
+    /* since an item id: only what changed after it */
+    q.since = a;
+    out = NULL;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 2);
+    json_decref(out);
+    /* since a time */
+    json_t *item = NULL;
+    CX_CHECK_OK(cx_store_get(s, b, &item));
+    char since[64];
+    snprintf(since, sizeof since, "%s", sget(item, "updated_at"));
+    json_decref(item);
+    q.since = since;
+    out = NULL;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 1);
+    CX_CHECK_STR(sget(json_array_get(json_object_get(out, "items"), 0), "id"), c);
+    json_decref(out);
+    q.since = "2000-01-01";
+    out = NULL;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 3);
+    json_decref(out);
+    q.since = "2999-01-01T00:00:00Z";
+    out = NULL;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 0);
+    json_decref(out);
+    out = NULL;
+    q.since = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    CX_CHECK_INT(cx_store_recent(s, &q, &out), CX_ENOTFOUND);
+    q.since = "last tuesday";
+    CX_CHECK_INT(cx_store_recent(s, &q, &out), CX_EINVAL);
+    CX_CHECK(strstr(cx_error_last(), "ISO 8601") && strstr(cx_error_last(), "item id"));
+    q.since = NULL;
+    q.limit = 101;
+    CX_CHECK_INT(cx_store_recent(s, &q, &out), CX_ELIMIT);
+    CX_CHECK(out == NULL);
+
+    /* filters */
+    q.limit = 0; /* default */
+    q.kind = "draft";
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 1);
+    json_decref(out);
+    out = NULL;
+    q.kind = NULL;
+    q.subcortex = "general";
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 2);
+    json_decref(out);
+    out = NULL;
+    q.subcortex = NULL;
+    q.limit = 2;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK_INT(iget(out, "count"), 2);
+    json_decref(out);
+    out = NULL;
+
+    /* a long body makes a cut snippet; a tiny budget truncates the list but
+     * always keeps one item */
+    char body[2000];
+    for (size_t i = 0; i < sizeof body - 1; i++)
+        body[i] = i % 7 == 6 ? ' ' : (char)('a' + i % 26);
+    body[sizeof body - 1] = '\0';
+    observe1(s, body, NULL);
+    q.limit = 10;
+    q.max_tokens = 60;
+    CX_CHECK_OK(cx_store_recent(s, &q, &out));
+    CX_CHECK(json_is_true(json_object_get(out, "truncated")));
+    CX_CHECK(iget(out, "count") >= 1 && iget(out, "count") < 4);
+    const char *snip = sget(json_array_get(json_object_get(out, "items"), 0), "snippet");
+    CX_CHECK(snip && strlen(snip) <= 203 && strstr(snip, "\xe2\x80\xa6") != NULL);
+    json_decref(out);
+    cx_store_free(s);
+}
+
+static void test_outbox(void) {
+    cx_store *s = fresh("outbox");
+    if (!s)
+        return;
+    observe1(s, "shared one", NULL);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), 1);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox o JOIN items i ON i.id = o.item_id"
+                       " WHERE o.op = 'item.put' AND json_extract(o.payload, '$.id') = i.id"
+                       " AND json_extract(o.payload, '$.body') = 'shared one'"
+                       " AND length(o.op_id) = 26"),
+                 1);
+    observe1(s, "shared one", NULL); /* a repeat sends nothing */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), 1);
+
+    cx_note priv = {.body = "my private note", .visibility = "private"};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, &priv, 1, NULL, NULL, &out));
+    char pid[64];
+    snprintf(pid, sizeof pid, "%s", sget(json_array_get(json_object_get(out, "results"), 0), "id"));
+    json_decref(out);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), 1);
+    json_t *item = NULL;
+    CX_CHECK_OK(cx_store_get(s, pid, &item));
+    CX_CHECK_STR(sget(item, "visibility"), "private");
+    json_decref(item);
+
+    /* the same text shared is another item, and it is sent */
+    cx_note shared_copy = {.body = "my private note"};
+    out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, &shared_copy, 1, NULL, NULL, &out));
+    json_t *sc = json_array_get(json_object_get(out, "results"), 0);
+    CX_CHECK(json_is_false(json_object_get(sc, "repeat")) && strcmp(sget(sc, "id"), pid) != 0);
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), 2);
+    CX_CHECK_OK(cx_store_observe(s, &who, &priv, 1, NULL, NULL, &out)); /* private repeat */
+    sc = json_array_get(json_object_get(out, "results"), 0);
+    CX_CHECK(json_is_true(json_object_get(sc, "repeat")));
+    CX_CHECK_STR(sget(sc, "id"), pid);
+    json_decref(out);
+    out = NULL;
+
+    cx_note pd = {.title = "Private draft", .body = "secret plan", .visibility = "private"};
+    out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &pd, &out));
+    char pdraft[64];
+    snprintf(pdraft, sizeof pdraft, "%s", sget(out, "id"));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_comment(s, &who, pdraft, "private comment", &out));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_review(s, &who, pdraft, "approve", NULL, &out));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), 2); /* none of that left */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE visibility = 'private'"), 3);
+
+    cx_note sd = {.title = "Shared draft", .body = "shared plan"};
+    CX_CHECK_OK(cx_store_draft(s, &who, &sd, &out));
+    char sdraft[64];
+    snprintf(sdraft, sizeof sdraft, "%s", sget(out, "id"));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_comment(s, &who, sdraft, "shared comment", &out));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_OK(cx_store_review(s, &who, sdraft, "approve", NULL, &out));
+    json_decref(out);
+    out = NULL;
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), 5);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox WHERE op = 'review.decision'"
+                       " AND json_extract(payload, '$.review.decision') = 'approve'"
+                       " AND json_extract(payload, '$.item.kind') = 'thread'"),
+                 1);
+    /* in order of the changes */
+    CX_CHECK_INT(q1(s, "SELECT op = 'review.decision' FROM outbox ORDER BY seq DESC LIMIT 1"), 1);
+
+    out = NULL;
+    CX_CHECK_OK(cx_store_status(s, &out));
+    CX_CHECK_INT(iget(json_object_get(out, "outbox"), "pending"), 5);
+    CX_CHECK_INT(iget(json_object_get(out, "outbox"), "rejected"), 0);
+    json_decref(out);
+    cx_store_free(s);
+}
+
+/* ---- several processes ---- */
+
+#define PROCS 4
+#define PER_PROC 150
+
+/* A child: opens the (maybe fresh) store itself, records PER_PROC unique
+ * observations one at a time and the shared text once, and writes the
+ * shared text's id and repeat flag to a file. Exit 0 when all went well. */
+static int child_writer(const char *dir, int k) {
+    cx_store *s = NULL;
+    if (cx_store_open(&s, dir) != 0) {
+        fprintf(stderr, "child %d: open: %s\n", k, cx_error_last());
+        return 1;
+    }
+    char text[96];
+    int bad = 0;
+    for (int i = 0; i < PER_PROC; i++) {
+        if (i == PER_PROC / 2) {
+            bool repeat = false;
+            const char *id = observe1(s, "the text every process records", &repeat);
+            char path[600], line[64];
+            snprintf(path, sizeof path, "%s/child-%d", dir, k);
+            snprintf(line, sizeof line, "%s %d", id ? id : "-", repeat ? 1 : 0);
+            if (!id || cx_fs_write_atomic(path, line, strlen(line), 0600) != 0)
+                bad = 1;
+        }
+        snprintf(text, sizeof text, "process %d observation %d", k, i);
+        cx_note n = note(text);
+        json_t *out = NULL;
+        if (cx_store_observe(s, &who, &n, 1, NULL, NULL, &out) != 0) {
+            fprintf(stderr, "child %d: observe: %s\n", k, cx_error_last());
+            bad = 1;
+        }
+        json_decref(out);
+    }
+    cx_store_free(s);
+    return bad;
+}
+
+static void test_processes(void) {
+    char *dir = cx_fs_join(root, "concurrent/state"); /* fresh: migrations race too */
+    pid_t pids[PROCS];
+    for (int k = 0; k < PROCS; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0)
+            _exit(child_writer(dir, k));
+    }
+    int ok = 0;
+    for (int k = 0; k < PROCS; k++) {
+        int status = 0;
+        waitpid(pids[k], &status, 0);
+        ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    CX_CHECK_INT(ok, PROCS);
+
+    cx_store *s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    if (s) {
+        /* no lost write, the shared text once */
+        CX_CHECK_INT(q1(s, "SELECT count(*) FROM items"), PROCS * PER_PROC + 1);
+        CX_CHECK_INT(q1(s, "SELECT count(*) FROM outbox"), PROCS * PER_PROC + 1);
+        CX_CHECK_INT(q1(s, "SELECT seen FROM items WHERE body = 'the text every process records'"),
+                     PROCS);
+        /* the search index catches up with all of it */
+        CX_CHECK_OK(cx_store_fts_sync(s, 0));
+        CX_CHECK_INT(q1(s, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'process'"),
+                     PROCS * PER_PROC + 1);
+        CX_CHECK_INT(q1(s, "SELECT indexed_rid = (SELECT max(rid) FROM items) FROM fts_state"), 1);
+        cx_store_free(s);
+    }
+    /* every process got the same id; exactly one recorded it */
+    char first[64] = "";
+    int fresh_count = 0, same = 0;
+    for (int k = 0; k < PROCS; k++) {
+        char name[32], *data = NULL, id[64] = "";
+        size_t len;
+        int rep = -1;
+        snprintf(name, sizeof name, "child-%d", k);
+        char *path = cx_fs_join(dir, name);
+        if (cx_fs_read_file(path, 100, &data, &len) == 0 && sscanf(data, "%63s %d", id, &rep) == 2) {
+            if (!first[0])
+                snprintf(first, sizeof first, "%s", id);
+            same += strcmp(first, id) == 0;
+            fresh_count += rep == 0;
+        }
+        free(data);
+        free(path);
+    }
+    CX_CHECK_INT(same, PROCS);
+    CX_CHECK_INT(fresh_count, 1);
+    free(dir);
+}
+
+/* Another process holds the write lock for a while: a write waits for it
+ * and then succeeds, it does not fail with busy. */
+static void test_waits_for_lock(void) {
+    cx_store *s = fresh("locked");
+    if (!s)
+        return;
+    int fds[2];
+    CX_CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sqlite3 *db = NULL;
+        char c = 'x';
+        int rc = sqlite3_open(cx_store_db_path(s), &db);
+        rc |= sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO kv VALUES ('lock', 'held')", NULL,
+                           NULL, NULL);
+        if (write(fds[1], &c, 1) != 1)
+            rc = 1;
+        sleep_ms(400);
+        rc |= sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(db);
+        _exit(rc == SQLITE_OK ? 0 : 1);
+    }
+    char c;
+    CX_CHECK(read(fds[0], &c, 1) == 1);
+    uint64_t t0 = cx_clock_mono_ns();
+    bool repeat = true;
+    const char *id = observe1(s, "written while another process held the lock", &repeat);
+    uint64_t waited_ms = (cx_clock_mono_ns() - t0) / 1000000;
+    CX_CHECK(id != NULL && !repeat);
+    CX_CHECK(waited_ms >= 200);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM kv WHERE key = 'lock'"), 1);
+    close(fds[0]);
+    close(fds[1]);
+    cx_store_free(s);
+}
+
+static void test_get_errors(void) {
+    cx_store *s = fresh("get");
+    if (!s)
+        return;
+    json_t *out = NULL;
+    CX_CHECK_INT(cx_store_get(s, "01ARZ3NDEKTSV4RRFFQ69G5FAV", &out), CX_ENOTFOUND);
+    CX_CHECK(strstr(cx_error_last(), "01ARZ3NDEKTSV4RRFFQ69G5FAV") != NULL);
+    CX_CHECK_INT(cx_store_get(s, "", &out), CX_EINVAL);
+    CX_CHECK_INT(cx_store_get(s, "not-an-id", &out), CX_ENOTFOUND);
+    char longid[200];
+    memset(longid, 'A', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    CX_CHECK_INT(cx_store_get(s, longid, &out), CX_EINVAL);
+    CX_CHECK(out == NULL);
+    cx_store_free(s);
+}
+
+int main(void) {
+    if (sodium_init() < 0)
+        return 2;
+    root = cx_test_tmpdir();
+    if (!root) {
+        fprintf(stderr, "cannot make a temporary directory\n");
+        return 2;
+    }
+    test_open_and_migrate();
+    test_observe();
+    test_validation();
+    test_draft_comment_review();
+    test_publish();
+    test_recent();
+    test_outbox();
+    test_get_errors();
+    test_waits_for_lock();
+    test_processes();
+    cx_test_rmrf(root);
+    free(root);
+    return cx_test_done();
+}
