@@ -228,6 +228,11 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len) {
 
 static cx_store *get_store(cx_mcp *m) {
     pthread_mutex_lock(&m->store_lock);
+    if (!m->author[0]) { /* getpwuid reads files: not on the initialize path */
+        const char *a = getenv("CORTEX_AUTHOR");
+        struct passwd *pw = a && *a ? NULL : getpwuid(getuid());
+        snprintf(m->author, sizeof m->author, "%s", a && *a ? a : pw ? pw->pw_name : "unknown");
+    }
     if (!m->ws) {
         int r = cx_workspace_find(&m->own_ws, m->cfg.workspace_dir, true);
         if (r != 0) {
@@ -278,12 +283,6 @@ int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg) {
     pthread_mutex_init(&m->cancel_lock, NULL);
     snprintf(m->version, sizeof m->version, "%s", LATEST_HANDSHAKE);
     m->client_log_level = CX_LOG_OFF;
-    const char *a = getenv("CORTEX_AUTHOR");
-    if (!a || !*a) {
-        struct passwd *pw = getpwuid(getuid());
-        a = pw ? pw->pw_name : "unknown";
-    }
-    snprintf(m->author, sizeof m->author, "%s", a);
     cx_log_set_sink(log_sink, m, CX_LOG_OFF);
     *out = m;
     return 0;

@@ -3,12 +3,12 @@
  * tree (libgit2), or the current directory; and the state directory. */
 #include "workspace.h"
 
+#include "gitlib.h"
 #include "util/error.h"
 #include "util/fsx.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <git2.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,13 +93,18 @@ int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create)
         goto out;
     }
 
-    git_libgit2_init();
+    const cx_git *git = cx_git_get();
+    if (!git) {
+        r = cx_error_code();
+        goto out;
+    }
     /* An explicit directory is the workspace itself; it is still linked to
      * its repository when it is a repository's work tree. */
     unsigned flags = from_flag ? GIT_REPOSITORY_OPEN_NO_SEARCH : 0;
-    if (git_repository_open_ext(&repo, start, flags, NULL) == 0 && !git_repository_is_bare(repo)) {
-        ws->root = strip_slash(git_repository_workdir(repo));
-        ws->git_dir = strip_slash(git_repository_path(repo));
+    if (git->repository_open_ext(&repo, start, flags, NULL) == 0 &&
+        !git->repository_is_bare(repo)) {
+        ws->root = strip_slash(git->repository_workdir(repo));
+        ws->git_dir = strip_slash(git->repository_path(repo));
         char *real = ws->root ? realpath(ws->root, NULL) : NULL;
         if (real) {
             free(ws->root);
@@ -108,7 +113,7 @@ int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create)
     } else {
         ws->root = strdup(start);
     }
-    git_error_clear();
+    git->error_clear();
     if (!ws->root) {
         r = CX_ENOMEM;
         goto out;
@@ -124,12 +129,13 @@ int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create)
         if ((r = cx_fs_mkdir_p(ws->state_dir, 0700)) != 0)
             goto out;
         if (repo)
-            add_exclude(git_repository_commondir(repo));
+            add_exclude(git->repository_commondir(repo));
     }
     *out = ws;
     ws = NULL;
 out:
-    git_repository_free(repo);
+    if (repo)
+        cx_git_get()->repository_free(repo);
     free(start);
     cx_workspace_free(ws);
     return r;

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Loads libgit2 with dlopen() on first use; see gitlib.h for why. */
+#include "gitlib.h"
+
+#include "util/error.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef CX_LIBGIT2_SONAME
+#define CX_LIBGIT2_SONAME "libgit2.so"
+#endif
+
+static cx_git git;
+static const cx_git *loaded;
+static char failure[256];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Stores dlsym()'s answer in a function pointer. ISO C has no conversion
+ * from void * to a function pointer; POSIX guarantees that writing the
+ * object representation, as here, works. */
+_Static_assert(sizeof(void *) == sizeof(void (*)(void)), "function pointers fit in void *");
+
+static void bind(void *h, const char *name, void *fnptr, bool *ok) {
+    void *p = dlsym(h, name);
+    if (!p && *ok) {
+        snprintf(failure, sizeof failure, "%s lacks %s", CX_LIBGIT2_SONAME, name);
+        *ok = false;
+    }
+    memcpy(fnptr, &p, sizeof p);
+}
+
+static void load(void) {
+    void *h = dlopen(CX_LIBGIT2_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(failure, sizeof failure, "cannot load %s: %s", CX_LIBGIT2_SONAME,
+                 e ? e : "unknown error");
+        return;
+    }
+    bool ok = true;
+    int (*init)(void) = NULL;
+    bind(h, "git_libgit2_init", &init, &ok);
+    bind(h, "git_repository_open_ext", &git.repository_open_ext, &ok);
+    bind(h, "git_repository_is_bare", &git.repository_is_bare, &ok);
+    bind(h, "git_repository_workdir", &git.repository_workdir, &ok);
+    bind(h, "git_repository_path", &git.repository_path, &ok);
+    bind(h, "git_repository_commondir", &git.repository_commondir, &ok);
+    bind(h, "git_repository_free", &git.repository_free, &ok);
+    bind(h, "git_error_clear", &git.error_clear, &ok);
+    if (!ok || init() < 0) {
+        if (ok)
+            snprintf(failure, sizeof failure, "libgit2 failed to initialise");
+        return; /* the handle stays open: nothing may run its destructors early */
+    }
+    loaded = &git;
+}
+
+const cx_git *cx_git_get(void) {
+    pthread_once(&once, load);
+    if (!loaded)
+        cx_error_set(CX_EFAIL, "%s", failure);
+    return loaded;
+}
