@@ -225,6 +225,7 @@ typedef struct opts {
     uint64_t runs, observe_n, queries, dump;
     bool json, quick, rebuild;
     bool do_init, do_observe, do_search; /* --only */
+    char *owned[2];                      /* resolved paths, freed at exit */
 } opts;
 
 static void usage(FILE *f) {
@@ -332,7 +333,7 @@ static void parse_opts(opts *o, int argc, char **argv) {
     char *abs = realpath(o->cortexd, NULL); /* the child runs in the workspace */
     if (!abs)
         die("%s: %s", o->cortexd, strerror(errno));
-    o->cortexd = abs;
+    o->cortexd = o->owned[0] = abs;
     o->runs = runs >= 0 ? (uint64_t)runs : o->quick ? 5 : 50;
     o->observe_n = obs >= 0 ? (uint64_t)obs : o->quick ? 200 : 5000;
     o->queries = queries >= 0 ? (uint64_t)queries : o->quick ? 50 : 1000;
@@ -1196,7 +1197,7 @@ int main(int argc, char **argv) {
     char *absdir = realpath(o.workdir, NULL); /* the child runs elsewhere */
     if (!absdir)
         die("%s: %s", o.workdir, strerror(errno));
-    o.workdir = absdir;
+    o.workdir = o.owned[1] = absdir;
 
     double load_start = loadavg1();
     g_out = json_object();
@@ -1282,6 +1283,8 @@ int main(int argc, char **argv) {
     }
     json_decref(g_out);
     bench_corpus_free(corp);
+    free(o.owned[0]);
+    free(o.owned[1]);
     if (g_failed)
         note("FAILED: see the messages above");
     return g_failed ? 1 : 0;

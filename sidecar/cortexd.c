@@ -8,6 +8,7 @@
  * stderr, so nothing but protocol messages can reach the client. */
 #include "mcp.h"
 #include "proto/jsonrpc.h"
+#include "store/store.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "workspace.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VERSION "0.1.0"
@@ -47,6 +49,8 @@ static struct {
 
     int sig_pipe[2];
     cx_mcp *mcp;
+    bool maint_stop; /* under q_lock, signalled by maint_cond */
+    pthread_cond_t maint_cond;
 } g = {.proto_fd = -1, .sig_pipe = {-1, -1}};
 
 static void write_line(void *ud, const char *json, size_t len) {
@@ -133,9 +137,37 @@ static void *worker(void *arg) {
     }
 }
 
+/* Opens the workspace and store right after start, then keeps the store
+ * tidy on a connection of its own: search indexing and WAL checkpoints
+ * happen here, on the other core, instead of inside an agent's call. */
 static void *warm(void *arg) {
     (void)arg;
-    cx_mcp_warm(g.mcp);
+    if (cx_mcp_warm(g.mcp) != 0)
+        return NULL;
+    cx_store *s = NULL;
+    if (cx_store_open(&s, cx_mcp_workspace(g.mcp)->state_dir) != 0) {
+        cx_log(CX_LOG_WARNING, "no background maintenance: %s", cx_error_last());
+        return NULL;
+    }
+    pthread_mutex_lock(&g.q_lock);
+    while (!g.maint_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&g.maint_cond, &g.q_lock, &until);
+        if (g.maint_stop)
+            break;
+        pthread_mutex_unlock(&g.q_lock);
+        if (cx_store_maintain(s) != 0)
+            cx_log(CX_LOG_WARNING, "store maintenance failed: %s, ignoring", cx_error_last());
+        pthread_mutex_lock(&g.q_lock);
+    }
+    pthread_mutex_unlock(&g.q_lock);
+    cx_store_free(s);
     return NULL;
 }
 
@@ -216,6 +248,7 @@ int main(int argc, char **argv) {
     pthread_mutex_init(&g.out_lock, NULL);
     pthread_mutex_init(&g.q_lock, NULL);
     pthread_cond_init(&g.q_cond, NULL);
+    pthread_cond_init(&g.maint_cond, NULL);
     if (pipe2(g.sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         return 1;
     struct sigaction sa = {.sa_handler = on_signal};
@@ -241,7 +274,8 @@ int main(int argc, char **argv) {
                 VERSION, ws->root, ws->state_dir, ws->root, ws->root);
     }
 
-    cx_mcp_config cfg = {.ws = ws, .workspace_dir = ws_dir, .write = write_line, .page_size = (size_t)page_size};
+    cx_mcp_config cfg = {.ws = ws, .workspace_dir = ws_dir, .write = write_line,
+                         .page_size = (size_t)page_size, .background_maintenance = true};
     if (cx_mcp_new(&g.mcp, &cfg) != 0)
         return 1;
 
@@ -291,6 +325,10 @@ int main(int argc, char **argv) {
     pthread_cond_broadcast(&g.q_cond);
     pthread_mutex_unlock(&g.q_lock);
     pthread_join(worker_t, NULL);
+    pthread_mutex_lock(&g.q_lock);
+    g.maint_stop = true;
+    pthread_cond_broadcast(&g.maint_cond);
+    pthread_mutex_unlock(&g.q_lock);
     pthread_join(warm_t, NULL);
 
     while (g.head) {

@@ -244,7 +244,10 @@ static cx_store *get_store(cx_mcp *m) {
     }
     if (m->ws && !m->store) {
         int r = cx_store_open(&m->store, m->ws->state_dir);
+        if (r == 0 && m->cfg.background_maintenance)
+            r = cx_store_defer_maintenance(m->store);
         if (r != 0) {
+            cx_store_free(m->store);
             m->store = NULL;
             m->store_err = r;
             snprintf(m->store_msg, sizeof m->store_msg, "%s", cx_error_last());

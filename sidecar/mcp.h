@@ -32,6 +32,7 @@ typedef struct cx_mcp_config {
     cx_mcp_write_fn write;
     void *write_ud;
     size_t page_size;        /* list page size; 0 = 100 */
+    bool background_maintenance; /* another thread calls cx_store_maintain() */
 } cx_mcp_config;
 
 #define CX_MCP_MAX_MESSAGE (16u * 1024 * 1024) /* bytes of one message line */

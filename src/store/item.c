@@ -616,7 +616,7 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
     if ((r = cx_store_write(s, observe_tx, &c)))
         goto out;
     /* Recorded: a failure to index now is only retried later. */
-    (void)cx_store_fts_sync(s, CX_STORE_FTS_LAG);
+    (void)cx_store_fts_sync(s, s->fts_lag);
 
     res = json_object();
     json_t *arr = json_array();

@@ -38,6 +38,8 @@ struct cx_store {
     } stmts[CX_STORE_STMT_CACHE];
     size_t nstmts;
     cx_store_ext search;
+    int64_t fts_lag;         /* rows a write may leave unindexed (see fts_sync) */
+    int64_t fts_chunk;       /* rows indexed per write transaction */
 };
 
 /* The connection, borrowed; used by search for its queries. */

@@ -28,6 +28,10 @@
 
 #define BUSY_TOTAL_NS (30ull * 1000 * 1000 * 1000)
 #define CACHE_KIB 8000 /* page cache per connection: keeps RSS small */
+#define FTS_CHUNK 4000 /* rows indexed per transaction by a foreground catch-up */
+#define MAINT_FTS_CHUNK 256 /* … by cx_store_maintain, so writers barely wait */
+#define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
+#define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
 
 /* ---- migrations ----
  * Each entry moves the schema from version i to i+1. They run in one write
@@ -436,6 +440,8 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_handler(s->db, on_busy, s);
+    s->fts_lag = CX_STORE_FTS_LAG;
+    s->fts_chunk = FTS_CHUNK;
 
     r = enable_wal(s);
     if (r)
@@ -483,7 +489,6 @@ void cx_store_free(cx_store *s) {
  * INSERT … SELECT per chunk: before every search, and after a write once
  * the backlog passes a bound. */
 
-#define FTS_CHUNK 4000
 
 static const char SQL_FTS_STATE[] =
     "SELECT (SELECT indexed_rid FROM fts_state), (SELECT coalesce(max(rid), 0) FROM items)";
@@ -520,7 +525,7 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
         *done = true;
         return 0;
     }
-    int64_t hi = max - indexed > FTS_CHUNK ? indexed + FTS_CHUNK : max;
+    int64_t hi = max - indexed > s->fts_chunk ? indexed + s->fts_chunk : max;
     sqlite3_stmt *st;
     if ((r = cx_store_prepare(s, SQL_FTS_INDEX, &st)))
         return r;
@@ -552,6 +557,30 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
     while (!done && r == 0)
         r = cx_store_write(s, fts_chunk_tx, &done);
     return r;
+}
+
+/* ---- background maintenance ---- */
+
+int cx_store_defer_maintenance(cx_store *s) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d", DEFERRED_CHECKPOINT_PAGES);
+    int r = exec_sql(s, sql, "configuring checkpoints");
+    if (r == 0)
+        s->fts_lag = DEFERRED_FTS_LAG;
+    return r;
+}
+
+int cx_store_maintain(cx_store *s) {
+    s->fts_chunk = MAINT_FTS_CHUNK;
+    int r = cx_store_fts_sync(s, 0);
+    s->fts_chunk = FTS_CHUNK;
+    if (r)
+        return r;
+    /* PASSIVE copies what it can without waiting for, or blocking, anyone. */
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        return cx_store_sqlerr(s, rc, "checkpointing the write-ahead log");
+    return 0;
 }
 
 /* ---- status ---- */

@@ -66,6 +66,17 @@ typedef int (*cx_progress_fn)(void *ud, size_t done, size_t total);
 int cx_store_open(cx_store **out, const char *state_dir);
 void cx_store_free(cx_store *s);
 
+/* For a long-running process whose other thread calls cx_store_maintain()
+ * on a connection of its own: writes on `s` then leave search indexing and
+ * WAL checkpoints to that thread (with generous backstops, so the WAL and
+ * the index backlog stay bounded if it falls behind). */
+int cx_store_defer_maintenance(cx_store *s);
+
+/* Indexes rows that search has not indexed yet, in small transactions, and
+ * checkpoints the WAL without blocking anyone. Meant for an idle or
+ * background thread; any connection may call it at any time. */
+int cx_store_maintain(cx_store *s);
+
 /* Borrowed paths: the state directory and the database file. */
 const char *cx_store_dir(const cx_store *s);
 const char *cx_store_db_path(const cx_store *s);
