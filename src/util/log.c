@@ -50,6 +50,7 @@ const char *cx_log_level_name(cx_log_level level) {
     return level < CX_LOG_OFF ? names[level] : "off";
 }
 
+__attribute__((format(printf, 2, 0)))
 static void logv(cx_log_level level, const char *fmt, va_list ap) {
     if (level < stderr_level && level < sink_level)
         return;
