@@ -80,4 +80,28 @@ describe('cortexd under the MCP Inspector CLI', { timeout: 115000 }, () => {
     const st = json(await inspector(ws, ['--method', 'tools/call', '--tool-name', 'status']), 'status');
     assert.equal(st.structuredContent.workspace, ws);
   });
+
+  it('tools/call get, draft, comment, publish and recent', { timeout: 7 * RUN_MS + 5000 }, async () => {
+    const call = async (tool, ...args) => {
+      const argv = ['--method', 'tools/call', '--tool-name', tool];
+      for (const a of args) argv.push('--tool-arg', a);
+      const out = json(await inspector(ws, argv), tool);
+      assert.notEqual(out.isError, true, `${tool}: ${JSON.stringify(out).slice(0, 1000)}`);
+      return out.structuredContent;
+    };
+    const obs = await call('observe', 'text=Inspector: the flaky test is test_shard_merge.');
+    const id = obs.results[0].id;
+    // Array and object arguments travel as JSON text through --tool-arg.
+    const got = await call('get', `ids=${JSON.stringify([id])}`);
+    assert.equal(got.items[0].id, id);
+    const draft = await call('draft', 'title=Shard merge test is flaky',
+      'body=Retry it once; the race is tracked upstream.', `evidence=${JSON.stringify([id])}`);
+    assert.equal(draft.status, 'pending');
+    const comment = await call('comment', `target_id=${draft.id}`, 'body=Still flaky on CI.');
+    assert.equal(comment.target_id, draft.id);
+    const pub = await call('publish', 'name=inspector-runbook', 'content=step one');
+    assert.equal(pub.version, 1);
+    const recent = await call('recent');
+    assert.ok(recent.items.some((i) => i.id === draft.id), JSON.stringify(recent).slice(0, 1000));
+  });
 });
