@@ -23,9 +23,10 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 build_pkgs=(gcc meson ninja-build pkg-config git python3 ca-certificates
-    libjansson-dev libsqlite3-dev libcurl4-openssl-dev libgit2-dev libsodium-dev)
+    libjansson-dev libsqlite3-dev libcurl4-openssl-dev libgit2-dev libsodium-dev
+    libmicrohttpd-dev)
 # libclang-rt-dev holds libFuzzer and clang's sanitizer runtimes.
-test_pkgs=(clang libclang-rt-dev sqlite3)
+test_pkgs=(clang libclang-rt-dev sqlite3 openssl)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -76,7 +77,7 @@ fi
 
 # The build needs these to resolve; fail here with a clear word rather than
 # deep inside meson.
-for pc in jansson sqlite3 libgit2 libsodium libcurl; do
+for pc in jansson sqlite3 libgit2 libsodium libcurl libmicrohttpd; do
     pkg-config --exists "$pc" || die "pkg-config cannot find $pc"
 done
 

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The audit log: every decision and key change, hash-chained. Entry n's
+ * hash is BLAKE2b-256, keyed by the server secret, over the previous hash
+ * and the entry's fields, so editing, removing or reordering any row breaks
+ * the chain from there on, and rewriting the chain needs the secret. */
+#pragma once
+
+#include "core/keys.h"
+#include "core/storage.h"
+
+#include <jansson.h>
+
+/* Appends an entry inside the caller's write transaction. detail is
+ * serialised with sorted keys. */
+int cx_audit_append(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+                    const char *actor, const char *action, const json_t *detail);
+
+/* Checks the whole chain. 0 when intact (*entries counts them);
+ * CX_ECONFLICT at the first broken entry, its number in *bad and the
+ * reason in cx_error_last(). */
+int cx_audit_verify(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], int64_t *entries,
+                    int64_t *bad);

@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The HTTP front of cortex-core (see http.h). libmicrohttpd calls
+ * on_request several times per request: once with the headers (route,
+ * authenticate, rate-limit, check Content-Length: a refusal is answered
+ * there without reading the body), then with each piece of the body
+ * (gathered up to the endpoint's cap), then once more to answer. Metrics
+ * and the per-key token buckets live here because only this layer sees
+ * requests. */
+#include "core/http.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+enum { EP_HEALTHZ, EP_INFO, EP_PUSH, EP_PULL, EP_BLOBS_MISSING, EP_BLOB_PUT, EP_BLOB_GET,
+       EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_OTHER, EP_COUNT };
+static const char *const EP_NAMES[EP_COUNT] = {
+    "healthz", "info", "sync_push", "sync_pull", "blobs_missing", "blob_put", "blob_get",
+    "review_queue", "draft_decision", "artifact_accept", "metrics", "other"};
+
+static const int CODES[] = {200, 201, 400, 401, 403, 404, 405, 409, 410, 413, 429, 500, 503};
+#define N_CODES (sizeof CODES / sizeof CODES[0])
+static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+#define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+#define RATE_SLOTS 1024
+typedef struct bucket {
+    char key_id[CX_KEYID_LEN + 1];
+    double tokens;
+    uint64_t at_ns;
+} bucket;
+
+struct cx_http {
+    struct MHD_Daemon *d;
+    cx_sync *sync;
+    cx_http_config cfg;
+    char *cert, *key;
+    uint16_t port;
+    pthread_mutex_t lock; /* metrics and buckets */
+    uint64_t count[EP_COUNT][N_CODES + 1];
+    uint64_t hist[EP_COUNT][N_BUCKETS];
+    double sum[EP_COUNT];
+    uint64_t total[EP_COUNT];
+    long ops_applied;
+    bucket buckets[RATE_SLOTS];
+};
+
+typedef struct req {
+    int ep;
+    uint64_t t0;
+    char *buf;
+    size_t len, cap, max;
+    bool too_big, answered;
+    char arg[96];
+    long n;
+    cx_principal who;
+} req;
+
+/* --- responses and metrics ----------------------------------------------- */
+
+static void record(cx_http *h, const req *q, unsigned status) {
+    double secs = (double)(cx_clock_mono_ns() - q->t0) / 1e9;
+    size_t ci = N_CODES;
+    for (size_t i = 0; i < N_CODES; i++)
+        if ((unsigned)CODES[i] == status)
+            ci = i;
+    pthread_mutex_lock(&h->lock);
+    h->count[q->ep][ci]++;
+    for (size_t i = 0; i < N_BUCKETS; i++)
+        if (secs <= BUCKETS[i])
+            h->hist[q->ep][i]++;
+    h->sum[q->ep] += secs;
+    h->total[q->ep]++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Queues a response that owns `body` (malloc'd, len bytes). */
+static enum MHD_Result send_body(cx_http *h, struct MHD_Connection *c, req *q, unsigned status,
+                                 const char *ctype, void *body, size_t len, int retry_after) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (retry_after > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    q->answered = true;
+    record(h, q, status);
+    return ret;
+}
+
+/* Takes the reference to `body`. */
+static enum MHD_Result send_json(cx_http *h, struct MHD_Connection *c, req *q, unsigned status,
+                                 json_t *body) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    return send_body(h, c, q, status, "application/json", text, strlen(text), 0);
+}
+
+static enum MHD_Result send_error_ra(cx_http *h, struct MHD_Connection *c, req *q,
+                                     unsigned status, const char *code, const char *msg,
+                                     int retry_after) {
+    json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+    char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    if (!text)
+        return MHD_NO;
+    return send_body(h, c, q, status, "application/json", text, strlen(text), retry_after);
+}
+
+static enum MHD_Result send_error(cx_http *h, struct MHD_Connection *c, req *q, unsigned status,
+                                  const char *code, const char *msg) {
+    return send_error_ra(h, c, q, status, code, msg, 0);
+}
+
+/* The one mapping from CX_E… codes to HTTP. */
+static enum MHD_Result send_failure(cx_http *h, struct MHD_Connection *c, req *q, int r) {
+    const char *msg = cx_error_last();
+    switch (r) {
+    case CX_EINVAL: return send_error(h, c, q, 400, "bad_request", msg);
+    case CX_ENOTFOUND: return send_error(h, c, q, 404, "not_found", msg);
+    case CX_ECONFLICT: return send_error(h, c, q, 409, "conflict", msg);
+    case CX_ELIMIT: return send_error(h, c, q, 413, "too_large", msg);
+    case CX_EFORBIDDEN: return send_error(h, c, q, 403, "forbidden", msg);
+    case CX_EGONE: return send_error(h, c, q, 410, "gone", msg);
+    case CX_EBUSY:
+        return send_error_ra(h, c, q, 503, "unavailable", "the store is busy; retry", 1);
+    default:
+        log_warn("event=request_failed endpoint=%s code=%d detail=\"%s\"", EP_NAMES[q->ep], r, msg);
+        return send_error(h, c, q, 500, "internal", "internal error; see the server log");
+    }
+}
+
+typedef struct dynbuf {
+    char *p;
+    size_t len, cap, max;
+    bool failed;
+} dynbuf;
+
+__attribute__((format(printf, 2, 3)))
+static void bprintf(dynbuf *b, const char *fmt, ...) {
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->p && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t want = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *np = want <= b->max ? realloc(b->p, want) : NULL;
+        if (!np) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = want;
+    }
+}
+
+static enum MHD_Result send_metrics(cx_http *h, struct MHD_Connection *c, req *q) {
+    int64_t depth = 0;
+    if (cx_storage_begin(h->sync->st, false) == 0) {
+        if (cx_storage_queue_depth(h->sync->st, &depth))
+            depth = -1;
+        cx_storage_rollback(h->sync->st);
+    }
+    dynbuf b = {.max = 1 << 20};
+    pthread_mutex_lock(&h->lock);
+    bprintf(&b, "# HELP cortex_http_requests_total HTTP requests by endpoint and status code.\n"
+                "# TYPE cortex_http_requests_total counter\n");
+    for (int e = 0; e < EP_COUNT; e++)
+        for (size_t i = 0; i <= N_CODES; i++)
+            if (h->count[e][i]) {
+                char code[8];
+                snprintf(code, sizeof code, "%d", i < N_CODES ? CODES[i] : 0);
+                bprintf(&b, "cortex_http_requests_total{endpoint=\"%s\",code=\"%s\"} %llu\n",
+                        EP_NAMES[e], i < N_CODES ? code : "other",
+                        (unsigned long long)h->count[e][i]);
+            }
+    bprintf(&b, "# HELP cortex_http_request_duration_seconds Time to answer, by endpoint.\n"
+                "# TYPE cortex_http_request_duration_seconds histogram\n");
+    for (int e = 0; e < EP_COUNT; e++) {
+        if (!h->total[e])
+            continue;
+        for (size_t i = 0; i < N_BUCKETS; i++)
+            bprintf(&b, "cortex_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+                    EP_NAMES[e], BUCKETS[i], (unsigned long long)h->hist[e][i]);
+        bprintf(&b, "cortex_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n"
+                    "cortex_http_request_duration_seconds_sum{endpoint=\"%s\"} %.6f\n"
+                    "cortex_http_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
+                EP_NAMES[e], (unsigned long long)h->total[e], EP_NAMES[e], h->sum[e],
+                EP_NAMES[e], (unsigned long long)h->total[e]);
+    }
+    bprintf(&b, "# HELP cortex_sync_ops_applied_total Push ops applied.\n"
+                "# TYPE cortex_sync_ops_applied_total counter\n"
+                "cortex_sync_ops_applied_total %ld\n"
+                "# HELP cortex_review_queue_depth Drafts waiting for review, all teams.\n"
+                "# TYPE cortex_review_queue_depth gauge\n"
+                "cortex_review_queue_depth %lld\n",
+            h->ops_applied, (long long)depth);
+    pthread_mutex_unlock(&h->lock);
+    if (b.failed) {
+        free(b.p);
+        return send_error(h, c, q, 500, "internal", "metrics too large");
+    }
+    return send_body(h, c, q, 200, "text/plain; version=0.0.4", b.p, b.len, 0);
+}
+
+/* --- routing, auth, rate limits -------------------------------------- */
+
+/* True when the n bytes at s are ULID characters (Crockford base32). */
+static bool ulid_segment(const char *s, size_t n) {
+    static const char ok[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz";
+    for (size_t i = 0; i < n; i++)
+        if (!s[i] || !strchr(ok, s[i]))
+            return false;
+    return true;
+}
+
+/* Sets q->ep and its path arguments; 404/405 or 0. */
+static int route(req *q, const char *method, const char *url) {
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool post = strcmp(method, "POST") == 0, put = strcmp(method, "PUT") == 0;
+    struct { const char *path; int ep; bool ok; } fixed[] = {
+        {"/v1/healthz", EP_HEALTHZ, get},       {"/v1/info", EP_INFO, get},
+        {"/v1/sync/push", EP_PUSH, post},       {"/v1/sync/pull", EP_PULL, get},
+        {"/v1/blobs/missing", EP_BLOBS_MISSING, post}, {"/v1/review/queue", EP_QUEUE, get},
+        {"/metrics", EP_METRICS, get},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(url, fixed[i].path) == 0) {
+            q->ep = fixed[i].ep;
+            return fixed[i].ok ? 0 : 405;
+        }
+    q->ep = EP_OTHER;
+    size_t ulen = strlen(url);
+    if (ulen == 74 && memcmp(url, "/v1/blobs/", 10) == 0) {
+        snprintf(q->arg, sizeof q->arg, "%s", url + 10); /* the hash is checked by sync.c */
+        q->ep = get ? EP_BLOB_GET : EP_BLOB_PUT;
+        return get || put ? 0 : 405;
+    }
+    if (ulen == 46 && memcmp(url, "/v1/drafts/", 11) == 0 && ulid_segment(url + 11, 26) &&
+        memcmp(url + 37, "/decision", 9) == 0) {
+        snprintf(q->arg, sizeof q->arg, "%.26s", url + 11);
+        q->ep = EP_DECISION;
+        return post ? 0 : 405;
+    }
+    if (ulen > 50 && memcmp(url, "/v1/artifacts/", 14) == 0 && ulid_segment(url + 14, 26) &&
+        memcmp(url + 40, "/versions/", 10) == 0) {
+        char *end = NULL;
+        long n = strtol(url + 50, &end, 10);
+        if (end != url + 50 && n >= 1 && n < 1000000000 && strcmp(end, "/accept") == 0 &&
+            url[50] >= '0' && url[50] <= '9') {
+            snprintf(q->arg, sizeof q->arg, "%.26s", url + 14);
+            q->n = n;
+            q->ep = EP_ACCEPT;
+            return post ? 0 : 405;
+        }
+    }
+    return 404;
+}
+
+static bool needs_auth(int ep) { return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_OTHER; }
+
+/* 0, or the seconds to wait. */
+static int rate_take(cx_http *h, const char *key_id) {
+    if (h->cfg.rate <= 0)
+        return 0;
+    uint32_t hv = 2166136261u;
+    for (const char *p = key_id; *p; p++)
+        hv = (hv ^ (unsigned char)*p) * 16777619u;
+    uint64_t now = cx_clock_mono_ns();
+    int wait = 0;
+    pthread_mutex_lock(&h->lock);
+    bucket *b = &h->buckets[hv % RATE_SLOTS];
+    if (strcmp(b->key_id, key_id) != 0) { /* a new key, or a colliding one: start it full */
+        snprintf(b->key_id, sizeof b->key_id, "%s", key_id);
+        b->tokens = h->cfg.burst;
+        b->at_ns = now;
+    }
+    b->tokens += (double)(now - b->at_ns) / 1e9 * h->cfg.rate;
+    if (b->tokens > h->cfg.burst)
+        b->tokens = h->cfg.burst;
+    b->at_ns = now;
+    if (b->tokens >= 1)
+        b->tokens -= 1;
+    else
+        wait = (int)ceil((1 - b->tokens) / h->cfg.rate);
+    pthread_mutex_unlock(&h->lock);
+    return wait;
+}
+
+static int authenticate(cx_http *h, struct MHD_Connection *c, req *q) {
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return cx_error_set(CX_ENOTFOUND, "an Authorization: Bearer <key> header is required");
+    const char *key = auth + 7;
+    while (*key == ' ')
+        key++;
+    int r = cx_storage_begin(h->sync->st, false);
+    if (r)
+        return r;
+    r = cx_keys_verify(h->sync->st, h->sync->secret, key, &q->who);
+    cx_storage_rollback(h->sync->st);
+    return r;
+}
+
+/* --- the endpoints --------------------------------------------------- */
+
+static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
+    json_t *out = NULL, *body = NULL;
+    int r = 0;
+    if (q->too_big)
+        return send_error(h, c, q, 413, "too_large", "the request body is over the limit");
+    if (q->ep == EP_PUSH || q->ep == EP_BLOBS_MISSING || q->ep == EP_DECISION) {
+        json_error_t err;
+        body = json_loadb(q->buf ? q->buf : "", q->len, JSON_REJECT_DUPLICATES, &err);
+        if (!body) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", err.text,
+                     err.line, err.column);
+            return send_error(h, c, q, 400, "bad_request", msg);
+        }
+    }
+    switch (q->ep) {
+    case EP_HEALTHZ:
+        return send_json(h, c, q, 200, json_pack("{s:s}", "status", "ok"));
+    case EP_METRICS:
+        return send_metrics(h, c, q);
+    case EP_INFO:
+        return send_json(h, c, q, 200,
+                         json_pack("{s:i, s:s, s:{s:i, s:I, s:I, s:i, s:f}, s:s, s:s}", "protocol",
+                                   1, "server", "cortex-core/0.1.0", "limits", "max_ops",
+                                   CX_SYNC_MAX_OPS, "max_body_bytes", (json_int_t)CX_SYNC_MAX_BODY,
+                                   "max_blob_bytes", (json_int_t)h->sync->max_blob,
+                                   "max_pull_limit", CX_SYNC_MAX_PULL, "rate_limit_per_second",
+                                   h->cfg.rate, "team", q->who.team, "role", q->who.role));
+    case EP_PUSH: {
+        long applied = 0;
+        r = cx_sync_push(h->sync, &q->who, body, &out, &applied);
+        if (r == 0 && applied) {
+            pthread_mutex_lock(&h->lock);
+            h->ops_applied += applied;
+            pthread_mutex_unlock(&h->lock);
+        }
+        break;
+    }
+    case EP_PULL: {
+        const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+        const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        char *end = NULL;
+        long long s = 0, l = 500;
+        if (since && *since) {
+            s = strtoll(since, &end, 10);
+            if (*end || s < 0 || since[0] == '-')
+                return send_error(h, c, q, 400, "bad_request", "since must be an integer >= 0");
+        }
+        if (limit && *limit) {
+            l = strtoll(limit, &end, 10);
+            if (*end || l < 1)
+                return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
+            if (l > CX_SYNC_MAX_PULL)
+                l = CX_SYNC_MAX_PULL;
+        }
+        r = cx_sync_pull(h->sync, &q->who, s, (int)l, &out);
+        break;
+    }
+    case EP_QUEUE: {
+        const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        char *end = NULL;
+        long l = limit && *limit ? strtol(limit, &end, 10) : 100;
+        if (limit && *limit && (*end || l < 1))
+            return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
+        r = cx_sync_queue(h->sync, &q->who, l > 500 ? 500 : (int)l, &out);
+        break;
+    }
+    case EP_DECISION:
+        r = cx_sync_decide(h->sync, &q->who, q->arg, body, &out);
+        break;
+    case EP_ACCEPT:
+        r = cx_sync_accept(h->sync, &q->who, q->arg, q->n, &out);
+        break;
+    case EP_BLOBS_MISSING:
+        r = cx_sync_blobs_missing(h->sync, &q->who, body, &out);
+        break;
+    case EP_BLOB_PUT: {
+        bool created = false;
+        r = cx_sync_blob_put(h->sync, &q->who, q->arg, q->buf ? q->buf : "", q->len, &created);
+        if (r == 0)
+            return send_json(h, c, q, created ? 201 : 200,
+                             json_pack("{s:s, s:I, s:b}", "sha256", q->arg, "size",
+                                       (json_int_t)q->len, "created", created));
+        break;
+    }
+    case EP_BLOB_GET: {
+        void *data = NULL;
+        size_t len = 0;
+        r = cx_sync_blob_get(h->sync, &q->who, q->arg, &data, &len);
+        if (r == 0)
+            return send_body(h, c, q, 200, "application/octet-stream", data, len, 0);
+        break;
+    }
+    default:
+        return send_error(h, c, q, 404, "not_found", "no such endpoint");
+    }
+    json_decref(body);
+    if (r)
+        return send_failure(h, c, q, r);
+    return send_json(h, c, q, 200, out);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls) {
+    cx_http *h = cls;
+    req *q = *req_cls;
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q)
+            return MHD_NO;
+        q->t0 = cx_clock_mono_ns();
+        *req_cls = q;
+        int st = route(q, method, url);
+        if (st == 404)
+            return send_error(h, c, q, 404, "not_found", "no such endpoint");
+        if (st == 405)
+            return send_error(h, c, q, 405, "method_not_allowed", "method not allowed here");
+        if (needs_auth(q->ep)) {
+            int r = authenticate(h, c, q);
+            if (r == CX_ENOTFOUND)
+                return send_error(h, c, q, 401, "unauthorized", cx_error_last());
+            if (r)
+                return send_failure(h, c, q, r);
+            int wait = rate_take(h, q->who.key_id);
+            if (wait > 0)
+                return send_error_ra(h, c, q, 429, "rate_limited",
+                                     "too many requests for this key; retry later", wait);
+        }
+        q->max = q->ep == EP_BLOB_PUT ? h->sync->max_blob : CX_SYNC_MAX_BODY;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end = NULL;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (end != cl && n > q->max)
+                return send_error(h, c, q, 413, "too_large", "the request body is over the limit");
+        }
+        return MHD_YES;
+    }
+    if (q->answered) { /* refused at the headers: drop the body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (q->too_big || n > q->max - q->len) {
+            q->too_big = true;
+            return MHD_YES;
+        }
+        if (q->len + n > q->cap) {
+            size_t cap = q->cap ? q->cap : 4096;
+            while (cap < q->len + n)
+                cap *= 2;
+            if (cap > q->max)
+                cap = q->max;
+            char *nb = realloc(q->buf, cap);
+            if (!nb)
+                return MHD_NO;
+            q->buf = nb;
+            q->cap = cap;
+        }
+        memcpy(q->buf + q->len, upload_data, n);
+        q->len += n;
+        return MHD_YES;
+    }
+    return answer(h, c, q);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    req *q = *req_cls;
+    if (!q)
+        return;
+    free(q->buf);
+    free(q);
+    *req_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_warn("event=mhd msg=\"%s\"", msg);
+}
+
+/* --- start, stop ----------------------------------------------------- */
+
+static bool addr_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool cx_http_host_is_loopback(const char *host) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (!host || !*host || getaddrinfo(host, NULL, &hints, &res) != 0)
+        return false;
+    bool all = res != NULL;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        all = all && addr_loopback(a->ai_addr);
+    freeaddrinfo(res);
+    return all;
+}
+
+int cx_http_start(cx_http **out, cx_sync *sync, const cx_http_config *cfg) {
+    bool tls = cfg->tls_cert || cfg->tls_key;
+    if (tls && !(cfg->tls_cert && cfg->tls_key))
+        return cx_error_set(CX_EINVAL, "--tls-cert and --tls-key go together");
+    if (!tls && !cx_http_host_is_loopback(cfg->host))
+        return cx_error_set(CX_EINVAL, "refusing to serve plain HTTP (no TLS) on %s: give --tls-cert and "
+                            "--tls-key, or listen on a loopback address", cfg->host);
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return cx_error_set(CX_EINVAL, "this libmicrohttpd was built without TLS support");
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE}, *res = NULL;
+    int gai = getaddrinfo(cfg->host, NULL, &hints, &res);
+    if (gai != 0 || !res)
+        return cx_error_set(CX_EINVAL, "cannot resolve %s: %s", cfg->host, gai_strerror(gai));
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    bool v6 = ss.ss_family == AF_INET6;
+    if (v6)
+        ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(cfg->port);
+    else
+        ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(cfg->port);
+
+    cx_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return CX_ENOMEM;
+    pthread_mutex_init(&h->lock, NULL);
+    h->sync = sync;
+    h->cfg = *cfg;
+    int r = 0;
+    size_t len;
+    if (tls && ((r = cx_fs_read_file(cfg->tls_cert, 1 << 20, &h->cert, &len)) ||
+                (r = cx_fs_read_file(cfg->tls_key, 1 << 20, &h->key, &len))))
+        goto out;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    unsigned threads = cfg->threads ? cfg->threads : 4;
+    if (tls)
+        h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, h,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                MHD_OPTION_CONNECTION_LIMIT, 512u,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_HTTPS_MEM_CERT, h->cert,
+                                MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_END);
+    else
+        h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, h,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                MHD_OPTION_CONNECTION_LIMIT, 512u,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_END);
+    if (!h->d) {
+        r = cx_error_set(CX_EIO, "cannot listen on %s port %u (in use, or a bad TLS certificate "
+                         "or key)", cfg->host, (unsigned)cfg->port);
+        goto out;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : cfg->port;
+out:
+    if (r) {
+        cx_http_stop(h);
+        return r;
+    }
+    *out = h;
+    return 0;
+}
+
+uint16_t cx_http_port(const cx_http *h) { return h->port; }
+
+void cx_http_stop(cx_http *h) {
+    if (!h)
+        return;
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    free(h->cert);
+    if (h->key) {
+        memset(h->key, 0, strlen(h->key));
+        free(h->key);
+    }
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cortex-core: the team's upstream core. This file owns the command line
+ * (init, serve, keys, backup, verify-audit) and the data directory layout:
+ *
+ *   DIR/            mode 0700
+ *   DIR/core.db     SQLite, WAL mode (storage.c)
+ *   DIR/secret      the server secret, mode 0600 (keys.c, audit.c)
+ *
+ * stdout carries only what a command promises (a key, a listing); logs go
+ * to stderr. Exit codes: 0 ok, 1 failure, 2 usage. */
+#include "core/audit.h"
+#include "core/http.h"
+#include "core/keys.h"
+#include "core/storage.h"
+#include "core/sync.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DB_FILE "core.db"
+
+static int usage(void) {
+    fputs("usage: cortex-core init DIR\n"
+          "       cortex-core serve DIR --listen HOST:PORT [--tls-cert FILE --tls-key FILE]\n"
+          "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
+          "                  [--ready-file FILE]\n"
+          "       cortex-core keys create DIR --team TEAM --role agent|reviewer|admin --name NAME\n"
+          "       cortex-core keys list DIR\n"
+          "       cortex-core keys revoke DIR KEY_ID\n"
+          "       cortex-core backup DIR DEST\n"
+          "       cortex-core verify-audit DIR\n",
+          stderr);
+    return 2;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "cortex-core: %s: %s\n", what, cx_error_last());
+    return 1;
+}
+
+/* Opens DIR's database and secret. */
+static int open_dir(const char *dir, int flags, cx_storage **st, uint8_t secret[CX_SECRET_LEN]) {
+    char *db = cx_fs_join(dir, DB_FILE);
+    if (!db)
+        return CX_ENOMEM;
+    int r = cx_keys_secret_load(dir, secret);
+    if (r == 0)
+        r = cx_storage_open(st, db, flags);
+    free(db);
+    return r;
+}
+
+/* Parses "--opt VALUE" pairs from argv[i..]; unknown options are errors. */
+typedef struct opt {
+    const char *name;
+    const char **value;
+} opt;
+
+static int parse_opts(int argc, char **argv, int i, const opt *opts) {
+    for (; i < argc; i++) {
+        const opt *o = opts;
+        for (; o->name; o++)
+            if (strcmp(argv[i], o->name) == 0)
+                break;
+        if (!o->name || i + 1 >= argc) {
+            fprintf(stderr, "cortex-core: unknown option or missing value: %s\n", argv[i]);
+            return -1;
+        }
+        *o->value = argv[++i];
+    }
+    return 0;
+}
+
+static int audit_key_event(cx_storage *st, const uint8_t *secret, const char *team,
+                           const char *action, const cx_storage_key *k) {
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "key_id", k->key_id, "team", k->team, "role",
+                          k->role, "name", k->name);
+    if (!d)
+        return CX_ENOMEM;
+    int r = cx_audit_append(st, secret, team, "cortex-core (local)", action, d);
+    json_decref(d);
+    return r;
+}
+
+static int create_key(cx_storage *st, const uint8_t *secret, const char *team, const char *role,
+                      const char *name) {
+    char key[CX_KEY_MAX];
+    cx_storage_key rec;
+    int r = cx_storage_begin(st, true);
+    if (r)
+        return r;
+    r = cx_keys_create(st, secret, team, role, name, key, &rec);
+    if (r == 0)
+        r = audit_key_event(st, secret, team, "key.create", &rec);
+    if (r == 0)
+        r = cx_storage_commit(st);
+    else
+        cx_storage_rollback(st);
+    if (r == 0) {
+        printf("%s\n", key);
+        fflush(stdout);
+    }
+    sodium_memzero(key, sizeof key);
+    return r;
+}
+
+static int cmd_init(int argc, char **argv) {
+    const char *team = "default", *name = "admin";
+    if (argc < 3 || parse_opts(argc, argv, 3, (opt[]){{"--team", &team}, {"--name", &name},
+                                                      {NULL, NULL}}))
+        return usage();
+    const char *dir = argv[2];
+    if (!cx_keys_team_valid(team))
+        return fprintf(stderr, "cortex-core: bad team name '%s'\n", team), 2;
+    char *db = cx_fs_join(dir, DB_FILE), *sec = cx_fs_join(dir, "secret");
+    int r = 0;
+    cx_storage *st = NULL;
+    uint8_t secret[CX_SECRET_LEN];
+    if (!db || !sec) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if (access(db, F_OK) == 0 || access(sec, F_OK) == 0) {
+        r = cx_error_set(CX_ECONFLICT, "%s already holds a cortex-core data directory", dir);
+        goto out;
+    }
+    if ((r = cx_fs_mkdir_p(dir, 0700)))
+        goto out;
+    if (chmod(dir, 0700) != 0) {
+        r = cx_error_set(CX_EIO, "chmod %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if ((r = cx_keys_secret_create(dir, secret)))
+        goto out;
+    if ((r = cx_storage_open(&st, db, CX_STORAGE_CREATE)))
+        goto out;
+    chmod(db, 0600);
+    r = create_key(st, secret, team, "admin", name);
+out:
+    sodium_memzero(secret, sizeof secret);
+    cx_storage_free(st);
+    free(db);
+    free(sec);
+    return r ? fail("init") : 0;
+}
+
+static int list_one(void *ud, const cx_storage_key *k) {
+    char created[CX_ISO_LEN], revoked[CX_ISO_LEN] = "-";
+    cx_clock_format((uint64_t)k->created_ms, created);
+    if (k->revoked_ms)
+        cx_clock_format((uint64_t)k->revoked_ms, revoked);
+    printf("%s\t%s\t%s\t%s\t%s\t%s\n", k->key_id, k->team, k->role, k->name, created, revoked);
+    return 0;
+}
+
+static int cmd_keys(int argc, char **argv) {
+    if (argc < 4)
+        return usage();
+    const char *sub = argv[2], *dir = argv[3];
+    cx_storage *st = NULL;
+    uint8_t secret[CX_SECRET_LEN];
+    int r;
+    if (strcmp(sub, "create") == 0) {
+        const char *team = NULL, *role = NULL, *name = NULL;
+        if (parse_opts(argc, argv, 4, (opt[]){{"--team", &team}, {"--role", &role},
+                                              {"--name", &name}, {NULL, NULL}}) ||
+            !team || !role || !name)
+            return usage();
+        if (!cx_keys_role_valid(role))
+            return fprintf(stderr, "cortex-core: --role must be agent, reviewer or admin\n"), 2;
+        if ((r = open_dir(dir, 0, &st, secret)) == 0)
+            r = create_key(st, secret, team, role, name);
+    } else if (strcmp(sub, "list") == 0 && argc == 4) {
+        if ((r = open_dir(dir, 0, &st, secret)) == 0) {
+            printf("KEY_ID\tTEAM\tROLE\tNAME\tCREATED\tREVOKED\n");
+            if ((r = cx_storage_begin(st, false)) == 0) {
+                r = cx_storage_key_list(st, list_one, NULL);
+                cx_storage_rollback(st);
+            }
+        }
+    } else if (strcmp(sub, "revoke") == 0 && argc == 5) {
+        const char *id = argv[4];
+        if ((r = open_dir(dir, 0, &st, secret)) == 0 && (r = cx_storage_begin(st, true)) == 0) {
+            cx_storage_key k;
+            r = cx_storage_key_get(st, id, &k);
+            if (r == 0)
+                r = cx_storage_key_revoke(st, id, (int64_t)cx_clock_now_ms());
+            if (r == 0)
+                r = audit_key_event(st, secret, k.team, "key.revoke", &k);
+            if (r == 0)
+                r = cx_storage_commit(st);
+            else
+                cx_storage_rollback(st);
+            if (r == 0)
+                fprintf(stderr, "cortex-core: key %s revoked\n", id);
+        }
+    } else {
+        return usage();
+    }
+    sodium_memzero(secret, sizeof secret);
+    cx_storage_free(st);
+    return r ? fail("keys") : 0;
+}
+
+static int parse_listen(const char *s, char *host, size_t cap, uint16_t *port) {
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return -1;
+    const char *h = s;
+    size_t n = (size_t)(colon - s);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+        return -1;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int parse_num(const char *s, double min, double max, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv) {
+    const char *listen = NULL, *cert = NULL, *key = NULL, *rate = NULL, *burst = NULL;
+    const char *max_blob = NULL, *threads = NULL, *ready = NULL;
+    if (argc < 3 ||
+        parse_opts(argc, argv, 3, (opt[]){{"--listen", &listen}, {"--tls-cert", &cert},
+                                          {"--tls-key", &key}, {"--rate-limit", &rate},
+                                          {"--burst", &burst}, {"--max-blob", &max_blob},
+                                          {"--threads", &threads}, {"--ready-file", &ready},
+                                          {NULL, NULL}}) ||
+        !listen)
+        return usage();
+    char host[256];
+    cx_http_config cfg = {.rate = 50, .burst = 100, .threads = 4};
+    double v;
+    if (parse_listen(listen, host, sizeof host, &cfg.port))
+        return fprintf(stderr, "cortex-core: --listen wants HOST:PORT\n"), 2;
+    cfg.host = host;
+    cfg.tls_cert = cert;
+    cfg.tls_key = key;
+    if (rate) {
+        if (parse_num(rate, 0, 1e9, &cfg.rate))
+            return fprintf(stderr, "cortex-core: bad --rate-limit\n"), 2;
+        if (!burst)
+            cfg.burst = cfg.rate * 2 < 1 ? 1 : cfg.rate * 2;
+    }
+    if (burst && parse_num(burst, 1, 1e9, &cfg.burst))
+        return fprintf(stderr, "cortex-core: bad --burst\n"), 2;
+    if (threads) {
+        if (parse_num(threads, 1, 64, &v))
+            return fprintf(stderr, "cortex-core: bad --threads\n"), 2;
+        cfg.threads = (unsigned)v;
+    }
+    cx_sync sync = {.max_blob = 16u << 20};
+    if (max_blob) {
+        if (parse_num(max_blob, 1, 1u << 30, &v))
+            return fprintf(stderr, "cortex-core: bad --max-blob\n"), 2;
+        sync.max_blob = (size_t)v;
+    }
+    if (!cert && !key && !cx_http_host_is_loopback(host)) {
+        fprintf(stderr, "cortex-core: refusing to serve plain HTTP (no TLS) on %s: give --tls-cert and "
+                        "--tls-key, or listen on a loopback address\n", host);
+        return 2;
+    }
+    /* Block the stop signals before any thread starts, then wait for them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cx_storage *st = NULL;
+    cx_http *h = NULL;
+    int r = open_dir(argv[2], 0, &st, sync.secret);
+    if (r)
+        return fail("serve");
+    sync.st = st;
+    if ((r = cx_http_start(&h, &sync, &cfg)))
+        goto out;
+    log_info("event=listening host=%s port=%u tls=%s", host, (unsigned)cx_http_port(h),
+             cert ? "yes" : "no");
+    if (ready) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "%u\n", (unsigned)cx_http_port(h));
+        if ((r = cx_fs_write_atomic(ready, text, (size_t)n, 0644)))
+            goto out;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("event=stopping signal=%d", sig);
+out:
+    cx_http_stop(h);
+    cx_storage_free(st);
+    sodium_memzero(sync.secret, sizeof sync.secret);
+    return r ? fail("serve") : 0;
+}
+
+static int cmd_backup(int argc, char **argv) {
+    if (argc != 4)
+        return usage();
+    const char *dir = argv[2], *dest = argv[3];
+    cx_storage *st = NULL;
+    uint8_t secret[CX_SECRET_LEN];
+    char *db = NULL, *secpath = NULL;
+    int r = open_dir(dir, 0, &st, secret);
+    if (r)
+        goto out;
+    if (access(dest, F_OK) == 0) {
+        r = cx_error_set(CX_ECONFLICT, "%s already exists; back up to a new directory", dest);
+        goto out;
+    }
+    if ((r = cx_fs_mkdir_p(dest, 0700)))
+        goto out;
+    db = cx_fs_join(dest, DB_FILE);
+    if (!db || !(secpath = cx_fs_join(dest, "secret"))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = cx_storage_backup(st, db)))
+        goto out;
+    chmod(db, 0600);
+    char hex[CX_SECRET_LEN * 2 + 2];
+    sodium_bin2hex(hex, sizeof hex, secret, CX_SECRET_LEN);
+    size_t n = strlen(hex);
+    hex[n] = '\n';
+    r = cx_fs_write_atomic(secpath, hex, n + 1, 0600);
+    sodium_memzero(hex, sizeof hex);
+    if (r == 0)
+        fprintf(stderr, "cortex-core: backed up %s to %s\n", dir, dest);
+out:
+    sodium_memzero(secret, sizeof secret);
+    free(db);
+    free(secpath);
+    cx_storage_free(st);
+    return r ? fail("backup") : 0;
+}
+
+static int cmd_verify_audit(int argc, char **argv) {
+    if (argc != 3)
+        return usage();
+    cx_storage *st = NULL;
+    uint8_t secret[CX_SECRET_LEN];
+    int64_t entries = 0, bad = 0;
+    int r = open_dir(argv[2], 0, &st, secret);
+    if (r == 0 && (r = cx_storage_begin(st, false)) == 0) {
+        r = cx_audit_verify(st, secret, &entries, &bad);
+        cx_storage_rollback(st);
+    }
+    sodium_memzero(secret, sizeof secret);
+    cx_storage_free(st);
+    if (r == CX_ECONFLICT) {
+        printf("audit chain BROKEN at entry %lld: %s\n", (long long)bad, cx_error_last());
+        return 1;
+    }
+    if (r)
+        return fail("verify-audit");
+    printf("audit chain ok: %lld entries\n", (long long)entries);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cx_log_init("cortex-core", CX_LOG_INFO);
+    if (sodium_init() < 0) {
+        fputs("cortex-core: libsodium failed to initialise\n", stderr);
+        return 1;
+    }
+    if (argc < 2)
+        return usage();
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "init") == 0)
+        return cmd_init(argc, argv);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "keys") == 0)
+        return cmd_keys(argc, argv);
+    if (strcmp(cmd, "backup") == 0)
+        return cmd_backup(argc, argv);
+    if (strcmp(cmd, "verify-audit") == 0)
+        return cmd_verify_audit(argc, argv);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage();
+        return 0;
+    }
+    return usage();
+}

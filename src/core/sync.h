@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sync protocol's semantics, independent of HTTP: push (per-op
+ * idempotency, per-team seq), pull, the review queue and decisions,
+ * artifact acceptance, blobs. Every call is one transaction and sees only
+ * the caller's team. Errors are CX_E… codes; the HTTP layer alone maps them
+ * to status codes. */
+#pragma once
+
+#include "core/keys.h"
+#include "core/storage.h"
+
+#include <jansson.h>
+
+/* Core-only failures the HTTP layer answers with their own status. */
+enum {
+    CX_EFORBIDDEN = -40, /* the key's role may not do this (403) */
+    CX_EGONE = -41,      /* the cursor is older than the tombstone horizon (410) */
+};
+
+#define CX_SYNC_MAX_OPS 500
+#define CX_SYNC_MAX_BODY (4u * 1024 * 1024)
+#define CX_SYNC_MAX_PULL 1000
+#define CX_SYNC_MAX_MISSING 1000
+
+typedef struct cx_sync {
+    cx_storage *st;                 /* borrowed */
+    uint8_t secret[CX_SECRET_LEN];
+    size_t max_blob;                /* bytes */
+} cx_sync;
+
+/* The authenticated caller. */
+typedef cx_storage_key cx_principal;
+
+/* Push. req is the parsed body; *out {"results":[…]} is the caller's.
+ * CX_EINVAL (malformed: detail says what), CX_ELIMIT (too many ops). The
+ * number of ops applied is added to *applied. */
+int cx_sync_push(cx_sync *s, const cx_principal *p, const json_t *req, json_t **out,
+                 long *applied);
+
+/* One page of changes after `since`. CX_EGONE when since is below the
+ * team's horizon. *out {"changes","next","more"}. */
+int cx_sync_pull(cx_sync *s, const cx_principal *p, int64_t since, int limit, json_t **out);
+
+/* The review queue: {"drafts":[…], "total"}. */
+int cx_sync_queue(cx_sync *s, const cx_principal *p, int limit, json_t **out);
+
+/* A decision on a draft from the HTTP endpoint; req {"decision","note"}.
+ * CX_EFORBIDDEN (agent key), CX_ENOTFOUND, CX_ECONFLICT (decided already),
+ * CX_EINVAL. *out {"seq","item"}. */
+int cx_sync_decide(cx_sync *s, const cx_principal *p, const char *draft_id, const json_t *req,
+                   json_t **out);
+
+/* Accepts version n of an artifact. CX_EFORBIDDEN, CX_ENOTFOUND. */
+int cx_sync_accept(cx_sync *s, const cx_principal *p, const char *artifact_id, long n,
+                   json_t **out);
+
+/* {"sha256":[…]} → {"missing":[…]}. CX_EINVAL, CX_ELIMIT. */
+int cx_sync_blobs_missing(cx_sync *s, const cx_principal *p, const json_t *req, json_t **out);
+
+/* Stores a blob after checking that data hashes to sha (CX_EINVAL if not;
+ * CX_ELIMIT over max_blob). */
+int cx_sync_blob_put(cx_sync *s, const cx_principal *p, const char *sha, const void *data,
+                     size_t len, bool *created);
+int cx_sync_blob_get(cx_sync *s, const cx_principal *p, const char *sha, void **data,
+                     size_t *len);
+
+/* True for 64 lowercase hex digits. */
+bool cx_sync_sha_valid(const char *sha);

@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# cortex-core end to end: init and keys CLI contracts, then a real server on
+# 127.0.0.1 (plain HTTP, and once HTTPS with a certificate made here),
+# driven over HTTP; every JSON response is validated against
+# protocol/sync/schemas. Servers are always killed at the end; every wait is
+# bounded. Prints "N passed, N failed"; exits non-zero on any failure.
+import hashlib, http.client, json, os, re, shutil, signal, socket, sqlite3, ssl
+import subprocess, sys, tempfile, time
+
+CORE = os.environ["CORTEX_CORE"]
+SCHEMAS = os.environ["SCHEMAS"]
+passed = failed = 0
+procs = []
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, flush=True)
+
+
+# --- a small JSON Schema (2020-12) validator for the subset the schemas use
+_cache = {}
+
+
+def load_schema(name):
+    if name not in _cache:
+        with open(os.path.join(SCHEMAS, name)) as f:
+            _cache[name] = json.load(f)
+    return _cache[name]
+
+
+def resolve(ref, base):
+    file, _, frag = ref.partition("#")
+    doc = load_schema(file) if file else load_schema(base)
+    base = file or base
+    node = doc
+    for part in [p for p in frag.split("/") if p]:
+        node = node[part]
+    return node, base
+
+
+TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def type_ok(v, t):
+    if t == "integer":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if t == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, TYPES[t])
+
+
+def validate(v, s, base, path="$"):
+    errs = []
+    if "$ref" in s:
+        sub, b = resolve(s["$ref"], base)
+        errs += validate(v, sub, b, path)
+    if "type" in s:
+        ts = s["type"] if isinstance(s["type"], list) else [s["type"]]
+        if not any(type_ok(v, t) for t in ts):
+            return errs + [f"{path}: {v!r:.60} is not {ts}"]
+    if "const" in s and v != s["const"]:
+        errs.append(f"{path}: {v!r:.60} != const {s['const']!r}")
+    if "enum" in s and v not in s["enum"]:
+        errs.append(f"{path}: {v!r:.60} not in {s['enum']}")
+    if isinstance(v, str):
+        if "pattern" in s and not re.search(s["pattern"], v):
+            errs.append(f"{path}: {v!r:.60} does not match {s['pattern']}")
+        if len(v) < s.get("minLength", 0) or len(v) > s.get("maxLength", 1 << 62):
+            errs.append(f"{path}: bad length")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if "minimum" in s and v < s["minimum"]:
+            errs.append(f"{path}: {v} < {s['minimum']}")
+        if "maximum" in s and v > s["maximum"]:
+            errs.append(f"{path}: {v} > {s['maximum']}")
+    if isinstance(v, dict):
+        for k in s.get("required", []):
+            if k not in v:
+                errs.append(f"{path}: missing {k}")
+        props = s.get("properties", {})
+        for k, sub in props.items():
+            if k in v:
+                errs += validate(v[k], sub, base, f"{path}.{k}")
+        if s.get("additionalProperties") is False:
+            for k in v:
+                if k not in props:
+                    errs.append(f"{path}: unexpected member {k}")
+    if isinstance(v, list):
+        if len(v) > s.get("maxItems", 1 << 62):
+            errs.append(f"{path}: too many items")
+        if "items" in s:
+            for i, x in enumerate(v):
+                errs += validate(x, s["items"], base, f"{path}[{i}]")
+    if "oneOf" in s:
+        n = sum(1 for sub in s["oneOf"] if not validate(v, sub, base, path))
+        if n != 1:
+            errs.append(f"{path}: matches {n} of oneOf")
+    return errs
+
+
+def conforms(body, schema, what):
+    errs = validate(body, load_schema(schema), schema)
+    check(not errs, f"{what}: response does not match {schema}: {errs[:3]}")
+
+
+# --- helpers
+def run(*args, ok=True):
+    p = subprocess.run([CORE, *args], capture_output=True, text=True, timeout=60)
+    if ok and p.returncode != 0:
+        print(f"command failed: {args}: {p.stderr}", flush=True)
+    return p
+
+
+def start(datadir, *extra, scheme="http"):
+    ready = os.path.join(os.path.dirname(datadir), f"ready-{len(procs)}")
+    log = open(os.path.join(os.path.dirname(datadir), f"serve-{len(procs)}.log"), "w")
+    p = subprocess.Popen([CORE, "serve", datadir, "--listen", "127.0.0.1:0", "--ready-file", ready,
+                          *extra], stdout=subprocess.DEVNULL, stderr=log)
+    procs.append(p)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if os.path.exists(ready):
+            with open(ready) as f:
+                txt = f.read().strip()
+            if txt:
+                return p, int(txt)
+        if p.poll() is not None:
+            raise RuntimeError(f"cortex-core serve exited with {p.returncode}")
+        time.sleep(0.05)
+    raise RuntimeError("cortex-core serve did not become ready in 30 s")
+
+
+class Client:
+    def __init__(self, port, key=None, ctx=None):
+        self.port, self.key, self.ctx = port, key, ctx
+
+    def req(self, method, path, body=None, key="default", raw=None, headers=None):
+        if self.ctx:
+            c = http.client.HTTPSConnection("localhost", self.port, timeout=30, context=self.ctx)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        h = dict(headers or {})
+        k = self.key if key == "default" else key
+        if k:
+            h["Authorization"] = "Bearer " + k
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        payload = r.read()
+        c.close()
+        ctype = r.getheader("Content-Type", "")
+        js = json.loads(payload) if ctype.startswith("application/json") else payload
+        return r.status, js, r
+
+
+ULID_CHARS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_n = [0]
+
+
+def ulid():
+    _n[0] += 1
+    t = int(time.time() * 1000)
+    s = ""
+    for _ in range(10):
+        s = ULID_CHARS[t % 32] + s
+        t //= 32
+    r = _n[0]
+    tail = ""
+    for _ in range(16):
+        tail = ULID_CHARS[r % 32] + tail
+        r //= 32
+    return s + tail
+
+
+def item(kind="observation", status="recorded", title="t", **kw):
+    it = {"id": ulid(), "kind": kind, "status": status, "title": title, "body": "b",
+          "tags": ["x"], "author": "ann", "created_at": "2026-01-01T00:00:00Z",
+          "updated_at": "2026-01-01T00:00:00Z", "visibility": "shared"}
+    it.update(kw)
+    return it
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="cortex-core-test-")
+    try:
+        tests(tmp)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            check(p.returncode in (0, -signal.SIGTERM, -signal.SIGKILL),
+                  f"server exited cleanly (rc {p.returncode})")
+        if failed:
+            for f in sorted(os.listdir(tmp)):
+                if f.startswith("serve-"):
+                    print(f"--- {f}\n" + open(os.path.join(tmp, f)).read()[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def tests(tmp):
+    data = os.path.join(tmp, "data")
+    # --- init and keys: output contracts
+    p = run("init", data)
+    admin = p.stdout.strip()
+    check(p.returncode == 0 and re.fullmatch(r"cxk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n", p.stdout),
+          f"init prints exactly one key line: {p.stdout!r}")
+    check(os.stat(data).st_mode & 0o777 == 0o700, "data dir is 0700")
+    check(os.stat(os.path.join(data, "secret")).st_mode & 0o777 == 0o600, "secret is 0600")
+    check(run("init", data, ok=False).returncode != 0, "init refuses an existing data dir")
+    keys = {}
+    for team, role, name in [("A", "agent", "a-agent"), ("A", "reviewer", "a-rev"),
+                             ("B", "agent", "b-agent"), ("A", "agent", "a-old")]:
+        p = run("keys", "create", data, "--team", team, "--role", role, "--name", name)
+        check(p.returncode == 0 and re.fullmatch(r"cxk_[0-9a-f]{16}_\S+\n", p.stdout),
+              f"keys create prints only the key: {p.stdout!r}")
+        keys[name] = p.stdout.strip()
+    check(run("keys", "create", data, "--team", "A", "--role", "god", "--name", "x",
+              ok=False).returncode == 2, "keys create refuses an unknown role")
+    p = run("keys", "list", data)
+    check(p.returncode == 0 and "a-rev" in p.stdout and admin not in p.stdout
+          and keys["a-agent"] not in p.stdout, "keys list shows names, never keys")
+    old_id = keys["a-old"][4:20]
+    check(run("keys", "revoke", data, old_id).returncode == 0, "keys revoke")
+    check(run("keys", "revoke", data, old_id, ok=False).returncode != 0, "revoking twice fails")
+    with sqlite3.connect(os.path.join(data, "core.db")) as db:
+        stored = [r[0] for r in db.execute("SELECT hash FROM keys")]
+    check(all(keys["a-agent"].encode() not in h for h in stored), "keys are stored hashed")
+
+    # plain HTTP refused off loopback
+    p = subprocess.run([CORE, "serve", data, "--listen", "0.0.0.0:0"], capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode != 0 and "TLS" in p.stderr, "plain HTTP on 0.0.0.0 is refused")
+
+    _, port = start(data, "--rate-limit", "1000", "--max-blob", "1024")
+    anon = Client(port, None)
+    A = Client(port, keys["a-agent"])
+    R = Client(port, keys["a-rev"])
+    B = Client(port, keys["b-agent"])
+
+    st, js, _ = anon.req("GET", "/v1/healthz")
+    check(st == 200, "healthz 200")
+    conforms(js, "healthz.json", "healthz")
+    st, js, _ = A.req("GET", "/v1/info")
+    check(st == 200 and js.get("team") == "A" and js.get("role") == "agent", f"info {st} {js}")
+    conforms(js, "info.json", "info")
+
+    # --- 401s
+    for what, k in [("missing", None), ("garbage", "nope"), ("wrong", keys["a-agent"][:-2] + "xx"),
+                    ("revoked", keys["a-old"])]:
+        st, js, _ = Client(port, k).req("GET", "/v1/sync/pull")
+        check(st == 401, f"{what} key gets 401 (got {st})")
+        conforms(js, "error.json", f"401 {what}")
+        check(js.get("error", {}).get("code") == "unauthorized", f"401 code {js}")
+    st, js, _ = A.req("GET", "/v1/nope")
+    check(st == 404, "unknown path 404")
+    conforms(js, "error.json", "404")
+
+    # --- push: applied, duplicate, rejected conflict, seq strictly increasing
+    ops = [{"op_id": f"op-{i}", "op": "item.put", "item": item(title=f"obs {i}")} for i in range(5)]
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": ops})
+    check(st == 200, f"push 200 ({st} {js})")
+    conforms(js, "push-response.json", "push")
+    res = js.get("results", [])
+    check([r["status"] for r in res] == ["applied"] * 5, f"all applied: {res}")
+    seqs = [r.get("seq", 0) for r in res]
+    check(all(b > a for a, b in zip(seqs, seqs[1:])) and seqs[0] >= 1, f"seq increasing {seqs}")
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": ops[:2]})
+    check([r["status"] for r in js["results"]] == ["duplicate"] * 2, f"duplicates: {js}")
+    check([r.get("seq") for r in js["results"]] == seqs[:2], "duplicate answers the original seq")
+    changed = dict(ops[0], item=dict(ops[0]["item"], title="other"))
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": [changed]})
+    r0 = js["results"][0]
+    check(r0["status"] == "rejected" and r0.get("reason", "").startswith("conflict"),
+          f"same op_id, other content: rejected conflict: {r0}")
+    conforms(js, "push-response.json", "push conflict")
+    priv = {"op_id": "op-priv", "op": "item.put", "item": item(visibility="private")}
+    more = {"op_id": "op-5", "op": "item.put", "item": item(title="after")}
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": [priv, more]})
+    check(js["results"][0]["status"] == "rejected" and js["results"][1]["status"] == "applied"
+          and js["results"][1]["seq"] > seqs[-1], f"private rejected, next applies: {js}")
+
+    # --- 400 / 413
+    st, js, _ = A.req("POST", "/v1/sync/push", raw=b'{"ops": [', headers={"Content-Type": "application/json"})
+    check(st == 400, f"malformed JSON 400 ({st})")
+    conforms(js, "error.json", "400 malformed")
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": "nope"})
+    check(st == 400, "wrong type 400")
+    conforms(js, "error.json", "400 type")
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": [{"op": "item.put", "item": {}}]})
+    check(st == 400, "op without op_id 400")
+    big = [{"op_id": f"b{i}", "op": "item.put", "item": item()} for i in range(501)]
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": big})
+    check(st == 413, f"501 ops 413 ({st})")
+    conforms(js, "error.json", "413 ops")
+    # Refused from the headers alone: send them and read the answer unsent body.
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(("POST /v1/sync/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                   % (keys["a-agent"], 4 * 1024 * 1024 + 1)).encode())
+        resp = b""
+        while b"}}" not in resp:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            resp += chunk
+    head, _, rbody = resp.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 413"), f"4 MiB + 1 body 413 ({head[:40]!r})")
+    try:
+        conforms(json.loads(rbody), "error.json", "413 body")
+    except ValueError:
+        check(False, f"413 body is JSON: {rbody[:80]!r}")
+
+    # --- pull paging, team isolation
+    st, js, _ = A.req("GET", "/v1/sync/pull?since=0&limit=2")
+    check(st == 200 and len(js["changes"]) == 2 and js["more"] is True, f"first page {js}")
+    conforms(js, "pull-response.json", "pull")
+    got, since, pages = [], 0, 0
+    while pages < 20:
+        st, js, _ = A.req("GET", f"/v1/sync/pull?since={since}&limit=2")
+        conforms(js, "pull-response.json", "pull page")
+        got += js["changes"]
+        since = js["next"]
+        pages += 1
+        if not js["more"]:
+            break
+    gs = [c["seq"] for c in got]
+    check(len(got) == 6 and gs == sorted(gs) and len(set(gs)) == 6, f"paged pull: {gs}")
+    check(all(c["item"]["server_seq"] == c["seq"] for c in got), "server_seq set on items")
+    st, js, _ = A.req("GET", f"/v1/sync/pull?since={since}")
+    check(st == 200 and js["changes"] == [] and js["more"] is False and js["next"] == since,
+          "caught-up pull is empty")
+    st, js, _ = A.req("GET", "/v1/sync/pull?since=abc")
+    check(st == 400, "bad since 400")
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200 and js["changes"] == [], "team B sees nothing of team A")
+    st, js, _ = B.req("POST", "/v1/sync/push", {"ops": ops[:1]})
+    check(js["results"][0]["status"] == "applied" and js["results"][0]["seq"] == 1,
+          f"team B has its own seq and op ids: {js}")
+    st, js, _ = A.req("GET", f"/v1/sync/pull?since={since}")
+    check(js["changes"] == [], "team A does not see team B's push")
+
+    # --- review
+    draft = item(kind="draft", status="pending", title="use ninja -j2")
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": [{"op_id": "d1", "op": "item.put", "item": draft}]})
+    check(js["results"][0]["status"] == "applied", "draft pushed")
+    st, js, _ = R.req("GET", "/v1/review/queue")
+    check(st == 200 and [d["id"] for d in js["drafts"]] == [draft["id"]] and js["total"] == 1,
+          f"queue holds the draft: {js}")
+    conforms(js, "review-queue.json", "queue")
+    st, js, _ = B.req("GET", "/v1/review/queue")
+    check(js.get("drafts") == [], "team B's queue is empty")
+    st, js, _ = A.req("POST", f"/v1/drafts/{draft['id']}/decision", {"decision": "approve"})
+    check(st == 403, f"agent key cannot decide: {st}")
+    conforms(js, "error.json", "403")
+    st, js, _ = R.req("POST", f"/v1/drafts/{draft['id']}/decision", {"decision": "reject"})
+    check(st == 400, "reject without a note is 400")
+    bid = ulid()
+    st, js, _ = R.req("POST", f"/v1/drafts/{bid}/decision", {"decision": "approve"})
+    check(st == 404, "unknown draft 404")
+    st, js, _ = R.req("POST", f"/v1/drafts/{draft['id']}/decision", {"decision": "approve", "note": "yes"})
+    check(st == 200 and js["item"]["kind"] == "thread" and js["item"]["status"] == "canon"
+          and js["item"]["review"]["decision"] == "approve", f"approve makes a canon thread: {js}")
+    conforms(js, "decision-response.json", "decision")
+    st, js2, _ = R.req("POST", f"/v1/drafts/{draft['id']}/decision", {"decision": "approve"})
+    check(st == 409, "deciding twice is 409")
+    st, js3, _ = A.req("GET", f"/v1/sync/pull?since={since}")
+    check(any(c.get("item", {}).get("id") == draft["id"] and c["item"]["status"] == "canon"
+              for c in js3["changes"]), "the decision appears in the pull feed")
+    st, js3, _ = B.req("POST", f"/v1/drafts/{draft['id']}/decision", {"decision": "approve"})
+    check(st == 403, "team B agent cannot decide")
+    # decision through push needs a reviewer key
+    d2 = item(kind="draft", status="pending", title="d2")
+    A.req("POST", "/v1/sync/push", {"ops": [{"op_id": "d2", "op": "item.put", "item": d2}]})
+    dec = {"op_id": "dec2", "op": "review.decision", "item": d2,
+           "review": {"decision": "changes_requested", "note": "more", "at": "2026-01-01T00:00:00Z"}}
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": [dec]})
+    check(js["results"][0]["status"] == "rejected" and "forbidden" in js["results"][0]["reason"],
+          f"agent review.decision op rejected: {js}")
+    st, js, _ = R.req("POST", "/v1/sync/push", {"ops": [dec]})
+    check(js["results"][0]["status"] == "applied", f"reviewer review.decision op applied: {js}")
+
+    # --- blobs
+    content = b"artifact body\n"
+    sha = hashlib.sha256(content).hexdigest()
+    st, js, _ = A.req("POST", "/v1/blobs/missing", {"sha256": [sha]})
+    check(st == 200 and js["missing"] == [sha], "blob missing")
+    conforms(js, "blobs-missing-response.json", "missing")
+    st, js, _ = A.req("PUT", f"/v1/blobs/{sha}", raw=b"not the content",
+                      headers={"Content-Type": "application/octet-stream"})
+    check(st == 400, f"blob hash mismatch refused ({st})")
+    conforms(js, "error.json", "blob mismatch")
+    st, js, _ = A.req("PUT", f"/v1/blobs/{sha}", raw=content,
+                      headers={"Content-Type": "application/octet-stream"})
+    check(st == 201 and js.get("created") is True, f"blob stored {st} {js}")
+    conforms(js, "blob-put-response.json", "blob put")
+    st, body, _ = A.req("GET", f"/v1/blobs/{sha}")
+    check(st == 200 and body == content, "blob read back")
+    st, js, _ = B.req("GET", f"/v1/blobs/{sha}")
+    check(st == 404, "team B cannot read team A's blob")
+    big = b"x" * 2048
+    st, js, _ = A.req("PUT", f"/v1/blobs/{hashlib.sha256(big).hexdigest()}", raw=big)
+    check(st == 413, f"blob over the cap 413 ({st})")
+
+    # --- artifacts
+    art = item(kind="artifact", status="published", title="build.sh")
+    op = {"op_id": "art1", "op": "artifact.version", "item": art,
+          "version": {"version": 1, "sha256": sha, "size": len(content), "status": "published"}}
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": [op]})
+    check(js["results"][0]["status"] == "applied", f"artifact version applied {js}")
+    st, js, _ = A.req("POST", f"/v1/artifacts/{art['id']}/versions/1/accept")
+    check(st == 403, "agent cannot accept")
+    st, js, _ = R.req("POST", f"/v1/artifacts/{art['id']}/versions/1/accept")
+    check(st == 200 and js["item"]["versions"][0]["status"] == "accepted"
+          and js["item"]["status"] == "accepted", f"accept {st} {js}")
+    conforms(js, "decision-response.json", "accept")
+    st, js, _ = R.req("POST", f"/v1/artifacts/{art['id']}/versions/9/accept")
+    check(st == 404, "accepting an unknown version 404")
+
+    # --- metrics
+    st, body, r = anon.req("GET", "/metrics")
+    text = body.decode() if isinstance(body, bytes) else ""
+    check(st == 200 and 'cortex_http_requests_total{endpoint="sync_push",code="200"}' in text
+          and "cortex_sync_ops_applied_total" in text and "cortex_review_queue_depth 1" in text
+          and "cortex_http_request_duration_seconds_bucket" in text, "metrics exposition")
+
+    # --- backup while serving, then audit
+    dest = os.path.join(tmp, "backup")
+    p = run("backup", data, dest)
+    check(p.returncode == 0 and os.path.exists(os.path.join(dest, "core.db")), "backup")
+    with sqlite3.connect(os.path.join(dest, "core.db")) as db:
+        n = db.execute("SELECT count(*) FROM items WHERE team='A'").fetchone()[0]
+    check(n >= 8, f"backup holds the items ({n})")
+    p = run("verify-audit", dest)
+    check(p.returncode == 0, f"backup's audit chain verifies: {p.stdout}")
+    p = run("verify-audit", data)
+    check(p.returncode == 0 and "ok" in p.stdout, f"audit chain ok: {p.stdout}")
+    with sqlite3.connect(os.path.join(dest, "core.db")) as db:
+        db.execute("UPDATE audit SET detail = replace(detail, 'approve', 'reject') "
+                   "WHERE action = 'review.decision'")
+    p = run("verify-audit", dest, ok=False)
+    check(p.returncode != 0 and "BROKEN" in p.stdout, f"edited audit row detected: {p.stdout}")
+
+    # --- rate limit
+    _, port2 = start(data, "--rate-limit", "1", "--burst", "2")
+    A2 = Client(port2, keys["a-agent"])
+    codes = [A2.req("GET", "/v1/info")[0] for _ in range(4)]
+    st, js, r = A2.req("GET", "/v1/info")
+    check(codes[:2] == [200, 200] and st == 429 and int(r.getheader("Retry-After", "0")) >= 1,
+          f"rate limit 429 with Retry-After: {codes} {st}")
+    conforms(js, "error.json", "429")
+    st, js, _ = Client(port2, keys["a-rev"]).req("GET", "/v1/info")
+    check(st == 200, "the limit is per key")
+
+    # --- HTTPS with a certificate made here
+    if not shutil.which("openssl"):
+        check(False, "openssl is needed for the HTTPS test")
+        return
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], capture_output=True, timeout=60)
+    check(p.returncode == 0, f"openssl made a certificate: {p.stderr[-300:]}")
+    _, port3 = start(data, "--tls-cert", cert, "--tls-key", key)
+    ctx = ssl.create_default_context(cafile=cert)
+    S = Client(port3, keys["a-agent"], ctx)
+    st, js, _ = S.req("GET", "/v1/info")
+    check(st == 200 and js.get("team") == "A", f"HTTPS info with the test CA: {st}")
+    try:
+        Client(port3, keys["a-agent"], ssl.create_default_context()).req("GET", "/v1/info")
+        check(False, "an unknown CA must fail verification")
+    except ssl.SSLError:
+        check(True, "unknown CA refused")
+
+
+if __name__ == "__main__":
+    main()
