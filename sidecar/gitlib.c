@@ -51,6 +51,24 @@ static void load(void) {
     bind(h, "git_repository_commondir", &git.repository_commondir, &ok);
     bind(h, "git_repository_free", &git.repository_free, &ok);
     bind(h, "git_error_clear", &git.error_clear, &ok);
+    bind(h, "git_error_last", &git.error_last, &ok);
+    bind(h, "git_reference_lookup", &git.reference_lookup, &ok);
+    bind(h, "git_reference_type", &git.reference_type, &ok);
+    bind(h, "git_reference_symbolic_target", &git.reference_symbolic_target, &ok);
+    bind(h, "git_reference_name_to_id", &git.reference_name_to_id, &ok);
+    bind(h, "git_reference_free", &git.reference_free, &ok);
+    bind(h, "git_repository_config_snapshot", &git.repository_config_snapshot, &ok);
+    bind(h, "git_config_iterator_new", &git.config_iterator_new, &ok);
+    bind(h, "git_config_next", &git.config_next, &ok);
+    bind(h, "git_config_iterator_free", &git.config_iterator_free, &ok);
+    bind(h, "git_config_free", &git.config_free, &ok);
+    bind(h, "git_odb_hash", &git.odb_hash, &ok);
+    bind(h, "git_odb_hashfile", &git.odb_hashfile, &ok);
+    bind(h, "git_oid_tostr", &git.oid_tostr, &ok);
+    bind(h, "git_config_open_ondisk", &git.config_open_ondisk, &ok);
+    bind(h, "git_config_get_entry", &git.config_get_entry, &ok);
+    bind(h, "git_config_entry_free", &git.config_entry_free, &ok);
+    bind(h, "git_config_set_string", &git.config_set_string, &ok);
     if (!ok || init() < 0) {
         if (ok)
             snprintf(failure, sizeof failure, "libgit2 failed to initialise");
@@ -64,4 +82,9 @@ const cx_git *cx_git_get(void) {
     if (!loaded)
         cx_error_set(CX_EFAIL, "%s", failure);
     return loaded;
+}
+
+const char *cx_git_error_message(const cx_git *g, const char *fallback) {
+    const git_error *e = g ? g->error_last() : NULL;
+    return e && e->message && *e->message ? e->message : fallback;
 }
