@@ -12,6 +12,11 @@
 #include "cli-output.h"
 #include "search/search.h"
 #include "store/store.h"
+#include "sync.h"
+#include "sync/client.h"
+#include "sync/engine.h"
+#include "sync/replica.h"
+#include "sync/upstream.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -26,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CORTEX_VERSION
@@ -38,6 +45,7 @@ enum {
     RC_NONE = 1,  /* nothing found, or the request was refused */
     RC_USAGE = 2, /* bad command line or argument values */
     RC_STORE = 3, /* workspace or store: missing, cannot open, I/O, busy */
+    RC_UPSTREAM = 4, /* the upstream core: not configured, unreachable, failing */
 };
 
 /* Search answers for people are not squeezed into an agent's context
@@ -63,6 +71,7 @@ typedef enum {
     O_PRIVATE,
     O_REASON,
     O_NOTE,
+    O_CA_FILE,
     O_COUNT,
 } opt_id;
 
@@ -79,6 +88,7 @@ static const struct optdef {
     [O_TITLE] = {"title", 0, true},         [O_FILE] = {"file", 0, true},
     [O_EVIDENCE] = {"evidence", 0, true},   [O_PRIVATE] = {"private", 0, false},
     [O_REASON] = {"reason", 0, true},       [O_NOTE] = {"note", 0, true},
+    [O_CA_FILE] = {"ca-file", 0, true},
 };
 
 #define BIT(o) (1u << (o))
@@ -187,6 +197,9 @@ static const char help_main[] =
     "  review reject ID --reason TEXT\n"
     "  review request-changes ID --reason TEXT\n"
     "  status                     workspace, store and sync state\n"
+    "  remote set URL [--ca-file FILE]   the team's cortex-core to sync with\n"
+    "  login                      store your key for the upstream (read from stdin)\n"
+    "  sync                       push and pull until caught up\n"
     "  help [COMMAND]             help for a command (also: cortex COMMAND --help)\n"
     "\n"
     "Global options (before or after the command):\n"
@@ -204,6 +217,7 @@ static const char help_main[] =
     "  2  usage error: unknown command or option, missing or invalid argument\n"
     "  3  workspace or store error: no Cortex memory in the workspace yet (read\n"
     "     commands never create it), cannot open, I/O error, store busy\n"
+    "  4  upstream error: no upstream or key configured, core unreachable or failing\n"
     "\n"
     "Environment: CORTEX_WORKSPACE (the workspace), CORTEX_AUTHOR (who records;\n"
     "default: your user name), NO_COLOR (no colour even on a terminal).\n"
@@ -296,12 +310,14 @@ static const char help_draft[] =
     "value the store refuses, 3 workspace or store error.\n";
 
 static const char help_review[] =
-    "Usage: cortex review list\n"
+    "Usage: cortex review list [--json]\n"
     "       cortex review approve ID [--note TEXT]\n"
     "       cortex review reject ID --reason TEXT\n"
     "       cortex review request-changes ID --reason TEXT\n"
     "\n"
-    "Local review of drafts. 'list' shows the drafts awaiting review (pending\n"
+    "Review of drafts: against the team's core when an upstream is configured\n"
+    "(`cortex remote set`, with the reviewer key from `cortex login`), else in\n"
+    "the local store. 'list' shows the drafts awaiting review (pending\n"
     "or changes requested), oldest first. 'approve' makes a draft a canon\n"
     "thread (same id); 'reject' and 'request-changes' need a reason, which is\n"
     "kept with the draft. Decisions are recorded with CORTEX_AUTHOR (default:\n"
@@ -315,8 +331,49 @@ static const char help_review[] =
     "  --workspace DIR    the workspace (see cortex help)\n"
     "\n"
     "Exit status: 0 success (also an empty queue), 1 no such draft or it is not\n"
-    "awaiting review, 2 usage error (e.g. reject without --reason), 3 no Cortex\n"
-    "memory in the workspace yet or a store error.\n";
+    "awaiting review (or the core refused the key's role), 2 usage error (e.g.\n"
+    "reject without --reason), 3 no Cortex memory in the workspace yet or a store\n"
+    "error, 4 the core could not be reached.\n";
+
+static const char help_remote[] =
+    "Usage: cortex remote set URL [--ca-file FILE]\n"
+    "       cortex remote [show]\n"
+    "\n"
+    "Sets the team's cortex-core that this workspace syncs with. URL is\n"
+    "https://HOST[:PORT] (plain http:// only to a loopback address). --ca-file\n"
+    "names a PEM bundle of the CA that signed the core's certificate, for a core\n"
+    "with a private CA. Stored in <workspace>/.cortex/upstream; the key is not\n"
+    "(see cortex login). 'show' prints the upstream.\n"
+    "\n"
+    "Exit status: 0 success, 2 usage error (e.g. http:// to another host),\n"
+    "3 workspace error, 4 no upstream configured (show).\n";
+
+static const char help_login[] =
+    "Usage: cortex login\n"
+    "\n"
+    "Reads an API key for the workspace's upstream (from standard input when it\n"
+    "is not a terminal, else with a prompt that does not echo), checks it with\n"
+    "the core (GET /v1/info), and stores it, keyed by the upstream URL, in\n"
+    "$XDG_CONFIG_HOME/cortex/credentials (default ~/.config/cortex/credentials),\n"
+    "mode 0600. Keys are never stored in the workspace.\n"
+    "\n"
+    "Exit status: 0 success, 1 the core refused the key, 2 usage error (no key\n"
+    "given), 4 no upstream configured or the core could not be reached.\n";
+
+static const char help_sync[] =
+    "Usage: cortex sync\n"
+    "\n"
+    "Pushes the outbox to the upstream core and pulls the core's changes, in the\n"
+    "foreground, until both are caught up; progress goes to stderr. Transient\n"
+    "failures (network, 5xx, 429) are retried with backoff for up to\n"
+    "$CORTEX_SYNC_DEADLINE seconds (default 60). Ops the core rejects are kept\n"
+    "with their reason and shown by `cortex status`.\n"
+    "\n"
+    "Options:\n"
+    "  --json             print the final sync state as JSON\n"
+    "\n"
+    "Exit status: 0 caught up, 3 store error, 4 no upstream or key configured, or\n"
+    "the core could not be reached or kept failing.\n";
 
 static const char help_status[] =
     "Usage: cortex status\n"
@@ -336,7 +393,7 @@ static const char help_help[] =
     "Usage: cortex help [COMMAND]\n"
     "\n"
     "Prints the overview, or the help of COMMAND (search, show, observe, draft,\n"
-    "review, status, help).\n"
+    "review, status, remote, login, sync, help).\n"
     "\n"
     "Exit status: 0 success, 2 unknown command.\n";
 
@@ -475,6 +532,8 @@ static bool known_kind(const char *k) {
 /* ---- workspace and store ----------------------------------------------- */
 
 static int find_workspace(ctx *c, bool create) {
+    if (c->ws)
+        return RC_OK;
     cx_error_clear();
     int r = cx_workspace_find(&c->ws, c->a->val[O_WORKSPACE], create);
     if (r < 0) {
@@ -1085,15 +1144,509 @@ out:
     return rc;
 }
 
+/* ---- upstream: remote, login, sync, remote review ---------------------- */
+
+#define STALE_MS (60ull * 60 * 1000) /* a cache not pulled for an hour is stale */
+
+/* 1 with *u when the workspace has an upstream, 0 when not, or -RC_. */
+static int load_upstream(ctx *c, cx_upstream **u) {
+    cx_error_clear();
+    int r = cx_upstream_read(c->ws->state_dir, u);
+    if (r == CX_ENOTFOUND)
+        return 0;
+    if (r < 0)
+        return -fail(RC_UPSTREAM, "cannot read the upstream of %s: %s", c->ws->root, engine_msg(r));
+    return 1;
+}
+
+/* A client for the upstream with the stored key (required unless !need_key). */
+static int make_client(const cx_upstream *u, bool need_key, cx_client **out) {
+    char *key = NULL;
+    cx_error_clear();
+    int r = cx_upstream_key_get(u->url, &key);
+    if (r < 0 && (need_key || r != CX_ENOTFOUND))
+        return fail(RC_UPSTREAM, "no key for %s: %s", u->url, engine_msg(r));
+    cx_error_clear();
+    r = cx_client_new(out, u, key, NULL);
+    if (key) {
+        explicit_bzero(key, strlen(key));
+        free(key);
+    }
+    if (r < 0)
+        return fail(RC_UPSTREAM, "cannot use upstream %s: %s", u->url, engine_msg(r));
+    return RC_OK;
+}
+
+/* The exit status and message for an unexpected answer of the core. */
+static int answer_fail(const char *what, const cx_client_answer *a) {
+    int rc = (a->status == 401 || a->status == 403 || a->status == 404 || a->status == 409)
+                 ? RC_NONE
+                 : RC_UPSTREAM;
+    return fail(rc, "%s: the core answered %ld: %s", what, a->status, cx_client_error_text(a));
+}
+
+static void sleep_ms(unsigned long ms) {
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int cmd_remote(ctx *c) {
+    const strlist *pos = &c->a->pos;
+    int rc;
+    if (pos->n == 0 || (pos->n == 1 && strcmp(pos->v[0], "show") == 0)) {
+        if (c->a->seen[O_CA_FILE])
+            return usage_error("remote", "--ca-file goes with 'remote set URL'");
+        if ((rc = find_workspace(c, false)) != RC_OK)
+            return rc;
+        cx_upstream *u = NULL;
+        int h = load_upstream(c, &u);
+        if (h < 0)
+            return -h;
+        if (h == 0)
+            return fail(RC_UPSTREAM, "no upstream configured; set one with `cortex remote set URL`");
+        if (c->json) {
+            json_t *o = json_pack("{s:s, s:s?}", "url", u->url, "ca_file", u->ca_file);
+            rc = o ? print_json(o) : oom();
+            json_decref(o);
+        } else {
+            cx_out_text(stdout, u->url, true);
+            if (u->ca_file) {
+                fputs(" (CA file ", stdout);
+                cx_out_text(stdout, u->ca_file, true);
+                fputc(')', stdout);
+            }
+            fputc('\n', stdout);
+        }
+        cx_upstream_free(u);
+        return rc;
+    }
+    if (strcmp(pos->v[0], "set") != 0)
+        return usage_error("remote", "unknown remote action '%s'; use set or show", pos->v[0]);
+    if (pos->n != 2)
+        return usage_error("remote", "remote set needs exactly one URL");
+    cx_upstream u = {.url = (char *)pos->v[1]};
+    char *ca = NULL;
+    cx_error_clear();
+    if (cx_upstream_check_url(u.url) < 0)
+        return usage_error("remote", "%s", cx_error_last());
+    if (c->a->val[O_CA_FILE]) {
+        ca = realpath(c->a->val[O_CA_FILE], NULL);
+        if (!ca)
+            return usage_error("remote", "cannot use --ca-file %s: %s", c->a->val[O_CA_FILE],
+                               strerror(errno));
+        u.ca_file = ca;
+    }
+    if ((rc = find_workspace(c, true)) != RC_OK) {
+        free(ca);
+        return rc;
+    }
+    cx_error_clear();
+    int r = cx_upstream_write(c->ws->state_dir, &u);
+    free(ca);
+    if (r < 0)
+        return fail(RC_STORE, "cannot write the upstream: %s", engine_msg(r));
+    if (!c->json) {
+        printf("Upstream set to ");
+        cx_out_text(stdout, u.url, true);
+        printf(".\nNext: `cortex login` with your key, then `cortex sync`.\n");
+    }
+    return RC_OK;
+}
+
+/* Reads the key: stdin when it is not a terminal, else a prompt without echo. */
+static int read_key(const char *url, char *buf, size_t cap) {
+    bool tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "API key for %s: ", url);
+        fflush(stderr);
+        if (tcgetattr(STDIN_FILENO, &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        } else {
+            tty = false;
+        }
+    }
+    char *got = fgets(buf, (int)cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (!got)
+        return usage_error("login", "no key given on standard input");
+    size_t n = strlen(buf);
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
+    size_t lead = strspn(buf, " \t");
+    memmove(buf, buf + lead, n - lead + 1);
+    if (!*buf)
+        return usage_error("login", "the key is empty");
+    return RC_OK;
+}
+
+static int cmd_login(ctx *c) {
+    if (c->a->pos.n)
+        return usage_error("login", "login takes no arguments (the key is read from stdin)");
+    int rc;
+    if ((rc = find_workspace(c, false)) != RC_OK)
+        return rc;
+    cx_upstream *u = NULL;
+    cx_client *cl = NULL;
+    cx_client_answer a = {0};
+    char key[1100];
+    int h = load_upstream(c, &u);
+    if (h < 0)
+        return -h;
+    if (h == 0)
+        return fail(RC_UPSTREAM, "no upstream configured; set one with `cortex remote set URL`");
+    if ((rc = read_key(u->url, key, sizeof key)) != RC_OK)
+        goto out;
+    cx_error_clear();
+    int r = cx_client_new(&cl, u, key, NULL);
+    if (r == 0)
+        r = cx_client_request(cl, "GET", "/v1/info", NULL, 0, NULL, &a);
+    if (r < 0) {
+        rc = fail(RC_UPSTREAM, "cannot reach %s: %s", u->url, engine_msg(r));
+        goto out;
+    }
+    if (a.status != 200) {
+        rc = answer_fail("the key was not accepted", &a);
+        goto out;
+    }
+    cx_error_clear();
+    if ((r = cx_upstream_key_set(u->url, key)) < 0) {
+        rc = fail(r == CX_EINVAL ? RC_USAGE : RC_STORE, "cannot store the key: %s", engine_msg(r));
+        goto out;
+    }
+    const char *team = jstr(a.json, "team"), *role = jstr(a.json, "role");
+    if (c->json) {
+        rc = print_json(a.json);
+    } else {
+        printf("Logged in to ");
+        cx_out_text(stdout, u->url, true);
+        if (team) {
+            printf(" as team ");
+            cx_out_text(stdout, team, true);
+        }
+        if (role) {
+            printf(", role ");
+            cx_out_text(stdout, role, true);
+        }
+        printf(".\n");
+        rc = RC_OK;
+    }
+out:
+    explicit_bzero(key, sizeof key);
+    cx_client_answer_clear(&a);
+    cx_client_free(cl);
+    cx_upstream_free(u);
+    return rc;
+}
+
+/* Retries a transient failure until the deadline; returns true to retry. */
+static bool retry_later(const char *what, int r, unsigned *attempt, long retry_after,
+                        uint64_t deadline) {
+    if (r != CX_EIO)
+        return false;
+    unsigned long d = cx_client_backoff_ms((*attempt)++, 250, 10000, retry_after);
+    if (cx_clock_now_ms() + d > deadline)
+        return false;
+    fprintf(stderr, "cortex: %s failed: %s; retrying in %.1f s\n", what, cx_error_last(),
+            (double)d / 1000.0);
+    sleep_ms(d);
+    return true;
+}
+
+static uint64_t sync_deadline(void) {
+    const char *e = getenv("CORTEX_SYNC_DEADLINE");
+    unsigned long s = 60;
+    if (e && *e) {
+        char *end;
+        unsigned long v = strtoul(e, &end, 10);
+        if (*end == '\0' && v > 0 && v <= 86400)
+            s = v;
+    }
+    return cx_clock_now_ms() + s * 1000;
+}
+
+static int cmd_sync(ctx *c) {
+    if (c->a->pos.n)
+        return usage_error("sync", "sync takes no arguments");
+    int rc, lock_fd = -1;
+    if ((rc = open_store(c, true)) != RC_OK)
+        return rc;
+    cx_upstream *u = NULL;
+    cx_client *cl = NULL;
+    json_t *state = NULL;
+    int h = load_upstream(c, &u);
+    if (h < 0)
+        return -h;
+    if (h == 0)
+        return fail(RC_UPSTREAM, "no upstream configured; set one with `cortex remote set URL`");
+    if ((rc = make_client(u, true, &cl)) != RC_OK)
+        goto out;
+    cx_error_clear();
+    int r = cx_replica_bind_upstream(c->store, u->url);
+    if (r < 0) {
+        rc = fail(RC_STORE, "cannot record the upstream: %s", engine_msg(r));
+        goto out;
+    }
+    if (cx_sync_lock_try(c->ws->state_dir, &lock_fd) == 0)
+        fprintf(stderr, "cortex: another process is syncing this workspace; syncing alongside it\n");
+    uint64_t deadline = sync_deadline();
+    size_t pushed = 0, rejected = 0, pulled = 0;
+    unsigned attempt = 0;
+    for (int round = 0; round < 5; round++) {
+        cx_engine_step st;
+        for (;;) { /* push until the outbox is empty */
+            cx_error_clear();
+            r = cx_engine_push(c->store, cl, &st);
+            if (r == 0 && st.sent == 0)
+                break;
+            if (r == 0) {
+                pushed += st.acked;
+                rejected += st.rejected;
+                fprintf(stderr, "cortex: pushed %zu op%s", st.acked, st.acked == 1 ? "" : "s");
+                if (st.rejected)
+                    fprintf(stderr, ", %zu rejected", st.rejected);
+                if (st.blobs)
+                    fprintf(stderr, ", %zu blob%s uploaded", st.blobs, st.blobs == 1 ? "" : "s");
+                fputc('\n', stderr);
+                attempt = 0;
+                continue;
+            }
+            if (!retry_later("push", r, &attempt, st.retry_after_s, deadline)) {
+                rc = fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "push failed: %s",
+                          engine_msg(r));
+                goto out;
+            }
+        }
+        bool more = true;
+        while (more) { /* pull until caught up */
+            cx_error_clear();
+            r = cx_engine_pull(c->store, cl, &st);
+            if (r == 0) {
+                pulled += st.applied;
+                more = st.more;
+                int64_t cur = 0;
+                cx_replica_cursor(c->store, &cur);
+                fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st.applied,
+                        st.applied == 1 ? "" : "s", (long long)cur);
+                attempt = 0;
+                continue;
+            }
+            if (!retry_later("pull", r, &attempt, st.retry_after_s, deadline)) {
+                rc = fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "pull failed: %s",
+                          engine_msg(r));
+                goto out;
+            }
+        }
+        cx_error_clear();
+        if ((r = cx_replica_state(c->store, &state)) < 0) {
+            rc = fail(RC_STORE, "cannot read the sync state: %s", engine_msg(r));
+            goto out;
+        }
+        if (jint(state, "backlog", 0) == 0)
+            break;
+        json_decref(state); /* agents wrote meanwhile: push again */
+        state = NULL;
+    }
+    if (!state || jint(state, "backlog", 0) != 0) {
+        rc = fail(RC_UPSTREAM, "the outbox kept filling up; run `cortex sync` again");
+        goto out;
+    }
+    fprintf(stderr, "cortex: caught up with %s: pushed %zu, pulled %zu\n", u->url, pushed, pulled);
+    if (jint(state, "rejected", 0) > 0)
+        fprintf(stderr, "cortex: %lld op%s rejected by the core are kept; see `cortex status`\n",
+                jint(state, "rejected", 0), jint(state, "rejected", 0) == 1 ? " was" : "s were");
+    rc = c->json ? print_json(state) : RC_OK;
+out:
+    if (lock_fd >= 0)
+        close(lock_fd);
+    json_decref(state);
+    cx_client_free(cl);
+    cx_upstream_free(u);
+    return rc;
+}
+
+/* The client for review commands when the workspace has an upstream (NULL
+ * in *out when it has none), or an RC_ error. */
+static int review_client(ctx *c, cx_client **out) {
+    *out = NULL;
+    int rc = find_workspace(c, false);
+    if (rc != RC_OK)
+        return rc;
+    cx_upstream *u = NULL;
+    int h = load_upstream(c, &u);
+    if (h < 0)
+        return -h;
+    if (h == 0)
+        return RC_OK;
+    rc = make_client(u, true, out);
+    cx_upstream_free(u);
+    return rc;
+}
+
+static int remote_queue(cx_client *cl, json_t **out) {
+    cx_client_answer a = {0};
+    cx_error_clear();
+    int r = cx_client_request(cl, "GET", "/v1/review/queue?limit=500", NULL, 0, NULL, &a);
+    if (r < 0)
+        return fail(RC_UPSTREAM, "cannot reach the core: %s", engine_msg(r));
+    if (a.status != 200 || !json_is_array(json_object_get(a.json, "drafts"))) {
+        int rc = answer_fail("cannot list the review queue", &a);
+        cx_client_answer_clear(&a);
+        return rc;
+    }
+    json_object_set_new(a.json, "count", json_integer((json_int_t)json_array_size(
+                                                json_object_get(a.json, "drafts"))));
+    *out = a.json;
+    a.json = NULL;
+    return RC_OK;
+}
+
+static int remote_decide(cx_client *cl, const char *id, const char *decision, const char *note,
+                         json_t **out) {
+    if (!cx_ulid_valid(id))
+        return fail(RC_NONE, "'%s' is not a draft id (a ULID)", id);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/drafts/%s/decision", id);
+    json_t *body = json_pack("{s:s, s:s?}", "decision", decision, "note", note);
+    cx_client_answer a = {0};
+    if (!body)
+        return oom();
+    cx_error_clear();
+    int r = cx_client_json(cl, "POST", path, body, &a);
+    json_decref(body);
+    if (r < 0)
+        return fail(RC_UPSTREAM, "cannot reach the core: %s", engine_msg(r));
+    if (a.status != 200 || !json_is_object(json_object_get(a.json, "item"))) {
+        int rc = answer_fail(id, &a);
+        cx_client_answer_clear(&a);
+        return rc;
+    }
+    *out = json_incref(json_object_get(a.json, "item"));
+    cx_client_answer_clear(&a);
+    return RC_OK;
+}
+
+/* The "sync" member of status: upstream, key, and the store's sync state. */
+static json_t *sync_status(ctx *c, bool *configured) {
+    cx_upstream *u = NULL;
+    *configured = false;
+    if (cx_upstream_read(c->ws->state_dir, &u) != 0)
+        return json_pack("{s:n, s:s}", "upstream", "state", "no upstream configured");
+    *configured = true;
+    char *key = NULL;
+    bool has_key = cx_upstream_key_get(u->url, &key) == 0;
+    if (key) {
+        explicit_bzero(key, strlen(key));
+        free(key);
+    }
+    json_t *st = NULL;
+    if (!c->store || cx_replica_state(c->store, &st) != 0)
+        st = json_object();
+    if (!st) {
+        cx_upstream_free(u);
+        return NULL;
+    }
+    json_object_set_new(st, "upstream", json_string(u->url));
+    if (u->ca_file)
+        json_object_set_new(st, "ca_file", json_string(u->ca_file));
+    json_object_set_new(st, "logged_in", json_boolean(has_key));
+    const char *keys[] = {"last_push", "last_pull"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(st, keys[i]);
+        if (json_is_integer(v)) {
+            char iso[CX_ISO_LEN];
+            cx_clock_format((uint64_t)json_integer_value(v), iso);
+            json_object_set_new(st, keys[i], json_string(iso));
+        }
+    }
+    long long lp = -1;
+    json_t *v = json_object_get(st, "last_pull");
+    uint64_t ms;
+    if (json_is_string(v) && cx_clock_parse(json_string_value(v), &ms) == 0)
+        lp = (long long)ms;
+    json_object_set_new(st, "stale", json_boolean(lp < 0 || c->now - (uint64_t)lp > STALE_MS));
+    cx_upstream_free(u);
+    return st;
+}
+
+static void put_sync_status(ctx *c, const json_t *sy, bool configured) {
+    const char *lbl = cx_out_sgr(CX_OUT_BOLD), *rst = cx_out_sgr(CX_OUT_RESET);
+    if (!configured) {
+        printf("%ssync%s        no upstream configured\n", lbl, rst);
+        return;
+    }
+    printf("%supstream%s    ", lbl, rst);
+    cx_out_text(stdout, jstr(sy, "upstream"), true);
+    if (!jtrue(sy, "logged_in"))
+        printf(" %s(no key: run `cortex login`)%s", cx_out_sgr(CX_OUT_YELLOW), rst);
+    fputc('\n', stdout);
+    char rel[64];
+    printf("%slast push%s   ", lbl, rst);
+    if (jstr(sy, "last_push")) {
+        cx_out_reltime(jstr(sy, "last_push"), c->now, rel, sizeof rel);
+        printf("%s\n", rel);
+    } else {
+        printf("never\n");
+    }
+    printf("%slast pull%s   ", lbl, rst);
+    if (jstr(sy, "last_pull")) {
+        cx_out_reltime(jstr(sy, "last_pull"), c->now, rel, sizeof rel);
+        printf("%s (at %lld)\n", rel, jint(sy, "cursor", 0));
+    } else {
+        printf("never\n");
+    }
+    long long backlog = jint(sy, "backlog", 0), rej = jint(sy, "rejected", 0);
+    printf("%sbacklog%s     %lld op%s to push\n", lbl, rst, backlog, backlog == 1 ? "" : "s");
+    if (rej > 0) {
+        printf("%srejected%s    %s%lld op%s rejected by the core%s\n", lbl, rst,
+               cx_out_sgr(CX_OUT_RED), rej, rej == 1 ? "" : "s", rst);
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(sy, "rejected_ops"), i, o) {
+            fputs("            ", stdout);
+            cx_out_text(stdout, jstr(o, "item_id"), true);
+            fputs(" ", stdout);
+            cx_out_text(stdout, jstr(o, "op"), true);
+            fputs(": ", stdout);
+            cx_out_text(stdout, jstr(o, "reason"), true);
+            fputc('\n', stdout);
+        }
+    }
+    if (jstr(sy, "last_error")) {
+        printf("%slast error%s  ", lbl, rst);
+        cx_out_text(stdout, jstr(sy, "last_error"), true);
+        fputc('\n', stdout);
+    }
+    if (jtrue(sy, "stale"))
+        printf("%swarning: the cache is stale (not pulled in the last hour); run `cortex sync`%s\n",
+               cx_out_sgr(CX_OUT_YELLOW), rst);
+}
+
 static int review_list(ctx *c) {
     json_t *res = NULL;
+    cx_client *cl = NULL;
     int rc;
-    if ((rc = open_store(c, false)) != RC_OK)
+    if ((rc = review_client(c, &cl)) != RC_OK)
         return rc;
-    cx_error_clear();
-    int r = cx_store_review_list(c->store, &res);
-    if (r < 0)
-        return fail(RC_STORE, "cannot list the review queue: %s", engine_msg(r));
+    if (cl) {
+        rc = remote_queue(cl, &res);
+        cx_client_free(cl);
+        if (rc != RC_OK)
+            return rc;
+    } else {
+        if ((rc = open_store(c, false)) != RC_OK)
+            return rc;
+        cx_error_clear();
+        int r = cx_store_review_list(c->store, &res);
+        if (r < 0)
+            return fail(RC_STORE, "cannot list the review queue: %s", engine_msg(r));
+    }
     if (c->json) {
         rc = print_json(res);
         json_decref(res);
@@ -1202,6 +1755,16 @@ static int cmd_review(ctx *c) {
             return usage_error("review", "review %s needs --reason TEXT: say why, for the author", action);
     }
     const char *id = a->pos.v[1];
+    cx_client *cl = NULL;
+    if ((rc = review_client(c, &cl)) != RC_OK)
+        return rc;
+    if (cl) {
+        rc = remote_decide(cl, id, decision, reason, &res);
+        cx_client_free(cl);
+        if (rc != RC_OK)
+            return rc;
+        goto decided;
+    }
     if ((rc = open_store(c, false)) != RC_OK)
         return rc;
     cx_error_clear();
@@ -1214,6 +1777,7 @@ static int cmd_review(ctx *c) {
         return usage_error("review", "%s", engine_msg(r));
     if (r < 0)
         return fail(RC_STORE, "cannot %s %s: %s", verb, id, engine_msg(r));
+decided:
     if (c->json) {
         rc = print_json(res);
     } else {
@@ -1249,7 +1813,8 @@ static int cmd_status(ctx *c) {
     if (c->json) {
         json_t *out = st ? st : json_object();
         st = NULL;
-        json_t *sync = json_pack("{s:n, s:s}", "upstream", "state", "no upstream configured");
+        bool configured;
+        json_t *sync = sync_status(c, &configured);
         if (!out || !sync || json_object_set_new(out, "workspace", json_string(c->ws->root)) ||
             json_object_set_new(out, "state_dir", json_string(c->ws->state_dir)) ||
             json_object_set_new(out, "initialized", json_boolean(h == 1)) ||
@@ -1313,7 +1878,10 @@ static int cmd_status(ctx *c) {
             printf(", %lld rejected by the core", orj);
         fputc('\n', stdout);
     }
-    printf("%ssync%s        no upstream configured\n", lbl, rst);
+    bool configured;
+    json_t *sy = sync_status(c, &configured);
+    put_sync_status(c, sy, configured);
+    json_decref(sy);
     json_decref(st);
     return RC_OK;
 }
@@ -1330,6 +1898,9 @@ static const command commands[] = {
      help_draft},
     {"review", BIT(O_NOTE) | BIT(O_REASON), cmd_review, help_review},
     {"status", 0, cmd_status, help_status},
+    {"remote", BIT(O_CA_FILE), cmd_remote, help_remote},
+    {"login", 0, cmd_login, help_login},
+    {"sync", 0, cmd_sync, help_sync},
     {"help", 0, cmd_help, help_help},
 };
 

@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "sync.h"
 #include "workspace.h"
 
 #include <errno.h>
@@ -144,6 +145,7 @@ static void *warm(void *arg) {
     (void)arg;
     if (cx_mcp_warm(g.mcp) != 0)
         return NULL;
+    (void)cx_sync_start(cx_mcp_workspace(g.mcp)); /* when an upstream is configured */
     cx_store *s = NULL;
     if (cx_store_open(&s, cx_mcp_workspace(g.mcp)->state_dir) != 0) {
         cx_log(CX_LOG_WARNING, "no background maintenance: %s", cx_error_last());
@@ -330,6 +332,7 @@ int main(int argc, char **argv) {
     pthread_cond_broadcast(&g.maint_cond);
     pthread_mutex_unlock(&g.q_lock);
     pthread_join(warm_t, NULL);
+    cx_sync_stop();
 
     while (g.head) {
         qitem *it = g.head;

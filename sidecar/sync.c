@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cortexd's background sync thread (see sync.h). The thread owns its store
+ * connection and its client; the only shared data are the stop flag (also
+ * the client's abort flag), a condition to wake the thread, and a snapshot
+ * of the state for `status`, all under one mutex. */
+#include "sync.h"
+
+#include "store/store.h"
+#include "sync/client.h"
+#include "sync/engine.h"
+#include "sync/replica.h"
+#include "sync/upstream.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/fsx.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_RETRY_MS 3000
+#define IDLE_POLL_MS 250
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_CAP_MS 60000
+#define CONFIG_RETRY_MS 5000
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool running;
+    atomic_int stop;
+    char *state_dir;
+    /* state snapshot */
+    bool lock_held;
+    uint64_t last_push_ms, last_pull_ms;
+    long long backlog, rejected;
+    char last_error[512];
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+unsigned long cx_sync_interval_ms(void) {
+    const char *e = getenv("CORTEX_SYNC_INTERVAL_MS");
+    if (e && *e) {
+        char *end;
+        unsigned long v = strtoul(e, &end, 10);
+        if (*end == '\0' && v >= 10 && v <= 3600000)
+            return v;
+    }
+    return 10000;
+}
+
+int cx_sync_lock_try(const char *state_dir, int *fd) {
+    char *path = cx_fs_join(state_dir, "sync.lock");
+    if (!path)
+        return CX_ENOMEM;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        int e = errno;
+        free(path);
+        return cx_error_set(CX_EIO, "cannot open the sync lock: %s", strerror(e));
+    }
+    free(path);
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(f);
+        if (e == EWOULDBLOCK)
+            return 0;
+        return cx_error_set(CX_EIO, "cannot take the sync lock: %s", strerror(e));
+    }
+    *fd = f;
+    return 1;
+}
+
+/* Sleeps up to ms unless stopped; true when asked to stop. */
+static bool nap(unsigned long ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g.lock);
+    while (!atomic_load(&g.stop)) {
+        if (pthread_cond_timedwait(&g.wake, &g.lock, &until) == ETIMEDOUT)
+            break;
+    }
+    bool stop = atomic_load(&g.stop);
+    pthread_mutex_unlock(&g.lock);
+    return stop;
+}
+
+static void set_error(const char *msg) {
+    pthread_mutex_lock(&g.lock);
+    snprintf(g.last_error, sizeof g.last_error, "%s", msg ? msg : "");
+    pthread_mutex_unlock(&g.lock);
+}
+
+/* Reads the upstream and key and makes a client; NULL (logged once per
+ * change of message) when not possible yet. */
+static cx_client *connect_upstream(cx_store *s) {
+    cx_upstream *u = NULL;
+    char *key = NULL;
+    cx_client *c = NULL;
+    int r = cx_upstream_read(g.state_dir, &u);
+    if (r == 0)
+        r = cx_upstream_key_get(u->url, &key);
+    if (r == 0)
+        r = cx_client_new(&c, u, key, &g.stop);
+    if (r == 0)
+        r = cx_replica_bind_upstream(s, u->url);
+    if (r) {
+        set_error(cx_error_last());
+        cx_client_free(c);
+        c = NULL;
+    }
+    if (key) {
+        explicit_bzero(key, strlen(key));
+        free(key);
+    }
+    cx_upstream_free(u);
+    return c;
+}
+
+static void refresh_counts(cx_store *s) {
+    json_t *st = NULL;
+    if (cx_replica_state(s, &st) != 0)
+        return;
+    pthread_mutex_lock(&g.lock);
+    g.backlog = json_integer_value(json_object_get(st, "backlog"));
+    g.rejected = json_integer_value(json_object_get(st, "rejected"));
+    pthread_mutex_unlock(&g.lock);
+    json_decref(st);
+}
+
+static void *run(void *arg) {
+    (void)arg;
+    cx_store *s = NULL;
+    cx_client *c = NULL;
+    int lock_fd = -1;
+    unsigned attempt = 0;
+    uint64_t next_pull = 0;
+    const unsigned long interval = cx_sync_interval_ms();
+
+    if (cx_store_open(&s, g.state_dir) != 0) {
+        log_warn("sync: cannot open the store: %s; no background sync", cx_error_last());
+        set_error(cx_error_last());
+        return NULL;
+    }
+    /* Elect one syncing process per workspace. */
+    for (;;) {
+        int r = cx_sync_lock_try(g.state_dir, &lock_fd);
+        if (r == 1)
+            break;
+        if (r < 0)
+            log_warn("sync: %s, retrying", cx_error_last());
+        if (nap(LOCK_RETRY_MS))
+            goto out;
+    }
+    pthread_mutex_lock(&g.lock);
+    g.lock_held = true;
+    pthread_mutex_unlock(&g.lock);
+    log_info("sync: this process syncs the workspace");
+
+    while (!atomic_load(&g.stop)) {
+        if (!c && !(c = connect_upstream(s))) {
+            if (nap(CONFIG_RETRY_MS))
+                break;
+            continue;
+        }
+        cx_engine_step st;
+        long retry_after = 0;
+        int r = 0;
+        bool pushed = false;
+        /* push while the outbox has work */
+        cx_error_clear();
+        r = cx_engine_push(s, c, &st);
+        if (r == 0 && st.sent > 0) {
+            pushed = true;
+            pthread_mutex_lock(&g.lock);
+            g.last_push_ms = cx_clock_now_ms();
+            pthread_mutex_unlock(&g.lock);
+            if (st.rejected)
+                log_warn("sync: the core rejected %zu op(s); see `cortex status`", st.rejected);
+        }
+        retry_after = st.retry_after_s;
+        uint64_t now = cx_clock_now_ms();
+        if (r == 0 && (pushed || now >= next_pull)) {
+            bool more = true;
+            while (r == 0 && more && !atomic_load(&g.stop)) {
+                cx_error_clear();
+                r = cx_engine_pull(s, c, &st);
+                more = st.more;
+                retry_after = st.retry_after_s;
+            }
+            if (r == 0) {
+                next_pull = cx_clock_now_ms() + interval;
+                pthread_mutex_lock(&g.lock);
+                g.last_pull_ms = cx_clock_now_ms();
+                pthread_mutex_unlock(&g.lock);
+            }
+        }
+        refresh_counts(s);
+        if (r == CX_ECANCELED)
+            break;
+        if (r) {
+            log_warn("sync: %s, retrying", cx_error_last());
+            set_error(cx_error_last());
+            unsigned long d = cx_client_backoff_ms(attempt++, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+                                                   retry_after);
+            if (r == CX_EFAIL && d < CONFIG_RETRY_MS) {
+                /* a refused key or request: read the config again later */
+                cx_client_free(c);
+                c = NULL;
+                d = CONFIG_RETRY_MS;
+            }
+            if (nap(d))
+                break;
+            continue;
+        }
+        attempt = 0;
+        set_error(NULL);
+        if (pushed && st.more)
+            continue;
+        if (nap(IDLE_POLL_MS))
+            break;
+    }
+out:
+    cx_client_free(c);
+    cx_store_free(s);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    pthread_mutex_lock(&g.lock);
+    g.lock_held = false;
+    pthread_mutex_unlock(&g.lock);
+    return NULL;
+}
+
+int cx_sync_start(const cx_workspace *ws) {
+    char *path = cx_fs_join(ws->state_dir, "upstream");
+    if (!path)
+        return CX_ENOMEM;
+    bool configured = access(path, F_OK) == 0;
+    free(path);
+    if (!configured)
+        return CX_ENOTFOUND;
+    pthread_mutex_lock(&g.lock);
+    if (g.running) {
+        pthread_mutex_unlock(&g.lock);
+        return CX_EINVAL;
+    }
+    free(g.state_dir);
+    g.state_dir = strdup(ws->state_dir);
+    atomic_store(&g.stop, 0);
+    int r = 0;
+    if (!g.state_dir)
+        r = CX_ENOMEM;
+    else if (pthread_create(&g.thread, NULL, run, NULL) != 0)
+        r = cx_error_set(CX_EFAIL, "cannot start the sync thread");
+    else
+        g.running = true;
+    pthread_mutex_unlock(&g.lock);
+    return r;
+}
+
+void cx_sync_stop(void) {
+    pthread_mutex_lock(&g.lock);
+    if (!g.running) {
+        pthread_mutex_unlock(&g.lock);
+        return;
+    }
+    atomic_store(&g.stop, 1);
+    pthread_cond_broadcast(&g.wake);
+    pthread_mutex_unlock(&g.lock);
+    pthread_join(g.thread, NULL);
+    pthread_mutex_lock(&g.lock);
+    g.running = false;
+    free(g.state_dir);
+    g.state_dir = NULL;
+    pthread_mutex_unlock(&g.lock);
+}
+
+json_t *cx_sync_state(void) {
+    pthread_mutex_lock(&g.lock);
+    json_t *o = json_pack("{s:b, s:b, s:o, s:o, s:o, s:I, s:I}", "running", g.running,
+                          "lock_held", g.lock_held, "last_push_ms",
+                          g.last_push_ms ? json_integer((json_int_t)g.last_push_ms) : json_null(),
+                          "last_pull_ms",
+                          g.last_pull_ms ? json_integer((json_int_t)g.last_pull_ms) : json_null(),
+                          "last_error",
+                          g.last_error[0] ? json_string(g.last_error) : json_null(), "backlog",
+                          (json_int_t)g.backlog, "rejected", (json_int_t)g.rejected);
+    pthread_mutex_unlock(&g.lock);
+    return o;
+}

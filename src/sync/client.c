@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sync protocol's HTTP client over libcurl (see client.h). */
+#include "sync/client.h"
+
+#include "util/error.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define CONNECT_TIMEOUT_S 10
+#define DEFAULT_TIMEOUT_S 120
+
+struct cx_client {
+    CURL *curl;
+    char *base;
+    char *auth; /* "Authorization: Bearer …" */
+    char *ca_file;
+    long timeout_s;
+    const atomic_int *abort_flag;
+};
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+    bool too_big;
+    long retry_after;
+} buf;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void) {
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void cx_client_answer_clear(cx_client_answer *a) {
+    if (!a)
+        return;
+    json_decref(a->json);
+    *a = (cx_client_answer){0};
+}
+
+int cx_client_new(cx_client **out, const cx_upstream *u, const char *key,
+                  const atomic_int *abort_flag) {
+    int r = cx_upstream_check_url(u->url);
+    if (r)
+        return r;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return cx_error_set(CX_EFAIL, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    cx_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return CX_ENOMEM;
+    size_t n = strlen(u->url);
+    while (n > 0 && u->url[n - 1] == '/')
+        n--;
+    c->base = strndup(u->url, n);
+    c->ca_file = u->ca_file ? strdup(u->ca_file) : NULL;
+    c->timeout_s = u->timeout_s > 0 ? u->timeout_s : DEFAULT_TIMEOUT_S;
+    c->abort_flag = abort_flag;
+    if (key) {
+        size_t cap = strlen(key) + 32;
+        if ((c->auth = malloc(cap)))
+            snprintf(c->auth, cap, "Authorization: Bearer %s", key);
+    }
+    c->curl = curl_easy_init();
+    if (!c->base || (u->ca_file && !c->ca_file) || (key && !c->auth) || !c->curl) {
+        cx_client_free(c);
+        return CX_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+void cx_client_free(cx_client *c) {
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->base);
+    if (c->auth) {
+        explicit_bzero(c->auth, strlen(c->auth));
+        free(c->auth);
+    }
+    free(c->ca_file);
+    free(c);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+    buf *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n > CX_CLIENT_MAX_ANSWER) {
+        b->too_big = true;
+        return 0;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+    buf *b = ud;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+        long v = 0;
+        size_t i = sizeof name - 1;
+        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
+            i++;
+        for (; i < n && ptr[i] >= '0' && ptr[i] <= '9' && v < 86400; i++)
+            v = v * 10 + (ptr[i] - '0');
+        b->retry_after = v;
+    }
+    return n;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    const cx_client *c = ud;
+    return c->abort_flag && atomic_load(c->abort_flag) ? 1 : 0;
+}
+
+int cx_client_request(cx_client *c, const char *method, const char *path, const void *body,
+                      size_t len, const char *ctype, cx_client_answer *ans) {
+    *ans = (cx_client_answer){0};
+    if (c->abort_flag && atomic_load(c->abort_flag))
+        return cx_error_set(CX_ECANCELED, "stopping");
+    size_t ulen = strlen(c->base) + strlen(path) + 1;
+    char *url = malloc(ulen);
+    char ct[128];
+    struct curl_slist *hdr = NULL, *h2;
+    buf b = {0};
+    int r = 0;
+    if (!url)
+        return CX_ENOMEM;
+    snprintf(url, ulen, "%s%s", c->base, path);
+    snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+    if (c->auth && (h2 = curl_slist_append(hdr, c->auth)))
+        hdr = h2;
+    if ((h2 = curl_slist_append(hdr, "Accept: application/json")))
+        hdr = h2;
+    if ((h2 = curl_slist_append(hdr, "Expect:")))
+        hdr = h2;
+    if (body && (h2 = curl_slist_append(hdr, ct)))
+        hdr = h2;
+    CURL *h = c->curl;
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &b);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (strcmp(method, "GET") != 0) {
+        if (strcmp(method, "POST") == 0)
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+        else
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
+    }
+    CURLcode cc = curl_easy_perform(h);
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        r = cx_error_set(CX_ECANCELED, "request to %s aborted: stopping", c->base);
+        goto out;
+    }
+    if (b.too_big) {
+        r = cx_error_set(CX_ELIMIT, "the answer of %s%s is larger than %u bytes", c->base, path,
+                         CX_CLIENT_MAX_ANSWER);
+        goto out;
+    }
+    if (cc != CURLE_OK) {
+        r = cx_error_set(CX_EIO, "%s %s%s: %s", method, c->base, path, curl_easy_strerror(cc));
+        goto out;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ans->status);
+    ans->retry_after_s = b.retry_after;
+    if (b.len > 0)
+        ans->json = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
+out:
+    curl_slist_free_all(hdr);
+    free(b.data);
+    free(url);
+    return r;
+}
+
+int cx_client_json(cx_client *c, const char *method, const char *path, const json_t *body,
+                   cx_client_answer *ans) {
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text)
+        return CX_ENOMEM;
+    int r = cx_client_request(c, method, path, text, strlen(text), NULL, ans);
+    free(text);
+    return r;
+}
+
+const char *cx_client_error_text(const cx_client_answer *ans) {
+    const char *m = json_string_value(
+        json_object_get(json_object_get(ans->json, "error"), "message"));
+    if (m)
+        return m;
+    switch (ans->status) {
+    case 401: return "the key was refused (401); run `cortex login`";
+    case 403: return "the key's role may not do this (403)";
+    case 404: return "not found (404)";
+    case 410: return "the cursor is too old (410)";
+    case 413: return "too large (413)";
+    case 429: return "rate limited (429)";
+    default: return ans->status >= 500 ? "the core failed (5xx)" : "unexpected answer";
+    }
+}
+
+unsigned long cx_client_backoff_ms(unsigned attempt, unsigned long base_ms, unsigned long cap_ms,
+                                   long retry_after_s) {
+    unsigned long ceil = base_ms;
+    for (unsigned i = 0; i < attempt && ceil < cap_ms; i++)
+        ceil *= 2;
+    if (ceil > cap_ms)
+        ceil = cap_ms;
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
+        rnd = (uint32_t)(uintptr_t)&rnd ^ attempt * 2654435761u;
+    unsigned long d = ceil ? (unsigned long)rnd % (ceil + 1) : 0;
+    unsigned long ra = retry_after_s > 0 ? (unsigned long)retry_after_s * 1000 : 0;
+    return d > ra ? d : ra;
+}

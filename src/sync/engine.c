@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Push and pull steps (see engine.h). */
+#include "sync/engine.h"
+
+#include "sync/replica.h"
+#include "util/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PULL_LIMIT 500
+#define MAX_MISSING 1000
+
+static bool transient(long status) {
+    return status == 408 || status == 429 || status >= 500;
+}
+
+/* Maps an unexpected answer to CX_EIO / CX_EFAIL with a detail. */
+static int answer_error(const char *what, const cx_client_answer *a) {
+    return cx_error_set(transient(a->status) ? CX_EIO : CX_EFAIL, "%s: HTTP %ld: %s", what,
+                        a->status, cx_client_error_text(a));
+}
+
+/* Uploads the blobs of the batch that the core lacks. */
+static int upload_blobs(cx_store *s, cx_client *c, const json_t *blobs, cx_engine_step *st) {
+    json_t *req = json_pack("{s:[]}", "sha256"), *list;
+    cx_client_answer a = {0};
+    int r = 0;
+    if (!req)
+        return CX_ENOMEM;
+    list = json_object_get(req, "sha256");
+    size_t i;
+    const json_t *b;
+    json_array_foreach(blobs, i, b) {
+        bool dup = false;
+        for (size_t k = 0; k < json_array_size(list) && !dup; k++)
+            dup = json_equal(json_array_get(list, k), b);
+        if (!dup && json_array_size(list) < MAX_MISSING)
+            json_array_append(list, (json_t *)b);
+    }
+    if ((r = cx_client_json(c, "POST", "/v1/blobs/missing", req, &a)))
+        goto out;
+    st->status = a.status;
+    st->retry_after_s = a.retry_after_s;
+    const json_t *missing = json_object_get(a.json, "missing");
+    if (a.status != 200 || !json_is_array(missing)) {
+        r = answer_error("asking which blobs the core lacks", &a);
+        goto out;
+    }
+    json_array_foreach(missing, i, b) {
+        const char *sha = json_string_value(b);
+        char *data = NULL, path[96];
+        size_t len = 0;
+        if (!sha || strlen(sha) != 64)
+            continue;
+        if ((r = cx_replica_blob(s, sha, &data, &len)))
+            goto out;
+        snprintf(path, sizeof path, "/v1/blobs/%s", sha);
+        cx_client_answer p = {0};
+        r = cx_client_request(c, "PUT", path, data, len, "application/octet-stream", &p);
+        free(data);
+        if (r == 0 && p.status != 200 && p.status != 201) {
+            st->status = p.status;
+            st->retry_after_s = p.retry_after_s;
+            r = answer_error("uploading a blob", &p);
+        }
+        cx_client_answer_clear(&p);
+        if (r)
+            goto out;
+        st->blobs++;
+    }
+out:
+    cx_client_answer_clear(&a);
+    json_decref(req);
+    return r;
+}
+
+int cx_engine_push(cx_store *s, cx_client *c, cx_engine_step *st) {
+    json_t *ops = NULL, *blobs = NULL, *req = NULL;
+    cx_client_answer a = {0};
+    size_t max_ops = CX_REPLICA_MAX_OPS;
+    int r;
+    *st = (cx_engine_step){0};
+again:
+    if ((r = cx_replica_batch(s, max_ops, CX_REPLICA_MAX_BYTES, &ops, &blobs)))
+        return r;
+    if (json_array_size(ops) == 0)
+        goto out;
+    if (json_array_size(blobs) > 0 && (r = upload_blobs(s, c, blobs, st)))
+        goto fail;
+    if (!(req = json_pack("{s:O}", "ops", ops))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = cx_client_json(c, "POST", "/v1/sync/push", req, &a)))
+        goto fail;
+    st->status = a.status;
+    st->retry_after_s = a.retry_after_s;
+    if (a.status == 413) {
+        if (json_array_size(ops) > 1) {
+            /* smaller batches until one fits */
+            max_ops = json_array_size(ops) / 2;
+            json_decref(ops), json_decref(blobs), json_decref(req);
+            ops = blobs = req = NULL;
+            cx_client_answer_clear(&a);
+            goto again;
+        }
+        r = cx_replica_reject(s, ops, "local: the core refused this op as too large (413)");
+        st->rejected = 1;
+        goto out;
+    }
+    const json_t *results = json_object_get(a.json, "results");
+    if (a.status != 200 || !json_is_array(results)) {
+        r = a.status == 200 ? cx_error_set(CX_EIO, "the push answer has no results")
+                            : answer_error("push", &a);
+        goto fail;
+    }
+    st->sent = json_array_size(ops);
+    r = cx_replica_ack(s, ops, results, &st->acked, &st->rejected);
+    st->more = json_array_size(ops) >= max_ops;
+    goto out;
+fail:
+    if (r != CX_ECANCELED && r != CX_ENOMEM) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", cx_error_last());
+        if (cx_replica_fail(s, ops, msg) == 0)
+            cx_error_set(r, "%s", msg);
+    }
+out:
+    cx_client_answer_clear(&a);
+    json_decref(req);
+    json_decref(ops);
+    json_decref(blobs);
+    return r;
+}
+
+int cx_engine_pull(cx_store *s, cx_client *c, cx_engine_step *st) {
+    cx_client_answer a = {0};
+    int64_t cursor = 0;
+    bool rebuilt = false;
+    int r;
+    *st = (cx_engine_step){0};
+again:
+    if ((r = cx_replica_cursor(s, &cursor)))
+        return r;
+    char path[96];
+    snprintf(path, sizeof path, "/v1/sync/pull?since=%lld&limit=%d", (long long)cursor,
+             PULL_LIMIT);
+    if ((r = cx_client_request(c, "GET", path, NULL, 0, NULL, &a)))
+        goto fail;
+    st->status = a.status;
+    st->retry_after_s = a.retry_after_s;
+    if (a.status == 410 && !rebuilt) {
+        cx_client_answer_clear(&a);
+        if ((r = cx_replica_rebuild(s)))
+            return r;
+        rebuilt = true;
+        goto again;
+    }
+    if (a.status != 200) {
+        r = answer_error("pull", &a);
+        goto fail;
+    }
+    if ((r = cx_replica_apply(s, a.json, NULL, &st->more, &st->applied)))
+        goto fail;
+    goto out;
+fail:
+    if (r != CX_ECANCELED && r != CX_ENOMEM) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", cx_error_last());
+        if (cx_replica_kv_set(s, "sync.last_error", msg) == 0)
+            cx_error_set(r, "%s", msg);
+    }
+out:
+    cx_client_answer_clear(&a);
+    return r;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One step of sync at a time, over a client and a store: push one batch of
+ * the outbox (uploading the blobs the core lacks first), or pull one page of
+ * the change feed. The caller (cortexd's sync thread, `cortex sync`) loops,
+ * backs off and decides when to stop; nothing here sleeps or prints.
+ *
+ * Errors: CX_EIO for failures worth retrying soon (transport, 5xx, 429,
+ * 408: `retry_after_s` says how long the core asked to wait), CX_EFAIL for
+ * answers that will not change by themselves (401, 403, 400; the detail
+ * says what to do), CX_ECANCELED when the client was aborted; store errors
+ * as the store returns them. Every failure is also recorded as the store's
+ * sync.last_error and, for a push, on the ops of the batch. */
+#pragma once
+
+#include "store/store.h"
+#include "sync/client.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct cx_engine_step {
+    size_t sent;        /* push: ops sent */
+    size_t acked;       /* push: ops acknowledged (applied or duplicate) */
+    size_t rejected;    /* push: ops rejected by the core */
+    size_t blobs;       /* push: blobs uploaded */
+    size_t applied;     /* pull: changes applied */
+    bool more;          /* push: the outbox has more; pull: the core has more */
+    long status;        /* the last HTTP status (0 = none) */
+    long retry_after_s; /* from a 429 or 503 */
+} cx_engine_step;
+
+/* Pushes the oldest batch. st->sent == 0 when the outbox had nothing. */
+int cx_engine_push(cx_store *s, cx_client *c, cx_engine_step *st);
+
+/* Pulls and applies one page after the stored cursor (a 410 rebuilds and
+ * pulls from 0). */
+int cx_engine_pull(cx_store *s, cx_client *c, cx_engine_step *st);
