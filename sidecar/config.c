@@ -101,7 +101,7 @@ out:
     return r;
 }
 
-int cx_config_embedder(const cx_config *c, cx_embedder **out) {
+int cx_config_embedder(const cx_config *c, cx_embedder **out, bool for_queries) {
     *out = NULL;
     if (!c->embed_provider || strcmp(c->embed_provider, "http") != 0)
         return 0;
@@ -117,6 +117,7 @@ int cx_config_embedder(const cx_config *c, cx_embedder **out) {
         .dim = c->embed_dim,
         .timeout_ms = c->embed_timeout_ms,
         .max_batch = c->embed_batch,
+        .retries = for_queries ? -1 : 0,
     };
     return cx_embed_http_new(out, &hc);
 }

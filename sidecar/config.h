@@ -35,5 +35,7 @@ void cx_config_clear(cx_config *c);
 
 /* The embedder the config selects for semantic search: *out = NULL for
  * "builtin" (the store's own), else a new http embedder (caller frees).
- * CX_EINVAL when provider is http but url or model is missing. */
-int cx_config_embedder(const cx_config *c, cx_embedder **out);
+ * `for_queries` makes one that never retries (a search falls back to
+ * keywords instead of waiting). CX_EINVAL when provider is http but url or
+ * model is missing. */
+int cx_config_embedder(const cx_config *c, cx_embedder **out, bool for_queries);

@@ -10,6 +10,8 @@
  * error. Read commands never create state: in a workspace without a store
  * they say so and exit 3. */
 #include "cli-output.h"
+#include "config.h"
+#include "provenance.h"
 #include "search/search.h"
 #include "store/store.h"
 #include "sync.h"
@@ -27,6 +29,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +75,7 @@ typedef enum {
     O_REASON,
     O_NOTE,
     O_CA_FILE,
+    O_MODE,
     O_COUNT,
 } opt_id;
 
@@ -88,7 +92,7 @@ static const struct optdef {
     [O_TITLE] = {"title", 0, true},         [O_FILE] = {"file", 0, true},
     [O_EVIDENCE] = {"evidence", 0, true},   [O_PRIVATE] = {"private", 0, false},
     [O_REASON] = {"reason", 0, true},       [O_NOTE] = {"note", 0, true},
-    [O_CA_FILE] = {"ca-file", 0, true},
+    [O_CA_FILE] = {"ca-file", 0, true},     [O_MODE] = {"mode", 0, true},
 };
 
 #define BIT(o) (1u << (o))
@@ -122,6 +126,7 @@ struct ctx {
     bool json;
     cx_workspace *ws;
     cx_store *store;
+    cx_prov *prov; /* opened with the store; NULL when unavailable */
     char *author;
     cx_actor who;
     uint64_t now;
@@ -200,6 +205,7 @@ static const char help_main[] =
     "  remote set URL [--ca-file FILE]   the team's cortex-core to sync with\n"
     "  login                      store your key for the upstream (read from stdin)\n"
     "  sync                       push and pull until caught up\n"
+    "  reindex                    recompute every item's vectors, with progress\n"
     "  help [COMMAND]             help for a command (also: cortex COMMAND --help)\n"
     "\n"
     "Global options (before or after the command):\n"
@@ -226,12 +232,16 @@ static const char help_main[] =
 static const char help_search[] =
     "Usage: cortex search QUERY... [OPTIONS]\n"
     "\n"
-    "Finds items whose title or body match the words of QUERY, best first: canon\n"
-    "threads rank above artifacts, drafts and observations. Each result shows its\n"
-    "id, kind, status, subcortex, age, title and a snippet with the matches\n"
+    "Finds items by their words and their meaning, best first: keyword matches\n"
+    "(identifiers split, so parse_config finds parseConfigFile) fused with\n"
+    "vector similarity (paraphrases and typos still match), then ranked by trust\n"
+    "(canon threads first), recency and staleness. An item whose files changed\n"
+    "since it was recorded is marked stale and ranks lower. Each result shows\n"
+    "its id, kind, status, subcortex, age, title and a snippet with the matches\n"
     "marked \xC2\xAB" "like this" "\xC2\xBB (bold on a terminal).\n"
     "\n"
     "Options:\n"
+    "  --mode MODE        hybrid (default), keyword or semantic\n"
     "  --kind KIND        only items of this kind: observation, draft, thread,\n"
     "                     comment, artifact, subcortex\n"
     "  --status STATUS    only items with this status (recorded, pending, canon,\n"
@@ -374,6 +384,19 @@ static const char help_sync[] =
     "\n"
     "Exit status: 0 caught up, 3 store error, 4 no upstream or key configured, or\n"
     "the core could not be reached or kept failing.\n";
+
+static const char help_reindex[] =
+    "Usage: cortex reindex\n"
+    "\n"
+    "Recomputes the vectors of every item in the foreground, with a progress bar\n"
+    "on stderr: with the built-in embedder, and also with the embedder the\n"
+    "workspace config selects (embed.provider = http in .cortex/config). cortexd\n"
+    "does the same in the background when the configured model changes; this is\n"
+    "for doing it now, or after changing the config by hand. Ctrl-C stops it;\n"
+    "what was done stays, the rest is done again next time.\n"
+    "\n"
+    "Exit status: 0 done, 3 no Cortex memory in the workspace or a store error,\n"
+    "4 the configured embedding service failed.\n";
 
 static const char help_status[] =
     "Usage: cortex status\n"
@@ -577,10 +600,23 @@ static int open_store(ctx *c, bool create) {
                         c->ws->root);
     }
     cx_error_clear();
+    if (!c->prov && cx_prov_open(&c->prov, c->ws) != 0)
+        c->prov = NULL; /* no provenance: nothing reads as stale */
+    cx_error_clear();
     int r = cx_store_open(&c->store, c->ws->state_dir);
     if (r < 0)
         return fail(RC_STORE, "cannot open the store in %s: %s", c->ws->state_dir, engine_msg(r));
     return RC_OK;
+}
+
+/* Where a note is made: remote, branch, HEAD and its files' blob ids (NULL
+ * outside git or when provenance is unavailable; a failure costs the note
+ * its provenance, never its recording). */
+static json_t *capture_provenance(ctx *c, const cx_strv *files) {
+    json_t *pv = NULL;
+    if (c->prov && cx_prov_capture(c->prov, files, &pv) != 0)
+        pv = NULL;
+    return pv;
 }
 
 /* A --file argument as a workspace-relative path (malloc'd into *out). */
@@ -890,6 +926,8 @@ static int cmd_search(ctx *c) {
 
     cx_search_query q = {
         .text = text,
+        .stale = c->prov ? cx_prov_stale : NULL,
+        .stale_ud = c->prov,
         .kind = a->val[O_KIND],
         .status = a->val[O_STATUS],
         .subcortex = a->val[O_SUBCORTEX],
@@ -897,6 +935,10 @@ static int cmd_search(ctx *c) {
         .limit = limit,
         .max_tokens = CLI_SEARCH_TOKENS,
     };
+    if (cx_search_mode_parse(a->val[O_MODE], &q.mode) != 0) {
+        rc = usage_error("search", "%s", cx_error_last());
+        goto out;
+    }
     cx_error_clear();
     int r = cx_search_run(c->store, &q, &res);
     if (r < 0) {
@@ -1070,8 +1112,11 @@ static int cmd_observe(ctx *c) {
         .files = strv(&files),
         .visibility = a->seen[O_PRIVATE] ? "private" : NULL,
     };
+    json_t *pv = capture_provenance(c, &note.files);
+    note.provenance = pv;
     cx_error_clear();
     int r = cx_store_observe(c->store, &c->who, &note, 1, NULL, NULL, &res);
+    json_decref(pv);
     if (r < 0) {
         rc = r == CX_EINVAL || r == CX_ELIMIT ? usage_error("observe", "%s", engine_msg(r))
                                               : fail(rc_for(r), "cannot record: %s", engine_msg(r));
@@ -1121,7 +1166,10 @@ static int cmd_draft(ctx *c) {
         .evidence = strv(&a->evidence),
     };
     cx_error_clear();
+    json_t *pv = capture_provenance(c, &note.files);
+    note.provenance = pv;
     int r = cx_store_draft(c->store, &c->who, &note, &res);
+    json_decref(pv);
     if (r < 0) {
         if (r == CX_ENOTFOUND)
             rc = fail(RC_NONE, "cannot record the draft: %s", engine_msg(r));
@@ -1886,11 +1934,84 @@ static int cmd_status(ctx *c) {
     return RC_OK;
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* A progress bar on stderr (only on a terminal; otherwise a line per 10%). */
+static int reindex_progress(void *ud, size_t done, size_t total) {
+    const char *what = ud;
+    static int last = -1;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    if (isatty(STDERR_FILENO)) {
+        char bar[41];
+        int fill = pct * 40 / 100;
+        for (int i = 0; i < 40; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[40] = '\0';
+        fprintf(stderr, "\r%s [%s] %3d%% %zu/%zu", what, bar, pct, done, total);
+        if (done >= total)
+            fputc('\n', stderr);
+    } else if (pct / 10 != last / 10 || done >= total) {
+        fprintf(stderr, "%s: %zu/%zu (%d%%)\n", what, done, total, pct);
+    }
+    last = pct;
+    return interrupted ? 1 : 0;
+}
+
+static int cmd_reindex(ctx *c) {
+    int rc = open_store(c, false);
+    if (rc != RC_OK)
+        return rc;
+    cx_config cfg;
+    cx_embedder *e = NULL;
+    if (cx_config_load(c->ws, &cfg) != 0)
+        return fail(RC_STORE, "%s", cx_error_last());
+    int r = cx_config_embedder(&cfg, &e, false);
+    cx_config_clear(&cfg);
+    if (r != 0)
+        return fail(RC_STORE, "%s", cx_error_last());
+    signal(SIGINT, on_interrupt);
+    r = cx_store_reindex(c->store, NULL, reindex_progress, (void *)"built-in vectors");
+    if (r == 0 && e) {
+        r = cx_store_set_embedder(c->store, e);
+        if (r == 0)
+            r = cx_store_reindex(c->store, e, reindex_progress, (void *)cx_embed_model_id(e));
+        if (r == CX_EIO || r == CX_EBUSY) {
+            rc = fail(RC_UPSTREAM, "the embedding service failed: %s", cx_error_last());
+            goto out;
+        }
+    }
+    if (r == CX_ECANCELED) {
+        rc = fail(RC_STORE, "stopped; run cortex reindex again to finish");
+        goto out;
+    }
+    if (r != 0) {
+        rc = fail(RC_STORE, "reindex failed: %s", cx_error_last());
+        goto out;
+    }
+    if (c->json) {
+        json_t *o = json_pack("{s:b, s:s}", "reindexed", 1, "model",
+                              e ? cx_embed_model_id(e) : "builtin");
+        rc = print_json(o);
+        json_decref(o);
+    } else {
+        printf("Reindexed%s%s.\n", e ? " with " : "", e ? cx_embed_model_id(e) : "");
+    }
+out:
+    cx_store_set_embedder(c->store, NULL);
+    cx_embed_free(e);
+    return rc;
+}
+
 static int cmd_help(ctx *c);
 
 static const command commands[] = {
-    {"search", BIT(O_KIND) | BIT(O_STATUS) | BIT(O_SUBCORTEX) | BIT(O_TAG) | BIT(O_LIMIT), cmd_search,
-     help_search},
+    {"search", BIT(O_KIND) | BIT(O_STATUS) | BIT(O_SUBCORTEX) | BIT(O_TAG) | BIT(O_LIMIT) | BIT(O_MODE),
+     cmd_search, help_search},
     {"show", BIT(O_CONTENT), cmd_show, help_show},
     {"observe", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_PRIVATE), cmd_observe,
      help_observe},
@@ -1901,6 +2022,7 @@ static const command commands[] = {
     {"remote", BIT(O_CA_FILE), cmd_remote, help_remote},
     {"login", 0, cmd_login, help_login},
     {"sync", 0, cmd_sync, help_sync},
+    {"reindex", 0, cmd_reindex, help_reindex},
     {"help", 0, cmd_help, help_help},
 };
 
@@ -2071,6 +2193,7 @@ int main(int argc, char **argv) {
 
 out:
     cx_store_free(c.store);
+    cx_prov_free(c.prov);
     cx_workspace_free(c.ws);
     free(c.author);
     free(a.pos.v);

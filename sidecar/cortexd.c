@@ -6,6 +6,7 @@
  * thread opens the store so that `initialize` never waits for it. The
  * protocol stream is moved to a private descriptor and fd 1 points at
  * stderr, so nothing but protocol messages can reach the client. */
+#include "config.h"
 #include "mcp.h"
 #include "proto/jsonrpc.h"
 #include "store/store.h"
@@ -138,19 +139,41 @@ static void *worker(void *arg) {
     }
 }
 
+/* The background connection's embedder: the configured model with the
+ * usual retries (NULL = built-in only). */
+static cx_embedder *maintenance_embedder(const cx_workspace *ws) {
+    cx_config cfg;
+    cx_embedder *e = NULL;
+    if (cx_config_load(ws, &cfg) != 0)
+        return NULL; /* the serving connection already said why */
+    if (cx_config_embedder(&cfg, &e, false) != 0)
+        e = NULL;
+    cx_config_clear(&cfg);
+    return e;
+}
+
 /* Opens the workspace and store right after start, then keeps the store
- * tidy on a connection of its own: search indexing and WAL checkpoints
- * happen here, on the other core, instead of inside an agent's call. */
+ * tidy on a connection of its own: search indexing, vectors still to
+ * compute (a configured model, items from sync) and WAL checkpoints happen
+ * here, on the other core, instead of inside an agent's call. */
 static void *warm(void *arg) {
     (void)arg;
     if (cx_mcp_warm(g.mcp) != 0)
         return NULL;
-    (void)cx_sync_start(cx_mcp_workspace(g.mcp)); /* when an upstream is configured */
+    const cx_workspace *ws = cx_mcp_workspace(g.mcp);
+    (void)cx_sync_start(ws); /* when an upstream is configured */
     cx_store *s = NULL;
-    if (cx_store_open(&s, cx_mcp_workspace(g.mcp)->state_dir) != 0) {
+    if (cx_store_open(&s, ws->state_dir) != 0) {
         cx_log(CX_LOG_WARNING, "no background maintenance: %s", cx_error_last());
         return NULL;
     }
+    cx_embedder *e = maintenance_embedder(ws);
+    if (e && cx_store_set_embedder(s, e) != 0) {
+        cx_log(CX_LOG_WARNING, "background embedding off: %s", cx_error_last());
+        cx_embed_free(e);
+        e = NULL;
+    }
+    bool embed_failing = false;
     pthread_mutex_lock(&g.q_lock);
     while (!g.maint_stop) {
         struct timespec until;
@@ -166,10 +189,19 @@ static void *warm(void *arg) {
         pthread_mutex_unlock(&g.q_lock);
         if (cx_store_maintain(s) != 0)
             cx_log(CX_LOG_WARNING, "store maintenance failed: %s, ignoring", cx_error_last());
+        size_t done = 0;
+        int r = cx_store_embed_pending(s, 256, &done);
+        if (r != 0 && !embed_failing) /* say it once per outage */
+            cx_log(CX_LOG_WARNING, "embedding queued items failed: %s; retrying",
+                   cx_error_last());
+        else if (r == 0 && embed_failing)
+            cx_log(CX_LOG_NOTICE, "embedding works again");
+        embed_failing = r != 0;
         pthread_mutex_lock(&g.q_lock);
     }
     pthread_mutex_unlock(&g.q_lock);
     cx_store_free(s);
+    cx_embed_free(e);
     return NULL;
 }
 

@@ -5,7 +5,10 @@
 #include "mcp.h"
 
 #include "proto/jsonrpc.h"
+#include "config.h"
 #include "proto/schema.h"
+#include "provenance.h"
+#include "search/search.h"
 #include "resources.h"
 #include "tools.h"
 #include "util/error.h"
@@ -45,6 +48,8 @@ struct cx_mcp {
     cx_workspace *own_ws;    /* resolved here when cfg.ws was NULL */
     const cx_workspace *ws;
     cx_store *store;
+    cx_prov *prov;           /* NULL when provenance is unavailable */
+    cx_embedder *embedder;   /* the configured model, or NULL for builtin */
     int store_err;
     char store_msg[512];
 
@@ -226,6 +231,35 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len) {
 
 /* ---- the store, opened once, lazily --------------------------------------- */
 
+/* Provenance, the configured embedder and the vector index: everything a
+ * search needs, prepared once right after the store opens. Each part that
+ * fails leaves a working, plainer server behind (logged, ignored). */
+static void setup_search(cx_mcp *m) {
+    if (cx_prov_open(&m->prov, m->ws) != 0) {
+        cx_log(CX_LOG_WARNING, "provenance unavailable: %s, ignoring", cx_error_last());
+        m->prov = NULL;
+    }
+    cx_config cfg;
+    if (cx_config_load(m->ws, &cfg) != 0) {
+        cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", cx_error_last());
+    } else {
+        /* The query path gets a short timeout and no retries: a search
+         * must not wait on a model; hybrid falls back to keywords. */
+        if (cfg.embed_timeout_ms == 0 || cfg.embed_timeout_ms > 2000)
+            cfg.embed_timeout_ms = 2000;
+        if (cx_config_embedder(&cfg, &m->embedder, true) != 0) {
+            cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", cx_error_last());
+            m->embedder = NULL;
+        }
+        cx_config_clear(&cfg);
+    }
+    if (m->embedder && cx_store_set_embedder(m->store, m->embedder) != 0)
+        cx_log(CX_LOG_WARNING, "cannot select the configured embedder: %s, ignoring",
+               cx_error_last());
+    if (cx_search_warm(m->store) != 0)
+        cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
+}
+
 static cx_store *get_store(cx_mcp *m) {
     pthread_mutex_lock(&m->store_lock);
     if (!m->author[0]) { /* getpwuid reads files: not on the initialize path */
@@ -246,6 +280,8 @@ static cx_store *get_store(cx_mcp *m) {
         int r = cx_store_open(&m->store, m->ws->state_dir);
         if (r == 0 && m->cfg.background_maintenance)
             r = cx_store_defer_maintenance(m->store);
+        if (r == 0)
+            setup_search(m);
         if (r != 0) {
             cx_store_free(m->store);
             m->store = NULL;
@@ -296,6 +332,8 @@ void cx_mcp_free(cx_mcp *m) {
         return;
     cx_log_set_sink(NULL, NULL, CX_LOG_OFF);
     cx_store_free(m->store);
+    cx_embed_free(m->embedder);
+    cx_prov_free(m->prov);
     cx_workspace_free(m->own_ws);
     free(m->client_name);
     pthread_mutex_destroy(&m->store_lock);
@@ -471,6 +509,8 @@ static void do_tools_call(req *r) {
     int rc;
     env.store = get_store(m);
     env.ws = m->ws;
+    env.prov = m->prov;
+    env.query_embedder = m->embedder;
     rc = env.store ? cx_tools_run(name, args, &env, &out) : cx_error_code();
     if (rc == 0 && !env.store)
         rc = CX_EIO;

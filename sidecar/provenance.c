@@ -911,3 +911,16 @@ out:
     json_decref(arr);
     return r;
 }
+
+int cx_prov_stale(void *ud, const json_t *provenance, json_t **changed) {
+    json_t *ch = NULL;
+    int r = cx_prov_changed(ud, provenance, &ch);
+    if (r != 0)
+        return r;
+    if (json_array_size(ch) == 0) {
+        json_decref(ch);
+        return 0;
+    }
+    *changed = ch;
+    return 1;
+}

@@ -77,3 +77,7 @@ int cx_prov_changed(cx_prov *p, const json_t *provenance, json_t **changed);
  * "git@host:x" and local paths unchanged ("me:pw@host:x" → "me@host:x").
  * Returns a malloc'd string or NULL (out of memory). */
 char *cx_prov_strip_url(const char *url);
+
+/* The store's cx_stale_fn over cx_prov_changed (ud is a cx_prov): 1 with
+ * *changed = the changed paths when the item is stale, 0 when fresh. */
+int cx_prov_stale(void *ud, const json_t *provenance, json_t **changed);

@@ -6,6 +6,7 @@
 #include "search/search.h"
 #include "util/error.h"
 #include "util/fsx.h"
+#include "util/log.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -116,7 +117,28 @@ static void note_free(cx_note *n) {
     strv_free(&n->tags);
     files_free(&n->files);
     strv_free(&n->evidence);
+    json_decref((json_t *)n->provenance);
+    n->provenance = NULL;
 }
+
+/* Records where the note was made (remote, branch, HEAD, its files' blob
+ * ids). Only a limit is the caller's problem; anything else costs the item
+ * its provenance, not its recording. */
+static int capture_provenance(const cx_tool_env *env, cx_note *n) {
+    if (!env->prov)
+        return 0;
+    json_t *pv = NULL;
+    int r = cx_prov_capture(env->prov, &n->files, &pv);
+    if (r == CX_ELIMIT || r == CX_ENOMEM)
+        return r;
+    if (r != 0) {
+        cx_log(CX_LOG_WARNING, "provenance not recorded: %s, ignoring", cx_error_last());
+        return 0;
+    }
+    n->provenance = pv;
+    return 0;
+}
+
 
 static int tool_observe(const json_t *args, const cx_tool_env *env, json_t **out) {
     json_t *batch = json_object_get(args, "observations");
@@ -130,8 +152,11 @@ static int tool_observe(const json_t *args, const cx_tool_env *env, json_t **out
     if (!notes)
         return CX_ENOMEM;
     int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
+    for (size_t i = 0; i < n && r == 0; i++) {
         r = fill_note(env, single ? args : json_array_get(batch, i), "text", &notes[i]);
+        if (r == 0)
+            r = capture_provenance(env, &notes[i]);
+    }
     if (r == 0)
         r = cx_store_observe(env->store, &env->actor, notes, n, n > 1 ? env->progress : NULL,
                              env->progress_ud, out);
@@ -144,6 +169,8 @@ static int tool_observe(const json_t *args, const cx_tool_env *env, json_t **out
 static int tool_draft(const json_t *args, const cx_tool_env *env, json_t **out) {
     cx_note n;
     int r = fill_note(env, args, "body", &n);
+    if (r == 0)
+        r = capture_provenance(env, &n);
     if (r == 0)
         r = cx_store_draft(env->store, &env->actor, &n, out);
     note_free(&n);
@@ -218,7 +245,8 @@ static int tool_get(const json_t *args, const cx_tool_env *env, json_t **out) {
     json_t *id;
     json_array_foreach(ids, i, id) {
         json_t *item = NULL;
-        r = cx_store_get(env->store, json_string_value(id), &item);
+        r = cx_store_get_ex(env->store, json_string_value(id), env->prov ? cx_prov_stale : NULL,
+                            env->prov, &item);
         if (r == CX_ENOTFOUND) {
             json_array_append(missing, id);
             r = 0;
@@ -259,13 +287,18 @@ out:
 static int tool_search(const json_t *args, const cx_tool_env *env, json_t **out) {
     cx_search_query q = {
         .text = str_arg(args, "query"),
+        .embedder = env->query_embedder,
+        .stale = env->prov ? cx_prov_stale : NULL,
+        .stale_ud = env->prov,
         .kind = str_arg(args, "kind"),
         .status = str_arg(args, "status"),
         .subcortex = str_arg(args, "subcortex"),
         .limit = int_arg(args, "limit", 10),
         .max_tokens = int_arg(args, "max_tokens", 2000),
     };
-    int r = strv_arg(args, "tags", &q.tags);
+    int r = cx_search_mode_parse(str_arg(args, "mode"), &q.mode);
+    if (r == 0)
+        r = strv_arg(args, "tags", &q.tags);
     if (r == 0)
         r = cx_search_run(env->store, &q, out);
     strv_free(&q.tags);
@@ -279,6 +312,8 @@ static int tool_recent(const json_t *args, const cx_tool_env *env, json_t **out)
         .subcortex = str_arg(args, "subcortex"),
         .limit = int_arg(args, "limit", 20),
         .max_tokens = int_arg(args, "max_tokens", 2000),
+        .stale = env->prov ? cx_prov_stale : NULL,
+        .stale_ud = env->prov,
     };
     return cx_store_recent(env->store, &q, out);
 }

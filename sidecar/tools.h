@@ -6,12 +6,16 @@
 
 #include <jansson.h>
 
+#include "embed/embed.h"
+#include "provenance.h"
 #include "store/store.h"
 #include "workspace.h"
 
 typedef struct cx_tool_env {
     cx_store *store;
     const cx_workspace *ws;
+    cx_prov *prov;                /* NULL: no provenance, nothing is stale */
+    cx_embedder *query_embedder;  /* NULL: the store's built-in model */
     cx_actor actor;
     const char *protocol_version; /* negotiated, for status */
     cx_progress_fn progress;      /* NULL when the client asked for none */

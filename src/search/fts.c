@@ -3,21 +3,37 @@
  *
  * The text is cut into words (ASCII letters, digits and '_', and any
  * well-formed UTF-8 character beyond ASCII; everything else, invalid bytes
- * included, separates words). Each word becomes an FTS5 string, "word",
- * with any '"' doubled, so nothing the user typed is ever FTS5 syntax:
- * AND, OR, NOT, NEAR, parentheses, ':', '^', '-', '+' and column names are
- * only data. A '*' right after a word makes it a prefix ("word"*). Text in
- * balanced double quotes is kept as one phrase of its words ("a b"); an
+ * included, separates words). Words joined by '.', '/', '-', "::" or "->"
+ * make one identifier (`retry.policy.max`, `src/billing/invoice.c`). Each
+ * word or identifier becomes an FTS5 string, "word", with any '"' doubled,
+ * so nothing the user typed is ever FTS5 syntax: AND, OR, NOT, NEAR,
+ * parentheses, ':', '^', '-', '+' and column names are only data. A '*'
+ * right after a word makes it a prefix ("word"*). Text in balanced double
+ * quotes is kept as one phrase of its words and identifiers ("a b"); an
  * unbalanced quote is ignored. The terms are joined with AND or OR. At most
  * CX_FTS_MAX_TERMS terms are used; the rest of a very long query is
- * dropped. */
+ * dropped.
+ *
+ * Identifiers. An identifier of several parts (split at '_' and the joiners
+ * above and at camelCase and digit boundaries, as the store's "cortex"
+ * tokenizer splits them) matches whole or by its parts:
+ * `parseConfigFile` becomes ("parseConfigFile" OR ("parse" AND "Config"
+ * AND "File")) when every term must match, and ("parseConfigFile" OR
+ * "parse" OR "Config" OR "File") when any may (parts of one character are
+ * left out there). The index holds every identifier whole and each of its
+ * parts at the same position, so `parse config`, `parse_config` and
+ * `ParseConfigFile` all find `parseConfigFile`, and the item that has the
+ * identifier itself scores higher (it matches both sides of the OR). */
 #include "search/fts-internal.h"
 
 #include "search/search.h"
+#include "store/store-internal.h"
 #include "util/error.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_PARTS 16 /* parts of one identifier used in the expression */
 
 /* Length of the well-formed UTF-8 sequence at p (n bytes left; p[n] may be
  * read, the text is NUL-terminated), 0 if there is none. */
@@ -67,27 +83,59 @@ static size_t word_len(const unsigned char *p, size_t n) {
     return i;
 }
 
+/* Bytes of a joiner at p that another word follows, 0 if none. */
+static size_t joiner_len(const unsigned char *p, size_t n) {
+    size_t k = 0;
+    if (n >= 2 && ((p[0] == ':' && p[1] == ':') || (p[0] == '-' && p[1] == '>')))
+        k = 2;
+    else if (n >= 1 && (p[0] == '.' || p[0] == '/' || p[0] == '-'))
+        k = 1;
+    return k > 0 && k < n && word_char(p + k, n - k) > 0 ? k : 0;
+}
+
+/* Bytes of the word or identifier starting at p (0 if none). */
+static size_t ident_len(const unsigned char *p, size_t n) {
+    size_t i = word_len(p, n), j;
+    if (i == 0)
+        return 0;
+    while ((j = joiner_len(p + i, n - i)) > 0)
+        i += j + word_len(p + i + j, n - i - j);
+    return i;
+}
+
 typedef struct out_buf {
     char *p;
     size_t len, cap;
+    bool oom;
 } out_buf;
 
-/* The buffer is sized once for the worst case, so this never grows. */
 static void put(out_buf *b, const char *s, size_t n) {
-    if (b->len + n >= b->cap)
-        return; /* cannot happen; see the capacity in build */
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
 
-static void put_quoted_word(out_buf *b, const char *w, size_t n) {
+static void put_quoted(out_buf *b, const char *w, size_t n, bool prefix) {
+    put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         if (w[i] == '"')
             put(b, "\"\"", 2);
         else
             put(b, w + i, 1);
     }
+    put(b, prefix ? "\"*" : "\"", prefix ? 2 : 1);
 }
 
 static bool keep_word(cx_fts_keep_fn keep, void *ud, const char *w, size_t n) {
@@ -97,6 +145,73 @@ static bool keep_word(cx_fts_keep_fn keep, void *ud, const char *w, size_t n) {
         if ((unsigned char)w[i] >= 0x80)
             return keep(ud, w, n);
     return true; /* plain ASCII words always have tokens */
+}
+
+static bool part_sep(unsigned char c) {
+    return c == '_' || c == '.' || c == '/' || c == '-' || c == ':' || c == '>';
+}
+
+/* The parts of an identifier: segments between separators, each cut at
+ * camelCase and digit boundaries. */
+static size_t ident_parts(const char *w, size_t n, cx_span *parts, size_t max) {
+    size_t np = 0, i = 0;
+    while (i < n && np < max) {
+        while (i < n && part_sep((unsigned char)w[i]))
+            i++;
+        size_t start = i;
+        while (i < n && !part_sep((unsigned char)w[i]))
+            i++;
+        if (i == start)
+            break;
+        size_t k = cx_store_ident_parts(w + start, i - start, parts + np, max - np);
+        for (size_t j = 0; j < k; j++)
+            parts[np + j].off += start;
+        np += k;
+    }
+    return np;
+}
+
+/* Appends the term for one word or identifier; false when it has nothing
+ * searchable (then nothing was appended). */
+static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mode mode,
+                     cx_fts_keep_fn keep, void *ud, const char *join, size_t terms) {
+    if (!keep_word(keep, ud, w, n))
+        return false;
+    cx_span parts[MAX_PARTS];
+    size_t np = ident_parts(w, n, parts, MAX_PARTS), k = 0;
+    /* parts the tokenizer sees nothing in are no use; in an OR, neither are
+     * parts of one character (x86_64: x) */
+    bool longer = false;
+    for (size_t i = 0; i < np; i++)
+        longer = longer || parts[i].len > 1;
+    for (size_t i = 0; i < np; i++) {
+        if (!keep_word(keep, ud, w + parts[i].off, parts[i].len))
+            continue;
+        if (mode == CX_FTS_ANY && longer && parts[i].len == 1 && !(prefix && i + 1 == np))
+            continue;
+        parts[k++] = parts[i];
+    }
+    bool last_kept = np > 0 && k > 0 && parts[k - 1].off + parts[k - 1].len == n;
+    if (terms)
+        put(b, join, strlen(join));
+    if (np <= 1 || k == 0) {
+        put_quoted(b, w, n, prefix);
+        return true;
+    }
+    put(b, "(", 1);
+    put_quoted(b, w, n, prefix);
+    put(b, " OR ", 4);
+    if (mode == CX_FTS_ALL && k > 1)
+        put(b, "(", 1);
+    for (size_t i = 0; i < k; i++) {
+        if (i)
+            put(b, mode == CX_FTS_ALL ? " AND " : " OR ", mode == CX_FTS_ALL ? 5 : 4);
+        put_quoted(b, w + parts[i].off, parts[i].len, prefix && last_kept && i + 1 == k);
+    }
+    if (mode == CX_FTS_ALL && k > 1)
+        put(b, ")", 1);
+    put(b, ")", 1);
+    return true;
 }
 
 int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn keep, void *ud,
@@ -110,9 +225,7 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                             CX_SEARCH_MAX_QUERY);
     const unsigned char *t = (const unsigned char *)text;
     const char *join = mode == CX_FTS_ALL ? " AND " : " OR ";
-    /* Worst case per input byte: a one-byte word becomes `"w"* OR ` and a
-     * quote inside a word is doubled. 8 bytes a byte is ample. */
-    out_buf b = {.cap = n * 8 + 16};
+    out_buf b = {.cap = n * 4 + 64};
     b.p = malloc(b.cap);
     if (!b.p)
         return CX_ENOMEM;
@@ -127,7 +240,7 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
             }
             size_t end = (size_t)(close - t), j = i + 1, words = 0, mark = b.len;
             for (; j < end;) {
-                size_t k = word_len(t + j, end - j);
+                size_t k = ident_len(t + j, end - j);
                 if (k == 0) {
                     j++;
                     continue;
@@ -140,7 +253,9 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                     } else {
                         put(&b, " ", 1);
                     }
-                    put_quoted_word(&b, text + j, k);
+                    for (size_t c = 0; c < k; c++)
+                        put(&b, text[j + c] == '"' ? "\"\"" : text + j + c,
+                            text[j + c] == '"' ? 2 : 1);
                     words++;
                 }
                 j += k;
@@ -154,13 +269,13 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                 if (prefix)
                     put(&b, "*", 1);
                 terms++;
-            } else {
+            } else if (!b.oom) {
                 b.len = mark;
                 b.p[b.len] = '\0';
             }
             continue;
         }
-        size_t k = word_len(t + i, n - i);
+        size_t k = ident_len(t + i, n - i);
         if (k == 0) {
             i++;
             continue;
@@ -170,14 +285,12 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
         bool prefix = i < n && t[i] == '*';
         if (prefix)
             i++;
-        if (!keep_word(keep, ud, text + start, k))
-            continue;
-        if (terms)
-            put(&b, join, strlen(join));
-        put(&b, "\"", 1);
-        put_quoted_word(&b, text + start, k);
-        put(&b, prefix ? "\"*" : "\"", prefix ? 2 : 1);
-        terms++;
+        if (put_term(&b, text + start, k, prefix, mode, keep, ud, join, terms))
+            terms++;
+    }
+    if (b.oom) {
+        free(b.p);
+        return CX_ENOMEM;
     }
     if (terms == 0) {
         free(b.p);

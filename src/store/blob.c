@@ -71,6 +71,7 @@ typedef struct publish_ctx {
     char id[CX_ULID_LEN + 1];
     int64_t version, size;
     bool unchanged;
+    float *vec; /* room for the built-in vector */
 } publish_ctx;
 
 static const char SQL_BLOB_ADD[] =
@@ -87,6 +88,39 @@ static const char SQL_VERSION_ADD[] =
 static const char SQL_ARTIFACT_TOUCH[] =
     "UPDATE items SET updated_at = ?2, body = coalesce(?3, body), tags = coalesce(?4, tags),"
     " author = coalesce(?5, author), agent = coalesce(?6, agent) WHERE id = ?1";
+static const char SQL_ARTIFACT_TEXT[] = "SELECT rid, title, body FROM items WHERE id = ?1";
+
+/* The built-in vector of a name and description into c->vec. */
+static int embed_artifact(cx_store *s, publish_ctx *c, const char *name, const char *desc) {
+    char *text = cx_vec_text(name, desc);
+    if (!text)
+        return CX_ENOMEM;
+    int r = cx_vec_builtin(s, text, c->vec);
+    free(text);
+    return r;
+}
+
+/* After its description changed: the artifact's built-in vector again. */
+static int reembed_artifact(cx_store *s, publish_ctx *c) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_ARTIFACT_TEXT, &st), rc;
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    int64_t rid = 0;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rid = sqlite3_column_int64(st, 0);
+        r = embed_artifact(s, c, (const char *)sqlite3_column_text(st, 1),
+                           (const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "reading the artifact");
+    if (r)
+        return r;
+    return cx_vec_put(s, s->builtin_model, rid, c->vec, cx_embed_dim(s->builtin),
+                      CX_VEC_DEQUEUE);
+}
 
 static int publish_tx(cx_store *s, void *ud) {
     publish_ctx *c = ud;
@@ -140,15 +174,19 @@ static int publish_tx(cx_store *s, void *ud) {
         cx_store_bind_text(st, 6, agent);
         if ((r = cx_store_exec_stmt(s, st, "updating the artifact")))
             return r;
+        if ((r = reembed_artifact(s, c)))
+            return r;
     } else {
+        if ((r = embed_artifact(s, c, p->name, desc)))
+            return r;
         if ((r = cx_ulid_new(c->id)))
             return r;
         cx_item_row row = {
             .id = c->id, .kind = "artifact", .status = "published", .subcortex = c->subcortex,
             .title = p->name, .body = desc ? desc : "", .tags = c->tags, .author = author,
-            .agent = agent, .visibility = "shared", .now_ms = now,
+            .agent = agent, .visibility = "shared", .vec = c->vec, .now_ms = now,
         };
-        if ((r = cx_item_insert(s, &row)))
+        if ((r = cx_item_insert(s, &row, NULL)))
             return r;
     }
 
@@ -222,6 +260,10 @@ int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json
         r = CX_ENOMEM;
         goto out;
     }
+    if (!(c.vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin)))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
     cx_blob_sha256(p->len ? p->data : "", p->len, c.sha);
     if ((r = cx_blob_put(s, p->len ? p->data : "", p->len, c.sha)))
         goto out;
@@ -238,6 +280,7 @@ int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json
 out:
     json_decref(tags);
     free(c.tags);
+    free(c.vec);
     return r;
 }
 

@@ -14,6 +14,7 @@
 #include "util/ulid.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,8 +286,212 @@ int cx_item_envelope(sqlite3_stmt *st, json_t **out) {
         else
             json_decref(rv);
     }
+    json_t *prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 18));
+    if (prov)
+        json_object_set_new(o, "provenance", prov);
     *out = o;
     return 0;
+}
+
+json_t *cx_item_parse_provenance(const char *text) {
+    if (!text)
+        return NULL;
+    json_t *p = json_loads(text, 0, NULL);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ---- provenance and staleness ---- */
+
+/* The provenance as compact JSON text (NULL when there is none). */
+static int check_provenance(const char *field, const json_t *prov, char **out) {
+    *out = NULL;
+    if (!prov || json_is_null(prov))
+        return 0;
+    if (!json_is_object(prov))
+        return cx_error_set(CX_EINVAL, "%s must be an object", field);
+    size_t n = json_dumpb(prov, NULL, 0, JSON_COMPACT);
+    if (n > CX_STORE_MAX_PROVENANCE)
+        return cx_error_set(CX_ELIMIT, "%s is %zu bytes as JSON; the limit is %u bytes", field, n,
+                            CX_STORE_MAX_PROVENANCE);
+    *out = json_dumps(prov, JSON_COMPACT);
+    return *out ? 0 : CX_ENOMEM;
+}
+
+void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, bool *is_stale,
+                         json_t **changed) {
+    *is_stale = false;
+    *changed = NULL;
+    if (!stale || !provenance)
+        return;
+    json_t *ch = NULL;
+    int rc = stale(ud, provenance, &ch);
+    if (rc == 1) {
+        *is_stale = true;
+        *changed = json_is_array(ch) ? json_incref(ch) : json_array();
+    }
+    json_decref(ch);
+}
+
+/* Adds "stale" (and "changed") to an item or summary. */
+static void add_stale(json_t *o, cx_stale_fn stale, void *ud, const json_t *prov) {
+    bool is_stale;
+    json_t *changed;
+    cx_item_check_stale(stale, ud, prov, &is_stale, &changed);
+    json_object_set_new(o, "stale", json_boolean(is_stale));
+    if (changed)
+        json_object_set_new(o, "changed", changed);
+}
+
+/* ---- near-duplicate keys ---- */
+
+/* 1: letter or '_', 2: digit, 4: upper case, 8: lower case */
+static const unsigned char mark_class[256] = {
+    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
+    ['8'] = 2, ['9'] = 2, ['_'] = 1,
+    ['A'] = 5, ['B'] = 5, ['C'] = 5, ['D'] = 5, ['E'] = 5, ['F'] = 5, ['G'] = 5, ['H'] = 5,
+    ['I'] = 5, ['J'] = 5, ['K'] = 5, ['L'] = 5, ['M'] = 5, ['N'] = 5, ['O'] = 5, ['P'] = 5,
+    ['Q'] = 5, ['R'] = 5, ['S'] = 5, ['T'] = 5, ['U'] = 5, ['V'] = 5, ['W'] = 5, ['X'] = 5,
+    ['Y'] = 5, ['Z'] = 5,
+    ['a'] = 9, ['b'] = 9, ['c'] = 9, ['d'] = 9, ['e'] = 9, ['f'] = 9, ['g'] = 9, ['h'] = 9,
+    ['i'] = 9, ['j'] = 9, ['k'] = 9, ['l'] = 9, ['m'] = 9, ['n'] = 9, ['o'] = 9, ['p'] = 9,
+    ['q'] = 9, ['r'] = 9, ['s'] = 9, ['t'] = 9, ['u'] = 9, ['v'] = 9, ['w'] = 9, ['x'] = 9,
+    ['y'] = 9, ['z'] = 9,
+};
+
+static bool mark_char(unsigned char c) {
+    return mark_class[c] != 0;
+}
+
+typedef struct mark {
+    const char *p;
+    size_t n;
+} mark;
+
+#define MAX_MARKS 256
+
+/* The marked tokens of a text: runs of ASCII letters, digits and '_' joined
+ * by '.', '/', '-' or ':', that hold a digit, a joiner, an underscore or a
+ * camelCase step: numbers, versions, identifiers, paths. */
+static size_t find_marks(const char *text, mark *m, size_t n, size_t max) {
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    size_t i = 0;
+    while (p[i] && n < max) {
+        if (!mark_char(p[i])) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        bool marked = false;
+        for (;;) {
+            unsigned char c = p[i], k = mark_class[c];
+            if (k) {
+                if ((k & 2) || c == '_' || ((k & 4) && i > start && (mark_class[p[i - 1]] & 8)))
+                    marked = true;
+                i++;
+            } else if ((c == '.' || c == '/' || c == '-' || c == ':') && mark_char(p[i + 1])) {
+                marked = true;
+                i++;
+            } else {
+                break;
+            }
+        }
+        if (marked)
+            m[n++] = (mark){(const char *)p + start, i - start};
+    }
+    return n;
+}
+
+static void hash_str(crypto_generichash_state *h, const char *s, size_t n) {
+    crypto_generichash_update(h, (const unsigned char *)s, n);
+    crypto_generichash_update(h, (const unsigned char *)"", 1);
+}
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Hashes the strings of a JSON array (or its elements as sorted-key JSON)
+ * in sorted order, so that the order they were given in does not matter. */
+static void hash_set(crypto_generichash_state *h, const json_t *arr) {
+    size_t n = json_array_size(arr), k = 0;
+    if (n == 0)
+        return;
+    if (n > CX_STORE_MAX_FILES * 4)
+        n = CX_STORE_MAX_FILES * 4;
+    char **v = calloc(n, sizeof *v);
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(arr, i);
+        v[k] = json_is_string(e) ? strdup(json_string_value(e))
+                                 : json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (v[k])
+            k++;
+    }
+    qsort(v, k, sizeof *v, cmp_cstr);
+    for (size_t i = 0; i < k; i++) {
+        hash_str(h, v[i], strlen(v[i]));
+        free(v[i]);
+    }
+    free(v);
+}
+
+int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const json_t *files,
+                         const json_t *provenance, const char *title, const char *body) {
+    crypto_generichash_state h;
+    unsigned char d[16];
+    crypto_generichash_init(&h, NULL, 0, sizeof d);
+    hash_str(&h, visibility ? visibility : "", visibility ? strlen(visibility) : 0);
+    hash_str(&h, subcortex ? subcortex : "", subcortex ? strlen(subcortex) : 0);
+    hash_set(&h, files);
+    crypto_generichash_update(&h, (const unsigned char *)"\x01", 1);
+    const json_t *pf = json_object_get(provenance, "files");
+    if (json_is_array(pf)) {
+        hash_set(&h, pf);
+    } else if (pf) {
+        char *t = json_dumps(pf, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (t)
+            hash_str(&h, t, strlen(t));
+        free(t);
+    }
+    crypto_generichash_update(&h, (const unsigned char *)"\x02", 1);
+    /* in text order: "process 1 step 2" and "process 2 step 1" differ */
+    mark *m = malloc(sizeof *m * MAX_MARKS);
+    if (m) {
+        size_t n = find_marks(title, m, 0, MAX_MARKS);
+        for (size_t i = 0; i < n; i++)
+            hash_str(&h, m[i].p, m[i].n);
+        crypto_generichash_update(&h, (const unsigned char *)"\x03", 1);
+        n = find_marks(body, m, 0, MAX_MARKS);
+        for (size_t i = 0; i < n; i++)
+            hash_str(&h, m[i].p, m[i].n);
+        free(m);
+    }
+    crypto_generichash_final(&h, d, sizeof d);
+    uint64_t k = 0;
+    for (int i = 0; i < 8; i++)
+        k = k << 8 | d[i];
+    return (int64_t)k;
+}
+
+static void sql_fold_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    const char *t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = (const char *)sqlite3_value_text(argv[i]);
+    json_t *files = cx_item_parse_array(t[2]);
+    json_t *prov = cx_item_parse_provenance(t[3]);
+    sqlite3_result_int64(ctx, cx_item_fold_key(t[0], t[1], files, prov, t[4], t[5]));
+    json_decref(files);
+    json_decref(prov);
+}
+
+int cx_item_register_sql(sqlite3 *db) {
+    return sqlite3_create_function(db, "cx_fold_key", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                   sql_fold_key, NULL, NULL);
 }
 
 static const char SQL_LOAD[] = "SELECT " CX_ITEM_COLUMNS " FROM items WHERE id = ?1";
@@ -310,11 +515,14 @@ int cx_item_load(cx_store *s, const char *id, json_t **out) {
 
 static const char SQL_INSERT[] =
     "INSERT INTO items (id, kind, status, subcortex, title, body, tags, files, evidence,"
-    " author, agent, created_at, updated_at, visibility, parent_id, content_hash)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)";
+    " author, agent, created_at, updated_at, visibility, parent_id, content_hash, provenance,"
+    " fold_key, sig, vec, vec_scale)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17,"
+    " ?18, ?19, ?20)";
 
-int cx_item_insert(cx_store *s, const cx_item_row *row) {
+int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     sqlite3_stmt *st;
+    int dim = cx_embed_dim(s->builtin);
     int r = cx_store_prepare(s, SQL_INSERT, &st);
     if (r)
         return r;
@@ -333,8 +541,31 @@ int cx_item_insert(cx_store *s, const cx_item_row *row) {
     cx_store_bind_text(st, 13, row->visibility);
     cx_store_bind_text(st, 14, row->parent_id);
     cx_store_bind_text(st, 15, row->content_hash);
+    cx_store_bind_text(st, 16, row->provenance);
+    if (row->has_fold_key)
+        sqlite3_bind_int64(st, 17, row->fold_key);
+    int8_t q[CX_EMBED_MAX_DIM];
+    float scale;
+    if (row->vec) {
+        cx_vec_quantize(row->vec, dim, q, &scale);
+        sqlite3_bind_int64(st, 18, (sqlite3_int64)cx_vec_sig(row->vec, dim));
+        sqlite3_bind_blob(st, 19, q, dim, SQLITE_STATIC);
+        sqlite3_bind_double(st, 20, scale);
+    }
     r = cx_store_exec_stmt(s, st, "writing an item");
     sqlite3_clear_bindings(st);
+    if (r == 0 && rid)
+        *rid = sqlite3_last_insert_rowid(cx_store_sqlite(s));
+    return r;
+}
+
+/* The built-in vector of a title and body into out[dim]. */
+static int embed_item(cx_store *s, const char *title, const char *body, float *out) {
+    char *text = cx_vec_text(title, body);
+    if (!text)
+        return CX_ENOMEM;
+    int r = cx_vec_builtin(s, text, out);
+    free(text);
     return r;
 }
 
@@ -393,7 +624,7 @@ bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
 
 #define SUMMARY_COLUMNS                                                                     \
     "id, kind, status, subcortex, title, substr(body, 1, 200), tags, updated_at, parent_id," \
-    " author, length(CAST(body AS BLOB))"
+    " author, length(CAST(body AS BLOB)), provenance"
 
 /* The first bytes of a body on one line: whitespace runs collapsed, cut on
  * a character boundary, "…" when something was left out. `body` is the
@@ -433,7 +664,7 @@ static json_t *summary_snippet(const char *body, size_t len, int64_t full_len) {
     return j ? j : json_string("");
 }
 
-static json_t *summary_row(sqlite3_stmt *st) {
+static json_t *summary_row(sqlite3_stmt *st, cx_stale_fn stale, void *ud) {
     json_t *o = json_object();
     if (!o)
         return NULL;
@@ -449,6 +680,12 @@ static json_t *summary_row(sqlite3_stmt *st) {
                                                       sqlite3_column_int64(st, 10)));
     set_text_opt(o, "parent_id", st, 8);
     set_text_opt(o, "author", st, 9);
+    json_t *prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 11));
+    if (prov)
+        json_object_set_new(o, "provenance", json_incref(prov));
+    if (stale)
+        add_stale(o, stale, ud, prov);
+    json_decref(prov);
     return o;
 }
 
@@ -456,9 +693,17 @@ static json_t *summary_row(sqlite3_stmt *st) {
 
 typedef struct obs_prep {
     const char *title, *body, *subcortex, *visibility;
-    char *tags, *files;
+    char *tags, *files, *provenance;
     char hash[65];
+    int64_t fold_key;
+    float *vec; /* the built-in vector */
 } obs_prep;
+
+typedef struct obs_result {
+    char id[CX_ULID_LEN + 1];
+    bool repeat, folded;
+    double similarity;
+} obs_result;
 
 typedef struct obs_ctx {
     const cx_actor *who;
@@ -466,8 +711,7 @@ typedef struct obs_ctx {
     size_t n;
     cx_progress_fn progress;
     void *ud;
-    char (*ids)[CX_ULID_LEN + 1];
-    bool *repeat;
+    obs_result *res;
 } obs_ctx;
 
 /* sha-256 of the text with whitespace runs collapsed to one space and the
@@ -495,7 +739,7 @@ static void normalised_hash(const char *text, char out[65]) {
     sodium_bin2hex(out, 65, d, sizeof d);
 }
 
-static int prep_observation(const cx_note *n, size_t i, size_t total, obs_prep *p) {
+static int prep_observation(cx_store *s, const cx_note *n, size_t i, size_t total, obs_prep *p) {
     char pre[48], f[96];
     int r;
     json_t *tags = NULL, *files = NULL;
@@ -521,6 +765,9 @@ static int prep_observation(const cx_note *n, size_t i, size_t total, obs_prep *
     snprintf(f, sizeof f, "%sfiles", pre);
     if ((r = check_list(f, n->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
         goto out;
+    snprintf(f, sizeof f, "%sprovenance", pre);
+    if ((r = check_provenance(f, n->provenance, &p->provenance)))
+        goto out;
     if (n->evidence.n > 0) {
         r = cx_error_set(CX_EINVAL, "%sevidence is only for drafts; leave it out of observations",
                          pre);
@@ -530,11 +777,16 @@ static int prep_observation(const cx_note *n, size_t i, size_t total, obs_prep *
     p->body = n->body;
     p->tags = json_dumps(tags, JSON_COMPACT);
     p->files = json_dumps(files, JSON_COMPACT);
-    if (!p->tags || !p->files) {
+    p->vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin));
+    if (!p->tags || !p->files || !p->vec) {
         r = CX_ENOMEM;
         goto out;
     }
+    if ((r = embed_item(s, p->title, p->body, p->vec)))
+        goto out;
     normalised_hash(n->body, p->hash);
+    p->fold_key = cx_item_fold_key(p->visibility, p->subcortex, files,
+                                   p->provenance ? n->provenance : NULL, p->title, p->body);
 out:
     json_decref(tags);
     json_decref(files);
@@ -544,13 +796,78 @@ out:
 static const char SQL_FIND_OBS[] =
     "SELECT id FROM items WHERE kind = 'observation' AND content_hash = ?1 AND visibility = ?2";
 static const char SQL_SEEN[] = "UPDATE items SET seen = seen + 1 WHERE id = ?1";
+/* the newest observations with the same fold key, from the index alone */
+static const char SQL_FOLD_CAND[] =
+    "SELECT rid, sig FROM items WHERE fold_key = ?1 AND kind = 'observation'"
+    " ORDER BY rid DESC LIMIT ?2";
+static const char SQL_FOLD_VEC[] = "SELECT vec_scale, vec, id FROM items WHERE rid = ?1";
+static const char SQL_FOLD[] =
+    "UPDATE items SET seen = seen + 1, updated_at = max(updated_at, ?2) WHERE id = ?1";
+
+/* Sign bits that may differ between two vectors with cosine similarity
+ * >= CX_STORE_FOLD_SIMILARITY: about 64 * acos(0.92) / pi = 8.4 on
+ * average; 20 keeps a true near-duplicate with overwhelming odds while
+ * most other notes are ruled out without reading their vectors. */
+#define FOLD_SIG_BITS 20
+
+/* Looks for an observation `p` folds into: res->folded, id, similarity. */
+static int find_fold(cx_store *s, const obs_prep *p, obs_result *res) {
+    sqlite3_stmt *st;
+    int64_t rids[CX_STORE_FOLD_CANDIDATES];
+    size_t n = 0;
+    int dim = cx_embed_dim(s->builtin), rc;
+    uint64_t sig = cx_vec_sig(p->vec, dim);
+    int r = cx_store_prepare(s, SQL_FOLD_CAND, &st);
+    if (r)
+        return r;
+    sqlite3_bind_int64(st, 1, p->fold_key);
+    sqlite3_bind_int(st, 2, CX_STORE_FOLD_CANDIDATES);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < CX_STORE_FOLD_CANDIDATES) {
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+            continue;
+        uint64_t other = (uint64_t)sqlite3_column_int64(st, 1);
+        if (__builtin_popcountll(other ^ sig) <= FOLD_SIG_BITS)
+            rids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cx_store_sqlerr(s, rc, "looking for a near-duplicate");
+    double best = -1.0;
+    for (size_t k = 0; k < n; k++) {
+        if ((r = cx_store_prepare(s, SQL_FOLD_VEC, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, rids[k]);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == dim) {
+            const int8_t *q = sqlite3_column_blob(st, 1);
+            double dot = 0.0;
+            for (int i = 0; i < dim; i++)
+                dot += (double)p->vec[i] * q[i];
+            double sim = dot * sqlite3_column_double(st, 0);
+            if (sim > best) {
+                best = sim;
+                if (sim >= CX_STORE_FOLD_SIMILARITY)
+                    snprintf(res->id, sizeof res->id, "%s",
+                             (const char *)sqlite3_column_text(st, 2));
+            }
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return cx_store_sqlerr(s, rc, "reading a near-duplicate's vector");
+    }
+    res->folded = best >= CX_STORE_FOLD_SIMILARITY;
+    res->similarity = best > 1.0 ? 1.0 : best;
+    return 0;
+}
 
 static int observe_tx(cx_store *s, void *ud) {
     obs_ctx *c = ud;
     uint64_t now = cx_clock_now_ms();
     for (size_t i = 0; i < c->n; i++) {
         obs_prep *p = &c->preps[i];
+        obs_result *res = &c->res[i];
         sqlite3_stmt *st;
+        *res = (obs_result){0};
         int r = cx_store_prepare(s, SQL_FIND_OBS, &st);
         if (r)
             return r;
@@ -558,30 +875,41 @@ static int observe_tx(cx_store *s, void *ud) {
         sqlite3_bind_text(st, 2, p->visibility, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-            snprintf(c->ids[i], CX_ULID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+            snprintf(res->id, sizeof res->id, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return cx_store_sqlerr(s, rc, "looking for an earlier observation");
-        c->repeat[i] = rc == SQLITE_ROW;
-        if (c->repeat[i]) {
+        res->repeat = rc == SQLITE_ROW;
+        if (res->repeat) {
             if ((r = cx_store_prepare(s, SQL_SEEN, &st)))
                 return r;
-            sqlite3_bind_text(st, 1, c->ids[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 1, res->id, -1, SQLITE_STATIC);
             if ((r = cx_store_exec_stmt(s, st, "counting a repeated observation")))
                 return r;
+        } else if ((r = find_fold(s, p, res)) != 0) {
+            return r;
+        } else if (res->folded) {
+            res->repeat = true;
+            if ((r = cx_store_prepare(s, SQL_FOLD, &st)))
+                return r;
+            sqlite3_bind_text(st, 1, res->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+            if ((r = cx_store_exec_stmt(s, st, "folding a near-duplicate observation")))
+                return r;
         } else {
-            if ((r = cx_ulid_new(c->ids[i])))
+            if ((r = cx_ulid_new(res->id)))
                 return r;
             cx_item_row row = {
-                .id = c->ids[i], .kind = "observation", .status = "recorded",
+                .id = res->id, .kind = "observation", .status = "recorded",
                 .subcortex = p->subcortex, .title = p->title, .body = p->body,
                 .tags = p->tags, .files = p->files, .author = c->who ? c->who->author : NULL,
                 .agent = c->who ? c->who->agent : NULL, .visibility = p->visibility,
-                .content_hash = p->hash, .now_ms = now,
+                .content_hash = p->hash, .provenance = p->provenance, .vec = p->vec,
+                .fold_key = p->fold_key, .has_fold_key = true, .now_ms = now,
             };
-            if ((r = cx_item_insert(s, &row)))
+            if ((r = cx_item_insert(s, &row, NULL)))
                 return r;
-            if ((r = push_item(s, c->ids[i], p->visibility)))
+            if ((r = push_item(s, res->id, p->visibility)))
                 return r;
         }
         if (c->progress && c->progress(c->ud, i + 1, c->n) != 0)
@@ -604,14 +932,13 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
     if ((r = cx_item_check_actor(who)))
         return r;
     c.preps = calloc(n, sizeof *c.preps);
-    c.ids = calloc(n, sizeof *c.ids);
-    c.repeat = calloc(n, sizeof *c.repeat);
-    if (!c.preps || !c.ids || !c.repeat) {
+    c.res = calloc(n, sizeof *c.res);
+    if (!c.preps || !c.res) {
         r = CX_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        if ((r = prep_observation(&notes[i], i, n, &c.preps[i])))
+        if ((r = prep_observation(s, &notes[i], i, n, &c.preps[i])))
             goto out;
     if ((r = cx_store_write(s, observe_tx, &c)))
         goto out;
@@ -627,13 +954,18 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
     size_t repeats = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_object();
-        json_object_set_new(o, "id", json_string(c.ids[i]));
-        json_object_set_new(o, "repeat", json_boolean(c.repeat[i]));
+        json_object_set_new(o, "id", json_string(c.res[i].id));
+        json_object_set_new(o, "repeat", json_boolean(c.res[i].repeat));
+        if (c.res[i].folded) {
+            json_object_set_new(o, "folded", json_true());
+            json_object_set_new(o, "similarity",
+                                json_real(round(c.res[i].similarity * 1000.0) / 1000.0));
+        }
         if (json_array_append_new(arr, o) != 0) {
             r = CX_ENOMEM;
             goto out;
         }
-        repeats += c.repeat[i];
+        repeats += c.res[i].repeat;
     }
     json_object_set_new(res, "recorded", json_integer((json_int_t)(n - repeats)));
     json_object_set_new(res, "repeats", json_integer((json_int_t)repeats));
@@ -644,10 +976,11 @@ out:
         for (size_t i = 0; i < n; i++) {
             free(c.preps[i].tags);
             free(c.preps[i].files);
+            free(c.preps[i].provenance);
+            free(c.preps[i].vec);
         }
     free(c.preps);
-    free(c.ids);
-    free(c.repeat);
+    free(c.res);
     json_decref(res);
     return r;
 }
@@ -659,7 +992,8 @@ typedef struct draft_ctx {
     const cx_note *note;
     const char *subcortex, *visibility;
     json_t *evidence;
-    char *tags, *files, *ev;
+    char *tags, *files, *ev, *provenance;
+    float *vec;
     char id[CX_ULID_LEN + 1];
 } draft_ctx;
 
@@ -692,9 +1026,9 @@ static int draft_tx(cx_store *s, void *ud) {
         .title = c->note->title, .body = c->note->body, .tags = c->tags, .files = c->files,
         .evidence = c->ev, .author = c->who ? c->who->author : NULL,
         .agent = c->who ? c->who->agent : NULL, .visibility = c->visibility,
-        .now_ms = cx_clock_now_ms(),
+        .provenance = c->provenance, .vec = c->vec, .now_ms = cx_clock_now_ms(),
     };
-    if ((r = cx_item_insert(s, &row)))
+    if ((r = cx_item_insert(s, &row, NULL)))
         return r;
     return push_item(s, c->id, c->visibility);
 }
@@ -719,6 +1053,14 @@ int cx_store_draft(cx_store *s, const cx_actor *who, const cx_note *note, json_t
         goto out;
     if ((r = check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE, CX_STORE_MAX_ID,
                         &c.evidence)))
+        goto out;
+    if ((r = check_provenance("provenance", note->provenance, &c.provenance)))
+        goto out;
+    if (!(c.vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin)))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = embed_item(s, note->title, note->body, c.vec)))
         goto out;
     /* ids are stored upper-case; accept them in any case */
     size_t i;
@@ -751,6 +1093,8 @@ out:
     free(c.tags);
     free(c.files);
     free(c.ev);
+    free(c.provenance);
+    free(c.vec);
     return r;
 }
 
@@ -759,6 +1103,7 @@ out:
 typedef struct comment_ctx {
     const cx_actor *who;
     const char *target, *body;
+    float *vec;
     char id[CX_ULID_LEN + 1];
 } comment_ctx;
 
@@ -799,9 +1144,9 @@ static int comment_tx(cx_store *s, void *ud) {
         .id = c->id, .kind = "comment", .status = "recorded", .subcortex = subcortex,
         .body = c->body, .author = c->who ? c->who->author : NULL,
         .agent = c->who ? c->who->agent : NULL, .visibility = visibility,
-        .parent_id = c->target, .now_ms = cx_clock_now_ms(),
+        .parent_id = c->target, .vec = c->vec, .now_ms = cx_clock_now_ms(),
     };
-    if ((r = cx_item_insert(s, &row)))
+    if ((r = cx_item_insert(s, &row, NULL)))
         return r;
     return push_item(s, c->id, visibility);
 }
@@ -817,7 +1162,12 @@ int cx_store_comment(cx_store *s, const cx_actor *who, const char *target_id, co
         return r;
     if ((r = cx_item_check_text("body", body, CX_STORE_MAX_TEXT, true, false)))
         return r;
-    if ((r = cx_store_write(s, comment_tx, &c)))
+    if (!(c.vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin))))
+        return CX_ENOMEM;
+    if ((r = embed_item(s, NULL, body, c.vec)) == 0)
+        r = cx_store_write(s, comment_tx, &c);
+    free(c.vec);
+    if (r)
         return r;
     json_t *o = json_pack("{s:s, s:s}", "id", c.id, "target_id", target);
     if (!o)
@@ -904,15 +1254,26 @@ static int load_full(cx_store *s, const char *id, json_t **out) {
 }
 
 int cx_store_get(cx_store *s, const char *id, json_t **out) {
+    return cx_store_get_ex(s, id, NULL, NULL, out);
+}
+
+int cx_store_get_ex(cx_store *s, const char *id, cx_stale_fn stale, void *ud, json_t **out) {
     char nid[CX_STORE_MAX_ID + 1];
+    json_t *item = NULL;
     int r = cx_item_norm_id("id", id, nid);
     if (r)
         return r;
     if ((r = cx_store_read_begin(s)))
         return r;
-    r = load_full(s, nid, out);
+    r = load_full(s, nid, &item);
     cx_store_read_end(s);
-    return r;
+    if (r)
+        return r;
+    /* after the read: the callback may take its time (git) */
+    if (stale)
+        add_stale(item, stale, ud, json_object_get(item, "provenance"));
+    *out = item;
+    return 0;
 }
 
 /* ---- recent ---- */
@@ -995,7 +1356,7 @@ int cx_store_recent(cx_store *s, const cx_recent_query *q, json_t **out) {
     size_t budget = budget_bytes(q->max_tokens), used = 48;
     bool truncated = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = summary_row(st);
+        json_t *o = summary_row(st, q->stale, q->stale_ud);
         if (!o) {
             r = CX_ENOMEM;
             break;
@@ -1055,7 +1416,7 @@ int cx_store_review_list(cx_store *s, json_t **out) {
         goto out;
     sqlite3_bind_int(st, 1, MAX_REVIEW_LIST);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = summary_row(st);
+        json_t *o = summary_row(st, NULL, NULL);
         if (!o || json_array_append_new(arr, o) != 0) {
             r = CX_ENOMEM;
             break;

@@ -8,11 +8,12 @@
  * Layering: only src/store and src/search include this header. */
 #pragma once
 
+#include "embed/embed.h"
 #include "store/store.h"
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 1
+#define CX_STORE_SCHEMA_VERSION 2
 #define CX_STORE_MAX_PATH 1024 /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID 64     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
@@ -40,6 +41,10 @@ struct cx_store {
     cx_store_ext search;
     int64_t fts_lag;         /* rows a write may leave unindexed (see fts_sync) */
     int64_t fts_chunk;       /* rows indexed per write transaction */
+    cx_embedder *builtin;    /* owned: embeds inside every write */
+    int64_t builtin_model;   /* its embed_models.id */
+    cx_embedder *model;      /* borrowed (cx_store_set_embedder), NULL = builtin only */
+    int64_t model_id;        /* embed_models.id of `model`, 0 while it has none */
 };
 
 /* The connection, borrowed; used by search for its queries. */
@@ -79,6 +84,81 @@ void cx_store_read_end(cx_store *s);
 /* Binds a string or NULL. */
 int cx_store_bind_text(sqlite3_stmt *st, int i, const char *v);
 
+/* ---- identifiers (store.c) ----
+ * The one definition of how identifiers are cut into parts, shared by the
+ * "cortex" FTS5 tokenizer (documents) and the query builder (queries), so
+ * that both always agree. */
+
+typedef struct cx_span {
+    size_t off, len;
+} cx_span;
+
+/* Parts of one identifier segment (the bytes between joiners) at camelCase
+ * and letter/digit boundaries: "parseConfigFile" -> parse|Config|File,
+ * "XMLParser" -> XML|Parser, "sha256sum" -> sha|256|sum. Only ASCII
+ * letters and digits are cut; a segment with any other byte is one part.
+ * Returns the number of parts (at most max; the last one takes the rest). */
+size_t cx_store_ident_parts(const char *s, size_t n, cx_span *parts, size_t max);
+
+/* True when the n bytes at s join two words into one identifier: one of
+ * '_' '.' '/' '-', or "::", "->", "__". */
+bool cx_store_ident_joiner(const char *s, size_t n);
+
+/* ---- vectors (store.c) ----
+ * Vectors are stored per model as int8 with one float scale each
+ * (x[i] ~= v[i] * scale): the built-in model's in the item's row
+ * (items.vec, items.vec_scale; vec_log lists rows whose vector changed
+ * after they were written), other models' in `vectors`. `items.sig` keeps
+ * 64 sign bits of the built-in vector for the near-duplicate check. */
+
+#define CX_STORE_EMBED_TEXT_MAX 8192 /* bytes of title + body that are embedded */
+#define CX_STORE_FOLD_CANDIDATES 16  /* newest observations compared when folding */
+
+/* The text an item is embedded from: title, a blank line, body; cut at
+ * CX_STORE_EMBED_TEXT_MAX bytes on a character boundary. malloc'd. */
+char *cx_vec_text(const char *title, const char *body);
+
+/* Quantizes an L2-normalised vector: q[dim] and its scale. */
+void cx_vec_quantize(const float *v, int dim, int8_t *q, float *scale);
+
+/* The 64 sign bits kept in items.sig. */
+uint64_t cx_vec_sig(const float *v, int dim);
+
+/* Embeds `text` with the store's built-in embedder into out[dim]. */
+int cx_vec_builtin(cx_store *s, const char *text, float *out);
+
+/* Writes (or replaces) the vector of item `rid` for `model` inside the
+ * current write transaction (a new item's built-in vector goes in with its
+ * row instead, see cx_item_insert). CX_VEC_DEQUEUE: also take the item off
+ * the model's embed queue (whatever its gen). */
+#define CX_VEC_DEQUEUE 1u
+int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim, unsigned flags);
+
+/* The embed_models id of a model name: created when `create` (inside a
+ * write transaction), else 0 in *out when unknown. */
+int cx_vec_model_id(cx_store *s, const char *name, int dim, bool create, int64_t *out);
+
+/* ---- near-duplicates (item.c) ---- */
+
+/* The key under which observations may fold into each other: visibility,
+ * subcortex, the set of files, the files of the provenance, and the
+ * sequence of "marked" tokens of the title and of the body (numbers,
+ * versions, identifiers, paths), so that two notes that differ in a number
+ * or an identifier never fold. */
+int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const json_t *files,
+                         const json_t *provenance, const char *title, const char *body);
+
+/* Registers the SQL function cx_fold_key(visibility, subcortex, files,
+ * provenance, title, body) (the migration computes old rows' keys with it).
+ * Returns a SQLite result code. */
+int cx_item_register_sql(sqlite3 *db);
+
+/* Reads an item's provenance (JSON text or NULL) and asks `stale` about it
+ * when both are given: *stale and *changed (an array of paths, owned by the
+ * caller, NULL when fresh). A failing callback counts as fresh. */
+void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, bool *is_stale,
+                         json_t **changed);
+
 /* ---- validation (item.c) ---- */
 
 /* True when the n bytes at s are well-formed UTF-8. */
@@ -93,7 +173,7 @@ size_t cx_store_utf8_cut(const char *s, size_t len, size_t max);
  * the columns listed in CX_ITEM_COLUMNS. */
 #define CX_ITEM_COLUMNS                                                                   \
     "id, kind, status, subcortex, title, body, tags, files, evidence, author, agent, "    \
-    "created_at, updated_at, server_seq, visibility, parent_id, seen, review"
+    "created_at, updated_at, server_seq, visibility, parent_id, seen, review, provenance"
 int cx_item_envelope(sqlite3_stmt *st, json_t **out);
 
 /* The envelope of item `id` (CX_ENOTFOUND when there is none). */
@@ -105,9 +185,15 @@ typedef struct cx_item_row {
     const char *id, *kind, *status, *subcortex, *title, *body;
     const char *tags, *files, *evidence;
     const char *author, *agent, *visibility, *parent_id, *content_hash;
+    const char *provenance;  /* JSON text or NULL */
+    const float *vec;        /* the built-in vector, or NULL */
+    int64_t fold_key;        /* observations only */
+    bool has_fold_key;
     uint64_t now_ms;
 } cx_item_row;
-int cx_item_insert(cx_store *s, const cx_item_row *row);
+/* Inserts an item row (and its built-in vector when `vec` is set); *rid
+ * (may be NULL) receives its row id. */
+int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid);
 
 /* Validates who made a change (lengths, UTF-8). */
 int cx_item_check_actor(const cx_actor *who);
@@ -123,6 +209,10 @@ int cx_item_norm_id(const char *field, const char *id, char buf[CX_STORE_MAX_ID 
  * short to fit as far as it can. */
 bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
                         const char *cut_field, bool *truncated);
+
+/* A provenance column as an object, NULL when there is none (or it is not
+ * an object). */
+json_t *cx_item_parse_provenance(const char *text);
 
 /* A JSON array (text column) as a jansson array; "[]" on anything odd. */
 json_t *cx_item_parse_array(const char *text);

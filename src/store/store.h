@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The workspace store: one SQLite database (WAL) under a workspace's state
- * directory, with items, their FTS5 index, content-addressed blobs and the
- * outbox that the sync engine drains.
+ * directory, with items, their FTS5 index, their vectors (per embedding
+ * model), content-addressed blobs and the outbox that the sync engine
+ * drains.
  *
  * Every local change writes its outbox row in the same transaction as the
  * item. Several processes may open one store at once: writers take the lock
@@ -12,6 +13,8 @@
  * **out`, untouched on failure). Times in results are ISO 8601 UTC strings.
  * A cx_store is used by one thread at a time; open one per thread. */
 #pragma once
+
+#include "embed/embed.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -31,6 +34,11 @@ typedef struct cx_store cx_store;
 #define CX_STORE_MAX_EVIDENCE 100
 #define CX_STORE_MAX_BLOB (64u * 1024 * 1024) /* bytes of one artifact version */
 #define CX_STORE_DEFAULT_SUBCORTEX "general"
+#define CX_STORE_MAX_PROVENANCE (64u * 1024) /* bytes of one provenance, as JSON */
+
+/* Observations whose built-in vectors have at least this cosine similarity
+ * (and the same fold key, see cx_store_observe) are folded into one. */
+#define CX_STORE_FOLD_SIMILARITY 0.92
 
 /* A borrowed list of strings. */
 typedef struct cx_strv {
@@ -54,7 +62,17 @@ typedef struct cx_note {
     cx_strv files;          /* workspace-relative paths */
     cx_strv evidence;       /* draft only: ids that must exist */
     const char *visibility; /* NULL = "shared"; or "private" */
+    const json_t *provenance; /* NULL, or an object (repository, commit, files and
+                               * their blob ids...): stored as JSON, returned as
+                               * "provenance" by get, search and recent */
 } cx_note;
+
+/* Decides whether an item is stale: given the provenance it was recorded
+ * with, returns 1 when the files it names differ now (then *changed, owned
+ * by the caller, may hold an array of the changed paths), 0 when not, or a
+ * negative CX_E... code (then the item counts as fresh). Called only for
+ * items that have a provenance. */
+typedef int (*cx_stale_fn)(void *ud, const json_t *provenance, json_t **changed);
 
 /* Called between items of a long write; a non-zero return cancels the call,
  * which then rolls back and returns CX_ECANCELED. */
@@ -65,6 +83,50 @@ typedef int (*cx_progress_fn)(void *ud, size_t done, size_t total);
  * migration applied, and `blobs/`. *out owned by the caller. */
 int cx_store_open(cx_store **out, const char *state_dir);
 void cx_store_free(cx_store *s);
+
+/* Registers what the store's schema needs on any SQLite connection to its
+ * database: the "cortex" FTS5 tokenizer and the SQL function cx_fold_key.
+ * The store does it on its own connections; other tools that read or check
+ * the search index (the sqlite3 shell, integrity checks) need it too, for
+ * example from a loadable extension whose init calls this. Returns a
+ * SQLite result code. */
+struct sqlite3;
+int cx_store_register_sqlite(struct sqlite3 *db);
+
+/* ---- embeddings ----
+ * Every write embeds the item's title and body with the built-in embedder
+ * (cx_embed_builtin_new, microseconds) inside its transaction: those
+ * vectors serve semantic search by default and near-duplicate folding
+ * always. Another model (an http embedder) is set per connection; its
+ * vectors are made in the background by cx_store_embed_pending(). */
+
+/* Selects the model for semantic search on this connection (borrowed; must
+ * outlive the store or be replaced; NULL = the built-in one only). Records
+ * the model id in the store: when it is new, every item becomes pending for
+ * it (nothing is embedded here; see cx_store_embed_pending). Until an item
+ * has a vector of the model, search uses its built-in vector. A short write;
+ * call it off the initialize path. */
+int cx_store_set_embedder(cx_store *s, cx_embedder *e);
+
+/* Embeds up to `max` (0 = no bound) pending items in batches of at most
+ * CX_EMBED_MAX_BATCH, each batch committed on its own: first items that
+ * lack a built-in vector (stores from before vectors, text changed by
+ * sync), then items that lack a vector of the model set with
+ * cx_store_set_embedder(). Texts are read, then embedded with no lock held,
+ * then written; an item changed meanwhile stays pending. *done (may be
+ * NULL) counts the items embedded. Errors of the embedder are returned
+ * as they are (CX_EBUSY while its circuit breaker is open, CX_EIO while the
+ * endpoint is down): call again later. For cortexd's background thread, on
+ * its own connection. */
+int cx_store_embed_pending(cx_store *s, size_t max, size_t *done);
+
+/* Re-embeds every item with `e` (NULL = the built-in embedder) in the
+ * foreground, batch by batch, replacing vectors of that model.
+ * progress(ud, done, total) is called after each committed batch; a
+ * non-zero return stops with CX_ECANCELED (batches already committed stay;
+ * the rest keep their old vectors or stay pending). Errors of the embedder
+ * stop it likewise. For `cortex reindex`. */
+int cx_store_reindex(cx_store *s, cx_embedder *e, cx_progress_fn progress, void *ud);
 
 /* For a long-running process whose other thread calls cx_store_maintain()
  * on a connection of its own: writes on `s` then leave search indexing and
@@ -85,7 +147,16 @@ const char *cx_store_db_path(const cx_store *s);
  * none. An observation whose normalised text (whitespace collapsed, trimmed)
  * already exists in the store is not recorded again; its first id is
  * returned with repeat=true (and its `seen` count grows).
- * *out: {"results":[{"id":…, "repeat":bool}…], "recorded":N, "repeats":N} */
+ * A near-duplicate is folded likewise: when one of the newest
+ * CX_STORE_FOLD_CANDIDATES observations with the same visibility,
+ * subcortex, set of files, provenance files and the same numbers,
+ * identifiers and paths in its text (in the same order) has a built-in
+ * vector with cosine similarity >= CX_STORE_FOLD_SIMILARITY, that one's
+ * `seen` grows and its updated_at becomes now (its search index entry is
+ * untouched); nothing new is recorded.
+ * *out: {"results":[{"id":…, "repeat":bool} or {"id":…, "repeat":true,
+ * "folded":true, "similarity":x}…], "recorded":N, "repeats":N} (repeats
+ * counts folds too) */
 int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, size_t n,
                      cx_progress_fn progress, void *ud, json_t **out);
 
@@ -125,6 +196,11 @@ int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json
  * for artifacts. CX_ENOTFOUND when there is no such id. */
 int cx_store_get(cx_store *s, const char *id, json_t **out);
 
+/* cx_store_get (whose envelope has "provenance" when the item has one),
+ * plus, when `stale` is given, "stale": bool and, when stale, "changed":
+ * [paths]. The callback runs after the read, with no transaction open. */
+int cx_store_get_ex(cx_store *s, const char *id, cx_stale_fn stale, void *ud, json_t **out);
+
 /* The content of an artifact version (0 = latest) as a malloc'd buffer. */
 int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version, char **data,
                               size_t *len);
@@ -135,18 +211,24 @@ typedef struct cx_recent_query {
     const char *subcortex; /* NULL = any */
     size_t limit;          /* 1..100 */
     size_t max_tokens;     /* answer budget, 4 bytes a token; 0 = 2000 */
+    cx_stale_fn stale;     /* NULL = no staleness in the answer */
+    void *stale_ud;
 } cx_recent_query;
 
 /* Items whose updated_at is after `since` (a time, or the given item's
  * updated_at), newest first, as summaries {id, kind, status, subcortex,
- * title, updated_at, tags, snippet (first ~200 bytes of the body)}.
- * Comments are included. *out: {"items":[…], "count":N, "truncated":bool} */
+ * title, updated_at, tags, snippet (first ~200 bytes of the body),
+ * provenance (when set)}, plus "stale": bool and "changed" (when stale)
+ * when q->stale is given. Comments are included.
+ * *out: {"items":[…], "count":N, "truncated":bool} */
 int cx_store_recent(cx_store *s, const cx_recent_query *q, json_t **out);
 
 /* *out: {"db_path", "db_bytes", "blob_bytes", "items": {"observation":N,
  * "draft":N, "thread":N, "comment":N, "artifact":N, "total":N},
  * "drafts_pending":N, "outbox": {"pending":N, "rejected":N},
- * "schema_version":N, "sqlite_version":"3.x"} */
+ * "embeddings": {"model": the search model's id, "models": [{"model",
+ * "dim", "vectors":N, "pending":N}…]}, "schema_version":N,
+ * "sqlite_version":"3.x"} */
 int cx_store_status(cx_store *s, json_t **out);
 
 /* Drafts awaiting review (status pending or changes_requested), oldest first,

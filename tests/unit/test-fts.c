@@ -64,8 +64,9 @@ static void test_exact(void) {
     expect("^start -minus +plus", CX_FTS_ALL, "\"start\" AND \"minus\" AND \"plus\"");
     expect("\"unbalanced quote", CX_FTS_ALL, "\"unbalanced\" AND \"quote\"");
     expect("a \"b c\" \"d", CX_FTS_ALL, "\"a\" AND \"b c\" AND \"d\"");
-    expect("foo_bar", CX_FTS_ALL, "\"foo_bar\"");
-    expect("src/store.c:42", CX_FTS_ALL, "\"src\" AND \"store\" AND \"c\" AND \"42\"");
+    expect("foo_bar", CX_FTS_ALL, "(\"foo_bar\" OR (\"foo\" AND \"bar\"))");
+    expect("src/store.c:42", CX_FTS_ALL,
+           "(\"src/store.c\" OR (\"src\" AND \"store\" AND \"c\")) AND \"42\"");
     expect("café naïve", CX_FTS_ALL, "\"café\" AND \"naïve\"");
     expect("a\xff" "b", CX_FTS_ALL, "\"a\" AND \"b\""); /* invalid byte separates */
     expect("\xe6\x97\xa5\xe6\x9c\xac", CX_FTS_ALL, "\"\xe6\x97\xa5\xe6\x9c\xac\"");
@@ -96,6 +97,42 @@ static void test_exact(void) {
     free(q);
     q = NULL;
     CX_CHECK_OK(cx_fts_build_query("foo_b*", CX_FTS_ALL, &q));
+    CX_CHECK_INT(run(q), 1);
+    free(q);
+}
+
+/* Identifiers match whole or by their parts (see fts.c). */
+static void test_identifiers(void) {
+    expect("parseConfigFile", CX_FTS_ALL,
+           "(\"parseConfigFile\" OR (\"parse\" AND \"Config\" AND \"File\"))");
+    expect("parseConfigFile", CX_FTS_ANY,
+           "(\"parseConfigFile\" OR \"parse\" OR \"Config\" OR \"File\")");
+    expect("XMLHttpRequest", CX_FTS_ALL,
+           "(\"XMLHttpRequest\" OR (\"XML\" AND \"Http\" AND \"Request\"))");
+    expect("parseCfg x", CX_FTS_ANY, "(\"parseCfg\" OR \"parse\" OR \"Cfg\") OR \"x\"");
+    expect("retry.policy.max", CX_FTS_ALL,
+           "(\"retry.policy.max\" OR (\"retry\" AND \"policy\" AND \"max\"))");
+    expect("std::vector ptr->next", CX_FTS_ALL,
+           "(\"std::vector\" OR (\"std\" AND \"vector\")) AND "
+           "(\"ptr->next\" OR (\"ptr\" AND \"next\"))");
+    expect("sha256", CX_FTS_ALL, "(\"sha256\" OR (\"sha\" AND \"256\"))");
+    /* parts of one character are left out of an OR, kept in an AND */
+    expect("x86_64", CX_FTS_ANY, "(\"x86_64\" OR \"86\" OR \"64\")");
+    expect("x86_64", CX_FTS_ALL, "(\"x86_64\" OR (\"x\" AND \"86\" AND \"64\"))");
+    /* a prefix applies to the whole and to the last part */
+    expect("parseConf*", CX_FTS_ALL, "(\"parseConf\"* OR (\"parse\" AND \"Conf\"*))");
+    /* joiners only join words: at the ends they separate */
+    expect("-flag trailing- a--b", CX_FTS_ALL,
+           "\"flag\" AND \"trailing\" AND \"a\" AND \"b\"");
+    expect("__init__", CX_FTS_ALL, "\"__init__\"");
+    expect("2026-01-31", CX_FTS_ALL,
+           "(\"2026-01-31\" OR (\"2026\" AND \"01\" AND \"31\"))");
+    /* inside a phrase an identifier stays whole */
+    expect("\"call parse_config now\"", CX_FTS_ALL, "\"call parse_config now\"");
+    expect("\"see src/x.c\"*", CX_FTS_ANY, "\"see src/x.c\"*");
+    /* the plain unicode61 table: the parts find foo_bar */
+    char *q = NULL;
+    CX_CHECK_OK(cx_fts_build_query("fooBar", CX_FTS_ALL, &q));
     CX_CHECK_INT(run(q), 1);
     free(q);
 }
@@ -185,6 +222,7 @@ static void test_random(void) {
 int main(void) {
     setup();
     test_exact();
+    test_identifiers();
     test_limits();
     test_random();
     sqlite3_finalize(match);

@@ -32,9 +32,10 @@ static char *observe(const cx_note *n) {
     return id;
 }
 
-/* Runs a search; returns the answer (caller frees) or NULL. */
+/* Runs a keyword search; returns the answer (caller frees) or NULL. The
+ * hybrid and semantic modes are tested in test-hybrid.c. */
 static json_t *search(const char *text, size_t limit) {
-    cx_search_query q = {.text = text, .limit = limit};
+    cx_search_query q = {.text = text, .limit = limit, .mode = CX_SEARCH_KEYWORD};
     json_t *out = NULL;
     int r = cx_search_run(s, &q, &out);
     if (r) {
@@ -178,7 +179,7 @@ static void test_all_then_any(void) {
 }
 
 static void test_filters(void) {
-    cx_search_query q = {.text = "deploy friday release", .limit = 10};
+    cx_search_query q = {.text = "deploy friday release", .limit = 10, .mode = CX_SEARCH_KEYWORD};
     json_t *res = NULL;
     q.kind = "draft";
     CX_CHECK_OK(cx_search_run(s, &q, &res));
@@ -271,7 +272,8 @@ static void test_budget(void) {
         cx_note note = {.body = body};
         free(observe(&note));
     }
-    cx_search_query q = {.text = "walrus", .limit = 30, .max_tokens = 300};
+    cx_search_query q = {.text = "walrus", .limit = 30, .max_tokens = 300,
+                         .mode = CX_SEARCH_KEYWORD};
     json_t *res = NULL;
     CX_CHECK_OK(cx_search_run(s, &q, &res));
     CX_CHECK(res && json_is_true(json_object_get(res, "truncated")));
@@ -368,7 +370,7 @@ static void test_scores_are_bm25(void) {
         json_t *results = res ? json_object_get(res, "results") : NULL;
         for (size_t i = 0; i < json_array_size(results); i++) {
             json_t *r = json_array_get(results, i);
-            double got = json_real_value(json_object_get(r, "score"));
+            double got = json_real_value(json_object_get(json_object_get(r, "why"), "bm25"));
             double want = -sqlite_bm25(all, sget(r, "id"));
             if (want < -1e8) /* an OR-only match: scored with the OR expression */
                 want = -sqlite_bm25(any, sget(r, "id"));
@@ -441,7 +443,7 @@ static void test_window(void) {
     if (res)
         CX_CHECK_STR(id_at(res, 0), old_id);
     json_decref(res);
-    cx_search_query q = {.text = "gnu", .kind = "thread"};
+    cx_search_query q = {.text = "gnu", .kind = "thread", .mode = CX_SEARCH_KEYWORD};
     res = NULL;
     CX_CHECK_OK(cx_search_run(s, &q, &res));
     CX_CHECK(res && count(res) == 1 && has_id(res, old_id));
