@@ -352,6 +352,7 @@ int main(int argc, char **argv) {
     }
     cx_linereader_free(lr);
 
+    cx_mcp_shutdown(g.mcp);
     pthread_mutex_lock(&g.q_lock);
     g.closing = true;
     if (terminated)

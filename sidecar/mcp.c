@@ -15,6 +15,7 @@
 #include "util/log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,7 @@ struct cx_mcp {
 
     int client_log_level;    /* CX_LOG_OFF until logging/setLevel */
     json_t *batch;           /* answers being collected for a batch, or NULL */
+    atomic_bool stopping;    /* cx_mcp_shutdown() was called */
 };
 
 /* One request being served. */
@@ -231,6 +233,14 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len) {
 
 /* ---- the store, opened once, lazily --------------------------------------- */
 
+/* Loading the vector index stops when the session ends; search picks up
+ * what is missing later, incrementally. */
+static int warm_progress(void *ud, size_t done, size_t total) {
+    (void)done;
+    (void)total;
+    return atomic_load(&((cx_mcp *)ud)->stopping) ? 1 : 0;
+}
+
 /* Provenance, the configured embedder and the vector index: everything a
  * search needs, prepared once right after the store opens. Each part that
  * fails leaves a working, plainer server behind (logged, ignored). */
@@ -256,9 +266,12 @@ static void setup_search(cx_mcp *m) {
     if (m->embedder && cx_store_set_embedder(m->store, m->embedder) != 0)
         cx_log(CX_LOG_WARNING, "cannot select the configured embedder: %s, ignoring",
                cx_error_last());
-    if (cx_search_warm(m->store) != 0)
+    int r = cx_search_warm_ex(m->store, warm_progress, m);
+    if (r != 0 && r != CX_ECANCELED)
         cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
 }
+
+void cx_mcp_shutdown(cx_mcp *m) { atomic_store(&m->stopping, true); }
 
 static cx_store *get_store(cx_mcp *m) {
     pthread_mutex_lock(&m->store_lock);

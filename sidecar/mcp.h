@@ -63,5 +63,10 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len);
  * them warm). */
 int cx_mcp_warm(cx_mcp *m);
 
+/* Thread-safe: the session is ending. Work that only prepares for later
+ * calls (loading the vector index) stops early; requests still queued are
+ * answered as usual. */
+void cx_mcp_shutdown(cx_mcp *m);
+
 /* The workspace once resolved (borrowed), else NULL. */
 const cx_workspace *cx_mcp_workspace(cx_mcp *m);

@@ -27,7 +27,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 
-#include <curl/curl.h>
+#include "net/curlapi.h"
 #include <errno.h>
 #include <float.h>
 #include <jansson.h>
@@ -87,12 +87,6 @@ typedef struct http {
 
 /* --- curl global state --------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
-
-static void curl_init(void) {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* --- error details without secrets ---------------------------------- */
 
@@ -695,10 +689,8 @@ int cx_embed_http_new(cx_embedder **out, const cx_embed_http_config *cfg) {
         return cx_error_set(CX_EINVAL, "embed: out and cfg must not be NULL");
     if (!cfg->base_url || !cfg->model || !*cfg->model)
         return cx_error_set(CX_EINVAL, "embed: the http embedder needs base_url and model");
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return cx_error_set(CX_EFAIL, "embed: curl_global_init failed: %s",
-                            curl_easy_strerror(curl_init_rc));
+    if ((r = cx_curl_load()) != 0)
+        return cx_error_set(r, "embed: %s", cx_error_last());
 
     h = calloc(1, sizeof *h);
     if (!h)

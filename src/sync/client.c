@@ -4,7 +4,7 @@
 
 #include "util/error.h"
 
-#include <curl/curl.h>
+#include "net/curlapi.h"
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,12 +32,6 @@ typedef struct buf {
     long retry_after;
 } buf;
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void) {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 void cx_client_answer_clear(cx_client_answer *a) {
     if (!a)
@@ -51,9 +45,8 @@ int cx_client_new(cx_client **out, const cx_upstream *u, const char *key,
     int r = cx_upstream_check_url(u->url);
     if (r)
         return r;
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return cx_error_set(CX_EFAIL, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    if ((r = cx_curl_load()) != 0)
+        return r;
     cx_client *c = calloc(1, sizeof *c);
     if (!c)
         return CX_ENOMEM;
