@@ -78,7 +78,9 @@ int cx_config_load(const cx_workspace *ws, cx_config *out) {
         (r = get_str(git, cfg, "embed.cafile", &c.embed_ca_file)) ||
         (r = get_int(git, cfg, "embed.dim", 1, CX_EMBED_MAX_DIM, &c.embed_dim)) ||
         (r = get_int(git, cfg, "embed.timeoutms", 100, 600000, &c.embed_timeout_ms)) ||
-        (r = get_int(git, cfg, "embed.batch", 1, CX_EMBED_MAX_BATCH, &c.embed_batch)))
+        (r = get_int(git, cfg, "embed.batch", 1, CX_EMBED_MAX_BATCH, &c.embed_batch)) ||
+        (r = get_int(git, cfg, "embed.breakercooldownms", 100, 3600000,
+                     &c.embed_breaker_cooldown_ms)))
         goto out;
 defaults:
     if (!c.embed_provider && !(c.embed_provider = strdup("builtin"))) {
@@ -118,6 +120,7 @@ int cx_config_embedder(const cx_config *c, cx_embedder **out, bool for_queries) 
         .timeout_ms = c->embed_timeout_ms,
         .max_batch = c->embed_batch,
         .retries = for_queries ? -1 : 0,
+        .breaker_cooldown_ms = c->embed_breaker_cooldown_ms,
     };
     return cx_embed_http_new(out, &hc);
 }

@@ -10,6 +10,8 @@
  *     apiKeyEnv = OPENAI_API_KEY       (http: environment variable holding
  *                                       the key; never the key itself)
  *     dim = 768  timeoutMs = 10000  batch = 64  caFile = /path/ca.pem
+ *     breakerCooldownMs = 30000        (how long to stop asking a failing
+ *                                       service before trying again)
  */
 #pragma once
 
@@ -25,6 +27,7 @@ typedef struct cx_config {
     int embed_dim;
     int embed_timeout_ms;
     int embed_batch;
+    int embed_breaker_cooldown_ms;
 } cx_config;
 
 /* Reads the workspace's config into *out (every string malloc'd or NULL;
