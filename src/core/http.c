@@ -338,20 +338,10 @@ static int authenticate(cx_http *h, struct MHD_Connection *c, req *q) {
 /* --- the endpoints --------------------------------------------------- */
 
 static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
-    json_t *out = NULL, *body = NULL;
+    json_t *out = NULL;
     int r = 0;
     if (q->too_big)
         return send_error(h, c, q, 413, "too_large", "the request body is over the limit");
-    if (q->ep == EP_PUSH || q->ep == EP_BLOBS_MISSING || q->ep == EP_DECISION) {
-        json_error_t err;
-        body = json_loadb(q->buf ? q->buf : "", q->len, JSON_REJECT_DUPLICATES, &err);
-        if (!body) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", err.text,
-                     err.line, err.column);
-            return send_error(h, c, q, 400, "bad_request", msg);
-        }
-    }
     switch (q->ep) {
     case EP_HEALTHZ:
         return send_json(h, c, q, 200, json_pack("{s:s}", "status", "ok"));
@@ -367,7 +357,8 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
                                    h->cfg.rate, "team", q->who.team, "role", q->who.role));
     case EP_PUSH: {
         long applied = 0;
-        r = cx_sync_push(h->sync, &q->who, body, &out, &applied);
+        r = cx_sync_handle_body(h->sync, &q->who, CX_SYNC_BODY_PUSH, NULL, q->buf, q->len, &out,
+                                &applied);
         if (r == 0 && applied) {
             pthread_mutex_lock(&h->lock);
             h->ops_applied += applied;
@@ -405,13 +396,15 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
         break;
     }
     case EP_DECISION:
-        r = cx_sync_decide(h->sync, &q->who, q->arg, body, &out);
+        r = cx_sync_handle_body(h->sync, &q->who, CX_SYNC_BODY_DECISION, q->arg, q->buf, q->len,
+                                &out, NULL);
         break;
     case EP_ACCEPT:
         r = cx_sync_accept(h->sync, &q->who, q->arg, q->n, &out);
         break;
     case EP_BLOBS_MISSING:
-        r = cx_sync_blobs_missing(h->sync, &q->who, body, &out);
+        r = cx_sync_handle_body(h->sync, &q->who, CX_SYNC_BODY_MISSING, NULL, q->buf, q->len,
+                                &out, NULL);
         break;
     case EP_BLOB_PUT: {
         bool created = false;
@@ -433,7 +426,6 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
     default:
         return send_error(h, c, q, 404, "not_found", "no such endpoint");
     }
-    json_decref(body);
     if (r)
         return send_failure(h, c, q, r);
     return send_json(h, c, q, 200, out);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cortex-core: the team's upstream core. This file owns the command line
- * (init, serve, keys, backup, verify-audit) and the data directory layout:
+ * (init, serve, keys, forget, compact, backup, verify-audit) and the data
+ * directory layout:
  *
  *   DIR/            mode 0700
  *   DIR/core.db     SQLite, WAL mode (storage.c)
@@ -38,6 +39,8 @@ static int usage(void) {
           "       cortex-core keys create DIR --team TEAM --role agent|reviewer|admin --name NAME\n"
           "       cortex-core keys list DIR\n"
           "       cortex-core keys revoke DIR KEY_ID\n"
+          "       cortex-core forget DIR --team TEAM ID [--reason TEXT]\n"
+          "       cortex-core compact DIR --team TEAM --before-seq N\n"
           "       cortex-core backup DIR DEST\n"
           "       cortex-core verify-audit DIR\n",
           stderr);
@@ -323,6 +326,80 @@ out:
     return r ? fail("serve") : 0;
 }
 
+/* Options as parse_opts, and at most one positional argument (*pos). */
+static int parse_opts_pos(int argc, char **argv, int i, const opt *opts, const char **pos) {
+    for (; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) {
+            if (*pos) {
+                fprintf(stderr, "cortex-core: unexpected argument: %s\n", argv[i]);
+                return -1;
+            }
+            *pos = argv[i];
+            continue;
+        }
+        const opt *o = opts;
+        for (; o->name; o++)
+            if (strcmp(argv[i], o->name) == 0)
+                break;
+        if (!o->name || i + 1 >= argc) {
+            fprintf(stderr, "cortex-core: unknown option or missing value: %s\n", argv[i]);
+            return -1;
+        }
+        *o->value = argv[++i];
+    }
+    return 0;
+}
+
+#define LOCAL_ACTOR "cortex-core (local)"
+
+static int cmd_forget(int argc, char **argv) {
+    const char *team = NULL, *reason = NULL, *id = NULL;
+    if (argc < 3 || parse_opts_pos(argc, argv, 3, (opt[]){{"--team", &team},
+                                                         {"--reason", &reason}, {NULL, NULL}},
+                                   &id) ||
+        !team || !id)
+        return usage();
+    cx_sync sync = {.max_blob = 16u << 20};
+    int64_t seq = 0;
+    int r = open_dir(argv[2], 0, &sync.st, sync.secret);
+    if (r == 0)
+        r = cx_sync_forget(&sync, team, LOCAL_ACTOR, id, reason, &seq);
+    sodium_memzero(sync.secret, sizeof sync.secret);
+    cx_storage_free(sync.st);
+    if (r)
+        return fail("forget");
+    fprintf(stderr, "cortex-core: item %s of team %s forgotten (tombstone at seq %lld)\n", id,
+            team, (long long)seq);
+    return 0;
+}
+
+static int cmd_compact(int argc, char **argv) {
+    const char *team = NULL, *before = NULL, *extra = NULL;
+    if (argc < 3 || parse_opts_pos(argc, argv, 3, (opt[]){{"--team", &team},
+                                                         {"--before-seq", &before},
+                                                         {NULL, NULL}},
+                                   &extra) ||
+        !team || !before || extra)
+        return usage();
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(before, &end, 10);
+    if (errno || end == before || *end || n < 1)
+        return fprintf(stderr, "cortex-core: --before-seq wants a seq >= 1\n"), 2;
+    cx_sync sync = {.max_blob = 16u << 20};
+    int64_t dropped = 0, horizon = 0;
+    int r = open_dir(argv[2], 0, &sync.st, sync.secret);
+    if (r == 0)
+        r = cx_sync_compact(&sync, team, LOCAL_ACTOR, (int64_t)n, &dropped, &horizon);
+    sodium_memzero(sync.secret, sizeof sync.secret);
+    cx_storage_free(sync.st);
+    if (r)
+        return fail("compact");
+    fprintf(stderr, "cortex-core: team %s: %lld tombstones dropped; horizon %lld (cursors below "
+                    "it get 410)\n", team, (long long)dropped, (long long)horizon);
+    return 0;
+}
+
 static int cmd_backup(int argc, char **argv) {
     if (argc != 4)
         return usage();
@@ -401,6 +478,10 @@ int main(int argc, char **argv) {
         return cmd_serve(argc, argv);
     if (strcmp(cmd, "keys") == 0)
         return cmd_keys(argc, argv);
+    if (strcmp(cmd, "forget") == 0)
+        return cmd_forget(argc, argv);
+    if (strcmp(cmd, "compact") == 0)
+        return cmd_compact(argc, argv);
     if (strcmp(cmd, "backup") == 0)
         return cmd_backup(argc, argv);
     if (strcmp(cmd, "verify-audit") == 0)

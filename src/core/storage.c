@@ -259,6 +259,40 @@ int cx_storage_horizon(cx_storage *st, const char *team, int64_t *horizon) {
     return r;
 }
 
+int cx_storage_seq_last(cx_storage *st, const char *team, int64_t *seq) {
+    sqlite3_stmt *s;
+    int r = prepare(st, "SELECT seq FROM teams WHERE team = ?1", &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    int rc = sqlite3_step(s);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = sqlerr(st, rc, "reading the sequence");
+    sqlite3_finalize(s);
+    return r;
+}
+
+int cx_storage_compact(cx_storage *st, const char *team, int64_t before, int64_t *dropped) {
+    sqlite3_stmt *s;
+    int r = prepare(st, "DELETE FROM items WHERE team = ?1 AND deleted = 1 AND seq < ?2", &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    sqlite3_bind_int64(s, 2, before);
+    if ((r = exec_stmt(st, s, "dropping tombstones")))
+        return r;
+    *dropped = sqlite3_changes(st->db);
+    if ((r = prepare(st,
+                     "INSERT INTO teams(team, seq, horizon) VALUES (?1, 0, ?2)"
+                     " ON CONFLICT(team) DO UPDATE SET horizon = max(horizon, ?2)",
+                     &s)))
+        return r;
+    bind_text(s, 1, team);
+    sqlite3_bind_int64(s, 2, before);
+    return exec_stmt(st, s, "recording the tombstone horizon");
+}
+
 int cx_storage_op_get(cx_storage *st, const char *team, const char *op_id, uint8_t digest[32],
                       int64_t *seq) {
     sqlite3_stmt *s;
@@ -479,6 +513,23 @@ int cx_storage_blob_get(cx_storage *st, const char *team, const char *sha, void 
     }
     sqlite3_finalize(s);
     return r;
+}
+
+int cx_storage_blob_drop_unused(cx_storage *st, const char *team, const char *sha, bool *deleted) {
+    sqlite3_stmt *s;
+    int r = prepare(st,
+                    "DELETE FROM blobs WHERE team = ?1 AND sha256 = ?2 AND NOT EXISTS"
+                    " (SELECT 1 FROM items WHERE team = ?1 AND deleted = 0"
+                    " AND instr(json, ?2) > 0)",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    bind_text(s, 2, sha);
+    if ((r = exec_stmt(st, s, "dropping a blob")))
+        return r;
+    *deleted = sqlite3_changes(st->db) > 0;
+    return 0;
 }
 
 int cx_storage_audit_last(cx_storage *st, int64_t *n, char hash[65]) {

@@ -80,6 +80,12 @@ int cx_storage_item_put(cx_storage *st, const char *team, const char *id, const 
 int cx_storage_changes(cx_storage *st, const char *team, int64_t since, int limit,
                        int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                        void *ud);
+/* Tombstone compaction: deletes the team's tombstones with seq < before
+ * and raises its horizon to `before` (never lowers it). *dropped counts the
+ * tombstones removed. */
+int cx_storage_compact(cx_storage *st, const char *team, int64_t before, int64_t *dropped);
+/* The team's last seq (0 when it has none). */
+int cx_storage_seq_last(cx_storage *st, const char *team, int64_t *seq);
 /* Drafts waiting for review (pending or changes_requested), oldest first. */
 int cx_storage_queue(cx_storage *st, const char *team, int limit,
                      int (*fn)(void *ud, const char *json), void *ud, int64_t *total);
@@ -92,6 +98,9 @@ int cx_storage_blob_put(cx_storage *st, const char *team, const char *sha, const
                         size_t len, bool *created);
 int cx_storage_blob_get(cx_storage *st, const char *team, const char *sha, void **data,
                         size_t *len);
+/* Deletes the team's blob sha unless a live item still names it (its hash
+ * appears in the item's JSON). *deleted says whether it went. */
+int cx_storage_blob_drop_unused(cx_storage *st, const char *team, const char *sha, bool *deleted);
 
 /* The audit log. audit_last: the last entry's n and hash (n 0 and NULL
  * hash when empty; hash written to out[65]). */

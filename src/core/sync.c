@@ -742,3 +742,119 @@ int cx_sync_blob_get(cx_sync *s, const cx_principal *p, const char *sha, void **
     cx_storage_rollback(s->st);
     return r;
 }
+
+/* --- request bodies ------------------------------------------------------ */
+
+int cx_sync_handle_body(cx_sync *s, const cx_principal *p, cx_sync_body kind, const char *arg,
+                        const char *body, size_t len, json_t **out, long *applied) {
+    if (len > CX_SYNC_MAX_BODY)
+        return cx_error_set(CX_ELIMIT, "the request body is %zu bytes; the limit is %u", len,
+                            CX_SYNC_MAX_BODY);
+    json_error_t err;
+    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc)
+        return cx_error_set(CX_EINVAL, "malformed JSON: %s (line %d, column %d)", err.text,
+                            err.line, err.column);
+    long dummy = 0;
+    int r;
+    switch (kind) {
+    case CX_SYNC_BODY_PUSH:
+        r = cx_sync_push(s, p, doc, out, applied ? applied : &dummy);
+        break;
+    case CX_SYNC_BODY_MISSING:
+        r = cx_sync_blobs_missing(s, p, doc, out);
+        break;
+    case CX_SYNC_BODY_DECISION:
+        r = cx_sync_decide(s, p, arg ? arg : "", doc, out);
+        break;
+    default:
+        r = cx_error_set(CX_EINVAL, "no such request kind");
+        break;
+    }
+    json_decref(doc);
+    return r;
+}
+
+/* --- admin: forget, compact ------------------------------------------- */
+
+int cx_sync_forget(cx_sync *s, const char *team, const char *actor, const char *id,
+                   const char *reason, int64_t *seq) {
+    if (!id || !cx_ulid_valid(id))
+        return cx_error_set(CX_EINVAL, "an item id is a ULID");
+    int r = cx_storage_begin(s->st, true);
+    if (r)
+        return r;
+    json_t *it = NULL, *detail = NULL;
+    int64_t oldseq = 0;
+    if ((r = load_item(s, team, id, &it, &oldseq))) {
+        if (r == CX_ENOTFOUND)
+            cx_error_set(CX_ENOTFOUND, "team %s has no item %s (or it was forgotten already)",
+                         team, id);
+        goto out;
+    }
+    const char *kind = str(it, "kind") ? str(it, "kind") : "observation";
+    const char *status = str(it, "status") ? str(it, "status") : "recorded";
+    if ((r = cx_storage_seq_next(s->st, team, seq)) ||
+        (r = cx_storage_item_put(s->st, team, id, kind, status, *seq, true, NULL)))
+        goto out;
+    json_t *blobs = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(it, "versions"), i, v) {
+        const char *sha = str(v, "sha256");
+        bool gone = false;
+        if (!cx_sync_sha_valid(sha))
+            continue;
+        if ((r = cx_storage_blob_drop_unused(s->st, team, sha, &gone)))
+            break;
+        if (gone)
+            json_array_append_new(blobs, json_string(sha));
+    }
+    detail = json_pack("{s:s, s:s, s:I, s:o}", "item", id, "kind", kind, "seq", (json_int_t)*seq,
+                       "blobs_deleted", blobs);
+    if (r)
+        goto out;
+    if (!detail) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if (reason && *reason)
+        json_object_set_new(detail, "reason", json_string(reason));
+    r = cx_audit_append(s->st, s->secret, team, actor, "item.forget", detail);
+out:
+    json_decref(detail);
+    json_decref(it);
+    if (r == 0)
+        return cx_storage_commit(s->st);
+    cx_storage_rollback(s->st);
+    return r;
+}
+
+int cx_sync_compact(cx_sync *s, const char *team, const char *actor, int64_t before,
+                    int64_t *dropped, int64_t *horizon) {
+    if (before < 1)
+        return cx_error_set(CX_EINVAL, "--before-seq must be a seq >= 1");
+    int r = cx_storage_begin(s->st, true);
+    if (r)
+        return r;
+    int64_t last = 0, old = 0;
+    json_t *detail = NULL;
+    if ((r = cx_storage_seq_last(s->st, team, &last)) ||
+        (r = cx_storage_horizon(s->st, team, &old)))
+        goto out;
+    if (before > last + 1)
+        before = last + 1;
+    if ((r = cx_storage_compact(s->st, team, before, dropped)))
+        goto out;
+    *horizon = before > old ? before : old;
+    detail = json_pack("{s:I, s:I, s:I}", "before_seq", (json_int_t)before, "horizon",
+                       (json_int_t)*horizon, "tombstones_dropped", (json_int_t)*dropped);
+    r = detail ? cx_audit_append(s->st, s->secret, team, actor, "feed.compact", detail)
+               : CX_ENOMEM;
+out:
+    json_decref(detail);
+    if (r == 0)
+        return cx_storage_commit(s->st);
+    cx_storage_rollback(s->st);
+    return r;
+}

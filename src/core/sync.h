@@ -64,5 +64,39 @@ int cx_sync_blob_put(cx_sync *s, const cx_principal *p, const char *sha, const v
 int cx_sync_blob_get(cx_sync *s, const cx_principal *p, const char *sha, void **data,
                      size_t *len);
 
+/* Admin actions of the command line (cortex-core forget, compact), each one
+ * transaction with an audit entry by `actor`.
+ *
+ * forget: deletes item `id`'s content at the core and records a tombstone
+ * in the team's change feed (a new seq, *seq); an artifact's blobs go too
+ * unless another live item names them. `reason` (may be NULL) goes into
+ * the audit entry. CX_ENOTFOUND when the team has no such live item.
+ *
+ * compact: drops the team's tombstones with seq < before and raises the
+ * tombstone horizon to `before` (clamped to the team's last seq + 1); a
+ * pull with 0 < since < horizon then gets CX_EGONE (410). *dropped and
+ * *horizon report what was done. CX_EINVAL for before < 1. */
+int cx_sync_forget(cx_sync *s, const char *team, const char *actor, const char *id,
+                   const char *reason, int64_t *seq);
+int cx_sync_compact(cx_sync *s, const char *team, const char *actor, int64_t before,
+                    int64_t *dropped, int64_t *horizon);
+
+/* The endpoints whose request body is JSON. */
+typedef enum cx_sync_body {
+    CX_SYNC_BODY_PUSH,     /* POST /v1/sync/push */
+    CX_SYNC_BODY_MISSING,  /* POST /v1/blobs/missing */
+    CX_SYNC_BODY_DECISION, /* POST /v1/drafts/{arg}/decision */
+} cx_sync_body;
+
+/* The one entry point for an untrusted JSON body: parses `len` bytes (not
+ * NUL-terminated; duplicate member names refused) and hands the document to
+ * push, blobs_missing or decide (`arg` is the draft id). CX_EINVAL for
+ * malformed JSON (the detail says where), CX_ELIMIT for a body over
+ * CX_SYNC_MAX_BODY, otherwise what the endpoint returns. *applied (push
+ * only) as for cx_sync_push. Used by the HTTP layer and by the fuzz target
+ * tests/fuzz/fuzz-core.c. */
+int cx_sync_handle_body(cx_sync *s, const cx_principal *p, cx_sync_body kind, const char *arg,
+                        const char *body, size_t len, json_t **out, long *applied);
+
 /* True for 64 lowercase hex digits. */
 bool cx_sync_sha_valid(const char *sha);

@@ -454,6 +454,58 @@ def tests(tmp):
     p = run("verify-audit", dest, ok=False)
     check(p.returncode != 0 and "BROKEN" in p.stdout, f"edited audit row detected: {p.stdout}")
 
+    # --- forget (a tombstone in the feed) and compact (the horizon, 410)
+    gone_id = ops[1]["item"]["id"]
+    p = run("forget", data, "--team", "B", gone_id, ok=False)
+    check(p.returncode != 0 and p.stdout == "", "forget refuses another team's item")
+    p = run("forget", data, "--team", "A", gone_id, "--reason", "leaked a secret")
+    check(p.returncode == 0 and p.stdout == "", f"forget: {p.returncode} {p.stderr}")
+    p = run("forget", data, "--team", "A", gone_id, ok=False)
+    check(p.returncode == 1, "forgetting twice fails")
+    p = run("forget", data, "--team", "A", ok=False)
+    check(p.returncode == 2, "forget without an id is a usage error")
+    st, js, _ = A.req("GET", "/v1/sync/pull?since=0&limit=1000")
+    check(st == 200, f"pull after forget {st}")
+    conforms(js, "pull-response.json", "pull with a tombstone")
+    tomb = [c for c in js.get("changes", []) if c.get("id") == gone_id]
+    check(len(tomb) == 1 and tomb[0].get("deleted") is True and "item" not in tomb[0]
+          and not any(c.get("item", {}).get("id") == gone_id for c in js["changes"]),
+          f"pull shows a tombstone, not the item: {tomb}")
+    tomb_seq = tomb[0]["seq"] if tomb else 0
+    check(tomb_seq == js["next"], f"the tombstone has the newest seq ({tomb_seq}, {js['next']})")
+    with sqlite3.connect(os.path.join(data, "core.db")) as db:
+        row = db.execute("SELECT deleted, json FROM items WHERE team = 'A' AND id = ?",
+                         (gone_id,)).fetchone()
+        actions = [r[0] for r in db.execute("SELECT action FROM audit ORDER BY n")]
+    check(row == (1, None), f"the content is deleted at the core: {row}")
+    check("item.forget" in actions, "forget is audited")
+    st, js, _ = A.req("GET", f"/v1/sync/pull?since={tomb_seq - 1}")
+    check(st == 200 and [c.get("id") for c in js["changes"]] == [gone_id],
+          f"an incremental pull gets the tombstone: {js}")
+    p = run("compact", data, "--team", "A", "--before-seq", "0", ok=False)
+    check(p.returncode == 2, "compact --before-seq 0 is a usage error")
+    p = run("compact", data, "--team", "A", "--before-seq", str(tomb_seq + 1))
+    check(p.returncode == 0 and p.stdout == "" and "1 tombstones dropped" in p.stderr,
+          f"compact: {p.returncode} {p.stderr}")
+    for since_old in (1, tomb_seq - 1):
+        st, js, _ = A.req("GET", f"/v1/sync/pull?since={since_old}")
+        check(st == 410, f"a cursor ({since_old}) below the horizon gets 410 ({st})")
+        conforms(js, "error.json", "410")
+        check(js.get("error", {}).get("code") == "gone", f"410 code: {js}")
+    st, js, _ = A.req("GET", "/v1/sync/pull?since=0&limit=1000")
+    check(st == 200 and not any(c.get("id") == gone_id or c.get("item", {}).get("id") == gone_id
+                                for c in js["changes"]),
+          "a fresh pull from 0 works and no longer carries the tombstone")
+    st, js, _ = A.req("GET", f"/v1/sync/pull?since={tomb_seq + 1}")
+    check(st == 200, f"a cursor at the horizon pulls ({st})")
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=1")
+    check(st == 200, "another team's horizon is untouched")
+    p = run("compact", data, "--team", "A", "--before-seq", "1000000")
+    check(p.returncode == 0 and f"horizon {tomb_seq + 1}" in p.stderr,
+          f"the horizon is clamped to the last seq + 1: {p.stderr}")
+    p = run("verify-audit", data)
+    check(p.returncode == 0 and "ok" in p.stdout, f"audit chain ok after forget and compact: {p.stdout}")
+
     # --- rate limit
     _, port2 = start(data, "--rate-limit", "1", "--burst", "2")
     A2 = Client(port2, keys["a-agent"])
