@@ -4,6 +4,9 @@
 #include "tools.h"
 
 #include "search/search.h"
+#include "sync.h"
+#include "sync/replica.h"
+#include "sync/upstream.h"
 #include "util/error.h"
 #include "util/fsx.h"
 #include "util/log.h"
@@ -318,18 +321,37 @@ static int tool_recent(const json_t *args, const cx_tool_env *env, json_t **out)
     return cx_store_recent(env->store, &q, out);
 }
 
+/* The sync part of status: what the replica recorded (cursor, backlog,
+ * rejected ops, last push and pull, last error) and, when this process
+ * runs the sync thread, its live state. */
+static json_t *sync_status(const cx_tool_env *env) {
+    cx_upstream *u = NULL;
+    if (cx_upstream_read(env->ws->state_dir, &u) != 0)
+        return json_pack("{s:s, s:n}", "state", "no upstream configured", "upstream");
+    json_t *st = NULL;
+    if (cx_replica_state(env->store, &st) != 0 || !st)
+        st = json_object();
+    json_object_set_new(st, "upstream", json_string(u->url));
+    json_object_set_new(st, "state", json_string("configured"));
+    json_t *thread = cx_sync_state();
+    if (thread)
+        json_object_set_new(st, "this_process", thread);
+    cx_upstream_free(u);
+    return st;
+}
+
 static int tool_status(const json_t *args, const cx_tool_env *env, json_t **out) {
     json_t *st = NULL;
     int r = cx_store_status(env->store, &st);
     if (r)
         return r;
     json_t *outbox = json_object_get(st, "outbox");
-    *out = json_pack("{s:s, s:s, s:s*, s:O, s:O, s:{s:s, s:n}, s:{s:s, s:s, s:s, s:s}}",
-                     "workspace", env->ws->root, "state_dir", env->ws->state_dir, "git_dir",
-                     env->ws->git_dir, "store", st, "outbox", outbox ? outbox : json_object(),
-                     "sync", "state", "no upstream configured", "upstream", "versions", "cortexd",
-                     "0.1.0", "protocol", env->protocol_version, "sqlite", sqlite3_libversion(),
-                     "jansson", JANSSON_VERSION);
+    *out = json_pack("{s:s, s:s, s:s*, s:O, s:O, s:o, s:{s:s, s:s, s:s, s:s}}", "workspace",
+                     env->ws->root, "state_dir", env->ws->state_dir, "git_dir", env->ws->git_dir,
+                     "store", st, "outbox", outbox ? outbox : json_object(), "sync",
+                     sync_status(env), "versions", "cortexd", "0.1.0", "protocol",
+                     env->protocol_version, "sqlite", sqlite3_libversion(), "jansson",
+                     JANSSON_VERSION);
     json_decref(st);
     return *out ? 0 : CX_ENOMEM;
 }

@@ -126,7 +126,7 @@ class Workspace:
 
 # ---- the command line itself -------------------------------------------------
 
-COMMANDS = ["search", "show", "observe", "draft", "review", "status", "help"]
+COMMANDS = ["search", "show", "observe", "draft", "review", "status", "reindex", "help"]
 
 
 def version(ws):
@@ -468,6 +468,28 @@ def status_counts(ws):
         check(want in r.out, "status lacks %r:\n%s" % (want, r))
 
 
+def reindex_and_modes(ws):
+    ws.run("reindex", expect=3)  # nothing recorded yet: nothing created
+    check(not ws.state_exists(), "reindex created .cortex")
+    ws.observe("The invoice exporter crashes when the currency code is empty")
+    ws.observe("Retry the ledger sync after a 503 from the bank gateway")
+    r = ws.run("reindex", expect=0)
+    check("Reindexed" in r.out, "reindex did not say it finished:\n%s" % r)
+    check("built-in vectors: 2/2 (100%)" in r.err, "reindex showed no progress:\n%s" % r)
+    j = ws.run("--json", "reindex", expect=0).json()
+    check(j.get("reindexed") is True, repr(j))
+    for mode in ("hybrid", "keyword", "semantic"):
+        j = ws.run("--json", "search", "invoice", "exporter", "--mode", mode, expect=0).json()
+        check(j.get("mode") == mode, "search --mode %s answered %r" % (mode, j.get("mode")))
+    # typos: no keyword matches, but the vectors find the item
+    ws.run("search", "exportr", "crashs", "--mode", "keyword", expect=1)
+    j = ws.run("--json", "search", "exportr", "crashs", expect=0).json()
+    check(j["results"] and "exporter crashes" in j["results"][0]["snippet"]
+          and j["results"][0]["why"]["lists"] == ["semantic"],
+          "hybrid search missed a typo: %r" % j["results"][:1])
+    ws.run("search", "x", "--mode", "fuzzy", expect=2)
+
+
 def main():
     if not CORTEX or not os.access(CORTEX, os.X_OK):
         print("CORTEX must name the cortex executable")
@@ -478,7 +500,8 @@ def main():
     for t in (version, help_everywhere, usage_errors, reads_create_nothing, bad_workspace,
               observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
               observe_private, workspace_selection, show_unknown_and_many, terminal_safety,
-              review_approve, review_reject_and_changes, agent_items_show, status_counts):
+              review_approve, review_reject_and_changes, agent_items_show, status_counts,
+              reindex_and_modes):
         test(t)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -358,6 +358,11 @@ def tests(tmp):
     res = (sc or {}).get("results", [])
     check(any(r.get("id") == draft_id and r.get("kind") == "thread" for r in res),
           f"B's agent finds the canon thread: {res}")
+    sc, err = b.call("status", {})
+    sy = (sc or {}).get("sync", {})
+    check(not err and sy.get("upstream") == core.url() and sy.get("state") == "configured"
+          and sy.get("backlog") == 0 and sy.get("last_pull") is not None,
+          f"the MCP status tool reports the upstream and the sync state: {sy}")
     sc, err = b.call("search", {"query": "secretwombat"})
     check(not (sc or {}).get("results"), "B does not see A's private note")
 
