@@ -28,6 +28,7 @@
 #include "util/error.h"
 
 #include "net/curlapi.h"
+#include "net/httpio.h"
 #include <errno.h>
 #include <float.h>
 #include <jansson.h>
@@ -57,12 +58,6 @@
 #define EXCERPT 160
 #define PROBE_TEXT "dimension probe"
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-    bool too_big;
-} buf;
-
 typedef struct http {
     cx_embedder base;
     char *url;         /* the endpoint */
@@ -74,7 +69,7 @@ typedef struct http {
     CURL *curl;
     struct curl_slist *headers;
     char curl_err[CURL_ERROR_SIZE];
-    buf resp;
+    cx_http_body resp;
     long retry_after_ms; /* from the last answer's Retry-After, or -1 */
     uint64_t rng;
 
@@ -143,57 +138,14 @@ __attribute__((format(printf, 3, 4))) static int fail(http *h, int code, const c
 
 /* --- requests ------------------------------------------------------- */
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
-    buf *b = ud;
-    size_t n = size * nmemb;
-    if (n > MAX_RESPONSE - b->len) {
-        b->too_big = true;
-        return 0; /* CURLE_WRITE_ERROR */
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if (cap > MAX_RESPONSE + 1)
-            cap = MAX_RESPONSE + 1;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud) {
     http *h = ud;
     size_t n = size * nitems;
-    static const char name[] = "retry-after:";
-    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+    long v = cx_http_retry_after_ms(ptr, n);
+    if (v == -2)
         h->retry_after_ms = -1; /* a new response (after 100 Continue…) */
-    } else if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-        char v[128];
-        size_t i = sizeof name - 1, o = 0;
-        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
-            i++;
-        while (i < n && ptr[i] != '\r' && ptr[i] != '\n' && o + 1 < sizeof v)
-            v[o++] = ptr[i++];
-        v[o] = '\0';
-        char *end;
-        errno = 0;
-        long secs = strtol(v, &end, 10);
-        if (o && end != v && *end == '\0' && errno == 0 && secs >= 0) {
-            h->retry_after_ms = secs > 86400 ? 86400000L : secs * 1000L;
-        } else {
-            time_t when = curl_getdate(v, NULL);
-            time_t now = time(NULL);
-            if (when != -1)
-                h->retry_after_ms = when <= now ? 0 : (when - now > 86400 ? 86400000L : (long)(when - now) * 1000L);
-        }
-    }
+    else if (v >= 0)
+        h->retry_after_ms = v;
     return n;
 }
 
@@ -417,8 +369,7 @@ static int post(http *h, const char *const *texts, const size_t *which, size_t k
             sleep_ms(wait);
         }
         attempts++;
-        h->resp.len = 0;
-        h->resp.too_big = false;
+        cx_http_body_reset(&h->resp);
         h->retry_after_ms = -1;
         h->curl_err[0] = '\0';
         CURLcode cc = curl_easy_perform(h->curl);
@@ -558,7 +509,7 @@ static void http_free(cx_embedder *e) {
     if (h->curl)
         curl_easy_cleanup(h->curl);
     curl_slist_free_all(h->headers);
-    free(h->resp.data);
+    cx_http_body_free(&h->resp);
     free(h->url);
     free(h->shown_url);
     free(h->url_secret);
@@ -654,7 +605,7 @@ static int setup_curl(http *h, const char *ca_file) {
     SET(CURLOPT_URL, h->url);
     SET(CURLOPT_HTTPHEADER, h->headers);
     SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEFUNCTION, cx_http_body_write);
     SET(CURLOPT_WRITEDATA, &h->resp);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, h);
@@ -698,6 +649,7 @@ int cx_embed_http_new(cx_embedder **out, const cx_embed_http_config *cfg) {
     h->base.ops = &http_ops;
     h->base.local = false;
     h->retry_after_ms = -1;
+    h->resp.max = MAX_RESPONSE;
     h->rng = cx_clock_mono_ns() ^ (uint64_t)(uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
     if (!h->rng)
         h->rng = 1;

@@ -5,6 +5,7 @@
 #include "util/error.h"
 
 #include "net/curlapi.h"
+#include "net/httpio.h"
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,10 +27,8 @@ struct cx_client {
 };
 
 typedef struct buf {
-    char *data;
-    size_t len, cap;
-    bool too_big;
-    long retry_after;
+    cx_http_body body;
+    long retry_after; /* seconds, from Retry-After */
 } buf;
 
 
@@ -85,42 +84,12 @@ void cx_client_free(cx_client *c) {
     free(c);
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
-    buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > CX_CLIENT_MAX_ANSWER) {
-        b->too_big = true;
-        return 0;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     buf *b = ud;
     size_t n = size * nmemb;
-    static const char name[] = "retry-after:";
-    if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-        long v = 0;
-        size_t i = sizeof name - 1;
-        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
-            i++;
-        for (; i < n && ptr[i] >= '0' && ptr[i] <= '9' && v < 86400; i++)
-            v = v * 10 + (ptr[i] - '0');
-        b->retry_after = v;
-    }
+    long ms = cx_http_retry_after_ms(ptr, n);
+    if (ms >= 0)
+        b->retry_after = (ms + 999) / 1000;
     return n;
 }
 
@@ -138,7 +107,7 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     char *url = malloc(ulen);
     char ct[128];
     struct curl_slist *hdr = NULL, *h2;
-    buf b = {0};
+    buf b = {.body = {.max = CX_CLIENT_MAX_ANSWER}};
     int r = 0;
     if (!url)
         return CX_ENOMEM;
@@ -165,8 +134,8 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cx_http_body_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b.body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &b);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
@@ -186,7 +155,7 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
         r = cx_error_set(CX_ECANCELED, "request to %s aborted: stopping", c->base);
         goto out;
     }
-    if (b.too_big) {
+    if (b.body.too_big) {
         r = cx_error_set(CX_ELIMIT, "the answer of %s%s is larger than %u bytes", c->base, path,
                          CX_CLIENT_MAX_ANSWER);
         goto out;
@@ -197,11 +166,11 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ans->status);
     ans->retry_after_s = b.retry_after;
-    if (b.len > 0)
-        ans->json = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
+    if (b.body.len > 0)
+        ans->json = json_loadb(b.body.data, b.body.len, JSON_REJECT_DUPLICATES, NULL);
 out:
     curl_slist_free_all(hdr);
-    free(b.data);
+    cx_http_body_free(&b.body);
     free(url);
     return r;
 }
