@@ -9,6 +9,7 @@
 #include "sync/upstream.h"
 #include "util/error.h"
 #include "util/fsx.h"
+#include "util/utf8.h"
 #include "util/log.h"
 
 #include <pthread.h>
@@ -232,9 +233,7 @@ static bool cut_string(json_t *o, const char *key, size_t max) {
     size_t n = s ? strlen(s) : 0;
     if (n <= max)
         return false;
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
-    json_object_set_new(o, key, json_stringn(s, max));
+    json_object_set_new(o, key, json_stringn(s, cx_utf8_cut(s, n, max)));
     return true;
 }
 

@@ -26,6 +26,7 @@
 
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include "net/curlapi.h"
 #include "net/httpio.h"
@@ -287,11 +288,7 @@ out:
 
 static int add_text(json_t *arr, const char *s) {
     size_t n = strlen(s);
-    if (n > MAX_TEXT_BYTES) {
-        n = MAX_TEXT_BYTES;
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--;
-    }
+    n = cx_utf8_cut(s, n, MAX_TEXT_BYTES);
     json_t *str = json_stringn(s, n);
     if (!str) {
         /* invalid UTF-8: replace each bad byte by U+FFFD */
@@ -300,12 +297,8 @@ static int add_text(json_t *arr, const char *s) {
             return CX_ENOMEM;
         size_t o = 0;
         for (size_t i = 0; i < n;) {
-            unsigned char b = (unsigned char)s[i];
-            size_t len = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3
-                         : (b & 0xf8) == 0xf0 ? 4 : 0;
-            json_t *probe = len && i + len <= n ? json_stringn(s + i, len) : NULL;
-            if (probe) {
-                json_decref(probe);
+            size_t len = cx_utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (len) {
                 memcpy(c + o, s + i, len);
                 o += len;
                 i += len;

@@ -29,40 +29,12 @@
 #include "search/search.h"
 #include "store/store-internal.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_PARTS 16 /* parts of one identifier used in the expression */
-
-/* Length of the well-formed UTF-8 sequence at p (n bytes left; p[n] may be
- * read, the text is NUL-terminated), 0 if there is none. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned char c = p[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
 
 /* Bytes of the word character at p, 0 when p starts a separator. */
 static size_t word_char(const unsigned char *p, size_t n) {
@@ -72,7 +44,7 @@ static size_t word_char(const unsigned char *p, size_t n) {
                 c == '_')
                    ? 1
                    : 0;
-    return utf8_len(p, n);
+    return cx_utf8_seq_len(p, n);
 }
 
 /* Bytes of the word starting at p (0 if none). */

@@ -61,6 +61,7 @@
 #include "store/store-internal.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -340,7 +341,7 @@ static int get_ext(cx_store *s, search_ext **out) {
 /* The query as JSON even when it is not UTF-8: bad bytes become U+FFFD. */
 static json_t *echo_query(const char *text) {
     size_t n = strlen(text);
-    if (cx_store_utf8_valid(text, n))
+    if (cx_utf8_valid(text, n))
         return json_string(text);
     char *buf = malloc(n * 3 + 1);
     if (!buf)
@@ -348,7 +349,7 @@ static json_t *echo_query(const char *text) {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         size_t k = 1;
-        while (k <= 4 && i + k <= n && !cx_store_utf8_valid(text + i, k))
+        while (k <= 4 && i + k <= n && !cx_utf8_valid(text + i, k))
             k++;
         if (k <= 4 && i + k <= n) {
             memcpy(buf + o, text + i, k);
@@ -529,7 +530,7 @@ static json_t *make_snippet(search_ext *e, const qterms *t, const char *text) {
         len = INT32_MAX / 2;
     e->tok_api.xTokenize(e->tok, &d, FTS5_TOKENIZE_DOCUMENT, text, (int)len, add_dtoken);
     if (d.oom || d.n == 0) {
-        size_t keep = cx_store_utf8_cut(text, len, 200);
+        size_t keep = cx_utf8_cut(text, len, 200);
         out = json_stringn(text, keep);
         goto done;
     }

@@ -11,6 +11,7 @@
 
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/utf8.h"
 #include "util/ulid.h"
 
 #include <ctype.h>
@@ -27,61 +28,16 @@
 
 /* ---- text checks ---- */
 
-/* Length of the well-formed UTF-8 sequence at p (n bytes left), 0 if none. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
-
 static size_t utf8_bad_offset(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
-        size_t k = utf8_seq(p + i, n - i);
+        size_t k = cx_utf8_seq_len(p + i, n - i);
         if (k == 0)
             return i;
         i += k;
     }
     return n;
-}
-
-bool cx_store_utf8_valid(const char *s, size_t n) {
-    return utf8_bad_offset(s, n) == n;
-}
-
-size_t cx_store_utf8_cut(const char *s, size_t len, size_t max) {
-    if (len <= max)
-        return len;
-    size_t i = max;
-    while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
-        i--;
-    return i;
 }
 
 static bool is_space(unsigned char c) {
@@ -605,7 +561,7 @@ bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
     if (json_is_string(f)) {
         const char *v = json_string_value(f);
         size_t len = json_string_length(f), over = *used + sz - budget;
-        size_t keep = over + 3 < len ? cx_store_utf8_cut(v, len, len - over - 3) : 0;
+        size_t keep = over + 3 < len ? cx_utf8_cut(v, len, len - over - 3) : 0;
         char *cut = malloc(keep + 4);
         if (cut) {
             memcpy(cut, v, keep);
@@ -652,7 +608,7 @@ static json_t *summary_snippet(const char *body, size_t len, int64_t full_len) {
         more = true;
     if (n > SUMMARY_SNIPPET) {
         more = true;
-        n = cx_store_utf8_cut(buf, n, SUMMARY_SNIPPET);
+        n = cx_utf8_cut(buf, n, SUMMARY_SNIPPET);
     }
     if (more) {
         while (n > 0 && buf[n - 1] == ' ')

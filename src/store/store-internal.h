@@ -161,12 +161,6 @@ void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, 
 
 /* ---- validation (item.c) ---- */
 
-/* True when the n bytes at s are well-formed UTF-8. */
-bool cx_store_utf8_valid(const char *s, size_t n);
-/* The longest prefix of s, at most max bytes, that ends on a character
- * boundary. */
-size_t cx_store_utf8_cut(const char *s, size_t len, size_t max);
-
 /* ---- items (item.c) ---- */
 
 /* The envelope of the item the statement's current row holds, read from

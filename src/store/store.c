@@ -14,6 +14,7 @@
 
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/utf8.h"
 #include "util/fsx.h"
 
 #include <assert.h>
@@ -952,7 +953,7 @@ char *cx_vec_text(const char *title, const char *body) {
     }
     if (bl)
         memcpy(t + o, body, bl);
-    n = cx_store_utf8_cut(t, n, CX_STORE_EMBED_TEXT_MAX);
+    n = cx_utf8_cut(t, n, CX_STORE_EMBED_TEXT_MAX);
     t[n] = '\0';
     return t;
 }
