@@ -10,65 +10,11 @@
 # its private note and its pending draft survive, and the observation is at
 # the core exactly once. Every wait is bounded; every process is killed at
 # the end. Prints "N passed, N failed"; exits non-zero on any failure.
-import http.client, json, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time
+import http.client, json, os, sqlite3, subprocess
 
-CORTEX, CORE = os.environ["CORTEX"], os.environ["CORTEX_CORE"]
-passed = failed = 0
-procs = []
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_until(fn, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
-
-
-class Core:
-    def __init__(self, tmp, data):
-        self.tmp, self.data, self.port, self.proc = tmp, data, free_port(), None
-
-    def start(self):
-        ready = os.path.join(self.tmp, f"ready-{time.monotonic_ns()}")
-        log = open(os.path.join(self.tmp, "core.log"), "a")
-        self.proc = subprocess.Popen(
-            [CORE, "serve", self.data, "--listen", f"127.0.0.1:{self.port}", "--ready-file", ready,
-             "--rate-limit", "10000", "--burst", "10000"], stdout=subprocess.DEVNULL, stderr=log)
-        procs.append(self.proc)
-        if not wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 30):
-            raise RuntimeError("cortex-core did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
+from synclib import CORE, Core, check, cli, run
+class CoreDB(Core):
+    """The core, plus what this test reads of its state."""
 
     def admin(self, *args):
         return subprocess.run([CORE, args[0], self.data, *args[1:]], capture_output=True,
@@ -94,10 +40,6 @@ class Core:
                 return int(float(ln.split()[-1]))
         return 0
 
-
-def cli(ws, env, *args, stdin=None, timeout=120):
-    return subprocess.run([CORTEX, "--workspace", ws, *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=timeout)
 
 
 def observe(ws, env, text, *extra):
@@ -138,39 +80,13 @@ def sync(ws, env, what):
     return p
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="cortex-gone-")
-    try:
-        tests(tmp)
-    except Exception as e:  # a crash is a failure, with its logs
-        import traceback
-        traceback.print_exc()
-        check(False, f"test crashed: {e!r}")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
-        if failed:
-            for root, _, files in os.walk(tmp):
-                for f in files:
-                    if f.endswith(".log"):
-                        print(f"--- {f}\n" + open(os.path.join(root, f), errors="replace").read()[-3000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 def tests(tmp):
     data = os.path.join(tmp, "core")
     p = subprocess.run([CORE, "init", data], capture_output=True, text=True, timeout=60)
     check(p.returncode == 0, "core init")
     key = subprocess.run([CORE, "keys", "create", data, "--team", "T", "--role", "agent", "--name",
                           "agent"], capture_output=True, text=True, timeout=60).stdout.strip()
-    core = Core(tmp, data)
+    core = CoreDB(tmp, data)
     core.start()
     env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home"))
     env.pop("CORTEX_WORKSPACE", None)
@@ -259,4 +175,4 @@ def tests(tmp):
 
 
 if __name__ == "__main__":
-    main()
+    run("cortex-gone-", tests)

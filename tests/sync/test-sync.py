@@ -5,64 +5,12 @@
 # proxies); workspaces are driven through cortexd (raw JSON-RPC over stdio)
 # and the cortex CLI. Every wait is bounded; every process is killed at the
 # end. Prints "N passed, N failed"; exits non-zero on any failure.
-import http.client, json, os, shutil, signal, socket, sqlite3, ssl, subprocess, sys
-import tempfile, threading, time
+import http.client, json, os, socket, sqlite3, subprocess, threading, time
 
-CORTEX, CORTEXD, CORE = os.environ["CORTEX"], os.environ["CORTEXD"], os.environ["CORTEX_CORE"]
-passed = failed = 0
-procs = []
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_until(fn, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
-
-
-class Core:
-    def __init__(self, tmp, data, tls=None):
-        self.tmp, self.data, self.tls, self.port, self.proc = tmp, data, tls, free_port(), None
-
-    def start(self):
-        ready = os.path.join(self.tmp, f"ready-{self.port}-{time.monotonic_ns()}")
-        args = [CORE, "serve", self.data, "--listen", f"127.0.0.1:{self.port}", "--ready-file", ready,
-                "--rate-limit", "10000", "--burst", "10000"]
-        if self.tls:
-            args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
-        log = open(os.path.join(self.tmp, "core.log"), "a")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
-        procs.append(self.proc)
-        if not wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 30):
-            raise RuntimeError("cortex-core did not start")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def url(self):
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+CORTEXD = os.environ["CORTEXD"]
+from synclib import CORE, Core, check, cli, procs, run, wait_until  # noqa: E402
+class CoreDB(Core):
+    """The core, plus what this test reads of its state."""
 
     def items(self, team="T"):
         """{id: item} at the core for a team, read from its database."""
@@ -133,10 +81,6 @@ class Agent:
             self.proc.kill()
             return None
 
-
-def cli(ws, env, *args, stdin=None, timeout=120):
-    return subprocess.run([CORTEX, "--workspace", ws, *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=timeout)
 
 
 def backlog(ws, env):
@@ -251,32 +195,6 @@ def marker_items(core, marker):
     return [i for i in core.items().values() if marker in (i.get("body") or "")]
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="cortex-sync-")
-    try:
-        tests(tmp)
-    except Exception as e:  # a crash is a failure, with its logs
-        import traceback
-        traceback.print_exc()
-        check(False, f"test crashed: {e!r}")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
-        if failed:
-            for root, _, files in os.walk(tmp):
-                for f in files:
-                    if f.endswith(".log"):
-                        print(f"--- {f}\n" + open(os.path.join(root, f), errors="replace").read()[-3000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 def tests(tmp):
     data = os.path.join(tmp, "core")
     p = subprocess.run([CORE, "init", data], capture_output=True, text=True, timeout=60)
@@ -292,7 +210,7 @@ def tests(tmp):
                         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                         "-keyout", key, "-out", cert], capture_output=True, timeout=60)
     check(p.returncode == 0, "openssl made a certificate")
-    core = Core(tmp, data, (cert, key))
+    core = CoreDB(tmp, data, (cert, key))
     core.start()
 
     base = dict(os.environ, CORTEX_SYNC_INTERVAL_MS="300", CORTEX_SYNC_DEADLINE="60")
@@ -386,7 +304,7 @@ def tests(tmp):
     subprocess.run([CORE, "init", data2], capture_output=True, timeout=60)
     k2 = subprocess.run([CORE, "keys", "create", data2, "--team", "T", "--role", "agent",
                          "--name", "agent"], capture_output=True, text=True, timeout=60).stdout.strip()
-    core2 = Core(tmp, data2)
+    core2 = CoreDB(tmp, data2)
     core2.start()
     env2 = dict(base, XDG_CONFIG_HOME=os.path.join(tmp, "home2"))
 
@@ -470,4 +388,4 @@ def tests(tmp):
 
 
 if __name__ == "__main__":
-    main()
+    run("cortex-sync-", tests)

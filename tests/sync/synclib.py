@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the sync tests share: counting checks, bounded waits, a cortex-core
+started on 127.0.0.1 (plain or TLS) and the teardown that kills every
+process a test started and prints "N passed, N failed". Standard library
+only."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+CORTEX, CORE = os.environ["CORTEX"], os.environ["CORTEX_CORE"]
+procs = []
+counts = {"passed": 0, "failed": 0}
+
+
+def check(cond, what):
+    if cond:
+        counts["passed"] += 1
+    else:
+        counts["failed"] += 1
+        print("FAIL:", what, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_until(fn, timeout, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+def cli(ws, env, *args, stdin=None, timeout=120):
+    return subprocess.run([CORTEX, "--workspace", ws, *args], input=stdin, capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+class Core:
+    """cortex-core serving `data` on a free loopback port; tls = (cert, key)."""
+
+    def __init__(self, tmp, data, tls=None):
+        self.tmp, self.data, self.tls, self.port, self.proc = tmp, data, tls, free_port(), None
+
+    def start(self):
+        ready = os.path.join(self.tmp, f"ready-{self.port}-{time.monotonic_ns()}")
+        args = [CORE, "serve", self.data, "--listen", f"127.0.0.1:{self.port}", "--ready-file",
+                ready, "--rate-limit", "10000", "--burst", "10000"]
+        if self.tls:
+            args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        log = open(os.path.join(self.tmp, "core.log"), "a")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        procs.append(self.proc)
+        if not wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 30):
+            raise RuntimeError("cortex-core did not start")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def url(self):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+
+def finish(tmp):
+    """Kills what the test started, shows the logs when something failed,
+    removes tmp, prints the summary line and exits."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+    if counts["failed"]:
+        for root, _, files in os.walk(tmp):
+            for f in files:
+                if f.endswith(".log"):
+                    print(f"--- {f}\n" + open(os.path.join(root, f), errors="replace").read()[-3000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{counts['passed']} passed, {counts['failed']} failed")
+    sys.exit(1 if counts["failed"] else 0)
+
+
+def run(prefix, tests):
+    """Runs tests(tmp) in a fresh temp dir; a crash counts as a failure."""
+    import tempfile
+    import traceback
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        tests(tmp)
+    except Exception as e:  # a crash is a failure, with its logs
+        traceback.print_exc()
+        check(False, f"test crashed: {e!r}")
+    finally:
+        finish(tmp)
