@@ -38,6 +38,33 @@
 
 static int model_id_create(cx_store *s, cx_embedder *e, int64_t *out);
 
+/* The triggers that keep already indexed rows of both FTS indexes in step
+ * with the items table; versions 1 and 2 create the same ones. */
+#define SQL_TRIGGER_FTS_DELETE \
+    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items" \
+    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
+    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
+    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
+    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
+    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
+    "END"
+
+#define SQL_TRIGGER_FTS_UPDATE \
+    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items" \
+    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
+    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
+    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
+    "  INSERT INTO items_fts(rowid, title, body, tags)" \
+    "    VALUES (new.rid, new.title, new.body, new.tags);" \
+    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
+    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
+    "  INSERT INTO items_curated_fts(rowid, title, body, tags)" \
+    "    SELECT new.rid, new.title, new.body, new.tags" \
+    "    WHERE new.kind IN ('draft', 'thread', 'artifact');" \
+    "END"
+
 /* ---- migrations ----
  * Each entry moves the schema from version i to i+1. They run in one write
  * transaction at open, so two processes opening a fresh store at the same
@@ -137,29 +164,10 @@ static const char *const schema_v1[] = {
     "CREATE TABLE fts_state (k INTEGER PRIMARY KEY CHECK (k = 0),"
     "  indexed_rid INTEGER NOT NULL) STRICT",
     "INSERT INTO fts_state VALUES (0, 0)",
-    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items"
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN"
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)"
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);"
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)"
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags"
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
-    "END",
+    SQL_TRIGGER_FTS_DELETE,
     /* only when indexed text changes: status, seen and review updates do
      * not touch the indexes */
-    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items"
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN"
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)"
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);"
-    "  INSERT INTO items_fts(rowid, title, body, tags)"
-    "    VALUES (new.rid, new.title, new.body, new.tags);"
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)"
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags"
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
-    "  INSERT INTO items_curated_fts(rowid, title, body, tags)"
-    "    SELECT new.rid, new.title, new.body, new.tags"
-    "    WHERE new.kind IN ('draft', 'thread', 'artifact');"
-    "END",
+    SQL_TRIGGER_FTS_UPDATE,
     NULL,
 };
 
@@ -180,27 +188,8 @@ static const char *const schema_v2[] = {
     "  content_rowid='rid', tokenize='cortex')",
     "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
     "UPDATE fts_state SET indexed_rid = 0",
-    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items"
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN"
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)"
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);"
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)"
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags"
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
-    "END",
-    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items"
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN"
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)"
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);"
-    "  INSERT INTO items_fts(rowid, title, body, tags)"
-    "    VALUES (new.rid, new.title, new.body, new.tags);"
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)"
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags"
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
-    "  INSERT INTO items_curated_fts(rowid, title, body, tags)"
-    "    SELECT new.rid, new.title, new.body, new.tags"
-    "    WHERE new.kind IN ('draft', 'thread', 'artifact');"
-    "END",
+    SQL_TRIGGER_FTS_DELETE,
+    SQL_TRIGGER_FTS_UPDATE,
     /* where an item came from (repository, commit, files and blob ids), as
      * the caller gave it */
     "ALTER TABLE items ADD COLUMN provenance TEXT",
