@@ -7,6 +7,7 @@
 #include "util/fsx.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,9 @@ void cx_config_clear(cx_config *c) {
     free(c->embed_model);
     free(c->embed_api_key_env);
     free(c->embed_ca_file);
+    free(c->subcortex);
+    free(c->upstream_url);
+    free(c->upstream_ca_file);
     memset(c, 0, sizeof *c);
 }
 
@@ -80,7 +84,11 @@ int cx_config_load(const cx_workspace *ws, cx_config *out) {
         (r = get_int(git, cfg, "embed.timeoutms", 100, 600000, &c.embed_timeout_ms)) ||
         (r = get_int(git, cfg, "embed.batch", 1, CX_EMBED_MAX_BATCH, &c.embed_batch)) ||
         (r = get_int(git, cfg, "embed.breakercooldownms", 100, 3600000,
-                     &c.embed_breaker_cooldown_ms)))
+                     &c.embed_breaker_cooldown_ms)) ||
+        (r = get_str(git, cfg, "workspace.subcortex", &c.subcortex)) ||
+        (r = get_str(git, cfg, "upstream.url", &c.upstream_url)) ||
+        (r = get_str(git, cfg, "upstream.cafile", &c.upstream_ca_file)) ||
+        (r = get_int(git, cfg, "sync.intervalms", 10, 3600000, &c.sync_interval_ms)))
         goto out;
 defaults:
     if (!c.embed_provider && !(c.embed_provider = strdup("builtin"))) {
@@ -91,6 +99,11 @@ defaults:
         r = cx_error_set(CX_EINVAL,
                          "workspace config: embed.provider = '%s'; use builtin or http",
                          c.embed_provider);
+        goto out;
+    }
+    if (c.subcortex && (!*c.subcortex || strlen(c.subcortex) > 64)) {
+        r = cx_error_set(CX_EINVAL,
+                         "workspace config: workspace.subcortex must be 1 to 64 bytes long");
         goto out;
     }
     *out = c;
@@ -123,4 +136,68 @@ int cx_config_embedder(const cx_config *c, cx_embedder **out, bool for_queries) 
         .breaker_cooldown_ms = c->embed_breaker_cooldown_ms,
     };
     return cx_embed_http_new(out, &hc);
+}
+
+const char *cx_config_subcortex(const cx_config *c) {
+    return c && c->subcortex && *c->subcortex ? c->subcortex : "general";
+}
+
+void cx_config_derive_subcortex(const char *repo_name, char *buf, size_t cap) {
+    size_t n = 0;
+    bool dash = false;
+    for (const char *p = repo_name ? repo_name : ""; *p && n + 1 < cap && n < 64; p++) {
+        char ch = *p;
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                  ch == '_' || ch == '-';
+        if (!ok) {
+            dash = n > 0;
+            continue;
+        }
+        if (dash && n + 2 < cap && n < 63)
+            buf[n++] = '-';
+        dash = false;
+        buf[n++] = ch;
+    }
+    while (n > 0 && (buf[n - 1] == '-' || buf[n - 1] == '.'))
+        n--;
+    buf[n] = '\0';
+    if (n == 0)
+        snprintf(buf, cap, "general");
+}
+
+int cx_config_set(const cx_workspace *ws, const char *const *keys, const char *const *values,
+                  size_t n) {
+    const cx_git *git = cx_git_get();
+    if (!git)
+        return cx_error_code();
+    char *path = cx_fs_join(ws->state_dir, "config");
+    if (!path)
+        return CX_ENOMEM;
+    git_config *cfg = NULL;
+    int r = 0;
+    if (git->config_open_ondisk(&cfg, path) < 0) {
+        r = cx_error_set(CX_EINVAL, "workspace config %s: %s", path,
+                         cx_git_error_message(git, "cannot be opened"));
+        goto out;
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        int rc;
+        if (values[i]) {
+            rc = git->config_set_string(cfg, keys[i], values[i]);
+        } else {
+            rc = git->config_delete_entry(cfg, keys[i]);
+            if (rc == GIT_ENOTFOUND)
+                rc = 0;
+        }
+        if (rc < 0)
+            r = cx_error_set(CX_EIO, "workspace config %s: cannot set %s: %s", path, keys[i],
+                             cx_git_error_message(git, "write failed"));
+    }
+out:
+    if (cfg)
+        git->config_free(cfg);
+    free(path);
+    return r;
 }

@@ -12,6 +12,16 @@
  *     dim = 768  timeoutMs = 10000  batch = 64  caFile = /path/ca.pem
  *     breakerCooldownMs = 30000        (how long to stop asking a failing
  *                                       service before trying again)
+ *   [workspace]
+ *     subcortex = myrepo               (where notes go when a call names no
+ *                                       subcortex; `cortex start` writes the
+ *                                       repository's name; default general)
+ *   [upstream]
+ *     url = https://core.example:8443  (the team's cortex-core; `cortex start`
+ *     caFile = /path/ca.pem             and `cortex remote set` write it and
+ *                                       the sync engine's .cortex/upstream)
+ *   [sync]
+ *     intervalMs = 10000               (how often background sync pulls)
  */
 #pragma once
 
@@ -28,6 +38,10 @@ typedef struct cx_config {
     int embed_timeout_ms;
     int embed_batch;
     int embed_breaker_cooldown_ms;
+    char *subcortex;        /* workspace.subcortex, or NULL */
+    char *upstream_url;     /* upstream.url, or NULL */
+    char *upstream_ca_file; /* upstream.caFile, or NULL */
+    int sync_interval_ms;   /* sync.intervalMs, 0 = default */
 } cx_config;
 
 /* Reads the workspace's config into *out (every string malloc'd or NULL;
@@ -35,6 +49,21 @@ typedef struct cx_config {
  * is not understood, so a typo is reported rather than silently ignored. */
 int cx_config_load(const cx_workspace *ws, cx_config *out);
 void cx_config_clear(cx_config *c);
+
+/* The subcortex for notes that name none: workspace.subcortex, else
+ * "general". Borrowed from c or static. */
+const char *cx_config_subcortex(const cx_config *c);
+
+/* A subcortex name derived from a repository name: lower case, runs of
+ * characters other than [a-z0-9._-] become one '-', trimmed, at most 64
+ * bytes; "general" when nothing is left. Written to buf (>= 65 bytes). */
+void cx_config_derive_subcortex(const char *repo_name, char *buf, size_t cap);
+
+/* Sets string keys in the workspace config (creating the file), through
+ * libgit2's config API: keys[i] = values[i] for i < n; a NULL value
+ * deletes the key. Other keys and sections are kept. */
+int cx_config_set(const cx_workspace *ws, const char *const *keys, const char *const *values,
+                  size_t n);
 
 /* The embedder the config selects for semantic search: *out = NULL for
  * "builtin" (the store's own), else a new http embedder (caller frees).

@@ -69,6 +69,7 @@ static void load(void) {
     bind(h, "git_config_get_entry", &git.config_get_entry, &ok);
     bind(h, "git_config_entry_free", &git.config_entry_free, &ok);
     bind(h, "git_config_set_string", &git.config_set_string, &ok);
+    bind(h, "git_config_delete_entry", &git.config_delete_entry, &ok);
     if (!ok || init() < 0) {
         if (ok)
             snprintf(failure, sizeof failure, "libgit2 failed to initialise");

@@ -50,6 +50,7 @@ typedef struct cx_git {
     int (*config_get_entry)(git_config_entry **out, const git_config *cfg, const char *name);
     void (*config_entry_free)(git_config_entry *entry);
     int (*config_set_string)(git_config *cfg, const char *name, const char *value);
+    int (*config_delete_entry)(git_config *cfg, const char *name);
 } cx_git;
 
 /* The loaded and initialised library, or NULL with a detail message

@@ -13,6 +13,8 @@
  * artifact_versions, each naming a blob. */
 #include "store/store-internal.h"
 
+#include "redact/redact.h"
+
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -230,11 +232,63 @@ static int publish_tx(cx_store *s, void *ud) {
     return r;
 }
 
-int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json_t **out) {
+/* The publish request with its text redacted: title, tags and, when the
+ * content is text, the content; binary content is refused when it is an
+ * obvious credential file. The strings are owned by `held`. */
+typedef struct clean_publish {
+    cx_publish p;
+    char *title, *data, *tagbuf[CX_STORE_MAX_TAGS];
+    const char *tagv[CX_STORE_MAX_TAGS];
+    cx_redact_report rep;
+} clean_publish;
+
+static void clean_publish_free(clean_publish *c) {
+    free(c->title);
+    free(c->data);
+    for (size_t i = 0; i < CX_STORE_MAX_TAGS; i++)
+        free(c->tagbuf[i]);
+}
+
+static int clean_publish_init(clean_publish *c, const cx_publish *in) {
+    c->p = *in;
+    int r = cx_item_redact(in->title, &c->title, &c->p.title, &c->rep);
+    if (r)
+        return r;
+    if (in->tags.n <= CX_STORE_MAX_TAGS) {
+        for (size_t i = 0; i < in->tags.n && r == 0; i++)
+            r = cx_item_redact(in->tags.v[i], &c->tagbuf[i], &c->tagv[i], &c->rep);
+        c->p.tags = (cx_strv){.v = c->tagv, .n = in->tags.n};
+    }
+    if (r || !in->data || in->len == 0 || in->len > CX_STORE_MAX_BLOB)
+        return r;
+    const char *why = cx_redact_credential_file(in->source_path ? in->source_path : in->name,
+                                                in->data, in->len);
+    if (why)
+        return cx_error_set(CX_EINVAL,
+                            "refused to store '%s': it is %s, and credentials are never stored; "
+                            "publish a template without the secrets instead",
+                            in->source_path ? in->source_path : in->name, why);
+    if (!cx_redact_is_text(in->data, in->len))
+        return 0;
+    size_t len = 0;
+    if ((r = cx_redact_text(in->data, in->len, &c->data, &len, &c->rep)))
+        return r;
+    if (c->data) {
+        c->p.data = c->data;
+        c->p.len = len;
+    }
+    return 0;
+}
+
+int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *orig, json_t **out) {
+    clean_publish cp = {0};
+    const cx_publish *p = &cp.p;
     publish_ctx c = {.who = who, .p = p};
     json_t *tags = NULL;
     int r;
     if ((r = cx_item_check_actor(who)))
+        goto out;
+    if ((r = clean_publish_init(&cp, orig)))
         goto out;
     if ((r = cx_item_check_text("name", p->name, CX_STORE_MAX_TITLE, true, true)))
         goto out;
@@ -272,12 +326,14 @@ int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json
     json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:b}", "artifact_id", c.id, "name",
                           p->name, "version", (json_int_t)c.version, "sha256", c.sha, "size",
                           (json_int_t)c.size, "status", "published", "unchanged", c.unchanged);
-    if (!o) {
+    if (!o || cx_item_add_redacted(o, &cp.rep) != 0) {
+        json_decref(o);
         r = CX_ENOMEM;
         goto out;
     }
     *out = o;
 out:
+    clean_publish_free(&cp);
     json_decref(tags);
     free(c.tags);
     free(c.vec);

@@ -9,6 +9,7 @@
  * the core's copy says. */
 #include "store/store-internal.h"
 
+#include "redact/redact.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -537,6 +538,75 @@ static int push_item(cx_store *s, const char *id, const char *visibility) {
     return r;
 }
 
+/* ---- redaction ----
+ * Every text a caller writes is redacted before anything else looks at it
+ * (validation, hashing, embedding, the row, the outbox): a secret never
+ * reaches the database. */
+
+typedef struct clean_note {
+    cx_note note;              /* the caller's note with redacted strings */
+    char *title, *body;        /* owned redacted copies, or NULL */
+    char *tagbuf[CX_STORE_MAX_TAGS];
+    const char *tagv[CX_STORE_MAX_TAGS];
+    cx_redact_report rep;
+} clean_note;
+
+int cx_item_redact(const char *in, char **owned, const char **use, cx_redact_report *rep) {
+    *owned = NULL;
+    *use = in;
+    if (!in || !*in)
+        return 0;
+    size_t len = strlen(in);
+    int r = cx_redact_text(in, len, owned, NULL, rep);
+    if (r == 0 && *owned)
+        *use = *owned;
+    return r;
+}
+
+static void clean_note_free(clean_note *c) {
+    free(c->title);
+    free(c->body);
+    c->title = c->body = NULL;
+    for (size_t i = 0; i < CX_STORE_MAX_TAGS; i++) {
+        free(c->tagbuf[i]);
+        c->tagbuf[i] = NULL;
+    }
+}
+
+/* c->note becomes `in` with title, body and tags redacted (tags beyond the
+ * limit are left for validation to refuse). */
+static int clean_note_init(clean_note *c, const cx_note *in) {
+    memset(c, 0, sizeof *c);
+    c->note = *in;
+    int r = cx_item_redact(in->title, &c->title, &c->note.title, &c->rep);
+    if (r == 0)
+        r = cx_item_redact(in->body, &c->body, &c->note.body, &c->rep);
+    if (r == 0 && in->tags.n <= CX_STORE_MAX_TAGS) {
+        for (size_t i = 0; i < in->tags.n && r == 0; i++)
+            r = cx_item_redact(in->tags.v[i], &c->tagbuf[i], &c->tagv[i], &c->rep);
+        c->note.tags = (cx_strv){.v = c->tagv, .n = in->tags.n};
+    }
+    if (r)
+        clean_note_free(c);
+    return r;
+}
+
+/* Adds {"redacted": {"count", "rules"}} to o when anything was redacted. */
+int cx_item_add_redacted(json_t *o, const cx_redact_report *rep) {
+    if (rep->total == 0)
+        return 0;
+    json_t *j = cx_redact_report_json(rep);
+    if (!j || json_object_set_new(o, "redacted", j) != 0)
+        return CX_ENOMEM;
+    return 0;
+}
+
+static void merge_report(cx_redact_report *into, const cx_redact_report *from) {
+    into->total += from->total;
+    for (size_t i = 0; i < CX_REDACT_MAX_RULES; i++)
+        into->counts[i] += from->counts[i];
+}
+
 /* ---- budgets ---- */
 
 static size_t json_size(const json_t *j) {
@@ -880,6 +950,9 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
     int r = 0;
     obs_ctx c = {.who = who, .n = n, .progress = progress, .ud = ud};
     json_t *res = NULL;
+    clean_note *clean = NULL;
+    size_t ncleaned = 0;
+    cx_redact_report total = {0};
     if (n == 0 || !notes)
         return cx_error_set(CX_EINVAL, "no observations given; pass at least one");
     if (n > CX_STORE_MAX_BATCH)
@@ -889,13 +962,19 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
         return r;
     c.preps = calloc(n, sizeof *c.preps);
     c.res = calloc(n, sizeof *c.res);
-    if (!c.preps || !c.res) {
+    clean = calloc(n, sizeof *clean);
+    if (!c.preps || !c.res || !clean) {
         r = CX_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        if ((r = prep_observation(s, &notes[i], i, n, &c.preps[i])))
+    for (size_t i = 0; i < n; i++) {
+        if ((r = clean_note_init(&clean[i], &notes[i])))
             goto out;
+        ncleaned = i + 1;
+        merge_report(&total, &clean[i].rep);
+        if ((r = prep_observation(s, &clean[i].note, i, n, &c.preps[i])))
+            goto out;
+    }
     if ((r = cx_store_write(s, observe_tx, &c)))
         goto out;
     /* Recorded: a failure to index now is only retried later. */
@@ -917,7 +996,7 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
             json_object_set_new(o, "similarity",
                                 json_real(round(c.res[i].similarity * 1000.0) / 1000.0));
         }
-        if (json_array_append_new(arr, o) != 0) {
+        if (cx_item_add_redacted(o, &clean[i].rep) != 0 || json_array_append_new(arr, o) != 0) {
             r = CX_ENOMEM;
             goto out;
         }
@@ -925,6 +1004,8 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
     }
     json_object_set_new(res, "recorded", json_integer((json_int_t)(n - repeats)));
     json_object_set_new(res, "repeats", json_integer((json_int_t)repeats));
+    if ((r = cx_item_add_redacted(res, &total)))
+        goto out;
     *out = res;
     res = NULL;
 out:
@@ -935,6 +1016,9 @@ out:
             free(c.preps[i].provenance);
             free(c.preps[i].vec);
         }
+    for (size_t i = 0; i < ncleaned; i++)
+        clean_note_free(&clean[i]);
+    free(clean);
     free(c.preps);
     free(c.res);
     json_decref(res);
@@ -945,24 +1029,25 @@ out:
 
 typedef struct draft_ctx {
     const cx_actor *who;
-    const cx_note *note;
+    clean_note clean;
+    const cx_note *note; /* &clean.note */
     const char *subcortex, *visibility;
     json_t *evidence;
     char *tags, *files, *ev, *provenance;
     float *vec;
     char id[CX_ULID_LEN + 1];
+    const char *revise; /* revise: the draft's id */
 } draft_ctx;
 
 static const char SQL_EXISTS[] = "SELECT 1 FROM items WHERE id = ?1";
 
-static int draft_tx(cx_store *s, void *ud) {
-    draft_ctx *c = ud;
-    int r;
+static int check_evidence(cx_store *s, const json_t *evidence) {
     size_t i;
     json_t *v;
-    json_array_foreach(c->evidence, i, v) {
+    json_array_foreach(evidence, i, v) {
         sqlite3_stmt *st;
-        if ((r = cx_store_prepare(s, SQL_EXISTS, &st)))
+        int r = cx_store_prepare(s, SQL_EXISTS, &st);
+        if (r)
             return r;
         sqlite3_bind_text(st, 1, json_string_value(v), -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
@@ -975,6 +1060,14 @@ static int draft_tx(cx_store *s, void *ud) {
         if (rc != SQLITE_ROW)
             return cx_store_sqlerr(s, rc, "checking evidence");
     }
+    return 0;
+}
+
+static int draft_tx(cx_store *s, void *ud) {
+    draft_ctx *c = ud;
+    int r;
+    if ((r = check_evidence(s, c->evidence)))
+        return r;
     if ((r = cx_ulid_new(c->id)))
         return r;
     cx_item_row row = {
@@ -989,68 +1082,159 @@ static int draft_tx(cx_store *s, void *ud) {
     return push_item(s, c->id, c->visibility);
 }
 
-int cx_store_draft(cx_store *s, const cx_actor *who, const cx_note *note, json_t **out) {
-    draft_ctx c = {.who = who, .note = note};
+static const char SQL_REVISE_STATE[] =
+    "SELECT kind, status, visibility, rid FROM items WHERE id = ?1";
+static const char SQL_REVISE[] =
+    "UPDATE items SET status = 'pending', title = ?2, body = ?3, tags = ?4, files = ?5,"
+    " evidence = ?6, provenance = ?7, updated_at = ?8, sync_rejected = NULL WHERE id = ?1";
+
+static int revise_tx(cx_store *s, void *ud) {
+    draft_ctx *c = ud;
+    sqlite3_stmt *st;
+    char kind[32] = "", status[32] = "", visibility[16] = "";
+    int64_t rid = 0;
+    int r = cx_store_prepare(s, SQL_REVISE_STATE, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, c->revise, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(visibility, sizeof visibility, "%s", (const char *)sqlite3_column_text(st, 2));
+        rid = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return cx_error_set(CX_ENOTFOUND, "no item with id '%s' to revise", c->revise);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "reading the draft");
+    if (strcmp(kind, "draft") != 0 ||
+        (strcmp(status, "pending") != 0 && strcmp(status, "changes_requested") != 0))
+        return cx_error_set(CX_ECONFLICT,
+                            "item '%s' is a %s with status %s; only drafts that await review "
+                            "can be revised",
+                            c->revise, kind, status);
+    if ((r = check_evidence(s, c->evidence)))
+        return r;
+    if ((r = cx_store_prepare(s, SQL_REVISE, &st)))
+        return r;
+    sqlite3_bind_text(st, 1, c->revise, -1, SQLITE_STATIC);
+    cx_store_bind_text(st, 2, c->note->title);
+    cx_store_bind_text(st, 3, c->note->body);
+    cx_store_bind_text(st, 4, c->tags);
+    cx_store_bind_text(st, 5, c->files);
+    cx_store_bind_text(st, 6, c->ev);
+    cx_store_bind_text(st, 7, c->provenance);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)cx_clock_now_ms());
+    r = cx_store_exec_stmt(s, st, "revising the draft");
+    sqlite3_clear_bindings(st);
+    if (r)
+        return r;
+    if ((r = cx_vec_put(s, s->builtin_model, rid, c->vec, cx_embed_dim(s->builtin), 0)))
+        return r;
+    snprintf(c->id, sizeof c->id, "%s", c->revise);
+    return push_item(s, c->id, visibility);
+}
+
+static void draft_clear(draft_ctx *c) {
+    json_decref(c->evidence);
+    free(c->tags);
+    free(c->files);
+    free(c->ev);
+    free(c->provenance);
+    free(c->vec);
+    clean_note_free(&c->clean);
+}
+
+/* Redacts and checks a draft's note into c (for a new draft or a revision). */
+static int draft_prep(cx_store *s, const cx_actor *who, const cx_note *in, draft_ctx *c) {
     json_t *tags = NULL, *files = NULL;
     int r;
+    c->who = who;
     if ((r = cx_item_check_actor(who)))
-        goto out;
+        return r;
+    if ((r = clean_note_init(&c->clean, in)))
+        return r;
+    const cx_note *note = c->note = &c->clean.note;
     if ((r = cx_item_check_text("title", note->title, CX_STORE_MAX_TITLE, true, true)))
         goto out;
     if ((r = cx_item_check_text("body", note->body, CX_STORE_MAX_TEXT, true, false)))
         goto out;
-    if ((r = cx_item_check_subcortex("subcortex", note->subcortex, &c.subcortex)))
+    if ((r = cx_item_check_subcortex("subcortex", note->subcortex, &c->subcortex)))
         goto out;
-    if ((r = check_visibility("visibility", note->visibility, &c.visibility)))
+    if ((r = check_visibility("visibility", note->visibility, &c->visibility)))
         goto out;
     if ((r = cx_item_check_tags("tags", note->tags, &tags)))
         goto out;
     if ((r = check_list("files", note->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
         goto out;
     if ((r = check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE, CX_STORE_MAX_ID,
-                        &c.evidence)))
+                        &c->evidence)))
         goto out;
-    if ((r = check_provenance("provenance", note->provenance, &c.provenance)))
+    if ((r = check_provenance("provenance", note->provenance, &c->provenance)))
         goto out;
-    if (!(c.vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin)))) {
+    if (!(c->vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin)))) {
         r = CX_ENOMEM;
         goto out;
     }
-    if ((r = embed_item(s, note->title, note->body, c.vec)))
+    if ((r = embed_item(s, note->title, note->body, c->vec)))
         goto out;
     /* ids are stored upper-case; accept them in any case */
     size_t i;
     json_t *v;
-    json_array_foreach(c.evidence, i, v) {
+    json_array_foreach(c->evidence, i, v) {
         char id[CX_STORE_MAX_ID + 1];
         if ((r = cx_item_norm_id("evidence", json_string_value(v), id)))
             goto out;
-        json_array_set_new(c.evidence, i, json_string(id));
+        json_array_set_new(c->evidence, i, json_string(id));
     }
-    c.tags = json_dumps(tags, JSON_COMPACT);
-    c.files = json_dumps(files, JSON_COMPACT);
-    c.ev = json_dumps(c.evidence, JSON_COMPACT);
-    if (!c.tags || !c.files || !c.ev) {
+    c->tags = json_dumps(tags, JSON_COMPACT);
+    c->files = json_dumps(files, JSON_COMPACT);
+    c->ev = json_dumps(c->evidence, JSON_COMPACT);
+    if (!c->tags || !c->files || !c->ev)
         r = CX_ENOMEM;
-        goto out;
-    }
-    if ((r = cx_store_write(s, draft_tx, &c)))
-        goto out;
-    json_t *o = json_pack("{s:s, s:s}", "id", c.id, "status", "pending");
-    if (!o) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    *out = o;
 out:
     json_decref(tags);
     json_decref(files);
-    json_decref(c.evidence);
-    free(c.tags);
-    free(c.files);
-    free(c.ev);
-    free(c.provenance);
-    free(c.vec);
+    return r;
+}
+
+static int draft_write(cx_store *s, draft_ctx *c, json_t **out) {
+    int r = cx_store_write(s, c->revise ? revise_tx : draft_tx, c);
+    if (r)
+        return r;
+    json_t *o = json_pack("{s:s, s:s}", "id", c->id, "status", "pending");
+    if (!o || (c->revise && json_object_set_new(o, "revised", json_true()) != 0) ||
+        cx_item_add_redacted(o, &c->clean.rep) != 0) {
+        json_decref(o);
+        return CX_ENOMEM;
+    }
+    *out = o;
+    return 0;
+}
+
+int cx_store_draft(cx_store *s, const cx_actor *who, const cx_note *note, json_t **out) {
+    draft_ctx c = {0};
+    int r = draft_prep(s, who, note, &c);
+    if (r == 0)
+        r = draft_write(s, &c, out);
+    draft_clear(&c);
+    return r;
+}
+
+int cx_store_draft_revise(cx_store *s, const cx_actor *who, const char *id, const cx_note *note,
+                          json_t **out) {
+    char nid[CX_STORE_MAX_ID + 1];
+    draft_ctx c = {0};
+    int r = cx_item_norm_id("id", id, nid);
+    if (r == 0)
+        r = draft_prep(s, who, note, &c);
+    if (r == 0) {
+        c.revise = nid;
+        r = draft_write(s, &c, out);
+    }
+    draft_clear(&c);
     return r;
 }
 
@@ -1110,26 +1294,37 @@ static int comment_tx(cx_store *s, void *ud) {
 int cx_store_comment(cx_store *s, const cx_actor *who, const char *target_id, const char *body,
                      json_t **out) {
     char target[CX_STORE_MAX_ID + 1];
-    comment_ctx c = {.who = who, .target = target, .body = body};
+    comment_ctx c = {.who = who, .target = target};
+    cx_redact_report rep = {0};
+    char *owned = NULL;
     int r;
     if ((r = cx_item_check_actor(who)))
         return r;
     if ((r = cx_item_norm_id("target_id", target_id, target)))
         return r;
-    if ((r = cx_item_check_text("body", body, CX_STORE_MAX_TEXT, true, false)))
+    if ((r = cx_item_redact(body, &owned, &c.body, &rep)))
         return r;
-    if (!(c.vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin))))
-        return CX_ENOMEM;
-    if ((r = embed_item(s, NULL, body, c.vec)) == 0)
+    if ((r = cx_item_check_text("body", c.body, CX_STORE_MAX_TEXT, true, false)))
+        goto out;
+    if (!(c.vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin)))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = embed_item(s, NULL, c.body, c.vec)) == 0)
         r = cx_store_write(s, comment_tx, &c);
-    free(c.vec);
     if (r)
-        return r;
+        goto out;
     json_t *o = json_pack("{s:s, s:s}", "id", c.id, "target_id", target);
-    if (!o)
-        return CX_ENOMEM;
+    if (!o || cx_item_add_redacted(o, &rep) != 0) {
+        json_decref(o);
+        r = CX_ENOMEM;
+        goto out;
+    }
     *out = o;
-    return 0;
+out:
+    free(c.vec);
+    free(owned);
+    return r;
 }
 
 /* ---- get ---- */
@@ -1517,8 +1712,13 @@ int cx_store_review(cx_store *s, const cx_actor *who, const char *id, const char
                                                                 : "request changes on");
         return r;
     }
-    review_ctx c = {.who = who, .id = nid, .decision = decision, .reason = reason};
-    if ((r = cx_store_write(s, review_tx, &c)))
+    char *owned = NULL;
+    review_ctx c = {.who = who, .id = nid, .decision = decision};
+    if ((r = cx_item_redact(reason, &owned, &c.reason, NULL)))
+        return r;
+    r = cx_store_write(s, review_tx, &c);
+    free(owned);
+    if (r)
         return r;
     return cx_store_get(s, nid, out);
 }

@@ -189,6 +189,14 @@ typedef struct cx_item_row {
  * (may be NULL) receives its row id. */
 int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid);
 
+/* Redaction of a caller's string before it is stored (see redact/redact.h):
+ * *use = in when nothing matched, else the redacted copy in *owned (the
+ * caller frees it). rep may be NULL. */
+struct cx_redact_report;
+int cx_item_redact(const char *in, char **owned, const char **use, struct cx_redact_report *rep);
+/* Adds {"redacted": {"count", "rules"}} to o when anything was redacted. */
+int cx_item_add_redacted(json_t *o, const struct cx_redact_report *rep);
+
 /* Validates who made a change (lengths, UTF-8). */
 int cx_item_check_actor(const cx_actor *who);
 

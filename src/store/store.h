@@ -165,6 +165,16 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
  * *out: {"id":…, "status":"pending"} */
 int cx_store_draft(cx_store *s, const cx_actor *who, const cx_note *note, json_t **out);
 
+/* Revises a draft that still awaits review (status pending or
+ * changes_requested; it becomes pending again): its title, body, tags,
+ * files, evidence and provenance become the note's; subcortex and
+ * visibility stay. Redacted like every write, and queued for sync with the
+ * change, in one transaction. CX_ENOTFOUND for no such id; CX_ECONFLICT
+ * when the item is not a draft awaiting review.
+ * *out: {"id":…, "status":"pending", "revised":true} */
+int cx_store_draft_revise(cx_store *s, const cx_actor *who, const char *id, const cx_note *note,
+                          json_t **out);
+
 /* A comment on a thread or draft (CX_ENOTFOUND if target_id is no such item,
  * CX_EINVAL if it is another kind). *out: {"id":…, "target_id":…} */
 int cx_store_comment(cx_store *s, const cx_actor *who, const char *target_id, const char *body,

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Secret redaction: every text that enters the store is scanned first with a
+ * fixed rule set (cloud and SaaS key formats, private key blocks, JWTs,
+ * connection strings with passwords, entropy-gated generic assignments) on
+ * PCRE2, and each match becomes "[REDACTED:<rule-id>]". Known placeholders
+ * (an allowlist) are left alone. Never prints; never returns a secret except
+ * as offsets into the caller's own text.
+ *
+ * The rules are compiled once per process, on first use (cx_redact_init()
+ * may be called early to move that cost off a latency-sensitive path). All
+ * functions are thread-safe. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The marker a match becomes: "[REDACTED:" rule-id "]". */
+#define CX_REDACT_PREFIX "[REDACTED:"
+
+/* One match: rule index (see cx_redact_rule_id) and the byte range
+ * [start, end) of the text that is replaced. */
+typedef struct cx_redact_match {
+    size_t rule;
+    size_t start, end;
+} cx_redact_match;
+
+/* What a redaction did, accumulated over one or more calls: the number of
+ * matches replaced and, per rule index, how often it fired. Zero it before
+ * the first call (cx_redact_report r = {0}). */
+#define CX_REDACT_MAX_RULES 128
+typedef struct cx_redact_report {
+    size_t total;
+    unsigned counts[CX_REDACT_MAX_RULES];
+} cx_redact_report;
+
+/* Compiles the rules (once; later calls return at once). 0, or a CX_E...
+ * code with a message when a rule does not compile (a bug). */
+int cx_redact_init(void);
+
+/* The number of rules, and each rule's stable id (e.g. "aws-access-key-id")
+ * and one-line description. */
+size_t cx_redact_rule_count(void);
+const char *cx_redact_rule_id(size_t rule);
+const char *cx_redact_rule_description(size_t rule);
+
+/* Finds every match in text[0, len) (any bytes; need not be NUL-terminated),
+ * non-overlapping, sorted by start. *out is malloc'd (NULL when n == 0).
+ * Where matches of two rules overlap, the earlier rule in the table (the
+ * more specific one) wins. */
+int cx_redact_find(const char *text, size_t len, cx_redact_match **out, size_t *n);
+
+/* Redacts text[0, len): *out = NULL when nothing matched (the common case:
+ * no copy), else a malloc'd NUL-terminated copy with every match replaced by
+ * its marker, its length in *out_len (may be NULL). Adds to *rep (may be
+ * NULL). Idempotent: a redacted text redacts to itself. */
+int cx_redact_text(const char *text, size_t len, char **out, size_t *out_len,
+                   cx_redact_report *rep);
+
+/* Redacts a malloc'd NUL-terminated string in place: *s is replaced (and
+ * the old one freed) only when something matched. */
+int cx_redact_string(char **s, cx_redact_report *rep);
+
+/* Is this file an obvious credential file, one that must never be stored
+ * even as a binary blob? By its name (NULL = unknown: id_rsa and other SSH
+ * keys, .pem and .key files holding a private key, .env and .env.<x>, .jks,
+ * .keystore, .p12, .pfx, .npmrc, .pypirc, .netrc, credentials files) or its content
+ * (PEM private key blocks, JKS/JCEKS and PKCS#12 magic). Returns a short
+ * reason (a static string, e.g. "a private key file"), or NULL when not. */
+const char *cx_redact_credential_file(const char *name, const void *data, size_t len);
+
+/* Does the data look like text (valid UTF-8 with no NUL bytes)? Binary data
+ * is not redacted (it is checked with cx_redact_credential_file instead). */
+bool cx_redact_is_text(const void *data, size_t len);
+
+/* The report as JSON: {"count": total, "rules": ["rule-id", ...]} (rules
+ * that fired, in table order, no duplicates), or NULL when total == 0. */
+json_t *cx_redact_report_json(const cx_redact_report *rep);
