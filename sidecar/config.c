@@ -19,6 +19,7 @@ void cx_config_clear(cx_config *c) {
     free(c->embed_api_key_env);
     free(c->embed_ca_file);
     free(c->subcortex);
+    free(c->agents);
     free(c->upstream_url);
     free(c->upstream_ca_file);
     memset(c, 0, sizeof *c);
@@ -86,11 +87,13 @@ int cx_config_load(const cx_workspace *ws, cx_config *out) {
         (r = get_int(git, cfg, "embed.breakercooldownms", 100, 3600000,
                      &c.embed_breaker_cooldown_ms)) ||
         (r = get_str(git, cfg, "workspace.subcortex", &c.subcortex)) ||
+        (r = get_str(git, cfg, "workspace.agents", &c.agents)) ||
         (r = get_str(git, cfg, "upstream.url", &c.upstream_url)) ||
         (r = get_str(git, cfg, "upstream.cafile", &c.upstream_ca_file)) ||
         (r = get_int(git, cfg, "sync.intervalms", 10, 3600000, &c.sync_interval_ms)))
         goto out;
 defaults:
+    c.embed_provider_set = c.embed_provider != NULL;
     if (!c.embed_provider && !(c.embed_provider = strdup("builtin"))) {
         r = CX_ENOMEM;
         goto out;

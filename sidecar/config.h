@@ -16,6 +16,8 @@
  *     subcortex = myrepo               (where notes go when a call names no
  *                                       subcortex; `cortex start` writes the
  *                                       repository's name; default general)
+ *     agents = claude,codex            (the agents `cortex start --agent`
+ *                                       wired; `cortex doctor` checks them)
  *   [upstream]
  *     url = https://core.example:8443  (the team's cortex-core; `cortex start`
  *     caFile = /path/ca.pem             and `cortex remote set` write it and
@@ -38,7 +40,10 @@ typedef struct cx_config {
     int embed_timeout_ms;
     int embed_batch;
     int embed_breaker_cooldown_ms;
+    bool embed_provider_set; /* embed.provider is in the file */
     char *subcortex;        /* workspace.subcortex, or NULL */
+    char *agents;           /* workspace.agents: agents `cortex start` wired, e.g.
+                             * "claude,codex"; or NULL */
     char *upstream_url;     /* upstream.url, or NULL */
     char *upstream_ca_file; /* upstream.caFile, or NULL */
     int sync_interval_ms;   /* sync.intervalMs, 0 = default */

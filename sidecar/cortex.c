@@ -10,8 +10,13 @@
  * error. Read commands never create state: in a workspace without a store
  * they say so and exit 3. */
 #include "cli-output.h"
+#include "agents.h"
 #include "config.h"
+#include "daemon.h"
+#include "doctor.h"
+#include "hooks.h"
 #include "provenance.h"
+#include "redact/redact.h"
 #include "search/search.h"
 #include "store/store.h"
 #include "sync.h"
@@ -76,6 +81,10 @@ typedef enum {
     O_NOTE,
     O_CA_FILE,
     O_MODE,
+    O_AGENT,
+    O_UPSTREAM,
+    O_MAX_TOKENS,
+    O_NO_DAEMON,
     O_COUNT,
 } opt_id;
 
@@ -93,6 +102,8 @@ static const struct optdef {
     [O_EVIDENCE] = {"evidence", 0, true},   [O_PRIVATE] = {"private", 0, false},
     [O_REASON] = {"reason", 0, true},       [O_NOTE] = {"note", 0, true},
     [O_CA_FILE] = {"ca-file", 0, true},     [O_MODE] = {"mode", 0, true},
+    [O_AGENT] = {"agent", 0, true},         [O_UPSTREAM] = {"upstream", 0, true},
+    [O_MAX_TOKENS] = {"max-tokens", 0, true}, [O_NO_DAEMON] = {"no-daemon", 0, false},
 };
 
 #define BIT(o) (1u << (o))
@@ -106,7 +117,7 @@ typedef struct strlist {
 typedef struct args {
     const char *val[O_COUNT];    /* last value given to an option with an argument */
     bool seen[O_COUNT];
-    strlist tags, files, evidence; /* repeatable options, in order */
+    strlist tags, files, evidence, agents; /* repeatable options, in order */
     strlist pos;                   /* operands after the command */
     const char *command;
 } args;
@@ -130,6 +141,8 @@ struct ctx {
     char *author;
     cx_actor who;
     uint64_t now;
+    bool subcortex_read;
+    char subcortex[80]; /* workspace.subcortex once read, or "" */
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -201,11 +214,17 @@ static const char help_main[] =
     "  review approve ID          make a draft canon knowledge (a thread)\n"
     "  review reject ID --reason TEXT\n"
     "  review request-changes ID --reason TEXT\n"
-    "  status                     workspace, store and sync state\n"
+    "  start [--agent NAME]...    set up the workspace, start background sync,\n"
+    "                             wire agents (claude, codex, cursor, gemini)\n"
+    "  stop                       stop the background cortexd\n"
+    "  status                     workspace, daemon, store and sync state\n"
+    "  doctor                     check every link and say how to fix it\n"
     "  remote set URL [--ca-file FILE]   the team's cortex-core to sync with\n"
     "  login                      store your key for the upstream (read from stdin)\n"
     "  sync                       push and pull until caught up\n"
     "  reindex                    recompute every item's vectors, with progress\n"
+    "  scan FILE...               check files for secrets (ids only, never the secret)\n"
+    "  hook session-start|stop    agent hooks (briefing; session digest draft)\n"
     "  help [COMMAND]             help for a command (also: cortex COMMAND --help)\n"
     "\n"
     "Global options (before or after the command):\n"
@@ -401,22 +420,103 @@ static const char help_reindex[] =
 static const char help_status[] =
     "Usage: cortex status\n"
     "\n"
-    "Shows the workspace root, its state directory, the store's size and item\n"
-    "counts, drafts awaiting review, the outbox backlog and the sync state. In a\n"
+    "Shows the workspace root, its state directory, the background cortexd\n"
+    "(running or not, its pid and log), the store's size and item counts,\n"
+    "drafts awaiting review, the outbox backlog and the sync state. In a\n"
     "workspace without Cortex memory it says so (and creates nothing).\n"
     "\n"
     "Options:\n"
     "  --json             print the store's status as JSON, with \"workspace\",\n"
-    "                     \"state_dir\", \"initialized\" and \"sync\" added\n"
+    "                     \"state_dir\", \"initialized\", \"daemon\" ({\"running\",\n"
+    "                     \"pid\", \"log\"}) and \"sync\" added\n"
     "  --workspace DIR    the workspace (see cortex help)\n"
     "\n"
     "Exit status: 0 success, 2 usage error, 3 workspace or store error.\n";
 
+static const char help_start[] =
+    "Usage: cortex start [--agent claude|codex|cursor|gemini]... [--upstream URL]\n"
+    "                    [--ca-file FILE] [--no-daemon]\n"
+    "\n"
+    "Sets up this workspace and keeps it running; safe to run again. It finds\n"
+    "the git repository, creates .cortex/ (kept out of git through\n"
+    ".git/info/exclude), writes the workspace config .cortex/config where keys\n"
+    "are missing (workspace.subcortex from the repository name, embed.provider,\n"
+    "sync.intervalMs; upstream.url with --upstream), creates the store, starts\n"
+    "the background cortexd that keeps sync running (pid and lock in .cortex/,\n"
+    "log in .cortex/cortexd.log) and prints how to connect agents.\n"
+    "\n"
+    "Options:\n"
+    "  --agent NAME      write NAME's MCP server entry for cortexd, merging into\n"
+    "                    the existing file (repeatable): claude (.mcp.json, and\n"
+    "                    its SessionStart and Stop hooks in .claude/settings.json),\n"
+    "                    codex (.codex/config.toml), cursor (.cursor/mcp.json),\n"
+    "                    gemini (.gemini/settings.json). A file that cannot be\n"
+    "                    parsed is left alone and the command fails.\n"
+    "  --upstream URL    the team's cortex-core (as `cortex remote set`)\n"
+    "  --ca-file FILE    CA bundle for the upstream's certificate\n"
+    "  --no-daemon       set up, but start no background cortexd\n"
+    "  --json            print what was done as JSON\n"
+    "\n"
+    "Exit status: 0 success, 2 usage error, 3 workspace, store or daemon error,\n"
+    "1 an agent's config file could not be parsed (nothing in it was changed).\n";
+
+static const char help_stop[] =
+    "Usage: cortex stop\n"
+    "\n"
+    "Stops this workspace's background cortexd (SIGTERM; SIGKILL after 10 s).\n"
+    "Agents' own cortexd processes keep serving them; the first of them takes\n"
+    "over background sync. Stopping when none runs is not an error.\n"
+    "\n"
+    "Exit status: 0 stopped or not running, 3 it could not be stopped.\n";
+
+static const char help_doctor[] =
+    "Usage: cortex doctor [--json]\n"
+    "\n"
+    "Checks every link from this workspace to an agent finding the team's\n"
+    "knowledge and says how to fix each broken one: the cortexd binary, the\n"
+    "workspace and its config, the store, the redaction rules, the background\n"
+    "cortexd, each wired agent's MCP config (right binary, right workspace),\n"
+    "Claude Code's hooks, the upstream core and the key.\n"
+    "\n"
+    "Exit status: 0 nothing failed (warnings allowed), 1 a check failed,\n"
+    "2 usage error.\n";
+
+static const char help_hook[] =
+    "Usage: cortex hook session-start|stop [--max-tokens N]\n"
+    "\n"
+    "Agent hooks (`cortex start --agent claude` installs them for Claude Code).\n"
+    "  session-start  prints a briefing for the agent (recent canon in this\n"
+    "                 workspace's subcortexes, items that went stale, your pending\n"
+    "                 drafts) as Claude Code's SessionStart hook output, within\n"
+    "                 --max-tokens (default 1500)\n"
+    "  stop           reads the Stop hook's JSON on stdin and turns the session's\n"
+    "                 observations into one digest draft for review (later stops\n"
+    "                 of the session revise it)\n"
+    "Hooks never fail the agent: they exit 0 and report problems on stderr.\n"
+    "\n"
+    "Exit status: 0, or 2 for an unknown hook.\n";
+
+static const char help_scan[] =
+    "Usage: cortex scan FILE...\n"
+    "\n"
+    "Checks files (\"-\" for stdin) for secrets with the same rules that redact\n"
+    "everything Cortex stores, and lists each finding as FILE:LINE:COLUMN and\n"
+    "the rule id; the secret itself is never printed. Binary files are checked\n"
+    "for being credential files (private keys, keystores, .env).\n"
+    "\n"
+    "Options:\n"
+    "  --json    {\"files\": [{\"path\", \"findings\": [{\"line\", \"column\", \"rule\"}]}],\n"
+    "            \"total\": N}\n"
+    "\n"
+    "Exit status: 0 no secrets found, 1 secrets found, 2 usage error,\n"
+    "3 a file could not be read.\n";
+
 static const char help_help[] =
     "Usage: cortex help [COMMAND]\n"
     "\n"
-    "Prints the overview, or the help of COMMAND (search, show, observe, draft,\n"
-    "review, status, remote, login, sync, help).\n"
+    "Prints the overview, or the help of COMMAND (start, stop, status, doctor,\n"
+    "search, show, observe, draft, review, remote, login, sync, reindex, scan,\n"
+    "hook, help).\n"
     "\n"
     "Exit status: 0 success, 2 unknown command.\n";
 
@@ -607,6 +707,25 @@ static int open_store(ctx *c, bool create) {
     if (r < 0)
         return fail(RC_STORE, "cannot open the store in %s: %s", c->ws->state_dir, engine_msg(r));
     return RC_OK;
+}
+
+/* The subcortex for a new note: --subcortex, else the workspace's
+ * (workspace.subcortex), else the store's default. */
+static const char *note_subcortex(ctx *c) {
+    if (c->a->val[O_SUBCORTEX])
+        return c->a->val[O_SUBCORTEX];
+    if (!c->subcortex_read && c->ws) {
+        cx_config cfg;
+        c->subcortex_read = true;
+        cx_error_clear();
+        if (cx_config_load(c->ws, &cfg) == 0) {
+            if (cfg.subcortex)
+                snprintf(c->subcortex, sizeof c->subcortex, "%s", cfg.subcortex);
+            cx_config_clear(&cfg);
+        }
+        cx_error_clear();
+    }
+    return c->subcortex[0] ? c->subcortex : NULL;
 }
 
 /* Where a note is made: remote, branch, HEAD and its files' blob ids (NULL
@@ -1107,7 +1226,7 @@ static int cmd_observe(ctx *c) {
     cx_note note = {
         .title = a->val[O_TITLE],
         .body = text,
-        .subcortex = a->val[O_SUBCORTEX],
+        .subcortex = note_subcortex(c),
         .tags = strv(&a->tags),
         .files = strv(&files),
         .visibility = a->seen[O_PRIVATE] ? "private" : NULL,
@@ -1160,7 +1279,7 @@ static int cmd_draft(ctx *c) {
     cx_note note = {
         .title = title,
         .body = text,
-        .subcortex = a->val[O_SUBCORTEX],
+        .subcortex = note_subcortex(c),
         .tags = strv(&a->tags),
         .files = strv(&files),
         .evidence = strv(&a->evidence),
@@ -1239,6 +1358,8 @@ static void sleep_ms(unsigned long ms) {
         ;
 }
 
+static int set_upstream(ctx *c, const char *url, const char *ca);
+
 static int cmd_remote(ctx *c) {
     const strlist *pos = &c->a->pos;
     int rc;
@@ -1289,11 +1410,10 @@ static int cmd_remote(ctx *c) {
         free(ca);
         return rc;
     }
-    cx_error_clear();
-    int r = cx_upstream_write(c->ws->state_dir, &u);
+    rc = set_upstream(c, u.url, u.ca_file);
     free(ca);
-    if (r < 0)
-        return fail(RC_STORE, "cannot write the upstream: %s", engine_msg(r));
+    if (rc != RC_OK)
+        return rc;
     if (!c->json) {
         printf("Upstream set to ");
         cx_out_text(stdout, u.url, true);
@@ -1840,6 +1960,9 @@ decided:
     return rc;
 }
 
+static json_t *daemon_json(const ctx *c);
+static void put_daemon(const ctx *c);
+
 static int cmd_status(ctx *c) {
     json_t *st = NULL;
     int rc;
@@ -1866,6 +1989,7 @@ static int cmd_status(ctx *c) {
         if (!out || !sync || json_object_set_new(out, "workspace", json_string(c->ws->root)) ||
             json_object_set_new(out, "state_dir", json_string(c->ws->state_dir)) ||
             json_object_set_new(out, "initialized", json_boolean(h == 1)) ||
+            json_object_set_new(out, "daemon", daemon_json(c)) ||
             json_object_set_new(out, "sync", sync)) {
             json_decref(out);
             return oom();
@@ -1882,6 +2006,7 @@ static int cmd_status(ctx *c) {
     printf("%sstate%s       ", lbl, rst);
     cx_out_text(stdout, c->ws->state_dir, true);
     fputc('\n', stdout);
+    put_daemon(c);
     if (!st) {
         printf("%smemory%s      none yet; record something with `cortex observe` or run cortexd\n", lbl,
                rst);
@@ -2007,6 +2132,543 @@ out:
     return rc;
 }
 
+/* ---- start, stop, doctor, hook, scan ------------------------------------ */
+
+/* The daemon's state as JSON for status and start. */
+static json_t *daemon_json(const ctx *c) {
+    cx_daemon_info d;
+    cx_daemon_status(c->ws->state_dir, &d);
+    char *log = cx_fs_join(c->ws->state_dir, CX_DAEMON_LOG);
+    json_t *o = json_pack("{s:b, s:s?}", "running", d.running, "log", log);
+    free(log);
+    if (o && d.running && d.pid > 0)
+        json_object_set_new(o, "pid", json_integer(d.pid));
+    return o;
+}
+
+static void put_daemon(const ctx *c) {
+    const char *lbl = cx_out_sgr(CX_OUT_BOLD), *rst = cx_out_sgr(CX_OUT_RESET);
+    cx_daemon_info d;
+    cx_daemon_status(c->ws->state_dir, &d);
+    printf("%sdaemon%s      ", lbl, rst);
+    if (d.running) {
+        printf("running");
+        if (d.pid > 0)
+            printf(", pid %ld", (long)d.pid);
+        printf("; log .cortex/%s\n", CX_DAEMON_LOG);
+    } else {
+        printf("not running; `cortex start` keeps sync going in the background\n");
+    }
+}
+
+/* Writes the upstream to the workspace config and to the sync engine's
+ * .cortex/upstream (the config is the one people edit; the engine reads the
+ * other). `ca` may be NULL. */
+static int set_upstream(ctx *c, const char *url, const char *ca) {
+    const char *keys[] = {"upstream.url", "upstream.caFile"};
+    const char *vals[] = {url, ca};
+    cx_error_clear();
+    if (cx_config_set(c->ws, keys, vals, 2) < 0)
+        return fail(RC_STORE, "cannot write the workspace config: %s", cx_error_last());
+    cx_upstream u = {.url = (char *)url, .ca_file = (char *)ca};
+    cx_error_clear();
+    int r = cx_upstream_write(c->ws->state_dir, &u);
+    if (r < 0)
+        return fail(RC_STORE, "cannot write the upstream: %s", engine_msg(r));
+    return RC_OK;
+}
+
+static bool same_str(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Brings .cortex/upstream in line with upstream.url of the config (a config
+ * edited by hand, or copied from a teammate). Sets *url (borrowed from cfg). */
+static int apply_config_upstream(ctx *c, const cx_config *cfg, bool *changed) {
+    *changed = false;
+    if (!cfg->upstream_url || !*cfg->upstream_url)
+        return RC_OK;
+    cx_error_clear();
+    if (cx_upstream_check_url(cfg->upstream_url) < 0)
+        return fail(RC_STORE, "workspace config: upstream.url: %s", cx_error_last());
+    cx_upstream *u = NULL;
+    int r = cx_upstream_read(c->ws->state_dir, &u);
+    bool same = r == 0 && same_str(u->url, cfg->upstream_url) &&
+                same_str(u->ca_file, cfg->upstream_ca_file && *cfg->upstream_ca_file
+                                         ? cfg->upstream_ca_file
+                                         : NULL);
+    cx_upstream_free(u);
+    if (same)
+        return RC_OK;
+    cx_upstream nu = {.url = cfg->upstream_url,
+                      .ca_file = cfg->upstream_ca_file && *cfg->upstream_ca_file
+                                     ? cfg->upstream_ca_file
+                                     : NULL};
+    cx_error_clear();
+    if ((r = cx_upstream_write(c->ws->state_dir, &nu)) < 0)
+        return fail(RC_STORE, "cannot write the upstream: %s", engine_msg(r));
+    *changed = true;
+    return RC_OK;
+}
+
+/* Is agent k in workspace.agents? */
+static bool agent_recorded(const cx_config *cfg, cx_agent_kind k) {
+    if (!cfg->agents)
+        return false;
+    const char *name = cx_agent_name(k), *p = cfg->agents;
+    size_t n = strlen(name);
+    while ((p = strstr(p, name)) != NULL) {
+        bool start = p == cfg->agents || p[-1] == ',' || p[-1] == ' ';
+        bool end = p[n] == '\0' || p[n] == ',' || p[n] == ' ';
+        if (start && end)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* Adds the agents just wired to workspace.agents (a comma list, sorted). */
+static int record_agents(ctx *c, const cx_config *cfg, const bool wired[CX_AGENT_COUNT]) {
+    bool have[CX_AGENT_COUNT] = {0};
+    if (cfg->agents) {
+        char *copy = strdup(cfg->agents), *save = NULL;
+        if (!copy)
+            return oom();
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            cx_agent_kind k;
+            if (cx_agent_parse(t, &k) == 0)
+                have[k] = true;
+        }
+        free(copy);
+        cx_error_clear();
+    }
+    bool add = false;
+    for (int k = 0; k < CX_AGENT_COUNT; k++) {
+        add |= wired[k] && !have[k];
+        have[k] |= wired[k];
+    }
+    if (!add)
+        return RC_OK;
+    char list[128] = "";
+    for (int k = 0; k < CX_AGENT_COUNT; k++)
+        if (have[k])
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? "," : "",
+                     cx_agent_name((cx_agent_kind)k));
+    const char *key = "workspace.agents", *val = list;
+    cx_error_clear();
+    if (cx_config_set(c->ws, &key, &val, 1) < 0)
+        return fail(RC_STORE, "cannot write the workspace config: %s", cx_error_last());
+    return RC_OK;
+}
+
+static int cmd_start(ctx *c) {
+    const args *a = c->a;
+    int rc;
+    if (a->pos.n > 0)
+        return usage_error("start", "start takes no operands; name agents with --agent");
+    if (a->seen[O_CA_FILE] && !a->seen[O_UPSTREAM])
+        return usage_error("start", "--ca-file goes with --upstream URL");
+    cx_agent_kind wanted[CX_AGENT_COUNT];
+    bool want[CX_AGENT_COUNT] = {0};
+    size_t nk = 0;
+    for (size_t i = 0; i < a->agents.n; i++) {
+        cx_agent_kind k;
+        cx_error_clear();
+        if (cx_agent_parse(a->agents.v[i], &k) < 0)
+            return usage_error("start", "%s", cx_error_last());
+        if (!want[k])
+            wanted[nk++] = k;
+        want[k] = true;
+    }
+    char *ca = NULL;
+    if (a->seen[O_UPSTREAM]) {
+        cx_error_clear();
+        if (cx_upstream_check_url(a->val[O_UPSTREAM]) < 0)
+            return usage_error("start", "--upstream: %s", cx_error_last());
+        if (a->val[O_CA_FILE] && !(ca = realpath(a->val[O_CA_FILE], NULL)))
+            return usage_error("start", "cannot use --ca-file %s: %s", a->val[O_CA_FILE],
+                               strerror(errno));
+    }
+    char *cortexd = NULL, *self = NULL;
+    json_t *report = json_object(), *agents = json_array(), *cfg_set = json_array();
+    cx_config cfg = {0};
+    bool cfg_loaded = false;
+    if (!report || !agents || !cfg_set) {
+        rc = oom();
+        goto out;
+    }
+    json_object_set(report, "agents", agents);
+    json_object_set(report, "config_set", cfg_set);
+
+    /* workspace and its state directory */
+    if ((rc = find_workspace(c, true)) != RC_OK)
+        goto out;
+    json_object_set_new(report, "workspace", json_string(c->ws->root));
+    json_object_set_new(report, "state_dir", json_string(c->ws->state_dir));
+    json_object_set_new(report, "git", json_boolean(c->ws->git_dir != NULL));
+
+    /* config: fill in what is missing, never overwrite what is there */
+    cx_error_clear();
+    if (cx_config_load(c->ws, &cfg) < 0) {
+        rc = fail(RC_STORE, "%s; fix .cortex/config (git-config format) and run again",
+                  cx_error_last());
+        goto out;
+    }
+    cfg_loaded = true;
+    char derived[80];
+    cx_config_derive_subcortex(c->ws->name, derived, sizeof derived);
+    const char *keys[3], *vals[3];
+    size_t nset = 0;
+    char interval[16];
+    snprintf(interval, sizeof interval, "%lu", 10000UL);
+    if (!cfg.subcortex) {
+        keys[nset] = "workspace.subcortex";
+        vals[nset++] = derived;
+    }
+    if (!cfg.embed_provider_set) {
+        keys[nset] = "embed.provider";
+        vals[nset++] = "builtin";
+    }
+    if (!cfg.sync_interval_ms) {
+        keys[nset] = "sync.intervalMs";
+        vals[nset++] = interval;
+    }
+    if (nset > 0) {
+        cx_error_clear();
+        if (cx_config_set(c->ws, keys, vals, nset) < 0) {
+            rc = fail(RC_STORE, "cannot write the workspace config: %s", cx_error_last());
+            goto out;
+        }
+        for (size_t i = 0; i < nset; i++)
+            json_array_append_new(cfg_set, json_pack("{s:s, s:s}", "key", keys[i], "value", vals[i]));
+    }
+    if (a->seen[O_UPSTREAM] &&
+        (!same_str(cfg.upstream_url, a->val[O_UPSTREAM]) || !same_str(cfg.upstream_ca_file, ca))) {
+        if ((rc = set_upstream(c, a->val[O_UPSTREAM], ca)) != RC_OK)
+            goto out;
+        json_array_append_new(cfg_set, json_pack("{s:s, s:s}", "key", "upstream.url", "value",
+                                                 a->val[O_UPSTREAM]));
+    } else {
+        bool changed;
+        if ((rc = apply_config_upstream(c, &cfg, &changed)) != RC_OK)
+            goto out;
+    }
+    cx_upstream *up = NULL;
+    if (cx_upstream_read(c->ws->state_dir, &up) == 0)
+        json_object_set_new(report, "upstream", json_string(up->url));
+    cx_upstream_free(up);
+    cx_error_clear();
+
+    /* the store */
+    if ((rc = open_store(c, true)) != RC_OK)
+        goto out;
+
+    /* programs: agents and hooks must name absolute paths that work */
+    cx_error_clear();
+    cortexd = cx_daemon_find_program("cortexd", "CORTEX_CORTEXD");
+    self = cx_daemon_find_program("cortex", "CORTEX_CLI");
+    if (!cortexd) {
+        rc = fail(RC_STORE, "%s; install cortexd or set $CORTEX_CORTEXD", cx_error_last());
+        goto out;
+    }
+    json_object_set_new(report, "cortexd", json_string(cortexd));
+
+    /* agents */
+    bool wired[CX_AGENT_COUNT] = {0};
+    for (size_t i = 0; i < nk; i++) {
+        cx_agent_wiring w = {.root = c->ws->root, .cortexd = cortexd,
+                             .cortex = self ? self : "cortex"};
+        json_t *one = NULL;
+        cx_error_clear();
+        int r = cx_agent_wire(wanted[i], &w, &one);
+        if (r < 0) {
+            rc = fail(r == CX_EINVAL ? RC_NONE : RC_STORE, "%s: %s", cx_agent_name(wanted[i]),
+                      cx_error_last());
+            goto out;
+        }
+        json_array_append_new(agents, one);
+        wired[wanted[i]] = true;
+    }
+    if ((rc = record_agents(c, &cfg, wired)) != RC_OK)
+        goto out;
+
+    /* the background daemon */
+    if (!a->seen[O_NO_DAEMON]) {
+        pid_t pid = 0;
+        bool already = false;
+        cx_error_clear();
+        if (cx_daemon_start(c->ws, cortexd, 10000, &pid, &already) < 0) {
+            rc = fail(RC_STORE, "cannot start the background cortexd: %s", cx_error_last());
+            goto out;
+        }
+        json_object_set_new(report, "daemon",
+                            json_pack("{s:s, s:I}", "action", already ? "running" : "started",
+                                      "pid", (json_int_t)pid));
+    }
+
+    if (c->json) {
+        rc = print_json(report);
+        goto out;
+    }
+    const char *lbl = cx_out_sgr(CX_OUT_BOLD), *rst = cx_out_sgr(CX_OUT_RESET);
+    printf("%sworkspace%s   ", lbl, rst);
+    cx_out_text(stdout, c->ws->root, true);
+    printf("%s\n", c->ws->git_dir ? " (git)" : " (not in git: notes get no provenance)");
+    printf("%sstate%s       .cortex/ (%s)\n", lbl, rst,
+           c->ws->git_dir ? "kept out of git in .git/info/exclude" : "local");
+    printf("%sconfig%s      .cortex/config", lbl, rst);
+    if (json_array_size(cfg_set) > 0) {
+        printf(": set");
+        size_t i;
+        json_t *v;
+        json_array_foreach(cfg_set, i, v) {
+            printf("%s %s = ", i ? "," : "", jstr(v, "key"));
+            cx_out_text(stdout, jstr(v, "value"), true);
+        }
+        fputc('\n', stdout);
+    } else {
+        printf(" unchanged\n");
+    }
+    const char *upurl = jstr(report, "upstream");
+    printf("%supstream%s    ", lbl, rst);
+    if (upurl) {
+        cx_out_text(stdout, upurl, true);
+        printf("\n");
+    } else {
+        printf("none: memory stays on this machine (add one with --upstream URL)\n");
+    }
+    json_t *dm = json_object_get(report, "daemon");
+    if (dm)
+        printf("%sdaemon%s      %s, pid %lld; log .cortex/%s\n", lbl, rst,
+               strcmp(jstr(dm, "action"), "started") == 0 ? "started" : "already running",
+               jint(dm, "pid", 0), CX_DAEMON_LOG);
+    else
+        printf("%sdaemon%s      not started (--no-daemon)\n", lbl, rst);
+    size_t i;
+    json_t *ag;
+    json_array_foreach(agents, i, ag) {
+        printf("%sagent%s       %s:", lbl, rst, jstr(ag, "agent"));
+        size_t j;
+        json_t *f;
+        json_array_foreach(json_object_get(ag, "files"), j, f)
+            printf("%s %s %s", j ? "," : "", jstr(f, "path"), jstr(f, "action"));
+        fputc('\n', stdout);
+    }
+    bool have[CX_AGENT_COUNT];
+    size_t nhave = 0;
+    for (int k = 0; k < CX_AGENT_COUNT; k++) {
+        have[k] = want[k] || agent_recorded(&cfg, (cx_agent_kind)k);
+        nhave += have[k];
+    }
+    if (nhave < CX_AGENT_COUNT) {
+        printf("\nConnect %sagents:\n", nhave ? "more " : "");
+        for (int k = 0; k < CX_AGENT_COUNT; k++)
+            if (!have[k])
+                printf("  cortex start --agent %s\n", cx_agent_name((cx_agent_kind)k));
+        printf("or by hand, e.g.: claude mcp add cortex -- %s --workspace %s\n", cortexd,
+               c->ws->root);
+    }
+    printf("\nCheck everything with `cortex doctor`; stop with `cortex stop`.\n");
+out:
+    if (cfg_loaded)
+        cx_config_clear(&cfg);
+    json_decref(report);
+    json_decref(agents);
+    json_decref(cfg_set);
+    free(cortexd);
+    free(self);
+    free(ca);
+    return rc;
+}
+
+static int cmd_stop(ctx *c) {
+    int rc;
+    if (c->a->pos.n > 0)
+        return usage_error("stop", "stop takes no operands");
+    if ((rc = find_workspace(c, false)) != RC_OK)
+        return rc;
+    pid_t pid = 0;
+    bool was = false;
+    cx_error_clear();
+    if (cx_daemon_stop(c->ws->state_dir, 10000, &pid, &was) < 0)
+        return fail(RC_STORE, "cannot stop the background cortexd: %s", cx_error_last());
+    if (c->json) {
+        json_t *o = json_pack("{s:b, s:I}", "stopped", was, "pid", (json_int_t)pid);
+        rc = o ? print_json(o) : oom();
+        json_decref(o);
+        return rc;
+    }
+    if (was)
+        printf("Stopped the background cortexd (pid %ld).\n", (long)pid);
+    else
+        printf("No background cortexd was running for %s.\n", c->ws->root);
+    return RC_OK;
+}
+
+static int cmd_doctor(ctx *c) {
+    if (c->a->pos.n > 0)
+        return usage_error("doctor", "doctor takes no operands");
+    char *self = cx_daemon_find_program("cortex", "CORTEX_CLI");
+    char *cortexd = cx_daemon_find_program("cortexd", "CORTEX_CORTEXD");
+    cx_error_clear();
+    cx_doctor_opts o = {.workspace = c->a->val[O_WORKSPACE], .cortex = self, .cortexd = cortexd};
+    json_t *rep = NULL;
+    int r = cx_doctor_run(&o, &rep);
+    free(self);
+    free(cortexd);
+    if (r < 0)
+        return oom();
+    bool ok = jtrue(rep, "ok");
+    int rc = RC_OK;
+    if (c->json) {
+        rc = print_json(rep);
+    } else {
+        size_t i;
+        json_t *ch;
+        size_t nfail = 0, nwarn = 0;
+        json_array_foreach(json_object_get(rep, "checks"), i, ch) {
+            const char *st = jstr(ch, "status");
+            bool is_ok = strcmp(st, "ok") == 0, is_warn = strcmp(st, "warn") == 0;
+            nfail += !is_ok && !is_warn;
+            nwarn += is_warn;
+            printf("%s%-4s%s %-14s ", cx_out_sgr(is_ok ? CX_OUT_GREEN : is_warn ? CX_OUT_YELLOW : CX_OUT_RED),
+                   is_ok ? "ok" : is_warn ? "warn" : "FAIL", cx_out_sgr(CX_OUT_RESET), jstr(ch, "name"));
+            cx_out_text(stdout, jstr(ch, "detail") ? jstr(ch, "detail") : "", false);
+            fputc('\n', stdout);
+            if (jstr(ch, "fix")) {
+                printf("     %-14s fix: ", "");
+                cx_out_text(stdout, jstr(ch, "fix"), false);
+                fputc('\n', stdout);
+            }
+        }
+        if (nfail)
+            printf("\n%zu check%s failed, %zu warning%s.\n", nfail, nfail == 1 ? "" : "s", nwarn,
+                   nwarn == 1 ? "" : "s");
+        else
+            printf("\nAll checks passed%s.\n", nwarn ? " (with warnings)" : "");
+    }
+    json_decref(rep);
+    if (rc != RC_OK)
+        return rc;
+    return ok ? RC_OK : RC_NONE;
+}
+
+static int cmd_hook(ctx *c) {
+    const strlist *pos = &c->a->pos;
+    if (pos->n != 1)
+        return usage_error("hook", "hook needs exactly one event: session-start or stop");
+    cx_hook_opts o = {.workspace = c->a->val[O_WORKSPACE], .author = c->author};
+    if (c->a->val[O_MAX_TOKENS]) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(c->a->val[O_MAX_TOKENS], &end, 10);
+        if (errno || !end || *end || v < 50 || v > 100000)
+            return usage_error("hook", "--max-tokens takes a number from 50 to 100000");
+        o.max_tokens = (size_t)v;
+    }
+    fflush(stdout);
+    return cx_hook_run(pos->v[0], &o, stdin, stdout, stderr);
+}
+
+/* Line and column (1-based, in bytes) of offset `off` in text. */
+static void line_col(const char *text, size_t off, size_t *line, size_t *col) {
+    size_t l = 1, start = 0;
+    for (size_t i = 0; i < off; i++)
+        if (text[i] == '\n') {
+            l++;
+            start = i + 1;
+        }
+    *line = l;
+    *col = off - start + 1;
+}
+
+static int scan_one(ctx *c, const char *path, json_t *files, size_t *total) {
+    char *data = NULL;
+    size_t len = 0;
+    cx_error_clear();
+    int r;
+    if (strcmp(path, "-") == 0) {
+        r = read_stdin("text", "scan", &data) == RC_OK ? 0 : CX_EIO;
+        len = data ? strlen(data) : 0;
+        if (r)
+            return RC_STORE;
+    } else if ((r = cx_fs_read_file(path, CX_STORE_MAX_BLOB, &data, &len)) < 0) {
+        return fail(RC_STORE, "cannot read %s: %s", path, engine_msg(r));
+    }
+    json_t *findings = json_array();
+    json_t *entry = json_pack("{s:s, s:o}", "path", path, "findings", findings);
+    if (!entry) {
+        free(data);
+        return oom();
+    }
+    json_array_append_new(files, entry);
+    const char *cred = cx_redact_credential_file(strcmp(path, "-") ? path : NULL, data, len);
+    if (cred) {
+        json_object_set_new(entry, "credential_file", json_string(cred));
+        (*total)++;
+        if (!c->json)
+            printf("%s: %s (never stored by Cortex)\n", path, cred);
+    }
+    if (cx_redact_is_text(data, len)) {
+        cx_redact_match *m = NULL;
+        size_t n = 0;
+        if ((r = cx_redact_find(data, len, &m, &n)) < 0) {
+            free(data);
+            return fail(RC_STORE, "cannot scan %s: %s", path, engine_msg(r));
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t line, col;
+            line_col(data, m[i].start, &line, &col);
+            const char *rule = cx_redact_rule_id(m[i].rule);
+            json_array_append_new(findings, json_pack("{s:I, s:I, s:s}", "line", (json_int_t)line,
+                                                      "column", (json_int_t)col, "rule", rule));
+            if (!c->json)
+                printf("%s:%zu:%zu: %s (%s)\n", path, line, col, rule,
+                       cx_redact_rule_description(m[i].rule));
+        }
+        *total += n;
+        free(m);
+    }
+    free(data);
+    return RC_OK;
+}
+
+static int cmd_scan(ctx *c) {
+    const strlist *pos = &c->a->pos;
+    if (pos->n == 0)
+        return usage_error("scan", "scan needs at least one FILE (\"-\" for stdin)");
+    cx_error_clear();
+    if (cx_redact_init() < 0)
+        return fail(RC_STORE, "the redaction rules do not compile: %s", cx_error_last());
+    json_t *files = json_array();
+    if (!files)
+        return oom();
+    size_t total = 0;
+    int rc = RC_OK;
+    for (size_t i = 0; i < pos->n; i++) {
+        int r = scan_one(c, pos->v[i], files, &total);
+        if (r != RC_OK)
+            rc = r;
+    }
+    if (c->json) {
+        json_t *o = json_pack("{s:O, s:I}", "files", files, "total", (json_int_t)total);
+        int pr = o ? print_json(o) : oom();
+        json_decref(o);
+        if (pr != RC_OK)
+            rc = pr;
+    } else if (rc == RC_OK) {
+        if (total)
+            printf("%zu secret%s found; Cortex stores such text only redacted.\n", total,
+                   total == 1 ? "" : "s");
+        else
+            printf("No secrets found in %zu file%s.\n", pos->n, pos->n == 1 ? "" : "s");
+    }
+    json_decref(files);
+    if (rc != RC_OK)
+        return rc;
+    return total ? RC_NONE : RC_OK;
+}
+
 static int cmd_help(ctx *c);
 
 static const command commands[] = {
@@ -2018,11 +2680,16 @@ static const command commands[] = {
     {"draft", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_EVIDENCE), cmd_draft,
      help_draft},
     {"review", BIT(O_NOTE) | BIT(O_REASON), cmd_review, help_review},
+    {"start", BIT(O_AGENT) | BIT(O_UPSTREAM) | BIT(O_CA_FILE) | BIT(O_NO_DAEMON), cmd_start, help_start},
+    {"stop", 0, cmd_stop, help_stop},
     {"status", 0, cmd_status, help_status},
+    {"doctor", 0, cmd_doctor, help_doctor},
     {"remote", BIT(O_CA_FILE), cmd_remote, help_remote},
     {"login", 0, cmd_login, help_login},
     {"sync", 0, cmd_sync, help_sync},
     {"reindex", 0, cmd_reindex, help_reindex},
+    {"scan", 0, cmd_scan, help_scan},
+    {"hook", BIT(O_MAX_TOKENS), cmd_hook, help_hook},
     {"help", 0, cmd_help, help_help},
 };
 
@@ -2110,6 +2777,8 @@ static int parse_args(int argc, char **argv, args *a) {
             list_push(&a->files, value);
         else if (id == O_EVIDENCE)
             list_push(&a->evidence, value);
+        else if (id == O_AGENT)
+            list_push(&a->agents, value);
     }
     return RC_OK;
 }
@@ -2138,7 +2807,8 @@ int main(int argc, char **argv) {
     a.tags.v = calloc(cap, sizeof *a.tags.v);
     a.files.v = calloc(cap, sizeof *a.files.v);
     a.evidence.v = calloc(cap, sizeof *a.evidence.v);
-    if (!a.pos.v || !a.tags.v || !a.files.v || !a.evidence.v) {
+    a.agents.v = calloc(cap, sizeof *a.agents.v);
+    if (!a.pos.v || !a.tags.v || !a.files.v || !a.evidence.v || !a.agents.v) {
         rc = oom();
         goto out;
     }
@@ -2200,6 +2870,7 @@ out:
     free(a.tags.v);
     free(a.files.v);
     free(a.evidence.v);
+    free(a.agents.v);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (errno != EPIPE)
             fprintf(stderr, "cortex: cannot write to standard output: %s\n", strerror(errno));

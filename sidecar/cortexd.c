@@ -7,8 +7,10 @@
  * protocol stream is moved to a private descriptor and fd 1 points at
  * stderr, so nothing but protocol messages can reach the client. */
 #include "config.h"
+#include "daemon.h"
 #include "mcp.h"
 #include "proto/jsonrpc.h"
+#include "redact/redact.h"
 #include "store/store.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -161,6 +163,7 @@ static void *warm(void *arg) {
     if (cx_mcp_warm(g.mcp) != 0)
         return NULL;
     const cx_workspace *ws = cx_mcp_workspace(g.mcp);
+    (void)cx_redact_init(); /* compile the rules before the first write needs them */
     (void)cx_sync_start(ws); /* when an upstream is configured */
     cx_store *s = NULL;
     if (cx_store_open(&s, ws->state_dir) != 0) {
@@ -222,22 +225,28 @@ static void usage(FILE *f) {
             "  -l, --log-level LVL   stderr log level: debug, info, notice, warning (default),\n"
             "                        error; also $CORTEX_LOG_LEVEL\n"
             "      --page-size N     items per page of tools/list and resources lists (default 100)\n"
+            "      --background      serve no agent: keep the workspace's sync and store\n"
+            "                        maintenance running (what `cortex start` runs; logs to\n"
+            "                        stderr, which `cortex start` points at .cortex/cortexd.log)\n"
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n"
             "\n"
             "Exit status: 0 when the client closed the session or on SIGTERM/SIGINT;\n"
             "1 when the workspace cannot be set up on a terminal (for an agent the\n"
-            "failure is reported in every tool result instead); 2 on bad options.\n");
+            "failure is reported in every tool result instead); 2 on bad options;\n"
+            "3 with --background when another background cortexd serves the workspace.\n");
 }
 
 int main(int argc, char **argv) {
     const char *ws_dir = NULL;
     const char *level_name = getenv("CORTEX_LOG_LEVEL");
     long page_size = 0;
+    bool background = false;
     static const struct option opts[] = {
         {"workspace", required_argument, NULL, 'w'}, {"log-level", required_argument, NULL, 'l'},
         {"page-size", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},         {"background", no_argument, NULL, 'b'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "w:l:hV", opts, NULL)) != -1) {
@@ -254,6 +263,7 @@ int main(int argc, char **argv) {
             }
             break;
         }
+        case 'b': background = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': fprintf(stdout, "cortexd %s\n", VERSION); return 0;
         default: fprintf(stderr, "Try 'cortexd --help'.\n"); return 2;
@@ -268,7 +278,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cortexd: unknown log level '%s'\n", level_name);
         return 2;
     }
+    if (background && !level_name)
+        level = CX_LOG_NOTICE;
     cx_log_init("cortexd", (cx_log_level)level);
+
+    if (background) {
+        cx_workspace *bws = NULL;
+        if (cx_workspace_find(&bws, ws_dir, true) != 0) {
+            fprintf(stderr, "cortexd: cannot use workspace: %s\n", cx_error_last());
+            return 1;
+        }
+        int brc = cx_daemon_run(bws);
+        cx_workspace_free(bws);
+        return brc;
+    }
 
     /* The protocol stream gets a private descriptor; fd 1 becomes stderr so
      * that a stray printf from any library cannot corrupt it. */

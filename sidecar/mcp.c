@@ -51,6 +51,7 @@ struct cx_mcp {
     cx_store *store;
     cx_prov *prov;           /* NULL when provenance is unavailable */
     cx_embedder *embedder;   /* the configured model, or NULL for builtin */
+    char subcortex[80];      /* workspace.subcortex, or "" */
     int store_err;
     char store_msg[512];
 
@@ -255,6 +256,8 @@ static void setup_search(cx_mcp *m) {
     } else {
         /* The query path gets a short timeout and no retries: a search
          * must not wait on a model; hybrid falls back to keywords. */
+        if (cfg.subcortex)
+            snprintf(m->subcortex, sizeof m->subcortex, "%s", cfg.subcortex);
         if (cfg.embed_timeout_ms == 0 || cfg.embed_timeout_ms > 2000)
             cfg.embed_timeout_ms = 2000;
         if (cx_config_embedder(&cfg, &m->embedder, true) != 0) {
@@ -524,6 +527,7 @@ static void do_tools_call(req *r) {
     env.ws = m->ws;
     env.prov = m->prov;
     env.query_embedder = m->embedder;
+    env.default_subcortex = m->subcortex[0] ? m->subcortex : NULL;
     rc = env.store ? cx_tools_run(name, args, &env, &out) : cx_error_code();
     if (rc == 0 && !env.store)
         rc = CX_EIO;

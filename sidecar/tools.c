@@ -108,6 +108,8 @@ static int fill_note(const cx_tool_env *env, const json_t *o, const char *body_k
     n->title = str_arg(o, "title");
     n->body = str_arg(o, body_key);
     n->subcortex = str_arg(o, "subcortex");
+    if (!n->subcortex)
+        n->subcortex = env->default_subcortex;
     n->visibility = str_arg(o, "visibility");
     int r = strv_arg(o, "tags", &n->tags);
     if (!r)
@@ -194,6 +196,8 @@ static int tool_publish(const json_t *args, const cx_tool_env *env, json_t **out
                             content ? "both" : "neither");
     cx_publish p = {.name = str_arg(args, "name"), .title = str_arg(args, "title"),
                     .subcortex = str_arg(args, "subcortex")};
+    if (!p.subcortex)
+        p.subcortex = env->default_subcortex;
     char *real = NULL, *data = NULL;
     int r = strv_arg(args, "tags", &p.tags);
     if (r)

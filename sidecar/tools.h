@@ -16,6 +16,8 @@ typedef struct cx_tool_env {
     const cx_workspace *ws;
     cx_prov *prov;                /* NULL: no provenance, nothing is stale */
     cx_embedder *query_embedder;  /* NULL: the store's built-in model */
+    const char *default_subcortex; /* for notes that name none (workspace.subcortex);
+                                    * NULL = the store's default */
     cx_actor actor;
     const char *protocol_version; /* negotiated, for status */
     cx_progress_fn progress;      /* NULL when the client asked for none */

@@ -3,11 +3,13 @@
 started on 127.0.0.1 (plain or TLS) and the teardown that kills every
 process a test started and prints "N passed, N failed". Standard library
 only."""
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 CORTEX, CORE = os.environ["CORTEX"], os.environ["CORTEX_CORE"]
@@ -80,6 +82,74 @@ class Core:
 
     def url(self):
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+
+class Agent:
+    """cortexd over stdio, raw JSON-RPC."""
+
+    def __init__(self, ws, env):
+        self.proc = subprocess.Popen([os.environ["CORTEXD"], "--workspace", ws], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=open(ws + ".cortexd.log", "a"),
+                                     env=env)
+        procs.append(self.proc)
+        self.lines, self.cv, self.next_id = [], threading.Condition(), 1
+        threading.Thread(target=self._read, daemon=True).start()
+        self.req("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                "clientInfo": {"name": "sync-test", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cv:
+                self.lines.append(json.loads(line))
+                self.cv.notify_all()
+
+    def send(self, m):
+        self.proc.stdin.write((json.dumps(m) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def req(self, method, params, timeout=30):
+        rid = self.next_id
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        end = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for m in self.lines:
+                    if m.get("id") == rid:
+                        return m
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{method} not answered in {timeout} s")
+                self.cv.wait(left)
+
+    def call(self, tool, args, timeout=30):
+        r = self.req("tools/call", {"name": tool, "arguments": args}, timeout)
+        res = r.get("result", {})
+        return res.get("structuredContent"), res.get("isError", False)
+
+    def close(self, timeout=10):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+
+
+def make_cert(tmp):
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], capture_output=True, timeout=60)
+    check(p.returncode == 0, "openssl made a certificate")
+    return cert, key
 
 
 def finish(tmp):

@@ -8,7 +8,7 @@
 import http.client, json, os, socket, sqlite3, subprocess, threading, time
 
 CORTEXD = os.environ["CORTEXD"]
-from synclib import CORE, Core, check, cli, procs, run, wait_until  # noqa: E402
+from synclib import CORE, Agent, Core, check, cli, make_cert, procs, run, wait_until  # noqa: E402
 class CoreDB(Core):
     """The core, plus what this test reads of its state."""
 
@@ -24,63 +24,6 @@ class CoreDB(Core):
         with sqlite3.connect(os.path.join(self.data, "core.db"), timeout=30) as db:
             return db.execute("SELECT count(*), count(DISTINCT op_id) FROM ops WHERE team = ?",
                               (team,)).fetchone()
-
-
-class Agent:
-    """cortexd over stdio, raw JSON-RPC."""
-
-    def __init__(self, ws, env):
-        self.proc = subprocess.Popen([CORTEXD, "--workspace", ws], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=open(ws + ".cortexd.log", "a"),
-                                     env=env)
-        procs.append(self.proc)
-        self.lines, self.cv, self.next_id = [], threading.Condition(), 1
-        threading.Thread(target=self._read, daemon=True).start()
-        self.req("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                "clientInfo": {"name": "sync-test", "version": "1"}})
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cv:
-                self.lines.append(json.loads(line))
-                self.cv.notify_all()
-
-    def send(self, m):
-        self.proc.stdin.write((json.dumps(m) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def req(self, method, params, timeout=30):
-        rid = self.next_id
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-        end = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for m in self.lines:
-                    if m.get("id") == rid:
-                        return m
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{method} not answered in {timeout} s")
-                self.cv.wait(left)
-
-    def call(self, tool, args, timeout=30):
-        r = self.req("tools/call", {"name": tool, "arguments": args}, timeout)
-        res = r.get("result", {})
-        return res.get("structuredContent"), res.get("isError", False)
-
-    def close(self, timeout=10):
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return None
-
 
 
 def backlog(ws, env):
@@ -204,12 +147,7 @@ def tests(tmp):
         p = subprocess.run([CORE, "keys", "create", data, "--team", "T", "--role", role, "--name",
                             name], capture_output=True, text=True, timeout=60)
         keys[name] = p.stdout.strip()
-    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", key, "-out", cert], capture_output=True, timeout=60)
-    check(p.returncode == 0, "openssl made a certificate")
+    cert, key = make_cert(tmp)
     core = CoreDB(tmp, data, (cert, key))
     core.start()
 

@@ -1,0 +1,1200 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Coding agents' MCP configuration and Claude Code hooks: writing them for
+ * `cortex start --agent` and checking them for `cortex doctor` (agents.h).
+ *
+ * Writing is planned first and done second: every file the agent needs is
+ * read, parsed and its new text computed; only when all of them can be
+ * done is anything written, and only the files whose content changes. JSON
+ * files are merged as jansson values (insertion order is kept, so other
+ * keys stay where they were) and compared with the original to decide
+ * whether anything changed; the TOML file is edited as text around the
+ * byte ranges toml.c reports, and the result is parsed again before it is
+ * written. */
+#include "agents.h"
+
+#include "toml.h"
+#include "util/error.h"
+#include "util/fsx.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_CONFIG (4u << 20) /* larger than any agent config we have seen */
+#define SETTINGS ".claude/settings.json"
+#define SESSION_MATCHER "startup|resume|clear|compact"
+#define HOOK_TIMEOUT 10
+#define NOTHING_CHANGED "fix or move it aside — nothing was changed"
+
+static const char *const agent_names[CX_AGENT_COUNT] = {"claude", "codex", "cursor", "gemini"};
+static const char *const agent_paths[CX_AGENT_COUNT] = {".mcp.json", ".codex/config.toml",
+                                                        ".cursor/mcp.json", ".gemini/settings.json"};
+static const char *const codex_table[] = {"mcp_servers", "cortex"};
+
+int cx_agent_parse(const char *name, cx_agent_kind *out) {
+    for (int k = 0; k < CX_AGENT_COUNT; k++)
+        if (name && strcmp(name, agent_names[k]) == 0) {
+            *out = (cx_agent_kind)k;
+            return 0;
+        }
+    return cx_error_set(CX_EINVAL, "unknown agent '%s'; the agents are claude, codex, cursor and gemini",
+                        name ? name : "");
+}
+
+const char *cx_agent_name(cx_agent_kind k) {
+    assert(k >= 0 && k < CX_AGENT_COUNT);
+    return agent_names[k];
+}
+
+const char *cx_agent_config_path(cx_agent_kind k) {
+    assert(k >= 0 && k < CX_AGENT_COUNT);
+    return agent_paths[k];
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/* Offset of the first byte of s that is not well-formed UTF-8, or strlen(s). */
+static size_t utf8_prefix(const char *s) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (u[i]) {
+        unsigned char c = u[i], lo = 0x80, hi = 0xBF;
+        size_t len;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            lo = c == 0xE0 ? 0xA0 : 0x80;
+            hi = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            lo = c == 0xF0 ? 0x90 : 0x80;
+            hi = c == 0xF4 ? 0x8F : 0xBF;
+        } else
+            return i;
+        if (u[i + 1] < lo || u[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k < len; k++)
+            if (u[i + k] < 0x80 || u[i + k] > 0xBF)
+                return i;
+        i += len;
+    }
+    return i;
+}
+
+static int check_wiring(const cx_agent_wiring *w) {
+    const char *what[] = {"workspace root", "cortexd path", "cortex path"};
+    const char *path[] = {w->root, w->cortexd, w->cortex};
+    for (int j = 0; j < 3; j++) {
+        if (!path[j] || path[j][0] != '/')
+            return cx_error_set(CX_EINVAL, "the %s must be an absolute path, not '%s'", what[j],
+                                path[j] ? path[j] : "");
+        if (path[j][utf8_prefix(path[j])] != '\0')
+            return cx_error_set(CX_EINVAL, "the %s '%s' is not valid UTF-8; agents' configs cannot hold it",
+                                what[j], path[j]);
+    }
+    return 0;
+}
+
+/* Same file or directory: equal strings, or equal after resolving symlinks. */
+static bool same_path(const char *a, const char *b) {
+    if (strcmp(a, b) == 0)
+        return true;
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    bool same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+static bool is_executable(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* A growable byte buffer for building file text. */
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} buf;
+
+static void put(buf *b, const char *s, size_t n) {
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void puts_(buf *b, const char *s) {
+    put(b, s, strlen(s));
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+/* One file to write: what it held, and what it should hold. */
+typedef struct plan {
+    const char *rel; /* relative to the root, for messages and the report */
+    char *path;
+    bool exists;
+    mode_t mode;
+    char *old;
+    size_t oldlen;
+    char *text; /* the new content, or NULL to leave the file as it is */
+    size_t len;
+} plan;
+
+static void plan_clear(plan *f) {
+    free(f->path);
+    free(f->old);
+    free(f->text);
+    memset(f, 0, sizeof *f);
+}
+
+static int plan_read(plan *f, const char *root, const char *rel) {
+    memset(f, 0, sizeof *f);
+    f->rel = rel;
+    f->path = cx_fs_join(root, rel);
+    if (!f->path)
+        return CX_ENOMEM;
+    int r = cx_fs_read_file(f->path, MAX_CONFIG, &f->old, &f->oldlen);
+    if (r == CX_ENOTFOUND) {
+        cx_error_clear();
+        return 0;
+    }
+    if (r != 0)
+        return r;
+    struct stat st;
+    if (stat(f->path, &st) != 0)
+        return cx_error_set(CX_EIO, "cannot stat %s: %s", f->path, strerror(errno));
+    f->exists = true;
+    f->mode = st.st_mode & 07777;
+    return 0;
+}
+
+/* Writes data to path through a new file in the same directory, fsynced and
+ * renamed over it, then fsyncs the directory. An existing file keeps its
+ * mode exactly (fsx's writer would apply the umask to it); a symlink is
+ * written through, so the link stays. */
+static int write_atomic(const char *path, const char *data, size_t len, bool keep_mode, mode_t mode) {
+    static unsigned counter;
+    int r = 0, fd = -1;
+    bool created = false;
+    char *real = NULL, *tmp = NULL;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        real = realpath(path, NULL);
+    const char *dst = real ? real : path;
+    size_t tmpsize = strlen(dst) + 64;
+    tmp = malloc(tmpsize);
+    if (!tmp) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (int attempt = 0;; attempt++) {
+        snprintf(tmp, tmpsize, "%s.cortex-tmp.%ld.%u", dst, (long)getpid(), counter++);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            break;
+        if (errno != EEXIST || attempt >= 100) {
+            r = cx_error_set(CX_EIO, "cannot create %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+    }
+    created = true;
+    if (keep_mode && fchmod(fd, mode) != 0) {
+        r = cx_error_set(CX_EIO, "cannot set the mode of %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t k = write(fd, data + done, len - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+        done += (size_t)k;
+    }
+    if (fsync(fd) != 0) {
+        r = cx_error_set(CX_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, dst) != 0) {
+        r = cx_error_set(CX_EIO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+        goto out;
+    }
+    created = false;
+    char *slash = strrchr(tmp, '/'); /* tmp is absolute: make the rename durable */
+    if (slash) {
+        *slash = '\0';
+        int dfd = open(slash == tmp ? "/" : tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+    free(tmp);
+    free(real);
+    return r;
+}
+
+static int plan_write(const plan *f) {
+    if (!f->text)
+        return 0;
+    if (!f->exists) {
+        char *dir = strdup(f->path);
+        if (!dir)
+            return CX_ENOMEM;
+        char *slash = strrchr(dir, '/');
+        int r = 0;
+        if (slash && slash != dir) {
+            *slash = '\0';
+            r = cx_fs_mkdir_p(dir, 0755);
+        }
+        free(dir);
+        if (r != 0)
+            return r;
+    }
+    return write_atomic(f->path, f->text, f->len, f->exists, f->mode);
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static const char *type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static bool blank(const char *s, size_t n) {
+    for (size_t j = 0; j < n; j++)
+        if (s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r')
+            return false;
+    return true;
+}
+
+/* The file's JSON object (an empty one for a missing or blank file). On
+ * CX_EINVAL, msg says why ("cannot parse X at line L, column C: …"). */
+static int load_json(const plan *f, json_t **out, char *msg, size_t msgsize) {
+    if (!f->exists || blank(f->old, f->oldlen)) {
+        *out = json_object();
+        return *out ? 0 : CX_ENOMEM;
+    }
+    json_error_t e;
+    json_t *doc = json_loadb(f->old, f->oldlen,
+                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!doc) {
+        snprintf(msg, msgsize, "cannot parse %s at line %d, column %d: %s", f->rel, e.line, e.column,
+                 e.text);
+        return CX_EINVAL;
+    }
+    if (!json_is_object(doc)) {
+        snprintf(msg, msgsize, "cannot parse %s: its top level is %s, not an object", f->rel,
+                 type_name(doc));
+        json_decref(doc);
+        return CX_EINVAL;
+    }
+    *out = doc;
+    return 0;
+}
+
+/* obj[key] as an object or array, added at the end when missing. */
+static int member(json_t *obj, const char *key, json_type want, const char *rel, const char *label,
+                  json_t **out, char *msg, size_t msgsize) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        v = want == JSON_OBJECT ? json_object() : json_array();
+        if (!v || json_object_set_new(obj, key, v) != 0)
+            return CX_ENOMEM;
+    } else if (json_typeof(v) != want) {
+        snprintf(msg, msgsize, "cannot parse %s: \"%s\" is %s, not %s", rel, label, type_name(v),
+                 want == JSON_OBJECT ? "an object" : "an array");
+        return CX_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The fewest significant digits that print d so that it reads back equal. */
+static int real_digits(double d) {
+    for (int p = 1; p < 17; p++) {
+        char b[40];
+        snprintf(b, sizeof b, "%.*g", p, d);
+        if (strtod(b, NULL) == d)
+            return p;
+    }
+    return 17;
+}
+
+static int max_real_digits(const json_t *v) {
+    int m = 1;
+    if (json_is_real(v))
+        return real_digits(json_real_value(v));
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            int d = max_real_digits(x);
+            m = d > m ? d : m;
+        }
+    } else if (json_is_array(v)) {
+        size_t j;
+        json_t *x;
+        json_array_foreach(v, j, x) {
+            int d = max_real_digits(x);
+            m = d > m ? d : m;
+        }
+    }
+    return m;
+}
+
+/* Sets f->text to doc as the agents' files are written (indent 2, UTF-8,
+ * trailing newline), unless the file exists and doc equals orig. Numbers
+ * print with as few digits as read back exactly (0.1, not
+ * 0.10000000000000001). */
+static int finish_json(plan *f, json_t *doc, json_t *orig) {
+    if (f->exists && json_equal(doc, orig))
+        return 0;
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(max_real_digits(doc)));
+    if (!s)
+        return CX_ENOMEM;
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return CX_ENOMEM;
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    f->text = t;
+    f->len = n + 1;
+    return 0;
+}
+
+/* The cortex server entry as this agent wants it. */
+static json_t *server_entry(cx_agent_kind k, const cx_agent_wiring *w) {
+    switch (k) {
+    case CX_AGENT_CLAUDE:
+        return json_pack("{s:s, s:s, s:[s,s], s:{}}", "type", "stdio", "command", w->cortexd, "args",
+                         "--workspace", w->root, "env");
+    case CX_AGENT_GEMINI:
+        return json_pack("{s:s, s:[s,s], s:s}", "command", w->cortexd, "args", "--workspace", w->root,
+                         "cwd", w->root);
+    default:
+        return json_pack("{s:s, s:[s,s], s:{}}", "command", w->cortexd, "args", "--workspace", w->root,
+                         "env");
+    }
+}
+
+/* Puts `want` (stolen) into servers.cortex: a stale entry is updated in
+ * place, keeping its position, its env and any key we do not set. Keys that
+ * would make it an HTTP server are removed. */
+static int merge_server(json_t *servers, json_t *want) {
+    json_t *have = json_object_get(servers, "cortex");
+    if (!json_is_object(have))
+        return json_object_set_new(servers, "cortex", want) == 0 ? 0 : CX_ENOMEM;
+    const char *key;
+    json_t *v;
+    int r = 0;
+    json_object_foreach(want, key, v) {
+        if (strcmp(key, "env") == 0 && json_is_object(json_object_get(have, "env")))
+            continue;
+        if (json_object_set(have, key, v) != 0) {
+            r = CX_ENOMEM;
+            break;
+        }
+    }
+    json_object_del(have, "url");
+    json_object_del(have, "httpUrl");
+    json_object_del(have, "headers");
+    json_decref(want);
+    return r;
+}
+
+static int plan_mcp_json(plan *f, cx_agent_kind k, const cx_agent_wiring *w) {
+    char msg[512];
+    json_t *doc = NULL, *orig = NULL, *servers;
+    int r = load_json(f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        return cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    if (r != 0)
+        return r;
+    orig = json_deep_copy(doc);
+    if (!orig) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = member(doc, "mcpServers", JSON_OBJECT, f->rel, "mcpServers", &servers, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        r = cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    if (r != 0)
+        goto out;
+    json_t *want = server_entry(k, w);
+    if (!want) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = merge_server(servers, want);
+    if (r == 0)
+        r = finish_json(f, doc, orig);
+out:
+    json_decref(doc);
+    json_decref(orig);
+    return r;
+}
+
+/* ---- Claude Code hooks -------------------------------------------------------- */
+
+/* Splits a command line into words the way sh does for a simple command:
+ * blanks separate words; '…', "…" and backslashes quote. Returns the number
+ * of words (pointers into buf, which must hold strlen(s) + 1 bytes), or -1
+ * when there are more than max or the line has an operator, a redirection,
+ * command substitution or a comment: such a command does more than run
+ * `cortex hook EVENT`. Parameters ($HOME/bin/cortex) and ~ are kept as
+ * written; only the program's name matters to the callers. */
+static int split_command(const char *s, char *bufp, char **words, int max) {
+    int n = 0;
+    char *o = bufp;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            return n;
+        if (n == max)
+            return -1;
+        words[n++] = o;
+        if (*s == '#')
+            return -1;
+        while (*s && *s != ' ' && *s != '\t') {
+            char c = *s;
+            if (c == '\'') {
+                for (s++; *s && *s != '\''; s++)
+                    *o++ = *s;
+                if (!*s)
+                    return -1;
+                s++;
+            } else if (c == '"') {
+                for (s++; *s && *s != '"'; s++) {
+                    if (*s == '`' || (*s == '$' && s[1] == '('))
+                        return -1;
+                    if (*s == '\\' && s[1] && strchr("\"\\$`", s[1]))
+                        s++;
+                    *o++ = *s;
+                }
+                if (!*s)
+                    return -1;
+                s++;
+            } else if (c == '\\') {
+                if (!s[1] || s[1] == '\n')
+                    return -1;
+                *o++ = s[1];
+                s += 2;
+            } else if (strchr("|&;<>()`\n", c))
+                return -1;
+            else
+                *o++ = *s++;
+        }
+        *o++ = '\0';
+    }
+}
+
+/* 1 when cmd is `<…/cortex> hook <event>` (with *prog, malloc'd, the
+ * program when prog is not NULL), 0 when not, CX_ENOMEM. */
+static int cortex_hook(const char *cmd, const char *event, char **prog) {
+    char *b = malloc(strlen(cmd) + 1);
+    if (!b)
+        return CX_ENOMEM;
+    char *words[4];
+    int n = split_command(cmd, b, words, 4);
+    int r = n == 3 && strcmp(base_name(words[0]), "cortex") == 0 && strcmp(words[1], "hook") == 0 &&
+            strcmp(words[2], event) == 0;
+    if (r && prog) {
+        *prog = strdup(words[0]);
+        if (!*prog)
+            r = CX_ENOMEM;
+    }
+    free(b);
+    return r;
+}
+
+/* 'path' for sh, with ' written as '\''. */
+static char *shell_quote(const char *s) {
+    buf b = {0};
+    put(&b, "'", 1);
+    for (; *s; s++) {
+        if (*s == '\'')
+            put(&b, "'\\''", 4);
+        else
+            put(&b, s, 1);
+    }
+    put(&b, "'", 1);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+static char *hook_command(const char *cortex, const char *event) {
+    char *q = shell_quote(cortex);
+    if (!q)
+        return NULL;
+    buf b = {0};
+    puts_(&b, q);
+    puts_(&b, " hook ");
+    puts_(&b, event);
+    free(q);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* Whether a matcher group's matcher (NULL when absent) runs its hooks for
+ * every source `want` lists: absent, "", "*" or `want` itself. */
+static bool covers_all(const json_t *m, const char *want) {
+    const char *s = json_string_value(m);
+    return !m || (s && (!*s || strcmp(s, "*") == 0 || strcmp(s, want) == 0));
+}
+
+/* Makes hooks[key] hold exactly one cortex hook for event: the first one
+ * found is updated where it is, later ones removed (with their group when
+ * it empties); with none, a new group is appended. With a matcher
+ * (SessionStart), the hook's group must run it for every source. */
+static int merge_hook(json_t *hooks, const char *key, const char *event, const char *matcher,
+                      const char *cortex, const char *rel, char *msg, size_t msgsize) {
+    char label[64];
+    snprintf(label, sizeof label, "hooks.%s", key);
+    json_t *groups;
+    int r = member(hooks, key, JSON_ARRAY, rel, label, &groups, msg, msgsize);
+    if (r != 0)
+        return r;
+    char *command = hook_command(cortex, event);
+    if (!command)
+        return CX_ENOMEM;
+    json_t *found = NULL, *found_group = NULL;
+    size_t found_gi = 0;
+    for (size_t gi = 0; gi < json_array_size(groups);) {
+        json_t *g = json_array_get(groups, gi);
+        json_t *hs = json_object_get(g, "hooks");
+        bool removed = false;
+        for (size_t hi = 0; json_is_array(hs) && hi < json_array_size(hs);) {
+            const char *cmd = json_string_value(json_object_get(json_array_get(hs, hi), "command"));
+            int c = cmd ? cortex_hook(cmd, event, NULL) : 0;
+            if (c < 0) {
+                r = c;
+                goto out;
+            }
+            if (c && found) {
+                json_array_remove(hs, hi);
+                removed = true;
+                continue;
+            }
+            if (c) {
+                found = json_array_get(hs, hi);
+                found_group = g;
+                found_gi = gi;
+            }
+            hi++;
+        }
+        if (removed && json_array_size(hs) == 0)
+            json_array_remove(groups, gi);
+        else
+            gi++;
+    }
+    if (found) {
+        if (json_object_set_new(found, "type", json_string("command")) != 0 ||
+            json_object_set_new(found, "command", json_string(command)) != 0 ||
+            json_object_set_new(found, "timeout", json_integer(HOOK_TIMEOUT)) != 0) {
+            r = CX_ENOMEM;
+            goto out;
+        }
+        if (!matcher || covers_all(json_object_get(found_group, "matcher"), matcher))
+            goto out;
+        json_t *hs = json_object_get(found_group, "hooks");
+        if (json_array_size(hs) == 1) { /* a group of its own: set its matcher */
+            if (json_object_set_new(found_group, "matcher", json_string(matcher)) != 0)
+                r = CX_ENOMEM;
+            goto out;
+        }
+        /* a group shared with other hooks under a narrower matcher: the
+         * user's matcher stays, the cortex hook moves to a group of its own
+         * right after it */
+        size_t hi = 0;
+        while (json_array_get(hs, hi) != found)
+            hi++;
+        json_t *own = json_pack("{s:s, s:[O]}", "matcher", matcher, "hooks", found);
+        if (!own || json_array_insert_new(groups, found_gi + 1, own) != 0 || json_array_remove(hs, hi) != 0)
+            r = CX_ENOMEM;
+        goto out;
+    }
+    json_t *g = matcher ? json_pack("{s:s, s:[{s:s, s:s, s:i}]}", "matcher", matcher, "hooks", "type",
+                                    "command", "command", command, "timeout", HOOK_TIMEOUT)
+                        : json_pack("{s:[{s:s, s:s, s:i}]}", "hooks", "type", "command", "command",
+                                    command, "timeout", HOOK_TIMEOUT);
+    if (!g || json_array_append_new(groups, g) != 0)
+        r = CX_ENOMEM;
+out:
+    free(command);
+    return r;
+}
+
+static int plan_settings(plan *f, const cx_agent_wiring *w) {
+    char msg[512];
+    json_t *doc = NULL, *orig = NULL, *hooks;
+    int r = load_json(f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        return cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    if (r != 0)
+        return r;
+    orig = json_deep_copy(doc);
+    if (!orig) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = member(doc, "hooks", JSON_OBJECT, f->rel, "hooks", &hooks, msg, sizeof msg);
+    if (r == 0)
+        r = merge_hook(hooks, "SessionStart", "session-start", SESSION_MATCHER, w->cortex, f->rel, msg,
+                       sizeof msg);
+    if (r == 0)
+        r = merge_hook(hooks, "Stop", "stop", NULL, w->cortex, f->rel, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        r = cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    if (r == 0)
+        r = finish_json(f, doc, orig);
+out:
+    json_decref(doc);
+    json_decref(orig);
+    return r;
+}
+
+/* ---- Codex (TOML) ----------------------------------------------------------------- */
+
+/* Whether the table already holds exactly the wanted command and args. */
+static bool codex_matches(const cx_toml_table *t, const cx_agent_wiring *w) {
+    const char *cmd;
+    const char *const *args;
+    size_t n;
+    return cx_toml_table_string(t, "command", &cmd) == 0 && strcmp(cmd, w->cortexd) == 0 &&
+           cx_toml_table_strings(t, "args", &args, &n) == 0 && n == 2 &&
+           strcmp(args[0], "--workspace") == 0 && strcmp(args[1], w->root) == 0;
+}
+
+static int toml_parse_error(const plan *f, const cx_toml_error *e, char *msg, size_t msgsize) {
+    snprintf(msg, msgsize, "cannot parse %s at line %d, column %d: %s", f->rel, e->line, e->column,
+             e->message);
+    return CX_EINVAL;
+}
+
+typedef struct edit {
+    size_t start, end;
+    const char *text;
+} edit;
+
+static int plan_codex(plan *f, const cx_agent_wiring *w) {
+    const char *doc = f->exists ? f->old : "";
+    size_t len = f->exists ? f->oldlen : 0;
+    cx_toml_table *t = NULL, *check = NULL;
+    cx_toml_error e;
+    char *qcmd = NULL, *qroot = NULL;
+    buf lines = {0}, cmd_line = {0}, args_line = {0}, out = {0};
+    char msg[512];
+    int r = cx_toml_find(doc, len, codex_table, 2, &t, &e);
+    if (r == CX_EINVAL) {
+        toml_parse_error(f, &e, msg, sizeof msg);
+        return cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    }
+    if (r != 0)
+        return r;
+    cx_toml_form form = cx_toml_table_form(t);
+    if (form == CX_TOML_OTHER) {
+        r = cx_error_set(CX_EINVAL,
+                         "cannot edit %s: mcp_servers.cortex is defined as %s; rewrite it as a "
+                         "[mcp_servers.cortex] table or move the file aside — nothing was changed",
+                         f->rel, cx_toml_table_how(t));
+        goto out;
+    }
+    if (form == CX_TOML_TABLE && codex_matches(t, w))
+        goto out; /* unchanged */
+
+    const char *nl = "\n"; /* new lines end like the file's first line */
+    const char *lf = memchr(doc, '\n', len);
+    if (lf && lf > doc && lf[-1] == '\r')
+        nl = "\r\n";
+    if ((r = cx_toml_quote(w->cortexd, strlen(w->cortexd), &qcmd)) != 0 ||
+        (r = cx_toml_quote(w->root, strlen(w->root), &qroot)) != 0)
+        goto out;
+    puts_(&cmd_line, "command = ");
+    puts_(&cmd_line, qcmd);
+    puts_(&cmd_line, nl);
+    puts_(&args_line, "args = [\"--workspace\", ");
+    puts_(&args_line, qroot);
+    puts_(&args_line, "]");
+    puts_(&args_line, nl);
+    if (cmd_line.oom || args_line.oom) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+
+    if (form == CX_TOML_TABLE) {
+        /* replace the command and args lines where they are; add missing
+         * ones right after the header */
+        size_t body = 0, s[2], en[2];
+        const char *keys[2] = {"command", "args"};
+        edit ed[3];
+        size_t ned = 0;
+        cx_toml_table_range(t, NULL, &body, NULL);
+        for (int j = 0; j < 2; j++) {
+            int q = cx_toml_table_key_span(t, keys[j], &s[j], &en[j]);
+            if (q == CX_EINVAL) {
+                r = cx_error_set(CX_EINVAL,
+                                 "cannot edit %s: %s in [mcp_servers.cortex] is defined with dotted keys "
+                                 "or as a table; " NOTHING_CHANGED,
+                                 f->rel, keys[j]);
+                goto out;
+            }
+            if (q == CX_ENOTFOUND)
+                s[j] = en[j] = SIZE_MAX;
+        }
+        if (s[0] == SIZE_MAX || s[1] == SIZE_MAX) {
+            if (s[0] == SIZE_MAX)
+                puts_(&lines, cmd_line.p);
+            if (s[1] == SIZE_MAX)
+                puts_(&lines, args_line.p);
+            ed[ned++] = (edit){body, body, lines.p};
+        }
+        if (s[0] != SIZE_MAX)
+            ed[ned++] = (edit){s[0], en[0], cmd_line.p};
+        if (s[1] != SIZE_MAX)
+            ed[ned++] = (edit){s[1], en[1], args_line.p};
+        for (size_t a = 0; a < ned; a++) /* by position; at most three */
+            for (size_t b = a + 1; b < ned; b++)
+                if (ed[b].start < ed[a].start) {
+                    edit tmp = ed[a];
+                    ed[a] = ed[b];
+                    ed[b] = tmp;
+                }
+        size_t at = 0;
+        for (size_t a = 0; a < ned; a++) {
+            put(&out, doc + at, ed[a].start - at);
+            puts_(&out, ed[a].text ? ed[a].text : "");
+            at = ed[a].end;
+        }
+        put(&out, doc + at, len - at);
+    } else {
+        /* a new block at the end, after a blank line */
+        put(&out, doc, len);
+        if (len > 0 && doc[len - 1] != '\n')
+            puts_(&out, nl);
+        if (len > 0)
+            puts_(&out, nl);
+        puts_(&out, "[mcp_servers.cortex]");
+        puts_(&out, nl);
+        puts_(&out, cmd_line.p);
+        puts_(&out, args_line.p);
+    }
+    if (out.oom || lines.oom) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    /* what is written must read back as wanted */
+    r = cx_toml_find(out.p, out.n, codex_table, 2, &check, &e);
+    if (r == CX_EINVAL || (r == 0 && (cx_toml_table_form(check) != CX_TOML_TABLE || !codex_matches(check, w)))) {
+        r = cx_error_set(CX_EFAIL, "the edited %s would not read back as written (%s); nothing was changed",
+                         f->rel, r ? e.message : "the entry differs");
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    f->text = out.p;
+    f->len = out.n;
+    out.p = NULL;
+out:
+    cx_toml_table_free(t);
+    cx_toml_table_free(check);
+    free(qcmd);
+    free(qroot);
+    free(lines.p);
+    free(cmd_line.p);
+    free(args_line.p);
+    free(out.p);
+    return r;
+}
+
+/* ---- wire ------------------------------------------------------------------------ */
+
+int cx_agent_wire(cx_agent_kind k, const cx_agent_wiring *w, json_t **report) {
+    assert(k >= 0 && k < CX_AGENT_COUNT);
+    plan plans[2];
+    size_t np = 0;
+    json_t *rep = NULL;
+    memset(plans, 0, sizeof plans);
+    int r = check_wiring(w);
+    if (r != 0)
+        return r;
+    if (!cx_fs_is_dir(w->root))
+        return cx_error_set(CX_ENOTFOUND, "the workspace %s does not exist", w->root);
+
+    np = 1;
+    r = plan_read(&plans[0], w->root, agent_paths[k]);
+    if (r != 0)
+        goto out;
+    switch (k) {
+    case CX_AGENT_CODEX:
+        r = plan_codex(&plans[0], w);
+        break;
+    case CX_AGENT_CLAUDE:
+        r = plan_mcp_json(&plans[0], k, w);
+        if (r == 0) {
+            np = 2;
+            r = plan_read(&plans[1], w->root, SETTINGS);
+        }
+        if (r == 0)
+            r = plan_settings(&plans[1], w);
+        break;
+    default:
+        r = plan_mcp_json(&plans[0], k, w);
+        break;
+    }
+    if (r != 0)
+        goto out;
+
+    json_t *files = json_array();
+    rep = json_pack("{s:s, s:o}", "agent", agent_names[k], "files", files);
+    if (!rep) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < np; j++) {
+        const char *action = !plans[j].exists ? "created" : plans[j].text ? "updated" : "unchanged";
+        if (json_array_append_new(files, json_pack("{s:s, s:s}", "path", plans[j].rel, "action", action)) != 0) {
+            r = CX_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t j = 0; j < np; j++)
+        if ((r = plan_write(&plans[j])) != 0)
+            goto out;
+    *report = rep;
+    rep = NULL;
+out:
+    json_decref(rep);
+    for (size_t j = 0; j < np; j++)
+        plan_clear(&plans[j]);
+    return r;
+}
+
+/* ---- check ------------------------------------------------------------------------- */
+
+static json_t *new_check(const char *name, const char *rel) {
+    return json_pack("{s:s, s:s, s:b}", "name", name, "path", rel, "ok", 1);
+}
+
+/* Marks check c as failed with a problem and a fix (each one line). */
+static int problem(json_t *c, const char *fix, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int problem(json_t *c, const char *fix, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    msg[utf8_prefix(msg)] = '\0'; /* a cut may split a character */
+    for (char *s = msg; *s; s++)
+        if (*s == '\n' || *s == '\r')
+            *s = ' ';
+    if (json_object_set_new(c, "ok", json_false()) != 0 ||
+        json_object_set_new(c, "problem", json_string(msg)) != 0 ||
+        json_object_set_new(c, "fix", json_string(fix)) != 0)
+        return CX_ENOMEM;
+    return 0;
+}
+
+/* Reads a file for a check; 1 when it is there, 0 when a problem was
+ * recorded, CX_ENOMEM. */
+static int check_read(json_t *c, plan *f, const char *root, const char *rel, const char *fix,
+                      const char *missing) {
+    int r = plan_read(f, root, rel);
+    if (r == CX_ENOMEM)
+        return r;
+    if (r != 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", cx_error_last());
+        return problem(c, fix, "cannot read %s: %s", rel, why);
+    }
+    if (!f->exists)
+        return problem(c, fix, "%s does not exist%s", rel, missing);
+    return 1;
+}
+
+static int check_server(json_t *c, const cx_agent_wiring *w, const char *fix, const char *command,
+                        const char *const *args, size_t nargs) {
+    if (!command)
+        return problem(c, fix, "the cortex server entry has no command");
+    if (!same_path(command, w->cortexd))
+        return problem(c, fix, "the cortex server runs %s, not %s", command, w->cortexd);
+    if (!is_executable(w->cortexd))
+        return problem(c, "reinstall cortex: its MCP server cortexd belongs there",
+                       "%s is missing or not an executable file", w->cortexd);
+    size_t j = 0;
+    while (j < nargs && strcmp(args[j], "--workspace") != 0)
+        j++;
+    if (j + 1 >= nargs)
+        return problem(c, fix, "the cortex server is not given --workspace %s", w->root);
+    if (!same_path(args[j + 1], w->root))
+        return problem(c, fix, "the cortex server serves the workspace %s, not %s", args[j + 1], w->root);
+    return 0;
+}
+
+static int check_mcp_json(json_t *c, cx_agent_kind k, const cx_agent_wiring *w, const char *fix) {
+    plan f;
+    json_t *doc = NULL;
+    const char **args = NULL;
+    char msg[512], fixp[256];
+    int r = check_read(c, &f, w->root, agent_paths[k], fix, "");
+    if (r != 1)
+        goto out;
+    r = load_json(&f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL) {
+        snprintf(fixp, sizeof fixp, "fix or move %s aside, then %s", f.rel, fix);
+        r = problem(c, fixp, "%s", msg);
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    json_t *servers = json_object_get(doc, "mcpServers");
+    json_t *e = json_object_get(servers, "cortex");
+    if (!json_is_object(servers) || !e) {
+        r = problem(c, fix, "%s has no \"cortex\" entry in mcpServers", f.rel);
+        goto out;
+    }
+    if (!json_is_object(e)) {
+        r = problem(c, fix, "the cortex entry in %s is %s, not an object", f.rel, type_name(e));
+        goto out;
+    }
+    const char *type = json_string_value(json_object_get(e, "type"));
+    if (k == CX_AGENT_CLAUDE && json_object_get(e, "type") && (!type || strcmp(type, "stdio") != 0)) {
+        r = problem(c, fix, "the cortex server's type in %s is not \"stdio\"", f.rel);
+        goto out;
+    }
+    json_t *a = json_object_get(e, "args");
+    size_t n = json_array_size(a);
+    args = calloc(n + 1, sizeof *args);
+    if (!args) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++)
+        if (!(args[j] = json_string_value(json_array_get(a, j)))) {
+            r = problem(c, fix, "the cortex server's args in %s are not all strings", f.rel);
+            goto out;
+        }
+    r = check_server(c, w, fix, json_string_value(json_object_get(e, "command")), args, n);
+out:
+    free(args);
+    json_decref(doc);
+    plan_clear(&f);
+    return r < 0 ? r : 0;
+}
+
+static int check_codex(json_t *c, const cx_agent_wiring *w, const char *fix) {
+    plan f;
+    cx_toml_table *t = NULL;
+    cx_toml_error e;
+    char msg[512], fixp[256];
+    int r = check_read(c, &f, w->root, agent_paths[CX_AGENT_CODEX], fix, "");
+    if (r != 1)
+        goto out;
+    r = cx_toml_find(f.old, f.oldlen, codex_table, 2, &t, &e);
+    if (r == CX_EINVAL) {
+        toml_parse_error(&f, &e, msg, sizeof msg);
+        snprintf(fixp, sizeof fixp, "fix or move %s aside, then %s", f.rel, fix);
+        r = problem(c, fixp, "%s", msg);
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    switch (cx_toml_table_form(t)) {
+    case CX_TOML_OTHER:
+        snprintf(fixp, sizeof fixp, "rewrite it as a [mcp_servers.cortex] table, then %s", fix);
+        r = problem(c, fixp, "mcp_servers.cortex in %s is defined as %s, which cortex cannot update",
+                    f.rel, cx_toml_table_how(t));
+        goto out;
+    case CX_TOML_ABSENT:
+    case CX_TOML_IMPLICIT:
+        r = problem(c, fix, "%s has no [mcp_servers.cortex] table", f.rel);
+        goto out;
+    case CX_TOML_TABLE:
+        break;
+    }
+    const char *cmd = NULL;
+    const char *const *args = NULL;
+    size_t n = 0;
+    int q = cx_toml_table_string(t, "command", &cmd);
+    if (q == CX_EINVAL) {
+        r = problem(c, fix, "command in [mcp_servers.cortex] of %s is not a string", f.rel);
+        goto out;
+    }
+    q = cx_toml_table_strings(t, "args", &args, &n);
+    if (q == CX_EINVAL) {
+        r = problem(c, fix, "args in [mcp_servers.cortex] of %s is not an array of strings", f.rel);
+        goto out;
+    }
+    r = check_server(c, w, fix, cmd, args, n);
+out:
+    cx_toml_table_free(t);
+    plan_clear(&f);
+    return r < 0 ? r : 0;
+}
+
+static int check_hooks(json_t *c, const cx_agent_wiring *w, const char *fix) {
+    static const char *const keys[] = {"SessionStart", "Stop"};
+    static const char *const events[] = {"session-start", "stop"};
+    plan f;
+    json_t *doc = NULL;
+    char *prog = NULL;
+    char msg[512], fixp[256];
+    int r = check_read(c, &f, w->root, SETTINGS, fix, ", so Claude Code runs no cortex hooks");
+    if (r != 1)
+        goto out;
+    r = load_json(&f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL) {
+        snprintf(fixp, sizeof fixp, "fix or move %s aside, then %s", f.rel, fix);
+        r = problem(c, fixp, "%s", msg);
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    json_t *hooks = json_object_get(doc, "hooks");
+    for (int j = 0; j < 2; j++) {
+        json_t *groups = json_object_get(hooks, keys[j]), *g, *group = NULL;
+        r = 0;
+        size_t gi;
+        json_array_foreach(groups, gi, g) {
+            json_t *hs = json_object_get(g, "hooks"), *h;
+            size_t hi;
+            json_array_foreach(hs, hi, h) {
+                const char *cmd = json_string_value(json_object_get(h, "command"));
+                r = cmd ? cortex_hook(cmd, events[j], &prog) : 0;
+                if (r != 0)
+                    break;
+            }
+            if (r != 0) {
+                group = g;
+                break;
+            }
+        }
+        if (r < 0)
+            goto out;
+        if (!prog) {
+            r = problem(c, fix, "no cortex %s hook in %s", keys[j], f.rel);
+            goto out;
+        }
+        if (!same_path(prog, w->cortex)) {
+            r = problem(c, fix, "the %s hook runs %s, not %s", keys[j], prog, w->cortex);
+            goto out;
+        }
+        json_t *m = json_object_get(group, "matcher");
+        if (j == 0 && !covers_all(m, SESSION_MATCHER)) {
+            r = problem(c, fix, "the cortex SessionStart hook runs only for the matcher '%s', not for "
+                        "every source (" SESSION_MATCHER ")",
+                        json_is_string(m) ? json_string_value(m) : "(not a string)");
+            goto out;
+        }
+        free(prog);
+        prog = NULL;
+    }
+    r = 0;
+    if (!is_executable(w->cortex))
+        r = problem(c, "reinstall cortex", "%s is missing or not an executable file", w->cortex);
+out:
+    free(prog);
+    json_decref(doc);
+    plan_clear(&f);
+    return r < 0 ? r : 0;
+}
+
+int cx_agent_check(cx_agent_kind k, const cx_agent_wiring *w, json_t **out) {
+    assert(k >= 0 && k < CX_AGENT_COUNT);
+    int r = check_wiring(w);
+    if (r != 0)
+        return r;
+    char fix[64];
+    snprintf(fix, sizeof fix, "run: cortex start --agent %s", agent_names[k]);
+    json_t *checks = json_array();
+    json_t *rep = json_pack("{s:s, s:o}", "agent", agent_names[k], "checks", checks);
+    json_t *c = NULL;
+    if (!rep)
+        return CX_ENOMEM;
+    c = new_check("mcp-config", agent_paths[k]);
+    if (!c || json_array_append_new(checks, c) != 0) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = k == CX_AGENT_CODEX ? check_codex(c, w, fix) : check_mcp_json(c, k, w, fix);
+    if (r == 0 && k == CX_AGENT_CLAUDE) {
+        c = new_check("hooks", SETTINGS);
+        if (!c || json_array_append_new(checks, c) != 0)
+            r = CX_ENOMEM;
+        else
+            r = check_hooks(c, w, fix);
+    }
+out:
+    if (r != 0) {
+        json_decref(rep);
+        return r;
+    }
+    *out = rep;
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Coding agents' configuration for Cortex: the MCP server entry that starts
+ * cortexd for a workspace, and for Claude Code the hooks that run
+ * `cortex hook`. `cortex start --agent NAME` writes them, `cortex doctor`
+ * checks them.
+ *
+ * Files, relative to the workspace root:
+ *
+ *   claude  .mcp.json              mcpServers.cortex = {"type": "stdio",
+ *                                  "command": CORTEXD, "args": ["--workspace",
+ *                                  ROOT], "env": {}}
+ *           .claude/settings.json  hooks.SessionStart: a group with matcher
+ *                                  "startup|resume|clear|compact" running
+ *                                  'CORTEX' hook session-start; hooks.Stop: a
+ *                                  group running 'CORTEX' hook stop (timeout
+ *                                  10 s each)
+ *   codex   .codex/config.toml     [mcp_servers.cortex] command, args
+ *   cursor  .cursor/mcp.json       mcpServers.cortex = {command, args, env}
+ *   gemini  .gemini/settings.json  mcpServers.cortex = {command, args, cwd}
+ *
+ * These are files a person edits too, so writing one merges into it: every
+ * other key keeps its value and its place; the cortex entry is updated in
+ * place (its other keys, such as env, kept) and a cortex hook (a command
+ * whose program is named `cortex` with the arguments `hook session-start` or
+ * `hook stop`) is updated where it is, never added twice. TOML is edited as
+ * text, so every byte outside the lines for `command` and `args` stays.
+ * A file that cannot be parsed, or whose structure is not what the agent
+ * reads, is refused and left as it was; so is a Codex config that defines
+ * mcp_servers.cortex as an inline table or with dotted keys. A file that is
+ * already right is not written at all, so running `cortex start` twice
+ * changes nothing. Writes are atomic (a temporary file in the same
+ * directory, fsync, rename); an existing file keeps its mode, a new one is
+ * created 0644 and missing directories 0755 (both less the umask). */
+#pragma once
+
+#include <jansson.h>
+
+typedef enum cx_agent_kind {
+    CX_AGENT_CLAUDE,
+    CX_AGENT_CODEX,
+    CX_AGENT_CURSOR,
+    CX_AGENT_GEMINI,
+    CX_AGENT_COUNT
+} cx_agent_kind;
+
+/* The agent named `name` ("claude", "codex", "cursor", "gemini"; exact,
+ * lower case). CX_EINVAL naming the valid names otherwise. */
+int cx_agent_parse(const char *name, cx_agent_kind *out);
+
+/* "claude", …; static. */
+const char *cx_agent_name(cx_agent_kind k);
+
+/* The agent's MCP configuration file relative to the workspace root
+ * (".mcp.json", ".codex/config.toml", ".cursor/mcp.json",
+ * ".gemini/settings.json"); static. */
+const char *cx_agent_config_path(cx_agent_kind k);
+
+/* What to wire up; all absolute paths, valid UTF-8. */
+typedef struct cx_agent_wiring {
+    const char *root;    /* the workspace root; must exist */
+    const char *cortexd; /* the MCP server binary */
+    const char *cortex;  /* the CLI binary, run by Claude Code's hooks */
+} cx_agent_wiring;
+
+/* Creates or merges the agent's files (see above). Every file is read and
+ * its new text computed before any is written, so a refusal changes
+ * nothing. On success *report (owned by the caller) is
+ *   {"agent": "claude", "files": [{"path": ".mcp.json",
+ *    "action": "created"|"updated"|"unchanged"}, …]}
+ * Errors: CX_EINVAL when a file cannot be parsed or has the wrong shape
+ * ("cannot parse .cursor/mcp.json at line 3, column 5: …; fix or move it
+ * aside — nothing was changed"), when the Codex config defines the entry in
+ * a form that cannot be edited, or for a bad wiring (relative or non-UTF-8
+ * path); CX_ENOTFOUND when root does not exist; CX_ELIMIT for a file over
+ * 4 MiB; CX_EIO; CX_ENOMEM. */
+int cx_agent_wire(cx_agent_kind k, const cx_agent_wiring *w, json_t **report);
+
+/* Checks the agent's files for `cortex doctor`. *out (owned by the caller):
+ *   {"agent": "claude", "checks": [
+ *     {"name": "mcp-config", "path": ".mcp.json", "ok": true},
+ *     {"name": "hooks", "path": ".claude/settings.json", "ok": false,
+ *      "problem": "no cortex Stop hook", "fix": "run: cortex start --agent claude"}]}
+ * One "mcp-config" check for every agent and a "hooks" check for claude;
+ * "problem" and "fix" (one line each) only when not ok, the first problem
+ * found: the file is missing or cannot be read; it cannot be parsed (with
+ * line and column); there is no cortex entry (or it has the wrong shape);
+ * its command is not w->cortexd; w->cortexd is not an executable file; its
+ * --workspace is missing or another directory; a hook is missing, runs
+ * another cortex than w->cortex, or w->cortex is not executable. Paths are
+ * compared after resolving symlinks. Problems are results, not errors: the
+ * function fails only with CX_ENOMEM (or CX_EINVAL for a bad wiring). */
+int cx_agent_check(cx_agent_kind k, const cx_agent_wiring *w, json_t **out);
