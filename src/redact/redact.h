@@ -38,8 +38,12 @@ typedef struct cx_redact_report {
  * code with a message when a rule does not compile (a bug). */
 int cx_redact_init(void);
 
+/* The largest text cx_redact_find and cx_redact_text accept (CX_ELIMIT
+ * beyond it). */
+#define CX_REDACT_MAX_TEXT ((size_t)1 << 30)
+
 /* The number of rules, and each rule's stable id (e.g. "aws-access-key-id")
- * and one-line description. */
+ * and one-line description (NULL for a rule index out of range). */
 size_t cx_redact_rule_count(void);
 const char *cx_redact_rule_id(size_t rule);
 const char *cx_redact_rule_description(size_t rule);
@@ -51,9 +55,12 @@ const char *cx_redact_rule_description(size_t rule);
 int cx_redact_find(const char *text, size_t len, cx_redact_match **out, size_t *n);
 
 /* Redacts text[0, len): *out = NULL when nothing matched (the common case:
- * no copy), else a malloc'd NUL-terminated copy with every match replaced by
- * its marker, its length in *out_len (may be NULL). Adds to *rep (may be
- * NULL). Idempotent: a redacted text redacts to itself. */
+ * no copy, no allocation), else a malloc'd NUL-terminated copy with every
+ * match replaced by its marker, its length in *out_len (may be NULL; len
+ * when nothing matched). Adds to *rep (may be NULL). Idempotent: a redacted
+ * text redacts to itself (the replacement is repeated until nothing more
+ * matches, so in rare texts the copy differs from applying
+ * cx_redact_find's matches once). */
 int cx_redact_text(const char *text, size_t len, char **out, size_t *out_len,
                    cx_redact_report *rep);
 

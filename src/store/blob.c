@@ -261,14 +261,17 @@ static int clean_publish_init(clean_publish *c, const cx_publish *in) {
     }
     if (r || !in->data || in->len == 0 || in->len > CX_STORE_MAX_BLOB)
         return r;
+    /* Text is redacted (a PEM block inside becomes a marker); a credential
+     * file is refused by its name, and binary data also by its content. */
+    bool text = cx_redact_is_text(in->data, in->len);
     const char *why = cx_redact_credential_file(in->source_path ? in->source_path : in->name,
-                                                in->data, in->len);
+                                                text ? NULL : in->data, text ? 0 : in->len);
     if (why)
         return cx_error_set(CX_EINVAL,
                             "refused to store '%s': it is %s, and credentials are never stored; "
                             "publish a template without the secrets instead",
                             in->source_path ? in->source_path : in->name, why);
-    if (!cx_redact_is_text(in->data, in->len))
+    if (!text)
         return 0;
     size_t len = 0;
     if ((r = cx_redact_text(in->data, in->len, &c->data, &len, &c->rep)))
