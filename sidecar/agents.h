@@ -20,10 +20,15 @@
  *
  * These are files a person edits too, so writing one merges into it: every
  * other key keeps its value and its place; the cortex entry is updated in
- * place (its other keys, such as env, kept) and a cortex hook (a command
- * whose program is named `cortex` with the arguments `hook session-start` or
- * `hook stop`) is updated where it is, never added twice. TOML is edited as
- * text, so every byte outside the lines for `command` and `args` stays.
+ * place (its other keys, such as env, kept). A cortex hook is a command
+ * whose program is named `cortex` (any directory, even $HOME/bin) with the
+ * arguments `hook session-start` or `hook stop` and nothing else for sh to
+ * run; the first one is updated where it is and any others removed, so
+ * there is never more than one. Its SessionStart group must run it for
+ * every source: a matcher that does not (e.g. "resume") is replaced when
+ * the group holds only the cortex hook, and otherwise the hook moves to a
+ * group of its own right after the user's. TOML is edited as text, so every
+ * byte outside the lines for `command` and `args` stays.
  * A file that cannot be parsed, or whose structure is not what the agent
  * reads, is refused and left as it was; so is a Codex config that defines
  * mcp_servers.cortex as an inline table or with dotted keys. A file that is
@@ -86,7 +91,8 @@ int cx_agent_wire(cx_agent_kind k, const cx_agent_wiring *w, json_t **report);
  * line and column); there is no cortex entry (or it has the wrong shape);
  * its command is not w->cortexd; w->cortexd is not an executable file; its
  * --workspace is missing or another directory; a hook is missing, runs
- * another cortex than w->cortex, or w->cortex is not executable. Paths are
+ * another cortex than w->cortex, or w->cortex is not executable; the
+ * SessionStart hook's matcher leaves out some sources. Paths are
  * compared after resolving symlinks. Problems are results, not errors: the
  * function fails only with CX_ENOMEM (or CX_EINVAL for a bad wiring). */
 int cx_agent_check(cx_agent_kind k, const cx_agent_wiring *w, json_t **out);

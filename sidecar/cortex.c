@@ -304,7 +304,8 @@ static const char help_observe[] =
     "Options:\n"
     "  --title TITLE      a short title\n"
     "  --tag TAG          a tag; repeatable (at most 16)\n"
-    "  --subcortex NAME   the topic namespace (default: general)\n"
+    "  --subcortex NAME   the topic namespace (default: workspace.subcortex of\n"
+    "                     .cortex/config, which cortex start sets; else general)\n"
     "  --file PATH        a file inside the workspace that the observation is\n"
     "                     about; repeatable. Relative paths are taken from the\n"
     "                     current directory when it is inside the workspace,\n"
@@ -329,7 +330,8 @@ static const char help_draft[] =
     "Options:\n"
     "  --title TITLE      the title (required)\n"
     "  --tag TAG          a tag; repeatable (at most 16)\n"
-    "  --subcortex NAME   the topic namespace (default: general)\n"
+    "  --subcortex NAME   the topic namespace (default: workspace.subcortex of\n"
+    "                     .cortex/config, which cortex start sets; else general)\n"
     "  --file PATH        a file the draft is about; repeatable (as for observe)\n"
     "  --evidence ID      an item that supports the draft; repeatable\n"
     "  --json             print the store's answer as JSON\n"
@@ -371,8 +373,9 @@ static const char help_remote[] =
     "Sets the team's cortex-core that this workspace syncs with. URL is\n"
     "https://HOST[:PORT] (plain http:// only to a loopback address). --ca-file\n"
     "names a PEM bundle of the CA that signed the core's certificate, for a core\n"
-    "with a private CA. Stored in <workspace>/.cortex/upstream; the key is not\n"
-    "(see cortex login). 'show' prints the upstream.\n"
+    "with a private CA. Stored as upstream.url and upstream.caFile in\n"
+    "<workspace>/.cortex/config and in .cortex/upstream (what the sync engine\n"
+    "reads); the key is not (see cortex login). 'show' prints the upstream.\n"
     "\n"
     "Exit status: 0 success, 2 usage error (e.g. http:// to another host),\n"
     "3 workspace error, 4 no upstream configured (show).\n";
@@ -453,7 +456,7 @@ static const char help_start[] =
     "                    gemini (.gemini/settings.json). A file that cannot be\n"
     "                    parsed is left alone and the command fails.\n"
     "  --upstream URL    the team's cortex-core (as `cortex remote set`)\n"
-    "  --ca-file FILE    CA bundle for the upstream's certificate\n"
+    "  --ca-file FILE    CA bundle for the upstream's certificate (with --upstream)\n"
     "  --no-daemon       set up, but start no background cortexd\n"
     "  --json            print what was done as JSON\n"
     "\n"
@@ -467,7 +470,8 @@ static const char help_stop[] =
     "Agents' own cortexd processes keep serving them; the first of them takes\n"
     "over background sync. Stopping when none runs is not an error.\n"
     "\n"
-    "Exit status: 0 stopped or not running, 3 it could not be stopped.\n";
+    "Exit status: 0 stopped or not running, 2 usage error, 3 it could not be\n"
+    "stopped.\n";
 
 static const char help_doctor[] =
     "Usage: cortex doctor [--json]\n"
@@ -1414,7 +1418,13 @@ static int cmd_remote(ctx *c) {
     free(ca);
     if (rc != RC_OK)
         return rc;
-    if (!c->json) {
+    if (c->json) {
+        json_t *o = json_pack("{s:s, s:s?}", "url", pos->v[1], "ca_file", c->a->val[O_CA_FILE]);
+        rc = o ? print_json(o) : oom();
+        json_decref(o);
+        return rc;
+    }
+    {
         printf("Upstream set to ");
         cx_out_text(stdout, u.url, true);
         printf(".\nNext: `cortex login` with your key, then `cortex sync`.\n");
@@ -1681,7 +1691,12 @@ static int remote_decide(cx_client *cl, const char *id, const char *decision, co
         return fail(RC_NONE, "'%s' is not a draft id (a ULID)", id);
     char path[128];
     snprintf(path, sizeof path, "/v1/drafts/%s/decision", id);
-    json_t *body = json_pack("{s:s, s:s?}", "decision", decision, "note", note);
+    /* a note reaches the core's database: redacted like every stored text */
+    char *clean = NULL;
+    if (note && cx_redact_text(note, strlen(note), &clean, NULL, NULL) < 0)
+        return fail(RC_STORE, "cannot redact the note: %s", cx_error_last());
+    json_t *body = json_pack("{s:s, s:s?}", "decision", decision, "note", clean ? clean : note);
+    free(clean);
     cx_client_answer a = {0};
     if (!body)
         return oom();

@@ -319,14 +319,13 @@ static bool has_upstream(const char *state_dir) {
 }
 
 /* The configured embedder for background embedding (NULL = built-in). */
-static cx_embedder *config_embedder(const cx_workspace *ws, int *interval_ms) {
+static cx_embedder *config_embedder(const cx_workspace *ws) {
     cx_config cfg;
     cx_embedder *e = NULL;
     if (cx_config_load(ws, &cfg) != 0) {
         log_warn("workspace config: %s; using defaults", cx_error_last());
         return NULL;
     }
-    *interval_ms = cfg.sync_interval_ms;
     if (cx_config_embedder(&cfg, &e, false) != 0) {
         log_warn("embedder: %s; background embedding uses the built-in model only",
                  cx_error_last());
@@ -370,13 +369,7 @@ int cx_daemon_run(const cx_workspace *ws) {
     cx_log(CX_LOG_NOTICE, "background daemon started for %s (pid %ld)", ws->root,
            (long)getpid());
 
-    int interval_ms = 0;
-    cx_embedder *e = config_embedder(ws, &interval_ms);
-    if (interval_ms > 0 && !getenv("CORTEX_SYNC_INTERVAL_MS")) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%d", interval_ms);
-        setenv("CORTEX_SYNC_INTERVAL_MS", buf, 0);
-    }
+    cx_embedder *e = config_embedder(ws);
     cx_store *s = NULL;
     if (cx_store_open(&s, ws->state_dir) != 0) {
         log_warn("cannot open the store: %s; only sync runs", cx_error_last());

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VERSION_TIMEOUT_MS 5000
@@ -103,7 +104,14 @@ static int run_version(const char *prog, char *buf, size_t cap) {
     if (nl)
         *nl = '\0';
     int status = 0;
-    pid_t w = waitpid(pid, &status, WNOHANG);
+    pid_t w;
+    for (;;) { /* its output has ended; give it until the deadline to exit */
+        w = waitpid(pid, &status, WNOHANG);
+        if (w != 0 || cx_clock_mono_ns() / 1000000u >= deadline)
+            break;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 5000000L};
+        nanosleep(&ts, NULL);
+    }
     if (w == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);

@@ -5,6 +5,8 @@
  * of the state for `status`, all under one mutex. */
 #include "sync.h"
 
+#include "config.h"
+
 #include "store/store.h"
 #include "sync/client.h"
 #include "sync/engine.h"
@@ -44,6 +46,7 @@ static struct {
     uint64_t last_push_ms, last_pull_ms;
     long long backlog, rejected;
     char last_error[512];
+    unsigned long config_interval_ms; /* sync.intervalMs, 0 = unset */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 unsigned long cx_sync_interval_ms(void) {
@@ -54,7 +57,10 @@ unsigned long cx_sync_interval_ms(void) {
         if (*end == '\0' && v >= 10 && v <= 3600000)
             return v;
     }
-    return 10000;
+    pthread_mutex_lock(&g.lock);
+    unsigned long cfg = g.config_interval_ms;
+    pthread_mutex_unlock(&g.lock);
+    return cfg ? cfg : 10000;
 }
 
 int cx_sync_lock_try(const char *state_dir, int *fd) {
@@ -253,7 +259,15 @@ int cx_sync_start(const cx_workspace *ws) {
     free(path);
     if (!configured)
         return CX_ENOTFOUND;
+    cx_config cfg;
+    int interval = 0;
+    if (cx_config_load(ws, &cfg) == 0) {
+        interval = cfg.sync_interval_ms;
+        cx_config_clear(&cfg);
+    }
+    cx_error_clear();
     pthread_mutex_lock(&g.lock);
+    g.config_interval_ms = interval > 0 ? (unsigned long)interval : 0;
     if (g.running) {
         pthread_mutex_unlock(&g.lock);
         return CX_EINVAL;

@@ -31,5 +31,6 @@ json_t *cx_sync_state(void);
  * CX_E... code. */
 int cx_sync_lock_try(const char *state_dir, int *fd);
 
-/* The pull interval in ms: $CORTEX_SYNC_INTERVAL_MS, else 10 s. */
+/* The pull interval in ms: $CORTEX_SYNC_INTERVAL_MS, else sync.intervalMs of
+ * the workspace config (read by cx_sync_start), else 10 s. */
 unsigned long cx_sync_interval_ms(void);
