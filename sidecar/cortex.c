@@ -1214,6 +1214,19 @@ out:
     return rc;
 }
 
+/* Tells the person on stderr what was redacted (rule ids, never the text). */
+static void note_redacted(const json_t *r) {
+    if (!r)
+        return;
+    long long n = jint(r, "count", 0);
+    fprintf(stderr, "cortex: redacted %lld secret%s before storing (", n, n == 1 ? "" : "s");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r, "rules"), i, v)
+        fprintf(stderr, "%s%s", i ? ", " : "", json_string_value(v));
+    fputs(")\n", stderr);
+}
+
 static int cmd_observe(ctx *c) {
     const args *a = c->a;
     char *text = NULL;
@@ -1257,6 +1270,7 @@ static int cmd_observe(ctx *c) {
     }
     cx_out_text(stdout, id, true);
     fputs(jtrue(first, "repeat") ? " (already recorded)\n" : "\n", stdout);
+    note_redacted(json_object_get(res, "redacted"));
 out:
     json_decref(res);
     free_strlist(&files);
@@ -1308,6 +1322,7 @@ static int cmd_draft(ctx *c) {
     }
     cx_out_text(stdout, jstr(res, "id"), true);
     fputc('\n', stdout);
+    note_redacted(json_object_get(res, "redacted"));
 out:
     json_decref(res);
     free_strlist(&files);
