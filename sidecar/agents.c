@@ -140,6 +140,10 @@ typedef struct buf {
 static void put(buf *b, const char *s, size_t n) {
     if (b->oom)
         return;
+    if (n > (SIZE_MAX >> 2) - b->n) { /* also tells the optimiser n is bounded */
+        b->oom = true;
+        return;
+    }
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1)

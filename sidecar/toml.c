@@ -969,7 +969,7 @@ static int expect_char(parser *p, char c, const char *in) {
 
 static int time_of_day(parser *p) {
     size_t start = p->i;
-    int h, m, s;
+    int h = 0, m = 0, s = 0;
     if (two_digits(p, &h, "hour") || expect_char(p, ':', "a time") || two_digits(p, &m, "minute") ||
         expect_char(p, ':', "a time") || two_digits(p, &s, "second"))
         return -1;
@@ -987,7 +987,7 @@ static int time_of_day(parser *p) {
 
 static int datetime(parser *p) {
     size_t start = p->i;
-    int y = 0, mo, d;
+    int y = 0, mo = 0, d = 0;
     for (int k = 0; k < 4; k++)
         y = y * 10 + (p->s[p->i++] - '0'); /* the caller saw four digits */
     if (expect_char(p, '-', "a date") || two_digits(p, &mo, "month") || expect_char(p, '-', "a date") ||
@@ -1014,7 +1014,7 @@ static int datetime(parser *p) {
         p->i++;
     else if (at(p, 0, '+') || at(p, 0, '-')) {
         size_t os = p->i++;
-        int oh, om;
+        int oh = 0, om = 0;
         if (two_digits(p, &oh, "offset hours") || expect_char(p, ':', "a time offset") ||
             two_digits(p, &om, "offset minutes"))
             return -1;
