@@ -42,7 +42,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -247,20 +246,6 @@ static char *concat(const char *first, ...) {
         return t.oom ? NULL : strdup("");
     }
     return t.p;
-}
-
-/* The principal recorded for this workspace's user, as the CLI and cortexd
- * record it: $CORTEX_AUTHOR, else the login name. */
-static char *default_author(void) {
-    const char *env = getenv("CORTEX_AUTHOR");
-    if (env && !blank(env))
-        return strdup(env);
-    struct passwd *pw = getpwuid(getuid());
-    if (pw && pw->pw_name && *pw->pw_name)
-        return strdup(pw->pw_name);
-    char uid[32];
-    snprintf(uid, sizeof uid, "uid-%lu", (unsigned long)getuid());
-    return strdup(uid);
 }
 
 /* ---- input ------------------------------------------------------------- */
@@ -1590,7 +1575,7 @@ int cx_hook_run(const char *event, const cx_hook_opts *o, FILE *in, FILE *out, F
             event ? event : "(none)");
         return 2;
     }
-    h.author = h.o->author && *h.o->author ? strdup(h.o->author) : default_author();
+    h.author = strdup(h.o->author && *h.o->author ? h.o->author : "unknown");
     if (!h.author) {
         say(&h, "out of memory");
         return 0;

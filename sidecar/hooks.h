@@ -21,10 +21,10 @@
 typedef struct cx_hook_opts {
     const char *workspace;  /* --workspace, or NULL */
     size_t max_tokens;      /* session-start budget; 0 = the default (1500) */
-    const char *author;     /* who the digest is by (the workspace user); NULL =
-                             * $CORTEX_AUTHOR, else the login name, as the CLI and
-                             * cortexd record it. Only this author's observations
-                             * go into a digest, and only their drafts are briefed. */
+    const char *author;     /* who the digest is by (the workspace user, as the CLI
+                             * and cortexd record it: the caller passes it; NULL =
+                             * "unknown"). Only this author's observations go
+                             * into a digest, and only their drafts are briefed. */
 } cx_hook_opts;
 
 /* Runs hook `event` ("session-start" or "stop") reading the hook JSON from

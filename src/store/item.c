@@ -1082,39 +1082,61 @@ static int draft_tx(cx_store *s, void *ud) {
     return push_item(s, c->id, c->visibility);
 }
 
-static const char SQL_REVISE_STATE[] =
-    "SELECT kind, status, visibility, rid FROM items WHERE id = ?1";
 static const char SQL_REVISE[] =
     "UPDATE items SET status = 'pending', title = ?2, body = ?3, tags = ?4, files = ?5,"
     " evidence = ?6, provenance = ?7, updated_at = ?8, sync_rejected = NULL WHERE id = ?1";
 
-static int revise_tx(cx_store *s, void *ud) {
-    draft_ctx *c = ud;
+/* Reads an item's kind, status, visibility and rid (any may be ignored by
+ * the caller) for a change that depends on them. CX_ENOTFOUND naming
+ * `what` when there is no such item. */
+typedef struct item_state {
+    char kind[32], status[32], visibility[16];
+    int64_t rid;
+} item_state;
+
+static const char SQL_ITEM_STATE[] =
+    "SELECT kind, status, visibility, rid FROM items WHERE id = ?1";
+
+static int read_state(cx_store *s, const char *id, const char *what, item_state *out) {
     sqlite3_stmt *st;
-    char kind[32] = "", status[32] = "", visibility[16] = "";
-    int64_t rid = 0;
-    int r = cx_store_prepare(s, SQL_REVISE_STATE, &st);
+    *out = (item_state){0};
+    int r = cx_store_prepare(s, SQL_ITEM_STATE, &st);
     if (r)
         return r;
-    sqlite3_bind_text(st, 1, c->revise, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(visibility, sizeof visibility, "%s", (const char *)sqlite3_column_text(st, 2));
-        rid = sqlite3_column_int64(st, 3);
+        snprintf(out->kind, sizeof out->kind, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(out->status, sizeof out->status, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(out->visibility, sizeof out->visibility, "%s",
+                 (const char *)sqlite3_column_text(st, 2));
+        out->rid = sqlite3_column_int64(st, 3);
     }
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
-        return cx_error_set(CX_ENOTFOUND, "no item with id '%s' to revise", c->revise);
+        return cx_error_set(CX_ENOTFOUND, "no item with id '%s' to %s", id, what);
     if (rc != SQLITE_ROW)
         return cx_store_sqlerr(s, rc, "reading the draft");
-    if (strcmp(kind, "draft") != 0 ||
-        (strcmp(status, "pending") != 0 && strcmp(status, "changes_requested") != 0))
+    return 0;
+}
+
+static bool awaits_review(const item_state *st) {
+    return strcmp(st->kind, "draft") == 0 &&
+           (strcmp(st->status, "pending") == 0 || strcmp(st->status, "changes_requested") == 0);
+}
+
+static int revise_tx(cx_store *s, void *ud) {
+    draft_ctx *c = ud;
+    sqlite3_stmt *st;
+    item_state is;
+    int r = read_state(s, c->revise, "revise", &is);
+    if (r)
+        return r;
+    if (!awaits_review(&is))
         return cx_error_set(CX_ECONFLICT,
                             "item '%s' is a %s with status %s; only drafts that await review "
                             "can be revised",
-                            c->revise, kind, status);
+                            c->revise, is.kind, is.status);
     if ((r = check_evidence(s, c->evidence)))
         return r;
     if ((r = cx_store_prepare(s, SQL_REVISE, &st)))
@@ -1131,10 +1153,10 @@ static int revise_tx(cx_store *s, void *ud) {
     sqlite3_clear_bindings(st);
     if (r)
         return r;
-    if ((r = cx_vec_put(s, s->builtin_model, rid, c->vec, cx_embed_dim(s->builtin), 0)))
+    if ((r = cx_vec_put(s, s->builtin_model, is.rid, c->vec, cx_embed_dim(s->builtin), 0)))
         return r;
     snprintf(c->id, sizeof c->id, "%s", c->revise);
-    return push_item(s, c->id, visibility);
+    return push_item(s, c->id, is.visibility);
 }
 
 static void draft_clear(draft_ctx *c) {
@@ -1596,7 +1618,6 @@ typedef struct review_ctx {
     const char *id, *decision, *reason;
 } review_ctx;
 
-static const char SQL_REVIEW_STATE[] = "SELECT kind, status, visibility FROM items WHERE id = ?1";
 static const char SQL_REVIEW_SET[] =
     "UPDATE items SET kind = ?2, status = ?3, review = ?4, updated_at = ?5 WHERE id = ?1";
 static const char SQL_REVIEW_LOG[] =
@@ -1606,28 +1627,15 @@ static const char SQL_REVIEW_LOG[] =
 static int review_tx(cx_store *s, void *ud) {
     review_ctx *c = ud;
     sqlite3_stmt *st;
-    char kind[32] = "", status[32] = "", visibility[16] = "";
-    int r = cx_store_prepare(s, SQL_REVIEW_STATE, &st);
+    item_state is;
+    int r = read_state(s, c->id, "review", &is);
     if (r)
         return r;
-    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(visibility, sizeof visibility, "%s", (const char *)sqlite3_column_text(st, 2));
-    }
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
-        return cx_error_set(CX_ENOTFOUND, "no item with id '%s' to review", c->id);
-    if (rc != SQLITE_ROW)
-        return cx_store_sqlerr(s, rc, "reading the draft");
-    if (strcmp(kind, "draft") != 0 ||
-        (strcmp(status, "pending") != 0 && strcmp(status, "changes_requested") != 0))
+    if (!awaits_review(&is))
         return cx_error_set(CX_ECONFLICT,
                             "item '%s' is a %s with status %s; only drafts that are pending or "
                             "have changes requested can be reviewed",
-                            c->id, kind, status);
+                            c->id, is.kind, is.status);
 
     uint64_t now = cx_clock_now_ms();
     char iso[CX_ISO_LEN];
@@ -1669,7 +1677,7 @@ static int review_tx(cx_store *s, void *ud) {
     sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
     if ((r = cx_store_exec_stmt(s, st, "logging the review")))
         goto out;
-    if (strcmp(visibility, "private") != 0) {
+    if (strcmp(is.visibility, "private") != 0) {
         json_t *env = NULL;
         if ((r = cx_item_load(s, c->id, &env)))
             goto out;
