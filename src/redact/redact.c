@@ -3,8 +3,8 @@
  * and its JIT, and finds, resolves and replaces matches.
  *
  * One pass over the text drives everything: a case-insensitive Aho–Corasick
- * automaton over every rule's keywords (a DFA over byte classes, so one
- * table load a byte). Where a keyword occurs, only the rules that own it
+ * automaton over every rule's keywords (a DFA over byte classes, one table
+ * load a byte, two blocks of text at a time). Where a keyword occurs, only the rules that own it
  * are tried, and only at start positions from `back` bytes before the
  * keyword up to the keyword itself (PCRE2's offset limit), so a rule's
  * regex never scans the text on its own. A text without keywords costs
@@ -22,7 +22,6 @@
 #include "redact/redact.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -34,6 +33,14 @@
 #include "redact/rules.h"
 #include "util/error.h"
 #include "util/utf8.h"
+
+/* ASCII classes: the text is bytes, and <ctype.h> answers by locale. */
+static inline bool is_lower(int c) { return c >= 'a' && c <= 'z'; }
+static inline bool is_upper(int c) { return c >= 'A' && c <= 'Z'; }
+static inline bool is_digit(int c) { return c >= '0' && c <= '9'; }
+static inline bool is_alpha(int c) { return is_lower(c) || is_upper(c); }
+static inline bool is_alnum(int c) { return is_alpha(c) || is_digit(c); }
+static inline int to_lower(int c) { return is_upper(c) ? c + 32 : c; }
 
 #define MARKER_MAX_ID 64
 /* PCRE2's budget for one attempt; our bounded patterns use a few hundred. */
@@ -118,7 +125,7 @@ static int build_automaton(void) {
             }
             char low[65];
             for (size_t i = 0; i < wn; i++)
-                low[i] = (char)tolower((unsigned char)word[i]);
+                low[i] = (char)to_lower((unsigned char)word[i]);
             low[wn] = 0;
             size_t k = 0;
             while (k < nkw && strcmp(kw[k], low) != 0)
@@ -136,6 +143,18 @@ static int build_automaton(void) {
             p = end ? end + 1 : p + n;
         }
     }
+
+    /* A rule's keywords must not contain one another: the scan relies on
+     * each rule seeing its keywords in the order they start. */
+    for (size_t u = 0; u < nuses; u++)
+        for (size_t v = 0; v < nuses; v++)
+            if (u != v && uses[u].rule == uses[v].rule && use_kw[u] != use_kw[v] &&
+                strstr(kw[use_kw[u]], kw[use_kw[v]])) {
+                fail_init(CX_EFAIL, "redaction rule %s: keyword \"%s\" contains \"%s\"",
+                          cx_redact_rules[uses[u].rule].id, kw[use_kw[u]], kw[use_kw[v]]);
+                rc = CX_EFAIL;
+                goto out;
+            }
 
     /* Byte classes: one per byte that occurs in a keyword (either case),
      * class 0 for the rest. */
@@ -288,8 +307,13 @@ static void init_once(void) {
         const cx_redact_rule *rule = &cx_redact_rules[r];
         int errcode;
         PCRE2_SIZE erroff;
+        /* No start optimizations: they search ahead for a first or a
+         * required character (the '@' of a URL's password) before looking
+         * at the offset limit, up to kilobytes a call, while an attempt
+         * here only ever starts within `back` bytes of its keyword. */
         E.code[r] = pcre2_compile((PCRE2_SPTR)rule->pattern, PCRE2_ZERO_TERMINATED,
-                                  PCRE2_USE_OFFSET_LIMIT, &errcode, &erroff, NULL);
+                                  PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE, &errcode,
+                                  &erroff, NULL);
         if (!E.code[r]) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(errcode, msg, sizeof msg);
@@ -340,7 +364,7 @@ const char *cx_redact_rule_description(size_t rule) {
 static bool has_ci(const char *s, size_t n, const char *word) {
     size_t w = strlen(word);
     for (size_t i = 0; i + w <= n; i++)
-        if (tolower((unsigned char)s[i]) == word[0] && strncasecmp(s + i, word, w) == 0)
+        if (to_lower((unsigned char)s[i]) == word[0] && strncasecmp(s + i, word, w) == 0)
             return true;
     return false;
 }
@@ -351,13 +375,13 @@ static bool has_ci(const char *s, size_t n, const char *word) {
 static bool has_word(const char *s, size_t n, const char *word) {
     size_t w = strlen(word);
     for (size_t i = 0; i + w <= n; i++) {
-        if (tolower((unsigned char)s[i]) != word[0] || strncasecmp(s + i, word, w) != 0)
+        if (to_lower((unsigned char)s[i]) != word[0] || strncasecmp(s + i, word, w) != 0)
             continue;
         bool lower = true, upper = true;
         for (size_t k = 0; k < w; k++) {
             unsigned char c = (unsigned char)s[i + k];
-            lower &= !isupper(c);
-            upper &= !islower(c);
+            lower &= !is_upper(c);
+            upper &= !is_lower(c);
         }
         if (lower || upper)
             return true;
@@ -365,8 +389,8 @@ static bool has_word(const char *s, size_t n, const char *word) {
     return false;
 }
 
-static bool is_ident_start(unsigned char c) { return isalpha(c) || c == '_' || c == '$'; }
-static bool is_ident(unsigned char c) { return isalnum(c) || c == '_' || c == '$'; }
+static bool is_ident_start(unsigned char c) { return is_alpha(c) || c == '_' || c == '$'; }
+static bool is_ident(unsigned char c) { return is_alnum(c) || c == '_' || c == '$'; }
 
 /* The length of a "[REDACTED:<id>]" marker at s (n bytes), or 0. */
 static size_t marker_at(const char *s, size_t n) {
@@ -375,7 +399,7 @@ static size_t marker_at(const char *s, size_t n) {
         return 0;
     size_t i = p;
     while (i < n && i - p <= MARKER_MAX_ID &&
-           (islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+           (is_lower((unsigned char)s[i]) || is_digit((unsigned char)s[i]) || s[i] == '-'))
         i++;
     return i > p && i < n && s[i] == ']' ? i + 1 : 0;
 }
@@ -401,7 +425,7 @@ static bool placeholder(const char *v, size_t n) {
     static const char *const words[] = {
         "changeme", "changeit", "password", "passwd", "pass", "secret", "token", "null",
         "none", "nil", "undefined", "true", "false", "test", "testing", "todo", "fixme",
-        "hidden", "masked", "foobar", "xxx", "none", NULL,
+        "hidden", "masked", "foobar", "xxx", NULL,
     };
     static const char *const parts[] = {
         "example", "dummy", "placeholder", "redacted", "changeme", "change_me", "change-me",
@@ -429,11 +453,15 @@ static bool placeholder(const char *v, size_t n) {
     if (v[0] == '$') {
         if (n >= 2 && (v[1] == '{' || v[1] == '('))
             return true; /* ${VAR}, $(command) */
-        size_t i = 1;
-        while (i < n && is_ident(v[i]) && v[i] != '$')
-            i++;
-        if (i == n && n > 1 && !isdigit((unsigned char)v[1]))
-            return true; /* $VAR */
+        /* $VAR, $DB2_PASSWORD, $password (shell, PHP); not $ecr3tPass */
+        bool lower = false, digit = false, other = n < 2 || is_digit((unsigned char)v[1]);
+        for (size_t i = 1; i < n; i++) {
+            lower |= is_lower((unsigned char)v[i]);
+            digit |= is_digit((unsigned char)v[i]);
+            other |= !is_ident((unsigned char)v[i]) || v[i] == '$';
+        }
+        if (!other && !(lower && digit))
+            return true;
     }
     /* xxxx, ****, 0000, ..., also behind a prefix: ghp_xxxxxxxx, sk_live_0000 */
     size_t filler = 0;
@@ -486,11 +514,17 @@ static double entropy(const char *v, size_t n) {
 
 /* A generic rule's value: does it look like a secret rather than code or
  * configuration that merely sits next to the word "password"? */
+/* What a password has; not - _ . : / , which names and paths have. */
+static const bool pw_symbol[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['*'] = 1, ['+'] = 1,
+    ['='] = 1, ['?'] = 1, ['@'] = 1, ['^'] = 1, ['~'] = 1, ['|'] = 1,
+};
+
 static bool plausible_value(const char *v, size_t n, bool quoted) {
     /* paths: /run/secrets/db, ~/.ssh/key, ./key.pem, C:\keys */
     if (v[0] == '/' || (n > 1 && v[0] == '~' && v[1] == '/') ||
         (n > 1 && v[0] == '.' && (v[1] == '/' || v[1] == '.')) ||
-        (n > 2 && isalpha((unsigned char)v[0]) && v[1] == ':' && v[2] == '\\'))
+        (n > 2 && is_alpha((unsigned char)v[0]) && v[1] == ':' && v[2] == '\\'))
         return false;
     if (has_ci(v, n, "://"))
         return false;
@@ -498,7 +532,7 @@ static bool plausible_value(const char *v, size_t n, bool quoted) {
      * (token.internal:8757/x) */
     const char *colon = memchr(v, ':', n);
     size_t d = colon ? (size_t)(colon - v) + 1 : 0, d0 = d;
-    while (d < n && d - d0 < 6 && isdigit((unsigned char)v[d]))
+    while (d < n && d - d0 < 6 && is_digit((unsigned char)v[d]))
         d++;
     if (d > d0 && d - d0 < 6 && (d == n || v[d] == '/'))
         return false;
@@ -508,24 +542,23 @@ static bool plausible_value(const char *v, size_t n, bool quoted) {
         return false;
     if (memchr(v, '/', n)) {
         size_t e = n;
-        while (e > 0 && isalnum((unsigned char)v[e - 1]) && n - e < 6)
+        while (e > 0 && is_alnum((unsigned char)v[e - 1]) && n - e < 6)
             e--;
-        if (e > 1 && e < n && v[e - 1] == '.' && islower((unsigned char)v[e]))
+        if (e > 1 && e < n && v[e - 1] == '.' && is_lower((unsigned char)v[e]))
             return false;
     }
     bool lower = false, upper = false, digit = false, dot = false, underscore = false;
-    bool ident = is_ident_start((unsigned char)v[0]), envname = isupper((unsigned char)v[0]);
+    bool ident = is_ident_start((unsigned char)v[0]), envname = is_upper((unsigned char)v[0]);
     bool member = false; /* x.y, x?.y: code, when not quoted */
     size_t first_plain = n, last_plain = 0, sym_inside = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
-        /* what a password has; not - _ . : / , which names and paths have */
-        bool sym = strchr("!#$%&*+=?@^~|", c) != NULL;
-        if (islower(c))
+        bool sym = pw_symbol[c];
+        if (is_lower(c))
             lower = true;
-        else if (isupper(c))
+        else if (is_upper(c))
             upper = true;
-        else if (isdigit(c))
+        else if (is_digit(c))
             digit = true;
         else if (c == '.')
             dot = true;
@@ -544,12 +577,11 @@ static bool plausible_value(const char *v, size_t n, bool quoted) {
         } else if (!is_ident(c)) {
             ident = false;
         }
-        if (!(isupper(c) || isdigit(c) || c == '_'))
+        if (!(is_upper(c) || is_digit(c) || c == '_'))
             envname = false;
     }
     for (size_t i = first_plain; i < last_plain; i++)
-        if (strchr("!#$%&*+=?@^~|", v[i]))
-            sym_inside++;
+        sym_inside += pw_symbol[(unsigned char)v[i]];
     /* os.environ, settings.SECRET_KEY, self.password */
     if (ident && dot && !digit)
         return false;
@@ -561,13 +593,26 @@ static bool plausible_value(const char *v, size_t n, bool quoted) {
     if (envname && underscore)
         return false;
     /* A digit and a letter, or a symbol inside (not only around, as in
-     * #define, !!flag, i++). Random base62/base64 of 12 or more
-     * characters has a digit nearly always; a value without either is a
-     * word, a name or a type (OnNewTokenCallback). */
+     * #define, !!flag, i++). */
     bool letters = lower || upper;
     if (letters && digit)
         return true;
-    return sym_inside > 0 && (letters || digit);
+    if (sym_inside > 0 && (letters || digit))
+        return true;
+    /* Letters only: a word, a name or a type (OnNewTokenCallback), unless
+     * it is long and its case changes like random text's: about every
+     * other letter, with runs of capitals (a CamelCase name changes case
+     * twice a word and rarely has two capitals in a row). 1 in 280
+     * random 32-character base62 strings has no digit. */
+    if (!(lower && upper && n >= 20))
+        return false;
+    size_t changes = 0, caps = 0;
+    for (size_t i = 1; i < n; i++) {
+        bool u0 = is_upper((unsigned char)v[i - 1]), u1 = is_upper((unsigned char)v[i]);
+        changes += u0 != u1;
+        caps += u0 && u1;
+    }
+    return changes * 3 >= n && caps >= 2 && entropy(v, n) >= 3.5;
 }
 
 /* ---- Matching ---------------------------------------------------------- */
@@ -648,7 +693,7 @@ static bool meta_key(const char *k, size_t n) {
             i++;
         size_t w = i + 1;
         while (w < n && k[w] != '_' && k[w] != '.' && k[w] != '-' &&
-               !(isupper((unsigned char)k[w]) && islower((unsigned char)k[w - 1])))
+               !(is_upper((unsigned char)k[w]) && is_lower((unsigned char)k[w - 1])))
             w++;
         if (w > n)
             break;
@@ -883,14 +928,15 @@ int cx_redact_find(const char *text, size_t len, cx_redact_match **out, size_t *
     s.mctx = NULL;
     s.md = NULL;
 
+    cx_redact_match *m = NULL;
+    size_t nm = 0;
     rc = scan_text(&s);
-    if (rc < 0)
-        goto out;
-    *out = NULL;
-    *n = 0;
-    if (s.ncand)
-        rc = resolve(&s, out, n);
-out:
+    if (rc == 0 && s.ncand)
+        rc = resolve(&s, &m, &nm);
+    if (rc == 0) {
+        *out = m;
+        *n = nm;
+    }
     scan_done(&s);
     return rc;
 }
@@ -1082,6 +1128,32 @@ static bool pkcs12(const unsigned char *p, size_t n) {
     return n - i >= sizeof data_oid && memcmp(p + i, data_oid, sizeof data_oid) == 0;
 }
 
+/* Does the data hold a private key block, as the private-key rule sees it
+ * (a header and key material; not a header quoted alone in code)? */
+static bool private_key_block(const char *p, size_t n) {
+    if (cx_redact_init() != 0 || n > CX_REDACT_MAX_TEXT)
+        return false;
+    size_t r = 0;
+    while (r < E.nrules && strcmp(cx_redact_rules[r].id, "private-key") != 0)
+        r++;
+    if (r == E.nrules)
+        return false;
+    scan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.text = p;
+    sc.len = n;
+    static const char begin[] = "-----BEGIN";
+    const char *at = p, *end = p + n;
+    int rc = 0;
+    while (rc == 0 && sc.ncand == 0 && (at = memmem(at, (size_t)(end - at), begin, sizeof begin - 1))) {
+        rc = attempt(&sc, r, (size_t)(at - p));
+        at += sizeof begin - 1;
+    }
+    bool found = sc.ncand > 0;
+    scan_done(&sc);
+    return found;
+}
+
 static const char *credential_content(const unsigned char *p, size_t n) {
     if (n >= 4 && p[0] == 0xfe && p[1] == 0xed && p[2] == 0xfe && p[3] == 0xed)
         return "a Java key store";
@@ -1092,18 +1164,7 @@ static const char *credential_content(const unsigned char *p, size_t n) {
     static const char putty[] = "PuTTY-User-Key-File-";
     if (n >= sizeof putty - 1 && memcmp(p, putty, sizeof putty - 1) == 0)
         return "a PuTTY private key";
-    /* "-----BEGIN <label>PRIVATE KEY-----" (also PGP's "... KEY BLOCK-----") */
-    static const char begin[] = "-----BEGIN ";
-    const unsigned char *at = p, *end = p + n;
-    while ((at = memmem(at, (size_t)(end - at), begin, sizeof begin - 1))) {
-        const unsigned char *label = at + sizeof begin - 1;
-        size_t room = (size_t)(end - label) < 64 ? (size_t)(end - label) : 64;
-        const unsigned char *dash = memmem(label, room, "-----", 5);
-        if (dash && memmem(label, (size_t)(dash - label), "PRIVATE KEY", 11))
-            return "a private key file";
-        at = label;
-    }
-    return NULL;
+    return private_key_block((const char *)p, n) ? "a private key file" : NULL;
 }
 
 const char *cx_redact_credential_file(const char *name, const void *data, size_t len) {
