@@ -58,8 +58,8 @@ const cx_redact_rule cx_redact_rules[] = {
      * Version/Comment), then base64 runs separated by blanks or newlines
      * up to the END line. A block cut short (no END line) is redacted as
      * far as its base64 lines go: runs of 16 or more, or padded ones, so
-     * that prose after it is not swallowed. Linear: every loop is
-     * possessive. */
+     * that prose after it is not swallowed; a header alone (a string in a
+     * parser's code) is not a key. Linear: every loop is possessive. */
     {
         .id = "private-key",
         .description = "PEM or OpenSSH private key block (RSA, EC, DSA, OPENSSH, PKCS#8, "
@@ -67,7 +67,7 @@ const cx_redact_rule cx_redact_rules[] = {
         .pattern = "-----BEGIN" PEM_LABEL
                    "(?:" PEM_SPACE "{1,4}+[A-Za-z][\\w-]{0,40}+:[^\\r\\n\\\\]{0,256}+)*+"
                    "(?:(?:" PEM_SPACE "{1,8}+[A-Za-z0-9+/=]{1,128}+)*+" PEM_SPACE "{0,8}+-----END" PEM_LABEL
-                   "|(?:" PEM_SPACE "{1,8}+(?:[A-Za-z0-9+/]{16,128}+={0,2}|[A-Za-z0-9+/]{0,15}+={1,2}))*+)",
+                   "|(?:" PEM_SPACE "{1,8}+(?:[A-Za-z0-9+/]{16,128}+={0,2}|[A-Za-z0-9+/]{0,15}+={1,2}))++)",
         .keywords = "=-----BEGIN",
     },
     {

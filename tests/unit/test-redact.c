@@ -353,8 +353,12 @@ static void test_credential_files(void) {
     CX_CHECK(cx_redact_credential_file(NULL, pem, strlen(pem)) != NULL);
     CX_CHECK(cx_redact_credential_file("cert.pem", pem, strlen(pem)) != NULL);
     CX_CHECK(cx_redact_credential_file("notes.txt", pem, strlen(pem)) != NULL);
-    const char *pgp = "xx\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF...\n";
+    const char *pgp = "xx\n-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n"
+                      "lQOYBGVxT2sBCADL0m6dB9Hq3k2c+N1p/8wQ7bZx4YtK0sJq3vR5u1aLm9E\n";
     CX_CHECK(cx_redact_credential_file(NULL, pgp, strlen(pgp)) != NULL);
+    /* a parser that names the header is not a key */
+    const char *code = "_SK_START = b\"-----BEGIN OPENSSH PRIVATE KEY-----\"\n_SK_END = b\"-----END\"\n";
+    CX_CHECK(cx_redact_credential_file("ssh.py", code, strlen(code)) == NULL);
     const char *cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     CX_CHECK(cx_redact_credential_file("cert.pem", cert, strlen(cert)) == NULL);
     const char *pub = "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n";
@@ -493,8 +497,8 @@ static void test_large(void) {
 
     /* an unterminated key header repeated over megabytes stays linear */
     len = 0;
-    const char *hdr = "-----BEGIN RSA PRIVATE KEY-----\n";
-    while (len + 40 < cap) {
+    const char *hdr = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAz8Wq\n";
+    while (len + strlen(hdr) < cap) {
         memcpy(big + len, hdr, strlen(hdr));
         len += strlen(hdr);
     }
