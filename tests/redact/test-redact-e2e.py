@@ -17,6 +17,7 @@ negatives, and never prints a secret. Prints "N passed, N failed".
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,10 +28,12 @@ FIXTURES = os.environ["REDACT_FIXTURES"]
 
 def needles(secret):
     """What must not appear: the secret raw and JSON-escaped, and each long
-    line of a multi-line secret (a PEM body)."""
+    line of key material in a multi-line secret (a PEM body; its BEGIN/END
+    armour and header lines are no secret, and negatives quote them)."""
     out = {secret, json.dumps(secret)[1:-1]}
-    if "\n" in secret:
-        out |= {ln.strip() for ln in secret.splitlines() if len(ln.strip()) >= 16}
+    if "\n" in secret:  # the key material, not the armour or header lines
+        out |= {ln.strip() for ln in secret.splitlines() if len(ln.strip()) >= 16
+                and "-----" not in ln and not re.match(r"[A-Za-z-]+: ", ln)}
     return {n.encode() for n in out if n}
 
 
