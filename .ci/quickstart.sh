@@ -27,6 +27,7 @@ else
 fi
 ninja -C build
 
-echo "quickstart: built $root/build/sidecar/cortexd; connect an agent with:"
-echo "  claude mcp add cortex -- $root/build/sidecar/cortexd"
+echo "quickstart: built $root/build/sidecar/cortexd; in a repository, set up"
+echo "  everything (background sync, agent config, hooks) with:"
+echo "  $root/build/sidecar/cortex start --agent claude"
 exec "$root/build/sidecar/cortexd" --workspace "$workspace" 1>&3 3>&-

@@ -33,12 +33,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -2291,6 +2293,34 @@ static int record_agents(ctx *c, const cx_config *cfg, const bool wired[CX_AGENT
     return RC_OK;
 }
 
+/* Serialises `cortex start` in one workspace (config writes take libgit2's
+ * config.lock and fail rather than wait): a flock on .cortex/start.lock,
+ * waited for up to 30 s. The fd (close it to release), or -1 (reported). */
+static int start_lock(const ctx *c) {
+    char *path = cx_fs_join(c->ws->state_dir, "start.lock");
+    if (!path)
+        return oom(), -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fail(RC_STORE, "cannot open %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    for (int i = 0; i < 3000; i++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            free(path);
+            return fd;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        sleep_ms(10);
+    }
+    fail(RC_STORE, "another `cortex start` holds %s; try again when it is done", path);
+    free(path);
+    close(fd);
+    return -1;
+}
+
 static int cmd_start(ctx *c) {
     const args *a = c->a;
     int rc;
@@ -2323,6 +2353,7 @@ static int cmd_start(ctx *c) {
     json_t *report = json_object(), *agents = json_array(), *cfg_set = json_array();
     cx_config cfg = {0};
     bool cfg_loaded = false;
+    int lock_fd = -1;
     if (!report || !agents || !cfg_set) {
         rc = oom();
         goto out;
@@ -2333,6 +2364,10 @@ static int cmd_start(ctx *c) {
     /* workspace and its state directory */
     if ((rc = find_workspace(c, true)) != RC_OK)
         goto out;
+    if ((lock_fd = start_lock(c)) < 0) {
+        rc = RC_STORE;
+        goto out;
+    }
     json_object_set_new(report, "workspace", json_string(c->ws->root));
     json_object_set_new(report, "state_dir", json_string(c->ws->state_dir));
     json_object_set_new(report, "git", json_boolean(c->ws->git_dir != NULL));
@@ -2500,6 +2535,8 @@ static int cmd_start(ctx *c) {
     }
     printf("\nCheck everything with `cortex doctor`; stop with `cortex stop`.\n");
 out:
+    if (lock_fd >= 0)
+        close(lock_fd);
     if (cfg_loaded)
         cx_config_clear(&cfg);
     json_decref(report);
