@@ -55,6 +55,21 @@ const char *cx_agent_name(cx_agent_kind k) {
     return agent_names[k];
 }
 
+void cx_agent_list_parse(const char *list, bool out[CX_AGENT_COUNT]) {
+    for (int k = 0; k < CX_AGENT_COUNT; k++)
+        out[k] = false;
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, ", ");
+        for (int k = 0; k < CX_AGENT_COUNT; k++) {
+            const char *name = cx_agent_name((cx_agent_kind)k);
+            if (n == strlen(name) && memcmp(p, name, n) == 0)
+                out[k] = true;
+        }
+        p += n;
+        p += strspn(p, ", ");
+    }
+}
+
 const char *cx_agent_config_path(cx_agent_kind k) {
     assert(k >= 0 && k < CX_AGENT_COUNT);
     return agent_paths[k];

@@ -39,6 +39,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 
 typedef enum cx_agent_kind {
     CX_AGENT_CLAUDE,
@@ -54,6 +55,10 @@ int cx_agent_parse(const char *name, cx_agent_kind *out);
 
 /* "claude", …; static. */
 const char *cx_agent_name(cx_agent_kind k);
+
+/* Marks out[k] for every agent named in `list` (workspace.agents: names
+ * separated by commas or spaces; unknown names are skipped). NULL = none. */
+void cx_agent_list_parse(const char *list, bool out[CX_AGENT_COUNT]);
 
 /* The agent's MCP configuration file relative to the workspace root
  * (".mcp.json", ".codex/config.toml", ".cursor/mcp.json",

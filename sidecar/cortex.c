@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -1373,11 +1372,6 @@ static int answer_fail(const char *what, const cx_client_answer *a) {
     return fail(rc, "%s: the core answered %ld: %s", what, a->status, cx_client_error_text(a));
 }
 
-static void sleep_ms(unsigned long ms) {
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static int set_upstream(ctx *c, const char *url, const char *ca);
 
@@ -1550,7 +1544,7 @@ static bool retry_later(const char *what, int r, unsigned *attempt, long retry_a
         return false;
     fprintf(stderr, "cortex: %s failed: %s; retrying in %.1f s\n", what, cx_error_last(),
             (double)d / 1000.0);
-    sleep_ms(d);
+    cx_clock_sleep_ms(d);
     return true;
 }
 
@@ -2215,65 +2209,31 @@ static bool same_str(const char *a, const char *b) {
 }
 
 /* Brings .cortex/upstream in line with upstream.url of the config (a config
- * edited by hand, or copied from a teammate). Sets *url (borrowed from cfg). */
-static int apply_config_upstream(ctx *c, const cx_config *cfg, bool *changed) {
-    *changed = false;
+ * edited by hand, or copied from a teammate). */
+static int apply_config_upstream(ctx *c, const cx_config *cfg) {
     if (!cfg->upstream_url || !*cfg->upstream_url)
         return RC_OK;
     cx_error_clear();
     if (cx_upstream_check_url(cfg->upstream_url) < 0)
         return fail(RC_STORE, "workspace config: upstream.url: %s", cx_error_last());
+    char *ca = cfg->upstream_ca_file && *cfg->upstream_ca_file ? cfg->upstream_ca_file : NULL;
     cx_upstream *u = NULL;
     int r = cx_upstream_read(c->ws->state_dir, &u);
-    bool same = r == 0 && same_str(u->url, cfg->upstream_url) &&
-                same_str(u->ca_file, cfg->upstream_ca_file && *cfg->upstream_ca_file
-                                         ? cfg->upstream_ca_file
-                                         : NULL);
+    bool same = r == 0 && same_str(u->url, cfg->upstream_url) && same_str(u->ca_file, ca);
     cx_upstream_free(u);
     if (same)
         return RC_OK;
-    cx_upstream nu = {.url = cfg->upstream_url,
-                      .ca_file = cfg->upstream_ca_file && *cfg->upstream_ca_file
-                                     ? cfg->upstream_ca_file
-                                     : NULL};
+    cx_upstream nu = {.url = cfg->upstream_url, .ca_file = ca};
     cx_error_clear();
     if ((r = cx_upstream_write(c->ws->state_dir, &nu)) < 0)
         return fail(RC_STORE, "cannot write the upstream: %s", engine_msg(r));
-    *changed = true;
     return RC_OK;
-}
-
-/* Is agent k in workspace.agents? */
-static bool agent_recorded(const cx_config *cfg, cx_agent_kind k) {
-    if (!cfg->agents)
-        return false;
-    const char *name = cx_agent_name(k), *p = cfg->agents;
-    size_t n = strlen(name);
-    while ((p = strstr(p, name)) != NULL) {
-        bool start = p == cfg->agents || p[-1] == ',' || p[-1] == ' ';
-        bool end = p[n] == '\0' || p[n] == ',' || p[n] == ' ';
-        if (start && end)
-            return true;
-        p += n;
-    }
-    return false;
 }
 
 /* Adds the agents just wired to workspace.agents (a comma list, sorted). */
 static int record_agents(ctx *c, const cx_config *cfg, const bool wired[CX_AGENT_COUNT]) {
-    bool have[CX_AGENT_COUNT] = {0};
-    if (cfg->agents) {
-        char *copy = strdup(cfg->agents), *save = NULL;
-        if (!copy)
-            return oom();
-        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-            cx_agent_kind k;
-            if (cx_agent_parse(t, &k) == 0)
-                have[k] = true;
-        }
-        free(copy);
-        cx_error_clear();
-    }
+    bool have[CX_AGENT_COUNT];
+    cx_agent_list_parse(cfg->agents, have);
     bool add = false;
     for (int k = 0; k < CX_AGENT_COUNT; k++) {
         add |= wired[k] && !have[k];
@@ -2297,27 +2257,16 @@ static int record_agents(ctx *c, const cx_config *cfg, const bool wired[CX_AGENT
  * config.lock and fail rather than wait): a flock on .cortex/start.lock,
  * waited for up to 30 s. The fd (close it to release), or -1 (reported). */
 static int start_lock(const ctx *c) {
-    char *path = cx_fs_join(c->ws->state_dir, "start.lock");
-    if (!path)
-        return oom(), -1;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        fail(RC_STORE, "cannot open %s: %s", path, strerror(errno));
-        free(path);
-        return -1;
-    }
-    for (int i = 0; i < 3000; i++) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            free(path);
-            return fd;
-        }
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            break;
-        sleep_ms(10);
-    }
-    fail(RC_STORE, "another `cortex start` holds %s; try again when it is done", path);
-    free(path);
-    close(fd);
+    int fd = -1;
+    cx_error_clear();
+    int r = cx_fs_lock(c->ws->state_dir, "start.lock", 30000, &fd);
+    if (r == 1)
+        return fd;
+    if (r == 0)
+        fail(RC_STORE, "another `cortex start` holds %s/start.lock; try again when it is done",
+             c->ws->state_dir);
+    else
+        fail(RC_STORE, "%s", cx_error_last());
     return -1;
 }
 
@@ -2413,10 +2362,8 @@ static int cmd_start(ctx *c) {
             goto out;
         json_array_append_new(cfg_set, json_pack("{s:s, s:s}", "key", "upstream.url", "value",
                                                  a->val[O_UPSTREAM]));
-    } else {
-        bool changed;
-        if ((rc = apply_config_upstream(c, &cfg, &changed)) != RC_OK)
-            goto out;
+    } else if ((rc = apply_config_upstream(c, &cfg)) != RC_OK) {
+        goto out;
     }
     cx_upstream *up = NULL;
     if (cx_upstream_read(c->ws->state_dir, &up) == 0)
@@ -2521,8 +2468,9 @@ static int cmd_start(ctx *c) {
     }
     bool have[CX_AGENT_COUNT];
     size_t nhave = 0;
+    cx_agent_list_parse(cfg.agents, have);
     for (int k = 0; k < CX_AGENT_COUNT; k++) {
-        have[k] = want[k] || agent_recorded(&cfg, (cx_agent_kind)k);
+        have[k] |= want[k];
         nhave += have[k];
     }
     if (nhave < CX_AGENT_COUNT) {

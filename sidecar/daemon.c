@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,39 +27,9 @@
 #define MAINTAIN_EVERY_MS 2000
 #define UPSTREAM_POLL_MS 3000
 
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Takes the daemon lock without waiting: 1 and *fd when taken, 0 when held
- * elsewhere, or a CX_E... code. */
-static int lock_try(const char *state_dir, int *fd) {
-    char *path = cx_fs_join(state_dir, CX_DAEMON_LOCK);
-    if (!path)
-        return CX_ENOMEM;
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    int e = errno;
-    free(path);
-    if (f < 0)
-        return cx_error_set(CX_EIO, "cannot open %s/%s: %s", state_dir, CX_DAEMON_LOCK,
-                            strerror(e));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        e = errno;
-        close(f);
-        if (e == EWOULDBLOCK)
-            return 0;
-        return cx_error_set(CX_EIO, "cannot lock %s/%s: %s", state_dir, CX_DAEMON_LOCK,
-                            strerror(e));
-    }
-    *fd = f;
-    return 1;
-}
-
 static bool lock_held(const char *state_dir) {
     int fd = -1;
-    int r = lock_try(state_dir, &fd);
+    int r = cx_fs_lock(state_dir, CX_DAEMON_LOCK, 0, &fd);
     if (r == 1)
         close(fd);
     return r == 0;
@@ -201,7 +170,7 @@ int cx_daemon_start(const cx_workspace *ws, const char *cortexd, unsigned wait_m
         return cx_error_set(CX_EIO, "cannot start the daemon (fork failed)");
     *pid = grand;
     /* Ready when it holds the lock; failed when it is gone. */
-    uint64_t deadline = (cx_clock_mono_ns() / 1000000u) + wait_ms;
+    uint64_t deadline = cx_clock_mono_ms() + wait_ms;
     for (;;) {
         cx_daemon_status(ws->state_dir, &info);
         if (info.running && info.pid == grand)
@@ -224,11 +193,11 @@ int cx_daemon_start(const cx_workspace *ws, const char *cortexd, unsigned wait_m
             return cx_error_set(CX_EIO, "the daemon exited at start%s%s (see %s/%s)",
                                 line[0] ? ": " : "", line, ws->state_dir, CX_DAEMON_LOG);
         }
-        if ((cx_clock_mono_ns() / 1000000u) >= deadline)
+        if (cx_clock_mono_ms() >= deadline)
             return cx_error_set(CX_EIO, "the daemon (pid %ld) did not get ready within %u ms; "
                                         "see %s/%s",
                                 (long)grand, wait_ms, ws->state_dir, CX_DAEMON_LOG);
-        sleep_ms(20);
+        cx_clock_sleep_ms(20);
     }
 }
 
@@ -263,7 +232,7 @@ int cx_daemon_stop(const char *state_dir, unsigned wait_ms, pid_t *pid, bool *wa
                             state_dir, CX_DAEMON_PID, state_dir, CX_DAEMON_LOCK);
     if (kill(info.pid, SIGTERM) != 0 && errno != ESRCH)
         return cx_error_set(CX_EIO, "cannot stop pid %ld: %s", (long)info.pid, strerror(errno));
-    uint64_t deadline = (cx_clock_mono_ns() / 1000000u) + wait_ms;
+    uint64_t deadline = cx_clock_mono_ms() + wait_ms;
     bool killed = false;
     for (;;) {
         bool held = lock_held(state_dir);
@@ -272,16 +241,16 @@ int cx_daemon_stop(const char *state_dir, unsigned wait_ms, pid_t *pid, bool *wa
             return 0;
         if (!held && alive && !is_cortexd(info.pid))
             return 0; /* gone, and the pid was reused already */
-        if ((cx_clock_mono_ns() / 1000000u) >= deadline) {
+        if (cx_clock_mono_ms() >= deadline) {
             if (killed)
                 return cx_error_set(CX_EIO, "pid %ld did not exit after SIGKILL", (long)info.pid);
             cx_log(CX_LOG_WARNING, "the daemon (pid %ld) ignored SIGTERM for %u ms; killing it",
                    (long)info.pid, wait_ms);
             (void)kill(info.pid, SIGKILL);
             killed = true;
-            deadline = (cx_clock_mono_ns() / 1000000u) + 5000;
+            deadline = cx_clock_mono_ms() + 5000;
         }
-        sleep_ms(20);
+        cx_clock_sleep_ms(20);
     }
 }
 
@@ -339,13 +308,7 @@ int cx_daemon_run(const cx_workspace *ws) {
     int lock_fd = -1;
     /* Status probes (cx_daemon_status) hold the lock for an instant: only a
      * lock that stays taken for a second means another daemon. */
-    int r = 0;
-    for (int i = 0; i < 50; i++) {
-        r = lock_try(ws->state_dir, &lock_fd);
-        if (r != 0)
-            break;
-        sleep_ms(20);
-    }
+    int r = cx_fs_lock(ws->state_dir, CX_DAEMON_LOCK, 1000, &lock_fd);
     if (r < 0) {
         log_warn("%s", cx_error_last());
         return 1;
@@ -381,7 +344,7 @@ int cx_daemon_run(const cx_workspace *ws) {
     bool syncing = false, embed_failing = false;
     uint64_t next_maint = 0, next_upstream = 0;
     while (!stop_sig) {
-        uint64_t now = (cx_clock_mono_ns() / 1000000u);
+        uint64_t now = cx_clock_mono_ms();
         if (!syncing && now >= next_upstream) {
             next_upstream = now + UPSTREAM_POLL_MS;
             if (has_upstream(ws->state_dir)) {
@@ -405,7 +368,7 @@ int cx_daemon_run(const cx_workspace *ws) {
             if (done > 0)
                 next_maint = now; /* more may be waiting */
         }
-        sleep_ms(TICK_MS);
+        cx_clock_sleep_ms(TICK_MS);
     }
     cx_log(CX_LOG_NOTICE, "stopping (signal %d)", (int)stop_sig);
     cx_sync_stop();

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define VERSION_TIMEOUT_MS 5000
@@ -80,9 +79,9 @@ static int run_version(const char *prog, char *buf, size_t cap) {
     }
     close(p[1]);
     size_t n = 0;
-    uint64_t deadline = cx_clock_mono_ns() / 1000000u + VERSION_TIMEOUT_MS;
+    uint64_t deadline = cx_clock_mono_ms() + VERSION_TIMEOUT_MS;
     for (;;) {
-        uint64_t now = cx_clock_mono_ns() / 1000000u;
+        uint64_t now = cx_clock_mono_ms();
         if (now >= deadline)
             break;
         struct pollfd pf = {.fd = p[0], .events = POLLIN};
@@ -107,10 +106,9 @@ static int run_version(const char *prog, char *buf, size_t cap) {
     pid_t w;
     for (;;) { /* its output has ended; give it until the deadline to exit */
         w = waitpid(pid, &status, WNOHANG);
-        if (w != 0 || cx_clock_mono_ns() / 1000000u >= deadline)
+        if (w != 0 || cx_clock_mono_ms() >= deadline)
             break;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 5000000L};
-        nanosleep(&ts, NULL);
+        cx_clock_sleep_ms(5);
     }
     if (w == 0) {
         kill(pid, SIGKILL);
@@ -144,19 +142,6 @@ static void check_cortexd(doc *d, const cx_doctor_opts *o) {
     add(d, "cortexd", "ok", NULL, "%s (%s)", o->cortexd, out);
 }
 
-/* Is ".cortex" listed in the repository's info/exclude? */
-static bool excluded(const cx_workspace *ws) {
-    char *path = cx_fs_join(ws->git_dir, "info/exclude"), *text = NULL;
-    size_t len = 0;
-    bool yes = false;
-    if (path && cx_fs_read_file(path, 1u << 20, &text, &len) == 0)
-        yes = strstr(text, "/.cortex/") || strstr(text, "\n.cortex") || strncmp(text, ".cortex", 7) == 0;
-    cx_error_clear();
-    free(text);
-    free(path);
-    return yes;
-}
-
 static cx_workspace *check_workspace(doc *d, const cx_doctor_opts *o) {
     cx_workspace *ws = NULL;
     cx_error_clear();
@@ -174,7 +159,7 @@ static cx_workspace *check_workspace(doc *d, const cx_doctor_opts *o) {
         add(d, "workspace", "warn", "run cortex start inside a git repository",
             "%s is not in a git repository: notes get no provenance and never go stale",
             ws->root);
-    else if (!excluded(ws))
+    else if (!cx_workspace_excluded(ws))
         add(d, "workspace", "warn", "run: cortex start (it adds .cortex/ to .git/info/exclude)",
             "%s: .cortex/ is not excluded from git, so it may get committed", ws->root);
     else
@@ -256,17 +241,7 @@ static void check_daemon(doc *d, const cx_workspace *ws) {
  * config file mentions cortex. */
 static void agents_to_check(const cx_workspace *ws, const cx_config *cfg,
                             bool out[CX_AGENT_COUNT]) {
-    memset(out, 0, sizeof(bool) * CX_AGENT_COUNT);
-    if (cfg && cfg->agents) {
-        char *copy = strdup(cfg->agents), *save = NULL;
-        for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
-             t = strtok_r(NULL, ", ", &save)) {
-            cx_agent_kind k;
-            if (cx_agent_parse(t, &k) == 0)
-                out[k] = true;
-        }
-        free(copy);
-    }
+    cx_agent_list_parse(cfg ? cfg->agents : NULL, out);
     for (int k = 0; k < CX_AGENT_COUNT; k++) {
         char *path = cx_fs_join(ws->root, cx_agent_config_path((cx_agent_kind)k)), *text = NULL;
         size_t len = 0;

@@ -18,13 +18,11 @@
 #include "util/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,25 +62,7 @@ unsigned long cx_sync_interval_ms(void) {
 }
 
 int cx_sync_lock_try(const char *state_dir, int *fd) {
-    char *path = cx_fs_join(state_dir, "sync.lock");
-    if (!path)
-        return CX_ENOMEM;
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (f < 0) {
-        int e = errno;
-        free(path);
-        return cx_error_set(CX_EIO, "cannot open the sync lock: %s", strerror(e));
-    }
-    free(path);
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(f);
-        if (e == EWOULDBLOCK)
-            return 0;
-        return cx_error_set(CX_EIO, "cannot take the sync lock: %s", strerror(e));
-    }
-    *fd = f;
-    return 1;
+    return cx_fs_lock(state_dir, "sync.lock", 0, fd);
 }
 
 /* Sleeps up to ms unless stopped; true when asked to stop. */

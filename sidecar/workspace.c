@@ -27,6 +27,31 @@ void cx_workspace_free(cx_workspace *ws) {
     free(ws);
 }
 
+/* Does an info/exclude text have a line that excludes the state directory? */
+static bool has_exclude_line(const char *text) {
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if ((n == strlen(EXCLUDE_LINE) && memcmp(p, EXCLUDE_LINE, n) == 0) ||
+            (n == 8 && memcmp(p, ".cortex/", 8) == 0) || (n == 7 && memcmp(p, ".cortex", 7) == 0))
+            return true;
+        p = nl ? nl + 1 : p + n;
+    }
+    return false;
+}
+
+bool cx_workspace_excluded(const cx_workspace *ws) {
+    if (!ws->git_dir)
+        return false;
+    char *path = cx_fs_join(ws->git_dir, "info/exclude"), *text = NULL;
+    size_t len = 0;
+    bool yes = path && cx_fs_read_file(path, 1u << 20, &text, &len) == 0 && has_exclude_line(text);
+    cx_error_clear();
+    free(text);
+    free(path);
+    return yes;
+}
+
 /* Adds EXCLUDE_LINE to <common git dir>/info/exclude unless a line already
  * says it. Failures only cost a noisy `git status`, so they are ignored. */
 static void add_exclude(const char *common_dir) {
@@ -39,14 +64,8 @@ static void add_exclude(const char *common_dir) {
     int r = cx_fs_read_file(path, 1u << 20, &old, &len);
     if (r != 0 && r != CX_ENOTFOUND)
         goto out;
-    for (const char *p = old; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        if ((n == strlen(EXCLUDE_LINE) && memcmp(p, EXCLUDE_LINE, n) == 0) ||
-            (n == 8 && memcmp(p, ".cortex/", 8) == 0) || (n == 7 && memcmp(p, ".cortex", 7) == 0))
-            goto out;
-        p = nl ? nl + 1 : p + n;
-    }
+    if (has_exclude_line(old))
+        goto out;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         goto out;

@@ -21,3 +21,7 @@ typedef struct cx_workspace {
  * CX_ENOTFOUND when an explicit directory does not exist. */
 int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create);
 void cx_workspace_free(cx_workspace *ws);
+
+/* Does the repository's info/exclude keep the state directory out of git?
+ * (false outside git) */
+bool cx_workspace_excluded(const cx_workspace *ws);

@@ -150,11 +150,6 @@ static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud) {
     return n;
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
 
 static uint64_t next_rand(http *h) {
     /* xorshift64*: only for jitter */
@@ -359,7 +354,7 @@ static int post(http *h, const char *const *texts, const size_t *which, size_t k
             long wait = backoff_ms(h, attempt);
             if (h->retry_after_ms > wait)
                 wait = h->retry_after_ms;
-            sleep_ms(wait);
+            cx_clock_sleep_ms((uint64_t)wait);
         }
         attempts++;
         cx_http_body_reset(&h->resp);

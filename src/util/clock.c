@@ -5,6 +5,7 @@
 #include "util/error.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,14 @@ uint64_t cx_clock_mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t cx_clock_mono_ms(void) { return cx_clock_mono_ns() / 1000000u; }
+
+void cx_clock_sleep_ms(uint64_t ms) {
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 void cx_clock_format(uint64_t ms, char out[CX_ISO_LEN]) {

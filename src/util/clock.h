@@ -13,6 +13,12 @@ uint64_t cx_clock_now_ms(void);
 /* Monotonic nanoseconds, for measuring durations. */
 uint64_t cx_clock_mono_ns(void);
 
+/* Monotonic milliseconds, for deadlines. */
+uint64_t cx_clock_mono_ms(void);
+
+/* Sleeps `ms` milliseconds, resuming after signals. */
+void cx_clock_sleep_ms(uint64_t ms);
+
 /* Formats `ms` as "2026-11-22T11:33:03.123Z" into out[CX_ISO_LEN]. */
 void cx_clock_format(uint64_t ms, char out[CX_ISO_LEN]);
 

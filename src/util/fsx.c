@@ -2,6 +2,7 @@
 /* File-system helpers. */
 #include "util/fsx.h"
 
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,4 +203,38 @@ out:
     free(real);
     free(rroot);
     return r;
+}
+
+int cx_fs_lock(const char *dir, const char *name, unsigned wait_ms, int *fd) {
+    char *path = cx_fs_join(dir, name);
+    if (!path)
+        return CX_ENOMEM;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        int e = errno;
+        int r = cx_error_set(CX_EIO, "cannot open %s: %s", path, strerror(e));
+        free(path);
+        return r;
+    }
+    uint64_t deadline = cx_clock_mono_ms() + wait_ms;
+    for (;;) {
+        if (flock(f, LOCK_EX | LOCK_NB) == 0) {
+            free(path);
+            *fd = f;
+            return 1;
+        }
+        int e = errno;
+        if (e != EWOULDBLOCK && e != EINTR) {
+            int r = cx_error_set(CX_EIO, "cannot lock %s: %s", path, strerror(e));
+            free(path);
+            close(f);
+            return r;
+        }
+        if (cx_clock_mono_ms() >= deadline)
+            break;
+        cx_clock_sleep_ms(10);
+    }
+    free(path);
+    close(f);
+    return 0;
 }

@@ -28,5 +28,11 @@ int cx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
  * CX_EINVAL when it escapes root. */
 int cx_fs_resolve_within(const char *root, const char *path, char **out);
 
+/* Takes an exclusive flock() on `dir`/`name` (created 0600), retrying for up
+ * to wait_ms (0 = one try): 1 and *fd when taken (close it to release; the
+ * lock also ends with the process), 0 when another holds it, or CX_EIO /
+ * CX_ENOMEM with a message naming the file. */
+int cx_fs_lock(const char *dir, const char *name, unsigned wait_ms, int *fd);
+
 /* True when path exists and is a directory. */
 bool cx_fs_is_dir(const char *path);

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import traceback
 
+from clilib import SANITIZER, Fail, Result, check
+
 CORTEX = os.environ.get("CORTEX")
 CORTEXD = os.environ.get("CORTEXD")
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
@@ -26,32 +28,6 @@ ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 passed = 0
 failed = 0
 
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-class Result:
-    def __init__(self, args, rc, out, err):
-        self.args, self.rc, self.out, self.err = args, rc, out, err
-
-    def __str__(self):
-        return "cortex %s -> %d\n--- stdout\n%s--- stderr\n%s" % (
-            " ".join(self.args), self.rc, self.out, self.err)
-
-    def json(self):
-        try:
-            return json.loads(self.out)
-        except ValueError as e:
-            raise Fail("stdout is not one JSON document (%s):\n%s" % (e, self))
-
-
-SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 
 
 def base_env(home):

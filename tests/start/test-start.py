@@ -15,7 +15,6 @@ sanitizer reports. Prints "N passed, M failed"; exits non-zero on failure.
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,37 +23,15 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from clilib import SANITIZER, Fail, Result, check  # noqa: E402
+
 CORTEX = os.environ["CORTEX"]
 CORTEXD = os.environ["CORTEXD"]
 CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check-agent-config.py")
-SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 
 passed = 0
 failed = 0
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-class Result:
-    def __init__(self, args, rc, out, err):
-        self.args, self.rc, self.out, self.err = args, rc, out, err
-
-    def __str__(self):
-        return "cortex %s -> %d\n--- stdout\n%s--- stderr\n%s" % (
-            " ".join(self.args), self.rc, self.out, self.err)
-
-    def json(self):
-        try:
-            return json.loads(self.out)
-        except ValueError as e:
-            raise Fail("stdout is not JSON (%s):\n%s" % (e, self))
 
 
 def daemons_of(root):
