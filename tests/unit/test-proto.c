@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The one model of the wire (src/proto/wire.h) against the contract in
+ * protocol/sync/: every kind, status, decision, op name and limit is read
+ * from the JSON schemas and the OpenAPI text and compared with the
+ * constants, so that code and contract cannot drift. Then the transitions,
+ * trust order, id normalisation and the envelope check.
+ *
+ * Usage: test-proto PROTOCOL_SYNC_DIR */
+#include "test.h"
+
+#include "proto/wire.h"
+
+#include <jansson.h>
+
+static const char *dir;
+
+static json_t *schema(const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/schemas/%s", dir, name);
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    if (!j)
+        fprintf(stderr, "cannot read %s: %s\n", path, e.text);
+    return j;
+}
+
+/* j at a path of object keys, "a/b/c". */
+static json_t *at(json_t *j, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf, *slash; j && p; p = slash ? slash + 1 : NULL) {
+        slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        j = json_object_get(j, p);
+    }
+    return j;
+}
+
+static long long num(json_t *j, const char *path) {
+    json_t *v = at(j, path);
+    if (!json_is_integer(v)) {
+        fprintf(stderr, "schema has no integer at %s\n", path);
+        return -1;
+    }
+    return (long long)json_integer_value(v);
+}
+
+/* The enum at path holds exactly the names name(0..n-1). */
+static void check_enum(json_t *j, const char *path, const char *(*name)(int), int n) {
+    json_t *e = at(j, path);
+    CX_CHECK(json_is_array(e));
+    CX_CHECK_INT(json_array_size(e), n);
+    for (int i = 0; i < n; i++) {
+        bool found = false;
+        size_t k;
+        json_t *v;
+        json_array_foreach(e, k, v) found |= strcmp(json_string_value(v), name(i)) == 0;
+        if (!found)
+            fprintf(stderr, "%s lacks %s\n", path, name(i));
+        CX_CHECK(found);
+    }
+}
+
+static const char *kind_name(int i) { return cx_kind_name((cx_kind)i); }
+static const char *status_name(int i) { return cx_status_name((cx_status)i); }
+static const char *decision_name(int i) { return cx_decision_name((cx_decision)i); }
+static const char *op_name(int i) {
+    static const char *const ops[] = {CX_OP_ITEM_PUT, CX_OP_ARTIFACT_VERSION,
+                                      CX_OP_REVIEW_DECISION};
+    return ops[i];
+}
+
+static void test_against_schemas(void) {
+    json_t *item = schema("item.json"), *common = schema("common.json");
+    json_t *push = schema("push-request.json"), *missing = schema("blobs-missing-request.json");
+    json_t *decision = schema("decision-request.json");
+    CX_CHECK(item && common && push && missing && decision);
+    if (!item || !common || !push || !missing || !decision)
+        goto out;
+
+    check_enum(item, "properties/kind/enum", kind_name, CX_KIND_COUNT);
+    check_enum(item, "properties/status/enum", status_name, CX_STATUS_COUNT);
+    check_enum(common, "$defs/review/properties/decision/enum", decision_name,
+               CX_DECISION_COUNT);
+    check_enum(decision, "properties/decision/enum", decision_name, CX_DECISION_COUNT);
+    check_enum(push, "properties/ops/items/properties/op/enum", op_name, 3);
+    for (int i = 0; i < 3; i++)
+        CX_CHECK(cx_wire_op_known(op_name(i)));
+    CX_CHECK(!cx_wire_op_known("item.delete"));
+
+    CX_CHECK_INT(num(item, "properties/title/maxLength"), CX_WIRE_MAX_TITLE);
+    CX_CHECK_INT(num(item, "properties/body/maxLength"), CX_WIRE_MAX_BODY);
+    CX_CHECK_INT(num(item, "properties/subcortex/maxLength"), CX_WIRE_MAX_SUBCORTEX);
+    CX_CHECK_INT(num(item, "properties/tags/maxItems"), CX_WIRE_MAX_TAGS);
+    CX_CHECK_INT(num(item, "properties/tags/items/maxLength"), CX_WIRE_MAX_TAG);
+    CX_CHECK_INT(num(item, "properties/author/maxLength"), CX_WIRE_MAX_PRINCIPAL);
+    CX_CHECK_INT(num(item, "properties/agent/maxLength"), CX_WIRE_MAX_PRINCIPAL);
+    CX_CHECK_INT(num(item, "properties/files/maxItems"), CX_WIRE_MAX_FILES);
+    CX_CHECK_INT(num(item, "properties/files/items/maxLength"), CX_WIRE_MAX_PATH);
+    CX_CHECK_INT(num(item, "properties/evidence/maxItems"), CX_WIRE_MAX_EVIDENCE);
+    CX_CHECK_INT(num(item, "properties/evidence/items/maxLength"), CX_WIRE_MAX_ID);
+    CX_CHECK_INT(num(item, "properties/parent_id/maxLength"), CX_WIRE_MAX_ID);
+    CX_CHECK_INT(num(item, "properties/blobs/maxItems"), CX_WIRE_MAX_BLOBS);
+    CX_CHECK_INT(num(item, "properties/versions/maxItems"), CX_WIRE_MAX_VERSIONS);
+    CX_CHECK_INT(num(item, "properties/provenance/x-maxBytes"), CX_WIRE_MAX_PROVENANCE);
+    CX_CHECK_INT(num(common, "$defs/timestamp/minLength"), CX_WIRE_MIN_TIMESTAMP);
+    CX_CHECK_INT(num(common, "$defs/timestamp/maxLength"), CX_WIRE_MAX_TIMESTAMP);
+    CX_CHECK_INT(num(common, "$defs/review/properties/note/maxLength"), CX_WIRE_MAX_NOTE);
+    CX_CHECK_INT(num(common, "$defs/review/properties/reason/maxLength"), CX_WIRE_MAX_NOTE);
+    CX_CHECK_INT(num(common, "$defs/review/properties/reviewer/maxLength"),
+                 CX_WIRE_MAX_PRINCIPAL);
+    CX_CHECK_INT(num(common, "$defs/artifact_version/properties/source_path/maxLength"),
+                 CX_WIRE_MAX_SOURCE_PATH);
+    CX_CHECK_INT(num(decision, "properties/note/maxLength"), CX_WIRE_MAX_NOTE);
+    CX_CHECK_INT(num(push, "properties/ops/maxItems"), CX_WIRE_MAX_OPS);
+    CX_CHECK_INT(num(push, "properties/ops/items/properties/op_id/maxLength"),
+                 CX_WIRE_MAX_OP_ID);
+    CX_CHECK_INT(num(missing, "properties/sha256/maxItems"), CX_WIRE_MAX_MISSING);
+    /* "At most 500 ops and 4 MiB" */
+    const char *pd = json_string_value(at(push, "description"));
+    CX_CHECK(pd && strstr(pd, "500 ops") && strstr(pd, "4 MiB"));
+    CX_CHECK_INT(CX_WIRE_MAX_PUSH_BYTES, 4 * 1024 * 1024);
+out:
+    json_decref(item);
+    json_decref(common);
+    json_decref(push);
+    json_decref(missing);
+    json_decref(decision);
+}
+
+/* Every route constant is a path of openapi.yaml, and the pull limits are
+ * the ones it states. */
+static void test_against_openapi(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/openapi.yaml", dir);
+    FILE *f = fopen(path, "r");
+    CX_CHECK(f != NULL);
+    if (!f)
+        return;
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    static const char *const routes[] = {
+        CX_ROUTE_HEALTHZ ":", CX_ROUTE_INFO ":", CX_ROUTE_PUSH ":", CX_ROUTE_PULL ":",
+        CX_ROUTE_BLOBS_MISSING ":", CX_ROUTE_BLOBS "{sha256}:", CX_ROUTE_REVIEW_QUEUE ":",
+        CX_ROUTE_DRAFTS "{id}" CX_ROUTE_DECISION ":",
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        bool ok = strstr(text, routes[i]) != NULL;
+        if (!ok)
+            fprintf(stderr, "openapi.yaml has no path %s\n", routes[i]);
+        CX_CHECK(ok);
+    }
+    /* the pull's limit parameter: maximum 1000, default 500 */
+    const char *pull = strstr(text, CX_ROUTE_PULL ":");
+    CX_CHECK(pull != NULL);
+    if (pull) {
+        const char *lim = strstr(pull, "name: limit");
+        char want[128];
+        snprintf(want, sizeof want, "maximum: %d, default: %d}", CX_WIRE_MAX_PULL_LIMIT,
+                 CX_WIRE_DEFAULT_PULL_LIMIT);
+        CX_CHECK(lim && strstr(lim, want) && strstr(lim, want) < strstr(pull, "responses:"));
+    }
+    const char *queue = strstr(text, CX_ROUTE_REVIEW_QUEUE ":");
+    if (queue) {
+        char want[64];
+        snprintf(want, sizeof want, "maximum: %d,", CX_WIRE_MAX_QUEUE_LIMIT);
+        const char *m = strstr(queue, want);
+        CX_CHECK(m && m < strstr(queue, "responses:"));
+    }
+}
+
+static void test_names(void) {
+    for (int k = 0; k < CX_KIND_COUNT; k++)
+        CX_CHECK_INT(cx_kind_parse(cx_kind_name((cx_kind)k)), k);
+    for (int s = 0; s < CX_STATUS_COUNT; s++)
+        CX_CHECK_INT(cx_status_parse(cx_status_name((cx_status)s)), s);
+    CX_CHECK_INT(cx_kind_parse("Observation"), CX_KIND_INVALID);
+    CX_CHECK_INT(cx_kind_parse(NULL), CX_KIND_INVALID);
+    CX_CHECK(cx_kind_name(CX_KIND_COUNT) == NULL);
+    CX_CHECK_INT(cx_decision_parse("approve"), CX_DECISION_APPROVE);
+    CX_CHECK_INT(cx_decision_status(CX_DECISION_APPROVE), CX_STATUS_CANON);
+    CX_CHECK(cx_decision_needs_note(CX_DECISION_REJECT));
+    CX_CHECK(!cx_decision_needs_note(CX_DECISION_APPROVE));
+}
+
+static void test_transitions(void) {
+    /* every kind is born in a status it may hold */
+    for (int k = 0; k < CX_KIND_COUNT; k++)
+        CX_CHECK(cx_status_allowed((cx_kind)k, cx_status_initial((cx_kind)k)));
+    CX_CHECK(cx_awaits_review(CX_KIND_DRAFT, CX_STATUS_PENDING));
+    CX_CHECK(cx_awaits_review(CX_KIND_DRAFT, CX_STATUS_CHANGES_REQUESTED));
+    CX_CHECK(!cx_awaits_review(CX_KIND_DRAFT, CX_STATUS_REJECTED));
+    CX_CHECK(!cx_awaits_review(CX_KIND_THREAD, CX_STATUS_CANON));
+
+    const cx_kind NEW = CX_KIND_INVALID;
+    const cx_status NONE = CX_STATUS_INVALID;
+    /* agents create items in their initial status, never canon or accepted */
+    CX_CHECK(cx_transition_allowed(CX_ROLE_AGENT, NEW, NONE, CX_KIND_OBSERVATION,
+                                   CX_STATUS_RECORDED));
+    CX_CHECK(cx_transition_allowed(CX_ROLE_AGENT, NEW, NONE, CX_KIND_DRAFT, CX_STATUS_PENDING));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, NEW, NONE, CX_KIND_OBSERVATION,
+                                    CX_STATUS_CANON));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, NEW, NONE, CX_KIND_THREAD, CX_STATUS_CANON));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, NEW, NONE, CX_KIND_ARTIFACT,
+                                    CX_STATUS_ACCEPTED));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, NEW, NONE, CX_KIND_DRAFT,
+                                    CX_STATUS_APPROVED));
+    /* an agent revises a draft that awaits review; only a reviewer decides */
+    CX_CHECK(cx_transition_allowed(CX_ROLE_AGENT, CX_KIND_DRAFT, CX_STATUS_CHANGES_REQUESTED,
+                                   CX_KIND_DRAFT, CX_STATUS_PENDING));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, CX_KIND_DRAFT, CX_STATUS_PENDING,
+                                    CX_KIND_THREAD, CX_STATUS_CANON));
+    CX_CHECK(cx_transition_allowed(CX_ROLE_REVIEWER, CX_KIND_DRAFT, CX_STATUS_PENDING,
+                                   CX_KIND_THREAD, CX_STATUS_CANON));
+    CX_CHECK(cx_transition_allowed(CX_ROLE_REVIEWER, CX_KIND_DRAFT, CX_STATUS_PENDING,
+                                   CX_KIND_DRAFT, CX_STATUS_REJECTED));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_REVIEWER, CX_KIND_DRAFT, CX_STATUS_REJECTED,
+                                    CX_KIND_THREAD, CX_STATUS_CANON));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, CX_KIND_DRAFT, CX_STATUS_REJECTED,
+                                    CX_KIND_DRAFT, CX_STATUS_PENDING));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, CX_KIND_OBSERVATION, CX_STATUS_RECORDED,
+                                    CX_KIND_OBSERVATION, CX_STATUS_CANON));
+    /* artifacts: anyone publishes a version, only a reviewer accepts */
+    CX_CHECK(cx_transition_allowed(CX_ROLE_AGENT, CX_KIND_ARTIFACT, CX_STATUS_ACCEPTED,
+                                   CX_KIND_ARTIFACT, CX_STATUS_PUBLISHED));
+    CX_CHECK(!cx_transition_allowed(CX_ROLE_AGENT, CX_KIND_ARTIFACT, CX_STATUS_PUBLISHED,
+                                    CX_KIND_ARTIFACT, CX_STATUS_ACCEPTED));
+    CX_CHECK(cx_transition_allowed(CX_ROLE_REVIEWER, CX_KIND_ARTIFACT, CX_STATUS_PUBLISHED,
+                                   CX_KIND_ARTIFACT, CX_STATUS_ACCEPTED));
+}
+
+static void test_trust(void) {
+    CX_CHECK_INT(cx_trust_of(CX_KIND_THREAD, CX_STATUS_CANON), CX_TRUST_CANON);
+    CX_CHECK_INT(cx_trust_of(CX_KIND_ARTIFACT, CX_STATUS_ACCEPTED), CX_TRUST_ACCEPTED);
+    CX_CHECK_INT(cx_trust_of(CX_KIND_ARTIFACT, CX_STATUS_PUBLISHED), CX_TRUST_PUBLISHED);
+    CX_CHECK_INT(cx_trust_of(CX_KIND_DRAFT, CX_STATUS_PENDING), CX_TRUST_DRAFT);
+    CX_CHECK_INT(cx_trust_of(CX_KIND_DRAFT, CX_STATUS_REJECTED), CX_TRUST_REJECTED);
+    CX_CHECK_INT(cx_trust_of(CX_KIND_OBSERVATION, CX_STATUS_RECORDED), CX_TRUST_OBSERVATION);
+    CX_CHECK(CX_TRUST_CANON < CX_TRUST_ACCEPTED && CX_TRUST_ACCEPTED < CX_TRUST_PUBLISHED &&
+             CX_TRUST_PUBLISHED < CX_TRUST_DRAFT && CX_TRUST_DRAFT < CX_TRUST_OBSERVATION);
+    CX_CHECK_STR(cx_trust_name(CX_TRUST_CANON), "canon");
+}
+
+static void test_ids(void) {
+    char buf[CX_WIRE_MAX_ID + 1];
+    CX_CHECK_OK(cx_wire_id_norm("id", "01jd3zabcdefghjkmnpqrstvwx", buf));
+    CX_CHECK_STR(buf, "01JD3ZABCDEFGHJKMNPQRSTVWX");
+    CX_CHECK_OK(cx_wire_id_norm("id", "not-a-ulid", buf));
+    CX_CHECK_STR(buf, "not-a-ulid");
+    CX_CHECK_INT(cx_wire_id_norm("id", "", buf), CX_EINVAL);
+    char big[CX_WIRE_MAX_ID + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CX_CHECK_INT(cx_wire_id_norm("id", big, buf), CX_EINVAL);
+}
+
+static json_t *good_item(void) {
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s]}", "id",
+                     "01JD3ZABCDEFGHJKMNPQRSTVWX", "kind", "observation", "status", "recorded",
+                     "title", "t", "created_at", "2026-12-07T09:00:00.000Z", "updated_at",
+                     "2026-12-07T09:00:00Z", "visibility", "shared", "tags", "a");
+}
+
+/* The check fails with `code` and a message that begins with `field`. */
+static void check_bad(json_t *it, int code, const char *field) {
+    int r = cx_wire_item_check(it);
+    CX_CHECK_INT(r, code);
+    const char *m = cx_error_last();
+    bool named = m && strncmp(m, field, strlen(field)) == 0;
+    if (!named)
+        fprintf(stderr, "want a message naming %s, got: %s\n", field, m ? m : "(none)");
+    CX_CHECK(named);
+    json_decref(it);
+}
+
+static void test_item_check(void) {
+    json_t *it = good_item();
+    CX_CHECK_OK(cx_wire_item_check(it));
+    json_decref(it);
+
+    char *big = malloc(CX_WIRE_MAX_BODY + 2);
+    memset(big, 'x', CX_WIRE_MAX_BODY + 1);
+    big[CX_WIRE_MAX_BODY + 1] = '\0';
+    it = good_item();
+    json_object_set_new(it, "body", json_string(big));
+    check_bad(it, CX_ELIMIT, "item.body");
+    big[CX_WIRE_MAX_TITLE + 1] = '\0';
+    it = good_item();
+    json_object_set_new(it, "title", json_string(big));
+    check_bad(it, CX_ELIMIT, "item.title");
+    big[CX_WIRE_MAX_TAG + 1] = '\0';
+    it = good_item();
+    json_object_set_new(it, "tags", json_pack("[s]", big));
+    check_bad(it, CX_ELIMIT, "item.tags[0]");
+    free(big);
+
+    it = good_item();
+    json_t *many = json_array();
+    for (int i = 0; i < 10000; i++)
+        json_array_append_new(many, json_string(
+            "0000000000000000000000000000000000000000000000000000000000000000"));
+    json_object_set_new(it, "blobs", many);
+    check_bad(it, CX_ELIMIT, "item.blobs");
+
+    it = good_item();
+    json_object_set_new(it, "created_at", json_string("99999-99-99"));
+    check_bad(it, CX_EINVAL, "item.created_at");
+    it = good_item();
+    json_object_set_new(it, "created_at", json_string("2026-13-45"));
+    check_bad(it, CX_EINVAL, "item.created_at");
+    it = good_item();
+    json_object_set_new(it, "status", json_string("canon"));
+    check_bad(it, CX_EINVAL, "item.status");
+    it = good_item();
+    json_object_set_new(it, "kind", json_string("secret"));
+    check_bad(it, CX_EINVAL, "item.kind");
+    it = good_item();
+    json_object_set_new(it, "visibility", json_string("private"));
+    check_bad(it, CX_EINVAL, "item.visibility");
+    it = good_item();
+    json_object_set_new(it, "id", json_string("../../etc/passwd"));
+    check_bad(it, CX_EINVAL, "item.id");
+    it = good_item();
+    json_object_set_new(it, "title", json_stringn("a\0b", 3));
+    check_bad(it, CX_EINVAL, "item.title");
+    it = good_item();
+    json_object_set_new(it, "review", json_pack("{s:s, s:s}", "decision", "approve", "at",
+                                                "yesterday"));
+    check_bad(it, CX_EINVAL, "item.review.at");
+    it = good_item();
+    json_object_set_new(it, "server_seq", json_integer(0));
+    check_bad(it, CX_EINVAL, "item.server_seq");
+    it = good_item();
+    json_object_set_new(it, "provenance", json_string("x"));
+    check_bad(it, CX_EINVAL, "item.provenance");
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test-proto PROTOCOL_SYNC_DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    test_against_schemas();
+    test_against_openapi();
+    test_names();
+    test_transitions();
+    test_trust();
+    test_ids();
+    test_item_check();
+    return cx_test_done();
+}
