@@ -57,8 +57,10 @@
  * where text was left out. */
 #include "search/search.h"
 
+#include "proto/wire.h"
 #include "search/fts-internal.h"
-#include "store/store-internal.h"
+#include "store/store-search.h"
+#include "text/tokenizer.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -108,7 +110,7 @@ typedef struct vblock {
     int64_t rid[VBLOCK];
     float scale[VBLOCK];
     uint32_t sub[VBLOCK];   /* hash of the subcortex */
-    uint8_t kind[VBLOCK];   /* KIND_* */
+    uint8_t kind[VBLOCK];   /* kind_code() */
     uint64_t *sig;          /* vectors in SQLite: per slot, `words` sign bits then
                              * `words` non-zero bits; or NULL */
     int8_t *q;              /* dim * VBLOCK, dimension-major (in memory), or NULL */
@@ -188,12 +190,12 @@ typedef struct sample {
 } sample;
 
 static int sample_hit(const Fts5ExtensionApi *api, Fts5Context *fts, void *ud) {
-    sample *s = ud;
+    sample *sm = ud;
     int64_t rid = api->xRowid(fts);
-    if (s->n == 0)
-        s->first = rid;
-    s->last = rid;
-    return ++s->n >= SAMPLE ? SQLITE_DONE : SQLITE_OK;
+    if (sm->n == 0)
+        sm->first = rid;
+    sm->last = rid;
+    return ++sm->n >= SAMPLE ? SQLITE_DONE : SQLITE_OK;
 }
 
 typedef struct rank_data {
@@ -303,19 +305,13 @@ static bool has_tokens(void *ud, const char *word, size_t len) {
 /* The per-store search state, made on first use: the store's "cortex"
  * tokenizer and the cx_bm25 function on this connection. */
 static int get_ext(cx_store *s, search_ext **out) {
-    if (s->search.ptr) {
-        *out = s->search.ptr;
+    search_ext *have = cx_store_search_ext(s);
+    if (have) {
+        *out = have;
         return 0;
     }
-    fts5_api *api = NULL;
-    sqlite3_stmt *st = NULL;
     sqlite3 *db = cx_store_sqlite(s);
-    int rc = sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
+    fts5_api *api = cx_text_fts5_api(db);
     if (!api)
         return cx_error_set(CX_EFAIL, "this SQLite has no FTS5; search needs it");
     search_ext *e = calloc(1, sizeof *e);
@@ -324,14 +320,13 @@ static int get_ext(cx_store *s, search_ext **out) {
     e->nidf = -1;
     e->ram_budget = VEC_RAM_BUDGET;
     void *ud = NULL;
-    if (api->xFindTokenizer(api, "cortex", &ud, &e->tok_api) != SQLITE_OK ||
+    if (api->xFindTokenizer(api, CX_TEXT_TOKENIZER, &ud, &e->tok_api) != SQLITE_OK ||
         e->tok_api.xCreate(ud, NULL, 0, &e->tok) != SQLITE_OK ||
         api->xCreateFunction(api, "cx_bm25", e, cx_bm25, NULL) != SQLITE_OK) {
         ext_free(e);
         return cx_error_set(CX_EFAIL, "cannot set up FTS5 search: %s", sqlite3_errmsg(db));
     }
-    s->search.ptr = e;
-    s->search.free_fn = ext_free;
+    cx_store_search_ext_set(s, e, ext_free);
     *out = e;
     return 0;
 }
@@ -366,23 +361,21 @@ static json_t *echo_query(const char *text) {
     return j;
 }
 
-static bool one_of(const char *v, const char *const *list) {
-    for (; *list; list++)
-        if (strcmp(v, *list) == 0)
-            return true;
-    return false;
+/* The kinds of the curated index (items_curated_fts): drafts, threads and
+ * artifacts. */
+static bool kind_curated(cx_kind k) {
+    return k == CX_KIND_DRAFT || k == CX_KIND_THREAD || k == CX_KIND_ARTIFACT;
 }
 
-static const char *const kinds[] = {"observation", "draft", "thread", "comment", "artifact",
-                                    "subcortex", NULL};
-static const char *const statuses[] = {"recorded", "pending", "approved", "rejected",
-                                       "changes_requested", "canon", "published", "accepted",
-                                       NULL};
-/* What only drafts, threads and artifacts can be. */
-static const char *const curated_kinds[] = {"draft", "thread", "artifact", NULL};
-static const char *const curated_statuses[] = {"pending", "approved", "rejected",
-                                               "changes_requested", "canon", "published",
-                                               "accepted", NULL};
+/* A status that only curated kinds may hold (every status but recorded). */
+static bool status_curated(cx_status st) {
+    if (st == CX_STATUS_INVALID)
+        return false;
+    for (int k = 0; k < CX_KIND_COUNT; k++)
+        if (!kind_curated((cx_kind)k) && cx_status_allowed((cx_kind)k, st))
+            return false;
+    return true;
+}
 
 /* ---- snippets ---- */
 
@@ -610,14 +603,13 @@ done:
 
 /* ---- the vector index ---- */
 
-enum { KIND_OBSERVATION, KIND_DRAFT, KIND_THREAD, KIND_COMMENT, KIND_ARTIFACT, KIND_OTHER };
+/* The kind kept per slot: a cx_kind, or KIND_OTHER for a name the wire
+ * model does not know. */
+#define KIND_OTHER CX_KIND_COUNT
 
 static uint8_t kind_code(const char *k) {
-    static const char *const names[] = {"observation", "draft", "thread", "comment", "artifact"};
-    for (uint8_t i = 0; k && i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(k, names[i]) == 0)
-            return i;
-    return KIND_OTHER;
+    cx_kind c = cx_kind_parse(k);
+    return c == CX_KIND_INVALID ? KIND_OTHER : (uint8_t)c;
 }
 
 static uint32_t str_hash(const char *s) {
@@ -629,7 +621,7 @@ static uint32_t str_hash(const char *s) {
 
 /* What the scan can rule out before looking at a vector. */
 typedef struct prefilter {
-    unsigned kinds; /* bit per KIND_*: the kinds that may pass */
+    unsigned kinds; /* bit per kind_code(): the kinds that may pass */
     bool has_sub;
     uint32_t sub;
 } prefilter;
@@ -797,7 +789,7 @@ static int vindex_refresh_some(cx_store *s, search_ext *e, vindex *v, int64_t mo
     int64_t rows = 0;
     int r, rc;
     *more = false;
-    bool builtin = model == s->builtin_model;
+    bool builtin = model == cx_store_builtin_model(s);
     if (v->model != model) {
         if (v->in_ram)
             e->ram_used -= v->nblocks * (size_t)VBLOCK * (size_t)v->dim;
@@ -947,11 +939,11 @@ static int slot_sim(cx_store *s, vindex *v, size_t slot, const int8_t *qq, doubl
         return 0;
     }
     sqlite3_stmt *st;
-    int r = cx_store_prepare(s, v->model == s->builtin_model ? SQL_VEC_ONE_BUILTIN : SQL_VEC_ONE,
+    int r = cx_store_prepare(s, v->model == cx_store_builtin_model(s) ? SQL_VEC_ONE_BUILTIN : SQL_VEC_ONE,
                              &st), rc;
     if (r)
         return r;
-    if (v->model != s->builtin_model)
+    if (v->model != cx_store_builtin_model(s))
         sqlite3_bind_int64(st, 1, v->model);
     sqlite3_bind_int64(st, 2, b->rid[k]);
     *sim = -1.0;
@@ -1356,28 +1348,16 @@ static int rank_pass(kwrun *R, const char *expr, int pass) {
 
 /* ---- fusion ---- */
 
-enum { T_CANON, T_ACCEPTED, T_PUBLISHED, T_DRAFT, T_REJECTED, T_OBSERVATION, T_COMMENT, T_OTHER };
-static const char *const trust_names[] = {"canon",    "accepted",    "published", "draft",
-                                          "rejected", "observation", "comment",   "other"};
-/* Gentle on purpose: RRF scores are flat (ranks 1 and 5 of one list
- * differ by 7%), so canon x1.125 lifts a thread over an observation a few
- * ranks better in both lists, not over the best match of the query. Tuned
- * on fixtures/relevance (trust queries: canon first in every one). */
-static const double trust_factors[] = {1.125, 1.09, 1.06, 1.03, 0.95, 1.0, 1.0, 1.0};
-
-static int trust_of(const char *kind, const char *status) {
-    if (strcmp(kind, "thread") == 0)
-        return T_CANON;
-    if (strcmp(kind, "artifact") == 0)
-        return strcmp(status, "accepted") == 0 ? T_ACCEPTED : T_PUBLISHED;
-    if (strcmp(kind, "draft") == 0)
-        return strcmp(status, "rejected") == 0 ? T_REJECTED : T_DRAFT;
-    if (strcmp(kind, "observation") == 0)
-        return T_OBSERVATION;
-    if (strcmp(kind, "comment") == 0)
-        return T_COMMENT;
-    return T_OTHER;
-}
+/* Indexed by cx_trust (proto/wire.h). Gentle on purpose: RRF scores are
+ * flat (ranks 1 and 5 of one list differ by 7%), so canon x1.125 lifts a
+ * thread over an observation a few ranks better in both lists, not over
+ * the best match of the query. Tuned on fixtures/relevance (trust queries:
+ * canon first in every one). */
+static const double trust_factors[CX_TRUST_COUNT] = {
+    [CX_TRUST_CANON] = 1.125,  [CX_TRUST_ACCEPTED] = 1.09,   [CX_TRUST_PUBLISHED] = 1.06,
+    [CX_TRUST_DRAFT] = 1.03,   [CX_TRUST_REJECTED] = 0.95,   [CX_TRUST_OBSERVATION] = 1.0,
+    [CX_TRUST_COMMENT] = 1.0,  [CX_TRUST_OTHER] = 1.0,
+};
 
 /* One item found by any list. */
 typedef struct hit {
@@ -1389,7 +1369,7 @@ typedef struct hit {
     int tier;              /* ranked before any hit of a higher tier */
     double base, score;
     bool meta, pass;       /* metadata read; passes the filters */
-    int trust;
+    cx_trust trust;
     int64_t updated;
     json_t *prov;
     bool stale_done, stale;
@@ -1411,7 +1391,7 @@ static hit *hit_get(fuse *F, int64_t rid) {
     if (F->n == MAX_HITS)
         return NULL;
     hit *h = &F->h[F->n++];
-    *h = (hit){.rid = rid, .trust = T_OTHER};
+    *h = (hit){.rid = rid, .trust = CX_TRUST_OTHER};
     return h;
 }
 
@@ -1454,7 +1434,7 @@ static int hit_meta(fuse *F, hit *h) {
         kind = kind ? kind : "";
         status = status ? status : "";
         sub = sub ? sub : "";
-        h->trust = trust_of(kind, status);
+        h->trust = cx_trust_of(cx_kind_parse(kind), cx_status_parse(status));
         h->updated = sqlite3_column_int64(st, 4);
         h->prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 5));
         h->pass = (!q->kind || !*q->kind || strcmp(q->kind, kind) == 0) &&
@@ -1579,7 +1559,7 @@ static json_t *why_of(const hit *h) {
         if (h->sem_list == 1)
             json_object_set_new(why, "semantic_model", json_string("builtin"));
     }
-    json_object_set_new(why, "trust", json_string(trust_names[h->trust]));
+    json_object_set_new(why, "trust", json_string(cx_trust_name(h->trust)));
     json_object_set_new(why, "stale", json_boolean(h->stale));
     json_object_set_new(why, "score", json_real(h->score));
     return why;
@@ -1641,15 +1621,16 @@ typedef struct qvecs {
 
 /* Embeds the query; on failure of the query embedder *degraded says why. */
 static int embed_query(cx_store *s, const cx_search_query *q, qvecs *v, char **degraded) {
-    cx_embedder *qe = q->embedder ? q->embedder : s->model ? s->model : s->builtin;
+    cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
+    cx_embedder *qe = q->embedder ? q->embedder : model ? model : builtin;
     int r;
-    v->main_is_builtin = qe == s->builtin ||
-                         strcmp(cx_embed_model_id(qe), cx_embed_model_id(s->builtin)) == 0;
+    v->main_is_builtin = qe == builtin ||
+                         strcmp(cx_embed_model_id(qe), cx_embed_model_id(builtin)) == 0;
     if (v->main_is_builtin) {
-        v->main_model = s->builtin_model;
-        qe = s->builtin;
-    } else if (qe == s->model) {
-        v->main_model = s->model_id;
+        v->main_model = cx_store_builtin_model(s);
+        qe = builtin;
+    } else if (qe == model) {
+        v->main_model = cx_store_embedder_model(s);
     } else if ((r = cx_vec_model_id(s, cx_embed_model_id(qe), 0, false, &v->main_model))) {
         return r;
     }
@@ -1667,7 +1648,7 @@ static int embed_query(cx_store *s, const cx_search_query *q, qvecs *v, char **d
     if ((r = cx_embed_batch(qe, &q->text, 1, v->main)))
         goto failed;
     if (!v->main_is_builtin) {
-        if (!(v->builtin = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin))))
+        if (!(v->builtin = malloc(sizeof(float) * (size_t)cx_embed_dim(builtin))))
             return CX_ENOMEM;
         if ((r = cx_vec_builtin(s, q->text, v->builtin)))
             return r;
@@ -1691,17 +1672,19 @@ static prefilter make_prefilter(const cx_search_query *q) {
     if (q->kind && *q->kind) {
         uint8_t k = kind_code(q->kind);
         pf.kinds = 1u << k;
-        if (k == KIND_THREAD)
-            pf.kinds |= 1u << KIND_DRAFT; /* a draft approved since it was loaded */
+        if (k == CX_KIND_THREAD)
+            pf.kinds |= 1u << CX_KIND_DRAFT; /* a draft approved since it was loaded */
     }
     if (q->status && *q->status) {
         unsigned m;
-        if (strcmp(q->status, "recorded") == 0)
-            m = 1u << KIND_OBSERVATION | 1u << KIND_COMMENT | 1u << KIND_OTHER;
-        else if (strcmp(q->status, "published") == 0 || strcmp(q->status, "accepted") == 0)
-            m = 1u << KIND_ARTIFACT;
+        cx_status st = cx_status_parse(q->status);
+        if (st == CX_STATUS_RECORDED)
+            m = 1u << CX_KIND_OBSERVATION | 1u << CX_KIND_COMMENT | 1u << CX_KIND_SUBCORTEX |
+                1u << KIND_OTHER;
+        else if (st == CX_STATUS_PUBLISHED || st == CX_STATUS_ACCEPTED)
+            m = 1u << CX_KIND_ARTIFACT;
         else
-            m = 1u << KIND_DRAFT | 1u << KIND_THREAD;
+            m = 1u << CX_KIND_DRAFT | 1u << CX_KIND_THREAD;
         pf.kinds &= m;
     }
     if (q->subcortex && *q->subcortex) {
@@ -1754,8 +1737,8 @@ int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud) {
     int r = get_ext(s, &e);
     for (int k = 0; r == 0 && k < 2; k++) {
         vindex *v = k ? &e->other : &e->builtin;
-        int64_t model = k ? s->model_id : s->builtin_model;
-        if (k && !(s->model && model))
+        int64_t model = k ? cx_store_embedder_model(s) : cx_store_builtin_model(s);
+        if (k && !(cx_store_embedder(s) && model))
             break;
         for (bool more = true; r == 0 && more;) {
             if ((r = cx_store_read_begin(s)))
@@ -1791,11 +1774,11 @@ int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out) {
     if (q->mode != CX_SEARCH_HYBRID && q->mode != CX_SEARCH_KEYWORD &&
         q->mode != CX_SEARCH_SEMANTIC)
         return cx_error_set(CX_EINVAL, "mode is unknown; use hybrid, keyword or semantic");
-    if (q->kind && *q->kind && !one_of(q->kind, kinds))
+    if (q->kind && *q->kind && cx_kind_parse(q->kind) == CX_KIND_INVALID)
         return cx_error_set(CX_EINVAL, "kind \"%.40s\" is unknown; use observation, draft, "
                                        "thread, comment or artifact",
                             q->kind);
-    if (q->status && *q->status && !one_of(q->status, statuses))
+    if (q->status && *q->status && cx_status_parse(q->status) == CX_STATUS_INVALID)
         return cx_error_set(CX_EINVAL, "status \"%.40s\" is unknown; use recorded, pending, "
                                        "approved, rejected, changes_requested, canon, published "
                                        "or accepted",
@@ -1860,8 +1843,8 @@ int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out) {
             *R = (kwrun){.s = s, .e = e, .q = q, .tags = tags_text, .limit = LIST_N,
                          .filtered = (q->kind && *q->kind) || (q->status && *q->status) ||
                                      (q->subcortex && *q->subcortex) || tags_text,
-                         .curated_only = (q->kind && one_of(q->kind, curated_kinds)) ||
-                                         (q->status && one_of(q->status, curated_statuses))};
+                         .curated_only = kind_curated(cx_kind_parse(q->kind)) ||
+                                         status_curated(cx_status_parse(q->status))};
             /* the OR pass (a second scan of long posting lists) only when
              * every word together found too few for the answer */
             r = rank_pass(R, all, 0);
@@ -1897,7 +1880,7 @@ int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out) {
                 goto out;
             if (!qv.main_is_builtin) {
                 /* items the model has no vector of yet: their built-in ones */
-                if ((r = vindex_refresh(s, e, &e->builtin, s->builtin_model)))
+                if ((r = vindex_refresh(s, e, &e->builtin, cx_store_builtin_model(s))))
                     goto out;
                 if (e->other.n < e->builtin.n &&
                     ((r = vindex_search(s, &e->builtin, qv.builtin, true, &pf, &e->other, sh,
