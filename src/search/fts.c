@@ -24,7 +24,7 @@
  * parts at the same position, so `parse config`, `parse_config` and
  * `ParseConfigFile` all find `parseConfigFile`, and the item that has the
  * identifier itself scores higher (it matches both sides of the OR). */
-#include "search/fts-internal.h"
+#include "search/search-internal.h"
 
 #include "search/search.h"
 #include "text/ident.h"
