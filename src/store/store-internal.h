@@ -59,7 +59,22 @@ int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
 typedef int (*cx_store_tx_fn)(cx_store *s, void *ctx);
 int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx);
 
-/* ---- vectors (store.c) ----
+/* Runs SQL text (one or more statements, not cached), translating errors;
+ * `what` names it in the message. */
+int cx_store_exec_sql(cx_store *s, const char *sql, const char *what);
+
+/* The integer the first row of a PRAGMA (or any query) gives, 0 when it
+ * gives no row. */
+int cx_store_pragma_int(cx_store *s, const char *sql, int64_t *out);
+
+/* ---- schema (schema.c) ---- */
+
+/* Brings the database to CX_STORE_SCHEMA_VERSION in one write transaction
+ * (nothing to do when it is there). CX_EFAIL for a database newer than
+ * this cortex. */
+int cx_schema_migrate(cx_store *s);
+
+/* ---- vectors (vec.c) ----
  * Vectors are stored per model as int8 with one float scale each
  * (x[i] ~= v[i] * scale): the built-in model's in the item's row
  * (items.vec, items.vec_scale; vec_log lists rows whose vector changed
@@ -82,6 +97,10 @@ uint64_t cx_vec_sig(const float *v, int dim);
  * the model's embed queue (whatever its gen). */
 #define CX_VEC_DEQUEUE 1u
 int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim, unsigned flags);
+
+/* The embed_models id of embedder e's model, recorded in a write
+ * transaction of its own when it is new. */
+int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out);
 
 /* ---- near-duplicates (item.c) ---- */
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The store's connection: opening the database (WAL, pragmas, migrations),
  * the prepared-statement cache, the translation of SQLite errors, the write
- * transaction runner that makes several processes on one store safe, and
- * the status summary.
+ * transaction runner that makes several processes on one store safe, the
+ * FTS catch-up and maintenance, the narrow interface search uses
+ * (store-search.h), and the status summary. The schema and its migrations
+ * are in schema.c, vectors and embedding in vec.c.
  *
  * Durability: WAL with synchronous=NORMAL. A commit is in the WAL (in the
  * OS page cache) before it returns, so a process crash, kill -9 included,
@@ -15,12 +17,10 @@
 #include "text/tokenizer.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "util/utf8.h"
 #include "util/fsx.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,227 +35,6 @@
 #define MAINT_FTS_CHUNK 256 /* … by cx_store_maintain, so writers barely wait */
 #define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
 #define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
-
-static int model_id_create(cx_store *s, cx_embedder *e, int64_t *out);
-
-/* The triggers that keep already indexed rows of both FTS indexes in step
- * with the items table; versions 1 and 2 create the same ones. */
-#define SQL_TRIGGER_FTS_DELETE \
-    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items" \
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
-    "END"
-
-#define SQL_TRIGGER_FTS_UPDATE \
-    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items" \
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
-    "  INSERT INTO items_fts(rowid, title, body, tags)" \
-    "    VALUES (new.rid, new.title, new.body, new.tags);" \
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
-    "  INSERT INTO items_curated_fts(rowid, title, body, tags)" \
-    "    SELECT new.rid, new.title, new.body, new.tags" \
-    "    WHERE new.kind IN ('draft', 'thread', 'artifact');" \
-    "END"
-
-/* ---- migrations ----
- * Each entry moves the schema from version i to i+1. They run in one write
- * transaction at open, so two processes opening a fresh store at the same
- * time serialise on the write lock and the second finds the work done. */
-static const char *const schema_v1[] = {
-    "CREATE TABLE items ("
-    "  rid INTEGER PRIMARY KEY AUTOINCREMENT," /* local row id for FTS, never reused */
-    "  id TEXT NOT NULL UNIQUE,"       /* ULID */
-    "  kind TEXT NOT NULL CHECK (kind IN ('observation','draft','thread','comment',"
-    "    'artifact','subcortex')),"
-    "  status TEXT NOT NULL,"
-    "  subcortex TEXT NOT NULL,"
-    "  title TEXT NOT NULL DEFAULT '',"
-    "  body TEXT NOT NULL DEFAULT '',"
-    "  tags TEXT NOT NULL DEFAULT '[]',"
-    "  files TEXT NOT NULL DEFAULT '[]',"
-    "  evidence TEXT NOT NULL DEFAULT '[]',"
-    "  author TEXT,"
-    "  agent TEXT,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  server_seq INTEGER,"
-    "  visibility TEXT NOT NULL DEFAULT 'shared' CHECK (visibility IN ('shared','private')),"
-    "  parent_id TEXT REFERENCES items(id),"
-    "  content_hash TEXT,"
-    "  seen INTEGER NOT NULL DEFAULT 1,"
-    "  review TEXT,"
-    "  sync_rejected TEXT"             /* the core's reason, kept on the item */
-    ") STRICT",
-    /* dedupe of observations by normalised text; a private note and a
-     * shared one with the same text stay two items, so that sharing a text
-     * is never swallowed by a private copy */
-    "CREATE UNIQUE INDEX items_observation_hash ON items(content_hash, visibility)"
-    "  WHERE kind = 'observation'",
-    /* one artifact per name */
-    "CREATE UNIQUE INDEX items_artifact_name ON items(title) WHERE kind = 'artifact'",
-    "CREATE INDEX items_updated ON items(updated_at)",
-    "CREATE INDEX items_parent ON items(parent_id) WHERE parent_id IS NOT NULL",
-    "CREATE INDEX items_review_queue ON items(created_at) WHERE kind = 'draft'"
-    "  AND status IN ('pending','changes_requested')",
-    "CREATE TABLE blobs ("
-    "  sha256 TEXT PRIMARY KEY,"
-    "  size INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  uploaded INTEGER NOT NULL DEFAULT 0"
-    ") STRICT",
-    "CREATE TABLE artifact_versions ("
-    "  artifact_id TEXT NOT NULL REFERENCES items(id),"
-    "  version INTEGER NOT NULL CHECK (version >= 1),"
-    "  sha256 TEXT NOT NULL REFERENCES blobs(sha256),"
-    "  size INTEGER NOT NULL,"
-    "  status TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  source_path TEXT,"
-    "  author TEXT,"
-    "  agent TEXT,"
-    "  PRIMARY KEY (artifact_id, version)"
-    ") STRICT",
-    "CREATE TABLE reviews ("
-    "  rid INTEGER PRIMARY KEY,"
-    "  item_id TEXT NOT NULL REFERENCES items(id),"
-    "  decision TEXT NOT NULL,"
-    "  reason TEXT,"
-    "  reviewer TEXT,"
-    "  agent TEXT,"
-    "  at INTEGER NOT NULL"
-    ") STRICT",
-    "CREATE INDEX reviews_item ON reviews(item_id)",
-    "CREATE TABLE outbox ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  op_id TEXT NOT NULL UNIQUE,"
-    "  op TEXT NOT NULL,"
-    "  item_id TEXT NOT NULL,"
-    "  payload TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  attempts INTEGER NOT NULL DEFAULT 0,"
-    "  last_error TEXT,"
-    "  rejected_reason TEXT"
-    ") STRICT",
-    /* sync cursor and other small state */
-    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
-    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
-    /* `rank` is BM25 with the title weighted over tags over body */
-    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    /* The curated items (drafts, threads, artifacts: few, and what a team
-     * trusts most) again, so that search can rank all of them even when a
-     * query matches too many notes to score every one. */
-    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
-    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    /* Both indexes follow the items table lazily (see cx_store_fts_sync):
-     * rows up to fts_state.indexed_rid are in them. Changes to indexed rows
-     * are applied at once by these triggers; later rows are indexed with
-     * whatever content they have when their turn comes. An item's kind
-     * only ever moves within the curated kinds (draft -> thread). */
-    "CREATE TABLE fts_state (k INTEGER PRIMARY KEY CHECK (k = 0),"
-    "  indexed_rid INTEGER NOT NULL) STRICT",
-    "INSERT INTO fts_state VALUES (0, 0)",
-    SQL_TRIGGER_FTS_DELETE,
-    /* only when indexed text changes: status, seen and review updates do
-     * not touch the indexes */
-    SQL_TRIGGER_FTS_UPDATE,
-    NULL,
-};
-
-/* Version 2: identifier-aware keyword search, provenance, vectors.
- * Both FTS indexes are rebuilt with the "cortex" tokenizer (registered on
- * every connection, see the tokenizer below); like any backlog they are
- * filled lazily (fts_state goes back to 0). Old items get their built-in
- * vectors from cx_store_embed_pending() (items_novec lists them). */
-static const char *const schema_v2[] = {
-    "DROP TRIGGER items_fts_delete",
-    "DROP TRIGGER items_fts_update",
-    "DROP TABLE items_fts",
-    "DROP TABLE items_curated_fts",
-    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='cortex')",
-    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='cortex')",
-    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    "UPDATE fts_state SET indexed_rid = 0",
-    SQL_TRIGGER_FTS_DELETE,
-    SQL_TRIGGER_FTS_UPDATE,
-    /* where an item came from (repository, commit, files and blob ids), as
-     * the caller gave it */
-    "ALTER TABLE items ADD COLUMN provenance TEXT",
-    /* near-duplicate folding (see cx_item_fold_key): candidates are the
-     * newest observations with the same key, read from the index alone
-     * with their built-in vectors' sign bits */
-    "ALTER TABLE items ADD COLUMN fold_key INTEGER",
-    "ALTER TABLE items ADD COLUMN sig INTEGER",
-    "UPDATE items SET fold_key = cx_fold_key(visibility, subcortex, files, provenance, title,"
-    "  body) WHERE kind = 'observation'",
-    "CREATE INDEX items_fold ON items(fold_key, rid, sig) WHERE kind = 'observation'",
-    /* The built-in vector lives in the item's row (int8, and its scale), so
-     * that writing it costs an observe no page of another table. A search
-     * connection picks up new rows by rid; vec_log lists items whose vector
-     * was made or changed after they were written (old stores, new texts). */
-    "ALTER TABLE items ADD COLUMN vec BLOB",
-    "ALTER TABLE items ADD COLUMN vec_scale REAL",
-    /* items still without one (from before vectors, or written by a path
-     * that does not embed): empty in the usual case, so free to keep */
-    "CREATE INDEX items_novec ON items(rid) WHERE vec IS NULL",
-    "CREATE TABLE vec_log (seq INTEGER PRIMARY KEY, rid INTEGER NOT NULL) STRICT",
-    /* one row per embedding model ever used: covered_rid is how far
-     * cx_store_embed_pending has queued items for it */
-    "CREATE TABLE embed_models ("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL UNIQUE,"
-    "  dim INTEGER NOT NULL DEFAULT 0,"
-    "  covered_rid INTEGER NOT NULL DEFAULT 0"
-    ") STRICT",
-    /* vectors of the other models, int8 with a scale; seq only grows, so
-     * that a search connection picks up what was written since it loaded
-     * (AUTOINCREMENT: a replaced vector never gets an old seq back) */
-    "CREATE TABLE vectors ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  model INTEGER NOT NULL REFERENCES embed_models(id),"
-    "  rid INTEGER NOT NULL,"
-    "  scale REAL NOT NULL,"
-    "  v BLOB NOT NULL"
-    ") STRICT",
-    "CREATE UNIQUE INDEX vectors_key ON vectors(model, rid)",
-    /* items whose vector of a model must be (re)made; gen grows when the
-     * text changes again, so that a vector made from the old text does not
-     * take the row off the queue */
-    "CREATE TABLE embed_queue ("
-    "  model INTEGER NOT NULL,"
-    "  rid INTEGER NOT NULL,"
-    "  gen INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (model, rid)"
-    ") WITHOUT ROWID, STRICT",
-    "CREATE TRIGGER items_vec_delete AFTER DELETE ON items BEGIN"
-    "  DELETE FROM vectors WHERE model IN (SELECT id FROM embed_models) AND rid = old.rid;"
-    "  DELETE FROM embed_queue WHERE model IN (SELECT id FROM embed_models) AND rid = old.rid;"
-    "END",
-    "CREATE TRIGGER items_vec_update AFTER UPDATE OF title, body ON items BEGIN"
-    "  INSERT INTO embed_queue (model, rid) SELECT id, new.rid FROM embed_models WHERE true"
-    "    ON CONFLICT (model, rid) DO UPDATE SET gen = gen + 1;"
-    "END",
-    NULL,
-};
-
-static const char *const *const migrations[] = {
-    schema_v1, /* 0 -> 1 */
-    schema_v2, /* 1 -> 2 */
-};
-_Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
-               "one migration per schema version");
 
 sqlite3 *cx_store_sqlite(cx_store *s) {
     return s->db;
@@ -448,7 +227,7 @@ int cx_store_register_sqlite(sqlite3 *db) {
 
 /* ---- open ---- */
 
-static int pragma_int(cx_store *s, const char *sql, int64_t *out) {
+int cx_store_pragma_int(cx_store *s, const char *sql, int64_t *out) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -465,7 +244,7 @@ static int pragma_int(cx_store *s, const char *sql, int64_t *out) {
     return r;
 }
 
-static int exec_sql(cx_store *s, const char *sql, const char *what) {
+int cx_store_exec_sql(cx_store *s, const char *sql, const char *what) {
     char *err = NULL;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
     sqlite3_free(err);
@@ -494,41 +273,6 @@ static int enable_wal(cx_store *s) {
                                 s->db_path);
         nap_ns(1000000);
     }
-}
-
-static int migrate_tx(cx_store *s, void *ctx) {
-    int64_t v = 0;
-    int r = pragma_int(s, "PRAGMA user_version", &v);
-    if (r)
-        return r;
-    if (v > CX_STORE_SCHEMA_VERSION)
-        return cx_error_set(CX_EFAIL,
-                            "%s has schema version %lld, newer than this cortex knows (%d); "
-                            "upgrade cortex",
-                            s->db_path, (long long)v, CX_STORE_SCHEMA_VERSION);
-    for (int64_t i = v; i < CX_STORE_SCHEMA_VERSION; i++) {
-        for (const char *const *stmt = migrations[i]; *stmt; stmt++) {
-            r = exec_sql(s, *stmt, "migrating the store schema");
-            if (r)
-                return r;
-        }
-    }
-    if (v < CX_STORE_SCHEMA_VERSION) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", CX_STORE_SCHEMA_VERSION);
-        r = exec_sql(s, sql, "recording the schema version");
-    }
-    return r;
-}
-
-static int migrate(cx_store *s) {
-    int64_t v = 0;
-    int r = pragma_int(s, "PRAGMA user_version", &v);
-    if (r)
-        return r;
-    if (v == CX_STORE_SCHEMA_VERSION)
-        return 0;
-    return cx_store_write(s, migrate_tx, NULL);
 }
 
 int cx_store_open(cx_store **out, const char *state_dir) {
@@ -586,10 +330,10 @@ int cx_store_open(cx_store **out, const char *state_dir) {
              "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-%d;"
              "PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%d;",
              CACHE_KIB, 32 * 1024 * 1024);
-    r = exec_sql(s, pragmas, "configuring the connection");
+    r = cx_store_exec_sql(s, pragmas, "configuring the connection");
     if (r)
         goto out;
-    r = migrate(s);
+    r = cx_schema_migrate(s);
     if (r)
         goto out;
     r = cx_embed_builtin_new(&s->builtin, 0);
@@ -598,7 +342,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     r = cx_vec_model_id(s, cx_embed_model_id(s->builtin), cx_embed_dim(s->builtin), false,
                         &s->builtin_model);
     if (r == 0 && !s->builtin_model)
-        r = model_id_create(s, s->builtin, &s->builtin_model);
+        r = cx_vec_model_create(s, s->builtin, &s->builtin_model);
     if (r)
         goto out;
     *out = s;
@@ -707,7 +451,7 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
 int cx_store_defer_maintenance(cx_store *s) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d", DEFERRED_CHECKPOINT_PAGES);
-    int r = exec_sql(s, sql, "configuring checkpoints");
+    int r = cx_store_exec_sql(s, sql, "configuring checkpoints");
     if (r == 0)
         s->fts_lag = DEFERRED_FTS_LAG;
     return r;
@@ -724,475 +468,6 @@ int cx_store_maintain(cx_store *s) {
     if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
         return cx_store_sqlerr(s, rc, "checkpointing the write-ahead log");
     return 0;
-}
-
-/* ---- vectors ---- */
-
-char *cx_vec_text(const char *title, const char *body) {
-    size_t tl = title ? strlen(title) : 0, bl = body ? strlen(body) : 0;
-    size_t n = tl + (tl ? 2 : 0) + bl;
-    char *t = malloc(n + 1);
-    if (!t)
-        return NULL;
-    size_t o = 0;
-    if (tl) {
-        memcpy(t, title, tl);
-        memcpy(t + tl, "\n\n", 2);
-        o = tl + 2;
-    }
-    if (bl)
-        memcpy(t + o, body, bl);
-    n = cx_utf8_cut(t, n, CX_STORE_EMBED_TEXT_MAX);
-    t[n] = '\0';
-    return t;
-}
-
-void cx_vec_quantize(const float *v, int dim, int8_t *q, float *scale) {
-    float m = 0.0f;
-    for (int i = 0; i < dim; i++) {
-        float a = fabsf(v[i]);
-        if (a > m)
-            m = a;
-    }
-    if (!(m > 0.0f) || !isfinite(m)) {
-        memset(q, 0, (size_t)dim);
-        *scale = 0.0f;
-        return;
-    }
-    float inv = 127.0f / m;
-    for (int i = 0; i < dim; i++) {
-        float x = v[i] * inv; /* within [-127, 127] */
-        q[i] = (int8_t)(int)(x >= 0.0f ? x + 0.5f : x - 0.5f);
-    }
-    *scale = m / 127.0f;
-}
-
-uint64_t cx_vec_sig(const float *v, int dim) {
-    uint64_t sig = 0;
-    for (int i = 0; i < 64 && i < dim; i++)
-        if (v[i] > 0.0f)
-            sig |= 1ull << i;
-    return sig;
-}
-
-int cx_vec_builtin(cx_store *s, const char *text, float *out) {
-    return cx_embed_batch(s->builtin, &text, 1, out);
-}
-
-static const char SQL_VEC_PUT[] =
-    "INSERT OR REPLACE INTO vectors (model, rid, scale, v)"
-    " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM items WHERE rid = ?2)";
-static const char SQL_VEC_PUT_BUILTIN[] =
-    "UPDATE items SET vec = ?2, vec_scale = ?3, sig = ?4 WHERE rid = ?1";
-static const char SQL_VEC_LOG[] = "INSERT INTO vec_log (rid) SELECT ?1 WHERE changes() > 0";
-static const char SQL_VEC_DEQUEUE[] = "DELETE FROM embed_queue WHERE model = ?1 AND rid = ?2";
-static const char SQL_VEC_DEQUEUE_GEN[] =
-    "DELETE FROM embed_queue WHERE model = ?1 AND rid = ?2 AND gen = ?3";
-
-/* Writes a vector (of an item that exists) and logs a built-in one. */
-static int vec_write(cx_store *s, int64_t model, int64_t rid, const float *v, int dim) {
-    int8_t q[CX_EMBED_MAX_DIM];
-    float scale;
-    sqlite3_stmt *st;
-    int r;
-    cx_vec_quantize(v, dim, q, &scale);
-    if (model == s->builtin_model) {
-        if ((r = cx_store_prepare(s, SQL_VEC_PUT_BUILTIN, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, rid);
-        sqlite3_bind_blob(st, 2, q, dim, SQLITE_STATIC);
-        sqlite3_bind_double(st, 3, scale);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)cx_vec_sig(v, dim));
-        if ((r = cx_store_exec_stmt(s, st, "storing a vector")))
-            return r;
-        if ((r = cx_store_prepare(s, SQL_VEC_LOG, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, rid);
-        return cx_store_exec_stmt(s, st, "logging a vector");
-    }
-    if ((r = cx_store_prepare(s, SQL_VEC_PUT, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, model);
-    sqlite3_bind_int64(st, 2, rid);
-    sqlite3_bind_double(st, 3, scale);
-    sqlite3_bind_blob(st, 4, q, dim, SQLITE_STATIC);
-    return cx_store_exec_stmt(s, st, "storing a vector");
-}
-
-int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim, unsigned flags) {
-    sqlite3_stmt *st;
-    int r;
-    if (dim <= 0 || dim > CX_EMBED_MAX_DIM)
-        return cx_error_set(CX_EFAIL, "a vector of %d dimensions cannot be stored", dim);
-    if ((r = vec_write(s, model, rid, v, dim)))
-        return r;
-    if (flags & CX_VEC_DEQUEUE) {
-        if ((r = cx_store_prepare(s, SQL_VEC_DEQUEUE, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, model);
-        sqlite3_bind_int64(st, 2, rid);
-        if ((r = cx_store_exec_stmt(s, st, "updating the embed queue")))
-            return r;
-    }
-    return 0;
-}
-
-static const char SQL_MODEL_GET[] = "SELECT id, dim FROM embed_models WHERE name = ?1";
-static const char SQL_MODEL_ADD[] = "INSERT INTO embed_models (name, dim) VALUES (?1, ?2)";
-static const char SQL_MODEL_DIM[] = "UPDATE embed_models SET dim = ?2 WHERE id = ?1 AND dim = 0";
-
-int cx_vec_model_id(cx_store *s, const char *name, int dim, bool create, int64_t *out) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_MODEL_GET, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int64_t id = 0, have_dim = 0;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-        have_dim = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cx_store_sqlerr(s, rc, "reading embedding models");
-    if (id && have_dim == 0 && dim > 0 && create) {
-        if ((r = cx_store_prepare(s, SQL_MODEL_DIM, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, dim);
-        if ((r = cx_store_exec_stmt(s, st, "recording a model's dimension")))
-            return r;
-    }
-    if (!id && create) {
-        if ((r = cx_store_prepare(s, SQL_MODEL_ADD, &st)))
-            return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, dim > 0 ? dim : 0);
-        if ((r = cx_store_exec_stmt(s, st, "recording an embedding model")))
-            return r;
-        id = sqlite3_last_insert_rowid(s->db);
-    }
-    *out = id;
-    return 0;
-}
-
-typedef struct model_ctx {
-    const char *name;
-    int dim;
-    int64_t id;
-} model_ctx;
-
-static int model_tx(cx_store *s, void *ud) {
-    model_ctx *c = ud;
-    return cx_vec_model_id(s, c->name, c->dim, true, &c->id);
-}
-
-/* The model's id, recorded in a write transaction when it is new. */
-static int model_id_create(cx_store *s, cx_embedder *e, int64_t *out) {
-    model_ctx c = {.name = cx_embed_model_id(e), .dim = cx_embed_dim(e)};
-    int r = cx_vec_model_id(s, c.name, c.dim, false, &c.id);
-    if (r == 0 && !c.id)
-        r = cx_store_write(s, model_tx, &c);
-    if (r == 0)
-        *out = c.id;
-    return r;
-}
-
-int cx_store_set_embedder(cx_store *s, cx_embedder *e) {
-    if (!e || strcmp(cx_embed_model_id(e), cx_embed_model_id(s->builtin)) == 0) {
-        s->model = NULL;
-        s->model_id = 0;
-        return 0;
-    }
-    int64_t id = 0;
-    int r = model_id_create(s, e, &id);
-    if (r)
-        return r;
-    s->model = e;
-    s->model_id = id;
-    return 0;
-}
-
-/* ---- embedding in batches (pending items, reindex) ---- */
-
-#define CATCHUP_CHUNK 4096 /* rids queued per transaction by the catch-up */
-
-typedef struct embed_batch {
-    size_t n;
-    int64_t rid[CX_EMBED_MAX_BATCH];
-    int64_t gen[CX_EMBED_MAX_BATCH]; /* -1: not queued */
-    char *text[CX_EMBED_MAX_BATCH];
-    float *vec;                      /* n * dim */
-    int dim;
-    int64_t model;
-} embed_batch;
-
-static void batch_clear(embed_batch *b) {
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->text[i]);
-        b->text[i] = NULL;
-    }
-    b->n = 0;
-}
-
-/* Reads the rows of a batch statement (rid, gen, title, body). */
-static int batch_read(cx_store *s, sqlite3_stmt *st, embed_batch *b, const char *what) {
-    int rc, r = 0;
-    while (b->n < CX_EMBED_MAX_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t i = b->n;
-        b->rid[i] = sqlite3_column_int64(st, 0);
-        b->gen[i] = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
-        b->text[i] = cx_vec_text((const char *)sqlite3_column_text(st, 2),
-                                 (const char *)sqlite3_column_text(st, 3));
-        if (!b->text[i]) {
-            r = CX_ENOMEM;
-            break;
-        }
-        b->n++;
-    }
-    if (r == 0 && b->n < CX_EMBED_MAX_BATCH && rc != SQLITE_DONE)
-        r = cx_store_sqlerr(s, rc, what);
-    sqlite3_reset(st);
-    return r;
-}
-
-/* Embeds the batch's texts (outside any transaction). */
-static int batch_embed(embed_batch *b, cx_embedder *e) {
-    int r = cx_embed_probe(e); /* an http embedder learns its dimension */
-    if (r)
-        return r;
-    int dim = cx_embed_dim(e);
-    if (dim <= 0 || dim > CX_EMBED_MAX_DIM)
-        return cx_error_set(CX_EFAIL, "the embedder %s has no usable dimension (%d)",
-                            cx_embed_model_id(e), dim);
-    if (!b->vec || b->dim != dim) {
-        free(b->vec);
-        b->vec = malloc(sizeof(float) * (size_t)dim * CX_EMBED_MAX_BATCH);
-        if (!b->vec)
-            return CX_ENOMEM;
-        b->dim = dim;
-    }
-    return cx_embed_batch(e, (const char *const *)b->text, b->n, b->vec);
-}
-
-/* Writes the batch's vectors; a queued item is taken off the queue only
- * when its text did not change since it was read (same gen). */
-static int batch_write_tx(cx_store *s, void *ud) {
-    embed_batch *b = ud;
-    sqlite3_stmt *st;
-    int r;
-    for (size_t i = 0; i < b->n; i++) {
-        if ((r = vec_write(s, b->model, b->rid[i], b->vec + i * (size_t)b->dim, b->dim)))
-            return r;
-        if (b->gen[i] >= 0) {
-            if ((r = cx_store_prepare(s, SQL_VEC_DEQUEUE_GEN, &st)))
-                return r;
-            sqlite3_bind_int64(st, 1, b->model);
-            sqlite3_bind_int64(st, 2, b->rid[i]);
-            sqlite3_bind_int64(st, 3, b->gen[i]);
-            if ((r = cx_store_exec_stmt(s, st, "updating the embed queue")))
-                return r;
-        }
-    }
-    if ((r = cx_store_prepare(s, SQL_MODEL_DIM, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, b->model);
-    sqlite3_bind_int(st, 2, b->dim);
-    return cx_store_exec_stmt(s, st, "recording a model's dimension");
-}
-
-static const char SQL_COVERAGE[] =
-    "SELECT covered_rid, (SELECT coalesce(max(rid), 0) FROM items) FROM embed_models"
-    " WHERE id = ?1";
-static const char SQL_CATCHUP[] =
-    "INSERT OR IGNORE INTO embed_queue (model, rid) SELECT ?1, rid FROM items"
-    " WHERE rid > ?2 AND rid <= ?3"
-    " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = ?1 AND v.rid = items.rid)";
-static const char SQL_COVERED[] = "UPDATE embed_models SET covered_rid = ?2 WHERE id = ?1";
-static const char SQL_QUEUE_BATCH[] =
-    "SELECT q.rid, q.gen, i.title, i.body FROM embed_queue q JOIN items i ON i.rid = q.rid"
-    " WHERE q.model = ?1 ORDER BY q.rid LIMIT ?2";
-static const char SQL_NOVEC_BATCH[] =
-    "SELECT rid, NULL, title, body FROM items WHERE vec IS NULL ORDER BY rid LIMIT ?2";
-
-typedef struct catchup_ctx {
-    int64_t model;
-    bool more; /* items remain beyond the chunk */
-} catchup_ctx;
-
-/* Queues the next chunk of items that were never queued for a model other
- * than the built-in one. */
-static int catchup_tx(cx_store *s, void *ud) {
-    catchup_ctx *c = ud;
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_COVERAGE, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_int64(st, 1, c->model);
-    int64_t covered = 0, max = 0;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        covered = sqlite3_column_int64(st, 0);
-        max = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cx_store_sqlerr(s, rc, "reading embedding coverage");
-    c->more = false;
-    if (covered >= max)
-        return 0;
-    int64_t hi = max - covered > CATCHUP_CHUNK ? covered + CATCHUP_CHUNK : max;
-    if ((r = cx_store_prepare(s, SQL_CATCHUP, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, c->model);
-    sqlite3_bind_int64(st, 2, covered);
-    sqlite3_bind_int64(st, 3, hi);
-    if ((r = cx_store_exec_stmt(s, st, "queueing items to embed")))
-        return r;
-    if ((r = cx_store_prepare(s, SQL_COVERED, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, c->model);
-    sqlite3_bind_int64(st, 2, hi);
-    if ((r = cx_store_exec_stmt(s, st, "recording embedding coverage")))
-        return r;
-    c->more = hi < max;
-    return 0;
-}
-
-/* True when items were added since the model's last catch-up. */
-static int needs_catchup(cx_store *s, int64_t model, bool *out) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_COVERAGE, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_int64(st, 1, model);
-    *out = false;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0) < sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-                                                 : cx_store_sqlerr(s, rc, "reading coverage");
-}
-
-static int embed_pending_model(cx_store *s, cx_embedder *e, int64_t model, size_t max,
-                               size_t *done) {
-    embed_batch *b = calloc(1, sizeof *b);
-    int r = 0;
-    if (!b)
-        return CX_ENOMEM;
-    b->model = model;
-    bool builtin = model == s->builtin_model;
-    while (max == 0 || *done < max) {
-        bool more = false;
-        /* Items are queued for another model as far as they were written
-         * (the built-in one needs no catch-up: a new item has its vector,
-         * and items_novec lists those without). */
-        if (!builtin && (r = needs_catchup(s, model, &more)))
-            break;
-        if (more) {
-            catchup_ctx c = {.model = model};
-            if ((r = cx_store_write(s, catchup_tx, &c)))
-                break;
-        }
-        sqlite3_stmt *st;
-        size_t want = CX_EMBED_MAX_BATCH;
-        if (max && max - *done < want)
-            want = max - *done;
-        for (int k = 0; k < (builtin ? 2 : 1) && r == 0 && b->n == 0; k++) {
-            if ((r = cx_store_prepare(s, k ? SQL_NOVEC_BATCH : SQL_QUEUE_BATCH, &st)))
-                break;
-            sqlite3_bind_int64(st, 1, model);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)want);
-            r = batch_read(s, st, b, "reading the items to embed");
-        }
-        if (r || b->n == 0)
-            break;
-        if ((r = batch_embed(b, e)) == 0)
-            r = cx_store_write(s, batch_write_tx, b);
-        if (r)
-            break;
-        *done += b->n;
-        batch_clear(b);
-    }
-    batch_clear(b);
-    free(b->vec);
-    free(b);
-    return r;
-}
-
-int cx_store_embed_pending(cx_store *s, size_t max, size_t *done) {
-    size_t n = 0;
-    int r = embed_pending_model(s, s->builtin, s->builtin_model, max, &n);
-    if (r == 0 && s->model && (max == 0 || n < max))
-        r = embed_pending_model(s, s->model, s->model_id, max, &n);
-    if (done)
-        *done = n;
-    return r;
-}
-
-static const char SQL_ITEM_COUNT[] = "SELECT count(*), coalesce(max(rid), 0) FROM items";
-static const char SQL_REINDEX_BATCH[] =
-    "SELECT i.rid, q.gen, i.title, i.body FROM items i"
-    " LEFT JOIN embed_queue q ON q.model = ?1 AND q.rid = i.rid"
-    " WHERE i.rid > ?2 AND i.rid <= ?3 ORDER BY i.rid LIMIT ?4";
-
-int cx_store_reindex(cx_store *s, cx_embedder *e, cx_progress_fn progress, void *ud) {
-    cx_embedder *emb = e ? e : s->builtin;
-    embed_batch *b = NULL;
-    int64_t model = 0, total = 0, max_rid = 0, last = 0;
-    size_t done = 0;
-    sqlite3_stmt *st;
-    int r = model_id_create(s, emb, &model), rc;
-    if (r)
-        return r;
-    if ((r = cx_store_prepare(s, SQL_ITEM_COUNT, &st)))
-        return r;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        total = sqlite3_column_int64(st, 0);
-        max_rid = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return cx_store_sqlerr(s, rc, "counting items");
-    b = calloc(1, sizeof *b);
-    if (!b)
-        return CX_ENOMEM;
-    b->model = model;
-    for (;;) {
-        if ((r = cx_store_prepare(s, SQL_REINDEX_BATCH, &st)))
-            break;
-        sqlite3_bind_int64(st, 1, model);
-        sqlite3_bind_int64(st, 2, last);
-        sqlite3_bind_int64(st, 3, max_rid);
-        sqlite3_bind_int(st, 4, CX_EMBED_MAX_BATCH);
-        if ((r = batch_read(s, st, b, "reading items to embed")) || b->n == 0)
-            break;
-        last = b->rid[b->n - 1];
-        if ((r = batch_embed(b, emb)) == 0)
-            r = cx_store_write(s, batch_write_tx, b);
-        if (r)
-            break;
-        done += b->n;
-        batch_clear(b);
-        if (progress && progress(ud, done, (size_t)total) != 0) {
-            r = cx_error_set(CX_ECANCELED, "reindexing was canceled after %zu of %lld items; "
-                                           "the rest keep their vectors or stay pending",
-                             done, (long long)total);
-            break;
-        }
-    }
-    if (r == 0 && max_rid > 0 && model != s->builtin_model) {
-        /* everything up to max_rid has a vector now: nothing to catch up */
-        catchup_ctx c = {.model = model};
-        bool more = true;
-        while (r == 0 && more) {
-            r = cx_store_write(s, catchup_tx, &c);
-            more = c.more;
-        }
-    }
-    batch_clear(b);
-    free(b->vec);
-    free(b);
-    return r;
 }
 
 /* ---- status ---- */
