@@ -24,10 +24,10 @@
  * parts at the same position, so `parse config`, `parse_config` and
  * `ParseConfigFile` all find `parseConfigFile`, and the item that has the
  * identifier itself scores higher (it matches both sides of the OR). */
-#include "search/fts-internal.h"
+#include "search/search-internal.h"
 
 #include "search/search.h"
-#include "store/store-internal.h"
+#include "text/ident.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -125,7 +125,7 @@ static bool part_sep(unsigned char c) {
 
 /* The parts of an identifier: segments between separators, each cut at
  * camelCase and digit boundaries. */
-static size_t ident_parts(const char *w, size_t n, cx_span *parts, size_t max) {
+static size_t ident_parts(const char *w, size_t n, cx_text_span *parts, size_t max) {
     size_t np = 0, i = 0;
     while (i < n && np < max) {
         while (i < n && part_sep((unsigned char)w[i]))
@@ -135,7 +135,7 @@ static size_t ident_parts(const char *w, size_t n, cx_span *parts, size_t max) {
             i++;
         if (i == start)
             break;
-        size_t k = cx_store_ident_parts(w + start, i - start, parts + np, max - np);
+        size_t k = cx_text_ident_parts(w + start, i - start, parts + np, max - np);
         for (size_t j = 0; j < k; j++)
             parts[np + j].off += start;
         np += k;
@@ -149,7 +149,7 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
                      cx_fts_keep_fn keep, void *ud, const char *join, size_t terms) {
     if (!keep_word(keep, ud, w, n))
         return false;
-    cx_span parts[MAX_PARTS];
+    cx_text_span parts[MAX_PARTS];
     size_t np = ident_parts(w, n, parts, MAX_PARTS), k = 0;
     /* parts the tokenizer sees nothing in are no use; in an OR, neither are
      * parts of one character (x86_64: x) */

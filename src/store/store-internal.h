@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the store's own files (store.c, item.c, blob.c, outbox.c) and the
- * search module share and nothing else should use: the cx_store struct, the
- * prepared-statement cache, the write-transaction runner with busy retry,
- * the one place SQLite errors are translated, input validation helpers and
- * the item envelope.
+/* What the store's own files (store.c, item.c, blob.c, outbox.c) share and
+ * nothing else should use: the cx_store struct, the write-transaction
+ * runner with busy retry, input validation helpers and the item envelope.
+ * What search may use of the store is in store-search.h, which this header
+ * includes.
  *
- * Layering: only src/store and src/search include this header. */
+ * Layering: only src/store includes this header; src/search includes
+ * store-search.h alone. */
 #pragma once
 
 #include "embed/embed.h"
+#include "store/store-search.h"
 #include "store/store.h"
 
 #include <sqlite3.h>
@@ -18,7 +20,7 @@
 #define CX_STORE_MAX_ID 64     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
 
-/* What search keeps per store (tokenizer, scorer state); freed with the
+/* What search keeps per store (cx_store_search_ext_set); freed with the
  * store through `free_fn`. */
 typedef struct cx_store_ext {
     void *ptr;
@@ -47,20 +49,6 @@ struct cx_store {
     int64_t model_id;        /* embed_models.id of `model`, 0 while it has none */
 };
 
-/* The connection, borrowed; used by search for its queries. */
-sqlite3 *cx_store_sqlite(cx_store *s);
-
-/* A prepared statement for `sql`, which must have static storage duration
- * (the cache is keyed by its address). The statement is reset with its
- * bindings cleared; the caller resets it again when done so that no read
- * transaction stays open. Borrowed. */
-int cx_store_prepare(cx_store *s, const char *sql, sqlite3_stmt **out);
-
-/* Translates a SQLite result code once: CX_EBUSY for BUSY/LOCKED (the write
- * runner retries those), CX_EIO for I/O, disk and corruption errors,
- * CX_ENOMEM, else CX_EFAIL; the detail names `what` and sqlite3_errmsg(). */
-int cx_store_sqlerr(cx_store *s, int rc, const char *what);
-
 /* Steps a statement that returns no rows, translating errors. */
 int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
 
@@ -71,40 +59,22 @@ int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
 typedef int (*cx_store_tx_fn)(cx_store *s, void *ctx);
 int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx);
 
-/* Brings the FTS indexes up to date with the items table when more than
- * `lag_ok` rows wait to be indexed (0: any). Search calls it with 0 first;
- * writers with CX_STORE_FTS_LAG after their commit. */
-#define CX_STORE_FTS_LAG 256
-int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
+/* Runs SQL text (one or more statements, not cached), translating errors;
+ * `what` names it in the message. */
+int cx_store_exec_sql(cx_store *s, const char *sql, const char *what);
 
-/* A read snapshot over several statements (BEGIN … COMMIT). */
-int cx_store_read_begin(cx_store *s);
-void cx_store_read_end(cx_store *s);
+/* The integer the first row of a PRAGMA (or any query) gives, 0 when it
+ * gives no row. */
+int cx_store_pragma_int(cx_store *s, const char *sql, int64_t *out);
 
-/* Binds a string or NULL. */
-int cx_store_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* ---- schema (schema.c) ---- */
 
-/* ---- identifiers (store.c) ----
- * The one definition of how identifiers are cut into parts, shared by the
- * "cortex" FTS5 tokenizer (documents) and the query builder (queries), so
- * that both always agree. */
+/* Brings the database to CX_STORE_SCHEMA_VERSION in one write transaction
+ * (nothing to do when it is there). CX_EFAIL for a database newer than
+ * this cortex. */
+int cx_schema_migrate(cx_store *s);
 
-typedef struct cx_span {
-    size_t off, len;
-} cx_span;
-
-/* Parts of one identifier segment (the bytes between joiners) at camelCase
- * and letter/digit boundaries: "parseConfigFile" -> parse|Config|File,
- * "XMLParser" -> XML|Parser, "sha256sum" -> sha|256|sum. Only ASCII
- * letters and digits are cut; a segment with any other byte is one part.
- * Returns the number of parts (at most max; the last one takes the rest). */
-size_t cx_store_ident_parts(const char *s, size_t n, cx_span *parts, size_t max);
-
-/* True when the n bytes at s join two words into one identifier: one of
- * '_' '.' '/' '-', or "::", "->", "__". */
-bool cx_store_ident_joiner(const char *s, size_t n);
-
-/* ---- vectors (store.c) ----
+/* ---- vectors (vec.c) ----
  * Vectors are stored per model as int8 with one float scale each
  * (x[i] ~= v[i] * scale): the built-in model's in the item's row
  * (items.vec, items.vec_scale; vec_log lists rows whose vector changed
@@ -118,14 +88,8 @@ bool cx_store_ident_joiner(const char *s, size_t n);
  * CX_STORE_EMBED_TEXT_MAX bytes on a character boundary. malloc'd. */
 char *cx_vec_text(const char *title, const char *body);
 
-/* Quantizes an L2-normalised vector: q[dim] and its scale. */
-void cx_vec_quantize(const float *v, int dim, int8_t *q, float *scale);
-
 /* The 64 sign bits kept in items.sig. */
 uint64_t cx_vec_sig(const float *v, int dim);
-
-/* Embeds `text` with the store's built-in embedder into out[dim]. */
-int cx_vec_builtin(cx_store *s, const char *text, float *out);
 
 /* Writes (or replaces) the vector of item `rid` for `model` inside the
  * current write transaction (a new item's built-in vector goes in with its
@@ -134,9 +98,9 @@ int cx_vec_builtin(cx_store *s, const char *text, float *out);
 #define CX_VEC_DEQUEUE 1u
 int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim, unsigned flags);
 
-/* The embed_models id of a model name: created when `create` (inside a
- * write transaction), else 0 in *out when unknown. */
-int cx_vec_model_id(cx_store *s, const char *name, int dim, bool create, int64_t *out);
+/* The embed_models id of embedder e's model, recorded in a write
+ * transaction of its own when it is new. */
+int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out);
 
 /* ---- near-duplicates (item.c) ---- */
 
@@ -153,11 +117,6 @@ int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const js
  * Returns a SQLite result code. */
 int cx_item_register_sql(sqlite3 *db);
 
-/* Reads an item's provenance (JSON text or NULL) and asks `stale` about it
- * when both are given: *stale and *changed (an array of paths, owned by the
- * caller, NULL when fresh). A failing callback counts as fresh. */
-void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, bool *is_stale,
-                         json_t **changed);
 
 /* ---- validation (item.c) ---- */
 
@@ -204,30 +163,6 @@ int cx_item_check_actor(const cx_actor *who);
  * after checking its length; `field` names it in the message. */
 int cx_item_norm_id(const char *field, const char *id, char buf[CX_STORE_MAX_ID + 1]);
 
-/* Token budgets: 4 bytes a token over the serialised answer. Appends `item`
- * (reference stolen) to `arr` when it fits in `budget` bytes given `*used`,
- * and returns true. When it does not fit it is dropped and *truncated set,
- * except that the first item always goes in, its `cut_field` string cut
- * short to fit as far as it can. */
-bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
-                        const char *cut_field, bool *truncated);
-
-/* A provenance column as an object, NULL when there is none (or it is not
- * an object). */
-json_t *cx_item_parse_provenance(const char *text);
-
-/* A JSON array (text column) as a jansson array; "[]" on anything odd. */
-json_t *cx_item_parse_array(const char *text);
-
-/* Validates a text field: optional (NULL/"" allowed) unless `required`,
- * at most max bytes, UTF-8, no control characters other than tab/newline
- * when `oneline` is false (none at all when true). `field` names it in the
- * message. */
-int cx_item_check_text(const char *field, const char *v, size_t max, bool required, bool oneline);
-
-/* Validates and normalises tags: returns a JSON array, sorted and without
- * duplicates. */
-int cx_item_check_tags(const char *field, cx_strv tags, json_t **out);
 
 /* Validates a subcortex (NULL or "" = the default); *out borrowed. */
 int cx_item_check_subcortex(const char *field, const char *v, const char **out);

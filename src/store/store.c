@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The store's connection: opening the database (WAL, pragmas, migrations),
  * the prepared-statement cache, the translation of SQLite errors, the write
- * transaction runner that makes several processes on one store safe, and
- * the status summary.
+ * transaction runner that makes several processes on one store safe, the
+ * FTS catch-up and maintenance, the narrow interface search uses
+ * (store-search.h), and the status summary. The schema and its migrations
+ * are in schema.c, vectors and embedding in vec.c.
  *
  * Durability: WAL with synchronous=NORMAL. A commit is in the WAL (in the
  * OS page cache) before it returns, so a process crash, kill -9 included,
@@ -12,15 +14,13 @@
  * that the core also holds, and it saves an fsync on every write. */
 #include "store/store-internal.h"
 
+#include "text/tokenizer.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "util/utf8.h"
 #include "util/fsx.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,229 +36,35 @@
 #define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
 #define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
 
-static int model_id_create(cx_store *s, cx_embedder *e, int64_t *out);
-
-/* The triggers that keep already indexed rows of both FTS indexes in step
- * with the items table; versions 1 and 2 create the same ones. */
-#define SQL_TRIGGER_FTS_DELETE \
-    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items" \
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
-    "END"
-
-#define SQL_TRIGGER_FTS_UPDATE \
-    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items" \
-    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
-    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
-    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
-    "  INSERT INTO items_fts(rowid, title, body, tags)" \
-    "    VALUES (new.rid, new.title, new.body, new.tags);" \
-    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
-    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
-    "  INSERT INTO items_curated_fts(rowid, title, body, tags)" \
-    "    SELECT new.rid, new.title, new.body, new.tags" \
-    "    WHERE new.kind IN ('draft', 'thread', 'artifact');" \
-    "END"
-
-/* ---- migrations ----
- * Each entry moves the schema from version i to i+1. They run in one write
- * transaction at open, so two processes opening a fresh store at the same
- * time serialise on the write lock and the second finds the work done. */
-static const char *const schema_v1[] = {
-    "CREATE TABLE items ("
-    "  rid INTEGER PRIMARY KEY AUTOINCREMENT," /* local row id for FTS, never reused */
-    "  id TEXT NOT NULL UNIQUE,"       /* ULID */
-    "  kind TEXT NOT NULL CHECK (kind IN ('observation','draft','thread','comment',"
-    "    'artifact','subcortex')),"
-    "  status TEXT NOT NULL,"
-    "  subcortex TEXT NOT NULL,"
-    "  title TEXT NOT NULL DEFAULT '',"
-    "  body TEXT NOT NULL DEFAULT '',"
-    "  tags TEXT NOT NULL DEFAULT '[]',"
-    "  files TEXT NOT NULL DEFAULT '[]',"
-    "  evidence TEXT NOT NULL DEFAULT '[]',"
-    "  author TEXT,"
-    "  agent TEXT,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  server_seq INTEGER,"
-    "  visibility TEXT NOT NULL DEFAULT 'shared' CHECK (visibility IN ('shared','private')),"
-    "  parent_id TEXT REFERENCES items(id),"
-    "  content_hash TEXT,"
-    "  seen INTEGER NOT NULL DEFAULT 1,"
-    "  review TEXT,"
-    "  sync_rejected TEXT"             /* the core's reason, kept on the item */
-    ") STRICT",
-    /* dedupe of observations by normalised text; a private note and a
-     * shared one with the same text stay two items, so that sharing a text
-     * is never swallowed by a private copy */
-    "CREATE UNIQUE INDEX items_observation_hash ON items(content_hash, visibility)"
-    "  WHERE kind = 'observation'",
-    /* one artifact per name */
-    "CREATE UNIQUE INDEX items_artifact_name ON items(title) WHERE kind = 'artifact'",
-    "CREATE INDEX items_updated ON items(updated_at)",
-    "CREATE INDEX items_parent ON items(parent_id) WHERE parent_id IS NOT NULL",
-    "CREATE INDEX items_review_queue ON items(created_at) WHERE kind = 'draft'"
-    "  AND status IN ('pending','changes_requested')",
-    "CREATE TABLE blobs ("
-    "  sha256 TEXT PRIMARY KEY,"
-    "  size INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  uploaded INTEGER NOT NULL DEFAULT 0"
-    ") STRICT",
-    "CREATE TABLE artifact_versions ("
-    "  artifact_id TEXT NOT NULL REFERENCES items(id),"
-    "  version INTEGER NOT NULL CHECK (version >= 1),"
-    "  sha256 TEXT NOT NULL REFERENCES blobs(sha256),"
-    "  size INTEGER NOT NULL,"
-    "  status TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  source_path TEXT,"
-    "  author TEXT,"
-    "  agent TEXT,"
-    "  PRIMARY KEY (artifact_id, version)"
-    ") STRICT",
-    "CREATE TABLE reviews ("
-    "  rid INTEGER PRIMARY KEY,"
-    "  item_id TEXT NOT NULL REFERENCES items(id),"
-    "  decision TEXT NOT NULL,"
-    "  reason TEXT,"
-    "  reviewer TEXT,"
-    "  agent TEXT,"
-    "  at INTEGER NOT NULL"
-    ") STRICT",
-    "CREATE INDEX reviews_item ON reviews(item_id)",
-    "CREATE TABLE outbox ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  op_id TEXT NOT NULL UNIQUE,"
-    "  op TEXT NOT NULL,"
-    "  item_id TEXT NOT NULL,"
-    "  payload TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  attempts INTEGER NOT NULL DEFAULT 0,"
-    "  last_error TEXT,"
-    "  rejected_reason TEXT"
-    ") STRICT",
-    /* sync cursor and other small state */
-    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
-    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
-    /* `rank` is BM25 with the title weighted over tags over body */
-    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    /* The curated items (drafts, threads, artifacts: few, and what a team
-     * trusts most) again, so that search can rank all of them even when a
-     * query matches too many notes to score every one. */
-    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
-    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    /* Both indexes follow the items table lazily (see cx_store_fts_sync):
-     * rows up to fts_state.indexed_rid are in them. Changes to indexed rows
-     * are applied at once by these triggers; later rows are indexed with
-     * whatever content they have when their turn comes. An item's kind
-     * only ever moves within the curated kinds (draft -> thread). */
-    "CREATE TABLE fts_state (k INTEGER PRIMARY KEY CHECK (k = 0),"
-    "  indexed_rid INTEGER NOT NULL) STRICT",
-    "INSERT INTO fts_state VALUES (0, 0)",
-    SQL_TRIGGER_FTS_DELETE,
-    /* only when indexed text changes: status, seen and review updates do
-     * not touch the indexes */
-    SQL_TRIGGER_FTS_UPDATE,
-    NULL,
-};
-
-/* Version 2: identifier-aware keyword search, provenance, vectors.
- * Both FTS indexes are rebuilt with the "cortex" tokenizer (registered on
- * every connection, see the tokenizer below); like any backlog they are
- * filled lazily (fts_state goes back to 0). Old items get their built-in
- * vectors from cx_store_embed_pending() (items_novec lists them). */
-static const char *const schema_v2[] = {
-    "DROP TRIGGER items_fts_delete",
-    "DROP TRIGGER items_fts_update",
-    "DROP TABLE items_fts",
-    "DROP TABLE items_curated_fts",
-    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='cortex')",
-    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
-    "  content_rowid='rid', tokenize='cortex')",
-    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
-    "UPDATE fts_state SET indexed_rid = 0",
-    SQL_TRIGGER_FTS_DELETE,
-    SQL_TRIGGER_FTS_UPDATE,
-    /* where an item came from (repository, commit, files and blob ids), as
-     * the caller gave it */
-    "ALTER TABLE items ADD COLUMN provenance TEXT",
-    /* near-duplicate folding (see cx_item_fold_key): candidates are the
-     * newest observations with the same key, read from the index alone
-     * with their built-in vectors' sign bits */
-    "ALTER TABLE items ADD COLUMN fold_key INTEGER",
-    "ALTER TABLE items ADD COLUMN sig INTEGER",
-    "UPDATE items SET fold_key = cx_fold_key(visibility, subcortex, files, provenance, title,"
-    "  body) WHERE kind = 'observation'",
-    "CREATE INDEX items_fold ON items(fold_key, rid, sig) WHERE kind = 'observation'",
-    /* The built-in vector lives in the item's row (int8, and its scale), so
-     * that writing it costs an observe no page of another table. A search
-     * connection picks up new rows by rid; vec_log lists items whose vector
-     * was made or changed after they were written (old stores, new texts). */
-    "ALTER TABLE items ADD COLUMN vec BLOB",
-    "ALTER TABLE items ADD COLUMN vec_scale REAL",
-    /* items still without one (from before vectors, or written by a path
-     * that does not embed): empty in the usual case, so free to keep */
-    "CREATE INDEX items_novec ON items(rid) WHERE vec IS NULL",
-    "CREATE TABLE vec_log (seq INTEGER PRIMARY KEY, rid INTEGER NOT NULL) STRICT",
-    /* one row per embedding model ever used: covered_rid is how far
-     * cx_store_embed_pending has queued items for it */
-    "CREATE TABLE embed_models ("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL UNIQUE,"
-    "  dim INTEGER NOT NULL DEFAULT 0,"
-    "  covered_rid INTEGER NOT NULL DEFAULT 0"
-    ") STRICT",
-    /* vectors of the other models, int8 with a scale; seq only grows, so
-     * that a search connection picks up what was written since it loaded
-     * (AUTOINCREMENT: a replaced vector never gets an old seq back) */
-    "CREATE TABLE vectors ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  model INTEGER NOT NULL REFERENCES embed_models(id),"
-    "  rid INTEGER NOT NULL,"
-    "  scale REAL NOT NULL,"
-    "  v BLOB NOT NULL"
-    ") STRICT",
-    "CREATE UNIQUE INDEX vectors_key ON vectors(model, rid)",
-    /* items whose vector of a model must be (re)made; gen grows when the
-     * text changes again, so that a vector made from the old text does not
-     * take the row off the queue */
-    "CREATE TABLE embed_queue ("
-    "  model INTEGER NOT NULL,"
-    "  rid INTEGER NOT NULL,"
-    "  gen INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (model, rid)"
-    ") WITHOUT ROWID, STRICT",
-    "CREATE TRIGGER items_vec_delete AFTER DELETE ON items BEGIN"
-    "  DELETE FROM vectors WHERE model IN (SELECT id FROM embed_models) AND rid = old.rid;"
-    "  DELETE FROM embed_queue WHERE model IN (SELECT id FROM embed_models) AND rid = old.rid;"
-    "END",
-    "CREATE TRIGGER items_vec_update AFTER UPDATE OF title, body ON items BEGIN"
-    "  INSERT INTO embed_queue (model, rid) SELECT id, new.rid FROM embed_models WHERE true"
-    "    ON CONFLICT (model, rid) DO UPDATE SET gen = gen + 1;"
-    "END",
-    NULL,
-};
-
-static const char *const *const migrations[] = {
-    schema_v1, /* 0 -> 1 */
-    schema_v2, /* 1 -> 2 */
-};
-_Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
-               "one migration per schema version");
-
 sqlite3 *cx_store_sqlite(cx_store *s) {
     return s->db;
+}
+
+void *cx_store_search_ext(cx_store *s) {
+    return s->search.ptr;
+}
+
+void cx_store_search_ext_set(cx_store *s, void *ptr, void (*free_fn)(void *ptr)) {
+    if (s->search.free_fn && s->search.ptr != ptr)
+        s->search.free_fn(s->search.ptr);
+    s->search.ptr = ptr;
+    s->search.free_fn = free_fn;
+}
+
+cx_embedder *cx_store_builtin_embedder(cx_store *s) {
+    return s->builtin;
+}
+
+int64_t cx_store_builtin_model(cx_store *s) {
+    return s->builtin_model;
+}
+
+cx_embedder *cx_store_embedder(cx_store *s) {
+    return s->model;
+}
+
+int64_t cx_store_embedder_model(cx_store *s) {
+    return s->model_id;
 }
 
 const char *cx_store_dir(const cx_store *s) {
@@ -412,243 +218,16 @@ void cx_store_read_end(cx_store *s) {
         (void)exec_cached(s, SQL_COMMIT, "ending a read");
 }
 
-/* ---- identifiers ---- */
-
-static int ascii_class(unsigned char c) {
-    if (c >= 'a' && c <= 'z')
-        return 1; /* lower */
-    if (c >= 'A' && c <= 'Z')
-        return 2; /* upper */
-    if (c >= '0' && c <= '9')
-        return 3; /* digit */
-    return 0;
-}
-
-size_t cx_store_ident_parts(const char *s, size_t n, cx_span *parts, size_t max) {
-    const unsigned char *p = (const unsigned char *)s;
-    if (n == 0 || max == 0)
-        return 0;
-    bool plain = true;
-    for (size_t i = 0; i < n && plain; i++)
-        plain = ascii_class(p[i]) != 0;
-    size_t np = 0, start = 0;
-    if (plain) {
-        for (size_t i = 1; i < n && np + 1 < max; i++) {
-            int a = ascii_class(p[i - 1]), b = ascii_class(p[i]);
-            bool cut = (a == 3) != (b == 3) ||                 /* letter <-> digit */
-                       (a == 1 && b == 2) ||                   /* camelCase */
-                       (a == 2 && b == 2 && i + 1 < n && ascii_class(p[i + 1]) == 1); /* XMLParser */
-            if (cut) {
-                parts[np++] = (cx_span){start, i - start};
-                start = i;
-            }
-        }
-    }
-    parts[np++] = (cx_span){start, n - start};
-    return np;
-}
-
-bool cx_store_ident_joiner(const char *s, size_t n) {
-    if (n == 1)
-        return *s == '_' || *s == '.' || *s == '/' || *s == '-';
-    if (n == 2)
-        return memcmp(s, "::", 2) == 0 || memcmp(s, "->", 2) == 0 || memcmp(s, "__", 2) == 0;
-    return false;
-}
-
-/* ---- the "cortex" FTS5 tokenizer ----
- * unicode61 (remove_diacritics 2 unless other arguments are given) finds
- * and folds the words; this wrapper joins words separated by one joiner
- * (cx_store_ident_joiner) into identifiers: `parse_config`,
- * `retry.policy.max`, `src/billing/invoice.c`. For a document it emits
- * each identifier whole and lower-cased, then each of its parts (the
- * words, each cut at camelCase and digit boundaries) as
- * FTS5_TOKEN_COLOCATED synonyms at the same position: `parseConfigFile`
- * is indexed as parseconfigfile = parse = config = file. For a query it
- * emits only the whole identifier, so that `parse_config` in a query
- * matches the identifier; the query builder (src/search/fts.c) adds the
- * parts itself. Positions count identifiers, so phrases work as before. */
-
-#define TOK_GROUP_MAX 16  /* words joined into one identifier, at most */
-#define TOK_WHOLE_MAX 256 /* bytes of a whole identifier token */
-#define TOK_PARTS_MAX 32  /* camelCase parts of one word, at most */
-
-typedef struct ctok {
-    fts5_tokenizer u61;
-    Fts5Tokenizer *inst;
-} ctok;
-
-typedef struct ctok_word {
-    int off, len;   /* normalised bytes in the arena */
-    int start, end; /* the word in the text */
-} ctok_word;
-
-typedef struct ctok_run {
-    const char *text;
-    bool query;
-    void *uctx;
-    int (*xtoken)(void *, int, const char *, int, int, int);
-    ctok_word w[TOK_GROUP_MAX];
-    int nw, alen;
-    char arena[TOK_WHOLE_MAX];
-    char buf[TOK_WHOLE_MAX];
-} ctok_run;
-
-static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
-    fts5_api *api = ud;
-    void *u61ud = NULL;
-    static const char *const defaults[] = {"remove_diacritics", "2"};
-    ctok *t = sqlite3_malloc(sizeof *t);
-    if (!t)
-        return SQLITE_NOMEM;
-    memset(t, 0, sizeof *t);
-    int rc = api->xFindTokenizer(api, "unicode61", &u61ud, &t->u61);
-    if (rc == SQLITE_OK)
-        rc = t->u61.xCreate(u61ud, nargs ? args : (const char **)defaults, nargs ? nargs : 2,
-                            &t->inst);
-    if (rc != SQLITE_OK) {
-        sqlite3_free(t);
-        return rc;
-    }
-    *out = (Fts5Tokenizer *)t;
-    return SQLITE_OK;
-}
-
-static void ctok_delete(Fts5Tokenizer *p) {
-    ctok *t = (ctok *)p;
-    if (t && t->inst)
-        t->u61.xDelete(t->inst);
-    sqlite3_free(t);
-}
-
-/* Emits the parts of word w (colocated), skipping one equal to `skip`. */
-static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nskip) {
-    const char *norm = R->arena + w->off;
-    cx_span parts[TOK_PARTS_MAX];
-    size_t np = cx_store_ident_parts(R->text + w->start, (size_t)(w->end - w->start), parts,
-                                     TOK_PARTS_MAX);
-    /* a folded word (é -> e) may differ in length from its text: one part */
-    if (np > 1 && w->end - w->start != w->len)
-        np = 1;
-    for (size_t i = 0; i < np; i++) {
-        const char *p = norm;
-        int n = w->len, start = w->start, end = w->end;
-        char low[TOK_WHOLE_MAX];
-        if (np > 1) {
-            n = (int)parts[i].len;
-            for (int k = 0; k < n; k++)
-                low[k] = (char)tolower((unsigned char)R->text[w->start + (int)parts[i].off + k]);
-            p = low;
-            start = w->start + (int)parts[i].off;
-            end = start + n;
-        }
-        if (n == nskip && memcmp(p, skip, (size_t)n) == 0)
-            continue;
-        int rc = R->xtoken(R->uctx, FTS5_TOKEN_COLOCATED, p, n, start, end);
-        if (rc != SQLITE_OK)
-            return rc;
-    }
-    return SQLITE_OK;
-}
-
-static int ctok_flush(ctok_run *R) {
-    int rc = SQLITE_OK, nw = R->nw;
-    if (nw == 0)
-        return rc;
-    R->nw = 0;
-    R->alen = 0;
-    const ctok_word *w = R->w;
-    if (nw == 1) {
-        rc = R->xtoken(R->uctx, 0, R->arena + w->off, w->len, w->start, w->end);
-        if (rc == SQLITE_OK && !R->query)
-            rc = ctok_parts(R, w, R->arena + w->off, w->len);
-        return rc;
-    }
-    /* the whole identifier: the folded words with the joiners between them */
-    int n = 0;
-    for (int i = 0; i < nw; i++) {
-        if (i > 0) {
-            int gap = w[i].start - w[i - 1].end;
-            memcpy(R->buf + n, R->text + w[i - 1].end, (size_t)gap);
-            n += gap;
-        }
-        memcpy(R->buf + n, R->arena + w[i].off, (size_t)w[i].len);
-        n += w[i].len;
-    }
-    rc = R->xtoken(R->uctx, 0, R->buf, n, w[0].start, w[nw - 1].end);
-    for (int i = 0; rc == SQLITE_OK && !R->query && i < nw; i++)
-        rc = ctok_parts(R, &w[i], NULL, -1);
-    return rc;
-}
-
-static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start, int end) {
-    ctok_run *R = ctx;
-    int rc;
-    if (n <= 0)
-        return SQLITE_OK;
-    if (n > TOK_WHOLE_MAX / 2) { /* a huge word: on its own, as unicode61 gives it */
-        if ((rc = ctok_flush(R)) != SQLITE_OK)
-            return rc;
-        return R->xtoken(R->uctx, tflags, tok, n, start, end);
-    }
-    if (R->nw > 0) {
-        const ctok_word *last = &R->w[R->nw - 1];
-        int gap = start - last->end;
-        bool join = R->nw < TOK_GROUP_MAX && gap > 0 && gap <= 2 &&
-                    cx_store_ident_joiner(R->text + last->end, (size_t)gap) &&
-                    R->alen + n + 2 * (R->nw + 1) <= TOK_WHOLE_MAX;
-        if (!join && (rc = ctok_flush(R)) != SQLITE_OK)
-            return rc;
-    }
-    memcpy(R->arena + R->alen, tok, (size_t)n);
-    R->w[R->nw++] = (ctok_word){.off = R->alen, .len = n, .start = start, .end = end};
-    R->alen += n;
-    return SQLITE_OK;
-}
-
-static int ctok_tokenize(Fts5Tokenizer *p, void *uctx, int flags, const char *text, int ntext,
-                         int (*xtoken)(void *, int, const char *, int, int, int)) {
-    ctok *t = (ctok *)p;
-    ctok_run *R = sqlite3_malloc(sizeof *R);
-    if (!R)
-        return SQLITE_NOMEM;
-    R->text = text;
-    R->query = (flags & FTS5_TOKENIZE_QUERY) != 0;
-    R->uctx = uctx;
-    R->xtoken = xtoken;
-    R->nw = 0;
-    R->alen = 0;
-    int rc = t->u61.xTokenize(t->inst, R, flags, text, ntext, ctok_word_cb);
-    if (rc == SQLITE_OK)
-        rc = ctok_flush(R);
-    sqlite3_free(R);
-    return rc;
-}
-
-/* The fts5_api of a connection (NULL without FTS5). */
-static fts5_api *fts5_api_of(sqlite3 *db) {
-    fts5_api *api = NULL;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return api;
-}
+/* ---- SQL on every connection ---- */
 
 int cx_store_register_sqlite(sqlite3 *db) {
-    fts5_api *api = fts5_api_of(db);
-    if (!api)
-        return SQLITE_ERROR;
-    fts5_tokenizer tk = {ctok_create, ctok_delete, ctok_tokenize};
-    int rc = api->xCreateTokenizer(api, "cortex", api, &tk, NULL);
+    int rc = cx_text_tokenizer_register(db);
     return rc == SQLITE_OK ? cx_item_register_sql(db) : rc;
 }
 
 /* ---- open ---- */
 
-static int pragma_int(cx_store *s, const char *sql, int64_t *out) {
+int cx_store_pragma_int(cx_store *s, const char *sql, int64_t *out) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -665,7 +244,7 @@ static int pragma_int(cx_store *s, const char *sql, int64_t *out) {
     return r;
 }
 
-static int exec_sql(cx_store *s, const char *sql, const char *what) {
+int cx_store_exec_sql(cx_store *s, const char *sql, const char *what) {
     char *err = NULL;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
     sqlite3_free(err);
@@ -694,41 +273,6 @@ static int enable_wal(cx_store *s) {
                                 s->db_path);
         nap_ns(1000000);
     }
-}
-
-static int migrate_tx(cx_store *s, void *ctx) {
-    int64_t v = 0;
-    int r = pragma_int(s, "PRAGMA user_version", &v);
-    if (r)
-        return r;
-    if (v > CX_STORE_SCHEMA_VERSION)
-        return cx_error_set(CX_EFAIL,
-                            "%s has schema version %lld, newer than this cortex knows (%d); "
-                            "upgrade cortex",
-                            s->db_path, (long long)v, CX_STORE_SCHEMA_VERSION);
-    for (int64_t i = v; i < CX_STORE_SCHEMA_VERSION; i++) {
-        for (const char *const *stmt = migrations[i]; *stmt; stmt++) {
-            r = exec_sql(s, *stmt, "migrating the store schema");
-            if (r)
-                return r;
-        }
-    }
-    if (v < CX_STORE_SCHEMA_VERSION) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", CX_STORE_SCHEMA_VERSION);
-        r = exec_sql(s, sql, "recording the schema version");
-    }
-    return r;
-}
-
-static int migrate(cx_store *s) {
-    int64_t v = 0;
-    int r = pragma_int(s, "PRAGMA user_version", &v);
-    if (r)
-        return r;
-    if (v == CX_STORE_SCHEMA_VERSION)
-        return 0;
-    return cx_store_write(s, migrate_tx, NULL);
 }
 
 int cx_store_open(cx_store **out, const char *state_dir) {
@@ -768,7 +312,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_handler(s->db, on_busy, s);
     if ((rc = cx_store_register_sqlite(s->db)) != SQLITE_OK) {
-        r = rc == SQLITE_ERROR && !fts5_api_of(s->db)
+        r = rc == SQLITE_ERROR && !cx_text_fts5_api(s->db)
                 ? cx_error_set(CX_EFAIL, "this SQLite has no FTS5; the store needs it")
                 : cx_store_sqlerr(s, rc, "registering the cortex tokenizer");
         goto out;
@@ -786,10 +330,10 @@ int cx_store_open(cx_store **out, const char *state_dir) {
              "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-%d;"
              "PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%d;",
              CACHE_KIB, 32 * 1024 * 1024);
-    r = exec_sql(s, pragmas, "configuring the connection");
+    r = cx_store_exec_sql(s, pragmas, "configuring the connection");
     if (r)
         goto out;
-    r = migrate(s);
+    r = cx_schema_migrate(s);
     if (r)
         goto out;
     r = cx_embed_builtin_new(&s->builtin, 0);
@@ -798,7 +342,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     r = cx_vec_model_id(s, cx_embed_model_id(s->builtin), cx_embed_dim(s->builtin), false,
                         &s->builtin_model);
     if (r == 0 && !s->builtin_model)
-        r = model_id_create(s, s->builtin, &s->builtin_model);
+        r = cx_vec_model_create(s, s->builtin, &s->builtin_model);
     if (r)
         goto out;
     *out = s;
@@ -907,7 +451,7 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
 int cx_store_defer_maintenance(cx_store *s) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d", DEFERRED_CHECKPOINT_PAGES);
-    int r = exec_sql(s, sql, "configuring checkpoints");
+    int r = cx_store_exec_sql(s, sql, "configuring checkpoints");
     if (r == 0)
         s->fts_lag = DEFERRED_FTS_LAG;
     return r;
@@ -924,475 +468,6 @@ int cx_store_maintain(cx_store *s) {
     if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
         return cx_store_sqlerr(s, rc, "checkpointing the write-ahead log");
     return 0;
-}
-
-/* ---- vectors ---- */
-
-char *cx_vec_text(const char *title, const char *body) {
-    size_t tl = title ? strlen(title) : 0, bl = body ? strlen(body) : 0;
-    size_t n = tl + (tl ? 2 : 0) + bl;
-    char *t = malloc(n + 1);
-    if (!t)
-        return NULL;
-    size_t o = 0;
-    if (tl) {
-        memcpy(t, title, tl);
-        memcpy(t + tl, "\n\n", 2);
-        o = tl + 2;
-    }
-    if (bl)
-        memcpy(t + o, body, bl);
-    n = cx_utf8_cut(t, n, CX_STORE_EMBED_TEXT_MAX);
-    t[n] = '\0';
-    return t;
-}
-
-void cx_vec_quantize(const float *v, int dim, int8_t *q, float *scale) {
-    float m = 0.0f;
-    for (int i = 0; i < dim; i++) {
-        float a = fabsf(v[i]);
-        if (a > m)
-            m = a;
-    }
-    if (!(m > 0.0f) || !isfinite(m)) {
-        memset(q, 0, (size_t)dim);
-        *scale = 0.0f;
-        return;
-    }
-    float inv = 127.0f / m;
-    for (int i = 0; i < dim; i++) {
-        float x = v[i] * inv; /* within [-127, 127] */
-        q[i] = (int8_t)(int)(x >= 0.0f ? x + 0.5f : x - 0.5f);
-    }
-    *scale = m / 127.0f;
-}
-
-uint64_t cx_vec_sig(const float *v, int dim) {
-    uint64_t sig = 0;
-    for (int i = 0; i < 64 && i < dim; i++)
-        if (v[i] > 0.0f)
-            sig |= 1ull << i;
-    return sig;
-}
-
-int cx_vec_builtin(cx_store *s, const char *text, float *out) {
-    return cx_embed_batch(s->builtin, &text, 1, out);
-}
-
-static const char SQL_VEC_PUT[] =
-    "INSERT OR REPLACE INTO vectors (model, rid, scale, v)"
-    " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM items WHERE rid = ?2)";
-static const char SQL_VEC_PUT_BUILTIN[] =
-    "UPDATE items SET vec = ?2, vec_scale = ?3, sig = ?4 WHERE rid = ?1";
-static const char SQL_VEC_LOG[] = "INSERT INTO vec_log (rid) SELECT ?1 WHERE changes() > 0";
-static const char SQL_VEC_DEQUEUE[] = "DELETE FROM embed_queue WHERE model = ?1 AND rid = ?2";
-static const char SQL_VEC_DEQUEUE_GEN[] =
-    "DELETE FROM embed_queue WHERE model = ?1 AND rid = ?2 AND gen = ?3";
-
-/* Writes a vector (of an item that exists) and logs a built-in one. */
-static int vec_write(cx_store *s, int64_t model, int64_t rid, const float *v, int dim) {
-    int8_t q[CX_EMBED_MAX_DIM];
-    float scale;
-    sqlite3_stmt *st;
-    int r;
-    cx_vec_quantize(v, dim, q, &scale);
-    if (model == s->builtin_model) {
-        if ((r = cx_store_prepare(s, SQL_VEC_PUT_BUILTIN, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, rid);
-        sqlite3_bind_blob(st, 2, q, dim, SQLITE_STATIC);
-        sqlite3_bind_double(st, 3, scale);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)cx_vec_sig(v, dim));
-        if ((r = cx_store_exec_stmt(s, st, "storing a vector")))
-            return r;
-        if ((r = cx_store_prepare(s, SQL_VEC_LOG, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, rid);
-        return cx_store_exec_stmt(s, st, "logging a vector");
-    }
-    if ((r = cx_store_prepare(s, SQL_VEC_PUT, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, model);
-    sqlite3_bind_int64(st, 2, rid);
-    sqlite3_bind_double(st, 3, scale);
-    sqlite3_bind_blob(st, 4, q, dim, SQLITE_STATIC);
-    return cx_store_exec_stmt(s, st, "storing a vector");
-}
-
-int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim, unsigned flags) {
-    sqlite3_stmt *st;
-    int r;
-    if (dim <= 0 || dim > CX_EMBED_MAX_DIM)
-        return cx_error_set(CX_EFAIL, "a vector of %d dimensions cannot be stored", dim);
-    if ((r = vec_write(s, model, rid, v, dim)))
-        return r;
-    if (flags & CX_VEC_DEQUEUE) {
-        if ((r = cx_store_prepare(s, SQL_VEC_DEQUEUE, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, model);
-        sqlite3_bind_int64(st, 2, rid);
-        if ((r = cx_store_exec_stmt(s, st, "updating the embed queue")))
-            return r;
-    }
-    return 0;
-}
-
-static const char SQL_MODEL_GET[] = "SELECT id, dim FROM embed_models WHERE name = ?1";
-static const char SQL_MODEL_ADD[] = "INSERT INTO embed_models (name, dim) VALUES (?1, ?2)";
-static const char SQL_MODEL_DIM[] = "UPDATE embed_models SET dim = ?2 WHERE id = ?1 AND dim = 0";
-
-int cx_vec_model_id(cx_store *s, const char *name, int dim, bool create, int64_t *out) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_MODEL_GET, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int64_t id = 0, have_dim = 0;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-        have_dim = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cx_store_sqlerr(s, rc, "reading embedding models");
-    if (id && have_dim == 0 && dim > 0 && create) {
-        if ((r = cx_store_prepare(s, SQL_MODEL_DIM, &st)))
-            return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, dim);
-        if ((r = cx_store_exec_stmt(s, st, "recording a model's dimension")))
-            return r;
-    }
-    if (!id && create) {
-        if ((r = cx_store_prepare(s, SQL_MODEL_ADD, &st)))
-            return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, dim > 0 ? dim : 0);
-        if ((r = cx_store_exec_stmt(s, st, "recording an embedding model")))
-            return r;
-        id = sqlite3_last_insert_rowid(s->db);
-    }
-    *out = id;
-    return 0;
-}
-
-typedef struct model_ctx {
-    const char *name;
-    int dim;
-    int64_t id;
-} model_ctx;
-
-static int model_tx(cx_store *s, void *ud) {
-    model_ctx *c = ud;
-    return cx_vec_model_id(s, c->name, c->dim, true, &c->id);
-}
-
-/* The model's id, recorded in a write transaction when it is new. */
-static int model_id_create(cx_store *s, cx_embedder *e, int64_t *out) {
-    model_ctx c = {.name = cx_embed_model_id(e), .dim = cx_embed_dim(e)};
-    int r = cx_vec_model_id(s, c.name, c.dim, false, &c.id);
-    if (r == 0 && !c.id)
-        r = cx_store_write(s, model_tx, &c);
-    if (r == 0)
-        *out = c.id;
-    return r;
-}
-
-int cx_store_set_embedder(cx_store *s, cx_embedder *e) {
-    if (!e || strcmp(cx_embed_model_id(e), cx_embed_model_id(s->builtin)) == 0) {
-        s->model = NULL;
-        s->model_id = 0;
-        return 0;
-    }
-    int64_t id = 0;
-    int r = model_id_create(s, e, &id);
-    if (r)
-        return r;
-    s->model = e;
-    s->model_id = id;
-    return 0;
-}
-
-/* ---- embedding in batches (pending items, reindex) ---- */
-
-#define CATCHUP_CHUNK 4096 /* rids queued per transaction by the catch-up */
-
-typedef struct embed_batch {
-    size_t n;
-    int64_t rid[CX_EMBED_MAX_BATCH];
-    int64_t gen[CX_EMBED_MAX_BATCH]; /* -1: not queued */
-    char *text[CX_EMBED_MAX_BATCH];
-    float *vec;                      /* n * dim */
-    int dim;
-    int64_t model;
-} embed_batch;
-
-static void batch_clear(embed_batch *b) {
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->text[i]);
-        b->text[i] = NULL;
-    }
-    b->n = 0;
-}
-
-/* Reads the rows of a batch statement (rid, gen, title, body). */
-static int batch_read(cx_store *s, sqlite3_stmt *st, embed_batch *b, const char *what) {
-    int rc, r = 0;
-    while (b->n < CX_EMBED_MAX_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t i = b->n;
-        b->rid[i] = sqlite3_column_int64(st, 0);
-        b->gen[i] = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
-        b->text[i] = cx_vec_text((const char *)sqlite3_column_text(st, 2),
-                                 (const char *)sqlite3_column_text(st, 3));
-        if (!b->text[i]) {
-            r = CX_ENOMEM;
-            break;
-        }
-        b->n++;
-    }
-    if (r == 0 && b->n < CX_EMBED_MAX_BATCH && rc != SQLITE_DONE)
-        r = cx_store_sqlerr(s, rc, what);
-    sqlite3_reset(st);
-    return r;
-}
-
-/* Embeds the batch's texts (outside any transaction). */
-static int batch_embed(embed_batch *b, cx_embedder *e) {
-    int r = cx_embed_probe(e); /* an http embedder learns its dimension */
-    if (r)
-        return r;
-    int dim = cx_embed_dim(e);
-    if (dim <= 0 || dim > CX_EMBED_MAX_DIM)
-        return cx_error_set(CX_EFAIL, "the embedder %s has no usable dimension (%d)",
-                            cx_embed_model_id(e), dim);
-    if (!b->vec || b->dim != dim) {
-        free(b->vec);
-        b->vec = malloc(sizeof(float) * (size_t)dim * CX_EMBED_MAX_BATCH);
-        if (!b->vec)
-            return CX_ENOMEM;
-        b->dim = dim;
-    }
-    return cx_embed_batch(e, (const char *const *)b->text, b->n, b->vec);
-}
-
-/* Writes the batch's vectors; a queued item is taken off the queue only
- * when its text did not change since it was read (same gen). */
-static int batch_write_tx(cx_store *s, void *ud) {
-    embed_batch *b = ud;
-    sqlite3_stmt *st;
-    int r;
-    for (size_t i = 0; i < b->n; i++) {
-        if ((r = vec_write(s, b->model, b->rid[i], b->vec + i * (size_t)b->dim, b->dim)))
-            return r;
-        if (b->gen[i] >= 0) {
-            if ((r = cx_store_prepare(s, SQL_VEC_DEQUEUE_GEN, &st)))
-                return r;
-            sqlite3_bind_int64(st, 1, b->model);
-            sqlite3_bind_int64(st, 2, b->rid[i]);
-            sqlite3_bind_int64(st, 3, b->gen[i]);
-            if ((r = cx_store_exec_stmt(s, st, "updating the embed queue")))
-                return r;
-        }
-    }
-    if ((r = cx_store_prepare(s, SQL_MODEL_DIM, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, b->model);
-    sqlite3_bind_int(st, 2, b->dim);
-    return cx_store_exec_stmt(s, st, "recording a model's dimension");
-}
-
-static const char SQL_COVERAGE[] =
-    "SELECT covered_rid, (SELECT coalesce(max(rid), 0) FROM items) FROM embed_models"
-    " WHERE id = ?1";
-static const char SQL_CATCHUP[] =
-    "INSERT OR IGNORE INTO embed_queue (model, rid) SELECT ?1, rid FROM items"
-    " WHERE rid > ?2 AND rid <= ?3"
-    " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = ?1 AND v.rid = items.rid)";
-static const char SQL_COVERED[] = "UPDATE embed_models SET covered_rid = ?2 WHERE id = ?1";
-static const char SQL_QUEUE_BATCH[] =
-    "SELECT q.rid, q.gen, i.title, i.body FROM embed_queue q JOIN items i ON i.rid = q.rid"
-    " WHERE q.model = ?1 ORDER BY q.rid LIMIT ?2";
-static const char SQL_NOVEC_BATCH[] =
-    "SELECT rid, NULL, title, body FROM items WHERE vec IS NULL ORDER BY rid LIMIT ?2";
-
-typedef struct catchup_ctx {
-    int64_t model;
-    bool more; /* items remain beyond the chunk */
-} catchup_ctx;
-
-/* Queues the next chunk of items that were never queued for a model other
- * than the built-in one. */
-static int catchup_tx(cx_store *s, void *ud) {
-    catchup_ctx *c = ud;
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_COVERAGE, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_int64(st, 1, c->model);
-    int64_t covered = 0, max = 0;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        covered = sqlite3_column_int64(st, 0);
-        max = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cx_store_sqlerr(s, rc, "reading embedding coverage");
-    c->more = false;
-    if (covered >= max)
-        return 0;
-    int64_t hi = max - covered > CATCHUP_CHUNK ? covered + CATCHUP_CHUNK : max;
-    if ((r = cx_store_prepare(s, SQL_CATCHUP, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, c->model);
-    sqlite3_bind_int64(st, 2, covered);
-    sqlite3_bind_int64(st, 3, hi);
-    if ((r = cx_store_exec_stmt(s, st, "queueing items to embed")))
-        return r;
-    if ((r = cx_store_prepare(s, SQL_COVERED, &st)))
-        return r;
-    sqlite3_bind_int64(st, 1, c->model);
-    sqlite3_bind_int64(st, 2, hi);
-    if ((r = cx_store_exec_stmt(s, st, "recording embedding coverage")))
-        return r;
-    c->more = hi < max;
-    return 0;
-}
-
-/* True when items were added since the model's last catch-up. */
-static int needs_catchup(cx_store *s, int64_t model, bool *out) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_COVERAGE, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_int64(st, 1, model);
-    *out = false;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0) < sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-                                                 : cx_store_sqlerr(s, rc, "reading coverage");
-}
-
-static int embed_pending_model(cx_store *s, cx_embedder *e, int64_t model, size_t max,
-                               size_t *done) {
-    embed_batch *b = calloc(1, sizeof *b);
-    int r = 0;
-    if (!b)
-        return CX_ENOMEM;
-    b->model = model;
-    bool builtin = model == s->builtin_model;
-    while (max == 0 || *done < max) {
-        bool more = false;
-        /* Items are queued for another model as far as they were written
-         * (the built-in one needs no catch-up: a new item has its vector,
-         * and items_novec lists those without). */
-        if (!builtin && (r = needs_catchup(s, model, &more)))
-            break;
-        if (more) {
-            catchup_ctx c = {.model = model};
-            if ((r = cx_store_write(s, catchup_tx, &c)))
-                break;
-        }
-        sqlite3_stmt *st;
-        size_t want = CX_EMBED_MAX_BATCH;
-        if (max && max - *done < want)
-            want = max - *done;
-        for (int k = 0; k < (builtin ? 2 : 1) && r == 0 && b->n == 0; k++) {
-            if ((r = cx_store_prepare(s, k ? SQL_NOVEC_BATCH : SQL_QUEUE_BATCH, &st)))
-                break;
-            sqlite3_bind_int64(st, 1, model);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)want);
-            r = batch_read(s, st, b, "reading the items to embed");
-        }
-        if (r || b->n == 0)
-            break;
-        if ((r = batch_embed(b, e)) == 0)
-            r = cx_store_write(s, batch_write_tx, b);
-        if (r)
-            break;
-        *done += b->n;
-        batch_clear(b);
-    }
-    batch_clear(b);
-    free(b->vec);
-    free(b);
-    return r;
-}
-
-int cx_store_embed_pending(cx_store *s, size_t max, size_t *done) {
-    size_t n = 0;
-    int r = embed_pending_model(s, s->builtin, s->builtin_model, max, &n);
-    if (r == 0 && s->model && (max == 0 || n < max))
-        r = embed_pending_model(s, s->model, s->model_id, max, &n);
-    if (done)
-        *done = n;
-    return r;
-}
-
-static const char SQL_ITEM_COUNT[] = "SELECT count(*), coalesce(max(rid), 0) FROM items";
-static const char SQL_REINDEX_BATCH[] =
-    "SELECT i.rid, q.gen, i.title, i.body FROM items i"
-    " LEFT JOIN embed_queue q ON q.model = ?1 AND q.rid = i.rid"
-    " WHERE i.rid > ?2 AND i.rid <= ?3 ORDER BY i.rid LIMIT ?4";
-
-int cx_store_reindex(cx_store *s, cx_embedder *e, cx_progress_fn progress, void *ud) {
-    cx_embedder *emb = e ? e : s->builtin;
-    embed_batch *b = NULL;
-    int64_t model = 0, total = 0, max_rid = 0, last = 0;
-    size_t done = 0;
-    sqlite3_stmt *st;
-    int r = model_id_create(s, emb, &model), rc;
-    if (r)
-        return r;
-    if ((r = cx_store_prepare(s, SQL_ITEM_COUNT, &st)))
-        return r;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        total = sqlite3_column_int64(st, 0);
-        max_rid = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return cx_store_sqlerr(s, rc, "counting items");
-    b = calloc(1, sizeof *b);
-    if (!b)
-        return CX_ENOMEM;
-    b->model = model;
-    for (;;) {
-        if ((r = cx_store_prepare(s, SQL_REINDEX_BATCH, &st)))
-            break;
-        sqlite3_bind_int64(st, 1, model);
-        sqlite3_bind_int64(st, 2, last);
-        sqlite3_bind_int64(st, 3, max_rid);
-        sqlite3_bind_int(st, 4, CX_EMBED_MAX_BATCH);
-        if ((r = batch_read(s, st, b, "reading items to embed")) || b->n == 0)
-            break;
-        last = b->rid[b->n - 1];
-        if ((r = batch_embed(b, emb)) == 0)
-            r = cx_store_write(s, batch_write_tx, b);
-        if (r)
-            break;
-        done += b->n;
-        batch_clear(b);
-        if (progress && progress(ud, done, (size_t)total) != 0) {
-            r = cx_error_set(CX_ECANCELED, "reindexing was canceled after %zu of %lld items; "
-                                           "the rest keep their vectors or stay pending",
-                             done, (long long)total);
-            break;
-        }
-    }
-    if (r == 0 && max_rid > 0 && model != s->builtin_model) {
-        /* everything up to max_rid has a vector now: nothing to catch up */
-        catchup_ctx c = {.model = model};
-        bool more = true;
-        while (r == 0 && more) {
-            r = cx_store_write(s, catchup_tx, &c);
-            more = c.more;
-        }
-    }
-    batch_clear(b);
-    free(b->vec);
-    free(b);
-    return r;
 }
 
 /* ---- status ---- */

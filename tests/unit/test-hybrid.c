@@ -9,7 +9,7 @@
 
 #include "embed/embed.h"
 #include "search/search.h"
-#include "store/store-internal.h"
+#include "store/store-search.h"
 #include "store/store.h"
 #include "util/fsx.h"
 
@@ -802,7 +802,7 @@ static void test_incremental(void) {
 
 /* ---- migration from version 1 ---- */
 
-/* The version 1 schema as it was released (src/store/store.c, schema_v1). */
+/* The version 1 schema as it was released (src/store/schema.c, schema_v1). */
 static const char *const v1_schema[] = {
     "CREATE TABLE items (rid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
     " kind TEXT NOT NULL CHECK (kind IN ('observation','draft','thread','comment',"

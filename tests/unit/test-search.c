@@ -6,7 +6,7 @@
 
 #include "search/fts.h"
 #include "search/search.h"
-#include "store/store-internal.h" /* the connection, to check scores */
+#include "store/store-search.h" /* the connection, to check scores */
 #include "store/store.h"
 #include "util/fsx.h"
 

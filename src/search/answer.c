@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The answer of a search: the query echoed, the results as objects (row,
+ * snippet, score, provenance, staleness and why it ranked there) added
+ * best first while they fit the token budget. */
+#include "search/search-internal.h"
+
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/utf8.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The query as JSON even when it is not UTF-8: bad bytes become U+FFFD. */
+static json_t *echo_query(const char *text) {
+    size_t n = strlen(text);
+    if (cx_utf8_valid(text, n))
+        return json_string(text);
+    char *buf = malloc(n * 3 + 1);
+    if (!buf)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        while (k <= 4 && i + k <= n && !cx_utf8_valid(text + i, k))
+            k++;
+        if (k <= 4 && i + k <= n) {
+            memcpy(buf + o, text + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(buf + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    json_t *j = json_stringn(buf, o);
+    free(buf);
+    return j;
+}
+
+static const char SQL_ROW[] =
+    "SELECT id, kind, status, subcortex, title, tags, updated_at, body FROM items WHERE rid = ?1";
+
+static json_t *why_of(const cx_hit *h) {
+    json_t *why = json_object(), *lists = json_array();
+    if (!why || !lists) {
+        json_decref(why);
+        json_decref(lists);
+        return NULL;
+    }
+    if (h->kw_rank)
+        json_array_append_new(lists, json_string("keyword"));
+    if (h->sem_rank)
+        json_array_append_new(lists, json_string("semantic"));
+    json_object_set_new(why, "lists", lists);
+    if (h->kw_rank) {
+        json_object_set_new(why, "keyword_rank", json_integer(h->kw_rank));
+        json_object_set_new(why, "bm25", json_real(h->bm25));
+    }
+    if (h->sem_rank) {
+        json_object_set_new(why, "semantic_rank", json_integer(h->sem_rank));
+        json_object_set_new(why, "similarity", json_real(round(h->sim * 10000.0) / 10000.0));
+        if (h->sem_list == 1)
+            json_object_set_new(why, "semantic_model", json_string("builtin"));
+    }
+    json_object_set_new(why, "trust", json_string(cx_trust_name(h->trust)));
+    json_object_set_new(why, "stale", json_boolean(h->stale));
+    json_object_set_new(why, "score", json_real(h->score));
+    return why;
+}
+
+/* The result object for a hit, or *out NULL when the row is gone. */
+static int result_row(cx_store *s, cx_search_ext *e, const cx_qterms *t, const cx_hit *h,
+                      json_t **out) {
+    sqlite3_stmt *st;
+    *out = NULL;
+    int r = cx_store_prepare(s, SQL_ROW, &st), rc;
+    if (r)
+        return r;
+    sqlite3_bind_int64(st, 1, h->rid);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        json_t *o = json_object();
+        char iso[CX_ISO_LEN];
+        const char *v;
+        if (!o) {
+            sqlite3_reset(st);
+            return CX_ENOMEM;
+        }
+#define TEXT(col) ((v = (const char *)sqlite3_column_text(st, col)) ? v : "")
+        json_object_set_new(o, "id", json_string(TEXT(0)));
+        json_object_set_new(o, "kind", json_string(TEXT(1)));
+        json_object_set_new(o, "status", json_string(TEXT(2)));
+        json_object_set_new(o, "subcortex", json_string(TEXT(3)));
+        json_object_set_new(o, "title", json_string(TEXT(4)));
+        const char *body = TEXT(7);
+        json_object_set_new(o, "snippet", cx_snippet_make(e, t, *body ? body : TEXT(4)));
+        json_object_set_new(o, "score", json_real(h->score));
+        json_object_set_new(o, "tags",
+                            cx_item_parse_array((const char *)sqlite3_column_text(st, 5)));
+        cx_clock_format((uint64_t)sqlite3_column_int64(st, 6), iso);
+        json_object_set_new(o, "updated_at", json_string(iso));
+#undef TEXT
+        if (h->prov)
+            json_object_set_new(o, "provenance", json_incref(h->prov));
+        json_object_set_new(o, "stale", json_boolean(h->stale));
+        if (h->stale)
+            json_object_set_new(o, "changed", json_incref(h->changed));
+        json_object_set_new(o, "why", why_of(h));
+        *out = o;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cx_store_sqlerr(s, rc, "reading a search result");
+    return 0;
+}
+
+/* ---- the answer object ---- */
+
+int cx_answer_begin(cx_answer *a, const cx_search_query *q) {
+    a->res = json_object();
+    a->results = json_array();
+    json_t *echo = echo_query(q->text);
+    if (!a->res || !a->results || !echo) {
+        json_decref(echo);
+        return CX_ENOMEM;
+    }
+    json_object_set_new(a->res, "query", echo);
+    json_object_set_new(a->res, "mode", json_string(cx_search_mode_name(q->mode)));
+    size_t tokens = q->max_tokens ? q->max_tokens : 2000;
+    a->budget = tokens > SIZE_MAX / 8 ? SIZE_MAX / 2 : tokens * 4;
+    a->used = json_dumpb(a->res, NULL, 0, JSON_COMPACT) + 48; /* results, count, truncated */
+    a->truncated = false;
+    return 0;
+}
+
+int cx_answer_add(cx_answer *a, cx_store *s, cx_search_ext *e, const cx_qterms *t,
+                  cx_hit *const *best, size_t n) {
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        json_t *o = NULL;
+        r = result_row(s, e, t, best[i], &o);
+        if (r == 0 && o &&
+            !cx_item_budget_add(a->results, o, &a->used, a->budget, "snippet", &a->truncated))
+            break;
+    }
+    return r;
+}
+
+void cx_answer_end(cx_answer *a, const char *degraded, json_t **out) {
+    json_object_set_new(a->res, "count", json_integer((json_int_t)json_array_size(a->results)));
+    json_object_set_new(a->res, "results", a->results);
+    a->results = NULL;
+    json_object_set_new(a->res, "truncated", json_boolean(a->truncated));
+    if (degraded)
+        json_object_set_new(a->res, "degraded", json_string(degraded));
+    *out = a->res;
+    a->res = NULL;
+}
+
+void cx_answer_free(cx_answer *a) {
+    json_decref(a->results);
+    json_decref(a->res);
+    a->results = NULL;
+    a->res = NULL;
+}

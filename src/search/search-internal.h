@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the files of the search module share and nothing else uses: the
+ * query builder's hook (fts.c), the per-store state (search.c), the vector
+ * index (vindex.c), the keyword list and ranking (rank.c), snippets
+ * (snippet.c) and the answer (answer.c). search.c runs a search through
+ * these in order: query expressions, keyword list, semantic lists, fusion,
+ * the best hits, the answer.
+ *
+ * Layering: only src/search includes this header. It reaches the store
+ * through store/store-search.h alone. */
+#pragma once
+
+#include "proto/wire.h"
+#include "search/fts.h"
+#include "search/search.h"
+#include "store/store-search.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CX_SEARCH_LIST_N CX_SEARCH_MAX_LIMIT /* items in each ranked list */
+#define CX_SEARCH_SEM_VERIFY 200             /* semantic hits checked against filters */
+#define CX_SEARCH_MAX_HITS (CX_SEARCH_LIST_N + 2 * CX_SEARCH_SEM_VERIFY)
+#define CX_VINDEX_BLOCK 4096                 /* slots per block of the vector index */
+#define CX_VINDEX_KIND_OTHER CX_KIND_COUNT   /* a kind the wire model does not know */
+#define CX_SNIPPET_MAX_QTOKENS 128 /* query tokens the snippet matches (two 64-bit masks) */
+
+/* ---- the query builder (fts.c) ----
+ * With a hook for the search module: `keep` decides whether a word that is
+ * not plain ASCII is searchable at all (the tokenizer may see nothing in
+ * it, such as "«" or "—"), because FTS5 treats a phrase without tokens as
+ * matching nothing, which would empty an AND. */
+
+#define CX_FTS_MAX_TERMS 64 /* words or phrases used from one query */
+
+typedef bool (*cx_fts_keep_fn)(void *ud, const char *word, size_t len);
+
+int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn keep, void *ud,
+                            char **out);
+
+/* ---- the vector index (vindex.c) ---- */
+
+/* One block of the in-memory vector index. */
+typedef struct cx_vblock {
+    int64_t rid[CX_VINDEX_BLOCK];
+    float scale[CX_VINDEX_BLOCK];
+    uint32_t sub[CX_VINDEX_BLOCK]; /* hash of the subcortex */
+    uint8_t kind[CX_VINDEX_BLOCK]; /* a cx_kind, or CX_VINDEX_KIND_OTHER */
+    uint64_t *sig;  /* vectors in SQLite: per slot, `words` sign bits then
+                     * `words` non-zero bits; or NULL */
+    int8_t *q;      /* dim * CX_VINDEX_BLOCK, dimension-major (in memory), or NULL */
+} cx_vblock;
+
+/* The vectors of one model on this connection. */
+typedef struct cx_vindex {
+    int64_t model;          /* embed_models.id, 0 = none */
+    int dim, words;
+    bool in_ram;
+    bool loaded;
+    size_t n;               /* slots in use */
+    cx_vblock **blocks;
+    size_t nblocks, capblocks;
+    int64_t last_seq;       /* vectors.seq (vec_log.seq for the built-in model) loaded */
+    int64_t last_rid;       /* built-in model: items.rid loaded up to */
+    size_t expect;          /* vectors there were at the first load */
+    int64_t *map_rid;       /* open addressing: rid -> slot (0 = empty) */
+    uint32_t *map_slot;
+    size_t map_cap, map_n;
+    uint16_t *dist;         /* scratch: Hamming distance per slot */
+    size_t dist_cap;
+} cx_vindex;
+
+/* What the scan can rule out before looking at a vector. */
+typedef struct cx_prefilter {
+    unsigned kinds; /* bit per kind (cx_vblock.kind): the kinds that may pass */
+    bool has_sub;
+    uint32_t sub;
+} cx_prefilter;
+
+/* A semantic hit: an item and its cosine similarity to the query. */
+typedef struct cx_sem_hit {
+    int64_t rid;
+    double sim;
+} cx_sem_hit;
+
+/* ---- per-store state (search.c) ---- */
+
+/* Per store: the tokenizer the indexes use (to tell whether a non-ASCII
+ * word has any token in it, see cx_fts_build_query_keep, and to cut
+ * snippets), the
+ * hand-over of document frequencies and the average length from the window
+ * pass to the curated pass, so that their scores compare, and the vector
+ * indexes. */
+typedef struct cx_search_ext {
+    fts5_tokenizer tok_api;
+    Fts5Tokenizer *tok;
+    bool reuse_idf;         /* the curated pass scores with the window's idf */
+    int nidf;               /* phrases in idf[], -1 = none yet */
+    double avgdl;
+    double idf[CX_FTS_MAX_TERMS];
+    cx_vindex builtin;      /* the built-in model */
+    cx_vindex other;        /* the model of the query embedder, when another */
+    size_t ram_used;        /* bytes of int8 vectors in memory */
+    size_t ram_budget;      /* ... at most (cx_search_set_memory) */
+} cx_search_ext;
+
+/* This store's search state, made on first use (the tokenizer, the
+ * cx_bm25 SQL function on its connection); *out borrowed, owned by the
+ * store. CX_EFAIL without FTS5, CX_ENOMEM. */
+int cx_search_ext_get(cx_store *s, cx_search_ext **out);
+
+/* ---- vector index functions (vindex.c) ---- */
+
+/* Frees what an index holds and zeroes it (it may be loaded again). */
+void cx_vindex_free(cx_vindex *v);
+
+/* Brings the index of `model` up to date, inside a read transaction: the
+ * first call loads it (into memory while it fits e's budget, else as sign
+ * bits), later ones add the vectors written since. Another model than the
+ * one it holds starts it afresh; model 0 leaves it empty. */
+int cx_vindex_refresh(cx_store *s, cx_search_ext *e, cx_vindex *v, int64_t model);
+
+/* What the scan can rule out from the query's kind, status and
+ * subcortex filters (every filter is checked again on the row). */
+cx_prefilter cx_vindex_prefilter(const cx_search_query *q);
+
+/* The semantic list over index v for the query vector qv: up to `max`
+ * hits in out, best first, above the model's floor (`builtin`: the
+ * built-in model's fixed floor, else one from the query's own
+ * similarities); slots whose rid `exclude` holds are left out (items the
+ * other model already ranks). */
+int cx_vindex_search(cx_store *s, cx_vindex *v, const float *qv, bool builtin,
+                     const cx_prefilter *pf, const cx_vindex *exclude, cx_sem_hit *out,
+                     size_t max, size_t *nout);
+
+/* ---- ranking (rank.c) ---- */
+
+/* One item found by any list. */
+typedef struct cx_hit {
+    int64_t rid;
+    int kw_rank, sem_rank; /* 1-based; 0 = not in that list */
+    int sem_list;          /* 0 = the query model, 1 = built-in stand-in */
+    double bm25, sim;
+    int kw_pass;           /* 0: every word matched, 1: some */
+    int tier;              /* ranked before any hit of a higher tier */
+    double base, score;
+    bool meta, pass;       /* metadata read; passes the filters */
+    cx_trust trust;
+    int64_t updated;
+    json_t *prov;
+    bool stale_done, stale;
+    json_t *changed;
+} cx_hit;
+
+/* The hits of one search, at most CX_SEARCH_MAX_HITS. */
+typedef struct cx_fuse {
+    cx_store *s;
+    const cx_search_query *q;
+    json_t *want_tags; /* the tags filter, or NULL */
+    cx_hit h[CX_SEARCH_MAX_HITS];
+    size_t n;
+} cx_fuse;
+
+/* The SQL function cx_bm25(fts, w_title, w_body, w_tags): FTS5's bm25
+ * with document frequencies sampled (see rank.c); user data: the
+ * cx_search_ext. */
+void cx_rank_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int nval,
+                  sqlite3_value **vals);
+
+/* An empty set of hits for query q; want_tags (borrowed) is the tags
+ * filter or NULL. NULL when out of memory. */
+cx_fuse *cx_rank_fuse_new(cx_store *s, const cx_search_query *q, json_t *want_tags);
+
+/* Frees F and what its hits hold; NULL is fine. */
+void cx_rank_fuse_free(cx_fuse *F);
+
+/* The keyword list (inside a read transaction): every word (`all`), then,
+ * while that found fewer than `limit`, any word (`any`); its hits go into
+ * F with their keyword ranks and *nkw says how many. tags_text: the tags
+ * filter as JSON text, or NULL. */
+int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const char *all,
+                    const char *any, size_t limit, size_t *nkw);
+
+/* Adds a semantic list (list 0: the query's model, 1: built-in stand-in):
+ * hits that pass the filters get ranks 1..; *ranked says how many. */
+int cx_rank_add_semantic(cx_fuse *F, const cx_sem_hit *sh, size_t n, int list, size_t *ranked);
+
+/* The base score of every hit that passes the filters: RRF when `lists`
+ * (the lists that found something) is more than one, else that list's own
+ * score; times trust and recency. */
+void cx_rank_fuse(cx_fuse *F, int lists);
+
+/* The `limit` best hits, in order, into best[] (*nbest of them), staleness
+ * asked lazily (it only ever lowers a score). */
+void cx_rank_best(cx_fuse *F, size_t limit, cx_hit **best, size_t *nbest);
+
+/* ---- snippets (snippet.c) ---- */
+
+/* The query's phrases as the tokenizer sees them. */
+typedef struct cx_qterms {
+    char *arena;
+    size_t len, cap;
+    size_t off[CX_SNIPPET_MAX_QTOKENS];
+    int n[CX_SNIPPET_MAX_QTOKENS];
+    bool prefix[CX_SNIPPET_MAX_QTOKENS]; /* a prefix token (last of a phrase with '*') */
+    int ntok;
+    struct {
+        int first, ntok;
+    } ph[CX_FTS_MAX_TERMS];
+    int nph;
+    bool full; /* out of room: later tokens are not matched */
+} cx_qterms;
+
+/* Reads the phrases of an expression cx_fts_build_query made into t, as
+ * the tokenizer sees them; t->arena is the caller's to free (also on
+ * failure). CX_ENOMEM. */
+int cx_snippet_terms(cx_search_ext *e, const char *expr, cx_qterms *t);
+
+/* About two dozen tokens of `text` around its best cluster of the query's
+ * matches, marked with «…»; "…" where text was left out. Never NULL
+ * unless out of memory for the string itself. */
+json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text);
+
+/* ---- the answer (answer.c) ---- */
+
+typedef struct cx_answer {
+    json_t *res, *results;
+    size_t used, budget; /* bytes of the serialised answer, 4 a token */
+    bool truncated;
+} cx_answer;
+
+/* Starts the answer to q: the query echoed (bad UTF-8 as U+FFFD), the mode,
+ * and the budget of q->max_tokens. CX_ENOMEM. */
+int cx_answer_begin(cx_answer *a, const cx_search_query *q);
+
+/* Adds the result objects of best[0..n) while they fit the budget (the
+ * first always goes in, its snippet cut); a hit whose row is gone is
+ * skipped. */
+int cx_answer_add(cx_answer *a, cx_store *s, cx_search_ext *e, const cx_qterms *t,
+                  cx_hit *const *best, size_t n);
+
+/* Ends the answer (count, results, truncated, degraded when set) into
+ * *out, which the caller owns. */
+void cx_answer_end(cx_answer *a, const char *degraded, json_t **out);
+
+/* Frees what an unfinished answer holds. */
+void cx_answer_free(cx_answer *a);

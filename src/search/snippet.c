@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Snippets of results with the query's matches marked.
+ *
+ * Snippets are cut here rather than by FTS5's snippet(): that needs an FTS
+ * query positioned on each result row, and seeking a row in long posting
+ * lists costs 50-250 µs a row. The body is tokenized with the index's own
+ * tokenizer and the query's phrases are matched in it (an identifier's
+ * parts match it), so the highlighted words are the ones FTS5 matched:
+ * about 24 tokens around the best cluster of matches, matches in «», "…"
+ * where text was left out. */
+#include "search/search-internal.h"
+
+#include "util/error.h"
+#include "util/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SNIPPET_TOKENS 24
+
+static int add_qtoken(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    cx_qterms *t = ctx;
+    if (t->full || n <= 0)
+        return SQLITE_OK;
+    if (t->ntok >= CX_SNIPPET_MAX_QTOKENS || t->len + (size_t)n > t->cap) {
+        t->full = true;
+        return SQLITE_OK;
+    }
+    memcpy(t->arena + t->len, tok, (size_t)n);
+    t->off[t->ntok] = t->len;
+    t->n[t->ntok] = n;
+    t->prefix[t->ntok] = false;
+    t->len += (size_t)n;
+    t->ntok++;
+    return SQLITE_OK;
+}
+
+/* Reads the phrases back out of an expression cx_fts_build_query made:
+ * "…" strings with '"' doubled, each maybe followed by '*'. */
+int cx_snippet_terms(cx_search_ext *e, const char *expr, cx_qterms *t) {
+    size_t n = strlen(expr);
+    *t = (cx_qterms){.cap = n + 1};
+    t->arena = malloc(t->cap);
+    char *content = malloc(n + 1);
+    if (!t->arena || !content) {
+        free(content);
+        return CX_ENOMEM;
+    }
+    const char *p = expr;
+    while (*p && t->nph < CX_FTS_MAX_TERMS) {
+        if (*p++ != '"')
+            continue;
+        size_t k = 0;
+        for (; *p; p++) {
+            if (*p == '"') {
+                if (p[1] != '"')
+                    break;
+                p++;
+            }
+            content[k++] = *p;
+        }
+        if (*p == '"')
+            p++;
+        int first = t->ntok;
+        e->tok_api.xTokenize(e->tok, t, FTS5_TOKENIZE_QUERY, content, (int)k, add_qtoken);
+        if (t->full) {
+            t->ntok = first; /* a phrase only partly kept would match wrongly */
+            break;
+        }
+        if (t->ntok > first) {
+            if (*p == '*')
+                t->prefix[t->ntok - 1] = true;
+            t->ph[t->nph].first = first;
+            t->ph[t->nph].ntok = t->ntok - first;
+            t->nph++;
+        }
+    }
+    free(content);
+    return 0;
+}
+
+typedef struct dtok {
+    int start, end;
+    uint64_t m[2];   /* query tokens this token matches */
+    uint64_t starts; /* phrases whose occurrence starts here */
+    bool hit;
+} dtok;
+
+typedef struct dtoks {
+    dtok *v;
+    size_t n, cap;
+    const cx_qterms *t;
+    bool oom;
+} dtoks;
+
+static int add_dtoken(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    dtoks *d = ctx;
+    dtok *x;
+    if (flags & FTS5_TOKEN_COLOCATED) {
+        /* a part of the identifier just seen: a match of it is a match of
+         * the identifier, which is what gets highlighted */
+        if (d->n == 0)
+            return SQLITE_OK;
+        x = &d->v[d->n - 1];
+    } else {
+        if (d->n == d->cap) {
+            size_t cap = d->cap ? d->cap * 2 : 256;
+            dtok *v = realloc(d->v, cap * sizeof *v);
+            if (!v) {
+                d->oom = true;
+                return SQLITE_NOMEM;
+            }
+            d->v = v;
+            d->cap = cap;
+        }
+        x = &d->v[d->n++];
+        *x = (dtok){.start = start, .end = end};
+    }
+    const cx_qterms *t = d->t;
+    for (int k = 0; k < t->ntok; k++) {
+        int qn = t->n[k];
+        const char *q = t->arena + t->off[k];
+        if ((n == qn || (t->prefix[k] && n > qn)) && memcmp(tok, q, (size_t)qn) == 0)
+            x->m[k / 64] |= 1ull << (k % 64);
+    }
+    return SQLITE_OK;
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->len + n < b->cap) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+/* About SNIPPET_TOKENS tokens of text around its best cluster of matches. */
+json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) {
+    size_t len = strlen(text);
+    dtoks d = {.t = t};
+    json_t *out = NULL;
+    if (len > INT32_MAX / 2)
+        len = INT32_MAX / 2;
+    e->tok_api.xTokenize(e->tok, &d, FTS5_TOKENIZE_DOCUMENT, text, (int)len, add_dtoken);
+    if (d.oom || d.n == 0) {
+        size_t keep = cx_utf8_cut(text, len, 200);
+        out = json_stringn(text, keep);
+        goto done;
+    }
+    /* phrase occurrences: consecutive tokens matching the phrase's tokens */
+    for (int p = 0; p < t->nph; p++) {
+        int f = t->ph[p].first, m = t->ph[p].ntok;
+        for (size_t i = 0; i + (size_t)m <= d.n; i++) {
+            bool ok = true;
+            for (int j = 0; ok && j < m; j++)
+                ok = (d.v[i + (size_t)j].m[(f + j) / 64] >> ((f + j) % 64)) & 1u;
+            if (!ok)
+                continue;
+            d.v[i].starts |= 1ull << (p % 64);
+            for (int j = 0; j < m; j++)
+                d.v[i + (size_t)j].hit = true;
+        }
+    }
+    /* the window with the most distinct phrases, then the most hits */
+    size_t w = d.n < SNIPPET_TOKENS ? d.n : SNIPPET_TOKENS, best = 0;
+    long best_score = -1;
+    for (size_t a = 0; a + w <= d.n; a++) {
+        uint64_t ph = 0;
+        long hits = 0;
+        for (size_t i = a; i < a + w; i++) {
+            ph |= d.v[i].starts;
+            hits += d.v[i].hit;
+        }
+        long score = (long)__builtin_popcountll(ph) * 1000 + hits;
+        if (score > best_score) {
+            best_score = score;
+            best = a;
+        }
+    }
+    /* centre the matches in the window */
+    size_t first = best, last = best;
+    for (size_t i = best; i < best + w; i++) {
+        if (!d.v[i].hit)
+            continue;
+        if (!d.v[first].hit)
+            first = i;
+        last = i;
+    }
+    if (d.v[first].hit) {
+        size_t span = last - first + 1, pad = span < w ? (w - span) / 2 : 0;
+        best = first > pad ? first - pad : 0;
+        if (best + w > d.n)
+            best = d.n - w;
+    }
+    size_t lo = best, hi = best + w - 1;
+    size_t from = (size_t)d.v[lo].start, to = (size_t)d.v[hi].end;
+    sbuf b = {.cap = (to - from) + 8 * w + 16};
+    b.p = malloc(b.cap);
+    if (!b.p)
+        goto done;
+    if (lo > 0)
+        sb_put(&b, "\xe2\x80\xa6", 3);
+    size_t pos = from;
+    for (size_t i = lo; i <= hi; i++) {
+        sb_put(&b, text + pos, (size_t)d.v[i].start - pos);
+        bool open = d.v[i].hit && (i == lo || !d.v[i - 1].hit);
+        bool close = d.v[i].hit && (i == hi || !d.v[i + 1].hit);
+        if (open)
+            sb_put(&b, "\xc2\xab", 2);
+        sb_put(&b, text + d.v[i].start, (size_t)(d.v[i].end - d.v[i].start));
+        if (close)
+            sb_put(&b, "\xc2\xbb", 2);
+        pos = (size_t)d.v[i].end;
+    }
+    if (hi + 1 < d.n)
+        sb_put(&b, "\xe2\x80\xa6", 3);
+    out = json_stringn(b.p, b.len);
+    free(b.p);
+done:
+    free(d.v);
+    return out ? out : json_string("");
+}
+

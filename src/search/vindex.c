@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The vector index and the semantic lists it gives (see search.c for how
+ * they are fused).
+ *
+ * Semantic list. Per connection and per model, the vectors are loaded
+ * into memory on first use or by cx_search_warm(), then topped up at every
+ * search (new items by rid and vec_log for the built-in model, `vectors.seq`
+ * for others). While they fit the connection's budget (cx_search_set_memory)
+ * they are kept as int8, dimension-major in blocks of VBLOCK items, and
+ * every item is scored exactly: a query's vector is sparse (a short query
+ * of the built-in model has some 30 non-zero dimensions of 256), and only
+ * those columns are read, about 0.5-1 ms for 100k items. Beyond the budget
+ * only two bits a dimension stay in memory (sign, non-zero); a scan of
+ * those (agreements minus disagreements where both are non-zero) picks
+ * SEM_CANDIDATES that are then read from SQLite and scored exactly. Hits at
+ * or above the model's similarity floor are kept. With a model other than
+ * the built-in one, items that have no vector of it yet (a model change
+ * re-embeds in the background) are ranked by their built-in vectors in a
+ * second semantic list. Kind and subcortex are checked in the scan; every
+ * filter is checked again against the row. */
+#include "search/search-internal.h"
+
+#include "util/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VBLOCK CX_VINDEX_BLOCK     /* slots per block of the vector index */
+#define SEM_CANDIDATES 1024        /* read and scored after a scan of sign bits */
+#define SEM_EXACT_BELOW 2048       /* ... unless there are fewer items than this */
+
+/* Similarity floors. With the built-in embedder a query's cosine to the
+ * notes of a store averages 0.0-0.07 with a standard deviation of 0.06-0.09
+ * (fixtures/relevance), and a note that answers a misspelt query scores
+ * 0.19-0.5: 0.18 keeps those and leaves out nearly all noise (a one-word
+ * query that matches nothing stays empty). For other models, whose scale is
+ * unknown, the floor comes from the query's own distribution (see
+ * sem_floor). */
+#define SEM_FLOOR_BUILTIN 0.18
+#define SEM_FLOOR_Z 2.5
+#define SEM_SAMPLE 256 /* items whose similarity sets the floor of other models */
+
+/* The best hits so far: a min-heap on (sim, rid) of at most `max`. */
+typedef struct sem_heap {
+    struct cx_sem_hit *h;
+    size_t n, max;
+} sem_heap;
+
+void cx_vindex_free(cx_vindex *v) {
+    for (size_t i = 0; i < v->nblocks; i++) {
+        free(v->blocks[i]->sig);
+        free(v->blocks[i]->q);
+        free(v->blocks[i]);
+    }
+    free(v->blocks);
+    free(v->map_rid);
+    free(v->map_slot);
+    free(v->dist);
+    memset(v, 0, sizeof *v);
+}
+
+/* The kind kept per slot: a cx_kind, or CX_VINDEX_KIND_OTHER for a name
+ * the wire model does not know. */
+static uint8_t kind_code(const char *k) {
+    cx_kind c = cx_kind_parse(k);
+    return c == CX_KIND_INVALID ? CX_VINDEX_KIND_OTHER : (uint8_t)c;
+}
+
+static uint32_t str_hash(const char *s) {
+    uint32_t h = 2166136261u;
+    for (; s && *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static size_t map_pos(const cx_vindex *v, int64_t rid) {
+    return (size_t)(((uint64_t)rid * 0x9e3779b97f4a7c15ull) >> 20) & (v->map_cap - 1);
+}
+
+/* The slot of rid, or SIZE_MAX. */
+static size_t map_find(const cx_vindex *v, int64_t rid) {
+    if (!v->map_cap)
+        return SIZE_MAX;
+    for (size_t i = map_pos(v, rid);; i = (i + 1) & (v->map_cap - 1)) {
+        if (v->map_rid[i] == 0)
+            return SIZE_MAX;
+        if (v->map_rid[i] == rid)
+            return v->map_slot[i];
+    }
+}
+
+static void map_put(cx_vindex *v, int64_t rid, uint32_t slot) {
+    size_t i = map_pos(v, rid);
+    while (v->map_rid[i] != 0 && v->map_rid[i] != rid)
+        i = (i + 1) & (v->map_cap - 1);
+    if (v->map_rid[i] == 0)
+        v->map_n++;
+    v->map_rid[i] = rid;
+    v->map_slot[i] = slot;
+}
+
+static int map_grow(cx_vindex *v) {
+    if (v->map_n * 2 < v->map_cap)
+        return 0;
+    size_t cap = v->map_cap ? v->map_cap * 2 : 8192;
+    int64_t *old_rid = v->map_rid;
+    uint32_t *old_slot = v->map_slot;
+    size_t old_cap = v->map_cap;
+    v->map_rid = calloc(cap, sizeof *v->map_rid);
+    v->map_slot = calloc(cap, sizeof *v->map_slot);
+    if (!v->map_rid || !v->map_slot) {
+        free(v->map_rid);
+        free(v->map_slot);
+        v->map_rid = old_rid;
+        v->map_slot = old_slot;
+        return CX_ENOMEM;
+    }
+    v->map_cap = cap;
+    v->map_n = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old_rid[i])
+            map_put(v, old_rid[i], old_slot[i]);
+    free(old_rid);
+    free(old_slot);
+    return 0;
+}
+
+/* Adds or replaces the vector of rid. */
+static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, const int8_t *q,
+                      uint8_t kind, uint32_t sub) {
+    size_t slot = map_find(v, rid);
+    int r;
+    if (slot == SIZE_MAX) {
+        slot = v->n;
+        if (slot / VBLOCK >= v->nblocks) {
+            if (v->nblocks == v->capblocks) {
+                size_t cap = v->capblocks ? v->capblocks * 2 : 16;
+                cx_vblock **b = realloc(v->blocks, cap * sizeof *b);
+                if (!b)
+                    return CX_ENOMEM;
+                v->blocks = b;
+                v->capblocks = cap;
+            }
+            cx_vblock *b = calloc(1, sizeof *b);
+            if (!b)
+                return CX_ENOMEM;
+            if (v->in_ram)
+                b->q = calloc((size_t)VBLOCK, (size_t)v->dim);
+            else
+                b->sig = calloc((size_t)VBLOCK * 2 * (size_t)v->words, sizeof *b->sig);
+            if (v->in_ram ? !b->q : !b->sig) {
+                free(b->sig);
+                free(b->q);
+                free(b);
+                return CX_ENOMEM;
+            }
+            if (v->in_ram)
+                e->ram_used += (size_t)VBLOCK * (size_t)v->dim;
+            v->blocks[v->nblocks++] = b;
+        }
+        if ((r = map_grow(v)))
+            return r;
+        map_put(v, rid, (uint32_t)slot);
+        v->n++;
+    }
+    cx_vblock *b = v->blocks[slot / VBLOCK];
+    size_t k = slot % VBLOCK;
+    b->rid[k] = rid;
+    b->scale[k] = scale;
+    b->kind[k] = kind;
+    b->sub[k] = sub;
+    if (b->q) {
+        for (int i = 0; i < v->dim; i++)
+            b->q[(size_t)i * VBLOCK + k] = q[i];
+    } else {
+        uint64_t *sig = b->sig + k * 2 * (size_t)v->words, *nzm = sig + v->words;
+        memset(sig, 0, sizeof *sig * 2 * (size_t)v->words);
+        for (int i = 0; i < v->dim; i++) {
+            if (q[i] > 0)
+                sig[i / 64] |= 1ull << (i % 64);
+            if (q[i] != 0)
+                nzm[i / 64] |= 1ull << (i % 64);
+        }
+    }
+    return 0;
+}
+
+static const char SQL_VEC_COUNT[] =
+    "SELECT CASE WHEN ?2 THEN (SELECT count(*) FROM items)"
+    " ELSE (SELECT count(*) FROM vectors WHERE model = ?1) END,"
+    " (SELECT dim FROM embed_models WHERE id = ?1),"
+    " (SELECT coalesce(max(seq), 0) FROM vec_log)";
+/* new rows since the last load, in seq order (the primary key, not the
+ * (model, rid) index) */
+static const char SQL_VEC_LOAD[] =
+    "SELECT v.seq, v.rid, v.scale, v.v, i.kind, i.subcortex FROM vectors v"
+    " JOIN items i ON i.rid = v.rid WHERE v.seq > ?2 AND +v.model = ?1 ORDER BY v.seq LIMIT ?3";
+/* the built-in model: items written since, then vectors made since */
+static const char SQL_VEC_LOAD_ITEMS[] =
+    "SELECT rid, rid, vec_scale, vec, kind, subcortex FROM items WHERE rid > ?1 ORDER BY rid"
+    " LIMIT ?2";
+static const char SQL_VEC_LOAD_LOG[] =
+    "SELECT l.seq, l.rid, i.vec_scale, i.vec, i.kind, i.subcortex FROM vec_log l"
+    " JOIN items i ON i.rid = l.rid WHERE l.seq > ?1 ORDER BY l.seq";
+
+/* Adds the rows of a load statement (key, rid, scale, vector, kind,
+ * subcortex); *last gets the last key, *rows (may be NULL) their number. */
+static int vindex_load(cx_store *s, cx_search_ext *e, cx_vindex *v, sqlite3_stmt *st,
+                       int64_t *last, int64_t *rows) {
+    int rc, r;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *last = sqlite3_column_int64(st, 0);
+        if (rows)
+            (*rows)++;
+        if (sqlite3_column_bytes(st, 3) != v->dim)
+            continue; /* none yet, or another dimension: not comparable */
+        r = vindex_put(e, v, sqlite3_column_int64(st, 1), (float)sqlite3_column_double(st, 2),
+                       sqlite3_column_blob(st, 3),
+                       kind_code((const char *)sqlite3_column_text(st, 4)),
+                       str_hash((const char *)sqlite3_column_text(st, 5)));
+        if (r) {
+            sqlite3_reset(st);
+            return r;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "loading vectors");
+}
+
+/* Brings the index of `model` up to date (inside a read transaction), or
+ * by at most `chunk` rows (-1: no bound); *more tells whether it stopped
+ * short. */
+static int vindex_refresh_some(cx_store *s, cx_search_ext *e, cx_vindex *v, int64_t model,
+                               int64_t chunk, bool *more) {
+    sqlite3_stmt *st;
+    int64_t rows = 0;
+    int r, rc;
+    *more = false;
+    bool builtin = model == cx_store_builtin_model(s);
+    if (v->model != model) {
+        if (v->in_ram)
+            e->ram_used -= v->nblocks * (size_t)VBLOCK * (size_t)v->dim;
+        cx_vindex_free(v);
+        v->model = model;
+    }
+    if (!model)
+        return 0;
+    if (!v->loaded) {
+        if ((r = cx_store_prepare(s, SQL_VEC_COUNT, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, model);
+        sqlite3_bind_int(st, 2, builtin);
+        int64_t count = 0, dim = 0, log = 0;
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            count = sqlite3_column_int64(st, 0);
+            dim = sqlite3_column_int64(st, 1);
+            log = sqlite3_column_int64(st, 2);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+            return cx_store_sqlerr(s, rc, "counting vectors");
+        if (dim <= 0 || dim > CX_EMBED_MAX_DIM)
+            return 0; /* no vector yet: try again next time */
+        v->dim = (int)dim;
+        v->words = (v->dim + 63) / 64;
+        size_t need = (size_t)(count + VBLOCK) * (size_t)dim;
+        v->in_ram = e->ram_used + need <= e->ram_budget;
+        v->loaded = true;
+        v->expect = (size_t)count;
+        if (builtin)
+            v->last_seq = log; /* the rows hold every vector logged so far */
+    }
+    if (!builtin) {
+        if ((r = cx_store_prepare(s, SQL_VEC_LOAD, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, model);
+        sqlite3_bind_int64(st, 2, v->last_seq);
+        sqlite3_bind_int64(st, 3, chunk);
+        r = vindex_load(s, e, v, st, &v->last_seq, &rows);
+        *more = r == 0 && chunk >= 0 && rows >= chunk;
+        return r;
+    }
+    if ((r = cx_store_prepare(s, SQL_VEC_LOAD_ITEMS, &st)))
+        return r;
+    sqlite3_bind_int64(st, 1, v->last_rid);
+    sqlite3_bind_int64(st, 2, chunk);
+    if ((r = vindex_load(s, e, v, st, &v->last_rid, &rows)))
+        return r;
+    if (chunk >= 0 && rows >= chunk) {
+        *more = true; /* the log after the rows */
+        return 0;
+    }
+    if ((r = cx_store_prepare(s, SQL_VEC_LOAD_LOG, &st)))
+        return r;
+    sqlite3_bind_int64(st, 1, v->last_seq);
+    return vindex_load(s, e, v, st, &v->last_seq, NULL);
+}
+
+int cx_vindex_refresh(cx_store *s, cx_search_ext *e, cx_vindex *v, int64_t model) {
+    bool more;
+    return vindex_refresh_some(s, e, v, model, -1, &more);
+}
+
+/* For every slot, how far its signs are from the query's: over the
+ * dimensions where both are non-zero (sparse vectors say nothing about the
+ * others), agreements minus disagreements, as dim - that (0 = best,
+ * 2 * dim = worst), and the histogram of those; 0xffff for slots the
+ * prefilter rules out. *count: the slots it lets through. */
+#define HAMMING_BODY                                                                      \
+    for (size_t slot = 0; slot < v->n; slot++) {                                          \
+        const cx_vblock *b = v->blocks[slot / VBLOCK];                                    \
+        size_t k = slot % VBLOCK;                                                         \
+        if (!((pf->kinds >> b->kind[k]) & 1u) || (pf->has_sub && b->sub[k] != pf->sub)) { \
+            v->dist[slot] = 0xffff;                                                       \
+            continue;                                                                     \
+        }                                                                                 \
+        const uint64_t *sig = b->sig + k * 2 * (size_t)v->words, *nzm = sig + v->words;   \
+        int agree = 0, both = 0;                                                          \
+        for (int w = 0; w < v->words; w++) {                                              \
+            uint64_t m = nzm[w] & qnz[w];                                                 \
+            agree += __builtin_popcountll(~(sig[w] ^ qsig[w]) & m);                       \
+            both += __builtin_popcountll(m);                                              \
+        }                                                                                 \
+        unsigned d = (unsigned)(v->dim - (2 * agree - both));                             \
+        v->dist[slot] = (uint16_t)d;                                                      \
+        hist[d]++;                                                                        \
+        (*count)++;                                                                       \
+    }
+
+static void hamming_plain(cx_vindex *v, const uint64_t *qsig, const uint64_t *qnz,
+                          const cx_prefilter *pf, size_t *hist, size_t *count) {
+    HAMMING_BODY
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("popcnt"))) static void
+hamming_popcnt(cx_vindex *v, const uint64_t *qsig, const uint64_t *qnz, const cx_prefilter *pf,
+               size_t *hist, size_t *count) {
+    HAMMING_BODY
+}
+#endif
+
+static void hamming(cx_vindex *v, const uint64_t *qsig, const uint64_t *qnz, const cx_prefilter *pf,
+                    size_t *hist, size_t *count) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("popcnt")) {
+        hamming_popcnt(v, qsig, qnz, pf, hist, count);
+        return;
+    }
+#endif
+    hamming_plain(v, qsig, qnz, pf, hist, count);
+}
+
+static int32_t dot_i8(const int8_t *a, const int8_t *b, int n) {
+    int32_t s = 0;
+    for (int i = 0; i < n; i++)
+        s += (int32_t)a[i] * (int32_t)b[i];
+    return s;
+}
+
+static int by_sim(const void *a, const void *b) {
+    const cx_sem_hit *x = a, *y = b;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
+    return x->rid > y->rid ? -1 : x->rid < y->rid; /* newer first */
+}
+
+static const char SQL_VEC_ONE[] = "SELECT scale, v FROM vectors WHERE model = ?1 AND rid = ?2";
+static const char SQL_VEC_ONE_BUILTIN[] = "SELECT vec_scale, vec FROM items WHERE rid = ?2";
+
+/* The cosine similarity of slot to the quantized query. */
+static int slot_sim(cx_store *s, cx_vindex *v, size_t slot, const int8_t *qq, double qscale,
+                    double *sim) {
+    cx_vblock *b = v->blocks[slot / VBLOCK];
+    size_t k = slot % VBLOCK;
+    if (b->q) {
+        int32_t dot = 0;
+        for (int i = 0; i < v->dim; i++)
+            dot += (int32_t)qq[i] * b->q[(size_t)i * VBLOCK + k];
+        *sim = dot * qscale * b->scale[k];
+        return 0;
+    }
+    sqlite3_stmt *st;
+    bool builtin = v->model == cx_store_builtin_model(s);
+    int r = cx_store_prepare(s, builtin ? SQL_VEC_ONE_BUILTIN : SQL_VEC_ONE, &st), rc;
+    if (r)
+        return r;
+    if (!builtin)
+        sqlite3_bind_int64(st, 1, v->model);
+    sqlite3_bind_int64(st, 2, b->rid[k]);
+    *sim = -1.0;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == v->dim)
+        *sim = dot_i8(qq, sqlite3_column_blob(st, 1), v->dim) * qscale *
+               sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "reading a vector");
+}
+
+/* The similarity floor for a model whose scale is unknown: the query's
+ * similarity to a typical item plus a few standard deviations (fewer in
+ * a small store, where the spread says less). With the built-in model this
+ * rule would give about its fixed floor. */
+static double sem_floor(double mean, double sd, size_t n) {
+    double z = n >= 200 ? SEM_FLOOR_Z : n >= 50 ? 2.0 : 1.0;
+    double f = mean + z * sd;
+    return f > 0.0 ? f : 0.0;
+}
+
+/* ---- exact scoring of an index in memory ----
+ * The built-in vectors of short queries are sparse (a two-word query has
+ * some 30 non-zero dimensions of 256), so sign bits say little about them;
+ * but scoring only those dimensions is cheap when the vectors are stored
+ * dimension-major: one int8 column per dimension and block, added into
+ * int32 accumulators. The result is exact (int8) for every item. */
+
+static bool heap_less(const cx_sem_hit *a, const cx_sem_hit *b) {
+    return a->sim < b->sim || (a->sim == b->sim && a->rid < b->rid);
+}
+
+static void heap_sift(sem_heap *H, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < H->n && heap_less(&H->h[l], &H->h[m]))
+            m = l;
+        if (l + 1 < H->n && heap_less(&H->h[l + 1], &H->h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        cx_sem_hit t = H->h[i];
+        H->h[i] = H->h[m];
+        H->h[m] = t;
+        i = m;
+    }
+}
+
+/* Would x enter the heap? */
+static bool heap_wants(const sem_heap *H, const cx_sem_hit *x) {
+    return H->n < H->max || heap_less(&H->h[0], x);
+}
+
+static void heap_push(sem_heap *H, cx_sem_hit x) {
+    if (H->n < H->max) {
+        size_t i = H->n++;
+        H->h[i] = x;
+        while (i > 0 && heap_less(&H->h[i], &H->h[(i - 1) / 2])) {
+            cx_sem_hit t = H->h[i];
+            H->h[i] = H->h[(i - 1) / 2];
+            H->h[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+    } else if (heap_less(&H->h[0], &x)) {
+        H->h[0] = x;
+        heap_sift(H, 0);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void axpy_i8(int32_t *restrict acc, const int8_t *restrict col, int32_t w, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        acc[k] += w * col[k];
+}
+
+/* Scores every slot the prefilter lets through; the best `max` at or
+ * above the floor go to out, best first. */
+static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool builtin,
+                        const cx_prefilter *pf, const cx_vindex *exclude, cx_sem_hit *out,
+                        size_t max, size_t *nout) {
+    int nz[CX_EMBED_MAX_DIM], m = 0;
+    for (int i = 0; i < v->dim; i++)
+        if (qq[i])
+            nz[m++] = i;
+    if (!builtin && v->dist_cap < v->n * 2) { /* float similarities, in the scratch array */
+        size_t cap = v->n * 2 + VBLOCK;
+        uint16_t *d = realloc(v->dist, cap * sizeof *d);
+        if (!d)
+            return CX_ENOMEM;
+        v->dist = d;
+        v->dist_cap = cap;
+    }
+    float *sims = (float *)(void *)v->dist;
+    int32_t *acc = malloc(sizeof *acc * VBLOCK);
+    if (!acc)
+        return CX_ENOMEM;
+    /* the built-in model's floor is known: pick the best as we go; for
+     * others it depends on all the similarities, so a second pass picks */
+    double floor = SEM_FLOOR_BUILTIN, sum = 0.0, sum2 = 0.0;
+    size_t count = 0;
+    sem_heap H = {.h = out, .max = max};
+    for (size_t bi = 0; bi < v->nblocks; bi++) {
+        const cx_vblock *b = v->blocks[bi];
+        size_t base = bi * VBLOCK, cnt = v->n - base < VBLOCK ? v->n - base : VBLOCK;
+        memset(acc, 0, sizeof *acc * cnt);
+        for (int j = 0; j < m; j++)
+            axpy_i8(acc, b->q + (size_t)nz[j] * VBLOCK, qq[nz[j]], cnt);
+        for (size_t k = 0; k < cnt; k++) {
+            float sim = (float)acc[k] * qscale * b->scale[k];
+            bool pass = ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
+            if (!builtin) {
+                sims[base + k] = pass ? sim : -2.0f;
+                if (pass) {
+                    sum += sim;
+                    sum2 += (double)sim * sim;
+                    count++;
+                }
+                continue;
+            }
+            cx_sem_hit x = {b->rid[k], sim};
+            if (pass && sim >= floor && heap_wants(&H, &x) &&
+                !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
+                heap_push(&H, x);
+        }
+    }
+    free(acc);
+    if (!builtin && count > 0) {
+        double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
+        floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, count);
+        for (size_t i = 0; i < v->n; i++) {
+            if (sims[i] < floor)
+                continue;
+            cx_sem_hit x = {v->blocks[i / VBLOCK]->rid[i % VBLOCK], sims[i]};
+            if (heap_wants(&H, &x) && !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
+                heap_push(&H, x);
+        }
+    }
+    qsort(out, H.n, sizeof *out, by_sim);
+    *nout = H.n;
+    return 0;
+}
+
+/* The semantic list over index v for the query vector qv: up to `max`
+ * hits, best first, above the model's floor; slots whose rid `exclude`
+ * holds are left out (items the other model already ranks). */
+int cx_vindex_search(cx_store *s, cx_vindex *v, const float *qv, bool builtin,
+                     const cx_prefilter *pf, const cx_vindex *exclude, cx_sem_hit *out,
+                     size_t max, size_t *nout) {
+    int r = 0;
+    *nout = 0;
+    if (v->n == 0 || v->dim <= 0)
+        return 0;
+    int8_t qq[CX_EMBED_MAX_DIM];
+    uint64_t qsig[CX_EMBED_MAX_DIM / 64], qnz[CX_EMBED_MAX_DIM / 64];
+    float qscale;
+    cx_vec_quantize(qv, v->dim, qq, &qscale);
+    if (!(qscale > 0.0f))
+        return 0; /* nothing to compare: a query without words */
+    if (v->in_ram)
+        return exact_search(v, qq, qscale, builtin, pf, exclude, out, max, nout);
+    /* Vectors in SQLite: a Hamming scan of the sign bits picks candidates
+     * (fine for the dense vectors of real models), which are then read and
+     * scored exactly. */
+    memset(qsig, 0, sizeof qsig);
+    memset(qnz, 0, sizeof qnz);
+    for (int i = 0; i < v->dim; i++) {
+        if (qq[i] > 0)
+            qsig[i / 64] |= 1ull << (i % 64);
+        if (qq[i] != 0)
+            qnz[i / 64] |= 1ull << (i % 64);
+    }
+
+    if (v->dist_cap < v->n) {
+        size_t cap = v->n + VBLOCK;
+        uint16_t *d = realloc(v->dist, cap * sizeof *d);
+        if (!d)
+            return CX_ENOMEM;
+        v->dist = d;
+        v->dist_cap = cap;
+    }
+    size_t count = 0, *hist = calloc((size_t)(2 * v->dim + 1), sizeof *hist);
+    if (!hist)
+        return CX_ENOMEM;
+    hamming(v, qsig, qnz, pf, hist, &count);
+    if (count == 0) {
+        free(hist);
+        return 0;
+    }
+    /* The candidates: every slot below the cut-off distance that keeps about
+     * SEM_CANDIDATES, then the newest of those at it (ties are many). */
+    unsigned cutoff = 0xfffe;
+    size_t below = 0;
+    if (count > SEM_EXACT_BELOW) {
+        for (cutoff = 0; cutoff < 2 * (unsigned)v->dim; cutoff++) {
+            if (below + hist[cutoff] >= SEM_CANDIDATES)
+                break;
+            below += hist[cutoff];
+        }
+    }
+    free(hist);
+    size_t cap = count < SEM_CANDIDATES * 2 ? count : SEM_CANDIDATES * 2;
+    size_t room = cap - (below < cap ? below : cap), nat = 0, nb = 0;
+    uint32_t *slots = malloc(sizeof *slots * (cap + room + 1));
+    cx_sem_hit *c = malloc(sizeof *c * cap);
+    if (!slots || !c) {
+        free(slots);
+        free(c);
+        return CX_ENOMEM;
+    }
+    uint32_t *at = slots + cap; /* a ring of the newest slots at the cut-off */
+    for (size_t i = 0; i < v->n; i++) {
+        unsigned d = v->dist[i];
+        if (d < cutoff && nb < cap)
+            slots[nb++] = (uint32_t)i;
+        else if (d == cutoff && room > 0)
+            at[nat++ % room] = (uint32_t)i;
+    }
+    for (size_t i = 0; i < nat && i < room && nb < cap; i++)
+        slots[nb++] = at[i];
+    size_t nc = 0;
+    double esum = 0.0, esum2 = 0.0;
+    for (size_t j = 0; j < nb && r == 0; j++) {
+        size_t i = slots[j];
+        int64_t rid = v->blocks[i / VBLOCK]->rid[i % VBLOCK];
+        if (exclude && map_find(exclude, rid) != SIZE_MAX)
+            continue;
+        double sim;
+        if ((r = slot_sim(s, v, i, qq, qscale, &sim)))
+            break;
+        c[nc++] = (cx_sem_hit){rid, sim};
+        esum += sim;
+        esum2 += sim * sim;
+    }
+    free(slots);
+    if (r) {
+        free(c);
+        return r;
+    }
+    double floor;
+    if (builtin) {
+        floor = SEM_FLOOR_BUILTIN;
+    } else if (count <= SEM_EXACT_BELOW && nc > 0) {
+        /* every item was scored exactly */
+        double mean = esum / (double)nc, var = esum2 / (double)nc - mean * mean;
+        floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, nc);
+    } else {
+        /* the query's similarity to an even sample of the whole store */
+        double ssum = 0.0, ssum2 = 0.0, sim;
+        size_t step = v->n > SEM_SAMPLE ? v->n / SEM_SAMPLE : 1, ns = 0;
+        for (size_t i = 0; i < v->n && ns < SEM_SAMPLE; i += step, ns++) {
+            if ((r = slot_sim(s, v, i, qq, qscale, &sim))) {
+                free(c);
+                return r;
+            }
+            ssum += sim;
+            ssum2 += sim * sim;
+        }
+        double mean = ssum / (double)ns, var = ssum2 / (double)ns - mean * mean;
+        floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, v->n);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nc; i++)
+        if (c[i].sim >= floor)
+            c[k++] = c[i];
+    qsort(c, k, sizeof *c, by_sim);
+    *nout = k < max ? k : max;
+    memcpy(out, c, sizeof *c * *nout);
+    free(c);
+    return 0;
+}
+
+cx_prefilter cx_vindex_prefilter(const cx_search_query *q) {
+    cx_prefilter pf = {.kinds = ~0u};
+    if (q->kind && *q->kind) {
+        uint8_t k = kind_code(q->kind);
+        pf.kinds = 1u << k;
+        if (k == CX_KIND_THREAD)
+            pf.kinds |= 1u << CX_KIND_DRAFT; /* a draft approved since it was loaded */
+    }
+    if (q->status && *q->status) {
+        unsigned m;
+        cx_status st = cx_status_parse(q->status);
+        if (st == CX_STATUS_RECORDED)
+            m = 1u << CX_KIND_OBSERVATION | 1u << CX_KIND_COMMENT | 1u << CX_KIND_SUBCORTEX |
+                1u << CX_VINDEX_KIND_OTHER;
+        else if (st == CX_STATUS_PUBLISHED || st == CX_STATUS_ACCEPTED)
+            m = 1u << CX_KIND_ARTIFACT;
+        else
+            m = 1u << CX_KIND_DRAFT | 1u << CX_KIND_THREAD;
+        pf.kinds &= m;
+    }
+    if (q->subcortex && *q->subcortex) {
+        pf.has_sub = true;
+        pf.sub = str_hash(q->subcortex);
+    }
+    return pf;
+}
+
+int cx_search_set_memory(cx_store *s, size_t bytes) {
+    cx_search_ext *e = NULL;
+    int r = cx_search_ext_get(s, &e);
+    if (r == 0)
+        e->ram_budget = bytes;
+    return r;
+}
+
+#define WARM_CHUNK 8192 /* rows loaded per read transaction by cx_search_warm */
+
+int cx_search_warm(cx_store *s) {
+    return cx_search_warm_ex(s, NULL, NULL);
+}
+
+int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud) {
+    cx_search_ext *e = NULL;
+    int r = cx_search_ext_get(s, &e);
+    for (int k = 0; r == 0 && k < 2; k++) {
+        cx_vindex *v = k ? &e->other : &e->builtin;
+        int64_t model = k ? cx_store_embedder_model(s) : cx_store_builtin_model(s);
+        if (k && !(cx_store_embedder(s) && model))
+            break;
+        for (bool more = true; r == 0 && more;) {
+            if ((r = cx_store_read_begin(s)))
+                break;
+            r = vindex_refresh_some(s, e, v, model, WARM_CHUNK, &more);
+            cx_store_read_end(s);
+            size_t done = e->builtin.n + (k ? v->n : 0);
+            size_t total = e->builtin.expect + (k ? v->expect : 0);
+            if (r == 0 && progress && progress(ud, done, total > done ? total : done) != 0)
+                r = cx_error_set(CX_ECANCELED, "loading the vector index was canceled; "
+                                               "searches load the rest as they need it");
+        }
+    }
+    return r;
+}
+

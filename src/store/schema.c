@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The store's schema: the SQL of every version and the migrations that
+ * move a database from one to the next at open. */
+#include "store/store-internal.h"
+
+#include "util/error.h"
+
+#include <stdio.h>
+
+/* The triggers that keep already indexed rows of both FTS indexes in step
+ * with the items table; versions 1 and 2 create the same ones. */
+#define SQL_TRIGGER_FTS_DELETE \
+    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items" \
+    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
+    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
+    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
+    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
+    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
+    "END"
+
+#define SQL_TRIGGER_FTS_UPDATE \
+    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items" \
+    "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
+    "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
+    "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
+    "  INSERT INTO items_fts(rowid, title, body, tags)" \
+    "    VALUES (new.rid, new.title, new.body, new.tags);" \
+    "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
+    "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
+    "  INSERT INTO items_curated_fts(rowid, title, body, tags)" \
+    "    SELECT new.rid, new.title, new.body, new.tags" \
+    "    WHERE new.kind IN ('draft', 'thread', 'artifact');" \
+    "END"
+
+/* ---- migrations ----
+ * Each entry moves the schema from version i to i+1. They run in one write
+ * transaction at open, so two processes opening a fresh store at the same
+ * time serialise on the write lock and the second finds the work done. */
+static const char *const schema_v1[] = {
+    "CREATE TABLE items ("
+    "  rid INTEGER PRIMARY KEY AUTOINCREMENT," /* local row id for FTS, never reused */
+    "  id TEXT NOT NULL UNIQUE,"       /* ULID */
+    "  kind TEXT NOT NULL CHECK (kind IN ('observation','draft','thread','comment',"
+    "    'artifact','subcortex')),"
+    "  status TEXT NOT NULL,"
+    "  subcortex TEXT NOT NULL,"
+    "  title TEXT NOT NULL DEFAULT '',"
+    "  body TEXT NOT NULL DEFAULT '',"
+    "  tags TEXT NOT NULL DEFAULT '[]',"
+    "  files TEXT NOT NULL DEFAULT '[]',"
+    "  evidence TEXT NOT NULL DEFAULT '[]',"
+    "  author TEXT,"
+    "  agent TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  server_seq INTEGER,"
+    "  visibility TEXT NOT NULL DEFAULT 'shared' CHECK (visibility IN ('shared','private')),"
+    "  parent_id TEXT REFERENCES items(id),"
+    "  content_hash TEXT,"
+    "  seen INTEGER NOT NULL DEFAULT 1,"
+    "  review TEXT,"
+    "  sync_rejected TEXT"             /* the core's reason, kept on the item */
+    ") STRICT",
+    /* dedupe of observations by normalised text; a private note and a
+     * shared one with the same text stay two items, so that sharing a text
+     * is never swallowed by a private copy */
+    "CREATE UNIQUE INDEX items_observation_hash ON items(content_hash, visibility)"
+    "  WHERE kind = 'observation'",
+    /* one artifact per name */
+    "CREATE UNIQUE INDEX items_artifact_name ON items(title) WHERE kind = 'artifact'",
+    "CREATE INDEX items_updated ON items(updated_at)",
+    "CREATE INDEX items_parent ON items(parent_id) WHERE parent_id IS NOT NULL",
+    "CREATE INDEX items_review_queue ON items(created_at) WHERE kind = 'draft'"
+    "  AND status IN ('pending','changes_requested')",
+    "CREATE TABLE blobs ("
+    "  sha256 TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  uploaded INTEGER NOT NULL DEFAULT 0"
+    ") STRICT",
+    "CREATE TABLE artifact_versions ("
+    "  artifact_id TEXT NOT NULL REFERENCES items(id),"
+    "  version INTEGER NOT NULL CHECK (version >= 1),"
+    "  sha256 TEXT NOT NULL REFERENCES blobs(sha256),"
+    "  size INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  source_path TEXT,"
+    "  author TEXT,"
+    "  agent TEXT,"
+    "  PRIMARY KEY (artifact_id, version)"
+    ") STRICT",
+    "CREATE TABLE reviews ("
+    "  rid INTEGER PRIMARY KEY,"
+    "  item_id TEXT NOT NULL REFERENCES items(id),"
+    "  decision TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  reviewer TEXT,"
+    "  agent TEXT,"
+    "  at INTEGER NOT NULL"
+    ") STRICT",
+    "CREATE INDEX reviews_item ON reviews(item_id)",
+    "CREATE TABLE outbox ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  op_id TEXT NOT NULL UNIQUE,"
+    "  op TEXT NOT NULL,"
+    "  item_id TEXT NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  rejected_reason TEXT"
+    ") STRICT",
+    /* sync cursor and other small state */
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
+    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
+    /* `rank` is BM25 with the title weighted over tags over body */
+    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
+    /* The curated items (drafts, threads, artifacts: few, and what a team
+     * trusts most) again, so that search can rank all of them even when a
+     * query matches too many notes to score every one. */
+    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
+    "  content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
+    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
+    /* Both indexes follow the items table lazily (see cx_store_fts_sync):
+     * rows up to fts_state.indexed_rid are in them. Changes to indexed rows
+     * are applied at once by these triggers; later rows are indexed with
+     * whatever content they have when their turn comes. An item's kind
+     * only ever moves within the curated kinds (draft -> thread). */
+    "CREATE TABLE fts_state (k INTEGER PRIMARY KEY CHECK (k = 0),"
+    "  indexed_rid INTEGER NOT NULL) STRICT",
+    "INSERT INTO fts_state VALUES (0, 0)",
+    SQL_TRIGGER_FTS_DELETE,
+    /* only when indexed text changes: status, seen and review updates do
+     * not touch the indexes */
+    SQL_TRIGGER_FTS_UPDATE,
+    NULL,
+};
+
+/* Version 2: identifier-aware keyword search, provenance, vectors.
+ * Both FTS indexes are rebuilt with the "cortex" tokenizer (registered on
+ * every connection, see the tokenizer below); like any backlog they are
+ * filled lazily (fts_state goes back to 0). Old items get their built-in
+ * vectors from cx_store_embed_pending() (items_novec lists them). */
+static const char *const schema_v2[] = {
+    "DROP TRIGGER items_fts_delete",
+    "DROP TRIGGER items_fts_update",
+    "DROP TABLE items_fts",
+    "DROP TABLE items_curated_fts",
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, tags, content='items',"
+    "  content_rowid='rid', tokenize='cortex')",
+    "INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
+    "CREATE VIRTUAL TABLE items_curated_fts USING fts5(title, body, tags, content='items',"
+    "  content_rowid='rid', tokenize='cortex')",
+    "INSERT INTO items_curated_fts(items_curated_fts, rank) VALUES('rank', 'bm25(4.0, 1.0, 2.0)')",
+    "UPDATE fts_state SET indexed_rid = 0",
+    SQL_TRIGGER_FTS_DELETE,
+    SQL_TRIGGER_FTS_UPDATE,
+    /* where an item came from (repository, commit, files and blob ids), as
+     * the caller gave it */
+    "ALTER TABLE items ADD COLUMN provenance TEXT",
+    /* near-duplicate folding (see cx_item_fold_key): candidates are the
+     * newest observations with the same key, read from the index alone
+     * with their built-in vectors' sign bits */
+    "ALTER TABLE items ADD COLUMN fold_key INTEGER",
+    "ALTER TABLE items ADD COLUMN sig INTEGER",
+    "UPDATE items SET fold_key = cx_fold_key(visibility, subcortex, files, provenance, title,"
+    "  body) WHERE kind = 'observation'",
+    "CREATE INDEX items_fold ON items(fold_key, rid, sig) WHERE kind = 'observation'",
+    /* The built-in vector lives in the item's row (int8, and its scale), so
+     * that writing it costs an observe no page of another table. A search
+     * connection picks up new rows by rid; vec_log lists items whose vector
+     * was made or changed after they were written (old stores, new texts). */
+    "ALTER TABLE items ADD COLUMN vec BLOB",
+    "ALTER TABLE items ADD COLUMN vec_scale REAL",
+    /* items still without one (from before vectors, or written by a path
+     * that does not embed): empty in the usual case, so free to keep */
+    "CREATE INDEX items_novec ON items(rid) WHERE vec IS NULL",
+    "CREATE TABLE vec_log (seq INTEGER PRIMARY KEY, rid INTEGER NOT NULL) STRICT",
+    /* one row per embedding model ever used: covered_rid is how far
+     * cx_store_embed_pending has queued items for it */
+    "CREATE TABLE embed_models ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  dim INTEGER NOT NULL DEFAULT 0,"
+    "  covered_rid INTEGER NOT NULL DEFAULT 0"
+    ") STRICT",
+    /* vectors of the other models, int8 with a scale; seq only grows, so
+     * that a search connection picks up what was written since it loaded
+     * (AUTOINCREMENT: a replaced vector never gets an old seq back) */
+    "CREATE TABLE vectors ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  model INTEGER NOT NULL REFERENCES embed_models(id),"
+    "  rid INTEGER NOT NULL,"
+    "  scale REAL NOT NULL,"
+    "  v BLOB NOT NULL"
+    ") STRICT",
+    "CREATE UNIQUE INDEX vectors_key ON vectors(model, rid)",
+    /* items whose vector of a model must be (re)made; gen grows when the
+     * text changes again, so that a vector made from the old text does not
+     * take the row off the queue */
+    "CREATE TABLE embed_queue ("
+    "  model INTEGER NOT NULL,"
+    "  rid INTEGER NOT NULL,"
+    "  gen INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (model, rid)"
+    ") WITHOUT ROWID, STRICT",
+    "CREATE TRIGGER items_vec_delete AFTER DELETE ON items BEGIN"
+    "  DELETE FROM vectors WHERE model IN (SELECT id FROM embed_models) AND rid = old.rid;"
+    "  DELETE FROM embed_queue WHERE model IN (SELECT id FROM embed_models) AND rid = old.rid;"
+    "END",
+    "CREATE TRIGGER items_vec_update AFTER UPDATE OF title, body ON items BEGIN"
+    "  INSERT INTO embed_queue (model, rid) SELECT id, new.rid FROM embed_models WHERE true"
+    "    ON CONFLICT (model, rid) DO UPDATE SET gen = gen + 1;"
+    "END",
+    NULL,
+};
+
+static const char *const *const migrations[] = {
+    schema_v1, /* 0 -> 1 */
+    schema_v2, /* 1 -> 2 */
+};
+_Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static int migrate_tx(cx_store *s, void *ctx) {
+    int64_t v = 0;
+    int r = cx_store_pragma_int(s, "PRAGMA user_version", &v);
+    if (r)
+        return r;
+    if (v > CX_STORE_SCHEMA_VERSION)
+        return cx_error_set(CX_EFAIL,
+                            "%s has schema version %lld, newer than this cortex knows (%d); "
+                            "upgrade cortex",
+                            s->db_path, (long long)v, CX_STORE_SCHEMA_VERSION);
+    for (int64_t i = v; i < CX_STORE_SCHEMA_VERSION; i++) {
+        for (const char *const *stmt = migrations[i]; *stmt; stmt++) {
+            r = cx_store_exec_sql(s, *stmt, "migrating the store schema");
+            if (r)
+                return r;
+        }
+    }
+    if (v < CX_STORE_SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", CX_STORE_SCHEMA_VERSION);
+        r = cx_store_exec_sql(s, sql, "recording the schema version");
+    }
+    return r;
+}
+
+int cx_schema_migrate(cx_store *s) {
+    int64_t v = 0;
+    int r = cx_store_pragma_int(s, "PRAGMA user_version", &v);
+    if (r)
+        return r;
+    if (v == CX_STORE_SCHEMA_VERSION)
+        return 0;
+    return cx_store_write(s, migrate_tx, NULL);
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The text layer (src/text) on its own, without a store: how identifiers
+ * are cut into parts, which bytes join words, and what the "cortex" FTS5
+ * tokenizer emits for documents (identifier whole, then its parts at the
+ * same position) and for queries (whole only), and that an FTS5 table
+ * using it finds an identifier by any of its parts. */
+#include "test.h"
+
+#include "text/ident.h"
+#include "text/tokenizer.h"
+
+#include <sqlite3.h>
+
+/* The parts of s joined by '|'. */
+static void parts_of(const char *s, size_t max, char *out, size_t cap) {
+    cx_text_span p[32];
+    size_t n = cx_text_ident_parts(s, strlen(s), p, max), o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o + p[i].len + 2 < cap; i++) {
+        if (i)
+            out[o++] = '|';
+        memcpy(out + o, s + p[i].off, p[i].len);
+        o += p[i].len;
+        out[o] = '\0';
+    }
+}
+
+static void test_parts(void) {
+    char buf[128];
+    parts_of("parseConfigFile", 32, buf, sizeof buf);
+    CX_CHECK_STR(buf, "parse|Config|File");
+    parts_of("XMLParser", 32, buf, sizeof buf);
+    CX_CHECK_STR(buf, "XML|Parser");
+    parts_of("sha256sum", 32, buf, sizeof buf);
+    CX_CHECK_STR(buf, "sha|256|sum");
+    parts_of("plain", 32, buf, sizeof buf);
+    CX_CHECK_STR(buf, "plain");
+    /* a byte other than an ASCII letter or digit: one part */
+    parts_of("caf\xc3\xa9" "Bar", 32, buf, sizeof buf);
+    CX_CHECK_STR(buf, "caf\xc3\xa9" "Bar");
+    /* at most max parts, the last one takes the rest */
+    parts_of("aBcDeF", 2, buf, sizeof buf);
+    CX_CHECK_STR(buf, "a|BcDeF");
+    cx_text_span p[1];
+    CX_CHECK_INT(cx_text_ident_parts("", 0, p, 1), 0);
+    CX_CHECK_INT(cx_text_ident_parts("abc", 3, p, 0), 0);
+}
+
+static void test_joiners(void) {
+    CX_CHECK(cx_text_ident_joiner("_", 1));
+    CX_CHECK(cx_text_ident_joiner(".", 1));
+    CX_CHECK(cx_text_ident_joiner("/", 1));
+    CX_CHECK(cx_text_ident_joiner("-", 1));
+    CX_CHECK(cx_text_ident_joiner("::", 2));
+    CX_CHECK(cx_text_ident_joiner("->", 2));
+    CX_CHECK(cx_text_ident_joiner("__", 2));
+    CX_CHECK(!cx_text_ident_joiner(" ", 1));
+    CX_CHECK(!cx_text_ident_joiner(":", 1));
+    CX_CHECK(!cx_text_ident_joiner(". ", 2));
+    CX_CHECK(!cx_text_ident_joiner("...", 3));
+}
+
+/* What the tokenizer emitted: "tok" for a new position, "=tok" for a
+ * colocated one, separated by spaces. */
+typedef struct seen {
+    char buf[128];
+    size_t len;
+} seen;
+
+static int on_token(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    seen *s = ctx;
+    bool col = (flags & FTS5_TOKEN_COLOCATED) != 0;
+    if (s->len + (size_t)n + 3 >= sizeof s->buf)
+        return SQLITE_OK;
+    if (s->len)
+        s->buf[s->len++] = ' ';
+    if (col)
+        s->buf[s->len++] = '=';
+    memcpy(s->buf + s->len, tok, (size_t)n);
+    s->len += (size_t)n;
+    s->buf[s->len] = '\0';
+    return SQLITE_OK;
+}
+
+static void tokens(fts5_tokenizer *api, Fts5Tokenizer *tok, int flags, const char *text, seen *s) {
+    memset(s, 0, sizeof *s);
+    CX_CHECK_INT(api->xTokenize(tok, s, flags, text, (int)strlen(text), on_token), SQLITE_OK);
+}
+
+static void test_tokenizer(void) {
+    sqlite3 *db = NULL;
+    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
+    CX_CHECK(cx_text_fts5_api(db) != NULL);
+    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
+
+    fts5_api *fts = cx_text_fts5_api(db);
+    fts5_tokenizer api;
+    void *ud = NULL;
+    Fts5Tokenizer *tok = NULL;
+    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
+        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
+        CX_CHECK(!"the cortex tokenizer is registered");
+        sqlite3_close(db);
+        return;
+    }
+    seen s;
+    /* documents: the identifier whole and lower-cased, then its parts */
+    tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "call parseConfigFile now", &s);
+    CX_CHECK_STR(s.buf, "call parseconfigfile =parse =config =file now");
+    tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "retry.policy.max", &s);
+    CX_CHECK_STR(s.buf, "retry.policy.max =retry =policy =max");
+    /* a word with diacritics is folded and stays one part */
+    tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "Caf\xc3\xa9", &s);
+    CX_CHECK_STR(s.buf, "cafe");
+    /* queries: only the whole identifier (the query builder adds parts) */
+    tokens(&api, tok, FTS5_TOKENIZE_QUERY, "parse_config", &s);
+    CX_CHECK_STR(s.buf, "parse_config");
+    tokens(&api, tok, FTS5_TOKENIZE_QUERY, "\xc2\xab \xe2\x80\x94", &s);
+    CX_CHECK_STR(s.buf, "");
+    api.xDelete(tok);
+
+    /* an index using it finds the identifier by any of its parts */
+    sqlite3_stmt *st = NULL;
+    CX_CHECK_INT(sqlite3_exec(db,
+                              "CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'cortex');"
+                              "INSERT INTO t VALUES ('we call parseConfigFile at start');"
+                              "INSERT INTO t VALUES ('nothing here');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    const char *queries[] = {"config", "\"parseconfigfile\"", "parse AND file"};
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        int n = -1;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE t MATCH ?1", -1, &st, NULL) ==
+            SQLITE_OK) {
+            sqlite3_bind_text(st, 1, queries[i], -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        }
+        sqlite3_finalize(st);
+        CX_CHECK_INT(n, 1);
+    }
+    sqlite3_close(db);
+}
+
+int main(void) {
+    test_parts();
+    test_joiners();
+    test_tokenizer();
+    return cx_test_done();
+}
