@@ -8,6 +8,7 @@
  * requests. */
 #include "core/http.h"
 
+#include "proto/wire.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -246,15 +247,21 @@ static bool ulid_segment(const char *s, size_t n) {
     return true;
 }
 
-/* Sets q->ep and its path arguments; 404/405 or 0. */
+/* The parts of the artifact accept route after CX_ROUTE_ARTIFACTS + id:
+ * /v1/artifacts/{id}/versions/{n}/accept. */
+#define ROUTE_VERSIONS "/versions/"
+#define ROUTE_ACCEPT "/accept"
+
+/* Sets q->ep and its path arguments; 404/405 or 0. Ids in a path are
+ * ULIDs in either case; the protocol layer normalises them. */
 static int route(req *q, const char *method, const char *url) {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     bool post = strcmp(method, "POST") == 0, put = strcmp(method, "PUT") == 0;
     struct { const char *path; int ep; bool ok; } fixed[] = {
-        {"/v1/healthz", EP_HEALTHZ, get},       {"/v1/info", EP_INFO, get},
-        {"/v1/sync/push", EP_PUSH, post},       {"/v1/sync/pull", EP_PULL, get},
-        {"/v1/blobs/missing", EP_BLOBS_MISSING, post}, {"/v1/review/queue", EP_QUEUE, get},
-        {"/metrics", EP_METRICS, get},
+        {CX_ROUTE_HEALTHZ, EP_HEALTHZ, get},    {CX_ROUTE_INFO, EP_INFO, get},
+        {CX_ROUTE_PUSH, EP_PUSH, post},         {CX_ROUTE_PULL, EP_PULL, get},
+        {CX_ROUTE_BLOBS_MISSING, EP_BLOBS_MISSING, post},
+        {CX_ROUTE_REVIEW_QUEUE, EP_QUEUE, get}, {"/metrics", EP_METRICS, get},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(url, fixed[i].path) == 0) {
@@ -263,24 +270,29 @@ static int route(req *q, const char *method, const char *url) {
         }
     q->ep = EP_OTHER;
     size_t ulen = strlen(url);
-    if (ulen == 74 && memcmp(url, "/v1/blobs/", 10) == 0) {
-        snprintf(q->arg, sizeof q->arg, "%s", url + 10); /* the hash is checked by sync.c */
+    const size_t blobs = strlen(CX_ROUTE_BLOBS), drafts = strlen(CX_ROUTE_DRAFTS),
+                 decision = strlen(CX_ROUTE_DECISION), arts = strlen(CX_ROUTE_ARTIFACTS),
+                 vers = strlen(ROUTE_VERSIONS), id = CX_WIRE_ULID_LEN;
+    if (ulen == blobs + 64 && memcmp(url, CX_ROUTE_BLOBS, blobs) == 0) {
+        snprintf(q->arg, sizeof q->arg, "%s", url + blobs); /* the hash is checked by sync.c */
         q->ep = get ? EP_BLOB_GET : EP_BLOB_PUT;
         return get || put ? 0 : 405;
     }
-    if (ulen == 46 && memcmp(url, "/v1/drafts/", 11) == 0 && ulid_segment(url + 11, 26) &&
-        memcmp(url + 37, "/decision", 9) == 0) {
-        snprintf(q->arg, sizeof q->arg, "%.26s", url + 11);
+    if (ulen == drafts + id + decision && memcmp(url, CX_ROUTE_DRAFTS, drafts) == 0 &&
+        ulid_segment(url + drafts, id) &&
+        memcmp(url + drafts + id, CX_ROUTE_DECISION, decision) == 0) {
+        snprintf(q->arg, sizeof q->arg, "%.*s", (int)id, url + drafts);
         q->ep = EP_DECISION;
         return post ? 0 : 405;
     }
-    if (ulen > 50 && memcmp(url, "/v1/artifacts/", 14) == 0 && ulid_segment(url + 14, 26) &&
-        memcmp(url + 40, "/versions/", 10) == 0) {
+    if (ulen > arts + id + vers && memcmp(url, CX_ROUTE_ARTIFACTS, arts) == 0 &&
+        ulid_segment(url + arts, id) && memcmp(url + arts + id, ROUTE_VERSIONS, vers) == 0) {
+        const char *num = url + arts + id + vers;
         char *end = NULL;
-        long n = strtol(url + 50, &end, 10);
-        if (end != url + 50 && n >= 1 && n < 1000000000 && strcmp(end, "/accept") == 0 &&
-            url[50] >= '0' && url[50] <= '9') {
-            snprintf(q->arg, sizeof q->arg, "%.26s", url + 14);
+        long n = strtol(num, &end, 10);
+        if (end != num && n >= 1 && n < 1000000000 && strcmp(end, ROUTE_ACCEPT) == 0 &&
+            num[0] >= '0' && num[0] <= '9') {
+            snprintf(q->arg, sizeof q->arg, "%.*s", (int)id, url + arts);
             q->n = n;
             q->ep = EP_ACCEPT;
             return post ? 0 : 405;
@@ -351,9 +363,10 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
         return send_json(h, c, q, 200,
                          json_pack("{s:i, s:s, s:{s:i, s:I, s:I, s:i, s:f}, s:s, s:s}", "protocol",
                                    1, "server", "cortex-core/0.1.0", "limits", "max_ops",
-                                   CX_SYNC_MAX_OPS, "max_body_bytes", (json_int_t)CX_SYNC_MAX_BODY,
+                                   CX_WIRE_MAX_OPS, "max_body_bytes",
+                                   (json_int_t)CX_WIRE_MAX_PUSH_BYTES,
                                    "max_blob_bytes", (json_int_t)h->sync->max_blob,
-                                   "max_pull_limit", CX_SYNC_MAX_PULL, "rate_limit_per_second",
+                                   "max_pull_limit", CX_WIRE_MAX_PULL_LIMIT, "rate_limit_per_second",
                                    h->cfg.rate, "team", q->who.team, "role", q->who.role));
     case EP_PUSH: {
         long applied = 0;
@@ -370,7 +383,7 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
         const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
         const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
         char *end = NULL;
-        long long s = 0, l = 500;
+        long long s = 0, l = CX_WIRE_DEFAULT_PULL_LIMIT;
         if (since && *since) {
             s = strtoll(since, &end, 10);
             if (*end || s < 0 || since[0] == '-')
@@ -380,8 +393,8 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
             l = strtoll(limit, &end, 10);
             if (*end || l < 1)
                 return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
-            if (l > CX_SYNC_MAX_PULL)
-                l = CX_SYNC_MAX_PULL;
+            if (l > CX_WIRE_MAX_PULL_LIMIT)
+                l = CX_WIRE_MAX_PULL_LIMIT;
         }
         r = cx_sync_pull(h->sync, &q->who, s, (int)l, &out);
         break;
@@ -389,10 +402,11 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
     case EP_QUEUE: {
         const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
         char *end = NULL;
-        long l = limit && *limit ? strtol(limit, &end, 10) : 100;
+        long l = limit && *limit ? strtol(limit, &end, 10) : 0; /* 0: the default */
         if (limit && *limit && (*end || l < 1))
             return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
-        r = cx_sync_queue(h->sync, &q->who, l > 500 ? 500 : (int)l, &out);
+        r = cx_sync_queue(h->sync, &q->who,
+                          l > CX_WIRE_MAX_QUEUE_LIMIT ? CX_WIRE_MAX_QUEUE_LIMIT : (int)l, &out);
         break;
     }
     case EP_DECISION:
@@ -459,7 +473,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return send_error_ra(h, c, q, 429, "rate_limited",
                                      "too many requests for this key; retry later", wait);
         }
-        q->max = q->ep == EP_BLOB_PUT ? h->sync->max_blob : CX_SYNC_MAX_BODY;
+        q->max = q->ep == EP_BLOB_PUT ? h->sync->max_blob : CX_WIRE_MAX_PUSH_BYTES;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {

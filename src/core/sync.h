@@ -8,6 +8,7 @@
 
 #include "core/keys.h"
 #include "core/storage.h"
+#include "redact/redact.h"
 
 #include <jansson.h>
 
@@ -16,11 +17,6 @@ enum {
     CX_EFORBIDDEN = -40, /* the key's role may not do this (403) */
     CX_EGONE = -41,      /* the cursor is older than the tombstone horizon (410) */
 };
-
-#define CX_SYNC_MAX_OPS 500
-#define CX_SYNC_MAX_BODY (4u * 1024 * 1024)
-#define CX_SYNC_MAX_PULL 1000
-#define CX_SYNC_MAX_MISSING 1000
 
 typedef struct cx_sync {
     cx_storage *st;                 /* borrowed */
@@ -32,8 +28,15 @@ typedef struct cx_sync {
 typedef cx_storage_key cx_principal;
 
 /* Push. req is the parsed body; *out {"results":[…]} is the caller's.
- * CX_EINVAL (malformed: detail says what), CX_ELIMIT (too many ops). The
- * number of ops applied is added to *applied. */
+ * The whole push is checked first, nothing applied when it fails: CX_ELIMIT
+ * for more than CX_WIRE_MAX_OPS ops, CX_EINVAL for a malformed op or an
+ * item outside protocol/sync/schemas/item.json, with a detail that names
+ * the field ("ops[3].item.title: at most 200 bytes (got 1024)"). Item ids
+ * (and parent_id, evidence) are upper-cased, so a lower-case id names the
+ * same item; every text is redacted (cx_sync_redact_item) before it is
+ * stored. Then each op is answered on its own: applied, duplicate, or
+ * rejected with a reason (a private item, a conflict, a role that may not
+ * do it, a missing blob). The number of ops applied is added to *applied. */
 int cx_sync_push(cx_sync *s, const cx_principal *p, const json_t *req, json_t **out,
                  long *applied);
 
@@ -44,9 +47,11 @@ int cx_sync_pull(cx_sync *s, const cx_principal *p, int64_t since, int limit, js
 /* The review queue: {"drafts":[…], "total"}. */
 int cx_sync_queue(cx_sync *s, const cx_principal *p, int limit, json_t **out);
 
-/* A decision on a draft from the HTTP endpoint; req {"decision","note"}.
- * CX_EFORBIDDEN (agent key), CX_ENOTFOUND, CX_ECONFLICT (decided already),
- * CX_EINVAL. *out {"seq","item"}. */
+/* A decision on a draft from the HTTP endpoint; req {"decision","note"};
+ * the draft id may be in either case, the note is redacted before it is
+ * kept and may be at most CX_WIRE_MAX_NOTE bytes. CX_EFORBIDDEN (agent
+ * key), CX_ENOTFOUND, CX_ECONFLICT (decided already), CX_EINVAL (the
+ * detail names the field). *out {"seq","item"}. */
 int cx_sync_decide(cx_sync *s, const cx_principal *p, const char *draft_id, const json_t *req,
                    json_t **out);
 
@@ -92,11 +97,20 @@ typedef enum cx_sync_body {
  * NUL-terminated; duplicate member names refused) and hands the document to
  * push, blobs_missing or decide (`arg` is the draft id). CX_EINVAL for
  * malformed JSON (the detail says where), CX_ELIMIT for a body over
- * CX_SYNC_MAX_BODY, otherwise what the endpoint returns. *applied (push
+ * CX_WIRE_MAX_PUSH_BYTES, otherwise what the endpoint returns. *applied (push
  * only) as for cx_sync_push. Used by the HTTP layer and by the fuzz target
  * tests/fuzz/fuzz-core.c. */
 int cx_sync_handle_body(cx_sync *s, const cx_principal *p, cx_sync_body kind, const char *arg,
                         const char *body, size_t len, json_t **out, long *applied);
 
-/* True for 64 lowercase hex digits. */
-bool cx_sync_sha_valid(const char *sha);
+/* Redacts, in place, every text of an item envelope that a client sent:
+ * title, body, tags, subcortex, author, agent, files, every string of the
+ * provenance, the review's note, reason and reviewer, each version's
+ * source_path, and every member item.json does not name (its name too).
+ * Left as they are: members that cx_wire_item_check holds to a form that
+ * cannot carry text (id, kind, status, visibility, created_at, updated_at,
+ * server_seq, blobs, review.decision and review.at, versions[].sha256) and
+ * parent_id and evidence entries that are ULIDs. What fired is added to
+ * *rep (may be NULL). CX_ENOMEM, or CX_EINVAL for a text that cannot be
+ * redacted. The one place the core redacts an item. */
+int cx_sync_redact_item(json_t *it, cx_redact_report *rep);

@@ -32,6 +32,7 @@
 #include "core/storage.h"
 #include "core/sync.h"
 #include "fuzz.h"
+#include "proto/wire.h"
 #include "util/error.h"
 
 #define STORAGE_RESET_EVERY 2000
@@ -256,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(out);
 
     r = call(&AGENT, CX_SYNC_BODY_DECISION, DRAFT_ID, &out, NULL);
-    if (req && size <= CX_SYNC_MAX_BODY && r != CX_EFORBIDDEN)
+    if (req && size <= CX_WIRE_MAX_PUSH_BYTES && r != CX_EFORBIDDEN)
         die("decision: an agent key was not refused with CX_EFORBIDDEN", cx_error_last());
     json_decref(out);
 
