@@ -20,6 +20,9 @@
  * - a blobs/missing answer lists only hashes that were asked for;
  * - a decision answer carries a seq and the decided item;
  * - an agent key never decides (CX_EFORBIDDEN for any JSON body);
+ * - every item the input made the core store is one that item.json allows
+ *   (cx_wire_item_check on each change the pull feed then serves), with a
+ *   upper-case id;
  * - no call leaves the storage's transaction open (the next one would hang:
  *   libFuzzer reports a timeout). */
 #include <jansson.h>
@@ -219,12 +222,36 @@ static void check_decision(const json_t *out)
     max_seq = seq;
 }
 
+/* Every item stored since seq `since` is within item.json, under an
+ * upper-case id. */
+static void check_feed(int64_t since)
+{
+    json_t *out = NULL;
+    if (cx_sync_pull(&sync_, &AGENT, since, CX_WIRE_MAX_PULL_LIMIT, &out) != 0)
+        die("pull after the input failed", cx_error_last());
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(out, "changes"), i, c) {
+        const json_t *it = json_object_get(c, "item");
+        if (!it)
+            continue;
+        if (cx_wire_item_check(it) != 0)
+            die_json(cx_error_last(), it);
+        char id[CX_WIRE_MAX_ID + 1];
+        const char *have = json_string_value(json_object_get(it, "id"));
+        if (cx_wire_id_norm("id", have, id) != 0 || strcmp(id, have) != 0)
+            die_json("an item stored under an id that is not upper case", it);
+    }
+    json_decref(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!st || ++inputs_seen % STORAGE_RESET_EVERY == 0)
         open_storage();
     cur_data = data;
     cur_size = size;
+    int64_t seq_before = max_seq;
 
     json_t *req = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     json_t *out = NULL;
@@ -261,6 +288,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         die("decision: an agent key was not refused with CX_EFORBIDDEN", cx_error_last());
     json_decref(out);
 
+    check_feed(seq_before);
     json_decref(req);
     return 0;
 }
