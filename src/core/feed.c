@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The sync protocol's semantics (see sync.h). Items are stored as their
+/* The sync protocol's semantics (see feed.h). Items are stored as their
  * JSON envelope with the members the core owns (server_seq, review,
  * versions) set here; a pull returns each item once, at its latest seq.
  *
@@ -10,7 +10,7 @@
  * database, and a malformed push is refused as a whole with the field's
  * name. What remains per op (a private item, a conflict, a role that may
  * not do it) is answered per op. */
-#include "core/sync.h"
+#include "core/feed.h"
 
 #include "core/audit.h"
 #include "proto/wire.h"
@@ -145,7 +145,7 @@ static int redact_ids(json_t *v, cx_redact_report *rep) {
 static const char *const REVIEW_KEEP[] = {"decision", "at", NULL};
 static const char *const VERSION_KEEP[] = {"sha256", NULL};
 
-int cx_sync_redact_item(json_t *it, cx_redact_report *rep) {
+int cx_feed_redact_item(json_t *it, cx_redact_report *rep) {
     /* Identifiers, enum names, times and hashes: cx_wire_item_check holds
      * each to its form, so none can carry text. */
     static const char *const KEEP[] = {"id",         "kind",       "status",     "visibility",
@@ -278,7 +278,7 @@ static int clean_op(size_t i, json_t *op, cx_redact_report *rep) {
     if (r == 0)
         r = norm_ids(it, "evidence");
     if (r == 0)
-        r = cx_sync_redact_item(it, rep);
+        r = cx_feed_redact_item(it, rep);
     if (r)
         return r;
     if ((r = cx_wire_item_check(it))) {
@@ -297,7 +297,7 @@ static int clean_op(size_t i, json_t *op, cx_redact_report *rep) {
 
 /* --- items -------------------------------------------------------------- */
 
-static int load_item(cx_sync *s, const char *team, const char *id, json_t **out, int64_t *seq) {
+static int load_item(cx_feed *s, const char *team, const char *id, json_t **out, int64_t *seq) {
     char *text = NULL;
     bool deleted = false;
     int r = cx_storage_item_get(s->st, team, id, &text, seq, &deleted);
@@ -318,7 +318,7 @@ static int load_item(cx_sync *s, const char *team, const char *id, json_t **out,
 }
 
 /* Gives the item a new seq and stores it. */
-static int store_item(cx_sync *s, const char *team, json_t *it, int64_t *seq) {
+static int store_item(cx_feed *s, const char *team, json_t *it, int64_t *seq) {
     int r = cx_storage_seq_next(s->st, team, seq);
     if (r)
         return r;
@@ -355,7 +355,7 @@ static int reject(outcome *o, const char *fmt, ...) {
 }
 
 /* in: the op's item, checked and redacted by clean_op. */
-static int op_item_put(cx_sync *s, const cx_principal *p, const json_t *in, outcome *o) {
+static int op_item_put(cx_feed *s, const cx_principal *p, const json_t *in, outcome *o) {
     cx_kind kind = cx_kind_parse(str(in, "kind"));
     const char *id = str(in, "id");
     if (kind == CX_KIND_THREAD && !may_review(p))
@@ -434,7 +434,7 @@ static int set_versions(json_t *it, json_t *versions) {
 }
 
 /* op: checked and redacted by clean_op (an artifact item, a valid version). */
-static int op_artifact_version(cx_sync *s, const cx_principal *p, const json_t *op, outcome *o) {
+static int op_artifact_version(cx_feed *s, const cx_principal *p, const json_t *op, outcome *o) {
     const json_t *in = json_object_get(op, "item"), *ver = json_object_get(op, "version");
     const json_t *vn = json_object_get(ver, "version");
     const char *sha = str(ver, "sha256");
@@ -502,7 +502,7 @@ out:
 /* Applies a decision to a stored draft; shared by push and the endpoint.
  * id is normalised and note redacted by the caller. CX_ENOTFOUND, and
  * CX_ECONFLICT when the draft was decided already. */
-static int decide(cx_sync *s, const cx_principal *p, const char *id, cx_decision d,
+static int decide(cx_feed *s, const cx_principal *p, const char *id, cx_decision d,
                   const char *note, json_t **item, int64_t *seq) {
     json_t *it = NULL;
     int64_t oldseq = 0;
@@ -553,7 +553,7 @@ out:
 }
 
 /* op: checked and redacted by clean_op (a ULID item id, a known decision). */
-static int op_review_decision(cx_sync *s, const cx_principal *p, const json_t *op, outcome *o) {
+static int op_review_decision(cx_feed *s, const cx_principal *p, const json_t *op, outcome *o) {
     const json_t *in = json_object_get(op, "item"), *rv = json_object_get(op, "review");
     if (!may_review(p))
         return reject(o, "forbidden: only reviewer or admin keys decide on drafts");
@@ -608,7 +608,7 @@ static void op_digest(const json_t *op, uint8_t out[32], int *r) {
     free(text);
 }
 
-int cx_sync_push(cx_sync *s, const cx_principal *p, const json_t *req, json_t **out,
+int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **out,
                  long *applied) {
     const json_t *ops = json_object_get(req, "ops");
     if (!json_is_object(req) || !json_is_array(ops))
@@ -728,7 +728,7 @@ static int add_change(void *ud, int64_t seq, const char *id, const char *json) {
     return 0;
 }
 
-int cx_sync_pull(cx_sync *s, const cx_principal *p, int64_t since, int limit, json_t **out) {
+int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, json_t **out) {
     if (since < 0)
         return cx_error_set(CX_EINVAL, "since must be a seq >= 0");
     if (limit < 1)
@@ -770,7 +770,7 @@ static int add_draft(void *ud, const char *json) {
 /* Drafts in a queue page when the caller names no limit. */
 #define DEFAULT_QUEUE_LIMIT 100
 
-int cx_sync_queue(cx_sync *s, const cx_principal *p, int limit, json_t **out) {
+int cx_feed_queue(cx_feed *s, const cx_principal *p, int limit, json_t **out) {
     if (limit < 1)
         limit = DEFAULT_QUEUE_LIMIT;
     if (limit > CX_WIRE_MAX_QUEUE_LIMIT)
@@ -794,7 +794,7 @@ int cx_sync_queue(cx_sync *s, const cx_principal *p, int limit, json_t **out) {
 
 /* --- review ------------------------------------------------------------- */
 
-int cx_sync_decide(cx_sync *s, const cx_principal *p, const char *draft_id, const json_t *req,
+int cx_feed_decide(cx_feed *s, const cx_principal *p, const char *draft_id, const json_t *req,
                    json_t **out) {
     if (!may_review(p))
         return cx_error_set(CX_EFORBIDDEN, "a %s key cannot decide on drafts; use a reviewer or "
@@ -848,7 +848,7 @@ out:
     return r;
 }
 
-int cx_sync_accept(cx_sync *s, const cx_principal *p, const char *artifact_id, long n,
+int cx_feed_accept(cx_feed *s, const cx_principal *p, const char *artifact_id, long n,
                    json_t **out) {
     if (!may_review(p))
         return cx_error_set(CX_EFORBIDDEN, "a %s key cannot accept artifacts; use a reviewer or "
@@ -914,7 +914,7 @@ out:
 
 /* --- blobs -------------------------------------------------------------- */
 
-int cx_sync_blobs_missing(cx_sync *s, const cx_principal *p, const json_t *req, json_t **out) {
+int cx_feed_blobs_missing(cx_feed *s, const cx_principal *p, const json_t *req, json_t **out) {
     const json_t *list = json_object_get(req, "sha256");
     if (!json_is_object(req) || !json_is_array(list))
         return cx_error_set(CX_EINVAL, "the body must be {\"sha256\": [...]}");
@@ -947,7 +947,7 @@ int cx_sync_blobs_missing(cx_sync *s, const cx_principal *p, const json_t *req, 
     return *out ? 0 : CX_ENOMEM;
 }
 
-int cx_sync_blob_put(cx_sync *s, const cx_principal *p, const char *sha, const void *data,
+int cx_feed_blob_put(cx_feed *s, const cx_principal *p, const char *sha, const void *data,
                      size_t len, bool *created) {
     if (!cx_wire_sha_valid(sha))
         return cx_error_set(CX_EINVAL, "a blob is named by 64 lowercase hex digits");
@@ -970,7 +970,7 @@ int cx_sync_blob_put(cx_sync *s, const cx_principal *p, const char *sha, const v
     return r;
 }
 
-int cx_sync_blob_get(cx_sync *s, const cx_principal *p, const char *sha, void **data,
+int cx_feed_blob_get(cx_feed *s, const cx_principal *p, const char *sha, void **data,
                      size_t *len) {
     if (!cx_wire_sha_valid(sha))
         return cx_error_set(CX_ENOTFOUND, "no blob %s", sha);
@@ -984,7 +984,7 @@ int cx_sync_blob_get(cx_sync *s, const cx_principal *p, const char *sha, void **
 
 /* --- request bodies ------------------------------------------------------ */
 
-int cx_sync_handle_body(cx_sync *s, const cx_principal *p, cx_sync_body kind, const char *arg,
+int cx_feed_handle_body(cx_feed *s, const cx_principal *p, cx_feed_body kind, const char *arg,
                         const char *body, size_t len, json_t **out, long *applied) {
     if (len > CX_WIRE_MAX_PUSH_BYTES)
         return cx_error_set(CX_ELIMIT, "the request body is %zu bytes; the limit is %u", len,
@@ -997,14 +997,14 @@ int cx_sync_handle_body(cx_sync *s, const cx_principal *p, cx_sync_body kind, co
     long dummy = 0;
     int r;
     switch (kind) {
-    case CX_SYNC_BODY_PUSH:
-        r = cx_sync_push(s, p, doc, out, applied ? applied : &dummy);
+    case CX_FEED_BODY_PUSH:
+        r = cx_feed_push(s, p, doc, out, applied ? applied : &dummy);
         break;
-    case CX_SYNC_BODY_MISSING:
-        r = cx_sync_blobs_missing(s, p, doc, out);
+    case CX_FEED_BODY_MISSING:
+        r = cx_feed_blobs_missing(s, p, doc, out);
         break;
-    case CX_SYNC_BODY_DECISION:
-        r = cx_sync_decide(s, p, arg ? arg : "", doc, out);
+    case CX_FEED_BODY_DECISION:
+        r = cx_feed_decide(s, p, arg ? arg : "", doc, out);
         break;
     default:
         r = cx_error_set(CX_EINVAL, "no such request kind");
@@ -1016,7 +1016,7 @@ int cx_sync_handle_body(cx_sync *s, const cx_principal *p, cx_sync_body kind, co
 
 /* --- admin: forget, compact ------------------------------------------- */
 
-int cx_sync_forget(cx_sync *s, const char *team, const char *actor, const char *id,
+int cx_feed_forget(cx_feed *s, const char *team, const char *actor, const char *id,
                    const char *reason, int64_t *seq) {
     char norm[CX_WIRE_MAX_ID + 1];
     if (!id || !cx_ulid_valid(id) || cx_wire_id_norm("id", id, norm) != 0)
@@ -1081,7 +1081,7 @@ out:
     return r;
 }
 
-int cx_sync_compact(cx_sync *s, const char *team, const char *actor, int64_t before,
+int cx_feed_compact(cx_feed *s, const char *team, const char *actor, int64_t before,
                     int64_t *dropped, int64_t *horizon) {
     if (before < 1)
         return cx_error_set(CX_EINVAL, "--before-seq must be a seq >= 1");
