@@ -947,6 +947,37 @@ int cx_feed_blobs_missing(cx_feed *s, const cx_principal *p, const json_t *req, 
     return *out ? 0 : CX_ENOMEM;
 }
 
+/* A blob is named by its hash, so the core cannot redact it: content that
+ * holds a secret is refused instead (CX_EINVAL), text in which a rule
+ * matches, and credential files (a private key block, a key store) of any
+ * kind. A sidecar redacts text artifacts before it hashes them and never
+ * uploads credential files, so what it sends passes. */
+static int blob_secret_free(const void *data, size_t len) {
+    const char *why = cx_redact_credential_file(NULL, data, len);
+    if (why)
+        return cx_error_set(CX_EINVAL, "the blob is %s; credentials are never stored", why);
+    if (!cx_redact_is_text(data, len))
+        return 0;
+    char *clean = NULL;
+    size_t n = 0;
+    cx_redact_report rep = {0};
+    int r = cx_redact_text(data, len, &clean, &n, &rep);
+    if (r || !clean)
+        return r;
+    bool same = n == len && memcmp(clean, data, len) == 0; /* only markers matched */
+    free(clean);
+    if (same)
+        return 0;
+    const char *rule = "a secret";
+    for (size_t i = 0; i < CX_REDACT_MAX_RULES; i++)
+        if (rep.counts[i]) {
+            rule = cx_redact_rule_id(i);
+            break;
+        }
+    return cx_error_set(CX_EINVAL, "the blob holds a secret (%s); redact it before uploading "
+                        "(its hash names it, so the core cannot)", rule ? rule : "a secret");
+}
+
 int cx_feed_blob_put(cx_feed *s, const cx_principal *p, const char *sha, const void *data,
                      size_t len, bool *created) {
     if (!cx_wire_sha_valid(sha))
@@ -960,8 +991,10 @@ int cx_feed_blob_put(cx_feed *s, const cx_principal *p, const char *sha, const v
     sodium_bin2hex(hex, sizeof hex, d, sizeof d);
     if (strcmp(hex, sha) != 0)
         return cx_error_set(CX_EINVAL, "the content hashes to %s, not %s; blob refused", hex, sha);
-    int r = cx_storage_begin(s->st, true);
+    int r = blob_secret_free(data, len);
     if (r)
+        return r;
+    if ((r = cx_storage_begin(s->st, true)))
         return r;
     r = cx_storage_blob_put(s->st, p->team, sha, data, len, created);
     if (r == 0)

@@ -63,7 +63,9 @@ int cx_feed_accept(cx_feed *s, const cx_principal *p, const char *artifact_id, l
 int cx_feed_blobs_missing(cx_feed *s, const cx_principal *p, const json_t *req, json_t **out);
 
 /* Stores a blob after checking that data hashes to sha (CX_EINVAL if not;
- * CX_ELIMIT over max_blob). */
+ * CX_ELIMIT over max_blob). A blob cannot be redacted (its hash names it):
+ * text in which a redaction rule matches, and credential files, are
+ * refused with CX_EINVAL naming the rule. */
 int cx_feed_blob_put(cx_feed *s, const cx_principal *p, const char *sha, const void *data,
                      size_t len, bool *created);
 int cx_feed_blob_get(cx_feed *s, const cx_principal *p, const char *sha, void **data,

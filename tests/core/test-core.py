@@ -630,6 +630,20 @@ def hostile_client(data, S, SR):
           and "[REDACTED:github-pat]" in d2["review"]["note"],
           f"the decision note is redacted: {d2.get('review')}")
 
+    # --- a blob is named by its hash, so the core cannot redact it: one
+    # that holds a secret, or is a private key, is refused
+    for name in ("github-pat", "private-key"):
+        content = ("#!/bin/sh\n" + t[name] + "\n").encode()
+        st, js, _ = S.req("PUT", f"/v1/blobs/{hashlib.sha256(content).hexdigest()}", raw=content,
+                          headers={"Content-Type": "application/octet-stream"})
+        msg = js.get("error", {}).get("message", "")
+        check(st == 400 and (name in msg or name.replace("-", " ") in msg),
+              f"a blob holding a {name} is refused, naming the rule ({st} {js})")
+    redacted = b"token = [REDACTED:github-pat]\n"
+    st, js, _ = S.req("PUT", f"/v1/blobs/{hashlib.sha256(redacted).hexdigest()}", raw=redacted,
+                      headers={"Content-Type": "application/octet-stream"})
+    check(st == 201, f"a blob a sidecar redacted is stored ({st} {js})")
+
     # --- nothing of it anywhere in the core's data directory (the
     # database, its WAL and shared memory, while the servers run)
     names, leaks = [], []
