@@ -10,10 +10,10 @@
  * stdout carries only what a command promises (a key, a listing); logs go
  * to stderr. Exit codes: 0 ok, 1 failure, 2 usage. */
 #include "core/audit.h"
-#include "core/http.h"
+#include "core/server.h"
 #include "core/keys.h"
 #include "core/storage.h"
-#include "core/sync.h"
+#include "core/feed.h"
 
 #include "util/clock.h"
 #include "util/error.h"
@@ -261,7 +261,7 @@ static int cmd_serve(int argc, char **argv) {
         !listen)
         return usage();
     char host[256];
-    cx_http_config cfg = {.rate = 50, .burst = 100, .threads = 4};
+    cx_server_config cfg = {.rate = 50, .burst = 100, .threads = 4};
     double v;
     if (parse_listen(listen, host, sizeof host, &cfg.port))
         return fprintf(stderr, "cortex-core: --listen wants HOST:PORT\n"), 2;
@@ -281,13 +281,13 @@ static int cmd_serve(int argc, char **argv) {
             return fprintf(stderr, "cortex-core: bad --threads\n"), 2;
         cfg.threads = (unsigned)v;
     }
-    cx_sync sync = {.max_blob = 16u << 20};
+    cx_feed feed = {.max_blob = 16u << 20};
     if (max_blob) {
         if (parse_num(max_blob, 1, 1u << 30, &v))
             return fprintf(stderr, "cortex-core: bad --max-blob\n"), 2;
-        sync.max_blob = (size_t)v;
+        feed.max_blob = (size_t)v;
     }
-    if (!cert && !key && !cx_http_host_is_loopback(host)) {
+    if (!cert && !key && !cx_server_host_is_loopback(host)) {
         fprintf(stderr, "cortex-core: refusing to serve plain HTTP (no TLS) on %s: give --tls-cert and "
                         "--tls-key, or listen on a loopback address\n", host);
         return 2;
@@ -301,18 +301,18 @@ static int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     cx_storage *st = NULL;
-    cx_http *h = NULL;
-    int r = open_dir(argv[2], 0, &st, sync.secret);
+    cx_server *h = NULL;
+    int r = open_dir(argv[2], 0, &st, feed.secret);
     if (r)
         return fail("serve");
-    sync.st = st;
-    if ((r = cx_http_start(&h, &sync, &cfg)))
+    feed.st = st;
+    if ((r = cx_server_start(&h, &feed, &cfg)))
         goto out;
-    log_info("event=listening host=%s port=%u tls=%s", host, (unsigned)cx_http_port(h),
+    log_info("event=listening host=%s port=%u tls=%s", host, (unsigned)cx_server_port(h),
              cert ? "yes" : "no");
     if (ready) {
         char text[16];
-        int n = snprintf(text, sizeof text, "%u\n", (unsigned)cx_http_port(h));
+        int n = snprintf(text, sizeof text, "%u\n", (unsigned)cx_server_port(h));
         if ((r = cx_fs_write_atomic(ready, text, (size_t)n, 0644)))
             goto out;
     }
@@ -320,9 +320,9 @@ static int cmd_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     log_info("event=stopping signal=%d", sig);
 out:
-    cx_http_stop(h);
+    cx_server_stop(h);
     cx_storage_free(st);
-    sodium_memzero(sync.secret, sizeof sync.secret);
+    sodium_memzero(feed.secret, sizeof feed.secret);
     return r ? fail("serve") : 0;
 }
 
@@ -359,13 +359,13 @@ static int cmd_forget(int argc, char **argv) {
                                    &id) ||
         !team || !id)
         return usage();
-    cx_sync sync = {.max_blob = 16u << 20};
+    cx_feed feed = {.max_blob = 16u << 20};
     int64_t seq = 0;
-    int r = open_dir(argv[2], 0, &sync.st, sync.secret);
+    int r = open_dir(argv[2], 0, &feed.st, feed.secret);
     if (r == 0)
-        r = cx_sync_forget(&sync, team, LOCAL_ACTOR, id, reason, &seq);
-    sodium_memzero(sync.secret, sizeof sync.secret);
-    cx_storage_free(sync.st);
+        r = cx_feed_forget(&feed, team, LOCAL_ACTOR, id, reason, &seq);
+    sodium_memzero(feed.secret, sizeof feed.secret);
+    cx_storage_free(feed.st);
     if (r)
         return fail("forget");
     fprintf(stderr, "cortex-core: item %s of team %s forgotten (tombstone at seq %lld)\n", id,
@@ -386,13 +386,13 @@ static int cmd_compact(int argc, char **argv) {
     long long n = strtoll(before, &end, 10);
     if (errno || end == before || *end || n < 1)
         return fprintf(stderr, "cortex-core: --before-seq wants a seq >= 1\n"), 2;
-    cx_sync sync = {.max_blob = 16u << 20};
+    cx_feed feed = {.max_blob = 16u << 20};
     int64_t dropped = 0, horizon = 0;
-    int r = open_dir(argv[2], 0, &sync.st, sync.secret);
+    int r = open_dir(argv[2], 0, &feed.st, feed.secret);
     if (r == 0)
-        r = cx_sync_compact(&sync, team, LOCAL_ACTOR, (int64_t)n, &dropped, &horizon);
-    sodium_memzero(sync.secret, sizeof sync.secret);
-    cx_storage_free(sync.st);
+        r = cx_feed_compact(&feed, team, LOCAL_ACTOR, (int64_t)n, &dropped, &horizon);
+    sodium_memzero(feed.secret, sizeof feed.secret);
+    cx_storage_free(feed.st);
     if (r)
         return fail("compact");
     fprintf(stderr, "cortex-core: team %s: %lld tombstones dropped; horizon %lld (cursors below "

@@ -5,8 +5,10 @@
  * statement cache of a busy server would be a later optimisation). */
 #include "core/storage.h"
 
+#include "proto/wire.h"
 #include "util/error.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -401,16 +403,31 @@ int cx_storage_changes(cx_storage *st, const char *team, int64_t since, int limi
     return r;
 }
 
+/* "Awaits review" in SQL: the kind and statuses come from the one model
+ * (cx_awaits_review), bound as ?10, ?11 and ?12 by bind_awaiting(). */
+#define AWAITING "kind = ?10 AND status IN (?11, ?12)"
+
+static void bind_awaiting(sqlite3_stmt *s) {
+    int n = 11;
+    sqlite3_bind_text(s, 10, cx_kind_name(CX_KIND_DRAFT), -1, SQLITE_STATIC);
+    for (int i = 0; i < CX_STATUS_COUNT; i++)
+        if (cx_awaits_review(CX_KIND_DRAFT, (cx_status)i)) {
+            assert(n <= 12); /* AWAITING names two statuses */
+            sqlite3_bind_text(s, n++, cx_status_name((cx_status)i), -1, SQLITE_STATIC);
+        }
+    assert(n == 13);
+}
+
 int cx_storage_queue(cx_storage *st, const char *team, int limit,
                      int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
     sqlite3_stmt *s;
     int r = prepare(st,
-                    "SELECT count(*) FROM items WHERE team = ?1 AND kind = 'draft' AND deleted = 0"
-                    " AND status IN ('pending', 'changes_requested')",
+                    "SELECT count(*) FROM items WHERE team = ?1 AND " AWAITING " AND deleted = 0",
                     &s);
     if (r)
         return r;
     bind_text(s, 1, team);
+    bind_awaiting(s);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
         r = sqlerr(st, rc, "counting the queue");
@@ -420,11 +437,12 @@ int cx_storage_queue(cx_storage *st, const char *team, int limit,
     *total = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     if ((r = prepare(st,
-                     "SELECT json FROM items WHERE team = ?1 AND kind = 'draft' AND deleted = 0"
-                     " AND status IN ('pending', 'changes_requested') ORDER BY seq LIMIT ?2",
+                     "SELECT json FROM items WHERE team = ?1 AND " AWAITING " AND deleted = 0"
+                     " ORDER BY seq LIMIT ?2",
                      &s)))
         return r;
     bind_text(s, 1, team);
+    bind_awaiting(s);
     sqlite3_bind_int(s, 2, limit);
     while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
         r = fn(ud, (const char *)sqlite3_column_text(s, 0));
@@ -437,11 +455,10 @@ int cx_storage_queue(cx_storage *st, const char *team, int limit,
 int cx_storage_queue_depth(cx_storage *st, int64_t *depth) {
     sqlite3_stmt *s;
     int r = prepare(st,
-                    "SELECT count(*) FROM items WHERE kind = 'draft' AND deleted = 0"
-                    " AND status IN ('pending', 'changes_requested')",
-                    &s);
+                    "SELECT count(*) FROM items WHERE " AWAITING " AND deleted = 0", &s);
     if (r)
         return r;
+    bind_awaiting(s);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *depth = sqlite3_column_int64(s, 0);

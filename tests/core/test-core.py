@@ -5,8 +5,8 @@
 # driven over HTTP; every JSON response is validated against
 # protocol/sync/schemas. Servers are always killed at the end; every wait is
 # bounded. Prints "N passed, N failed"; exits non-zero on any failure.
-import hashlib, http.client, json, os, re, shutil, signal, socket, sqlite3, ssl
-import subprocess, sys, tempfile, time
+import base64, hashlib, http.client, json, os, re, secrets, shutil, signal, socket, sqlite3, ssl
+import string, subprocess, sys, tempfile, time
 
 CORE = os.environ["CORTEX_CORE"]
 SCHEMAS = os.environ["SCHEMAS"]
@@ -537,6 +537,179 @@ def tests(tmp):
         check(False, "an unknown CA must fail verification")
     except ssl.SSLError:
         check(True, "unknown CA refused")
+
+    hostile_client(data, S, Client(port3, keys["a-rev"], ctx))
+
+
+def fresh(alphabet, n):
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def fresh_secrets():
+    """New values of the shapes src/redact/rules.c knows (as in
+    fixtures/redact/cases.json), so that no earlier run can have left them:
+    name -> (text to push, the part that must never be stored)."""
+    up, alnum = string.ascii_uppercase + "234567", string.ascii_letters + string.digits
+    aws_id = "AKIA" + fresh(up, 16)
+    aws_secret = fresh(alnum + "/+", 40)
+    ghp = "ghp_" + fresh(alnum, 36)
+    slack = "xoxb-%s-%s-%s" % (fresh(string.digits, 12), fresh(string.digits, 13), fresh(alnum, 24))
+    pem_lines = [base64.b64encode(secrets.token_bytes(48)).decode() for _ in range(6)]
+    pem = ("-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(pem_lines) +
+           "\n-----END RSA PRIVATE KEY-----")
+    dbpw = fresh(alnum, 18)
+    return {
+        "aws-access-key-id": ("key " + aws_id + " denied", aws_id),
+        "aws-secret-access-key": ("aws_secret_access_key = " + aws_secret, aws_secret),
+        "github-pat": (ghp, ghp),
+        "slack-bot-token": ("SLACK_BOT_TOKEN=" + slack, slack),
+        "private-key": ("$ cat id_rsa\n" + pem, pem_lines[2]),
+        "database-url-password": ("DATABASE_URL=postgres://app:%s@db.internal:5432/app" % dbpw, dbpw),
+    }
+
+
+def hostile_client(data, S, SR):
+    """A raw HTTPS client that ignores every rule a sidecar keeps: fresh
+    secrets in every text it can send, fields past item.json's limits, ids
+    in lower case. The core must redact, refuse with 400 naming the field,
+    and normalise."""
+    sec = fresh_secrets()
+    t = {k: v[0] for k, v in sec.items()}
+    obs = item(title="deploy " + t["aws-access-key-id"],
+               body="\n".join([t["aws-secret-access-key"], t["private-key"],
+                               t["database-url-password"], t["slack-bot-token"]]),
+               tags=[t["github-pat"], "ok"], author="ann " + t["github-pat"],
+               subcortex="s " + t["github-pat"][:40],
+               provenance={"remote": "https://x:" + t["github-pat"] + "@github.com/a/b.git",
+                           "branch": "main", "files": [{"path": "a.c", "blob": "0" * 40}]},
+               extra={"note": t["slack-bot-token"]})
+    draft = item(kind="draft", status="pending", title="draft " + t["github-pat"],
+                 body=t["database-url-password"], tags=[t["github-pat"]])
+    draft2 = item(kind="draft", status="pending", title="draft two")
+    st, js, _ = S.req("POST", "/v1/sync/push", {"ops": [
+        {"op_id": "sec-1", "op": "item.put", "item": obs},
+        {"op_id": "sec-2", "op": "item.put", "item": draft},
+        {"op_id": "sec-3", "op": "item.put", "item": draft2}]})
+    check(st == 200 and [r["status"] for r in js.get("results", [])] == ["applied"] * 3,
+          f"items with secrets are applied (redacted): {st} {js}")
+    rv = {"decision": "changes_requested", "note": "rotate " + t["aws-secret-access-key"],
+          "reason": "see " + t["slack-bot-token"], "at": "2026-01-01T00:00:00Z"}
+    st, js, _ = SR.req("POST", "/v1/sync/push", {"ops": [
+        {"op_id": "sec-4", "op": "review.decision", "item": draft, "review": rv}]})
+    check(st == 200 and js["results"][0]["status"] == "applied",
+          f"a review op with secrets in its note is applied: {st} {js}")
+    st, js, _ = SR.req("POST", f"/v1/drafts/{draft2['id']}/decision",
+                       {"decision": "reject", "note": "leaked " + t["database-url-password"] +
+                        " and " + t["github-pat"]})
+    check(st == 200, f"a decision with secrets in its note: {st} {js}")
+
+    st, js, _ = S.req("GET", "/v1/sync/pull?since=0&limit=1000")
+    check(st == 200, f"pull {st}")
+    conforms(js, "pull-response.json", "pull of redacted items")
+    text = json.dumps(js)
+    by_id = {c["item"]["id"]: c["item"] for c in js["changes"] if "item" in c}
+    for name, (_, secret) in sec.items():
+        check(secret not in text, f"the pull carries no {name}")
+    o, d, d2 = by_id.get(obs["id"], {}), by_id.get(draft["id"], {}), by_id.get(draft2["id"], {})
+    check("[REDACTED:aws-access-key-id]" in o.get("title", ""), f"title redacted: {o.get('title')}")
+    for name in ("aws-secret-access-key", "private-key", "database-url-password", "slack-bot-token"):
+        check(f"[REDACTED:{name}]" in o.get("body", ""), f"body: {name} redacted: {o.get('body')!r:.300}")
+    check(o.get("tags", [""])[0] == "[REDACTED:github-pat]", f"tag redacted: {o.get('tags')}")
+    check("[REDACTED:" in o.get("author", "") and "[REDACTED:" in o.get("subcortex", ""),
+          f"author and subcortex redacted: {o.get('author')} {o.get('subcortex')}")
+    check("[REDACTED:" in o.get("provenance", {}).get("remote", ""),
+          f"provenance redacted: {o.get('provenance')}")
+    check("[REDACTED:slack-bot-token]" in o.get("extra", {}).get("note", ""),
+          f"a member item.json does not name is redacted too: {o.get('extra')}")
+    review = d.get("review", {})
+    check(d.get("status") == "changes_requested" and "[REDACTED:" in review.get("note", ""),
+          f"the review op's note is redacted: {review}")
+    check("[REDACTED:github-pat]" in d.get("title", ""), f"draft title redacted: {d.get('title')}")
+    check(d2.get("status") == "rejected"
+          and "[REDACTED:database-url-password]" in d2.get("review", {}).get("note", "")
+          and "[REDACTED:github-pat]" in d2["review"]["note"],
+          f"the decision note is redacted: {d2.get('review')}")
+
+    # --- a blob is named by its hash, so the core cannot redact it: one
+    # that holds a secret, or is a private key, is refused
+    for name in ("github-pat", "private-key"):
+        content = ("#!/bin/sh\n" + t[name] + "\n").encode()
+        st, js, _ = S.req("PUT", f"/v1/blobs/{hashlib.sha256(content).hexdigest()}", raw=content,
+                          headers={"Content-Type": "application/octet-stream"})
+        msg = js.get("error", {}).get("message", "")
+        check(st == 400 and (name in msg or name.replace("-", " ") in msg),
+              f"a blob holding a {name} is refused, naming the rule ({st} {js})")
+    redacted = b"token = [REDACTED:github-pat]\n"
+    st, js, _ = S.req("PUT", f"/v1/blobs/{hashlib.sha256(redacted).hexdigest()}", raw=redacted,
+                      headers={"Content-Type": "application/octet-stream"})
+    check(st == 201, f"a blob a sidecar redacted is stored ({st} {js})")
+
+    # --- nothing of it anywhere in the core's data directory (the
+    # database, its WAL and shared memory, while the servers run)
+    names, leaks = [], []
+    for root, _, files in os.walk(data):
+        for f in files:
+            path = os.path.join(root, f)
+            names.append(f)
+            with open(path, "rb") as fh:
+                blob = fh.read()
+            leaks += [f"{f}: {name}" for name, (_, secret) in sec.items()
+                      if secret.encode() in blob]
+    check(any(n.endswith("-wal") for n in names), f"the WAL was read too: {names}")
+    check(not leaks, f"no secret in the data directory: {leaks}")
+
+    # --- fields past item.json's limits: 400, the message names the field,
+    # nothing of the push is applied
+    good = item(title="must not be applied")
+    cases = [
+        ("title", item(title="x" * 1024), "ops[1].item.title"),
+        ("100 kB tag", item(tags=["t" * 100_000]), "ops[1].item.tags[0]"),
+        ("10,000 blob refs", item(blobs=[hashlib.sha256(b"%d" % i).hexdigest()
+                                         for i in range(10_000)]), "ops[1].item.blobs"),
+        ("created_at", item(created_at="99999-99-99"), "ops[1].item.created_at"),
+        ("17 tags", item(tags=[f"t{i}" for i in range(17)]), "ops[1].item.tags"),
+        ("300 KiB body", item(body="b" * (300 * 1024)), "ops[1].item.body"),
+        ("unknown status", item(status="bogus"), "ops[1].item.status"),
+        ("a status the kind cannot hold", item(status="canon"), "ops[1].item.status"),
+    ]
+    for what, bad, field in cases:
+        st, js, _ = S.req("POST", "/v1/sync/push", {"ops": [
+            {"op_id": "lim-ok-" + what, "op": "item.put", "item": good},
+            {"op_id": "lim-" + what, "op": "item.put", "item": bad}]})
+        msg = js.get("error", {}).get("message", "") if isinstance(js, dict) else ""
+        check(st == 400 and msg.startswith(field + ":") and js["error"]["code"] == "bad_request",
+              f"{what}: 400 naming {field} ({st} {msg!r:.120})")
+        conforms(js, "error.json", f"400 {what}")
+    st, js, _ = S.req("POST", "/v1/sync/push", {"ops": [
+        {"op_id": "lim-note", "op": "review.decision", "item": draft2,
+         "review": {"decision": "reject", "note": "n" * 9000, "at": "2026-01-01T00:00:00Z"}}]})
+    check(st == 400 and js["error"]["message"].startswith("ops[0].review.note:"),
+          f"a review op's note past 8192 bytes: 400 naming it ({st} {js})")
+    d3 = item(kind="draft", status="pending", title="d3")
+    S.req("POST", "/v1/sync/push", {"ops": [{"op_id": "d3", "op": "item.put", "item": d3}]})
+    st, js, _ = SR.req("POST", f"/v1/drafts/{d3['id']}/decision",
+                       {"decision": "reject", "note": "n" * 8193})
+    check(st == 400 and js["error"]["message"].startswith("note:"),
+          f"a decision note past 8192 bytes: 400 naming note ({st} {js})")
+    st, js, _ = S.req("GET", "/v1/sync/pull?since=0&limit=1000")
+    check(not any(c.get("item", {}).get("id") == good["id"] for c in js["changes"]),
+          "a refused push applies none of its ops")
+
+    # --- ids are case-insensitive: a lower-case copy is the same item
+    low = dict(obs, id=obs["id"].lower(), title="updated through a lower-case id")
+    st, js, _ = S.req("POST", "/v1/sync/push", {"ops": [{"op_id": "low-1", "op": "item.put",
+                                                        "item": low}]})
+    check(st == 200 and js["results"][0]["status"] == "applied", f"lower-case id push: {js}")
+    st, js, _ = S.req("GET", "/v1/sync/pull?since=0&limit=1000")
+    same = [c["item"] for c in js["changes"]
+            if c.get("item", {}).get("id", "").upper() == obs["id"]]
+    check(len(same) == 1 and same[0]["id"] == obs["id"]
+          and same[0]["title"] == "updated through a lower-case id",
+          f"one item in the pull, under its upper-case id: {same}")
+    st, js, _ = SR.req("POST", f"/v1/drafts/{d3['id'].lower()}/decision", {"decision": "approve"})
+    check(st == 200 and js.get("item", {}).get("id") == d3["id"]
+          and js["item"].get("status") == "canon",
+          f"a decision through a lower-case draft id decides the draft: {st} {js}")
 
 
 if __name__ == "__main__":

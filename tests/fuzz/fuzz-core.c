@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzzes the core's request bodies (src/core/sync.h) through the entry
- * point the HTTP layer uses, cx_sync_handle_body(): the input is one body,
+/* Fuzzes the core's request bodies (src/core/feed.h) through the entry
+ * point the HTTP layer uses, cx_feed_handle_body(): the input is one body,
  * offered as a push (by an agent key, then again by a reviewer key), as a
  * blobs/missing request and as a draft decision (by a reviewer, then by an
  * agent), against one in-memory SQLite storage opened once per process and
@@ -20,6 +20,9 @@
  * - a blobs/missing answer lists only hashes that were asked for;
  * - a decision answer carries a seq and the decided item;
  * - an agent key never decides (CX_EFORBIDDEN for any JSON body);
+ * - every item the input made the core store is one that item.json allows
+ *   (cx_wire_item_check on each change the pull feed then serves), with a
+ *   upper-case id;
  * - no call leaves the storage's transaction open (the next one would hang:
  *   libFuzzer reports a timeout). */
 #include <jansson.h>
@@ -30,8 +33,9 @@
 #include <string.h>
 
 #include "core/storage.h"
-#include "core/sync.h"
+#include "core/feed.h"
 #include "fuzz.h"
+#include "proto/wire.h"
 #include "util/error.h"
 
 #define STORAGE_RESET_EVERY 2000
@@ -41,7 +45,7 @@
 #define BLOB_DATA "fuzz blob\n"
 
 static cx_storage *st;
-static cx_sync sync_;
+static cx_feed feed_;
 static unsigned long inputs_seen;
 static int64_t max_seq; /* the highest seq given out by this storage */
 static const uint8_t *cur_data;
@@ -88,7 +92,7 @@ static void seed(void)
     unsigned char d[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(d, (const unsigned char *)BLOB_DATA, strlen(BLOB_DATA));
     sodium_bin2hex(blob_sha, sizeof blob_sha, d, sizeof d);
-    if (cx_sync_blob_put(&sync_, &AGENT, blob_sha, BLOB_DATA, strlen(BLOB_DATA), &created) != 0)
+    if (cx_feed_blob_put(&feed_, &AGENT, blob_sha, BLOB_DATA, strlen(BLOB_DATA), &created) != 0)
         die("seeding a blob failed", cx_error_last());
     json_t *ops = json_array();
     json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op_id", "seed-draft", "op",
@@ -103,7 +107,7 @@ static void seed(void)
                            "version", "version", 1, "sha256", blob_sha));
     json_t *req = json_pack("{s:o}", "ops", ops), *out = NULL;
     long applied = 0;
-    if (!req || cx_sync_push(&sync_, &AGENT, req, &out, &applied) != 0 || applied < 2)
+    if (!req || cx_feed_push(&feed_, &AGENT, req, &out, &applied) != 0 || applied < 2)
         die("seeding the storage failed", cx_error_last());
     json_decref(req);
     json_decref(out);
@@ -117,9 +121,9 @@ static void open_storage(void)
     st = NULL;
     if (cx_storage_open(&st, ":memory:", CX_STORAGE_CREATE) != 0)
         die("cannot open an in-memory storage", cx_error_last());
-    sync_.st = st;
-    sync_.max_blob = 1u << 20;
-    memset(sync_.secret, 0x5a, sizeof sync_.secret);
+    feed_.st = st;
+    feed_.max_blob = 1u << 20;
+    memset(feed_.secret, 0x5a, sizeof feed_.secret);
     seed();
 }
 
@@ -129,11 +133,11 @@ static bool allowed_failure(int r)
            r == CX_EFORBIDDEN;
 }
 
-static int call(const cx_principal *p, cx_sync_body kind, const char *arg, json_t **out,
+static int call(const cx_principal *p, cx_feed_body kind, const char *arg, json_t **out,
                 long *applied)
 {
     *out = NULL;
-    int r = cx_sync_handle_body(&sync_, p, kind, arg, (const char *)cur_data, cur_size, out,
+    int r = cx_feed_handle_body(&feed_, p, kind, arg, (const char *)cur_data, cur_size, out,
                                 applied);
     if (r != 0) {
         if (!allowed_failure(r)) {
@@ -218,48 +222,73 @@ static void check_decision(const json_t *out)
     max_seq = seq;
 }
 
+/* Every item stored since seq `since` is within item.json, under an
+ * upper-case id. */
+static void check_feed(int64_t since)
+{
+    json_t *out = NULL;
+    if (cx_feed_pull(&feed_, &AGENT, since, CX_WIRE_MAX_PULL_LIMIT, &out) != 0)
+        die("pull after the input failed", cx_error_last());
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(out, "changes"), i, c) {
+        const json_t *it = json_object_get(c, "item");
+        if (!it)
+            continue;
+        if (cx_wire_item_check(it) != 0)
+            die_json(cx_error_last(), it);
+        char id[CX_WIRE_MAX_ID + 1];
+        const char *have = json_string_value(json_object_get(it, "id"));
+        if (cx_wire_id_norm("id", have, id) != 0 || strcmp(id, have) != 0)
+            die_json("an item stored under an id that is not upper case", it);
+    }
+    json_decref(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!st || ++inputs_seen % STORAGE_RESET_EVERY == 0)
         open_storage();
     cur_data = data;
     cur_size = size;
+    int64_t seq_before = max_seq;
 
     json_t *req = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     json_t *out = NULL;
     long applied = 0;
 
-    int r = call(&AGENT, CX_SYNC_BODY_PUSH, NULL, &out, &applied);
+    int r = call(&AGENT, CX_FEED_BODY_PUSH, NULL, &out, &applied);
     if (!req && r != CX_EINVAL)
         die("push: a body that is not JSON was not refused with CX_EINVAL", cx_error_last());
     if (r == 0)
         check_push(req, out);
     json_decref(out);
 
-    r = call(&REVIEWER, CX_SYNC_BODY_PUSH, NULL, &out, &applied);
+    r = call(&REVIEWER, CX_FEED_BODY_PUSH, NULL, &out, &applied);
     if (r == 0)
         check_push(req, out);
     json_decref(out);
 
-    r = call(&AGENT, CX_SYNC_BODY_MISSING, NULL, &out, NULL);
+    r = call(&AGENT, CX_FEED_BODY_MISSING, NULL, &out, NULL);
     if (!req && r != CX_EINVAL)
         die("blobs/missing: a body that is not JSON was not refused", cx_error_last());
     if (r == 0)
         check_missing(req, out);
     json_decref(out);
 
-    r = call(&REVIEWER, CX_SYNC_BODY_DECISION, DRAFT_ID, &out, NULL);
+    r = call(&REVIEWER, CX_FEED_BODY_DECISION, DRAFT_ID, &out, NULL);
     if (!req && r != CX_EINVAL)
         die("decision: a body that is not JSON was not refused", cx_error_last());
     if (r == 0)
         check_decision(out);
     json_decref(out);
 
-    r = call(&AGENT, CX_SYNC_BODY_DECISION, DRAFT_ID, &out, NULL);
-    if (req && size <= CX_SYNC_MAX_BODY && r != CX_EFORBIDDEN)
+    r = call(&AGENT, CX_FEED_BODY_DECISION, DRAFT_ID, &out, NULL);
+    if (req && size <= CX_WIRE_MAX_PUSH_BYTES && r != CX_EFORBIDDEN)
         die("decision: an agent key was not refused with CX_EFORBIDDEN", cx_error_last());
     json_decref(out);
 
+    check_feed(seq_before);
     json_decref(req);
     return 0;
 }

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The HTTP front of cortex-core (see http.h). libmicrohttpd calls
+/* The HTTP front of cortex-core (see server.h). libmicrohttpd calls
  * on_request several times per request: once with the headers (route,
  * authenticate, rate-limit, check Content-Length: a refusal is answered
  * there without reading the body), then with each piece of the body
  * (gathered up to the endpoint's cap), then once more to answer. Metrics
  * and the per-key token buckets live here because only this layer sees
  * requests. */
-#include "core/http.h"
+#include "core/server.h"
 
+#include "proto/wire.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -42,10 +43,10 @@ typedef struct bucket {
     uint64_t at_ns;
 } bucket;
 
-struct cx_http {
+struct cx_server {
     struct MHD_Daemon *d;
-    cx_sync *sync;
-    cx_http_config cfg;
+    cx_feed *feed;
+    cx_server_config cfg;
     char *cert, *key;
     uint16_t port;
     pthread_mutex_t lock; /* metrics and buckets */
@@ -70,7 +71,7 @@ typedef struct req {
 
 /* --- responses and metrics ----------------------------------------------- */
 
-static void record(cx_http *h, const req *q, unsigned status) {
+static void record(cx_server *h, const req *q, unsigned status) {
     double secs = (double)(cx_clock_mono_ns() - q->t0) / 1e9;
     size_t ci = N_CODES;
     for (size_t i = 0; i < N_CODES; i++)
@@ -87,7 +88,7 @@ static void record(cx_http *h, const req *q, unsigned status) {
 }
 
 /* Queues a response that owns `body` (malloc'd, len bytes). */
-static enum MHD_Result send_body(cx_http *h, struct MHD_Connection *c, req *q, unsigned status,
+static enum MHD_Result send_body(cx_server *h, struct MHD_Connection *c, req *q, unsigned status,
                                  const char *ctype, void *body, size_t len, int retry_after) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -109,7 +110,7 @@ static enum MHD_Result send_body(cx_http *h, struct MHD_Connection *c, req *q, u
 }
 
 /* Takes the reference to `body`. */
-static enum MHD_Result send_json(cx_http *h, struct MHD_Connection *c, req *q, unsigned status,
+static enum MHD_Result send_json(cx_server *h, struct MHD_Connection *c, req *q, unsigned status,
                                  json_t *body) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -118,7 +119,7 @@ static enum MHD_Result send_json(cx_http *h, struct MHD_Connection *c, req *q, u
     return send_body(h, c, q, status, "application/json", text, strlen(text), 0);
 }
 
-static enum MHD_Result send_error_ra(cx_http *h, struct MHD_Connection *c, req *q,
+static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req *q,
                                      unsigned status, const char *code, const char *msg,
                                      int retry_after) {
     json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
@@ -129,13 +130,13 @@ static enum MHD_Result send_error_ra(cx_http *h, struct MHD_Connection *c, req *
     return send_body(h, c, q, status, "application/json", text, strlen(text), retry_after);
 }
 
-static enum MHD_Result send_error(cx_http *h, struct MHD_Connection *c, req *q, unsigned status,
+static enum MHD_Result send_error(cx_server *h, struct MHD_Connection *c, req *q, unsigned status,
                                   const char *code, const char *msg) {
     return send_error_ra(h, c, q, status, code, msg, 0);
 }
 
 /* The one mapping from CX_E… codes to HTTP. */
-static enum MHD_Result send_failure(cx_http *h, struct MHD_Connection *c, req *q, int r) {
+static enum MHD_Result send_failure(cx_server *h, struct MHD_Connection *c, req *q, int r) {
     const char *msg = cx_error_last();
     switch (r) {
     case CX_EINVAL: return send_error(h, c, q, 400, "bad_request", msg);
@@ -186,12 +187,12 @@ static void bprintf(dynbuf *b, const char *fmt, ...) {
     }
 }
 
-static enum MHD_Result send_metrics(cx_http *h, struct MHD_Connection *c, req *q) {
+static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req *q) {
     int64_t depth = 0;
-    if (cx_storage_begin(h->sync->st, false) == 0) {
-        if (cx_storage_queue_depth(h->sync->st, &depth))
+    if (cx_storage_begin(h->feed->st, false) == 0) {
+        if (cx_storage_queue_depth(h->feed->st, &depth))
             depth = -1;
-        cx_storage_rollback(h->sync->st);
+        cx_storage_rollback(h->feed->st);
     }
     dynbuf b = {.max = 1 << 20};
     pthread_mutex_lock(&h->lock);
@@ -246,15 +247,21 @@ static bool ulid_segment(const char *s, size_t n) {
     return true;
 }
 
-/* Sets q->ep and its path arguments; 404/405 or 0. */
+/* The parts of the artifact accept route after CX_ROUTE_ARTIFACTS + id:
+ * /v1/artifacts/{id}/versions/{n}/accept. */
+#define ROUTE_VERSIONS "/versions/"
+#define ROUTE_ACCEPT "/accept"
+
+/* Sets q->ep and its path arguments; 404/405 or 0. Ids in a path are
+ * ULIDs in either case; the protocol layer normalises them. */
 static int route(req *q, const char *method, const char *url) {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     bool post = strcmp(method, "POST") == 0, put = strcmp(method, "PUT") == 0;
     struct { const char *path; int ep; bool ok; } fixed[] = {
-        {"/v1/healthz", EP_HEALTHZ, get},       {"/v1/info", EP_INFO, get},
-        {"/v1/sync/push", EP_PUSH, post},       {"/v1/sync/pull", EP_PULL, get},
-        {"/v1/blobs/missing", EP_BLOBS_MISSING, post}, {"/v1/review/queue", EP_QUEUE, get},
-        {"/metrics", EP_METRICS, get},
+        {CX_ROUTE_HEALTHZ, EP_HEALTHZ, get},    {CX_ROUTE_INFO, EP_INFO, get},
+        {CX_ROUTE_PUSH, EP_PUSH, post},         {CX_ROUTE_PULL, EP_PULL, get},
+        {CX_ROUTE_BLOBS_MISSING, EP_BLOBS_MISSING, post},
+        {CX_ROUTE_REVIEW_QUEUE, EP_QUEUE, get}, {"/metrics", EP_METRICS, get},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(url, fixed[i].path) == 0) {
@@ -263,24 +270,29 @@ static int route(req *q, const char *method, const char *url) {
         }
     q->ep = EP_OTHER;
     size_t ulen = strlen(url);
-    if (ulen == 74 && memcmp(url, "/v1/blobs/", 10) == 0) {
-        snprintf(q->arg, sizeof q->arg, "%s", url + 10); /* the hash is checked by sync.c */
+    const size_t blobs = strlen(CX_ROUTE_BLOBS), drafts = strlen(CX_ROUTE_DRAFTS),
+                 decision = strlen(CX_ROUTE_DECISION), arts = strlen(CX_ROUTE_ARTIFACTS),
+                 vers = strlen(ROUTE_VERSIONS), id = CX_WIRE_ULID_LEN;
+    if (ulen == blobs + 64 && memcmp(url, CX_ROUTE_BLOBS, blobs) == 0) {
+        snprintf(q->arg, sizeof q->arg, "%s", url + blobs); /* the hash is checked by feed.c */
         q->ep = get ? EP_BLOB_GET : EP_BLOB_PUT;
         return get || put ? 0 : 405;
     }
-    if (ulen == 46 && memcmp(url, "/v1/drafts/", 11) == 0 && ulid_segment(url + 11, 26) &&
-        memcmp(url + 37, "/decision", 9) == 0) {
-        snprintf(q->arg, sizeof q->arg, "%.26s", url + 11);
+    if (ulen == drafts + id + decision && memcmp(url, CX_ROUTE_DRAFTS, drafts) == 0 &&
+        ulid_segment(url + drafts, id) &&
+        memcmp(url + drafts + id, CX_ROUTE_DECISION, decision) == 0) {
+        snprintf(q->arg, sizeof q->arg, "%.*s", (int)id, url + drafts);
         q->ep = EP_DECISION;
         return post ? 0 : 405;
     }
-    if (ulen > 50 && memcmp(url, "/v1/artifacts/", 14) == 0 && ulid_segment(url + 14, 26) &&
-        memcmp(url + 40, "/versions/", 10) == 0) {
+    if (ulen > arts + id + vers && memcmp(url, CX_ROUTE_ARTIFACTS, arts) == 0 &&
+        ulid_segment(url + arts, id) && memcmp(url + arts + id, ROUTE_VERSIONS, vers) == 0) {
+        const char *num = url + arts + id + vers;
         char *end = NULL;
-        long n = strtol(url + 50, &end, 10);
-        if (end != url + 50 && n >= 1 && n < 1000000000 && strcmp(end, "/accept") == 0 &&
-            url[50] >= '0' && url[50] <= '9') {
-            snprintf(q->arg, sizeof q->arg, "%.26s", url + 14);
+        long n = strtol(num, &end, 10);
+        if (end != num && n >= 1 && n < 1000000000 && strcmp(end, ROUTE_ACCEPT) == 0 &&
+            num[0] >= '0' && num[0] <= '9') {
+            snprintf(q->arg, sizeof q->arg, "%.*s", (int)id, url + arts);
             q->n = n;
             q->ep = EP_ACCEPT;
             return post ? 0 : 405;
@@ -292,7 +304,7 @@ static int route(req *q, const char *method, const char *url) {
 static bool needs_auth(int ep) { return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_OTHER; }
 
 /* 0, or the seconds to wait. */
-static int rate_take(cx_http *h, const char *key_id) {
+static int rate_take(cx_server *h, const char *key_id) {
     if (h->cfg.rate <= 0)
         return 0;
     uint32_t hv = 2166136261u;
@@ -319,7 +331,7 @@ static int rate_take(cx_http *h, const char *key_id) {
     return wait;
 }
 
-static int authenticate(cx_http *h, struct MHD_Connection *c, req *q) {
+static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_AUTHORIZATION);
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
@@ -327,17 +339,17 @@ static int authenticate(cx_http *h, struct MHD_Connection *c, req *q) {
     const char *key = auth + 7;
     while (*key == ' ')
         key++;
-    int r = cx_storage_begin(h->sync->st, false);
+    int r = cx_storage_begin(h->feed->st, false);
     if (r)
         return r;
-    r = cx_keys_verify(h->sync->st, h->sync->secret, key, &q->who);
-    cx_storage_rollback(h->sync->st);
+    r = cx_keys_verify(h->feed->st, h->feed->secret, key, &q->who);
+    cx_storage_rollback(h->feed->st);
     return r;
 }
 
 /* --- the endpoints --------------------------------------------------- */
 
-static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
+static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     json_t *out = NULL;
     int r = 0;
     if (q->too_big)
@@ -351,13 +363,14 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
         return send_json(h, c, q, 200,
                          json_pack("{s:i, s:s, s:{s:i, s:I, s:I, s:i, s:f}, s:s, s:s}", "protocol",
                                    1, "server", "cortex-core/0.1.0", "limits", "max_ops",
-                                   CX_SYNC_MAX_OPS, "max_body_bytes", (json_int_t)CX_SYNC_MAX_BODY,
-                                   "max_blob_bytes", (json_int_t)h->sync->max_blob,
-                                   "max_pull_limit", CX_SYNC_MAX_PULL, "rate_limit_per_second",
+                                   CX_WIRE_MAX_OPS, "max_body_bytes",
+                                   (json_int_t)CX_WIRE_MAX_PUSH_BYTES,
+                                   "max_blob_bytes", (json_int_t)h->feed->max_blob,
+                                   "max_pull_limit", CX_WIRE_MAX_PULL_LIMIT, "rate_limit_per_second",
                                    h->cfg.rate, "team", q->who.team, "role", q->who.role));
     case EP_PUSH: {
         long applied = 0;
-        r = cx_sync_handle_body(h->sync, &q->who, CX_SYNC_BODY_PUSH, NULL, q->buf, q->len, &out,
+        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->buf, q->len, &out,
                                 &applied);
         if (r == 0 && applied) {
             pthread_mutex_lock(&h->lock);
@@ -370,7 +383,7 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
         const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
         const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
         char *end = NULL;
-        long long s = 0, l = 500;
+        long long s = 0, l = CX_WIRE_DEFAULT_PULL_LIMIT;
         if (since && *since) {
             s = strtoll(since, &end, 10);
             if (*end || s < 0 || since[0] == '-')
@@ -380,35 +393,36 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
             l = strtoll(limit, &end, 10);
             if (*end || l < 1)
                 return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
-            if (l > CX_SYNC_MAX_PULL)
-                l = CX_SYNC_MAX_PULL;
+            if (l > CX_WIRE_MAX_PULL_LIMIT)
+                l = CX_WIRE_MAX_PULL_LIMIT;
         }
-        r = cx_sync_pull(h->sync, &q->who, s, (int)l, &out);
+        r = cx_feed_pull(h->feed, &q->who, s, (int)l, &out);
         break;
     }
     case EP_QUEUE: {
         const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
         char *end = NULL;
-        long l = limit && *limit ? strtol(limit, &end, 10) : 100;
+        long l = limit && *limit ? strtol(limit, &end, 10) : 0; /* 0: the default */
         if (limit && *limit && (*end || l < 1))
             return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
-        r = cx_sync_queue(h->sync, &q->who, l > 500 ? 500 : (int)l, &out);
+        r = cx_feed_queue(h->feed, &q->who,
+                          l > CX_WIRE_MAX_QUEUE_LIMIT ? CX_WIRE_MAX_QUEUE_LIMIT : (int)l, &out);
         break;
     }
     case EP_DECISION:
-        r = cx_sync_handle_body(h->sync, &q->who, CX_SYNC_BODY_DECISION, q->arg, q->buf, q->len,
+        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_DECISION, q->arg, q->buf, q->len,
                                 &out, NULL);
         break;
     case EP_ACCEPT:
-        r = cx_sync_accept(h->sync, &q->who, q->arg, q->n, &out);
+        r = cx_feed_accept(h->feed, &q->who, q->arg, q->n, &out);
         break;
     case EP_BLOBS_MISSING:
-        r = cx_sync_handle_body(h->sync, &q->who, CX_SYNC_BODY_MISSING, NULL, q->buf, q->len,
+        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_MISSING, NULL, q->buf, q->len,
                                 &out, NULL);
         break;
     case EP_BLOB_PUT: {
         bool created = false;
-        r = cx_sync_blob_put(h->sync, &q->who, q->arg, q->buf ? q->buf : "", q->len, &created);
+        r = cx_feed_blob_put(h->feed, &q->who, q->arg, q->buf ? q->buf : "", q->len, &created);
         if (r == 0)
             return send_json(h, c, q, created ? 201 : 200,
                              json_pack("{s:s, s:I, s:b}", "sha256", q->arg, "size",
@@ -418,7 +432,7 @@ static enum MHD_Result answer(cx_http *h, struct MHD_Connection *c, req *q) {
     case EP_BLOB_GET: {
         void *data = NULL;
         size_t len = 0;
-        r = cx_sync_blob_get(h->sync, &q->who, q->arg, &data, &len);
+        r = cx_feed_blob_get(h->feed, &q->who, q->arg, &data, &len);
         if (r == 0)
             return send_body(h, c, q, 200, "application/octet-stream", data, len, 0);
         break;
@@ -435,7 +449,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **req_cls) {
-    cx_http *h = cls;
+    cx_server *h = cls;
     req *q = *req_cls;
     if (!q) {
         q = calloc(1, sizeof *q);
@@ -459,7 +473,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return send_error_ra(h, c, q, 429, "rate_limited",
                                      "too many requests for this key; retry later", wait);
         }
-        q->max = q->ep == EP_BLOB_PUT ? h->sync->max_blob : CX_SYNC_MAX_BODY;
+        q->max = q->ep == EP_BLOB_PUT ? h->feed->max_blob : CX_WIRE_MAX_PUSH_BYTES;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -534,7 +548,7 @@ static bool addr_loopback(const struct sockaddr *sa) {
     return false;
 }
 
-bool cx_http_host_is_loopback(const char *host) {
+bool cx_server_host_is_loopback(const char *host) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     if (!host || !*host || getaddrinfo(host, NULL, &hints, &res) != 0)
         return false;
@@ -545,11 +559,11 @@ bool cx_http_host_is_loopback(const char *host) {
     return all;
 }
 
-int cx_http_start(cx_http **out, cx_sync *sync, const cx_http_config *cfg) {
+int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg) {
     bool tls = cfg->tls_cert || cfg->tls_key;
     if (tls && !(cfg->tls_cert && cfg->tls_key))
         return cx_error_set(CX_EINVAL, "--tls-cert and --tls-key go together");
-    if (!tls && !cx_http_host_is_loopback(cfg->host))
+    if (!tls && !cx_server_host_is_loopback(cfg->host))
         return cx_error_set(CX_EINVAL, "refusing to serve plain HTTP (no TLS) on %s: give --tls-cert and "
                             "--tls-key, or listen on a loopback address", cfg->host);
     if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
@@ -569,11 +583,11 @@ int cx_http_start(cx_http **out, cx_sync *sync, const cx_http_config *cfg) {
     else
         ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(cfg->port);
 
-    cx_http *h = calloc(1, sizeof *h);
+    cx_server *h = calloc(1, sizeof *h);
     if (!h)
         return CX_ENOMEM;
     pthread_mutex_init(&h->lock, NULL);
-    h->sync = sync;
+    h->feed = feed;
     h->cfg = *cfg;
     int r = 0;
     size_t len;
@@ -614,16 +628,16 @@ int cx_http_start(cx_http **out, cx_sync *sync, const cx_http_config *cfg) {
     h->port = info ? info->port : cfg->port;
 out:
     if (r) {
-        cx_http_stop(h);
+        cx_server_stop(h);
         return r;
     }
     *out = h;
     return 0;
 }
 
-uint16_t cx_http_port(const cx_http *h) { return h->port; }
+uint16_t cx_server_port(const cx_server *h) { return h->port; }
 
-void cx_http_stop(cx_http *h) {
+void cx_server_stop(cx_server *h) {
     if (!h)
         return;
     if (h->d)
