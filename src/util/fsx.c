@@ -2,6 +2,7 @@
 /* File-system helpers. */
 #include "util/fsx.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -59,7 +60,8 @@ bool cx_fs_is_dir(const char *path) {
 
 int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
     int r = 0;
-    char *buf = NULL;
+    cx_buf b;
+    cx_buf_init(&b, max);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cx_error_set(errno == ENOENT ? CX_ENOTFOUND : CX_EIO, "cannot open %s: %s", path,
@@ -78,27 +80,18 @@ int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
                          (long long)st.st_size, max);
         goto out;
     }
-    size_t cap = (size_t)st.st_size + 1, used = 0;
-    buf = malloc(cap);
-    if (!buf) {
-        r = CX_ENOMEM;
-        goto out;
-    }
     for (;;) {
-        if (used + 1 >= cap) { /* the file grew while we read it */
-            if (cap > max) {
-                r = cx_error_set(CX_ELIMIT, "%s grew past the limit of %zu bytes", path, max);
-                goto out;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                r = CX_ENOMEM;
-                goto out;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t k = read(fd, buf + used, cap - used - 1);
+        /* The size stat() gave and one byte to see the end, then more if
+         * the file grows while we read it; one byte past max is refused. */
+        size_t room = max - b.len, want = 4096;
+        if ((size_t)st.st_size + 1 > b.len + want)
+            want = (size_t)st.st_size + 1 - b.len;
+        if (want > room)
+            want = room;
+        char probe, *at = &probe;
+        if (want && (r = cx_buf_reserve(&b, want, &at)) != 0)
+            goto out;
+        ssize_t k = read(fd, at, want ? want : 1);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
@@ -107,18 +100,19 @@ int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
         }
         if (k == 0)
             break;
-        used += (size_t)k;
+        if (!want) {
+            r = cx_error_set(CX_ELIMIT, "%s grew past the limit of %zu bytes", path, max);
+            goto out;
+        }
+        cx_buf_commit(&b, (size_t)k);
     }
-    if (used > max) {
-        r = cx_error_set(CX_ELIMIT, "%s is larger than the limit of %zu bytes", path, max);
-        goto out;
-    }
-    buf[used] = '\0';
-    *out = buf;
-    *len = used;
-    buf = NULL;
+    char *data = cx_buf_take(&b, len);
+    if (!data)
+        r = cx_error_set(CX_ENOMEM, "out of memory reading %s", path);
+    else
+        *out = data;
 out:
-    free(buf);
+    cx_buf_free(&b);
     close(fd);
     return r;
 }

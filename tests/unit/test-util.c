@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for src/util: ULIDs, clock and ISO 8601, file-system helpers. */
+/* Unit tests for src/util: ULIDs, clock and ISO 8601, file-system helpers,
+ * the capped buffer. */
 #include "test.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
 #include "util/ulid.h"
+#include "util/utf8.h"
 
 #include <stdint.h>
 #include <sys/stat.h>
@@ -114,6 +117,23 @@ static void test_fsx(void) {
     CX_CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0600);
 
     CX_CHECK_INT(cx_fs_read_file(file, 1, &data, &len), CX_ELIMIT);
+    CX_CHECK_OK(cx_fs_read_file(file, 2, &data, &len)); /* exactly the limit */
+    CX_CHECK(data && len == 2 && strcmp(data, "hi") == 0);
+    free(data);
+    data = NULL;
+    /* larger than one read, and empty */
+    char big[20000];
+    memset(big, 'b', sizeof big);
+    CX_CHECK_OK(cx_fs_write_atomic(file, big, sizeof big, 0600));
+    CX_CHECK_OK(cx_fs_read_file(file, sizeof big, &data, &len));
+    CX_CHECK(data && len == sizeof big && memcmp(data, big, len) == 0 && data[len] == '\0');
+    free(data);
+    data = NULL;
+    CX_CHECK_OK(cx_fs_write_atomic(file, "", 0, 0600));
+    CX_CHECK_OK(cx_fs_read_file(file, 0, &data, &len));
+    CX_CHECK(data && len == 0 && data[0] == '\0');
+    free(data);
+    data = NULL;
     char *missing = cx_fs_join(dir, "missing");
     CX_CHECK_INT(cx_fs_read_file(missing, 100, &data, &len), CX_ENOTFOUND);
     CX_CHECK_INT(cx_fs_read_file(deep, 100, &data, &len), CX_EINVAL);
@@ -158,10 +178,115 @@ static void test_error(void) {
     cx_error_clear();
 }
 
+/* The capped buffer: appends up to the cap exactly, one byte past it fails
+ * with CX_ELIMIT and leaves the contents as they were, formatted appends are
+ * held to the same cap, take hands over a string and empties the buffer. */
+static void test_buf(void) {
+    cx_buf b;
+    cx_buf_init(&b, 10);
+    CX_CHECK_STR(cx_buf_str(&b), "");
+    CX_CHECK_OK(cx_buf_add(&b, "hello", 5));
+    CX_CHECK_OK(cx_buf_adds(&b, "worl"));
+    CX_CHECK_INT(b.len, 9);
+    CX_CHECK_STR(b.data, "helloworl");
+    CX_CHECK_INT(cx_buf_adds(&b, "d!"), CX_ELIMIT); /* 11 > 10 */
+    CX_CHECK(strstr(cx_error_last(), "limit of 10") != NULL);
+    CX_CHECK_STR(cx_buf_str(&b), "helloworl");      /* unchanged */
+    CX_CHECK_OK(cx_buf_adds(&b, "d"));              /* exactly the cap */
+    CX_CHECK_INT(b.len, 10);
+    CX_CHECK(b.alloc <= 11);                         /* never more than cap + NUL */
+    CX_CHECK_INT(cx_buf_add(&b, "x", 1), CX_ELIMIT);
+    CX_CHECK_OK(cx_buf_add(&b, "", 0));              /* nothing always fits */
+    CX_CHECK_INT(cx_buf_add(&b, "x", (size_t)-1), CX_ELIMIT); /* no overflow */
+
+    size_t len = 99;
+    char *s = cx_buf_take(&b, &len);
+    CX_CHECK_STR(s, "helloworld");
+    CX_CHECK_INT(len, 10);
+    free(s);
+    CX_CHECK(b.data == NULL && b.len == 0 && b.max == 10); /* empty, same cap */
+    s = cx_buf_take(&b, &len);                            /* empty: "" */
+    CX_CHECK(s && s[0] == '\0' && len == 0);
+    free(s);
+
+    /* formatted text, short and past the stack buffer, held to the cap */
+    cx_buf_init(&b, 1000);
+    CX_CHECK_OK(cx_buf_addf(&b, "%s=%d;", "n", 42));
+    CX_CHECK_OK(cx_buf_addf(&b, "%300s", "x"));
+    CX_CHECK_INT(b.len, 5 + 300);
+    CX_CHECK(b.data[b.len - 1] == 'x' && b.data[b.len] == '\0');
+    CX_CHECK_INT(cx_buf_addf(&b, "%700s", "y"), CX_ELIMIT);
+    CX_CHECK_INT(b.len, 305);
+    CX_CHECK_OK(cx_buf_addf(&b, "%695s", "y"));
+    CX_CHECK_INT(b.len, 1000);
+    cx_buf_reset(&b);
+    CX_CHECK_INT(b.len, 0);
+    CX_CHECK_STR(cx_buf_str(&b), "");
+
+    /* binary data with NULs, grown over many appends */
+    unsigned char bytes[256];
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (unsigned char)i;
+    int ok = 1;
+    for (int i = 0; i < 3; i++)
+        ok &= cx_buf_add(&b, bytes, sizeof bytes) == 0;
+    CX_CHECK(ok);
+    CX_CHECK_INT(b.len, 768);
+    CX_CHECK(memcmp(b.data + 512, bytes, 256) == 0);
+
+    /* reserve and commit, as a read() into the buffer does */
+    cx_buf_reset(&b);
+    char *space = NULL;
+    CX_CHECK_OK(cx_buf_reserve(&b, 4, &space));
+    memcpy(space, "abcd", 4);
+    cx_buf_commit(&b, 3);
+    CX_CHECK_STR(cx_buf_str(&b), "abc");
+    CX_CHECK_INT(cx_buf_reserve(&b, 998, &space), CX_ELIMIT);
+    cx_buf_drop(&b, 1); /* consumed from the head */
+    CX_CHECK_STR(cx_buf_str(&b), "bc");
+    cx_buf_drop(&b, 0);
+    CX_CHECK_INT(b.len, 2);
+    CX_CHECK_OK(cx_buf_adds(&b, "d"));
+    CX_CHECK_OK(cx_buf_reserve(&b, 997, &space));
+    cx_buf_free(&b);
+    CX_CHECK(b.data == NULL && b.max == 1000);
+    cx_buf_free(NULL);
+
+    /* a zero cap holds only the empty string */
+    cx_buf_init(&b, 0);
+    CX_CHECK_OK(cx_buf_add(&b, "", 0));
+    CX_CHECK_INT(cx_buf_adds(&b, "a"), CX_ELIMIT);
+    CX_CHECK_STR(cx_buf_str(&b), "");
+    cx_buf_free(&b);
+}
+
+/* The one UTF-8 sanitiser: valid text passes unchanged, each bad byte
+ * becomes one U+FFFD, and the output is held to the buffer's cap. */
+static void test_utf8_sanitize(void) {
+    cx_buf b;
+    cx_buf_init(&b, 64);
+    CX_CHECK_OK(cx_utf8_sanitize("caf\xc3\xa9 \xe2\x82\xac", 9, &b));
+    CX_CHECK_STR(cx_buf_str(&b), "caf\xc3\xa9 \xe2\x82\xac");
+    cx_buf_reset(&b);
+    /* a lone continuation, an overlong, a surrogate, a cut sequence */
+    const char bad[] = "a\x80" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82";
+    CX_CHECK_OK(cx_utf8_sanitize(bad, sizeof bad - 1, &b));
+    CX_CHECK(cx_utf8_valid(b.data, b.len));
+    CX_CHECK_STR(cx_buf_str(&b), "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+                                 "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                 "d\xef\xbf\xbd\xef\xbf\xbd");
+    cx_buf_free(&b);
+    cx_buf_init(&b, 5);
+    CX_CHECK_INT(cx_utf8_sanitize("ab\xff\xff", 4, &b), CX_ELIMIT);
+    cx_buf_free(&b);
+}
+
 int main(void) {
     test_ulid();
     test_clock();
     test_fsx();
     test_error();
+    test_buf();
+    test_utf8_sanitize();
     return cx_test_done();
 }
