@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for src/util: ULIDs, clock and ISO 8601, file-system helpers,
- * the capped buffer. */
+ * the capped buffer, the UTF-8 sanitiser, the dlopen helper. */
 #include "test.h"
 
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/dl.h"
 #include "util/error.h"
 #include "util/fsx.h"
 #include "util/ulid.h"
@@ -281,6 +282,29 @@ static void test_utf8_sanitize(void) {
     cx_buf_free(&b);
 }
 
+/* The dlopen helper: the first soname that loads, a table of symbols, and
+ * one message naming what is missing. */
+static void test_dl(void) {
+    size_t (*my_strlen)(const char *) = NULL;
+    int (*my_abs)(int) = NULL;
+    const char *const sonames[] = {"libcortex-no-such-library.so.0", "libc.so.6", NULL};
+    const cx_dl_sym syms[] = {{"strlen", &my_strlen}, {"abs", &my_abs}};
+    void *h = NULL;
+    CX_CHECK_OK(cx_dl_open(sonames, syms, 2, &h));
+    CX_CHECK(h != NULL);
+    CX_CHECK(my_strlen && my_strlen("four") == 4);
+    CX_CHECK(my_abs && my_abs(-3) == 3);
+
+    const cx_dl_sym missing[] = {{"strlen", &my_strlen}, {"cx_no_such_symbol", &my_abs}};
+    CX_CHECK_INT(cx_dl_open(sonames, missing, 2, NULL), CX_EFAIL);
+    CX_CHECK(strstr(cx_error_last(), "libc.so.6 lacks cx_no_such_symbol") != NULL);
+
+    const char *const none[] = {"libcortex-no-such-library.so.0", "libcortex-nor-this.so.1", NULL};
+    CX_CHECK_INT(cx_dl_open(none, syms, 2, NULL), CX_EFAIL);
+    CX_CHECK(strstr(cx_error_last(), "cannot load libcortex-no-such-library.so.0: ") != NULL);
+    CX_CHECK(strstr(cx_error_last(), "; libcortex-nor-this.so.1: ") != NULL);
+}
+
 int main(void) {
     test_ulid();
     test_clock();
@@ -288,5 +312,6 @@ int main(void) {
     test_error();
     test_buf();
     test_utf8_sanitize();
+    test_dl();
     return cx_test_done();
 }
