@@ -10,12 +10,16 @@ that is allowed.
    sidecar including the core, a relative include that climbs out of store,
    and beside them allowed includes (and a violation inside a comment) that
    must not be named.
-2. A copy of the real src/ and sidecar/ with one include of "sync/engine.h"
+2. A compile database as the build writes it, where a store file gets the
+   wide -I src, another the sync layer's view, and a sidecar file -I of the
+   core: check-build.py exits 1 naming those three and nothing else.
+3. A copy of the real src/ and sidecar/ with one include of "sync/engine.h"
    added to src/store/blob.c, checked with the real allow-list.
 
     test-planted.py [ROOT]
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +28,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECK = os.path.join(HERE, "check-layers.py")
+CHECK_BUILD = os.path.join(HERE, "check-build.py")
 failed = 0
 
 
@@ -91,6 +96,39 @@ def synthetic(tmp):
            "synthetic tree: exactly %d violations" % len(wanted))
 
 
+def planted_build(tmp):
+    root = os.path.join(tmp, "synthetic")
+    build = os.path.join(root, "build")
+    os.makedirs(os.path.join(build, "layer-views", "store"), exist_ok=True)
+
+    def cmd(f, *incs):
+        return {"directory": build, "file": "../" + f, "output": "x.o",
+                "command": "cc " + " ".join("-I" + i for i in incs) + " -c ../" + f}
+
+    db = [
+        cmd("src/store/ok.c", "src/libcx_store.a.p", "layer-views/store", "../layer-views/store",
+            "layer-views/util", "/usr/include/x86_64-linux-gnu"),
+        cmd("src/store/bad.c", "layer-views/store", "../src", "../sidecar"),
+        cmd("src/store/climb.c", "layer-views/store", "layer-views/sync"),
+        cmd("sidecar/ok.c", "sidecar", "../sidecar", "layer-views/sidecar", "layer-views/sync"),
+        cmd("sidecar/bad.c", "../sidecar", "layer-views/sidecar", "../src/core"),
+        cmd("tests/unit/test-x.c", "../src", "../sidecar"),   # tests see everything
+    ]
+    with open(os.path.join(build, "compile_commands.json"), "w", encoding="utf-8") as f:
+        json.dump(db, f)
+    p = subprocess.run([sys.executable, CHECK_BUILD, build, root],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(p.stdout, end="")
+    expect(p.returncode == 1, "planted build: check-build exits 1 (got %d)" % p.returncode)
+    for want in ("src/store/bad.c (layer store): compiled with -I src,",
+                 "src/store/bad.c (layer store): compiled with -I sidecar,",
+                 "src/store/climb.c (layer store): compiled with -I build/layer-views/sync,",
+                 "sidecar/bad.c (layer sidecar): compiled with -I src/core,"):
+        expect(want in p.stdout, "planted build: names " + want)
+    expect("4 include paths out of their layer" in p.stdout,
+           "planted build: exactly 4 include paths named")
+
+
 def copy_of_real(tmp, real):
     root = os.path.join(tmp, "copy")
     for top in ("src", "sidecar"):
@@ -113,6 +151,7 @@ def main():
     real = sys.argv[1] if len(sys.argv) > 1 else os.path.normpath(os.path.join(HERE, "..", ".."))
     with tempfile.TemporaryDirectory() as tmp:
         synthetic(tmp)
+        planted_build(tmp)
         copy_of_real(tmp, real)
     print("test-planted: %s" % ("FAILED (%d)" % failed if failed else "ok"))
     return 1 if failed else 0
