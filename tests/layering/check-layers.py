@@ -4,7 +4,9 @@
 every .c and .h under src/ and sidecar/ must name a header of a layer the
 including file's layer may use, per tests/layering/layers.txt, the table the
 build's include views are made from. A *-internal.h header may be included
-only by its own layer and the layers its `internal` line names.
+only by its own layer and the layers its `internal` line names; a library's
+header (<sqlite3.h>, <curl/...>) only by the layers its `external` line
+names, so that only net knows libcurl and util stays libc only.
 
     check-layers.py [--root DIR] [--table FILE] [--allow FILE]
 
@@ -117,6 +119,13 @@ def check(root, table, allow):
             if not m:
                 continue
             quote, name = m.group(1), m.group(2)
+            pat = layers.external_owner(table, name) if quote == "<" else None
+            if pat is not None and own not in table.external[pat]:
+                msg = "includes <%s>, which only %s may use" % (
+                    name, " ".join(sorted(table.external[pat])))
+                entry = (rel, lineno, name, msg)
+                (allowed if (rel, name) in allow else violations).append(entry)
+                continue
             for layer, path in resolve(table, root, rel, quote, name):
                 msg = None
                 if layer not in sees:

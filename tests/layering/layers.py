@@ -28,6 +28,7 @@ class Table:
         self.dirs = {}        # layer -> directory relative to the root
         self.uses = {}        # layer -> layers it uses directly
         self.internal = {}    # "store/store-internal.h" -> extra layers allowed
+        self.external = {}    # "sqlite3.h" or "curl/" -> layers that may include it
 
     def sees(self, layer):
         """Every layer `layer` may include, itself included (the closure)."""
@@ -68,9 +69,12 @@ def load(path):
                 t.uses[name] = words[3:]
             elif words[0] == "internal" and len(words) >= 2:
                 t.internal[words[1]] = set(words[2:])
+            elif words[0] == "external" and len(words) >= 2:
+                t.external[words[1]] = set(words[2:])
             else:
-                raise TableError("%s: expected 'layer NAME DIR USES...' or "
-                                 "'internal HEADER LAYERS...'" % where)
+                raise TableError("%s: expected 'layer NAME DIR USES...', "
+                                 "'internal HEADER LAYERS...' or 'external HEADER LAYERS...'"
+                                 % where)
     for name, uses in t.uses.items():
         for u in uses:
             if u not in t.dirs:
@@ -80,11 +84,19 @@ def load(path):
             if name in t.sees(u):
                 raise TableError("%s: layers %s and %s see each other (a cycle)"
                                  % (path, name, u))
-    for hdr, allowed in t.internal.items():
+    for hdr, allowed in list(t.internal.items()) + list(t.external.items()):
         for a in allowed:
             if a not in t.dirs:
-                raise TableError("%s: internal %s names unknown layer %s" % (path, hdr, a))
+                raise TableError("%s: %s names unknown layer %s" % (path, hdr, a))
     return t
+
+
+def external_owner(table, name):
+    """The table's pattern for a system header (<name>), or None."""
+    for pat in table.external:
+        if name == pat or (pat.endswith("/") and name.startswith(pat)):
+            return pat
+    return None
 
 
 def make_views(table, root, outdir):

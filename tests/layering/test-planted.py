@@ -9,7 +9,8 @@ that is allowed.
    store-internal.h, the core including a sidecar header by its bare name, the
    sidecar including the core, a relative include that climbs out of store,
    and beside them allowed includes (and a violation inside a comment) that
-   must not be named.
+   must not be named; util including <jansson.h> and embed including
+   <curl/curl.h> itself (only net may) must be.
 2. A compile database as the build writes it, where a store file gets the
    wide -I src, another the sync layer's view, and a sidecar file -I of the
    core: check-build.py exits 1 naming those three and nothing else.
@@ -69,16 +70,20 @@ def synthetic(tmp):
         "src/store/climb.c": '#include "../../sidecar/workspace.h"\n',
         "src/store/peek.c": '#include "search/fts-internal.h"\n',
         "sidecar/peek.c": '#include "search/fts-internal.h"\n',
+        "src/util/json.c": '#include <stdio.h>\n#include <jansson.h>\n',
+        "src/embed/fetch.c": '#include "net/curlapi.h"\n#include <curl/curl.h>\n',
     }
     wanted = {"src/store/bad.c:2", "src/util/bad.c:3", "src/sync/bad.c:2",
               "src/core/bad.c:2", "sidecar/bad.c:2", "src/store/climb.c:1",
-              "src/store/peek.c:1", "sidecar/peek.c:1"}
+              "src/store/peek.c:1", "sidecar/peek.c:1", "src/util/json.c:2",
+              "src/embed/fetch.c:2"}
     allowed = {
         "src/store/ok.c": ('#include "util/error.h"\n#include "embed/embed.h"\n'
                            '#include "store/store-internal.h"\n#include <stdio.h>\n'
                            '/* an example, not an include:\n#include "sidecar/tools.h"\n*/\n'),
         "src/search/ok.c": '#include "store/store-internal.h"\n#include "util/error.h"\n',
-        "sidecar/ok.c": '#include "sync/engine.h"\n#include "tools.h"\n',
+        "sidecar/ok.c": '#include "sync/engine.h"\n#include "tools.h"\n#include <git2.h>\n',
+        "src/net/ok.c": '#include <curl/curl.h>\n#include <pthread.h>\n#include "util/error.h"\n',
     }
     for rel, text in {**planted, **allowed}.items():
         write(root, rel, text)
