@@ -11,6 +11,8 @@
 #include "util/ulid.h"
 #include "util/utf8.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -179,6 +181,86 @@ static void test_error(void) {
     cx_error_clear();
 }
 
+static int entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+typedef struct writer {
+    const char *path;
+    char text[32];
+    int failures;
+} writer;
+
+static void *write_many(void *arg) {
+    writer *w = arg;
+    for (int i = 0; i < 50; i++)
+        w->failures += cx_fs_write_atomic(w->path, w->text, strlen(w->text), 0600) != 0;
+    return NULL;
+}
+
+/* The one atomic writer: the umask applies unless CX_FS_EXACT_MODE; a
+ * symlink is replaced, or kept with CX_FS_THROUGH_SYMLINK; threads writing
+ * one file all succeed, and no temporary file is ever left behind. */
+static void test_write_atomic(void) {
+    char *dir = cx_test_tmpdir();
+    CX_CHECK(dir != NULL);
+    if (!dir)
+        return;
+    char *file = cx_fs_join(dir, "f"), *target = cx_fs_join(dir, "target"),
+         *link = cx_fs_join(dir, "link"), *nodir = cx_fs_join(dir, "no/such/f");
+    struct stat st;
+    mode_t old = umask(022);
+    CX_CHECK_OK(cx_fs_write_atomic(file, "a", 1, 0666));
+    CX_CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0644);
+    CX_CHECK_OK(cx_fs_write_atomic_ex(file, "b", 1, 0666, CX_FS_EXACT_MODE));
+    CX_CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0666);
+    umask(old);
+
+    CX_CHECK_OK(cx_fs_write_atomic(target, "old", 3, 0600));
+    CX_CHECK(symlink(target, link) == 0);
+    CX_CHECK_OK(cx_fs_write_atomic_ex(link, "new", 3, 0600, CX_FS_THROUGH_SYMLINK));
+    CX_CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    char *data = NULL;
+    size_t len = 0;
+    CX_CHECK_OK(cx_fs_read_file(target, 100, &data, &len));
+    CX_CHECK_STR(data, "new");
+    free(data);
+    CX_CHECK_OK(cx_fs_write_atomic(link, "own", 3, 0600)); /* the link itself is replaced */
+    CX_CHECK(lstat(link, &st) == 0 && S_ISREG(st.st_mode));
+
+    CX_CHECK_INT(cx_fs_write_atomic(nodir, "x", 1, 0600), CX_EIO);
+    CX_CHECK(strstr(cx_error_last(), "no/such/f") != NULL);
+
+    writer w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (writer){.path = file};
+        snprintf(w[i].text, sizeof w[i].text, "writer %d", i);
+        CX_CHECK(pthread_create(&t[i], NULL, write_many, &w[i]) == 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        failures += w[i].failures;
+    }
+    CX_CHECK_INT(failures, 0);
+    CX_CHECK_OK(cx_fs_read_file(file, 100, &data, &len));
+    CX_CHECK(data && strncmp(data, "writer ", 7) == 0 && len == 8);
+    free(data);
+    CX_CHECK_INT(entries(dir), 3); /* f, target, link: no temporary file left */
+
+    free(file), free(target), free(link), free(nodir);
+    cx_test_rmrf(dir);
+    free(dir);
+}
+
 /* The capped buffer: appends up to the cap exactly, one byte past it fails
  * with CX_ELIMIT and leaves the contents as they were, formatted appends are
  * held to the same cap, take hands over a string and empties the buffer. */
@@ -309,6 +391,7 @@ int main(void) {
     test_ulid();
     test_clock();
     test_fsx();
+    test_write_atomic();
     test_error();
     test_buf();
     test_utf8_sanitize();
