@@ -35,15 +35,20 @@ size_t cx_utf8_seq_len(const unsigned char *p, size_t n) {
     return len;
 }
 
-bool cx_utf8_valid(const char *s, size_t n) {
+size_t cx_utf8_valid_prefix(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
+    size_t i = 0;
+    while (i < n) {
         size_t k = cx_utf8_seq_len(p + i, n - i);
         if (k == 0)
-            return false;
+            break;
         i += k;
     }
-    return true;
+    return i;
+}
+
+bool cx_utf8_valid(const char *s, size_t n) {
+    return cx_utf8_valid_prefix(s, n) == n;
 }
 
 size_t cx_utf8_cut(const char *s, size_t len, size_t max) {

@@ -15,6 +15,11 @@ size_t cx_utf8_seq_len(const unsigned char *p, size_t n);
 /* True when s[0..n) is entirely well-formed UTF-8. */
 bool cx_utf8_valid(const char *s, size_t n);
 
+/* The length of the longest well-formed prefix of s[0..n): the offset of
+ * the first byte that does not begin a well-formed sequence, n when there
+ * is none (for messages that say where text goes wrong). */
+size_t cx_utf8_valid_prefix(const char *s, size_t n);
+
 /* The largest length <= max at which s (len bytes, well-formed) can be cut
  * without splitting a sequence; len itself when len <= max. */
 size_t cx_utf8_cut(const char *s, size_t len, size_t max);

@@ -359,6 +359,10 @@ static void test_utf8_sanitize(void) {
                                  "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                                  "d\xef\xbf\xbd\xef\xbf\xbd");
     cx_buf_free(&b);
+    CX_CHECK_INT(cx_utf8_valid_prefix(bad, sizeof bad - 1), 1);
+    CX_CHECK_INT(cx_utf8_valid_prefix("caf\xc3\xa9", 5), 5);
+    CX_CHECK_INT(cx_utf8_valid_prefix("caf\xc3", 4), 3); /* a cut sequence */
+    CX_CHECK_INT(cx_utf8_valid_prefix("", 0), 0);
     cx_buf_init(&b, 5);
     CX_CHECK_INT(cx_utf8_sanitize("ab\xff\xff", 4, &b), CX_ELIMIT);
     cx_buf_free(&b);
