@@ -66,23 +66,21 @@ def main():
         args = c["arguments"] if "arguments" in c else shlex.split(c["command"])
         for inc in include_dirs(args):
             p = os.path.normpath(os.path.join(d, inc))
-            if not inside(p, root):
-                continue                                  # system headers
-            for base in (build, root):                    # a layer's view (either twin)
-                views = os.path.join(base, VIEWS)
-                if inside(p, views) and p != views:
-                    view = os.path.relpath(p, views).split(os.sep)[0]
-                    ok = view in sees
-                    break
+            views = [os.path.join(base, VIEWS) for base in (build, root)]
+            view = next((v for v in views if inside(p, v)), None)
+            if view is not None:                          # a layer's view (either twin)
+                ok = p != view and os.path.relpath(p, view).split(os.sep)[0] in sees
+            elif inside(p, build):
+                ok = True                                 # build-private directories
+            elif inside(p, root):
+                r = os.path.relpath(p, root)
+                ok = any(r == table.dirs[l] for l in sees)
             else:
-                if inside(p, build):
-                    ok = p != os.path.join(build, VIEWS)  # build-private directories
-                else:
-                    r = os.path.relpath(p, root)
-                    ok = any(r == table.dirs[l] for l in sees)
+                ok = True                                 # system headers
             if not ok:
+                shown = os.path.relpath(p, root) if inside(p, root) else p
                 bad.append("%s (layer %s): compiled with -I %s, outside what %s may see"
-                           % (rel, own, os.path.relpath(p, root), own))
+                           % (rel, own, shown, own))
     for line in bad:
         print(line)
     print("check-build: %d source files, %d include paths out of their layer"
