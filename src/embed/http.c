@@ -171,11 +171,11 @@ static long backoff_ms(http *h, int attempt) {
 
 /* A short, printable, scrubbed piece of an answer body for a message. */
 static void excerpt(const http *h, char out[EXCERPT]) {
-    if (!h->resp.len) {
+    if (!h->resp.buf.len) {
         snprintf(out, EXCERPT, "(empty body)");
         return;
     }
-    scrub_into(h, out, EXCERPT, h->resp.data, h->resp.len, true);
+    scrub_into(h, out, EXCERPT, cx_buf_str(&h->resp.buf), h->resp.buf.len, true);
 }
 
 /* --- the answer ----------------------------------------------------- */
@@ -186,7 +186,8 @@ static void excerpt(const http *h, char out[EXCERPT]) {
 static int parse_answer(http *h, size_t k, const size_t *pos, float *out) {
     int r = CX_EFAIL;
     json_error_t jerr;
-    json_t *root = json_loadb(h->resp.data, h->resp.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root =
+        json_loadb(cx_buf_str(&h->resp.buf), h->resp.buf.len, JSON_REJECT_DUPLICATES, &jerr);
     bool *seen = NULL;
     if (!root) {
         char ex[EXCERPT];
@@ -285,26 +286,12 @@ static int add_text(json_t *arr, const char *s) {
     size_t n = strlen(s);
     n = cx_utf8_cut(s, n, MAX_TEXT_BYTES);
     json_t *str = json_stringn(s, n);
-    if (!str) {
-        /* invalid UTF-8: replace each bad byte by U+FFFD */
-        char *c = malloc(n * 3 + 1);
-        if (!c)
-            return CX_ENOMEM;
-        size_t o = 0;
-        for (size_t i = 0; i < n;) {
-            size_t len = cx_utf8_seq_len((const unsigned char *)s + i, n - i);
-            if (len) {
-                memcpy(c + o, s + i, len);
-                o += len;
-                i += len;
-            } else {
-                memcpy(c + o, "\xef\xbf\xbd", 3);
-                o += 3;
-                i++;
-            }
-        }
-        str = json_stringn(c, o);
-        free(c);
+    if (!str) { /* invalid UTF-8: each bad byte becomes U+FFFD */
+        cx_buf c;
+        cx_buf_init(&c, 3 * n);
+        int r = cx_utf8_sanitize(s, n, &c);
+        str = r ? NULL : json_stringn(cx_buf_str(&c), c.len);
+        cx_buf_free(&c);
         if (!str)
             return CX_ENOMEM;
     }
@@ -637,7 +624,7 @@ int cx_embed_http_new(cx_embedder **out, const cx_embed_http_config *cfg) {
     h->base.ops = &http_ops;
     h->base.local = false;
     h->retry_after_ms = -1;
-    h->resp.max = MAX_RESPONSE;
+    cx_http_body_init(&h->resp, MAX_RESPONSE);
     h->rng = cx_clock_mono_ns() ^ (uint64_t)(uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
     if (!h->rng)
         h->rng = 1;

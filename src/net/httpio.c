@@ -3,8 +3,10 @@
 #include "net/httpio.h"
 
 #include "net/curlapi.h"
+#include "util/error.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,42 +14,31 @@
 
 #define DAY_MS 86400000L
 
+void cx_http_body_init(cx_http_body *b, size_t max) {
+    *b = (cx_http_body){.too_big = false};
+    cx_buf_init(&b->buf, max);
+}
+
 size_t cx_http_body_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     cx_http_body *b = ud;
-    size_t n = size * nmemb;
-    if (n > b->max || b->len > b->max - n) {
+    if (nmemb && size > SIZE_MAX / nmemb) {
         b->too_big = true;
-        return 0; /* CURLE_WRITE_ERROR */
+        return 0;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 8192;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if (cap > b->max + 1)
-            cap = b->max + 1;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+    size_t n = size * nmemb;
+    int r = cx_buf_add(&b->buf, ptr, n);
+    if (r == CX_ELIMIT)
+        b->too_big = true;
+    return r ? 0 : n; /* 0: CURLE_WRITE_ERROR */
 }
 
 void cx_http_body_reset(cx_http_body *b) {
-    b->len = 0;
+    cx_buf_reset(&b->buf);
     b->too_big = false;
-    if (b->data)
-        b->data[0] = '\0';
 }
 
 void cx_http_body_free(cx_http_body *b) {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    cx_buf_free(&b->buf);
 }
 
 long cx_http_retry_after_ms(const char *line, size_t n) {

@@ -1,21 +1,36 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What every HTTP client in the engine needs from a response: a body
- * buffer with a hard cap (so a hostile server cannot make us allocate
- * without bound) and the Retry-After header's value. */
+ * buffer with a hard cap (a cx_buf, so a hostile server cannot make us
+ * allocate without bound) and the Retry-After header's value. */
 #pragma once
+
+#include "util/buf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 typedef struct cx_http_body {
-    char *data;   /* NUL-terminated; malloc'd, free with cx_http_body_free */
-    size_t len, cap;
-    size_t max;   /* the cap, set by the caller before the transfer */
+    union {
+        cx_buf buf; /* the body, NUL-terminated, capped at buf.max */
+        /* The same fields under the names callers used before cx_buf
+         * (src/sync/client.c sets .max and reads .data and .len): read them,
+         * change them only through cx_http_body_init and buf. */
+        struct {
+            char *data;
+            size_t len, cap;
+            size_t max;
+        };
+    };
     bool too_big; /* the answer went past max: the transfer was stopped */
 } cx_http_body;
 
+/* Readies b for answers of at most max bytes (a zeroed body with .max set
+ * is the same). */
+void cx_http_body_init(cx_http_body *b, size_t max);
+
 /* A CURLOPT_WRITEFUNCTION appending to the cx_http_body in `ud`; returns 0
- * (so libcurl fails the transfer) past the cap or when out of memory. */
+ * (so libcurl fails the transfer) past the cap, with too_big set, or when
+ * out of memory. */
 size_t cx_http_body_write(char *ptr, size_t size, size_t nmemb, void *ud);
 
 /* Empties the body for the next answer, keeping its buffer. */

@@ -2,9 +2,11 @@
 /* JSON-RPC 2.0 framing: depth pre-scan, parsing, builders, line reader. */
 #include "proto/jsonrpc.h"
 
+#include "util/buf.h"
 #include "util/error.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -170,13 +172,17 @@ void cx_rpc_id_text(json_t *id, char *buf, size_t size) {
     buf[n < size ? n : 0] = '\0';
 }
 
+/* A line of up to max bytes plus one read more is all the buffer holds. */
+#define READ_MIN (16 * 1024)
+#define READ_SLACK (128 * 1024)
+
 struct cx_linereader {
     int fd;
     size_t max;
-    char *buf;
-    size_t cap, start, end; /* unconsumed bytes are buf[start..end) */
-    size_t scanned;         /* bytes after start known to hold no '\n' */
-    bool skipping;          /* dropping the rest of an oversize line */
+    cx_buf in;      /* unconsumed bytes are in.data[start..in.len) */
+    size_t start;
+    size_t scanned; /* bytes after start known to hold no '\n' */
+    bool skipping;  /* dropping the rest of an oversize line */
     size_t skipped;
     bool eof;
 };
@@ -186,10 +192,10 @@ int cx_linereader_new(cx_linereader **out, int fd, size_t max_line) {
     if (!lr)
         return CX_ENOMEM;
     lr->fd = fd;
-    lr->max = max_line;
-    lr->cap = 64 * 1024;
-    lr->buf = malloc(lr->cap);
-    if (!lr->buf) {
+    lr->max = max_line < SIZE_MAX / 2 ? max_line : SIZE_MAX / 2;
+    cx_buf_init(&lr->in, lr->max + READ_SLACK);
+    char *space;
+    if (cx_buf_reserve(&lr->in, 64 * 1024 - 1, &space) != 0) { /* data is never NULL */
         free(lr);
         return CX_ENOMEM;
     }
@@ -200,22 +206,22 @@ int cx_linereader_new(cx_linereader **out, int fd, size_t max_line) {
 void cx_linereader_free(cx_linereader *lr) {
     if (!lr)
         return;
-    free(lr->buf);
+    cx_buf_free(&lr->in);
     free(lr);
 }
 
 bool cx_linereader_pending(const cx_linereader *lr) {
-    return lr->eof ||
-           memchr(lr->buf + lr->start + lr->scanned, '\n', lr->end - lr->start - lr->scanned);
+    return lr->eof || memchr(lr->in.data + lr->start + lr->scanned, '\n',
+                             lr->in.len - lr->start - lr->scanned);
 }
 
 cx_line_status cx_linereader_next(cx_linereader *lr, const char **line, size_t *len) {
     bool did_read = false;
     for (;;) {
-        char *nl = memchr(lr->buf + lr->start + lr->scanned, '\n',
-                          lr->end - lr->start - lr->scanned);
+        char *nl = memchr(lr->in.data + lr->start + lr->scanned, '\n',
+                          lr->in.len - lr->start - lr->scanned);
         if (nl) {
-            size_t n = (size_t)(nl - (lr->buf + lr->start));
+            size_t n = (size_t)(nl - (lr->in.data + lr->start));
             size_t at = lr->start;
             lr->start += n + 1;
             lr->scanned = 0;
@@ -229,16 +235,16 @@ cx_line_status cx_linereader_next(cx_linereader *lr, const char **line, size_t *
                 *len = n;
                 return CX_LINE_OVERSIZE;
             }
-            *line = lr->buf + at;
+            *line = lr->in.data + at;
             *len = n;
             return CX_LINE_OK;
         }
-        lr->scanned = lr->end - lr->start;
+        lr->scanned = lr->in.len - lr->start;
         if (lr->eof) {
-            if (lr->end > lr->start && !lr->skipping) { /* a last line without '\n' */
-                *line = lr->buf + lr->start;
-                *len = lr->end - lr->start;
-                lr->start = lr->end;
+            if (lr->in.len > lr->start && !lr->skipping) { /* a last line without '\n' */
+                *line = lr->in.data + lr->start;
+                *len = lr->in.len - lr->start;
+                lr->start = lr->in.len;
                 lr->scanned = 0;
                 if (*len > lr->max)
                     return CX_LINE_OVERSIZE;
@@ -246,8 +252,8 @@ cx_line_status cx_linereader_next(cx_linereader *lr, const char **line, size_t *
             }
             if (lr->skipping) {
                 lr->skipping = false;
-                *len = lr->skipped + (lr->end - lr->start);
-                lr->start = lr->end;
+                *len = lr->skipped + (lr->in.len - lr->start);
+                lr->start = lr->in.len;
                 return CX_LINE_OVERSIZE;
             }
             return CX_LINE_EOF;
@@ -255,30 +261,25 @@ cx_line_status cx_linereader_next(cx_linereader *lr, const char **line, size_t *
         if (did_read)
             return CX_LINE_AGAIN; /* one read() a call, so poll() stays in charge */
         /* Over the cap: keep nothing more of this line. */
-        if (lr->end - lr->start > lr->max) {
+        if (lr->in.len - lr->start > lr->max) {
             lr->skipping = true;
-            lr->skipped += lr->end - lr->start;
-            lr->start = lr->end = lr->scanned = 0;
+            lr->skipped += lr->in.len - lr->start;
+            cx_buf_reset(&lr->in);
+            lr->start = lr->scanned = 0;
         }
-        /* Make room: compact, then grow (bounded by max + one read). */
-        if (lr->start > 0) {
-            memmove(lr->buf, lr->buf + lr->start, lr->end - lr->start);
-            lr->end -= lr->start;
-            lr->start = 0;
-        }
-        if (lr->cap - lr->end < 16 * 1024) {
-            size_t ncap = lr->cap * 2;
-            if (ncap > lr->max + 128 * 1024)
-                ncap = lr->max + 128 * 1024;
-            if (ncap > lr->cap) {
-                char *nb = realloc(lr->buf, ncap);
-                if (!nb)
-                    return CX_LINE_ERROR;
-                lr->buf = nb;
-                lr->cap = ncap;
-            }
-        }
-        ssize_t k = read(lr->fd, lr->buf + lr->end, lr->cap - lr->end);
+        /* Make room: drop what was consumed, then read into what is free
+         * (at least READ_MIN, bounded by the buffer's cap). */
+        cx_buf_drop(&lr->in, lr->start);
+        lr->start = 0;
+        size_t want = lr->in.alloc - lr->in.len - 1;
+        if (want < READ_MIN)
+            want = READ_MIN;
+        if (want > lr->in.max - lr->in.len)
+            want = lr->in.max - lr->in.len;
+        char *space;
+        if (cx_buf_reserve(&lr->in, want, &space) != 0)
+            return CX_LINE_ERROR;
+        ssize_t k = read(lr->fd, space, want);
         if (k < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 return CX_LINE_AGAIN;
@@ -286,7 +287,7 @@ cx_line_status cx_linereader_next(cx_linereader *lr, const char **line, size_t *
         }
         if (k == 0)
             lr->eof = true;
-        lr->end += (size_t)k;
+        cx_buf_commit(&lr->in, (size_t)k);
         did_read = true;
     }
 }

@@ -2,12 +2,14 @@
 /* File-system helpers. */
 #include "util/fsx.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,8 @@ bool cx_fs_is_dir(const char *path) {
 
 int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
     int r = 0;
-    char *buf = NULL;
+    cx_buf b;
+    cx_buf_init(&b, max);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cx_error_set(errno == ENOENT ? CX_ENOTFOUND : CX_EIO, "cannot open %s: %s", path,
@@ -78,27 +81,18 @@ int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
                          (long long)st.st_size, max);
         goto out;
     }
-    size_t cap = (size_t)st.st_size + 1, used = 0;
-    buf = malloc(cap);
-    if (!buf) {
-        r = CX_ENOMEM;
-        goto out;
-    }
     for (;;) {
-        if (used + 1 >= cap) { /* the file grew while we read it */
-            if (cap > max) {
-                r = cx_error_set(CX_ELIMIT, "%s grew past the limit of %zu bytes", path, max);
-                goto out;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                r = CX_ENOMEM;
-                goto out;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t k = read(fd, buf + used, cap - used - 1);
+        /* The size stat() gave and one byte to see the end, then more if
+         * the file grows while we read it; one byte past max is refused. */
+        size_t room = max - b.len, want = 4096;
+        if ((size_t)st.st_size + 1 > b.len + want)
+            want = (size_t)st.st_size + 1 - b.len;
+        if (want > room)
+            want = room;
+        char probe, *at = &probe;
+        if (want && (r = cx_buf_reserve(&b, want, &at)) != 0)
+            goto out;
+        ssize_t k = read(fd, at, want ? want : 1);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
@@ -107,68 +101,104 @@ int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
         }
         if (k == 0)
             break;
-        used += (size_t)k;
+        if (!want) {
+            r = cx_error_set(CX_ELIMIT, "%s grew past the limit of %zu bytes", path, max);
+            goto out;
+        }
+        cx_buf_commit(&b, (size_t)k);
     }
-    if (used > max) {
-        r = cx_error_set(CX_ELIMIT, "%s is larger than the limit of %zu bytes", path, max);
-        goto out;
-    }
-    buf[used] = '\0';
-    *out = buf;
-    *len = used;
-    buf = NULL;
+    char *data = cx_buf_take(&b, len);
+    if (!data)
+        r = cx_error_set(CX_ENOMEM, "out of memory reading %s", path);
+    else
+        *out = data;
 out:
-    free(buf);
+    cx_buf_free(&b);
     close(fd);
     return r;
 }
 
-int cx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode) {
-    char tmp[PATH_MAX];
-    int r = 0;
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return cx_error_set(CX_EINVAL, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return cx_error_set(CX_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t k = write(fd, p, left);
+int cx_fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode,
+                          unsigned flags) {
+    static atomic_uint counter; /* temporary names unique across threads */
+    int r = 0, fd = -1;
+    bool created = false;
+    char *real = NULL, *tmp = NULL;
+    struct stat st;
+    if ((flags & CX_FS_THROUGH_SYMLINK) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+        !(real = realpath(path, NULL)))
+        return cx_error_set(CX_EIO, "cannot resolve the link %s: %s", path, strerror(errno));
+    const char *dst = real ? real : path;
+    size_t tmpsize = strlen(dst) + 64;
+    if (!(tmp = malloc(tmpsize))) {
+        r = cx_error_set(CX_ENOMEM, "out of memory writing %s", dst);
+        goto out;
+    }
+    /* O_EXCL: never write through a file (or link) that is already there. */
+    for (int attempt = 0;; attempt++) {
+        snprintf(tmp, tmpsize, "%s.cortex-tmp.%ld.%u", dst, (long)getpid(),
+                 atomic_fetch_add(&counter, 1u));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd >= 0)
+            break;
+        if (errno != EEXIST || attempt >= 100) {
+            r = cx_error_set(CX_EIO, "cannot create %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+    }
+    created = true;
+    if ((flags & CX_FS_EXACT_MODE) && fchmod(fd, mode) != 0) {
+        r = cx_error_set(CX_EIO, "cannot set the mode of %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (const char *p = data; len > 0;) {
+        ssize_t k = write(fd, p, len);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
             r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
-            break;
+            goto out;
         }
         p += k;
-        left -= (size_t)k;
+        len -= (size_t)k;
     }
-    if (r == 0 && fsync(fd) != 0)
+    if (fsync(fd) != 0) {
         r = cx_error_set(CX_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
-    close(fd);
-    if (r == 0 && rename(tmp, path) != 0)
-        r = cx_error_set(CX_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (r != 0) {
-        unlink(tmp);
-        return r;
+        goto out;
     }
+    int c = close(fd);
+    fd = -1;
+    if (c != 0) {
+        r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (rename(tmp, dst) != 0) {
+        r = cx_error_set(CX_EIO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+        goto out;
+    }
+    created = false;
     /* Make the rename itself durable. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
+    char *slash = strrchr(tmp, '/');
     if (slash) {
-        if (slash == dir)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        slash[slash == tmp ? 1 : 0] = '\0';
+        int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             (void)fsync(dfd);
             close(dfd);
         }
     }
-    return 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+    free(tmp);
+    free(real);
+    return r;
+}
+
+int cx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode) {
+    return cx_fs_write_atomic_ex(path, data, len, mode, 0);
 }
 
 int cx_fs_resolve_within(const char *root, const char *path, char **out) {

@@ -18,9 +18,23 @@ int cx_fs_mkdir_p(const char *path, mode_t mode);
  * CX_EIO. */
 int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len);
 
-/* Writes data to path through a temporary file in the same directory,
- * fsynced and renamed over the target, then fsyncs the directory. */
+/* Writes data to path through a new temporary file in the same directory
+ * (created with O_EXCL under a name unique to the process and call), fsynced
+ * and renamed over the target, then fsyncs the directory: a reader sees the
+ * old contents or the new, never part. The file gets `mode` less the umask.
+ * CX_EIO (with the file and the reason), CX_ENOMEM; on failure the target is
+ * untouched and no temporary file is left. The one atomic writer. */
 int cx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+enum {
+    CX_FS_EXACT_MODE = 1 << 0,      /* the file gets `mode` exactly, umask or not */
+    CX_FS_THROUGH_SYMLINK = 1 << 1, /* a symlink at path is kept: its target is replaced */
+};
+
+/* cx_fs_write_atomic with CX_FS_* flags (for files a person owns, such as
+ * an agent's configuration, whose mode and links must stay as they were). */
+int cx_fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode,
+                          unsigned flags);
 
 /* Resolves `path` (relative to `root` unless absolute) and checks that the
  * result, with symlinks followed, lies inside the real `root`. On success

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* UTF-8 well-formedness (RFC 3629) and safe cutting. */
+/* UTF-8 well-formedness (RFC 3629), safe cutting, and the sanitiser. */
 #include "util/utf8.h"
 
 size_t cx_utf8_seq_len(const unsigned char *p, size_t n) {
@@ -35,15 +35,20 @@ size_t cx_utf8_seq_len(const unsigned char *p, size_t n) {
     return len;
 }
 
-bool cx_utf8_valid(const char *s, size_t n) {
+size_t cx_utf8_valid_prefix(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
+    size_t i = 0;
+    while (i < n) {
         size_t k = cx_utf8_seq_len(p + i, n - i);
         if (k == 0)
-            return false;
+            break;
         i += k;
     }
-    return true;
+    return i;
+}
+
+bool cx_utf8_valid(const char *s, size_t n) {
+    return cx_utf8_valid_prefix(s, n) == n;
 }
 
 size_t cx_utf8_cut(const char *s, size_t len, size_t max) {
@@ -53,4 +58,23 @@ size_t cx_utf8_cut(const char *s, size_t len, size_t max) {
     while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
         i--;
     return i;
+}
+
+int cx_utf8_sanitize(const char *s, size_t n, cx_buf *out) {
+    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, from = 0;
+    int r = 0;
+    while (i < n) {
+        size_t k = cx_utf8_seq_len(p + i, n - i);
+        if (k) {
+            i += k;
+            continue;
+        }
+        if ((r = cx_buf_add(out, s + from, i - from)) != 0 ||
+            (r = cx_buf_add(out, replacement, sizeof replacement - 1)) != 0)
+            return r;
+        from = ++i;
+    }
+    return cx_buf_add(out, s + from, n - from);
 }

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for src/util: ULIDs, clock and ISO 8601, file-system helpers. */
+/* Unit tests for src/util: ULIDs, clock and ISO 8601, file-system helpers,
+ * the capped buffer, the UTF-8 sanitiser, the dlopen helper. */
 #include "test.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
+#include "util/dl.h"
 #include "util/error.h"
 #include "util/fsx.h"
 #include "util/ulid.h"
+#include "util/utf8.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -114,6 +120,23 @@ static void test_fsx(void) {
     CX_CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0600);
 
     CX_CHECK_INT(cx_fs_read_file(file, 1, &data, &len), CX_ELIMIT);
+    CX_CHECK_OK(cx_fs_read_file(file, 2, &data, &len)); /* exactly the limit */
+    CX_CHECK(data && len == 2 && strcmp(data, "hi") == 0);
+    free(data);
+    data = NULL;
+    /* larger than one read, and empty */
+    char big[20000];
+    memset(big, 'b', sizeof big);
+    CX_CHECK_OK(cx_fs_write_atomic(file, big, sizeof big, 0600));
+    CX_CHECK_OK(cx_fs_read_file(file, sizeof big, &data, &len));
+    CX_CHECK(data && len == sizeof big && memcmp(data, big, len) == 0 && data[len] == '\0');
+    free(data);
+    data = NULL;
+    CX_CHECK_OK(cx_fs_write_atomic(file, "", 0, 0600));
+    CX_CHECK_OK(cx_fs_read_file(file, 0, &data, &len));
+    CX_CHECK(data && len == 0 && data[0] == '\0');
+    free(data);
+    data = NULL;
     char *missing = cx_fs_join(dir, "missing");
     CX_CHECK_INT(cx_fs_read_file(missing, 100, &data, &len), CX_ENOTFOUND);
     CX_CHECK_INT(cx_fs_read_file(deep, 100, &data, &len), CX_EINVAL);
@@ -158,10 +181,224 @@ static void test_error(void) {
     cx_error_clear();
 }
 
+static int entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+typedef struct writer {
+    const char *path;
+    char text[32];
+    int failures;
+} writer;
+
+static void *write_many(void *arg) {
+    writer *w = arg;
+    for (int i = 0; i < 50; i++)
+        w->failures += cx_fs_write_atomic(w->path, w->text, strlen(w->text), 0600) != 0;
+    return NULL;
+}
+
+/* The one atomic writer: the umask applies unless CX_FS_EXACT_MODE; a
+ * symlink is replaced, or kept with CX_FS_THROUGH_SYMLINK; threads writing
+ * one file all succeed, and no temporary file is ever left behind. */
+static void test_write_atomic(void) {
+    char *dir = cx_test_tmpdir();
+    CX_CHECK(dir != NULL);
+    if (!dir)
+        return;
+    char *file = cx_fs_join(dir, "f"), *target = cx_fs_join(dir, "target"),
+         *link = cx_fs_join(dir, "link"), *nodir = cx_fs_join(dir, "no/such/f");
+    struct stat st;
+    mode_t old = umask(022);
+    CX_CHECK_OK(cx_fs_write_atomic(file, "a", 1, 0666));
+    CX_CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0644);
+    CX_CHECK_OK(cx_fs_write_atomic_ex(file, "b", 1, 0666, CX_FS_EXACT_MODE));
+    CX_CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0666);
+    umask(old);
+
+    CX_CHECK_OK(cx_fs_write_atomic(target, "old", 3, 0600));
+    CX_CHECK(symlink(target, link) == 0);
+    CX_CHECK_OK(cx_fs_write_atomic_ex(link, "new", 3, 0600, CX_FS_THROUGH_SYMLINK));
+    CX_CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    char *data = NULL;
+    size_t len = 0;
+    CX_CHECK_OK(cx_fs_read_file(target, 100, &data, &len));
+    CX_CHECK_STR(data, "new");
+    free(data);
+    CX_CHECK_OK(cx_fs_write_atomic(link, "own", 3, 0600)); /* the link itself is replaced */
+    CX_CHECK(lstat(link, &st) == 0 && S_ISREG(st.st_mode));
+
+    CX_CHECK_INT(cx_fs_write_atomic(nodir, "x", 1, 0600), CX_EIO);
+    CX_CHECK(strstr(cx_error_last(), "no/such/f") != NULL);
+
+    writer w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (writer){.path = file};
+        snprintf(w[i].text, sizeof w[i].text, "writer %d", i);
+        CX_CHECK(pthread_create(&t[i], NULL, write_many, &w[i]) == 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        failures += w[i].failures;
+    }
+    CX_CHECK_INT(failures, 0);
+    CX_CHECK_OK(cx_fs_read_file(file, 100, &data, &len));
+    CX_CHECK(data && strncmp(data, "writer ", 7) == 0 && len == 8);
+    free(data);
+    CX_CHECK_INT(entries(dir), 3); /* f, target, link: no temporary file left */
+
+    free(file), free(target), free(link), free(nodir);
+    cx_test_rmrf(dir);
+    free(dir);
+}
+
+/* The capped buffer: appends up to the cap exactly, one byte past it fails
+ * with CX_ELIMIT and leaves the contents as they were, formatted appends are
+ * held to the same cap, take hands over a string and empties the buffer. */
+static void test_buf(void) {
+    cx_buf b;
+    cx_buf_init(&b, 10);
+    CX_CHECK_STR(cx_buf_str(&b), "");
+    CX_CHECK_OK(cx_buf_add(&b, "hello", 5));
+    CX_CHECK_OK(cx_buf_adds(&b, "worl"));
+    CX_CHECK_INT(b.len, 9);
+    CX_CHECK_STR(b.data, "helloworl");
+    CX_CHECK_INT(cx_buf_adds(&b, "d!"), CX_ELIMIT); /* 11 > 10 */
+    CX_CHECK(strstr(cx_error_last(), "limit of 10") != NULL);
+    CX_CHECK_STR(cx_buf_str(&b), "helloworl");      /* unchanged */
+    CX_CHECK_OK(cx_buf_adds(&b, "d"));              /* exactly the cap */
+    CX_CHECK_INT(b.len, 10);
+    CX_CHECK(b.alloc <= 11);                         /* never more than cap + NUL */
+    CX_CHECK_INT(cx_buf_add(&b, "x", 1), CX_ELIMIT);
+    CX_CHECK_OK(cx_buf_add(&b, "", 0));              /* nothing always fits */
+    CX_CHECK_INT(cx_buf_add(&b, "x", (size_t)-1), CX_ELIMIT); /* no overflow */
+
+    size_t len = 99;
+    char *s = cx_buf_take(&b, &len);
+    CX_CHECK_STR(s, "helloworld");
+    CX_CHECK_INT(len, 10);
+    free(s);
+    CX_CHECK(b.data == NULL && b.len == 0 && b.max == 10); /* empty, same cap */
+    s = cx_buf_take(&b, &len);                            /* empty: "" */
+    CX_CHECK(s && s[0] == '\0' && len == 0);
+    free(s);
+
+    /* formatted text, short and past the stack buffer, held to the cap */
+    cx_buf_init(&b, 1000);
+    CX_CHECK_OK(cx_buf_addf(&b, "%s=%d;", "n", 42));
+    CX_CHECK_OK(cx_buf_addf(&b, "%300s", "x"));
+    CX_CHECK_INT(b.len, 5 + 300);
+    CX_CHECK(b.data[b.len - 1] == 'x' && b.data[b.len] == '\0');
+    CX_CHECK_INT(cx_buf_addf(&b, "%700s", "y"), CX_ELIMIT);
+    CX_CHECK_INT(b.len, 305);
+    CX_CHECK_OK(cx_buf_addf(&b, "%695s", "y"));
+    CX_CHECK_INT(b.len, 1000);
+    cx_buf_reset(&b);
+    CX_CHECK_INT(b.len, 0);
+    CX_CHECK_STR(cx_buf_str(&b), "");
+
+    /* binary data with NULs, grown over many appends */
+    unsigned char bytes[256];
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (unsigned char)i;
+    int ok = 1;
+    for (int i = 0; i < 3; i++)
+        ok &= cx_buf_add(&b, bytes, sizeof bytes) == 0;
+    CX_CHECK(ok);
+    CX_CHECK_INT(b.len, 768);
+    CX_CHECK(memcmp(b.data + 512, bytes, 256) == 0);
+
+    /* reserve and commit, as a read() into the buffer does */
+    cx_buf_reset(&b);
+    char *space = NULL;
+    CX_CHECK_OK(cx_buf_reserve(&b, 4, &space));
+    memcpy(space, "abcd", 4);
+    cx_buf_commit(&b, 3);
+    CX_CHECK_STR(cx_buf_str(&b), "abc");
+    CX_CHECK_INT(cx_buf_reserve(&b, 998, &space), CX_ELIMIT);
+    cx_buf_drop(&b, 1); /* consumed from the head */
+    CX_CHECK_STR(cx_buf_str(&b), "bc");
+    cx_buf_drop(&b, 0);
+    CX_CHECK_INT(b.len, 2);
+    CX_CHECK_OK(cx_buf_adds(&b, "d"));
+    CX_CHECK_OK(cx_buf_reserve(&b, 997, &space));
+    cx_buf_free(&b);
+    CX_CHECK(b.data == NULL && b.max == 1000);
+    cx_buf_free(NULL);
+
+    /* a zero cap holds only the empty string */
+    cx_buf_init(&b, 0);
+    CX_CHECK_OK(cx_buf_add(&b, "", 0));
+    CX_CHECK_INT(cx_buf_adds(&b, "a"), CX_ELIMIT);
+    CX_CHECK_STR(cx_buf_str(&b), "");
+    cx_buf_free(&b);
+}
+
+/* The one UTF-8 sanitiser: valid text passes unchanged, each bad byte
+ * becomes one U+FFFD, and the output is held to the buffer's cap. */
+static void test_utf8_sanitize(void) {
+    cx_buf b;
+    cx_buf_init(&b, 64);
+    CX_CHECK_OK(cx_utf8_sanitize("caf\xc3\xa9 \xe2\x82\xac", 9, &b));
+    CX_CHECK_STR(cx_buf_str(&b), "caf\xc3\xa9 \xe2\x82\xac");
+    cx_buf_reset(&b);
+    /* a lone continuation, an overlong, a surrogate, a cut sequence */
+    const char bad[] = "a\x80" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82";
+    CX_CHECK_OK(cx_utf8_sanitize(bad, sizeof bad - 1, &b));
+    CX_CHECK(cx_utf8_valid(b.data, b.len));
+    CX_CHECK_STR(cx_buf_str(&b), "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+                                 "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                 "d\xef\xbf\xbd\xef\xbf\xbd");
+    cx_buf_free(&b);
+    CX_CHECK_INT(cx_utf8_valid_prefix(bad, sizeof bad - 1), 1);
+    CX_CHECK_INT(cx_utf8_valid_prefix("caf\xc3\xa9", 5), 5);
+    CX_CHECK_INT(cx_utf8_valid_prefix("caf\xc3", 4), 3); /* a cut sequence */
+    CX_CHECK_INT(cx_utf8_valid_prefix("", 0), 0);
+    cx_buf_init(&b, 5);
+    CX_CHECK_INT(cx_utf8_sanitize("ab\xff\xff", 4, &b), CX_ELIMIT);
+    cx_buf_free(&b);
+}
+
+/* The dlopen helper: the first soname that loads, a table of symbols, and
+ * one message naming what is missing. */
+static void test_dl(void) {
+    size_t (*my_strlen)(const char *) = NULL;
+    int (*my_abs)(int) = NULL;
+    const char *const sonames[] = {"libcortex-no-such-library.so.0", "libc.so.6", NULL};
+    const cx_dl_sym syms[] = {{"strlen", &my_strlen}, {"abs", &my_abs}};
+    void *h = NULL;
+    CX_CHECK_OK(cx_dl_open(sonames, syms, 2, &h));
+    CX_CHECK(h != NULL);
+    CX_CHECK(my_strlen && my_strlen("four") == 4);
+    CX_CHECK(my_abs && my_abs(-3) == 3);
+
+    const cx_dl_sym missing[] = {{"strlen", &my_strlen}, {"cx_no_such_symbol", &my_abs}};
+    CX_CHECK_INT(cx_dl_open(sonames, missing, 2, NULL), CX_EFAIL);
+    CX_CHECK(strstr(cx_error_last(), "libc.so.6 lacks cx_no_such_symbol") != NULL);
+
+    const char *const none[] = {"libcortex-no-such-library.so.0", "libcortex-nor-this.so.1", NULL};
+    CX_CHECK_INT(cx_dl_open(none, syms, 2, NULL), CX_EFAIL);
+    CX_CHECK(strstr(cx_error_last(), "cannot load libcortex-no-such-library.so.0: ") != NULL);
+    CX_CHECK(strstr(cx_error_last(), "; libcortex-nor-this.so.1: ") != NULL);
+}
+
 int main(void) {
     test_ulid();
     test_clock();
     test_fsx();
+    test_write_atomic();
     test_error();
+    test_buf();
+    test_utf8_sanitize();
+    test_dl();
     return cx_test_done();
 }
