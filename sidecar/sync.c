@@ -10,7 +10,8 @@
 #include "store/store.h"
 #include "sync/client.h"
 #include "sync/engine.h"
-#include "sync/replica.h"
+#include "store/kv.h"
+#include "store/outbox.h"
 #include "sync/upstream.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -103,7 +104,7 @@ static cx_client *connect_upstream(cx_store *s) {
     if (r == 0)
         r = cx_client_new(&c, u, key, &g.stop);
     if (r == 0)
-        r = cx_replica_bind_upstream(s, u->url);
+        r = cx_kv_bind_upstream(s, u->url);
     if (r) {
         set_error(cx_error_last());
         cx_client_free(c);
@@ -119,7 +120,7 @@ static cx_client *connect_upstream(cx_store *s) {
 
 static void refresh_counts(cx_store *s) {
     json_t *st = NULL;
-    if (cx_replica_state(s, &st) != 0)
+    if (cx_outbox_state(s, &st) != 0)
         return;
     pthread_mutex_lock(&g.lock);
     g.backlog = json_integer_value(json_object_get(st, "backlog"));

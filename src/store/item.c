@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ACTOR 200
+#define MAX_ACTOR CX_WIRE_MAX_PRINCIPAL
 #define MAX_COMMENTS 500   /* comments returned by get */
 #define MAX_REVIEW_LIST 500
 #define SUMMARY_SNIPPET 200
@@ -114,7 +114,7 @@ int cx_item_check_subcortex(const char *field, const char *v, const char **out) 
         *out = CX_STORE_DEFAULT_SUBCORTEX;
         return 0;
     }
-    int r = cx_item_check_text(field, v, CX_STORE_MAX_TAG, true, true);
+    int r = cx_item_check_text(field, v, CX_WIRE_MAX_SUBCORTEX, true, true);
     if (r)
         return r;
     *out = v;
@@ -170,17 +170,7 @@ int cx_item_check_actor(const cx_actor *who) {
 }
 
 int cx_item_norm_id(const char *field, const char *id, char buf[CX_STORE_MAX_ID + 1]) {
-    if (!id || !*id)
-        return cx_error_set(CX_EINVAL, "%s is required: an item id such as those search returns",
-                            field);
-    size_t n = strlen(id);
-    if (n > CX_STORE_MAX_ID)
-        return cx_error_set(CX_EINVAL, "%s is %zu bytes long; item ids are at most %d", field, n,
-                            CX_STORE_MAX_ID);
-    bool ulid = cx_ulid_valid(id);
-    for (size_t i = 0; i <= n; i++)
-        buf[i] = ulid ? (char)toupper((unsigned char)id[i]) : id[i];
-    return 0;
+    return cx_wire_id_norm(field, id, buf);
 }
 
 /* ---- envelope ---- */
@@ -473,9 +463,20 @@ int cx_item_load(cx_store *s, const char *id, json_t **out) {
 static const char SQL_INSERT[] =
     "INSERT INTO items (id, kind, status, subcortex, title, body, tags, files, evidence,"
     " author, agent, created_at, updated_at, visibility, parent_id, content_hash, provenance,"
-    " fold_key, sig, vec, vec_scale)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17,"
-    " ?18, ?19, ?20)";
+    " fold_key, sig, vec, vec_scale, review, server_seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?21, ?13, ?14, ?15, ?16, ?17,"
+    " ?18, ?19, ?20, ?22, ?23)";
+static const char SQL_UPDATE[] =
+    "UPDATE items SET kind = ?2, status = ?3, subcortex = ?4, title = ?5, body = ?6, tags = ?7,"
+    " files = ?8, evidence = ?9, author = ?10, agent = ?11, created_at = ?12, updated_at = ?21,"
+    " server_seq = ?23, parent_id = ?14, review = ?22, provenance = ?16, sync_rejected = NULL"
+    " WHERE id = ?1";
+static const char SQL_DECIDE[] =
+    "UPDATE items SET kind = ?2, status = ?3, review = ?22, updated_at = ?21 WHERE id = ?1";
+
+static uint64_t or_now(uint64_t ms, uint64_t now) {
+    return ms ? ms : now;
+}
 
 int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     sqlite3_stmt *st;
@@ -494,11 +495,15 @@ int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
     cx_store_bind_text(st, 10, row->author);
     cx_store_bind_text(st, 11, row->agent);
-    sqlite3_bind_int64(st, 12, (sqlite3_int64)row->now_ms);
     cx_store_bind_text(st, 13, row->visibility);
     cx_store_bind_text(st, 14, row->parent_id);
     cx_store_bind_text(st, 15, row->content_hash);
     cx_store_bind_text(st, 16, row->provenance);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)or_now(row->created_ms, row->now_ms));
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
+    cx_store_bind_text(st, 22, row->review);
+    if (row->server_seq > 0)
+        sqlite3_bind_int64(st, 23, row->server_seq);
     if (row->has_fold_key)
         sqlite3_bind_int64(st, 17, row->fold_key);
     int8_t q[CX_EMBED_MAX_DIM];
@@ -513,6 +518,37 @@ int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     sqlite3_clear_bindings(st);
     if (r == 0 && rid)
         *rid = sqlite3_last_insert_rowid(cx_store_sqlite(s));
+    return r;
+}
+
+int cx_item_update(cx_store *s, const cx_item_row *row, unsigned flags) {
+    sqlite3_stmt *st;
+    bool decision = flags & CX_ITEM_DECISION;
+    int r = cx_store_prepare(s, decision ? SQL_DECIDE : SQL_UPDATE, &st);
+    if (r)
+        return r;
+    cx_store_bind_text(st, 1, row->id);
+    cx_store_bind_text(st, 2, row->kind);
+    cx_store_bind_text(st, 3, row->status);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
+    cx_store_bind_text(st, 22, row->review);
+    if (!decision) {
+        cx_store_bind_text(st, 4, row->subcortex);
+        cx_store_bind_text(st, 5, row->title ? row->title : "");
+        cx_store_bind_text(st, 6, row->body ? row->body : "");
+        cx_store_bind_text(st, 7, row->tags ? row->tags : "[]");
+        cx_store_bind_text(st, 8, row->files ? row->files : "[]");
+        cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
+        cx_store_bind_text(st, 10, row->author);
+        cx_store_bind_text(st, 11, row->agent);
+        sqlite3_bind_int64(st, 12, (sqlite3_int64)or_now(row->created_ms, row->now_ms));
+        cx_store_bind_text(st, 14, row->parent_id);
+        cx_store_bind_text(st, 16, row->provenance);
+        if (row->server_seq > 0)
+            sqlite3_bind_int64(st, 23, row->server_seq);
+    }
+    r = cx_store_exec_stmt(s, st, "updating an item");
+    sqlite3_clear_bindings(st);
     return r;
 }
 
@@ -533,7 +569,7 @@ static int push_item(cx_store *s, const char *id, const char *visibility) {
     json_t *env = NULL;
     int r = cx_item_load(s, id, &env);
     if (r == 0)
-        r = cx_outbox_push(s, "item.put", id, env);
+        r = cx_outbox_push(s, CX_OP_ITEM_PUT, id, env);
     json_decref(env);
     return r;
 }
@@ -1121,8 +1157,7 @@ static int read_state(cx_store *s, const char *id, const char *what, item_state 
 }
 
 static bool awaits_review(const item_state *st) {
-    return strcmp(st->kind, "draft") == 0 &&
-           (strcmp(st->status, "pending") == 0 || strcmp(st->status, "changes_requested") == 0);
+    return cx_awaits_review(cx_kind_parse(st->kind), cx_status_parse(st->status));
 }
 
 static int revise_tx(cx_store *s, void *ud) {
@@ -1688,7 +1723,7 @@ static int review_tx(cx_store *s, void *ud) {
         }
         if (agent)
             json_object_set_new(payload, "agent", json_string(agent));
-        r = cx_outbox_push(s, "review.decision", c->id, payload);
+        r = cx_outbox_push(s, CX_OP_REVIEW_DECISION, c->id, payload);
         json_decref(payload);
     }
 out:

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the store's own files (store.c, item.c, blob.c, outbox.c) and the
- * search module share and nothing else should use: the cx_store struct, the
- * prepared-statement cache, the write-transaction runner with busy retry,
+/* What the store's own files (store.c, item.c, blob.c, outbox.c, kv.c,
+ * apply.c) and the search module share and nothing else should use: the
+ * cx_store struct, the prepared-statement cache, the write-transaction runner with busy retry,
  * the one place SQLite errors are translated, input validation helpers and
  * the item envelope.
  *
@@ -14,8 +14,8 @@
 #include <sqlite3.h>
 
 #define CX_STORE_SCHEMA_VERSION 2
-#define CX_STORE_MAX_PATH 1024 /* bytes of one entry of `files` */
-#define CX_STORE_MAX_ID 64     /* bytes of an id given by a caller */
+#define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
+#define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
 
 /* What search keeps per store (tokenizer, scorer state); freed with the
@@ -174,20 +174,36 @@ int cx_item_envelope(sqlite3_stmt *st, json_t **out);
 int cx_item_load(cx_store *s, const char *id, json_t **out);
 
 /* Inserts an item row; the FTS index follows through triggers. Strings
- * borrowed; tags/files/evidence are JSON array texts. */
+ * borrowed; tags/files/evidence are JSON array texts. The caller has
+ * validated and redacted every field. */
 typedef struct cx_item_row {
     const char *id, *kind, *status, *subcortex, *title, *body;
     const char *tags, *files, *evidence;
     const char *author, *agent, *visibility, *parent_id, *content_hash;
     const char *provenance;  /* JSON text or NULL */
+    const char *review;      /* JSON text or NULL: the last decision (pulled items) */
     const float *vec;        /* the built-in vector, or NULL */
     int64_t fold_key;        /* observations only */
     bool has_fold_key;
     uint64_t now_ms;
+    uint64_t created_ms;     /* 0 = now_ms (pulled items keep the core's times) */
+    uint64_t updated_ms;     /* 0 = now_ms */
+    int64_t server_seq;      /* 0 = none (not from the core yet) */
 } cx_item_row;
 /* Inserts an item row (and its built-in vector when `vec` is set); *rid
  * (may be NULL) receives its row id. */
 int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid);
+
+/* Rewrites the existing row row->id with the envelope of `row` (kind,
+ * status, subcortex, title, body, tags, files, evidence, author, agent,
+ * created/updated times, server_seq, parent_id, review, provenance) and
+ * clears its sync_rejected; its visibility, fold key, content hash and
+ * `seen` stay. With CX_ITEM_DECISION only kind, status, review and
+ * updated_at change (a reviewer's decision on a draft whose local text
+ * still waits to be pushed). Search's index and the vectors follow through
+ * triggers. Inside a write transaction. */
+#define CX_ITEM_DECISION 1u
+int cx_item_update(cx_store *s, const cx_item_row *row, unsigned flags);
 
 /* Redaction of a caller's string before it is stored (see redact/redact.h):
  * *use = in when nothing matched, else the redacted copy in *owned (the
@@ -246,3 +262,12 @@ int cx_blob_put(cx_store *s, const void *data, size_t len, const char sha[65]);
 /* Appends an op to the outbox inside the current write transaction.
  * `payload` is borrowed. */
 int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload);
+
+/* ---- kv (kv.c) ---- */
+
+/* Sets `key` (NULL value: deletes it) inside the current write transaction. */
+int cx_kv_put(cx_store *s, const char *key, const char *value);
+int cx_kv_put_int(cx_store *s, const char *key, int64_t v);
+
+/* The value of `key` as an integer, `def` when unset or not a number. */
+int64_t cx_kv_int(cx_store *s, const char *key, int64_t def);
