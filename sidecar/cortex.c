@@ -1624,6 +1624,10 @@ static int cmd_sync(ctx *c) {
                 cx_kv_cursor(c->store, &cur);
                 fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st.applied,
                         st.applied == 1 ? "" : "s", (long long)cur);
+                if (st.skipped)
+                    fprintf(stderr, "cortex: skipped %zu pulled change%s, last %s: %s\n",
+                            st.skipped, st.skipped == 1 ? "" : "s",
+                            st.last_skip_id[0] ? st.last_skip_id : "-", st.last_skip);
                 attempt = 0;
                 continue;
             }

@@ -186,6 +186,9 @@ static void *run(void *arg) {
             while (r == 0 && more && !atomic_load(&g.stop)) {
                 cx_error_clear();
                 r = cx_engine_pull(s, c, &st);
+                if (r == 0 && st.skipped)
+                    log_warn("sync: skipped %zu pulled change(s), last %s: %s; see `cortex status`",
+                             st.skipped, st.last_skip_id[0] ? st.last_skip_id : "-", st.last_skip);
                 more = st.more;
                 retry_after = st.retry_after_s;
             }
