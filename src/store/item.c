@@ -214,7 +214,8 @@ int cx_item_envelope(sqlite3_stmt *st, json_t **out) {
     json_object_set_new(o, "body", jstr(sqlite3_column_text(st, 5)));
     json_object_set_new(o, "tags", cx_item_parse_array((const char *)sqlite3_column_text(st, 6)));
     json_object_set_new(o, "files", cx_item_parse_array((const char *)sqlite3_column_text(st, 7)));
-    if (strcmp(kind, "draft") == 0 || strcmp(kind, "thread") == 0)
+    cx_kind k = cx_kind_parse(kind);
+    if (k == CX_KIND_DRAFT || k == CX_KIND_THREAD)
         json_object_set_new(o, "evidence",
                             cx_item_parse_array((const char *)sqlite3_column_text(st, 8)));
     set_text_opt(o, "author", st, 9);
@@ -1329,7 +1330,8 @@ static int comment_tx(cx_store *s, void *ud) {
                             c->target);
     if (rc != SQLITE_ROW)
         return cx_store_sqlerr(s, rc, "reading the comment's target");
-    if (strcmp(kind, "thread") != 0 && strcmp(kind, "draft") != 0)
+    cx_kind k = cx_kind_parse(kind);
+    if (k != CX_KIND_THREAD && k != CX_KIND_DRAFT)
         return cx_error_set(CX_EINVAL,
                             "item '%s' is a%s %s; comments go only on threads and drafts",
                             c->target, kind[0] == 'a' || kind[0] == 'o' ? "n" : "", kind);
@@ -1448,10 +1450,10 @@ static int load_full(cx_store *s, const char *id, json_t **out) {
     int r = cx_item_load(s, id, &item);
     if (r)
         return r;
-    const char *kind = json_string_value(json_object_get(item, "kind"));
-    if (strcmp(kind, "thread") == 0 || strcmp(kind, "draft") == 0)
+    cx_kind k = cx_kind_parse(json_string_value(json_object_get(item, "kind")));
+    if (k == CX_KIND_THREAD || k == CX_KIND_DRAFT)
         r = add_comments(s, id, item);
-    else if (strcmp(kind, "artifact") == 0)
+    else if (k == CX_KIND_ARTIFACT)
         r = add_versions(s, id, item);
     if (r) {
         json_decref(item);
@@ -1688,14 +1690,14 @@ static int review_tx(cx_store *s, void *ud) {
         json_decref(rv);
         return CX_ENOMEM;
     }
-    bool approve = strcmp(c->decision, "approve") == 0;
+    cx_decision d = cx_decision_parse(c->decision);
+    bool approve = d == CX_DECISION_APPROVE;
     if ((r = cx_store_prepare(s, SQL_REVIEW_SET, &st)))
         goto out;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, approve ? "thread" : "draft", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, approve ? "canon" : strcmp(c->decision, "reject") == 0 ? "rejected"
-                                                                                    : "changes_requested",
-                      -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cx_kind_name(approve ? CX_KIND_THREAD : CX_KIND_DRAFT), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, cx_status_name(cx_decision_status(d)), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, rvtext, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
     r = cx_store_exec_stmt(s, st, "recording the review");
@@ -1740,19 +1742,18 @@ int cx_store_review(cx_store *s, const cx_actor *who, const char *id, const char
         return r;
     if ((r = cx_item_norm_id("id", id, nid)))
         return r;
-    if (!decision || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0 &&
-                      strcmp(decision, "changes_requested") != 0))
+    cx_decision d = cx_decision_parse(decision);
+    if (d == CX_DECISION_INVALID)
         return cx_error_set(CX_EINVAL,
                             "decision must be \"approve\", \"reject\" or \"changes_requested\", "
                             "not \"%.40s\"",
                             decision ? decision : "");
-    bool needs_reason = strcmp(decision, "approve") != 0;
+    bool needs_reason = cx_decision_needs_note(d);
     if ((r = cx_item_check_text("reason", reason, CX_STORE_MAX_TEXT, needs_reason, false))) {
         if (needs_reason && (!reason || !*reason))
             return cx_error_set(CX_EINVAL, "a reason is required to %s a draft; say what is "
                                            "wrong or what to change",
-                                strcmp(decision, "reject") == 0 ? "reject"
-                                                                : "request changes on");
+                                d == CX_DECISION_REJECT ? "reject" : "request changes on");
         return r;
     }
     char *owned = NULL;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The outbox (see outbox.h): every local change that should reach the core is appended
- * here, in the same transaction as the change itself, with a client op id
- * (a ULID) that the core uses as idempotency key. The sync engine sends rows
- * in `seq` order and removes a row only when the core acknowledged it; a
- * rejected op keeps its row with `rejected_reason` set. Private items never
- * get a row.
+/* The outbox (see outbox.h): every local change that should reach the
+ * core is appended here, in the same transaction as the change itself,
+ * with a client op id (a ULID) that the core uses as idempotency key. The
+ * sync engine sends rows in `seq` order and removes a row only when the
+ * core acknowledged it; a rejected op keeps its row with `rejected_reason`
+ * set. Private items never get a row.
  *
  * The write-transaction runner reruns a whole transaction on SQLITE_BUSY,
  * so every tx function here must be safe to run again from the start. */
@@ -85,7 +85,7 @@ out:
 }
 
 int cx_outbox_batch(cx_store *s, size_t max_ops, size_t max_bytes, json_t **ops_out,
-                     json_t **blobs_out) {
+                    json_t **blobs_out) {
     sqlite3_stmt *st;
     json_t *ops = json_array(), *blobs = json_array(), *bad = json_array();
     size_t bytes = 0;
@@ -250,7 +250,7 @@ static int ack_tx(cx_store *s, void *ud) {
 }
 
 int cx_outbox_ack(cx_store *s, const json_t *ops, const json_t *results, size_t *acked,
-                   size_t *rejected) {
+                  size_t *rejected) {
     ack_ctx c = {.ops = ops, .results = results};
     int r = cx_store_write(s, ack_tx, &c);
     if (r == 0 && acked)
