@@ -363,6 +363,21 @@ static void test_skips(void) {
     CX_CHECK(strncmp(res.last_skip, "item.title", 10) == 0);
     free(t);
 
+    /* a 50 MB body, as a hostile core might send */
+    size_t big = 50u * 1024 * 1024;
+    char *huge = malloc(big + 1);
+    if (huge) {
+        memset(huge, 'h', big);
+        huge[big] = '\0';
+        json_t *hit = item(ID_BAD2, "observation", "recorded", "t", "x");
+        json_object_set_new(hit, "body", json_stringn_nocheck(huge, big));
+        free(huge);
+        CX_CHECK_OK(apply1(s, change(12, hit), 12, &res));
+        CX_CHECK_INT(res.skipped, 1);
+        CX_CHECK(strncmp(res.last_skip, "item.body", 9) == 0);
+        CX_CHECK(get(s, ID_BAD2) == NULL);
+    }
+
     /* a page that is not a page is refused whole */
     json_t *notpage = json_pack("{s:[i], s:i, s:b}", "changes", 1, "next", 13, "more", 0);
     CX_CHECK_INT(cx_apply_page(s, notpage, &res), CX_EINVAL);
