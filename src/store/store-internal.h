@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the store's own files (store.c, item.c, blob.c, outbox.c, kv.c,
- * apply.c) and the search module share and nothing else should use: the
+/* What the store's own files (store.c, item-check.c, envelope.c, fold.c,
+ * item.c, read.c, blob.c, outbox.c, kv.c, apply.c) and the search module
+ * share and nothing else should use: the
  * cx_store struct, the prepared-statement cache, the write-transaction runner with busy retry,
  * the one place SQLite errors are translated, input validation helpers and
  * the item envelope.
@@ -138,7 +139,7 @@ int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim,
  * write transaction), else 0 in *out when unknown. */
 int cx_vec_model_id(cx_store *s, const char *name, int dim, bool create, int64_t *out);
 
-/* ---- near-duplicates (item.c) ---- */
+/* ---- near-duplicates (fold.c) ---- */
 
 /* The key under which observations may fold into each other: visibility,
  * subcortex, the set of files, the files of the provenance, and the
@@ -159,9 +160,36 @@ int cx_item_register_sql(sqlite3 *db);
 void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, bool *is_stale,
                          json_t **changed);
 
-/* ---- validation (item.c) ---- */
+/* ---- validation (item-check.c) ---- */
 
-/* ---- items (item.c) ---- */
+/* Whitespace as the store's texts count it (ASCII space, \t \n \r \f \v). */
+static inline bool cx_item_is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* A list of paths or ids as a JSON array (*out, owned by the caller), in
+ * order, without duplicates: at most max_n entries of at most max_len
+ * bytes, each one line of UTF-8. */
+int cx_item_check_list(const char *field, cx_strv l, size_t max_n, size_t max_len, json_t **out);
+
+/* "shared" (also for NULL or "") or "private" into *out (borrowed);
+ * CX_EINVAL otherwise. */
+int cx_item_check_visibility(const char *field, const char *v, const char **out);
+
+/* The provenance as compact JSON text (*out malloc'd; NULL when there is
+ * none): an object of at most CX_STORE_MAX_PROVENANCE bytes as JSON. */
+int cx_item_check_provenance(const char *field, const json_t *prov, char **out);
+
+/* ---- the envelope (envelope.c) ---- */
+
+/* A text column as a JSON string ("" for NULL). */
+json_t *cx_item_json_text(const unsigned char *v);
+/* A time column (ms) as an ISO 8601 UTC JSON string. */
+json_t *cx_item_json_time(int64_t ms);
+/* Sets o[key] to the text of column `col` unless it is NULL. */
+void cx_item_set_text_opt(json_t *o, const char *key, sqlite3_stmt *st, int col);
+
+/* ---- items (item.c, envelope.c, read.c) ---- */
 
 /* The envelope of the item the statement's current row holds, read from
  * the columns listed in CX_ITEM_COLUMNS. */
