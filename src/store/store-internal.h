@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What the store's own files (store.c, item-check.c, envelope.c, fold.c,
  * item.c, read.c, blob.c, outbox.c, kv.c, apply.c) and the search module
- * share and nothing else should use: the
- * cx_store struct, the prepared-statement cache, the write-transaction runner with busy retry,
+ * share and nothing else should use: the cx_store struct, the
+ * prepared-statement cache, the write-transaction runner with busy retry,
  * the one place SQLite errors are translated, input validation helpers and
  * the item envelope.
  *
