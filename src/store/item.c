@@ -678,10 +678,11 @@ static int draft_prep(cx_store *s, const cx_actor *who, const cx_note *in, draft
         goto out;
     if ((r = cx_item_check_tags("tags", note->tags, &tags)))
         goto out;
-    if ((r = cx_item_check_list("files", note->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
+    if ((r = cx_item_check_list("files", note->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH,
+                                &files)))
         goto out;
-    if ((r = cx_item_check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE, CX_STORE_MAX_ID,
-                        &c->evidence)))
+    if ((r = cx_item_check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE,
+                                CX_STORE_MAX_ID, &c->evidence)))
         goto out;
     if ((r = cx_item_check_provenance("provenance", note->provenance, &c->provenance)))
         goto out;
@@ -940,7 +941,7 @@ int cx_store_review(cx_store *s, const cx_actor *who, const char *id, const char
                             "not \"%.40s\"",
                             decision ? decision : "");
     bool needs_reason = cx_decision_needs_note(d);
-    if ((r = cx_item_check_text("reason", reason, CX_STORE_MAX_TEXT, needs_reason, false))) {
+    if ((r = cx_item_check_text("reason", reason, CX_WIRE_MAX_NOTE, needs_reason, false))) {
         if (needs_reason && (!reason || !*reason))
             return cx_error_set(CX_EINVAL, "a reason is required to %s a draft; say what is "
                                            "wrong or what to change",

@@ -396,8 +396,8 @@ static void test_redaction(void) {
     const char *pw = "5nRyUsJoPxDpu8o5";
     char title[128], body[512], tag[64];
     snprintf(title, sizeof title, "deploy with %s", aws_id);
-    snprintf(body, sizeof body, "export GITHUB_TOKEN=%s\nDATABASE_URL=postgres://app:%s@db:5432/app",
-             gh, pw);
+    snprintf(body, sizeof body,
+             "export GITHUB_TOKEN=%s\nDATABASE_URL=postgres://app:%s@db:5432/app", gh, pw);
     snprintf(tag, sizeof tag, "%s", slack);
     json_t *it = item(ID_SECRET, "observation", "recorded", title, body);
     json_object_set_new(it, "tags", json_pack("[s]", tag));
