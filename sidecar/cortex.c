@@ -22,7 +22,8 @@
 #include "sync.h"
 #include "sync/client.h"
 #include "sync/engine.h"
-#include "sync/replica.h"
+#include "store/kv.h"
+#include "store/outbox.h"
 #include "sync/upstream.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -1577,7 +1578,7 @@ static int cmd_sync(ctx *c) {
     if ((rc = make_client(u, true, &cl)) != RC_OK)
         goto out;
     cx_error_clear();
-    int r = cx_replica_bind_upstream(c->store, u->url);
+    int r = cx_kv_bind_upstream(c->store, u->url);
     if (r < 0) {
         rc = fail(RC_STORE, "cannot record the upstream: %s", engine_msg(r));
         goto out;
@@ -1620,9 +1621,13 @@ static int cmd_sync(ctx *c) {
                 pulled += st.applied;
                 more = st.more;
                 int64_t cur = 0;
-                cx_replica_cursor(c->store, &cur);
+                cx_kv_cursor(c->store, &cur);
                 fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st.applied,
                         st.applied == 1 ? "" : "s", (long long)cur);
+                if (st.skipped)
+                    fprintf(stderr, "cortex: skipped %zu pulled change%s, last %s: %s\n",
+                            st.skipped, st.skipped == 1 ? "" : "s",
+                            st.last_skip_id[0] ? st.last_skip_id : "-", st.last_skip);
                 attempt = 0;
                 continue;
             }
@@ -1633,7 +1638,7 @@ static int cmd_sync(ctx *c) {
             }
         }
         cx_error_clear();
-        if ((r = cx_replica_state(c->store, &state)) < 0) {
+        if ((r = cx_outbox_state(c->store, &state)) < 0) {
             rc = fail(RC_STORE, "cannot read the sync state: %s", engine_msg(r));
             goto out;
         }
@@ -1740,7 +1745,7 @@ static json_t *sync_status(ctx *c, bool *configured) {
         free(key);
     }
     json_t *st = NULL;
-    if (!c->store || cx_replica_state(c->store, &st) != 0)
+    if (!c->store || cx_outbox_state(c->store, &st) != 0)
         st = json_object();
     if (!st) {
         cx_upstream_free(u);

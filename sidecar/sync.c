@@ -10,7 +10,8 @@
 #include "store/store.h"
 #include "sync/client.h"
 #include "sync/engine.h"
-#include "sync/replica.h"
+#include "store/kv.h"
+#include "store/outbox.h"
 #include "sync/upstream.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -103,7 +104,7 @@ static cx_client *connect_upstream(cx_store *s) {
     if (r == 0)
         r = cx_client_new(&c, u, key, &g.stop);
     if (r == 0)
-        r = cx_replica_bind_upstream(s, u->url);
+        r = cx_kv_bind_upstream(s, u->url);
     if (r) {
         set_error(cx_error_last());
         cx_client_free(c);
@@ -119,7 +120,7 @@ static cx_client *connect_upstream(cx_store *s) {
 
 static void refresh_counts(cx_store *s) {
     json_t *st = NULL;
-    if (cx_replica_state(s, &st) != 0)
+    if (cx_outbox_state(s, &st) != 0)
         return;
     pthread_mutex_lock(&g.lock);
     g.backlog = json_integer_value(json_object_get(st, "backlog"));
@@ -185,6 +186,9 @@ static void *run(void *arg) {
             while (r == 0 && more && !atomic_load(&g.stop)) {
                 cx_error_clear();
                 r = cx_engine_pull(s, c, &st);
+                if (r == 0 && st.skipped)
+                    log_warn("sync: skipped %zu pulled change(s), last %s: %s; see `cortex status`",
+                             st.skipped, st.last_skip_id[0] ? st.last_skip_id : "-", st.last_skip);
                 more = st.more;
                 retry_after = st.retry_after_s;
             }

@@ -5,7 +5,7 @@
 
 #include "search/search.h"
 #include "sync.h"
-#include "sync/replica.h"
+#include "store/outbox.h"
 #include "sync/upstream.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -324,7 +324,7 @@ static int tool_recent(const json_t *args, const cx_tool_env *env, json_t **out)
     return cx_store_recent(env->store, &q, out);
 }
 
-/* The sync part of status: what the replica recorded (cursor, backlog,
+/* The sync part of status: what the store recorded (cursor, backlog,
  * rejected ops, last push and pull, last error) and, when this process
  * runs the sync thread, its live state. */
 static json_t *sync_status(const cx_tool_env *env) {
@@ -332,7 +332,7 @@ static json_t *sync_status(const cx_tool_env *env) {
     if (cx_upstream_read(env->ws->state_dir, &u) != 0)
         return json_pack("{s:s, s:n}", "state", "no upstream configured", "upstream");
     json_t *st = NULL;
-    if (cx_replica_state(env->store, &st) != 0 || !st)
+    if (cx_outbox_state(env->store, &st) != 0 || !st)
         st = json_object();
     json_object_set_new(st, "upstream", json_string(u->url));
     json_object_set_new(st, "state", json_string("configured"));

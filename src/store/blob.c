@@ -11,9 +11,10 @@
  * An artifact is an item of kind "artifact" whose title is its unique name
  * and whose body is its description; its versions are rows of
  * artifact_versions, each naming a blob. */
-#include "store/store-internal.h"
+#include "store/blob.h"
 
 #include "redact/redact.h"
+#include "store/store-internal.h"
 
 #include "util/clock.h"
 #include "util/error.h"
@@ -56,6 +57,34 @@ int cx_blob_put(cx_store *s, const void *data, size_t len, const char sha[65]) {
         goto out;
     r = cx_fs_write_atomic(path, data, len, 0600);
 out:
+    free(dir);
+    free(path);
+    return r;
+}
+
+int cx_blob_read(cx_store *s, const char *sha, char **data, size_t *len) {
+    char *dir = NULL, *path = NULL, *buf = NULL;
+    size_t n = 0;
+    if (!cx_wire_sha_valid(sha))
+        return cx_error_set(CX_EINVAL, "bad blob name: a blob is named by 64 lower-case hex "
+                                       "digits");
+    int r = blob_path(s, sha, &dir, &path);
+    if (r)
+        return r;
+    if ((r = cx_fs_read_file(path, CX_STORE_MAX_BLOB, &buf, &n)))
+        goto out;
+    char got[65];
+    cx_blob_sha256(buf, n, got);
+    if (strcmp(got, sha) != 0) {
+        r = cx_error_set(CX_EIO, "blob %s is damaged (its content no longer matches its hash)",
+                         path);
+        goto out;
+    }
+    *data = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
     free(dir);
     free(path);
     return r;
@@ -227,7 +256,7 @@ static int publish_tx(cx_store *s, void *ud) {
     if (p->source_path && *p->source_path)
         json_object_set_new(json_object_get(payload, "version"), "source_path",
                             json_string(p->source_path));
-    r = cx_outbox_push(s, "artifact.version", c->id, payload);
+    r = cx_outbox_push(s, CX_OP_ARTIFACT_VERSION, c->id, payload);
     json_decref(payload);
     return r;
 }
@@ -353,7 +382,7 @@ static const char SQL_VERSION_GET[] =
 int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version, char **data,
                               size_t *len) {
     char id[CX_STORE_MAX_ID + 1], sha[65] = "";
-    char *dir = NULL, *path = NULL, *buf = NULL;
+    char *buf = NULL;
     size_t n = 0;
     int64_t size = 0;
     sqlite3_stmt *st;
@@ -400,13 +429,11 @@ int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version,
     }
     cx_store_read_end(s);
 
-    if (strlen(sha) != 64) {
+    if (!cx_wire_sha_valid(sha)) {
         r = cx_error_set(CX_EIO, "artifact '%s' names a malformed blob", id);
         goto out;
     }
-    if ((r = blob_path(s, sha, &dir, &path)))
-        goto out;
-    r = cx_fs_read_file(path, CX_STORE_MAX_BLOB, &buf, &n);
+    r = cx_blob_read(s, sha, &buf, &n);
     if (r == CX_ENOTFOUND) {
         r = cx_error_set(CX_ENOTFOUND, "the content of artifact '%s' (blob %s) is not on this "
                                        "machine",
@@ -415,11 +442,9 @@ int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version,
     }
     if (r)
         goto out;
-    char got[65];
-    cx_blob_sha256(buf, n, got);
-    if ((int64_t)n != size || strcmp(got, sha) != 0) {
+    if ((int64_t)n != size) {
         r = cx_error_set(CX_EIO, "blob %s is damaged (its content no longer matches its hash)",
-                         path);
+                         sha);
         goto out;
     }
     *data = buf;
@@ -428,7 +453,5 @@ int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version,
 out:
     cx_store_read_end(s);
     free(buf);
-    free(dir);
-    free(path);
     return r;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Items: validation of everything a caller writes, the item envelope, and
- * the item operations of the store API (observe, draft, comment, get,
- * recent, review_list, review).
+/* Writing items: the row insert and update every write path shares (local
+ * writes and pulled changes, see apply.c), redaction of a caller's texts,
+ * and the item operations of the store API that write (observe with its
+ * repeats and folds, draft and revise, comment, review). Validation is in
+ * item-check.c, the envelope in envelope.c, reads in read.c.
  *
  * Comments do not change their target's updated_at: a comment is an item of
  * its own (it shows in `recent` with its parent_id), and the target's
@@ -12,470 +14,31 @@
 #include "redact/redact.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "util/utf8.h"
 #include "util/ulid.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ACTOR 200
-#define MAX_COMMENTS 500   /* comments returned by get */
-#define MAX_REVIEW_LIST 500
-#define SUMMARY_SNIPPET 200
-
-/* ---- text checks ---- */
-
-static size_t utf8_bad_offset(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        size_t k = cx_utf8_seq_len(p + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
-static bool is_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-int cx_item_check_text(const char *field, const char *v, size_t max, bool required, bool oneline) {
-    if (!v || !*v) {
-        if (required)
-            return cx_error_set(CX_EINVAL, "%s is required and must not be empty", field);
-        return 0;
-    }
-    size_t n = strlen(v);
-    if (n > max)
-        return cx_error_set(CX_ELIMIT, "%s is %zu bytes; the limit is %zu bytes", field, n, max);
-    size_t bad = utf8_bad_offset(v, n);
-    if (bad != n)
-        return cx_error_set(CX_EINVAL, "%s is not valid UTF-8 (bad byte at offset %zu)", field,
-                            bad);
-    size_t i = 0;
-    while (i < n && is_space((unsigned char)v[i]))
-        i++;
-    if (i == n && required)
-        return cx_error_set(CX_EINVAL, "%s is only whitespace; give some text", field);
-    if (oneline) {
-        for (i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)v[i];
-            if (c < 0x20 || c == 0x7f)
-                return cx_error_set(CX_EINVAL,
-                                    "%s contains a control character (byte 0x%02x at offset "
-                                    "%zu); use one line of plain text",
-                                    field, c, i);
-        }
-    }
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int cx_item_check_tags(const char *field, cx_strv tags, json_t **out) {
-    char name[96];
-    if (tags.n > CX_STORE_MAX_TAGS)
-        return cx_error_set(CX_ELIMIT, "%s has %zu entries; the limit is %d", field, tags.n,
-                            CX_STORE_MAX_TAGS);
-    const char *v[CX_STORE_MAX_TAGS];
-    for (size_t i = 0; i < tags.n; i++) {
-        snprintf(name, sizeof name, "%s[%zu]", field, i);
-        int r = cx_item_check_text(name, tags.v[i], CX_STORE_MAX_TAG, true, true);
-        if (r)
-            return r;
-        v[i] = tags.v[i];
-    }
-    qsort(v, tags.n, sizeof v[0], cmp_str);
-    json_t *a = json_array();
-    if (!a)
-        return CX_ENOMEM;
-    for (size_t i = 0; i < tags.n; i++) {
-        if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
-            continue;
-        if (json_array_append_new(a, json_string(v[i])) != 0) {
-            json_decref(a);
-            return CX_ENOMEM;
-        }
-    }
-    *out = a;
-    return 0;
-}
-
-int cx_item_check_subcortex(const char *field, const char *v, const char **out) {
-    if (!v || !*v) {
-        *out = CX_STORE_DEFAULT_SUBCORTEX;
-        return 0;
-    }
-    int r = cx_item_check_text(field, v, CX_STORE_MAX_TAG, true, true);
-    if (r)
-        return r;
-    *out = v;
-    return 0;
-}
-
-/* A list of paths or ids as a JSON array, in order, without duplicates. */
-static int check_list(const char *field, cx_strv l, size_t max_n, size_t max_len, json_t **out) {
-    char name[96];
-    if (l.n > max_n)
-        return cx_error_set(CX_ELIMIT, "%s has %zu entries; the limit is %zu", field, l.n, max_n);
-    json_t *a = json_array();
-    if (!a)
-        return CX_ENOMEM;
-    for (size_t i = 0; i < l.n; i++) {
-        snprintf(name, sizeof name, "%s[%zu]", field, i);
-        int r = cx_item_check_text(name, l.v[i], max_len, true, true);
-        if (r) {
-            json_decref(a);
-            return r;
-        }
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = strcmp(l.v[i], l.v[j]) == 0;
-        if (!dup && json_array_append_new(a, json_string(l.v[i])) != 0) {
-            json_decref(a);
-            return CX_ENOMEM;
-        }
-    }
-    *out = a;
-    return 0;
-}
-
-static int check_visibility(const char *field, const char *v, const char **out) {
-    if (!v || !*v || strcmp(v, "shared") == 0) {
-        *out = "shared";
-        return 0;
-    }
-    if (strcmp(v, "private") == 0) {
-        *out = "private";
-        return 0;
-    }
-    return cx_error_set(CX_EINVAL, "%s must be \"shared\" or \"private\", not \"%.64s\"", field, v);
-}
-
-int cx_item_check_actor(const cx_actor *who) {
-    if (!who)
-        return 0;
-    int r = cx_item_check_text("author", who->author, MAX_ACTOR, false, true);
-    if (r == 0)
-        r = cx_item_check_text("agent", who->agent, MAX_ACTOR, false, true);
-    return r;
-}
-
-int cx_item_norm_id(const char *field, const char *id, char buf[CX_STORE_MAX_ID + 1]) {
-    if (!id || !*id)
-        return cx_error_set(CX_EINVAL, "%s is required: an item id such as those search returns",
-                            field);
-    size_t n = strlen(id);
-    if (n > CX_STORE_MAX_ID)
-        return cx_error_set(CX_EINVAL, "%s is %zu bytes long; item ids are at most %d", field, n,
-                            CX_STORE_MAX_ID);
-    bool ulid = cx_ulid_valid(id);
-    for (size_t i = 0; i <= n; i++)
-        buf[i] = ulid ? (char)toupper((unsigned char)id[i]) : id[i];
-    return 0;
-}
-
-/* ---- envelope ---- */
-
-static json_t *jstr(const unsigned char *v) {
-    json_t *j = json_string(v ? (const char *)v : "");
-    return j ? j : json_string("");
-}
-
-static json_t *jtime(int64_t ms) {
-    char iso[CX_ISO_LEN];
-    cx_clock_format((uint64_t)(ms < 0 ? 0 : ms), iso);
-    return json_string(iso);
-}
-
-json_t *cx_item_parse_array(const char *text) {
-    json_t *a = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    if (!json_is_array(a)) {
-        json_decref(a);
-        a = json_array();
-    }
-    return a;
-}
-
-static void set_text_opt(json_t *o, const char *key, sqlite3_stmt *st, int col) {
-    if (sqlite3_column_type(st, col) != SQLITE_NULL)
-        json_object_set_new(o, key, jstr(sqlite3_column_text(st, col)));
-}
-
-int cx_item_envelope(sqlite3_stmt *st, json_t **out) {
-    json_t *o = json_object();
-    if (!o)
-        return CX_ENOMEM;
-    const char *kind = (const char *)sqlite3_column_text(st, 1);
-    kind = kind ? kind : "";
-    json_object_set_new(o, "id", jstr(sqlite3_column_text(st, 0)));
-    json_object_set_new(o, "kind", jstr(sqlite3_column_text(st, 1)));
-    json_object_set_new(o, "status", jstr(sqlite3_column_text(st, 2)));
-    json_object_set_new(o, "subcortex", jstr(sqlite3_column_text(st, 3)));
-    json_object_set_new(o, "title", jstr(sqlite3_column_text(st, 4)));
-    json_object_set_new(o, "body", jstr(sqlite3_column_text(st, 5)));
-    json_object_set_new(o, "tags", cx_item_parse_array((const char *)sqlite3_column_text(st, 6)));
-    json_object_set_new(o, "files", cx_item_parse_array((const char *)sqlite3_column_text(st, 7)));
-    if (strcmp(kind, "draft") == 0 || strcmp(kind, "thread") == 0)
-        json_object_set_new(o, "evidence",
-                            cx_item_parse_array((const char *)sqlite3_column_text(st, 8)));
-    set_text_opt(o, "author", st, 9);
-    set_text_opt(o, "agent", st, 10);
-    json_object_set_new(o, "created_at", jtime(sqlite3_column_int64(st, 11)));
-    json_object_set_new(o, "updated_at", jtime(sqlite3_column_int64(st, 12)));
-    if (sqlite3_column_type(st, 13) != SQLITE_NULL)
-        json_object_set_new(o, "server_seq", json_integer(sqlite3_column_int64(st, 13)));
-    json_object_set_new(o, "visibility", jstr(sqlite3_column_text(st, 14)));
-    set_text_opt(o, "parent_id", st, 15);
-    json_object_set_new(o, "seen", json_integer(sqlite3_column_int64(st, 16)));
-    if (sqlite3_column_type(st, 17) != SQLITE_NULL) {
-        json_t *rv = json_loads((const char *)sqlite3_column_text(st, 17), 0, NULL);
-        if (json_is_object(rv))
-            json_object_set_new(o, "review", rv);
-        else
-            json_decref(rv);
-    }
-    json_t *prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 18));
-    if (prov)
-        json_object_set_new(o, "provenance", prov);
-    *out = o;
-    return 0;
-}
-
-json_t *cx_item_parse_provenance(const char *text) {
-    if (!text)
-        return NULL;
-    json_t *p = json_loads(text, 0, NULL);
-    if (!json_is_object(p)) {
-        json_decref(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* ---- provenance and staleness ---- */
-
-/* The provenance as compact JSON text (NULL when there is none). */
-static int check_provenance(const char *field, const json_t *prov, char **out) {
-    *out = NULL;
-    if (!prov || json_is_null(prov))
-        return 0;
-    if (!json_is_object(prov))
-        return cx_error_set(CX_EINVAL, "%s must be an object", field);
-    size_t n = json_dumpb(prov, NULL, 0, JSON_COMPACT);
-    if (n > CX_STORE_MAX_PROVENANCE)
-        return cx_error_set(CX_ELIMIT, "%s is %zu bytes as JSON; the limit is %u bytes", field, n,
-                            CX_STORE_MAX_PROVENANCE);
-    *out = json_dumps(prov, JSON_COMPACT);
-    return *out ? 0 : CX_ENOMEM;
-}
-
-void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, bool *is_stale,
-                         json_t **changed) {
-    *is_stale = false;
-    *changed = NULL;
-    if (!stale || !provenance)
-        return;
-    json_t *ch = NULL;
-    int rc = stale(ud, provenance, &ch);
-    if (rc == 1) {
-        *is_stale = true;
-        *changed = json_is_array(ch) ? json_incref(ch) : json_array();
-    }
-    json_decref(ch);
-}
-
-/* Adds "stale" (and "changed") to an item or summary. */
-static void add_stale(json_t *o, cx_stale_fn stale, void *ud, const json_t *prov) {
-    bool is_stale;
-    json_t *changed;
-    cx_item_check_stale(stale, ud, prov, &is_stale, &changed);
-    json_object_set_new(o, "stale", json_boolean(is_stale));
-    if (changed)
-        json_object_set_new(o, "changed", changed);
-}
-
-/* ---- near-duplicate keys ---- */
-
-/* 1: letter or '_', 2: digit, 4: upper case, 8: lower case */
-static const unsigned char mark_class[256] = {
-    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
-    ['8'] = 2, ['9'] = 2, ['_'] = 1,
-    ['A'] = 5, ['B'] = 5, ['C'] = 5, ['D'] = 5, ['E'] = 5, ['F'] = 5, ['G'] = 5, ['H'] = 5,
-    ['I'] = 5, ['J'] = 5, ['K'] = 5, ['L'] = 5, ['M'] = 5, ['N'] = 5, ['O'] = 5, ['P'] = 5,
-    ['Q'] = 5, ['R'] = 5, ['S'] = 5, ['T'] = 5, ['U'] = 5, ['V'] = 5, ['W'] = 5, ['X'] = 5,
-    ['Y'] = 5, ['Z'] = 5,
-    ['a'] = 9, ['b'] = 9, ['c'] = 9, ['d'] = 9, ['e'] = 9, ['f'] = 9, ['g'] = 9, ['h'] = 9,
-    ['i'] = 9, ['j'] = 9, ['k'] = 9, ['l'] = 9, ['m'] = 9, ['n'] = 9, ['o'] = 9, ['p'] = 9,
-    ['q'] = 9, ['r'] = 9, ['s'] = 9, ['t'] = 9, ['u'] = 9, ['v'] = 9, ['w'] = 9, ['x'] = 9,
-    ['y'] = 9, ['z'] = 9,
-};
-
-static bool mark_char(unsigned char c) {
-    return mark_class[c] != 0;
-}
-
-typedef struct mark {
-    const char *p;
-    size_t n;
-} mark;
-
-#define MAX_MARKS 256
-
-/* The marked tokens of a text: runs of ASCII letters, digits and '_' joined
- * by '.', '/', '-' or ':', that hold a digit, a joiner, an underscore or a
- * camelCase step: numbers, versions, identifiers, paths. */
-static size_t find_marks(const char *text, mark *m, size_t n, size_t max) {
-    const unsigned char *p = (const unsigned char *)(text ? text : "");
-    size_t i = 0;
-    while (p[i] && n < max) {
-        if (!mark_char(p[i])) {
-            i++;
-            continue;
-        }
-        size_t start = i;
-        bool marked = false;
-        for (;;) {
-            unsigned char c = p[i], k = mark_class[c];
-            if (k) {
-                if ((k & 2) || c == '_' || ((k & 4) && i > start && (mark_class[p[i - 1]] & 8)))
-                    marked = true;
-                i++;
-            } else if ((c == '.' || c == '/' || c == '-' || c == ':') && mark_char(p[i + 1])) {
-                marked = true;
-                i++;
-            } else {
-                break;
-            }
-        }
-        if (marked)
-            m[n++] = (mark){(const char *)p + start, i - start};
-    }
-    return n;
-}
-
-static void hash_str(crypto_generichash_state *h, const char *s, size_t n) {
-    crypto_generichash_update(h, (const unsigned char *)s, n);
-    crypto_generichash_update(h, (const unsigned char *)"", 1);
-}
-
-static int cmp_cstr(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Hashes the strings of a JSON array (or its elements as sorted-key JSON)
- * in sorted order, so that the order they were given in does not matter. */
-static void hash_set(crypto_generichash_state *h, const json_t *arr) {
-    size_t n = json_array_size(arr), k = 0;
-    if (n == 0)
-        return;
-    if (n > CX_STORE_MAX_FILES * 4)
-        n = CX_STORE_MAX_FILES * 4;
-    char **v = calloc(n, sizeof *v);
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *e = json_array_get(arr, i);
-        v[k] = json_is_string(e) ? strdup(json_string_value(e))
-                                 : json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        if (v[k])
-            k++;
-    }
-    qsort(v, k, sizeof *v, cmp_cstr);
-    for (size_t i = 0; i < k; i++) {
-        hash_str(h, v[i], strlen(v[i]));
-        free(v[i]);
-    }
-    free(v);
-}
-
-int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const json_t *files,
-                         const json_t *provenance, const char *title, const char *body) {
-    crypto_generichash_state h;
-    unsigned char d[16];
-    crypto_generichash_init(&h, NULL, 0, sizeof d);
-    hash_str(&h, visibility ? visibility : "", visibility ? strlen(visibility) : 0);
-    hash_str(&h, subcortex ? subcortex : "", subcortex ? strlen(subcortex) : 0);
-    hash_set(&h, files);
-    crypto_generichash_update(&h, (const unsigned char *)"\x01", 1);
-    const json_t *pf = json_object_get(provenance, "files");
-    if (json_is_array(pf)) {
-        hash_set(&h, pf);
-    } else if (pf) {
-        char *t = json_dumps(pf, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        if (t)
-            hash_str(&h, t, strlen(t));
-        free(t);
-    }
-    crypto_generichash_update(&h, (const unsigned char *)"\x02", 1);
-    /* in text order: "process 1 step 2" and "process 2 step 1" differ */
-    mark *m = malloc(sizeof *m * MAX_MARKS);
-    if (m) {
-        size_t n = find_marks(title, m, 0, MAX_MARKS);
-        for (size_t i = 0; i < n; i++)
-            hash_str(&h, m[i].p, m[i].n);
-        crypto_generichash_update(&h, (const unsigned char *)"\x03", 1);
-        n = find_marks(body, m, 0, MAX_MARKS);
-        for (size_t i = 0; i < n; i++)
-            hash_str(&h, m[i].p, m[i].n);
-        free(m);
-    }
-    crypto_generichash_final(&h, d, sizeof d);
-    uint64_t k = 0;
-    for (int i = 0; i < 8; i++)
-        k = k << 8 | d[i];
-    return (int64_t)k;
-}
-
-static void sql_fold_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-    const char *t[6];
-    for (int i = 0; i < 6; i++)
-        t[i] = (const char *)sqlite3_value_text(argv[i]);
-    json_t *files = cx_item_parse_array(t[2]);
-    json_t *prov = cx_item_parse_provenance(t[3]);
-    sqlite3_result_int64(ctx, cx_item_fold_key(t[0], t[1], files, prov, t[4], t[5]));
-    json_decref(files);
-    json_decref(prov);
-}
-
-int cx_item_register_sql(sqlite3 *db) {
-    return sqlite3_create_function(db, "cx_fold_key", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                   sql_fold_key, NULL, NULL);
-}
-
-static const char SQL_LOAD[] = "SELECT " CX_ITEM_COLUMNS " FROM items WHERE id = ?1";
-
-int cx_item_load(cx_store *s, const char *id, json_t **out) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_LOAD, &st);
-    if (r)
-        return r;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        r = cx_item_envelope(st, out);
-    else if (rc == SQLITE_DONE)
-        r = cx_error_set(CX_ENOTFOUND, "no item with id '%s'", id);
-    else
-        r = cx_store_sqlerr(s, rc, "reading an item");
-    sqlite3_reset(st);
-    return r;
-}
-
 static const char SQL_INSERT[] =
     "INSERT INTO items (id, kind, status, subcortex, title, body, tags, files, evidence,"
     " author, agent, created_at, updated_at, visibility, parent_id, content_hash, provenance,"
-    " fold_key, sig, vec, vec_scale)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17,"
-    " ?18, ?19, ?20)";
+    " fold_key, sig, vec, vec_scale, review, server_seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?21, ?13, ?14, ?15, ?16, ?17,"
+    " ?18, ?19, ?20, ?22, ?23)";
+static const char SQL_UPDATE[] =
+    "UPDATE items SET kind = ?2, status = ?3, subcortex = ?4, title = ?5, body = ?6, tags = ?7,"
+    " files = ?8, evidence = ?9, author = ?10, agent = ?11, created_at = ?12, updated_at = ?21,"
+    " server_seq = ?23, parent_id = ?14, review = ?22, provenance = ?16, sync_rejected = NULL"
+    " WHERE id = ?1";
+static const char SQL_DECIDE[] =
+    "UPDATE items SET kind = ?2, status = ?3, review = ?22, updated_at = ?21 WHERE id = ?1";
+
+static uint64_t or_now(uint64_t ms, uint64_t now) {
+    return ms ? ms : now;
+}
 
 int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     sqlite3_stmt *st;
@@ -494,11 +57,15 @@ int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
     cx_store_bind_text(st, 10, row->author);
     cx_store_bind_text(st, 11, row->agent);
-    sqlite3_bind_int64(st, 12, (sqlite3_int64)row->now_ms);
     cx_store_bind_text(st, 13, row->visibility);
     cx_store_bind_text(st, 14, row->parent_id);
     cx_store_bind_text(st, 15, row->content_hash);
     cx_store_bind_text(st, 16, row->provenance);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)or_now(row->created_ms, row->now_ms));
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
+    cx_store_bind_text(st, 22, row->review);
+    if (row->server_seq > 0)
+        sqlite3_bind_int64(st, 23, row->server_seq);
     if (row->has_fold_key)
         sqlite3_bind_int64(st, 17, row->fold_key);
     int8_t q[CX_EMBED_MAX_DIM];
@@ -513,6 +80,37 @@ int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     sqlite3_clear_bindings(st);
     if (r == 0 && rid)
         *rid = sqlite3_last_insert_rowid(cx_store_sqlite(s));
+    return r;
+}
+
+int cx_item_update(cx_store *s, const cx_item_row *row, unsigned flags) {
+    sqlite3_stmt *st;
+    bool decision = flags & CX_ITEM_DECISION;
+    int r = cx_store_prepare(s, decision ? SQL_DECIDE : SQL_UPDATE, &st);
+    if (r)
+        return r;
+    cx_store_bind_text(st, 1, row->id);
+    cx_store_bind_text(st, 2, row->kind);
+    cx_store_bind_text(st, 3, row->status);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
+    cx_store_bind_text(st, 22, row->review);
+    if (!decision) {
+        cx_store_bind_text(st, 4, row->subcortex);
+        cx_store_bind_text(st, 5, row->title ? row->title : "");
+        cx_store_bind_text(st, 6, row->body ? row->body : "");
+        cx_store_bind_text(st, 7, row->tags ? row->tags : "[]");
+        cx_store_bind_text(st, 8, row->files ? row->files : "[]");
+        cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
+        cx_store_bind_text(st, 10, row->author);
+        cx_store_bind_text(st, 11, row->agent);
+        sqlite3_bind_int64(st, 12, (sqlite3_int64)or_now(row->created_ms, row->now_ms));
+        cx_store_bind_text(st, 14, row->parent_id);
+        cx_store_bind_text(st, 16, row->provenance);
+        if (row->server_seq > 0)
+            sqlite3_bind_int64(st, 23, row->server_seq);
+    }
+    r = cx_store_exec_stmt(s, st, "updating an item");
+    sqlite3_clear_bindings(st);
     return r;
 }
 
@@ -533,7 +131,7 @@ static int push_item(cx_store *s, const char *id, const char *visibility) {
     json_t *env = NULL;
     int r = cx_item_load(s, id, &env);
     if (r == 0)
-        r = cx_outbox_push(s, "item.put", id, env);
+        r = cx_outbox_push(s, CX_OP_ITEM_PUT, id, env);
     json_decref(env);
     return r;
 }
@@ -607,114 +205,6 @@ static void merge_report(cx_redact_report *into, const cx_redact_report *from) {
         into->counts[i] += from->counts[i];
 }
 
-/* ---- budgets ---- */
-
-static size_t json_size(const json_t *j) {
-    return json_dumpb(j, NULL, 0, JSON_COMPACT);
-}
-
-bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
-                        const char *cut_field, bool *truncated) {
-    size_t sz = json_size(item) + 1;
-    if (*used + sz <= budget) {
-        *used += sz;
-        json_array_append_new(arr, item);
-        return true;
-    }
-    *truncated = true;
-    if (json_array_size(arr) > 0) {
-        json_decref(item);
-        return false;
-    }
-    /* The first result always goes in, cut to fit as far as it can. */
-    json_t *f = cut_field ? json_object_get(item, cut_field) : NULL;
-    if (json_is_string(f)) {
-        const char *v = json_string_value(f);
-        size_t len = json_string_length(f), over = *used + sz - budget;
-        size_t keep = over + 3 < len ? cx_utf8_cut(v, len, len - over - 3) : 0;
-        char *cut = malloc(keep + 4);
-        if (cut) {
-            memcpy(cut, v, keep);
-            memcpy(cut + keep, "\xe2\x80\xa6", 4); /* … */
-            json_object_set_new(item, cut_field, json_string(cut));
-            free(cut);
-        }
-        sz = json_size(item) + 1;
-    }
-    *used += sz;
-    json_array_append_new(arr, item);
-    return true;
-}
-
-/* ---- summaries (recent, review list) ---- */
-
-#define SUMMARY_COLUMNS                                                                     \
-    "id, kind, status, subcortex, title, substr(body, 1, 200), tags, updated_at, parent_id," \
-    " author, length(CAST(body AS BLOB)), provenance"
-
-/* The first bytes of a body on one line: whitespace runs collapsed, cut on
- * a character boundary, "…" when something was left out. `body` is the
- * first characters of the body (sql substr), `full_len` the body's bytes. */
-static json_t *summary_snippet(const char *body, size_t len, int64_t full_len) {
-    char buf[SUMMARY_SNIPPET + 8];
-    size_t n = 0;
-    bool space = false, more = (int64_t)len < full_len;
-    const char *p = body ? body : "";
-    while (*p && is_space((unsigned char)*p))
-        p++;
-    for (; *p && n < SUMMARY_SNIPPET + 4; p++) {
-        if (is_space((unsigned char)*p)) {
-            space = true;
-            continue;
-        }
-        if (space)
-            buf[n++] = ' ';
-        space = false;
-        buf[n++] = *p;
-    }
-    while (*p && is_space((unsigned char)*p))
-        p++;
-    if (*p)
-        more = true;
-    if (n > SUMMARY_SNIPPET) {
-        more = true;
-        n = cx_utf8_cut(buf, n, SUMMARY_SNIPPET);
-    }
-    if (more) {
-        while (n > 0 && buf[n - 1] == ' ')
-            n--;
-        memcpy(buf + n, "\xe2\x80\xa6", 3); /* … */
-        n += 3;
-    }
-    json_t *j = json_stringn(buf, n);
-    return j ? j : json_string("");
-}
-
-static json_t *summary_row(sqlite3_stmt *st, cx_stale_fn stale, void *ud) {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    json_object_set_new(o, "id", jstr(sqlite3_column_text(st, 0)));
-    json_object_set_new(o, "kind", jstr(sqlite3_column_text(st, 1)));
-    json_object_set_new(o, "status", jstr(sqlite3_column_text(st, 2)));
-    json_object_set_new(o, "subcortex", jstr(sqlite3_column_text(st, 3)));
-    json_object_set_new(o, "title", jstr(sqlite3_column_text(st, 4)));
-    json_object_set_new(o, "updated_at", jtime(sqlite3_column_int64(st, 7)));
-    json_object_set_new(o, "tags", cx_item_parse_array((const char *)sqlite3_column_text(st, 6)));
-    const char *body = (const char *)sqlite3_column_text(st, 5);
-    json_object_set_new(o, "snippet", summary_snippet(body, (size_t)sqlite3_column_bytes(st, 5),
-                                                      sqlite3_column_int64(st, 10)));
-    set_text_opt(o, "parent_id", st, 8);
-    set_text_opt(o, "author", st, 9);
-    json_t *prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 11));
-    if (prov)
-        json_object_set_new(o, "provenance", json_incref(prov));
-    if (stale)
-        add_stale(o, stale, ud, prov);
-    json_decref(prov);
-    return o;
-}
-
 /* ---- observe ---- */
 
 typedef struct obs_prep {
@@ -749,12 +239,12 @@ static void normalised_hash(const char *text, char out[65]) {
     const unsigned char *p = (const unsigned char *)text;
     bool first = true;
     for (;;) {
-        while (*p && is_space(*p))
+        while (*p && cx_item_is_space(*p))
             p++;
         if (!*p)
             break;
         const unsigned char *w = p;
-        while (*p && !is_space(*p))
+        while (*p && !cx_item_is_space(*p))
             p++;
         if (!first)
             crypto_hash_sha256_update(&h, (const unsigned char *)" ", 1);
@@ -783,16 +273,16 @@ static int prep_observation(cx_store *s, const cx_note *n, size_t i, size_t tota
     if ((r = cx_item_check_subcortex(f, n->subcortex, &p->subcortex)))
         goto out;
     snprintf(f, sizeof f, "%svisibility", pre);
-    if ((r = check_visibility(f, n->visibility, &p->visibility)))
+    if ((r = cx_item_check_visibility(f, n->visibility, &p->visibility)))
         goto out;
     snprintf(f, sizeof f, "%stags", pre);
     if ((r = cx_item_check_tags(f, n->tags, &tags)))
         goto out;
     snprintf(f, sizeof f, "%sfiles", pre);
-    if ((r = check_list(f, n->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
+    if ((r = cx_item_check_list(f, n->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
         goto out;
     snprintf(f, sizeof f, "%sprovenance", pre);
-    if ((r = check_provenance(f, n->provenance, &p->provenance)))
+    if ((r = cx_item_check_provenance(f, n->provenance, &p->provenance)))
         goto out;
     if (n->evidence.n > 0) {
         r = cx_error_set(CX_EINVAL, "%sevidence is only for drafts; leave it out of observations",
@@ -1121,8 +611,7 @@ static int read_state(cx_store *s, const char *id, const char *what, item_state 
 }
 
 static bool awaits_review(const item_state *st) {
-    return strcmp(st->kind, "draft") == 0 &&
-           (strcmp(st->status, "pending") == 0 || strcmp(st->status, "changes_requested") == 0);
+    return cx_awaits_review(cx_kind_parse(st->kind), cx_status_parse(st->status));
 }
 
 static int revise_tx(cx_store *s, void *ud) {
@@ -1185,16 +674,17 @@ static int draft_prep(cx_store *s, const cx_actor *who, const cx_note *in, draft
         goto out;
     if ((r = cx_item_check_subcortex("subcortex", note->subcortex, &c->subcortex)))
         goto out;
-    if ((r = check_visibility("visibility", note->visibility, &c->visibility)))
+    if ((r = cx_item_check_visibility("visibility", note->visibility, &c->visibility)))
         goto out;
     if ((r = cx_item_check_tags("tags", note->tags, &tags)))
         goto out;
-    if ((r = check_list("files", note->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
+    if ((r = cx_item_check_list("files", note->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH,
+                                &files)))
         goto out;
-    if ((r = check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE, CX_STORE_MAX_ID,
-                        &c->evidence)))
+    if ((r = cx_item_check_list("evidence", note->evidence, CX_STORE_MAX_EVIDENCE,
+                                CX_STORE_MAX_ID, &c->evidence)))
         goto out;
-    if ((r = check_provenance("provenance", note->provenance, &c->provenance)))
+    if ((r = cx_item_check_provenance("provenance", note->provenance, &c->provenance)))
         goto out;
     if (!(c->vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin)))) {
         r = CX_ENOMEM;
@@ -1294,7 +784,8 @@ static int comment_tx(cx_store *s, void *ud) {
                             c->target);
     if (rc != SQLITE_ROW)
         return cx_store_sqlerr(s, rc, "reading the comment's target");
-    if (strcmp(kind, "thread") != 0 && strcmp(kind, "draft") != 0)
+    cx_kind k = cx_kind_parse(kind);
+    if (k != CX_KIND_THREAD && k != CX_KIND_DRAFT)
         return cx_error_set(CX_EINVAL,
                             "item '%s' is a%s %s; comments go only on threads and drafts",
                             c->target, kind[0] == 'a' || kind[0] == 'o' ? "n" : "", kind);
@@ -1349,269 +840,7 @@ out:
     return r;
 }
 
-/* ---- get ---- */
-
-static const char SQL_COMMENTS[] =
-    "SELECT " CX_ITEM_COLUMNS " FROM items WHERE parent_id = ?1 AND kind = 'comment'"
-    " ORDER BY created_at, rid LIMIT ?2";
-static const char SQL_VERSIONS[] =
-    "SELECT version, sha256, size, status, created_at, source_path FROM artifact_versions"
-    " WHERE artifact_id = ?1 ORDER BY version";
-
-static int add_comments(cx_store *s, const char *id, json_t *item) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_COMMENTS, &st), rc;
-    if (r)
-        return r;
-    json_t *arr = json_array();
-    if (!arr)
-        return CX_ENOMEM;
-    json_object_set_new(item, "comments", arr);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, MAX_COMMENTS);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *c = NULL;
-        if ((r = cx_item_envelope(st, &c)))
-            break;
-        json_array_append_new(arr, c);
-    }
-    sqlite3_reset(st);
-    if (r == 0 && rc != SQLITE_DONE)
-        r = cx_store_sqlerr(s, rc, "reading comments");
-    return r;
-}
-
-static int add_versions(cx_store *s, const char *id, json_t *item) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_VERSIONS, &st), rc;
-    if (r)
-        return r;
-    json_t *arr = json_array();
-    if (!arr)
-        return CX_ENOMEM;
-    json_object_set_new(item, "versions", arr);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *v = json_object();
-        json_object_set_new(v, "version", json_integer(sqlite3_column_int64(st, 0)));
-        json_object_set_new(v, "sha256", jstr(sqlite3_column_text(st, 1)));
-        json_object_set_new(v, "size", json_integer(sqlite3_column_int64(st, 2)));
-        json_object_set_new(v, "status", jstr(sqlite3_column_text(st, 3)));
-        json_object_set_new(v, "created_at", jtime(sqlite3_column_int64(st, 4)));
-        set_text_opt(v, "source_path", st, 5);
-        json_array_append_new(arr, v);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        r = cx_store_sqlerr(s, rc, "reading artifact versions");
-    return r;
-}
-
-/* The full item with its comments or versions; inside a transaction. */
-static int load_full(cx_store *s, const char *id, json_t **out) {
-    json_t *item = NULL;
-    int r = cx_item_load(s, id, &item);
-    if (r)
-        return r;
-    const char *kind = json_string_value(json_object_get(item, "kind"));
-    if (strcmp(kind, "thread") == 0 || strcmp(kind, "draft") == 0)
-        r = add_comments(s, id, item);
-    else if (strcmp(kind, "artifact") == 0)
-        r = add_versions(s, id, item);
-    if (r) {
-        json_decref(item);
-        return r;
-    }
-    *out = item;
-    return 0;
-}
-
-int cx_store_get(cx_store *s, const char *id, json_t **out) {
-    return cx_store_get_ex(s, id, NULL, NULL, out);
-}
-
-int cx_store_get_ex(cx_store *s, const char *id, cx_stale_fn stale, void *ud, json_t **out) {
-    char nid[CX_STORE_MAX_ID + 1];
-    json_t *item = NULL;
-    int r = cx_item_norm_id("id", id, nid);
-    if (r)
-        return r;
-    if ((r = cx_store_read_begin(s)))
-        return r;
-    r = load_full(s, nid, &item);
-    cx_store_read_end(s);
-    if (r)
-        return r;
-    /* after the read: the callback may take its time (git) */
-    if (stale)
-        add_stale(item, stale, ud, json_object_get(item, "provenance"));
-    *out = item;
-    return 0;
-}
-
-/* ---- recent ---- */
-
-static const char SQL_UPDATED_OF[] = "SELECT updated_at, rid FROM items WHERE id = ?1";
-/* (updated_at, rid) orders changes totally, so "since this item" never
- * skips another item changed in the same millisecond. */
-static const char SQL_RECENT[] =
-    "SELECT " SUMMARY_COLUMNS " FROM items WHERE (updated_at, rid) > (?1, ?5)"
-    " AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subcortex = ?3)"
-    " ORDER BY updated_at DESC, rid DESC LIMIT ?4";
-
-static size_t budget_bytes(size_t max_tokens) {
-    size_t t = max_tokens ? max_tokens : 2000;
-    return t > SIZE_MAX / 8 ? SIZE_MAX / 8 : t * 4;
-}
-
-int cx_store_recent(cx_store *s, const cx_recent_query *q, json_t **out) {
-    int r = 0, rc;
-    int64_t since = -1, since_rid = INT64_MAX;
-    size_t limit = q->limit ? q->limit : 20;
-    sqlite3_stmt *st;
-    json_t *res = NULL, *items = NULL;
-    if (limit > 100)
-        return cx_error_set(CX_ELIMIT, "limit is %zu; it must be 1 to 100", limit);
-    if ((r = cx_item_check_text("kind", q->kind, 32, false, true)) ||
-        (r = cx_item_check_text("subcortex", q->subcortex, CX_STORE_MAX_TAG, false, true)))
-        return r;
-    if ((r = cx_store_read_begin(s)))
-        return r;
-    if (q->since && *q->since) {
-        uint64_t ms;
-        if (cx_ulid_valid(q->since)) {
-            char id[CX_STORE_MAX_ID + 1];
-            if ((r = cx_item_norm_id("since", q->since, id)))
-                goto out;
-            if ((r = cx_store_prepare(s, SQL_UPDATED_OF, &st)))
-                goto out;
-            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st);
-            if (rc == SQLITE_ROW) {
-                since = sqlite3_column_int64(st, 0);
-                since_rid = sqlite3_column_int64(st, 1);
-            }
-            sqlite3_reset(st);
-            if (rc == SQLITE_DONE) {
-                r = cx_error_set(CX_ENOTFOUND,
-                                 "since: no item with id '%s'; give an id from search or recent, "
-                                 "or a time",
-                                 id);
-                goto out;
-            }
-            if (rc != SQLITE_ROW) {
-                r = cx_store_sqlerr(s, rc, "reading the since item");
-                goto out;
-            }
-        } else if (cx_clock_parse(q->since, &ms) == 0) {
-            since = (int64_t)ms;
-        } else {
-            r = cx_error_set(CX_EINVAL,
-                             "since '%.64s' is neither a time nor an item id; use ISO 8601 "
-                             "(2026-01-31 or 2026-01-31T09:30:00Z) or a 26-character item id",
-                             q->since);
-            goto out;
-        }
-    }
-    res = json_object();
-    items = json_array();
-    if (!res || !items) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    if ((r = cx_store_prepare(s, SQL_RECENT, &st)))
-        goto out;
-    sqlite3_bind_int64(st, 1, since);
-    cx_store_bind_text(st, 2, q->kind && *q->kind ? q->kind : NULL);
-    cx_store_bind_text(st, 3, q->subcortex && *q->subcortex ? q->subcortex : NULL);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
-    sqlite3_bind_int64(st, 5, since_rid);
-    size_t budget = budget_bytes(q->max_tokens), used = 48;
-    bool truncated = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = summary_row(st, q->stale, q->stale_ud);
-        if (!o) {
-            r = CX_ENOMEM;
-            break;
-        }
-        if (!cx_item_budget_add(items, o, &used, budget, "snippet", &truncated))
-            break;
-    }
-    sqlite3_reset(st);
-    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        r = cx_store_sqlerr(s, rc, "listing recent items");
-    if (r)
-        goto out;
-    json_object_set_new(res, "count", json_integer((json_int_t)json_array_size(items)));
-    json_object_set_new(res, "items", items);
-    items = NULL;
-    json_object_set_new(res, "truncated", json_boolean(truncated));
-    *out = res;
-    res = NULL;
-out:
-    cx_store_read_end(s);
-    json_decref(res);
-    json_decref(items);
-    return r;
-}
-
 /* ---- review ---- */
-
-static const char SQL_REVIEW_COUNT[] =
-    "SELECT count(*) FROM items WHERE kind = 'draft' AND status IN ('pending','changes_requested')";
-static const char SQL_REVIEW_LIST[] =
-    "SELECT " SUMMARY_COLUMNS " FROM items WHERE kind = 'draft'"
-    " AND status IN ('pending','changes_requested') ORDER BY created_at, rid LIMIT ?1";
-
-int cx_store_review_list(cx_store *s, json_t **out) {
-    int r, rc;
-    sqlite3_stmt *st;
-    int64_t total = 0;
-    json_t *res = NULL, *arr = NULL;
-    if ((r = cx_store_read_begin(s)))
-        return r;
-    if ((r = cx_store_prepare(s, SQL_REVIEW_COUNT, &st)))
-        goto out;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        total = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW) {
-        r = cx_store_sqlerr(s, rc, "counting drafts");
-        goto out;
-    }
-    arr = json_array();
-    res = json_object();
-    if (!arr || !res) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    if ((r = cx_store_prepare(s, SQL_REVIEW_LIST, &st)))
-        goto out;
-    sqlite3_bind_int(st, 1, MAX_REVIEW_LIST);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = summary_row(st, NULL, NULL);
-        if (!o || json_array_append_new(arr, o) != 0) {
-            r = CX_ENOMEM;
-            break;
-        }
-    }
-    sqlite3_reset(st);
-    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        r = cx_store_sqlerr(s, rc, "listing drafts");
-    if (r)
-        goto out;
-    /* count is the whole queue; at most MAX_REVIEW_LIST drafts are listed */
-    json_object_set_new(res, "drafts", arr);
-    arr = NULL;
-    json_object_set_new(res, "count", json_integer(total));
-    *out = res;
-    res = NULL;
-out:
-    cx_store_read_end(s);
-    json_decref(arr);
-    json_decref(res);
-    return r;
-}
 
 typedef struct review_ctx {
     const cx_actor *who;
@@ -1653,14 +882,14 @@ static int review_tx(cx_store *s, void *ud) {
         json_decref(rv);
         return CX_ENOMEM;
     }
-    bool approve = strcmp(c->decision, "approve") == 0;
+    cx_decision d = cx_decision_parse(c->decision);
+    bool approve = d == CX_DECISION_APPROVE;
     if ((r = cx_store_prepare(s, SQL_REVIEW_SET, &st)))
         goto out;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, approve ? "thread" : "draft", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, approve ? "canon" : strcmp(c->decision, "reject") == 0 ? "rejected"
-                                                                                    : "changes_requested",
-                      -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cx_kind_name(approve ? CX_KIND_THREAD : CX_KIND_DRAFT), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, cx_status_name(cx_decision_status(d)), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, rvtext, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
     r = cx_store_exec_stmt(s, st, "recording the review");
@@ -1688,7 +917,7 @@ static int review_tx(cx_store *s, void *ud) {
         }
         if (agent)
             json_object_set_new(payload, "agent", json_string(agent));
-        r = cx_outbox_push(s, "review.decision", c->id, payload);
+        r = cx_outbox_push(s, CX_OP_REVIEW_DECISION, c->id, payload);
         json_decref(payload);
     }
 out:
@@ -1705,19 +934,18 @@ int cx_store_review(cx_store *s, const cx_actor *who, const char *id, const char
         return r;
     if ((r = cx_item_norm_id("id", id, nid)))
         return r;
-    if (!decision || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0 &&
-                      strcmp(decision, "changes_requested") != 0))
+    cx_decision d = cx_decision_parse(decision);
+    if (d == CX_DECISION_INVALID)
         return cx_error_set(CX_EINVAL,
                             "decision must be \"approve\", \"reject\" or \"changes_requested\", "
                             "not \"%.40s\"",
                             decision ? decision : "");
-    bool needs_reason = strcmp(decision, "approve") != 0;
-    if ((r = cx_item_check_text("reason", reason, CX_STORE_MAX_TEXT, needs_reason, false))) {
+    bool needs_reason = cx_decision_needs_note(d);
+    if ((r = cx_item_check_text("reason", reason, CX_WIRE_MAX_NOTE, needs_reason, false))) {
         if (needs_reason && (!reason || !*reason))
             return cx_error_set(CX_EINVAL, "a reason is required to %s a draft; say what is "
                                            "wrong or what to change",
-                                strcmp(decision, "reject") == 0 ? "reject"
-                                                                : "request changes on");
+                                d == CX_DECISION_REJECT ? "reject" : "request changes on");
         return r;
     }
     char *owned = NULL;

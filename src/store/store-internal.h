@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the store's own files (store.c, item.c, blob.c, outbox.c) share and
- * nothing else should use: the cx_store struct, the write-transaction
- * runner with busy retry, input validation helpers and the item envelope.
- * What search may use of the store is in store-search.h, which this header
- * includes.
+/* What the store's own files (store.c, schema.c, vec.c, item-check.c,
+ * envelope.c, fold.c, item.c, read.c, blob.c, outbox.c, kv.c, apply.c)
+ * share and nothing else should use: the cx_store struct, the
+ * write-transaction runner with busy retry, input validation helpers and
+ * the item envelope. What search may use of the store is in
+ * store-search.h, which this header includes.
  *
  * Layering: only src/store includes this header; src/search includes
  * store-search.h alone. */
@@ -16,8 +17,8 @@
 #include <sqlite3.h>
 
 #define CX_STORE_SCHEMA_VERSION 2
-#define CX_STORE_MAX_PATH 1024 /* bytes of one entry of `files` */
-#define CX_STORE_MAX_ID 64     /* bytes of an id given by a caller */
+#define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
+#define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
 
 /* What search keeps per store (cx_store_search_ext_set); freed with the
@@ -102,7 +103,7 @@ int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim,
  * transaction of its own when it is new. */
 int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out);
 
-/* ---- near-duplicates (item.c) ---- */
+/* ---- near-duplicates (fold.c) ---- */
 
 /* The key under which observations may fold into each other: visibility,
  * subcortex, the set of files, the files of the provenance, and the
@@ -118,9 +119,36 @@ int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const js
 int cx_item_register_sql(sqlite3 *db);
 
 
-/* ---- validation (item.c) ---- */
+/* ---- validation (item-check.c) ---- */
 
-/* ---- items (item.c) ---- */
+/* Whitespace as the store's texts count it (ASCII space, \t \n \r \f \v). */
+static inline bool cx_item_is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* A list of paths or ids as a JSON array (*out, owned by the caller), in
+ * order, without duplicates: at most max_n entries of at most max_len
+ * bytes, each one line of UTF-8. */
+int cx_item_check_list(const char *field, cx_strv l, size_t max_n, size_t max_len, json_t **out);
+
+/* "shared" (also for NULL or "") or "private" into *out (borrowed);
+ * CX_EINVAL otherwise. */
+int cx_item_check_visibility(const char *field, const char *v, const char **out);
+
+/* The provenance as compact JSON text (*out malloc'd; NULL when there is
+ * none): an object of at most CX_STORE_MAX_PROVENANCE bytes as JSON. */
+int cx_item_check_provenance(const char *field, const json_t *prov, char **out);
+
+/* ---- the envelope (envelope.c) ---- */
+
+/* A text column as a JSON string ("" for NULL). */
+json_t *cx_item_json_text(const unsigned char *v);
+/* A time column (ms) as an ISO 8601 UTC JSON string. */
+json_t *cx_item_json_time(int64_t ms);
+/* Sets o[key] to the text of column `col` unless it is NULL. */
+void cx_item_set_text_opt(json_t *o, const char *key, sqlite3_stmt *st, int col);
+
+/* ---- items (item.c, envelope.c, read.c) ---- */
 
 /* The envelope of the item the statement's current row holds, read from
  * the columns listed in CX_ITEM_COLUMNS. */
@@ -133,20 +161,36 @@ int cx_item_envelope(sqlite3_stmt *st, json_t **out);
 int cx_item_load(cx_store *s, const char *id, json_t **out);
 
 /* Inserts an item row; the FTS index follows through triggers. Strings
- * borrowed; tags/files/evidence are JSON array texts. */
+ * borrowed; tags/files/evidence are JSON array texts. The caller has
+ * validated and redacted every field. */
 typedef struct cx_item_row {
     const char *id, *kind, *status, *subcortex, *title, *body;
     const char *tags, *files, *evidence;
     const char *author, *agent, *visibility, *parent_id, *content_hash;
     const char *provenance;  /* JSON text or NULL */
+    const char *review;      /* JSON text or NULL: the last decision (pulled items) */
     const float *vec;        /* the built-in vector, or NULL */
     int64_t fold_key;        /* observations only */
     bool has_fold_key;
     uint64_t now_ms;
+    uint64_t created_ms;     /* 0 = now_ms (pulled items keep the core's times) */
+    uint64_t updated_ms;     /* 0 = now_ms */
+    int64_t server_seq;      /* 0 = none (not from the core yet) */
 } cx_item_row;
 /* Inserts an item row (and its built-in vector when `vec` is set); *rid
  * (may be NULL) receives its row id. */
 int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid);
+
+/* Rewrites the existing row row->id with the envelope of `row` (kind,
+ * status, subcortex, title, body, tags, files, evidence, author, agent,
+ * created/updated times, server_seq, parent_id, review, provenance) and
+ * clears its sync_rejected; its visibility, fold key, content hash and
+ * `seen` stay. With CX_ITEM_DECISION only kind, status, review and
+ * updated_at change (a reviewer's decision on a draft whose local text
+ * still waits to be pushed). Search's index and the vectors follow through
+ * triggers. Inside a write transaction. */
+#define CX_ITEM_DECISION 1u
+int cx_item_update(cx_store *s, const cx_item_row *row, unsigned flags);
 
 /* Redaction of a caller's string before it is stored (see redact/redact.h):
  * *use = in when nothing matched, else the redacted copy in *owned (the
@@ -181,3 +225,12 @@ int cx_blob_put(cx_store *s, const void *data, size_t len, const char sha[65]);
 /* Appends an op to the outbox inside the current write transaction.
  * `payload` is borrowed. */
 int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload);
+
+/* ---- kv (kv.c) ---- */
+
+/* Sets `key` (NULL value: deletes it) inside the current write transaction. */
+int cx_kv_put(cx_store *s, const char *key, const char *value);
+int cx_kv_put_int(cx_store *s, const char *key, int64_t v);
+
+/* The value of `key` as an integer, `def` when unset or not a number. */
+int64_t cx_kv_int(cx_store *s, const char *key, int64_t def);

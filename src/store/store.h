@@ -15,6 +15,7 @@
 #pragma once
 
 #include "embed/embed.h"
+#include "proto/wire.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -24,17 +25,19 @@
 typedef struct cx_store cx_store;
 
 /* Limits the store enforces on every write path (CX_ELIMIT / CX_EINVAL with a
- * detail message naming the field and the limit). */
-#define CX_STORE_MAX_BATCH 500          /* observations per observe call */
-#define CX_STORE_MAX_TEXT (256u * 1024) /* bytes of one body */
-#define CX_STORE_MAX_TITLE 200          /* bytes of a title / artifact name */
-#define CX_STORE_MAX_TAGS 16
-#define CX_STORE_MAX_TAG 64             /* bytes of one tag or subcortex */
-#define CX_STORE_MAX_FILES 64
-#define CX_STORE_MAX_EVIDENCE 100
-#define CX_STORE_MAX_BLOB (64u * 1024 * 1024) /* bytes of one artifact version */
-#define CX_STORE_DEFAULT_SUBCORTEX "general"
-#define CX_STORE_MAX_PROVENANCE (64u * 1024) /* bytes of one provenance, as JSON */
+ * detail message naming the field and the limit): the wire's (proto/wire.h),
+ * so that everything a sidecar stores can travel and everything that
+ * travels fits a sidecar. */
+#define CX_STORE_MAX_BATCH 500                    /* observations per observe call */
+#define CX_STORE_MAX_TEXT CX_WIRE_MAX_BODY        /* bytes of one body */
+#define CX_STORE_MAX_TITLE CX_WIRE_MAX_TITLE      /* bytes of a title / artifact name */
+#define CX_STORE_MAX_TAGS CX_WIRE_MAX_TAGS
+#define CX_STORE_MAX_TAG CX_WIRE_MAX_TAG          /* bytes of one tag or subcortex */
+#define CX_STORE_MAX_FILES CX_WIRE_MAX_FILES
+#define CX_STORE_MAX_EVIDENCE CX_WIRE_MAX_EVIDENCE
+#define CX_STORE_MAX_BLOB CX_WIRE_MAX_BLOB        /* bytes of one artifact version */
+#define CX_STORE_DEFAULT_SUBCORTEX CX_WIRE_DEFAULT_SUBCORTEX
+#define CX_STORE_MAX_PROVENANCE CX_WIRE_MAX_PROVENANCE /* bytes of one provenance, as JSON */
 
 /* Observations whose built-in vectors have at least this cosine similarity
  * (and the same fold key, see cx_store_observe) are folded into one. */

@@ -2,15 +2,19 @@
 /* Push and pull steps (see engine.h). */
 #include "sync/engine.h"
 
-#include "sync/replica.h"
+#include "proto/wire.h"
+#include "store/apply.h"
+#include "store/blob.h"
+#include "store/kv.h"
+#include "store/outbox.h"
 #include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PULL_LIMIT 500
-#define MAX_MISSING 1000
+#define PULL_LIMIT CX_WIRE_DEFAULT_PULL_LIMIT
+#define MAX_MISSING CX_WIRE_MAX_MISSING
 
 static bool transient(long status) {
     return status == 408 || status == 429 || status >= 500;
@@ -39,7 +43,7 @@ static int upload_blobs(cx_store *s, cx_client *c, const json_t *blobs, cx_engin
         if (!dup && json_array_size(list) < MAX_MISSING)
             json_array_append(list, (json_t *)b);
     }
-    if ((r = cx_client_json(c, "POST", "/v1/blobs/missing", req, &a)))
+    if ((r = cx_client_json(c, "POST", CX_ROUTE_BLOBS_MISSING, req, &a)))
         goto out;
     st->status = a.status;
     st->retry_after_s = a.retry_after_s;
@@ -52,11 +56,11 @@ static int upload_blobs(cx_store *s, cx_client *c, const json_t *blobs, cx_engin
         const char *sha = json_string_value(b);
         char *data = NULL, path[96];
         size_t len = 0;
-        if (!sha || strlen(sha) != 64)
+        if (!cx_wire_sha_valid(sha))
             continue;
-        if ((r = cx_replica_blob(s, sha, &data, &len)))
+        if ((r = cx_blob_read(s, sha, &data, &len)))
             goto out;
-        snprintf(path, sizeof path, "/v1/blobs/%s", sha);
+        snprintf(path, sizeof path, CX_ROUTE_BLOBS "%s", sha);
         cx_client_answer p = {0};
         r = cx_client_request(c, "PUT", path, data, len, "application/octet-stream", &p);
         free(data);
@@ -79,11 +83,11 @@ out:
 int cx_engine_push(cx_store *s, cx_client *c, cx_engine_step *st) {
     json_t *ops = NULL, *blobs = NULL, *req = NULL;
     cx_client_answer a = {0};
-    size_t max_ops = CX_REPLICA_MAX_OPS;
+    size_t max_ops = CX_OUTBOX_MAX_OPS;
     int r;
     *st = (cx_engine_step){0};
 again:
-    if ((r = cx_replica_batch(s, max_ops, CX_REPLICA_MAX_BYTES, &ops, &blobs)))
+    if ((r = cx_outbox_batch(s, max_ops, CX_OUTBOX_MAX_BYTES, &ops, &blobs)))
         return r;
     if (json_array_size(ops) == 0)
         goto out;
@@ -93,7 +97,7 @@ again:
         r = CX_ENOMEM;
         goto out;
     }
-    if ((r = cx_client_json(c, "POST", "/v1/sync/push", req, &a)))
+    if ((r = cx_client_json(c, "POST", CX_ROUTE_PUSH, req, &a)))
         goto fail;
     st->status = a.status;
     st->retry_after_s = a.retry_after_s;
@@ -106,7 +110,7 @@ again:
             cx_client_answer_clear(&a);
             goto again;
         }
-        r = cx_replica_reject(s, ops, "local: the core refused this op as too large (413)");
+        r = cx_outbox_reject(s, ops, "local: the core refused this op as too large (413)");
         st->rejected = 1;
         goto out;
     }
@@ -117,14 +121,14 @@ again:
         goto fail;
     }
     st->sent = json_array_size(ops);
-    r = cx_replica_ack(s, ops, results, &st->acked, &st->rejected);
+    r = cx_outbox_ack(s, ops, results, &st->acked, &st->rejected);
     st->more = json_array_size(ops) >= max_ops;
     goto out;
 fail:
     if (r != CX_ECANCELED && r != CX_ENOMEM) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", cx_error_last());
-        if (cx_replica_fail(s, ops, msg) == 0)
+        if (cx_outbox_fail(s, ops, msg) == 0)
             cx_error_set(r, "%s", msg);
     }
 out:
@@ -142,10 +146,10 @@ int cx_engine_pull(cx_store *s, cx_client *c, cx_engine_step *st) {
     int r;
     *st = (cx_engine_step){0};
 again:
-    if ((r = cx_replica_cursor(s, &cursor)))
+    if ((r = cx_kv_cursor(s, &cursor)))
         return r;
     char path[96];
-    snprintf(path, sizeof path, "/v1/sync/pull?since=%lld&limit=%d", (long long)cursor,
+    snprintf(path, sizeof path, CX_ROUTE_PULL "?since=%lld&limit=%d", (long long)cursor,
              PULL_LIMIT);
     if ((r = cx_client_request(c, "GET", path, NULL, 0, NULL, &a)))
         goto fail;
@@ -153,7 +157,7 @@ again:
     st->retry_after_s = a.retry_after_s;
     if (a.status == 410 && !rebuilt) {
         cx_client_answer_clear(&a);
-        if ((r = cx_replica_rebuild(s)))
+        if ((r = cx_apply_rebuild(s)))
             return r;
         rebuilt = true;
         goto again;
@@ -162,14 +166,20 @@ again:
         r = answer_error("pull", &a);
         goto fail;
     }
-    if ((r = cx_replica_apply(s, a.json, NULL, &st->more, &st->applied)))
+    cx_apply_result res;
+    if ((r = cx_apply_page(s, a.json, &res)))
         goto fail;
+    st->more = res.more;
+    st->applied = res.applied;
+    st->skipped = res.skipped;
+    snprintf(st->last_skip_id, sizeof st->last_skip_id, "%s", res.last_skip_id);
+    snprintf(st->last_skip, sizeof st->last_skip, "%s", res.last_skip);
     goto out;
 fail:
     if (r != CX_ECANCELED && r != CX_ENOMEM) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", cx_error_last());
-        if (cx_replica_kv_set(s, "sync.last_error", msg) == 0)
+        if (cx_kv_set(s, CX_KV_LAST_ERROR, msg) == 0)
             cx_error_set(r, "%s", msg);
     }
 out:

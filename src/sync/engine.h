@@ -12,6 +12,7 @@
  * sync.last_error and, for a push, on the ops of the batch. */
 #pragma once
 
+#include "store/apply.h"
 #include "store/store.h"
 #include "sync/client.h"
 
@@ -24,6 +25,9 @@ typedef struct cx_engine_step {
     size_t rejected;    /* push: ops rejected by the core */
     size_t blobs;       /* push: blobs uploaded */
     size_t applied;     /* pull: changes applied */
+    size_t skipped;     /* pull: changes skipped as invalid (see store/apply.h) */
+    char last_skip_id[CX_WIRE_MAX_ID + 1]; /* pull: the last one skipped ("" = unknown) */
+    char last_skip[CX_APPLY_MAX_REASON];   /* pull: why */
     bool more;          /* push: the outbox has more; pull: the core has more */
     long status;        /* the last HTTP status (0 = none) */
     long retry_after_s; /* from a 429 or 503 */

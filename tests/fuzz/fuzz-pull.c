@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzzes the sidecar's handling of a pull page (src/sync/replica.h): the
+/* Fuzzes the sidecar's handling of a pull page (src/store/apply.h): the
  * input is the body of a GET /v1/sync/pull answer, parsed as the client
  * parses it (duplicate member names refused) and given to
- * cx_replica_apply(), as cx_engine_pull() does, against one workspace store
+ * cx_apply_page(), as cx_engine_pull() does, against one workspace store
  * in a temporary directory created once per process and renewed every
  * STORE_RESET_EVERY inputs (so that an input's cost stays bounded).
  *
@@ -29,7 +29,9 @@
 
 #include "fuzz.h"
 #include "store/store.h"
-#include "sync/replica.h"
+#include "store/apply.h"
+#include "store/kv.h"
+#include "store/outbox.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -145,15 +147,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cur_size = size;
 
     int64_t before = -1, after = -1;
-    if (cx_replica_cursor(store, &before) != 0)
+    if (cx_kv_cursor(store, &before) != 0)
         die("reading the cursor failed", cx_error_last());
     json_t *page = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     remap(page);
-    int64_t next = -1;
-    bool more = false;
-    size_t applied = 0;
-    int r = cx_replica_apply(store, page, &next, &more, &applied);
-    if (cx_replica_cursor(store, &after) != 0)
+    cx_apply_result res = {.next = -1};
+    int r = cx_apply_page(store, page, &res);
+    int64_t next = res.next;
+    bool more = res.more;
+    size_t applied = res.applied;
+    if (cx_kv_cursor(store, &after) != 0)
         die("reading the cursor failed", cx_error_last());
     if (r != 0) {
         if (r != CX_EINVAL) {
@@ -184,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         die("the unpushed observation was overwritten", body);
     json_decref(obs);
     json_t *state = NULL;
-    if (cx_replica_state(store, &state) != 0)
+    if (cx_outbox_state(store, &state) != 0)
         die("reading the sync state failed", cx_error_last());
     if (json_integer_value(json_object_get(state, "backlog")) < 1)
         die("the outbox lost the unpushed work", NULL);
