@@ -14,14 +14,15 @@
 #include "config.h"
 #include "daemon.h"
 #include "doctor.h"
+#include "drain.h"
 #include "hooks.h"
 #include "provenance.h"
 #include "redact/redact.h"
 #include "search/search.h"
+#include "session.h"
 #include "store/store.h"
 #include "sync.h"
 #include "sync/client.h"
-#include "sync/engine.h"
 #include "sync/replica.h"
 #include "sync/upstream.h"
 #include "util/clock.h"
@@ -136,14 +137,13 @@ struct ctx {
     const args *a;
     const command *cmd;
     bool json;
-    cx_workspace *ws;
+    cx_session *session; /* the workspace, opened on first need */
+    const cx_workspace *ws; /* the session's parts, borrowed once open */
     cx_store *store;
     cx_prov *prov; /* opened with the store; NULL when unavailable */
     char *author;
     cx_actor who;
     uint64_t now;
-    bool subcortex_read;
-    char subcortex[80]; /* workspace.subcortex once read, or "" */
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -662,35 +662,33 @@ static bool known_kind(const char *k) {
 static int find_workspace(ctx *c, bool create) {
     if (c->ws)
         return RC_OK;
-    cx_error_clear();
-    int r = cx_workspace_find(&c->ws, c->a->val[O_WORKSPACE], create);
+    int r = cx_session_open(&c->session, c->a->val[O_WORKSPACE],
+                            create ? CX_SESSION_CREATE : 0u);
     if (r < 0) {
         if (r == CX_ENOTFOUND && c->a->val[O_WORKSPACE])
             return fail(RC_STORE, "workspace %s does not exist", c->a->val[O_WORKSPACE]);
         return fail(RC_STORE, "cannot find the workspace: %s", engine_msg(r));
     }
+    c->ws = cx_session_workspace(c->session);
     return RC_OK;
 }
 
 /* 1 when the workspace has a store, 0 when not, or a negative RC_ on error. */
 static int has_store(ctx *c) {
-    char *db = cx_fs_join(c->ws->state_dir, "cortex.db");
-    if (!db)
+    int h = cx_session_has_store(c->session);
+    if (h == CX_ENOMEM)
         return -oom();
-    int ok = access(db, F_OK), e = errno;
-    if (ok != 0 && e != ENOENT && e != ENOTDIR) {
-        fail(RC_STORE, "cannot access %s: %s", db, strerror(e));
-        free(db);
+    if (h < 0) {
+        fail(RC_STORE, "%s", cx_error_last());
         return -RC_STORE;
     }
-    free(db);
-    return ok == 0;
+    return h;
 }
 
-/* Opens the workspace's store. `create` is for commands that record
- * something: they create the state directory and database when missing.
- * Without it, a workspace that has no store yet is an error (exit 3) and
- * nothing is created. */
+/* Opens the workspace's store (and provenance: without it nothing reads
+ * as stale). `create` is for commands that record something: they create
+ * the state directory and database when missing. Without it, a workspace
+ * that has no store yet is an error (exit 3) and nothing is created. */
 static int open_store(ctx *c, bool create) {
     int rc = find_workspace(c, create);
     if (rc != RC_OK)
@@ -704,13 +702,13 @@ static int open_store(ctx *c, bool create) {
                         "no Cortex memory in %s yet; record something with `cortex observe` or run cortexd",
                         c->ws->root);
     }
-    cx_error_clear();
-    if (!c->prov && cx_prov_open(&c->prov, c->ws) != 0)
-        c->prov = NULL; /* no provenance: nothing reads as stale */
-    cx_error_clear();
-    int r = cx_store_open(&c->store, c->ws->state_dir);
+    int r = cx_session_add(c->session, CX_SESSION_PROV);
+    if (r == 0)
+        r = cx_session_add(c->session, CX_SESSION_STORE);
     if (r < 0)
         return fail(RC_STORE, "cannot open the store in %s: %s", c->ws->state_dir, engine_msg(r));
+    c->prov = cx_session_prov(c->session);
+    c->store = cx_session_store(c->session);
     return RC_OK;
 }
 
@@ -719,18 +717,11 @@ static int open_store(ctx *c, bool create) {
 static const char *note_subcortex(ctx *c) {
     if (c->a->val[O_SUBCORTEX])
         return c->a->val[O_SUBCORTEX];
-    if (!c->subcortex_read && c->ws) {
-        cx_config cfg;
-        c->subcortex_read = true;
-        cx_error_clear();
-        if (cx_config_load(c->ws, &cfg) == 0) {
-            if (cfg.subcortex)
-                snprintf(c->subcortex, sizeof c->subcortex, "%s", cfg.subcortex);
-            cx_config_clear(&cfg);
-        }
-        cx_error_clear();
-    }
-    return c->subcortex[0] ? c->subcortex : NULL;
+    if (!c->session)
+        return NULL;
+    (void)cx_session_add(c->session, CX_SESSION_CONFIG);
+    cx_error_clear();
+    return cx_session_subcortex(c->session);
 }
 
 /* Where a note is made: remote, branch, HEAD and its files' blob ids (NULL
@@ -1534,18 +1525,42 @@ out:
     return rc;
 }
 
-/* Retries a transient failure until the deadline; returns true to retry. */
-static bool retry_later(const char *what, int r, unsigned *attempt, long retry_after,
-                        uint64_t deadline) {
+/* `cortex sync` retries transient failures until its deadline, saying so. */
+typedef struct sync_progress {
+    ctx *c;
+    unsigned attempt;
+    uint64_t deadline;
+} sync_progress;
+
+static bool sync_retry(void *ud, bool push, int r, long retry_after) {
+    sync_progress *p = ud;
     if (r != CX_EIO)
         return false;
-    unsigned long d = cx_client_backoff_ms((*attempt)++, 250, 10000, retry_after);
-    if (cx_clock_now_ms() + d > deadline)
+    unsigned long d = cx_client_backoff_ms(p->attempt++, 250, 10000, retry_after);
+    if (cx_clock_now_ms() + d > p->deadline)
         return false;
-    fprintf(stderr, "cortex: %s failed: %s; retrying in %.1f s\n", what, cx_error_last(),
-            (double)d / 1000.0);
+    fprintf(stderr, "cortex: %s failed: %s; retrying in %.1f s\n", push ? "push" : "pull",
+            cx_error_last(), (double)d / 1000.0);
     cx_clock_sleep_ms(d);
     return true;
+}
+
+static void sync_step(void *ud, bool push, const cx_engine_step *st) {
+    sync_progress *p = ud;
+    p->attempt = 0;
+    if (push) {
+        fprintf(stderr, "cortex: pushed %zu op%s", st->acked, st->acked == 1 ? "" : "s");
+        if (st->rejected)
+            fprintf(stderr, ", %zu rejected", st->rejected);
+        if (st->blobs)
+            fprintf(stderr, ", %zu blob%s uploaded", st->blobs, st->blobs == 1 ? "" : "s");
+        fputc('\n', stderr);
+        return;
+    }
+    int64_t cur = 0;
+    cx_replica_cursor(p->c->store, &cur);
+    fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st->applied,
+            st->applied == 1 ? "" : "s", (long long)cur);
 }
 
 static uint64_t sync_deadline(void) {
@@ -1584,53 +1599,19 @@ static int cmd_sync(ctx *c) {
     }
     if (cx_sync_lock_try(c->ws->state_dir, &lock_fd) == 0)
         fprintf(stderr, "cortex: another process is syncing this workspace; syncing alongside it\n");
-    uint64_t deadline = sync_deadline();
-    size_t pushed = 0, rejected = 0, pulled = 0;
-    unsigned attempt = 0;
+    sync_progress prog = {.c = c, .deadline = sync_deadline()};
+    cx_drain_hooks hooks = {.step = sync_step, .retry = sync_retry, .ud = &prog};
+    cx_drain_stats ds = {0};
     for (int round = 0; round < 5; round++) {
-        cx_engine_step st;
-        for (;;) { /* push until the outbox is empty */
-            cx_error_clear();
-            r = cx_engine_push(c->store, cl, &st);
-            if (r == 0 && st.sent == 0)
-                break;
-            if (r == 0) {
-                pushed += st.acked;
-                rejected += st.rejected;
-                fprintf(stderr, "cortex: pushed %zu op%s", st.acked, st.acked == 1 ? "" : "s");
-                if (st.rejected)
-                    fprintf(stderr, ", %zu rejected", st.rejected);
-                if (st.blobs)
-                    fprintf(stderr, ", %zu blob%s uploaded", st.blobs, st.blobs == 1 ? "" : "s");
-                fputc('\n', stderr);
-                attempt = 0;
-                continue;
-            }
-            if (!retry_later("push", r, &attempt, st.retry_after_s, deadline)) {
-                rc = fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "push failed: %s",
-                          engine_msg(r));
-                goto out;
-            }
+        if ((r = cx_drain_push(c->store, cl, &hooks, &ds)) != 0) {
+            rc = fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "push failed: %s",
+                      engine_msg(r));
+            goto out;
         }
-        bool more = true;
-        while (more) { /* pull until caught up */
-            cx_error_clear();
-            r = cx_engine_pull(c->store, cl, &st);
-            if (r == 0) {
-                pulled += st.applied;
-                more = st.more;
-                int64_t cur = 0;
-                cx_replica_cursor(c->store, &cur);
-                fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st.applied,
-                        st.applied == 1 ? "" : "s", (long long)cur);
-                attempt = 0;
-                continue;
-            }
-            if (!retry_later("pull", r, &attempt, st.retry_after_s, deadline)) {
-                rc = fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "pull failed: %s",
-                          engine_msg(r));
-                goto out;
-            }
+        if ((r = cx_drain_pull(c->store, cl, &hooks, &ds)) != 0) {
+            rc = fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "pull failed: %s",
+                      engine_msg(r));
+            goto out;
         }
         cx_error_clear();
         if ((r = cx_replica_state(c->store, &state)) < 0) {
@@ -1646,7 +1627,8 @@ static int cmd_sync(ctx *c) {
         rc = fail(RC_UPSTREAM, "the outbox kept filling up; run `cortex sync` again");
         goto out;
     }
-    fprintf(stderr, "cortex: caught up with %s: pushed %zu, pulled %zu\n", u->url, pushed, pulled);
+    fprintf(stderr, "cortex: caught up with %s: pushed %zu, pulled %zu\n", u->url, ds.pushed,
+            ds.pulled);
     if (jint(state, "rejected", 0) > 0)
         fprintf(stderr, "cortex: %lld op%s rejected by the core are kept; see `cortex status`\n",
                 jint(state, "rejected", 0), jint(state, "rejected", 0) == 1 ? " was" : "s were");
@@ -1998,10 +1980,10 @@ static int cmd_status(ctx *c) {
     if (h < 0)
         return -h;
     if (h == 1) {
-        cx_error_clear();
-        int r = cx_store_open(&c->store, c->ws->state_dir);
+        int r = cx_session_add(c->session, CX_SESSION_STORE);
         if (r < 0)
             return fail(RC_STORE, "cannot open the store in %s: %s", c->ws->state_dir, engine_msg(r));
+        c->store = cx_session_store(c->session);
         cx_error_clear();
         r = cx_store_status(c->store, &st);
         if (r < 0)
@@ -2798,19 +2780,6 @@ static int parse_args(int argc, char **argv, args *a) {
     return RC_OK;
 }
 
-/* The principal recorded for CLI writes: $CORTEX_AUTHOR, else the user. */
-static char *author_name(void) {
-    const char *env = getenv("CORTEX_AUTHOR");
-    if (env && !blank(env))
-        return strdup(env);
-    struct passwd *pw = getpwuid(getuid());
-    if (pw && pw->pw_name && *pw->pw_name)
-        return strdup(pw->pw_name);
-    char uid[32];
-    snprintf(uid, sizeof uid, "uid-%lu", (unsigned long)getuid());
-    return strdup(uid);
-}
-
 int main(int argc, char **argv) {
     args a = {0};
     ctx c = {0};
@@ -2868,7 +2837,7 @@ int main(int argc, char **argv) {
     c.cmd = cmd;
     c.json = a.seen[O_JSON];
     c.now = cx_clock_now_ms();
-    c.author = author_name();
+    c.author = cx_session_author_name(); /* the principal recorded for CLI writes */
     if (!c.author) {
         rc = oom();
         goto out;
@@ -2877,9 +2846,7 @@ int main(int argc, char **argv) {
     rc = cmd->run(&c);
 
 out:
-    cx_store_free(c.store);
-    cx_prov_free(c.prov);
-    cx_workspace_free(c.ws);
+    cx_session_free(c.session);
     free(c.author);
     free(a.pos.v);
     free(a.tags.v);

@@ -26,15 +26,12 @@
  * checked between steps so that a hook returns within about a second. */
 #include "hooks.h"
 
-#include "config.h"
-#include "provenance.h"
-#include "store/store.h"
+#include "session.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
 #include "util/ulid.h"
 #include "util/utf8.h"
-#include "workspace.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -88,8 +85,9 @@ typedef struct hook {
     const char *session_id; /* borrowed from input, or NULL */
     char sid[SID_MAX + 1];  /* the session's file name stem, "" when none */
     char *author;           /* this workspace's user */
-    cx_workspace *ws;
-    cx_config cfg;
+    cx_session *session;    /* the workspace; ws, cfg, store and prov are its parts */
+    const cx_workspace *ws;
+    const cx_config *cfg;   /* the workspace config, or an empty one (the defaults) */
     cx_store *store;
     cx_prov *prov;
     bool prov_failed;
@@ -389,19 +387,20 @@ static bool find_workspace(hook *h) {
     char *dir = NULL;
     int r;
     if (h->o->workspace && *h->o->workspace) {
-        r = cx_workspace_find(&h->ws, h->o->workspace, false);
+        r = cx_session_open(&h->session, h->o->workspace, 0);
     } else if ((cwd && *cwd) || (proj && *proj)) {
         r = workspace_dir_for(cwd && *cwd ? cwd : proj, &dir);
         if (r == 0)
-            r = cx_workspace_find(&h->ws, dir, false);
+            r = cx_session_open(&h->session, dir, 0);
     } else {
-        r = cx_workspace_find(&h->ws, NULL, false);
+        r = cx_session_open(&h->session, NULL, 0);
     }
     free(dir);
     if (r != 0) {
         say(h, "no workspace: %s", cx_error_code() ? cx_error_last() : cx_strerror(r));
         return false;
     }
+    h->ws = cx_session_workspace(h->session);
     if (!exists_at(h->ws->state_dir, "cortex.db", true)) {
         say(h, "no Cortex memory in %s yet (run 'cortex start' there); nothing to do",
             h->ws->root);
@@ -412,16 +411,19 @@ static bool find_workspace(hook *h) {
         say(h, "out of memory");
         return false;
     }
-    if ((r = cx_config_load(h->ws, &h->cfg)) != 0) {
-        say(h, "%s, using the default subcortex", cx_error_last());
-        cx_config_clear(&h->cfg);
-    }
+    (void)cx_session_add(h->session, CX_SESSION_CONFIG);
+    const char *why = cx_session_problem(h->session, CX_SESSION_CONFIG);
+    if (why)
+        say(h, "%s, using the default subcortex", why);
+    if (cx_session_config(h->session))
+        h->cfg = cx_session_config(h->session);
     return true;
 }
 
 static bool open_store(hook *h) {
-    cx_error_clear();
-    int r = cx_store_open(&h->store, h->ws->state_dir);
+    int r = cx_session_add(h->session, CX_SESSION_STORE);
+    if (r == 0)
+        h->store = cx_session_store(h->session);
     if (r != 0) {
         say(h, "cannot open the store in %s: %s", h->ws->state_dir,
             cx_error_code() ? cx_error_last() : cx_strerror(r));
@@ -432,11 +434,12 @@ static bool open_store(hook *h) {
 
 static cx_prov *get_prov(hook *h) {
     if (!h->prov && !h->prov_failed) {
-        int r = cx_prov_open(&h->prov, h->ws);
-        if (r != 0) {
+        (void)cx_session_add(h->session, CX_SESSION_PROV);
+        h->prov = cx_session_prov(h->session);
+        if (!h->prov) {
             h->prov_failed = true;
             say(h, "cannot read the repository: %s; staleness not checked",
-                cx_error_code() ? cx_error_last() : cx_strerror(r));
+                cx_session_problem(h->session, CX_SESSION_PROV));
         }
     }
     return h->prov;
@@ -599,7 +602,7 @@ static bool is_canon(const json_t *it) {
 
 static bool in_subcortexes(const hook *h, const json_t *it) {
     const char *sc = jstr(it, "subcortex");
-    return sc && (strcmp(sc, cx_config_subcortex(&h->cfg)) == 0 ||
+    return sc && (strcmp(sc, cx_config_subcortex(h->cfg)) == 0 ||
                   strcmp(sc, CX_STORE_DEFAULT_SUBCORTEX) == 0);
 }
 
@@ -627,7 +630,7 @@ static void gather(hook *h, brief_data *b) {
         mine += is_canon(it) && in_subcortexes(h, it);
     if (json_array_size(b->threads) == RECENT_PAGE && mine < CANON_PER_SUBCORTEX) {
         json_t *more = json_array();
-        const char *own = cx_config_subcortex(&h->cfg);
+        const char *own = cx_config_subcortex(h->cfg);
         if (more && !late(h))
             recent_into(h, more, "thread", own, CANON_PER_SUBCORTEX);
         if (more && strcmp(own, CX_STORE_DEFAULT_SUBCORTEX) != 0 && !late(h))
@@ -1561,8 +1564,10 @@ out:
 
 int cx_hook_run(const char *event, const cx_hook_opts *o, FILE *in, FILE *out, FILE *err) {
     static const cx_hook_opts none = {0};
+    static const cx_config defaults = {0};
     hook h = {
         .o = o ? o : &none,
+        .cfg = &defaults,
         .out = out,
         .err = err,
         .deadline = cx_clock_mono_ns() + TIME_BUDGET_NS,
@@ -1586,10 +1591,7 @@ int cx_hook_run(const char *event, const cx_hook_opts *o, FILE *in, FILE *out, F
         session_start(&h);
     else
         stop(&h);
-    cx_store_free(h.store);
-    cx_prov_free(h.prov);
-    cx_config_clear(&h.cfg);
-    cx_workspace_free(h.ws);
+    cx_session_free(h.session);
     json_decref(h.input);
     free(h.sessions_dir);
     free(h.author);

@@ -17,6 +17,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a tool runs against: the session's parts and the call's. */
+typedef struct cx_tool_env {
+    cx_store *store;
+    const cx_workspace *ws;
+    cx_prov *prov;                 /* NULL: no provenance, nothing is stale */
+    cx_embedder *query_embedder;   /* NULL: the store's built-in model */
+    const char *default_subcortex; /* workspace.subcortex; NULL = the store's default */
+    cx_actor actor;
+    const char *protocol_version;
+    cx_progress_fn progress;
+    void *progress_ud;
+} cx_tool_env;
+
 extern const char cx_tools_json[];
 extern const size_t cx_tools_json_len;
 
@@ -370,9 +383,52 @@ static const tool tools[] = {
     {"recent", tool_recent}, {"status", tool_status},
 };
 
-int cx_tools_run(const char *name, const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_session_open(cx_session **out, const cx_workspace *ws, const char *dir,
+                          bool background_maintenance, cx_progress_fn keep_going, void *ud) {
+    cx_session *s = NULL;
+    int r = ws ? cx_session_open_ws(&s, ws, 0) : cx_session_open(&s, dir, CX_SESSION_CREATE);
+    if (r != 0) {
+        cx_log(CX_LOG_ERROR, "cannot set up the workspace: %s", cx_error_last());
+        return r;
+    }
+    r = cx_session_add(s, CX_SESSION_STORE |
+                              (background_maintenance ? CX_SESSION_DEFER_MAINT : 0u));
+    if (r != 0) {
+        cx_log(CX_LOG_ERROR, "cannot open the store in %s: %s", cx_session_workspace(s)->state_dir,
+               cx_error_last());
+        cx_session_free(s);
+        return r;
+    }
+    /* Everything a search needs, prepared once: each part that fails
+     * leaves a working, plainer server behind. */
+    (void)cx_session_add(s, CX_SESSION_PROV | CX_SESSION_EMBED_QUERY);
+    const char *why;
+    if ((why = cx_session_problem(s, CX_SESSION_PROV)))
+        cx_log(CX_LOG_WARNING, "provenance unavailable: %s, ignoring", why);
+    if ((why = cx_session_problem(s, CX_SESSION_EMBED_QUERY)))
+        cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", why);
+    r = cx_search_warm_ex(cx_session_store(s), keep_going, ud);
+    if (r != 0 && r != CX_ECANCELED)
+        cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
+    *out = s;
+    return 0;
+}
+
+int cx_tools_run(const char *name, const json_t *args, cx_session *session,
+                 const cx_tool_call *call, json_t **out) {
+    cx_tool_env env = {
+        .store = cx_session_store(session),
+        .ws = cx_session_workspace(session),
+        .prov = cx_session_prov(session),
+        .query_embedder = cx_session_embedder(session),
+        .default_subcortex = cx_session_subcortex(session),
+        .actor = cx_session_actor(session, call->agent),
+        .protocol_version = call->protocol_version,
+        .progress = call->progress,
+        .progress_ud = call->progress_ud,
+    };
     for (size_t i = 0; i < sizeof tools / sizeof *tools; i++)
         if (strcmp(tools[i].name, name) == 0)
-            return tools[i].fn(args, env, out);
+            return tools[i].fn(args, &env, out);
     return cx_error_set(CX_ENOTFOUND, "no tool named %s", name);
 }
