@@ -101,6 +101,8 @@ static int open_log(const char *state_dir) {
     return fd;
 }
 
+static bool is_cortexd(pid_t pid);
+
 int cx_daemon_start(const cx_workspace *ws, const char *cortexd, unsigned wait_ms, pid_t *pid,
                     bool *already) {
     *already = false;
@@ -174,7 +176,10 @@ int cx_daemon_start(const cx_workspace *ws, const char *cortexd, unsigned wait_m
         cx_daemon_status(ws->state_dir, &info);
         if (info.running && info.pid == grand)
             return 0;
-        if (info.running && info.pid != 0 && info.pid != grand) {
+        /* The lock is taken before the pid file is written: a pid file that
+         * names no running cortexd (a crashed daemon's, maybe a zombie) is
+         * not yet the new daemon's, so wait for it. */
+        if (info.running && info.pid != 0 && info.pid != grand && is_cortexd(info.pid)) {
             /* another start won the race; ours exits on its own */
             *already = true;
             *pid = info.pid;
