@@ -262,158 +262,150 @@ static int start_lock(const ctx *c) {
     return -1;
 }
 
-int cx_cli_cmd_start(ctx *c) {
-    const args *a = c->a;
-    int rc;
+/* One `cortex start`, step by step: what each step found or did goes into
+ * the report (printed as JSON with --json, else by start_print). */
+typedef struct start_run {
+    ctx *c;
+    cx_agent_kind wanted[CX_AGENT_COUNT]; /* --agent, in order, once each */
+    bool want[CX_AGENT_COUNT];
+    size_t nk;
+    char *ca;      /* --ca-file, absolute */
+    char *cortexd; /* the programs agents and hooks will run */
+    char *self;
+    json_t *report, *agents, *cfg_set;
+    cx_config cfg;
+    bool cfg_loaded;
+} start_run;
+
+/* Operands and options: the agents to wire, the upstream and its CA. */
+static int start_parse(start_run *s) {
+    const args *a = s->c->a;
     if (a->pos.n > 0)
         return cx_cli_usage_error("start", "start takes no operands; name agents with --agent");
     if (a->seen[O_CA_FILE] && !a->seen[O_UPSTREAM])
         return cx_cli_usage_error("start", "--ca-file goes with --upstream URL");
-    cx_agent_kind wanted[CX_AGENT_COUNT];
-    bool want[CX_AGENT_COUNT] = {0};
-    size_t nk = 0;
     for (size_t i = 0; i < a->agents.n; i++) {
         cx_agent_kind k;
         cx_error_clear();
         if (cx_agent_parse(a->agents.v[i], &k) < 0)
             return cx_cli_usage_error("start", "%s", cx_error_last());
-        if (!want[k])
-            wanted[nk++] = k;
-        want[k] = true;
+        if (!s->want[k])
+            s->wanted[s->nk++] = k;
+        s->want[k] = true;
     }
-    char *ca = NULL;
     if (a->seen[O_UPSTREAM]) {
         cx_error_clear();
         if (cx_upstream_check_url(a->val[O_UPSTREAM]) < 0)
             return cx_cli_usage_error("start", "--upstream: %s", cx_error_last());
-        if (a->val[O_CA_FILE] && !(ca = realpath(a->val[O_CA_FILE], NULL)))
+        if (a->val[O_CA_FILE] && !(s->ca = realpath(a->val[O_CA_FILE], NULL)))
             return cx_cli_usage_error("start", "cannot use --ca-file %s: %s", a->val[O_CA_FILE],
                                strerror(errno));
     }
-    char *cortexd = NULL, *self = NULL;
-    json_t *report = json_object(), *agents = json_array(), *cfg_set = json_array();
-    cx_config cfg = {0};
-    bool cfg_loaded = false;
-    int lock_fd = -1;
-    if (!report || !agents || !cfg_set) {
-        rc = cx_cli_oom();
-        goto out;
-    }
-    json_object_set(report, "agents", agents);
-    json_object_set(report, "config_set", cfg_set);
+    return RC_OK;
+}
 
-    /* workspace and its state directory */
-    if ((rc = cx_cli_find_workspace(c, true)) != RC_OK)
-        goto out;
-    if ((lock_fd = start_lock(c)) < 0) {
-        rc = RC_STORE;
-        goto out;
-    }
-    json_object_set_new(report, "workspace", json_string(c->ws->root));
-    json_object_set_new(report, "state_dir", json_string(c->ws->state_dir));
-    json_object_set_new(report, "git", json_boolean(c->ws->git_dir != NULL));
-
-    /* config: fill in what is missing, never overwrite what is there */
+/* The config: fill in what is missing, never overwrite what is there; then
+ * the upstream (--upstream, else what the config names). */
+static int start_config(start_run *s) {
+    ctx *c = s->c;
+    const args *a = c->a;
+    int rc;
     cx_error_clear();
-    if (cx_config_load(c->ws, &cfg) < 0) {
-        rc = cx_cli_fail(RC_STORE, "%s; fix .cortex/config (git-config format) and run again",
+    if (cx_config_load(c->ws, &s->cfg) < 0)
+        return cx_cli_fail(RC_STORE, "%s; fix .cortex/config (git-config format) and run again",
                   cx_error_last());
-        goto out;
-    }
-    cfg_loaded = true;
+    s->cfg_loaded = true;
     char derived[80];
     cx_config_derive_subcortex(c->ws->name, derived, sizeof derived);
     const char *keys[3], *vals[3];
     size_t nset = 0;
     char interval[16];
     snprintf(interval, sizeof interval, "%lu", 10000UL);
-    if (!cfg.subcortex) {
+    if (!s->cfg.subcortex) {
         keys[nset] = "workspace.subcortex";
         vals[nset++] = derived;
     }
-    if (!cfg.embed_provider_set) {
+    if (!s->cfg.embed_provider_set) {
         keys[nset] = "embed.provider";
         vals[nset++] = "builtin";
     }
-    if (!cfg.sync_interval_ms) {
+    if (!s->cfg.sync_interval_ms) {
         keys[nset] = "sync.intervalMs";
         vals[nset++] = interval;
     }
     if (nset > 0) {
         cx_error_clear();
-        if (cx_config_set(c->ws, keys, vals, nset) < 0) {
-            rc = cx_cli_fail(RC_STORE, "cannot write the workspace config: %s", cx_error_last());
-            goto out;
-        }
+        if (cx_config_set(c->ws, keys, vals, nset) < 0)
+            return cx_cli_fail(RC_STORE, "cannot write the workspace config: %s", cx_error_last());
         for (size_t i = 0; i < nset; i++)
-            json_array_append_new(cfg_set, json_pack("{s:s, s:s}", "key", keys[i], "value", vals[i]));
+            json_array_append_new(s->cfg_set,
+                                  json_pack("{s:s, s:s}", "key", keys[i], "value", vals[i]));
     }
-    if (a->seen[O_UPSTREAM] &&
-        (!same_str(cfg.upstream_url, a->val[O_UPSTREAM]) || !same_str(cfg.upstream_ca_file, ca))) {
-        if ((rc = cx_cli_set_upstream(c, a->val[O_UPSTREAM], ca)) != RC_OK)
-            goto out;
-        json_array_append_new(cfg_set, json_pack("{s:s, s:s}", "key", "upstream.url", "value",
-                                                 a->val[O_UPSTREAM]));
-    } else if ((rc = apply_config_upstream(c, &cfg)) != RC_OK) {
-        goto out;
+    if (a->seen[O_UPSTREAM] && (!same_str(s->cfg.upstream_url, a->val[O_UPSTREAM]) ||
+                                !same_str(s->cfg.upstream_ca_file, s->ca))) {
+        if ((rc = cx_cli_set_upstream(c, a->val[O_UPSTREAM], s->ca)) != RC_OK)
+            return rc;
+        json_array_append_new(s->cfg_set, json_pack("{s:s, s:s}", "key", "upstream.url", "value",
+                                                    a->val[O_UPSTREAM]));
+    } else if ((rc = apply_config_upstream(c, &s->cfg)) != RC_OK) {
+        return rc;
     }
     cx_upstream *up = NULL;
     if (cx_upstream_read(c->ws->state_dir, &up) == 0)
-        json_object_set_new(report, "upstream", json_string(up->url));
+        json_object_set_new(s->report, "upstream", json_string(up->url));
     cx_upstream_free(up);
     cx_error_clear();
+    return RC_OK;
+}
 
-    /* the store */
-    if ((rc = cx_cli_open_store(c, true)) != RC_OK)
-        goto out;
-
-    /* programs: agents and hooks must name absolute paths that work */
+/* Programs: agents and hooks must name absolute paths that work. */
+static int start_programs(start_run *s) {
     cx_error_clear();
-    cortexd = cx_daemon_find_program("cortexd", "CORTEX_CORTEXD");
-    self = cx_daemon_find_program("cortex", "CORTEX_CLI");
-    if (!cortexd) {
-        rc = cx_cli_fail(RC_STORE, "%s; install cortexd or set $CORTEX_CORTEXD", cx_error_last());
-        goto out;
-    }
-    json_object_set_new(report, "cortexd", json_string(cortexd));
+    s->cortexd = cx_daemon_find_program("cortexd", "CORTEX_CORTEXD");
+    s->self = cx_daemon_find_program("cortex", "CORTEX_CLI");
+    if (!s->cortexd)
+        return cx_cli_fail(RC_STORE, "%s; install cortexd or set $CORTEX_CORTEXD", cx_error_last());
+    json_object_set_new(s->report, "cortexd", json_string(s->cortexd));
+    return RC_OK;
+}
 
-    /* agents */
+/* Wires each --agent and records them in the config. */
+static int start_agents(start_run *s) {
+    ctx *c = s->c;
     bool wired[CX_AGENT_COUNT] = {0};
-    for (size_t i = 0; i < nk; i++) {
-        cx_agent_wiring w = {.root = c->ws->root, .cortexd = cortexd,
-                             .cortex = self ? self : "cortex"};
+    for (size_t i = 0; i < s->nk; i++) {
+        cx_agent_wiring w = {.root = c->ws->root, .cortexd = s->cortexd,
+                             .cortex = s->self ? s->self : "cortex"};
         json_t *one = NULL;
         cx_error_clear();
-        int r = cx_agent_wire(wanted[i], &w, &one);
-        if (r < 0) {
-            rc = cx_cli_fail(r == CX_EINVAL ? RC_NONE : RC_STORE, "%s: %s", cx_agent_name(wanted[i]),
-                      cx_error_last());
-            goto out;
-        }
-        json_array_append_new(agents, one);
-        wired[wanted[i]] = true;
+        int r = cx_agent_wire(s->wanted[i], &w, &one);
+        if (r < 0)
+            return cx_cli_fail(r == CX_EINVAL ? RC_NONE : RC_STORE, "%s: %s",
+                               cx_agent_name(s->wanted[i]), cx_error_last());
+        json_array_append_new(s->agents, one);
+        wired[s->wanted[i]] = true;
     }
-    if ((rc = record_agents(c, &cfg, wired)) != RC_OK)
-        goto out;
+    return record_agents(c, &s->cfg, wired);
+}
 
-    /* the background daemon */
-    if (!a->seen[O_NO_DAEMON]) {
-        pid_t pid = 0;
-        bool already = false;
-        cx_error_clear();
-        if (cx_daemon_start(c->ws, cortexd, 10000, &pid, &already) < 0) {
-            rc = cx_cli_fail(RC_STORE, "cannot start the background cortexd: %s", cx_error_last());
-            goto out;
-        }
-        json_object_set_new(report, "daemon",
-                            json_pack("{s:s, s:I}", "action", already ? "running" : "started",
-                                      "pid", (json_int_t)pid));
-    }
+/* The background daemon (unless --no-daemon). */
+static int start_daemon(start_run *s) {
+    if (s->c->a->seen[O_NO_DAEMON])
+        return RC_OK;
+    pid_t pid = 0;
+    bool already = false;
+    cx_error_clear();
+    if (cx_daemon_start(s->c->ws, s->cortexd, 10000, &pid, &already) < 0)
+        return cx_cli_fail(RC_STORE, "cannot start the background cortexd: %s", cx_error_last());
+    json_object_set_new(s->report, "daemon",
+                        json_pack("{s:s, s:I}", "action", already ? "running" : "started", "pid",
+                                  (json_int_t)pid));
+    return RC_OK;
+}
 
-    if (c->json) {
-        rc = cx_cli_print_json(report);
-        goto out;
-    }
+/* The report for people, and how to connect the agents not wired yet. */
+static void start_print(const start_run *s) {
+    const ctx *c = s->c;
     const char *lbl = cx_out_sgr(CX_OUT_BOLD), *rst = cx_out_sgr(CX_OUT_RESET);
     printf("%sworkspace%s   ", lbl, rst);
     cx_out_text(stdout, c->ws->root, true);
@@ -421,11 +413,11 @@ int cx_cli_cmd_start(ctx *c) {
     printf("%sstate%s       .cortex/ (%s)\n", lbl, rst,
            c->ws->git_dir ? "kept out of git in .git/info/exclude" : "local");
     printf("%sconfig%s      .cortex/config", lbl, rst);
-    if (json_array_size(cfg_set) > 0) {
+    if (json_array_size(s->cfg_set) > 0) {
         printf(": set");
         size_t i;
         json_t *v;
-        json_array_foreach(cfg_set, i, v) {
+        json_array_foreach(s->cfg_set, i, v) {
             printf("%s %s = ", i ? "," : "", cx_cli_jstr(v, "key"));
             cx_out_text(stdout, cx_cli_jstr(v, "value"), true);
         }
@@ -433,7 +425,7 @@ int cx_cli_cmd_start(ctx *c) {
     } else {
         printf(" unchanged\n");
     }
-    const char *upurl = cx_cli_jstr(report, "upstream");
+    const char *upurl = cx_cli_jstr(s->report, "upstream");
     printf("%supstream%s    ", lbl, rst);
     if (upurl) {
         cx_out_text(stdout, upurl, true);
@@ -441,7 +433,7 @@ int cx_cli_cmd_start(ctx *c) {
     } else {
         printf("none: memory stays on this machine (add one with --upstream URL)\n");
     }
-    json_t *dm = json_object_get(report, "daemon");
+    json_t *dm = json_object_get(s->report, "daemon");
     if (dm)
         printf("%sdaemon%s      %s, pid %lld; log .cortex/%s\n", lbl, rst,
                strcmp(cx_cli_jstr(dm, "action"), "started") == 0 ? "started" : "already running",
@@ -450,7 +442,7 @@ int cx_cli_cmd_start(ctx *c) {
         printf("%sdaemon%s      not started (--no-daemon)\n", lbl, rst);
     size_t i;
     json_t *ag;
-    json_array_foreach(agents, i, ag) {
+    json_array_foreach(s->agents, i, ag) {
         printf("%sagent%s       %s:", lbl, rst, cx_cli_jstr(ag, "agent"));
         size_t j;
         json_t *f;
@@ -460,9 +452,9 @@ int cx_cli_cmd_start(ctx *c) {
     }
     bool have[CX_AGENT_COUNT];
     size_t nhave = 0;
-    cx_agent_list_parse(cfg.agents, have);
+    cx_agent_list_parse(s->cfg.agents, have);
     for (int k = 0; k < CX_AGENT_COUNT; k++) {
-        have[k] |= want[k];
+        have[k] |= s->want[k];
         nhave += have[k];
     }
     if (nhave < CX_AGENT_COUNT) {
@@ -470,21 +462,59 @@ int cx_cli_cmd_start(ctx *c) {
         for (int k = 0; k < CX_AGENT_COUNT; k++)
             if (!have[k])
                 printf("  cortex start --agent %s\n", cx_agent_name((cx_agent_kind)k));
-        printf("or by hand, e.g.: claude mcp add cortex -- %s --workspace %s\n", cortexd,
+        printf("or by hand, e.g.: claude mcp add cortex -- %s --workspace %s\n", s->cortexd,
                c->ws->root);
     }
     printf("\nCheck everything with `cortex doctor`; stop with `cortex stop`.\n");
+}
+
+int cx_cli_cmd_start(ctx *c) {
+    start_run s = {.c = c};
+    int lock_fd = -1;
+    int rc = start_parse(&s);
+    if (rc != RC_OK)
+        goto out;
+    s.report = json_object();
+    s.agents = json_array();
+    s.cfg_set = json_array();
+    if (!s.report || !s.agents || !s.cfg_set) {
+        rc = cx_cli_oom();
+        goto out;
+    }
+    json_object_set(s.report, "agents", s.agents);
+    json_object_set(s.report, "config_set", s.cfg_set);
+
+    /* workspace and its state directory; one start at a time in it */
+    if ((rc = cx_cli_find_workspace(c, true)) != RC_OK)
+        goto out;
+    if ((lock_fd = start_lock(c)) < 0) {
+        rc = RC_STORE;
+        goto out;
+    }
+    json_object_set_new(s.report, "workspace", json_string(c->ws->root));
+    json_object_set_new(s.report, "state_dir", json_string(c->ws->state_dir));
+    json_object_set_new(s.report, "git", json_boolean(c->ws->git_dir != NULL));
+
+    if ((rc = start_config(&s)) != RC_OK || (rc = cx_cli_open_store(c, true)) != RC_OK ||
+        (rc = start_programs(&s)) != RC_OK || (rc = start_agents(&s)) != RC_OK ||
+        (rc = start_daemon(&s)) != RC_OK)
+        goto out;
+
+    if (c->json)
+        rc = cx_cli_print_json(s.report);
+    else
+        start_print(&s);
 out:
     if (lock_fd >= 0)
         close(lock_fd);
-    if (cfg_loaded)
-        cx_config_clear(&cfg);
-    json_decref(report);
-    json_decref(agents);
-    json_decref(cfg_set);
-    free(cortexd);
-    free(self);
-    free(ca);
+    if (s.cfg_loaded)
+        cx_config_clear(&s.cfg);
+    json_decref(s.report);
+    json_decref(s.agents);
+    json_decref(s.cfg_set);
+    free(s.cortexd);
+    free(s.self);
+    free(s.ca);
     return rc;
 }
 
