@@ -70,9 +70,7 @@ static void load_config(cx_session *s) {
     s->cfg_tried = true;
     cx_error_clear();
     if (cx_config_load(s->ws, &s->cfg) != 0) {
-        note_problem(&s->problem_config);
-        cx_config_clear(&s->cfg);
-        memset(&s->cfg, 0, sizeof s->cfg);
+        note_problem(&s->problem_config); /* s->cfg is untouched: all defaults */
         cx_error_clear();
         return;
     }
