@@ -6,16 +6,15 @@
  * thread opens the store so that `initialize` never waits for it. The
  * protocol stream is moved to a private descriptor and fd 1 points at
  * stderr, so nothing but protocol messages can reach the client. */
-#include "config.h"
 #include "daemon.h"
+#include "maint.h"
 #include "mcp.h"
 #include "proto/jsonrpc.h"
 #include "redact/redact.h"
-#include "store/store.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "session.h"
 #include "sync.h"
-#include "workspace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -141,23 +140,9 @@ static void *worker(void *arg) {
     }
 }
 
-/* The background connection's embedder: the configured model with the
- * usual retries (NULL = built-in only). */
-static cx_embedder *maintenance_embedder(const cx_workspace *ws) {
-    cx_config cfg;
-    cx_embedder *e = NULL;
-    if (cx_config_load(ws, &cfg) != 0)
-        return NULL; /* the serving connection already said why */
-    if (cx_config_embedder(&cfg, &e, false) != 0)
-        e = NULL;
-    cx_config_clear(&cfg);
-    return e;
-}
-
 /* Opens the workspace and store right after start, then keeps the store
- * tidy on a connection of its own: search indexing, vectors still to
- * compute (a configured model, items from sync) and WAL checkpoints happen
- * here, on the other core, instead of inside an agent's call. */
+ * tidy on a connection of its own (maint.h), on the other core, instead of
+ * inside an agent's call. */
 static void *warm(void *arg) {
     (void)arg;
     if (cx_mcp_warm(g.mcp) != 0)
@@ -165,18 +150,11 @@ static void *warm(void *arg) {
     const cx_workspace *ws = cx_mcp_workspace(g.mcp);
     (void)cx_redact_init(); /* compile the rules before the first write needs them */
     (void)cx_sync_start(ws); /* when an upstream is configured */
-    cx_store *s = NULL;
-    if (cx_store_open(&s, ws->state_dir) != 0) {
+    cx_maint *mt = NULL;
+    if (cx_maint_open(&mt, ws) != 0) {
         cx_log(CX_LOG_WARNING, "no background maintenance: %s", cx_error_last());
         return NULL;
     }
-    cx_embedder *e = maintenance_embedder(ws);
-    if (e && cx_store_set_embedder(s, e) != 0) {
-        cx_log(CX_LOG_WARNING, "background embedding off: %s", cx_error_last());
-        cx_embed_free(e);
-        e = NULL;
-    }
-    bool embed_failing = false;
     pthread_mutex_lock(&g.q_lock);
     while (!g.maint_stop) {
         struct timespec until;
@@ -190,21 +168,11 @@ static void *warm(void *arg) {
         if (g.maint_stop)
             break;
         pthread_mutex_unlock(&g.q_lock);
-        if (cx_store_maintain(s) != 0)
-            cx_log(CX_LOG_WARNING, "store maintenance failed: %s, ignoring", cx_error_last());
-        size_t done = 0;
-        int r = cx_store_embed_pending(s, 256, &done);
-        if (r != 0 && !embed_failing) /* say it once per outage */
-            cx_log(CX_LOG_WARNING, "embedding queued items failed: %s; retrying",
-                   cx_error_last());
-        else if (r == 0 && embed_failing)
-            cx_log(CX_LOG_NOTICE, "embedding works again");
-        embed_failing = r != 0;
+        (void)cx_maint_tick(mt);
         pthread_mutex_lock(&g.q_lock);
     }
     pthread_mutex_unlock(&g.q_lock);
-    cx_store_free(s);
-    cx_embed_free(e);
+    cx_maint_close(mt, false);
     return NULL;
 }
 
@@ -283,13 +251,13 @@ int main(int argc, char **argv) {
     cx_log_init("cortexd", (cx_log_level)level);
 
     if (background) {
-        cx_workspace *bws = NULL;
-        if (cx_workspace_find(&bws, ws_dir, true) != 0) {
+        cx_session *bs = NULL;
+        if (cx_session_open(&bs, ws_dir, CX_SESSION_CREATE) != 0) {
             fprintf(stderr, "cortexd: cannot use workspace: %s\n", cx_error_last());
             return 1;
         }
-        int brc = cx_daemon_run(bws);
-        cx_workspace_free(bws);
+        int brc = cx_daemon_run(cx_session_workspace(bs));
+        cx_session_free(bs);
         return brc;
     }
 
@@ -315,12 +283,14 @@ int main(int argc, char **argv) {
 
     /* On a terminal a person is waiting to read which workspace this is, so
      * resolve it now; for an agent, the warm-up thread does it after start. */
-    cx_workspace *ws = NULL;
+    cx_session *tty = NULL;
+    const cx_workspace *ws = NULL;
     if (isatty(STDIN_FILENO)) {
-        if (cx_workspace_find(&ws, ws_dir, true) != 0) {
+        if (cx_session_open(&tty, ws_dir, CX_SESSION_CREATE) != 0) {
             fprintf(stderr, "cortexd: cannot use workspace: %s\n", cx_error_last());
             return 1;
         }
+        ws = cx_session_workspace(tty);
         fprintf(stderr,
                 "cortexd %s: Cortex memory server (MCP over stdio) for workspace %s\n"
                 "State: %s\n"
@@ -396,7 +366,7 @@ int main(int argc, char **argv) {
         free(it);
     }
     cx_mcp_free(g.mcp);
-    cx_workspace_free(ws);
+    cx_session_free(tty);
     close(g.proto_fd);
     if (terminated)
         cx_log(CX_LOG_INFO, "terminated by signal, exiting");

@@ -2,8 +2,7 @@
 /* The workspace's background cortexd (see daemon.h). */
 #include "daemon.h"
 
-#include "config.h"
-#include "store/store.h"
+#include "maint.h"
 #include "sync.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -102,6 +101,8 @@ static int open_log(const char *state_dir) {
     return fd;
 }
 
+static bool is_cortexd(pid_t pid);
+
 int cx_daemon_start(const cx_workspace *ws, const char *cortexd, unsigned wait_ms, pid_t *pid,
                     bool *already) {
     *already = false;
@@ -175,7 +176,10 @@ int cx_daemon_start(const cx_workspace *ws, const char *cortexd, unsigned wait_m
         cx_daemon_status(ws->state_dir, &info);
         if (info.running && info.pid == grand)
             return 0;
-        if (info.running && info.pid != 0 && info.pid != grand) {
+        /* The lock is taken before the pid file is written: a pid file that
+         * names no running cortexd (a crashed daemon's, maybe a zombie) is
+         * not yet the new daemon's, so wait for it. */
+        if (info.running && info.pid != 0 && info.pid != grand && is_cortexd(info.pid)) {
             /* another start won the race; ours exits on its own */
             *already = true;
             *pid = info.pid;
@@ -287,23 +291,6 @@ static bool has_upstream(const char *state_dir) {
     return yes;
 }
 
-/* The configured embedder for background embedding (NULL = built-in). */
-static cx_embedder *config_embedder(const cx_workspace *ws) {
-    cx_config cfg;
-    cx_embedder *e = NULL;
-    if (cx_config_load(ws, &cfg) != 0) {
-        log_warn("workspace config: %s; using defaults", cx_error_last());
-        return NULL;
-    }
-    if (cx_config_embedder(&cfg, &e, false) != 0) {
-        log_warn("embedder: %s; background embedding uses the built-in model only",
-                 cx_error_last());
-        e = NULL;
-    }
-    cx_config_clear(&cfg);
-    return e;
-}
-
 int cx_daemon_run(const cx_workspace *ws) {
     int lock_fd = -1;
     /* Status probes (cx_daemon_status) hold the lock for an instant: only a
@@ -332,16 +319,13 @@ int cx_daemon_run(const cx_workspace *ws) {
     cx_log(CX_LOG_NOTICE, "background daemon started for %s (pid %ld)", ws->root,
            (long)getpid());
 
-    cx_embedder *e = config_embedder(ws);
-    cx_store *s = NULL;
-    if (cx_store_open(&s, ws->state_dir) != 0) {
+    cx_maint *mt = NULL;
+    if (cx_maint_open(&mt, ws) != 0) {
         log_warn("cannot open the store: %s; only sync runs", cx_error_last());
-        s = NULL;
-    } else if (e && cx_store_set_embedder(s, e) != 0) {
-        log_warn("background embedding off: %s", cx_error_last());
+        mt = NULL;
     }
 
-    bool syncing = false, embed_failing = false;
+    bool syncing = false;
     uint64_t next_maint = 0, next_upstream = 0;
     while (!stop_sig) {
         uint64_t now = cx_clock_mono_ms();
@@ -354,30 +338,16 @@ int cx_daemon_run(const cx_workspace *ws) {
                     cx_log(CX_LOG_NOTICE, "background sync started");
             }
         }
-        if (s && now >= next_maint) {
+        if (mt && now >= next_maint) {
             next_maint = now + MAINTAIN_EVERY_MS;
-            if (cx_store_maintain(s) != 0)
-                log_warn("store maintenance failed: %s; retrying", cx_error_last());
-            size_t done = 0;
-            int er = cx_store_embed_pending(s, 256, &done);
-            if (er != 0 && !embed_failing)
-                log_warn("embedding queued items failed: %s; retrying", cx_error_last());
-            else if (er == 0 && embed_failing)
-                cx_log(CX_LOG_NOTICE, "embedding works again");
-            embed_failing = er != 0;
-            if (done > 0)
+            if (cx_maint_tick(mt) > 0)
                 next_maint = now; /* more may be waiting */
         }
         cx_clock_sleep_ms(TICK_MS);
     }
     cx_log(CX_LOG_NOTICE, "stopping (signal %d)", (int)stop_sig);
     cx_sync_stop();
-    if (s) {
-        cx_store_set_embedder(s, NULL);
-        (void)cx_store_maintain(s);
-    }
-    cx_store_free(s);
-    cx_embed_free(e);
+    cx_maint_close(mt, true);
     remove_pid(ws->state_dir);
     close(lock_fd);
     cx_log(CX_LOG_NOTICE, "stopped");

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "redact/redact.h"
+#include "session.h"
 #include "store/store.h"
 #include "sync/client.h"
 #include "sync/upstream.h"
@@ -142,14 +143,14 @@ static void check_cortexd(doc *d, const cx_doctor_opts *o) {
     add(d, "cortexd", "ok", NULL, "%s (%s)", o->cortexd, out);
 }
 
-static cx_workspace *check_workspace(doc *d, const cx_doctor_opts *o) {
-    cx_workspace *ws = NULL;
+static const cx_workspace *check_workspace(doc *d, const cx_doctor_opts *o, cx_session **sess) {
     cx_error_clear();
-    if (cx_workspace_find(&ws, o->workspace, false) != 0) {
+    if (cx_session_open(sess, o->workspace, 0) != 0) {
         add(d, "workspace", "fail", "run cortex in a repository, or pass --workspace DIR",
             "cannot find the workspace: %s", cx_error_last());
         return NULL;
     }
+    const cx_workspace *ws = cx_session_workspace(*sess);
     if (!cx_fs_is_dir(ws->state_dir)) {
         add(d, "workspace", "fail", "run: cortex start",
             "%s is not set up: no .cortex/ directory", ws->root);
@@ -167,26 +168,29 @@ static cx_workspace *check_workspace(doc *d, const cx_doctor_opts *o) {
     return ws;
 }
 
-static bool check_config(doc *d, const cx_workspace *ws, cx_config *cfg) {
-    cx_error_clear();
-    if (cx_config_load(ws, cfg) != 0) {
+/* The config as the session reads it, and the embedder it selects. */
+static const cx_config *check_config(doc *d, cx_session *sess) {
+    (void)cx_session_add(sess, CX_SESSION_CONFIG);
+    const cx_config *cfg = cx_session_config(sess);
+    if (!cfg) {
         add(d, "config", "fail", "fix the named key in .cortex/config (git-config format)", "%s",
-            cx_error_last());
-        return false;
+            cx_session_problem(sess, CX_SESSION_CONFIG));
+        return NULL;
     }
-    cx_embedder *e = NULL;
-    if (cx_config_embedder(cfg, &e, true) != 0) {
+    (void)cx_session_add(sess, CX_SESSION_EMBED_QUERY);
+    const char *why = cx_session_problem(sess, CX_SESSION_EMBED_QUERY);
+    if (why) {
         add(d, "config", "fail", "set embed.url and embed.model, or embed.provider = builtin",
-            "%s", cx_error_last());
-        return true;
+            "%s", why);
+        return cfg;
     }
-    cx_embed_free(e);
     add(d, "config", "ok", NULL, "subcortex %s, embedder %s%s%s", cx_config_subcortex(cfg),
         cfg->embed_provider, cfg->embed_model ? " " : "", cfg->embed_model ? cfg->embed_model : "");
-    return true;
+    return cfg;
 }
 
-static void check_store(doc *d, const cx_workspace *ws) {
+static void check_store(doc *d, cx_session *sess) {
+    const cx_workspace *ws = cx_session_workspace(sess);
     char *db = cx_fs_join(ws->state_dir, "cortex.db");
     if (!db || access(db, F_OK) != 0) {
         add(d, "store", "fail", "run: cortex start", "no store yet (%s)",
@@ -194,12 +198,10 @@ static void check_store(doc *d, const cx_workspace *ws) {
         free(db);
         return;
     }
-    cx_store *s = NULL;
     json_t *st = NULL;
-    cx_error_clear();
-    int r = cx_store_open(&s, ws->state_dir);
+    int r = cx_session_add(sess, CX_SESSION_STORE | CX_SESSION_EXISTING);
     if (r == 0)
-        r = cx_store_status(s, &st);
+        r = cx_store_status(cx_session_store(sess), &st);
     if (r != 0) {
         add(d, "store", "fail",
             "move .cortex/cortex.db aside and run cortex start (with an upstream, sync "
@@ -212,7 +214,6 @@ static void check_store(doc *d, const cx_workspace *ws) {
             (long long)json_integer_value(json_object_get(st, "schema_version")));
     }
     json_decref(st);
-    cx_store_free(s);
     free(db);
 }
 
@@ -373,23 +374,21 @@ int cx_doctor_run(const cx_doctor_opts *o, json_t **out) {
     if (!d.checks)
         return CX_ENOMEM;
     check_cortexd(&d, o);
-    cx_workspace *ws = check_workspace(&d, o);
+    cx_session *sess = NULL;
+    const cx_workspace *ws = check_workspace(&d, o, &sess);
     if (ws && cx_fs_is_dir(ws->state_dir)) {
-        cx_config cfg = {0};
-        bool have_cfg = check_config(&d, ws, &cfg);
-        check_store(&d, ws);
+        const cx_config *cfg = check_config(&d, sess);
+        check_store(&d, sess);
         check_redaction(&d);
         check_daemon(&d, ws);
-        check_agents(&d, ws, have_cfg ? &cfg : NULL, o);
+        check_agents(&d, ws, cfg, o);
         check_upstream(&d, ws);
-        if (have_cfg)
-            cx_config_clear(&cfg);
     } else {
         check_redaction(&d);
     }
     json_t *rep = json_pack("{s:s?, s:b, s:o}", "workspace", ws ? ws->root : NULL, "ok",
                             !d.failed, "checks", d.checks);
-    cx_workspace_free(ws);
+    cx_session_free(sess);
     if (!rep)
         return CX_ENOMEM;
     *out = rep;

@@ -5,18 +5,15 @@
 #include "mcp.h"
 
 #include "proto/jsonrpc.h"
-#include "config.h"
 #include "proto/schema.h"
-#include "provenance.h"
-#include "search/search.h"
 #include "resources.h"
+#include "session.h"
 #include "tools.h"
 #include "util/error.h"
 #include "util/log.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,20 +42,15 @@ static const char instructions[] =
 
 struct cx_mcp {
     cx_mcp_config cfg;
-    pthread_mutex_t store_lock;
-    cx_workspace *own_ws;    /* resolved here when cfg.ws was NULL */
-    const cx_workspace *ws;
-    cx_store *store;
-    cx_prov *prov;           /* NULL when provenance is unavailable */
-    cx_embedder *embedder;   /* the configured model, or NULL for builtin */
-    char subcortex[80];      /* workspace.subcortex, or "" */
-    int store_err;
-    char store_msg[512];
+    pthread_mutex_t session_lock;
+    cx_session *session;     /* the tools' workspace, opened on first need */
+    const cx_workspace *ws;  /* the session's, once open */
+    int session_err;
+    char session_msg[512];
 
     bool handshake;          /* an initialize was seen */
     char version[16];        /* negotiated handshake version */
     char *client_name;
-    char author[128];
 
     pthread_mutex_t cancel_lock;
     char cancelled[MAX_CANCELLED][ID_TEXT];
@@ -232,7 +224,7 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len) {
     return hit;
 }
 
-/* ---- the store, opened once, lazily --------------------------------------- */
+/* ---- the workspace session, opened once, lazily ------------------------- */
 
 /* Loading the vector index stops when the session ends; search picks up
  * what is missing later, incrementally. */
@@ -242,85 +234,39 @@ static int warm_progress(void *ud, size_t done, size_t total) {
     return atomic_load(&((cx_mcp *)ud)->stopping) ? 1 : 0;
 }
 
-/* Provenance, the configured embedder and the vector index: everything a
- * search needs, prepared once right after the store opens. Each part that
- * fails leaves a working, plainer server behind (logged, ignored). */
-static void setup_search(cx_mcp *m) {
-    if (cx_prov_open(&m->prov, m->ws) != 0) {
-        cx_log(CX_LOG_WARNING, "provenance unavailable: %s, ignoring", cx_error_last());
-        m->prov = NULL;
-    }
-    cx_config cfg;
-    if (cx_config_load(m->ws, &cfg) != 0) {
-        cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", cx_error_last());
-    } else {
-        /* The query path gets a short timeout and no retries: a search
-         * must not wait on a model; hybrid falls back to keywords. */
-        if (cfg.subcortex)
-            snprintf(m->subcortex, sizeof m->subcortex, "%s", cfg.subcortex);
-        if (cfg.embed_timeout_ms == 0 || cfg.embed_timeout_ms > 2000)
-            cfg.embed_timeout_ms = 2000;
-        if (cx_config_embedder(&cfg, &m->embedder, true) != 0) {
-            cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", cx_error_last());
-            m->embedder = NULL;
-        }
-        cx_config_clear(&cfg);
-    }
-    if (m->embedder && cx_store_set_embedder(m->store, m->embedder) != 0)
-        cx_log(CX_LOG_WARNING, "cannot select the configured embedder: %s, ignoring",
-               cx_error_last());
-    int r = cx_search_warm_ex(m->store, warm_progress, m);
-    if (r != 0 && r != CX_ECANCELED)
-        cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
-}
-
 void cx_mcp_shutdown(cx_mcp *m) { atomic_store(&m->stopping, true); }
 
-static cx_store *get_store(cx_mcp *m) {
-    pthread_mutex_lock(&m->store_lock);
-    if (!m->author[0]) { /* getpwuid reads files: not on the initialize path */
-        const char *a = getenv("CORTEX_AUTHOR");
-        struct passwd *pw = a && *a ? NULL : getpwuid(getuid());
-        snprintf(m->author, sizeof m->author, "%s", a && *a ? a : pw ? pw->pw_name : "unknown");
-    }
-    if (!m->ws) {
-        int r = cx_workspace_find(&m->own_ws, m->cfg.workspace_dir, true);
+/* The tools' session, opened on first need by whichever thread needs it
+ * first (the warm-up thread, normally); NULL with the reason set. */
+static cx_session *get_session(cx_mcp *m) {
+    pthread_mutex_lock(&m->session_lock);
+    if (!m->session && !m->session_err) {
+        int r = cx_tools_session_open(&m->session, m->cfg.ws, m->cfg.workspace_dir,
+                                      m->cfg.background_maintenance, warm_progress, m);
         if (r != 0) {
-            m->store_err = r;
-            snprintf(m->store_msg, sizeof m->store_msg, "%s", cx_error_last());
-            cx_log(CX_LOG_ERROR, "cannot set up the workspace: %s", m->store_msg);
-        }
-        m->ws = m->own_ws;
-    }
-    if (m->ws && !m->store) {
-        int r = cx_store_open(&m->store, m->ws->state_dir);
-        if (r == 0 && m->cfg.background_maintenance)
-            r = cx_store_defer_maintenance(m->store);
-        if (r == 0)
-            setup_search(m);
-        if (r != 0) {
-            cx_store_free(m->store);
-            m->store = NULL;
-            m->store_err = r;
-            snprintf(m->store_msg, sizeof m->store_msg, "%s", cx_error_last());
-            cx_log(CX_LOG_ERROR, "cannot open the store in %s: %s", m->ws->state_dir,
-                   m->store_msg);
+            m->session_err = r;
+            snprintf(m->session_msg, sizeof m->session_msg, "%s", cx_error_last());
+        } else {
+            m->ws = cx_session_workspace(m->session);
+            (void)cx_session_actor(m->session, NULL); /* reads the user now, off the hot path */
         }
     }
-    cx_store *s = m->store;
-    pthread_mutex_unlock(&m->store_lock);
+    cx_session *s = m->session;
+    pthread_mutex_unlock(&m->session_lock);
     if (!s)
-        cx_error_set(m->store_err ? m->store_err : CX_EIO,
-                     "the workspace store cannot be opened: %s", m->store_msg);
+        cx_error_set(m->session_err ? m->session_err : CX_EIO,
+                     "the workspace store cannot be opened: %s", m->session_msg);
     return s;
 }
 
-int cx_mcp_warm(cx_mcp *m) { return get_store(m) ? 0 : m->store_err; }
+static cx_store *get_store(cx_mcp *m) { return cx_session_store(get_session(m)); }
+
+int cx_mcp_warm(cx_mcp *m) { return get_session(m) ? 0 : m->session_err; }
 
 const cx_workspace *cx_mcp_workspace(cx_mcp *m) {
-    pthread_mutex_lock(&m->store_lock);
+    pthread_mutex_lock(&m->session_lock);
     const cx_workspace *ws = m->ws;
-    pthread_mutex_unlock(&m->store_lock);
+    pthread_mutex_unlock(&m->session_lock);
     return ws;
 }
 
@@ -331,10 +277,9 @@ int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg) {
     if (!m)
         return CX_ENOMEM;
     m->cfg = *cfg;
-    m->ws = cfg->ws;
     if (m->cfg.page_size == 0)
         m->cfg.page_size = 100;
-    pthread_mutex_init(&m->store_lock, NULL);
+    pthread_mutex_init(&m->session_lock, NULL);
     pthread_mutex_init(&m->cancel_lock, NULL);
     snprintf(m->version, sizeof m->version, "%s", LATEST_HANDSHAKE);
     m->client_log_level = CX_LOG_OFF;
@@ -347,12 +292,9 @@ void cx_mcp_free(cx_mcp *m) {
     if (!m)
         return;
     cx_log_set_sink(NULL, NULL, CX_LOG_OFF);
-    cx_store_free(m->store);
-    cx_embed_free(m->embedder);
-    cx_prov_free(m->prov);
-    cx_workspace_free(m->own_ws);
+    cx_session_free(m->session);
     free(m->client_name);
-    pthread_mutex_destroy(&m->store_lock);
+    pthread_mutex_destroy(&m->session_lock);
     pthread_mutex_destroy(&m->cancel_lock);
     free(m);
 }
@@ -515,21 +457,16 @@ static void do_tools_call(req *r) {
         json_decref(empty);
         return;
     }
-    cx_tool_env env = {
-        .actor = {.author = m->author, .agent = m->client_name ? m->client_name : "mcp-client"},
+    cx_tool_call call = {
+        .agent = m->client_name ? m->client_name : "mcp-client",
         .protocol_version = r->stateless ? STATELESS_VERSION : m->version,
         .progress = progress_cb,
         .progress_ud = r,
     };
     json_t *out = NULL;
-    int rc;
-    env.store = get_store(m);
-    env.ws = m->ws;
-    env.prov = m->prov;
-    env.query_embedder = m->embedder;
-    env.default_subcortex = m->subcortex[0] ? m->subcortex : NULL;
-    rc = env.store ? cx_tools_run(name, args, &env, &out) : cx_error_code();
-    if (rc == 0 && !env.store)
+    cx_session *sess = get_session(m);
+    int rc = sess ? cx_tools_run(name, args, sess, &call, &out) : cx_error_code();
+    if (rc == 0 && !sess)
         rc = CX_EIO;
     json_decref(empty);
     if (rc == CX_ECANCELED || current_cancelled(m)) {

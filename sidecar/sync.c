@@ -6,12 +6,14 @@
 #include "sync.h"
 
 #include "config.h"
+#include "drain.h"
+#include "session.h"
 
+#include "store/kv.h"
+#include "store/outbox.h"
 #include "store/store.h"
 #include "sync/client.h"
 #include "sync/engine.h"
-#include "store/kv.h"
-#include "store/outbox.h"
 #include "sync/upstream.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -39,7 +41,8 @@ static struct {
     pthread_t thread;
     bool running;
     atomic_int stop;
-    char *state_dir;
+    cx_workspace *ws;      /* the thread's copy */
+    const char *state_dir; /* ws->state_dir */
     /* state snapshot */
     bool lock_held;
     uint64_t last_push_ms, last_pull_ms;
@@ -131,6 +134,7 @@ static void refresh_counts(cx_store *s) {
 
 static void *run(void *arg) {
     (void)arg;
+    cx_session *sess = NULL;
     cx_store *s = NULL;
     cx_client *c = NULL;
     int lock_fd = -1;
@@ -138,11 +142,12 @@ static void *run(void *arg) {
     uint64_t next_pull = 0;
     const unsigned long interval = cx_sync_interval_ms();
 
-    if (cx_store_open(&s, g.state_dir) != 0) {
+    if (cx_session_open_ws(&sess, g.ws, CX_SESSION_STORE) != 0) {
         log_warn("sync: cannot open the store: %s; no background sync", cx_error_last());
         set_error(cx_error_last());
         return NULL;
     }
+    s = cx_session_store(sess);
     /* Elect one syncing process per workspace. */
     for (;;) {
         int r = cx_sync_lock_try(g.state_dir, &lock_fd);
@@ -164,34 +169,24 @@ static void *run(void *arg) {
                 break;
             continue;
         }
-        cx_engine_step st;
-        long retry_after = 0;
-        int r = 0;
-        bool pushed = false;
-        /* push while the outbox has work */
-        cx_error_clear();
-        r = cx_engine_push(s, c, &st);
-        if (r == 0 && st.sent > 0) {
-            pushed = true;
+        /* push while the outbox has work, then pull when due or after a push */
+        cx_drain_hooks hooks = {.stop = &g.stop};
+        cx_drain_stats ds = {0};
+        int r = cx_drain_push(s, c, &hooks, &ds);
+        bool pushed = ds.sent > 0;
+        if (pushed) {
             pthread_mutex_lock(&g.lock);
             g.last_push_ms = cx_clock_now_ms();
             pthread_mutex_unlock(&g.lock);
-            if (st.rejected)
-                log_warn("sync: the core rejected %zu op(s); see `cortex status`", st.rejected);
+            if (ds.rejected)
+                log_warn("sync: the core rejected %zu op(s); see `cortex status`", ds.rejected);
         }
-        retry_after = st.retry_after_s;
         uint64_t now = cx_clock_now_ms();
         if (r == 0 && (pushed || now >= next_pull)) {
-            bool more = true;
-            while (r == 0 && more && !atomic_load(&g.stop)) {
-                cx_error_clear();
-                r = cx_engine_pull(s, c, &st);
-                if (r == 0 && st.skipped)
-                    log_warn("sync: skipped %zu pulled change(s), last %s: %s; see `cortex status`",
-                             st.skipped, st.last_skip_id[0] ? st.last_skip_id : "-", st.last_skip);
-                more = st.more;
-                retry_after = st.retry_after_s;
-            }
+            r = cx_drain_pull(s, c, &hooks, &ds);
+            if (ds.skipped)
+                log_warn("sync: skipped %zu pulled change(s) as invalid; see `cortex status`",
+                         ds.skipped);
             if (r == 0) {
                 next_pull = cx_clock_now_ms() + interval;
                 pthread_mutex_lock(&g.lock);
@@ -199,6 +194,7 @@ static void *run(void *arg) {
                 pthread_mutex_unlock(&g.lock);
             }
         }
+        long retry_after = ds.retry_after_s;
         refresh_counts(s);
         if (r == CX_ECANCELED)
             break;
@@ -219,14 +215,12 @@ static void *run(void *arg) {
         }
         attempt = 0;
         set_error(NULL);
-        if (pushed && st.more)
-            continue;
         if (nap(IDLE_POLL_MS))
             break;
     }
 out:
     cx_client_free(c);
-    cx_store_free(s);
+    cx_session_free(sess);
     if (lock_fd >= 0)
         close(lock_fd);
     pthread_mutex_lock(&g.lock);
@@ -256,16 +250,18 @@ int cx_sync_start(const cx_workspace *ws) {
         pthread_mutex_unlock(&g.lock);
         return CX_EINVAL;
     }
-    free(g.state_dir);
-    g.state_dir = strdup(ws->state_dir);
+    cx_workspace_free(g.ws);
+    g.ws = NULL;
+    g.state_dir = NULL;
     atomic_store(&g.stop, 0);
-    int r = 0;
-    if (!g.state_dir)
-        r = CX_ENOMEM;
-    else if (pthread_create(&g.thread, NULL, run, NULL) != 0)
-        r = cx_error_set(CX_EFAIL, "cannot start the sync thread");
-    else
-        g.running = true;
+    int r = cx_workspace_dup(&g.ws, ws);
+    if (r == 0) {
+        g.state_dir = g.ws->state_dir;
+        if (pthread_create(&g.thread, NULL, run, NULL) != 0)
+            r = cx_error_set(CX_EFAIL, "cannot start the sync thread");
+        else
+            g.running = true;
+    }
     pthread_mutex_unlock(&g.lock);
     return r;
 }
@@ -282,7 +278,8 @@ void cx_sync_stop(void) {
     pthread_join(g.thread, NULL);
     pthread_mutex_lock(&g.lock);
     g.running = false;
-    free(g.state_dir);
+    cx_workspace_free(g.ws);
+    g.ws = NULL;
     g.state_dir = NULL;
     pthread_mutex_unlock(&g.lock);
 }

@@ -3,22 +3,53 @@
  * (paths stay inside it), token budgets, and one function per tool. */
 #include "tools.h"
 
+#include "proto/wire.h"
 #include "search/search.h"
 #include "sync.h"
 #include "store/outbox.h"
+#include "tools_table.h"
 #include "sync/upstream.h"
 #include "util/error.h"
 #include "util/fsx.h"
 #include "util/utf8.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern const char cx_tools_json[];
-extern const size_t cx_tools_json_len;
+/* What a tool runs against: the session's parts and the call's. */
+struct cx_tool_env {
+    cx_store *store;
+    const cx_workspace *ws;
+    cx_prov *prov;                 /* NULL: no provenance, nothing is stale */
+    cx_embedder *query_embedder;   /* NULL: the store's built-in model */
+    const char *default_subcortex; /* workspace.subcortex; NULL = the store's default */
+    cx_actor actor;
+    const char *protocol_version;
+    cx_progress_fn progress;
+    void *progress_ud;
+};
+
+/* The contract's limits are the engine's: a build where tools.json and the
+ * engine disagree does not compile. */
+_Static_assert(CX_TOOL_SEARCH_LIMIT_MAXIMUM == CX_SEARCH_MAX_LIMIT, "search.limit");
+_Static_assert(CX_TOOL_SEARCH_QUERY_MAX_LENGTH == CX_SEARCH_MAX_QUERY, "search.query");
+_Static_assert(CX_TOOL_OBSERVE_OBSERVATIONS_MAX_ITEMS == CX_STORE_MAX_BATCH, "observe batch");
+_Static_assert(CX_TOOL_OBSERVE_TEXT_MAX_LENGTH <= CX_WIRE_MAX_BODY, "observe.text");
+_Static_assert(CX_TOOL_OBSERVE_TITLE_MAX_LENGTH == CX_WIRE_MAX_TITLE, "observe.title");
+_Static_assert(CX_TOOL_OBSERVE_TAGS_MAX_ITEMS == CX_WIRE_MAX_TAGS, "observe.tags");
+_Static_assert(CX_TOOL_OBSERVE_SUBCORTEX_MAX_LENGTH == CX_WIRE_MAX_SUBCORTEX, "subcortex");
+_Static_assert(CX_TOOL_OBSERVE_FILES_MAX_ITEMS == CX_WIRE_MAX_FILES, "observe.files");
+_Static_assert(CX_TOOL_DRAFT_TITLE_MAX_LENGTH == CX_WIRE_MAX_TITLE, "draft.title");
+_Static_assert(CX_TOOL_DRAFT_BODY_MAX_LENGTH == CX_WIRE_MAX_BODY, "draft.body");
+_Static_assert(CX_TOOL_DRAFT_EVIDENCE_MAX_ITEMS == CX_WIRE_MAX_EVIDENCE, "draft.evidence");
+_Static_assert(CX_TOOL_PUBLISH_NAME_MAX_LENGTH == CX_WIRE_MAX_TITLE, "publish.name");
+_Static_assert(CX_TOOL_PUBLISH_CONTENT_MAX_LENGTH <= CX_WIRE_MAX_BLOB, "publish.content");
+_Static_assert(CX_TOOL_PUBLISH_PATH_MAX_LENGTH == CX_WIRE_MAX_SOURCE_PATH, "publish.path");
+_Static_assert(CX_TOOL_COMMENT_TARGET_ID_MAX_LENGTH == CX_WIRE_MAX_ID, "comment.target_id");
 
 static json_t *defs;
 static pthread_once_t defs_once = PTHREAD_ONCE_INIT;
@@ -46,9 +77,19 @@ static const char *str_arg(const json_t *args, const char *key) {
     return json_string_value(json_object_get(args, key));
 }
 
-static size_t int_arg(const json_t *args, const char *key, size_t dflt) {
+/* An integer argument, else its default from the tool's schema (one the
+ * schema gives no default must be passed: a programmer error otherwise). */
+static size_t int_arg(const cx_tool_def *def, const json_t *args, const char *key) {
     json_t *v = json_object_get(args, key);
-    return json_is_integer(v) ? (size_t)json_integer_value(v) : dflt;
+    if (json_is_integer(v))
+        return (size_t)json_integer_value(v);
+    for (size_t i = 0; i < def->n_args; i++)
+        if (strcmp(def->args[i].name, key) == 0) {
+            assert(def->args[i].has_default);
+            return (size_t)def->args[i].default_int;
+        }
+    assert(!"an argument the schema does not declare");
+    return 0;
 }
 
 /* Borrows the strings of a JSON array into a malloc'd vector (free v.v). */
@@ -146,7 +187,8 @@ static int capture_provenance(const cx_tool_env *env, cx_note *n) {
 }
 
 
-static int tool_observe(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_observe(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                         json_t **out) {
     json_t *batch = json_object_get(args, "observations");
     bool single = json_object_get(args, "text") != NULL;
     if (single == (batch != NULL))
@@ -172,7 +214,8 @@ static int tool_observe(const json_t *args, const cx_tool_env *env, json_t **out
     return r;
 }
 
-static int tool_draft(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_draft(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                       json_t **out) {
     cx_note n;
     int r = fill_note(env, args, "body", &n);
     if (r == 0)
@@ -183,12 +226,14 @@ static int tool_draft(const json_t *args, const cx_tool_env *env, json_t **out) 
     return r;
 }
 
-static int tool_comment(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_comment(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                         json_t **out) {
     return cx_store_comment(env->store, &env->actor, str_arg(args, "target_id"),
                             str_arg(args, "body"), out);
 }
 
-static int tool_publish(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_publish(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                         json_t **out) {
     const char *content = str_arg(args, "content");
     const char *path = str_arg(args, "path");
     if ((content != NULL) == (path != NULL))
@@ -241,9 +286,10 @@ static bool cut_string(json_t *o, const char *key, size_t max) {
     return true;
 }
 
-static int tool_get(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_get(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                     json_t **out) {
     json_t *ids = json_object_get(args, "ids");
-    size_t budget = int_arg(args, "max_tokens", 8000) * 4;
+    size_t budget = int_arg(def, args, "max_tokens") * 4;
     json_t *items = json_array(), *missing = json_array();
     bool truncated = false;
     int r = 0;
@@ -290,7 +336,8 @@ out:
     return r;
 }
 
-static int tool_search(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_search(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                        json_t **out) {
     cx_search_query q = {
         .text = str_arg(args, "query"),
         .embedder = env->query_embedder,
@@ -299,10 +346,11 @@ static int tool_search(const json_t *args, const cx_tool_env *env, json_t **out)
         .kind = str_arg(args, "kind"),
         .status = str_arg(args, "status"),
         .subcortex = str_arg(args, "subcortex"),
-        .limit = int_arg(args, "limit", 10),
-        .max_tokens = int_arg(args, "max_tokens", 2000),
+        .limit = int_arg(def, args, "limit"),
+        .max_tokens = int_arg(def, args, "max_tokens"),
     };
-    int r = cx_search_mode_parse(str_arg(args, "mode"), &q.mode);
+    const char *mode = str_arg(args, "mode");
+    int r = cx_search_mode_parse(mode ? mode : CX_TOOL_SEARCH_MODE_DEFAULT, &q.mode);
     if (r == 0)
         r = strv_arg(args, "tags", &q.tags);
     if (r == 0)
@@ -311,13 +359,14 @@ static int tool_search(const json_t *args, const cx_tool_env *env, json_t **out)
     return r;
 }
 
-static int tool_recent(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_recent(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                        json_t **out) {
     cx_recent_query q = {
         .since = str_arg(args, "since"),
         .kind = str_arg(args, "kind"),
         .subcortex = str_arg(args, "subcortex"),
-        .limit = int_arg(args, "limit", 20),
-        .max_tokens = int_arg(args, "max_tokens", 2000),
+        .limit = int_arg(def, args, "limit"),
+        .max_tokens = int_arg(def, args, "max_tokens"),
         .stale = env->prov ? cx_prov_stale : NULL,
         .stale_ud = env->prov,
     };
@@ -343,7 +392,8 @@ static json_t *sync_status(const cx_tool_env *env) {
     return st;
 }
 
-static int tool_status(const json_t *args, const cx_tool_env *env, json_t **out) {
+int cx_tools_run_status(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
+                        json_t **out) {
     json_t *st = NULL;
     int r = cx_store_status(env->store, &st);
     if (r)
@@ -359,20 +409,52 @@ static int tool_status(const json_t *args, const cx_tool_env *env, json_t **out)
     return *out ? 0 : CX_ENOMEM;
 }
 
-typedef struct tool {
-    const char *name;
-    int (*fn)(const json_t *args, const cx_tool_env *env, json_t **out);
-} tool;
+int cx_tools_session_open(cx_session **out, const cx_workspace *ws, const char *dir,
+                          bool background_maintenance, cx_progress_fn keep_going, void *ud) {
+    cx_session *s = NULL;
+    int r = ws ? cx_session_open_ws(&s, ws, 0) : cx_session_open(&s, dir, CX_SESSION_CREATE);
+    if (r != 0) {
+        cx_log(CX_LOG_ERROR, "cannot set up the workspace: %s", cx_error_last());
+        return r;
+    }
+    r = cx_session_add(s, CX_SESSION_STORE |
+                              (background_maintenance ? CX_SESSION_DEFER_MAINT : 0u));
+    if (r != 0) {
+        cx_log(CX_LOG_ERROR, "cannot open the store in %s: %s", cx_session_workspace(s)->state_dir,
+               cx_error_last());
+        cx_session_free(s);
+        return r;
+    }
+    /* Everything a search needs, prepared once: each part that fails
+     * leaves a working, plainer server behind. */
+    (void)cx_session_add(s, CX_SESSION_PROV | CX_SESSION_EMBED_QUERY);
+    const char *why;
+    if ((why = cx_session_problem(s, CX_SESSION_PROV)))
+        cx_log(CX_LOG_WARNING, "provenance unavailable: %s, ignoring", why);
+    if ((why = cx_session_problem(s, CX_SESSION_EMBED_QUERY)))
+        cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", why);
+    r = cx_search_warm_ex(cx_session_store(s), keep_going, ud);
+    if (r != 0 && r != CX_ECANCELED)
+        cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
+    *out = s;
+    return 0;
+}
 
-static const tool tools[] = {
-    {"search", tool_search}, {"get", tool_get},         {"observe", tool_observe},
-    {"draft", tool_draft},   {"publish", tool_publish}, {"comment", tool_comment},
-    {"recent", tool_recent}, {"status", tool_status},
-};
-
-int cx_tools_run(const char *name, const json_t *args, const cx_tool_env *env, json_t **out) {
-    for (size_t i = 0; i < sizeof tools / sizeof *tools; i++)
-        if (strcmp(tools[i].name, name) == 0)
-            return tools[i].fn(args, env, out);
+int cx_tools_run(const char *name, const json_t *args, cx_session *session,
+                 const cx_tool_call *call, json_t **out) {
+    cx_tool_env env = {
+        .store = cx_session_store(session),
+        .ws = cx_session_workspace(session),
+        .prov = cx_session_prov(session),
+        .query_embedder = cx_session_embedder(session),
+        .default_subcortex = cx_session_subcortex(session),
+        .actor = cx_session_actor(session, call->agent),
+        .protocol_version = call->protocol_version,
+        .progress = call->progress,
+        .progress_ud = call->progress_ud,
+    };
+    for (size_t i = 0; i < cx_tool_table_len; i++)
+        if (strcmp(cx_tool_table[i].name, name) == 0)
+            return cx_tool_table[i].run(&cx_tool_table[i], args, &env, out);
     return cx_error_set(CX_ENOTFOUND, "no tool named %s", name);
 }

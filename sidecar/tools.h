@@ -6,23 +6,27 @@
 
 #include <jansson.h>
 
-#include "embed/embed.h"
-#include "provenance.h"
-#include "store/store.h"
-#include "workspace.h"
+#include "session.h"
 
-typedef struct cx_tool_env {
-    cx_store *store;
-    const cx_workspace *ws;
-    cx_prov *prov;                /* NULL: no provenance, nothing is stale */
-    cx_embedder *query_embedder;  /* NULL: the store's built-in model */
-    const char *default_subcortex; /* for notes that name none (workspace.subcortex);
-                                    * NULL = the store's default */
-    cx_actor actor;
+#include <stdbool.h>
+
+/* What one tools/call brings besides its arguments. */
+typedef struct cx_tool_call {
+    const char *agent;            /* the client's name, recorded with what it writes */
     const char *protocol_version; /* negotiated, for status */
     cx_progress_fn progress;      /* NULL when the client asked for none */
     void *progress_ud;
-} cx_tool_env;
+} cx_tool_call;
+
+/* Opens the session the tools serve: on `ws` (copied) when given, else on
+ * the workspace found from `dir` (see workspace.h), created when missing;
+ * the store (its maintenance left to another connection when
+ * `background_maintenance`), provenance, the configured query embedder and
+ * the vector index, loaded until `keep_going` asks to stop. Soft failures
+ * are logged and leave a plainer, working server. *out owned by the caller;
+ * errors as cx_session_open, logged. */
+int cx_tools_session_open(cx_session **out, const cx_workspace *ws, const char *dir,
+                          bool background_maintenance, cx_progress_fn keep_going, void *ud);
 
 /* The parsed tools.json document ({"tools":[…]}). Borrowed, process-wide;
  * NULL only when out of memory. */
@@ -35,4 +39,5 @@ const json_t *cx_tools_find(const char *name);
  * 0 with *out = the structured result; otherwise a CX_E… code with a detail
  * message (cx_error_last()) that the model can act on. CX_ECANCELED means the
  * call was cancelled and must not be answered. */
-int cx_tools_run(const char *name, const json_t *args, const cx_tool_env *env, json_t **out);
+int cx_tools_run(const char *name, const json_t *args, cx_session *session,
+                 const cx_tool_call *call, json_t **out);

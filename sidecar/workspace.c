@@ -27,6 +27,22 @@ void cx_workspace_free(cx_workspace *ws) {
     free(ws);
 }
 
+int cx_workspace_dup(cx_workspace **out, const cx_workspace *ws) {
+    cx_workspace *c = calloc(1, sizeof *c);
+    if (!c)
+        return CX_ENOMEM;
+    c->root = strdup(ws->root);
+    c->state_dir = strdup(ws->state_dir);
+    c->git_dir = ws->git_dir ? strdup(ws->git_dir) : NULL;
+    c->name = strdup(ws->name);
+    if (!c->root || !c->state_dir || (ws->git_dir && !c->git_dir) || !c->name) {
+        cx_workspace_free(c);
+        return CX_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
 /* Does an info/exclude text have a line that excludes the state directory? */
 static bool has_exclude_line(const char *text) {
     for (const char *p = text; p && *p;) {

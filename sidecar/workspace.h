@@ -22,6 +22,9 @@ typedef struct cx_workspace {
 int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create);
 void cx_workspace_free(cx_workspace *ws);
 
+/* A copy of ws (*out owned by the caller); CX_ENOMEM. */
+int cx_workspace_dup(cx_workspace **out, const cx_workspace *ws);
+
 /* Does the repository's info/exclude keep the state directory out of git?
  * (false outside git) */
 bool cx_workspace_excluded(const cx_workspace *ws);

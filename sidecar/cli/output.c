@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Human-readable rendering for the cortex CLI (see cli-output.h). Owns the
+/* Human-readable rendering for the cortex CLI (see output.h). Owns the
  * decision about colour and line width, and the rule that text from the
  * store is printed only after control characters have been taken out. */
-#include "cli-output.h"
+#include "output.h"
 
 #include "util/clock.h"
 
