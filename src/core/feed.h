@@ -33,7 +33,7 @@ typedef cx_storage_key cx_principal;
  * item outside protocol/sync/schemas/item.json, with a detail that names
  * the field ("ops[3].item.title: at most 200 bytes (got 1024)"). Item ids
  * (and parent_id, evidence) are upper-cased, so a lower-case id names the
- * same item; every text is redacted (cx_feed_redact_item) before it is
+ * same item; every text is redacted (cx_redact_item, src/redact/json.c) before it is
  * stored. Then each op is answered on its own: applied, duplicate, or
  * rejected with a reason (a private item, a conflict, a role that may not
  * do it, a missing blob). The number of ops applied is added to *applied. */
@@ -105,14 +105,3 @@ typedef enum cx_feed_body {
 int cx_feed_handle_body(cx_feed *s, const cx_principal *p, cx_feed_body kind, const char *arg,
                         const char *body, size_t len, json_t **out, long *applied);
 
-/* Redacts, in place, every text of an item envelope that a client sent:
- * title, body, tags, subcortex, author, agent, files, every string of the
- * provenance, the review's note, reason and reviewer, each version's
- * source_path, and every member item.json does not name (its name too).
- * Left as they are: members that cx_wire_item_check holds to a form that
- * cannot carry text (id, kind, status, visibility, created_at, updated_at,
- * server_seq, blobs, review.decision and review.at, versions[].sha256) and
- * parent_id and evidence entries that are ULIDs. What fired is added to
- * *rep (may be NULL). CX_ENOMEM, or CX_EINVAL for a text that cannot be
- * redacted. The one place the core redacts an item. */
-int cx_feed_redact_item(json_t *it, cx_redact_report *rep);

@@ -83,3 +83,22 @@ bool cx_redact_is_text(const void *data, size_t len);
 /* The report as JSON: {"count": total, "rules": ["rule-id", ...]} (rules
  * that fired, in table order, no duplicates), or NULL when total == 0. */
 json_t *cx_redact_report_json(const cx_redact_report *rep);
+
+/* Redacts, in place, every string inside JSON value o at any depth, member
+ * names included (a member whose name matched moves to its redacted name),
+ * except o's own members named in `keep` (a NULL-terminated list, or NULL),
+ * which stay exactly as they are. Adds to *rep (may be NULL). */
+int cx_redact_json(json_t *o, const char *const *keep, cx_redact_report *rep);
+
+/* Redacts an item envelope of the sync protocol in place: every text
+ * (title, body, tags, subcortex, author, agent, files, provenance, review
+ * notes, versions' source paths, unknown members) but not the members
+ * that the envelope check holds to a strict form (id, kind, status,
+ * visibility, times, server_seq, blobs, review.decision/at,
+ * versions[].sha256, and parent_id/evidence entries that are ULIDs). */
+int cx_redact_item(json_t *it, cx_redact_report *rep);
+
+/* The members of a review ({decision, at}) and of an artifact version
+ * ({sha256}) that hold no text, for cx_redact_json's `keep`. */
+extern const char *const CX_REDACT_REVIEW_KEEP[];
+extern const char *const CX_REDACT_VERSION_KEEP[];

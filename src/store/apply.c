@@ -90,89 +90,13 @@ static int read_local(cx_store *s, const char *id, local_item *out) {
     return r;
 }
 
-/* Members of a pulled item that are structure, not text: never redacted
- * (the check has already held them to their shapes). */
-static bool structural(const char *key) {
-    static const char *const keys[] = {"id", "kind", "status", "visibility", "created_at",
-                                       "updated_at", "parent_id", "server_seq", "blobs", NULL};
-    for (const char *const *k = keys; *k; k++)
-        if (strcmp(key, *k) == 0)
-            return true;
-    return false;
-}
-
-/* Redacts every string inside j in place. */
-static int redact_tree(json_t *j) {
-    int r = 0;
-    if (json_is_object(j)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v) {
-            if (json_is_string(v)) {
-                char *out = NULL;
-                size_t len = 0;
-                if ((r = cx_redact_text(json_string_value(v), json_string_length(v), &out, &len,
-                                        NULL)))
-                    return r;
-                if (out && json_object_set_new(j, k, json_stringn(out, len)) != 0)
-                    r = CX_ENOMEM;
-                free(out);
-            } else {
-                r = redact_tree(v);
-            }
-            if (r)
-                return r;
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(j, i, v) {
-            if (json_is_string(v)) {
-                char *out = NULL;
-                size_t len = 0;
-                if ((r = cx_redact_text(json_string_value(v), json_string_length(v), &out, &len,
-                                        NULL)))
-                    return r;
-                if (out && json_array_set_new(j, i, json_stringn(out, len)) != 0)
-                    r = CX_ENOMEM;
-                free(out);
-            } else {
-                r = redact_tree(v);
-            }
-            if (r)
-                return r;
-        }
-    }
-    return r;
-}
-
-/* A copy of the pulled item with every text redacted (top-level structure
- * members aside). */
+/* A copy of the pulled item with every text redacted, as the core redacts
+ * what it receives (cx_redact_item). */
 static int redacted_copy(const json_t *raw, json_t **out) {
     json_t *it = json_deep_copy(raw);
     if (!it)
         return CX_ENOMEM;
-    const char *k;
-    json_t *v;
-    int r = 0;
-    json_object_foreach(it, k, v) {
-        if (structural(k))
-            continue;
-        if (json_is_string(v)) {
-            char *red = NULL;
-            size_t len = 0;
-            if ((r = cx_redact_text(json_string_value(v), json_string_length(v), &red, &len,
-                                    NULL)))
-                break;
-            if (red && json_object_set_new(it, k, json_stringn(red, len)) != 0)
-                r = CX_ENOMEM;
-            free(red);
-        } else {
-            r = redact_tree(v);
-        }
-        if (r)
-            break;
-    }
+    int r = cx_redact_item(it, NULL);
     if (r) {
         json_decref(it);
         return r;

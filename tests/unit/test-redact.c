@@ -546,6 +546,55 @@ static void test_threads(json_t *rules) {
     free(all);
 }
 
+/* cx_redact_item: every text of an envelope, member names too, and none of
+ * the members the envelope check holds to a strict form. */
+static void test_item(void) {
+    const char *key = "AKIA5NEHUOQIYE7OL66L";
+    const char *ulid = "01JD3ZABCDEFGHJKMNPQRSTVWX";
+    json_t *it = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:[s, s], s:{s:s}, s:{s:s, s:s, s:s},"
+        " s:[{s:s, s:s}], s:s}",
+        "id", ulid, "kind", "observation", "status", "recorded", "title", key, "body",
+        "nothing secret", "tags", key, "parent_id", ulid, "evidence", ulid, key, "provenance",
+        "remote", key, "review", "decision", "approve", "at", "2026-12-07", "note", key,
+        "versions", "sha256", "AKIA5NEHUOQIYE7OL66L", "source_path", key, key, "unknown");
+    CX_CHECK(it != NULL);
+    cx_redact_report rep = {0};
+    CX_CHECK_OK(cx_redact_item(it, &rep));
+    char *text = json_dumps(it, JSON_COMPACT);
+    /* six texts and one member name: the key is nowhere but in sha256,
+     * which the check holds to 64 hex digits (so it is never text) */
+    CX_CHECK_INT(rep.total, 7);
+    CX_CHECK_STR(json_string_value(json_object_get(it, "id")), ulid);
+    CX_CHECK_STR(json_string_value(json_object_get(it, "parent_id")), ulid);
+    CX_CHECK_STR(json_string_value(json_array_get(json_object_get(it, "evidence"), 0)), ulid);
+    CX_CHECK(strncmp(json_string_value(json_array_get(json_object_get(it, "evidence"), 1)),
+                     CX_REDACT_PREFIX, strlen(CX_REDACT_PREFIX)) == 0);
+    CX_CHECK_STR(json_string_value(json_object_get(json_object_get(it, "review"), "decision")),
+                 "approve");
+    CX_CHECK_STR(json_string_value(json_object_get(it, "body")), "nothing secret");
+    CX_CHECK(json_object_get(it, key) == NULL);
+    const char *sha = json_string_value(
+        json_object_get(json_array_get(json_object_get(it, "versions"), 0), "sha256"));
+    CX_CHECK_STR(sha, key);
+    /* apart from that one hash, the key appears nowhere */
+    char *first = text ? strstr(text, key) : NULL;
+    CX_CHECK(first != NULL && strstr(first + 1, key) == NULL);
+    free(text);
+    /* idempotent: a redacted item redacts to itself */
+    cx_redact_report again = {0};
+    CX_CHECK_OK(cx_redact_item(it, &again));
+    CX_CHECK_INT(again.total, 0);
+    json_decref(it);
+    /* a bare string and an array through cx_redact_json */
+    json_t *a = json_pack("[s, {s:s}]", key, "x", key);
+    CX_CHECK_OK(cx_redact_json(a, NULL, NULL));
+    char *t = json_dumps(a, JSON_COMPACT);
+    CX_CHECK(t && strstr(t, key) == NULL);
+    free(t);
+    json_decref(a);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test-redact fixtures/redact/cases.json\n");
@@ -570,6 +619,7 @@ int main(int argc, char **argv) {
     test_binary();
     test_large();
     test_threads(rules);
+    test_item();
     json_decref(root);
     return cx_test_done();
 }
