@@ -40,15 +40,16 @@ static uint64_t or_now(uint64_t ms, uint64_t now) {
     return ms ? ms : now;
 }
 
-int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
-    sqlite3_stmt *st;
-    int dim = cx_embed_dim(s->builtin);
-    int r = cx_store_prepare(s, SQL_INSERT, &st);
-    if (r)
-        return r;
+/* Binds the parameters that SQL_INSERT, SQL_UPDATE and (only the first
+ * five, when `decision`) SQL_DECIDE share. */
+static void bind_row(sqlite3_stmt *st, const cx_item_row *row, bool decision) {
     cx_store_bind_text(st, 1, row->id);
     cx_store_bind_text(st, 2, row->kind);
     cx_store_bind_text(st, 3, row->status);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
+    cx_store_bind_text(st, 22, row->review);
+    if (decision)
+        return;
     cx_store_bind_text(st, 4, row->subcortex);
     cx_store_bind_text(st, 5, row->title ? row->title : "");
     cx_store_bind_text(st, 6, row->body ? row->body : "");
@@ -57,15 +58,22 @@ int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
     cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
     cx_store_bind_text(st, 10, row->author);
     cx_store_bind_text(st, 11, row->agent);
-    cx_store_bind_text(st, 13, row->visibility);
-    cx_store_bind_text(st, 14, row->parent_id);
-    cx_store_bind_text(st, 15, row->content_hash);
-    cx_store_bind_text(st, 16, row->provenance);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)or_now(row->created_ms, row->now_ms));
-    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
-    cx_store_bind_text(st, 22, row->review);
+    cx_store_bind_text(st, 14, row->parent_id);
+    cx_store_bind_text(st, 16, row->provenance);
     if (row->server_seq > 0)
         sqlite3_bind_int64(st, 23, row->server_seq);
+}
+
+int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
+    sqlite3_stmt *st;
+    int dim = cx_embed_dim(s->builtin);
+    int r = cx_store_prepare(s, SQL_INSERT, &st);
+    if (r)
+        return r;
+    bind_row(st, row, false);
+    cx_store_bind_text(st, 13, row->visibility);
+    cx_store_bind_text(st, 15, row->content_hash);
     if (row->has_fold_key)
         sqlite3_bind_int64(st, 17, row->fold_key);
     int8_t q[CX_EMBED_MAX_DIM];
@@ -89,26 +97,7 @@ int cx_item_update(cx_store *s, const cx_item_row *row, unsigned flags) {
     int r = cx_store_prepare(s, decision ? SQL_DECIDE : SQL_UPDATE, &st);
     if (r)
         return r;
-    cx_store_bind_text(st, 1, row->id);
-    cx_store_bind_text(st, 2, row->kind);
-    cx_store_bind_text(st, 3, row->status);
-    sqlite3_bind_int64(st, 21, (sqlite3_int64)or_now(row->updated_ms, row->now_ms));
-    cx_store_bind_text(st, 22, row->review);
-    if (!decision) {
-        cx_store_bind_text(st, 4, row->subcortex);
-        cx_store_bind_text(st, 5, row->title ? row->title : "");
-        cx_store_bind_text(st, 6, row->body ? row->body : "");
-        cx_store_bind_text(st, 7, row->tags ? row->tags : "[]");
-        cx_store_bind_text(st, 8, row->files ? row->files : "[]");
-        cx_store_bind_text(st, 9, row->evidence ? row->evidence : "[]");
-        cx_store_bind_text(st, 10, row->author);
-        cx_store_bind_text(st, 11, row->agent);
-        sqlite3_bind_int64(st, 12, (sqlite3_int64)or_now(row->created_ms, row->now_ms));
-        cx_store_bind_text(st, 14, row->parent_id);
-        cx_store_bind_text(st, 16, row->provenance);
-        if (row->server_seq > 0)
-            sqlite3_bind_int64(st, 23, row->server_seq);
-    }
+    bind_row(st, row, decision);
     r = cx_store_exec_stmt(s, st, "updating an item");
     sqlite3_clear_bindings(st);
     return r;
