@@ -13,7 +13,7 @@ typedef struct cx_http_body {
     union {
         cx_buf buf; /* the body, NUL-terminated, capped at buf.max */
         /* The same fields under the names callers used before cx_buf
-         * (src/sync/client.c sets .max and reads .data and .len): read them,
+         * (sidecar/sync/client.c sets .max and reads .data and .len): read them,
          * change them only through cx_http_body_init and buf. */
         struct {
             char *data;
