@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What every HTTP client in the engine needs from a response: a body
- * buffer with a hard cap (a cx_buf, so a hostile server cannot make us
+/* What every HTTP client on net (the HTTP embedder, the sidecar's sync
+ * client) needs from a response: a body buffer with a hard cap (a cx_buf, so a hostile server cannot make us
  * allocate without bound) and the Retry-After header's value. */
 #pragma once
 
