@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What every HTTP client in the engine needs from a response: a body
- * buffer with a hard cap (a cx_buf, so a hostile server cannot make us
+/* What every HTTP client on net (the HTTP embedder, the sidecar's sync
+ * client) needs from a response: a body buffer with a hard cap (a cx_buf, so a hostile server cannot make us
  * allocate without bound) and the Retry-After header's value. */
 #pragma once
 
@@ -10,22 +10,11 @@
 #include <stddef.h>
 
 typedef struct cx_http_body {
-    union {
-        cx_buf buf; /* the body, NUL-terminated, capped at buf.max */
-        /* The same fields under the names callers used before cx_buf
-         * (src/sync/client.c sets .max and reads .data and .len): read them,
-         * change them only through cx_http_body_init and buf. */
-        struct {
-            char *data;
-            size_t len, cap;
-            size_t max;
-        };
-    };
-    bool too_big; /* the answer went past max: the transfer was stopped */
+    cx_buf buf;   /* the body, NUL-terminated, capped at buf.max */
+    bool too_big; /* the answer went past buf.max: the transfer was stopped */
 } cx_http_body;
 
-/* Readies b for answers of at most max bytes (a zeroed body with .max set
- * is the same). */
+/* Readies b for answers of at most max bytes. */
 void cx_http_body_init(cx_http_body *b, size_t max);
 
 /* A CURLOPT_WRITEFUNCTION appending to the cx_http_body in `ud`; returns 0

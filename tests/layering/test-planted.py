@@ -6,16 +6,20 @@ that is allowed.
 
 1. A synthetic tree with the real layer table: a store file including
    "sidecar/tools.h", util including the store, sync including
-   store-internal.h, the core including a sidecar header by its bare name, the
+   store-internal.h, sync (sidecar/sync/) including a header of the rest of
+   the sidecar by its bare name, the core including a sidecar header by its bare name, the
    sidecar including the core, a relative include that climbs out of store,
    and beside them allowed includes (and a violation inside a comment) that
    must not be named; util including <jansson.h> and embed including
    <curl/curl.h> itself (only net may) must be.
 2. A compile database as the build writes it, where a store file gets the
-   wide -I src, another the sync layer's view, and a sidecar file -I of the
-   core: check-build.py exits 1 naming those three and nothing else.
-3. A copy of the real src/ and sidecar/ with one include of "sync/engine.h"
-   added to src/store/blob.c, checked with the real allow-list.
+   wide -I src, another the sync layer's view, a sidecar file -I of the
+   core, and a sync file (sidecar/sync/) -I of sidecar/: check-build.py
+   exits 1 naming those and nothing else.
+3. A copy of the real src/ and sidecar/ with an include of "sync/engine.h"
+   added to src/store/blob.c (the engine may not know the sidecar's sync
+   client) and one of "drain.h" to sidecar/sync/engine.c (sync sits below
+   the rest of the sidecar), checked with the real allow-list.
 
     test-planted.py [ROOT]
 """
@@ -57,14 +61,14 @@ def run(root, allow):
 def synthetic(tmp):
     root = os.path.join(tmp, "synthetic")
     headers = ["src/util/error.h", "src/store/store.h", "src/store/store-internal.h",
-               "src/embed/embed.h", "src/sync/engine.h", "src/core/storage.h",
+               "src/embed/embed.h", "sidecar/sync/engine.h", "src/core/storage.h",
                "src/search/fts-internal.h", "sidecar/tools.h", "sidecar/workspace.h"]
     for h in headers:
         write(root, h, "#pragma once\n")
     planted = {
         "src/store/bad.c": '#include "util/error.h"\n#include "sidecar/tools.h"\n',
         "src/util/bad.c": '\n\n#include "store/store.h"\n',
-        "src/sync/bad.c": '#include "store/store.h"\n#include "store/store-internal.h"\n',
+        "sidecar/sync/bad.c": '#include "store/store.h"\n#include "store/store-internal.h"\n',
         "src/core/bad.c": '#include "core/storage.h"\n#include "tools.h"\n',
         "sidecar/bad.c": '#include "workspace.h"\n#include <core/storage.h>\n',
         "src/store/climb.c": '#include "../../sidecar/workspace.h"\n',
@@ -72,8 +76,10 @@ def synthetic(tmp):
         "sidecar/peek.c": '#include "search/fts-internal.h"\n',
         "src/util/json.c": '#include <stdio.h>\n#include <jansson.h>\n',
         "src/embed/fetch.c": '#include "net/curlapi.h"\n#include <curl/curl.h>\n',
+        "sidecar/sync/up.c": '#include "sync/client.h"\n#include "workspace.h"\n',
     }
-    wanted = {"src/store/bad.c:2", "src/util/bad.c:3", "src/sync/bad.c:2",
+    wanted = {"src/store/bad.c:2", "src/util/bad.c:3", "sidecar/sync/bad.c:2",
+              "sidecar/sync/up.c:2",
               "src/core/bad.c:2", "sidecar/bad.c:2", "src/store/climb.c:1",
               "src/store/peek.c:1", "sidecar/peek.c:1", "src/util/json.c:2",
               "src/embed/fetch.c:2"}
@@ -84,6 +90,7 @@ def synthetic(tmp):
         "src/search/ok.c": '#include "store/store-internal.h"\n#include "util/error.h"\n',
         "sidecar/ok.c": '#include "sync/engine.h"\n#include "tools.h"\n#include <git2.h>\n',
         "src/net/ok.c": '#include <curl/curl.h>\n#include <pthread.h>\n#include "util/error.h"\n',
+        "sidecar/sync/ok.c": '#include "sync/engine.h"\n#include "store/store.h"\n#include "net/httpio.h"\n',
     }
     for rel, text in {**planted, **allowed}.items():
         write(root, rel, text)
@@ -117,6 +124,8 @@ def planted_build(tmp):
         cmd("src/store/climb.c", "layer-views/store", "layer-views/sync"),
         cmd("sidecar/ok.c", "sidecar", "../sidecar", "layer-views/sidecar", "layer-views/sync"),
         cmd("sidecar/bad.c", "../sidecar", "layer-views/sidecar", "../src/core"),
+        cmd("sidecar/sync/engine.c", "layer-views/sync"),
+        cmd("sidecar/sync/client.c", "layer-views/sync", "../sidecar"),
         cmd("tests/unit/test-x.c", "../src", "../sidecar"),   # tests see everything
     ]
     with open(os.path.join(build, "compile_commands.json"), "w", encoding="utf-8") as f:
@@ -128,10 +137,11 @@ def planted_build(tmp):
     for want in ("src/store/bad.c (layer store): compiled with -I src,",
                  "src/store/bad.c (layer store): compiled with -I sidecar,",
                  "src/store/climb.c (layer store): compiled with -I build/layer-views/sync,",
-                 "sidecar/bad.c (layer sidecar): compiled with -I src/core,"):
+                 "sidecar/bad.c (layer sidecar): compiled with -I src/core,",
+                 "sidecar/sync/client.c (layer sync): compiled with -I sidecar,"):
         expect(want in p.stdout, "planted build: names " + want)
-    expect("4 include paths out of their layer" in p.stdout,
-           "planted build: exactly 4 include paths named")
+    expect("5 include paths out of their layer" in p.stdout,
+           "planted build: exactly 5 include paths named")
 
 
 def copy_of_real(tmp, real):
@@ -139,17 +149,24 @@ def copy_of_real(tmp, real):
     for top in ("src", "sidecar"):
         shutil.copytree(os.path.join(real, top), os.path.join(root, top),
                         ignore=shutil.ignore_patterns("*.o", "__pycache__"))
-    blob = os.path.join(root, "src", "store", "blob.c")
-    with open(blob, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    at = next(i for i, l in enumerate(lines) if l.startswith("#include")) + 1
-    lines.insert(at, '#include "sync/engine.h"')
-    with open(blob, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    planted = {}
+    for rel, include in (("src/store/blob.c", "sync/engine.h"),
+                         ("sidecar/sync/engine.c", "drain.h")):
+        path = os.path.join(root, rel)
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        at = next(i for i, l in enumerate(lines) if l.startswith("#include")) + 1
+        lines.insert(at, '#include "%s"' % include)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+        planted[rel] = (at + 1, include)
     rc, out = run(root, os.path.join(HERE, "known-violations.txt"))
     expect(rc == 1, "copy of the tree: check exits 1 (got %d)" % rc)
-    expect(("src/store/blob.c:%d: includes \"sync/engine.h\"" % (at + 1)) in out,
-           "copy of the tree: src/store/blob.c:%d is named" % (at + 1))
+    for rel, (line, include) in planted.items():
+        expect(("%s:%d: includes \"%s\"" % (rel, line, include)) in out,
+               "copy of the tree: %s:%d is named" % (rel, line))
+    expect("%d violation(s)" % len(planted) in out,
+           "copy of the tree: exactly %d violations" % len(planted))
 
 
 def main():

@@ -9,7 +9,14 @@
  * answers that will not change by themselves (401, 403, 400; the detail
  * says what to do), CX_ECANCELED when the client was aborted; store errors
  * as the store returns them. Every failure is also recorded as the store's
- * sync.last_error and, for a push, on the ops of the batch. */
+ * sync.last_error and, for a push, on the ops of the batch.
+ *
+ * A push the core refuses because of one op is not a failure: a 413 for a
+ * batch of one op, or a 400 whose error message begins "ops[N]." (the core
+ * checked op N against item.json and applied none of the batch) rejects
+ * that op locally, with the core's message as its reason (cortex status
+ * shows it), and the step succeeds with rejected = 1, so that the rest of
+ * the outbox goes on in the next step. */
 #pragma once
 
 #include "store/apply.h"
@@ -35,6 +42,12 @@ typedef struct cx_engine_step {
 
 /* Pushes the oldest batch. st->sent == 0 when the outbox had nothing. */
 int cx_engine_push(cx_store *s, cx_client *c, cx_engine_step *st);
+
+/* The op a push's 400 answer blames: N when `message` begins "ops[N]."
+ * (N in decimal, no sign or leading zero) and N < nops, else -1 (a 400
+ * about the batch as a whole, or an index outside it). `message` may be
+ * NULL. */
+long cx_engine_refused_op(const char *message, size_t nops);
 
 /* Pulls and applies one page after the stored cursor (a 410 rebuilds and
  * pulls from 0). */

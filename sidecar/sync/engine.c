@@ -8,6 +8,7 @@
 #include "store/kv.h"
 #include "store/outbox.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,41 @@ out:
     return r;
 }
 
+long cx_engine_refused_op(const char *message, size_t nops) {
+    static const char head[] = "ops[";
+    if (!message || strncmp(message, head, sizeof head - 1) != 0)
+        return -1;
+    const char *p = message + sizeof head - 1;
+    size_t n = 0;
+    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] != ']'))
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (size_t)(*p - '0');
+        if (n >= nops) /* also bounds n before it could overflow */
+            return -1;
+    }
+    return p[0] == ']' && p[1] == '.' ? (long)n : -1;
+}
+
+/* Rejects the one op `at` of the batch with `reason` (the rest stay
+ * pending for the next batch). */
+static int reject_one(cx_store *s, const json_t *ops, size_t at, const char *reason,
+                      cx_engine_step *st) {
+    json_t *one = json_array();
+    if (!one || json_array_append(one, json_array_get(ops, at))) {
+        json_decref(one);
+        return CX_ENOMEM;
+    }
+    int r = cx_outbox_reject(s, one, reason);
+    json_decref(one);
+    if (r)
+        return r;
+    st->sent = json_array_size(ops);
+    st->rejected = 1;
+    st->more = true;
+    return 0;
+}
+
 int cx_engine_push(cx_store *s, cx_client *c, cx_engine_step *st) {
     json_t *ops = NULL, *blobs = NULL, *req = NULL;
     cx_client_answer a = {0};
@@ -110,9 +146,23 @@ again:
             cx_client_answer_clear(&a);
             goto again;
         }
-        r = cx_outbox_reject(s, ops, "local: the core refused this op as too large (413)");
-        st->rejected = 1;
+        r = reject_one(s, ops, 0, "local: the core refused this op as too large (413)", st);
         goto out;
+    }
+    if (a.status == 400) {
+        /* The core checks every op before applying any: "ops[N]. …" names
+         * the one that breaks item.json, and sending it again will not
+         * change the answer. Its message is the reason, cut to a bounded
+         * length (it is the core's input to us; JSON strings are UTF-8). */
+        const char *why = cx_client_error_text(&a);
+        long bad = cx_engine_refused_op(why, json_array_size(ops));
+        if (bad >= 0) {
+            char reason[CX_APPLY_MAX_REASON];
+            size_t n = cx_utf8_cut(why, strlen(why), sizeof reason - 1);
+            snprintf(reason, sizeof reason, "%.*s", (int)n, why);
+            r = reject_one(s, ops, (size_t)bad, reason, st);
+            goto out;
+        }
     }
     const json_t *results = json_object_get(a.json, "results");
     if (a.status != 200 || !json_is_array(results)) {

@@ -2,10 +2,11 @@
 /* The sync protocol's HTTP client over libcurl (see client.h). */
 #include "sync/client.h"
 
-#include "util/error.h"
-
 #include "net/curlapi.h"
 #include "net/httpio.h"
+#include "util/buf.h"
+#include "util/error.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,10 +108,11 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     char *url = malloc(ulen);
     char ct[128];
     struct curl_slist *hdr = NULL, *h2;
-    buf b = {.body = {.max = CX_CLIENT_MAX_ANSWER}};
+    buf b = {.retry_after = 0};
     int r = 0;
     if (!url)
         return CX_ENOMEM;
+    cx_http_body_init(&b.body, CX_CLIENT_MAX_ANSWER);
     snprintf(url, ulen, "%s%s", c->base, path);
     snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
     if (c->auth && (h2 = curl_slist_append(hdr, c->auth)))
@@ -166,8 +168,9 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ans->status);
     ans->retry_after_s = b.retry_after;
-    if (b.body.len > 0)
-        ans->json = json_loadb(b.body.data, b.body.len, JSON_REJECT_DUPLICATES, NULL);
+    if (b.body.buf.len > 0)
+        ans->json = json_loadb(cx_buf_str(&b.body.buf), b.body.buf.len, JSON_REJECT_DUPLICATES,
+                               NULL);
 out:
     curl_slist_free_all(hdr);
     cx_http_body_free(&b.body);

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# A push the core refuses because of one op does not wedge the outbox.
+# cortex-core checks every op of a push against item.json before applying
+# any, and answers a bad one with HTTP 400 and a message that begins
+# "ops[N]." (N the op's index in the batch). A FAKE core (a small HTTPS
+# server in this process on 127.0.0.1, a self-signed certificate made by
+# openssl, as in test-pull-input.py) answers the first push that way,
+# blaming ops[1], and accepts every later push. After three `cortex observe`
+# and `cortex sync` in a workspace pointed at it:
+# - the sync exits 0;
+# - the core received the other two ops (in a later push), never op 1 again;
+# - `cortex status --json` shows one rejected op, op 1 of the refused batch,
+#   whose reason holds the core's message ("ops[1].item.title: …"), and an
+#   empty backlog.
+# A 400 that names no op of the batch (no "ops[N]." prefix, or an index past
+# the batch) stays a failure: in a second workspace, whose pushes the fake
+# core answers that way, `cortex sync` fails and the three ops stay in the
+# backlog, none rejected. Prints "N passed, N failed"; exits non-zero on any
+# failure.
+import http.server
+import json
+import os
+import ssl
+import threading
+import urllib.parse
+
+from synclib import check, cli, make_cert, run
+
+MESSAGE = "ops[1].item.title: at most 200 bytes (got 1024)"
+
+lock = threading.Lock()
+pushes = []             # every push body the fake core received, in order
+refusals = []           # what to answer the next pushes with: (status, message) ...
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path)
+        if u.path == "/v1/info":
+            return self.answer(200, {"team": "T", "role": "agent", "principal": "agent"})
+        if u.path == "/v1/healthz":
+            return self.answer(200, {"ok": True})
+        if u.path == "/v1/sync/pull":
+            return self.answer(200, {"changes": [], "next": 0, "more": False})
+        self.answer(404, {"error": "not found"})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        req = json.loads(self.rfile.read(n) or b"{}")
+        if self.path == "/v1/sync/push":
+            with lock:
+                pushes.append(req)
+                refusal = refusals.pop(0) if refusals else None
+            if refusal:
+                return self.answer(refusal[0], {"error": {"code": "bad_request",
+                                                          "message": refusal[1]}})
+            return self.answer(200, {"results": [{"op_id": o["op_id"], "status": "applied",
+                                                  "seq": 1000 + i}
+                                                 for i, o in enumerate(req.get("ops", []))]})
+        if self.path == "/v1/blobs/missing":
+            return self.answer(200, {"missing": []})
+        self.answer(404, {"error": "not found"})
+
+
+def tests(tmp):
+    cert, key = make_cert(tmp)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{srv.server_address[1]}"
+    try:
+        refused_op(tmp, url, cert)
+        refused_batch(tmp, url, cert)
+    finally:
+        srv.shutdown()
+
+
+def workspace(tmp, name, url, cert):
+    """A workspace pointed at the fake core, logged in, with three notes."""
+    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home-" + name))
+    env.pop("CORTEX_WORKSPACE", None)
+    ws = os.path.join(tmp, name)
+    os.makedirs(ws)
+    p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
+    check(p.returncode == 0, f"{name}: remote set: {p.stderr}")
+    p = cli(ws, env, "login", stdin="cx_fake_agent_key_0123456789\n")
+    check(p.returncode == 0, f"{name}: login: {p.returncode} {p.stderr}")
+    for i in range(3):
+        p = cli(ws, env, "observe", f"note {i} of workspace {name}")
+        check(p.returncode == 0, f"{name}: observe {i}: {p.stderr}")
+    return ws, env
+
+
+def status(ws, env):
+    st = cli(ws, env, "--json", "status")
+    check(st.returncode == 0, f"status: {st.stderr}")
+    try:
+        return json.loads(st.stdout).get("sync", {})
+    except ValueError:
+        return {}
+
+
+def op_ids(push):
+    return [o.get("op_id") for o in push.get("ops", [])]
+
+
+def refused_op(tmp, url, cert):
+    ws, env = workspace(tmp, "W", url, cert)
+    with lock:
+        pushes.clear()
+        refusals[:] = [(400, MESSAGE)]
+    p = cli(ws, env, "sync")
+    check(p.returncode == 0, f"cortex sync exits 0: {p.returncode} {p.stderr}")
+    check("1 rejected" in p.stderr, f"the sync says an op was rejected: {p.stderr}")
+
+    with lock:
+        got = list(pushes)
+    check(len(got) >= 2, f"the core was pushed to again after the 400: {len(got)} push(es)")
+    first = op_ids(got[0]) if got else []
+    check(len(first) == 3, f"the refused push held the three ops: {first}")
+    later = [i for push in got[1:] for i in op_ids(push)]
+    if len(first) == 3:
+        check(sorted(later) == sorted([first[0], first[2]]),
+              f"the core received the other two ops, and not op 1 again: {later} of {first}")
+
+    sync = status(ws, env)
+    check(sync.get("rejected") == 1, f"status shows one rejected op: {sync}")
+    check(sync.get("backlog") == 0, f"nothing is left to push: {sync}")
+    rej = sync.get("rejected_ops") or []
+    check(len(rej) == 1, f"status lists the rejected op: {rej}")
+    if rej:
+        check("ops[1].item.title" in (rej[0].get("reason") or ""),
+              f"its reason is the core's message: {rej[0]}")
+        if len(first) == 3:
+            check(rej[0].get("op_id") == first[1], f"the rejected op is op 1: {rej[0]} {first}")
+
+    # the rejected op is not sent again
+    with lock:
+        pushes.clear()
+    p = cli(ws, env, "sync")
+    check(p.returncode == 0, f"second sync: {p.returncode} {p.stderr}")
+    with lock:
+        check(not pushes, f"nothing is pushed again: {pushes}")
+
+
+def refused_batch(tmp, url, cert):
+    ws, env = workspace(tmp, "V", url, cert)
+    for message in ("the batch is malformed", "ops[3].item.title: at most 200 bytes (got 1024)"):
+        with lock:
+            refusals[:] = [(400, message)] * 50
+        p = cli(ws, env, "sync")
+        check(p.returncode != 0, f"a 400 that names no op of the batch fails the sync "
+                                 f"({message!r}): {p.returncode} {p.stderr}")
+        sync = status(ws, env)
+        check(sync.get("rejected") == 0, f"nothing was rejected ({message!r}): {sync}")
+        check(sync.get("backlog") == 3, f"the three ops are still to push ({message!r}): {sync}")
+    with lock:
+        refusals.clear()
+
+
+if __name__ == "__main__":
+    run("cx-push-refused-", tests)
