@@ -466,6 +466,20 @@ void cx_cli_put_sync_status(ctx *c, const json_t *sy, bool configured) {
             fputc('\n', stdout);
         }
     }
+    long long skipped = cx_cli_jint(sy, "skipped", 0);
+    if (skipped > 0) {
+        /* pulled changes that broke the protocol's limits: never stored */
+        const json_t *last = json_object_get(sy, "last_skip");
+        printf("%sskipped%s     %s%lld pulled change%s not stored (invalid)%s\n", lbl, rst,
+               cx_out_sgr(CX_OUT_YELLOW), skipped, skipped == 1 ? "" : "s", rst);
+        if (json_is_object(last)) {
+            fputs("            last ", stdout);
+            cx_out_text(stdout, cx_cli_jstr(last, "id") ? cx_cli_jstr(last, "id") : "-", true);
+            fputs(": ", stdout);
+            cx_out_text(stdout, cx_cli_jstr(last, "reason"), true);
+            fputc('\n', stdout);
+        }
+    }
     if (cx_cli_jstr(sy, "last_error")) {
         printf("%slast error%s  ", lbl, rst);
         cx_out_text(stdout, cx_cli_jstr(sy, "last_error"), true);

@@ -123,15 +123,15 @@ static int clean_op(size_t i, json_t *op, cx_redact_report *rep) {
     json_t *op_id = json_object_get(op, "op_id");
     if (!json_is_object(op) || !json_is_string(op_id) || json_string_length(op_id) == 0 ||
         json_string_length(op_id) > CX_WIRE_MAX_OP_ID)
-        return cx_error_set(CX_EINVAL, "ops[%zu]: op_id must be a string of 1-%d bytes", i,
+        return cx_error_set(CX_EINVAL, "ops[%zu].op_id: must be a string of 1-%d bytes", i,
                             CX_WIRE_MAX_OP_ID);
     const char *kind = str(op, "op");
     if (!cx_wire_op_known(kind))
-        return cx_error_set(CX_EINVAL, "ops[%zu]: op must be %s, %s or %s", i, CX_OP_ITEM_PUT,
+        return cx_error_set(CX_EINVAL, "ops[%zu].op: must be %s, %s or %s", i, CX_OP_ITEM_PUT,
                             CX_OP_ARTIFACT_VERSION, CX_OP_REVIEW_DECISION);
     json_t *it = json_object_get(op, "item");
     if (!json_is_object(it))
-        return cx_error_set(CX_EINVAL, "ops[%zu]: item must be an object", i);
+        return cx_error_set(CX_EINVAL, "ops[%zu].item: must be an object", i);
     if (is_private(it))
         return 0;
     /* The op id is kept as the op's idempotency key: no secret in it either. */

@@ -196,6 +196,10 @@ def run_sync(tmp, url, cert):
     for k in ("backlog", "rejected", "last_push", "last_pull", "last_error", "rejected_ops"):
         check(k in sync, f"status keeps sync.{k}")
     check(sync.get("backlog") == 0, f"the local note was pushed: {sync}")
+    # and plain `cortex status` tells a person
+    st = cli(ws, env, "status")
+    check(st.returncode == 0 and "6 pulled changes not stored" in st.stdout
+          and "tombstone id" in st.stdout, f"status shows the skips: {st.stdout}")
 
     # a second sync is quiet: nothing new, nothing skipped again
     p = cli(ws, env, "sync")
