@@ -4,6 +4,7 @@
  * workspace-relative, --limit, and small JSON accessors. */
 #include "cli.h"
 
+#include "proto/wire.h"
 #include "provenance.h"
 #include "search/search.h"
 #include "util/error.h"
@@ -137,13 +138,8 @@ int cx_cli_parse_limit(const ctx *c, size_t *out) {
     return RC_OK;
 }
 
-static const char *const kinds[] = {"observation", "draft", "thread", "comment", "artifact", "subcortex"};
-
 bool cx_cli_known_kind(const char *k) {
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strcmp(k, kinds[i]) == 0)
-            return true;
-    return false;
+    return cx_kind_parse(k) != CX_KIND_INVALID;
 }
 
 int cx_cli_find_workspace(ctx *c, bool create) {

@@ -4,6 +4,8 @@
  * this workspace's drafts awaiting review, rendered as markdown. */
 #include "hook.h"
 
+#include "proto/wire.h"
+
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -54,12 +56,12 @@ static char *item_label(const json_t *it, size_t max) {
 }
 
 bool cx_hook_awaiting_review(const char *status) {
-    return status && (strcmp(status, "pending") == 0 || strcmp(status, "changes_requested") == 0);
+    return cx_awaits_review(CX_KIND_DRAFT, cx_status_parse(status));
 }
 
 static bool is_canon(const json_t *it) {
     const char *kind = cx_hook_jstr(it, "kind"), *st = cx_hook_jstr(it, "status");
-    return kind && strcmp(kind, "thread") == 0 && st && strcmp(st, "canon") == 0;
+    return cx_kind_parse(kind) == CX_KIND_THREAD && cx_status_parse(st) == CX_STATUS_CANON;
 }
 
 static bool in_subcortexes(const hook *h, const json_t *it) {
@@ -229,7 +231,7 @@ static void draft_lines(hook *h, const brief_data *b, section *sec) {
         const char *author = cx_hook_jstr(d, "author"), *id = cx_hook_jstr(d, "id"), *st = cx_hook_jstr(d, "status");
         if (!author || strcmp(author, h->author) != 0 || !id)
             continue;
-        bool sent_back = st && strcmp(st, "changes_requested") == 0;
+        bool sent_back = cx_status_parse(st) == CX_STATUS_CHANGES_REQUESTED;
         char *reason = NULL;
         if (sent_back && reasons < MAX_REASONS && !cx_hook_late(h)) {
             json_t *full = NULL;

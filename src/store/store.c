@@ -543,9 +543,10 @@ int cx_store_status(cx_store *s, json_t **out) {
     r = cx_store_read_begin(s);
     if (r)
         goto out;
-    static const char *const kinds[] = {"observation", "draft", "thread", "comment", "artifact"};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        json_object_set_new(items, kinds[i], json_integer(0));
+    /* every kind an agent's work can be, at zero; subcortexes are not counted */
+    for (int k = 0; k < CX_KIND_COUNT; k++)
+        if (k != CX_KIND_SUBCORTEX)
+            json_object_set_new(items, cx_kind_name((cx_kind)k), json_integer(0));
     int64_t total = 0;
     if ((r = cx_store_prepare(s, SQL_COUNT_KINDS, &st)))
         goto out;
