@@ -76,7 +76,10 @@ typedef enum cx_actor_role {
  * items in their kind's initial status and may revise a draft that awaits
  * review (it becomes pending again); only reviewers approve (a draft
  * becomes a canon thread), reject, request changes, or accept an artifact.
- * Anything else, such as an agent writing `canon` or `accepted`, is false. */
+ * Anything else, such as an agent writing `canon` or `accepted`, is false.
+ * Keeping kind and status is allowed (a text edit), except on a draft
+ * already decided; so a review decision, which must change a draft that
+ * cx_awaits_review(), is checked against that too. */
 bool cx_transition_allowed(cx_actor_role role, cx_kind from_kind, cx_status from, cx_kind to_kind,
                            cx_status to);
 

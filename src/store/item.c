@@ -599,8 +599,11 @@ static int read_state(cx_store *s, const char *id, const char *what, item_state 
     return 0;
 }
 
-static bool awaits_review(const item_state *st) {
-    return cx_awaits_review(cx_kind_parse(st->kind), cx_status_parse(st->status));
+/* May `role` take the item from its state to (kind, status)? The wire
+ * model's transitions decide, for local writes as for the core. */
+static bool may_become(const item_state *st, cx_actor_role role, cx_kind kind, cx_status status) {
+    return cx_transition_allowed(role, cx_kind_parse(st->kind), cx_status_parse(st->status), kind,
+                                 status);
 }
 
 static int revise_tx(cx_store *s, void *ud) {
@@ -610,7 +613,7 @@ static int revise_tx(cx_store *s, void *ud) {
     int r = read_state(s, c->revise, "revise", &is);
     if (r)
         return r;
-    if (!awaits_review(&is))
+    if (!may_become(&is, CX_ROLE_AGENT, CX_KIND_DRAFT, CX_STATUS_PENDING))
         return cx_error_set(CX_ECONFLICT,
                             "item '%s' is a %s with status %s; only drafts that await review "
                             "can be revised",
@@ -849,7 +852,13 @@ static int review_tx(cx_store *s, void *ud) {
     int r = read_state(s, c->id, "review", &is);
     if (r)
         return r;
-    if (!awaits_review(&is))
+    cx_decision d = cx_decision_parse(c->decision);
+    cx_kind to_kind = d == CX_DECISION_APPROVE ? CX_KIND_THREAD : CX_KIND_DRAFT;
+    /* a decision is on a draft that awaits review (a canon thread stays
+     * canon: "no change" is a transition, not a decision); a person
+     * reviewing in their own workspace (no upstream) is its reviewer */
+    if (!cx_awaits_review(cx_kind_parse(is.kind), cx_status_parse(is.status)) ||
+        !may_become(&is, CX_ROLE_REVIEWER, to_kind, cx_decision_status(d)))
         return cx_error_set(CX_ECONFLICT,
                             "item '%s' is a %s with status %s; only drafts that are pending or "
                             "have changes requested can be reviewed",
@@ -871,13 +880,10 @@ static int review_tx(cx_store *s, void *ud) {
         json_decref(rv);
         return CX_ENOMEM;
     }
-    cx_decision d = cx_decision_parse(c->decision);
-    bool approve = d == CX_DECISION_APPROVE;
     if ((r = cx_store_prepare(s, SQL_REVIEW_SET, &st)))
         goto out;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, cx_kind_name(approve ? CX_KIND_THREAD : CX_KIND_DRAFT), -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cx_kind_name(to_kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, cx_status_name(cx_decision_status(d)), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, rvtext, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
