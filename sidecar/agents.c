@@ -13,6 +13,7 @@
 #include "agents.h"
 
 #include "toml.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/fsx.h"
 
@@ -145,39 +146,37 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
-/* A growable byte buffer for building file text. */
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} buf;
+/* File text being built in util's capped buffer, and the first error
+ * appending to it (later appends are skipped, so a run of appends is
+ * checked once). */
+typedef struct text {
+    cx_buf b;
+    int err;
+} text;
 
-static void put(buf *b, const char *s, size_t n) {
-    if (b->oom)
-        return;
-    if (n > (SIZE_MAX >> 2) - b->n) { /* also tells the optimiser n is bounded */
-        b->oom = true;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+/* A command or TOML line: two quoted paths (PATH_MAX each, at most six
+ * bytes per byte quoted) and a few words never come near it. */
+#define MAX_LINE (64u << 10)
+
+static void text_init(text *t, size_t max) {
+    cx_buf_init(&t->b, max);
+    t->err = 0;
 }
 
-static void puts_(buf *b, const char *s) {
-    put(b, s, strlen(s));
+static void put(text *t, const char *s, size_t n) {
+    if (!t->err)
+        t->err = cx_buf_add(&t->b, s, n);
+}
+
+static void puts_(text *t, const char *s) {
+    put(t, s, strlen(s));
+}
+
+/* The text as a malloc'd string, or NULL (with t freed either way). */
+static char *text_take(text *t) {
+    char *s = t->err ? NULL : cx_buf_take(&t->b, NULL);
+    cx_buf_free(&t->b);
+    return s;
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -428,16 +427,16 @@ static int finish_json(plan *f, json_t *doc, json_t *orig) {
     if (!s)
         return CX_ENOMEM;
     size_t n = strlen(s);
-    char *t = realloc(s, n + 2);
-    if (!t) {
-        free(s);
-        return CX_ENOMEM;
-    }
-    t[n] = '\n';
-    t[n + 1] = '\0';
-    f->text = t;
-    f->len = n + 1;
-    return 0;
+    cx_buf b;
+    cx_buf_init(&b, n + 1); /* the document and its newline, exactly */
+    int r = cx_buf_add(&b, s, n);
+    free(s);
+    if (r == 0)
+        r = cx_buf_add(&b, "\n", 1);
+    if (r == 0 && !(f->text = cx_buf_take(&b, &f->len)))
+        r = CX_ENOMEM;
+    cx_buf_free(&b);
+    return r;
 }
 
 /* The cortex server entry as this agent wants it. */
@@ -588,7 +587,8 @@ static int cortex_hook(const char *cmd, const char *event, char **prog) {
 
 /* 'path' for sh, with ' written as '\''. */
 static char *shell_quote(const char *s) {
-    buf b = {0};
+    text b;
+    text_init(&b, MAX_LINE);
     put(&b, "'", 1);
     for (; *s; s++) {
         if (*s == '\'')
@@ -597,27 +597,20 @@ static char *shell_quote(const char *s) {
             put(&b, s, 1);
     }
     put(&b, "'", 1);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return text_take(&b);
 }
 
 static char *hook_command(const char *cortex, const char *event) {
     char *q = shell_quote(cortex);
     if (!q)
         return NULL;
-    buf b = {0};
+    text b;
+    text_init(&b, MAX_LINE);
     puts_(&b, q);
     puts_(&b, " hook ");
     puts_(&b, event);
     free(q);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return text_take(&b);
 }
 
 /* Whether a matcher group's matcher (NULL when absent) runs its hooks for
@@ -767,7 +760,11 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
     cx_toml_table *t = NULL, *check = NULL;
     cx_toml_error e;
     char *qcmd = NULL, *qroot = NULL;
-    buf lines = {0}, cmd_line = {0}, args_line = {0}, out = {0};
+    text lines, cmd_line, args_line, out;
+    text_init(&lines, MAX_LINE);
+    text_init(&cmd_line, MAX_LINE);
+    text_init(&args_line, MAX_LINE);
+    text_init(&out, 2 * (size_t)MAX_CONFIG); /* the file read (<= MAX_CONFIG) and our lines */
     char msg[512];
     int r = cx_toml_find(doc, len, codex_table, 2, &t, &e);
     if (r == CX_EINVAL) {
@@ -801,10 +798,8 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
     puts_(&args_line, qroot);
     puts_(&args_line, "]");
     puts_(&args_line, nl);
-    if (cmd_line.oom || args_line.oom) {
-        r = CX_ENOMEM;
+    if ((r = cmd_line.err) != 0 || (r = args_line.err) != 0)
         goto out;
-    }
 
     if (form == CX_TOML_TABLE) {
         /* replace the command and args lines where they are; add missing
@@ -828,15 +823,15 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
         }
         if (s[0] == SIZE_MAX || s[1] == SIZE_MAX) {
             if (s[0] == SIZE_MAX)
-                puts_(&lines, cmd_line.p);
+                puts_(&lines, cx_buf_str(&cmd_line.b));
             if (s[1] == SIZE_MAX)
-                puts_(&lines, args_line.p);
-            ed[ned++] = (edit){body, body, lines.p};
+                puts_(&lines, cx_buf_str(&args_line.b));
+            ed[ned++] = (edit){body, body, lines.b.data};
         }
         if (s[0] != SIZE_MAX)
-            ed[ned++] = (edit){s[0], en[0], cmd_line.p};
+            ed[ned++] = (edit){s[0], en[0], cmd_line.b.data};
         if (s[1] != SIZE_MAX)
-            ed[ned++] = (edit){s[1], en[1], args_line.p};
+            ed[ned++] = (edit){s[1], en[1], args_line.b.data};
         for (size_t a = 0; a < ned; a++) /* by position; at most three */
             for (size_t b = a + 1; b < ned; b++)
                 if (ed[b].start < ed[a].start) {
@@ -860,15 +855,13 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
             puts_(&out, nl);
         puts_(&out, "[mcp_servers.cortex]");
         puts_(&out, nl);
-        puts_(&out, cmd_line.p);
-        puts_(&out, args_line.p);
+        puts_(&out, cx_buf_str(&cmd_line.b));
+        puts_(&out, cx_buf_str(&args_line.b));
     }
-    if (out.oom || lines.oom) {
-        r = CX_ENOMEM;
+    if ((r = out.err) != 0 || (r = lines.err) != 0)
         goto out;
-    }
     /* what is written must read back as wanted */
-    r = cx_toml_find(out.p, out.n, codex_table, 2, &check, &e);
+    r = cx_toml_find(cx_buf_str(&out.b), out.b.len, codex_table, 2, &check, &e);
     if (r == CX_EINVAL || (r == 0 && (cx_toml_table_form(check) != CX_TOML_TABLE || !codex_matches(check, w)))) {
         r = cx_error_set(CX_EFAIL, "the edited %s would not read back as written (%s); nothing was changed",
                          f->rel, r ? e.message : "the entry differs");
@@ -876,18 +869,17 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
     }
     if (r != 0)
         goto out;
-    f->text = out.p;
-    f->len = out.n;
-    out.p = NULL;
+    if (!(f->text = cx_buf_take(&out.b, &f->len)))
+        r = CX_ENOMEM;
 out:
     cx_toml_table_free(t);
     cx_toml_table_free(check);
     free(qcmd);
     free(qroot);
-    free(lines.p);
-    free(cmd_line.p);
-    free(args_line.p);
-    free(out.p);
+    cx_buf_free(&lines.b);
+    cx_buf_free(&cmd_line.b);
+    cx_buf_free(&args_line.b);
+    cx_buf_free(&out.b);
     return r;
 }
 
