@@ -13,6 +13,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,51 +30,7 @@ static int sb_putc(cx_buf *b, char c) {
     return cx_buf_add(b, &c, 1);
 }
 
-/* ---- UTF-8 ----------------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s[0..n) (no overlong forms,
- * no surrogates, at most U+10FFFF), or 0 when there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xBF)
-            return 0;
-    return len;
-}
-
-/* Offset of the first byte that is not well-formed UTF-8, or n. */
-static size_t utf8_check(const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
-    }
-    return n;
-}
+/* ---- UTF-8 encoding (the checks are util's) --------------------------------- */
 
 static int utf8_put(cx_buf *b, uint32_t v) {
     char u[4];
@@ -621,7 +578,7 @@ static int escape(parser *p) {
 
 /* Appends s[i] (one UTF-8 sequence, already validated) to p->str. */
 static int copy_char(parser *p) {
-    size_t k = utf8_seq((const unsigned char *)p->s + p->i, p->n - p->i);
+    size_t k = cx_utf8_seq_len((const unsigned char *)p->s + p->i, p->n - p->i);
     if (k == 0)
         k = 1;
     if (cx_buf_add(&p->str, p->s + p->i, k) != 0)
@@ -1337,7 +1294,7 @@ out:
 }
 
 static int parse(parser *p) {
-    size_t bad = utf8_check(p->s, p->n);
+    size_t bad = cx_utf8_valid_prefix(p->s, p->n);
     if (bad < p->n)
         return fail(p, bad, "the file is not valid UTF-8");
     p->root = p->cur = add(p, NULL, NULL, N_TABLE, F_HEADER, 0);
@@ -1539,7 +1496,7 @@ void cx_toml_table_free(cx_toml_table *t) {
 }
 
 int cx_toml_quote(const char *s, size_t n, char **out) {
-    if (utf8_check(s, n) != n)
+    if (!cx_utf8_valid(s, n))
         return cx_error_set(CX_EINVAL, "'%.*s' is not valid UTF-8 and cannot be written to TOML",
                             (int)(n > 200 ? 200 : n), s);
     cx_buf b;
