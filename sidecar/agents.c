@@ -16,6 +16,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/fsx.h"
+#include "util/utf8.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -78,39 +79,6 @@ const char *cx_agent_config_path(cx_agent_kind k) {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-/* Offset of the first byte of s that is not well-formed UTF-8, or strlen(s). */
-static size_t utf8_prefix(const char *s) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (u[i]) {
-        unsigned char c = u[i], lo = 0x80, hi = 0xBF;
-        size_t len;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else
-            return i;
-        if (u[i + 1] < lo || u[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < len; k++)
-            if (u[i + k] < 0x80 || u[i + k] > 0xBF)
-                return i;
-        i += len;
-    }
-    return i;
-}
-
 static int check_wiring(const cx_agent_wiring *w) {
     const char *what[] = {"workspace root", "cortexd path", "cortex path"};
     const char *path[] = {w->root, w->cortexd, w->cortex};
@@ -118,7 +86,7 @@ static int check_wiring(const cx_agent_wiring *w) {
         if (!path[j] || path[j][0] != '/')
             return cx_error_set(CX_EINVAL, "the %s must be an absolute path, not '%s'", what[j],
                                 path[j] ? path[j] : "");
-        if (path[j][utf8_prefix(path[j])] != '\0')
+        if (!cx_utf8_valid(path[j], strlen(path[j])))
             return cx_error_set(CX_EINVAL, "the %s '%s' is not valid UTF-8; agents' configs cannot hold it",
                                 what[j], path[j]);
     }
@@ -961,7 +929,7 @@ static int problem(json_t *c, const char *fix, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    msg[utf8_prefix(msg)] = '\0'; /* a cut may split a character */
+    msg[cx_utf8_valid_prefix(msg, strlen(msg))] = '\0'; /* a cut may split a character */
     for (char *s = msg; *s; s++)
         if (*s == '\n' || *s == '\r')
             *s = ' ';
