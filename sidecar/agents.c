@@ -20,7 +20,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -189,84 +188,6 @@ static int plan_read(plan *f, const char *root, const char *rel) {
     return 0;
 }
 
-/* Writes data to path through a new file in the same directory, fsynced and
- * renamed over it, then fsyncs the directory. An existing file keeps its
- * mode exactly (fsx's writer would apply the umask to it); a symlink is
- * written through, so the link stays. */
-static int write_atomic(const char *path, const char *data, size_t len, bool keep_mode, mode_t mode) {
-    static unsigned counter;
-    int r = 0, fd = -1;
-    bool created = false;
-    char *real = NULL, *tmp = NULL;
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-        real = realpath(path, NULL);
-    const char *dst = real ? real : path;
-    size_t tmpsize = strlen(dst) + 64;
-    tmp = malloc(tmpsize);
-    if (!tmp) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    for (int attempt = 0;; attempt++) {
-        snprintf(tmp, tmpsize, "%s.cortex-tmp.%ld.%u", dst, (long)getpid(), counter++);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0)
-            break;
-        if (errno != EEXIST || attempt >= 100) {
-            r = cx_error_set(CX_EIO, "cannot create %s: %s", tmp, strerror(errno));
-            goto out;
-        }
-    }
-    created = true;
-    if (keep_mode && fchmod(fd, mode) != 0) {
-        r = cx_error_set(CX_EIO, "cannot set the mode of %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    for (size_t done = 0; done < len;) {
-        ssize_t k = write(fd, data + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
-            goto out;
-        }
-        done += (size_t)k;
-    }
-    if (fsync(fd) != 0) {
-        r = cx_error_set(CX_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, dst) != 0) {
-        r = cx_error_set(CX_EIO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
-        goto out;
-    }
-    created = false;
-    char *slash = strrchr(tmp, '/'); /* tmp is absolute: make the rename durable */
-    if (slash) {
-        *slash = '\0';
-        int dfd = open(slash == tmp ? "/" : tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(tmp);
-    free(tmp);
-    free(real);
-    return r;
-}
-
 static int plan_write(const plan *f) {
     if (!f->text)
         return 0;
@@ -284,7 +205,11 @@ static int plan_write(const plan *f) {
         if (r != 0)
             return r;
     }
-    return write_atomic(f->path, f->text, f->len, f->exists, f->mode);
+    /* An existing file keeps its mode exactly (not less the umask) and a
+     * symlink to it is written through, so the link stays. A path that is
+     * not there (or a dangling link) gets a new 0644 file, as before. */
+    return cx_fs_write_atomic_ex(f->path, f->text, f->len, f->exists ? f->mode : 0644,
+                                 f->exists ? CX_FS_THROUGH_SYMLINK | CX_FS_EXACT_MODE : 0);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
