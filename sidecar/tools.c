@@ -16,7 +16,6 @@
 
 #include <assert.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,7 +402,7 @@ int cx_tools_run_status(const cx_tool_def *def, const json_t *args, const cx_too
                      env->ws->root, "state_dir", env->ws->state_dir, "git_dir", env->ws->git_dir,
                      "store", st, "outbox", outbox ? outbox : json_object(), "sync",
                      sync_status(env), "versions", "cortexd", "0.1.0", "protocol",
-                     env->protocol_version, "sqlite", sqlite3_libversion(), "jansson",
+                     env->protocol_version, "sqlite", cx_store_sqlite_version(), "jansson",
                      JANSSON_VERSION);
     json_decref(st);
     return *out ? 0 : CX_ENOMEM;

@@ -146,6 +146,11 @@ int cx_store_maintain(cx_store *s);
 const char *cx_store_dir(const cx_store *s);
 const char *cx_store_db_path(const cx_store *s);
 
+/* The version of the SQLite library the store runs on ("3.45.1"), for
+ * status reports: a static string, never NULL. Lets programs say it
+ * without including SQLite, whose use is the store's. */
+const char *cx_store_sqlite_version(void);
+
 /* Records n (1..CX_STORE_MAX_BATCH) observations in one transaction: all or
  * none. An observation whose normalised text (whitespace collapsed, trimmed)
  * already exists in the store is not recorded again; its first id is
