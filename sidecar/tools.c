@@ -288,7 +288,7 @@ static bool cut_string(json_t *o, const char *key, size_t max) {
 int cx_tools_run_get(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
                      json_t **out) {
     json_t *ids = json_object_get(args, "ids");
-    size_t budget = int_arg(def, args, "max_tokens") * 4;
+    size_t budget = cx_store_budget_bytes(int_arg(def, args, "max_tokens"));
     json_t *items = json_array(), *missing = json_array();
     bool truncated = false;
     int r = 0;

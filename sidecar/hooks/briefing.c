@@ -34,7 +34,7 @@ static int recent_into(hook *h, json_t *arr, const char *kind, const char *subco
                        size_t limit) {
     json_t *res = NULL;
     cx_recent_query q = {.kind = kind, .subcortex = subcortex, .limit = limit,
-                         .max_tokens = LIST_BYTES / 4};
+                         .max_tokens = LIST_BYTES / CX_STORE_TOKEN_BYTES};
     cx_error_clear();
     int r = cx_store_recent(h->store, &q, &res);
     if (r != 0) {
@@ -375,7 +375,7 @@ int cx_hook_session_start(hook *h) {
                               : "",
                         (const char *)NULL);
     if (header)
-        md = render(header, secs, empty ? 0 : 3, tokens * 4);
+        md = render(header, secs, empty ? 0 : 3, cx_store_budget_bytes(tokens));
     json_t *o = md ? json_pack("{s:{s:s, s:s}}", "hookSpecificOutput", "hookEventName",
                                "SessionStart", "additionalContext", md)
                    : NULL;

@@ -104,7 +104,7 @@ static bool new_observations(hook *h, uint64_t start_ms, uint64_t from_ms, const
     cx_clock_format(from_ms > 0 ? from_ms - 1 : 0, since);
     json_t *res = NULL;
     cx_recent_query q = {.since = since, .kind = "observation", .limit = RECENT_PAGE,
-                         .max_tokens = LIST_BYTES / 4};
+                         .max_tokens = LIST_BYTES / CX_STORE_TOKEN_BYTES};
     cx_error_clear();
     int r = cx_store_recent(h->store, &q, &res);
     if (r != 0) {

@@ -114,8 +114,7 @@ int cx_answer_begin(cx_answer *a, const cx_search_query *q) {
     }
     json_object_set_new(a->res, "query", echo);
     json_object_set_new(a->res, "mode", json_string(cx_search_mode_name(q->mode)));
-    size_t tokens = q->max_tokens ? q->max_tokens : 2000;
-    a->budget = tokens > SIZE_MAX / 8 ? SIZE_MAX / 2 : tokens * 4;
+    a->budget = cx_store_budget_bytes(q->max_tokens);
     a->used = json_dumpb(a->res, NULL, 0, JSON_COMPACT) + 48; /* results, count, truncated */
     a->truncated = false;
     return 0;
