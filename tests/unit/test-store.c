@@ -1001,7 +1001,8 @@ static void test_get_errors(void) {
 /* One token rule for every layer: 4 bytes a token, 0 tokens = 2000, and a
  * budget no sum can overflow. The SQLite version without SQLite's header. */
 static void test_budget_and_version(void) {
-    CX_CHECK(cx_store_budget_bytes(0) == (size_t)CX_STORE_DEFAULT_MAX_TOKENS * CX_STORE_TOKEN_BYTES);
+    CX_CHECK(cx_store_budget_bytes(0) ==
+             (size_t)CX_STORE_DEFAULT_MAX_TOKENS * CX_STORE_TOKEN_BYTES);
     CX_CHECK(cx_store_budget_bytes(0) == 8000);
     CX_CHECK(cx_store_budget_bytes(100) == 400);
     CX_CHECK(cx_store_budget_bytes(SIZE_MAX) == SIZE_MAX / 8);
