@@ -13,12 +13,13 @@
 #include "agents.h"
 
 #include "toml.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/fsx.h"
+#include "util/utf8.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -77,39 +78,6 @@ const char *cx_agent_config_path(cx_agent_kind k) {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-/* Offset of the first byte of s that is not well-formed UTF-8, or strlen(s). */
-static size_t utf8_prefix(const char *s) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (u[i]) {
-        unsigned char c = u[i], lo = 0x80, hi = 0xBF;
-        size_t len;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else
-            return i;
-        if (u[i + 1] < lo || u[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < len; k++)
-            if (u[i + k] < 0x80 || u[i + k] > 0xBF)
-                return i;
-        i += len;
-    }
-    return i;
-}
-
 static int check_wiring(const cx_agent_wiring *w) {
     const char *what[] = {"workspace root", "cortexd path", "cortex path"};
     const char *path[] = {w->root, w->cortexd, w->cortex};
@@ -117,7 +85,7 @@ static int check_wiring(const cx_agent_wiring *w) {
         if (!path[j] || path[j][0] != '/')
             return cx_error_set(CX_EINVAL, "the %s must be an absolute path, not '%s'", what[j],
                                 path[j] ? path[j] : "");
-        if (path[j][utf8_prefix(path[j])] != '\0')
+        if (!cx_utf8_valid(path[j], strlen(path[j])))
             return cx_error_set(CX_EINVAL, "the %s '%s' is not valid UTF-8; agents' configs cannot hold it",
                                 what[j], path[j]);
     }
@@ -145,39 +113,37 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
-/* A growable byte buffer for building file text. */
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} buf;
+/* File text being built in util's capped buffer, and the first error
+ * appending to it (later appends are skipped, so a run of appends is
+ * checked once). */
+typedef struct text {
+    cx_buf b;
+    int err;
+} text;
 
-static void put(buf *b, const char *s, size_t n) {
-    if (b->oom)
-        return;
-    if (n > (SIZE_MAX >> 2) - b->n) { /* also tells the optimiser n is bounded */
-        b->oom = true;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+/* A command or TOML line: two quoted paths (PATH_MAX each, at most six
+ * bytes per byte quoted) and a few words never come near it. */
+#define MAX_LINE (64u << 10)
+
+static void text_init(text *t, size_t max) {
+    cx_buf_init(&t->b, max);
+    t->err = 0;
 }
 
-static void puts_(buf *b, const char *s) {
-    put(b, s, strlen(s));
+static void put(text *t, const char *s, size_t n) {
+    if (!t->err)
+        t->err = cx_buf_add(&t->b, s, n);
+}
+
+static void puts_(text *t, const char *s) {
+    put(t, s, strlen(s));
+}
+
+/* The text as a malloc'd string, or NULL (with t freed either way). */
+static char *text_take(text *t) {
+    char *s = t->err ? NULL : cx_buf_take(&t->b, NULL);
+    cx_buf_free(&t->b);
+    return s;
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -222,84 +188,6 @@ static int plan_read(plan *f, const char *root, const char *rel) {
     return 0;
 }
 
-/* Writes data to path through a new file in the same directory, fsynced and
- * renamed over it, then fsyncs the directory. An existing file keeps its
- * mode exactly (fsx's writer would apply the umask to it); a symlink is
- * written through, so the link stays. */
-static int write_atomic(const char *path, const char *data, size_t len, bool keep_mode, mode_t mode) {
-    static unsigned counter;
-    int r = 0, fd = -1;
-    bool created = false;
-    char *real = NULL, *tmp = NULL;
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-        real = realpath(path, NULL);
-    const char *dst = real ? real : path;
-    size_t tmpsize = strlen(dst) + 64;
-    tmp = malloc(tmpsize);
-    if (!tmp) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    for (int attempt = 0;; attempt++) {
-        snprintf(tmp, tmpsize, "%s.cortex-tmp.%ld.%u", dst, (long)getpid(), counter++);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0)
-            break;
-        if (errno != EEXIST || attempt >= 100) {
-            r = cx_error_set(CX_EIO, "cannot create %s: %s", tmp, strerror(errno));
-            goto out;
-        }
-    }
-    created = true;
-    if (keep_mode && fchmod(fd, mode) != 0) {
-        r = cx_error_set(CX_EIO, "cannot set the mode of %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    for (size_t done = 0; done < len;) {
-        ssize_t k = write(fd, data + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
-            goto out;
-        }
-        done += (size_t)k;
-    }
-    if (fsync(fd) != 0) {
-        r = cx_error_set(CX_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        r = cx_error_set(CX_EIO, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, dst) != 0) {
-        r = cx_error_set(CX_EIO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
-        goto out;
-    }
-    created = false;
-    char *slash = strrchr(tmp, '/'); /* tmp is absolute: make the rename durable */
-    if (slash) {
-        *slash = '\0';
-        int dfd = open(slash == tmp ? "/" : tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(tmp);
-    free(tmp);
-    free(real);
-    return r;
-}
-
 static int plan_write(const plan *f) {
     if (!f->text)
         return 0;
@@ -317,7 +205,11 @@ static int plan_write(const plan *f) {
         if (r != 0)
             return r;
     }
-    return write_atomic(f->path, f->text, f->len, f->exists, f->mode);
+    /* An existing file keeps its mode exactly (not less the umask) and a
+     * symlink to it is written through, so the link stays. A path that is
+     * not there (or a dangling link) gets a new 0644 file, as before. */
+    return cx_fs_write_atomic_ex(f->path, f->text, f->len, f->exists ? f->mode : 0644,
+                                 f->exists ? CX_FS_THROUGH_SYMLINK | CX_FS_EXACT_MODE : 0);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -428,16 +320,16 @@ static int finish_json(plan *f, json_t *doc, json_t *orig) {
     if (!s)
         return CX_ENOMEM;
     size_t n = strlen(s);
-    char *t = realloc(s, n + 2);
-    if (!t) {
-        free(s);
-        return CX_ENOMEM;
-    }
-    t[n] = '\n';
-    t[n + 1] = '\0';
-    f->text = t;
-    f->len = n + 1;
-    return 0;
+    cx_buf b;
+    cx_buf_init(&b, n + 1); /* the document and its newline, exactly */
+    int r = cx_buf_add(&b, s, n);
+    free(s);
+    if (r == 0)
+        r = cx_buf_add(&b, "\n", 1);
+    if (r == 0 && !(f->text = cx_buf_take(&b, &f->len)))
+        r = CX_ENOMEM;
+    cx_buf_free(&b);
+    return r;
 }
 
 /* The cortex server entry as this agent wants it. */
@@ -588,7 +480,8 @@ static int cortex_hook(const char *cmd, const char *event, char **prog) {
 
 /* 'path' for sh, with ' written as '\''. */
 static char *shell_quote(const char *s) {
-    buf b = {0};
+    text b;
+    text_init(&b, MAX_LINE);
     put(&b, "'", 1);
     for (; *s; s++) {
         if (*s == '\'')
@@ -597,27 +490,20 @@ static char *shell_quote(const char *s) {
             put(&b, s, 1);
     }
     put(&b, "'", 1);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return text_take(&b);
 }
 
 static char *hook_command(const char *cortex, const char *event) {
     char *q = shell_quote(cortex);
     if (!q)
         return NULL;
-    buf b = {0};
+    text b;
+    text_init(&b, MAX_LINE);
     puts_(&b, q);
     puts_(&b, " hook ");
     puts_(&b, event);
     free(q);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return text_take(&b);
 }
 
 /* Whether a matcher group's matcher (NULL when absent) runs its hooks for
@@ -767,7 +653,11 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
     cx_toml_table *t = NULL, *check = NULL;
     cx_toml_error e;
     char *qcmd = NULL, *qroot = NULL;
-    buf lines = {0}, cmd_line = {0}, args_line = {0}, out = {0};
+    text lines, cmd_line, args_line, out;
+    text_init(&lines, MAX_LINE);
+    text_init(&cmd_line, MAX_LINE);
+    text_init(&args_line, MAX_LINE);
+    text_init(&out, 2 * (size_t)MAX_CONFIG); /* the file read (<= MAX_CONFIG) and our lines */
     char msg[512];
     int r = cx_toml_find(doc, len, codex_table, 2, &t, &e);
     if (r == CX_EINVAL) {
@@ -801,10 +691,8 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
     puts_(&args_line, qroot);
     puts_(&args_line, "]");
     puts_(&args_line, nl);
-    if (cmd_line.oom || args_line.oom) {
-        r = CX_ENOMEM;
+    if ((r = cmd_line.err) != 0 || (r = args_line.err) != 0)
         goto out;
-    }
 
     if (form == CX_TOML_TABLE) {
         /* replace the command and args lines where they are; add missing
@@ -828,15 +716,15 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
         }
         if (s[0] == SIZE_MAX || s[1] == SIZE_MAX) {
             if (s[0] == SIZE_MAX)
-                puts_(&lines, cmd_line.p);
+                puts_(&lines, cx_buf_str(&cmd_line.b));
             if (s[1] == SIZE_MAX)
-                puts_(&lines, args_line.p);
-            ed[ned++] = (edit){body, body, lines.p};
+                puts_(&lines, cx_buf_str(&args_line.b));
+            ed[ned++] = (edit){body, body, lines.b.data};
         }
         if (s[0] != SIZE_MAX)
-            ed[ned++] = (edit){s[0], en[0], cmd_line.p};
+            ed[ned++] = (edit){s[0], en[0], cmd_line.b.data};
         if (s[1] != SIZE_MAX)
-            ed[ned++] = (edit){s[1], en[1], args_line.p};
+            ed[ned++] = (edit){s[1], en[1], args_line.b.data};
         for (size_t a = 0; a < ned; a++) /* by position; at most three */
             for (size_t b = a + 1; b < ned; b++)
                 if (ed[b].start < ed[a].start) {
@@ -860,15 +748,13 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
             puts_(&out, nl);
         puts_(&out, "[mcp_servers.cortex]");
         puts_(&out, nl);
-        puts_(&out, cmd_line.p);
-        puts_(&out, args_line.p);
+        puts_(&out, cx_buf_str(&cmd_line.b));
+        puts_(&out, cx_buf_str(&args_line.b));
     }
-    if (out.oom || lines.oom) {
-        r = CX_ENOMEM;
+    if ((r = out.err) != 0 || (r = lines.err) != 0)
         goto out;
-    }
     /* what is written must read back as wanted */
-    r = cx_toml_find(out.p, out.n, codex_table, 2, &check, &e);
+    r = cx_toml_find(cx_buf_str(&out.b), out.b.len, codex_table, 2, &check, &e);
     if (r == CX_EINVAL || (r == 0 && (cx_toml_table_form(check) != CX_TOML_TABLE || !codex_matches(check, w)))) {
         r = cx_error_set(CX_EFAIL, "the edited %s would not read back as written (%s); nothing was changed",
                          f->rel, r ? e.message : "the entry differs");
@@ -876,18 +762,17 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
     }
     if (r != 0)
         goto out;
-    f->text = out.p;
-    f->len = out.n;
-    out.p = NULL;
+    if (!(f->text = cx_buf_take(&out.b, &f->len)))
+        r = CX_ENOMEM;
 out:
     cx_toml_table_free(t);
     cx_toml_table_free(check);
     free(qcmd);
     free(qroot);
-    free(lines.p);
-    free(cmd_line.p);
-    free(args_line.p);
-    free(out.p);
+    cx_buf_free(&lines.b);
+    cx_buf_free(&cmd_line.b);
+    cx_buf_free(&args_line.b);
+    cx_buf_free(&out.b);
     return r;
 }
 
@@ -969,7 +854,7 @@ static int problem(json_t *c, const char *fix, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    msg[utf8_prefix(msg)] = '\0'; /* a cut may split a character */
+    msg[cx_utf8_valid_prefix(msg, strlen(msg))] = '\0'; /* a cut may split a character */
     for (char *s = msg; *s; s++)
         if (*s == '\n' || *s == '\r')
             *s = ' ';

@@ -2,13 +2,11 @@
 /* Loads libgit2 with dlopen() on first use; see gitlib.h for why. */
 #include "gitlib.h"
 
+#include "util/dl.h"
 #include "util/error.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 
 #ifndef CX_LIBGIT2_SONAME
 #define CX_LIBGIT2_SONAME "libgit2.so"
@@ -19,61 +17,45 @@ static const cx_git *loaded;
 static char failure[256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Stores dlsym()'s answer in a function pointer. ISO C has no conversion
- * from void * to a function pointer; POSIX guarantees that writing the
- * object representation, as here, works. */
-_Static_assert(sizeof(void *) == sizeof(void (*)(void)), "function pointers fit in void *");
-
-static void bind(void *h, const char *name, void *fnptr, bool *ok) {
-    void *p = dlsym(h, name);
-    if (!p && *ok) {
-        snprintf(failure, sizeof failure, "%s lacks %s", CX_LIBGIT2_SONAME, name);
-        *ok = false;
-    }
-    memcpy(fnptr, &p, sizeof p);
-}
-
 static void load(void) {
-    void *h = dlopen(CX_LIBGIT2_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        snprintf(failure, sizeof failure, "cannot load %s: %s", CX_LIBGIT2_SONAME,
-                 e ? e : "unknown error");
-        return;
-    }
-    bool ok = true;
+    static const char *const sonames[] = {CX_LIBGIT2_SONAME, NULL};
     int (*init)(void) = NULL;
-    bind(h, "git_libgit2_init", &init, &ok);
-    bind(h, "git_repository_open_ext", &git.repository_open_ext, &ok);
-    bind(h, "git_repository_is_bare", &git.repository_is_bare, &ok);
-    bind(h, "git_repository_workdir", &git.repository_workdir, &ok);
-    bind(h, "git_repository_path", &git.repository_path, &ok);
-    bind(h, "git_repository_commondir", &git.repository_commondir, &ok);
-    bind(h, "git_repository_free", &git.repository_free, &ok);
-    bind(h, "git_error_clear", &git.error_clear, &ok);
-    bind(h, "git_error_last", &git.error_last, &ok);
-    bind(h, "git_reference_lookup", &git.reference_lookup, &ok);
-    bind(h, "git_reference_type", &git.reference_type, &ok);
-    bind(h, "git_reference_symbolic_target", &git.reference_symbolic_target, &ok);
-    bind(h, "git_reference_name_to_id", &git.reference_name_to_id, &ok);
-    bind(h, "git_reference_free", &git.reference_free, &ok);
-    bind(h, "git_repository_config_snapshot", &git.repository_config_snapshot, &ok);
-    bind(h, "git_config_iterator_new", &git.config_iterator_new, &ok);
-    bind(h, "git_config_next", &git.config_next, &ok);
-    bind(h, "git_config_iterator_free", &git.config_iterator_free, &ok);
-    bind(h, "git_config_free", &git.config_free, &ok);
-    bind(h, "git_odb_hash", &git.odb_hash, &ok);
-    bind(h, "git_odb_hashfile", &git.odb_hashfile, &ok);
-    bind(h, "git_oid_tostr", &git.oid_tostr, &ok);
-    bind(h, "git_config_open_ondisk", &git.config_open_ondisk, &ok);
-    bind(h, "git_config_get_entry", &git.config_get_entry, &ok);
-    bind(h, "git_config_entry_free", &git.config_entry_free, &ok);
-    bind(h, "git_config_set_string", &git.config_set_string, &ok);
-    bind(h, "git_config_delete_entry", &git.config_delete_entry, &ok);
-    if (!ok || init() < 0) {
-        if (ok)
-            snprintf(failure, sizeof failure, "libgit2 failed to initialise");
-        return; /* the handle stays open: nothing may run its destructors early */
+    const cx_dl_sym syms[] = {
+        {"git_libgit2_init", &init},
+        {"git_repository_open_ext", &git.repository_open_ext},
+        {"git_repository_is_bare", &git.repository_is_bare},
+        {"git_repository_workdir", &git.repository_workdir},
+        {"git_repository_path", &git.repository_path},
+        {"git_repository_commondir", &git.repository_commondir},
+        {"git_repository_free", &git.repository_free},
+        {"git_error_clear", &git.error_clear},
+        {"git_error_last", &git.error_last},
+        {"git_reference_lookup", &git.reference_lookup},
+        {"git_reference_type", &git.reference_type},
+        {"git_reference_symbolic_target", &git.reference_symbolic_target},
+        {"git_reference_name_to_id", &git.reference_name_to_id},
+        {"git_reference_free", &git.reference_free},
+        {"git_repository_config_snapshot", &git.repository_config_snapshot},
+        {"git_config_iterator_new", &git.config_iterator_new},
+        {"git_config_next", &git.config_next},
+        {"git_config_iterator_free", &git.config_iterator_free},
+        {"git_config_free", &git.config_free},
+        {"git_odb_hash", &git.odb_hash},
+        {"git_odb_hashfile", &git.odb_hashfile},
+        {"git_oid_tostr", &git.oid_tostr},
+        {"git_config_open_ondisk", &git.config_open_ondisk},
+        {"git_config_get_entry", &git.config_get_entry},
+        {"git_config_entry_free", &git.config_entry_free},
+        {"git_config_set_string", &git.config_set_string},
+        {"git_config_delete_entry", &git.config_delete_entry},
+    };
+    if (cx_dl_open(sonames, syms, sizeof syms / sizeof *syms, NULL) != 0) {
+        snprintf(failure, sizeof failure, "%s", cx_error_last());
+        return; /* a handle opened stays open: nothing may run its destructors early */
+    }
+    if (init() < 0) {
+        snprintf(failure, sizeof failure, "libgit2 failed to initialise");
+        return;
     }
     loaded = &git;
 }

@@ -7,6 +7,7 @@
 
 #include "gitlib.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -105,27 +106,6 @@ static int64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return ts_ns(t);
-}
-
-/* True when s[0..n) is well-formed UTF-8 (jansson accepts nothing else). */
-static bool utf8_ok(const unsigned char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-        if (len == 0 || i + len > n)
-            return false;
-        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
 }
 
 static bool is_hex_id(const char *s) {
@@ -552,7 +532,7 @@ static int add_remote(cx_prov *p, const char *name, size_t name_len, const char 
         if (strlen(p->remotes[i].name) == name_len &&
             memcmp(p->remotes[i].name, name, name_len) == 0)
             return 0;
-    if (p->n_remotes >= MAX_REMOTES || !utf8_ok((const unsigned char *)url, strlen(url)))
+    if (p->n_remotes >= MAX_REMOTES || !cx_utf8_valid(url, strlen(url)))
         return 0;
     if (p->n_remotes == *cap) {
         size_t n = *cap ? *cap * 2 : 4;
@@ -692,7 +672,7 @@ bool cx_prov_in_git(const cx_prov *p) {
 /* Sets obj[key] to a string; invalid UTF-8 is left out (a path or URL that
  * JSON cannot carry), allocation failure is CX_ENOMEM. */
 static int set_str(json_t *obj, const char *key, const char *val) {
-    if (!utf8_ok((const unsigned char *)val, strlen(val)))
+    if (!cx_utf8_valid(val, strlen(val))) /* jansson accepts nothing else */
         return 0;
     return json_object_set_new(obj, key, json_string(val)) == 0 ? 0 : CX_ENOMEM;
 }

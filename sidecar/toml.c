@@ -11,7 +11,9 @@
  * the strings of the one table a caller asks about. */
 #include "toml.h"
 
+#include "util/buf.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,91 +23,16 @@
 
 #define MAX_NESTING 128 /* arrays and inline tables inside each other */
 
-/* ---- growable byte buffer ------------------------------------------------ */
+/* ---- strings in util's capped buffer --------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static int sb_reserve(sbuf *b, size_t more) {
-    if (b->n + more + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + more + 1) {
-        if (cap > SIZE_MAX / 2)
-            return -1;
-        cap *= 2;
-    }
-    char *np = realloc(b->p, cap);
-    if (!np)
-        return -1;
-    b->p = np;
-    b->cap = cap;
-    return 0;
+/* Nonzero (an error of cx_buf_add) when c cannot be appended. */
+static int sb_putc(cx_buf *b, char c) {
+    return cx_buf_add(b, &c, 1);
 }
 
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (sb_reserve(b, n) != 0)
-        return -1;
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
+/* ---- UTF-8 encoding (the checks are util's) --------------------------------- */
 
-static int sb_putc(sbuf *b, char c) {
-    return sb_put(b, &c, 1);
-}
-
-/* ---- UTF-8 ----------------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s[0..n) (no overlong forms,
- * no surrogates, at most U+10FFFF), or 0 when there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xBF)
-            return 0;
-    return len;
-}
-
-/* Offset of the first byte that is not well-formed UTF-8, or n. */
-static size_t utf8_check(const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
-static int utf8_put(sbuf *b, uint32_t v) {
+static int utf8_put(cx_buf *b, uint32_t v) {
     char u[4];
     size_t k;
     if (v < 0x80) {
@@ -127,7 +54,7 @@ static int utf8_put(sbuf *b, uint32_t v) {
         u[3] = (char)(0x80 | (v & 0x3F));
         k = 4;
     }
-    return sb_put(b, u, k);
+    return cx_buf_add(b, u, k);
 }
 
 /* ---- the tree of defined keys ---------------------------------------------- */
@@ -214,7 +141,8 @@ typedef struct parser {
     cx_toml_error *err;
     int failed; /* 0, CX_EINVAL or CX_ENOMEM */
     int depth;
-    sbuf str; /* the last string decoded */
+    cx_buf str; /* the last string decoded: capped at the document's length, which no
+                 * decoded string passes (every escape is longer than what it means) */
     char desc[32];
     char name[128];
 
@@ -650,10 +578,10 @@ static int escape(parser *p) {
 
 /* Appends s[i] (one UTF-8 sequence, already validated) to p->str. */
 static int copy_char(parser *p) {
-    size_t k = utf8_seq((const unsigned char *)p->s + p->i, p->n - p->i);
+    size_t k = cx_utf8_seq_len((const unsigned char *)p->s + p->i, p->n - p->i);
     if (k == 0)
         k = 1;
-    if (sb_put(&p->str, p->s + p->i, k) != 0)
+    if (cx_buf_add(&p->str, p->s + p->i, k) != 0)
         return oom(p);
     p->i += k;
     return 0;
@@ -661,7 +589,7 @@ static int copy_char(parser *p) {
 
 static int basic_string(parser *p) {
     size_t start = p->i++;
-    p->str.n = 0;
+    cx_buf_reset(&p->str);
     for (;;) {
         if (p->i >= p->n)
             return fail(p, start, "unterminated string");
@@ -686,7 +614,7 @@ static int basic_string(parser *p) {
 
 static int literal_string(parser *p) {
     size_t start = p->i++;
-    p->str.n = 0;
+    cx_buf_reset(&p->str);
     for (;;) {
         if (p->i >= p->n)
             return fail(p, start, "unterminated literal string");
@@ -709,7 +637,7 @@ static int literal_string(parser *p) {
 static int multiline_string(parser *p, char q) {
     size_t start = p->i;
     p->i += 3;
-    p->str.n = 0;
+    cx_buf_reset(&p->str);
     if (at(p, 0, '\n'))
         p->i++;
     else if (at(p, 0, '\r') && at(p, 1, '\n'))
@@ -731,7 +659,7 @@ static int multiline_string(parser *p, char q) {
                 p->i += k;
                 return 0;
             }
-            if (sb_put(&p->str, p->s + p->i, k) != 0)
+            if (cx_buf_add(&p->str, p->s + p->i, k) != 0)
                 return oom(p);
             p->i += k;
             continue;
@@ -807,17 +735,17 @@ static int simple_key(parser *p, keypart *out) {
             p->i++;
         if (p->i == start)
             return fail(p, p->i, "expected a key, found %s", describe(p));
-        p->str.n = 0;
-        if (sb_put(&p->str, p->s + start, p->i - start) != 0)
+        cx_buf_reset(&p->str);
+        if (cx_buf_add(&p->str, p->s + start, p->i - start) != 0)
             return oom(p);
     }
-    out->s = malloc(p->str.n + 1);
+    out->s = malloc(p->str.len + 1);
     if (!out->s)
         return oom(p);
-    if (p->str.n)
-        memcpy(out->s, p->str.p, p->str.n);
-    out->s[p->str.n] = '\0';
-    out->n = p->str.n;
+    if (p->str.len)
+        memcpy(out->s, p->str.data, p->str.len);
+    out->s[p->str.len] = '\0';
+    out->n = p->str.len;
     return 0;
 }
 
@@ -1160,12 +1088,12 @@ static int value(parser *p, capture *cap, int *vkind) {
         *vkind = V_STRING;
         if (cap) {
             cap->kind = V_STRING;
-            cap->str = malloc(p->str.n + 1);
+            cap->str = malloc(p->str.len + 1);
             if (!cap->str)
                 return oom(p);
-            if (p->str.n)
-                memcpy(cap->str, p->str.p, p->str.n);
-            cap->str[p->str.n] = '\0';
+            if (p->str.len)
+                memcpy(cap->str, p->str.data, p->str.len);
+            cap->str[p->str.len] = '\0';
         }
         return 0;
     }
@@ -1366,7 +1294,7 @@ out:
 }
 
 static int parse(parser *p) {
-    size_t bad = utf8_check(p->s, p->n);
+    size_t bad = cx_utf8_valid_prefix(p->s, p->n);
     if (bad < p->n)
         return fail(p, bad, "the file is not valid UTF-8");
     p->root = p->cur = add(p, NULL, NULL, N_TABLE, F_HEADER, 0);
@@ -1403,7 +1331,7 @@ static void parser_free(parser *p) {
     free(p->nodes);
     free(p->ht);
     free(p->pending);
-    free(p->str.p);
+    cx_buf_free(&p->str);
 }
 
 static int line_of(const char *s, size_t pos) {
@@ -1457,6 +1385,7 @@ static void classify(parser *p) {
 static int run(const char *doc, size_t len, const char *const *path, size_t depth,
                cx_toml_table *tt, cx_toml_error *err) {
     parser p = {.s = doc, .n = len, .err = err, .tpath = path, .tdepth = depth, .tt = tt};
+    cx_buf_init(&p.str, len);
     if (err)
         memset(err, 0, sizeof *err);
     int r = 0;
@@ -1567,26 +1496,27 @@ void cx_toml_table_free(cx_toml_table *t) {
 }
 
 int cx_toml_quote(const char *s, size_t n, char **out) {
-    if (utf8_check(s, n) != n)
+    if (!cx_utf8_valid(s, n))
         return cx_error_set(CX_EINVAL, "'%.*s' is not valid UTF-8 and cannot be written to TOML",
                             (int)(n > 200 ? 200 : n), s);
-    sbuf b = {0};
+    cx_buf b;
+    cx_buf_init(&b, 6 * n + 2); /* each byte at most \\u00XX, and the quotes */
     int bad = sb_putc(&b, '"');
     for (size_t j = 0; j < n && !bad; j++) {
         unsigned char c = (unsigned char)s[j];
         char esc[8];
         switch (c) {
-        case '"': bad = sb_put(&b, "\\\"", 2); break;
-        case '\\': bad = sb_put(&b, "\\\\", 2); break;
-        case '\b': bad = sb_put(&b, "\\b", 2); break;
-        case '\t': bad = sb_put(&b, "\\t", 2); break;
-        case '\n': bad = sb_put(&b, "\\n", 2); break;
-        case '\f': bad = sb_put(&b, "\\f", 2); break;
-        case '\r': bad = sb_put(&b, "\\r", 2); break;
+        case '"': bad = cx_buf_add(&b, "\\\"", 2); break;
+        case '\\': bad = cx_buf_add(&b, "\\\\", 2); break;
+        case '\b': bad = cx_buf_add(&b, "\\b", 2); break;
+        case '\t': bad = cx_buf_add(&b, "\\t", 2); break;
+        case '\n': bad = cx_buf_add(&b, "\\n", 2); break;
+        case '\f': bad = cx_buf_add(&b, "\\f", 2); break;
+        case '\r': bad = cx_buf_add(&b, "\\r", 2); break;
         default:
             if (c < 0x20 || c == 0x7F) {
                 snprintf(esc, sizeof esc, "\\u%04X", c);
-                bad = sb_put(&b, esc, 6);
+                bad = cx_buf_add(&b, esc, 6);
             } else
                 bad = sb_putc(&b, (char)c);
         }
@@ -1594,9 +1524,10 @@ int cx_toml_quote(const char *s, size_t n, char **out) {
     if (!bad)
         bad = sb_putc(&b, '"');
     if (bad) {
-        free(b.p);
-        return CX_ENOMEM;
+        cx_buf_free(&b);
+        return bad;
     }
-    *out = b.p;
+    if (!(*out = cx_buf_take(&b, NULL)))
+        return CX_ENOMEM;
     return 0;
 }

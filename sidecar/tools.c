@@ -16,7 +16,6 @@
 
 #include <assert.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,7 +288,7 @@ static bool cut_string(json_t *o, const char *key, size_t max) {
 int cx_tools_run_get(const cx_tool_def *def, const json_t *args, const cx_tool_env *env,
                      json_t **out) {
     json_t *ids = json_object_get(args, "ids");
-    size_t budget = int_arg(def, args, "max_tokens") * 4;
+    size_t budget = cx_store_budget_bytes(int_arg(def, args, "max_tokens"));
     json_t *items = json_array(), *missing = json_array();
     bool truncated = false;
     int r = 0;
@@ -403,7 +402,7 @@ int cx_tools_run_status(const cx_tool_def *def, const json_t *args, const cx_too
                      env->ws->root, "state_dir", env->ws->state_dir, "git_dir", env->ws->git_dir,
                      "store", st, "outbox", outbox ? outbox : json_object(), "sync",
                      sync_status(env), "versions", "cortexd", "0.1.0", "protocol",
-                     env->protocol_version, "sqlite", sqlite3_libversion(), "jansson",
+                     env->protocol_version, "sqlite", cx_store_sqlite_version(), "jansson",
                      JANSSON_VERSION);
     json_decref(st);
     return *out ? 0 : CX_ENOMEM;

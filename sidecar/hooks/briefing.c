@@ -36,7 +36,7 @@ static int recent_into(hook *h, json_t *arr, const char *kind, const char *subco
                        size_t limit) {
     json_t *res = NULL;
     cx_recent_query q = {.kind = kind, .subcortex = subcortex, .limit = limit,
-                         .max_tokens = LIST_BYTES / 4};
+                         .max_tokens = LIST_BYTES / CX_STORE_TOKEN_BYTES};
     cx_error_clear();
     int r = cx_store_recent(h->store, &q, &res);
     if (r != 0) {
@@ -194,7 +194,8 @@ static void stale_lines(hook *h, const brief_data *b, section *sec) {
         checked++;
         size_t nc = json_array_size(changed);
         if (r == 0 && nc > 0) {
-            text paths = {.max = 4096};
+            text paths; /* at most PATHS_SHOWN paths of 200 bytes and a count */
+            cx_hook_text_init(&paths, 4096);
             for (size_t j = 0; j < nc && j < PATHS_SHOWN; j++) {
                 char *path = cx_hook_one_line(json_string_value(json_array_get(changed, j)), 200, true);
                 if (path) {
@@ -211,11 +212,11 @@ static void stale_lines(hook *h, const brief_data *b, section *sec) {
             }
             char *title = item_label(v[i], TITLE_MAX);
             const char *id = cx_hook_jstr(v[i], "id"), *kind = cx_hook_jstr(v[i], "kind");
-            if (title && paths.p)
+            if (title && paths.b.data)
                 cx_hook_list_take(&sec->lines, cx_hook_concat("- ", title, " (", id ? id : "?", ", ", kind,
-                                              "): changed ", paths.p, (const char *)NULL));
+                                              "): changed ", paths.b.data, (const char *)NULL));
             free(title);
-            free(paths.p);
+            cx_buf_free(&paths.b);
         }
         json_decref(changed);
     }
@@ -288,7 +289,8 @@ static char *heading_of(const section *sec, char *buf, size_t cap) {
  * cannot crowd out the others, and only while the "(N more not shown)"
  * lines that the result needs still fit; lines are never cut. */
 static char *render(const char *header, section *secs, size_t nsec, size_t budget) {
-    text t = {.max = budget};
+    text t; /* the briefing: at most its budget */
+    cx_hook_text_init(&t, budget);
     size_t total = 0, shown[8] = {0}, used = 0;
     char heading[64];
     assert(nsec <= 8);
@@ -303,7 +305,7 @@ static char *render(const char *header, section *secs, size_t nsec, size_t budge
         cx_hook_text_add(&t, header, cx_utf8_cut(header, hl, avail - 4));
         cx_hook_text_put(&t, "\xE2\x80\xA6\n");
     }
-    used = t.len;
+    used = t.b.len;
     for (bool progress = true; progress;) {
         progress = false;
         for (size_t s = 0; s < nsec; s++) {
@@ -337,11 +339,9 @@ static char *render(const char *header, section *secs, size_t nsec, size_t budge
     }
     if (unreported)
         add_trailer(&t, unreported);
-    if (t.oom) {
-        free(t.p);
-        return NULL;
-    }
-    return t.p ? t.p : strdup("");
+    char *md = t.oom ? NULL : cx_buf_take(&t.b, NULL); /* "" when empty */
+    cx_buf_free(&t.b);
+    return md;
 }
 
 int cx_hook_session_start(hook *h) {
@@ -377,7 +377,7 @@ int cx_hook_session_start(hook *h) {
                               : "",
                         (const char *)NULL);
     if (header)
-        md = render(header, secs, empty ? 0 : 3, tokens * 4);
+        md = render(header, secs, empty ? 0 : 3, cx_store_budget_bytes(tokens));
     json_t *o = md ? json_pack("{s:{s:s, s:s}}", "hookSpecificOutput", "hookEventName",
                                "SessionStart", "additionalContext", md)
                    : NULL;

@@ -104,7 +104,7 @@ static bool new_observations(hook *h, uint64_t start_ms, uint64_t from_ms, const
     cx_clock_format(from_ms > 0 ? from_ms - 1 : 0, since);
     json_t *res = NULL;
     cx_recent_query q = {.since = since, .kind = "observation", .limit = RECENT_PAGE,
-                         .max_tokens = LIST_BYTES / 4};
+                         .max_tokens = LIST_BYTES / CX_STORE_TOKEN_BYTES};
     cx_error_clear();
     int r = cx_store_recent(h->store, &q, &res);
     if (r != 0) {
@@ -254,7 +254,7 @@ typedef struct digest {
 } digest;
 
 static void digest_clear(digest *d) {
-    free(d->body.p);
+    cx_buf_free(&d->body.b);
     free(d->tags);
     free(d->files);
     free(d->evidence);
@@ -266,7 +266,8 @@ static void digest_clear(digest *d) {
 
 /* Adds a line to the body unless the body is full; counts what is left out. */
 static void body_line(digest *d, char *line, size_t *left_out) {
-    if (!line || !cx_hook_text_put(&d->body, line))
+    /* lines stop 64 bytes short of the cap: room for "(N more not shown)" */
+    if (!line || strlen(line) > BODY_MAX - 64 - d->body.b.len || !cx_hook_text_put(&d->body, line))
         (*left_out)++;
     free(line);
 }
@@ -336,7 +337,7 @@ static int make_digest(hook *h, obsv *ov, uint64_t start_ms, uint64_t now_ms, di
     }
 
     /* body */
-    d->body.max = BODY_MAX - 64;
+    cx_hook_text_init(&d->body, BODY_MAX);
     char start_iso[CX_ISO_LEN], now_iso[CX_ISO_LEN];
     cx_clock_format(start_ms, start_iso);
     cx_clock_format(now_ms, now_iso);
@@ -387,12 +388,11 @@ static int make_digest(hook *h, obsv *ov, uint64_t start_ms, uint64_t now_ms, di
         }
     }
     if (left_out) {
-        d->body.max = BODY_MAX;
         char more[64];
         snprintf(more, sizeof more, "\n(%zu more not shown)\n", left_out);
         cx_hook_text_put(&d->body, more);
     }
-    if (d->body.oom || !d->body.p)
+    if (d->body.oom || !d->body.b.data)
         return CX_ENOMEM;
 
     /* tags, files, evidence */
@@ -463,7 +463,7 @@ static int build_digest(hook *h, obsv *ov, uint64_t start, uint64_t now, digest 
 static cx_note note_of(const digest *d, const json_t *prov) {
     return (cx_note){
         .title = d->title,
-        .body = d->body.p,
+        .body = d->body.b.data,
         .subcortex = d->subcortex,
         .tags = {d->tags, d->ntags},
         .files = {d->files, d->nfiles},

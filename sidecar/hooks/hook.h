@@ -6,6 +6,7 @@
 
 #include "hooks.h"
 #include "session.h"
+#include "util/buf.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -58,11 +59,11 @@ typedef struct hook {
     char *sessions_dir;
 } hook;
 
-/* A growable string with a hard cap (max bytes, excluding the NUL). Adding
- * what does not fit adds nothing and returns false. */
+/* A string in util's capped buffer (the cap, without the NUL, set by
+ * cx_hook_text_init). Adding what does not fit adds nothing and returns
+ * false; running out of memory sticks (oom) and fails every later add. */
 typedef struct text {
-    char *p;
-    size_t len, cap, max;
+    cx_buf b;
     bool oom;
 } text;
 
@@ -99,6 +100,7 @@ void cx_hook_record_session(hook *h, uint64_t now_ms);
 
 const char *cx_hook_jstr(const json_t *o, const char *key);
 bool cx_hook_blank(const char *s);
+void cx_hook_text_init(text *t, size_t max);
 bool cx_hook_text_add(text *t, const char *s, size_t n);
 bool cx_hook_text_put(text *t, const char *s);
 /* `s` on one line, for markdown: control characters and whitespace runs

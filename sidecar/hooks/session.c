@@ -66,35 +66,31 @@ bool cx_hook_late(const hook *h) { return cx_clock_mono_ns() >= h->deadline; }
 static void read_input(hook *h, FILE *in) {
     if (!in || isatty(fileno(in)))
         return;
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        cx_hook_say(h, "out of memory reading the hook input, ignoring it");
-        return;
-    }
+    cx_buf b;
+    cx_buf_init(&b, INPUT_MAX); /* more than INPUT_MAX bytes are refused whole */
     for (;;) {
-        if (len == cap) {
-            if (cap > INPUT_MAX)
-                break;
-            size_t c = cap * 2 > INPUT_MAX + 1 ? INPUT_MAX + 1 : cap * 2;
-            char *q = realloc(buf, c);
-            if (!q) {
-                cx_hook_say(h, "out of memory reading the hook input, ignoring it");
-                free(buf);
-                return;
+        size_t room = b.max - b.len, k;
+        if (room == 0) { /* full: one byte more means too large */
+            char extra;
+            if (fread(&extra, 1, 1, in) == 1) {
+                cx_hook_say(h, "the hook input is larger than 1 MiB, ignoring it");
+                goto out;
             }
-            buf = q;
-            cap = c;
+            break;
         }
-        size_t k = fread(buf + len, 1, cap - len, in);
-        len += k;
+        size_t want = room < 64 * 1024 ? room : 64 * 1024;
+        char *space;
+        if (cx_buf_reserve(&b, want, &space) != 0) {
+            cx_hook_say(h, "out of memory reading the hook input, ignoring it");
+            goto out;
+        }
+        k = fread(space, 1, want, in);
+        cx_buf_commit(&b, k);
         if (k == 0)
             break;
     }
-    if (len > INPUT_MAX) {
-        cx_hook_say(h, "the hook input is larger than 1 MiB, ignoring it");
-        goto out;
-    }
+    const char *buf = cx_buf_str(&b);
+    size_t len = b.len;
     bool empty = true;
     for (size_t i = 0; i < len && empty; i++)
         empty = buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r';
@@ -115,7 +111,7 @@ static void read_input(hook *h, FILE *in) {
     const char *sid = cx_hook_jstr(root, "session_id");
     h->session_id = sid && *sid ? sid : NULL;
 out:
-    free(buf);
+    cx_buf_free(&b);
 }
 
 static uint64_t fnv1a(const char *s, uint64_t seed) {

@@ -3,6 +3,7 @@
  * cleaning of text from the store, small string lists. */
 #include "hook.h"
 
+#include "util/error.h"
 #include "util/utf8.h"
 
 #include <limits.h>
@@ -24,27 +25,18 @@ bool cx_hook_blank(const char *s) {
     return true;
 }
 
+void cx_hook_text_init(text *t, size_t max) {
+    cx_buf_init(&t->b, max);
+    t->oom = false;
+}
+
 bool cx_hook_text_add(text *t, const char *s, size_t n) {
-    if (t->oom || n > t->max - t->len)
+    if (t->oom)
         return false;
-    if (t->len + n + 1 > t->cap) {
-        size_t want = t->cap ? t->cap : 256;
-        while (want < t->len + n + 1)
-            want *= 2;
-        if (want > t->max + 1)
-            want = t->max + 1;
-        char *q = realloc(t->p, want);
-        if (!q) {
-            t->oom = true;
-            return false;
-        }
-        t->p = q;
-        t->cap = want;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-    return true;
+    int r = cx_buf_add(&t->b, s, n);
+    if (r == CX_ENOMEM)
+        t->oom = true;
+    return r == 0;
 }
 
 bool cx_hook_text_put(text *t, const char *s) { return cx_hook_text_add(t, s, strlen(s)); }
@@ -117,15 +109,16 @@ void cx_hook_list_clear(strlist *l) {
 
 /* A line assembled from pieces, each already made safe; NULL pieces end it. */
 char *cx_hook_concat(const char *first, ...) {
-    text t = {.max = SIZE_MAX / 2};
+    /* pieces are cut to a few KiB at most (titles, ids, a list of paths of
+     * 4 KiB): 1 MiB is never reached */
+    text t;
+    cx_hook_text_init(&t, 1u << 20);
     va_list ap;
     va_start(ap, first);
     for (const char *s = first; s; s = va_arg(ap, const char *))
         cx_hook_text_put(&t, s);
     va_end(ap);
-    if (t.oom || !t.p) {
-        free(t.p);
-        return t.oom ? NULL : strdup("");
-    }
-    return t.p;
+    char *s = t.oom ? NULL : cx_buf_take(&t.b, NULL);
+    cx_buf_free(&t.b);
+    return s;
 }

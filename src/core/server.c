@@ -9,6 +9,7 @@
 #include "core/server.h"
 
 #include "proto/wire.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -61,8 +62,7 @@ struct cx_server {
 typedef struct req {
     int ep;
     uint64_t t0;
-    char *buf;
-    size_t len, cap, max;
+    cx_buf body; /* capped at the endpoint's limit: max_blob or CX_WIRE_MAX_PUSH_BYTES */
     bool too_big, answered;
     char arg[96];
     long n;
@@ -153,38 +153,21 @@ static enum MHD_Result send_failure(cx_server *h, struct MHD_Connection *c, req 
     }
 }
 
-typedef struct dynbuf {
-    char *p;
-    size_t len, cap, max;
-    bool failed;
-} dynbuf;
+/* The metrics text, and the first error appending to it (later appends
+ * are skipped). */
+typedef struct metrics_buf {
+    cx_buf b;
+    int err;
+} metrics_buf;
 
 __attribute__((format(printf, 2, 3)))
-static void bprintf(dynbuf *b, const char *fmt, ...) {
-    if (b->failed)
+static void bprintf(metrics_buf *m, const char *fmt, ...) {
+    if (m->err)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->p && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t want = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-        char *np = want <= b->max ? realloc(b->p, want) : NULL;
-        if (!np) {
-            b->failed = true;
-            return;
-        }
-        b->p = np;
-        b->cap = want;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    m->err = cx_buf_vaddf(&m->b, fmt, ap);
+    va_end(ap);
 }
 
 static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req *q) {
@@ -194,7 +177,8 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
             depth = -1;
         cx_storage_rollback(h->feed->st);
     }
-    dynbuf b = {.max = 1 << 20};
+    metrics_buf b = {.err = 0};
+    cx_buf_init(&b.b, 1 << 20); /* a few lines per endpoint and code: far below 1 MiB */
     pthread_mutex_lock(&h->lock);
     bprintf(&b, "# HELP cortex_http_requests_total HTTP requests by endpoint and status code.\n"
                 "# TYPE cortex_http_requests_total counter\n");
@@ -229,11 +213,12 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
                 "cortex_review_queue_depth %lld\n",
             h->ops_applied, (long long)depth);
     pthread_mutex_unlock(&h->lock);
-    if (b.failed) {
-        free(b.p);
+    size_t len = 0;
+    char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
+    cx_buf_free(&b.b);
+    if (!text)
         return send_error(h, c, q, 500, "internal", "metrics too large");
-    }
-    return send_body(h, c, q, 200, "text/plain; version=0.0.4", b.p, b.len, 0);
+    return send_body(h, c, q, 200, "text/plain; version=0.0.4", text, len, 0);
 }
 
 /* --- routing, auth, rate limits -------------------------------------- */
@@ -370,8 +355,8 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
                                    h->cfg.rate, "team", q->who.team, "role", q->who.role));
     case EP_PUSH: {
         long applied = 0;
-        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->buf, q->len, &out,
-                                &applied);
+        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->body.data,
+                                q->body.len, &out, &applied);
         if (r == 0 && applied) {
             pthread_mutex_lock(&h->lock);
             h->ops_applied += applied;
@@ -410,23 +395,24 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
         break;
     }
     case EP_DECISION:
-        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_DECISION, q->arg, q->buf, q->len,
-                                &out, NULL);
+        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_DECISION, q->arg, q->body.data,
+                                q->body.len, &out, NULL);
         break;
     case EP_ACCEPT:
         r = cx_feed_accept(h->feed, &q->who, q->arg, q->n, &out);
         break;
     case EP_BLOBS_MISSING:
-        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_MISSING, NULL, q->buf, q->len,
-                                &out, NULL);
+        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_MISSING, NULL, q->body.data,
+                                q->body.len, &out, NULL);
         break;
     case EP_BLOB_PUT: {
         bool created = false;
-        r = cx_feed_blob_put(h->feed, &q->who, q->arg, q->buf ? q->buf : "", q->len, &created);
+        r = cx_feed_blob_put(h->feed, &q->who, q->arg, cx_buf_str(&q->body), q->body.len,
+                             &created);
         if (r == 0)
             return send_json(h, c, q, created ? 201 : 200,
                              json_pack("{s:s, s:I, s:b}", "sha256", q->arg, "size",
-                                       (json_int_t)q->len, "created", created));
+                                       (json_int_t)q->body.len, "created", created));
         break;
     }
     case EP_BLOB_GET: {
@@ -473,13 +459,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return send_error_ra(h, c, q, 429, "rate_limited",
                                      "too many requests for this key; retry later", wait);
         }
-        q->max = q->ep == EP_BLOB_PUT ? h->feed->max_blob : CX_WIRE_MAX_PUSH_BYTES;
+        cx_buf_init(&q->body, q->ep == EP_BLOB_PUT ? h->feed->max_blob : CX_WIRE_MAX_PUSH_BYTES);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (end != cl && n > q->max)
+            if (end != cl && n > q->body.max)
                 return send_error(h, c, q, 413, "too_large", "the request body is over the limit");
         }
         return MHD_YES;
@@ -491,24 +477,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (q->too_big || n > q->max - q->len) {
-            q->too_big = true;
+        if (q->too_big)
             return MHD_YES;
-        }
-        if (q->len + n > q->cap) {
-            size_t cap = q->cap ? q->cap : 4096;
-            while (cap < q->len + n)
-                cap *= 2;
-            if (cap > q->max)
-                cap = q->max;
-            char *nb = realloc(q->buf, cap);
-            if (!nb)
-                return MHD_NO;
-            q->buf = nb;
-            q->cap = cap;
-        }
-        memcpy(q->buf + q->len, upload_data, n);
-        q->len += n;
+        int r = cx_buf_add(&q->body, upload_data, n);
+        if (r == CX_ELIMIT)
+            q->too_big = true; /* answered 413 once the body has been read */
+        else if (r)
+            return MHD_NO;
         return MHD_YES;
     }
     return answer(h, c, q);
@@ -519,7 +494,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     req *q = *req_cls;
     if (!q)
         return;
-    free(q->buf);
+    cx_buf_free(&q->body);
     free(q);
     *req_cls = NULL;
 }

@@ -4,6 +4,7 @@
  * best first while they fit the token budget. */
 #include "search/search-internal.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -17,26 +18,10 @@ static json_t *echo_query(const char *text) {
     size_t n = strlen(text);
     if (cx_utf8_valid(text, n))
         return json_string(text);
-    char *buf = malloc(n * 3 + 1);
-    if (!buf)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = 1;
-        while (k <= 4 && i + k <= n && !cx_utf8_valid(text + i, k))
-            k++;
-        if (k <= 4 && i + k <= n) {
-            memcpy(buf + o, text + i, k);
-            o += k;
-            i += k;
-        } else {
-            memcpy(buf + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
-    }
-    json_t *j = json_stringn(buf, o);
-    free(buf);
+    cx_buf b;
+    cx_buf_init(&b, 3 * n); /* each byte at most one U+FFFD */
+    json_t *j = cx_utf8_sanitize(text, n, &b) == 0 ? json_stringn(cx_buf_str(&b), b.len) : NULL;
+    cx_buf_free(&b);
     return j;
 }
 
@@ -129,8 +114,7 @@ int cx_answer_begin(cx_answer *a, const cx_search_query *q) {
     }
     json_object_set_new(a->res, "query", echo);
     json_object_set_new(a->res, "mode", json_string(cx_search_mode_name(q->mode)));
-    size_t tokens = q->max_tokens ? q->max_tokens : 2000;
-    a->budget = tokens > SIZE_MAX / 8 ? SIZE_MAX / 2 : tokens * 4;
+    a->budget = cx_store_budget_bytes(q->max_tokens);
     a->used = json_dumpb(a->res, NULL, 0, JSON_COMPACT) + 48; /* results, count, truncated */
     a->truncated = false;
     return 0;

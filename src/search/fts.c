@@ -28,6 +28,7 @@
 
 #include "search/search.h"
 #include "text/ident.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -75,28 +76,16 @@ static size_t ident_len(const unsigned char *p, size_t n) {
     return i;
 }
 
+/* The expression being built, and the first error appending to it (later
+ * appends are skipped, so the callers can append without checking). */
 typedef struct out_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
+    cx_buf b;
+    int err;
 } out_buf;
 
-static void put(out_buf *b, const char *s, size_t n) {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+static void put(out_buf *o, const char *s, size_t n) {
+    if (!o->err)
+        o->err = cx_buf_add(&o->b, s, n);
 }
 
 static void put_quoted(out_buf *b, const char *w, size_t n, bool prefix) {
@@ -197,11 +186,16 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                             CX_SEARCH_MAX_QUERY);
     const unsigned char *t = (const unsigned char *)text;
     const char *join = mode == CX_FTS_ALL ? " AND " : " OR ";
-    out_buf b = {.cap = n * 4 + 64};
-    b.p = malloc(b.cap);
-    if (!b.p)
-        return CX_ENOMEM;
-    b.p[0] = '\0';
+    /* The cap the expression can never reach: words hold no '"' (nothing
+     * is doubled), a term of k bytes writes them at most twice (whole and
+     * as parts) plus at most MAX_PARTS * 8 + 16 bytes of quotes, '*',
+     * joins and parentheses, and there are at most CX_FTS_MAX_TERMS terms.
+     * It bounds the allocation should that reasoning ever stop holding. */
+    size_t cap = 4 * n + 256 * (size_t)CX_FTS_MAX_TERMS;
+    out_buf b = {.err = 0}, ph = {.err = 0}; /* ph: one quoted phrase */
+    cx_buf_init(&b.b, cap);
+    cx_buf_init(&ph.b, cap);
+    int r = 0;
     size_t terms = 0, i = 0;
     while (i < n && terms < CX_FTS_MAX_TERMS) {
         if (t[i] == '"') {
@@ -210,7 +204,8 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                 i++; /* unbalanced: an ordinary separator */
                 continue;
             }
-            size_t end = (size_t)(close - t), j = i + 1, words = 0, mark = b.len;
+            size_t end = (size_t)(close - t), j = i + 1, words = 0;
+            cx_buf_reset(&ph.b);
             for (; j < end;) {
                 size_t k = ident_len(t + j, end - j);
                 if (k == 0) {
@@ -220,13 +215,13 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                 if (keep_word(keep, ud, text + j, k)) {
                     if (words == 0) {
                         if (terms)
-                            put(&b, join, strlen(join));
-                        put(&b, "\"", 1);
+                            put(&ph, join, strlen(join));
+                        put(&ph, "\"", 1);
                     } else {
-                        put(&b, " ", 1);
+                        put(&ph, " ", 1);
                     }
                     for (size_t c = 0; c < k; c++)
-                        put(&b, text[j + c] == '"' ? "\"\"" : text + j + c,
+                        put(&ph, text[j + c] == '"' ? "\"\"" : text + j + c,
                             text[j + c] == '"' ? 2 : 1);
                     words++;
                 }
@@ -236,14 +231,14 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
             bool prefix = i < n && t[i] == '*';
             if (prefix)
                 i++;
-            if (words > 0) {
-                put(&b, "\"", 1);
+            if (words > 0) { /* a phrase with no word in it leaves nothing */
+                put(&ph, "\"", 1);
                 if (prefix)
-                    put(&b, "*", 1);
+                    put(&ph, "*", 1);
+                if (ph.err && !b.err)
+                    b.err = ph.err;
+                put(&b, ph.b.data, ph.b.len);
                 terms++;
-            } else if (!b.oom) {
-                b.len = mark;
-                b.p[b.len] = '\0';
             }
             continue;
         }
@@ -260,16 +255,15 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
         if (put_term(&b, text + start, k, prefix, mode, keep, ud, join, terms))
             terms++;
     }
-    if (b.oom) {
-        free(b.p);
-        return CX_ENOMEM;
-    }
-    if (terms == 0) {
-        free(b.p);
-        return 0;
-    }
-    *out = b.p;
-    return 0;
+    if ((r = b.err) != 0 || terms == 0)
+        goto out;
+    *out = cx_buf_take(&b.b, NULL);
+    if (!*out)
+        r = CX_ENOMEM;
+out:
+    cx_buf_free(&b.b);
+    cx_buf_free(&ph.b);
+    return r;
 }
 
 int cx_fts_build_query(const char *text, cx_fts_mode mode, char **out) {

@@ -227,7 +227,7 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text);
 
 typedef struct cx_answer {
     json_t *res, *results;
-    size_t used, budget; /* bytes of the serialised answer, 4 a token */
+    size_t used, budget; /* bytes of the serialised answer (cx_store_budget_bytes) */
     bool truncated;
 } cx_answer;
 

@@ -26,7 +26,7 @@ typedef struct cx_search_query {
     const char *subcortex; /* NULL = any */
     cx_strv tags;          /* items must carry all of these */
     size_t limit;          /* 1..CX_SEARCH_MAX_LIMIT; 0 = 10 */
-    size_t max_tokens;     /* answer budget, 4 bytes a token; 0 = 2000 */
+    size_t max_tokens;     /* answer budget in tokens, see cx_store_budget_bytes */
     cx_search_mode mode;
     /* Embeds the query for the semantic list (borrowed; used by this call
      * only). NULL = the embedder set with cx_store_set_embedder(), else the

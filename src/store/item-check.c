@@ -17,18 +17,6 @@
 
 /* ---- text checks ---- */
 
-static size_t utf8_bad_offset(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        size_t k = cx_utf8_seq_len(p + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
 int cx_item_check_text(const char *field, const char *v, size_t max, bool required, bool oneline) {
     if (!v || !*v) {
         if (required)
@@ -38,7 +26,7 @@ int cx_item_check_text(const char *field, const char *v, size_t max, bool requir
     size_t n = strlen(v);
     if (n > max)
         return cx_error_set(CX_ELIMIT, "%s is %zu bytes; the limit is %zu bytes", field, n, max);
-    size_t bad = utf8_bad_offset(v, n);
+    size_t bad = cx_utf8_valid_prefix(v, n);
     if (bad != n)
         return cx_error_set(CX_EINVAL, "%s is not valid UTF-8 (bad byte at offset %zu)", field,
                             bad);

@@ -266,9 +266,9 @@ static const char SQL_RECENT[] =
     " AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subcortex = ?3)"
     " ORDER BY updated_at DESC, rid DESC LIMIT ?4";
 
-static size_t budget_bytes(size_t max_tokens) {
-    size_t t = max_tokens ? max_tokens : 2000;
-    return t > SIZE_MAX / 8 ? SIZE_MAX / 8 : t * 4;
+size_t cx_store_budget_bytes(size_t max_tokens) {
+    size_t t = max_tokens ? max_tokens : CX_STORE_DEFAULT_MAX_TOKENS;
+    return t > SIZE_MAX / 8 / CX_STORE_TOKEN_BYTES ? SIZE_MAX / 8 : t * CX_STORE_TOKEN_BYTES;
 }
 
 int cx_store_recent(cx_store *s, const cx_recent_query *q, json_t **out) {
@@ -333,7 +333,7 @@ int cx_store_recent(cx_store *s, const cx_recent_query *q, json_t **out) {
     cx_store_bind_text(st, 3, q->subcortex && *q->subcortex ? q->subcortex : NULL);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
     sqlite3_bind_int64(st, 5, since_rid);
-    size_t budget = budget_bytes(q->max_tokens), used = 48;
+    size_t budget = cx_store_budget_bytes(q->max_tokens), used = 48;
     bool truncated = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *o = summary_row(st, q->stale, q->stale_ud);

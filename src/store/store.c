@@ -75,6 +75,10 @@ const char *cx_store_db_path(const cx_store *s) {
     return s->db_path;
 }
 
+const char *cx_store_sqlite_version(void) {
+    return sqlite3_libversion();
+}
+
 int cx_store_sqlerr(cx_store *s, int rc, const char *what) {
     int base = rc & 0xff;
     const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);

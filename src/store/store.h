@@ -43,6 +43,17 @@ typedef struct cx_store cx_store;
  * (and the same fold key, see cx_store_observe) are folded into one. */
 #define CX_STORE_FOLD_SIMILARITY 0.92
 
+/* Token budgets. Answers are measured in bytes of their serialised JSON,
+ * CX_STORE_TOKEN_BYTES a token (a rough rule that needs no tokenizer); a
+ * budget of 0 tokens means CX_STORE_DEFAULT_MAX_TOKENS. One definition for
+ * the store, search and the sidecar's tools, resources and hooks. */
+#define CX_STORE_TOKEN_BYTES 4
+#define CX_STORE_DEFAULT_MAX_TOKENS 2000
+
+/* The byte budget of an answer of max_tokens tokens (0 = the default),
+ * saturating at SIZE_MAX / 8 so that sums against it cannot overflow. */
+size_t cx_store_budget_bytes(size_t max_tokens);
+
 /* A borrowed list of strings. */
 typedef struct cx_strv {
     const char *const *v;
@@ -146,6 +157,11 @@ int cx_store_maintain(cx_store *s);
 const char *cx_store_dir(const cx_store *s);
 const char *cx_store_db_path(const cx_store *s);
 
+/* The version of the SQLite library the store runs on ("3.45.1"), for
+ * status reports: a static string, never NULL. Lets programs say it
+ * without including SQLite, whose use is the store's. */
+const char *cx_store_sqlite_version(void);
+
 /* Records n (1..CX_STORE_MAX_BATCH) observations in one transaction: all or
  * none. An observation whose normalised text (whitespace collapsed, trimmed)
  * already exists in the store is not recorded again; its first id is
@@ -223,7 +239,7 @@ typedef struct cx_recent_query {
     const char *kind;      /* NULL = any */
     const char *subcortex; /* NULL = any */
     size_t limit;          /* 1..100 */
-    size_t max_tokens;     /* answer budget, 4 bytes a token; 0 = 2000 */
+    size_t max_tokens;     /* answer budget in tokens, see cx_store_budget_bytes */
     cx_stale_fn stale;     /* NULL = no staleness in the answer */
     void *stale_ud;
 } cx_recent_query;

@@ -506,6 +506,19 @@ static void test_merge(void) {
     CX_CHECK_INT(mode_of(target), 0640);
     CX_CHECK_INT(run_checker(root, NULL, "cursor"), 0);
 
+    /* a dangling link is no config: a new file takes the link's place
+     * (the target it names is not created) */
+    root = new_ws("dangling");
+    char *nowhere = S("%s/no-such-dir/mcp.json", tmp);
+    CX_CHECK(cx_fs_mkdir_p(S("%s/.cursor", root), 0755) == 0);
+    CX_CHECK(symlink(nowhere, S("%s/.cursor/mcp.json", root)) == 0);
+    rep = wire(CX_AGENT_CURSOR, root);
+    CX_CHECK_STR(action(rep, 0), "created");
+    json_decref(rep);
+    CX_CHECK(lstat(S("%s/.cursor/mcp.json", root), &lst) == 0 && S_ISREG(lst.st_mode));
+    CX_CHECK(access(nowhere, F_OK) != 0);
+    CX_CHECK_INT(run_checker(root, NULL, "cursor"), 0);
+
     /* a blank file counts as empty */
     root = new_ws("blank");
     write_file(S("%s/.cursor/mcp.json", root), "  \n");

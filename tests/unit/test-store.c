@@ -998,6 +998,18 @@ static void test_get_errors(void) {
     cx_store_free(s);
 }
 
+/* One token rule for every layer: 4 bytes a token, 0 tokens = 2000, and a
+ * budget no sum can overflow. The SQLite version without SQLite's header. */
+static void test_budget_and_version(void) {
+    CX_CHECK(cx_store_budget_bytes(0) ==
+             (size_t)CX_STORE_DEFAULT_MAX_TOKENS * CX_STORE_TOKEN_BYTES);
+    CX_CHECK(cx_store_budget_bytes(0) == 8000);
+    CX_CHECK(cx_store_budget_bytes(100) == 400);
+    CX_CHECK(cx_store_budget_bytes(SIZE_MAX) == SIZE_MAX / 8);
+    const char *v = cx_store_sqlite_version();
+    CX_CHECK(v && v[0] == '3' && v[1] == '.');
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 2;
@@ -1007,6 +1019,7 @@ int main(void) {
         return 2;
     }
     test_open_and_migrate();
+    test_budget_and_version();
     test_observe();
     test_validation();
     test_draft_comment_review();
