@@ -49,6 +49,8 @@ _Static_assert(CX_TOOL_PUBLISH_NAME_MAX_LENGTH == CX_WIRE_MAX_TITLE, "publish.na
 _Static_assert(CX_TOOL_PUBLISH_CONTENT_MAX_LENGTH <= CX_WIRE_MAX_BLOB, "publish.content");
 _Static_assert(CX_TOOL_PUBLISH_PATH_MAX_LENGTH == CX_WIRE_MAX_SOURCE_PATH, "publish.path");
 _Static_assert(CX_TOOL_COMMENT_TARGET_ID_MAX_LENGTH == CX_WIRE_MAX_ID, "comment.target_id");
+_Static_assert(CX_TOOL_SEARCH_MAX_TOKENS_DEFAULT == CX_STORE_DEFAULT_MAX_TOKENS, "search.max_tokens");
+_Static_assert(CX_TOOL_RECENT_MAX_TOKENS_DEFAULT == CX_STORE_DEFAULT_MAX_TOKENS, "recent.max_tokens");
 
 static json_t *defs;
 static pthread_once_t defs_once = PTHREAD_ONCE_INIT;
