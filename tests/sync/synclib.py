@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the sync tests share: counting checks, bounded waits, a cortex-core
-started on 127.0.0.1 (plain or TLS) and the teardown that kills every
+started on 127.0.0.1 (plain or TLS), a fake core speaking the sync
+protocol over TLS from a python handler, and the teardown that kills every
 process a test started and prints "N passed, N failed". Standard library
 only."""
+import http.server
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -150,6 +153,65 @@ def make_cert(tmp):
                         "-keyout", key, "-out", cert], capture_output=True, timeout=60)
     check(p.returncode == 0, "openssl made a certificate")
     return cert, key
+
+
+class FakeCore(http.server.BaseHTTPRequestHandler):
+    """The sync protocol as a test wants it: info and healthz answer as an
+    agent key of team T; pull(since) gives the page (default: nothing);
+    push(req) gives (status, body) (default: every op applied); blobs are
+    never missing. Subclasses override pull and push."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def pull(self, since):
+        return {"changes": [], "next": since, "more": False}
+
+    def push(self, req):
+        return 200, {"results": [{"op_id": o["op_id"], "status": "applied", "seq": 1000 + i}
+                                 for i, o in enumerate(req.get("ops", []))]}
+
+    def do_GET(self):
+        import urllib.parse
+        u = urllib.parse.urlparse(self.path)
+        if u.path == "/v1/info":
+            return self.answer(200, {"team": "T", "role": "agent", "principal": "agent"})
+        if u.path == "/v1/healthz":
+            return self.answer(200, {"ok": True})
+        if u.path == "/v1/sync/pull":
+            since = int(urllib.parse.parse_qs(u.query).get("since", ["0"])[0])
+            return self.answer(200, self.pull(since))
+        self.answer(404, {"error": "not found"})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        req = json.loads(self.rfile.read(n) or b"{}")
+        if self.path == "/v1/sync/push":
+            return self.answer(*self.push(req))
+        if self.path == "/v1/blobs/missing":
+            return self.answer(200, {"missing": []})
+        self.answer(404, {"error": "not found"})
+
+
+def serve_fake_core(tmp, handler):
+    """Serves handler (a FakeCore) over TLS on 127.0.0.1 in a thread:
+    (server, url, cert). Stop it with server.shutdown()."""
+    cert, key = make_cert(tmp)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"https://127.0.0.1:{srv.server_address[1]}", cert
 
 
 def finish(tmp):

@@ -15,16 +15,12 @@
 # --json` must show the skips. Prints "N passed, N failed"; exits non-zero
 # on any failure.
 import base64
-import http.server
 import json
 import os
 import random
-import ssl
 import string
-import threading
-import urllib.parse
 
-from synclib import check, cli, make_cert, run
+from synclib import FakeCore, check, cli, run, serve_fake_core
 
 rng = random.SystemRandom()
 
@@ -104,52 +100,13 @@ def feed():
 CHANGES, LAST = feed()
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, code, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        u = urllib.parse.urlparse(self.path)
-        if u.path == "/v1/info":
-            return self.answer(200, {"team": "T", "role": "agent", "principal": "agent"})
-        if u.path == "/v1/healthz":
-            return self.answer(200, {"ok": True})
-        if u.path == "/v1/sync/pull":
-            since = int(urllib.parse.parse_qs(u.query).get("since", ["0"])[0])
-            return self.answer(200, {"changes": [c for c in CHANGES if c["seq"] > since],
-                                     "next": LAST, "more": False})
-        self.answer(404, {"error": "not found"})
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        req = json.loads(self.rfile.read(n) or b"{}")
-        if self.path == "/v1/sync/push":
-            return self.answer(200, {"results": [{"op_id": o["op_id"], "status": "applied",
-                                                  "seq": 1000 + i}
-                                                 for i, o in enumerate(req.get("ops", []))]})
-        if self.path == "/v1/blobs/missing":
-            return self.answer(200, {"missing": []})
-        self.answer(404, {"error": "not found"})
+class Handler(FakeCore):
+    def pull(self, since):
+        return {"changes": [c for c in CHANGES if c["seq"] > since], "next": LAST, "more": False}
 
 
 def tests(tmp):
-    cert, key = make_cert(tmp)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{srv.server_address[1]}"
+    srv, url, cert = serve_fake_core(tmp, Handler)
     try:
         run_sync(tmp, url, cert)
     finally:
