@@ -548,10 +548,7 @@ int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **
         json_array_append_new(results, res);
     }
     json_decref(clean);
-    if (r == 0)
-        r = cx_storage_commit(s->st);
-    else
-        cx_storage_rollback(s->st);
+    r = cx_storage_end(s->st, r);
     if (r) {
         json_decref(results);
         return r;
@@ -698,10 +695,7 @@ int cx_feed_decide(cx_feed *s, const cx_principal *p, const char *draft_id, cons
     json_t *it = NULL;
     int64_t seq = 0;
     r = decide(s, p, id, d, note, &it, &seq);
-    if (r == 0)
-        r = cx_storage_commit(s->st);
-    else
-        cx_storage_rollback(s->st);
+    r = cx_storage_end(s->st, r);
     if (r) {
         json_decref(it);
         goto out;
@@ -765,10 +759,7 @@ int cx_feed_accept(cx_feed *s, const cx_principal *p, const char *artifact_id, l
         json_decref(detail);
     }
 out:
-    if (r == 0)
-        r = cx_storage_commit(s->st);
-    else
-        cx_storage_rollback(s->st);
+    r = cx_storage_end(s->st, r);
     if (r) {
         json_decref(it);
         return r;
@@ -862,10 +853,7 @@ int cx_feed_blob_put(cx_feed *s, const cx_principal *p, const char *sha, const v
     if ((r = cx_storage_begin(s->st, true)))
         return r;
     r = cx_storage_blob_put(s->st, p->team, sha, data, len, created);
-    if (r == 0)
-        return cx_storage_commit(s->st);
-    cx_storage_rollback(s->st);
-    return r;
+    return cx_storage_end(s->st, r);
 }
 
 int cx_feed_blob_get(cx_feed *s, const cx_principal *p, const char *sha, void **data,
@@ -973,10 +961,7 @@ out:
     json_decref(detail);
     json_decref(it);
     free(clean_reason);
-    if (r == 0)
-        return cx_storage_commit(s->st);
-    cx_storage_rollback(s->st);
-    return r;
+    return cx_storage_end(s->st, r);
 }
 
 int cx_feed_compact(cx_feed *s, const char *team, const char *actor, int64_t before,
@@ -1002,8 +987,5 @@ int cx_feed_compact(cx_feed *s, const char *team, const char *actor, int64_t bef
                : CX_ENOMEM;
 out:
     json_decref(detail);
-    if (r == 0)
-        return cx_storage_commit(s->st);
-    cx_storage_rollback(s->st);
-    return r;
+    return cx_storage_end(s->st, r);
 }

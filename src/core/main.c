@@ -106,10 +106,7 @@ static int create_key(cx_storage *st, const uint8_t *secret, const char *team, c
     r = cx_keys_create(st, secret, team, role, name, key, &rec);
     if (r == 0)
         r = audit_key_event(st, secret, team, "key.create", &rec);
-    if (r == 0)
-        r = cx_storage_commit(st);
-    else
-        cx_storage_rollback(st);
+    r = cx_storage_end(st, r);
     if (r == 0) {
         printf("%s\n", key);
         fflush(stdout);
@@ -201,10 +198,7 @@ static int cmd_keys(int argc, char **argv) {
                 r = cx_storage_key_revoke(st, id, (int64_t)cx_clock_now_ms());
             if (r == 0)
                 r = audit_key_event(st, secret, k.team, "key.revoke", &k);
-            if (r == 0)
-                r = cx_storage_commit(st);
-            else
-                cx_storage_rollback(st);
+            r = cx_storage_end(st, r);
             if (r == 0)
                 fprintf(stderr, "cortex-core: key %s revoked\n", id);
         }

@@ -148,6 +148,13 @@ void cx_storage_rollback(cx_storage *st) {
     pthread_mutex_unlock(&st->lock);
 }
 
+int cx_storage_end(cx_storage *st, int r) {
+    if (r == 0)
+        return cx_storage_commit(st);
+    cx_storage_rollback(st);
+    return r;
+}
+
 int cx_storage_key_put(cx_storage *st, const cx_storage_key *k) {
     sqlite3_stmt *s;
     int r = prepare(st,

@@ -49,6 +49,9 @@ void cx_storage_free(cx_storage *st);
 int cx_storage_begin(cx_storage *st, bool write);
 int cx_storage_commit(cx_storage *st);
 void cx_storage_rollback(cx_storage *st);
+/* Ends the open transaction by how the work in it went: commits when r is
+ * 0 (returning the commit's result), else rolls back and returns r. */
+int cx_storage_end(cx_storage *st, int r);
 
 /* Keys. key_get: CX_ENOTFOUND when there is no such id. */
 int cx_storage_key_put(cx_storage *st, const cx_storage_key *k);
