@@ -134,12 +134,49 @@ static int parent_of(cx_store *s, const json_t *it, char out[CX_WIRE_MAX_ID + 1]
     return r;
 }
 
+/* NULL when the item's status is one a core may have decided, else why
+ * not: a sidecar ranks as canon (or accepted) only what the core's
+ * reviewer decided, so a thread or an approved draft must come with a
+ * review {decision: approve}, a rejected draft or one with changes
+ * requested with that decision, and an accepted artifact with a version
+ * that is accepted and names who accepted it. A forged status is skipped
+ * like any invalid item, never stored as claimed nor downgraded. */
+static const char *undecided(const json_t *it) {
+    cx_kind k = cx_kind_parse(str(it, "kind"));
+    cx_status s = cx_status_parse(str(it, "status"));
+    const json_t *rv = json_object_get(it, "review");
+    cx_decision d = json_is_object(rv) ? cx_decision_parse(str(rv, "decision"))
+                                       : CX_DECISION_INVALID;
+    if (k == CX_KIND_THREAD || (k == CX_KIND_DRAFT && s == CX_STATUS_APPROVED))
+        return d == CX_DECISION_APPROVE ? NULL
+                                        : "item.review: a canon or approved item without a "
+                                          "reviewer's approve decision";
+    if (k == CX_KIND_DRAFT && (s == CX_STATUS_REJECTED || s == CX_STATUS_CHANGES_REQUESTED))
+        return d != CX_DECISION_INVALID && cx_decision_status(d) == s
+                   ? NULL
+                   : "item.review: a decided draft without the reviewer's decision";
+    if (k == CX_KIND_ARTIFACT && s == CX_STATUS_ACCEPTED) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(json_object_get(it, "versions"), i, v) {
+            const char *by = str(v, "accepted_by");
+            if (cx_status_parse(str(v, "status")) == CX_STATUS_ACCEPTED && by && *by)
+                return NULL;
+        }
+        return "item.versions: an accepted artifact without a version a reviewer accepted";
+    }
+    return NULL;
+}
+
 typedef enum apply_mode { MODE_IGNORE, MODE_INSERT, MODE_UPDATE, MODE_DECIDE } apply_mode;
 
 static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq) {
     const char *raw_id = str(raw, "id");
     if (cx_wire_item_check(raw) != 0)
         return skip(c, raw_id, cx_error_last());
+    const char *forged = undecided(raw);
+    if (forged)
+        return skip(c, raw_id, forged);
     char id[CX_WIRE_MAX_ID + 1];
     if (cx_wire_id_norm("item.id", raw_id, id) != 0)
         return skip(c, raw_id, cx_error_last());
