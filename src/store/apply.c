@@ -168,6 +168,42 @@ static const char *undecided(const json_t *it) {
     return NULL;
 }
 
+static const char SQL_EVIDENCE[] =
+    "SELECT e.value FROM items i, json_each(i.evidence) e WHERE i.id = ?1"
+    " AND json_valid(i.evidence) AND e.value IN"
+    " (SELECT id FROM items WHERE visibility = 'private')";
+
+/* Appends to the pulled evidence ev the private items that local item id
+ * cites: the core never saw them (the outbox drops them from what it
+ * pushes), so its copy of the item lacks them, and the local draft keeps
+ * its own evidence. */
+static int keep_private_evidence(cx_store *s, const char *id, json_t *ev) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_EVIDENCE, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *e = (const char *)sqlite3_column_text(st, 0);
+        bool have = false;
+        size_t i;
+        const json_t *v;
+        json_array_foreach(ev, i, v) have = have || (json_string_value(v) && e &&
+                                                    strcmp(json_string_value(v), e) == 0);
+        if (e && !have && json_array_size(ev) < CX_WIRE_MAX_EVIDENCE &&
+            json_array_append_new(ev, json_string(e))) {
+            r = CX_ENOMEM;
+            break;
+        }
+    }
+    if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = cx_store_sqlerr(s, rc, "reading an item's evidence");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
 typedef enum apply_mode { MODE_IGNORE, MODE_INSERT, MODE_UPDATE, MODE_DECIDE } apply_mode;
 
 static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq) {
@@ -213,6 +249,18 @@ static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq)
     }
     if ((r = parent_of(s, it, parent)))
         goto out;
+    if (mode != MODE_INSERT && (kind == CX_KIND_DRAFT || kind == CX_KIND_THREAD)) {
+        json_t *ev = json_object_get(it, "evidence");
+        if (!json_is_array(ev)) {
+            ev = json_array();
+            if (!ev || json_object_set_new(it, "evidence", ev)) {
+                r = CX_ENOMEM;
+                goto out;
+            }
+        }
+        if ((r = keep_private_evidence(s, id, ev)))
+            goto out;
+    }
     const json_t *jrv = json_object_get(it, "review");
     const json_t *prov = json_object_get(it, "provenance");
     tags = arr_text(it, "tags");
