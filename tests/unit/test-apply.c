@@ -485,6 +485,7 @@ static void test_forged_status(void) {
         CX_CHECK_INT(res.next, (long long)i + 1);
         CX_CHECK_STR(res.last_skip_id, forged[i].id);
         CX_CHECK(strncmp(res.last_skip, forged[i].reason, strlen(forged[i].reason)) == 0);
+        CX_CHECK(strstr(res.last_skip, "reviewer") != NULL);
     }
     const char *ids[] = {ID_BAD1, ID_BAD2, ID_BAD3, ID_BAD4};
     for (size_t i = 0; i < 4; i++)
