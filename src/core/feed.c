@@ -9,7 +9,8 @@
  * src/redact), so that a secret or an oversized field never reaches the
  * database, and a malformed push is refused as a whole with the field's
  * name. What remains per op (a private item, a conflict, a role that may
- * not do it) is answered per op. */
+ * not do it, a status, review or version only a reviewer sets: see "who
+ * sets status" below, refused and audited) is answered per op. */
 #include "core/feed.h"
 
 #include "core/audit.h"
