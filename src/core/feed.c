@@ -593,6 +593,43 @@ static int op_review_decision(cx_feed *s, const cx_principal *p, const json_t *o
     return r;
 }
 
+/* A push refused whole (400) because an op's item claims a status its
+ * kind cannot hold, one only a reviewer's decision sets (an observation
+ * "canon", an artifact "approved"), is a forged claim too: it is audited
+ * as push.refused in a transaction of its own, and the push's error stays
+ * what the caller reports. Only names the wire model knows and a ULID id
+ * go into the entry (the op was not redacted). Failures to audit are
+ * logged nowhere (the engine does not print) and ignored: the push is
+ * refused either way. */
+static void audit_refused_push(cx_feed *s, const cx_principal *p, const json_t *op) {
+    const json_t *in = json_object_get(op, "item");
+    cx_kind k = cx_kind_parse(str(in, "kind"));
+    cx_status st = cx_status_parse(str(in, "status"));
+    bool decided = st == CX_STATUS_APPROVED || st == CX_STATUS_REJECTED ||
+                   st == CX_STATUS_CHANGES_REQUESTED || st == CX_STATUS_CANON ||
+                   st == CX_STATUS_ACCEPTED;
+    if (k == CX_KIND_INVALID || !decided || cx_status_allowed(k, st) ||
+        !cx_wire_op_known(str(op, "op")))
+        return;
+    char why[512], id[CX_WIRE_MAX_ID + 1];
+    snprintf(why, sizeof why, "%s", cx_error_last());
+    const char *raw = str(in, "id");
+    json_t *claim = json_pack("{s:s, s:s}", "kind", cx_kind_name(k), "status",
+                              cx_status_name(st));
+    if (claim && raw && cx_ulid_valid(raw) && cx_wire_id_norm("id", raw, id) == 0)
+        json_object_set_new(claim, "id", json_string(id));
+    char reason[256];
+    snprintf(reason, sizeof reason, "forbidden: an item of kind %s cannot be %s, and only a "
+             "reviewer's decision sets %s", cx_kind_name(k), cx_status_name(st),
+             cx_status_name(st));
+    if (claim && cx_storage_begin(s->st, true) == 0) {
+        int r = audit_refusal(s, p, str(op, "op"), claim, reason);
+        (void)cx_storage_end(s->st, r);
+    }
+    json_decref(claim);
+    cx_error_set(CX_EINVAL, "%s", why);
+}
+
 static void op_digest(const json_t *op, uint8_t out[32], int *r) {
     char *text = json_dumps(op, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) {
@@ -624,6 +661,8 @@ int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **
             break;
     }
     if (r) {
+        if (r == CX_EINVAL)
+            audit_refused_push(s, p, json_array_get(ops, i));
         json_decref(clean);
         return r;
     }

@@ -157,11 +157,20 @@ def tests(tmp):
     check([r.get("status") for r in res] == ["rejected", "applied"],
           f"the forged op of a batch is refused, the rest applies: {res}")
 
+    # an observation claiming canon is outside item.json: the whole push is
+    # refused with 400 naming the field, and the claim is audited too
+    obs_canon = item(status="canon", review=admin_review)
+    st, js = A.req("POST", "/v1/sync/push", {"ops": [put("f-obs-canon", obs_canon)]})
+    msg = js.get("error", {}).get("message", "") if isinstance(js, dict) else ""
+    check(st == 400 and msg.startswith("ops[0].item.status"),
+          f"an observation claiming canon: 400 naming item.status ({st} {msg!r})")
+
     # --- the pull: none of them canon, accepted or approved
     st, page = A.req("GET", "/v1/sync/pull?since=0&limit=1000")
     check(st == 200, f"pull {st}")
     items = {c["item"]["id"]: c["item"] for c in page.get("changes", []) if "item" in c}
     forged_ids = {i for i, _ in refused.values()} - {draft["id"], art["id"]}
+    forged_ids.add(obs_canon["id"])
     check(not forged_ids & set(items), f"no forged item in the feed: {forged_ids & set(items)}")
     check(rthread["id"] not in items, "the reviewer's forged thread is not in the feed")
     d = items.get(draft["id"], {})
@@ -191,8 +200,12 @@ def tests(tmp):
                   and det.get("op") == op["op"] and det.get("reason", "").startswith("forbidden")
                   and det.get("role") == "agent" for actor, det in entries),
               f"{name}: the audit log holds its refusal: {entries}")
-    check(len(rows) == len(forged) + 3,
-          f"one entry per refused op ({len(rows)} for {len(forged) + 3})")
+    check(len(rows) == len(forged) + 4,
+          f"one entry per refused op ({len(rows)} for {len(forged) + 4})")
+    oc = by_item.get(obs_canon["id"], [])
+    check(len(oc) == 1 and oc[0][0] == "mallory-agent" and oc[0][1].get("status") == "canon"
+          and oc[0][1].get("kind") == "observation",
+          f"the observation claiming canon is audited: {oc}")
     check(any(actor == "rita-reviewer" for actor, det in by_item.get(rthread["id"], [])),
           "the reviewer's refused thread is audited under the reviewer")
     p = subprocess.run([CORE, "verify-audit", data], capture_output=True, text=True, timeout=60)
