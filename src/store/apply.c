@@ -189,8 +189,10 @@ static int keep_private_evidence(cx_store *s, const char *id, json_t *ev) {
         bool have = false;
         size_t i;
         const json_t *v;
-        json_array_foreach(ev, i, v) have = have || (json_string_value(v) && e &&
-                                                    strcmp(json_string_value(v), e) == 0);
+        json_array_foreach(ev, i, v) {
+            const char *had = json_string_value(v);
+            have = have || (had && e && strcmp(had, e) == 0);
+        }
         if (e && !have && json_array_size(ev) < CX_WIRE_MAX_EVIDENCE &&
             json_array_append_new(ev, json_string(e))) {
             r = CX_ENOMEM;
