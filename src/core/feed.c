@@ -9,7 +9,8 @@
  * src/redact), so that a secret or an oversized field never reaches the
  * database, and a malformed push is refused as a whole with the field's
  * name. What remains per op (a private item, a conflict, a role that may
- * not do it) is answered per op. */
+ * not do it, a status, review or version only a reviewer sets: see "who
+ * sets status" below, refused and audited) is answered per op. */
 #include "core/feed.h"
 
 #include "core/audit.h"
@@ -219,30 +220,144 @@ static int reject(outcome *o, const char *fmt, ...) {
     return 0;
 }
 
+/* --- who sets status ----------------------------------------------------
+ * Agents create observations (recorded), drafts (pending) and artifact
+ * versions (published). Only a reviewer's decision (cx_feed_decide,
+ * cx_feed_accept, or a review.decision op from a reviewer key) approves,
+ * rejects, requests changes, makes a canon thread or accepts a version.
+ * So every pushed item.put and artifact.version is held, whatever the
+ * key's role, to cx_transition_allowed(CX_ROLE_AGENT, what is stored, what
+ * is claimed); a claim of more is refused per op and written to the audit
+ * log as push.refused. */
+
+/* Appends a push.refused entry: who claimed what for which item, and why
+ * it was refused. Inside the push's write transaction. */
+static int audit_refusal(cx_feed *s, const cx_principal *p, const char *op, const json_t *in,
+                         const char *reason) {
+    json_t *detail = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:s}", "op", op, "item",
+                               str(in, "id"), "kind", str(in, "kind"), "status",
+                               str(in, "status"), "key_id", p->key_id, "role", p->role, "reason",
+                               reason);
+    if (!detail)
+        return CX_ENOMEM;
+    const json_t *rv = json_object_get(in, "review");
+    if (json_is_object(rv) && str(rv, "decision"))
+        json_object_set_new(detail, "review", json_string(str(rv, "decision")));
+    int r = cx_audit_append(s->st, s->secret, p->team, p->name, "push.refused", detail);
+    json_decref(detail);
+    return r;
+}
+
+/* Refuses op o as a forged claim: the reason goes to the client and the
+ * audit log. */
+static int refuse_forged(cx_feed *s, const cx_principal *p, const char *op, const json_t *in,
+                         outcome *o, const char *reason) {
+    reject(o, "%s", reason);
+    return audit_refusal(s, p, op, in, o->reason);
+}
+
+/* The stored version numbered like v that the core accepted, if any. */
+static bool version_accepted(const json_t *old, const json_t *v) {
+    const json_t *n = json_object_get(v, "version"), *e;
+    size_t i;
+    json_array_foreach(json_object_get(old, "versions"), i, e) {
+        if (json_is_integer(n) && json_equal(json_object_get(e, "version"), n))
+            return cx_status_parse(str(e, "status")) == CX_STATUS_ACCEPTED;
+    }
+    return false;
+}
+
+/* A version entry claims acceptance when it says accepted or names who
+ * accepted it; an echo of what the core accepted is no claim. */
+static bool version_claims(const json_t *old, const json_t *v) {
+    if (!json_is_object(v))
+        return false;
+    const char *vs = str(v, "status");
+    bool claims = (vs && cx_status_parse(vs) != CX_STATUS_PUBLISHED) ||
+                  json_object_get(v, "accepted_by") || json_object_get(v, "accepted_at");
+    return claims && !(old && version_accepted(old, v));
+}
+
+/* Writes into why (returning true) the reason a pushed item, held against
+ * what the core stores (old, NULL for a new item), claims what only a
+ * reviewer may set: a status past its kind's initial one that
+ * cx_transition_allowed refuses an agent, a canon thread (whose text is a
+ * reviewed draft's: no push writes one), a `review` the core did not make,
+ * an accepted artifact version. ver is an artifact.version op's version
+ * (or NULL). A transition refused for another reason (a kind change, a
+ * draft decided already) is a conflict, not a forgery: false. */
+static bool forged(const json_t *in, const json_t *ver, const json_t *old, char *why,
+                   size_t n) {
+    cx_kind to_kind = cx_kind_parse(str(in, "kind"));
+    cx_status to = cx_status_parse(str(in, "status"));
+    cx_kind from_kind = old ? cx_kind_parse(str(old, "kind")) : CX_KIND_INVALID;
+    cx_status from = old ? cx_status_parse(str(old, "status")) : CX_STATUS_INVALID;
+    if (to_kind == CX_KIND_THREAD) {
+        snprintf(why, n, "forbidden: only a reviewer's decision may make a canon thread "
+                         "(POST /v1/drafts/{id}/decision)");
+        return true;
+    }
+    if (!cx_transition_allowed(CX_ROLE_AGENT, from_kind, from, to_kind, to) &&
+        to != cx_status_initial(to_kind)) {
+        snprintf(why, n, "forbidden: only a reviewer's decision may set status %s",
+                 cx_status_name(to));
+        return true;
+    }
+    const json_t *rv = json_object_get(in, "review");
+    if (rv && !json_is_null(rv)) {
+        const json_t *orv = old ? json_object_get(old, "review") : NULL;
+        cx_decision d = cx_decision_parse(str(rv, "decision"));
+        if (!json_is_object(rv) || !json_is_object(orv) || d == CX_DECISION_INVALID ||
+            cx_decision_parse(str(orv, "decision")) != d) {
+            snprintf(why, n, "forbidden: the core owns review; only a reviewer's decision "
+                             "sets it");
+            return true;
+        }
+    }
+    const json_t *vs = json_object_get(in, "versions"), *v;
+    size_t i;
+    json_array_foreach(vs, i, v) {
+        if (version_claims(old, v)) {
+            snprintf(why, n, "forbidden: only a reviewer's decision may accept an artifact "
+                             "version (versions[%zu])", i);
+            return true;
+        }
+    }
+    if (ver && version_claims(old, ver)) {
+        snprintf(why, n, "forbidden: only a reviewer's decision may accept an artifact version");
+        return true;
+    }
+    return false;
+}
+
 /* in: the op's item, checked and redacted by clean_op. */
 static int op_item_put(cx_feed *s, const cx_principal *p, const json_t *in, outcome *o) {
     cx_kind kind = cx_kind_parse(str(in, "kind"));
+    cx_status status = cx_status_parse(str(in, "status"));
     const char *id = str(in, "id");
-    if (kind == CX_KIND_THREAD && !may_review(p))
-        return reject(o, "forbidden: only reviewer or admin keys create canon threads");
     json_t *old = NULL, *it = NULL;
     int64_t oldseq = 0;
     int r = load_item(s, p->team, id, &old, &oldseq);
     if (r && r != CX_ENOTFOUND)
         return r;
     r = 0;
+    char why[sizeof o->reason];
+    if (forged(in, NULL, old, why, sizeof why)) {
+        r = refuse_forged(s, p, CX_OP_ITEM_PUT, in, o, why);
+        goto out;
+    }
     if (old) {
-        const char *okname = str(old, "kind");
+        const char *okname = str(old, "kind"), *os = str(old, "status");
         cx_kind ok = cx_kind_parse(okname);
-        /* a thread is a draft that was approved: its draft may still come */
-        if (okname && ok != kind && !(ok == CX_KIND_THREAD && kind == CX_KIND_DRAFT)) {
-            reject(o, "conflict: item exists as a %s", okname);
-            goto out;
-        }
-        const char *os = str(old, "status");
-        if ((ok == CX_KIND_THREAD || ok == CX_KIND_DRAFT) && os && kind == CX_KIND_DRAFT &&
-            !cx_awaits_review(CX_KIND_DRAFT, cx_status_parse(os))) {
-            reject(o, "conflict: the draft was already decided (%s)", os);
+        if (!cx_transition_allowed(CX_ROLE_AGENT, ok, cx_status_parse(os), kind, status)) {
+            /* a thread is a draft that was approved: its draft may still come */
+            if (kind == CX_KIND_DRAFT && (ok == CX_KIND_THREAD || ok == CX_KIND_DRAFT))
+                reject(o, "conflict: the draft was already decided (%s)", os ? os : "?");
+            else if (ok != kind)
+                reject(o, "conflict: item exists as a %s", okname ? okname : "?");
+            else
+                reject(o, "conflict: a %s with status %s cannot become %s", okname,
+                       os ? os : "?", cx_status_name(status));
             goto out;
         }
     }
@@ -251,15 +366,13 @@ static int op_item_put(cx_feed *s, const cx_principal *p, const json_t *in, outc
         r = CX_ENOMEM;
         goto out;
     }
-    /* Members the core owns come from the stored item, never the client. */
+    /* Members the core owns come from the stored item, never the client
+     * (a review equal to the stored one is an echo, checked by forged()). */
     json_object_del(it, "server_seq");
     json_object_del(it, "versions");
-    if (kind == CX_KIND_DRAFT) {
-        json_object_del(it, "review");
-        json_object_set_new(it, "status", json_string(cx_status_name(CX_STATUS_PENDING)));
-        if (old && json_object_get(old, "review"))
-            json_object_set(it, "review", json_object_get(old, "review"));
-    }
+    json_object_del(it, "review");
+    if (old && json_object_get(old, "review"))
+        json_object_set(it, "review", json_object_get(old, "review"));
     if (old && json_object_get(old, "versions"))
         json_object_set(it, "versions", json_object_get(old, "versions"));
     if (kind == CX_KIND_ARTIFACT && old && str(old, "status"))
@@ -319,6 +432,11 @@ static int op_artifact_version(cx_feed *s, const cx_principal *p, const json_t *
         reject(o, "conflict: item exists as a %s", str(old, "kind"));
         goto out;
     }
+    char why[sizeof o->reason];
+    if (forged(in, ver, old, why, sizeof why)) {
+        r = refuse_forged(s, p, CX_OP_ARTIFACT_VERSION, in, o, why);
+        goto out;
+    }
     versions = old && json_is_array(json_object_get(old, "versions"))
                    ? json_deep_copy(json_object_get(old, "versions"))
                    : json_array();
@@ -352,6 +470,9 @@ static int op_artifact_version(cx_feed *s, const cx_principal *p, const json_t *
         goto out;
     }
     json_object_del(it, "server_seq");
+    json_object_del(it, "review");
+    if (old && json_object_get(old, "review"))
+        json_object_set(it, "review", json_object_get(old, "review"));
     if ((r = set_versions(it, versions)))
         goto out;
     r = store_item(s, p->team, it, &o->seq);
@@ -420,8 +541,17 @@ out:
 /* op: checked and redacted by clean_op (a ULID item id, a known decision). */
 static int op_review_decision(cx_feed *s, const cx_principal *p, const json_t *op, outcome *o) {
     const json_t *in = json_object_get(op, "item"), *rv = json_object_get(op, "review");
-    if (!may_review(p))
-        return reject(o, "forbidden: only reviewer or admin keys decide on drafts");
+    if (!may_review(p)) {
+        /* an embedded-mode review pushed with an agent key: not a decision */
+        reject(o, "forbidden: only reviewer or admin keys decide on drafts");
+        json_t *claim = json_deep_copy(in);
+        if (!claim)
+            return CX_ENOMEM;
+        json_object_set(claim, "review", (json_t *)rv);
+        int r = audit_refusal(s, p, CX_OP_REVIEW_DECISION, claim, o->reason);
+        json_decref(claim);
+        return r;
+    }
     const char *id = str(in, "id");
     cx_decision d = cx_decision_parse(str(rv, "decision"));
     const char *note = str(rv, "note") ? str(rv, "note") : str(rv, "reason");
@@ -463,6 +593,43 @@ static int op_review_decision(cx_feed *s, const cx_principal *p, const json_t *o
     return r;
 }
 
+/* A push refused whole (400) because an op's item claims a status its
+ * kind cannot hold, one only a reviewer's decision sets (an observation
+ * "canon", an artifact "approved"), is a forged claim too: it is audited
+ * as push.refused in a transaction of its own, and the push's error stays
+ * what the caller reports. Only names the wire model knows and a ULID id
+ * go into the entry (the op was not redacted). Failures to audit are
+ * logged nowhere (the engine does not print) and ignored: the push is
+ * refused either way. */
+static void audit_refused_push(cx_feed *s, const cx_principal *p, const json_t *op) {
+    const json_t *in = json_object_get(op, "item");
+    cx_kind k = cx_kind_parse(str(in, "kind"));
+    cx_status st = cx_status_parse(str(in, "status"));
+    bool decided = st == CX_STATUS_APPROVED || st == CX_STATUS_REJECTED ||
+                   st == CX_STATUS_CHANGES_REQUESTED || st == CX_STATUS_CANON ||
+                   st == CX_STATUS_ACCEPTED;
+    if (k == CX_KIND_INVALID || !decided || cx_status_allowed(k, st) ||
+        !cx_wire_op_known(str(op, "op")))
+        return;
+    char why[512], id[CX_WIRE_MAX_ID + 1];
+    snprintf(why, sizeof why, "%s", cx_error_last());
+    const char *raw = str(in, "id");
+    json_t *claim = json_pack("{s:s, s:s}", "kind", cx_kind_name(k), "status",
+                              cx_status_name(st));
+    if (claim && raw && cx_ulid_valid(raw) && cx_wire_id_norm("id", raw, id) == 0)
+        json_object_set_new(claim, "id", json_string(id));
+    char reason[256];
+    snprintf(reason, sizeof reason, "forbidden: an item of kind %s cannot be %s, and only a "
+             "reviewer's decision sets %s", cx_kind_name(k), cx_status_name(st),
+             cx_status_name(st));
+    if (claim && cx_storage_begin(s->st, true) == 0) {
+        int r = audit_refusal(s, p, str(op, "op"), claim, reason);
+        (void)cx_storage_end(s->st, r);
+    }
+    json_decref(claim);
+    cx_error_set(CX_EINVAL, "%s", why);
+}
+
 static void op_digest(const json_t *op, uint8_t out[32], int *r) {
     char *text = json_dumps(op, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) {
@@ -494,6 +661,8 @@ int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **
             break;
     }
     if (r) {
+        if (r == CX_EINVAL)
+            audit_refused_push(s, p, json_array_get(ops, i));
         json_decref(clean);
         return r;
     }

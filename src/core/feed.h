@@ -36,7 +36,13 @@ typedef cx_storage_key cx_principal;
  * same item; every text is redacted (cx_redact_item, src/redact/json.c) before it is
  * stored. Then each op is answered on its own: applied, duplicate, or
  * rejected with a reason (a private item, a conflict, a role that may not
- * do it, a missing blob). The number of ops applied is added to *applied. */
+ * do it, a missing blob, or "forbidden: ..." for an item that claims a
+ * status, thread, review or accepted version only a reviewer's decision
+ * sets: every item.put and artifact.version is held to
+ * cx_transition_allowed(CX_ROLE_AGENT, stored, claimed) whatever the key's
+ * role, and each such refusal, like a review.decision op from an agent
+ * key, is appended to the audit log as "push.refused" in the push's
+ * transaction). The number of ops applied is added to *applied. */
 int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **out,
                  long *applied);
 

@@ -134,12 +134,87 @@ static int parent_of(cx_store *s, const json_t *it, char out[CX_WIRE_MAX_ID + 1]
     return r;
 }
 
+/* NULL when the item's status is one a core may have decided, else why
+ * not: a sidecar ranks as canon (or accepted) only what the core's
+ * reviewer decided, so a thread or an approved draft must come with a
+ * review {decision: approve}, a rejected draft or one with changes
+ * requested with that decision, and an accepted artifact with a version
+ * that is accepted and names who accepted it. A forged status is skipped
+ * like any invalid item, never stored as claimed nor downgraded. */
+static const char *undecided(const json_t *it) {
+    cx_kind k = cx_kind_parse(str(it, "kind"));
+    cx_status s = cx_status_parse(str(it, "status"));
+    const json_t *rv = json_object_get(it, "review");
+    cx_decision d = json_is_object(rv) ? cx_decision_parse(str(rv, "decision"))
+                                       : CX_DECISION_INVALID;
+    if (k == CX_KIND_THREAD || (k == CX_KIND_DRAFT && s == CX_STATUS_APPROVED))
+        return d == CX_DECISION_APPROVE ? NULL
+                                        : "item.review: a canon or approved item without a "
+                                          "reviewer's approve decision";
+    if (k == CX_KIND_DRAFT && (s == CX_STATUS_REJECTED || s == CX_STATUS_CHANGES_REQUESTED))
+        return d != CX_DECISION_INVALID && cx_decision_status(d) == s
+                   ? NULL
+                   : "item.review: a decided draft without the reviewer's decision";
+    if (k == CX_KIND_ARTIFACT && s == CX_STATUS_ACCEPTED) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(json_object_get(it, "versions"), i, v) {
+            const char *by = str(v, "accepted_by");
+            if (cx_status_parse(str(v, "status")) == CX_STATUS_ACCEPTED && by && *by)
+                return NULL;
+        }
+        return "item.versions: an accepted artifact without a version a reviewer accepted";
+    }
+    return NULL;
+}
+
+static const char SQL_EVIDENCE[] =
+    "SELECT e.value FROM items i, json_each(i.evidence) e WHERE i.id = ?1"
+    " AND json_valid(i.evidence) AND e.value IN"
+    " (SELECT id FROM items WHERE visibility = 'private')";
+
+/* Appends to the pulled evidence ev the private items that local item id
+ * cites: the core never saw them (the outbox drops them from what it
+ * pushes), so its copy of the item lacks them, and the local draft keeps
+ * its own evidence. */
+static int keep_private_evidence(cx_store *s, const char *id, json_t *ev) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_EVIDENCE, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *e = (const char *)sqlite3_column_text(st, 0);
+        bool have = false;
+        size_t i;
+        const json_t *v;
+        json_array_foreach(ev, i, v) {
+            const char *had = json_string_value(v);
+            have = have || (had && e && strcmp(had, e) == 0);
+        }
+        if (e && !have && json_array_size(ev) < CX_WIRE_MAX_EVIDENCE &&
+            json_array_append_new(ev, json_string(e))) {
+            r = CX_ENOMEM;
+            break;
+        }
+    }
+    if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = cx_store_sqlerr(s, rc, "reading an item's evidence");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
 typedef enum apply_mode { MODE_IGNORE, MODE_INSERT, MODE_UPDATE, MODE_DECIDE } apply_mode;
 
 static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq) {
     const char *raw_id = str(raw, "id");
     if (cx_wire_item_check(raw) != 0)
         return skip(c, raw_id, cx_error_last());
+    const char *forged = undecided(raw);
+    if (forged)
+        return skip(c, raw_id, forged);
     char id[CX_WIRE_MAX_ID + 1];
     if (cx_wire_id_norm("item.id", raw_id, id) != 0)
         return skip(c, raw_id, cx_error_last());
@@ -176,6 +251,18 @@ static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq)
     }
     if ((r = parent_of(s, it, parent)))
         goto out;
+    if (mode != MODE_INSERT && (kind == CX_KIND_DRAFT || kind == CX_KIND_THREAD)) {
+        json_t *ev = json_object_get(it, "evidence");
+        if (!json_is_array(ev)) {
+            ev = json_array();
+            if (!ev || json_object_set_new(it, "evidence", ev)) {
+                r = CX_ENOMEM;
+                goto out;
+            }
+        }
+        if ((r = keep_private_evidence(s, id, ev)))
+            goto out;
+    }
     const json_t *jrv = json_object_get(it, "review");
     const json_t *prov = json_object_get(it, "provenance");
     tags = arr_text(it, "tags");

@@ -8,7 +8,11 @@
  * of its texts redacted, and it is written through the store's own item
  * insert and update. An item that fails the check (a field past its limit,
  * a kind or status this sidecar does not know or that the kind cannot hold,
- * a bad time) is skipped whole, never cut: the skip is counted and its id
+ * a bad time, or a status only a reviewer's decision sets without that
+ * decision: a thread or approved draft without a review {decision:
+ * approve}, a rejected or changes_requested draft without that decision,
+ * an accepted artifact without a version a reviewer accepted) is skipped
+ * whole, never cut nor downgraded: the skip is counted and its id
  * and reason kept in the sync state (sync.skipped, sync.last_skip), the
  * cursor moves past it and the rest of the page is applied. A tombstone
  * whose id is not an item id is skipped likewise.
@@ -17,8 +21,9 @@
  * unpushed ops, except that a reviewer's decision turns a local draft into
  * what the reviewer made of it (the local text stays); a tombstone deletes
  * an item unless it has unpushed ops; a private local item is never
- * overwritten or deleted by a core; a parent id that does not exist here is
- * dropped. */
+ * overwritten or deleted by a core; a pulled draft keeps the private
+ * items its local copy cites as evidence (the outbox never pushed their
+ * ids); a parent id that does not exist here is dropped. */
 #pragma once
 
 #include "proto/wire.h"

@@ -30,10 +30,63 @@ static const char *str(const json_t *o, const char *k) {
 static const char SQL_PUSH[] =
     "INSERT INTO outbox (op_id, op, item_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
+static const char SQL_VISIBILITY[] = "SELECT visibility FROM items WHERE id = ?1";
+
+/* True when this store holds id as a private item. */
+static int is_private(cx_store *s, const char *id, bool *out) {
+    sqlite3_stmt *st;
+    *out = false;
+    int r = cx_store_prepare(s, SQL_VISIBILITY, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *vis = (const char *)sqlite3_column_text(st, 0);
+        *out = vis && strcmp(vis, "private") == 0;
+    } else if (rc != SQLITE_DONE) {
+        r = cx_store_sqlerr(s, rc, "reading an item's visibility");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+/* Makes the item of an op what may leave the machine: the members the core
+ * owns (review, server_seq) are not claimed, and the ids of private items
+ * are dropped from its evidence, since a private item's id never leaves
+ * the machine (the local draft keeps them). */
+static int outgoing_item(cx_store *s, json_t *it) {
+    if (!json_is_object(it))
+        return 0;
+    json_object_del(it, "review");
+    json_object_del(it, "server_seq");
+    json_t *ev = json_object_get(it, "evidence");
+    size_t i = 0;
+    while (i < json_array_size(ev)) {
+        const char *id = json_string_value(json_array_get(ev, i));
+        bool priv = false;
+        int r = id ? is_private(s, id, &priv) : 0;
+        if (r)
+            return r;
+        if (priv)
+            json_array_remove(ev, i);
+        else
+            i++;
+    }
+    return 0;
+}
+
 int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload) {
     char op_id[CX_ULID_LEN + 1];
     sqlite3_stmt *st;
     int r = cx_ulid_new(op_id);
+    if (r)
+        return r;
+    /* item.put carries the item; artifact.version and review.decision an
+     * "item" member (a review.decision's decision is its "review") */
+    r = outgoing_item(s, strcmp(op, CX_OP_ITEM_PUT) == 0 ? payload
+                                                          : json_object_get(payload, "item"));
     if (r)
         return r;
     char *text = json_dumps(payload, JSON_COMPACT);

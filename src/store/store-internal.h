@@ -223,7 +223,9 @@ int cx_blob_put(cx_store *s, const void *data, size_t len, const char sha[65]);
 /* ---- outbox (outbox.c) ---- */
 
 /* Appends an op to the outbox inside the current write transaction.
- * `payload` is borrowed. */
+ * `payload` is borrowed and changed in place to what may leave the
+ * machine: its item loses the members the core owns (review, server_seq)
+ * and the ids of private items in its evidence. */
 int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload);
 
 /* ---- kv (kv.c) ---- */

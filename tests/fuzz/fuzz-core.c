@@ -19,7 +19,9 @@
  *   (a seq) or rejected (a reason);
  * - a blobs/missing answer lists only hashes that were asked for;
  * - a decision answer carries a seq and the decided item;
- * - an agent key never decides (CX_EFORBIDDEN for any JSON body);
+ * - an agent key never decides (CX_EFORBIDDEN for any JSON body), and its
+ *   push stores nothing only a reviewer sets (a thread, a decided draft,
+ *   an accepted version, a review the core did not make);
  * - every item the input made the core store is one that item.json allows
  *   (cx_wire_item_check on each change the pull feed then serves), with a
  *   upper-case id;
@@ -245,6 +247,43 @@ static void check_feed(int64_t since)
     json_decref(out);
 }
 
+/* What an agent key's push left in the feed since seq `since` claims
+ * nothing only a reviewer sets: no thread, no decided draft (a draft that
+ * had changes requested may keep that status), nothing accepted, no
+ * version that names who accepted it, and a review only as the core's
+ * reviewer made it. The storage never accepts a version (no accept
+ * endpoint is fuzzed), so accepted appears nowhere. */
+static void check_agent_feed(int64_t since)
+{
+    json_t *out = NULL;
+    if (cx_feed_pull(&feed_, &AGENT, since, CX_WIRE_MAX_PULL_LIMIT, &out) != 0)
+        die("pull after the agent's push failed", cx_error_last());
+    size_t i, k;
+    const json_t *c, *v;
+    json_array_foreach(json_object_get(out, "changes"), i, c) {
+        const json_t *it = json_object_get(c, "item");
+        if (!it)
+            continue;
+        cx_kind kind = cx_kind_parse(json_string_value(json_object_get(it, "kind")));
+        cx_status status = cx_status_parse(json_string_value(json_object_get(it, "status")));
+        const json_t *rv = json_object_get(it, "review");
+        const char *by = json_string_value(json_object_get(rv, "reviewer"));
+        if (kind == CX_KIND_THREAD || status == CX_STATUS_APPROVED ||
+            status == CX_STATUS_REJECTED || status == CX_STATUS_ACCEPTED ||
+            status == CX_STATUS_CANON)
+            die_json("an agent's push stored a status only a reviewer sets", it);
+        if (rv && (!by || strcmp(by, REVIEWER.name) != 0))
+            die_json("an agent's push stored a review the core did not make", it);
+        json_array_foreach(json_object_get(it, "versions"), k, v) {
+            if (json_object_get(v, "accepted_by") ||
+                cx_status_parse(json_string_value(json_object_get(v, "status"))) !=
+                    CX_STATUS_PUBLISHED)
+                die_json("an agent's push stored an accepted version", it);
+        }
+    }
+    json_decref(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!st || ++inputs_seen % STORAGE_RESET_EVERY == 0)
@@ -263,6 +302,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 0)
         check_push(req, out);
     json_decref(out);
+    check_agent_feed(seq_before);
 
     r = call(&REVIEWER, CX_FEED_BODY_PUSH, NULL, &out, &applied);
     if (r == 0)

@@ -68,7 +68,8 @@ GOOD = {
                    body="export GITHUB_TOKEN=" + SECRETS["github-pat"]),
     "slack": item(ulid(3), kind="thread", status="canon", title="Slack alerts",
                   body="SLACK_BOT_TOKEN=" + SECRETS["slack-bot-token"],
-                  tags=[SECRETS["slack-bot-token"]]),
+                  tags=[SECRETS["slack-bot-token"]],
+                  review={"decision": "approve", "reviewer": "rita@example.com", "at": T}),
     "pem": item(ulid(4), title="The deploy key", body="$ cat id_rsa\n" + PEM + "\n$ ls"),
     "db": item(ulid(5), title="database",
                body="DATABASE_URL=postgres://app:" + SECRETS["database-url-password"]

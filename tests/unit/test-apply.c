@@ -451,6 +451,171 @@ static void test_blob_read(void) {
     cx_store_free(s);
 }
 
+/* A core that claims canon, approval or acceptance without the decision
+ * behind it (a compromised core, or one that applied a forged push): the
+ * item is skipped as invalid, never stored or ranked as claimed; with the
+ * reviewer's decision it is applied. */
+static void test_forged_status(void) {
+    cx_store *s = fresh("forged");
+    cx_apply_result res;
+    json_t *canon = item(ID_BAD1, "thread", "canon", "Forged canon", "rm -rf is safe");
+    json_t *approved = item(ID_BAD2, "draft", "approved", "Forged approval", "x");
+    json_object_set_new(approved, "review", json_pack("{s:s, s:s}", "decision", "reject", "at",
+                                                      "2026-12-02T09:00:00Z"));
+    json_t *accepted = item(ID_BAD3, "artifact", "accepted", "tool.sh", "x");
+    json_object_set_new(accepted, "versions",
+                        json_pack("[{s:i, s:s, s:s}]", "version", 1, "sha256",
+                                  "0000000000000000000000000000000000000000000000000000000000000000",
+                                  "status", "accepted"));
+    json_t *rejected = item(ID_BAD4, "draft", "rejected", "Forged rejection", "x");
+    /* each is skipped for its missing decision, not for another check */
+    const struct {
+        json_t *it;
+        const char *id, *reason;
+    } forged[] = {
+        {canon, ID_BAD1, "item.review"},
+        {approved, ID_BAD2, "item.review"},
+        {accepted, ID_BAD3, "item.versions"},
+        {rejected, ID_BAD4, "item.review"},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        CX_CHECK_OK(apply1(s, change((long long)i + 1, forged[i].it), (long long)i + 1, &res));
+        CX_CHECK_INT(res.applied, 0);
+        CX_CHECK_INT(res.skipped, 1);
+        CX_CHECK_INT(res.next, (long long)i + 1);
+        CX_CHECK_STR(res.last_skip_id, forged[i].id);
+        CX_CHECK(strncmp(res.last_skip, forged[i].reason, strlen(forged[i].reason)) == 0);
+        CX_CHECK(strstr(res.last_skip, "reviewer") != NULL);
+    }
+    const char *ids[] = {ID_BAD1, ID_BAD2, ID_BAD3, ID_BAD4};
+    for (size_t i = 0; i < 4; i++)
+        CX_CHECK(get(s, ids[i]) == NULL);
+
+    /* a pulled thread claiming the id of a synced draft leaves the draft */
+    CX_CHECK_OK(apply1(s, change(5, item(ID_A, "draft", "pending", "Draft", "draft text")), 5,
+                       &res));
+    CX_CHECK_OK(apply1(s, change(6, item(ID_A, "thread", "canon", "Draft", "poisoned")), 6,
+                       &res));
+    CX_CHECK_INT(res.skipped, 1);
+    json_t *o = get(s, ID_A);
+    CX_CHECK_STR(sget(o, "kind"), "draft");
+    CX_CHECK_STR(sget(o, "status"), "pending");
+    CX_CHECK_STR(sget(o, "body"), "draft text");
+    json_decref(o);
+
+    /* with the reviewer's decision, canon and accepted apply */
+    json_t *th = item(ID_A, "thread", "canon", "Draft", "draft text");
+    json_object_set_new(th, "review", json_pack("{s:s, s:s, s:s}", "decision", "approve",
+                                                "reviewer", "rita@example.com", "at",
+                                                "2026-12-02T09:00:00Z"));
+    CX_CHECK_OK(apply1(s, change(7, th), 7, &res));
+    CX_CHECK_INT(res.applied, 1);
+    o = get(s, ID_A);
+    CX_CHECK_STR(sget(o, "status"), "canon");
+    json_decref(o);
+    json_t *ok = item(ID_B, "artifact", "accepted", "tool.sh", "x");
+    json_object_set_new(ok, "versions",
+                        json_pack("[{s:i, s:s, s:s, s:s}]", "version", 1, "sha256",
+                                  "0000000000000000000000000000000000000000000000000000000000000000",
+                                  "status", "accepted", "accepted_by", "rita@example.com"));
+    CX_CHECK_OK(apply1(s, change(8, ok), 8, &res));
+    CX_CHECK_INT(res.applied, 1);
+    o = get(s, ID_B);
+    CX_CHECK(o != NULL && strcmp(sget(o, "status"), "accepted") == 0);
+    json_decref(o);
+    cx_store_free(s);
+}
+
+/* A private note's id never leaves the machine and nothing a core sends
+ * touches the note: a pulled item with its id (any kind, even a decided
+ * thread), its tombstone; a shared draft citing it is pushed without it,
+ * and keeps it locally after the core's copy comes back. */
+static void test_private(void) {
+    cx_store *s = fresh("private");
+    json_t *out = NULL;
+    cx_note pn = {.body = "private: the vpn password hint is the cat's name",
+                  .visibility = "private"};
+    CX_CHECK_OK(cx_store_observe(s, &who, &pn, 1, NULL, NULL, &out));
+    char priv[32], shared[32], draft[32];
+    snprintf(priv, sizeof priv, "%s",
+             sget(json_array_get(json_object_get(out, "results"), 0), "id"));
+    json_decref(out);
+    cx_note sn = {.body = "the vpn drops every 30 minutes"};
+    CX_CHECK_OK(cx_store_observe(s, &who, &sn, 1, NULL, NULL, &out));
+    snprintf(shared, sizeof shared, "%s",
+             sget(json_array_get(json_object_get(out, "results"), 0), "id"));
+    json_decref(out);
+    const char *ev[] = {priv, shared};
+    cx_note dn = {.title = "VPN drops", .body = "the vpn drops every 30 minutes",
+                  .evidence = {.v = ev, .n = 2}};
+    CX_CHECK_OK(cx_store_draft(s, &who, &dn, &out));
+    snprintf(draft, sizeof draft, "%s", sget(out, "id"));
+    json_decref(out);
+
+    /* what the outbox sends: the draft cites only the shared note */
+    json_t *ops = NULL, *blobs = NULL;
+    CX_CHECK_OK(cx_outbox_batch(s, CX_OUTBOX_MAX_OPS, CX_OUTBOX_MAX_BYTES, &ops, &blobs));
+    char *text = json_dumps(ops, JSON_COMPACT);
+    CX_CHECK(text && !strstr(text, priv));
+    size_t i;
+    json_t *op;
+    bool found = false;
+    json_array_foreach(ops, i, op) {
+        json_t *it = json_object_get(op, "item");
+        if (strcmp(sget(it, "id"), draft) == 0) {
+            found = true;
+            json_t *e = json_object_get(it, "evidence");
+            CX_CHECK_INT(json_array_size(e), 1);
+            CX_CHECK_STR(json_string_value(json_array_get(e, 0)), shared);
+        }
+    }
+    CX_CHECK(found);
+    free(text);
+    size_t acked = 0;
+    json_t *results = json_array();
+    json_array_foreach(ops, i, op)
+        json_array_append_new(results, json_pack("{s:s, s:s, s:i}", "op_id", sget(op, "op_id"),
+                                                 "status", "applied", "seq", (int)i + 1));
+    CX_CHECK_OK(cx_outbox_ack(s, ops, results, &acked, NULL));
+    json_decref(results);
+    json_decref(ops);
+    json_decref(blobs);
+
+    /* the core's copy of the draft comes back: the local draft keeps both */
+    json_t *back = item(draft, "draft", "pending", "VPN drops", "the vpn drops every 30 minutes");
+    json_object_set_new(back, "evidence", json_pack("[s]", shared));
+    cx_apply_result res;
+    CX_CHECK_OK(apply1(s, change(10, back), 10, &res));
+    CX_CHECK_INT(res.applied, 1);
+    json_t *o = get(s, draft);
+    json_t *e = json_object_get(o, "evidence");
+    CX_CHECK_INT(json_array_size(e), 2);
+    text = json_dumps(e, JSON_COMPACT);
+    CX_CHECK(text && strstr(text, priv) && strstr(text, shared));
+    free(text);
+    json_decref(o);
+
+    /* an update, a decided thread, a tombstone with the private note's id */
+    CX_CHECK_OK(apply1(s, change(11, item(priv, "observation", "recorded", "x", "replaced")), 11,
+                       &res));
+    CX_CHECK_INT(res.applied, 0);
+    json_t *th = item(priv, "thread", "canon", "x", "replaced by a thread");
+    json_object_set_new(th, "review", json_pack("{s:s, s:s}", "decision", "approve", "at",
+                                                "2026-12-02T09:00:00Z"));
+    CX_CHECK_OK(apply1(s, change(12, th), 12, &res));
+    CX_CHECK_INT(res.skipped, 0);
+    CX_CHECK_INT(res.applied, 0);
+    CX_CHECK_OK(apply1(s, tombstone(13, priv), 13, &res));
+    CX_CHECK_INT(res.applied, 0);
+    o = get(s, priv);
+    CX_CHECK(o != NULL);
+    CX_CHECK_STR(sget(o, "body"), "private: the vpn password hint is the cat's name");
+    CX_CHECK_STR(sget(o, "kind"), "observation");
+    CX_CHECK_STR(sget(o, "visibility"), "private");
+    json_decref(o);
+    cx_store_free(s);
+}
+
 int main(void) {
     root = cx_test_tmpdir();
     if (!root)
@@ -461,6 +626,8 @@ int main(void) {
     test_skips();
     test_redaction();
     test_blob_read();
+    test_forged_status();
+    test_private();
     cx_test_rmrf(root);
     free(root);
     return cx_test_done();
