@@ -472,11 +472,22 @@ out:
 int cx_upstream_key_get(const char *url, char **key) {
     cx_upstream_cred c = {0};
     int r = cx_upstream_key_find(url, NULL, CX_UPSTREAM_FOR_SYNC, &c);
-    if (r == CX_ECONFLICT) { /* several teams: any key says a login exists */
-        cx_error_clear();
-        r = cx_upstream_key_find(url, NULL, CX_UPSTREAM_FOR_REVIEW, &c);
-        if (r == CX_ECONFLICT)
-            r = cx_error_set(CX_ECONFLICT, "%s", cx_error_last());
+    if (r == CX_ECONFLICT) {
+        /* keys of several teams: any of them says that a login exists */
+        char *path = NULL, *text = NULL, *u = norm_url(url);
+        cred_line *l = NULL;
+        size_t n = 0, tlen = 0;
+        r = u ? load_creds(&path, &text, &tlen, &l, &n) : CX_ENOMEM;
+        for (size_t i = 0; r == 0 && i < n; i++)
+            if (same_url(l[i].url, u)) {
+                r = (c.key = strdup(l[i].key)) ? 0 : CX_ENOMEM;
+                break;
+            }
+        if (text)
+            explicit_bzero(text, tlen);
+        free(text), free(l), free(u), free(path);
+        if (r == 0 && !c.key)
+            r = CX_ENOTFOUND;
     }
     if (r)
         return r;

@@ -86,8 +86,9 @@ typedef enum { CX_UPSTREAM_FOR_SYNC, CX_UPSTREAM_FOR_REVIEW } cx_upstream_use;
 int cx_upstream_key_find(const char *url, const char *team, cx_upstream_use use,
                          cx_upstream_cred *out);
 
-/* Some key stored for `url` (the one a sync of an unbound workspace would
- * choose, any team): *key malloc'd. CX_ENOTFOUND when none. */
+/* Some key stored for `url`, of any team (the one a sync of an unbound
+ * workspace would choose; with keys of several teams, the first held):
+ * *key malloc'd. CX_ENOTFOUND when none. */
 int cx_upstream_key_get(const char *url, char **key);
 
 /* Stores `key` for `url` with what the core said of it (`who`, may be NULL

@@ -81,6 +81,10 @@ static void test_creds(void) {
     cx_error_clear();
     CX_CHECK_INT(cx_upstream_key_find(url, NULL, CX_UPSTREAM_FOR_SYNC, &c), CX_ECONFLICT);
     CX_CHECK(strstr(cx_error_last(), "alpha, beta") != NULL);
+    char *any = NULL;
+    CX_CHECK_OK(cx_upstream_key_get(url, &any)); /* a login exists, of some team */
+    CX_CHECK_STR(any, "k-alpha-agent");
+    free(any);
 
     /* the same team and role: replaced; the others stay */
     CX_CHECK_OK(cx_upstream_key_add(url, "k-alpha-agent-2", &aa));
