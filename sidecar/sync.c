@@ -95,30 +95,67 @@ static void set_error(const char *msg) {
     pthread_mutex_unlock(&g.lock);
 }
 
-/* Reads the upstream and key and makes a client; NULL (logged once per
- * change of message) when not possible yet. */
-static cx_client *connect_upstream(cx_store *s) {
+/* Records a failure to connect, logged once per change of message. */
+static void connect_error(const char *msg) {
+    pthread_mutex_lock(&g.lock);
+    bool same = strcmp(g.last_error, msg) == 0;
+    pthread_mutex_unlock(&g.lock);
+    if (!same)
+        log_warn("sync: %s", msg);
+    set_error(msg);
+}
+
+/* Reads the upstream and the key of the workspace's team, asks the core
+ * who the key is (*who: once per client, the key of a client never
+ * changes) and checks it against the workspace's team (binding a workspace
+ * bound to none); NULL (the error recorded) when not possible yet. */
+static cx_client *connect_upstream(cx_store *s, cx_upstream_who *who) {
     cx_upstream *u = NULL;
-    char *key = NULL;
+    cx_upstream_cred cred = {0};
     cx_client *c = NULL;
+    char *team = NULL;
+    long status = 0;
+    cx_error_clear();
     int r = cx_upstream_read(g.state_dir, &u);
+    if (r == 0 && (r = cx_kv_get(s, CX_KV_TEAM, &team)) == CX_ENOTFOUND) {
+        team = NULL;
+        r = 0;
+    }
     if (r == 0)
-        r = cx_upstream_key_get(u->url, &key);
+        r = cx_upstream_key_find(u->url, team, CX_UPSTREAM_FOR_SYNC, &cred);
     if (r == 0)
-        r = cx_client_new(&c, u, key, &g.stop);
+        r = cx_client_new(&c, u, cred.key, &g.stop);
+    if (r == 0)
+        r = cx_engine_whoami(c, who, &status);
+    if (r == 0 && !cred.who.team[0] && who->team[0]) {
+        /* a key of the first credentials format: record its team */
+        if (cx_upstream_key_add(u->url, cred.key, who) != 0)
+            log_warn("sync: cannot record the key's team: %s, ignoring", cx_error_last());
+        cx_error_clear();
+    }
+    if (r == 0)
+        r = cx_engine_team_check(s, who);
     if (r == 0)
         r = cx_kv_bind_upstream(s, u->url);
     if (r) {
-        set_error(cx_error_last());
+        connect_error(cx_error_last());
         cx_client_free(c);
         c = NULL;
     }
-    if (key) {
-        explicit_bzero(key, strlen(key));
-        free(key);
-    }
+    free(team);
+    cx_upstream_cred_clear(&cred);
     cx_upstream_free(u);
     return c;
+}
+
+/* The team check before a push or a pull (cx_engine_team_check): false,
+ * with the error recorded, when this client may not sync the workspace. */
+static bool team_ok(cx_store *s, const cx_upstream_who *who) {
+    cx_error_clear();
+    if (cx_engine_team_check(s, who) == 0)
+        return true;
+    connect_error(cx_error_last());
+    return false;
 }
 
 static void refresh_counts(cx_store *s) {
@@ -137,6 +174,7 @@ static void *run(void *arg) {
     cx_session *sess = NULL;
     cx_store *s = NULL;
     cx_client *c = NULL;
+    cx_upstream_who who = {0};
     int lock_fd = -1;
     unsigned attempt = 0;
     uint64_t next_pull = 0;
@@ -164,9 +202,14 @@ static void *run(void *arg) {
     log_info("sync: this process syncs the workspace");
 
     while (!atomic_load(&g.stop)) {
-        if (!c && !(c = connect_upstream(s))) {
+        if (!c && !(c = connect_upstream(s, &who))) {
             if (nap(CONFIG_RETRY_MS))
                 break;
+            continue;
+        }
+        if (!team_ok(s, &who)) { /* rebound meanwhile: read the config again */
+            cx_client_free(c);
+            c = NULL;
             continue;
         }
         /* push while the outbox has work, then pull when due or after a push */
@@ -183,6 +226,11 @@ static void *run(void *arg) {
         }
         uint64_t now = cx_clock_now_ms();
         if (r == 0 && (pushed || now >= next_pull)) {
+            if (!team_ok(s, &who)) {
+                cx_client_free(c);
+                c = NULL;
+                continue;
+            }
             r = cx_drain_pull(s, c, &hooks, &ds);
             if (ds.skipped)
                 log_warn("sync: skipped %zu pulled change(s) as invalid; see `cortex status`",

@@ -42,6 +42,7 @@ static const struct optdef {
     [O_CA_FILE] = {"ca-file", 0, true},     [O_MODE] = {"mode", 0, true},
     [O_AGENT] = {"agent", 0, true},         [O_UPSTREAM] = {"upstream", 0, true},
     [O_MAX_TOKENS] = {"max-tokens", 0, true}, [O_NO_DAEMON] = {"no-daemon", 0, false},
+    [O_REBIND] = {"rebind", 0, false},
 };
 
 int cx_cli_fail(int rc, const char *fmt, ...) {
@@ -112,7 +113,7 @@ static const char help_main[] =
     "  stop                       stop the background cortexd\n"
     "  status                     workspace, daemon, store and sync state\n"
     "  doctor                     check every link and say how to fix it\n"
-    "  remote set URL [--ca-file FILE]   the team's cortex-core to sync with\n"
+    "  remote set URL [--ca-file FILE] [--rebind]   the team's cortex-core\n"
     "  login                      store your key for the upstream (read from stdin)\n"
     "  sync                       push and pull until caught up\n"
     "  reindex                    recompute every item's vectors, with progress\n"
@@ -165,7 +166,7 @@ static const command commands[] = {
     {"stop", 0, cx_cli_cmd_stop, cx_cli_help_stop},
     {"status", 0, cx_cli_cmd_status, cx_cli_help_status},
     {"doctor", 0, cx_cli_cmd_doctor, cx_cli_help_doctor},
-    {"remote", BIT(O_CA_FILE), cx_cli_cmd_remote, cx_cli_help_remote},
+    {"remote", BIT(O_CA_FILE) | BIT(O_REBIND), cx_cli_cmd_remote, cx_cli_help_remote},
     {"login", 0, cx_cli_cmd_login, cx_cli_help_login},
     {"sync", 0, cx_cli_cmd_sync, cx_cli_help_sync},
     {"reindex", 0, cx_cli_cmd_reindex, cx_cli_help_reindex},

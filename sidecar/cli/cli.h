@@ -53,6 +53,7 @@ typedef enum {
     O_UPSTREAM,
     O_MAX_TOKENS,
     O_NO_DAEMON,
+    O_REBIND,
     O_COUNT,
 } opt_id;
 
@@ -172,8 +173,17 @@ extern const char cx_cli_help_login[];
 extern const char cx_cli_help_sync[];
 /* 1 with *u when the workspace has an upstream, 0 when not, or -RC_. */
 int cx_cli_load_upstream(ctx *c, cx_upstream **u);
-/* A client for the upstream with the stored key (required unless !need_key). */
-int cx_cli_make_client(const cx_upstream *u, bool need_key, cx_client **out);
+/* A client for the upstream with the stored key for `use` of the team the
+ * workspace is bound to (cx_upstream_key_find); *cred gets that key and
+ * what is known of it (the caller clears it). An RC_. */
+int cx_cli_make_client(ctx *c, const cx_upstream *u, cx_upstream_use use, cx_client **out,
+                       cx_upstream_cred *cred);
+/* The key's team as the core names it, checked against the workspace's
+ * binding (cx_engine_team_check; with `bind`, an unbound workspace is bound
+ * to it, else only compared). Fills *who; `cred` is upgraded in the
+ * credentials file when its team was not known. An RC_. */
+int cx_cli_check_team(ctx *c, const cx_upstream *u, cx_client *cl, cx_upstream_cred *cred,
+                      bool bind, cx_upstream_who *who);
 /* The exit status and message for an unexpected answer of the core. */
 int cx_cli_answer_fail(const char *what, const cx_client_answer *a);
 int cx_cli_cmd_remote(ctx *c);

@@ -19,7 +19,8 @@ const char cx_cli_help_review[] =
     "       cortex review request-changes ID --reason TEXT\n"
     "\n"
     "Review of drafts: against the team's core when an upstream is configured\n"
-    "(`cortex remote set`, with the reviewer key from `cortex login`), else in\n"
+    "(`cortex remote set`, with a reviewer or admin key of the workspace's team\n"
+    "from `cortex login`, held beside the agent key `cortex sync` uses), else in\n"
     "the local store. 'list' shows the drafts awaiting review (pending\n"
     "or changes requested), oldest first. 'approve' makes a draft a canon\n"
     "thread (same id); 'reject' and 'request-changes' need a reason, which is\n"
@@ -39,21 +40,42 @@ const char cx_cli_help_review[] =
     "error, 4 the core could not be reached.\n";
 
 /* The client for review commands when the workspace has an upstream (NULL
- * in *out when it has none), or an RC_ error. */
-static int review_client(ctx *c, cx_client **out) {
+ * in *out when it has none), or an RC_ error: with the reviewer (or admin)
+ * key of the workspace's team, checked with the core; *role the key's role
+ * ("" when none is known). */
+static int review_client(ctx *c, cx_client **out, char *role, size_t cap) {
     *out = NULL;
+    role[0] = '\0';
     int rc = cx_cli_find_workspace(c, false);
     if (rc != RC_OK)
         return rc;
     cx_upstream *u = NULL;
+    cx_upstream_cred cred = {0};
+    cx_upstream_who who = {0};
     int h = cx_cli_load_upstream(c, &u);
     if (h < 0)
         return -h;
     if (h == 0)
         return RC_OK;
-    rc = cx_cli_make_client(u, true, out);
+    rc = cx_cli_make_client(c, u, CX_UPSTREAM_FOR_REVIEW, out, &cred);
+    if (rc == RC_OK && (rc = cx_cli_check_team(c, u, *out, &cred, false, &who)) != RC_OK) {
+        cx_client_free(*out);
+        *out = NULL;
+    }
+    if (rc == RC_OK)
+        snprintf(role, cap, "%s", who.role[0] ? who.role : cred.who.role);
+    cx_upstream_cred_clear(&cred);
     cx_upstream_free(u);
     return rc;
+}
+
+/* After the core refused a decision or the queue: what to do when the key
+ * used is an agent's (the workspace holds no reviewer key of its team). */
+static void agent_hint(int rc, const char *role) {
+    if (rc == RC_NONE && strcmp(role, "agent") == 0)
+        fprintf(stderr, "cortex: the only key of this workspace's team is an agent key; log in "
+                        "with a reviewer key too (`cortex login`), it is kept beside the agent "
+                        "key\n");
 }
 
 static int remote_queue(cx_client *cl, json_t **out) {
@@ -107,12 +129,14 @@ static int remote_decide(cx_client *cl, const char *id, const char *decision, co
 static int review_list(ctx *c) {
     json_t *res = NULL;
     cx_client *cl = NULL;
+    char role[CX_UPSTREAM_ROLE_MAX + 1];
     int rc;
-    if ((rc = review_client(c, &cl)) != RC_OK)
+    if ((rc = review_client(c, &cl, role, sizeof role)) != RC_OK)
         return rc;
     if (cl) {
         rc = remote_queue(cl, &res);
         cx_client_free(cl);
+        agent_hint(rc, role);
         if (rc != RC_OK)
             return rc;
     } else {
@@ -232,11 +256,13 @@ int cx_cli_cmd_review(ctx *c) {
     }
     const char *id = a->pos.v[1];
     cx_client *cl = NULL;
-    if ((rc = review_client(c, &cl)) != RC_OK)
+    char role[CX_UPSTREAM_ROLE_MAX + 1];
+    if ((rc = review_client(c, &cl, role, sizeof role)) != RC_OK)
         return rc;
     if (cl) {
         rc = remote_decide(cl, id, decision, reason, &res);
         cx_client_free(cl);
+        agent_hint(rc, role);
         if (rc != RC_OK)
             return rc;
         goto decided;

@@ -21,15 +21,23 @@
 #include <unistd.h>
 
 const char cx_cli_help_remote[] =
-    "Usage: cortex remote set URL [--ca-file FILE]\n"
+    "Usage: cortex remote set URL [--ca-file FILE] [--rebind]\n"
     "       cortex remote [show]\n"
     "\n"
     "Sets the team's cortex-core that this workspace syncs with. URL is\n"
-    "https://HOST[:PORT] (plain http:// only to a loopback address). --ca-file\n"
-    "names a PEM bundle of the CA that signed the core's certificate, for a core\n"
-    "with a private CA. Stored as upstream.url and upstream.caFile in\n"
-    "<workspace>/.cortex/config and in .cortex/upstream (what the sync engine\n"
-    "reads); the key is not (see cortex login). 'show' prints the upstream.\n"
+    "https://HOST[:PORT] (plain http:// only to a loopback address), stored\n"
+    "normalised (scheme and host in lower case, no default port, no trailing\n"
+    "slash). --ca-file names a PEM bundle of the CA that signed the core's\n"
+    "certificate, for a core with a private CA. Stored as upstream.url and\n"
+    "upstream.caFile in <workspace>/.cortex/config and in .cortex/upstream (what\n"
+    "the sync engine reads); the key is not (see cortex login). 'show' prints\n"
+    "the upstream.\n"
+    "\n"
+    "A workspace is bound to the team of the first key it logs in or syncs\n"
+    "with, and never pushes to or pulls from another team. --rebind forgets\n"
+    "that team and resets the pull cursor: the next `cortex login` or `cortex\n"
+    "sync` binds the workspace to the team of its key and pulls that team's\n"
+    "feed from the start. Local changes not pushed yet then go to that team.\n"
     "\n"
     "Exit status: 0 success, 2 usage error (e.g. http:// to another host),\n"
     "3 workspace error, 4 no upstream configured (show).\n";
@@ -38,10 +46,15 @@ const char cx_cli_help_login[] =
     "Usage: cortex login\n"
     "\n"
     "Reads an API key for the workspace's upstream (from standard input when it\n"
-    "is not a terminal, else with a prompt that does not echo), checks it with\n"
-    "the core (GET /v1/info), and stores it, keyed by the upstream URL, in\n"
+    "is not a terminal, else with a prompt that does not echo), asks the core\n"
+    "which team and role it has (GET /v1/info), and stores it with them in\n"
     "$XDG_CONFIG_HOME/cortex/credentials (default ~/.config/cortex/credentials),\n"
-    "mode 0600. Keys are never stored in the workspace.\n"
+    "mode 0600, beside the keys already held: one key per upstream, team and\n"
+    "role, so that an agent key and a reviewer key (or keys of two teams) are\n"
+    "held together. `cortex sync` uses an agent key of the workspace's team,\n"
+    "`cortex review` a reviewer (or admin) key. A workspace bound to no team yet\n"
+    "is bound to the key's team; one bound to another team keeps its team (see\n"
+    "cortex remote --rebind). Keys are never stored in the workspace.\n"
     "\n"
     "Exit status: 0 success, 1 the core refused the key, 2 usage error (no key\n"
     "given), 4 no upstream configured or the core could not be reached.\n";
@@ -58,8 +71,12 @@ const char cx_cli_help_sync[] =
     "Options:\n"
     "  --json             print the final sync state as JSON\n"
     "\n"
-    "Exit status: 0 caught up, 3 store error, 4 no upstream or key configured, or\n"
-    "the core could not be reached or kept failing.\n";
+    "The workspace is bound to one team (see cortex remote): a key of another\n"
+    "team is refused before anything is pushed or pulled.\n"
+    "\n"
+    "Exit status: 0 caught up, 3 store error, 4 no upstream or key configured,\n"
+    "the key is of another team than the workspace's, or the core could not be\n"
+    "reached or kept failing.\n";
 
 #define STALE_MS (60ull * 60 * 1000) /* a cache not pulled for an hour is stale */
 
@@ -74,21 +91,79 @@ int cx_cli_load_upstream(ctx *c, cx_upstream **u) {
     return 1;
 }
 
-/* A client for the upstream with the stored key (required unless !need_key). */
-int cx_cli_make_client(const cx_upstream *u, bool need_key, cx_client **out) {
-    char *key = NULL;
+/* The team the workspace is bound to (malloc'd), or NULL when it is bound
+ * to none or has no store yet. */
+static char *bound_team(ctx *c) {
+    char *team = NULL;
+    if (!c->store) {
+        if (cx_cli_has_store(c) <= 0 || cx_cli_open_store(c, false) != RC_OK)
+            return NULL;
+    }
+    return cx_kv_get(c->store, CX_KV_TEAM, &team) == 0 ? team : NULL;
+}
+
+int cx_cli_make_client(ctx *c, const cx_upstream *u, cx_upstream_use use, cx_client **out,
+                       cx_upstream_cred *cred) {
+    char *team = bound_team(c);
+    cx_upstream_cred k = {0};
     cx_error_clear();
-    int r = cx_upstream_key_get(u->url, &key);
-    if (r < 0 && (need_key || r != CX_ENOTFOUND))
-        return cx_cli_fail(RC_UPSTREAM, "no key for %s: %s", u->url, cx_cli_engine_msg(r));
+    int r = cx_upstream_key_find(u->url, team, use, &k);
+    free(team);
+    if (r < 0)
+        return cx_cli_fail(RC_UPSTREAM, "%s", cx_cli_engine_msg(r));
     cx_error_clear();
-    r = cx_client_new(out, u, key, NULL);
-    if (key) {
-        explicit_bzero(key, strlen(key));
-        free(key);
+    r = cx_client_new(out, u, k.key, NULL);
+    if (r < 0) {
+        cx_upstream_cred_clear(&k);
+        return cx_cli_fail(RC_UPSTREAM, "cannot use upstream %s: %s", u->url, cx_cli_engine_msg(r));
+    }
+    *cred = k;
+    return RC_OK;
+}
+
+int cx_cli_check_team(ctx *c, const cx_upstream *u, cx_client *cl, cx_upstream_cred *cred,
+                      bool bind, cx_upstream_who *who) {
+    long status = 0;
+    cx_error_clear();
+    int r = cx_engine_whoami(cl, who, &status);
+    for (unsigned attempt = 0; r == CX_EIO && attempt < 3; attempt++) {
+        unsigned long d = cx_client_backoff_ms(attempt, 250, 2000, 0);
+        fprintf(stderr, "cortex: asking %s who the key is failed: %s; retrying in %.1f s\n",
+                u->url, cx_error_last(), (double)d / 1000.0);
+        cx_clock_sleep_ms(d);
+        cx_error_clear();
+        r = cx_engine_whoami(cl, who, &status);
     }
     if (r < 0)
-        return cx_cli_fail(RC_UPSTREAM, "cannot use upstream %s: %s", u->url, cx_cli_engine_msg(r));
+        return cx_cli_fail(status == 401 || status == 403 ? RC_NONE : RC_UPSTREAM,
+                           "cannot use the key for %s: %s", u->url, cx_cli_engine_msg(r));
+    if (!cred->who.team[0] && who->team[0]) {
+        /* a key of the first credentials format: store what it is now */
+        cx_upstream_who w = *who;
+        cx_error_clear();
+        if (cx_upstream_key_add(u->url, cred->key, &w) < 0)
+            fprintf(stderr, "cortex: cannot record the key's team: %s, ignoring\n", cx_error_last());
+        cred->who = w;
+    }
+    char *team = NULL;
+    if (!bind) {
+        if (!who->team[0] || !(team = bound_team(c)) || strcmp(team, who->team) == 0) {
+            free(team);
+            return RC_OK;
+        }
+        int rc = cx_cli_fail(RC_UPSTREAM, "this workspace is bound to team %s, but the key for "
+                             "its core is of team %s: log in with a key of team %s (`cortex "
+                             "login`), or move this workspace to team %s deliberately with "
+                             "`cortex remote set URL --rebind`", team, who->team, team, who->team);
+        free(team);
+        return rc;
+    }
+    cx_error_clear();
+    r = cx_engine_team_check(c->store, who);
+    if (r == CX_ECONFLICT)
+        return cx_cli_fail(RC_UPSTREAM, "%s", cx_cli_engine_msg(r));
+    if (r < 0)
+        return cx_cli_fail(RC_STORE, "cannot record the workspace's team: %s", cx_cli_engine_msg(r));
     return RC_OK;
 }
 
@@ -100,12 +175,37 @@ int cx_cli_answer_fail(const char *what, const cx_client_answer *a) {
     return cx_cli_fail(rc, "%s: the core answered %ld: %s", what, a->status, cx_client_error_text(a));
 }
 
+/* `remote set --rebind`: forgets the workspace's team (*was, malloc'd,
+ * NULL when it had none) and resets its cursor; *backlog the ops not
+ * pushed yet. */
+static int rebind(ctx *c, char **was, long long *backlog) {
+    int h = cx_cli_has_store(c);
+    if (h < 0)
+        return -h;
+    if (h == 0)
+        return RC_OK; /* nothing synced yet: nothing bound */
+    int rc = cx_cli_open_store(c, false);
+    if (rc != RC_OK)
+        return rc;
+    json_t *st = NULL;
+    if (cx_outbox_state(c->store, &st) == 0)
+        *backlog = cx_cli_jint(st, "backlog", 0);
+    json_decref(st);
+    if (cx_kv_get(c->store, CX_KV_TEAM, was) != 0)
+        *was = NULL;
+    cx_error_clear();
+    int r = cx_kv_unbind_team(c->store);
+    if (r < 0)
+        return cx_cli_fail(RC_STORE, "cannot forget the workspace's team: %s", cx_cli_engine_msg(r));
+    return RC_OK;
+}
+
 int cx_cli_cmd_remote(ctx *c) {
     const strlist *pos = &c->a->pos;
     int rc;
     if (pos->n == 0 || (pos->n == 1 && strcmp(pos->v[0], "show") == 0)) {
-        if (c->a->seen[O_CA_FILE])
-            return cx_cli_usage_error("remote", "--ca-file goes with 'remote set URL'");
+        if (c->a->seen[O_CA_FILE] || c->a->seen[O_REBIND])
+            return cx_cli_usage_error("remote", "--ca-file and --rebind go with 'remote set URL'");
         if ((rc = cx_cli_find_workspace(c, false)) != RC_OK)
             return rc;
         cx_upstream *u = NULL;
@@ -150,22 +250,42 @@ int cx_cli_cmd_remote(ctx *c) {
         free(ca);
         return rc;
     }
-    rc = cx_cli_set_upstream(c, u.url, u.ca_file);
+    char *norm = NULL, *was = NULL;
+    long long backlog = 0;
+    if (cx_upstream_url_norm(u.url, &norm) < 0) {
+        free(ca);
+        return cx_cli_oom();
+    }
+    rc = cx_cli_set_upstream(c, norm, u.ca_file);
     free(ca);
+    if (rc == RC_OK && c->a->seen[O_REBIND])
+        rc = rebind(c, &was, &backlog);
     if (rc != RC_OK)
-        return rc;
+        goto done;
     if (c->json) {
-        json_t *o = json_pack("{s:s, s:s?}", "url", pos->v[1], "ca_file", c->a->val[O_CA_FILE]);
+        json_t *o = json_pack("{s:s, s:s?, s:b, s:s?}", "url", norm, "ca_file", c->a->val[O_CA_FILE],
+                              "rebound", c->a->seen[O_REBIND], "previous_team", was);
         rc = o ? cx_cli_print_json(o) : cx_cli_oom();
         json_decref(o);
-        return rc;
+        goto done;
     }
-    {
-        printf("Upstream set to ");
-        cx_out_text(stdout, u.url, true);
-        printf(".\nNext: `cortex login` with your key, then `cortex sync`.\n");
+    printf("Upstream set to ");
+    cx_out_text(stdout, norm, true);
+    printf(".\n");
+    if (was) {
+        printf("This workspace is no longer bound to team ");
+        cx_out_text(stdout, was, true);
+        printf("; its next `cortex login` or `cortex sync` binds it to the team of its key and\n"
+               "pulls that team's feed from the start.\n");
+        if (backlog > 0)
+            printf("%lld local change%s not pushed yet will go to that team.\n", backlog,
+                   backlog == 1 ? "" : "s");
     }
-    return RC_OK;
+    printf("Next: `cortex login` with your key, then `cortex sync`.\n");
+done:
+    free(was);
+    free(norm);
+    return rc;
 }
 
 /* Reads the key: stdin when it is not a terminal, else a prompt without echo. */
@@ -208,8 +328,9 @@ int cx_cli_cmd_login(ctx *c) {
         return rc;
     cx_upstream *u = NULL;
     cx_client *cl = NULL;
-    cx_client_answer a = {0};
-    char key[1100];
+    cx_upstream_who who = {0};
+    char key[1100], *bound = NULL;
+    bool conflict = false;
     int h = cx_cli_load_upstream(c, &u);
     if (h < 0)
         return -h;
@@ -218,42 +339,74 @@ int cx_cli_cmd_login(ctx *c) {
     if ((rc = read_key(u->url, key, sizeof key)) != RC_OK)
         goto out;
     cx_error_clear();
+    long status = 0;
     int r = cx_client_new(&cl, u, key, NULL);
     if (r == 0)
-        r = cx_client_request(cl, "GET", "/v1/info", NULL, 0, NULL, &a);
-    if (r < 0) {
+        r = cx_engine_whoami(cl, &who, &status);
+    if (r < 0 && status == 0) {
         rc = cx_cli_fail(RC_UPSTREAM, "cannot reach %s: %s", u->url, cx_cli_engine_msg(r));
         goto out;
     }
-    if (a.status != 200) {
-        rc = cx_cli_answer_fail("the key was not accepted", &a);
+    if (r < 0) {
+        rc = cx_cli_fail(status == 401 || status == 403 ? RC_NONE : RC_UPSTREAM,
+                         "the key was not accepted: %s", cx_cli_engine_msg(r));
         goto out;
     }
     cx_error_clear();
-    if ((r = cx_upstream_key_set(u->url, key)) < 0) {
+    if ((r = cx_upstream_key_add(u->url, key, &who)) < 0) {
         rc = cx_cli_fail(r == CX_EINVAL ? RC_USAGE : RC_STORE, "cannot store the key: %s", cx_cli_engine_msg(r));
         goto out;
     }
-    const char *team = cx_cli_jstr(a.json, "team"), *role = cx_cli_jstr(a.json, "role");
+    /* a workspace bound to no team yet takes the key's */
+    if (who.team[0]) {
+        if ((rc = cx_cli_open_store(c, true)) != RC_OK)
+            goto out;
+        cx_error_clear();
+        r = cx_engine_team_check(c->store, &who);
+        if (r == CX_ECONFLICT) {
+            conflict = true;
+            if (cx_kv_get(c->store, CX_KV_TEAM, &bound) != 0)
+                bound = NULL;
+        } else if (r < 0) {
+            rc = cx_cli_fail(RC_STORE, "cannot record the workspace's team: %s", cx_cli_engine_msg(r));
+            goto out;
+        }
+    }
     if (c->json) {
-        rc = cx_cli_print_json(a.json);
+        json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "url", u->url, "team",
+                              who.team[0] ? who.team : NULL, "role", who.role[0] ? who.role : NULL,
+                              "principal", who.principal[0] ? who.principal : NULL, "key_id",
+                              who.key_id[0] ? who.key_id : NULL, "workspace_team",
+                              conflict ? bound : (who.team[0] ? who.team : NULL));
+        rc = o ? cx_cli_print_json(o) : cx_cli_oom();
+        json_decref(o);
     } else {
         printf("Logged in to ");
         cx_out_text(stdout, u->url, true);
-        if (team) {
+        if (who.team[0]) {
             printf(" as team ");
-            cx_out_text(stdout, team, true);
+            cx_out_text(stdout, who.team, true);
         }
-        if (role) {
+        if (who.role[0]) {
             printf(", role ");
-            cx_out_text(stdout, role, true);
+            cx_out_text(stdout, who.role, true);
         }
         printf(".\n");
         rc = RC_OK;
     }
+    if (conflict) {
+        fprintf(stderr, "cortex: this workspace is bound to team ");
+        cx_out_text(stderr, bound ? bound : "?", true);
+        fprintf(stderr, ": the key of team ");
+        cx_out_text(stderr, who.team, true);
+        fprintf(stderr, " is stored beside your other keys but is not used here. To move this "
+                        "workspace to team ");
+        cx_out_text(stderr, who.team, true);
+        fprintf(stderr, ": `cortex remote set URL --rebind`, then `cortex login` again.\n");
+    }
 out:
+    free(bound);
     explicit_bzero(key, sizeof key);
-    cx_client_answer_clear(&a);
     cx_client_free(cl);
     cx_upstream_free(u);
     return rc;
@@ -313,6 +466,17 @@ static uint64_t sync_deadline(void) {
     return cx_clock_now_ms() + s * 1000;
 }
 
+/* The team check before a push or a pull of `cortex sync`. */
+static int team_recheck(ctx *c, const cx_upstream_who *who) {
+    cx_error_clear();
+    int r = cx_engine_team_check(c->store, who);
+    if (r == CX_ECONFLICT)
+        return cx_cli_fail(RC_UPSTREAM, "%s", cx_cli_engine_msg(r));
+    if (r < 0)
+        return cx_cli_fail(RC_STORE, "cannot read the workspace's team: %s", cx_cli_engine_msg(r));
+    return RC_OK;
+}
+
 int cx_cli_cmd_sync(ctx *c) {
     if (c->a->pos.n)
         return cx_cli_usage_error("sync", "sync takes no arguments");
@@ -321,14 +485,22 @@ int cx_cli_cmd_sync(ctx *c) {
         return rc;
     cx_upstream *u = NULL;
     cx_client *cl = NULL;
+    cx_upstream_cred cred = {0};
+    cx_upstream_who who = {0};
     json_t *state = NULL;
     int h = cx_cli_load_upstream(c, &u);
     if (h < 0)
         return -h;
     if (h == 0)
         return cx_cli_fail(RC_UPSTREAM, "no upstream configured; set one with `cortex remote set URL`");
-    if ((rc = cx_cli_make_client(u, true, &cl)) != RC_OK)
+    if ((rc = cx_cli_make_client(c, u, CX_UPSTREAM_FOR_SYNC, &cl, &cred)) != RC_OK)
         goto out;
+    /* the key's team, asked once for this run, must be the workspace's */
+    if ((rc = cx_cli_check_team(c, u, cl, &cred, true, &who)) != RC_OK) {
+        if (rc == RC_NONE) /* a refused key: as a refused push always was */
+            rc = RC_UPSTREAM;
+        goto out;
+    }
     cx_error_clear();
     int r = cx_kv_bind_upstream(c->store, u->url);
     if (r < 0) {
@@ -341,11 +513,16 @@ int cx_cli_cmd_sync(ctx *c) {
     cx_drain_hooks hooks = {.step = sync_step, .retry = sync_retry, .ud = &prog};
     cx_drain_stats ds = {0};
     for (int round = 0; round < 5; round++) {
+        /* before each push and pull: another process may have rebound it */
+        if ((rc = team_recheck(c, &who)) != RC_OK)
+            goto out;
         if ((r = cx_drain_push(c->store, cl, &hooks, &ds)) != 0) {
             rc = cx_cli_fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "push failed: %s",
                       cx_cli_engine_msg(r));
             goto out;
         }
+        if ((rc = team_recheck(c, &who)) != RC_OK)
+            goto out;
         if ((r = cx_drain_pull(c->store, cl, &hooks, &ds)) != 0) {
             rc = cx_cli_fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "pull failed: %s",
                       cx_cli_engine_msg(r));
@@ -376,6 +553,7 @@ out:
         close(lock_fd);
     json_decref(state);
     cx_client_free(cl);
+    cx_upstream_cred_clear(&cred);
     cx_upstream_free(u);
     return rc;
 }
@@ -387,23 +565,56 @@ json_t *cx_cli_sync_status(ctx *c, bool *configured) {
     if (cx_upstream_read(c->ws->state_dir, &u) != 0)
         return json_pack("{s:n, s:s}", "upstream", "state", "no upstream configured");
     *configured = true;
-    char *key = NULL;
-    bool has_key = cx_upstream_key_get(u->url, &key) == 0;
-    if (key) {
-        explicit_bzero(key, strlen(key));
-        free(key);
+    char *team = NULL, *principal = NULL, *key_id = NULL;
+    if (c->store) {
+        if (cx_kv_get(c->store, CX_KV_TEAM, &team) != 0)
+            team = NULL;
+        if (cx_kv_get(c->store, CX_KV_TEAM_PRINCIPAL, &principal) != 0)
+            principal = NULL;
+        if (cx_kv_get(c->store, CX_KV_TEAM_KEY_ID, &key_id) != 0)
+            key_id = NULL;
     }
+    /* the key a sync would use now, and why none would be */
+    cx_upstream_cred cred = {0};
+    cx_error_clear();
+    int kr = cx_upstream_key_find(u->url, team, CX_UPSTREAM_FOR_SYNC, &cred);
+    char key_error[1024] = "";
+    if (kr < 0)
+        snprintf(key_error, sizeof key_error, "%s", cx_error_last());
+    json_t *held = NULL;
+    if (cx_upstream_key_list(u->url, &held) != 0)
+        held = json_array();
     json_t *st = NULL;
     if (!c->store || cx_outbox_state(c->store, &st) != 0)
         st = json_object();
     if (!st) {
+        json_decref(held);
+        cx_upstream_cred_clear(&cred);
+        free(team), free(principal), free(key_id);
         cx_upstream_free(u);
         return NULL;
     }
     json_object_set_new(st, "upstream", json_string(u->url));
     if (u->ca_file)
         json_object_set_new(st, "ca_file", json_string(u->ca_file));
-    json_object_set_new(st, "logged_in", json_boolean(has_key));
+    json_object_set_new(st, "logged_in", json_boolean(kr == 0));
+    /* the workspace's team, else (not bound yet) the team of the key it
+     * would bind to; the role of the key a sync uses */
+    const char *shown = team ? team : (kr == 0 && cred.who.team[0] ? cred.who.team : NULL);
+    json_object_set_new(st, "team", shown ? json_string(shown) : json_null());
+    json_object_set_new(st, "team_bound", json_boolean(team != NULL));
+    json_object_set_new(st, "role", kr == 0 && cred.who.role[0] ? json_string(cred.who.role)
+                                                                 : json_null());
+    json_object_set_new(st, "principal", principal ? json_string(principal)
+                                         : (kr == 0 && cred.who.principal[0]
+                                                ? json_string(cred.who.principal) : json_null()));
+    if (key_id)
+        json_object_set_new(st, "team_key_id", json_string(key_id));
+    json_object_set_new(st, "keys", held ? held : json_array());
+    if (key_error[0])
+        json_object_set_new(st, "key_error", json_string(key_error));
+    cx_upstream_cred_clear(&cred);
+    free(team), free(principal), free(key_id);
     const char *keys[] = {"last_push", "last_pull"};
     for (size_t i = 0; i < 2; i++) {
         json_t *v = json_object_get(st, keys[i]);
@@ -418,7 +629,10 @@ json_t *cx_cli_sync_status(ctx *c, bool *configured) {
     uint64_t ms;
     if (json_is_string(v) && cx_clock_parse(json_string_value(v), &ms) == 0)
         lp = (long long)ms;
-    json_object_set_new(st, "stale", json_boolean(lp < 0 || c->now - (uint64_t)lp > STALE_MS));
+    /* a pull of the background cortexd may land after this command read
+     * the clock: a last_pull "in the future" is fresh, not a wrapped age */
+    json_object_set_new(st, "stale", json_boolean(lp < 0 || (c->now > (uint64_t)lp &&
+                                                             c->now - (uint64_t)lp > STALE_MS)));
     cx_upstream_free(u);
     return st;
 }
@@ -434,6 +648,24 @@ void cx_cli_put_sync_status(ctx *c, const json_t *sy, bool configured) {
     if (!cx_cli_jtrue(sy, "logged_in"))
         printf(" %s(no key: run `cortex login`)%s", cx_out_sgr(CX_OUT_YELLOW), rst);
     fputc('\n', stdout);
+    printf("%steam%s        ", lbl, rst);
+    if (cx_cli_jstr(sy, "team")) {
+        cx_out_text(stdout, cx_cli_jstr(sy, "team"), true);
+        if (cx_cli_jstr(sy, "role")) {
+            fputs(", role ", stdout);
+            cx_out_text(stdout, cx_cli_jstr(sy, "role"), true);
+        }
+        if (!cx_cli_jtrue(sy, "team_bound"))
+            fputs(" (the workspace is bound to it at the first sync)", stdout);
+    } else {
+        fputs("none yet (bound at the first login or sync)", stdout);
+    }
+    fputc('\n', stdout);
+    if (cx_cli_jstr(sy, "key_error")) {
+        printf("%skey%s         %s", lbl, rst, cx_out_sgr(CX_OUT_YELLOW));
+        cx_out_text(stdout, cx_cli_jstr(sy, "key_error"), true);
+        printf("%s\n", rst);
+    }
     char rel[64];
     printf("%slast push%s   ", lbl, rst);
     if (cx_cli_jstr(sy, "last_push")) {

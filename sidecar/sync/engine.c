@@ -236,3 +236,60 @@ out:
     cx_client_answer_clear(&a);
     return r;
 }
+
+/* Copies a string member of the core's info, "" when absent or not a
+ * string or too long to be what it claims. */
+static void info_str(const json_t *o, const char *k, char *out, size_t cap) {
+    const char *v = json_string_value(json_object_get(o, k));
+    out[0] = '\0';
+    if (!v || strlen(v) >= cap)
+        return;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return;
+    snprintf(out, cap, "%s", v);
+}
+
+int cx_engine_whoami(cx_client *c, cx_upstream_who *out, long *status) {
+    cx_client_answer a = {0};
+    *status = 0;
+    int r = cx_client_request(c, "GET", CX_ROUTE_INFO, NULL, 0, NULL, &a);
+    if (r)
+        return r;
+    *status = a.status;
+    if (a.status != 200 || !json_is_object(a.json)) {
+        r = a.status == 200 ? cx_error_set(CX_EFAIL, "the core's /v1/info answer is not an object")
+                            : answer_error("asking the core who the key is", &a);
+        goto out;
+    }
+    cx_upstream_who w = {0};
+    info_str(a.json, "team", w.team, sizeof w.team);
+    info_str(a.json, "role", w.role, sizeof w.role);
+    info_str(a.json, "principal", w.principal, sizeof w.principal);
+    info_str(a.json, "key_id", w.key_id, sizeof w.key_id);
+    *out = w;
+out:
+    cx_client_answer_clear(&a);
+    return r;
+}
+
+int cx_engine_team_check(cx_store *s, const cx_upstream_who *who) {
+    char *bound = NULL;
+    if (!who->team[0])
+        return 0;
+    int r = cx_kv_get(s, CX_KV_TEAM, &bound); /* a read: cheap before every step */
+    if (r == CX_ENOTFOUND) {
+        bound = NULL;
+        r = cx_kv_bind_team(s, who->team, who->key_id, who->principal, &bound);
+    } else if (r == 0 && strcmp(bound, who->team) != 0) {
+        r = CX_ECONFLICT;
+    }
+    if (r == CX_ECONFLICT)
+        r = cx_error_set(CX_ECONFLICT, "this workspace is bound to team %s, but the key for its "
+                         "core is of team %s: nothing was pushed or pulled. Log in with a key of "
+                         "team %s (`cortex login`), or move this workspace to team %s "
+                         "deliberately with `cortex remote set URL --rebind`",
+                         bound, who->team, bound, who->team);
+    free(bound);
+    return r;
+}

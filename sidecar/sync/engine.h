@@ -52,3 +52,19 @@ long cx_engine_refused_op(const char *message, size_t nops);
 /* Pulls and applies one page after the stored cursor (a 410 rebuilds and
  * pulls from 0). */
 int cx_engine_pull(cx_store *s, cx_client *c, cx_engine_step *st);
+
+/* Asks the core who the client's key is (GET /v1/info) into *out: its
+ * team, role, principal and key id ("" for what the core does not say).
+ * *status gets the HTTP status (0 without an answer). CX_EIO for a failure
+ * worth retrying (transport, 5xx, 429), CX_EFAIL for a refusal (401, 403)
+ * or an answer that is not an object. Callers ask once per client and keep
+ * the answer: a client's key does not change. */
+int cx_engine_whoami(cx_client *c, cx_upstream_who *out, long *status);
+
+/* The team check, before every push and pull: the workspace must be bound
+ * to the team of the key (`who`, from cx_engine_whoami). A workspace bound
+ * to no team yet is bound to it now (with the key id and principal).
+ * CX_ECONFLICT when it is bound to another team, with a message that names
+ * both and says what to do; nothing may be pushed or pulled then. A `who`
+ * without a team (a core that does not say) passes. */
+int cx_engine_team_check(cx_store *s, const cx_upstream_who *who);

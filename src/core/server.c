@@ -346,13 +346,14 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
         return send_metrics(h, c, q);
     case EP_INFO:
         return send_json(h, c, q, 200,
-                         json_pack("{s:i, s:s, s:{s:i, s:I, s:I, s:i, s:f}, s:s, s:s}", "protocol",
+                         json_pack("{s:i, s:s, s:{s:i, s:I, s:I, s:i, s:f}, s:s, s:s, s:s, s:s}", "protocol",
                                    1, "server", "cortex-core/0.1.0", "limits", "max_ops",
                                    CX_WIRE_MAX_OPS, "max_body_bytes",
                                    (json_int_t)CX_WIRE_MAX_PUSH_BYTES,
                                    "max_blob_bytes", (json_int_t)h->feed->max_blob,
                                    "max_pull_limit", CX_WIRE_MAX_PULL_LIMIT, "rate_limit_per_second",
-                                   h->cfg.rate, "team", q->who.team, "role", q->who.role));
+                                   h->cfg.rate, "team", q->who.team, "role", q->who.role, "principal",
+                                   q->who.name, "key_id", q->who.key_id));
     case EP_PUSH: {
         long applied = 0;
         r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->body.data,

@@ -116,3 +116,58 @@ static int bind_tx(cx_store *s, void *ud) {
 int cx_kv_bind_upstream(cx_store *s, const char *url) {
     return cx_store_write(s, bind_tx, (void *)url);
 }
+
+typedef struct team_ctx {
+    const char *team, *key_id, *principal;
+    char *bound;
+} team_ctx;
+
+static int bind_team_tx(cx_store *s, void *ud) {
+    team_ctx *t = ud;
+    char *cur = NULL;
+    free(t->bound); /* a rerun after CX_EBUSY starts afresh */
+    t->bound = NULL;
+    int r = cx_kv_get(s, CX_KV_TEAM, &cur);
+    if (r == 0) {
+        if (strcmp(cur, t->team) == 0) {
+            free(cur);
+            return 0;
+        }
+        t->bound = cur;
+        return CX_ECONFLICT;
+    }
+    if (r != CX_ENOTFOUND)
+        return r;
+    if ((r = cx_kv_put(s, CX_KV_TEAM, t->team)))
+        return r;
+    if ((r = cx_kv_put(s, CX_KV_TEAM_KEY_ID, t->key_id && *t->key_id ? t->key_id : NULL)))
+        return r;
+    return cx_kv_put(s, CX_KV_TEAM_PRINCIPAL, t->principal && *t->principal ? t->principal : NULL);
+}
+
+int cx_kv_bind_team(cx_store *s, const char *team, const char *key_id, const char *principal,
+                    char **bound) {
+    if (!team || !*team)
+        return cx_error_set(CX_EINVAL, "no team to bind the workspace to");
+    team_ctx t = {team, key_id, principal, NULL};
+    int r = cx_store_write(s, bind_team_tx, &t);
+    if (r == CX_ECONFLICT && t.bound) {
+        *bound = t.bound;
+        return r;
+    }
+    free(t.bound);
+    return r;
+}
+
+static int unbind_team_tx(cx_store *s, void *ud) {
+    (void)ud;
+    int r;
+    if ((r = cx_kv_put(s, CX_KV_TEAM, NULL)) || (r = cx_kv_put(s, CX_KV_TEAM_KEY_ID, NULL)) ||
+        (r = cx_kv_put(s, CX_KV_TEAM_PRINCIPAL, NULL)))
+        return r;
+    return cx_kv_put(s, CX_KV_CURSOR, "0");
+}
+
+int cx_kv_unbind_team(cx_store *s) {
+    return cx_store_write(s, unbind_team_tx, NULL);
+}

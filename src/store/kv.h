@@ -17,6 +17,9 @@
 #define CX_KV_LAST_ERROR "sync.last_error" /* text */
 #define CX_KV_SKIPPED "sync.skipped"       /* pulled changes skipped so far, decimal */
 #define CX_KV_LAST_SKIP "sync.last_skip"   /* {"id", "reason"} as JSON text */
+#define CX_KV_TEAM "sync.team"             /* the team the workspace is bound to */
+#define CX_KV_TEAM_KEY_ID "sync.team_key_id" /* the key id it first synced with */
+#define CX_KV_TEAM_PRINCIPAL "sync.team_principal" /* and that key's principal */
 
 /* The value of `key`: *value malloc'd (the caller frees it); CX_ENOTFOUND
  * when unset. */
@@ -32,3 +35,17 @@ int cx_kv_cursor(cx_store *s, int64_t *out);
  * it becomes `url` and the cursor goes back to 0 (a different core has a
  * different seq), in one transaction. */
 int cx_kv_bind_upstream(cx_store *s, const char *url);
+
+/* Binds the workspace to `team` (with the key id and principal it first
+ * synced with; either may be NULL) when it is bound to no team yet, in one
+ * transaction. 0 when the workspace is (now) bound to `team`; CX_ECONFLICT
+ * when it is bound to another team, with that team in *bound (malloc'd,
+ * the caller frees it; untouched otherwise). Nothing is written then. */
+int cx_kv_bind_team(cx_store *s, const char *team, const char *key_id, const char *principal,
+                    char **bound);
+
+/* Forgets the team binding and resets the pull cursor to 0, in one
+ * transaction (`cortex remote set --rebind`): the next sync binds the
+ * workspace to the team of the key it uses and pulls that team's feed from
+ * the start. */
+int cx_kv_unbind_team(cx_store *s);
