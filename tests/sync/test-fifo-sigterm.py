@@ -11,7 +11,8 @@
 # - SIGTERM while a request is blocked (the workspace database held
 #   exclusively by another process, so an `observe` waits on the lock for
 #   up to 30 s): cortexd exits 0 within 2 s; what was acknowledged before
-#   is kept (a new cortexd finds it).
+#   is kept (a new cortexd finds it); the background cortexd (--background)
+#   also exits 0 within 2 s of SIGTERM, with the store held or not.
 # Prints "N passed, N failed"; exits non-zero on any failure.
 import os
 import signal
@@ -20,7 +21,7 @@ import sqlite3
 import subprocess
 import time
 
-from synclib import Agent, check, run
+from synclib import Agent, check, procs, run, wait_until
 
 
 def tests(tmp):
@@ -97,6 +98,41 @@ def tests(tmp):
         check(not err and found, f"the note acknowledged before SIGTERM is kept: {out}")
     finally:
         again.close()
+
+    background(ws, env)
+
+
+def background(ws, env):
+    """The background cortexd (what `cortex start` runs) ends within 2 s of
+    SIGTERM too, the store held by another process or not."""
+    for held in (False, True):
+        log = open(os.path.join(os.path.dirname(ws), "background.log"), "a")
+        proc = subprocess.Popen([os.environ["CORTEXD"], "--background", "--workspace", ws],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        procs.append(proc)
+        pid_file = os.path.join(ws, ".cortex", "cortexd.pid")
+        check(wait_until(lambda: os.path.exists(pid_file), 30), "the background cortexd started")
+        db = None
+        if held:
+            db = sqlite3.connect(os.path.join(ws, ".cortex", "cortex.db"), timeout=10,
+                                 isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+        try:
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(10)
+            except subprocess.TimeoutExpired:
+                rc = None
+            took = time.monotonic() - t0
+            check(rc == 0, f"background cortexd exits 0 on SIGTERM (store held: {held}): {rc}")
+            check(took < 2.0, f"background cortexd ends within 2 s of SIGTERM (store held: "
+                              f"{held}): {took:.2f} s")
+        finally:
+            if db:
+                db.execute("ROLLBACK")
+                db.close()
 
 
 if __name__ == "__main__":
