@@ -17,7 +17,7 @@
 # inflates past 64 MiB) makes `cortex sync` exit 4 (upstream), not 3
 # (store). A core whose error message carries ANSI/OSC escapes and other
 # control characters: `cortex sync` and `cortex status` print none of them
-# (403: exit 1, the core refused the key). Prints "N passed, N failed";
+# (403: exit 1, the core refused the key), nor does cortexd's log. Prints "N passed, N failed";
 # exits non-zero on any failure.
 import gzip
 import json
@@ -85,6 +85,7 @@ HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mkey revoked\x1b[0m\x9b1m\x08\x7f see a
 class Escapes(FakeCore):
     def do_GET(self):
         if self.path.startswith("/v1/sync/pull"):
+            count("escapes")
             return self.answer(403, {"error": {"code": "forbidden", "message": HOSTILE}})
         return super().do_GET()
 
@@ -184,7 +185,8 @@ def background(tmp):
     """cortexd syncing in the background asks a looping core a bounded
     number of times."""
     for name, handler, key, notes in (("bg-same", SameNext, "same-next", 0),
-                                      ("bg-nores", NoResults, "no-results", 1)):
+                                      ("bg-nores", NoResults, "no-results", 1),
+                                      ("bg-esc", Escapes, "escapes", 0)):
         srv, url, cert = serve_fake_core(tmp, handler)
         try:
             ws, env = workspace(tmp, name, url, cert, notes)
@@ -203,6 +205,15 @@ def background(tmp):
                 check(not err, f"{name}: cortexd still answers: {res}")
             finally:
                 agent.close()
+            log = open(ws + ".cortexd.log", encoding="utf-8", errors="replace").read()
+            if key == "escapes":
+                check("key revoked" in log, f"{name}: cortexd logs the core's message: {log!r}")
+                bad = [c for c in log if (ord(c) < 32 and c != "\n") or 0x7f <= ord(c) < 0xa0]
+                check(not bad, f"{name}: cortexd's log holds no control character from the "
+                               f"core: {bad!r}")
+            else:
+                check("the core broke the protocol" in log,
+                      f"{name}: cortexd logs that the core broke the protocol: {log[-2000:]!r}")
         finally:
             srv.shutdown()
 
