@@ -5,7 +5,15 @@
  * cancellations at once), a worker serves the queue in order, and a warm-up
  * thread opens the store so that `initialize` never waits for it. The
  * protocol stream is moved to a private descriptor and fd 1 points at
- * stderr, so nothing but protocol messages can reach the client. */
+ * stderr, so nothing but protocol messages can reach the client.
+ *
+ * SIGTERM and SIGINT end the process within 2 s whatever the threads are
+ * doing: queued requests are dropped, the request in flight is asked to
+ * stop at its next progress point, and a watchdog ends the process with
+ * _exit(0) should a thread still be busy (blocked on a lock held by another
+ * process, a slow disk, a client that stopped reading) SHUTDOWN_GRACE_MS
+ * after the signal. Leaving that way is as safe as kill -9, which the store
+ * is built to survive: nothing acknowledged is lost. */
 #include "daemon.h"
 #include "maint.h"
 #include "mcp.h"
@@ -30,6 +38,7 @@
 
 #define VERSION "0.1.0"
 #define QUEUE_MAX_BYTES (64u * 1024 * 1024)
+#define SHUTDOWN_GRACE_MS 1500 /* after SIGTERM; the process ends within 2 s */
 
 typedef struct qitem {
     struct qitem *next;
@@ -55,6 +64,8 @@ static struct {
     bool maint_stop; /* under q_lock, signalled by maint_cond */
     pthread_cond_t maint_cond;
 } g = {.proto_fd = -1, .sig_pipe = {-1, -1}};
+
+static volatile sig_atomic_t signalled; /* set by on_signal, read without locks */
 
 static void write_line(void *ud, const char *json, size_t len) {
     (void)ud;
@@ -86,6 +97,7 @@ static void write_line(void *ud, const char *json, size_t len) {
 static void on_signal(int sig) {
     int saved = errno;
     char c = (char)sig;
+    signalled = 1;
     if (write(g.sig_pipe[1], &c, 1) < 0) { /* nothing to do */
     }
     errno = saved;
@@ -103,8 +115,18 @@ static void enqueue(const char *line, size_t len, bool oversize) {
     if (!oversize)
         memcpy(it->line, line, len);
     pthread_mutex_lock(&g.q_lock);
-    while (g.q_bytes > QUEUE_MAX_BYTES && !g.stop_now) /* back-pressure on the client */
-        pthread_cond_wait(&g.q_cond, &g.q_lock);
+    while (g.q_bytes > QUEUE_MAX_BYTES && !g.stop_now && !signalled) {
+        /* back-pressure on the client; a signal is noticed within 100 ms,
+         * so a stuck worker with a full queue cannot hide a SIGTERM */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&g.q_cond, &g.q_lock, &until);
+    }
     if (g.tail)
         g.tail->next = it;
     else
@@ -176,6 +198,17 @@ static void *warm(void *arg) {
     return NULL;
 }
 
+/* Started on SIGTERM/SIGINT: ends the process should the orderly shutdown
+ * not be over within SHUTDOWN_GRACE_MS. It writes nothing (stderr or the
+ * protocol stream may be a full pipe; the main thread has logged why). */
+static void *watchdog(void *arg) {
+    (void)arg;
+    struct timespec left = {SHUTDOWN_GRACE_MS / 1000, (SHUTDOWN_GRACE_MS % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+    }
+    _exit(0);
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: cortexd [OPTIONS]\n"
@@ -199,7 +232,8 @@ static void usage(FILE *f) {
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n"
             "\n"
-            "Exit status: 0 when the client closed the session or on SIGTERM/SIGINT;\n"
+            "Exit status: 0 when the client closed the session or on SIGTERM/SIGINT\n"
+            "(within 2 s: the request in flight is abandoned if it has not ended);\n"
             "1 when the workspace cannot be set up on a terminal (for an agent the\n"
             "failure is reported in every tool result instead); 2 on bad options;\n"
             "3 with --background when another background cortexd serves the workspace.\n");
@@ -345,6 +379,16 @@ int main(int argc, char **argv) {
     }
     cx_linereader_free(lr);
 
+    if (terminated) {
+        /* the watchdog first: even logging may block (a full stderr pipe,
+         * or the protocol stream's lock held by a worker stuck writing) */
+        pthread_t wd;
+        if (pthread_create(&wd, NULL, watchdog, NULL) == 0)
+            pthread_detach(wd);
+        else
+            _exit(0); /* no watchdog: do not risk waiting */
+        cx_mcp_abort(g.mcp);
+    }
     cx_mcp_shutdown(g.mcp);
     pthread_mutex_lock(&g.q_lock);
     g.closing = true;

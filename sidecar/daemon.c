@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -262,7 +263,20 @@ int cx_daemon_stop(const char *state_dir, unsigned wait_ms, pid_t *pid, bool *wa
 
 static volatile sig_atomic_t stop_sig;
 
+#define STOP_GRACE_US 1500000 /* SIGTERM ends the daemon within 2 s (see cortexd.c) */
+
+/* The orderly stop did not finish in time (a store locked by another
+ * process, a slow disk): leave as kill -9 would, which the store survives. */
+static void on_late(int sig) {
+    (void)sig;
+    _exit(0);
+}
+
 static void on_stop(int sig) {
+    if (!stop_sig) {
+        struct itimerval late = {.it_value = {STOP_GRACE_US / 1000000, STOP_GRACE_US % 1000000}};
+        setitimer(ITIMER_REAL, &late, NULL);
+    }
     stop_sig = sig;
 }
 
@@ -310,8 +324,10 @@ int cx_daemon_run(const cx_workspace *ws) {
         close(lock_fd);
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_stop};
+    struct sigaction sa = {.sa_handler = on_stop}, la = {.sa_handler = on_late};
     sigemptyset(&sa.sa_mask);
+    sigemptyset(&la.sa_mask);
+    sigaction(SIGALRM, &la, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);

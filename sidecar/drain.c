@@ -23,6 +23,9 @@ int cx_drain_push(cx_store *s, cx_client *c, const cx_drain_hooks *h, cx_drain_s
             continue;
         }
         st->retry_after_s = step.retry_after_s;
+        st->remote = step.remote;
+        st->status = step.status;
+        st->protocol = step.protocol;
         if (!h->retry || !h->retry(h->ud, true, r, step.retry_after_s))
             return r;
     }
@@ -44,6 +47,9 @@ int cx_drain_pull(cx_store *s, cx_client *c, const cx_drain_hooks *h, cx_drain_s
             continue;
         }
         st->retry_after_s = step.retry_after_s;
+        st->remote = step.remote;
+        st->status = step.status;
+        st->protocol = step.protocol;
         if (!h->retry || !h->retry(h->ud, false, r, step.retry_after_s))
             return r;
     }

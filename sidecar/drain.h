@@ -4,7 +4,8 @@
  * outbox batches until the outbox is empty; pull applies pages until the
  * core has no more. What to do with a failed step is the caller's: the
  * background thread gives up and backs off itself, `cortex sync` retries
- * transient failures until its deadline. */
+ * transient failures until its deadline. Neither loop can spin: a step that
+ * succeeds has moved something (engine.h requires progress of the core). */
 #pragma once
 
 #include "store/store.h"
@@ -31,6 +32,9 @@ typedef struct cx_drain_stats {
     size_t pulled;                        /* pull: changes applied */
     size_t skipped;                       /* pull: changes skipped as invalid (see cortex status) */
     long retry_after_s;                   /* of the step that failed last */
+    bool remote;   /* the step that failed last: the core or the network failed */
+    bool protocol; /* the step that failed last: the core broke the protocol */
+    long status;   /* the step that failed last: its last HTTP status (0 = none) */
 } cx_drain_stats;
 
 /* Pushes until the outbox is empty. 0, or the failed step's CX_E code

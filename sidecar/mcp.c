@@ -61,6 +61,7 @@ struct cx_mcp {
     int client_log_level;    /* CX_LOG_OFF until logging/setLevel */
     json_t *batch;           /* answers being collected for a batch, or NULL */
     atomic_bool stopping;    /* cx_mcp_shutdown() was called */
+    atomic_bool aborting;    /* cx_mcp_abort() was called */
 };
 
 /* One request being served. */
@@ -236,6 +237,11 @@ static int warm_progress(void *ud, size_t done, size_t total) {
 
 void cx_mcp_shutdown(cx_mcp *m) { atomic_store(&m->stopping, true); }
 
+void cx_mcp_abort(cx_mcp *m) {
+    atomic_store(&m->aborting, true);
+    atomic_store(&m->stopping, true);
+}
+
 /* The tools' session, opened on first need by whichever thread needs it
  * first (the warm-up thread, normally); NULL with the reason set. */
 static cx_session *get_session(cx_mcp *m) {
@@ -409,7 +415,7 @@ static void do_tools_list(req *r) {
 
 static int progress_cb(void *ud, size_t done, size_t total) {
     req *r = ud;
-    if (current_cancelled(r->m))
+    if (current_cancelled(r->m) || atomic_load(&r->m->aborting))
         return 1;
     if (r->progress_token && (done == total || done % 50 == 0)) {
         char msg[64];
@@ -469,7 +475,7 @@ static void do_tools_call(req *r) {
     if (rc == 0 && !sess)
         rc = CX_EIO;
     json_decref(empty);
-    if (rc == CX_ECANCELED || current_cancelled(m)) {
+    if (rc == CX_ECANCELED || current_cancelled(m) || atomic_load(&m->aborting)) {
         json_decref(out);
         return; /* a cancelled request is not answered */
     }

@@ -68,5 +68,10 @@ int cx_mcp_warm(cx_mcp *m);
  * answered as usual. */
 void cx_mcp_shutdown(cx_mcp *m);
 
+/* Thread-safe: the process was told to end (SIGTERM). As cx_mcp_shutdown,
+ * and the request in flight stops at its next progress point and is not
+ * answered. */
+void cx_mcp_abort(cx_mcp *m);
+
 /* The workspace once resolved (borrowed), else NULL. */
 const cx_workspace *cx_mcp_workspace(cx_mcp *m);

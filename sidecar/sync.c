@@ -34,6 +34,8 @@
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_CAP_MS 60000
 #define CONFIG_RETRY_MS 5000
+#define PROTOCOL_BASE_MS 10000   /* a core that broke the protocol: asked again after */
+#define PROTOCOL_CAP_MS 600000   /* 10 s, 20 s, … up to 10 min (with jitter) */
 
 static struct {
     pthread_mutex_t lock;
@@ -169,6 +171,19 @@ static void refresh_counts(cx_store *s) {
     json_decref(st);
 }
 
+/* The wait after the core broke the protocol (engine.h): exponential in
+ * `attempt`, capped, and never less than half its ceiling, so that a core
+ * that keeps answering the same broken page is asked a few times an hour,
+ * not many times a second. */
+static unsigned long protocol_backoff_ms(unsigned attempt, long retry_after_s) {
+    unsigned long ceil = PROTOCOL_BASE_MS;
+    for (unsigned i = 0; i < attempt && ceil < PROTOCOL_CAP_MS; i++)
+        ceil *= 2;
+    if (ceil > PROTOCOL_CAP_MS)
+        ceil = PROTOCOL_CAP_MS;
+    return ceil / 2 + cx_client_backoff_ms(0, ceil / 2, ceil / 2, retry_after_s);
+}
+
 static void *run(void *arg) {
     (void)arg;
     cx_session *sess = NULL;
@@ -247,8 +262,15 @@ static void *run(void *arg) {
         if (r == CX_ECANCELED)
             break;
         if (r) {
-            log_warn("sync: %s, retrying", cx_error_last());
             set_error(cx_error_last());
+            if (ds.protocol) {
+                unsigned long d = protocol_backoff_ms(attempt++, retry_after);
+                log_warn("sync: %s; asking again in %lu s", cx_error_last(), d / 1000);
+                if (nap(d))
+                    break;
+                continue;
+            }
+            log_warn("sync: %s, retrying", cx_error_last());
             unsigned long d = cx_client_backoff_ms(attempt++, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
                                                    retry_after);
             if (r == CX_EFAIL && d < CONFIG_RETRY_MS) {

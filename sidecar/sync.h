@@ -3,7 +3,9 @@
  * workspace has an upstream, takes the workspace's sync lock (flock on
  * .cortex/sync.lock; whoever holds it is the one process that syncs) and
  * then pushes the outbox whenever it has work and pulls every few seconds
- * (and right after a push), backing off with full jitter on failures. It
+ * (and right after a push), backing off with full jitter on failures, and
+ * for longer (10 s doubling up to 10 min) when the core broke the protocol
+ * (a pull that does not advance, a push answer without every result). It
  * uses its own store connection, so agents' tool calls never wait on it or
  * on the network. */
 #pragma once

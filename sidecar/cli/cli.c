@@ -45,12 +45,14 @@ static const struct optdef {
     [O_REBIND] = {"rebind", 0, false},
 };
 
+/* Messages carry details from a core, the store or the file system: they
+ * reach the terminal only through the sanitiser (output.h). */
 int cx_cli_fail(int rc, const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
     fputs("cortex: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cx_out_vprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     return rc;
@@ -61,7 +63,7 @@ int cx_cli_usage_error(const char *cmd, const char *fmt, ...) {
     fflush(stdout);
     fputs("cortex: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cx_out_vprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     if (cmd)

@@ -72,11 +72,14 @@ const char cx_cli_help_sync[] =
     "  --json             print the final sync state as JSON\n"
     "\n"
     "The workspace is bound to one team (see cortex remote): a key of another\n"
-    "team is refused before anything is pushed or pulled.\n"
+    "team is refused before anything is pushed or pulled. A core that breaks\n"
+    "the protocol (a pull that does not advance, a push answer without a\n"
+    "result for every op) ends the sync at once.\n"
     "\n"
-    "Exit status: 0 caught up, 3 store error, 4 no upstream or key configured,\n"
-    "the key is of another team than the workspace's, or the core could not be\n"
-    "reached or kept failing.\n";
+    "Exit status: 0 caught up, 1 the core refused the key (401, 403), 3 store\n"
+    "error, 4 no upstream or key configured, the key is of another team than\n"
+    "the workspace's, or the core could not be reached, kept failing, answered\n"
+    "more than a client takes or broke the protocol.\n";
 
 #define STALE_MS (60ull * 60 * 1000) /* a cache not pulled for an hour is stale */
 
@@ -426,8 +429,8 @@ static bool sync_retry(void *ud, bool push, int r, long retry_after) {
     unsigned long d = cx_client_backoff_ms(p->attempt++, 250, 10000, retry_after);
     if (cx_clock_now_ms() + d > p->deadline)
         return false;
-    fprintf(stderr, "cortex: %s failed: %s; retrying in %.1f s\n", push ? "push" : "pull",
-            cx_error_last(), (double)d / 1000.0);
+    cx_out_printf(stderr, "cortex: %s failed: %s; retrying in %.1f s\n", push ? "push" : "pull",
+                  cx_error_last(), (double)d / 1000.0);
     cx_clock_sleep_ms(d);
     return true;
 }
@@ -449,9 +452,9 @@ static void sync_step(void *ud, bool push, const cx_engine_step *st) {
     fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st->applied,
             st->applied == 1 ? "" : "s", (long long)cur);
     if (st->skipped)
-        fprintf(stderr, "cortex: skipped %zu pulled change%s, last %s: %s\n", st->skipped,
-                st->skipped == 1 ? "" : "s", st->last_skip_id[0] ? st->last_skip_id : "-",
-                st->last_skip);
+        cx_out_printf(stderr, "cortex: skipped %zu pulled change%s, last %s: %s\n", st->skipped,
+                      st->skipped == 1 ? "" : "s", st->last_skip_id[0] ? st->last_skip_id : "-",
+                      st->last_skip);
 }
 
 static uint64_t sync_deadline(void) {
@@ -475,6 +478,16 @@ static int team_recheck(ctx *c, const cx_upstream_who *who) {
     if (r < 0)
         return cx_cli_fail(RC_STORE, "cannot read the workspace's team: %s", cx_cli_engine_msg(r));
     return RC_OK;
+}
+
+/* The exit status of a failed drain, as cortex(1) documents it: 1 for a key
+ * or role the core refuses, 4 for anything else the core or the network did
+ * (unreachable, failing, an answer too large, a broken protocol), 3 for what
+ * the store did. */
+static int drain_rc(const cx_drain_stats *ds) {
+    if (!ds->remote)
+        return RC_STORE;
+    return ds->status == 401 || ds->status == 403 ? RC_NONE : RC_UPSTREAM;
 }
 
 int cx_cli_cmd_sync(ctx *c) {
@@ -517,15 +530,13 @@ int cx_cli_cmd_sync(ctx *c) {
         if ((rc = team_recheck(c, &who)) != RC_OK)
             goto out;
         if ((r = cx_drain_push(c->store, cl, &hooks, &ds)) != 0) {
-            rc = cx_cli_fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "push failed: %s",
-                      cx_cli_engine_msg(r));
+            rc = cx_cli_fail(drain_rc(&ds), "push failed: %s", cx_cli_engine_msg(r));
             goto out;
         }
         if ((rc = team_recheck(c, &who)) != RC_OK)
             goto out;
         if ((r = cx_drain_pull(c->store, cl, &hooks, &ds)) != 0) {
-            rc = cx_cli_fail(r == CX_EIO || r == CX_EFAIL ? RC_UPSTREAM : RC_STORE, "pull failed: %s",
-                      cx_cli_engine_msg(r));
+            rc = cx_cli_fail(drain_rc(&ds), "pull failed: %s", cx_cli_engine_msg(r));
             goto out;
         }
         cx_error_clear();

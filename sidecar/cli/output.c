@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -185,6 +186,29 @@ static void put_span(FILE *f, const char *s, size_t len, bool one_line) {
 void cx_out_text(FILE *f, const char *s, bool one_line) {
     if (s)
         put_span(f, s, strlen(s), one_line);
+}
+
+void cx_out_vprintf(FILE *f, const char *fmt, va_list ap) {
+    char small[1024], *big = NULL;
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    const char *text = small;
+    if (n >= (int)sizeof small && n < (1 << 20) && (big = malloc((size_t)n + 1))) {
+        vsnprintf(big, (size_t)n + 1, fmt, again);
+        text = big;
+    }
+    va_end(again);
+    if (n > 0)
+        put_span(f, text, strlen(text), false);
+    free(big);
+}
+
+void cx_out_printf(FILE *f, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    cx_out_vprintf(f, fmt, ap);
+    va_end(ap);
 }
 
 static const char MARK_OPEN[] = "\xC2\xAB", MARK_CLOSE[] = "\xC2\xBB"; /* « » */

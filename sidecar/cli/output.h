@@ -11,6 +11,7 @@
  * (except newline and tab) so an item cannot drive the terminal. */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,13 @@ cx_out_style cx_out_kind_style(const char *kind);
  * C1, invalid UTF-8) replaced by U+FFFD ("?" for invalid bytes). With
  * `one_line`, newlines and tabs become spaces too. NULL prints nothing. */
 void cx_out_text(FILE *f, const char *s, bool one_line);
+
+/* Formats like fprintf and writes the result as cx_out_text (newlines and
+ * tabs kept): for messages that carry text from a core or the store, such
+ * as an error detail. Styles cannot go through it (their escapes would be
+ * dropped). Past 1 MiB the message is cut. */
+void cx_out_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cx_out_vprintf(FILE *f, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Writes a search snippet on one line: the «…» match markers become bold
  * when colour is on and are kept as they are otherwise. */

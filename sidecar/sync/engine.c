@@ -10,6 +10,7 @@
 #include "util/error.h"
 #include "util/utf8.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,28 @@ static bool transient(long status) {
 }
 
 /* Maps an unexpected answer to CX_EIO / CX_EFAIL with a detail. */
-static int answer_error(const char *what, const cx_client_answer *a) {
+static int answer_error(const char *what, const cx_client_answer *a, cx_engine_step *st) {
+    st->remote = true;
     return cx_error_set(transient(a->status) ? CX_EIO : CX_EFAIL, "%s: HTTP %ld: %s", what,
                         a->status, cx_client_error_text(a));
+}
+
+/* A failure of the transport (the client's CX_E code, detail set). */
+static int transport_error(int r, cx_engine_step *st) {
+    st->remote = true;
+    return r;
+}
+
+/* The core answered in a way that cannot make progress (see engine.h). */
+__attribute__((format(printf, 2, 3))) static int protocol_error(cx_engine_step *st,
+                                                                const char *fmt, ...) {
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    st->remote = st->protocol = true;
+    return cx_error_set(CX_EFAIL, "the core broke the protocol: %s", why);
 }
 
 /* Uploads the blobs of the batch that the core lacks. */
@@ -44,20 +64,25 @@ static int upload_blobs(cx_store *s, cx_client *c, const json_t *blobs, cx_engin
         if (!dup && json_array_size(list) < MAX_MISSING)
             json_array_append(list, (json_t *)b);
     }
-    if ((r = cx_client_json(c, "POST", CX_ROUTE_BLOBS_MISSING, req, &a)))
+    if ((r = cx_client_json(c, "POST", CX_ROUTE_BLOBS_MISSING, req, &a))) {
+        r = transport_error(r, st);
         goto out;
+    }
     st->status = a.status;
     st->retry_after_s = a.retry_after_s;
     const json_t *missing = json_object_get(a.json, "missing");
     if (a.status != 200 || !json_is_array(missing)) {
-        r = answer_error("asking which blobs the core lacks", &a);
+        r = answer_error("asking which blobs the core lacks", &a, st);
         goto out;
     }
     json_array_foreach(missing, i, b) {
         const char *sha = json_string_value(b);
         char *data = NULL, path[96];
         size_t len = 0;
-        if (!cx_wire_sha_valid(sha))
+        bool asked = false; /* only what was asked about: the rest is not ours to read */
+        for (size_t k = 0; k < json_array_size(list) && !asked; k++)
+            asked = json_equal(json_array_get(list, k), b);
+        if (!asked || !cx_wire_sha_valid(sha))
             continue;
         if ((r = cx_blob_read(s, sha, &data, &len)))
             goto out;
@@ -65,10 +90,12 @@ static int upload_blobs(cx_store *s, cx_client *c, const json_t *blobs, cx_engin
         cx_client_answer p = {0};
         r = cx_client_request(c, "PUT", path, data, len, "application/octet-stream", &p);
         free(data);
-        if (r == 0 && p.status != 200 && p.status != 201) {
+        if (r)
+            r = transport_error(r, st);
+        else if (p.status != 200 && p.status != 201) {
             st->status = p.status;
             st->retry_after_s = p.retry_after_s;
-            r = answer_error("uploading a blob", &p);
+            r = answer_error("uploading a blob", &p, st);
         }
         cx_client_answer_clear(&p);
         if (r)
@@ -133,8 +160,10 @@ again:
         r = CX_ENOMEM;
         goto out;
     }
-    if ((r = cx_client_json(c, "POST", CX_ROUTE_PUSH, req, &a)))
+    if ((r = cx_client_json(c, "POST", CX_ROUTE_PUSH, req, &a))) {
+        r = transport_error(r, st);
         goto fail;
+    }
     st->status = a.status;
     st->retry_after_s = a.retry_after_s;
     if (a.status == 413) {
@@ -165,14 +194,24 @@ again:
         }
     }
     const json_t *results = json_object_get(a.json, "results");
-    if (a.status != 200 || !json_is_array(results)) {
-        r = a.status == 200 ? cx_error_set(CX_EIO, "the push answer has no results")
-                            : answer_error("push", &a);
+    if (a.status != 200) {
+        r = answer_error("push", &a, st);
+        goto fail;
+    }
+    if (!json_is_array(results)) {
+        r = protocol_error(st, "a push answer without \"results\"");
         goto fail;
     }
     st->sent = json_array_size(ops);
-    r = cx_outbox_ack(s, ops, results, &st->acked, &st->rejected);
+    if ((r = cx_outbox_ack(s, ops, results, &st->acked, &st->rejected)))
+        goto out;
     st->more = json_array_size(ops) >= max_ops;
+    if (st->acked + st->rejected < st->sent) {
+        /* ops without a result would be sent again, and again: no progress */
+        r = protocol_error(st, "the push answer has a result for %zu of the %zu ops sent",
+                           st->acked + st->rejected, st->sent);
+        goto fail;
+    }
     goto out;
 fail:
     if (r != CX_ECANCELED && r != CX_ENOMEM) {
@@ -201,8 +240,10 @@ again:
     char path[96];
     snprintf(path, sizeof path, CX_ROUTE_PULL "?since=%lld&limit=%d", (long long)cursor,
              PULL_LIMIT);
-    if ((r = cx_client_request(c, "GET", path, NULL, 0, NULL, &a)))
+    if ((r = cx_client_request(c, "GET", path, NULL, 0, NULL, &a))) {
+        r = transport_error(r, st);
         goto fail;
+    }
     st->status = a.status;
     st->retry_after_s = a.retry_after_s;
     if (a.status == 410 && !rebuilt) {
@@ -213,12 +254,30 @@ again:
         goto again;
     }
     if (a.status != 200) {
-        r = answer_error("pull", &a);
+        r = answer_error("pull", &a, st);
+        goto fail;
+    }
+    /* Progress: the cursor never moves back, and a page that says there
+     * is more must move it forward, or the next pull asks the same again. */
+    const json_t *jn = json_object_get(a.json, "next");
+    if (json_is_integer(jn) && json_integer_value(jn) < cursor) {
+        r = protocol_error(st, "the pull page's next (%lld) is behind the cursor (%lld)",
+                           (long long)json_integer_value(jn), (long long)cursor);
+        goto fail;
+    }
+    if (json_is_integer(jn) && json_is_true(json_object_get(a.json, "more")) &&
+        json_integer_value(jn) <= cursor) {
+        r = protocol_error(st, "the pull page says there is more but its next (%lld) does not "
+                               "pass the cursor (%lld)",
+                           (long long)json_integer_value(jn), (long long)cursor);
         goto fail;
     }
     cx_apply_result res;
-    if ((r = cx_apply_page(s, a.json, &res)))
+    if ((r = cx_apply_page(s, a.json, &res))) {
+        if (r == CX_EINVAL) /* the page's shape (apply.h): the core's fault */
+            r = protocol_error(st, "%s", cx_error_last());
         goto fail;
+    }
     st->more = res.more;
     st->applied = res.applied;
     st->skipped = res.skipped;

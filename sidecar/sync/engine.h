@@ -11,6 +11,18 @@
  * as the store returns them. Every failure is also recorded as the store's
  * sync.last_error and, for a push, on the ops of the batch.
  *
+ * Progress is required, so that a sync always ends: a pull page with
+ * "more": true whose "next" does not pass the cursor, a "next" behind the
+ * cursor, a page that is not {"changes", "next", "more"}, a push answered
+ * 200 without a result (applied, duplicate or rejected) for every op sent:
+ * each is a protocol error, CX_EFAIL with `protocol` set and a detail that
+ * begins "the core broke the protocol: ". Nothing of such a page is
+ * applied; the ops a broken push answer did acknowledge are.
+ *
+ * `remote` tells where a failure came from: the core or the network (set),
+ * or this machine (the store, memory: clear), so that `cortex sync` exits
+ * with the status cortex(1) documents for each.
+ *
  * A push the core refuses because of one op is not a failure: a 413 for a
  * batch of one op, or a 400 whose error message begins "ops[N]." (the core
  * checked op N against item.json and applied none of the batch) rejects
@@ -38,6 +50,8 @@ typedef struct cx_engine_step {
     bool more;          /* push: the outbox has more; pull: the core has more */
     long status;        /* the last HTTP status (0 = none) */
     long retry_after_s; /* from a 429 or 503 */
+    bool remote;        /* failed: the core or the network failed, not the store */
+    bool protocol;      /* failed: the core broke the protocol (see above) */
 } cx_engine_step;
 
 /* Pushes the oldest batch. st->sent == 0 when the outbox had nothing. */

@@ -63,7 +63,15 @@ int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
     int r = 0;
     cx_buf b;
     cx_buf_init(&b, max);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO or a device must never wait (a FIFO's open
+     * blocks until a writer comes); the type is checked on what was opened,
+     * so a path swapped after a check cannot slip a special file in. It has
+     * no effect on reading a regular file. O_NOCTTY: a terminal never
+     * becomes our controlling terminal. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 && errno == ENXIO) /* a socket, or a device with no driver */
+        return cx_error_set(CX_EINVAL, "%s is not a regular file; only regular files are read",
+                            path);
     if (fd < 0)
         return cx_error_set(errno == ENOENT ? CX_ENOTFOUND : CX_EIO, "cannot open %s: %s", path,
                             strerror(errno));
@@ -73,7 +81,13 @@ int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len) {
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        r = cx_error_set(CX_EINVAL, "%s is not a regular file", path);
+        r = cx_error_set(CX_EINVAL, "%s is not a regular file (%s); only regular files are read",
+                         path, S_ISFIFO(st.st_mode)   ? "a FIFO"
+                               : S_ISSOCK(st.st_mode) ? "a socket"
+                               : S_ISCHR(st.st_mode)  ? "a character device"
+                               : S_ISBLK(st.st_mode)  ? "a block device"
+                               : S_ISDIR(st.st_mode)  ? "a directory"
+                                                      : "a special file");
         goto out;
     }
     if ((unsigned long long)st.st_size > max) {

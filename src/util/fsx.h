@@ -15,7 +15,10 @@ int cx_fs_mkdir_p(const char *path, mode_t mode);
 /* Reads a whole regular file of at most `max` bytes into a malloc'd,
  * NUL-terminated buffer (*out, owned by the caller; *len excludes the NUL).
  * CX_ENOTFOUND, CX_ELIMIT (larger than max), CX_EINVAL (not a regular file),
- * CX_EIO. */
+ * CX_EIO. The one way a path named by a user, an agent or a config is read:
+ * it is opened without blocking (O_NONBLOCK | O_NOCTTY) and its type checked
+ * on the opened descriptor, so a FIFO, socket or device is refused at once
+ * and never waited on. */
 int cx_fs_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* Writes data to path through a new temporary file in the same directory

@@ -56,9 +56,15 @@ static void logv(cx_log_level level, const char *fmt, va_list ap) {
         return;
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    for (char *p = msg; *p; p++) /* one event per line */
-        if (*p == '\n' || *p == '\r')
+    /* One event per line, and nothing that drives a terminal: messages
+     * carry text from elsewhere (a core's error message, a path), so
+     * control characters (C0, DEL, and C1 encoded in UTF-8) become spaces. */
+    for (unsigned char *p = (unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            p[0] = p[1] = ' ';
+    }
     if (level >= stderr_level) {
         struct timespec ts;
         struct tm tm;

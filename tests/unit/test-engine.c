@@ -5,10 +5,16 @@
  * with 400 "ops[N]. …" rejects op N with the core's message, succeeds with
  * rejected = 1, and the next push carries the rest; a 400 that names no op
  * of the batch (no prefix, an index past it) stays a failure and rejects
- * nothing. And cx_engine_refused_op, the reading of that prefix. */
+ * nothing. And cx_engine_refused_op, the reading of that prefix. And the
+ * progress rule: a push answered without a result for every op, a pull page
+ * with more and a next that does not pass the cursor, a next behind it, a
+ * page of the wrong shape are protocol errors (CX_EFAIL, `protocol` and
+ * `remote` set) that apply nothing of the page; a refusal or an unreachable
+ * core is `remote` without `protocol`. */
 #include "test.h"
 
 #include "store/apply.h"
+#include "store/kv.h"
 #include "store/outbox.h"
 #include "store/store.h"
 #include "sync/client.h"
@@ -43,6 +49,10 @@ typedef struct core {
     int status[MAX_SCRIPT];
     const char *message[MAX_SCRIPT];
     int nscript;
+    const char *body[MAX_SCRIPT];  /* with status 200: this push answer, as it is */
+    const char *pages[MAX_SCRIPT]; /* the pull answers (200), in order; 404 past them */
+    int npages;
+    atomic_int pulls;       /* pulls answered */
     atomic_int pushes;      /* pushes answered */
     json_t *last_ops;       /* the ops of the last push (the thread's until joined) */
     pthread_mutex_t mu;
@@ -93,6 +103,14 @@ static void serve_one(core *c, int fd, char *buf) {
     size_t len = 0, at = 0;
     if (read_request(fd, buf, MAX_REQ, &len, &at) != 0)
         return;
+    if (strncmp(buf, "GET /v1/sync/pull?", 18) == 0) {
+        int k = atomic_fetch_add(&c->pulls, 1);
+        if (k < c->npages)
+            answer(fd, 200, c->pages[k]);
+        else
+            answer(fd, 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no page\"}}");
+        return;
+    }
     if (strncmp(buf, "POST /v1/sync/push ", 19) != 0) {
         answer(fd, 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"not found\"}}");
         return;
@@ -106,7 +124,9 @@ static void serve_one(core *c, int fd, char *buf) {
     pthread_mutex_unlock(&c->mu);
     char *text = NULL;
     int status = 200;
-    if (i < c->nscript && c->status[i] != 200) {
+    if (i < c->nscript && c->status[i] == 200 && c->body[i]) {
+        text = strdup(c->body[i]);
+    } else if (i < c->nscript && c->status[i] != 200) {
         status = c->status[i];
         json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "bad_request", "message",
                               c->message[i]);
@@ -356,6 +376,107 @@ out:
     core_stop(&c);
 }
 
+/* A push answer without a result for every op sent: a protocol error; the
+ * ops it did answer are acknowledged, the others stay to push. */
+static void test_push_without_results(void) {
+    core c = {.status = {200, 200}, .body = {"{\"results\":[]}", NULL}, .nscript = 2};
+    CX_CHECK(core_start(&c) == 0);
+    cx_store *s = with_notes("no-results", 2);
+    cx_client *cl = client_for(&c);
+    if (!s || !cl)
+        goto out;
+    cx_engine_step st;
+    cx_error_clear();
+    CX_CHECK_INT(cx_engine_push(s, cl, &st), CX_EFAIL);
+    CX_CHECK(st.protocol && st.remote);
+    CX_CHECK(strstr(cx_error_last(), "the core broke the protocol: ") != NULL);
+    CX_CHECK(strstr(cx_error_last(), "0 of the 2 ops") != NULL);
+    CX_CHECK_INT(state_int(s, "backlog"), 2);
+    CX_CHECK_INT(state_int(s, "rejected"), 0);
+
+    /* a result for the first op only */
+    char before[120], first[40] = "";
+    outbox_ids(s, before, sizeof before);
+    sscanf(before, "%39[^,]", first);
+    char one[200];
+    snprintf(one, sizeof one, "{\"results\":[{\"op_id\":\"%s\",\"status\":\"applied\","
+             "\"seq\":7}]}", first);
+    c.body[1] = one;
+    cx_error_clear();
+    CX_CHECK_INT(cx_engine_push(s, cl, &st), CX_EFAIL);
+    CX_CHECK(st.protocol && st.remote);
+    CX_CHECK_INT(st.acked, 1);
+    CX_CHECK(strstr(cx_error_last(), "1 of the 2 ops") != NULL);
+    CX_CHECK_INT(state_int(s, "backlog"), 1);
+
+    CX_CHECK_OK(cx_engine_push(s, cl, &st)); /* past the script: every op applied */
+    CX_CHECK(!st.protocol);
+    CX_CHECK_INT(st.acked, 1);
+    CX_CHECK_INT(state_int(s, "backlog"), 0);
+out:
+    cx_client_free(cl);
+    cx_store_free(s);
+    core_stop(&c);
+}
+
+static long long cursor_of(cx_store *s) {
+    int64_t cur = -1;
+    CX_CHECK_OK(cx_kv_cursor(s, &cur));
+    return (long long)cur;
+}
+
+/* A pull must progress: the cursor never moves back, and a page with more
+ * moves it forward. Nothing of a broken page is applied. */
+static void test_pull_progress(void) {
+    core c = {.pages = {
+                  "{\"changes\":[],\"next\":5,\"more\":true}",   /* progress */
+                  "{\"changes\":[],\"next\":5,\"more\":true}",   /* the same next */
+                  "{\"changes\":[],\"next\":3,\"more\":false}",  /* backwards */
+                  "{\"changes\":[],\"next\":4,\"more\":true}",   /* backwards, more */
+                  "{\"changes\":{},\"next\":9,\"more\":false}",  /* not a page */
+                  "{\"changes\":[],\"next\":5,\"more\":false}",  /* caught up */
+              },
+              .npages = 6};
+    CX_CHECK(core_start(&c) == 0);
+    cx_store *s = with_notes("pull-progress", 0);
+    cx_client *cl = client_for(&c);
+    if (!s || !cl)
+        goto out;
+    cx_engine_step st;
+    CX_CHECK_OK(cx_engine_pull(s, cl, &st));
+    CX_CHECK(st.more && !st.protocol);
+    CX_CHECK_INT(cursor_of(s), 5);
+    for (int i = 0; i < 4; i++) {
+        cx_error_clear();
+        CX_CHECK_INT(cx_engine_pull(s, cl, &st), CX_EFAIL);
+        CX_CHECK(st.protocol && st.remote);
+        CX_CHECK(strstr(cx_error_last(), "the core broke the protocol: ") != NULL);
+        CX_CHECK_INT(cursor_of(s), 5);
+    }
+    CX_CHECK_OK(cx_engine_pull(s, cl, &st));
+    CX_CHECK(!st.more && !st.protocol);
+    CX_CHECK_INT(cursor_of(s), 5);
+
+    /* a refusal is the core's, not a protocol error; so is no answer */
+    cx_error_clear();
+    CX_CHECK_INT(cx_engine_pull(s, cl, &st), CX_EFAIL); /* 404 past the pages */
+    CX_CHECK(st.remote && !st.protocol);
+    cx_client_free(cl);
+    cl = NULL;
+    core_stop(&c);
+    cl = client_for(&c); /* the port is closed now */
+    cx_error_clear();
+    CX_CHECK_INT(cx_engine_pull(s, cl, &st), CX_EIO);
+    CX_CHECK(st.remote && !st.protocol);
+    cx_client_free(cl);
+    cx_store_free(s);
+    return;
+out:
+    cx_client_free(cl);
+    cx_store_free(s);
+    core_stop(&c);
+}
+
 int main(void) {
     root = cx_test_tmpdir();
     if (!root)
@@ -364,6 +485,8 @@ int main(void) {
     test_push_refused_op();
     test_push_refused_batch();
     test_push_refused_long();
+    test_push_without_results();
+    test_pull_progress();
     cx_test_rmrf(root);
     free(root);
     return cx_test_done();

@@ -14,7 +14,10 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 static void test_ulid(void) {
     char a[CX_ULID_LEN + 1], b[CX_ULID_LEN + 1];
@@ -141,6 +144,26 @@ static void test_fsx(void) {
     CX_CHECK_INT(cx_fs_read_file(missing, 100, &data, &len), CX_ENOTFOUND);
     CX_CHECK_INT(cx_fs_read_file(deep, 100, &data, &len), CX_EINVAL);
     CX_CHECK(data == NULL);
+
+    /* special files are refused at once, never waited on: a FIFO with no
+     * writer (a blocking open would hang here), a socket, a device */
+    char *fifo = cx_fs_join(dir, "fifo");
+    CX_CHECK(mkfifo(fifo, 0600) == 0);
+    CX_CHECK_INT(cx_fs_read_file(fifo, 100, &data, &len), CX_EINVAL);
+    CX_CHECK(data == NULL && strstr(cx_error_last(), "not a regular file") != NULL);
+    char *sock = cx_fs_join(dir, "sock");
+    int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    CX_CHECK(sfd >= 0 && bind(sfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CX_CHECK_INT(cx_fs_read_file(sock, 100, &data, &len), CX_EINVAL);
+    CX_CHECK(data == NULL);
+    if (sfd >= 0)
+        close(sfd);
+    CX_CHECK_INT(cx_fs_read_file("/dev/zero", 100, &data, &len), CX_EINVAL);
+    CX_CHECK(data == NULL);
+    free(sock);
+    free(fifo);
 
     /* a file in the way of mkdir -p */
     char *blocked = cx_fs_join(file, "sub");
