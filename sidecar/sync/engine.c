@@ -317,8 +317,9 @@ int cx_engine_whoami(cx_client *c, cx_upstream_who *out, long *status) {
         return r;
     *status = a.status;
     if (a.status != 200 || !json_is_object(a.json)) {
+        cx_engine_step st = {0}; /* whoami reports no step: only the error */
         r = a.status == 200 ? cx_error_set(CX_EFAIL, "the core's /v1/info answer is not an object")
-                            : answer_error("asking the core who the key is", &a);
+                            : answer_error("asking the core who the key is", &a, &st);
         goto out;
     }
     cx_upstream_who w = {0};
