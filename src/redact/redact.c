@@ -870,6 +870,18 @@ static int attempt(scan *sc, size_t r, size_t h) {
         if (rc < 0)
             return rc;
     }
+    /* A key body's keyword (MII, MIG, ...) is mostly a word (migrate):
+     * only a run of base64 that starts there is worth the regex. */
+    if (rule->flags & CX_REDACT_KEY_BODY) {
+        bool run = h + 40 <= sc->len && (h == 0 || b64_value((unsigned char)sc->text[h - 1]) < 0);
+        for (size_t i = h; run && i < h + 40; i++)
+            run = b64_value((unsigned char)sc->text[i]) >= 0;
+        if (!run) {
+            if (sc->floor[r] < h + 1)
+                sc->floor[r] = h + 1;
+            return 0;
+        }
+    }
     pcre2_set_offset_limit(sc->mctx, h);
     while (start <= h) {
         int rc = E.jit[r] ? pcre2_jit_match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
@@ -1248,7 +1260,22 @@ static int escape_view(const char *t, size_t n, view *v) {
 #define HALF_MIN 8
 #define HALF_MAX 512
 
-/* The join view: each two adjacent lines that are one word each, joined. */
+/* What a key's half is made of (letters, digits, the base64 and token
+ * punctuation): a line of code (a brace, a call, a string) is not one. */
+static const bool key_char[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['_'] = 1, ['-'] = 1,
+    ['+'] = 1, ['/'] = 1, ['='] = 1, ['.'] = 1, ['~'] = 1,
+};
+
+/* The join view: each two adjacent lines that are one word each (of
+ * key_char, '=' only at its end), joined. */
 static int join_view(const char *t, size_t n, view *v) {
     size_t pa = 0, pz = 0;
     bool prev = false;
@@ -1260,9 +1287,12 @@ static int join_view(const char *t, size_t n, view *v) {
             a++;
         while (z > a && (t[z - 1] == ' ' || t[z - 1] == '\t' || t[z - 1] == '\r'))
             z--;
-        bool word = z - a >= HALF_MIN && z - a <= HALF_MAX;
-        for (size_t i = a; word && i < z; i++)
-            word = !is_space((unsigned char)t[i]);
+        bool word = z - a >= HALF_MIN && z - a <= HALF_MAX, pad = false;
+        for (size_t i = a; word && i < z; i++) {
+            /* '=' only as base64 padding: NAME=value is an assignment */
+            word = key_char[(unsigned char)t[i]] && (!pad || t[i] == '=');
+            pad |= t[i] == '=';
+        }
         if (word && prev) {
             if (view_reserve(v, (pz - pa) + (z - a) + 2))
                 return CX_ENOMEM;
