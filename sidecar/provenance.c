@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Provenance capture and staleness checks over libgit2 (see provenance.h):
  * path normalisation and confinement to the workspace, blob ids of working
- * tree files behind a stat cache, HEAD and remote lookup, and credential
- * stripping of remote URLs. */
+ * tree files behind a stat cache, HEAD and remote lookup, credential
+ * stripping of remote URLs, and redaction of every text captured (remote,
+ * branch, paths: a token in a branch name or a file name is no safer than
+ * one in a note; the store redacts the provenance again). */
 #include "provenance.h"
 
 #include "gitlib.h"
+#include "redact/redact.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -677,6 +680,19 @@ static int set_str(json_t *obj, const char *key, const char *val) {
     return json_object_set_new(obj, key, json_string(val)) == 0 ? 0 : CX_ENOMEM;
 }
 
+/* set_str for a text (a remote, a branch, a path): redacted first. Sets
+ * *redacted (may be NULL) when something was. */
+static int set_text(json_t *obj, const char *key, const char *val, bool *redacted) {
+    char *clean = NULL;
+    int r = cx_redact_text(val, strlen(val), &clean, NULL, NULL);
+    if (r == 0)
+        r = set_str(obj, key, clean ? clean : val);
+    if (redacted)
+        *redacted = clean != NULL;
+    free(clean);
+    return r;
+}
+
 /* branch and head of HEAD into obj. */
 static int capture_head(cx_prov *p, json_t *obj) {
     git_reference *head = NULL;
@@ -687,7 +703,7 @@ static int capture_head(cx_prov *p, json_t *obj) {
         const char *target = p->git->reference_symbolic_target(head);
         if (target && strncmp(target, "refs/heads/", 11) == 0)
             target += 11;
-        if (target && (r = set_str(obj, "branch", target)) != 0)
+        if (target && (r = set_text(obj, "branch", target, NULL)) != 0)
             goto out;
     }
     git_oid oid;
@@ -706,11 +722,19 @@ out:
     return r;
 }
 
+/* A file's entry. A path that held a secret is recorded redacted, with
+ * "redacted": true and no state: it names no file any more, so it is never
+ * checked for staleness. */
 static int file_entry(const char *path, const state *s, json_t **out) {
     json_t *f = json_object();
     if (!f)
         return CX_ENOMEM;
-    int r = set_str(f, "path", path);
+    bool redacted = false;
+    int r = set_text(f, "path", path, &redacted);
+    if (r == 0 && redacted) {
+        r = json_object_set_new(f, "redacted", json_true()) ? CX_ENOMEM : 0;
+        goto out;
+    }
     switch (s->kind) {
     case ST_BLOB:
         r = r ? r : set_str(f, "blob", s->blob);
@@ -731,6 +755,7 @@ static int file_entry(const char *path, const state *s, json_t **out) {
         r = r ? r : (json_object_set_new(f, "outside", json_true()) ? CX_ENOMEM : 0);
         break;
     }
+out:
     if (r != 0 || !json_object_get(f, "path")) {
         json_decref(f);
         f = NULL; /* a path JSON cannot carry is left out */
@@ -757,7 +782,7 @@ int cx_prov_capture(cx_prov *p, const cx_strv *files, json_t **out) {
     }
     if ((r = remotes_refresh(p)) != 0)
         goto out;
-    if (p->n_remotes > 0 && (r = set_str(obj, "remote", p->remotes[0].url)) != 0)
+    if (p->n_remotes > 0 && (r = set_text(obj, "remote", p->remotes[0].url, NULL)) != 0)
         goto out;
     if ((r = capture_head(p, obj)) != 0)
         goto out;

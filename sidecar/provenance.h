@@ -13,7 +13,11 @@
  *                 {"path": "docs",    "directory": true},
  *                 {"path": "fifo",    "special": true},   never opened
  *                 {"path": "secret",  "unreadable": true},
- *                 {"path": "../x",    "outside": true}]}   never read
+ *                 {"path": "../x",    "outside": true},   never read
+ *                 {"path": "[REDACTED:github-pat]/x", "redacted": true}]}
+ *
+ * Every text in it (remote, branch, paths) is redacted (src/redact): a
+ * path that held a secret keeps no state and is never checked.
  *
  * Paths are relative to the workspace root (which is the repository's work
  * tree), normalised ("./a//b/" → "a/b") and de-duplicated; an absolute path

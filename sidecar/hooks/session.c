@@ -11,9 +11,11 @@
  * were decided meanwhile) and "digested_ms" (when the last digest was made).
  * sessions/.last-digest.json ({"at_ms", "draft_id", "session_id"}) records
  * the workspace's last digest, for a stop whose session never had a
- * session-start. A session id is used as a file name only when it is made
- * of [A-Za-z0-9._-] and does not start with '.', else a hash names it, so
- * no id can reach outside the directory or collide with the dotfile.
+ * session-start. The session id is redacted as it is read (a hook's input
+ * is as untrusted as a note: a token in it would land in these files), and
+ * a file is named "s-" and a sha-256 prefix of the redacted id, never the
+ * id itself: no id can reach outside the directory, collide with the
+ * dotfile, or put a secret in a file name.
  *
  * Which observations belong to a session: kind observation, visibility
  * shared, author this workspace's user, created at or after the session's
@@ -27,6 +29,8 @@
  * checked between steps so that a hook returns within about a second. */
 #include "hook.h"
 
+#include "redact/redact.h"
+#include "store/blob.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -109,41 +113,30 @@ static void read_input(hook *h, FILE *in) {
     }
     h->input = root;
     const char *sid = cx_hook_jstr(root, "session_id");
+    char *clean = NULL;
+    if (sid && *sid && cx_redact_text(sid, strlen(sid), &clean, NULL, NULL) != 0) {
+        cx_hook_say(h, "cannot redact the session id (%s), ignoring it", cx_error_last());
+        sid = NULL;
+    } else if (clean) { /* the input holds the redacted id from now on */
+        if (json_object_set_new(root, "session_id", json_string(clean)) != 0)
+            json_object_del(root, "session_id");
+        free(clean);
+        sid = cx_hook_jstr(root, "session_id");
+    }
     h->session_id = sid && *sid ? sid : NULL;
 out:
     cx_buf_free(&b);
 }
 
-static uint64_t fnv1a(const char *s, uint64_t seed) {
-    uint64_t x = seed;
-    for (; *s; s++) {
-        x ^= (unsigned char)*s;
-        x *= 0x100000001b3ull;
-    }
-    return x;
-}
-
-/* The file name stem for a session id: the id itself when it is made of
- * [A-Za-z0-9._-], at most SID_MAX bytes and does not start with '.', else
- * "h-" and a hash of it. */
+/* The file name stem for a session id: "s-" and the first 32 hex digits of
+ * the sha-256 of the (redacted) id; "" for none. */
 static void sanitise_sid(const char *id, char out[SID_MAX + 1]) {
     out[0] = '\0';
     if (!id || !*id)
         return;
-    size_t n = strlen(id);
-    bool ok = n <= SID_MAX && id[0] != '.';
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = id[i];
-        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-             c == '.' || c == '_' || c == '-';
-    }
-    if (ok) {
-        memcpy(out, id, n + 1);
-        return;
-    }
-    snprintf(out, SID_MAX + 1, "h-%016llx%016llx",
-             (unsigned long long)fnv1a(id, 0xcbf29ce484222325ull),
-             (unsigned long long)fnv1a(id, 0x84222325cbf29ce4ull));
+    char hex[65];
+    cx_blob_sha256(id, strlen(id), hex);
+    snprintf(out, SID_MAX + 1, "s-%.32s", hex);
 }
 
 static bool exists_at(const char *dir, const char *name, bool want_file) {

@@ -726,6 +726,123 @@ static bool accept_match(const scan *sc, size_t r, size_t s, size_t e, size_t ks
     return true;
 }
 
+/* ---- Private key bodies without armour --------------------------------- */
+
+static int b64_value(unsigned char c) {
+    if (is_upper(c))
+        return c - 'A';
+    if (is_lower(c))
+        return c - 'a' + 26;
+    if (is_digit(c))
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+static bool is_b64(unsigned char c) { return b64_value(c) >= 0 || c == '='; }
+
+/* Do these bytes start a private key? A DER SEQUENCE whose first member is
+ * INTEGER 0 (PKCS#1 RSA and DSA, PKCS#8) or INTEGER 1 followed by an OCTET
+ * STRING or a SEQUENCE (SEC1 EC, PKCS#8 v2), or an encrypted PKCS#8 key
+ * (a SEQUENCE of a PKCS#5 or PKCS#12 encryption algorithm), or OpenSSH's
+ * "openssh-key-v1" format. A certificate, a public key or a CSR starts
+ * with a SEQUENCE inside the SEQUENCE instead, and is not taken. */
+static bool key_der(const unsigned char *d, size_t n) {
+    static const char openssh[] = "openssh-key-v1";
+    if (n >= sizeof openssh && memcmp(d, openssh, sizeof openssh) == 0)
+        return true;
+    if (n < 8 || d[0] != 0x30)
+        return false;
+    size_t i = d[1] < 0x80 ? 2 : d[1] >= 0x81 && d[1] <= 0x83 ? 2u + (d[1] & 0x7f) : 0;
+    if (i == 0 || n < i + 4)
+        return false;
+    const unsigned char *m = d + i;
+    if (m[0] == 0x02 && m[1] == 0x01 && m[2] == 0x00)
+        return true;
+    if (m[0] == 0x02 && m[1] == 0x01 && m[2] == 0x01 && (m[3] == 0x04 || m[3] == 0x30))
+        return true;
+    /* EncryptedPrivateKeyInfo: SEQUENCE { SEQUENCE { OID 1.2.840.113549.1.5.x
+     * (PKCS#5) or 1.2.840.113549.1.12.x (PKCS#12 PBE), ... }, ... } */
+    static const unsigned char rsadsi[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01};
+    if (m[0] != 0x30)
+        return false;
+    size_t j = m[1] < 0x80 ? 2 : m[1] == 0x81 ? 3 : m[1] == 0x82 ? 4 : 0;
+    if (j == 0 || n < i + j + 2 + sizeof rsadsi + 1 || m[j] != 0x06)
+        return false;
+    const unsigned char *oid = m + j + 2;
+    return memcmp(oid, rsadsi, sizeof rsadsi) == 0 && (oid[7] == 0x05 || oid[7] == 0x0c);
+}
+
+/* The end of the private key body that starts at text[s] in the run of
+ * base64 lines [s, e), or s when it is no key. The lines are the base64
+ * runs between blanks, newlines and escaped newlines (\n in JSON). A body
+ * has one line width: the lines from the second on have the width of the
+ * second, except a last, shorter one (or one ending in '=' padding); the
+ * run stops where that breaks, so that a word on the next line is not
+ * taken for key material. At least 60 base64 characters, the length of
+ * the shortest key (an Ed25519 PKCS#8 key). */
+static size_t key_body_end(const char *t, size_t s, size_t e) {
+    size_t i = s, end = s, nseg = 0, first = 0, width = 0, total = 0;
+    while (i < e) {
+        size_t a = i;
+        while (i < e && is_b64((unsigned char)t[i]))
+            i++;
+        size_t w = i - a;
+        if (w == 0)
+            break;
+        bool padded = t[i - 1] == '=', last = padded;
+        nseg++;
+        if (nseg == 1) {
+            first = w;
+        } else if (nseg == 2 && w > first) {
+            width = w; /* the first line is short: "KEY=" or an indent before it */
+        } else if (nseg == 2) {
+            width = w;
+            if (w < first) {
+                /* a two-line body's short last line, or a word after a
+                 * one-line body: only a long or padded line is key */
+                if (w < 16 && !padded)
+                    break;
+                last = true;
+            }
+        } else if (w > width) {
+            break;
+        } else if (w < width) {
+            last = true;
+        }
+        end = i;
+        total += w;
+        if (last)
+            break;
+        while (i < e) {
+            if (t[i] == ' ' || t[i] == '\t' || t[i] == '\r' || t[i] == '\n')
+                i++;
+            else if (t[i] == '\\' && i + 1 < e && (t[i + 1] == 'n' || t[i + 1] == 'r'))
+                i += 2;
+            else
+                break;
+        }
+    }
+    if (total < 60)
+        return s;
+    /* Decode the start of the first line (at least 40 characters: 30 bytes). */
+    unsigned char d[48];
+    size_t nd = 0;
+    uint32_t acc = 0;
+    for (size_t k = 0; k < first && k < 64; k++) {
+        int v = b64_value((unsigned char)t[s + k]);
+        if (v < 0)
+            break;
+        acc = acc << 6 | (uint32_t)v;
+        if (k % 4 == 3) {
+            d[nd++] = (unsigned char)(acc >> 16);
+            d[nd++] = (unsigned char)(acc >> 8);
+            d[nd++] = (unsigned char)acc;
+            acc = 0;
+        }
+    }
+    return key_der(d, nd) ? end : s;
+}
+
 static int add_candidate(scan *sc, size_t r, size_t s, size_t e) {
     if (sc->ncand == sc->capcand) {
         size_t cap = sc->capcand ? sc->capcand * 2 : 16;
@@ -753,6 +870,18 @@ static int attempt(scan *sc, size_t r, size_t h) {
         if (rc < 0)
             return rc;
     }
+    /* A key body's keyword (MII, MIG, ...) is mostly a word (migrate):
+     * only a run of base64 that starts there is worth the regex. */
+    if (rule->flags & CX_REDACT_KEY_BODY) {
+        bool run = h + 40 <= sc->len && (h == 0 || b64_value((unsigned char)sc->text[h - 1]) < 0);
+        for (size_t i = h; run && i < h + 40; i++)
+            run = b64_value((unsigned char)sc->text[i]) >= 0;
+        if (!run) {
+            if (sc->floor[r] < h + 1)
+                sc->floor[r] = h + 1;
+            return 0;
+        }
+    }
     pcre2_set_offset_limit(sc->mctx, h);
     while (start <= h) {
         int rc = E.jit[r] ? pcre2_jit_match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
@@ -772,10 +901,14 @@ static int attempt(scan *sc, size_t r, size_t h) {
         size_t ms = ov[0], me = ov[1];
         size_t s = ov[2 * rule->group], e = ov[2 * rule->group + 1];
         size_t ks = ov[2 * rule->key_group], ke = ov[2 * rule->key_group + 1];
+        if (s != PCRE2_UNSET && e > s && (rule->flags & CX_REDACT_KEY_BODY))
+            e = key_body_end(sc->text, s, e);
         if (s != PCRE2_UNSET && e > s && accept_match(sc, r, s, e, ks, ke)) {
             int ar = add_candidate(sc, r, s, e);
             if (ar < 0)
                 return ar;
+            if (rule->flags & CX_REDACT_KEY_BODY)
+                me = e; /* the lines after the body are text again */
             sc->floor[r] = me > ms ? me : ms + 1;
             if (sc->floor[r] > h)
                 return 0;
@@ -870,10 +1003,60 @@ static int by_rule_start(const void *a, const void *b) {
 /* Resolves the candidates into non-overlapping matches sorted by start,
  * an earlier rule winning an overlap: each rule's candidates (sorted, not
  * overlapping one another) are merged into what earlier rules kept. */
+/* Lays the matches found in decoded views (v, resolved among themselves)
+ * over the text's own (m): a view's match never removes nor stretches one
+ * of the text's; it is added where it overlaps none of them. (A view's
+ * match that overlaps one is the same secret seen twice, or a word on the
+ * next line that a pattern without an end would run into.) Both lists are
+ * freed; *out is the result, sorted by start. */
+static int merge_views(cx_redact_match *m, size_t nm, cx_redact_match *v, size_t nv,
+                       cx_redact_match **out, size_t *n) {
+    if (nv == 0) {
+        free(v);
+        *out = m;
+        *n = nm;
+        return 0;
+    }
+    cx_redact_match *res = malloc((nm + nv) * sizeof *res);
+    if (!res) {
+        free(m), free(v);
+        return cx_error_set(CX_ENOMEM, "out of memory for redaction matches");
+    }
+    size_t k = 0, i = 0, j = 0;
+    for (size_t x = 0; x < nv; x++) {
+        while (j < nm && m[j].end <= v[x].start)
+            j++;
+        if (j < nm && m[j].start < v[x].end)
+            continue;
+        while (i < nm && m[i].start < v[x].start)
+            res[k++] = m[i++];
+        res[k++] = v[x];
+    }
+    while (i < nm)
+        res[k++] = m[i++];
+    free(m);
+    free(v);
+    *out = res;
+    *n = k;
+    return 0;
+}
+
 static int resolve(scan *sc, cx_redact_match **out, size_t *n) {
     size_t nc = sc->ncand;
     cx_redact_match *c = sc->cand;
     qsort(c, nc, sizeof *c, by_rule_start);
+    /* One rule's candidates overlap only in a decoded view (two joined
+     * line pairs of one key body): their union. */
+    size_t w = 0;
+    for (size_t k = 0; k < nc; k++) {
+        if (w > 0 && c[w - 1].rule == c[k].rule && c[k].start < c[w - 1].end) {
+            if (c[k].end > c[w - 1].end)
+                c[w - 1].end = c[k].end;
+            continue;
+        }
+        c[w++] = c[k];
+    }
+    nc = sc->ncand = w;
     cx_redact_match *acc = malloc(nc * sizeof *acc), *tmp = malloc(nc * sizeof *tmp);
     if (!acc || !tmp) {
         free(acc), free(tmp);
@@ -908,6 +1091,276 @@ static int resolve(scan *sc, cx_redact_match **out, size_t *n) {
     return 0;
 }
 
+/* ---- Decoded views ------------------------------------------------------
+ * A secret can hide behind an encoding that no pattern sees through: URL
+ * encoding (postgres%3A%2F%2Fuser%3Apw%40host), JSON escapes
+ * (gh\u0070_...), or a line break in the middle of a key. A view is a text
+ * made of decoded pieces of the original, each byte knowing the span of
+ * the original it came from; the view is scanned like any text, and a
+ * match in it redacts the span it came from. Views are built only where
+ * their trigger occurs (an escape; two adjacent one-word lines), so a text
+ * without them costs a memchr for '%' and '\\' and a look at each line. */
+
+/* A decoded view: len bytes, and for view byte i the original span
+ * [from[i], to[i]); from[i] == NO_SPAN for the separators between pieces,
+ * which no match may cross. */
+#define NO_SPAN UINT32_MAX
+typedef struct view {
+    char *buf;
+    uint32_t *from, *to;
+    size_t len, cap;
+} view;
+
+static void view_free(view *v) {
+    free(v->buf);
+    free(v->from);
+    free(v->to);
+}
+
+/* Makes room for k more bytes. */
+static int view_reserve(view *v, size_t k) {
+    if (v->cap - v->len < k) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        while (cap - v->len < k)
+            cap *= 2;
+        char *b = realloc(v->buf, cap);
+        if (b)
+            v->buf = b;
+        uint32_t *f = b ? realloc(v->from, cap * sizeof *f) : NULL;
+        if (f)
+            v->from = f;
+        uint32_t *t = f ? realloc(v->to, cap * sizeof *t) : NULL;
+        if (!t)
+            return cx_error_set(CX_ENOMEM, "out of memory for a decoded view");
+        v->to = t;
+        v->cap = cap;
+    }
+    return 0;
+}
+
+static int view_put(view *v, char c, uint32_t from, uint32_t to) {
+    if (v->len == v->cap && view_reserve(v, 1))
+        return CX_ENOMEM;
+    v->buf[v->len] = c;
+    v->from[v->len] = from;
+    v->to[v->len] = to;
+    v->len++;
+    return 0;
+}
+
+/* Appends t[a, z) as it is; the room is reserved. */
+static void view_copy(view *v, const char *t, size_t a, size_t z) {
+    memcpy(v->buf + v->len, t + a, z - a);
+    for (size_t i = a; i < z; i++, v->len++) {
+        v->from[v->len] = (uint32_t)i;
+        v->to[v->len] = (uint32_t)i + 1;
+    }
+}
+
+/* Two newlines between pieces: no rule's match crosses a blank line. */
+static int view_separate(view *v) {
+    int r = view_put(v, '\n', NO_SPAN, NO_SPAN);
+    return r ? r : view_put(v, '\n', NO_SPAN, NO_SPAN);
+}
+
+static int hex_value(unsigned char c) {
+    if (is_digit(c))
+        return c - '0';
+    c = (unsigned char)to_lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The escape at t[i]: its length (0: none) and the byte it stands for.
+ * %XX (URL encoding); \u00XX below 0x80 and \/ (JSON). Other JSON escapes
+ * (\n, \", \\) are left: the rules read them as they are. */
+static size_t escape_at(const char *t, size_t n, size_t i, unsigned char *b) {
+    const unsigned char *u = (const unsigned char *)t;
+    if (u[i] == '%' && i + 2 < n && hex_value(u[i + 1]) >= 0 && hex_value(u[i + 2]) >= 0) {
+        *b = (unsigned char)(hex_value(u[i + 1]) << 4 | hex_value(u[i + 2]));
+        return 3;
+    }
+    if (u[i] != '\\' || i + 1 >= n)
+        return 0;
+    if (u[i + 1] == '/') {
+        *b = '/';
+        return 2;
+    }
+    if (u[i + 1] == 'u' && i + 5 < n && u[i + 2] == '0' && u[i + 3] == '0' &&
+        hex_value(u[i + 4]) >= 0 && hex_value(u[i + 4]) < 8 && hex_value(u[i + 5]) >= 0) {
+        *b = (unsigned char)(hex_value(u[i + 4]) << 4 | hex_value(u[i + 5]));
+        return 6;
+    }
+    return 0;
+}
+
+static bool is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Appends t[a, z) with its escapes decoded, then a separator. */
+static int view_decode(view *v, const char *t, size_t n, size_t a, size_t z) {
+    for (size_t i = a; i < z;) {
+        unsigned char b;
+        size_t k = escape_at(t, n, i, &b);
+        if (k == 0 || i + k > z) {
+            b = (unsigned char)t[i];
+            k = 1;
+        }
+        int r = view_put(v, (char)b, (uint32_t)i, (uint32_t)(i + k));
+        if (r)
+            return r;
+        i += k;
+    }
+    return view_separate(v);
+}
+
+/* How far around an escape its word is decoded: a long word (a line of
+ * minified JSON) is decoded in windows, not whole. Longer than any secret
+ * an escape hides in practice. */
+#define ESCAPE_WINDOW 4096
+
+/* The escape view: every word (a run of non-blanks) that holds an escape,
+ * decoded. */
+static int escape_view(const char *t, size_t n, view *v) {
+    const char *pct = memchr(t, '%', n), *bsl = memchr(t, '\\', n);
+    size_t ra = 0, rz = 0; /* the open piece [ra, rz) */
+    bool open = false;
+    int r = 0;
+    while (pct || bsl) {
+        const char *p = !bsl || (pct && pct < bsl) ? pct : bsl;
+        size_t at = (size_t)(p - t);
+        unsigned char b;
+        if (escape_at(t, n, at, &b)) {
+            if (!open || at >= rz) {
+                if (open && (r = view_decode(v, t, n, ra, rz)))
+                    return r;
+                size_t floor = open ? rz : 0;
+                ra = at;
+                while (ra > floor && at - ra < ESCAPE_WINDOW && !is_space((unsigned char)t[ra - 1]))
+                    ra--;
+                rz = at;
+                open = true;
+            }
+            /* the piece runs to the end of the word, or a window past the escape */
+            while (rz < n && rz < at + ESCAPE_WINDOW && !is_space((unsigned char)t[rz]))
+                rz++;
+        }
+        const char *next = t + (open && rz > at + 1 ? rz : at + 1);
+        size_t left = (size_t)(t + n - next);
+        if (p == pct || (pct && pct < next))
+            pct = left ? memchr(next, '%', left) : NULL;
+        if (p == bsl || (bsl && bsl < next))
+            bsl = left ? memchr(next, '\\', left) : NULL;
+    }
+    return open ? view_decode(v, t, n, ra, rz) : 0;
+}
+
+/* A key split over two lines: each half alone on its line (blanks around
+ * it aside), of this many bytes. */
+#define HALF_MIN 8
+#define HALF_MAX 512
+
+/* What a key's half is made of (letters, digits, the base64 and token
+ * punctuation): a line of code (a brace, a call, a string) is not one. */
+static const bool key_char[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['_'] = 1, ['-'] = 1,
+    ['+'] = 1, ['/'] = 1, ['='] = 1, ['.'] = 1, ['~'] = 1,
+};
+
+/* The join view: each two adjacent lines that are one word each (of
+ * key_char, '=' only at its end), joined. */
+static int join_view(const char *t, size_t n, view *v) {
+    size_t pa = 0, pz = 0;
+    bool prev = false;
+    for (size_t ls = 0; ls < n;) {
+        const char *nl = memchr(t + ls, '\n', n - ls);
+        size_t le = nl ? (size_t)(nl - t) : n;
+        size_t a = ls, z = le;
+        while (a < z && (t[a] == ' ' || t[a] == '\t'))
+            a++;
+        while (z > a && (t[z - 1] == ' ' || t[z - 1] == '\t' || t[z - 1] == '\r'))
+            z--;
+        bool word = z - a >= HALF_MIN && z - a <= HALF_MAX, pad = false;
+        for (size_t i = a; word && i < z; i++) {
+            /* '=' only as base64 padding: NAME=value is an assignment */
+            word = key_char[(unsigned char)t[i]] && (!pad || t[i] == '=');
+            pad |= t[i] == '=';
+        }
+        if (word && prev) {
+            if (view_reserve(v, (pz - pa) + (z - a) + 2))
+                return CX_ENOMEM;
+            view_copy(v, t, pa, pz);
+            view_copy(v, t, a, z);
+            int r = view_separate(v);
+            if (r)
+                return r;
+        }
+        prev = word;
+        pa = a;
+        pz = z;
+        ls = le + 1;
+    }
+    return 0;
+}
+
+static void scan_init(scan *s, const char *text, size_t len) {
+    s->text = text;
+    s->len = len;
+    memset(s->floor, 0, E.nrules * sizeof s->floor[0]);
+    s->cand = NULL;
+    s->ncand = s->capcand = 0;
+    s->gctx = NULL;
+    s->mctx = NULL;
+    s->md = NULL;
+}
+
+/* Scans view v and adds its matches to sc, as spans of sc's text. A match
+ * may not cross a separator; in the join view it must cross the line
+ * break (a match on one line alone is the text's own scan's). */
+static int scan_view(scan *sc, const view *v, bool joined) {
+    if (v->len == 0)
+        return 0;
+    scan vs;
+    scan_init(&vs, v->buf, v->len);
+    int rc = scan_text(&vs);
+    for (size_t k = 0; rc == 0 && k < vs.ncand; k++) {
+        size_t a = vs.cand[k].start, z = vs.cand[k].end;
+        bool whole = true;
+        for (size_t i = a; whole && i < z; i++)
+            whole = v->from[i] != NO_SPAN;
+        if (!whole)
+            continue;
+        size_t from = v->from[a], to = v->to[z - 1];
+        if (joined && !memchr(sc->text + from, '\n', to - from))
+            continue;
+        rc = add_candidate(sc, vs.cand[k].rule, from, to);
+    }
+    scan_done(&vs);
+    return rc;
+}
+
+/* The decoded views of sc's text, scanned. */
+static int scan_views(scan *sc) { /* sc: the text, collecting the views' candidates */
+    view v = {0};
+    int rc = escape_view(sc->text, sc->len, &v);
+    if (rc == 0)
+        rc = scan_view(sc, &v, false);
+    v.len = 0;
+    if (rc == 0)
+        rc = join_view(sc->text, sc->len, &v);
+    if (rc == 0)
+        rc = scan_view(sc, &v, true);
+    view_free(&v);
+    return rc;
+}
+
 int cx_redact_find(const char *text, size_t len, cx_redact_match **out, size_t *n) {
     assert(out && n && (text || len == 0));
     int rc = cx_redact_init();
@@ -918,26 +1371,29 @@ int cx_redact_find(const char *text, size_t len, cx_redact_match **out, size_t *
                             len, (size_t)CX_REDACT_MAX_TEXT);
     /* The scan state is on the stack: a call that finds nothing allocates
      * nothing. */
-    scan s;
-    s.text = text;
-    s.len = len;
-    memset(s.floor, 0, E.nrules * sizeof s.floor[0]);
-    s.cand = NULL;
-    s.ncand = s.capcand = 0;
-    s.gctx = NULL;
-    s.mctx = NULL;
-    s.md = NULL;
+    scan s, vs;
+    scan_init(&s, text, len);
+    scan_init(&vs, text, len);
 
-    cx_redact_match *m = NULL;
-    size_t nm = 0;
+    cx_redact_match *m = NULL, *vm = NULL;
+    size_t nm = 0, nvm = 0;
     rc = scan_text(&s);
+    if (rc == 0)
+        rc = scan_views(&vs);
     if (rc == 0 && s.ncand)
         rc = resolve(&s, &m, &nm);
+    if (rc == 0 && vs.ncand)
+        rc = resolve(&vs, &vm, &nvm);
+    if (rc == 0)
+        rc = merge_views(m, nm, vm, nvm, &m, &nm);
+    else
+        free(m), free(vm);
     if (rc == 0) {
         *out = m;
         *n = nm;
     }
     scan_done(&s);
+    scan_done(&vs);
     return rc;
 }
 

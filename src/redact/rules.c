@@ -70,6 +70,25 @@ const cx_redact_rule cx_redact_rules[] = {
                    "|(?:" PEM_SPACE "{1,8}+(?:[A-Za-z0-9+/]{16,128}+={0,2}|[A-Za-z0-9+/]{0,15}+={1,2}))++)",
         .keywords = "=-----BEGIN",
     },
+    /* The body of a private key pasted without its armour lines: base64
+     * lines that start like DER of a private key (30 82 .. 02 01 00 is
+     * "MII..AIBA") or OpenSSH's key format ("b3BlbnNzaC1rZXktdjE" is
+     * "openssh-key-v1"). The pattern only finds the run of lines; the
+     * engine decodes its start and keeps it only for key material (so a
+     * certificate's body, a hash or other base64 is left alone). */
+    {
+        .id = "private-key-body",
+        .description = "Base64 body of a private key without its BEGIN/END lines (PKCS#1, SEC1, "
+                       "PKCS#8, encrypted PKCS#8, OpenSSH)",
+        .pattern = "(?<![A-Za-z0-9+/])(?:M[A-Z]|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{38,8192}+={0,2}"
+                   "(?:[ \t]{0,8}+(?:\r?\n|\\r?\\n)[ \t]{0,16}+[A-Za-z0-9+/]{2,8192}+={0,2}){0,400}+"
+                   "(?![A-Za-z0-9+/=])",
+        /* DER of a private key starts 30 82 (MII), 30 81 (MIG, MIH) or,
+         * for the short ones, 30 77 02 01 01 04 (SEC1 P-256) or 30 2E/47
+         * 02 01 00 30 (Ed25519, X25519, Ed448 PKCS#8). */
+        .keywords = "=MII|=MIG|=MIH|=MHcCAQEE|=MC4CAQAw|=MEcCAQAw|=MEYCAQAw|=b3BlbnNzaC1rZXktdjE",
+        .flags = CX_REDACT_KEY_BODY,
+    },
     {
         .id = "aws-access-key-id",
         .description = "AWS access key id (AKIA, ASIA, ABIA, ACCA, A3T...)",

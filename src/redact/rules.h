@@ -14,6 +14,12 @@ enum {
      * it must also look like a secret, not a word, a path, a URL, a
      * dotted identifier or an environment variable name (see redact.c). */
     CX_REDACT_GENERIC = 1u << 0,
+    /* The match is a run of base64 lines that may be a private key's body
+     * without its BEGIN/END armour: the engine decodes its first bytes and
+     * keeps it only when they start a private key (a PKCS#1, SEC1 or
+     * PKCS#8 structure, or OpenSSH's "openssh-key-v1"), and cuts the run
+     * where its lines stop having one width (see redact.c). */
+    CX_REDACT_KEY_BODY = 1u << 1,
 };
 
 typedef struct cx_redact_rule {

@@ -266,7 +266,7 @@ static int publish_tx(cx_store *s, void *ud) {
  * obvious credential file. The strings are owned by `held`. */
 typedef struct clean_publish {
     cx_publish p;
-    char *title, *data, *tagbuf[CX_STORE_MAX_TAGS];
+    char *title, *data, *name, *source_path, *subcortex, *tagbuf[CX_STORE_MAX_TAGS];
     const char *tagv[CX_STORE_MAX_TAGS];
     cx_redact_report rep;
 } clean_publish;
@@ -274,13 +274,24 @@ typedef struct clean_publish {
 static void clean_publish_free(clean_publish *c) {
     free(c->title);
     free(c->data);
+    free(c->name);
+    free(c->source_path);
+    free(c->subcortex);
     for (size_t i = 0; i < CX_STORE_MAX_TAGS; i++)
         free(c->tagbuf[i]);
 }
 
 static int clean_publish_init(clean_publish *c, const cx_publish *in) {
     c->p = *in;
+    /* the name is the artifact's title: redacted like one, and so are the
+     * path it came from and the subcortex */
     int r = cx_item_redact(in->title, &c->title, &c->p.title, &c->rep);
+    if (r == 0)
+        r = cx_item_redact(in->name, &c->name, &c->p.name, &c->rep);
+    if (r == 0)
+        r = cx_item_redact(in->source_path, &c->source_path, &c->p.source_path, &c->rep);
+    if (r == 0)
+        r = cx_item_redact(in->subcortex, &c->subcortex, &c->p.subcortex, &c->rep);
     if (r)
         return r;
     if (in->tags.n <= CX_STORE_MAX_TAGS) {
@@ -299,7 +310,7 @@ static int clean_publish_init(clean_publish *c, const cx_publish *in) {
         return cx_error_set(CX_EINVAL,
                             "refused to store '%s': it is %s, and credentials are never stored; "
                             "publish a template without the secrets instead",
-                            in->source_path ? in->source_path : in->name, why);
+                            c->p.source_path ? c->p.source_path : c->p.name, why);
     if (!text)
         return 0;
     size_t len = 0;

@@ -14,3 +14,7 @@
  * file is absent, CX_EIO when its content does not hash to its name (a
  * damaged blob is never served). */
 int cx_blob_read(cx_store *s, const char *sha, char **data, size_t *len);
+
+/* Lower-case hex sha-256 of data into out[65]: a blob's name, and a name
+ * for anything that must not be its own file name (a hook's session id). */
+void cx_blob_sha256(const void *data, size_t len, char out[65]);

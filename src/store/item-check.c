@@ -3,9 +3,14 @@
  * characters), tags, subcortexes, lists of paths or ids, visibility,
  * actors, provenance and ids, each failure naming the field and the limit.
  * The limits are the wire's (proto/wire.h). Redaction comes first, in the
- * write paths (item.c). */
+ * write paths (item.c, blob.c): every text, subcortex, tag, path and the
+ * provenance is checked as redacted, so a secret becomes a marker
+ * ("[REDACTED:<rule>]") that these checks accept like any text (none of
+ * them limits the characters of a subcortex or a tag); a value that is too
+ * long only once its secret became a marker is refused and says so. */
 #include "store/store-internal.h"
 
+#include "redact/redact.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -25,7 +30,9 @@ int cx_item_check_text(const char *field, const char *v, size_t max, bool requir
     }
     size_t n = strlen(v);
     if (n > max)
-        return cx_error_set(CX_ELIMIT, "%s is %zu bytes; the limit is %zu bytes", field, n, max);
+        return cx_error_set(CX_ELIMIT, "%s is %zu bytes%s; the limit is %zu bytes", field, n,
+                            strstr(v, CX_REDACT_PREFIX) ? " once the secret in it was redacted" : "",
+                            max);
     size_t bad = cx_utf8_valid_prefix(v, n);
     if (bad != n)
         return cx_error_set(CX_EINVAL, "%s is not valid UTF-8 (bad byte at offset %zu)", field,

@@ -132,9 +132,12 @@ static int push_item(cx_store *s, const char *id, const char *visibility) {
 
 typedef struct clean_note {
     cx_note note;              /* the caller's note with redacted strings */
-    char *title, *body;        /* owned redacted copies, or NULL */
+    char *title, *body, *subcortex; /* owned redacted copies, or NULL */
     char *tagbuf[CX_STORE_MAX_TAGS];
     const char *tagv[CX_STORE_MAX_TAGS];
+    char *filebuf[CX_STORE_MAX_FILES];
+    const char *filev[CX_STORE_MAX_FILES];
+    json_t *provenance;        /* a redacted copy, or NULL */
     cx_redact_report rep;
 } clean_note;
 
@@ -153,25 +156,52 @@ int cx_item_redact(const char *in, char **owned, const char **use, cx_redact_rep
 static void clean_note_free(clean_note *c) {
     free(c->title);
     free(c->body);
-    c->title = c->body = NULL;
+    free(c->subcortex);
+    c->title = c->body = c->subcortex = NULL;
     for (size_t i = 0; i < CX_STORE_MAX_TAGS; i++) {
         free(c->tagbuf[i]);
         c->tagbuf[i] = NULL;
     }
+    for (size_t i = 0; i < CX_STORE_MAX_FILES; i++) {
+        free(c->filebuf[i]);
+        c->filebuf[i] = NULL;
+    }
+    json_decref(c->provenance);
+    c->provenance = NULL;
 }
 
-/* c->note becomes `in` with title, body and tags redacted (tags beyond the
- * limit are left for validation to refuse). */
+/* Redacts a list of strings (at most max; a longer list is left for
+ * validation to refuse) into buf/v, and points *l at the result. */
+static int redact_list(cx_strv *l, size_t max, char **buf, const char **v, cx_redact_report *rep) {
+    if (l->n > max)
+        return 0;
+    int r = 0;
+    for (size_t i = 0; i < l->n && r == 0; i++)
+        r = cx_item_redact(l->v[i], &buf[i], &v[i], rep);
+    *l = (cx_strv){.v = v, .n = l->n};
+    return r;
+}
+
+/* c->note becomes `in` with every text redacted: title, body, subcortex,
+ * tags, files and the provenance (remote, branch, paths: every string in
+ * it). Evidence and visibility are held to strict forms by validation. */
 static int clean_note_init(clean_note *c, const cx_note *in) {
     memset(c, 0, sizeof *c);
     c->note = *in;
     int r = cx_item_redact(in->title, &c->title, &c->note.title, &c->rep);
     if (r == 0)
         r = cx_item_redact(in->body, &c->body, &c->note.body, &c->rep);
-    if (r == 0 && in->tags.n <= CX_STORE_MAX_TAGS) {
-        for (size_t i = 0; i < in->tags.n && r == 0; i++)
-            r = cx_item_redact(in->tags.v[i], &c->tagbuf[i], &c->tagv[i], &c->rep);
-        c->note.tags = (cx_strv){.v = c->tagv, .n = in->tags.n};
+    if (r == 0)
+        r = cx_item_redact(in->subcortex, &c->subcortex, &c->note.subcortex, &c->rep);
+    if (r == 0)
+        r = redact_list(&c->note.tags, CX_STORE_MAX_TAGS, c->tagbuf, c->tagv, &c->rep);
+    if (r == 0)
+        r = redact_list(&c->note.files, CX_STORE_MAX_FILES, c->filebuf, c->filev, &c->rep);
+    if (r == 0 && json_is_object(in->provenance)) {
+        if (!(c->provenance = json_deep_copy(in->provenance)))
+            r = CX_ENOMEM;
+        else if ((r = cx_redact_json(c->provenance, NULL, &c->rep)) == 0)
+            c->note.provenance = c->provenance;
     }
     if (r)
         clean_note_free(c);

@@ -213,8 +213,7 @@ int cx_item_check_subcortex(const char *field, const char *v, const char **out);
 
 /* ---- blobs (blob.c) ---- */
 
-/* Lower-case hex sha-256 of data into out[65]. */
-void cx_blob_sha256(const void *data, size_t len, char out[65]);
+/* cx_blob_sha256: in store/blob.h. */
 
 /* Makes sure blobs/<aa>/<sha> holds the content (written atomically when
  * absent). */

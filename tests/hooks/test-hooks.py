@@ -18,6 +18,7 @@ $HOOK_DRIVER (tests/hooks/hook-driver.c, which calls cx_hook_run() as the
 CLI does, and lets budgets below the CLI's minimum of 50 tokens be tried;
 HOOK_VIA=driver forces it). Prints "N passed, N failed"; exits 1 on failure.
 """
+import hashlib
 import json
 import os
 import re
@@ -149,6 +150,13 @@ class Workspace:
         return r
 
 
+def session_file(ws, sid):
+    """A session's state file: named by a sha-256 prefix of its (redacted)
+    id, never by the id itself."""
+    name = "s-" + hashlib.sha256(sid.encode()).hexdigest()[:32] + ".json"
+    return os.path.join(ws.root, ".cortex", "sessions", name)
+
+
 def briefing(r):
     """The additionalContext of a session-start answer, checking its shape."""
     try:
@@ -227,15 +235,15 @@ def test_session_start(ws, sid):
           "a draft sent back is listed with the reviewer's reason", d)
     check(theirs not in md, "someone else's draft is not", md)
 
-    sess = os.path.join(ws.root, ".cortex", "sessions", sid + ".json")
+    sess = session_file(ws, sid)
     try:
         with open(sess) as f:
             rec = json.load(f)
         check(rec.get("session_id") == sid and isinstance(rec.get("started_ms"), int)
               and re.match(r"^\d{4}-\d\d-\d\dT", rec.get("started_at", "")),
-              "the session start is recorded in .cortex/sessions/<id>.json", rec)
+              "the session start is recorded in .cortex/sessions/s-<sha-256 of the id>.json", rec)
     except (OSError, ValueError) as e:
-        check(False, "the session start is recorded in .cortex/sessions/<id>.json", e)
+        check(False, "the session start is recorded in .cortex/sessions/s-<sha-256 of the id>.json", e)
 
     # session files older than 7 days are pruned; a resumed session keeps its start
     sdir = os.path.join(ws.root, ".cortex", "sessions")
@@ -328,7 +336,7 @@ def test_stop(ws, sid):
     check(sorted(dg.get("files", [])) == ["src/lexer.c", "src/parser.c"],
           "files: the union of the observations' files", dg.get("files"))
     check(dg.get("author") == "tester", "the digest is by the workspace's user", dg.get("author"))
-    with open(os.path.join(ws.root, ".cortex", "sessions", sid + ".json")) as f:
+    with open(session_file(ws, sid)) as f:
         check(json.load(f).get("draft_id") == dg["id"], "the session file records the draft id")
 
     # nothing new: nothing happens

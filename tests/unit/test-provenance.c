@@ -206,6 +206,41 @@ static void test_strip_url(void) {
     }
 }
 
+/* A token in a branch name, a remote's path or a file's path is redacted
+ * at capture; the redacted path keeps no state and is never stale. */
+static void test_redacted(void) {
+    const char *ghp = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A7B";
+    char branch[96], file[96], url[160];
+    snprintf(branch, sizeof branch, "feat/%s", ghp);
+    snprintf(file, sizeof file, "notes-%s.md", ghp);
+    snprintf(url, sizeof url, "https://example.com/org/%s.git", ghp);
+    char *d = new_repo("tokens", branch);
+    write_at(d, file, "about the deploy\n");
+    write_at(d, "a.c", "int a;\n");
+    RUN(d, "git", "add", "-A");
+    RUN(d, "git", "commit", "-q", "-m", "first");
+    RUN(d, "git", "remote", "add", "origin", url);
+    cx_workspace *ws = NULL;
+    cx_prov *p = open_prov(d, &ws);
+    const char *files[] = {file, "a.c"};
+    json_t *prov = capture(p, files, 2);
+    char *dump = prov ? json_dumps(prov, JSON_COMPACT) : NULL;
+    CX_CHECK(dump && !strstr(dump, ghp + 4));
+    free(dump);
+    CX_CHECK_STR(sget(prov, "branch"), "feat/[REDACTED:github-pat]");
+    CX_CHECK_STR(sget(prov, "remote"), "https://example.com/org/[REDACTED:github-pat].git");
+    json_t *f = file_of(prov, "notes-[REDACTED:github-pat].md");
+    CX_CHECK(json_is_true(json_object_get(f, "redacted")) && !json_object_get(f, "blob"));
+    CX_CHECK(sget(file_of(prov, "a.c"), "blob") != NULL);
+    CX_CHECK_STR(changed(p, prov), "");
+    write_at(d, file, "changed\n");
+    CX_CHECK_STR(changed(p, prov), ""); /* it names no file any more */
+    json_decref(prov);
+    cx_prov_free(p);
+    cx_workspace_free(ws);
+    free(d);
+}
+
 int main(void) {
     setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
     setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
@@ -225,6 +260,7 @@ int main(void) {
     uint64_t t0 = cx_clock_mono_ns();
 
     test_strip_url();
+    test_redacted();
 
     /* The files for the cost measurement, made first: their stat must be
      * over two seconds old before the cache trusts it (see RACY_NS). */

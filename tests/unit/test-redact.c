@@ -2,7 +2,8 @@
 /* Unit tests for src/redact: every rule against its fixtures
  * (fixtures/redact/cases.json, the first argument), overlap resolution,
  * idempotence, reports, credential files, text detection, binary and large
- * inputs, and concurrent use. */
+ * inputs, concurrent use, and the decoded views (URL encoding, JSON
+ * escapes, a key split over two lines: the "decoded" fixtures). */
 #include "test.h"
 
 #include <jansson.h>
@@ -595,6 +596,96 @@ static void test_item(void) {
     json_decref(a);
 }
 
+/* The decoding passes: each positive loses every part of its secret to the
+ * named rule's marker, and only the encoded span (the text around it stays
+ * byte for byte where no match reached); each negative is left alone. */
+static void test_decoded(json_t *decoded) {
+    const char *pass;
+    json_t *c;
+    size_t npass = 0;
+    json_object_foreach(decoded, pass, c) {
+        npass++;
+        check_case(json_array_size(json_object_get(c, "positive")) >= 3, ">= 3 positives", pass,
+                   "", NULL);
+        check_case(json_array_size(json_object_get(c, "negative")) >= 3, ">= 3 negatives", pass,
+                   "", NULL);
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(c, "positive"), i, p) {
+            const char *text = json_string_value(json_object_get(p, "text"));
+            const char *rule = json_string_value(json_object_get(p, "rule"));
+            check_case(text && rule && rule_index(rule) != SIZE_MAX, "a case names a rule", pass,
+                       text ? text : "", NULL);
+            if (!text || !rule)
+                continue;
+            char marker[128];
+            snprintf(marker, sizeof marker, "%s%s]", CX_REDACT_PREFIX, rule);
+            char *out = redact(text);
+            check_case(out && strstr(out, marker), "the rule's marker is there", pass, text, out);
+            size_t k;
+            json_t *part;
+            json_array_foreach(json_object_get(p, "parts"), k, part) {
+                const char *sec = json_string_value(part);
+                check_case(sec && strstr(text, sec), "the part is in the text", pass, text, NULL);
+                check_case(out && sec && !strstr(out, sec), "the part is gone", pass, text, out);
+            }
+            if (out) {
+                char *again = redact(out);
+                check_case(again == NULL, "a redacted text redacts to itself", pass, out, again);
+                free(again);
+            }
+            free(out);
+        }
+        json_array_foreach(json_object_get(c, "negative"), i, p) {
+            const char *text = json_string_value(p);
+            char *out = redact(text ? text : "");
+            check_case(text && out == NULL, "a negative is unchanged", pass, text ? text : "", out);
+            free(out);
+        }
+    }
+    CX_CHECK_INT(npass, 3);
+}
+
+/* The views map a match back to exactly the encoded span: the words around
+ * it, other escapes and other lines are kept. */
+static void test_decoded_spans(void) {
+    /* %67 is 'g': the whole token goes, the query around it stays */
+    const char *t = "GET /x?a=%20b&q=%67hp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A7B&page=2 done";
+    char *out = redact(t);
+    CX_CHECK_STR(out, "GET /x?a=%20b&q=[REDACTED:github-pat]&page=2 done");
+    free(out);
+    /* a JSON \u escape at the start of the key */
+    out = redact("{\"a\": \"x\\n\", \"k\": \"\\u0041KIAQYLPMN2ZSHX4KW7E\"}");
+    CX_CHECK_STR(out, "{\"a\": \"x\\n\", \"k\": \"[REDACTED:aws-access-key-id]\"}");
+    free(out);
+    /* a key over two lines becomes one marker; the lines around stay */
+    out = redact("before line\n  ghp_aB3dE5fG7hJ9kL1mN3\n  pQ5rS7tU9vW1xY3z5A7B\nafter line");
+    CX_CHECK_STR(out, "before line\n  [REDACTED:github-pat]\nafter line");
+    free(out);
+    /* two halves that are each too short to be words are not joined */
+    out = redact("ghp_aB3\ndE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A7B");
+    CX_CHECK(out == NULL);
+    free(out);
+    /* a long word with an escape deep inside: decoded in a window */
+    size_t n = 200000;
+    char *big = malloc(n + 64);
+    memset(big, 'a', n);
+    memcpy(big + n - 60, "/%67hp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A7B/", 47);
+    big[n - 13] = '\0';
+    out = redact(big);
+    CX_CHECK(out && strstr(out, "[REDACTED:github-pat]") && !strstr(out, "hp_aB3dE5"));
+    free(out);
+    free(big);
+    /* a key body: the word on the line after it is not key material */
+    const char *body =
+        "MHcCAQEEIL58lTGz8LwZlFR49eahzZY/XoP447Nmy8ku7OslaoZ/oAoGCCqGSM49\n"
+        "AwEHoUQDQgAEb64q8MNCCmYu/kji4zQqtdhC0zSNe/j1LCSsWaF+ee7Q1U4LsTud\n"
+        "6XxkD9XgYggA7HB/rLRyJ6hyRw6mYuWaoA==\nDone\n";
+    out = redact(body);
+    CX_CHECK_STR(out, "[REDACTED:private-key-body]\nDone\n");
+    free(out);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test-redact fixtures/redact/cases.json\n");
@@ -620,6 +711,9 @@ int main(int argc, char **argv) {
     test_large();
     test_threads(rules);
     test_item();
+    CX_CHECK(json_is_object(json_object_get(root, "decoded")));
+    test_decoded(json_object_get(root, "decoded"));
+    test_decoded_spans();
     json_decref(root);
     return cx_test_done();
 }

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 #include <sqlite3.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1010,6 +1011,108 @@ static void test_budget_and_version(void) {
     CX_CHECK(v && v[0] == '3' && v[1] == '.');
 }
 
+/* Files under `dir` whose bytes hold `needle` (nftw has no user pointer). */
+static const char *leak_needle;
+static int leak_count;
+static int leak_visit(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)ftw;
+    if (type != FTW_F || !S_ISREG(st->st_mode))
+        return 0;
+    char *data = NULL;
+    size_t len = 0;
+    if (cx_fs_read_file(path, (size_t)1 << 30, &data, &len) == 0 &&
+        memmem(data, len, leak_needle, strlen(leak_needle))) {
+        fprintf(stderr, "  secret found in %s\n", path);
+        leak_count++;
+    }
+    free(data);
+    return 0;
+}
+
+static int leaks(const char *dir, const char *needle) {
+    leak_needle = needle;
+    leak_count = 0;
+    nftw(dir, leak_visit, 16, FTW_PHYS);
+    return leak_count;
+}
+
+/* Every text a caller writes is redacted before it is stored: the
+ * subcortex, tags, files, the provenance (remote, branch, paths) of
+ * observations and drafts, an artifact's name, source path and subcortex;
+ * the markers pass validation; no secret is anywhere in the store's files
+ * (database, WAL, blobs), the outbox included. */
+static void test_redacted_fields(void) {
+    cx_store *s = fresh("redacted-fields");
+    if (!s)
+        return;
+    const char *akia = "AKIAQYLPMN2ZSHX4KW7E";
+    const char *ghp = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A7B";
+    char sub[64], tag[80], file[128], branch[128], remote[160], name[128], path[128];
+    snprintf(sub, sizeof sub, "sub-%s", akia);
+    snprintf(tag, sizeof tag, "tag-%s", ghp);
+    snprintf(file, sizeof file, "notes/%s.md", ghp);
+    snprintf(branch, sizeof branch, "feat/%s", ghp);
+    snprintf(remote, sizeof remote, "https://example.com/org/%s.git", ghp);
+    snprintf(name, sizeof name, "deploy notes %s", ghp);
+    snprintf(path, sizeof path, "scripts/%s/deploy.sh", akia);
+    const char *tags[] = {tag, "plain"};
+    const char *files[] = {file, "src/a.c"};
+    json_t *prov = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "remote", remote, "branch",
+                             branch, "head", "3f2c1e9a7b8d6c5e4f3a2b1c0d9e8f7a6b5c4d3e", "files",
+                             "path", file, "blob", "3f2c1e9a7b8d6c5e4f3a2b1c0d9e8f7a6b5c4d3e");
+    cx_note n = {.body = "a note about the deploy", .subcortex = sub,
+                 .tags = {tags, 2}, .files = {files, 2}, .provenance = prov};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out));
+    json_t *res = json_array_get(json_object_get(out, "results"), 0);
+    char id[64];
+    snprintf(id, sizeof id, "%s", sget(res, "id") ? sget(res, "id") : "");
+    CX_CHECK(json_object_get(out, "redacted") != NULL);
+    json_decref(out);
+    json_t *it = NULL;
+    CX_CHECK_OK(cx_store_get(s, id, &it));
+    CX_CHECK_STR(sget(it, "subcortex"), "sub-[REDACTED:aws-access-key-id]");
+    char *dump = json_dumps(it, JSON_COMPACT);
+    CX_CHECK(dump && !strstr(dump, akia) && !strstr(dump, ghp + 4));
+    CX_CHECK(dump && strstr(dump, "\"branch\":\"feat/[REDACTED:github-pat]\""));
+    CX_CHECK(dump && strstr(dump, "notes/[REDACTED:github-pat].md"));
+    CX_CHECK(dump && strstr(dump, "tag-[REDACTED:github-pat]"));
+    free(dump);
+    json_decref(it);
+
+    /* a draft: the same fields */
+    n.title = "a draft";
+    CX_CHECK_OK(cx_store_draft(s, &who, &n, &out));
+    json_decref(out);
+    json_decref(prov);
+
+    /* an artifact: its name (the title), source path and subcortex */
+    const char body[] = "#!/bin/sh\necho deploy\n";
+    cx_publish p = {.name = name, .data = body, .len = sizeof body - 1, .source_path = path,
+                    .subcortex = sub, .tags = {tags, 1}};
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    CX_CHECK_STR(sget(out, "name"), "deploy notes [REDACTED:github-pat]");
+    CX_CHECK(json_object_get(out, "redacted") != NULL);
+    json_decref(out);
+    /* publishing again under the same name is the same artifact */
+    CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
+    CX_CHECK(json_is_true(json_object_get(out, "unchanged")));
+    json_decref(out);
+
+    /* a subcortex that is too long only with the marker says so */
+    char longsub[80];
+    snprintf(longsub, sizeof longsub, "%.40s-%s", "abcdefghijabcdefghijabcdefghijabcdefghij", akia);
+    cx_note ln = {.body = "x", .subcortex = longsub};
+    CX_CHECK_INT(cx_store_observe(s, &who, &ln, 1, NULL, NULL, &out), CX_ELIMIT);
+    CX_CHECK(strstr(cx_error_last(), "redacted") && !strstr(cx_error_last(), akia));
+
+    char *dir = strdup(cx_store_dir(s));
+    cx_store_free(s);
+    CX_CHECK_INT(leaks(dir, akia), 0);
+    CX_CHECK_INT(leaks(dir, ghp + 4), 0);
+    free(dir);
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 2;
@@ -1024,6 +1127,7 @@ int main(void) {
     test_validation();
     test_draft_comment_review();
     test_publish();
+    test_redacted_fields();
     test_recent();
     test_outbox();
     test_get_errors();
