@@ -624,11 +624,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     conn *k = *socket_context;
     if (!k)
         return;
+    pthread_mutex_lock(&h->conn_lock);
     int why = k->shut ? k->shut
               : k->aborted ? CL_ABORTED
               : k->idle ? CL_IDLE
               : k->requests && k->phase == PH_HEADERS ? CL_DONE : CL_ABORTED;
-    pthread_mutex_lock(&h->conn_lock);
     if (k->prev)
         k->prev->next = k->next;
     else
@@ -684,7 +684,8 @@ static void *sweep(void *arg) {
             if (k->shut || k->fd < 0)
                 continue;
             if (k->phase == PH_HEADERS && now - k->since_ns >= header_ns)
-                conn_shut(k, CL_HEADER_DEADLINE);
+                /* after a response, no next request: an idle keep-alive */
+                conn_shut(k, k->requests ? CL_IDLE : CL_HEADER_DEADLINE);
             else if (k->phase == PH_BODY &&
                      now - k->since_ns >=
                          body_ns + k->body_bytes * 1000000000ull / CX_SERVER_BODY_RATE)
