@@ -4,7 +4,7 @@
  * framing, route, authenticate, rate-limit, check Content-Length: a
  * refusal is answered there without reading the body), then with each
  * piece of the body (gathered up to the endpoint's cap), then once more to
- * answer. Metrics and the token buckets live here because only this layer
+ * answer. Metrics and the token buckets (rate.c) live here because only this layer
  * sees requests.
  *
  * Connections are accounted here too: libmicrohttpd caps them per address
@@ -17,6 +17,8 @@
  * libmicrohttpd makes before it closes the descriptor, so the sweeper
  * never touches a descriptor that may have been reused. */
 #include "core/server.h"
+
+#include "core/rate.h"
 
 #include "proto/wire.h"
 #include "util/buf.h"
@@ -50,18 +52,10 @@ static const int CODES[] = {200, 201, 400, 401, 403, 404, 405, 409, 410, 413, 42
 static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 #define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
-/* Token buckets, keyed by the exact text "k:<key id>" (a key) or
- * "a:<address>" (refused keys from an address): an open-addressing table
- * that is never more than 3/4 full. When it would be, the buckets that
- * have refilled are dropped (a new one starts full, so nothing is lost),
- * then, if still over half full, the least recently used. */
-#define RATE_SLOTS 4096 /* a power of two */
-#define RATE_ID_MAX (2 + INET6_ADDRSTRLEN + 8)
-typedef struct bucket {
-    char id[RATE_ID_MAX]; /* "" = a free slot */
-    double tokens;
-    uint64_t at_ns;
-} bucket;
+/* Rate buckets (rate.c) are keyed "k:<key id>" for a key and
+ * "a:<address>" for the refused keys of a client address. */
+#define RATE_SLOTS 4096
+#define RATE_ID_MAX CX_RATE_ID_MAX
 
 /* A connection's phase, and why it closed (a label of
  * cortex_http_connections_closed_total). */
@@ -102,8 +96,7 @@ struct cx_server {
     double sum[EP_COUNT];
     uint64_t total[EP_COUNT];
     long ops_applied;
-    bucket *rate, *rate_spare; /* RATE_SLOTS each */
-    size_t rate_used;
+    cx_rate *rate; /* NULL when --rate-limit is 0 */
     double log_tokens;
     uint64_t log_at_ns, log_suppressed, refused;
     /* connections, under conn_lock */
@@ -371,75 +364,13 @@ static int route(req *q, const char *method, const char *url) {
 
 static bool needs_auth(int ep) { return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_OTHER; }
 
-static uint64_t fnv64(const char *s) {
-    uint64_t hv = 14695981039346656037ull;
-    for (; *s; s++)
-        hv = (hv ^ (unsigned char)*s) * 1099511628211ull;
-    return hv;
-}
-
-/* The slot holding id, or the free slot where it goes. */
-static bucket *rate_slot(bucket *t, const char *id) {
-    for (size_t i = fnv64(id) & (RATE_SLOTS - 1);; i = (i + 1) & (RATE_SLOTS - 1))
-        if (!t[i].id[0] || strcmp(t[i].id, id) == 0)
-            return &t[i];
-}
-
-static int newest_first(const void *a, const void *b) {
-    uint64_t x = ((const bucket *)a)->at_ns, y = ((const bucket *)b)->at_ns;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* Drops the buckets that have refilled, then, while over half full, the
- * least recently used; rehashes the rest. Under h->lock. */
-static void rate_prune(cx_server *h, uint64_t now) {
-    size_t n = 0;
-    for (size_t i = 0; i < RATE_SLOTS; i++) {
-        const bucket *b = &h->rate[i];
-        if (b->id[0] && b->tokens + (double)(now - b->at_ns) / 1e9 * h->cfg.rate < h->cfg.burst)
-            h->rate_spare[n++] = *b;
-    }
-    if (n > RATE_SLOTS / 2) {
-        qsort(h->rate_spare, n, sizeof *h->rate_spare, newest_first);
-        n = RATE_SLOTS / 2;
-    }
-    memset(h->rate, 0, RATE_SLOTS * sizeof *h->rate);
-    for (size_t i = 0; i < n; i++)
-        *rate_slot(h->rate, h->rate_spare[i].id) = h->rate_spare[i];
-    h->rate_used = n;
-}
-
 /* 0, or the seconds to wait before id's bucket holds a token. Takes the
  * token when `take`; only looks otherwise. */
 static int rate_take(cx_server *h, const char *id, bool take) {
-    if (h->cfg.rate <= 0)
+    if (!h->rate)
         return 0;
-    uint64_t now = cx_clock_mono_ns();
-    int wait = 0;
     pthread_mutex_lock(&h->lock);
-    bucket *b = rate_slot(h->rate, id);
-    if (!b->id[0] && !take) { /* no bucket: full */
-        pthread_mutex_unlock(&h->lock);
-        return 0;
-    }
-    if (!b->id[0]) { /* a new id starts full */
-        if (h->rate_used + 1 > RATE_SLOTS * 3 / 4) {
-            rate_prune(h, now);
-            b = rate_slot(h->rate, id);
-        }
-        snprintf(b->id, sizeof b->id, "%s", id);
-        b->tokens = h->cfg.burst;
-        b->at_ns = now;
-        h->rate_used++;
-    }
-    b->tokens += (double)(now - b->at_ns) / 1e9 * h->cfg.rate;
-    if (b->tokens > h->cfg.burst)
-        b->tokens = h->cfg.burst;
-    b->at_ns = now;
-    if (b->tokens < 1)
-        wait = (int)ceil((1 - b->tokens) / h->cfg.rate);
-    else if (take)
-        b->tokens -= 1;
+    int wait = cx_rate_take(h->rate, id, cx_clock_mono_ns(), take);
     pthread_mutex_unlock(&h->lock);
     return wait;
 }
@@ -986,12 +917,8 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     h->log_at_ns = cx_clock_mono_ns();
     int r = 0;
     size_t len;
-    h->rate = calloc(RATE_SLOTS, sizeof *h->rate);
-    h->rate_spare = calloc(RATE_SLOTS, sizeof *h->rate_spare);
-    if (!h->rate || !h->rate_spare) {
-        r = CX_ENOMEM;
+    if (c.rate > 0 && (r = cx_rate_new(&h->rate, c.rate, c.burst, RATE_SLOTS)))
         goto out;
-    }
     if (tls && ((r = cx_fs_read_file(c.tls_cert, 1 << 20, &h->cert, &len)) ||
                 (r = cx_fs_read_file(c.tls_key, 1 << 20, &h->key, &len))))
         goto out;
@@ -1055,8 +982,7 @@ void cx_server_stop(cx_server *h) {
         pthread_mutex_unlock(&h->conn_lock);
         pthread_join(h->sweeper, NULL);
     }
-    free(h->rate);
-    free(h->rate_spare);
+    cx_rate_free(h->rate);
     free(h->cert);
     if (h->key) {
         memset(h->key, 0, strlen(h->key));
