@@ -72,7 +72,7 @@ typedef struct conn {
     uint64_t since_ns;    /* when the phase began */
     uint64_t body_bytes;  /* of the request being read */
     unsigned requests;    /* answered in full */
-    int shut;             /* 0, or the CL_ reason the core shut the socket down for */
+    int shut;             /* 0, or why the core shut the socket down (never CL_DONE) */
     bool aborted, idle;   /* a request ended in error / by the idle timeout */
     char addr[RATE_ID_MAX]; /* "a:<address>", the key of its refused-key bucket */
 } conn;
