@@ -9,8 +9,9 @@
 # connection; a burst of aborted connections is counted in /metrics, not
 # logged line by line; two keys whose ids shared a slot of the old 1,024-slot
 # rate table keep separate buckets; refused keys are limited per address;
-# the connection limit follows the descriptor limit. Every wait is bounded;
-# servers are killed at the end. Prints "N passed, N failed".
+# the deadlines follow their options; the connection limit follows the
+# descriptor limit. Every wait is bounded; servers are killed at the end.
+# Prints "N passed, N failed".
 import http.client, os, re, resource, select, shutil, signal, socket, ssl, subprocess, sys
 import tempfile, threading, time
 
@@ -411,8 +412,47 @@ def tests(tmp):
     # --- rate buckets by the exact key id; refused keys per address
     pair = colliding_keys(data)
     check(pair is not None, "two key ids sharing an old rate slot were found")
-    _, port2, logpath2 = start(tmp, data, *tlsargs, "--rate-limit", "0.2", "--burst", "2")
+    body_key = run("keys", "create", data, "--team", "A", "--role", "agent",
+                   "--name", "body").stdout.strip()
+    _, port2, logpath2 = start(tmp, data, *tlsargs, "--rate-limit", "0.2", "--burst", "2",
+                               "--header-timeout", "2", "--body-timeout", "2")
     B = Core(port2, ctx, logpath2)
+
+    # --- the deadlines follow their options: headers that never come,
+    # and a body that trickles in (a byte every 0.5 s) after its headers
+    s = B.tls("127.0.0.7")
+    t = time.monotonic()
+    s.settimeout(8)
+    try:
+        gone = s.recv(1) == b""
+    except (OSError, ssl.SSLError):
+        gone = True
+    el = time.monotonic() - t
+    s.close()
+    check(gone and 1.0 <= el < 5.0, f"--header-timeout 2: a silent connection closed ({el:.1f} s)")
+    s = B.tls("127.0.0.7")
+    s.sendall(b"POST /v1/sync/push HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
+              body_key.encode() + b"\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100\r\n\r\n")
+    t = time.monotonic()
+    closed_after = None
+    s.settimeout(0.5)
+    while time.monotonic() - t < 10 and closed_after is None:
+        try:
+            s.send(b" ")
+            if s.recv(1) == b"":
+                closed_after = time.monotonic() - t
+        except socket.timeout:
+            pass
+        except (OSError, ssl.SSLError):
+            closed_after = time.monotonic() - t
+    s.close()
+    check(closed_after is not None and 1.0 <= closed_after < 6.0,
+          f"--body-timeout 2: a trickling body closed ({closed_after})")
+    m = B.metrics()
+    check(m.get('cortex_http_connections_closed_total{reason="body_deadline"}', 0) == 1
+          and m.get('cortex_http_connections_closed_total{reason="header_deadline"}', 0) >= 1,
+          "body and header deadlines counted")
     if pair:
         k1, k2 = pair
         codes = [B.req("GET", "/v1/info", key=k)[0] for k in (k1, k2, k1, k2, k1, k2)]
