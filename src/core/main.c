@@ -21,6 +21,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ static int usage(void) {
     fputs("usage: cortex-core init DIR\n"
           "       cortex-core serve DIR --listen HOST:PORT [--tls-cert FILE --tls-key FILE]\n"
           "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
+          "                  [--max-connections N] [--max-connections-per-address N]\n"
+          "                  [--header-timeout SECS] [--body-timeout SECS] [--idle-timeout SECS]\n"
           "                  [--ready-file FILE]\n"
           "       cortex-core keys create DIR --team TEAM --role agent|reviewer|admin --name NAME\n"
           "       cortex-core keys list DIR\n"
@@ -246,16 +249,27 @@ static int parse_num(const char *s, double min, double max, double *out) {
 static int cmd_serve(int argc, char **argv) {
     const char *listen = NULL, *cert = NULL, *key = NULL, *rate = NULL, *burst = NULL;
     const char *max_blob = NULL, *threads = NULL, *ready = NULL;
+    const char *max_conns = NULL, *per_addr = NULL, *t_header = NULL, *t_body = NULL,
+               *t_idle = NULL;
     if (argc < 3 ||
         parse_opts(argc, argv, 3, (opt[]){{"--listen", &listen}, {"--tls-cert", &cert},
                                           {"--tls-key", &key}, {"--rate-limit", &rate},
                                           {"--burst", &burst}, {"--max-blob", &max_blob},
                                           {"--threads", &threads}, {"--ready-file", &ready},
+                                          {"--max-connections", &max_conns},
+                                          {"--max-connections-per-address", &per_addr},
+                                          {"--header-timeout", &t_header},
+                                          {"--body-timeout", &t_body},
+                                          {"--idle-timeout", &t_idle},
                                           {NULL, NULL}}) ||
         !listen)
         return usage();
     char host[256];
-    cx_server_config cfg = {.rate = 50, .burst = 100, .threads = 4};
+    cx_server_config cfg = {.rate = 50, .burst = 100, .threads = 4,
+                            .header_timeout = CX_SERVER_HEADER_TIMEOUT,
+                            .body_timeout = CX_SERVER_BODY_TIMEOUT,
+                            .idle_timeout = CX_SERVER_IDLE_TIMEOUT,
+                            .max_per_address = CX_SERVER_MAX_PER_ADDRESS};
     double v;
     if (parse_listen(listen, host, sizeof host, &cfg.port))
         return fprintf(stderr, "cortex-core: --listen wants HOST:PORT\n"), 2;
@@ -274,6 +288,22 @@ static int cmd_serve(int argc, char **argv) {
         if (parse_num(threads, 1, 64, &v))
             return fprintf(stderr, "cortex-core: bad --threads\n"), 2;
         cfg.threads = (unsigned)v;
+    }
+    /* Whole numbers in range; 0 (derived from the descriptor limit) is
+     * the default of --max-connections only, never a value to give. */
+    struct { const char *text, *name; double min, max; unsigned *out; } nums[] = {
+        {max_conns, "--max-connections", 1, 1000000, &cfg.max_connections},
+        {per_addr, "--max-connections-per-address", 1, 1000000, &cfg.max_per_address},
+        {t_header, "--header-timeout", 1, 3600, &cfg.header_timeout},
+        {t_body, "--body-timeout", 1, 3600, &cfg.body_timeout},
+        {t_idle, "--idle-timeout", 1, 3600, &cfg.idle_timeout},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        if (!nums[i].text)
+            continue;
+        if (parse_num(nums[i].text, nums[i].min, nums[i].max, &v) || v != floor(v))
+            return fprintf(stderr, "cortex-core: bad %s\n", nums[i].name), 2;
+        *nums[i].out = (unsigned)v;
     }
     cx_feed feed = {.max_blob = 16u << 20};
     if (max_blob) {

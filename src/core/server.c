@@ -1,12 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP front of cortex-core (see server.h). libmicrohttpd calls
- * on_request several times per request: once with the headers (route,
- * authenticate, rate-limit, check Content-Length: a refusal is answered
- * there without reading the body), then with each piece of the body
- * (gathered up to the endpoint's cap), then once more to answer. Metrics
- * and the per-key token buckets live here because only this layer sees
- * requests. */
+ * on_request several times per request: once with the headers (check the
+ * framing, route, authenticate, rate-limit, check Content-Length: a
+ * refusal is answered there without reading the body), then with each
+ * piece of the body (gathered up to the endpoint's cap), then once more to
+ * answer. Metrics and the token buckets (rate.c) live here because only this layer
+ * sees requests.
+ *
+ * Connections are accounted here too: libmicrohttpd caps them per address
+ * and in total and closes idle ones, but knows no deadline for a request
+ * that trickles in a byte at a time. Each connection's phase (waiting for
+ * headers, reading a body, answering) and the time it entered it are kept
+ * in a list; a sweeper thread shuts down the socket of one past its
+ * deadline, and libmicrohttpd then closes it as a client that went away.
+ * The list entry is removed in the connection-closed notification, which
+ * libmicrohttpd makes before it closes the descriptor, so the sweeper
+ * never touches a descriptor that may have been reused. */
 #include "core/server.h"
+
+#include "core/rate.h"
 
 #include "proto/wire.h"
 #include "util/buf.h"
@@ -16,6 +28,7 @@
 #include "util/log.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -24,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 
 enum { EP_HEALTHZ, EP_INFO, EP_PUSH, EP_PULL, EP_BLOBS_MISSING, EP_BLOB_PUT, EP_BLOB_GET,
        EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_OTHER, EP_COUNT };
@@ -37,12 +52,37 @@ static const int CODES[] = {200, 201, 400, 401, 403, 404, 405, 409, 410, 413, 42
 static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 #define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
-#define RATE_SLOTS 1024
-typedef struct bucket {
-    char key_id[CX_KEYID_LEN + 1];
-    double tokens;
-    uint64_t at_ns;
-} bucket;
+/* Rate buckets (rate.c) are keyed "k:<key id>" for a key and
+ * "a:<address>" for the refused keys of a client address. */
+#define RATE_SLOTS 4096
+#define RATE_ID_MAX CX_RATE_ID_MAX
+
+/* A connection's phase, and why it closed (a label of
+ * cortex_http_connections_closed_total). */
+enum { PH_HEADERS, PH_BODY, PH_ANSWER };
+enum { CL_DONE, CL_ABORTED, CL_IDLE, CL_HEADER_DEADLINE, CL_BODY_DEADLINE, CL_BAD_LINE,
+       CL_COUNT };
+static const char *const CLOSE_NAMES[CL_COUNT] = {
+    "done", "aborted", "idle_timeout", "header_deadline", "body_deadline", "bad_request_line"};
+
+typedef struct conn {
+    struct conn *prev, *next;
+    int fd;
+    int phase;
+    uint64_t since_ns;    /* when the phase began */
+    uint64_t body_bytes;  /* of the request being read */
+    unsigned requests;    /* answered in full */
+    int shut;             /* 0, or why the core shut the socket down (never CL_DONE) */
+    bool aborted, idle;   /* a request ended in error / by the idle timeout */
+    char addr[RATE_ID_MAX]; /* "a:<address>", the key of its refused-key bucket */
+} conn;
+
+/* libmicrohttpd's own messages (a TLS handshake a client broke off, a
+ * reset): at most LOG_BURST lines, then one per LOG_EVERY_S seconds; the
+ * rest are counted, and the count logged by the sweeper. */
+#define LOG_BURST 10
+#define LOG_EVERY_S 6.0
+#define SWEEP_MS 200
 
 struct cx_server {
     struct MHD_Daemon *d;
@@ -56,7 +96,16 @@ struct cx_server {
     double sum[EP_COUNT];
     uint64_t total[EP_COUNT];
     long ops_applied;
-    bucket buckets[RATE_SLOTS];
+    cx_rate *rate; /* NULL when --rate-limit is 0 */
+    double log_tokens;
+    uint64_t log_at_ns, log_suppressed, refused;
+    /* connections, under conn_lock */
+    pthread_mutex_t conn_lock;
+    pthread_cond_t wake;
+    pthread_t sweeper;
+    bool sweeping, stopping;
+    conn *conns;
+    uint64_t conns_open, conns_total, closed[CL_COUNT];
 };
 
 typedef struct req {
@@ -68,6 +117,9 @@ typedef struct req {
     long n;
     cx_principal who;
 } req;
+
+static conn *conn_of(struct MHD_Connection *c);
+static void conn_phase(cx_server *h, conn *k, int ph);
 
 /* --- responses and metrics ----------------------------------------------- */
 
@@ -104,6 +156,7 @@ static enum MHD_Result send_body(cx_server *h, struct MHD_Connection *c, req *q,
     }
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
+    conn_phase(h, conn_of(c), PH_ANSWER);
     q->answered = true;
     record(h, q, status);
     return ret;
@@ -177,6 +230,12 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
             depth = -1;
         cx_storage_rollback(h->feed->st);
     }
+    uint64_t open_now, accepted, closed[CL_COUNT];
+    pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
+    open_now = h->conns_open;
+    accepted = h->conns_total;
+    memcpy(closed, h->closed, sizeof closed);
+    pthread_mutex_unlock(&h->conn_lock);
     metrics_buf b = {.err = 0};
     cx_buf_init(&b.b, 1 << 20); /* a few lines per endpoint and code: far below 1 MiB */
     pthread_mutex_lock(&h->lock);
@@ -212,6 +271,23 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
                 "# TYPE cortex_review_queue_depth gauge\n"
                 "cortex_review_queue_depth %lld\n",
             h->ops_applied, (long long)depth);
+    bprintf(&b, "# HELP cortex_http_connections_open Connections open now.\n"
+                "# TYPE cortex_http_connections_open gauge\n"
+                "cortex_http_connections_open %llu\n"
+                "# HELP cortex_http_connections_accepted_total Connections accepted.\n"
+                "# TYPE cortex_http_connections_accepted_total counter\n"
+                "cortex_http_connections_accepted_total %llu\n"
+                "# HELP cortex_http_connections_refused_total Connections closed at once for the "
+                "per-address or the total connection limit.\n"
+                "# TYPE cortex_http_connections_refused_total counter\n"
+                "cortex_http_connections_refused_total %llu\n"
+                "# HELP cortex_http_connections_closed_total Connections closed, by reason.\n"
+                "# TYPE cortex_http_connections_closed_total counter\n",
+            (unsigned long long)open_now, (unsigned long long)accepted,
+            (unsigned long long)h->refused);
+    for (int i = 0; i < CL_COUNT; i++)
+        bprintf(&b, "cortex_http_connections_closed_total{reason=\"%s\"} %llu\n", CLOSE_NAMES[i],
+                (unsigned long long)closed[i]);
     pthread_mutex_unlock(&h->lock);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
@@ -288,30 +364,13 @@ static int route(req *q, const char *method, const char *url) {
 
 static bool needs_auth(int ep) { return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_OTHER; }
 
-/* 0, or the seconds to wait. */
-static int rate_take(cx_server *h, const char *key_id) {
-    if (h->cfg.rate <= 0)
+/* 0, or the seconds to wait before id's bucket holds a token. Takes the
+ * token when `take`; only looks otherwise. */
+static int rate_take(cx_server *h, const char *id, bool take) {
+    if (!h->rate)
         return 0;
-    uint32_t hv = 2166136261u;
-    for (const char *p = key_id; *p; p++)
-        hv = (hv ^ (unsigned char)*p) * 16777619u;
-    uint64_t now = cx_clock_mono_ns();
-    int wait = 0;
     pthread_mutex_lock(&h->lock);
-    bucket *b = &h->buckets[hv % RATE_SLOTS];
-    if (strcmp(b->key_id, key_id) != 0) { /* a new key, or a colliding one: start it full */
-        snprintf(b->key_id, sizeof b->key_id, "%s", key_id);
-        b->tokens = h->cfg.burst;
-        b->at_ns = now;
-    }
-    b->tokens += (double)(now - b->at_ns) / 1e9 * h->cfg.rate;
-    if (b->tokens > h->cfg.burst)
-        b->tokens = h->cfg.burst;
-    b->at_ns = now;
-    if (b->tokens >= 1)
-        b->tokens -= 1;
-    else
-        wait = (int)ceil((1 - b->tokens) / h->cfg.rate);
+    int wait = cx_rate_take(h->rate, id, cx_clock_mono_ns(), take);
     pthread_mutex_unlock(&h->lock);
     return wait;
 }
@@ -432,6 +491,190 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     return send_json(h, c, q, 200, out);
 }
 
+/* --- connections ------------------------------------------------------ */
+
+static conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Moves k to phase ph from now. */
+static void conn_phase(cx_server *h, conn *k, int ph) {
+    if (!k)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    k->phase = ph;
+    k->since_ns = cx_clock_mono_ns();
+    k->body_bytes = 0;
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+/* Shuts k's socket down for reason `why` (libmicrohttpd then closes it).
+ * Under conn_lock. */
+static void conn_shut(conn *k, int why) {
+    if (k->shut)
+        return;
+    k->shut = why;
+    shutdown(k->fd, SHUT_RDWR);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    cx_server *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn *k = calloc(1, sizeof *k);
+        if (!k)
+            return; /* not accounted: it still has libmicrohttpd's idle timeout */
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        k->fd = fd ? fd->connect_fd : -1;
+        char text[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr *sa = ad ? ad->client_addr : NULL;
+        if (sa && sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, text,
+                      sizeof text);
+        else if (sa && sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      text, sizeof text);
+        snprintf(k->addr, sizeof k->addr, "a:%s", text);
+        k->phase = PH_HEADERS;
+        k->since_ns = cx_clock_mono_ns();
+        pthread_mutex_lock(&h->conn_lock);
+        k->next = h->conns;
+        if (h->conns)
+            h->conns->prev = k;
+        h->conns = k;
+        h->conns_open++;
+        h->conns_total++;
+        pthread_mutex_unlock(&h->conn_lock);
+        *socket_context = k;
+        return;
+    }
+    conn *k = *socket_context;
+    if (!k)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    int why = k->shut ? k->shut
+              : k->aborted ? CL_ABORTED
+              : k->idle ? CL_IDLE
+              : k->requests && k->phase == PH_HEADERS ? CL_DONE : CL_ABORTED;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        h->conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    h->conns_open--;
+    h->closed[why]++;
+    pthread_mutex_unlock(&h->conn_lock);
+    free(k);
+    *socket_context = NULL;
+}
+
+/* Called once the request line has arrived. Every URL of the API is a
+ * path: anything else is not a request to answer, so the connection is
+ * closed at once instead of waiting for headers. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c) {
+    cx_server *h = cls;
+    if (uri && uri[0] == '/')
+        return NULL;
+    conn *k = conn_of(c);
+    if (k) {
+        pthread_mutex_lock(&h->conn_lock);
+        conn_shut(k, CL_BAD_LINE);
+        pthread_mutex_unlock(&h->conn_lock);
+    }
+    return NULL;
+}
+
+/* Shuts down the connections past their deadline; logs how many
+ * libmicrohttpd messages were held back. */
+static void *sweep(void *arg) {
+    cx_server *h = arg;
+    const uint64_t header_ns = (uint64_t)h->cfg.header_timeout * 1000000000ull,
+                   body_ns = (uint64_t)h->cfg.body_timeout * 1000000000ull;
+    uint64_t last_report = cx_clock_mono_ns();
+    pthread_mutex_lock(&h->conn_lock);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += SWEEP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        int rc = pthread_cond_timedwait(&h->wake, &h->conn_lock, &ts);
+        if (h->stopping)
+            break;
+        if (rc != 0 && rc != ETIMEDOUT)
+            continue;
+        uint64_t now = cx_clock_mono_ns();
+        for (conn *k = h->conns; k; k = k->next) {
+            if (k->shut || k->fd < 0)
+                continue;
+            if (k->phase == PH_HEADERS && now - k->since_ns >= header_ns)
+                /* after a response, no next request: an idle keep-alive */
+                conn_shut(k, k->requests ? CL_IDLE : CL_HEADER_DEADLINE);
+            else if (k->phase == PH_BODY &&
+                     now - k->since_ns >=
+                         body_ns + k->body_bytes * 1000000000ull / CX_SERVER_BODY_RATE)
+                conn_shut(k, CL_BODY_DEADLINE);
+        }
+        if (now - last_report >= 60ull * 1000000000ull) {
+            last_report = now;
+            pthread_mutex_lock(&h->lock);
+            uint64_t n = h->log_suppressed;
+            h->log_suppressed = 0;
+            pthread_mutex_unlock(&h->lock);
+            if (n)
+                log_warn("event=mhd_suppressed count=%llu detail=\"libmicrohttpd messages not "
+                         "logged in the last minute; see cortex_http_connections_closed_total\"",
+                         (unsigned long long)n);
+        }
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    return NULL;
+}
+
+/* Framing that two parsers could read differently (a proxy in front and
+ * this one) is refused: more than one Content-Length, more than one
+ * Transfer-Encoding, both, or a Transfer-Encoding other than chunked. */
+typedef struct framing {
+    int content_length, transfer_encoding;
+    bool te_other;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+    framing *f = cls;
+    (void)kind;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->content_length++;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding++;
+        if (!value || strcasecmp(value, "chunked") != 0)
+            f->te_other = true;
+    }
+    return MHD_YES;
+}
+
+static const char *framing_error(struct MHD_Connection *c) {
+    framing f = {0, 0, false};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.content_length > 1)
+        return "more than one Content-Length header";
+    if (f.transfer_encoding > 1)
+        return "more than one Transfer-Encoding header";
+    if (f.transfer_encoding && f.content_length)
+        return "both Transfer-Encoding and Content-Length";
+    if (f.te_other)
+        return "Transfer-Encoding other than chunked";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -444,18 +687,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         q->t0 = cx_clock_mono_ns();
         *req_cls = q;
+        conn *k = conn_of(c);
+        conn_phase(h, k, PH_BODY);
         int st = route(q, method, url);
+        const char *bad = framing_error(c);
+        if (bad) /* answered before the body: libmicrohttpd then closes the connection */
+            return send_error(h, c, q, 400, "bad_request", bad);
         if (st == 404)
             return send_error(h, c, q, 404, "not_found", "no such endpoint");
         if (st == 405)
             return send_error(h, c, q, 405, "method_not_allowed", "method not allowed here");
         if (needs_auth(q->ep)) {
+            /* Refused keys are limited per address, before the key is
+             * looked at: past the burst, the address waits. */
+            const char *addr = k ? k->addr : "a:?";
+            int wait = rate_take(h, addr, false);
+            if (wait > 0)
+                return send_error_ra(h, c, q, 429, "rate_limited",
+                                     "too many requests with refused keys from this address; "
+                                     "retry later", wait);
             int r = authenticate(h, c, q);
-            if (r == CX_ENOTFOUND)
+            if (r == CX_ENOTFOUND) {
+                rate_take(h, addr, true);
                 return send_error(h, c, q, 401, "unauthorized", cx_error_last());
+            }
             if (r)
                 return send_failure(h, c, q, r);
-            int wait = rate_take(h, q->who.key_id);
+            char id[RATE_ID_MAX];
+            snprintf(id, sizeof id, "k:%s", q->who.key_id);
+            wait = rate_take(h, id, true);
             if (wait > 0)
                 return send_error_ra(h, c, q, 429, "rate_limited",
                                      "too many requests for this key; retry later", wait);
@@ -478,6 +738,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        conn *k = conn_of(c);
+        if (k) {
+            pthread_mutex_lock(&h->conn_lock);
+            k->body_bytes += n;
+            pthread_mutex_unlock(&h->conn_lock);
+        }
         if (q->too_big)
             return MHD_YES;
         int r = cx_buf_add(&q->body, upload_data, n);
@@ -487,11 +753,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         return MHD_YES;
     }
+    conn_phase(h, conn_of(c), PH_ANSWER);
     return answer(h, c, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
+    cx_server *h = cls;
+    conn *k = conn_of(c);
+    if (k) { /* the next request's headers are due from now */
+        pthread_mutex_lock(&h->conn_lock);
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            k->requests++;
+        else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+            k->idle = true;
+        else if (toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+            k->aborted = true;
+        k->phase = PH_HEADERS;
+        k->since_ns = cx_clock_mono_ns();
+        pthread_mutex_unlock(&h->conn_lock);
+    }
     req *q = *req_cls;
     if (!q)
         return;
@@ -500,14 +781,38 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     *req_cls = NULL;
 }
 
+/* libmicrohttpd's messages are mostly about one client (a broken
+ * handshake, a reset, a refusal at the connection limits): they are
+ * counted, and only a few are logged (see LOG_BURST). */
 __attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    cx_server *h = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    log_warn("event=mhd msg=\"%s\"", msg);
+    bool refused = strstr(msg, "reached connection limit") != NULL, say = false;
+    uint64_t now = cx_clock_mono_ns();
+    pthread_mutex_lock(&h->lock);
+    if (refused) {
+        h->refused++;
+        h->log_suppressed++;
+    } else {
+        h->log_tokens += (double)(now - h->log_at_ns) / 1e9 / LOG_EVERY_S;
+        if (h->log_tokens > LOG_BURST)
+            h->log_tokens = LOG_BURST;
+        h->log_at_ns = now;
+        if (h->log_tokens >= 1) {
+            h->log_tokens -= 1;
+            say = true;
+        } else {
+            h->log_suppressed++;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (say)
+        log_warn("event=mhd msg=\"%s\"", msg);
 }
 
 /* --- start, stop ----------------------------------------------------- */
@@ -535,6 +840,23 @@ bool cx_server_host_is_loopback(const char *host) {
     return all;
 }
 
+/* The connections the descriptor limit leaves room for, uncapped. */
+static unsigned fd_room(unsigned threads) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return UINT32_MAX / 2;
+    rlim_t reserve = CX_SERVER_FD_RESERVE + 4 * (rlim_t)threads;
+    if (rl.rlim_cur <= reserve)
+        return 0;
+    rlim_t n = rl.rlim_cur - reserve;
+    return n > UINT32_MAX / 2 ? UINT32_MAX / 2 : (unsigned)n;
+}
+
+unsigned cx_server_max_connections(unsigned threads) {
+    unsigned n = fd_room(threads);
+    return n > CX_SERVER_MAX_CONNECTIONS ? CX_SERVER_MAX_CONNECTIONS : n;
+}
+
 int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg) {
     bool tls = cfg->tls_cert || cfg->tls_key;
     if (tls && !(cfg->tls_cert && cfg->tls_key))
@@ -544,64 +866,100 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
                             "--tls-key, or listen on a loopback address", cfg->host);
     if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
         return cx_error_set(CX_EINVAL, "this libmicrohttpd was built without TLS support");
+    cx_server_config c = *cfg;
+    if (!c.threads)
+        c.threads = 4;
+    if (!c.header_timeout)
+        c.header_timeout = CX_SERVER_HEADER_TIMEOUT;
+    if (!c.body_timeout)
+        c.body_timeout = CX_SERVER_BODY_TIMEOUT;
+    if (!c.idle_timeout)
+        c.idle_timeout = CX_SERVER_IDLE_TIMEOUT;
+    if (!c.max_per_address)
+        c.max_per_address = CX_SERVER_MAX_PER_ADDRESS;
+    unsigned room = fd_room(c.threads);
+    if (!c.max_connections)
+        c.max_connections = cx_server_max_connections(c.threads);
+    if (c.max_connections < c.threads || c.max_connections > room)
+        return cx_error_set(CX_EINVAL, "%u connections need a descriptor limit of at least %u "
+                            "(raise it with ulimit -n or LimitNOFILE=, or lower "
+                            "--max-connections)",
+                            c.max_connections < c.threads ? c.threads : c.max_connections,
+                            (c.max_connections < c.threads ? c.threads : c.max_connections) +
+                                CX_SERVER_FD_RESERVE + 4 * c.threads);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE}, *res = NULL;
-    int gai = getaddrinfo(cfg->host, NULL, &hints, &res);
+    int gai = getaddrinfo(c.host, NULL, &hints, &res);
     if (gai != 0 || !res)
-        return cx_error_set(CX_EINVAL, "cannot resolve %s: %s", cfg->host, gai_strerror(gai));
+        return cx_error_set(CX_EINVAL, "cannot resolve %s: %s", c.host, gai_strerror(gai));
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     memcpy(&ss, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     bool v6 = ss.ss_family == AF_INET6;
     if (v6)
-        ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(cfg->port);
+        ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(c.port);
     else
-        ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(cfg->port);
+        ((struct sockaddr_in *)(void *)&ss)->sin_port = htons(c.port);
 
     cx_server *h = calloc(1, sizeof *h);
     if (!h)
         return CX_ENOMEM;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->conn_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake, &ca);
+    pthread_condattr_destroy(&ca);
     h->feed = feed;
-    h->cfg = *cfg;
+    h->cfg = c;
+    h->log_tokens = LOG_BURST;
+    h->log_at_ns = cx_clock_mono_ns();
     int r = 0;
     size_t len;
-    if (tls && ((r = cx_fs_read_file(cfg->tls_cert, 1 << 20, &h->cert, &len)) ||
-                (r = cx_fs_read_file(cfg->tls_key, 1 << 20, &h->key, &len))))
+    if (c.rate > 0 && (r = cx_rate_new(&h->rate, c.rate, c.burst, RATE_SLOTS)))
         goto out;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    if (tls && ((r = cx_fs_read_file(c.tls_cert, 1 << 20, &h->cert, &len)) ||
+                (r = cx_fs_read_file(c.tls_key, 1 << 20, &h->key, &len))))
+        goto out;
+    if (pthread_create(&h->sweeper, NULL, sweep, h) != 0) {
+        r = cx_error_set(CX_EFAIL, "cannot start the connection sweeper thread");
+        goto out;
+    }
+    h->sweeping = true;
+    /* Each worker thread polls its connections with epoll: a connection
+     * that sends nothing costs nothing but its descriptor and its slot. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                     (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL
+                                                                               : MHD_USE_AUTO);
     if (tls)
         flags |= MHD_USE_TLS;
     if (v6)
         flags |= MHD_USE_IPv6;
-    unsigned threads = cfg->threads ? cfg->threads : 4;
-    if (tls)
-        h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, h,
-                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                                MHD_OPTION_CONNECTION_LIMIT, 512u,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                MHD_OPTION_HTTPS_MEM_CERT, h->cert,
-                                MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_END);
-    else
-        h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, h,
-                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                                MHD_OPTION_CONNECTION_LIMIT, 512u,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                MHD_OPTION_END);
+    /* Without TLS the option list ends before the certificate. */
+    h->d = MHD_start_daemon(flags, c.port, NULL, NULL, on_request, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, c.threads,
+                            MHD_OPTION_CONNECTION_TIMEOUT, c.idle_timeout,
+                            MHD_OPTION_CONNECTION_LIMIT, c.max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, c.max_per_address,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->cert,
+                            MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_END);
     if (!h->d) {
         r = cx_error_set(CX_EIO, "cannot listen on %s port %u (in use, or a bad TLS certificate "
-                         "or key)", cfg->host, (unsigned)cfg->port);
+                         "or key)", c.host, (unsigned)c.port);
         goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : cfg->port;
+    h->port = info ? info->port : c.port;
+    log_info("event=limits max_connections=%u max_per_address=%u header_timeout=%u "
+             "body_timeout=%u idle_timeout=%u", c.max_connections, c.max_per_address,
+             c.header_timeout, c.body_timeout, c.idle_timeout);
 out:
     if (r) {
         cx_server_stop(h);
@@ -617,12 +975,22 @@ void cx_server_stop(cx_server *h) {
     if (!h)
         return;
     if (h->d)
-        MHD_stop_daemon(h->d);
+        MHD_stop_daemon(h->d); /* closes every connection: the list is empty after */
+    if (h->sweeping) {
+        pthread_mutex_lock(&h->conn_lock);
+        h->stopping = true;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->conn_lock);
+        pthread_join(h->sweeper, NULL);
+    }
+    cx_rate_free(h->rate);
     free(h->cert);
     if (h->key) {
         memset(h->key, 0, strlen(h->key));
         free(h->key);
     }
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->conn_lock);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
