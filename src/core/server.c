@@ -5,7 +5,15 @@
  * there without reading the body), then with each piece of the body
  * (gathered up to the endpoint's cap), then once more to answer. Metrics
  * and the per-key token buckets live here because only this layer sees
- * requests. */
+ * requests.
+ *
+ * A pull page is the one large answer: it is built within its byte budget
+ * (cx_feed_pull), then sent from that one buffer as the client takes it
+ * and freed when the connection is done with it. The bytes of pages held
+ * for clients are capped (cfg.page_memory: past it a large page is
+ * answered 503 with Retry-After), and a client that takes a page slower
+ * than cfg.send_min_rate (after a grace) is dropped, so slow readers
+ * cannot make the core's memory grow. */
 #include "core/server.h"
 
 #include "proto/wire.h"
@@ -57,6 +65,9 @@ struct cx_server {
     uint64_t total[EP_COUNT];
     long ops_applied;
     bucket buckets[RATE_SLOTS];
+    size_t page_bytes;                /* pull pages held for clients still reading them */
+    uint64_t pages_refused;           /* answered 503: page memory full */
+    uint64_t pages_dropped;           /* clients too slow for the send deadline */
 };
 
 typedef struct req {
@@ -117,6 +128,101 @@ static enum MHD_Result send_json(cx_server *h, struct MHD_Connection *c, req *q,
     if (!text)
         return MHD_NO;
     return send_body(h, c, q, status, "application/json", text, strlen(text), 0);
+}
+
+/* --- pull pages: memory bounded however slowly clients read ----------- */
+
+static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req *q,
+                                     unsigned status, const char *code, const char *msg,
+                                     int retry_after);
+
+/* Pages up to this size are always admitted: they are what a sidecar that
+ * is up to date pulls, and the connection limit bounds their sum. */
+#define PAGE_SMALL (64u * 1024)
+/* Seconds every page may take on top of its size / send_min_rate. */
+#define SEND_GRACE_S 10
+/* Bytes MHD asks page_read for at a time (its one buffer per response). */
+#define PAGE_BLOCK (32u * 1024)
+#define DEFAULT_PAGE_MEMORY (64u * 1024 * 1024)
+#define DEFAULT_SEND_MIN_RATE (64.0 * 1024)
+
+/* A page being sent: MHD reads it piece by piece as the socket takes it
+ * and frees it (page_done) when the connection is done with the response,
+ * however that ends; until then its bytes count in h->page_bytes. */
+typedef struct page_out {
+    cx_server *h;
+    char *text;
+    size_t len;
+    uint64_t deadline_ns;
+} page_out;
+
+static ssize_t page_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    page_out *po = cls;
+    if (pos >= po->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (cx_clock_mono_ns() > po->deadline_ns) { /* a client that stalls: close it */
+        pthread_mutex_lock(&po->h->lock);
+        po->h->pages_dropped++;
+        pthread_mutex_unlock(&po->h->lock);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = po->len - pos < max ? (size_t)(po->len - pos) : max;
+    memcpy(buf, po->text + pos, n);
+    return (ssize_t)n;
+}
+
+static void page_done(void *cls) {
+    page_out *po = cls;
+    pthread_mutex_lock(&po->h->lock);
+    po->h->page_bytes -= po->len;
+    pthread_mutex_unlock(&po->h->lock);
+    free(po->text);
+    free(po);
+}
+
+/* Sends a pull page; takes `text` (malloc'd, len bytes). A page that would
+ * take the pages held past cfg.page_memory is answered 503 + Retry-After
+ * instead (unless it is small, or no other page is held: one page always
+ * goes). */
+static enum MHD_Result send_page(cx_server *h, struct MHD_Connection *c, req *q, char *text,
+                                 size_t len) {
+    pthread_mutex_lock(&h->lock);
+    bool admit = len <= PAGE_SMALL || h->page_bytes == 0 ||
+                 h->page_bytes + len <= h->cfg.page_memory;
+    if (admit)
+        h->page_bytes += len;
+    else
+        h->pages_refused++;
+    pthread_mutex_unlock(&h->lock);
+    if (!admit) {
+        free(text);
+        return send_error_ra(h, c, q, 503, "busy",
+                             "the core is sending as many pull pages as it holds; retry", 2);
+    }
+    page_out *po = malloc(sizeof *po);
+    if (!po) {
+        pthread_mutex_lock(&h->lock);
+        h->page_bytes -= len;
+        pthread_mutex_unlock(&h->lock);
+        free(text);
+        return MHD_NO;
+    }
+    *po = (page_out){.h = h, .text = text, .len = len};
+    double secs = SEND_GRACE_S + (double)len / h->cfg.send_min_rate;
+    po->deadline_ns = cx_clock_mono_ns() + (uint64_t)(secs * 1e9);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(len, PAGE_BLOCK, page_read, po, page_done);
+    if (!resp) {
+        page_done(po);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    q->answered = true;
+    record(h, q, 200);
+    return ret;
 }
 
 static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req *q,
@@ -212,6 +318,17 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
                 "# TYPE cortex_review_queue_depth gauge\n"
                 "cortex_review_queue_depth %lld\n",
             h->ops_applied, (long long)depth);
+    bprintf(&b, "# HELP cortex_pull_page_bytes Bytes of pull pages held for clients still reading them.\n"
+                "# TYPE cortex_pull_page_bytes gauge\n"
+                "cortex_pull_page_bytes %zu\n"
+                "# HELP cortex_pull_pages_refused_total Pull pages answered 503: the page memory was full.\n"
+                "# TYPE cortex_pull_pages_refused_total counter\n"
+                "cortex_pull_pages_refused_total %llu\n"
+                "# HELP cortex_pull_pages_dropped_total Clients dropped for taking a pull page past its send deadline.\n"
+                "# TYPE cortex_pull_pages_dropped_total counter\n"
+                "cortex_pull_pages_dropped_total %llu\n",
+            h->page_bytes, (unsigned long long)h->pages_refused,
+            (unsigned long long)h->pages_dropped);
     pthread_mutex_unlock(&h->lock);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
@@ -381,7 +498,11 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
             if (l > CX_WIRE_MAX_PULL_LIMIT)
                 l = CX_WIRE_MAX_PULL_LIMIT;
         }
-        r = cx_feed_pull(h->feed, &q->who, s, (int)l, &out);
+        char *page = NULL;
+        size_t len = 0;
+        r = cx_feed_pull(h->feed, &q->who, s, (int)l, CX_WIRE_MAX_PAGE_BYTES, &page, &len);
+        if (r == 0)
+            return send_page(h, c, q, page, len);
         break;
     }
     case EP_QUEUE: {
@@ -564,6 +685,10 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     pthread_mutex_init(&h->lock, NULL);
     h->feed = feed;
     h->cfg = *cfg;
+    if (!h->cfg.page_memory)
+        h->cfg.page_memory = DEFAULT_PAGE_MEMORY;
+    if (!(h->cfg.send_min_rate > 0))
+        h->cfg.send_min_rate = DEFAULT_SEND_MIN_RATE;
     int r = 0;
     size_t len;
     if (tls && ((r = cx_fs_read_file(cfg->tls_cert, 1 << 20, &h->cert, &len)) ||

@@ -16,6 +16,9 @@ typedef struct cx_server_config {
     double rate;           /* requests per second per key; 0 = unlimited */
     double burst;          /* bucket size */
     unsigned threads;      /* worker threads */
+    size_t page_memory;    /* bytes of pull pages held for slow readers; 0 = 64 MiB */
+    double send_min_rate;  /* bytes/s a client must take a pull page at (after a
+                              10 s grace) or be dropped; 0 = 64 KiB/s */
 } cx_server_config;
 
 typedef struct cx_server cx_server;
