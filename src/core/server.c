@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 enum { EP_HEALTHZ, EP_INFO, EP_PUSH, EP_PULL, EP_BLOBS_MISSING, EP_BLOB_PUT, EP_BLOB_GET,
        EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_OTHER, EP_COUNT };
@@ -68,6 +69,10 @@ struct cx_server {
     size_t page_bytes;                /* pull pages held for clients still reading them */
     uint64_t pages_refused;           /* answered 503: page memory full */
     uint64_t pages_dropped;           /* clients too slow for the send deadline */
+    struct page_out *pages;           /* pages being sent, for the sweeper */
+    pthread_t sweeper;
+    bool sweeping, stopping;
+    pthread_cond_t wake;              /* with lock: stop the sweeper */
 };
 
 typedef struct req {
@@ -148,21 +153,40 @@ static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req
 
 /* A page being sent: MHD reads it piece by piece as the socket takes it
  * and frees it (page_done) when the connection is done with the response,
- * however that ends; until then its bytes count in h->page_bytes. */
+ * however that ends (MHD frees a response before it closes its socket);
+ * until then its bytes count in h->page_bytes and it is on h->pages. */
 typedef struct page_out {
     cx_server *h;
     char *text;
     size_t len;
     uint64_t deadline_ns;
+    int fd;   /* the connection's socket, for the sweeper */
+    bool cut; /* past its deadline: counted, the socket shut down */
+    struct page_out *prev, *next;
 } page_out;
+
+/* Counts a page past its deadline once, and makes the close of its socket
+ * a reset: the kernel then drops what it still queues for the client
+ * instead of trickling it out after the core has let go. Under h->lock. */
+static bool page_expire(page_out *po) {
+    if (po->cut)
+        return false;
+    po->cut = true;
+    po->h->pages_dropped++;
+    if (po->fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(po->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    return true;
+}
 
 static ssize_t page_read(void *cls, uint64_t pos, char *buf, size_t max) {
     page_out *po = cls;
     if (pos >= po->len)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (cx_clock_mono_ns() > po->deadline_ns) { /* a client that stalls: close it */
+    if (cx_clock_mono_ns() > po->deadline_ns) { /* a client that trickles: close it */
         pthread_mutex_lock(&po->h->lock);
-        po->h->pages_dropped++;
+        page_expire(po);
         pthread_mutex_unlock(&po->h->lock);
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -173,11 +197,39 @@ static ssize_t page_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void page_done(void *cls) {
     page_out *po = cls;
-    pthread_mutex_lock(&po->h->lock);
-    po->h->page_bytes -= po->len;
-    pthread_mutex_unlock(&po->h->lock);
+    cx_server *h = po->h;
+    pthread_mutex_lock(&h->lock);
+    h->page_bytes -= po->len;
+    if (po->prev)
+        po->prev->next = po->next;
+    else if (h->pages == po)
+        h->pages = po->next;
+    if (po->next)
+        po->next->prev = po->prev;
+    pthread_mutex_unlock(&h->lock);
     free(po->text);
     free(po);
+}
+
+/* The send deadline for a client that does not read at all, or so slowly
+ * that the kernel's socket buffer never empties enough for page_read to be
+ * called again: once a second, the socket of each page past its deadline is
+ * shut down, so that MHD closes the connection and frees the page. */
+static void *sweep(void *arg) {
+    cx_server *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        uint64_t now = cx_clock_mono_ns();
+        for (page_out *po = h->pages; po; po = po->next)
+            if (now > po->deadline_ns && po->fd >= 0 && page_expire(po))
+                shutdown(po->fd, SHUT_RDWR);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
 }
 
 /* Sends a pull page; takes `text` (malloc'd, len bytes). A page that would
@@ -207,9 +259,17 @@ static enum MHD_Result send_page(cx_server *h, struct MHD_Connection *c, req *q,
         free(text);
         return MHD_NO;
     }
-    *po = (page_out){.h = h, .text = text, .len = len};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *po = (page_out){.h = h, .text = text, .len = len, .fd = ci ? ci->connect_fd : -1};
     double secs = SEND_GRACE_S + (double)len / h->cfg.send_min_rate;
     po->deadline_ns = cx_clock_mono_ns() + (uint64_t)(secs * 1e9);
+    pthread_mutex_lock(&h->lock);
+    po->next = h->pages;
+    if (h->pages)
+        h->pages->prev = po;
+    h->pages = po;
+    pthread_mutex_unlock(&h->lock);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(len, PAGE_BLOCK, page_read, po, page_done);
     if (!resp) {
@@ -683,6 +743,7 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     if (!h)
         return CX_ENOMEM;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
     h->feed = feed;
     h->cfg = *cfg;
     if (!h->cfg.page_memory)
@@ -726,6 +787,11 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : cfg->port;
+    if (pthread_create(&h->sweeper, NULL, sweep, h) != 0) {
+        r = cx_error_set(CX_EFAIL, "cannot start the send-deadline thread");
+        goto out;
+    }
+    h->sweeping = true;
 out:
     if (r) {
         cx_server_stop(h);
@@ -741,12 +807,20 @@ void cx_server_stop(cx_server *h) {
     if (!h)
         return;
     if (h->d)
-        MHD_stop_daemon(h->d);
+        MHD_stop_daemon(h->d); /* frees every page still being sent */
+    if (h->sweeping) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = true;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->sweeper, NULL);
+    }
     free(h->cert);
     if (h->key) {
         memset(h->key, 0, strlen(h->key));
         free(h->key);
     }
+    pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
