@@ -248,7 +248,7 @@ static enum MHD_Result send_page(cx_server *h, struct MHD_Connection *c, req *q,
     pthread_mutex_unlock(&h->lock);
     if (!admit) {
         free(text);
-        return send_error_ra(h, c, q, 503, "busy",
+        return send_error_ra(h, c, q, 503, "unavailable",
                              "the core is sending as many pull pages as it holds; retry", 2);
     }
     page_out *po = malloc(sizeof *po);
