@@ -15,8 +15,8 @@
 #include "core/audit.h"
 #include "proto/wire.h"
 #include "redact/redact.h"
-#include "util/clock.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/ulid.h"
 
