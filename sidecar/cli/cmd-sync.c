@@ -418,7 +418,9 @@ json_t *cx_cli_sync_status(ctx *c, bool *configured) {
     uint64_t ms;
     if (json_is_string(v) && cx_clock_parse(json_string_value(v), &ms) == 0)
         lp = (long long)ms;
-    json_object_set_new(st, "stale", json_boolean(lp < 0 || c->now - (uint64_t)lp > STALE_MS));
+    /* a pull by a background cortexd may be later than this command's now */
+    json_object_set_new(st, "stale", json_boolean(lp < 0 || ((uint64_t)lp < c->now &&
+                                                             c->now - (uint64_t)lp > STALE_MS)));
     cx_upstream_free(u);
     return st;
 }
