@@ -16,6 +16,19 @@
 #include <string.h>
 
 #define PULL_LIMIT CX_WIRE_DEFAULT_PULL_LIMIT
+
+/* A pull page fits the client's answer cap by construction: the core
+ * stops a page before the change that would take it past
+ * CX_WIRE_MAX_PAGE_BYTES (only a page's first change may pass that, and
+ * then it travels alone), and it never builds a page past
+ * CX_WIRE_MAX_ANSWER_BYTES; so a feed of large items arrives in more
+ * pages, never in one page too large to read. The pull follows next/more
+ * as the core gives them. */
+_Static_assert(CX_WIRE_MAX_PAGE_BYTES + CX_WIRE_PAGE_OVERHEAD + CX_WIRE_MAX_PUSH_BYTES <=
+                   CX_CLIENT_MAX_ANSWER,
+               "a full page, or one item as large as a push alone, must fit the answer cap");
+_Static_assert(CX_WIRE_MAX_ANSWER_BYTES <= CX_CLIENT_MAX_ANSWER,
+               "the core's largest page must fit the client's answer cap");
 #define MAX_MISSING CX_WIRE_MAX_MISSING
 
 static bool transient(long status) {

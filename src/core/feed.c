@@ -16,6 +16,7 @@
 #include "core/audit.h"
 #include "proto/wire.h"
 #include "redact/redact.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/ulid.h"
@@ -729,48 +730,89 @@ int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **
 
 /* --- pull, queue -------------------------------------------------------- */
 
+/* A pull page, serialised once as it is built: each stored item's JSON
+ * text is copied into the page as it is (it was written by store_item with
+ * json_dumps, and is parsed here only to check it), so a page costs its own
+ * size in memory and no tree of it is ever built. */
 typedef struct page {
-    json_t *changes;
+    cx_buf text;   /* {"changes":[… so far */
+    size_t budget; /* bytes of the whole page, the closing part included */
     int64_t last;
     int count, limit;
     bool more;
 } page;
 
+/* add_change's "the page is full": stops cx_storage_changes without an
+ * error (a positive value is never a CX_E… code). */
+#define PAGE_FULL 1
+
+/* One change: {"seq":N,"item":{…}} or {"seq":N,"id":"…","deleted":true}. */
 static int add_change(void *ud, int64_t seq, const char *id, const char *json) {
     page *pg = ud;
     if (pg->count == pg->limit) {
         pg->more = true;
-        return 0;
+        return PAGE_FULL;
     }
-    json_t *c;
+    char head[64];
+    char *tomb = NULL;
+    size_t len;
     if (json) {
         json_t *it = json_loads(json, 0, NULL);
-        if (!it)
+        bool ok = json_is_object(it);
+        json_decref(it);
+        if (!ok)
             return cx_error_set(CX_EIO, "stored item %s is damaged", id);
-        c = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "item", it);
+        snprintf(head, sizeof head, "%s{\"seq\":%lld,\"item\":", pg->count ? "," : "",
+                 (long long)seq);
+        len = strlen(head) + strlen(json) + 1;
     } else {
-        c = json_pack("{s:I, s:s, s:b}", "seq", (json_int_t)seq, "id", id, "deleted", 1);
+        json_t *c = json_pack("{s:I, s:s, s:b}", "seq", (json_int_t)seq, "id", id, "deleted", 1);
+        tomb = c ? json_dumps(c, JSON_COMPACT) : NULL;
+        json_decref(c);
+        if (!tomb)
+            return CX_ENOMEM;
+        snprintf(head, sizeof head, "%s", pg->count ? "," : "");
+        len = strlen(head) + strlen(tomb);
     }
-    if (!c)
-        return CX_ENOMEM;
-    json_array_append_new(pg->changes, c);
+    /* The budget holds the page as sent: what is there, this change, and
+     * the closing part. The first change goes whatever its size. */
+    if (pg->count && pg->text.len + len + CX_WIRE_PAGE_OVERHEAD > pg->budget) {
+        free(tomb);
+        pg->more = true;
+        return PAGE_FULL;
+    }
+    int r = cx_buf_adds(&pg->text, head);
+    if (r == 0)
+        r = cx_buf_adds(&pg->text, json ? json : tomb);
+    if (r == 0 && json)
+        r = cx_buf_adds(&pg->text, "}");
+    free(tomb);
+    if (r == CX_ELIMIT)
+        return cx_error_set(CX_EIO, "stored item %s is too large for a pull page (%zu bytes, "
+                            "the most a client reads is %u)", id, len, CX_WIRE_MAX_ANSWER_BYTES);
+    if (r)
+        return r;
     pg->last = seq;
     pg->count++;
     return 0;
 }
 
-int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, json_t **out) {
+int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, size_t budget,
+                 char **out, size_t *len) {
     if (since < 0)
         return cx_error_set(CX_EINVAL, "since must be a seq >= 0");
     if (limit < 1)
         limit = 1;
     if (limit > CX_WIRE_MAX_PULL_LIMIT)
         limit = CX_WIRE_MAX_PULL_LIMIT;
-    page pg = {.changes = json_array(), .last = since, .limit = limit};
-    if (!pg.changes)
-        return CX_ENOMEM;
-    int r = cx_storage_begin(s->st, false);
+    page pg = {.last = since, .limit = limit, .budget = budget};
+    /* The cap is a safety net, not the budget: an item alone on its page
+     * may pass the budget, never what a sidecar can read. */
+    cx_buf_init(&pg.text, CX_WIRE_MAX_ANSWER_BYTES);
+    int r = cx_buf_adds(&pg.text, "{\"changes\":[");
     if (r)
+        goto out;
+    if ((r = cx_storage_begin(s->st, false)))
         goto out;
     int64_t horizon = 0;
     r = cx_storage_horizon(s->st, p->team, &horizon);
@@ -779,15 +821,19 @@ int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, js
                          "again from 0", (long long)since, (long long)horizon);
     if (r == 0)
         r = cx_storage_changes(s->st, p->team, since, limit + 1, add_change, &pg);
+    if (r == PAGE_FULL)
+        r = 0;
     cx_storage_rollback(s->st); /* read only */
+    if (r == 0)
+        r = cx_buf_addf(&pg.text, "],\"next\":%lld,\"more\":%s}", (long long)pg.last,
+                        pg.more ? "true" : "false");
     if (r)
         goto out;
-    *out = json_pack("{s:O, s:I, s:b}", "changes", pg.changes, "next", (json_int_t)pg.last, "more",
-                     pg.more);
+    *out = cx_buf_take(&pg.text, len);
     if (!*out)
         r = CX_ENOMEM;
 out:
-    json_decref(pg.changes);
+    cx_buf_free(&pg.text);
     return r;
 }
 

@@ -46,9 +46,17 @@ typedef cx_storage_key cx_principal;
 int cx_feed_push(cx_feed *s, const cx_principal *p, const json_t *req, json_t **out,
                  long *applied);
 
-/* One page of changes after `since`. CX_EGONE when since is below the
- * team's horizon. *out {"changes","next","more"}. */
-int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, json_t **out);
+/* One page of changes after `since`, serialised once: *out is the page's
+ * JSON {"changes","next","more"} (malloc'd, NUL-terminated, *len bytes,
+ * the caller's; untouched on failure). The page holds at most `limit`
+ * changes (clamped to 1..CX_WIRE_MAX_PULL_LIMIT) and at most `budget`
+ * bytes (the server gives CX_WIRE_MAX_PAGE_BYTES), except that its first
+ * change always travels, alone when it is larger than the budget; `next`
+ * and `more` say where the following page starts. Memory: the page's own
+ * size plus one item, never a tree of the page. CX_EGONE when since is
+ * below the team's horizon, CX_EIO for a damaged stored item. */
+int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, size_t budget,
+                 char **out, size_t *len);
 
 /* The review queue: {"drafts":[…], "total"}. */
 int cx_feed_queue(cx_feed *s, const cx_principal *p, int limit, json_t **out);

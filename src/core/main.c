@@ -38,7 +38,7 @@ static int usage(void) {
           "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
           "                  [--max-connections N] [--max-connections-per-address N]\n"
           "                  [--header-timeout SECS] [--body-timeout SECS] [--idle-timeout SECS]\n"
-          "                  [--ready-file FILE]\n"
+          "                  [--page-memory BYTES] [--send-min-rate BYTES] [--ready-file FILE]\n"
           "       cortex-core keys create DIR --team TEAM --role agent|reviewer|admin --name NAME\n"
           "       cortex-core keys list DIR\n"
           "       cortex-core keys revoke DIR KEY_ID\n"
@@ -250,7 +250,7 @@ static int cmd_serve(int argc, char **argv) {
     const char *listen = NULL, *cert = NULL, *key = NULL, *rate = NULL, *burst = NULL;
     const char *max_blob = NULL, *threads = NULL, *ready = NULL;
     const char *max_conns = NULL, *per_addr = NULL, *t_header = NULL, *t_body = NULL,
-               *t_idle = NULL;
+               *t_idle = NULL, *page_mem = NULL, *min_rate = NULL;
     if (argc < 3 ||
         parse_opts(argc, argv, 3, (opt[]){{"--listen", &listen}, {"--tls-cert", &cert},
                                           {"--tls-key", &key}, {"--rate-limit", &rate},
@@ -261,7 +261,8 @@ static int cmd_serve(int argc, char **argv) {
                                           {"--header-timeout", &t_header},
                                           {"--body-timeout", &t_body},
                                           {"--idle-timeout", &t_idle},
-                                          {NULL, NULL}}) ||
+                                          {"--page-memory", &page_mem},
+                                          {"--send-min-rate", &min_rate}, {NULL, NULL}}) ||
         !listen)
         return usage();
     char host[256];
@@ -305,6 +306,13 @@ static int cmd_serve(int argc, char **argv) {
             return fprintf(stderr, "cortex-core: bad %s\n", nums[i].name), 2;
         *nums[i].out = (unsigned)v;
     }
+    if (page_mem) {
+        if (parse_num(page_mem, 1u << 20, 1ull << 40, &v))
+            return fprintf(stderr, "cortex-core: bad --page-memory (1 MiB at least)\n"), 2;
+        cfg.page_memory = (size_t)v;
+    }
+    if (min_rate && parse_num(min_rate, 1, 1e12, &cfg.send_min_rate))
+        return fprintf(stderr, "cortex-core: bad --send-min-rate\n"), 2;
     cx_feed feed = {.max_blob = 16u << 20};
     if (max_blob) {
         if (parse_num(max_blob, 1, 1u << 30, &v))

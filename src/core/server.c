@@ -15,7 +15,15 @@
  * deadline, and libmicrohttpd then closes it as a client that went away.
  * The list entry is removed in the connection-closed notification, which
  * libmicrohttpd makes before it closes the descriptor, so the sweeper
- * never touches a descriptor that may have been reused. */
+ * never touches a descriptor that may have been reused.
+ *
+ * A pull page is the one large answer: it is built within its byte budget
+ * (cx_feed_pull), then sent from that one buffer as the client takes it
+ * and freed when the connection is done with it. The bytes of pages held
+ * for clients are capped (cfg.page_memory: past it a large page is
+ * answered 503 with Retry-After), and a client that takes a page slower
+ * than cfg.send_min_rate (after a grace) is dropped by a second sweeper
+ * (page_sweep), so slow readers cannot make the core's memory grow. */
 #include "core/server.h"
 
 #include "core/rate.h"
@@ -106,6 +114,13 @@ struct cx_server {
     bool sweeping, stopping;
     conn *conns;
     uint64_t conns_open, conns_total, closed[CL_COUNT];
+    size_t page_bytes;                /* pull pages held for clients still reading them */
+    uint64_t pages_refused;           /* answered 503: page memory full */
+    uint64_t pages_dropped;           /* clients too slow for the send deadline */
+    struct page_out *pages;           /* pages being sent, for page_sweep */
+    pthread_t page_sweeper;
+    bool page_sweeping, page_stopping;
+    pthread_cond_t page_wake;         /* with lock: stop page_sweep */
 };
 
 typedef struct req {
@@ -170,6 +185,156 @@ static enum MHD_Result send_json(cx_server *h, struct MHD_Connection *c, req *q,
     if (!text)
         return MHD_NO;
     return send_body(h, c, q, status, "application/json", text, strlen(text), 0);
+}
+
+/* --- pull pages: memory bounded however slowly clients read ----------- */
+
+static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req *q,
+                                     unsigned status, const char *code, const char *msg,
+                                     int retry_after);
+
+/* Pages up to this size are always admitted: they are what a sidecar that
+ * is up to date pulls, and the connection limit bounds their sum. */
+#define PAGE_SMALL (64u * 1024)
+/* Seconds every page may take on top of its size / send_min_rate. */
+#define SEND_GRACE_S 10
+/* Bytes MHD asks page_read for at a time (its one buffer per response). */
+#define PAGE_BLOCK (32u * 1024)
+#define DEFAULT_PAGE_MEMORY (64u * 1024 * 1024)
+#define DEFAULT_SEND_MIN_RATE (64.0 * 1024)
+
+/* A page being sent: MHD reads it piece by piece as the socket takes it
+ * and frees it (page_done) when the connection is done with the response,
+ * however that ends (MHD frees a response before it closes its socket);
+ * until then its bytes count in h->page_bytes and it is on h->pages. */
+typedef struct page_out {
+    cx_server *h;
+    char *text;
+    size_t len;
+    uint64_t deadline_ns;
+    int fd;   /* the connection's socket, for the sweeper */
+    bool cut; /* past its deadline: counted, the socket shut down */
+    struct page_out *prev, *next;
+} page_out;
+
+/* Counts a page past its deadline once, and makes the close of its socket
+ * a reset: the kernel then drops what it still queues for the client
+ * instead of trickling it out after the core has let go. Under h->lock. */
+static bool page_expire(page_out *po) {
+    if (po->cut)
+        return false;
+    po->cut = true;
+    po->h->pages_dropped++;
+    if (po->fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(po->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    return true;
+}
+
+static ssize_t page_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    page_out *po = cls;
+    if (pos >= po->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (cx_clock_mono_ns() > po->deadline_ns) { /* a client that trickles: close it */
+        pthread_mutex_lock(&po->h->lock);
+        page_expire(po);
+        pthread_mutex_unlock(&po->h->lock);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = po->len - pos < max ? (size_t)(po->len - pos) : max;
+    memcpy(buf, po->text + pos, n);
+    return (ssize_t)n;
+}
+
+static void page_done(void *cls) {
+    page_out *po = cls;
+    cx_server *h = po->h;
+    pthread_mutex_lock(&h->lock);
+    h->page_bytes -= po->len;
+    if (po->prev)
+        po->prev->next = po->next;
+    else if (h->pages == po)
+        h->pages = po->next;
+    if (po->next)
+        po->next->prev = po->prev;
+    pthread_mutex_unlock(&h->lock);
+    free(po->text);
+    free(po);
+}
+
+/* The send deadline for a client that does not read at all, or so slowly
+ * that the kernel's socket buffer never empties enough for page_read to be
+ * called again: once a second, the socket of each page past its deadline is
+ * shut down, so that MHD closes the connection and frees the page. */
+static void *page_sweep(void *arg) {
+    cx_server *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->page_stopping) {
+        uint64_t now = cx_clock_mono_ns();
+        for (page_out *po = h->pages; po; po = po->next)
+            if (now > po->deadline_ns && po->fd >= 0 && page_expire(po))
+                shutdown(po->fd, SHUT_RDWR);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&h->page_wake, &h->lock, &ts);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+/* Sends a pull page; takes `text` (malloc'd, len bytes). A page that would
+ * take the pages held past cfg.page_memory is answered 503 + Retry-After
+ * instead (unless it is small, or no other page is held: one page always
+ * goes). */
+static enum MHD_Result send_page(cx_server *h, struct MHD_Connection *c, req *q, char *text,
+                                 size_t len) {
+    pthread_mutex_lock(&h->lock);
+    bool admit = len <= PAGE_SMALL || h->page_bytes == 0 ||
+                 h->page_bytes + len <= h->cfg.page_memory;
+    if (admit)
+        h->page_bytes += len;
+    else
+        h->pages_refused++;
+    pthread_mutex_unlock(&h->lock);
+    if (!admit) {
+        free(text);
+        return send_error_ra(h, c, q, 503, "unavailable",
+                             "the core is sending as many pull pages as it holds; retry", 2);
+    }
+    page_out *po = malloc(sizeof *po);
+    if (!po) {
+        pthread_mutex_lock(&h->lock);
+        h->page_bytes -= len;
+        pthread_mutex_unlock(&h->lock);
+        free(text);
+        return MHD_NO;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *po = (page_out){.h = h, .text = text, .len = len, .fd = ci ? ci->connect_fd : -1};
+    double secs = SEND_GRACE_S + (double)len / h->cfg.send_min_rate;
+    po->deadline_ns = cx_clock_mono_ns() + (uint64_t)(secs * 1e9);
+    pthread_mutex_lock(&h->lock);
+    po->next = h->pages;
+    if (h->pages)
+        h->pages->prev = po;
+    h->pages = po;
+    pthread_mutex_unlock(&h->lock);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(len, PAGE_BLOCK, page_read, po, page_done);
+    if (!resp) {
+        page_done(po);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    q->answered = true;
+    record(h, q, 200);
+    return ret;
 }
 
 static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req *q,
@@ -288,6 +453,17 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
     for (int i = 0; i < CL_COUNT; i++)
         bprintf(&b, "cortex_http_connections_closed_total{reason=\"%s\"} %llu\n", CLOSE_NAMES[i],
                 (unsigned long long)closed[i]);
+    bprintf(&b, "# HELP cortex_pull_page_bytes Bytes of pull pages held for clients still reading them.\n"
+                "# TYPE cortex_pull_page_bytes gauge\n"
+                "cortex_pull_page_bytes %zu\n"
+                "# HELP cortex_pull_pages_refused_total Pull pages answered 503: the page memory was full.\n"
+                "# TYPE cortex_pull_pages_refused_total counter\n"
+                "cortex_pull_pages_refused_total %llu\n"
+                "# HELP cortex_pull_pages_dropped_total Clients dropped for taking a pull page past its send deadline.\n"
+                "# TYPE cortex_pull_pages_dropped_total counter\n"
+                "cortex_pull_pages_dropped_total %llu\n",
+            h->page_bytes, (unsigned long long)h->pages_refused,
+            (unsigned long long)h->pages_dropped);
     pthread_mutex_unlock(&h->lock);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
@@ -441,7 +617,11 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
             if (l > CX_WIRE_MAX_PULL_LIMIT)
                 l = CX_WIRE_MAX_PULL_LIMIT;
         }
-        r = cx_feed_pull(h->feed, &q->who, s, (int)l, &out);
+        char *page = NULL;
+        size_t len = 0;
+        r = cx_feed_pull(h->feed, &q->who, s, (int)l, CX_WIRE_MAX_PAGE_BYTES, &page, &len);
+        if (r == 0)
+            return send_page(h, c, q, page, len);
         break;
     }
     case EP_QUEUE: {
@@ -916,6 +1096,11 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     h->cfg = c;
     h->log_tokens = LOG_BURST;
     h->log_at_ns = cx_clock_mono_ns();
+    pthread_cond_init(&h->page_wake, NULL);
+    if (!h->cfg.page_memory)
+        h->cfg.page_memory = DEFAULT_PAGE_MEMORY;
+    if (!(h->cfg.send_min_rate > 0))
+        h->cfg.send_min_rate = DEFAULT_SEND_MIN_RATE;
     int r = 0;
     size_t len;
     if (c.rate > 0 && (r = cx_rate_new(&h->rate, c.rate, c.burst, RATE_SLOTS)))
@@ -960,6 +1145,11 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     log_info("event=limits max_connections=%u max_per_address=%u header_timeout=%u "
              "body_timeout=%u idle_timeout=%u", c.max_connections, c.max_per_address,
              c.header_timeout, c.body_timeout, c.idle_timeout);
+    if (pthread_create(&h->page_sweeper, NULL, page_sweep, h) != 0) {
+        r = cx_error_set(CX_EFAIL, "cannot start the send-deadline thread");
+        goto out;
+    }
+    h->page_sweeping = true;
 out:
     if (r) {
         cx_server_stop(h);
@@ -984,6 +1174,13 @@ void cx_server_stop(cx_server *h) {
         pthread_join(h->sweeper, NULL);
     }
     cx_rate_free(h->rate);
+    if (h->page_sweeping) {
+        pthread_mutex_lock(&h->lock);
+        h->page_stopping = true;
+        pthread_cond_signal(&h->page_wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->page_sweeper, NULL);
+    }
     free(h->cert);
     if (h->key) {
         memset(h->key, 0, strlen(h->key));
@@ -991,6 +1188,7 @@ void cx_server_stop(cx_server *h) {
     }
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->conn_lock);
+    pthread_cond_destroy(&h->page_wake);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }

@@ -182,6 +182,17 @@ bool cx_wire_op_known(const char *op);
 #define CX_WIRE_MAX_OP_ID 128
 #define CX_WIRE_MAX_PULL_LIMIT 1000              /* changes a pull page may ask for */
 #define CX_WIRE_DEFAULT_PULL_LIMIT 500
+/* The byte budget of one pull page (its serialised JSON): a page stops
+ * before the change that would take it past this, so that a feed of large
+ * items is served in pages a client can hold. The first change of a page
+ * always travels, alone if it must: a page is at most
+ * max(CX_WIRE_MAX_PAGE_BYTES, one change + CX_WIRE_PAGE_OVERHEAD). Stated
+ * in protocol/sync/openapi.yaml and pull-response.json (test-proto). */
+#define CX_WIRE_MAX_PAGE_BYTES (8u * 1024 * 1024)
+#define CX_WIRE_PAGE_OVERHEAD 128 /* {"changes":[ … ],"next":N,"more":false} and one change's wrapper */
+/* The largest answer a sidecar reads (its client's cap): the core never
+ * builds a page past it, so even an item alone on its page fits. */
+#define CX_WIRE_MAX_ANSWER_BYTES (64u * 1024 * 1024)
 #define CX_WIRE_MAX_QUEUE_LIMIT 500              /* drafts in one review queue page */
 #define CX_WIRE_MAX_MISSING 1000                 /* hashes in one blobs/missing call */
 

@@ -24,7 +24,8 @@
  *   an accepted version, a review the core did not make);
  * - every item the input made the core store is one that item.json allows
  *   (cx_wire_item_check on each change the pull feed then serves), with a
- *   upper-case id;
+ *   upper-case id; the feed read in pages of a small byte budget keeps
+ *   each page within it (or holds one change) and resumes where next says;
  * - no call leaves the storage's transaction open (the next one would hang:
  *   libFuzzer reports a timeout). */
 #include <jansson.h>
@@ -225,26 +226,58 @@ static void check_decision(const json_t *out)
 }
 
 /* Every item stored since seq `since` is within item.json, under an
- * upper-case id. */
+ * upper-case id; and the feed, read in pages of a small byte budget (one
+ * input's changes span several), is the same feed: each page is JSON,
+ * within its budget unless it holds one change, in rising seq order, with
+ * next at its last change and more until the end. */
+#define SMALL_BUDGET 2048
+
 static void check_feed(int64_t since)
 {
-    json_t *out = NULL;
-    if (cx_feed_pull(&feed_, &AGENT, since, CX_WIRE_MAX_PULL_LIMIT, &out) != 0)
-        die("pull after the input failed", cx_error_last());
-    size_t i;
-    const json_t *c;
-    json_array_foreach(json_object_get(out, "changes"), i, c) {
-        const json_t *it = json_object_get(c, "item");
-        if (!it)
-            continue;
-        if (cx_wire_item_check(it) != 0)
-            die_json(cx_error_last(), it);
-        char id[CX_WIRE_MAX_ID + 1];
-        const char *have = json_string_value(json_object_get(it, "id"));
-        if (cx_wire_id_norm("id", have, id) != 0 || strcmp(id, have) != 0)
-            die_json("an item stored under an id that is not upper case", it);
+    /* every other input, a budget of 1 byte: each page is its one change,
+     * which travels although it is larger than the budget */
+    const size_t budget = inputs_seen % 2 ? SMALL_BUDGET : 1;
+    int64_t at = since;
+    for (int pages = 0;; pages++) {
+        char *text = NULL;
+        size_t len = 0;
+        if (cx_feed_pull(&feed_, &AGENT, at, CX_WIRE_MAX_PULL_LIMIT, budget, &text, &len) != 0)
+            die("pull after the input failed", cx_error_last());
+        json_t *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(out) || pages > 100000)
+            die("pull: a page that is not JSON, or no end", text);
+        free(text);
+        const json_t *changes = json_object_get(out, "changes");
+        if (len > budget && json_array_size(changes) > 1)
+            die_json("pull: a page over its budget with more than one change", out);
+        size_t i;
+        const json_t *c;
+        int64_t last = at;
+        json_array_foreach(changes, i, c) {
+            json_int_t seq = json_integer_value(json_object_get(c, "seq"));
+            if (seq <= last)
+                die_json("pull: seqs do not rise", out);
+            last = seq;
+            const json_t *it = json_object_get(c, "item");
+            if (!it)
+                continue;
+            if (cx_wire_item_check(it) != 0)
+                die_json(cx_error_last(), it);
+            char id[CX_WIRE_MAX_ID + 1];
+            const char *have = json_string_value(json_object_get(it, "id"));
+            if (cx_wire_id_norm("id", have, id) != 0 || strcmp(id, have) != 0)
+                die_json("an item stored under an id that is not upper case", it);
+        }
+        if (json_integer_value(json_object_get(out, "next")) != last)
+            die_json("pull: next is not the page's last seq", out);
+        bool more = json_is_true(json_object_get(out, "more"));
+        if (more && json_array_size(changes) == 0)
+            die_json("pull: more without a change", out);
+        json_decref(out);
+        if (!more)
+            break;
+        at = last;
     }
-    json_decref(out);
 }
 
 /* What an agent key's push left in the feed since seq `since` claims
@@ -256,8 +289,16 @@ static void check_feed(int64_t since)
 static void check_agent_feed(int64_t since)
 {
     json_t *out = NULL;
-    if (cx_feed_pull(&feed_, &AGENT, since, CX_WIRE_MAX_PULL_LIMIT, &out) != 0)
+    char *text = NULL;
+    size_t len = 0;
+    /* fuzz inputs are small: one page of the largest budget holds the feed */
+    if (cx_feed_pull(&feed_, &AGENT, since, CX_WIRE_MAX_PULL_LIMIT, CX_WIRE_MAX_PAGE_BYTES, &text,
+                     &len) != 0)
         die("pull after the agent's push failed", cx_error_last());
+    out = json_loadb(text, len, 0, NULL);
+    free(text);
+    if (!out)
+        die("the pull after the agent's push is not JSON", "");
     size_t i, k;
     const json_t *c, *v;
     json_array_foreach(json_object_get(out, "changes"), i, c) {

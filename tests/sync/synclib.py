@@ -52,10 +52,12 @@ def cli(ws, env, *args, stdin=None, timeout=120):
 
 
 class Core:
-    """cortex-core serving `data` on a free loopback port; tls = (cert, key)."""
+    """cortex-core serving `data` on a free loopback port; tls = (cert, key);
+    extra: more `serve` options."""
 
-    def __init__(self, tmp, data, tls=None):
+    def __init__(self, tmp, data, tls=None, extra=()):
         self.tmp, self.data, self.tls, self.port, self.proc = tmp, data, tls, free_port(), None
+        self.extra = list(extra)
 
     def start(self):
         ready = os.path.join(self.tmp, f"ready-{self.port}-{time.monotonic_ns()}")
@@ -63,6 +65,7 @@ class Core:
                 ready, "--rate-limit", "10000", "--burst", "10000"]
         if self.tls:
             args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        args += self.extra
         log = open(os.path.join(self.tmp, "core.log"), "a")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         procs.append(self.proc)

@@ -74,9 +74,9 @@ static const char *op_name(int i) {
 static void test_against_schemas(void) {
     json_t *item = schema("item.json"), *common = schema("common.json");
     json_t *push = schema("push-request.json"), *missing = schema("blobs-missing-request.json");
-    json_t *decision = schema("decision-request.json");
-    CX_CHECK(item && common && push && missing && decision);
-    if (!item || !common || !push || !missing || !decision)
+    json_t *decision = schema("decision-request.json"), *pull = schema("pull-response.json");
+    CX_CHECK(item && common && push && missing && decision && pull);
+    if (!item || !common || !push || !missing || !decision || !pull)
         goto out;
 
     check_enum(item, "properties/kind/enum", kind_name, CX_KIND_COUNT);
@@ -121,12 +121,20 @@ static void test_against_schemas(void) {
     const char *pd = json_string_value(at(push, "description"));
     CX_CHECK(pd && strstr(pd, "500 ops") && strstr(pd, "4 MiB"));
     CX_CHECK_INT(CX_WIRE_MAX_PUSH_BYTES, 4 * 1024 * 1024);
+    /* the pull page's byte budget and the largest answer, in numbers and in words */
+    CX_CHECK_INT(num(pull, "x-maxPageBytes"), CX_WIRE_MAX_PAGE_BYTES);
+    CX_CHECK_INT(num(pull, "x-maxAnswerBytes"), CX_WIRE_MAX_ANSWER_BYTES);
+    const char *pld = json_string_value(at(pull, "description"));
+    CX_CHECK(pld && strstr(pld, "8 MiB") && strstr(pld, "64 MiB"));
+    CX_CHECK_INT(CX_WIRE_MAX_PAGE_BYTES, 8 * 1024 * 1024);
+    CX_CHECK_INT(CX_WIRE_MAX_ANSWER_BYTES, 64 * 1024 * 1024);
 out:
     json_decref(item);
     json_decref(common);
     json_decref(push);
     json_decref(missing);
     json_decref(decision);
+    json_decref(pull);
 }
 
 /* Every route constant is a path of openapi.yaml, and the pull limits are
@@ -162,6 +170,10 @@ static void test_against_openapi(void) {
         snprintf(want, sizeof want, "maximum: %d, default: %d}", CX_WIRE_MAX_PULL_LIMIT,
                  CX_WIRE_DEFAULT_PULL_LIMIT);
         CX_CHECK(lim && strstr(lim, want) && strstr(lim, want) < strstr(pull, "responses:"));
+        /* and its byte budget, before the pull's responses */
+        snprintf(want, sizeof want, "x-maxPageBytes: %u\n", CX_WIRE_MAX_PAGE_BYTES);
+        const char *budget = strstr(pull, want);
+        CX_CHECK(budget && budget < strstr(pull, "responses:"));
     }
     const char *queue = strstr(text, CX_ROUTE_REVIEW_QUEUE ":");
     if (queue) {
