@@ -217,6 +217,34 @@ def serve_fake_core(tmp, handler):
     return srv, f"https://127.0.0.1:{srv.server_address[1]}", cert
 
 
+def fake_workspace(tmp, name, url, cert, notes=0, **env_extra):
+    """A workspace tmp/name pointed at a (fake) core at url with the CA
+    cert, logged in with a fake agent key, holding `notes` observations:
+    (ws, env). Each workspace gets its own home (credentials)."""
+    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home-" + name), **env_extra)
+    env.pop("CORTEX_WORKSPACE", None)
+    ws = os.path.join(tmp, name)
+    os.makedirs(ws)
+    p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
+    check(p.returncode == 0, f"{name}: remote set: {p.stderr}")
+    p = cli(ws, env, "login", stdin="cx_fake_agent_key_0123456789\n")
+    check(p.returncode == 0, f"{name}: login: {p.returncode} {p.stderr}")
+    for i in range(notes):
+        p = cli(ws, env, "observe", f"note {i} of workspace {name}")
+        check(p.returncode == 0, f"{name}: observe {i}: {p.stderr}")
+    return ws, env
+
+
+def sync_state(ws, env):
+    """The "sync" object of `cortex status --json` ({} when unreadable)."""
+    st = cli(ws, env, "--json", "status")
+    check(st.returncode == 0, f"status: {st.stderr}")
+    try:
+        return json.loads(st.stdout).get("sync", {})
+    except ValueError:
+        return {}
+
+
 def finish(tmp):
     """Kills what the test started, shows the logs when something failed,
     removes tmp, prints the summary line and exits."""

@@ -20,12 +20,11 @@
 # (403: exit 1, the core refused the key), nor does cortexd's log. Prints "N passed, N failed";
 # exits non-zero on any failure.
 import gzip
-import json
-import os
 import threading
 import time
 
-from synclib import Agent, FakeCore, check, cli, run, serve_fake_core, wait_until
+from synclib import (Agent, FakeCore, check, cli, fake_workspace, run, serve_fake_core,
+                     sync_state, wait_until)
 
 lock = threading.Lock()
 hits = {}  # handler name -> number of sync requests it answered
@@ -90,31 +89,6 @@ class Escapes(FakeCore):
         return super().do_GET()
 
 
-def workspace(tmp, name, url, cert, notes=0):
-    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home-" + name),
-               CORTEX_SYNC_DEADLINE="20")
-    env.pop("CORTEX_WORKSPACE", None)
-    ws = os.path.join(tmp, name)
-    os.makedirs(ws)
-    p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
-    check(p.returncode == 0, f"{name}: remote set: {p.stderr}")
-    p = cli(ws, env, "login", stdin="cx_fake_agent_key_0123456789\n")
-    check(p.returncode == 0, f"{name}: login: {p.returncode} {p.stderr}")
-    for i in range(notes):
-        p = cli(ws, env, "observe", f"note {i} of workspace {name}")
-        check(p.returncode == 0, f"{name}: observe {i}: {p.stderr}")
-    return ws, env
-
-
-def sync_state(ws, env):
-    st = cli(ws, env, "--json", "status")
-    check(st.returncode == 0, f"status: {st.stderr}")
-    try:
-        return json.loads(st.stdout).get("sync", {})
-    except ValueError:
-        return {}
-
-
 def timed_sync(ws, env):
     t0 = time.monotonic()
     p = cli(ws, env, "sync", timeout=60)
@@ -124,7 +98,7 @@ def timed_sync(ws, env):
 def looping(tmp, name, handler, notes, what):
     srv, url, cert = serve_fake_core(tmp, handler)
     try:
-        ws, env = workspace(tmp, name, url, cert, notes)
+        ws, env = fake_workspace(tmp, name, url, cert, notes, CORTEX_SYNC_DEADLINE="20")
         p, took = timed_sync(ws, env)
         check(p.returncode == 4, f"{what}: cortex sync exits 4: {p.returncode} {p.stderr}")
         check(took < 30, f"{what}: cortex sync ends in under 30 s: {took:.1f} s")
@@ -154,7 +128,7 @@ def tests(tmp):
     # an answer past the client's cap is the core's doing: exit 4
     srv, url, cert = serve_fake_core(tmp, Oversized)
     try:
-        ws, env = workspace(tmp, "big", url, cert)
+        ws, env = fake_workspace(tmp, "big", url, cert, CORTEX_SYNC_DEADLINE="20")
         p, took = timed_sync(ws, env)
         check(p.returncode == 4, f"an oversized answer exits 4: {p.returncode} {p.stderr}")
         check("larger than" in p.stderr, f"and says the answer was too large: {p.stderr}")
@@ -164,7 +138,7 @@ def tests(tmp):
     # escapes from a core never reach the terminal
     srv, url, cert = serve_fake_core(tmp, Escapes)
     try:
-        ws, env = workspace(tmp, "esc", url, cert)
+        ws, env = fake_workspace(tmp, "esc", url, cert, CORTEX_SYNC_DEADLINE="20")
         p, _ = timed_sync(ws, env)
         check(p.returncode == 1, f"a 403 exits 1 (the key was refused): {p.returncode} {p.stderr!r}")
         check("key revoked" in p.stderr and "see admin" in p.stderr,
@@ -189,7 +163,7 @@ def background(tmp):
                                       ("bg-esc", Escapes, "escapes", 0)):
         srv, url, cert = serve_fake_core(tmp, handler)
         try:
-            ws, env = workspace(tmp, name, url, cert, notes)
+            ws, env = fake_workspace(tmp, name, url, cert, notes, CORTEX_SYNC_DEADLINE="20")
             env["CORTEX_SYNC_INTERVAL_MS"] = "100"
             start = hits_of(key)
             agent = Agent(ws, env)

@@ -10,10 +10,9 @@
 # - nothing private was pushed (the core received no op for either id).
 # Prints "N passed, N failed"; exits non-zero on any failure.
 import json
-import os
 import threading
 
-from synclib import FakeCore, check, cli, run, serve_fake_core
+from synclib import FakeCore, check, cli, fake_workspace, run, serve_fake_core, sync_state
 
 lock = threading.Lock()
 page = {"changes": [], "next": 0, "more": False}
@@ -53,14 +52,7 @@ def show(ws, env, item_id):
 def tests(tmp):
     srv, url, cert = serve_fake_core(tmp, Handler)
     try:
-        env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home"))
-        env.pop("CORTEX_WORKSPACE", None)
-        ws = os.path.join(tmp, "W")
-        os.makedirs(ws)
-        p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
-        check(p.returncode == 0, f"remote set: {p.stderr}")
-        p = cli(ws, env, "login", stdin="cx_fake_agent_key_0123456789\n")
-        check(p.returncode == 0, f"login: {p.stderr}")
+        ws, env = fake_workspace(tmp, "W", url, cert)
         kept = observe_private(ws, env, "private: the staging password rotates on Fridays")
         gone = observe_private(ws, env, "private: my notes on the flaky deploy runner")
         if not kept or not gone:
@@ -89,11 +81,7 @@ def tests(tmp):
         with lock:
             leaked = [i for i in pushed_ids if i in (kept, gone)]
         check(not leaked, f"no private note was pushed: {leaked}")
-        st = cli(ws, env, "--json", "status")
-        try:
-            cursor = json.loads(st.stdout).get("sync", {}).get("cursor")
-        except ValueError:
-            cursor = None
+        cursor = sync_state(ws, env).get("cursor")
         check(cursor == 2, f"the cursor moved past both changes: {cursor}")
     finally:
         srv.shutdown()

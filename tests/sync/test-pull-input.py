@@ -20,7 +20,7 @@ import os
 import random
 import string
 
-from synclib import FakeCore, check, cli, run, serve_fake_core
+from synclib import FakeCore, check, cli, fake_workspace, run, serve_fake_core
 
 rng = random.SystemRandom()
 
@@ -115,14 +115,7 @@ def tests(tmp):
 
 
 def run_sync(tmp, url, cert):
-    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home"))
-    env.pop("CORTEX_WORKSPACE", None)
-    ws = os.path.join(tmp, "W")
-    os.makedirs(ws)
-    p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
-    check(p.returncode == 0, f"remote set: {p.stderr}")
-    p = cli(ws, env, "login", stdin="cx_fake_agent_key_0123456789\n")
-    check(p.returncode == 0, f"login: {p.returncode} {p.stderr}")
+    ws, env = fake_workspace(tmp, "W", url, cert)
     p = cli(ws, env, "observe", "a local note that is pushed first")
     check(p.returncode == 0, f"observe: {p.stderr}")
 

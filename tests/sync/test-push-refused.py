@@ -18,11 +18,9 @@
 # core answers that way, `cortex sync` fails and the three ops stay in the
 # backlog, none rejected. Prints "N passed, N failed"; exits non-zero on any
 # failure.
-import json
-import os
 import threading
 
-from synclib import FakeCore, check, cli, run, serve_fake_core
+from synclib import FakeCore, check, cli, fake_workspace, run, serve_fake_core, sync_state
 
 MESSAGE = "ops[1].item.title: at most 200 bytes (got 1024)"
 
@@ -50,37 +48,12 @@ def tests(tmp):
         srv.shutdown()
 
 
-def workspace(tmp, name, url, cert):
-    """A workspace pointed at the fake core, logged in, with three notes."""
-    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home-" + name))
-    env.pop("CORTEX_WORKSPACE", None)
-    ws = os.path.join(tmp, name)
-    os.makedirs(ws)
-    p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
-    check(p.returncode == 0, f"{name}: remote set: {p.stderr}")
-    p = cli(ws, env, "login", stdin="cx_fake_agent_key_0123456789\n")
-    check(p.returncode == 0, f"{name}: login: {p.returncode} {p.stderr}")
-    for i in range(3):
-        p = cli(ws, env, "observe", f"note {i} of workspace {name}")
-        check(p.returncode == 0, f"{name}: observe {i}: {p.stderr}")
-    return ws, env
-
-
-def status(ws, env):
-    st = cli(ws, env, "--json", "status")
-    check(st.returncode == 0, f"status: {st.stderr}")
-    try:
-        return json.loads(st.stdout).get("sync", {})
-    except ValueError:
-        return {}
-
-
 def op_ids(push):
     return [o.get("op_id") for o in push.get("ops", [])]
 
 
 def refused_op(tmp, url, cert):
-    ws, env = workspace(tmp, "W", url, cert)
+    ws, env = fake_workspace(tmp, "W", url, cert, notes=3)
     with lock:
         pushes.clear()
         refusals[:] = [(400, MESSAGE)]
@@ -98,7 +71,7 @@ def refused_op(tmp, url, cert):
         check(sorted(later) == sorted([first[0], first[2]]),
               f"the core received the other two ops, and not op 1 again: {later} of {first}")
 
-    sync = status(ws, env)
+    sync = sync_state(ws, env)
     check(sync.get("rejected") == 1, f"status shows one rejected op: {sync}")
     check(sync.get("backlog") == 0, f"nothing is left to push: {sync}")
     rej = sync.get("rejected_ops") or []
@@ -119,14 +92,14 @@ def refused_op(tmp, url, cert):
 
 
 def refused_batch(tmp, url, cert):
-    ws, env = workspace(tmp, "V", url, cert)
+    ws, env = fake_workspace(tmp, "V", url, cert, notes=3)
     for message in ("the batch is malformed", "ops[3].item.title: at most 200 bytes (got 1024)"):
         with lock:
             refusals[:] = [(400, message)] * 50
         p = cli(ws, env, "sync")
         check(p.returncode != 0, f"a 400 that names no op of the batch fails the sync "
                                  f"({message!r}): {p.returncode} {p.stderr}")
-        sync = status(ws, env)
+        sync = sync_state(ws, env)
         check(sync.get("rejected") == 0, f"nothing was rejected ({message!r}): {sync}")
         check(sync.get("backlog") == 3, f"the three ops are still to push ({message!r}): {sync}")
     with lock:
