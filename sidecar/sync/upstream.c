@@ -310,22 +310,37 @@ static size_t parse_creds(char *text, cred_line *out) {
     return n;
 }
 
-/* The credentials, parsed: *text owns the strings of *lines. */
-static int load_creds(char **path, char **text, size_t *tlen, cred_line **lines, size_t *n) {
-    *path = cx_upstream_credentials_path();
-    *text = NULL;
-    *tlen = 0;
-    *lines = NULL;
-    *n = 0;
-    if (!*path)
+/* The credentials file, parsed: `text` owns the strings of `l`, and is
+ * wiped when freed (it holds keys). */
+typedef struct creds {
+    char *path, *text;
+    size_t tlen;
+    cred_line *l;
+    size_t n;
+} creds;
+
+static void creds_free(creds *c) {
+    if (c->text)
+        explicit_bzero(c->text, c->tlen);
+    free(c->text);
+    free(c->l);
+    free(c->path);
+    *c = (creds){0};
+}
+
+/* Loads the credentials into *c (zeroed first; creds_free it whatever the
+ * result). CX_ENOTFOUND when there is no home directory. */
+static int creds_load(creds *c) {
+    *c = (creds){0};
+    if (!(c->path = cx_upstream_credentials_path()))
         return cx_error_set(CX_ENOTFOUND, "no home directory for credentials");
-    int r = read_creds(*path, text);
+    int r = read_creds(c->path, &c->text);
     if (r)
         return r;
-    *tlen = strlen(*text);
-    if (!(*lines = calloc(MAX_CREDS, sizeof **lines)))
+    c->tlen = strlen(c->text);
+    if (!(c->l = calloc(MAX_CREDS, sizeof *c->l)))
         return CX_ENOMEM;
-    *n = parse_creds(*text, *lines);
+    c->n = parse_creds(c->text, c->l);
     return 0;
 }
 
@@ -399,16 +414,17 @@ static void copy_who(cx_upstream_who *w, const cred_line *l) {
 
 int cx_upstream_key_find(const char *url, const char *team, cx_upstream_use use,
                          cx_upstream_cred *out) {
-    char *path = NULL, *text = NULL, *u = url ? norm_url(url) : NULL;
-    cred_line *l = NULL;
-    size_t n = 0, tlen = 0;
+    char *u = url ? norm_url(url) : NULL;
+    creds cr = {0};
     int r;
     if (!u) {
         r = CX_ENOMEM;
         goto out;
     }
-    if ((r = load_creds(&path, &text, &tlen, &l, &n)))
+    if ((r = creds_load(&cr)))
         goto out;
+    const cred_line *l = cr.l;
+    size_t n = cr.n;
     long best = -1;
     int best_rank = 99;
     size_t any = 0;
@@ -460,12 +476,8 @@ int cx_upstream_key_find(const char *url, const char *team, cx_upstream_use use,
     *out = c;
     r = 0;
 out:
-    if (text)
-        explicit_bzero(text, tlen);
-    free(text);
-    free(l);
+    creds_free(&cr);
     free(u);
-    free(path);
     return r;
 }
 
@@ -474,18 +486,16 @@ int cx_upstream_key_get(const char *url, char **key) {
     int r = cx_upstream_key_find(url, NULL, CX_UPSTREAM_FOR_SYNC, &c);
     if (r == CX_ECONFLICT) {
         /* keys of several teams: any of them says that a login exists */
-        char *path = NULL, *text = NULL, *u = norm_url(url);
-        cred_line *l = NULL;
-        size_t n = 0, tlen = 0;
-        r = u ? load_creds(&path, &text, &tlen, &l, &n) : CX_ENOMEM;
-        for (size_t i = 0; r == 0 && i < n; i++)
-            if (same_url(l[i].url, u)) {
-                r = (c.key = strdup(l[i].key)) ? 0 : CX_ENOMEM;
+        char *u = norm_url(url);
+        creds cr = {0};
+        r = u ? creds_load(&cr) : CX_ENOMEM;
+        for (size_t i = 0; r == 0 && i < cr.n; i++)
+            if (same_url(cr.l[i].url, u)) {
+                r = (c.key = strdup(cr.l[i].key)) ? 0 : CX_ENOMEM;
                 break;
             }
-        if (text)
-            explicit_bzero(text, tlen);
-        free(text), free(l), free(u), free(path);
+        creds_free(&cr);
+        free(u);
         if (r == 0 && !c.key)
             r = CX_ENOTFOUND;
     }
@@ -514,19 +524,22 @@ int cx_upstream_key_add(const char *url, const char *key, const cx_upstream_who 
     int r = cx_upstream_check_url(url);
     if (r)
         return r;
-    char *path = NULL, *text = NULL, *u = norm_url(url), *buf = NULL;
-    cred_line *l = NULL;
-    size_t n = 0, tlen = 0, cap = 0, len = 0;
+    char *u = norm_url(url), *buf = NULL;
+    creds cr = {0};
+    size_t cap = 0, len = 0;
     if (!u) {
         r = CX_ENOMEM;
         goto out;
     }
-    if ((r = load_creds(&path, &text, &tlen, &l, &n))) {
-        if (!path)
+    if ((r = creds_load(&cr))) {
+        if (!cr.path)
             r = cx_error_set(CX_EFAIL, "no home directory for credentials");
         goto out;
     }
-    cap = tlen + 2 * MAX_CREDS + strlen(u) + strlen(key) + sizeof w + 256;
+    const cred_line *l = cr.l;
+    size_t n = cr.n;
+    const char *path = cr.path;
+    cap = cr.tlen + 2 * MAX_CREDS + strlen(u) + strlen(key) + sizeof w + 256;
     if (!(buf = malloc(cap))) {
         r = CX_ENOMEM;
         goto out;
@@ -562,36 +575,32 @@ out:
     if (buf)
         explicit_bzero(buf, cap);
     free(buf);
-    if (text)
-        explicit_bzero(text, tlen);
-    free(text);
-    free(l);
+    creds_free(&cr);
     free(u);
-    free(path);
     return r;
 }
 
 int cx_upstream_key_list(const char *url, json_t **out) {
-    char *path = NULL, *text = NULL, *u = url ? norm_url(url) : NULL;
-    cred_line *l = NULL;
-    size_t n = 0, tlen = 0;
+    char *u = url ? norm_url(url) : NULL;
+    creds cr = {0};
     json_t *arr = json_array();
     int r;
     if (!u || !arr) {
         r = CX_ENOMEM;
         goto out;
     }
-    if ((r = load_creds(&path, &text, &tlen, &l, &n))) {
+    if ((r = creds_load(&cr))) {
         if (r == CX_ENOTFOUND) /* no home: no keys */
             r = 0;
         else
             goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!same_url(l[i].url, u))
+    for (size_t i = 0; i < cr.n; i++) {
+        const cred_line *l = &cr.l[i];
+        if (!same_url(l->url, u))
             continue;
-        json_t *o = json_pack("{s:s?, s:s?}", "team", *l[i].team ? l[i].team : NULL, "role",
-                              *l[i].role ? l[i].role : NULL);
+        json_t *o = json_pack("{s:s?, s:s?}", "team", *l->team ? l->team : NULL, "role",
+                              *l->role ? l->role : NULL);
         if (!o || json_array_append_new(arr, o)) {
             r = CX_ENOMEM;
             goto out;
@@ -601,11 +610,7 @@ int cx_upstream_key_list(const char *url, json_t **out) {
     arr = NULL;
 out:
     json_decref(arr);
-    if (text)
-        explicit_bzero(text, tlen);
-    free(text);
-    free(l);
+    creds_free(&cr);
     free(u);
-    free(path);
     return r;
 }
