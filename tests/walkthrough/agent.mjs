@@ -9,8 +9,9 @@
 // STEPS is a JSON array of {"tool": NAME, "arguments": {...}} with, for a
 // step that waits for something to arrive, "until_found": ID or
 // "until_first": ID, and "timeout_s": N (the call is repeated every 300 ms
-// until a result's id, or the first result's id, is ID, at most N seconds). Prints one JSON object a line on stdout:
-// {"tool", "isError", "result" (structuredContent), "calls", "waited_ms"};
+// until a result's id, or the first result's id, is ID, at most N seconds).
+// Prints one JSON object a line on stdout: {"tool", "isError", "result"
+// (structuredContent), "text", "calls", "waited_ms"};
 // exits 0 when every step was answered (whatever it answered), 1 when a
 // step could not be made, with the reason and cortexd's stderr on stderr.
 import { existsSync, readFileSync } from 'node:fs';

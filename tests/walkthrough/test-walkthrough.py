@@ -41,8 +41,9 @@ The scenario, with a real cortex-core over HTTPS on 127.0.0.1:
   SessionStart briefing lists it under Canon.
 
 WALKTHROUGH_KEEP=1 in the environment keeps the temp directory (to look
-at a failure). Every wait is bounded; the test ends by stopping each person's daemon
-(`cortex stop`, as the README says) and kills only what it started.
+at a failure). Every wait is bounded; the test ends by stopping each
+person's daemon (`cortex stop`, as the README says) and kills only what it
+started.
 Prints "N passed, N failed"."""
 import json
 import os
