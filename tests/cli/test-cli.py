@@ -320,6 +320,46 @@ def terminal_safety(ws):
     check("\x1b" not in r.out, "control characters in search output:\n%r" % r.out)
 
 
+def git(ws, *args):
+    subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.com"] + list(args),
+                   cwd=ws.root, env=ws.env, check=True, stdout=subprocess.DEVNULL)
+
+
+def stale_marks(ws):
+    """An item whose file changed since it was recorded is marked stale, with
+    the changed path, in plain search and show as in --json (and MCP)."""
+    git(ws, "add", "src/main.c")
+    git(ws, "commit", "-q", "-m", "first")
+    id_ = ws.observe("main returns zero for the bandicoot check", "--file", "src/main.c")
+    fresh = ws.observe("the bandicoot daemon has no files")
+    r = ws.run("search", "bandicoot", expect=0)
+    check("stale" not in r.out and "changed since" not in r.out, "stale before any change:\n%s" % r)
+    with open(os.path.join(ws.root, "src", "main.c"), "w") as f:
+        f.write("int main(void) { return 1; }\n")
+    git(ws, "commit", "-q", "-am", "main returns 1")
+    j = ws.run("search", "bandicoot", "--json", expect=0).json()
+    byid = {x["id"]: x for x in j["results"]}
+    check(byid[id_].get("stale") is True and byid[id_].get("changed") == ["src/main.c"],
+          "search --json: %r" % byid.get(id_))
+    r = ws.run("search", "bandicoot", expect=0)
+    blocks = r.out.split("\n\n")
+    mine = [b for b in blocks if id_ in b]
+    other = [b for b in blocks if fresh in b]
+    check(mine and "stale" in mine[0].splitlines()[0], "search marks the item stale:\n%s" % r)
+    check(mine and "changed since recorded: src/main.c" in mine[0],
+          "search names the changed path:\n%s" % r)
+    check(other and "stale" not in other[0] and "changed since" not in other[0],
+          "an item without files is not stale:\n%s" % r)
+    r = ws.run("show", id_, expect=0)
+    check("stale" in r.out.splitlines()[0], "show marks the item stale:\n%s" % r)
+    check("changed since recorded: src/main.c" in r.out, "show names the changed path:\n%s" % r)
+    item = ws.run("show", id_, "--json", expect=0).json()
+    check(item.get("stale") is True and item.get("changed") == ["src/main.c"],
+          "show --json: %r" % item)
+    r = ws.run("show", fresh, expect=0)
+    check("stale" not in r.out, "show marks a fresh item stale:\n%s" % r)
+
+
 # ---- review --------------------------------------------------------------------
 
 def review_approve(ws):
@@ -475,7 +515,7 @@ def main():
         return 2
     for t in (version, help_everywhere, usage_errors, reads_create_nothing, bad_workspace,
               observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
-              observe_private, workspace_selection, show_unknown_and_many, terminal_safety,
+              observe_private, workspace_selection, show_unknown_and_many, terminal_safety, stale_marks,
               review_approve, review_reject_and_changes, agent_items_show, status_counts,
               reindex_and_modes):
         test(t)
