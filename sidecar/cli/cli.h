@@ -24,6 +24,8 @@ enum {
     RC_STORE = 3, /* workspace or store: missing, cannot open, I/O, busy */
     RC_UPSTREAM = 4, /* the upstream core: not configured, unreachable, failing
                       * (5xx, 408, 429), broken answers */
+    RC_SIGNAL = 128, /* + the signal's number: a long command stopped by Ctrl-C
+                      * (130) or SIGTERM (143), as a shell reports a killed one */
 };
 
 /* Search answers for people are not squeezed into an agent's context

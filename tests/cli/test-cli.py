@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -506,6 +507,36 @@ def reindex_and_modes(ws):
     ws.run("search", "x", "--mode", "fuzzy", expect=2)
 
 
+def reindex_interrupted(ws):
+    """Ctrl-C during a reindex stops it with the shell's status for SIGINT
+    (130, as cortex(1) says), not 3 (a store error); the next one finishes."""
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda sigma".split()
+    for b in range(8):
+        obs = [{"text": " ".join(words[(i * 7 + k * 3 + b) % len(words)] for k in range(20))
+                + " lyrebird %d-%d" % (b, i)} for i in range(500)]
+        res = mcp_tool(ws, "observe", {"observations": obs})
+        check(len(res.get("results", [])) == 500, "a batch of 500 recorded: %r" % list(res)[:5])
+    # SIGINT once the first progress line is out (10% of 4000 items); a run
+    # that finished before the signal arrived is tried again
+    for attempt in range(5):
+        p = subprocess.Popen([CORTEX, "reindex"], cwd=ws.root, env=ws.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        first = p.stderr.readline().decode()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        err = first + err.decode()
+        check(not SANITIZER.search(err), "sanitizer report:\n%s" % err)
+        if p.returncode == 0 and "Reindexed" in out.decode():
+            continue
+        check(p.returncode == 130, "Ctrl-C during reindex exits 130: %d\n%s" % (p.returncode, err))
+        check("stopped" in err and "run cortex reindex again" in err, "says it stopped:\n%s" % err)
+        break
+    else:
+        raise Fail("every reindex finished before SIGINT reached it")
+    r = ws.run("reindex", expect=0)
+    check("Reindexed" in r.out and "4000/4000 (100%)" in r.err, "the next reindex finishes:\n%s" % r)
+
+
 def main():
     if not CORTEX or not os.access(CORTEX, os.X_OK):
         print("CORTEX must name the cortex executable")
@@ -517,7 +548,7 @@ def main():
               observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
               observe_private, workspace_selection, show_unknown_and_many, terminal_safety, stale_marks,
               review_approve, review_reject_and_changes, agent_items_show, status_counts,
-              reindex_and_modes):
+              reindex_and_modes, reindex_interrupted):
         test(t)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
