@@ -201,6 +201,8 @@ int cx_cli_answer_fail(const char *what, const cx_client_answer *a);
 int cx_cli_cmd_remote(ctx *c);
 int cx_cli_cmd_login(ctx *c);
 int cx_cli_cmd_sync(ctx *c);
+/* Whether the workspace has an upstream configured. */
+bool cx_cli_upstream_configured(ctx *c);
 /* The "sync" member of status: upstream, key, and the store's sync state. */
 json_t *cx_cli_sync_status(ctx *c, bool *configured);
 void cx_cli_put_sync_status(ctx *c, const json_t *sy, bool configured);

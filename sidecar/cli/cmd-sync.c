@@ -577,6 +577,15 @@ out:
     return rc;
 }
 
+/* Whether the workspace has an upstream, as cx_cli_sync_status judges it. */
+bool cx_cli_upstream_configured(ctx *c) {
+    cx_upstream *u = NULL;
+    int r = cx_upstream_read(c->ws->state_dir, &u);
+    cx_upstream_free(u);
+    cx_error_clear();
+    return r == 0;
+}
+
 /* The "sync" member of status: upstream, key, and the store's sync state. */
 json_t *cx_cli_sync_status(ctx *c, bool *configured) {
     cx_upstream *u = NULL;

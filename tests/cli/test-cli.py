@@ -171,6 +171,10 @@ def reads_create_nothing(ws):
         check(r.out == "", "stdout should be empty:\n%s" % r)
     r = ws.run("status", expect=0)
     check(ws.root in r.out and "none yet" in r.out and "no upstream configured" in r.out, str(r))
+    # status and doctor give the same advice for a workspace without memory
+    check("run: cortex start" in r.out, "status does not say 'run: cortex start':\n%s" % r)
+    d = ws.run("doctor")
+    check("fix: run: cortex start" in d.out, "doctor does not say 'run: cortex start':\n%s" % d)
     j = ws.run("status", "--json", expect=0).json()
     check(j["initialized"] is False and j["workspace"] == ws.root, "status --json: %r" % j)
     check(not ws.state_exists(), "a read command created .cortex")
@@ -483,6 +487,10 @@ def status_counts(ws):
     for want in (ws.root, os.path.join(ws.root, ".cortex"), "2 observations", "1 draft awaiting review",
                  "no upstream configured", "outbox"):
         check(want in r.out, "status lacks %r:\n%s" % (want, r))
+    # without an upstream nothing waits to be pushed: the count is local only
+    outbox = [ln for ln in r.out.splitlines() if ln.startswith("outbox")]
+    check(outbox and "waiting to be pushed" not in outbox[0] and "recorded locally" in outbox[0]
+          and "no upstream" in outbox[0], "status's outbox line without an upstream:\n%s" % r)
 
 
 def reindex_and_modes(ws):
