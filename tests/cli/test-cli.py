@@ -425,6 +425,42 @@ def review_reject_and_changes(ws):
 
 # ---- artifacts (published by an agent through cortexd) ----------------------
 
+def mcp_result(ws, tool, arguments):
+    """Calls one tool over MCP with cortexd: its result (maybe isError)."""
+    msgs = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "cli-test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": tool, "arguments": arguments}},
+    ]
+    p = subprocess.run([CORTEXD, "--workspace", ws.root], cwd=ws.root, env=ws.env,
+                       input="".join(json.dumps(m) + "\n" for m in msgs).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    for line in p.stdout.decode().splitlines():
+        msg = json.loads(line)
+        if msg.get("id") == 2:
+            return msg.get("result") or {"isError": True, "error": msg.get("error")}
+    raise Fail("cortexd gave no answer to %s:\n%s" % (tool, p.stderr.decode()))
+
+
+def one_text_limit(ws):
+    """An observation's text has one limit, 256 KiB, for the CLI and for an
+    agent's observe tool (it was 64 Ki characters over MCP)."""
+    big = "the potoroo text " + "x" * (200 * 1024)
+    res = mcp_result(ws, "observe", {"text": big})
+    check(not res.get("isError"), "MCP observe refuses 200 KiB: %r" % str(res)[:300])
+    res = mcp_result(ws, "observe", {"text": "y" * (256 * 1024 + 1)})
+    check(res.get("isError") and "262144" in json.dumps(res),
+          "MCP observe takes more than 256 KiB: %r" % str(res)[:300])
+    ws.run("observe", "-", stdin=("the numbat text " + "z" * (200 * 1024)).encode(), expect=0)
+    r = ws.run("observe", "-", stdin=b"w" * (256 * 1024 + 1), expect=2)
+    check("256 KiB" in r.err, str(r))
+    r = ws.run("observe", "--help", expect=0)
+    check("256 KiB" in r.out and "observe tool" in r.out, "observe --help states the limit:\n%s" % r)
+
+
 def mcp_tool(ws, tool, arguments):
     """Calls one tool the way an agent does, over MCP with cortexd, and
     returns its structuredContent."""
@@ -556,7 +592,7 @@ def main():
               observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
               observe_private, workspace_selection, show_unknown_and_many, terminal_safety, stale_marks,
               review_approve, review_reject_and_changes, agent_items_show, status_counts,
-              reindex_and_modes, reindex_interrupted):
+              reindex_and_modes, reindex_interrupted, one_text_limit):
         test(t)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
