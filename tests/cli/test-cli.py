@@ -109,6 +109,8 @@ COMMANDS = ["search", "show", "observe", "draft", "review", "status", "reindex",
 def version(ws):
     r = ws.run("--version", expect=0)
     check(r.out == "cortex 0.1.0\n", "unexpected version output:\n%s" % r)
+    r = ws.run("-V", expect=0)  # as cortexd -V
+    check(r.out == "cortex 0.1.0\n", "unexpected -V output:\n%s" % r)
 
 
 def help_everywhere(ws):
@@ -117,6 +119,10 @@ def help_everywhere(ws):
     for word in COMMANDS + ["Exit status", "CORTEX_WORKSPACE", "CORTEX_AUTHOR", "NO_COLOR"]:
         check(word in r.out, "--help does not mention %s" % word)
     check(ws.run("help", expect=0).out == r.out, "'cortex help' differs from --help")
+    search_line = [ln for ln in r.out.splitlines() if ln.strip().startswith("search QUERY")]
+    check(search_line and "hybrid" in search_line[0] and "by keywords" not in r.out,
+          "help does not say search is hybrid:\n%s" % r.out)
+    check("-V, --version" in r.out, "help does not list -V:\n%s" % r.out)
     check(ws.run("-h", expect=0).out == r.out, "'cortex -h' differs from --help")
     for cmd in COMMANDS:
         a = ws.run(cmd, "--help", expect=0)
