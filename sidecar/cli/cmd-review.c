@@ -27,7 +27,7 @@ const char cx_cli_help_review[] =
     "a reason, for the author. The note or reason is kept with the decision,\n"
     "redacted first (secrets never reach the store or the core). The reviewer\n"
     "recorded is, at a core, the name of the key used (as `cortex-core keys\n"
-    "add --name` gave it); locally, CORTEX_AUTHOR (default: your user name).\n"
+    "create --name` gave it); locally, CORTEX_AUTHOR (default: your user name).\n"
     "\n"
     "Options:\n"
     "  --note TEXT        approve: a note kept with the decision (optional)\n"

@@ -403,6 +403,10 @@ def review_approve(ws):
     ws.run("review", "approve", expect=2)
     ws.run("review", "approve", d, d, expect=2)
     ws.run("review", "approve", d, "--reason", "x", expect=2)
+    # the help says what is sent and who is recorded
+    h = ws.run("review", "--help", expect=0).out
+    check("redacted" in h and "name of the key" in h and "CORTEX_AUTHOR" in h
+          and "4xx" in h, "review --help on notes, reviewer and exit statuses:\n%s" % h)
 
 
 def review_reject_and_changes(ws):
