@@ -127,32 +127,6 @@ static int add_dtoken(void *ctx, int flags, const char *tok, int n, int start, i
     return SQLITE_OK;
 }
 
-/* The redaction marker ("[REDACTED:rule]", CX_REDACT_PREFIX) around byte
- * `at` of text[0..len): true with its bounds [*ms, *me) when `at` lies
- * strictly inside one, so that a cut there would split it. */
-static bool in_marker(const char *text, size_t len, size_t at, size_t *ms, size_t *me) {
-    const size_t plen = sizeof CX_REDACT_PREFIX - 1;
-    /* a rule id is short: look back no further than a marker can reach */
-    size_t back = at > 128 ? at - 128 : 0;
-    for (size_t i = at; i-- > back;) {
-        if (text[i] == ']')
-            return false; /* a marker closed before `at` */
-        if (text[i] != '[' || i + plen > len || memcmp(text + i, CX_REDACT_PREFIX, plen) != 0)
-            continue;
-        const char *close = memchr(text + i + plen, ']', len - i - plen);
-        if (!close)
-            return false;
-        size_t end = (size_t)(close - text) + 1;
-        if (at > i && at < end) {
-            *ms = i;
-            *me = end;
-            return true;
-        }
-        return false;
-    }
-    return false;
-}
-
 typedef struct sbuf {
     char *p;
     size_t len, cap;
@@ -227,12 +201,12 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) 
     size_t from = (size_t)d.v[lo].start, to = (size_t)d.v[hi].end, ms, me;
     /* never cut a "[REDACTED:rule]" marker in two: a cut inside one moves
      * out to take it whole (its tokens are the rule's words) */
-    if (in_marker(text, len, from, &ms, &me)) {
+    if (cx_redact_in_marker(text, len, from, &ms, &me)) {
         while (lo > 0 && (size_t)d.v[lo - 1].start >= ms)
             lo--;
         from = ms;
     }
-    if (in_marker(text, len, to, &ms, &me)) {
+    if (cx_redact_in_marker(text, len, to, &ms, &me)) {
         while (hi + 1 < d.n && (size_t)d.v[hi + 1].end <= me)
             hi++;
         to = me;
