@@ -38,9 +38,10 @@ const char cx_cli_help_review[] =
     "\n"
     "Exit status: 0 success (also an empty queue), 1 refused: no such draft, it\n"
     "is not awaiting review, or the core refused the key, its role or the\n"
-    "request (a 4xx answer), 2 usage error (e.g. reject without --reason),\n"
-    "3 no Cortex memory in the workspace yet or a store error, 4 no key for\n"
-    "the upstream, or the core could not be reached or failed (5xx).\n";
+    "request (a 4xx answer but 408 and 429), 2 usage error (e.g. reject\n"
+    "without --reason), 3 no Cortex memory in the workspace yet or a store\n"
+    "error, 4 no key for the upstream, or the core could not be reached,\n"
+    "failed (5xx) or asked to wait (408, 429).\n";
 
 /* The client for review commands when the workspace has an upstream (NULL
  * in *out when it has none), or an RC_ error: with the reviewer (or admin)

@@ -56,9 +56,10 @@ const char cx_cli_help_login[] =
     "is bound to the key's team; one bound to another team keeps its team (see\n"
     "cortex remote --rebind). Keys are never stored in the workspace.\n"
     "\n"
-    "Exit status: 0 success, 1 the core refused the key (a 4xx answer), 2 usage\n"
-    "error (no key given), 3 store error, 4 no upstream configured or the core\n"
-    "could not be reached or failed (5xx).\n";
+    "Exit status: 0 success, 1 the core refused the key (a 4xx answer but 408\n"
+    "and 429), 2 usage error (no key given), 3 store error, 4 no upstream\n"
+    "configured or the core could not be reached, failed (5xx) or asked to\n"
+    "wait (408, 429).\n";
 
 const char cx_cli_help_sync[] =
     "Usage: cortex sync\n"
