@@ -11,6 +11,9 @@ cortex-core over HTTPS on 127.0.0.1 and in a workspace without an upstream
 - refusals are 1 (a 4xx answer: a draft already decided, an unknown draft,
   an agent key deciding), usage errors 2 (reject without --reason, sent
   nowhere), and only a core that cannot be reached is 4;
+- every answer a core may give a decision (a fake core over HTTPS: 400,
+  401, 403, 404, 409 are 1; 408, 429, 500, 503 are 4), and no "note"
+  member at all without --note;
 - locally: the same four decisions, recorded with CORTEX_AUTHOR.
 Prints "N passed, N failed"."""
 import json
@@ -24,7 +27,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sync"))
-from synclib import CORE, Core, check, cli, make_cert, run  # noqa: E402
+from synclib import CORE, Core, FakeCore, check, cli, make_cert, run, serve_fake_core  # noqa: E402
 
 
 def make_key(data, team, role, name):
@@ -199,11 +202,73 @@ def local(tmp, base):
     check(p.returncode == 1, f"local: approving a decided draft is refused (1): {p.returncode}")
 
 
+# The status a fake core answers a decision with, by the draft id's last
+# two characters (the ids are made up: 26 characters, Crockford base 32).
+STATUSES = {"00": 200, "40": 400, "41": 401, "43": 403, "44": 404, "49": 409, "4T": 429,
+            "50": 500, "53": 503, "4R": 408}
+
+
+class DecidingCore(FakeCore):
+    """A fake core with a reviewer key whose decisions answer STATUSES, and
+    that records the decision bodies it was sent."""
+    bodies = []
+
+    def do_GET(self):
+        if self.path == "/v1/info":
+            return self.answer(200, {"team": "T", "role": "reviewer", "principal": "rev"})
+        return super().do_GET()
+
+    def do_POST(self):
+        if self.path.startswith("/v1/drafts/") and self.path.endswith("/decision"):
+            n = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(n) or b"{}")
+            DecidingCore.bodies.append(body)
+            draft = self.path.split("/")[3]
+            st = STATUSES.get(draft[-2:], 200)
+            if st == 200:
+                return self.answer(200, {"seq": 1, "item": {"id": draft, "kind": "thread",
+                                                            "status": "canon"}})
+            return self.answer(st, {"error": f"status {st} for the test"})
+        return super().do_POST()
+
+
+def fake(tmp, base):
+    """Each answer of a core maps to the exit status --help gives it: 4xx
+    (but 408, 429) is a refusal, 1; 5xx, 408 and 429 are 4. And without
+    --note no note member is sent at all."""
+    srv, url, cert = serve_fake_core(tmp, DecidingCore)
+    try:
+        env = dict(base, XDG_CONFIG_HOME=os.path.join(tmp, "home-fake"))
+        ws = os.path.join(tmp, "F")
+        os.makedirs(ws)
+        p = cli(ws, env, "remote", "set", url, "--ca-file", cert)
+        check(p.returncode == 0, f"fake: remote set: {p.stderr}")
+        p = cli(ws, env, "login", stdin="cx_fake_reviewer_key_0123456789\n")
+        check(p.returncode == 0, f"fake: login: {p.returncode} {p.stderr}")
+        for tail, st in sorted(STATUSES.items()):
+            draft = "01J0000000000000000000" + "00" + tail
+            want = 0 if st == 200 else (1 if 400 <= st < 500 and st not in (408, 429) else 4)
+            p = cli(ws, env, "review", "approve", draft)
+            check(p.returncode == want,
+                  f"an answer {st} to a decision exits {want}: {p.returncode} {p.stderr}")
+            if st != 200:
+                check(str(st) in p.stderr, f"the message names the answer {st}: {p.stderr}")
+        check(DecidingCore.bodies and all("note" not in b for b in DecidingCore.bodies),
+              f"approve without --note sends no note: {DecidingCore.bodies[:2]}")
+        DecidingCore.bodies.clear()
+        p = cli(ws, env, "review", "reject", "01J000000000000000000000" + "00", "--reason", "no")
+        check(p.returncode == 0 and DecidingCore.bodies == [{"decision": "reject", "note": "no"}],
+              f"reject sends its reason as the note: {p.returncode} {DecidingCore.bodies}")
+    finally:
+        srv.shutdown()
+
+
 def tests(tmp):
     base = dict(os.environ, CORTEX_SYNC_DEADLINE="20")
     for k in ("CORTEX_WORKSPACE", "CORTEX_AUTHOR"):
         base.pop(k, None)
     remote(tmp, base)
+    fake(tmp, base)
     local(tmp, base)
 
 
