@@ -102,6 +102,10 @@ for t in doc['tools']:
             if key in a:
                 lim[key] = a[key]
                 h.append(f'#define {macro(n, an, suffix)} {a[key]}')
+        # the string limits of a batch's elements, for C to check too
+        for ipn, ip in a.get('items', {}).get('properties', {}).items():
+            if 'maxLength' in ip:
+                h.append(f'#define {macro(n, an, ipn, "max_length")} {ip["maxLength"]}')
         args.append('{%s, %s, %sLL, %s, %s, %s, %s, %s}' % (
             c_string(an), 'true' if d is not None else 'false', dint, dstr,
             f'{lim["minimum"]}LL' if 'minimum' in lim else 'LLONG_MIN',

@@ -37,7 +37,11 @@ struct cx_tool_env {
 _Static_assert(CX_TOOL_SEARCH_LIMIT_MAXIMUM == CX_SEARCH_MAX_LIMIT, "search.limit");
 _Static_assert(CX_TOOL_SEARCH_QUERY_MAX_LENGTH == CX_SEARCH_MAX_QUERY, "search.query");
 _Static_assert(CX_TOOL_OBSERVE_OBSERVATIONS_MAX_ITEMS == CX_STORE_MAX_BATCH, "observe batch");
-_Static_assert(CX_TOOL_OBSERVE_TEXT_MAX_LENGTH <= CX_WIRE_MAX_BODY, "observe.text");
+/* one limit for a text, whoever records it (the CLI reads CX_STORE_MAX_TEXT) */
+_Static_assert(CX_TOOL_OBSERVE_TEXT_MAX_LENGTH == CX_WIRE_MAX_BODY, "observe.text");
+_Static_assert(CX_TOOL_OBSERVE_OBSERVATIONS_TEXT_MAX_LENGTH == CX_WIRE_MAX_BODY,
+               "observe.observations[].text");
+_Static_assert(CX_STORE_MAX_TEXT == CX_WIRE_MAX_BODY, "the CLI's text limit");
 _Static_assert(CX_TOOL_OBSERVE_TITLE_MAX_LENGTH == CX_WIRE_MAX_TITLE, "observe.title");
 _Static_assert(CX_TOOL_OBSERVE_TAGS_MAX_ITEMS == CX_WIRE_MAX_TAGS, "observe.tags");
 _Static_assert(CX_TOOL_OBSERVE_SUBCORTEX_MAX_LENGTH == CX_WIRE_MAX_SUBCORTEX, "subcortex");

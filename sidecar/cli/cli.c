@@ -32,7 +32,7 @@ static const struct optdef {
     bool arg;
 } optdefs[O_COUNT] = {
     [O_WORKSPACE] = {"workspace", 0, true}, [O_JSON] = {"json", 0, false},
-    [O_HELP] = {"help", 'h', false},        [O_VERSION] = {"version", 0, false},
+    [O_HELP] = {"help", 'h', false},        [O_VERSION] = {"version", 'V', false},
     [O_KIND] = {"kind", 0, true},           [O_STATUS] = {"status", 0, true},
     [O_SUBCORTEX] = {"subcortex", 0, true}, [O_TAG] = {"tag", 0, true},
     [O_LIMIT] = {"limit", 0, true},         [O_CONTENT] = {"content", 0, false},
@@ -102,7 +102,8 @@ static const char help_main[] =
     "Shared, reviewable memory for AI coding agents: the command line for people.\n"
     "\n"
     "Commands:\n"
-    "  search QUERY...            find items by keywords, best first\n"
+    "  search QUERY...            find items by words and meaning (hybrid:\n"
+    "                             keywords and vectors), best first\n"
     "  show ID...                 print items in full\n"
     "  observe TEXT               record an observation\n"
     "  draft --title TITLE BODY   propose knowledge for review\n"
@@ -129,19 +130,25 @@ static const char help_main[] =
     "                    current directory\n"
     "  --json            print the result as one JSON document, for scripts\n"
     "  -h, --help        print help and exit\n"
-    "  --version         print the version and exit\n"
+    "  -V, --version     print the version and exit\n"
     "\n"
     "Exit status:\n"
-    "  0  success\n"
-    "  1  nothing found (a search without results, an unknown id) or the request\n"
-    "     was refused (e.g. reviewing a draft that is no longer awaiting review)\n"
-    "  2  usage error: unknown command or option, missing or invalid argument\n"
-    "  3  workspace or store error: no Cortex memory in the workspace yet (read\n"
-    "     commands never create it), cannot open, I/O error, store busy\n"
-    "  4  upstream error: no upstream or key configured, core unreachable or failing\n"
+    "  0    success\n"
+    "  1    nothing found (a search without results, an unknown id) or the\n"
+    "       request was refused: by the store (e.g. reviewing a draft that is no\n"
+    "       longer awaiting review) or by the core (a 4xx answer: the key, its\n"
+    "       role, the request, an unknown draft)\n"
+    "  2    usage error: unknown command or option, missing or invalid argument\n"
+    "  3    workspace or store error: no Cortex memory in the workspace yet (read\n"
+    "       commands never create it), cannot open, I/O error, store busy\n"
+    "  4    upstream error: no upstream or key configured, the core could not be\n"
+    "       reached, failed (5xx), kept asking to wait (408, 429) or broke the\n"
+    "       protocol\n"
+    "  130  interrupted (Ctrl-C); 143 for SIGTERM\n"
     "\n"
-    "Environment: CORTEX_WORKSPACE (the workspace), CORTEX_AUTHOR (who records;\n"
-    "default: your user name), NO_COLOR (no colour even on a terminal).\n"
+    "Environment: CORTEX_WORKSPACE (the workspace), CORTEX_AUTHOR (who records\n"
+    "locally; default: your user name; at a core the key's name is recorded),\n"
+    "NO_COLOR (no colour even on a terminal).\n"
     "See cortex(1) for more.\n";
 
 static const char help_help[] =

@@ -18,10 +18,14 @@
 /* Exit statuses, documented in --help and cortex(1). */
 enum {
     RC_OK = 0,
-    RC_NONE = 1,  /* nothing found, or the request was refused */
+    RC_NONE = 1,  /* nothing found, or the request was refused (by the store, or
+                   * by the core: a 4xx answer) */
     RC_USAGE = 2, /* bad command line or argument values */
     RC_STORE = 3, /* workspace or store: missing, cannot open, I/O, busy */
-    RC_UPSTREAM = 4, /* the upstream core: not configured, unreachable, failing */
+    RC_UPSTREAM = 4, /* the upstream core: not configured, unreachable, failing
+                      * (5xx, 408, 429), broken answers */
+    RC_SIGNAL = 128, /* + the signal's number: a long command stopped by Ctrl-C
+                      * (130) or SIGTERM (143), as a shell reports a killed one */
 };
 
 /* Search answers for people are not squeezed into an agent's context
@@ -143,6 +147,11 @@ void cx_cli_free_strlist(strlist *l);
 
 /* ---- render.c ---- */
 
+/* " · stale" after the kind line of an item marked stale. */
+void cx_cli_put_stale_mark(const json_t *it);
+/* "changed since recorded: PATH, ..." (one line, after `indent` spaces) for
+ * an item marked stale; nothing otherwise. */
+void cx_cli_put_changed(const json_t *it, int indent);
 /* "kind · status · subcortex" with the kind coloured. */
 void cx_cli_put_kind_line(const json_t *it);
 void cx_cli_render_item(const ctx *c, const json_t *it);
@@ -184,11 +193,16 @@ int cx_cli_make_client(ctx *c, const cx_upstream *u, cx_upstream_use use, cx_cli
  * credentials file when its team was not known. An RC_. */
 int cx_cli_check_team(ctx *c, const cx_upstream *u, cx_client *cl, cx_upstream_cred *cred,
                       bool bind, cx_upstream_who *who);
+/* The exit status for a core's answer with HTTP `status` (0: none): 1 for
+ * a refusal (4xx but 408 and 429), else 4. */
+int cx_cli_rc_for_status(long status);
 /* The exit status and message for an unexpected answer of the core. */
 int cx_cli_answer_fail(const char *what, const cx_client_answer *a);
 int cx_cli_cmd_remote(ctx *c);
 int cx_cli_cmd_login(ctx *c);
 int cx_cli_cmd_sync(ctx *c);
+/* Whether the workspace has an upstream configured. */
+bool cx_cli_upstream_configured(ctx *c);
 /* The "sync" member of status: upstream, key, and the store's sync state. */
 json_t *cx_cli_sync_status(ctx *c, bool *configured);
 void cx_cli_put_sync_status(ctx *c, const json_t *sy, bool configured);

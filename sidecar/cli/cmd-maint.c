@@ -30,7 +30,8 @@ const char cx_cli_help_reindex[] =
     "what was done stays, the rest is done again next time.\n"
     "\n"
     "Exit status: 0 done, 3 no Cortex memory in the workspace or a store error,\n"
-    "4 the configured embedding service failed.\n";
+    "4 the configured embedding service failed, 130 stopped by Ctrl-C (SIGINT;\n"
+    "143 for SIGTERM).\n";
 
 const char cx_cli_help_doctor[] =
     "Usage: cortex doctor [--json]\n"
@@ -74,11 +75,11 @@ const char cx_cli_help_scan[] =
     "Exit status: 0 no secrets found, 1 secrets found, 2 usage error,\n"
     "3 a file could not be read.\n";
 
+/* The signal that stopped a reindex (SIGINT, SIGTERM), 0 while none has. */
 static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig) {
-    (void)sig;
-    interrupted = 1;
+    interrupted = sig;
 }
 
 /* A progress bar on stderr (only on a terminal; otherwise a line per 10%). */
@@ -114,19 +115,25 @@ int cx_cli_cmd_reindex(ctx *c) {
     cx_config_clear(&cfg);
     if (r != 0)
         return cx_cli_fail(RC_STORE, "%s", cx_error_last());
-    signal(SIGINT, on_interrupt);
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     r = cx_store_reindex(c->store, NULL, reindex_progress, (void *)"built-in vectors");
     if (r == 0 && e) {
         r = cx_store_set_embedder(c->store, e);
         if (r == 0)
             r = cx_store_reindex(c->store, e, reindex_progress, (void *)cx_embed_model_id(e));
-        if (r == CX_EIO || r == CX_EBUSY) {
+        if ((r == CX_EIO || r == CX_EBUSY) && !interrupted) {
             rc = cx_cli_fail(RC_UPSTREAM, "the embedding service failed: %s", cx_error_last());
             goto out;
         }
     }
-    if (r == CX_ECANCELED) {
-        rc = cx_cli_fail(RC_STORE, "stopped; run cortex reindex again to finish");
+    if (r == CX_ECANCELED || (r != 0 && interrupted)) {
+        /* stopped on purpose: the shell's status for the signal, not a
+         * store error */
+        rc = cx_cli_fail(RC_SIGNAL + (interrupted ? (int)interrupted : SIGINT),
+                         "stopped; what was done stays; run cortex reindex again to finish");
         goto out;
     }
     if (r != 0) {

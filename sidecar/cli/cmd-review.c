@@ -23,21 +23,25 @@ const char cx_cli_help_review[] =
     "from `cortex login`, held beside the agent key `cortex sync` uses), else in\n"
     "the local store. 'list' shows the drafts awaiting review (pending\n"
     "or changes requested), oldest first. 'approve' makes a draft a canon\n"
-    "thread (same id); 'reject' and 'request-changes' need a reason, which is\n"
-    "kept with the draft. Decisions are recorded with CORTEX_AUTHOR (default:\n"
-    "your user name) as the reviewer.\n"
+    "thread (same id); a note is optional. 'reject' and 'request-changes' need\n"
+    "a reason, for the author. The note or reason is kept with the decision,\n"
+    "redacted first (secrets never reach the store or the core). The reviewer\n"
+    "recorded is, at a core, the name of the key used (as `cortex-core keys\n"
+    "create --name` gave it); locally, CORTEX_AUTHOR (default: your user name).\n"
     "\n"
     "Options:\n"
-    "  --note TEXT        approve: a note kept with the decision\n"
+    "  --note TEXT        approve: a note kept with the decision (optional)\n"
     "  --reason TEXT      reject, request-changes: why (required)\n"
     "  --json             print the store's answer as JSON (list: the queue;\n"
     "                     a decision: the item after the change)\n"
     "  --workspace DIR    the workspace (see cortex help)\n"
     "\n"
-    "Exit status: 0 success (also an empty queue), 1 no such draft or it is not\n"
-    "awaiting review (or the core refused the key's role), 2 usage error (e.g.\n"
-    "reject without --reason), 3 no Cortex memory in the workspace yet or a store\n"
-    "error, 4 the core could not be reached.\n";
+    "Exit status: 0 success (also an empty queue), 1 refused: no such draft, it\n"
+    "is not awaiting review, or the core refused the key, its role or the\n"
+    "request (a 4xx answer but 408 and 429), 2 usage error (e.g. reject\n"
+    "without --reason), 3 no Cortex memory in the workspace yet or a store\n"
+    "error, 4 no key for the upstream, or the core could not be reached,\n"
+    "failed (5xx) or asked to wait (408, 429).\n";
 
 /* The client for review commands when the workspace has an upstream (NULL
  * in *out when it has none), or an RC_ error: with the reviewer (or admin)
@@ -106,11 +110,20 @@ static int remote_decide(cx_client *cl, const char *id, const char *decision, co
     char *clean = NULL;
     if (note && cx_redact_text(note, strlen(note), &clean, NULL, NULL) < 0)
         return cx_cli_fail(RC_STORE, "cannot redact the note: %s", cx_error_last());
-    json_t *body = json_pack("{s:s, s:s?}", "decision", decision, "note", clean ? clean : note);
+    /* no note: the member is left out (the core takes an absent note, as it
+     * takes null; an approval needs none) */
+    json_t *body = json_pack("{s:s}", "decision", decision);
+    json_t *jnote = note ? json_string(clean ? clean : note) : NULL;
     free(clean);
-    cx_client_answer a = {0};
-    if (!body)
+    if (note && !jnote) {
+        json_decref(body);
+        return cx_cli_usage_error("review", "the note is not UTF-8 text");
+    }
+    if (!body || (jnote && json_object_set_new(body, "note", jnote) != 0)) {
+        json_decref(body);
         return cx_cli_oom();
+    }
+    cx_client_answer a = {0};
     cx_error_clear();
     int r = cx_client_json(cl, "POST", path, body, &a);
     json_decref(body);

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "output.h"
+#include "proto/wire.h"
 #include "provenance.h"
 #include "search/search.h"
 #include "util/error.h"
@@ -20,7 +21,8 @@ const char cx_cli_help_search[] =
     "(canon threads first), recency and staleness. An item whose files changed\n"
     "since it was recorded is marked stale and ranks lower. Each result shows\n"
     "its id, kind, status, subcortex, age, title and a snippet with the matches\n"
-    "marked \xC2\xAB" "like this" "\xC2\xBB (bold on a terminal).\n"
+    "marked \xC2\xAB" "like this" "\xC2\xBB (bold on a terminal); a stale one\n"
+    "also \"stale\" and the paths that changed since it was recorded.\n"
     "\n"
     "Options:\n"
     "  --mode MODE        hybrid (default), keyword or semantic\n"
@@ -42,6 +44,8 @@ const char cx_cli_help_show[] =
     "\n"
     "Prints items in full: title, body, tags, files, author, times, the last\n"
     "review decision, comments (threads and drafts) and versions (artifacts).\n"
+    "An item whose files changed since it was recorded is marked stale, with\n"
+    "the paths that changed (as search and the agents' tools show it).\n"
     "With --json, one ID prints the item object and several print an array.\n"
     "\n"
     "Options:\n"
@@ -124,6 +128,7 @@ int cx_cli_cmd_search(ctx *c) {
         cx_out_text(stdout, cx_cli_jstr(it, "id"), true);
         printf("%s  ", cx_out_sgr(CX_OUT_RESET));
         cx_cli_put_kind_line(it);
+        cx_cli_put_stale_mark(it);
         if (cx_cli_jstr(it, "updated_at")) {
             cx_out_reltime(cx_cli_jstr(it, "updated_at"), c->now, rel, sizeof rel);
             fputs(" \xC2\xB7 ", stdout);
@@ -145,6 +150,7 @@ int cx_cli_cmd_search(ctx *c) {
             cx_out_text(stdout, title, true);
             printf("%s\n", cx_out_sgr(CX_OUT_RESET));
         }
+        cx_cli_put_changed(it, 2);
         const char *snippet = cx_cli_jstr(it, "snippet");
         if (snippet && *snippet)
             cx_out_wrap_snippet(stdout, snippet, 2, cx_out_width());
@@ -163,8 +169,8 @@ static int show_content(ctx *c, const json_t *item, const char *id) {
     char *data = NULL;
     size_t len = 0;
     if (!kind || strcmp(kind, "artifact") != 0)
-        return cx_cli_fail(RC_NONE, "%s is a %s, not an artifact; --content prints an artifact's latest version",
-                    id, kind ? kind : "item");
+        return cx_cli_fail(RC_NONE, "%s is %s %s, not an artifact; --content prints an artifact's latest version",
+                    id, cx_wire_article(kind ? kind : "item"), kind ? kind : "item");
     cx_error_clear();
     int r = cx_store_artifact_content(c->store, id, 0, &data, &len);
     if (r < 0)
@@ -199,7 +205,8 @@ int cx_cli_cmd_show(ctx *c) {
         const char *id = a->pos.v[i];
         json_t *item = NULL;
         cx_error_clear();
-        int r = cx_store_get(c->store, id, &item);
+        /* with provenance, as MCP's get: "stale" and the paths "changed" */
+        int r = cx_store_get_ex(c->store, id, c->prov ? cx_prov_stale : NULL, c->prov, &item);
         if (r == CX_ENOTFOUND || r == CX_EINVAL) {
             /* the store says why an id is malformed; an unknown id is simply not here */
             if (r == CX_EINVAL)

@@ -118,8 +118,8 @@ int cx_cli_cmd_status(ctx *c) {
     fputc('\n', stdout);
     put_daemon(c);
     if (!st) {
-        printf("%smemory%s      none yet; record something with `cortex observe` or run cortexd\n", lbl,
-               rst);
+        /* the advice `cortex doctor` gives for a missing store */
+        printf("%smemory%s      none yet; run: cortex start\n", lbl, rst);
     } else {
         char db[32], blobs[32];
         cx_out_size((uint64_t)cx_cli_jint(st, "db_bytes", 0), db, sizeof db);
@@ -156,7 +156,12 @@ int cx_cli_cmd_status(ctx *c) {
         printf("%sreview%s      %lld draft%s awaiting review\n", lbl, rst, pending, pending == 1 ? "" : "s");
         json_t *ob = json_object_get(st, "outbox");
         long long op = cx_cli_jint(ob, "pending", 0), orj = cx_cli_jint(ob, "rejected", 0);
-        printf("%soutbox%s      %lld change%s waiting to be pushed", lbl, rst, op, op == 1 ? "" : "s");
+        if (cx_cli_upstream_configured(c))
+            printf("%soutbox%s      %lld change%s waiting to be pushed", lbl, rst, op,
+                   op == 1 ? "" : "s");
+        else /* nothing waits: nothing is pushed anywhere without an upstream */
+            printf("%soutbox%s      %lld change%s recorded locally; no upstream to push to "
+                   "(`cortex remote set URL`)", lbl, rst, op, op == 1 ? "" : "s");
         if (orj > 0)
             printf(", %lld rejected by the core", orj);
         fputc('\n', stdout);

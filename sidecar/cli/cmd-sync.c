@@ -56,8 +56,10 @@ const char cx_cli_help_login[] =
     "is bound to the key's team; one bound to another team keeps its team (see\n"
     "cortex remote --rebind). Keys are never stored in the workspace.\n"
     "\n"
-    "Exit status: 0 success, 1 the core refused the key, 2 usage error (no key\n"
-    "given), 4 no upstream configured or the core could not be reached.\n";
+    "Exit status: 0 success, 1 the core refused the key (a 4xx answer but 408\n"
+    "and 429), 2 usage error (no key given), 3 store error, 4 no upstream\n"
+    "configured or the core could not be reached, failed (5xx) or asked to\n"
+    "wait (408, 429).\n";
 
 const char cx_cli_help_sync[] =
     "Usage: cortex sync\n"
@@ -76,10 +78,12 @@ const char cx_cli_help_sync[] =
     "the protocol (a pull that does not advance, a push answer without a\n"
     "result for every op) ends the sync at once.\n"
     "\n"
-    "Exit status: 0 caught up, 1 the core refused the key (401, 403), 3 store\n"
-    "error, 4 no upstream or key configured, the key is of another team than\n"
-    "the workspace's, or the core could not be reached, kept failing, answered\n"
-    "more than a client takes or broke the protocol.\n";
+    "Exit status: 0 caught up, 1 the core refused the key or the request (a 4xx\n"
+    "answer other than 408 and 429: e.g. a revoked key), 3 store error, 4 no\n"
+    "upstream or key configured, the key is of another team than the\n"
+    "workspace's, or the core could not be reached, failed (5xx), kept asking\n"
+    "to wait (408, 429), answered more than a client takes or broke the\n"
+    "protocol.\n";
 
 #define STALE_MS (60ull * 60 * 1000) /* a cache not pulled for an hour is stale */
 
@@ -138,7 +142,7 @@ int cx_cli_check_team(ctx *c, const cx_upstream *u, cx_client *cl, cx_upstream_c
         r = cx_engine_whoami(cl, who, &status);
     }
     if (r < 0)
-        return cx_cli_fail(status == 401 || status == 403 ? RC_NONE : RC_UPSTREAM,
+        return cx_cli_fail(cx_cli_rc_for_status(status),
                            "cannot use the key for %s: %s", u->url, cx_cli_engine_msg(r));
     if (!cred->who.team[0] && who->team[0]) {
         /* a key of the first credentials format: store what it is now */
@@ -170,11 +174,19 @@ int cx_cli_check_team(ctx *c, const cx_upstream *u, cx_client *cl, cx_upstream_c
     return RC_OK;
 }
 
+/* The exit status for an answer of the core with this HTTP status (0: no
+ * answer at all): a refusal (4xx: the key, its role, the request, an
+ * unknown id) is 1; a core that could not be reached, failed (5xx) or asks
+ * to come back later (408, 429) is 4. */
+int cx_cli_rc_for_status(long status) {
+    if (status >= 400 && status < 500 && status != 408 && status != 429)
+        return RC_NONE;
+    return RC_UPSTREAM;
+}
+
 /* The exit status and message for an unexpected answer of the core. */
 int cx_cli_answer_fail(const char *what, const cx_client_answer *a) {
-    int rc = (a->status == 401 || a->status == 403 || a->status == 404 || a->status == 409)
-                 ? RC_NONE
-                 : RC_UPSTREAM;
+    int rc = cx_cli_rc_for_status(a->status);
     return cx_cli_fail(rc, "%s: the core answered %ld: %s", what, a->status, cx_client_error_text(a));
 }
 
@@ -351,7 +363,7 @@ int cx_cli_cmd_login(ctx *c) {
         goto out;
     }
     if (r < 0) {
-        rc = cx_cli_fail(status == 401 || status == 403 ? RC_NONE : RC_UPSTREAM,
+        rc = cx_cli_fail(cx_cli_rc_for_status(status),
                          "the key was not accepted: %s", cx_cli_engine_msg(r));
         goto out;
     }
@@ -480,14 +492,14 @@ static int team_recheck(ctx *c, const cx_upstream_who *who) {
     return RC_OK;
 }
 
-/* The exit status of a failed drain, as cortex(1) documents it: 1 for a key
- * or role the core refuses, 4 for anything else the core or the network did
- * (unreachable, failing, an answer too large, a broken protocol), 3 for what
- * the store did. */
+/* The exit status of a failed drain, as cortex(1) documents it: 1 for what
+ * the core refused (a 4xx answer: the key, its role), 4 for anything else
+ * the core or the network did (unreachable, failing, an answer too large, a
+ * broken protocol), 3 for what the store did. */
 static int drain_rc(const cx_drain_stats *ds) {
     if (!ds->remote)
         return RC_STORE;
-    return ds->status == 401 || ds->status == 403 ? RC_NONE : RC_UPSTREAM;
+    return cx_cli_rc_for_status(ds->status);
 }
 
 int cx_cli_cmd_sync(ctx *c) {
@@ -509,11 +521,8 @@ int cx_cli_cmd_sync(ctx *c) {
     if ((rc = cx_cli_make_client(c, u, CX_UPSTREAM_FOR_SYNC, &cl, &cred)) != RC_OK)
         goto out;
     /* the key's team, asked once for this run, must be the workspace's */
-    if ((rc = cx_cli_check_team(c, u, cl, &cred, true, &who)) != RC_OK) {
-        if (rc == RC_NONE) /* a refused key: as a refused push always was */
-            rc = RC_UPSTREAM;
-        goto out;
-    }
+    if ((rc = cx_cli_check_team(c, u, cl, &cred, true, &who)) != RC_OK)
+        goto out; /* a refused key is 1, as a refused push is */
     cx_error_clear();
     int r = cx_kv_bind_upstream(c->store, u->url);
     if (r < 0) {
@@ -567,6 +576,15 @@ out:
     cx_upstream_cred_clear(&cred);
     cx_upstream_free(u);
     return rc;
+}
+
+/* Whether the workspace has an upstream, as cx_cli_sync_status judges it. */
+bool cx_cli_upstream_configured(ctx *c) {
+    cx_upstream *u = NULL;
+    int r = cx_upstream_read(c->ws->state_dir, &u);
+    cx_upstream_free(u);
+    cx_error_clear();
+    return r == 0;
 }
 
 /* The "sync" member of status: upstream, key, and the store's sync state. */

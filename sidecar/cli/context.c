@@ -182,7 +182,7 @@ int cx_cli_open_store(ctx *c, bool create) {
             return -h;
         if (h == 0)
             return cx_cli_fail(RC_STORE,
-                        "no Cortex memory in %s yet; record something with `cortex observe` or run cortexd",
+                        "no Cortex memory in %s yet; run: cortex start",
                         c->ws->root);
     }
     int r = cx_session_add(c->session, CX_SESSION_PROV);

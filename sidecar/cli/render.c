@@ -39,6 +39,31 @@ static void put_who(const json_t *o, const char *author_key) {
     }
 }
 
+/* " · stale" (red) after the kind line of an item whose files changed since
+ * it was recorded ("stale": true, as search and get answer with a
+ * provenance check). */
+void cx_cli_put_stale_mark(const json_t *it) {
+    if (cx_cli_jtrue(it, "stale"))
+        printf(" \xC2\xB7 %sstale%s", cx_out_sgr(CX_OUT_RED), cx_out_sgr(CX_OUT_RESET));
+}
+
+/* The paths of a stale item that changed since it was recorded, as one
+ * line "changed since recorded: a.c, b.c" after `indent` spaces; nothing
+ * for an item that is not stale. */
+void cx_cli_put_changed(const json_t *it, int indent) {
+    if (!cx_cli_jtrue(it, "stale"))
+        return;
+    const json_t *ch = json_object_get(it, "changed");
+    printf("%*s%s", indent, "", cx_out_sgr(CX_OUT_YELLOW));
+    if (json_array_size(ch) > 0) {
+        fputs("changed since recorded: ", stdout);
+        put_list(ch);
+    } else {
+        fputs("its files changed since it was recorded", stdout);
+    }
+    printf("%s\n", cx_out_sgr(CX_OUT_RESET));
+}
+
 /* "kind · status · subcortex" with the kind coloured. */
 void cx_cli_put_kind_line(const json_t *it) {
     const char *kind = cx_cli_jstr(it, "kind"), *status = cx_cli_jstr(it, "status"), *sub = cx_cli_jstr(it, "subcortex");
@@ -91,8 +116,7 @@ void cx_cli_render_item(const ctx *c, const json_t *it) {
     const char *vis = cx_cli_jstr(it, "visibility");
     if (vis && strcmp(vis, "private") == 0)
         fputs(" \xC2\xB7 private", stdout);
-    if (cx_cli_jtrue(it, "stale"))
-        printf(" \xC2\xB7 %sstale%s", cx_out_sgr(CX_OUT_RED), cx_out_sgr(CX_OUT_RESET));
+    cx_cli_put_stale_mark(it);
     fputc('\n', stdout);
     if (title && *title) {
         printf("%s", cx_out_sgr(CX_OUT_BOLD));
@@ -116,6 +140,10 @@ void cx_cli_render_item(const ctx *c, const json_t *it) {
         put_label("files");
         put_list(v);
         fputc('\n', stdout);
+    }
+    if (cx_cli_jtrue(it, "stale")) {
+        put_label("stale");
+        cx_cli_put_changed(it, 0);
     }
     put_label("author");
     put_who(it, "author");

@@ -355,9 +355,9 @@ static int op_item_put(cx_feed *s, const cx_principal *p, const json_t *in, outc
             if (kind == CX_KIND_DRAFT && (ok == CX_KIND_THREAD || ok == CX_KIND_DRAFT))
                 reject(o, "conflict: the draft was already decided (%s)", os ? os : "?");
             else if (ok != kind)
-                reject(o, "conflict: item exists as a %s", okname ? okname : "?");
+                reject(o, "conflict: item exists as %s %s", cx_wire_article(okname), okname ? okname : "?");
             else
-                reject(o, "conflict: a %s with status %s cannot become %s", okname,
+                reject(o, "conflict: %s %s with status %s cannot become %s", cx_wire_article(okname), okname,
                        os ? os : "?", cx_status_name(status));
             goto out;
         }
@@ -430,7 +430,7 @@ static int op_artifact_version(cx_feed *s, const cx_principal *p, const json_t *
         return r;
     r = 0;
     if (old && cx_kind_parse(str(old, "kind")) != CX_KIND_ARTIFACT) {
-        reject(o, "conflict: item exists as a %s", str(old, "kind"));
+        reject(o, "conflict: item exists as %s %s", cx_wire_article(str(old, "kind")), str(old, "kind"));
         goto out;
     }
     char why[sizeof o->reason];
@@ -498,8 +498,8 @@ static int decide(cx_feed *s, const cx_principal *p, const char *id, cx_decision
         return r == CX_ENOTFOUND ? cx_error_set(CX_ENOTFOUND, "no draft %s", id) : r;
     const char *kind = str(it, "kind"), *status = str(it, "status");
     if (!cx_awaits_review(cx_kind_parse(kind), cx_status_parse(status))) {
-        r = cx_error_set(CX_ECONFLICT, "item %s is a %s with status %s; only pending drafts can "
-                         "be decided", id, kind ? kind : "?", status ? status : "?");
+        r = cx_error_set(CX_ECONFLICT, "item %s is %s %s with status %s; only pending drafts can "
+                         "be decided", id, cx_wire_article(kind), kind ? kind : "?", status ? status : "?");
         goto out;
     }
     char iso[CX_ISO_LEN];
@@ -874,8 +874,8 @@ int cx_feed_queue(cx_feed *s, const cx_principal *p, int limit, json_t **out) {
 int cx_feed_decide(cx_feed *s, const cx_principal *p, const char *draft_id, const json_t *req,
                    json_t **out) {
     if (!may_review(p))
-        return cx_error_set(CX_EFORBIDDEN, "a %s key cannot decide on drafts; use a reviewer or "
-                            "admin key", p->role);
+        return cx_error_set(CX_EFORBIDDEN, "%s %s key cannot decide on drafts; use a reviewer or "
+                            "admin key", cx_wire_article(p->role), p->role);
     char id[CX_WIRE_MAX_ID + 1];
     if (!cx_ulid_valid(draft_id) || cx_wire_id_norm("draft id", draft_id, id) != 0)
         return cx_error_set(CX_ENOTFOUND, "no draft %s", draft_id);
@@ -925,8 +925,8 @@ out:
 int cx_feed_accept(cx_feed *s, const cx_principal *p, const char *artifact_id, long n,
                    json_t **out) {
     if (!may_review(p))
-        return cx_error_set(CX_EFORBIDDEN, "a %s key cannot accept artifacts; use a reviewer or "
-                            "admin key", p->role);
+        return cx_error_set(CX_EFORBIDDEN, "%s %s key cannot accept artifacts; use a reviewer or "
+                            "admin key", cx_wire_article(p->role), p->role);
     char id[CX_WIRE_MAX_ID + 1];
     if (!cx_ulid_valid(artifact_id) || n < 1 || cx_wire_id_norm("artifact id", artifact_id, id))
         return cx_error_set(CX_ENOTFOUND, "no artifact %s version %ld", artifact_id, n);

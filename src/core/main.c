@@ -31,9 +31,10 @@
 #include <unistd.h>
 
 #define DB_FILE "core.db"
+#define VERSION "0.1.0"
 
 static int usage(void) {
-    fputs("usage: cortex-core init DIR\n"
+    fputs("usage: cortex-core init DIR [--team TEAM] [--name NAME]\n"
           "       cortex-core serve DIR --listen HOST:PORT [--tls-cert FILE --tls-key FILE]\n"
           "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
           "                  [--max-connections N] [--max-connections-per-address N]\n"
@@ -45,7 +46,9 @@ static int usage(void) {
           "       cortex-core forget DIR --team TEAM ID [--reason TEXT]\n"
           "       cortex-core compact DIR --team TEAM --before-seq N\n"
           "       cortex-core backup DIR DEST\n"
-          "       cortex-core verify-audit DIR\n",
+          "       cortex-core verify-audit DIR\n"
+          "       cortex-core -V|--version\n"
+          "       cortex-core -h|--help\n",
           stderr);
     return 2;
 }
@@ -521,6 +524,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage();
         return 0;
+    }
+    if ((strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) && argc == 2) {
+        printf("cortex-core %s\n", VERSION);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     return usage();
 }

@@ -59,6 +59,10 @@ const char *cx_status_name(cx_status s) {
     return s >= 0 && s < CX_STATUS_COUNT ? STATUS_NAMES[s] : NULL;
 }
 
+const char *cx_wire_article(const char *word) {
+    return word && word[0] && strchr("aeiouAEIOU", word[0]) ? "an" : "a";
+}
+
 cx_kind cx_kind_parse(const char *name) {
     return (cx_kind)lookup(name, KIND_NAMES, CX_KIND_COUNT);
 }
@@ -314,7 +318,8 @@ int cx_wire_item_check(const json_t *it) {
     if (s == CX_STATUS_INVALID)
         return cx_error_set(CX_EINVAL, "item.status: not a known status");
     if (!cx_status_allowed(k, s))
-        return cx_error_set(CX_EINVAL, "item.status: a %s cannot be %s", kind, status);
+        return cx_error_set(CX_EINVAL, "item.status: %s %s cannot be %s",
+                            cx_wire_article(kind), kind, status);
     if ((r = check_str(it, "visibility", 16, false, &vis)))
         return r;
     if (strcmp(vis, "shared") != 0)

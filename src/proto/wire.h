@@ -46,6 +46,10 @@ typedef enum cx_status {
 const char *cx_kind_name(cx_kind k);
 const char *cx_status_name(cx_status s);
 
+/* The indefinite article for a word of the wire in a message ("an" before
+ * a vowel: "an observation", "an agent key"; else "a"; "a" for NULL). */
+const char *cx_wire_article(const char *word);
+
 /* The kind or status a wire name stands for, CX_KIND_INVALID /
  * CX_STATUS_INVALID for NULL or an unknown name (names are exact: no case
  * folding). */

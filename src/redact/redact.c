@@ -1643,6 +1643,43 @@ const char *cx_redact_credential_file(const char *name, const void *data, size_t
     return NULL;
 }
 
+bool cx_redact_in_marker(const char *s, size_t len, size_t at, size_t *start, size_t *end) {
+    const size_t plen = sizeof CX_REDACT_PREFIX - 1;
+    /* a rule id is short: no marker starts further back than this */
+    size_t back = at > 128 ? at - 128 : 0;
+    if (at > len)
+        return false;
+    for (size_t i = at; i-- > back;) {
+        if (s[i] == ']')
+            return false; /* whatever marker came before closed before `at` */
+        if (s[i] != '[' || i + plen > len || memcmp(s + i, CX_REDACT_PREFIX, plen) != 0)
+            continue;
+        const char *close = memchr(s + i + plen, ']', len - i - plen);
+        size_t e = close ? (size_t)(close - s) + 1 : len;
+        if (at > i && at < e + (close ? 0 : 1)) {
+            *start = i;
+            *end = e;
+            return true;
+        }
+        return false;
+    }
+    return false;
+}
+
+size_t cx_redact_cut(const char *s, size_t len, size_t max, bool more) {
+    const size_t plen = sizeof CX_REDACT_PREFIX - 1;
+    size_t n = cx_utf8_cut(s, len, max), ms, me;
+    if (n >= len && !more)
+        return len; /* nothing cut */
+    if (cx_redact_in_marker(s, len, n, &ms, &me))
+        return ms;
+    /* the kept part ends in the start of a marker: "[", "[RED", ... */
+    for (size_t k = n < plen - 1 ? n : plen - 1; k > 0; k--)
+        if (memcmp(s + n - k, CX_REDACT_PREFIX, k) == 0)
+            return n - k;
+    return n;
+}
+
 bool cx_redact_is_text(const void *data, size_t len) {
     const unsigned char *p = data;
     size_t i = 0;

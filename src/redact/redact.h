@@ -18,6 +18,19 @@
 /* The marker a match becomes: "[REDACTED:" rule-id "]". */
 #define CX_REDACT_PREFIX "[REDACTED:"
 
+/* Whether byte offset `at` of s[0, len) lies strictly inside a marker (after
+ * its '[' and before the end of its ']'), so that a cut there would split
+ * it; then [*start, *end) are the marker's bounds. A marker that does not
+ * close within s[0, len) (the text was cut already) reaches to len. */
+bool cx_redact_in_marker(const char *s, size_t len, size_t at, size_t *start, size_t *end);
+
+/* Where to cut s[0, len) to keep at most `max` bytes: cx_utf8_cut's UTF-8
+ * boundary, moved back to before a marker the cut would split (or the start
+ * of one that the kept part ends with, "[REDAC"), so that a kept text never
+ * ends in part of a marker. `more`: s is itself the start of a longer text
+ * (cut elsewhere), so its end is a cut too. */
+size_t cx_redact_cut(const char *s, size_t len, size_t max, bool more);
+
 /* One match: rule index (see cx_redact_rule_id) and the byte range
  * [start, end) of the text that is replaced. */
 typedef struct cx_redact_match {

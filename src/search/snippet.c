@@ -10,6 +10,7 @@
  * where text was left out. */
 #include "search/search-internal.h"
 
+#include "redact/redact.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -197,8 +198,20 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) 
             best = d.n - w;
     }
     size_t lo = best, hi = best + w - 1;
-    size_t from = (size_t)d.v[lo].start, to = (size_t)d.v[hi].end;
-    sbuf b = {.cap = (to - from) + 8 * w + 16};
+    size_t from = (size_t)d.v[lo].start, to = (size_t)d.v[hi].end, ms, me;
+    /* never cut a "[REDACTED:rule]" marker in two: a cut inside one moves
+     * out to take it whole (its tokens are the rule's words) */
+    if (cx_redact_in_marker(text, len, from, &ms, &me)) {
+        while (lo > 0 && (size_t)d.v[lo - 1].start >= ms)
+            lo--;
+        from = ms;
+    }
+    if (cx_redact_in_marker(text, len, to, &ms, &me)) {
+        while (hi + 1 < d.n && (size_t)d.v[hi + 1].end <= me)
+            hi++;
+        to = me;
+    }
+    sbuf b = {.cap = (to - from) + 8 * (hi - lo + 1) + 16};
     b.p = malloc(b.cap);
     if (!b.p)
         goto done;
@@ -216,6 +229,7 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) 
             sb_put(&b, "\xc2\xbb", 2);
         pos = (size_t)d.v[i].end;
     }
+    sb_put(&b, text + pos, to - pos); /* a marker's closing "]" */
     if (hi + 1 < d.n)
         sb_put(&b, "\xe2\x80\xa6", 3);
     out = json_stringn(b.p, b.len);

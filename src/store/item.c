@@ -645,9 +645,9 @@ static int revise_tx(cx_store *s, void *ud) {
         return r;
     if (!may_become(&is, CX_ROLE_AGENT, CX_KIND_DRAFT, CX_STATUS_PENDING))
         return cx_error_set(CX_ECONFLICT,
-                            "item '%s' is a %s with status %s; only drafts that await review "
+                            "item '%s' is %s %s with status %s; only drafts that await review "
                             "can be revised",
-                            c->revise, is.kind, is.status);
+                            c->revise, cx_wire_article(is.kind), is.kind, is.status);
     if ((r = check_evidence(s, c->evidence)))
         return r;
     if ((r = cx_store_prepare(s, SQL_REVISE, &st)))
@@ -890,9 +890,9 @@ static int review_tx(cx_store *s, void *ud) {
     if (!cx_awaits_review(cx_kind_parse(is.kind), cx_status_parse(is.status)) ||
         !may_become(&is, CX_ROLE_REVIEWER, to_kind, cx_decision_status(d)))
         return cx_error_set(CX_ECONFLICT,
-                            "item '%s' is a %s with status %s; only drafts that are pending or "
+                            "item '%s' is %s %s with status %s; only drafts that are pending or "
                             "have changes requested can be reviewed",
-                            c->id, is.kind, is.status);
+                            c->id, cx_wire_article(is.kind), is.kind, is.status);
 
     uint64_t now = cx_clock_now_ms();
     char iso[CX_ISO_LEN];

@@ -8,6 +8,7 @@
  * the core's copy says. */
 #include "store/store-internal.h"
 
+#include "redact/redact.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/ulid.h"
@@ -72,7 +73,7 @@ bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,
     if (json_is_string(f)) {
         const char *v = json_string_value(f);
         size_t len = json_string_length(f), over = *used + sz - budget;
-        size_t keep = over + 3 < len ? cx_utf8_cut(v, len, len - over - 3) : 0;
+        size_t keep = over + 3 < len ? cx_redact_cut(v, len, len - over - 3, false) : 0;
         char *cut = malloc(keep + 4);
         if (cut) {
             memcpy(cut, v, keep);
@@ -117,10 +118,10 @@ static json_t *summary_snippet(const char *body, size_t len, int64_t full_len) {
         p++;
     if (*p)
         more = true;
-    if (n > SUMMARY_SNIPPET) {
+    if (n > SUMMARY_SNIPPET)
         more = true;
-        n = cx_utf8_cut(buf, n, SUMMARY_SNIPPET);
-    }
+    if (more) /* never the start of a [REDACTED:rule] marker without its end */
+        n = cx_redact_cut(buf, n, SUMMARY_SNIPPET, true);
     if (more) {
         while (n > 0 && buf[n - 1] == ' ')
             n--;

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,8 @@ COMMANDS = ["search", "show", "observe", "draft", "review", "status", "reindex",
 def version(ws):
     r = ws.run("--version", expect=0)
     check(r.out == "cortex 0.1.0\n", "unexpected version output:\n%s" % r)
+    r = ws.run("-V", expect=0)  # as cortexd -V
+    check(r.out == "cortex 0.1.0\n", "unexpected -V output:\n%s" % r)
 
 
 def help_everywhere(ws):
@@ -116,6 +119,10 @@ def help_everywhere(ws):
     for word in COMMANDS + ["Exit status", "CORTEX_WORKSPACE", "CORTEX_AUTHOR", "NO_COLOR"]:
         check(word in r.out, "--help does not mention %s" % word)
     check(ws.run("help", expect=0).out == r.out, "'cortex help' differs from --help")
+    search_line = [ln for ln in r.out.splitlines() if ln.strip().startswith("search QUERY")]
+    check(search_line and "hybrid" in search_line[0] and "by keywords" not in r.out,
+          "help does not say search is hybrid:\n%s" % r.out)
+    check("-V, --version" in r.out, "help does not list -V:\n%s" % r.out)
     check(ws.run("-h", expect=0).out == r.out, "'cortex -h' differs from --help")
     for cmd in COMMANDS:
         a = ws.run(cmd, "--help", expect=0)
@@ -170,6 +177,10 @@ def reads_create_nothing(ws):
         check(r.out == "", "stdout should be empty:\n%s" % r)
     r = ws.run("status", expect=0)
     check(ws.root in r.out and "none yet" in r.out and "no upstream configured" in r.out, str(r))
+    # status and doctor give the same advice for a workspace without memory
+    check("run: cortex start" in r.out, "status does not say 'run: cortex start':\n%s" % r)
+    d = ws.run("doctor")
+    check("fix: run: cortex start" in d.out, "doctor does not say 'run: cortex start':\n%s" % d)
     j = ws.run("status", "--json", expect=0).json()
     check(j["initialized"] is False and j["workspace"] == ws.root, "status --json: %r" % j)
     check(not ws.state_exists(), "a read command created .cortex")
@@ -320,6 +331,46 @@ def terminal_safety(ws):
     check("\x1b" not in r.out, "control characters in search output:\n%r" % r.out)
 
 
+def git(ws, *args):
+    subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.com"] + list(args),
+                   cwd=ws.root, env=ws.env, check=True, stdout=subprocess.DEVNULL)
+
+
+def stale_marks(ws):
+    """An item whose file changed since it was recorded is marked stale, with
+    the changed path, in plain search and show as in --json (and MCP)."""
+    git(ws, "add", "src/main.c")
+    git(ws, "commit", "-q", "-m", "first")
+    id_ = ws.observe("main returns zero for the bandicoot check", "--file", "src/main.c")
+    fresh = ws.observe("the bandicoot daemon has no files")
+    r = ws.run("search", "bandicoot", expect=0)
+    check("stale" not in r.out and "changed since" not in r.out, "stale before any change:\n%s" % r)
+    with open(os.path.join(ws.root, "src", "main.c"), "w") as f:
+        f.write("int main(void) { return 1; }\n")
+    git(ws, "commit", "-q", "-am", "main returns 1")
+    j = ws.run("search", "bandicoot", "--json", expect=0).json()
+    byid = {x["id"]: x for x in j["results"]}
+    check(byid[id_].get("stale") is True and byid[id_].get("changed") == ["src/main.c"],
+          "search --json: %r" % byid.get(id_))
+    r = ws.run("search", "bandicoot", expect=0)
+    blocks = r.out.split("\n\n")
+    mine = [b for b in blocks if id_ in b]
+    other = [b for b in blocks if fresh in b]
+    check(mine and "stale" in mine[0].splitlines()[0], "search marks the item stale:\n%s" % r)
+    check(mine and "changed since recorded: src/main.c" in mine[0],
+          "search names the changed path:\n%s" % r)
+    check(other and "stale" not in other[0] and "changed since" not in other[0],
+          "an item without files is not stale:\n%s" % r)
+    r = ws.run("show", id_, expect=0)
+    check("stale" in r.out.splitlines()[0], "show marks the item stale:\n%s" % r)
+    check("changed since recorded: src/main.c" in r.out, "show names the changed path:\n%s" % r)
+    item = ws.run("show", id_, "--json", expect=0).json()
+    check(item.get("stale") is True and item.get("changed") == ["src/main.c"],
+          "show --json: %r" % item)
+    r = ws.run("show", fresh, expect=0)
+    check("stale" not in r.out, "show marks a fresh item stale:\n%s" % r)
+
+
 # ---- review --------------------------------------------------------------------
 
 def review_approve(ws):
@@ -352,6 +403,10 @@ def review_approve(ws):
     ws.run("review", "approve", expect=2)
     ws.run("review", "approve", d, d, expect=2)
     ws.run("review", "approve", d, "--reason", "x", expect=2)
+    # the help says what is sent and who is recorded
+    h = ws.run("review", "--help", expect=0).out
+    check("redacted" in h and "name of the key" in h and "CORTEX_AUTHOR" in h
+          and "4xx" in h, "review --help on notes, reviewer and exit statuses:\n%s" % h)
 
 
 def review_reject_and_changes(ws):
@@ -379,6 +434,42 @@ def review_reject_and_changes(ws):
 
 
 # ---- artifacts (published by an agent through cortexd) ----------------------
+
+def mcp_result(ws, tool, arguments):
+    """Calls one tool over MCP with cortexd: its result (maybe isError)."""
+    msgs = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "cli-test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": tool, "arguments": arguments}},
+    ]
+    p = subprocess.run([CORTEXD, "--workspace", ws.root], cwd=ws.root, env=ws.env,
+                       input="".join(json.dumps(m) + "\n" for m in msgs).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    for line in p.stdout.decode().splitlines():
+        msg = json.loads(line)
+        if msg.get("id") == 2:
+            return msg.get("result") or {"isError": True, "error": msg.get("error")}
+    raise Fail("cortexd gave no answer to %s:\n%s" % (tool, p.stderr.decode()))
+
+
+def one_text_limit(ws):
+    """An observation's text has one limit, 256 KiB, for the CLI and for an
+    agent's observe tool (it was 64 Ki characters over MCP)."""
+    big = "the potoroo text " + "x" * (200 * 1024)
+    res = mcp_result(ws, "observe", {"text": big})
+    check(not res.get("isError"), "MCP observe refuses 200 KiB: %r" % str(res)[:300])
+    res = mcp_result(ws, "observe", {"text": "y" * (256 * 1024 + 1)})
+    check(res.get("isError") and "262144" in json.dumps(res),
+          "MCP observe takes more than 256 KiB: %r" % str(res)[:300])
+    ws.run("observe", "-", stdin=("the numbat text " + "z" * (200 * 1024)).encode(), expect=0)
+    r = ws.run("observe", "-", stdin=b"w" * (256 * 1024 + 1), expect=2)
+    check("256 KiB" in r.err, str(r))
+    r = ws.run("observe", "--help", expect=0)
+    check("256 KiB" in r.out and "observe tool" in r.out, "observe --help states the limit:\n%s" % r)
+
 
 def mcp_tool(ws, tool, arguments):
     """Calls one tool the way an agent does, over MCP with cortexd, and
@@ -442,6 +533,10 @@ def status_counts(ws):
     for want in (ws.root, os.path.join(ws.root, ".cortex"), "2 observations", "1 draft awaiting review",
                  "no upstream configured", "outbox"):
         check(want in r.out, "status lacks %r:\n%s" % (want, r))
+    # without an upstream nothing waits to be pushed: the count is local only
+    outbox = [ln for ln in r.out.splitlines() if ln.startswith("outbox")]
+    check(outbox and "waiting to be pushed" not in outbox[0] and "recorded locally" in outbox[0]
+          and "no upstream" in outbox[0], "status's outbox line without an upstream:\n%s" % r)
 
 
 def reindex_and_modes(ws):
@@ -466,6 +561,36 @@ def reindex_and_modes(ws):
     ws.run("search", "x", "--mode", "fuzzy", expect=2)
 
 
+def reindex_interrupted(ws):
+    """Ctrl-C during a reindex stops it with the shell's status for SIGINT
+    (130, as cortex(1) says), not 3 (a store error); the next one finishes."""
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda sigma".split()
+    for b in range(8):
+        obs = [{"text": " ".join(words[(i * 7 + k * 3 + b) % len(words)] for k in range(20))
+                + " lyrebird %d-%d" % (b, i)} for i in range(500)]
+        res = mcp_tool(ws, "observe", {"observations": obs})
+        check(len(res.get("results", [])) == 500, "a batch of 500 recorded: %r" % list(res)[:5])
+    # SIGINT once the first progress line is out (10% of 4000 items); a run
+    # that finished before the signal arrived is tried again
+    for attempt in range(5):
+        p = subprocess.Popen([CORTEX, "reindex"], cwd=ws.root, env=ws.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        first = p.stderr.readline().decode()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        err = first + err.decode()
+        check(not SANITIZER.search(err), "sanitizer report:\n%s" % err)
+        if p.returncode == 0 and "Reindexed" in out.decode():
+            continue
+        check(p.returncode == 130, "Ctrl-C during reindex exits 130: %d\n%s" % (p.returncode, err))
+        check("stopped" in err and "run cortex reindex again" in err, "says it stopped:\n%s" % err)
+        break
+    else:
+        raise Fail("every reindex finished before SIGINT reached it")
+    r = ws.run("reindex", expect=0)
+    check("Reindexed" in r.out and "4000/4000 (100%)" in r.err, "the next reindex finishes:\n%s" % r)
+
+
 def main():
     if not CORTEX or not os.access(CORTEX, os.X_OK):
         print("CORTEX must name the cortex executable")
@@ -475,9 +600,9 @@ def main():
         return 2
     for t in (version, help_everywhere, usage_errors, reads_create_nothing, bad_workspace,
               observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
-              observe_private, workspace_selection, show_unknown_and_many, terminal_safety,
+              observe_private, workspace_selection, show_unknown_and_many, terminal_safety, stale_marks,
               review_approve, review_reject_and_changes, agent_items_show, status_counts,
-              reindex_and_modes):
+              reindex_and_modes, reindex_interrupted, one_text_limit):
         test(t)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

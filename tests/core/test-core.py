@@ -213,6 +213,17 @@ def main():
 
 def tests(tmp):
     data = os.path.join(tmp, "data")
+    # --- the command line itself: version and usage
+    for flag in ("--version", "-V"):
+        p = run(flag)
+        check(p.returncode == 0 and p.stdout == "cortex-core 0.1.0\n",
+              f"cortex-core {flag} prints the version and exits 0: {p.returncode} {p.stdout!r}")
+    p = run("--help")
+    check(p.returncode == 0 and "init DIR [--team TEAM] [--name NAME]" in p.stderr
+          and "--version" in p.stderr, f"the usage lists init's --team/--name and --version: {p.stderr}")
+    p = run("frobnicate", ok=False)
+    check(p.returncode == 2 and "init DIR [--team TEAM] [--name NAME]" in p.stderr,
+          f"an unknown command prints the usage and exits 2: {p.returncode}")
     # --- init and keys: output contracts
     p = run("init", data)
     admin = p.stdout.strip()

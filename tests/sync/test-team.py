@@ -255,7 +255,8 @@ def tests(tmp):
     p = subprocess.run([CORE, "keys", "revoke", data, key_id(ka)], capture_output=True, text=True,
                        timeout=60)
     p = cli(R, env4, "sync")
-    check(p.returncode == 4, f"with the agent key revoked too, sync fails: {p.returncode} {p.stderr}")
+    check(p.returncode == 1, f"with the agent key revoked too, sync is refused (1, a 4xx answer, "
+                             f"as cortex sync --help says): {p.returncode} {p.stderr}")
 
     # --- URL normalisation and the near-miss
     home5 = os.path.join(tmp, "home5")

@@ -196,6 +196,15 @@ static void test_names(void) {
     CX_CHECK_INT(cx_decision_status(CX_DECISION_APPROVE), CX_STATUS_CANON);
     CX_CHECK(cx_decision_needs_note(CX_DECISION_REJECT));
     CX_CHECK(!cx_decision_needs_note(CX_DECISION_APPROVE));
+    /* messages say "an agent key", "an observation", "a draft" */
+    CX_CHECK_STR(cx_wire_article("agent"), "an");
+    CX_CHECK_STR(cx_wire_article("admin"), "an");
+    CX_CHECK_STR(cx_wire_article("observation"), "an");
+    CX_CHECK_STR(cx_wire_article("artifact"), "an");
+    CX_CHECK_STR(cx_wire_article("reviewer"), "a");
+    CX_CHECK_STR(cx_wire_article("draft"), "a");
+    CX_CHECK_STR(cx_wire_article(""), "a");
+    CX_CHECK_STR(cx_wire_article(NULL), "a");
 }
 
 static void test_transitions(void) {

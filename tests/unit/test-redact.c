@@ -686,6 +686,36 @@ static void test_decoded_spans(void) {
     free(out);
 }
 
+/* A cut never keeps part of a marker: it moves back to before it. */
+static void test_cut(void) {
+    static const char t[] = "key is [REDACTED:github-pat] and more";
+    size_t len = sizeof t - 1, ms = 0, me = 0;
+    /* every cut inside the marker moves to its start (7), none outside does */
+    for (size_t max = 0; max <= len; max++) {
+        size_t n = cx_redact_cut(t, len, max, false);
+        if (max > 7 && max < 28)
+            CX_CHECK_INT(n, 7);
+        else
+            CX_CHECK_INT(n, max);
+    }
+    CX_CHECK(cx_redact_in_marker(t, len, 8, &ms, &me));
+    CX_CHECK_INT(ms, 7);
+    CX_CHECK_INT(me, 28);
+    CX_CHECK(!cx_redact_in_marker(t, len, 7, &ms, &me));
+    CX_CHECK(!cx_redact_in_marker(t, len, 28, &ms, &me));
+    CX_CHECK(!cx_redact_in_marker(t, len, 33, &ms, &me));
+    /* a text already cut inside a marker, or in its prefix, loses that part */
+    CX_CHECK_INT(cx_redact_cut(t, 20, 20, true), 7);
+    CX_CHECK_INT(cx_redact_cut(t, 11, 11, true), 7);
+    CX_CHECK_INT(cx_redact_cut(t, 8, 8, true), 7);
+    CX_CHECK_INT(cx_redact_cut(t, 28, 28, true), 28);
+    CX_CHECK_INT(cx_redact_cut(t, 20, 20, false), 20); /* whole: not a cut */
+    /* other brackets are text */
+    static const char u[] = "a[0] = b[1]";
+    CX_CHECK_INT(cx_redact_cut(u, sizeof u - 1, 3, false), 3);
+    CX_CHECK_INT(cx_redact_cut(u, sizeof u - 1, 10, false), 10);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test-redact fixtures/redact/cases.json\n");
@@ -714,6 +744,7 @@ int main(int argc, char **argv) {
     CX_CHECK(json_is_object(json_object_get(root, "decoded")));
     test_decoded(json_object_get(root, "decoded"));
     test_decoded_spans();
+    test_cut();
     json_decref(root);
     return cx_test_done();
 }

@@ -413,6 +413,65 @@ static void test_snippets(void) {
     json_decref(res);
 }
 
+/* Every "[REDACTED:github-pat]" in a snippet is whole: the cut is never
+ * inside it, whichever side of the match it stands and however far. */
+static bool markers_whole(const char *snip) {
+    static const char m[] = "[REDACTED:github-pat]";
+    for (const char *p = snip; (p = strstr(p, "github")) != NULL; p++) {
+        if (p - snip < 10 || strncmp(p - 10, m, sizeof m - 1) != 0)
+            return false;
+    }
+    for (const char *p = snip; (p = strstr(p, "REDACTED")) != NULL; p++) {
+        if (p == snip || strncmp(p - 1, m, sizeof m - 1) != 0)
+            return false;
+    }
+    return strstr(snip, "pat]") == NULL || strstr(snip, "github-pat]") != NULL;
+}
+
+/* A word of filler for note `k`, position `i`: distinct across notes, so
+ * that near-duplicates are not folded into one. */
+static const char *filler(int k, int i, char buf[8]) {
+    unsigned x = (unsigned)(k * 977 + i * 131 + 7) * 2654435761u;
+    buf[0] = 'q';
+    for (int j = 1; j < 6; j++, x /= 26)
+        buf[j] = (char)('a' + x % 26);
+    buf[6] = '\0';
+    return buf;
+}
+
+static void test_snippet_markers(void) {
+    for (int side = 0; side < 2; side++) {
+        for (int off = 0; off < 30; off++) {
+            char target[16], body[2048], w[8];
+            int k = side * 100 + off;
+            size_t n = 0;
+            snprintf(target, sizeof target, "kea%c%c%c", 'a' + side, 'a' + off / 10, 'a' + off % 10);
+            for (int i = 0; i < 30; i++)
+                n += (size_t)snprintf(body + n, sizeof body - n, "%s ", filler(k, i, w));
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s ",
+                                  side ? target : "[REDACTED:github-pat]");
+            for (int i = 0; i < off; i++)
+                n += (size_t)snprintf(body + n, sizeof body - n, "%s ", filler(k, 30 + i, w));
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s ",
+                                  side ? "[REDACTED:github-pat]" : target);
+            for (int i = 0; i < 30; i++)
+                n += (size_t)snprintf(body + n, sizeof body - n, "%s ", filler(k, 60 + i, w));
+            cx_note note = {.body = body};
+            free(observe(&note));
+            json_t *res = search(target, 1);
+            const char *snip =
+                res ? sget(json_array_get(json_object_get(res, "results"), 0), "snippet") : NULL;
+            if (snip && !strstr(snip, target))
+                fprintf(stderr, "target %s not in %s\n", target, snip);
+            CX_CHECK(snip && strstr(snip, target) != NULL);
+            if (snip && !markers_whole(snip))
+                fprintf(stderr, "side %d off %d: marker cut: %s\n", side, off, snip);
+            CX_CHECK(snip && markers_whole(snip));
+            json_decref(res);
+        }
+    }
+}
+
 /* More matches than the window: the newest are ranked, and an old curated
  * item (a thread) that matches is still found. */
 static void test_window(void) {
@@ -491,6 +550,7 @@ int main(void) {
     test_hostile();
     test_scores_are_bm25();
     test_snippets();
+    test_snippet_markers();
     test_index_follows_updates();
     test_window();
     cx_store_free(s);

@@ -687,6 +687,35 @@ static void test_recent(void) {
     CX_CHECK(sget(json_array_get(items, 1), "updated_at") != NULL);
     json_decref(out);
 
+    /* a summary's snippet never ends inside a [REDACTED:rule] marker */
+    {
+        cx_store *s2 = fresh("recent-marker");
+        for (int k = 185; s2 && k < 215; k++) {
+            char body[512];
+            unsigned x = (unsigned)k * 2654435761u;
+            for (int j = 0; j < k; j++, x = x * 1103515245u + 12345u)
+                body[j] = (j % 7 == 6) ? ' ' : (char)('a' + (x >> 16) % 26);
+            snprintf(body + k, sizeof body - (size_t)k, " [REDACTED:github-pat] tail %d", k);
+            CX_CHECK(observe1(s2, body, NULL) != NULL);
+        }
+        cx_recent_query q2 = {.limit = 100, .max_tokens = 100000};
+        json_t *o2 = NULL;
+        CX_CHECK(s2 && cx_store_recent(s2, &q2, &o2) == 0);
+        size_t i;
+        json_t *it;
+        int cut = 0;
+        json_array_foreach(json_object_get(o2, "items"), i, it) {
+            const char *sn = sget(it, "snippet");
+            const char *m = sn ? strchr(sn, '[') : NULL;
+            if (m && !strstr(m, "[REDACTED:github-pat]"))
+                fprintf(stderr, "a snippet ends inside a marker: %s\n", sn), cut++;
+        }
+        CX_CHECK_INT(cut, 0);
+        CX_CHECK_INT(json_array_size(json_object_get(o2, "items")), 30);
+        json_decref(o2);
+        cx_store_free(s2);
+    }
+
     /* since an item id: only what changed after it */
     q.since = a;
     out = NULL;
