@@ -254,6 +254,46 @@ static void agents_to_check(const cx_workspace *ws, const cx_config *cfg,
     cx_error_clear();
 }
 
+/* The step after the config (Claude Code's approval, Gemini CLI's and
+ * Codex's trust) and the agent's own program on PATH. */
+static void check_access(doc *d, cx_agent_kind k, const char *root) {
+    static const char *const progs[CX_AGENT_COUNT] = {
+        [CX_AGENT_CLAUDE] = "claude", [CX_AGENT_CODEX] = "codex", [CX_AGENT_GEMINI] = "gemini"};
+    static const char *const installs[CX_AGENT_COUNT] = {
+        [CX_AGENT_CLAUDE] = "install Claude Code (npm install -g @anthropic-ai/claude-code) or put claude on PATH",
+        [CX_AGENT_CODEX] = "install Codex CLI (npm install -g @openai/codex) or put codex on PATH",
+        [CX_AGENT_GEMINI] = "install Gemini CLI (npm install -g @google/gemini-cli) or put gemini on PATH"};
+    const char *agent = cx_agent_name(k);
+    char name[64];
+    json_t *c = NULL;
+    cx_error_clear();
+    int r = cx_agent_check_access(k, root, &c);
+    if (r != 0) {
+        snprintf(name, sizeof name, "trust:%s", agent);
+        add(d, name, "warn", "set HOME", "cannot check: %s", cx_error_last());
+    } else if (c) {
+        snprintf(name, sizeof name, "%s:%s", json_string_value(json_object_get(c, "name")), agent);
+        const char *path = json_string_value(json_object_get(c, "path"));
+        if (json_is_true(json_object_get(c, "ok")))
+            add(d, name, "ok", NULL, "%s: %s", path,
+                k == CX_AGENT_CLAUDE ? "you approved the project's cortex server" : "this folder is trusted");
+        else
+            add(d, name, "fail", json_string_value(json_object_get(c, "fix")), "%s: %s", path,
+                json_string_value(json_object_get(c, "problem")));
+        json_decref(c);
+    }
+    cx_error_clear();
+    if (!progs[k])
+        return;
+    snprintf(name, sizeof name, "program:%s", agent);
+    char *found = cx_agent_on_path(progs[k]);
+    if (found)
+        add(d, name, "ok", NULL, "%s", found);
+    else
+        add(d, name, "warn", installs[k], "%s is not on PATH, so this shell cannot start the agent", progs[k]);
+    free(found);
+}
+
 static void check_agents(doc *d, const cx_workspace *ws, const cx_config *cfg,
                          const cx_doctor_opts *o) {
     bool which[CX_AGENT_COUNT];
@@ -294,6 +334,7 @@ static void check_agents(doc *d, const cx_workspace *ws, const cx_config *cfg,
                     problem ? problem : "wrong");
         }
         json_decref(rep);
+        check_access(d, (cx_agent_kind)k, ws->root);
     }
     if (!any)
         add(d, "agents", "warn", "run: cortex start --agent claude (or codex, cursor, gemini)",
