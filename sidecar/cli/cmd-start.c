@@ -35,8 +35,8 @@ const char cx_cli_help_status[] =
     "Exit status: 0 success, 2 usage error, 3 workspace or store error.\n";
 
 const char cx_cli_help_start[] =
-    "Usage: cortex start [--agent claude|codex|cursor|gemini]... [--upstream URL]\n"
-    "                    [--ca-file FILE] [--no-daemon]\n"
+    "Usage: cortex start [--agent claude|codex|cursor|gemini]... [--trust]\n"
+    "                    [--upstream URL] [--ca-file FILE] [--no-daemon]\n"
     "\n"
     "Sets up this workspace and keeps it running; safe to run again. It finds\n"
     "the git repository, creates .cortex/ (kept out of git through\n"
@@ -53,13 +53,34 @@ const char cx_cli_help_start[] =
     "                    codex (.codex/config.toml), cursor (.cursor/mcp.json),\n"
     "                    gemini (.gemini/settings.json). A file that cannot be\n"
     "                    parsed is left alone and the command fails.\n"
+    "                    When `cortexd` on PATH is the cortexd in use, the entries\n"
+    "                    name plain `cortexd` (and the hooks plain `cortex`) with\n"
+    "                    no path of this machine: commit them, and a teammate\n"
+    "                    with Cortex on PATH gets the server by cloning. Else\n"
+    "                    they name absolute paths and start warns why.\n"
+    "                    Then the step each agent needs before it uses the server:\n"
+    "                    claude: your approval, recorded in\n"
+    "                    .claude/settings.local.json (enabledMcpjsonServers; per\n"
+    "                    person, kept out of git); gemini and codex: trusting this\n"
+    "                    folder in your own config, which start prints as one\n"
+    "                    command (see --trust).\n"
+    "  --trust           with --agent gemini or codex: also trust this folder, and\n"
+    "                    say what changed: gemini adds \"DIR\": \"TRUST_FOLDER\" to\n"
+    "                    ~/.gemini/trustedFolders.json, codex adds\n"
+    "                    [projects.\"DIR\"] trust_level = \"trusted\" to\n"
+    "                    ~/.codex/config.toml (or $GEMINI_CLI_TRUSTED_FOLDERS_PATH,\n"
+    "                    $CODEX_HOME/config.toml). The agent then loads this\n"
+    "                    project's config, MCP servers and all; other entries and\n"
+    "                    bytes of those files are kept.\n"
     "  --upstream URL    the team's cortex-core (as `cortex remote set`)\n"
     "  --ca-file FILE    CA bundle for the upstream's certificate (with --upstream)\n"
     "  --no-daemon       set up, but start no background cortexd\n"
-    "  --json            print what was done as JSON\n"
+    "  --json            print what was done as JSON (per agent: \"files\", and\n"
+    "                    \"approval\", \"trust\" or \"step_left\"; \"shared_configs\")\n"
     "\n"
     "Exit status: 0 success, 2 usage error, 3 workspace, store or daemon error,\n"
-    "1 an agent's config file could not be parsed (nothing in it was changed).\n";
+    "1 an agent's config file (or its trust file) could not be parsed (nothing in\n"
+    "it was changed).\n";
 
 const char cx_cli_help_stop[] =
     "Usage: cortex stop\n"
