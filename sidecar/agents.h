@@ -18,6 +18,13 @@
  *   cursor  .cursor/mcp.json       mcpServers.cortex = {command, args, env}
  *   gemini  .gemini/settings.json  mcpServers.cortex = {command, args, cwd}
  *
+ * That is the absolute form. In the shared form (w->portable: `cortexd` on
+ * PATH is the cortexd in use) the command is plain "cortexd" with args []
+ * (no --workspace, no cwd: the agent starts it in the project, where it
+ * finds the workspace) and the hooks run plain 'cortex' when `cortex` on
+ * PATH is w->cortex, so the files hold no path of this machine and can be
+ * committed.
+ *
  * These are files a person edits too, so writing one merges into it: every
  * other key keeps its value and its place; the cortex entry is updated in
  * place (its other keys, such as env, kept). A cortex hook is a command
