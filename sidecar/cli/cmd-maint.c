@@ -177,12 +177,12 @@ int cx_cli_cmd_doctor(ctx *c) {
             bool is_ok = strcmp(st, "ok") == 0, is_warn = strcmp(st, "warn") == 0;
             nfail += !is_ok && !is_warn;
             nwarn += is_warn;
-            printf("%s%-4s%s %-14s ", cx_out_sgr(is_ok ? CX_OUT_GREEN : is_warn ? CX_OUT_YELLOW : CX_OUT_RED),
+            printf("%s%-4s%s %-15s ", cx_out_sgr(is_ok ? CX_OUT_GREEN : is_warn ? CX_OUT_YELLOW : CX_OUT_RED),
                    is_ok ? "ok" : is_warn ? "warn" : "FAIL", cx_out_sgr(CX_OUT_RESET), cx_cli_jstr(ch, "name"));
             cx_out_text(stdout, cx_cli_jstr(ch, "detail") ? cx_cli_jstr(ch, "detail") : "", false);
             fputc('\n', stdout);
             if (cx_cli_jstr(ch, "fix")) {
-                printf("     %-14s fix: ", "");
+                printf("     %-15s fix: ", "");
                 cx_out_text(stdout, cx_cli_jstr(ch, "fix"), false);
                 fputc('\n', stdout);
             }

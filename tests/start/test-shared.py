@@ -108,6 +108,12 @@ def hook_programs(root):
 def shared_on_path(tmp):
     env = make_env(tmp, "ann", BINDIR + os.pathsep + "/usr/bin:/bin")
     root = new_repo(tmp, env)
+    cx(env, root, "start", "--no-daemon", "--trust", "--agent", "claude", expect=2)
+    rep = json.loads(cx(env, root, "start", "--no-daemon", "--json", "--agent", "claude").stdout)
+    check(rep.get("shared_configs") is True, f"--json says the configs are shared: {rep}")
+    ap = rep["agents"][0].get("approval", {})
+    check(ap.get("path") == ".claude/settings.local.json" and ap.get("action") == "created",
+          f"--json reports the approval: {rep['agents']}")
     p = cx(env, root, "start", "--no-daemon", "--agent", "claude")
     check("claude mcp add cortex -- cortexd\n" in p.stdout,
           f"the by-hand command is the shared one:\n{p.stdout}")
