@@ -1543,6 +1543,22 @@ out:
     return r;
 }
 
+/* Whether the user turned Gemini CLI's folder trust off
+ * (security.folderTrust.enabled = false in ~/.gemini/settings.json): then
+ * every folder counts as trusted. */
+static bool gemini_trust_off(void) {
+    const char *home = getenv("HOME");
+    char *dir = home && *home ? cx_fs_join(home, ".gemini") : NULL;
+    char *path = dir ? cx_fs_join(dir, "settings.json") : NULL;
+    json_t *doc = path ? json_load_file(path, 0, NULL) : NULL;
+    json_t *en = json_object_get(json_object_get(json_object_get(doc, "security"), "folderTrust"), "enabled");
+    bool off = json_is_false(en);
+    json_decref(doc);
+    free(path);
+    free(dir);
+    return off;
+}
+
 int cx_agent_check_access(cx_agent_kind k, const char *root, json_t **out) {
     assert(k >= 0 && k < CX_AGENT_COUNT);
     *out = NULL;
@@ -1595,7 +1611,7 @@ int cx_agent_check_access(cx_agent_kind k, const char *root, json_t **out) {
     if (k == CX_AGENT_GEMINI) {
         const char *env = getenv("GEMINI_CLI_TRUST_WORKSPACE");
         int v = gemini_rule(doc, root);
-        if (env && strcmp(env, "true") == 0)
+        if ((env && strcmp(env, "true") == 0) || gemini_trust_off())
             r = 0;
         else if (v == 0)
             r = problem(c, fix, "a DO_NOT_TRUST rule in %s covers this folder, so Gemini CLI disables its MCP servers",

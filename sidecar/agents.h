@@ -151,7 +151,8 @@ char *cx_agent_grant_hint(cx_agent_kind k, const char *root);
  * *out = {"name": "approval"|"trust", "path", "ok", "problem", "fix"} as
  * cx_agent_check's checks (NULL for cursor): pending approval, a rejected
  * server, an untrusted folder (no rule, or a DO_NOT_TRUST rule covering
- * it; $GEMINI_CLI_TRUST_WORKSPACE=true counts as trusted), an untrusted
+ * it; $GEMINI_CLI_TRUST_WORKSPACE=true, or folder trust turned off in
+ * ~/.gemini/settings.json, counts as trusted), an untrusted
  * project, a file that cannot be parsed. Fails only with CX_ENOMEM, or
  * CX_ENOTFOUND without $HOME. */
 int cx_agent_check_access(cx_agent_kind k, const char *root, json_t **out);

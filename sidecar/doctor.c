@@ -254,6 +254,39 @@ static void agents_to_check(const cx_workspace *ws, const cx_config *cfg,
     cx_error_clear();
 }
 
+/* Whether git tracks rel in the work tree root (`git ls-files
+ * --error-unmatch`, as Claude Code asks before it reads its local
+ * settings): 1 yes, 0 no, -1 git could not tell within the deadline. */
+static int git_tracks(const char *root, const char *rel) {
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        execlp("git", "git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=", "-C", root,
+               "ls-files", "--error-unmatch", "--", rel, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    pid_t w = 0;
+    uint64_t deadline = cx_clock_mono_ms() + VERSION_TIMEOUT_MS;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && cx_clock_mono_ms() < deadline)
+        cx_clock_sleep_ms(5);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
+    }
+    if (!WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status) == 0 ? 1 : WEXITSTATUS(status) == 1 ? 0 : -1;
+}
+
 /* The step after the config (Claude Code's approval, Gemini CLI's and
  * Codex's trust) and the agent's own program on PATH. */
 static void check_access(doc *d, cx_agent_kind k, const char *root) {
@@ -274,7 +307,13 @@ static void check_access(doc *d, cx_agent_kind k, const char *root) {
     } else if (c) {
         snprintf(name, sizeof name, "%s:%s", json_string_value(json_object_get(c, "name")), agent);
         const char *path = json_string_value(json_object_get(c, "path"));
-        if (json_is_true(json_object_get(c, "ok")))
+        if (json_is_true(json_object_get(c, "ok")) && k == CX_AGENT_CLAUDE &&
+            git_tracks(root, path) == 1)
+            add(d, name, "fail",
+                "run: git rm --cached .claude/settings.local.json (and commit), then cortex start --agent claude",
+                "%s is tracked by git, so Claude Code ignores it and lists the server as pending approval",
+                path);
+        else if (json_is_true(json_object_get(c, "ok")))
             add(d, name, "ok", NULL, "%s: %s", path,
                 k == CX_AGENT_CLAUDE ? "you approved the project's cortex server" : "this folder is trusted");
         else

@@ -11,8 +11,9 @@ network at all (the MCP servers speak stdio). What a person relies on:
 
 - claude: before `cortex start`, `claude mcp list` lists no cortex; after
   `cortex start --agent claude` it lists cortex `Connected` (the approval
-  is recorded in .claude/settings.local.json); without that approval it
-  says `Pending approval` and `cortex doctor` names the missing step.
+  is recorded in .claude/settings.local.json); without that approval, or
+  with that file tracked by git (Claude Code then ignores it), it says
+  `Pending approval` and `cortex doctor` names the missing step.
 - gemini: after `cortex start --agent gemini` the server is `Disabled`
   (untrusted folder), start prints the one command that trusts it and
   doctor fails trust:gemini with it; after `--trust` (which keeps the
@@ -141,6 +142,20 @@ def claude(tmp):
     check(a.get("status") == "fail" and "pending approval" in a.get("detail", "")
           and "cortex start --agent claude" in a.get("fix", ""), f"doctor names the step: {a}")
     os.rename(local + ".away", local)
+
+    # negative: the approval is there but git tracks it (committed by
+    # mistake), so Claude Code ignores it; doctor says so
+    subprocess.run(["git", "add", "-f", ".claude/settings.local.json"], cwd=c.root, env=c.env,
+                   check=True, timeout=60)
+    rc, out = c.client("claude", "mcp", "list")
+    check("Pending approval" in out, f"a tracked settings.local.json is ignored by claude:\n{out}")
+    a = c.doctor().get("approval:claude", {})
+    check(a.get("status") == "fail" and "tracked by git" in a.get("detail", "")
+          and "git rm --cached" in a.get("fix", ""), f"doctor names the tracked file: {a}")
+    subprocess.run(["git", "rm", "-q", "--cached", ".claude/settings.local.json"], cwd=c.root,
+                   env=c.env, check=True, timeout=60)
+    rc, out = c.client("claude", "mcp", "list")
+    check("Connected" in cortex_line(out), f"untracked again, claude connects:\n{out}")
 
     # the binary is not on PATH: doctor warns
     env = dict(c.env, PATH=os.pathsep.join(p for p in c.env["PATH"].split(os.pathsep) if p != NODE_BIN))

@@ -1284,6 +1284,10 @@ static void test_access(void) {
     /* a TRUST_PARENT rule on a sibling trusts it too; a file that is not JSON is refused */
     write_file(tf, S("{\"%s/sibling\": \"TRUST_PARENT\"}", tmp));
     CX_CHECK(access_problem(CX_AGENT_GEMINI, root) == NULL);
+    write_file(S("%s/.gemini/settings.json", home), "{\"security\": {\"folderTrust\": {\"enabled\": false}}}");
+    write_file(tf, "{}");
+    CX_CHECK(access_problem(CX_AGENT_GEMINI, root) == NULL); /* folder trust turned off */
+    unlink(S("%s/.gemini/settings.json", home));
     write_file(tf, "{ // comment\n}");
     CX_CHECK(access_problem(CX_AGENT_GEMINI, root) != NULL);
     CX_CHECK_INT(cx_agent_grant(CX_AGENT_GEMINI, root, &rep), CX_EINVAL);
