@@ -1320,7 +1320,10 @@ static int plan_read_abs(plan *f, const char *path) {
 static bool json_has_string(const json_t *a, const char *s) {
     size_t j;
     json_t *v;
-    json_array_foreach(a, j, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return true;
+    json_array_foreach(a, j, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
     return false;
 }
 
@@ -1518,6 +1521,7 @@ int cx_agent_grant(cx_agent_kind k, const char *root, json_t **report) {
         return cx_error_set(CX_ENOTFOUND, "$HOME is not set, so %s's own config cannot be found",
                             agent_names[k]);
     plan f;
+    memset(&f, 0, sizeof f);
     int r = k == CX_AGENT_CLAUDE ? plan_read(&f, root, LOCAL_SETTINGS) : plan_read_abs(&f, file);
     if (r != 0)
         goto out;
