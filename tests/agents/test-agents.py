@@ -11,13 +11,16 @@ network at all (the MCP servers speak stdio). What a person relies on:
 
 - claude: before `cortex start`, `claude mcp list` lists no cortex; after
   `cortex start --agent claude` it lists cortex `Connected` (the approval
-  is recorded in .claude/settings.local.json); without that approval, or
+  is recorded in .claude/settings.local.json) and it started the shared
+  entry's plain `cortexd` in the project directory, where cortexd finds the
+  workspace; without that approval, or
   with that file tracked by git (Claude Code then ignores it), it says
   `Pending approval` and `cortex doctor` names the missing step.
 - gemini: after `cortex start --agent gemini` the server is `Disabled`
   (untrusted folder), start prints the one command that trusts it and
   doctor fails trust:gemini with it; after `--trust` (which keeps the
-  user's other rules) `gemini mcp list` lists cortex `Connected`.
+  user's other rules) `gemini mcp list` lists cortex `Connected`, started
+  in the project directory.
 - codex: before trust `codex mcp list` has no MCP server (Codex ignores an
   untrusted project's config) and doctor fails trust:codex; after
   `--trust` (which keeps every byte of the user's config.toml)
@@ -108,6 +111,19 @@ class Case:
             raise Fail(f"{name} {' '.join(args)} did not finish within {CLIENT_TIMEOUT} s")
         return p.returncode, p.stdout + p.stderr
 
+    def spy_on_cwd(self, tmp):
+        """Runs the clients with a `cortexd` first on PATH that records the
+        directory the agent starts it in, then runs the real one: the
+        shared entry relies on that being the project. Returns the log."""
+        spy = os.path.join(tmp, "spy")
+        os.makedirs(spy, exist_ok=True)
+        log = os.path.join(tmp, "spy.log")
+        with open(os.path.join(spy, "cortexd"), "w") as f:
+            f.write(f'#!/bin/sh\npwd -P >> "{log}"\nexec "{CORTEXD}" "$@"\n')
+        os.chmod(os.path.join(spy, "cortexd"), 0o755)
+        self.env["PATH"] = spy + os.pathsep + self.env["PATH"]
+        return log
+
     def doctor(self):
         p = self.cortex("doctor", "--json", expect=None)
         return {c["name"]: c for c in json.loads(p.stdout)["checks"]}
@@ -125,9 +141,15 @@ def claude(tmp):
     check("cortex:" not in out, f"before start claude lists no cortex server:\n{out}")
     p = c.cortex("start", "--no-daemon", "--agent", "claude")
     check(".claude/settings.local.json" in p.stdout, f"start says where it recorded the approval:\n{p.stdout}")
+    with open(os.path.join(c.root, ".mcp.json")) as f:
+        check(json.load(f)["mcpServers"]["cortex"]["command"] == "cortexd", "the shared entry")
+    spy = c.spy_on_cwd(tmp)
     rc, out = c.client("claude", "mcp", "list")
     check(rc == 0 and "cortex" in out and "Connected" in cortex_line(out),
           f"claude mcp list shows cortex Connected after cortex start --agent claude:\n{out}")
+    with open(spy) as f:
+        check(f.read().split() == [c.root], "claude starts cortexd in the project directory")
+    c.env["PATH"] = c.env["PATH"].split(os.pathsep, 1)[1]
     d = c.doctor()
     for name in ("agent:claude", "hooks:claude", "approval:claude", "program:claude"):
         check(d.get(name, {}).get("status") == "ok", f"doctor {name} ok: {d.get(name)}")
@@ -189,9 +211,13 @@ def gemini(tmp):
     with open(trusted) as f:
         check(json.load(f) == {elsewhere: "DO_NOT_TRUST", c.root: "TRUST_FOLDER"},
               "the folder is added, the other rule kept")
+    spy = c.spy_on_cwd(tmp)
     rc, out = c.client("gemini", "mcp", "list")
     check(rc == 0 and "cortex" in out and "Connected" in out,
           f"gemini mcp list shows cortex Connected after --trust:\n{out}")
+    with open(spy) as f:
+        check(set(f.read().split()) == {c.root}, "gemini starts cortexd in the project directory")
+    c.env["PATH"] = c.env["PATH"].split(os.pathsep, 1)[1]
     check(c.doctor().get("trust:gemini", {}).get("status") == "ok", "doctor: trusted")
 
 
