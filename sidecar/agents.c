@@ -1624,12 +1624,28 @@ int cx_agent_check_access(cx_agent_kind k, const char *root, json_t **out) {
             r = problem(c, fix, "Gemini CLI does not trust this folder, so it disables its MCP servers");
         goto out;
     }
-    /* Claude Code: the approval of .mcp.json's cortex server */
-    if (json_has_string(json_object_get(doc, "disabledMcpjsonServers"), "cortex"))
-        r = problem(c, fix, "the project's cortex server was rejected (disabledMcpjsonServers in %s)",
-                    LOCAL_SETTINGS);
-    else if (!json_has_string(json_object_get(doc, "enabledMcpjsonServers"), "cortex") &&
-             !json_is_true(json_object_get(doc, "enableAllProjectMcpServers")))
+    /* Claude Code: the approval of .mcp.json's cortex server, in any of
+     * the settings it reads for it (local, project, user) */
+    const char *rejected = NULL;
+    bool approved = false;
+    char *user_dir = getenv("HOME") ? cx_fs_join(getenv("HOME"), ".claude") : NULL;
+    char *user = user_dir ? cx_fs_join(user_dir, "settings.json") : NULL;
+    char *project = cx_fs_join(root, SETTINGS);
+    const char *names[3] = {LOCAL_SETTINGS, SETTINGS, "~/.claude/settings.json"};
+    for (int j = 0; j < 3; j++) {
+        json_t *sd = j == 0 ? json_incref(doc) : json_load_file(j == 1 ? project : user, 0, NULL);
+        if (json_has_string(json_object_get(sd, "disabledMcpjsonServers"), "cortex") && !rejected)
+            rejected = names[j];
+        approved |= json_has_string(json_object_get(sd, "enabledMcpjsonServers"), "cortex") ||
+                    json_is_true(json_object_get(sd, "enableAllProjectMcpServers"));
+        json_decref(sd);
+    }
+    free(user);
+    free(user_dir);
+    free(project);
+    if (rejected)
+        r = problem(c, fix, "the project's cortex server was rejected (disabledMcpjsonServers in %s)", rejected);
+    else if (!approved)
         r = problem(c, fix, "Claude Code lists the project's cortex server as pending approval");
 out:
     if (r == 0 && c) {

@@ -149,8 +149,10 @@ char *cx_agent_grant_hint(cx_agent_kind k, const char *root);
 
 /* Checks that step for `cortex doctor` the way the agent decides it:
  * *out = {"name": "approval"|"trust", "path", "ok", "problem", "fix"} as
- * cx_agent_check's checks (NULL for cursor): pending approval, a rejected
- * server, an untrusted folder (no rule, or a DO_NOT_TRUST rule covering
+ * cx_agent_check's checks (NULL for cursor): pending approval (cortex in no
+ * enabledMcpjsonServers and no enableAllProjectMcpServers of
+ * .claude/settings.local.json, .claude/settings.json or
+ * ~/.claude/settings.json), a rejected server (disabledMcpjsonServers), an untrusted folder (no rule, or a DO_NOT_TRUST rule covering
  * it; $GEMINI_CLI_TRUST_WORKSPACE=true, or folder trust turned off in
  * ~/.gemini/settings.json, counts as trusted), an untrusted
  * project, a file that cannot be parsed. Fails only with CX_ENOMEM, or

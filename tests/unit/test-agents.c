@@ -1264,6 +1264,12 @@ static void test_access(void) {
     CX_CHECK_OK(cx_agent_grant(CX_AGENT_CLAUDE, root, &rep));
     CX_CHECK_STR(json_string_value(json_object_get(rep, "action")), "unchanged");
     json_decref(rep);
+    /* approval may also come from the user's own settings */
+    char *root2 = new_ws("access-user");
+    CX_CHECK(strstr(access_problem(CX_AGENT_CLAUDE, root2), "pending approval") != NULL);
+    write_file(S("%s/.claude/settings.json", home), "{\"enableAllProjectMcpServers\": true}");
+    CX_CHECK(access_problem(CX_AGENT_CLAUDE, root2) == NULL);
+    unlink(S("%s/.claude/settings.json", home));
 
     /* gemini: no file, a parent's DO_NOT_TRUST, trusted by --trust, other rules kept */
     char *tf = S("%s/.gemini/trustedFolders.json", home);
