@@ -6,14 +6,15 @@
 #
 #   bash .ci/setup.sh          compiler, meson, ninja, libraries
 #   bash .ci/setup.sh --test   also node + npm, clang (libFuzzer), sqlite3,
-#                              and the npm test clients in tests/e2e (npm ci)
+#                              the npm test clients in tests/e2e and the
+#                              agent command lines in tests/agents (npm ci)
 set -euo pipefail
 
 want_test=0
 for arg in "$@"; do
     case "$arg" in
         --test) want_test=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -91,35 +92,73 @@ node_major=$(node -p 'process.versions.node.split(".")[0]') ||
 [ "$node_major" -ge 18 ] ||
     die "node $(node --version) is too old: the MCP SDK and inspector need >= 18"
 
-e2e="$root/tests/e2e"
-[ -f "$e2e/package-lock.json" ] || die "$e2e/package-lock.json is missing"
-# npm ci always starts over; skip it when the installed tree was made from
-# this very lock file by this node major version.
-stamp_want="$(sha256sum "$e2e/package-lock.json" | cut -d' ' -f1) node$node_major"
-stamp_file="$e2e/node_modules/.cortex-setup-stamp"
-if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] &&
-    [ -f "$e2e/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
-    say "tests/e2e/node_modules: up to date"
-    exit 0
-fi
-
-say "npm ci in tests/e2e (node $(node --version), npm $(npm --version 2>/dev/null))"
 npm_log=$(mktemp)
 trap 'rm -f "$npm_log"' EXIT
-# Warnings (engine notes, deprecations, unknown user config) stay quiet;
-# on failure the whole log is shown.
-if ! (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error \
-        --update-notifier=false) >"$npm_log" 2>&1; then
-    cat "$npm_log" >&2
-    die "npm ci in tests/e2e failed"
+
+# npm ci in DIR unless its node_modules was made from this very lock file by
+# this node major version (npm ci always starts over). Sets fresh=1 when it
+# ran. Warnings (engine notes, deprecations, unknown user config) stay
+# quiet; on failure the whole log is shown.
+npm_ci() {
+    local dir=$1 name=$2 check=$3
+    fresh=0
+    [ -f "$dir/package-lock.json" ] || die "$dir/package-lock.json is missing"
+    local stamp_want stamp_file
+    stamp_want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1) node$node_major"
+    stamp_file="$dir/node_modules/.cortex-setup-stamp"
+    if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] &&
+        [ -e "$dir/node_modules/$check" ]; then
+        say "$name/node_modules: up to date"
+        return 0
+    fi
+    say "npm ci in $name (node $(node --version), npm $(npm --version 2>/dev/null))"
+    if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error \
+            --update-notifier=false) >"$npm_log" 2>&1; then
+        cat "$npm_log" >&2
+        die "npm ci in $name failed"
+    fi
+    [ -e "$dir/node_modules/$check" ] ||
+        die "npm ci in $name finished but $check is not installed"
+    stamp_pending="$stamp_want"
+    stamp_pending_file="$stamp_file"
+    fresh=1
+}
+
+# --- the npm test clients (tests/e2e): the MCP SDK and Inspector -------------
+e2e="$root/tests/e2e"
+npm_ci "$e2e" tests/e2e @modelcontextprotocol/sdk/package.json
+if [ "$fresh" = 1 ]; then
+    # Check that the installed clients load under this node.
+    (cd "$e2e" && node --input-type=module -e '
+        await import("@modelcontextprotocol/sdk/client/index.js");
+        await import("@modelcontextprotocol/sdk/client/stdio.js");
+        await import("@modelcontextprotocol/inspector-cli/build/transport.js");
+    ') >"$npm_log" 2>&1 || { cat "$npm_log" >&2; die "the npm test clients do not load under node $(node --version)"; }
+    printf '%s\n' "$stamp_pending" >"$stamp_pending_file"
+    say "tests/e2e/node_modules: installed"
 fi
-[ -f "$e2e/node_modules/@modelcontextprotocol/sdk/package.json" ] ||
-    die "npm ci finished but @modelcontextprotocol/sdk is not installed"
-# Check that the installed clients load under this node.
-(cd "$e2e" && node --input-type=module -e '
-    await import("@modelcontextprotocol/sdk/client/index.js");
-    await import("@modelcontextprotocol/sdk/client/stdio.js");
-    await import("@modelcontextprotocol/inspector-cli/build/transport.js");
-') >"$npm_log" 2>&1 || { cat "$npm_log" >&2; die "the npm test clients do not load under node $(node --version)"; }
-printf '%s\n' "$stamp_want" >"$stamp_file"
-say "tests/e2e/node_modules: installed"
+
+# --- the agent command lines (tests/agents): Claude Code, Gemini CLI, Codex --
+agents="$root/tests/agents"
+if [ "$node_major" -lt 20 ]; then
+    # Gemini CLI 0.61 needs node 20; the agents test fails saying so.
+    say "tests/agents: skipped: node $(node --version) is older than 20, which Gemini CLI needs"
+    exit 0
+fi
+npm_ci "$agents" tests/agents .bin/claude
+if [ "$fresh" = 1 ]; then
+    # Each runs and names its pinned version (in a throwaway home: nothing
+    # of the person running this is read or written).
+    agent_home=$(mktemp -d)
+    for prog in claude gemini codex; do
+        if ! out=$(cd "$agent_home" && HOME="$agent_home" timeout 120 \
+                "$agents/node_modules/.bin/$prog" --version </dev/null 2>&1); then
+            rm -rf "$agent_home"
+            printf '%s\n' "$out" >&2
+            die "$prog from tests/agents does not run under node $(node --version)"
+        fi
+    done
+    rm -rf "$agent_home"
+    printf '%s\n' "$stamp_pending" >"$stamp_pending_file"
+    say "tests/agents/node_modules: installed"
+fi

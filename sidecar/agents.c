@@ -108,6 +108,32 @@ static bool is_executable(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
+char *cx_agent_on_path(const char *name) {
+    const char *path = getenv("PATH");
+    if (!name || !*name || strchr(name, '/') || !path)
+        return NULL;
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, ":");
+        if (n > 0 && n < PATH_MAX) {
+            char dir[PATH_MAX];
+            memcpy(dir, p, n);
+            dir[n] = '\0';
+            char *cand = cx_fs_join(dir, name);
+            if (cand && is_executable(cand)) {
+                char *real = realpath(cand, NULL);
+                free(cand);
+                if (real)
+                    return real;
+            } else {
+                free(cand);
+            }
+        }
+        if (!p[n])
+            return NULL;
+        p += n + 1;
+    }
+}
+
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -158,6 +184,7 @@ typedef struct plan {
     size_t oldlen;
     char *text; /* the new content, or NULL to leave the file as it is */
     size_t len;
+    mode_t new_mode; /* for a new file; 0 = 0644 */
 } plan;
 
 static void plan_clear(plan *f) {
@@ -208,7 +235,8 @@ static int plan_write(const plan *f) {
     /* An existing file keeps its mode exactly (not less the umask) and a
      * symlink to it is written through, so the link stays. A path that is
      * not there (or a dangling link) gets a new 0644 file, as before. */
-    return cx_fs_write_atomic_ex(f->path, f->text, f->len, f->exists ? f->mode : 0644,
+    return cx_fs_write_atomic_ex(f->path, f->text, f->len,
+                                 f->exists ? f->mode : f->new_mode ? f->new_mode : 0644,
                                  f->exists ? CX_FS_THROUGH_SYMLINK | CX_FS_EXACT_MODE : 0);
 }
 
@@ -332,24 +360,53 @@ static int finish_json(plan *f, json_t *doc, json_t *orig) {
     return r;
 }
 
-/* The cortex server entry as this agent wants it. */
+/* The command and arguments the cortex entry should name: plain `cortexd`
+ * and none when the configs are to be shared, else the binary in use and
+ * --workspace ROOT. */
+static const char *want_command(const cx_agent_wiring *w) {
+    return w->portable ? "cortexd" : w->cortexd;
+}
+
+static size_t want_args(const cx_agent_wiring *w, const char *out[2]) {
+    if (w->portable)
+        return 0;
+    out[0] = "--workspace";
+    out[1] = w->root;
+    return 2;
+}
+
+/* The cortex server entry as this agent wants it: the binary in use with
+ * --workspace ROOT (and Gemini's cwd), or, when the configs are shared,
+ * plain `cortexd` with no arguments, started by the agent in the project
+ * (where cortexd finds the workspace from its current directory). */
 static json_t *server_entry(cx_agent_kind k, const cx_agent_wiring *w) {
+    const char *a[2];
+    size_t na = want_args(w, a);
+    json_t *args = json_array();
+    for (size_t j = 0; args && j < na; j++)
+        if (json_array_append_new(args, json_string(a[j])) != 0) {
+            json_decref(args);
+            return NULL;
+        }
+    if (!args)
+        return NULL;
     switch (k) {
     case CX_AGENT_CLAUDE:
-        return json_pack("{s:s, s:s, s:[s,s], s:{}}", "type", "stdio", "command", w->cortexd, "args",
-                         "--workspace", w->root, "env");
-    case CX_AGENT_GEMINI:
-        return json_pack("{s:s, s:[s,s], s:s}", "command", w->cortexd, "args", "--workspace", w->root,
-                         "cwd", w->root);
-    default:
-        return json_pack("{s:s, s:[s,s], s:{}}", "command", w->cortexd, "args", "--workspace", w->root,
+        return json_pack("{s:s, s:s, s:o, s:{}}", "type", "stdio", "command", want_command(w), "args", args,
                          "env");
+    case CX_AGENT_GEMINI:
+        return w->portable ? json_pack("{s:s, s:o}", "command", want_command(w), "args", args)
+                           : json_pack("{s:s, s:o, s:s}", "command", want_command(w), "args", args, "cwd",
+                                       w->root);
+    default:
+        return json_pack("{s:s, s:o, s:{}}", "command", want_command(w), "args", args, "env");
     }
 }
 
 /* Puts `want` (stolen) into servers.cortex: a stale entry is updated in
  * place, keeping its position, its env and any key we do not set. Keys that
- * would make it an HTTP server are removed. */
+ * would make it an HTTP server are removed, and so is a cwd that a shared
+ * entry does not name. */
 static int merge_server(json_t *servers, json_t *want) {
     json_t *have = json_object_get(servers, "cortex");
     if (!json_is_object(have))
@@ -368,6 +425,8 @@ static int merge_server(json_t *servers, json_t *want) {
     json_object_del(have, "url");
     json_object_del(have, "httpUrl");
     json_object_del(have, "headers");
+    if (json_array_size(json_object_get(have, "args")) == 0) /* shared: the agent's cwd */
+        json_object_del(have, "cwd");
     json_decref(want);
     return r;
 }
@@ -595,7 +654,19 @@ out:
     return r;
 }
 
+/* The program Claude Code's hooks run: plain `cortex` in the shared form
+ * when `cortex` on PATH is w->cortex, else its absolute path. */
+static bool hook_bare(const cx_agent_wiring *w) {
+    if (!w->portable)
+        return false;
+    char *found = cx_agent_on_path("cortex");
+    bool same = found && same_path(found, w->cortex);
+    free(found);
+    return same;
+}
+
 static int plan_settings(plan *f, const cx_agent_wiring *w) {
+    const char *prog = hook_bare(w) ? "cortex" : w->cortex;
     char msg[512];
     json_t *doc = NULL, *orig = NULL, *hooks;
     int r = load_json(f, &doc, msg, sizeof msg);
@@ -610,10 +681,10 @@ static int plan_settings(plan *f, const cx_agent_wiring *w) {
     }
     r = member(doc, "hooks", JSON_OBJECT, f->rel, "hooks", &hooks, msg, sizeof msg);
     if (r == 0)
-        r = merge_hook(hooks, "SessionStart", "session-start", SESSION_MATCHER, w->cortex, f->rel, msg,
+        r = merge_hook(hooks, "SessionStart", "session-start", SESSION_MATCHER, prog, f->rel, msg,
                        sizeof msg);
     if (r == 0)
-        r = merge_hook(hooks, "Stop", "stop", NULL, w->cortex, f->rel, msg, sizeof msg);
+        r = merge_hook(hooks, "Stop", "stop", NULL, prog, f->rel, msg, sizeof msg);
     if (r == CX_EINVAL)
         r = cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
     if (r == 0)
@@ -624,16 +695,21 @@ out:
     return r;
 }
 
-/* ---- Codex (TOML) ----------------------------------------------------------------- */
+/* ---- TOML (Codex) ----------------------------------------------------------------- */
 
 /* Whether the table already holds exactly the wanted command and args. */
-static bool codex_matches(const cx_toml_table *t, const cx_agent_wiring *w) {
-    const char *cmd;
+static bool codex_matches(const cx_toml_table *t, const void *arg) {
+    const cx_agent_wiring *w = arg;
+    const char *cmd, *want[2];
     const char *const *args;
-    size_t n;
-    return cx_toml_table_string(t, "command", &cmd) == 0 && strcmp(cmd, w->cortexd) == 0 &&
-           cx_toml_table_strings(t, "args", &args, &n) == 0 && n == 2 &&
-           strcmp(args[0], "--workspace") == 0 && strcmp(args[1], w->root) == 0;
+    size_t n, nw = want_args(w, want);
+    if (cx_toml_table_string(t, "command", &cmd) != 0 || strcmp(cmd, want_command(w)) != 0 ||
+        cx_toml_table_strings(t, "args", &args, &n) != 0 || n != nw)
+        return false;
+    for (size_t j = 0; j < n; j++)
+        if (strcmp(args[j], want[j]) != 0)
+            return false;
+    return true;
 }
 
 static int toml_parse_error(const plan *f, const cx_toml_error *e, char *msg, size_t msgsize) {
@@ -647,84 +723,99 @@ typedef struct edit {
     const char *text;
 } edit;
 
-static int plan_codex(plan *f, const cx_agent_wiring *w) {
+#define MAX_TOML_KEYS 2
+
+/* One table of a TOML file to bring to a state: `name` for messages
+ * ("mcp_servers.cortex"), its key path, its header line without the line
+ * end, the keys to set and their `key = value` lines without the line end,
+ * and whether a table already is as wanted. */
+typedef struct toml_want {
+    const char *name;
+    const char *const *path;
+    size_t depth;
+    const char *header;
+    size_t nkeys;
+    const char *keys[MAX_TOML_KEYS];
+    const char *lines[MAX_TOML_KEYS];
+    bool (*matches)(const cx_toml_table *t, const void *arg);
+    const void *arg;
+} toml_want;
+
+/* Sets f->text to the file with the table as wanted: the lines for its keys
+ * replaced where they are, missing ones added right after its header, or a
+ * new table at the end; every other byte kept. Leaves f->text NULL when the
+ * table already matches. */
+static int plan_toml(plan *f, const toml_want *tw) {
     const char *doc = f->exists ? f->old : "";
     size_t len = f->exists ? f->oldlen : 0;
     cx_toml_table *t = NULL, *check = NULL;
     cx_toml_error e;
-    char *qcmd = NULL, *qroot = NULL;
-    text lines, cmd_line, args_line, out;
+    text lines, kl[MAX_TOML_KEYS], out;
     text_init(&lines, MAX_LINE);
-    text_init(&cmd_line, MAX_LINE);
-    text_init(&args_line, MAX_LINE);
+    for (size_t j = 0; j < MAX_TOML_KEYS; j++)
+        text_init(&kl[j], MAX_LINE);
     text_init(&out, 2 * (size_t)MAX_CONFIG); /* the file read (<= MAX_CONFIG) and our lines */
     char msg[512];
-    int r = cx_toml_find(doc, len, codex_table, 2, &t, &e);
+    int r = cx_toml_find(doc, len, tw->path, tw->depth, &t, &e);
     if (r == CX_EINVAL) {
         toml_parse_error(f, &e, msg, sizeof msg);
-        return cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+        r = cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+        goto out;
     }
     if (r != 0)
-        return r;
+        goto out;
     cx_toml_form form = cx_toml_table_form(t);
     if (form == CX_TOML_OTHER) {
         r = cx_error_set(CX_EINVAL,
-                         "cannot edit %s: mcp_servers.cortex is defined as %s; rewrite it as a "
-                         "[mcp_servers.cortex] table or move the file aside — nothing was changed",
-                         f->rel, cx_toml_table_how(t));
+                         "cannot edit %s: %s is defined as %s; rewrite it as a "
+                         "%s table or move the file aside — nothing was changed",
+                         f->rel, tw->name, cx_toml_table_how(t), tw->header);
         goto out;
     }
-    if (form == CX_TOML_TABLE && codex_matches(t, w))
+    if (form == CX_TOML_TABLE && tw->matches(t, tw->arg))
         goto out; /* unchanged */
 
     const char *nl = "\n"; /* new lines end like the file's first line */
     const char *lf = memchr(doc, '\n', len);
     if (lf && lf > doc && lf[-1] == '\r')
         nl = "\r\n";
-    if ((r = cx_toml_quote(w->cortexd, strlen(w->cortexd), &qcmd)) != 0 ||
-        (r = cx_toml_quote(w->root, strlen(w->root), &qroot)) != 0)
-        goto out;
-    puts_(&cmd_line, "command = ");
-    puts_(&cmd_line, qcmd);
-    puts_(&cmd_line, nl);
-    puts_(&args_line, "args = [\"--workspace\", ");
-    puts_(&args_line, qroot);
-    puts_(&args_line, "]");
-    puts_(&args_line, nl);
-    if ((r = cmd_line.err) != 0 || (r = args_line.err) != 0)
-        goto out;
+    for (size_t j = 0; j < tw->nkeys; j++) {
+        puts_(&kl[j], tw->lines[j]);
+        puts_(&kl[j], nl);
+        if ((r = kl[j].err) != 0)
+            goto out;
+    }
 
     if (form == CX_TOML_TABLE) {
-        /* replace the command and args lines where they are; add missing
-         * ones right after the header */
-        size_t body = 0, s[2], en[2];
-        const char *keys[2] = {"command", "args"};
-        edit ed[3];
+        /* replace the key lines where they are; add missing ones right
+         * after the header */
+        size_t body = 0, s[MAX_TOML_KEYS], en[MAX_TOML_KEYS];
+        edit ed[MAX_TOML_KEYS + 1];
         size_t ned = 0;
+        bool missing = false;
         cx_toml_table_range(t, NULL, &body, NULL);
-        for (int j = 0; j < 2; j++) {
-            int q = cx_toml_table_key_span(t, keys[j], &s[j], &en[j]);
+        for (size_t j = 0; j < tw->nkeys; j++) {
+            int q = cx_toml_table_key_span(t, tw->keys[j], &s[j], &en[j]);
             if (q == CX_EINVAL) {
                 r = cx_error_set(CX_EINVAL,
-                                 "cannot edit %s: %s in [mcp_servers.cortex] is defined with dotted keys "
+                                 "cannot edit %s: %s in %s is defined with dotted keys "
                                  "or as a table; " NOTHING_CHANGED,
-                                 f->rel, keys[j]);
+                                 f->rel, tw->keys[j], tw->header);
                 goto out;
             }
-            if (q == CX_ENOTFOUND)
+            if (q == CX_ENOTFOUND) {
                 s[j] = en[j] = SIZE_MAX;
+                puts_(&lines, cx_buf_str(&kl[j].b));
+                missing = true;
+            }
         }
-        if (s[0] == SIZE_MAX || s[1] == SIZE_MAX) {
-            if (s[0] == SIZE_MAX)
-                puts_(&lines, cx_buf_str(&cmd_line.b));
-            if (s[1] == SIZE_MAX)
-                puts_(&lines, cx_buf_str(&args_line.b));
+        if ((r = lines.err) != 0)
+            goto out;
+        if (missing)
             ed[ned++] = (edit){body, body, lines.b.data};
-        }
-        if (s[0] != SIZE_MAX)
-            ed[ned++] = (edit){s[0], en[0], cmd_line.b.data};
-        if (s[1] != SIZE_MAX)
-            ed[ned++] = (edit){s[1], en[1], args_line.b.data};
+        for (size_t j = 0; j < tw->nkeys; j++)
+            if (s[j] != SIZE_MAX)
+                ed[ned++] = (edit){s[j], en[j], kl[j].b.data};
         for (size_t a = 0; a < ned; a++) /* by position; at most three */
             for (size_t b = a + 1; b < ned; b++)
                 if (ed[b].start < ed[a].start) {
@@ -746,16 +837,17 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
             puts_(&out, nl);
         if (len > 0)
             puts_(&out, nl);
-        puts_(&out, "[mcp_servers.cortex]");
+        puts_(&out, tw->header);
         puts_(&out, nl);
-        puts_(&out, cx_buf_str(&cmd_line.b));
-        puts_(&out, cx_buf_str(&args_line.b));
+        for (size_t j = 0; j < tw->nkeys; j++)
+            puts_(&out, cx_buf_str(&kl[j].b));
     }
-    if ((r = out.err) != 0 || (r = lines.err) != 0)
+    if ((r = out.err) != 0)
         goto out;
     /* what is written must read back as wanted */
-    r = cx_toml_find(cx_buf_str(&out.b), out.b.len, codex_table, 2, &check, &e);
-    if (r == CX_EINVAL || (r == 0 && (cx_toml_table_form(check) != CX_TOML_TABLE || !codex_matches(check, w)))) {
+    r = cx_toml_find(cx_buf_str(&out.b), out.b.len, tw->path, tw->depth, &check, &e);
+    if (r == CX_EINVAL ||
+        (r == 0 && (cx_toml_table_form(check) != CX_TOML_TABLE || !tw->matches(check, tw->arg)))) {
         r = cx_error_set(CX_EFAIL, "the edited %s would not read back as written (%s); nothing was changed",
                          f->rel, r ? e.message : "the entry differs");
         goto out;
@@ -767,12 +859,44 @@ static int plan_codex(plan *f, const cx_agent_wiring *w) {
 out:
     cx_toml_table_free(t);
     cx_toml_table_free(check);
+    cx_buf_free(&lines.b);
+    for (size_t j = 0; j < MAX_TOML_KEYS; j++)
+        cx_buf_free(&kl[j].b);
+    cx_buf_free(&out.b);
+    return r;
+}
+
+static int plan_codex(plan *f, const cx_agent_wiring *w) {
+    char *qcmd = NULL, *qroot = NULL;
+    text cmd_line, args_line;
+    text_init(&cmd_line, MAX_LINE);
+    text_init(&args_line, MAX_LINE);
+    const char *cmd = want_command(w);
+    int r;
+    if ((r = cx_toml_quote(cmd, strlen(cmd), &qcmd)) != 0 ||
+        (r = cx_toml_quote(w->root, strlen(w->root), &qroot)) != 0)
+        goto out;
+    puts_(&cmd_line, "command = ");
+    puts_(&cmd_line, qcmd);
+    if (w->portable) {
+        puts_(&args_line, "args = []");
+    } else {
+        puts_(&args_line, "args = [\"--workspace\", ");
+        puts_(&args_line, qroot);
+        puts_(&args_line, "]");
+    }
+    if ((r = cmd_line.err) != 0 || (r = args_line.err) != 0)
+        goto out;
+    toml_want tw = {.name = "mcp_servers.cortex", .path = codex_table, .depth = 2,
+                    .header = "[mcp_servers.cortex]", .nkeys = 2, .keys = {"command", "args"},
+                    .lines = {cx_buf_str(&cmd_line.b), cx_buf_str(&args_line.b)},
+                    .matches = codex_matches, .arg = w};
+    r = plan_toml(f, &tw);
+out:
     free(qcmd);
     free(qroot);
-    cx_buf_free(&lines.b);
     cx_buf_free(&cmd_line.b);
     cx_buf_free(&args_line.b);
-    cx_buf_free(&out.b);
     return r;
 }
 
@@ -886,16 +1010,45 @@ static int check_server(json_t *c, const cx_agent_wiring *w, const char *fix, co
                         const char *const *args, size_t nargs) {
     if (!command)
         return problem(c, fix, "the cortex server entry has no command");
-    if (!same_path(command, w->cortexd))
+    bool bare = !strchr(command, '/');
+    if (bare) {
+        /* a shared config: the agent finds the command on its PATH */
+        char *found = cx_agent_on_path(command);
+        if (!found) {
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof dir, "%s", w->cortexd);
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                *slash = '\0';
+            char fixp[PATH_MAX + 96];
+            snprintf(fixp, sizeof fixp, "put %s on PATH (where the agent runs), or %s", dir, fix);
+            return problem(c, fixp, "the cortex server runs `%s`, which is not on PATH", command);
+        }
+        bool same = same_path(found, w->cortexd);
+        int r = same ? 0 : problem(c, fix, "the cortex server runs `%s`, which on PATH is %s, not %s",
+                                   command, found, w->cortexd);
+        free(found);
+        if (r != 0 || !same)
+            return r;
+    } else if (!same_path(command, w->cortexd)) {
         return problem(c, fix, "the cortex server runs %s, not %s", command, w->cortexd);
+    }
     if (!is_executable(w->cortexd))
         return problem(c, "reinstall cortex: its MCP server cortexd belongs there",
                        "%s is missing or not an executable file", w->cortexd);
     size_t j = 0;
     while (j < nargs && strcmp(args[j], "--workspace") != 0)
         j++;
-    if (j + 1 >= nargs)
+    if (j < nargs && j + 1 >= nargs)
+        return problem(c, fix, "the cortex server is given --workspace with no directory");
+    if (j + 1 >= nargs) {
+        /* no --workspace: the agent starts cortexd in the project, where it
+         * finds the workspace (the shared form); an absolute command
+         * without it was not written by cortex start */
+        if (bare)
+            return 0;
         return problem(c, fix, "the cortex server is not given --workspace %s", w->root);
+    }
     if (!same_path(args[j + 1], w->root))
         return problem(c, fix, "the cortex server serves the workspace %s, not %s", args[j + 1], w->root);
     return 0;
@@ -1045,7 +1198,17 @@ static int check_hooks(json_t *c, const cx_agent_wiring *w, const char *fix) {
             r = problem(c, fix, "no cortex %s hook in %s", keys[j], f.rel);
             goto out;
         }
-        if (!same_path(prog, w->cortex)) {
+        if (!strchr(prog, '/')) { /* the shared form: found on PATH */
+            char *found = cx_agent_on_path(prog);
+            bool same = found && same_path(found, w->cortex);
+            if (!same)
+                r = found ? problem(c, fix, "the %s hook runs `%s`, which on PATH is %s, not %s", keys[j], prog,
+                                    found, w->cortex)
+                          : problem(c, fix, "the %s hook runs `%s`, which is not on PATH", keys[j], prog);
+            free(found);
+            if (!same)
+                goto out;
+        } else if (!same_path(prog, w->cortex)) {
             r = problem(c, fix, "the %s hook runs %s, not %s", keys[j], prog, w->cortex);
             goto out;
         }
@@ -1101,4 +1264,398 @@ out:
     }
     *out = rep;
     return 0;
+}
+
+/* ---- access: Claude Code's approval, Gemini CLI's and Codex's trust ---------------- */
+
+#define LOCAL_SETTINGS ".claude/settings.local.json"
+
+static const char *const codex_projects = "projects";
+
+/* The file the agent keeps its access decision in (malloc'd), and whether
+ * it lives in the user's home (trust) rather than in the project. */
+static char *access_file(cx_agent_kind k, const char *root) {
+    const char *home = getenv("HOME");
+    switch (k) {
+    case CX_AGENT_CLAUDE:
+        return cx_fs_join(root, LOCAL_SETTINGS);
+    case CX_AGENT_GEMINI: {
+        const char *over = getenv("GEMINI_CLI_TRUSTED_FOLDERS_PATH");
+        if (over && *over)
+            return strdup(over);
+        char *dir = home && *home ? cx_fs_join(home, ".gemini") : NULL;
+        char *p = dir ? cx_fs_join(dir, "trustedFolders.json") : NULL;
+        free(dir);
+        return p;
+    }
+    case CX_AGENT_CODEX: {
+        const char *ch = getenv("CODEX_HOME");
+        char *dir = ch && *ch ? strdup(ch) : home && *home ? cx_fs_join(home, ".codex") : NULL;
+        char *p = dir ? cx_fs_join(dir, "config.toml") : NULL;
+        free(dir);
+        return p;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* A plan for a file named by its absolute path (rel = the path). */
+static int plan_read_abs(plan *f, const char *path) {
+    char *dir = strdup(path);
+    if (!dir)
+        return CX_ENOMEM;
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) {
+        free(dir);
+        return cx_error_set(CX_EINVAL, "not an absolute file path: %s", path);
+    }
+    *slash = '\0';
+    int r = plan_read(f, dir, slash + 1);
+    free(dir);
+    f->rel = path;
+    return r;
+}
+
+static bool json_has_string(const json_t *a, const char *s) {
+    size_t j;
+    json_t *v;
+    json_array_foreach(a, j, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Gemini CLI's rule for a folder (its isPathTrusted): the longest rule
+ * whose folder (a TRUST_PARENT rule's parent) holds root decides. 1 trusted,
+ * 0 not trusted by a DO_NOT_TRUST rule, -1 no rule. */
+static int gemini_rule(const json_t *doc, const char *root) {
+    const char *key;
+    json_t *v;
+    size_t best = 0;
+    int verdict = -1;
+    json_object_foreach((json_t *)doc, key, v) {
+        const char *level = json_string_value(v);
+        if (!level)
+            continue;
+        char eff[PATH_MAX];
+        snprintf(eff, sizeof eff, "%s", key);
+        if (strcmp(level, "TRUST_PARENT") == 0) {
+            char *slash = strrchr(eff, '/');
+            if (slash)
+                *(slash == eff ? slash + 1 : slash) = '\0';
+        }
+        char *real = realpath(eff, NULL);
+        const char *e = real ? real : eff;
+        size_t n = strlen(e);
+        while (n > 1 && e[n - 1] == '/')
+            n--;
+        bool holds = strncmp(root, e, n) == 0 && (root[n] == '\0' || root[n] == '/' || n == 1);
+        free(real);
+        if (holds && strlen(key) + 1 > best) {
+            best = strlen(key) + 1;
+            verdict = strcmp(level, "DO_NOT_TRUST") == 0 ? 0 : 1;
+        }
+    }
+    return verdict;
+}
+
+/* Codex's trust_level for root: "trusted", "untrusted", or NULL (absent);
+ * CX_EINVAL when the file cannot be read as TOML or the table has a form
+ * whose value cannot be read (how says which). */
+static int codex_level(const plan *f, const char *root, char *level, size_t cap, char *msg, size_t msgsize) {
+    const char *path[2] = {codex_projects, root};
+    cx_toml_table *t = NULL;
+    cx_toml_error e;
+    level[0] = '\0';
+    if (!f->exists)
+        return 0;
+    int r = cx_toml_find(f->old, f->oldlen, path, 2, &t, &e);
+    if (r == CX_EINVAL)
+        return toml_parse_error(f, &e, msg, msgsize);
+    if (r != 0)
+        return r;
+    if (cx_toml_table_form(t) == CX_TOML_OTHER) {
+        snprintf(msg, msgsize, "cannot read %s: projects.\"%s\" is defined as %s", f->rel, root,
+                 cx_toml_table_how(t));
+        r = CX_EINVAL;
+    } else if (cx_toml_table_form(t) == CX_TOML_TABLE) {
+        const char *s = NULL;
+        if (cx_toml_table_string(t, "trust_level", &s) == 0)
+            snprintf(level, cap, "%s", s);
+    }
+    cx_toml_table_free(t);
+    return r;
+}
+
+static bool codex_trusted(const cx_toml_table *t, const void *arg) {
+    (void)arg;
+    const char *s;
+    return cx_toml_table_string(t, "trust_level", &s) == 0 && strcmp(s, "trusted") == 0;
+}
+
+static int plan_claude_approval(plan *f) {
+    char msg[512];
+    json_t *doc = NULL, *orig = NULL, *on, *off;
+    int r = load_json(f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        return cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    if (r != 0)
+        return r;
+    if (!(orig = json_deep_copy(doc))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = member(doc, "enabledMcpjsonServers", JSON_ARRAY, f->rel, "enabledMcpjsonServers", &on, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        r = cx_error_set(r, "%s; " NOTHING_CHANGED, msg);
+    if (r != 0)
+        goto out;
+    if (!json_has_string(on, "cortex") && json_array_append_new(on, json_string("cortex")) != 0) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    off = json_object_get(doc, "disabledMcpjsonServers");
+    for (size_t j = 0; json_is_array(off) && j < json_array_size(off);) {
+        const char *s = json_string_value(json_array_get(off, j));
+        if (s && strcmp(s, "cortex") == 0)
+            json_array_remove(off, j);
+        else
+            j++;
+    }
+    r = finish_json(f, doc, orig);
+out:
+    json_decref(doc);
+    json_decref(orig);
+    return r;
+}
+
+static int plan_gemini_trust(plan *f, const char *root) {
+    char msg[512];
+    json_t *doc = NULL, *orig = NULL;
+    int r = load_json(f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL)
+        return cx_error_set(r, "%s (Gemini CLI also allows comments there, cortex does not); " NOTHING_CHANGED,
+                            msg);
+    if (r != 0)
+        return r;
+    if (!(orig = json_deep_copy(doc))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if (gemini_rule(doc, root) != 1 && json_object_set_new(doc, root, json_string("TRUST_FOLDER")) != 0) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = finish_json(f, doc, orig);
+out:
+    json_decref(doc);
+    json_decref(orig);
+    return r;
+}
+
+static int plan_codex_trust(plan *f, const char *root) {
+    const char *path[2] = {codex_projects, root};
+    char *q = NULL;
+    text header;
+    text_init(&header, MAX_LINE);
+    int r = cx_toml_quote(root, strlen(root), &q);
+    if (r != 0)
+        return r;
+    puts_(&header, "[projects.");
+    puts_(&header, q);
+    puts_(&header, "]");
+    if ((r = header.err) == 0) {
+        toml_want tw = {.name = "the project's table", .path = path, .depth = 2,
+                        .header = cx_buf_str(&header.b), .nkeys = 1, .keys = {"trust_level"},
+                        .lines = {"trust_level = \"trusted\""}, .matches = codex_trusted};
+        r = plan_toml(f, &tw);
+    }
+    free(q);
+    cx_buf_free(&header.b);
+    return r;
+}
+
+char *cx_agent_grant_hint(cx_agent_kind k, const char *root) {
+    char *file = access_file(k, root), *out = NULL;
+    if (!file && k != CX_AGENT_CURSOR)
+        return NULL;
+    text b;
+    text_init(&b, MAX_LINE);
+    switch (k) {
+    case CX_AGENT_CLAUDE:
+        puts_(&b, "\"enabledMcpjsonServers\": [\"cortex\"] to " LOCAL_SETTINGS);
+        break;
+    case CX_AGENT_GEMINI:
+        puts_(&b, "\"");
+        puts_(&b, root);
+        puts_(&b, "\": \"TRUST_FOLDER\" to ");
+        puts_(&b, file);
+        break;
+    case CX_AGENT_CODEX:
+        puts_(&b, "[projects.\"");
+        puts_(&b, root);
+        puts_(&b, "\"] trust_level = \"trusted\" to ");
+        puts_(&b, file);
+        break;
+    default:
+        break;
+    }
+    out = text_take(&b);
+    free(file);
+    return out;
+}
+
+int cx_agent_grant(cx_agent_kind k, const char *root, json_t **report) {
+    assert(k >= 0 && k < CX_AGENT_COUNT);
+    *report = NULL;
+    if (!root || root[0] != '/')
+        return cx_error_set(CX_EINVAL, "the workspace root must be an absolute path, not '%s'", root ? root : "");
+    if (!cx_utf8_valid(root, strlen(root)))
+        return cx_error_set(CX_EINVAL, "the workspace root '%s' is not valid UTF-8", root);
+    if (k == CX_AGENT_CURSOR)
+        return 0;
+    char *file = access_file(k, root);
+    if (!file)
+        return cx_error_set(CX_ENOTFOUND, "$HOME is not set, so %s's own config cannot be found",
+                            agent_names[k]);
+    plan f;
+    memset(&f, 0, sizeof f);
+    int r = k == CX_AGENT_CLAUDE ? plan_read(&f, root, LOCAL_SETTINGS) : plan_read_abs(&f, file);
+    if (r != 0)
+        goto out;
+    switch (k) {
+    case CX_AGENT_CLAUDE: r = plan_claude_approval(&f); break;
+    case CX_AGENT_GEMINI: r = plan_gemini_trust(&f, root); break;
+    default: r = plan_codex_trust(&f, root); break;
+    }
+    if (r != 0)
+        goto out;
+    const char *action = !f.exists ? "created" : f.text ? "updated" : "unchanged";
+    if (k != CX_AGENT_CLAUDE && !f.exists)
+        f.new_mode = 0600; /* the user's own config: theirs alone, as the agents make it */
+    if ((r = plan_write(&f)) != 0)
+        goto out;
+    *report = json_pack("{s:s, s:s, s:s}", "agent", agent_names[k], "path",
+                        k == CX_AGENT_CLAUDE ? LOCAL_SETTINGS : file, "action", action);
+    if (!*report)
+        r = CX_ENOMEM;
+out:
+    plan_clear(&f);
+    free(file);
+    return r;
+}
+
+/* Whether the user turned Gemini CLI's folder trust off
+ * (security.folderTrust.enabled = false in ~/.gemini/settings.json): then
+ * every folder counts as trusted. */
+static bool gemini_trust_off(void) {
+    const char *home = getenv("HOME");
+    char *dir = home && *home ? cx_fs_join(home, ".gemini") : NULL;
+    char *path = dir ? cx_fs_join(dir, "settings.json") : NULL;
+    json_t *doc = path ? json_load_file(path, 0, NULL) : NULL;
+    json_t *en = json_object_get(json_object_get(json_object_get(doc, "security"), "folderTrust"), "enabled");
+    bool off = json_is_false(en);
+    json_decref(doc);
+    free(path);
+    free(dir);
+    return off;
+}
+
+int cx_agent_check_access(cx_agent_kind k, const char *root, json_t **out) {
+    assert(k >= 0 && k < CX_AGENT_COUNT);
+    *out = NULL;
+    if (k == CX_AGENT_CURSOR)
+        return 0;
+    char *file = access_file(k, root), *hint = cx_agent_grant_hint(k, root);
+    const char *name = k == CX_AGENT_CLAUDE ? "approval" : "trust";
+    char fix[PATH_MAX + 256], msg[512], level[32];
+    json_t *c = NULL, *doc = NULL;
+    plan f;
+    memset(&f, 0, sizeof f);
+    int r = 0;
+    if (!file || !hint) {
+        r = file ? CX_ENOMEM : cx_error_set(CX_ENOTFOUND, "$HOME is not set");
+        goto out;
+    }
+    if (k == CX_AGENT_CLAUDE)
+        snprintf(fix, sizeof fix, "run: cortex start --agent claude (it records your approval: %s)", hint);
+    else
+        snprintf(fix, sizeof fix, "run: cortex start --agent %s --trust (it adds %s)", agent_names[k], hint);
+    c = json_pack("{s:s, s:s, s:b}", "name", name, "path", k == CX_AGENT_CLAUDE ? LOCAL_SETTINGS : file,
+                  "ok", 1);
+    if (!c) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    r = k == CX_AGENT_CLAUDE ? plan_read(&f, root, LOCAL_SETTINGS) : plan_read_abs(&f, file);
+    if (r == CX_ENOMEM)
+        goto out;
+    if (r != 0) {
+        r = problem(c, fix, "cannot read %s: %s", file, cx_error_last());
+        goto out;
+    }
+    if (k == CX_AGENT_CODEX) {
+        r = codex_level(&f, root, level, sizeof level, msg, sizeof msg);
+        if (r == CX_EINVAL)
+            r = problem(c, fix, "%s", msg);
+        else if (r == 0 && strcmp(level, "trusted") != 0)
+            r = problem(c, fix, "Codex does not trust this project (%s), so it ignores .codex/config.toml",
+                        level[0] ? "trust_level is not \"trusted\"" : "no trust_level for it");
+        goto out;
+    }
+    r = load_json(&f, &doc, msg, sizeof msg);
+    if (r == CX_EINVAL) {
+        r = problem(c, fix, "%s", msg);
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    if (k == CX_AGENT_GEMINI) {
+        const char *env = getenv("GEMINI_CLI_TRUST_WORKSPACE");
+        int v = gemini_rule(doc, root);
+        if ((env && strcmp(env, "true") == 0) || gemini_trust_off())
+            r = 0;
+        else if (v == 0)
+            r = problem(c, fix, "a DO_NOT_TRUST rule in %s covers this folder, so Gemini CLI disables its MCP servers",
+                        file);
+        else if (v < 0)
+            r = problem(c, fix, "Gemini CLI does not trust this folder, so it disables its MCP servers");
+        goto out;
+    }
+    /* Claude Code: the approval of .mcp.json's cortex server, in any of
+     * the settings it reads for it (local, project, user) */
+    const char *rejected = NULL;
+    bool approved = false;
+    char *user_dir = getenv("HOME") ? cx_fs_join(getenv("HOME"), ".claude") : NULL;
+    char *user = user_dir ? cx_fs_join(user_dir, "settings.json") : NULL;
+    char *project = cx_fs_join(root, SETTINGS);
+    const char *names[3] = {LOCAL_SETTINGS, SETTINGS, "~/.claude/settings.json"};
+    for (int j = 0; j < 3; j++) {
+        json_t *sd = j == 0 ? json_incref(doc) : json_load_file(j == 1 ? project : user, 0, NULL);
+        if (json_has_string(json_object_get(sd, "disabledMcpjsonServers"), "cortex") && !rejected)
+            rejected = names[j];
+        approved |= json_has_string(json_object_get(sd, "enabledMcpjsonServers"), "cortex") ||
+                    json_is_true(json_object_get(sd, "enableAllProjectMcpServers"));
+        json_decref(sd);
+    }
+    free(user);
+    free(user_dir);
+    free(project);
+    if (rejected)
+        r = problem(c, fix, "the project's cortex server was rejected (disabledMcpjsonServers in %s)", rejected);
+    else if (!approved)
+        r = problem(c, fix, "Claude Code lists the project's cortex server as pending approval");
+out:
+    if (r == 0 && c) {
+        *out = c;
+        c = NULL;
+    }
+    json_decref(c);
+    json_decref(doc);
+    plan_clear(&f);
+    free(file);
+    free(hint);
+    return r < 0 ? r : 0;
 }

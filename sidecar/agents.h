@@ -18,6 +18,13 @@
  *   cursor  .cursor/mcp.json       mcpServers.cortex = {command, args, env}
  *   gemini  .gemini/settings.json  mcpServers.cortex = {command, args, cwd}
  *
+ * That is the absolute form. In the shared form (w->portable: `cortexd` on
+ * PATH is the cortexd in use) the command is plain "cortexd" with args []
+ * (no --workspace, no cwd: the agent starts it in the project, where it
+ * finds the workspace) and the hooks run plain 'cortex' when `cortex` on
+ * PATH is w->cortex, so the files hold no path of this machine and can be
+ * committed.
+ *
  * These are files a person edits too, so writing one merges into it: every
  * other key keeps its value and its place; the cortex entry is updated in
  * place (its other keys, such as env, kept). A cortex hook is a command
@@ -70,7 +77,15 @@ typedef struct cx_agent_wiring {
     const char *root;    /* the workspace root; must exist */
     const char *cortexd; /* the MCP server binary */
     const char *cortex;  /* the CLI binary, run by Claude Code's hooks */
+    bool portable;       /* write the shared form: "command": "cortexd" (found on
+                            the agent's PATH) and no arguments: the agent starts it
+                            in the project, where it finds the workspace. The
+                            caller sets it only when `cortexd` on PATH is cortexd. */
 } cx_agent_wiring;
+
+/* The absolute path (symlinks resolved, malloc'd) of the executable `name`
+ * found on $PATH as execvp would find it, or NULL. */
+char *cx_agent_on_path(const char *name);
 
 /* Creates or merges the agent's files (see above). Every file is read and
  * its new text computed before any is written, so a refusal changes
@@ -90,6 +105,8 @@ int cx_agent_wire(cx_agent_kind k, const cx_agent_wiring *w, json_t **report);
  *     {"name": "mcp-config", "path": ".mcp.json", "ok": true},
  *     {"name": "hooks", "path": ".claude/settings.json", "ok": false,
  *      "problem": "no cortex Stop hook", "fix": "run: cortex start --agent claude"}]}
+ * A bare command (no slash, the shared form) is looked up on $PATH and must
+ * resolve to w->cortexd; with it no --workspace is needed.
  * One "mcp-config" check for every agent and a "hooks" check for claude;
  * "problem" and "fix" (one line each) only when not ok, the first problem
  * found: the file is missing or cannot be read; it cannot be parsed (with
@@ -101,3 +118,43 @@ int cx_agent_wire(cx_agent_kind k, const cx_agent_wiring *w, json_t **report);
  * compared after resolving symlinks. Problems are results, not errors: the
  * function fails only with CX_ENOMEM (or CX_EINVAL for a bad wiring). */
 int cx_agent_check(cx_agent_kind k, const cx_agent_wiring *w, json_t **out);
+
+/* The step between a config the agent reads and the agent using it, which
+ * each agent keeps in a file of its own:
+ *
+ *   claude  .claude/settings.local.json  "enabledMcpjsonServers": ["cortex"]
+ *           (the person's approval of the project's .mcp.json server; the
+ *           file is per person and stays out of git)
+ *   gemini  ~/.gemini/trustedFolders.json ($GEMINI_CLI_TRUSTED_FOLDERS_PATH)
+ *           "ROOT": "TRUST_FOLDER" (an untrusted folder's MCP servers are
+ *           disabled)
+ *   codex   ~/.codex/config.toml ($CODEX_HOME/config.toml)
+ *           [projects."ROOT"] trust_level = "trusted" (an untrusted
+ *           project's .codex/config.toml is ignored)
+ *   cursor  none known (Cursor asks in its own window)
+ *
+ * cx_agent_grant records it, merging as cx_agent_wire does (every other key
+ * and byte kept; a file that cannot be parsed is refused, CX_EINVAL, and
+ * left alone; a new file in the user's home is created 0600). Claude's
+ * approval also takes cortex out of disabledMcpjsonServers. *report (owned
+ * by the caller; NULL for cursor) = {"agent", "path" (relative to root for
+ * claude, else absolute), "action": "created"|"updated"|"unchanged"}.
+ * CX_ENOTFOUND when $HOME is unset; CX_EIO; CX_ENOMEM. */
+int cx_agent_grant(cx_agent_kind k, const char *root, json_t **report);
+
+/* The line cx_agent_grant adds and where, for a person to read, e.g.
+ * "\"/src/app\": \"TRUST_FOLDER\" in /home/me/.gemini/trustedFolders.json";
+ * malloc'd; NULL for cursor, without $HOME or memory. */
+char *cx_agent_grant_hint(cx_agent_kind k, const char *root);
+
+/* Checks that step for `cortex doctor` the way the agent decides it:
+ * *out = {"name": "approval"|"trust", "path", "ok", "problem", "fix"} as
+ * cx_agent_check's checks (NULL for cursor): pending approval (cortex in no
+ * enabledMcpjsonServers and no enableAllProjectMcpServers of
+ * .claude/settings.local.json, .claude/settings.json or
+ * ~/.claude/settings.json), a rejected server (disabledMcpjsonServers), an untrusted folder (no rule, or a DO_NOT_TRUST rule covering
+ * it; $GEMINI_CLI_TRUST_WORKSPACE=true, or folder trust turned off in
+ * ~/.gemini/settings.json, counts as trusted), an untrusted
+ * project, a file that cannot be parsed. Fails only with CX_ENOMEM, or
+ * CX_ENOTFOUND without $HOME. */
+int cx_agent_check_access(cx_agent_kind k, const char *root, json_t **out);

@@ -14,6 +14,7 @@
  * process, a slow disk, a client that stopped reading) SHUTDOWN_GRACE_MS
  * after the signal. Leaving that way is as safe as kill -9, which the store
  * is built to survive: nothing acknowledged is lost. */
+#include "agents.h"
 #include "daemon.h"
 #include "maint.h"
 #include "mcp.h"
@@ -214,7 +215,8 @@ static void usage(FILE *f) {
             "Usage: cortexd [OPTIONS]\n"
             "\n"
             "Serve a workspace's Cortex memory to one coding agent over MCP on stdio\n"
-            "(newline-delimited JSON-RPC 2.0). Agents start it themselves, e.g.:\n"
+            "(newline-delimited JSON-RPC 2.0). Agents start it themselves, e.g.\n"
+            "(with cortexd on PATH; `cortex start --agent NAME` writes this for you):\n"
             "  claude mcp add cortex -- cortexd\n"
             "\n"
             "The workspace is --workspace DIR, else $CORTEX_WORKSPACE, else the git\n"
@@ -325,14 +327,22 @@ int main(int argc, char **argv) {
             return 1;
         }
         ws = cx_session_workspace(tty);
+        /* The command to give an agent: `cortexd` only when that name on
+         * PATH is this very program; else its absolute path. */
+        char *self = realpath("/proc/self/exe", NULL), *found = cx_agent_on_path("cortexd");
+        const char *cmd = self && found && strcmp(self, found) == 0 ? "cortexd" : self ? self : "cortexd";
         fprintf(stderr,
                 "cortexd %s: Cortex memory server (MCP over stdio) for workspace %s\n"
                 "State: %s\n"
                 "It waits for an MCP client on stdin. Connect an agent instead of typing here:\n"
-                "  claude mcp add cortex -- cortexd --workspace %s\n"
-                "  codex mcp add cortex -- cortexd --workspace %s\n"
+                "  cortex start --agent claude        (or codex, cursor, gemini; in the workspace)\n"
+                "or by hand:\n"
+                "  claude mcp add cortex -- %s --workspace %s\n"
+                "  codex mcp add cortex -- %s --workspace %s\n"
                 "Press Ctrl-D to quit.\n",
-                VERSION, ws->root, ws->state_dir, ws->root, ws->root);
+                VERSION, ws->root, ws->state_dir, cmd, ws->root, cmd, ws->root);
+        free(self);
+        free(found);
     }
 
     cx_mcp_config cfg = {.ws = ws, .workspace_dir = ws_dir, .write = write_line,

@@ -414,7 +414,7 @@ char *cx_daemon_find_program(const char *name, const char *env) {
     }
     char *dir = exe_dir(), *found = NULL;
     if (dir) {
-        static const char *const rels[] = {"", "../sbin", "../bin", "../sidecar"};
+        static const char *const rels[] = {"", "../bin", "../sidecar", "../sbin"};
         for (size_t i = 0; i < sizeof rels / sizeof rels[0] && !found; i++)
             found = try_path(dir, rels[i], name);
         free(dir);

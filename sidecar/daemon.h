@@ -55,7 +55,8 @@ int cx_daemon_stop(const char *state_dir, unsigned wait_ms, pid_t *pid, bool *wa
 int cx_daemon_run(const cx_workspace *ws);
 
 /* The absolute path of a program of this package: `name` next to the
- * running executable, then in ../sbin and ../bin relative to it, then on
- * $PATH. `env` names an environment variable that overrides the search
+ * running executable (both install into bindir), then in ../bin and
+ * ../sidecar (a build tree) relative to it, then ../sbin (where earlier
+ * builds installed cortexd), then on $PATH. `env` names an environment variable that overrides the search
  * (e.g. "CORTEX_CORTEXD"). malloc'd, or NULL (CX_ENOTFOUND set). */
 char *cx_daemon_find_program(const char *name, const char *env);

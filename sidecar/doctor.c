@@ -254,6 +254,85 @@ static void agents_to_check(const cx_workspace *ws, const cx_config *cfg,
     cx_error_clear();
 }
 
+/* Whether git tracks rel in the work tree root (`git ls-files
+ * --error-unmatch`, as Claude Code asks before it reads its local
+ * settings): 1 yes, 0 no, -1 git could not tell within the deadline. */
+static int git_tracks(const char *root, const char *rel) {
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        execlp("git", "git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=", "-C", root,
+               "ls-files", "--error-unmatch", "--", rel, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    pid_t w = 0;
+    uint64_t deadline = cx_clock_mono_ms() + VERSION_TIMEOUT_MS;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && cx_clock_mono_ms() < deadline)
+        cx_clock_sleep_ms(5);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
+    }
+    if (!WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status) == 0 ? 1 : WEXITSTATUS(status) == 1 ? 0 : -1;
+}
+
+/* The step after the config (Claude Code's approval, Gemini CLI's and
+ * Codex's trust) and the agent's own program on PATH. */
+static void check_access(doc *d, cx_agent_kind k, const char *root) {
+    static const char *const progs[CX_AGENT_COUNT] = {
+        [CX_AGENT_CLAUDE] = "claude", [CX_AGENT_CODEX] = "codex", [CX_AGENT_GEMINI] = "gemini"};
+    static const char *const installs[CX_AGENT_COUNT] = {
+        [CX_AGENT_CLAUDE] = "install Claude Code (npm install -g @anthropic-ai/claude-code) or put claude on PATH",
+        [CX_AGENT_CODEX] = "install Codex CLI (npm install -g @openai/codex) or put codex on PATH",
+        [CX_AGENT_GEMINI] = "install Gemini CLI (npm install -g @google/gemini-cli) or put gemini on PATH"};
+    const char *agent = cx_agent_name(k);
+    char name[64];
+    json_t *c = NULL;
+    cx_error_clear();
+    int r = cx_agent_check_access(k, root, &c);
+    if (r != 0) {
+        snprintf(name, sizeof name, "trust:%s", agent);
+        add(d, name, "warn", "set HOME", "cannot check: %s", cx_error_last());
+    } else if (c) {
+        snprintf(name, sizeof name, "%s:%s", json_string_value(json_object_get(c, "name")), agent);
+        const char *path = json_string_value(json_object_get(c, "path"));
+        if (json_is_true(json_object_get(c, "ok")) && k == CX_AGENT_CLAUDE &&
+            git_tracks(root, path) == 1)
+            add(d, name, "fail",
+                "run: git rm --cached .claude/settings.local.json (and commit), then cortex start --agent claude",
+                "%s is tracked by git, so Claude Code ignores it and lists the server as pending approval",
+                path);
+        else if (json_is_true(json_object_get(c, "ok")))
+            add(d, name, "ok", NULL, "%s: %s", path,
+                k == CX_AGENT_CLAUDE ? "you approved the project's cortex server" : "this folder is trusted");
+        else
+            add(d, name, "fail", json_string_value(json_object_get(c, "fix")), "%s: %s", path,
+                json_string_value(json_object_get(c, "problem")));
+        json_decref(c);
+    }
+    cx_error_clear();
+    if (!progs[k])
+        return;
+    snprintf(name, sizeof name, "program:%s", agent);
+    char *found = cx_agent_on_path(progs[k]);
+    if (found)
+        add(d, name, "ok", NULL, "%s", found);
+    else
+        add(d, name, "warn", installs[k], "%s is not on PATH, so this shell cannot start the agent", progs[k]);
+    free(found);
+}
+
 static void check_agents(doc *d, const cx_workspace *ws, const cx_config *cfg,
                          const cx_doctor_opts *o) {
     bool which[CX_AGENT_COUNT];
@@ -294,6 +373,7 @@ static void check_agents(doc *d, const cx_workspace *ws, const cx_config *cfg,
                     problem ? problem : "wrong");
         }
         json_decref(rep);
+        check_access(d, (cx_agent_kind)k, ws->root);
     }
     if (!any)
         add(d, "agents", "warn", "run: cortex start --agent claude (or codex, cursor, gemini)",

@@ -13,6 +13,12 @@
  *                workspace (agents: workspace.agents in the config, plus
  *                any agent whose config file mentions cortex)
  *   hooks        Claude Code's hooks call this cortex (when claude is wired)
+ *   approval:claude, trust:gemini, trust:codex
+ *                the agent will use the server: Claude Code's approval of
+ *                the project's server (in an untracked settings.local.json,
+ *                as `git ls-files` tells), Gemini CLI's trust in the folder,
+ *                Codex's trust in the project (fail when missing)
+ *   program:NAME the agent's own program is on PATH (warn when not)
  *   upstream     the configured core answers (skipped without an upstream)
  *   key          the stored key is accepted by the core
  *

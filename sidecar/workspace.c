@@ -68,9 +68,23 @@ bool cx_workspace_excluded(const cx_workspace *ws) {
     return yes;
 }
 
-/* Adds EXCLUDE_LINE to <common git dir>/info/exclude unless a line already
- * says it. Failures only cost a noisy `git status`, so they are ignored. */
-static void add_exclude(const char *common_dir) {
+/* Whether text has the line `line`, or the same without its leading '/'. */
+static bool has_line(const char *text, const char *line) {
+    const char *alt = line[0] == '/' ? line + 1 : line;
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if ((n == strlen(line) && memcmp(p, line, n) == 0) || (n == strlen(alt) && memcmp(p, alt, n) == 0))
+            return true;
+        p = nl ? nl + 1 : p + n;
+    }
+    return false;
+}
+
+/* Adds `line` (after a "# comment" line) to <common git dir>/info/exclude
+ * unless a line already says it. Failures only cost a noisy `git status`,
+ * so they are ignored. */
+static void add_exclude(const char *common_dir, const char *line, const char *comment) {
     char *info = cx_fs_join(common_dir, "info");
     char *path = info ? cx_fs_join(info, "exclude") : NULL;
     char *old = NULL;
@@ -80,21 +94,37 @@ static void add_exclude(const char *common_dir) {
     int r = cx_fs_read_file(path, 1u << 20, &old, &len);
     if (r != 0 && r != CX_ENOTFOUND)
         goto out;
-    if (has_exclude_line(old))
+    if (strcmp(line, EXCLUDE_LINE) == 0 ? has_exclude_line(old) : has_line(old, line))
         goto out;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         goto out;
-    char line[64];
-    int k = snprintf(line, sizeof line, "%s# Cortex workspace state\n%s\n",
-                     (len > 0 && old[len - 1] != '\n') ? "\n" : "", EXCLUDE_LINE);
-    if (write(fd, line, (size_t)k) != k) { /* best effort */
+    char buf[512];
+    int k = snprintf(buf, sizeof buf, "%s# %s\n%s\n",
+                     (len > 0 && old[len - 1] != '\n') ? "\n" : "", comment, line);
+    if (k > 0 && (size_t)k < sizeof buf && write(fd, buf, (size_t)k) != k) { /* best effort */
     }
     close(fd);
 out:
     free(old);
     free(path);
     free(info);
+}
+
+int cx_workspace_exclude(const cx_workspace *ws, const char *line, const char *comment) {
+    if (!ws->git_dir)
+        return 0;
+    const cx_git *git = cx_git_get();
+    if (!git)
+        return cx_error_code();
+    git_repository *repo = NULL;
+    if (git->repository_open_ext(&repo, ws->root, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0) {
+        git->error_clear();
+        return 0;
+    }
+    add_exclude(git->repository_commondir(repo), line, comment);
+    git->repository_free(repo);
+    return 0;
 }
 
 static char *strip_slash(const char *p) {
@@ -164,7 +194,7 @@ int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create)
         if ((r = cx_fs_mkdir_p(ws->state_dir, 0700)) != 0)
             goto out;
         if (repo)
-            add_exclude(git->repository_commondir(repo));
+            add_exclude(git->repository_commondir(repo), EXCLUDE_LINE, "Cortex workspace state");
     }
     *out = ws;
     ws = NULL;

@@ -28,3 +28,10 @@ int cx_workspace_dup(cx_workspace **out, const cx_workspace *ws);
 /* Does the repository's info/exclude keep the state directory out of git?
  * (false outside git) */
 bool cx_workspace_excluded(const cx_workspace *ws);
+
+/* Keeps `line` (a gitignore pattern, e.g. "/.claude/settings.local.json")
+ * out of git through the repository's info/exclude, after a "# comment"
+ * line, unless a line already says it (with or without the leading '/').
+ * Best effort: 0 outside git or when the file cannot be written; CX_ENOMEM
+ * or the libgit2 loader's error. */
+int cx_workspace_exclude(const cx_workspace *ws, const char *line, const char *comment);

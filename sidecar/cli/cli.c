@@ -43,6 +43,7 @@ static const struct optdef {
     [O_AGENT] = {"agent", 0, true},         [O_UPSTREAM] = {"upstream", 0, true},
     [O_MAX_TOKENS] = {"max-tokens", 0, true}, [O_NO_DAEMON] = {"no-daemon", 0, false},
     [O_REBIND] = {"rebind", 0, false},
+    [O_TRUST] = {"trust", 0, false},
 };
 
 /* Messages carry details from a core, the store or the file system: they
@@ -171,7 +172,7 @@ static const command commands[] = {
     {"draft", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_EVIDENCE), cx_cli_cmd_draft,
      cx_cli_help_draft},
     {"review", BIT(O_NOTE) | BIT(O_REASON), cx_cli_cmd_review, cx_cli_help_review},
-    {"start", BIT(O_AGENT) | BIT(O_UPSTREAM) | BIT(O_CA_FILE) | BIT(O_NO_DAEMON), cx_cli_cmd_start, cx_cli_help_start},
+    {"start", BIT(O_AGENT) | BIT(O_UPSTREAM) | BIT(O_CA_FILE) | BIT(O_NO_DAEMON) | BIT(O_TRUST), cx_cli_cmd_start, cx_cli_help_start},
     {"stop", 0, cx_cli_cmd_stop, cx_cli_help_stop},
     {"status", 0, cx_cli_cmd_status, cx_cli_help_status},
     {"doctor", 0, cx_cli_cmd_doctor, cx_cli_help_doctor},

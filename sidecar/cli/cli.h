@@ -58,6 +58,7 @@ typedef enum {
     O_MAX_TOKENS,
     O_NO_DAEMON,
     O_REBIND,
+    O_TRUST,
     O_COUNT,
 } opt_id;
 

@@ -39,8 +39,12 @@ const char cx_cli_help_doctor[] =
     "Checks every link from this workspace to an agent finding the team's\n"
     "knowledge and says how to fix each broken one: the cortexd binary, the\n"
     "workspace and its config, the store, the redaction rules, the background\n"
-    "cortexd, each wired agent's MCP config (right binary, right workspace),\n"
-    "Claude Code's hooks, the upstream core and the key.\n"
+    "cortexd, each wired agent's MCP config (right binary, right workspace; a\n"
+    "shared `cortexd` must be on PATH), Claude Code's hooks, whether the agent\n"
+    "will use the server (approval:claude pending or rejected, trust:gemini\n"
+    "untrusted folder, trust:codex untrusted project: failures, with the\n"
+    "command that fixes them), the agent's own program on PATH (program:NAME,\n"
+    "a warning), the upstream core and the key.\n"
     "\n"
     "Exit status: 0 nothing failed (warnings allowed), 1 a check failed,\n"
     "2 usage error.\n";
@@ -180,12 +184,12 @@ int cx_cli_cmd_doctor(ctx *c) {
             bool is_ok = strcmp(st, "ok") == 0, is_warn = strcmp(st, "warn") == 0;
             nfail += !is_ok && !is_warn;
             nwarn += is_warn;
-            printf("%s%-4s%s %-14s ", cx_out_sgr(is_ok ? CX_OUT_GREEN : is_warn ? CX_OUT_YELLOW : CX_OUT_RED),
+            printf("%s%-4s%s %-15s ", cx_out_sgr(is_ok ? CX_OUT_GREEN : is_warn ? CX_OUT_YELLOW : CX_OUT_RED),
                    is_ok ? "ok" : is_warn ? "warn" : "FAIL", cx_out_sgr(CX_OUT_RESET), cx_cli_jstr(ch, "name"));
             cx_out_text(stdout, cx_cli_jstr(ch, "detail") ? cx_cli_jstr(ch, "detail") : "", false);
             fputc('\n', stdout);
             if (cx_cli_jstr(ch, "fix")) {
-                printf("     %-14s fix: ", "");
+                printf("     %-15s fix: ", "");
                 cx_out_text(stdout, cx_cli_jstr(ch, "fix"), false);
                 fputc('\n', stdout);
             }

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "util/error.h"
 #include "util/fsx.h"
+#include "workspace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,8 +35,8 @@ const char cx_cli_help_status[] =
     "Exit status: 0 success, 2 usage error, 3 workspace or store error.\n";
 
 const char cx_cli_help_start[] =
-    "Usage: cortex start [--agent claude|codex|cursor|gemini]... [--upstream URL]\n"
-    "                    [--ca-file FILE] [--no-daemon]\n"
+    "Usage: cortex start [--agent claude|codex|cursor|gemini]... [--trust]\n"
+    "                    [--upstream URL] [--ca-file FILE] [--no-daemon]\n"
     "\n"
     "Sets up this workspace and keeps it running; safe to run again. It finds\n"
     "the git repository, creates .cortex/ (kept out of git through\n"
@@ -52,13 +53,34 @@ const char cx_cli_help_start[] =
     "                    codex (.codex/config.toml), cursor (.cursor/mcp.json),\n"
     "                    gemini (.gemini/settings.json). A file that cannot be\n"
     "                    parsed is left alone and the command fails.\n"
+    "                    When `cortexd` on PATH is the cortexd in use, the entries\n"
+    "                    name plain `cortexd` (and the hooks plain `cortex`) with\n"
+    "                    no path of this machine: commit them, and a teammate\n"
+    "                    with Cortex on PATH gets the server by cloning. Else\n"
+    "                    they name absolute paths and start warns why.\n"
+    "                    Then the step each agent needs before it uses the server:\n"
+    "                    claude: your approval, recorded in\n"
+    "                    .claude/settings.local.json (enabledMcpjsonServers; per\n"
+    "                    person, kept out of git); gemini and codex: trusting this\n"
+    "                    folder in your own config, which start prints as one\n"
+    "                    command (see --trust).\n"
+    "  --trust           with --agent gemini or codex: also trust this folder, and\n"
+    "                    say what changed: gemini adds \"DIR\": \"TRUST_FOLDER\" to\n"
+    "                    ~/.gemini/trustedFolders.json, codex adds\n"
+    "                    [projects.\"DIR\"] trust_level = \"trusted\" to\n"
+    "                    ~/.codex/config.toml (or $GEMINI_CLI_TRUSTED_FOLDERS_PATH,\n"
+    "                    $CODEX_HOME/config.toml). The agent then loads this\n"
+    "                    project's config, MCP servers and all; other entries and\n"
+    "                    bytes of those files are kept.\n"
     "  --upstream URL    the team's cortex-core (as `cortex remote set`)\n"
     "  --ca-file FILE    CA bundle for the upstream's certificate (with --upstream)\n"
     "  --no-daemon       set up, but start no background cortexd\n"
-    "  --json            print what was done as JSON\n"
+    "  --json            print what was done as JSON (per agent: \"files\", and\n"
+    "                    \"approval\", \"trust\" or \"step_left\"; \"shared_configs\")\n"
     "\n"
     "Exit status: 0 success, 2 usage error, 3 workspace, store or daemon error,\n"
-    "1 an agent's config file could not be parsed (nothing in it was changed).\n";
+    "1 an agent's config file (or its trust file) could not be parsed (nothing in\n"
+    "it was changed).\n";
 
 const char cx_cli_help_stop[] =
     "Usage: cortex stop\n"
@@ -277,6 +299,8 @@ typedef struct start_run {
     char *ca;      /* --ca-file, absolute */
     char *cortexd; /* the programs agents and hooks will run */
     char *self;
+    bool portable;     /* configs name plain `cortexd` (it is on PATH) */
+    char *path_cortexd; /* what `cortexd` on PATH is, or NULL */
     json_t *report, *agents, *cfg_set;
     cx_config cfg;
     bool cfg_loaded;
@@ -289,6 +313,11 @@ static int start_parse(start_run *s) {
         return cx_cli_usage_error("start", "start takes no operands; name agents with --agent");
     if (a->seen[O_CA_FILE] && !a->seen[O_UPSTREAM])
         return cx_cli_usage_error("start", "--ca-file goes with --upstream URL");
+    bool trustable = false;
+    for (size_t i = 0; i < a->agents.n; i++)
+        trustable |= strcmp(a->agents.v[i], "gemini") == 0 || strcmp(a->agents.v[i], "codex") == 0;
+    if (a->seen[O_TRUST] && !trustable)
+        return cx_cli_usage_error("start", "--trust goes with --agent gemini or --agent codex");
     for (size_t i = 0; i < a->agents.n; i++) {
         cx_agent_kind k;
         cx_error_clear();
@@ -363,14 +392,85 @@ static int start_config(start_run *s) {
     return RC_OK;
 }
 
-/* Programs: agents and hooks must name absolute paths that work. */
+/* Programs: the cortexd and cortex that agents and hooks will run. When
+ * `cortexd` on PATH is the cortexd in use, agents' configs name it plainly
+ * and can be shared; otherwise they name its absolute path, with a
+ * warning saying why. */
 static int start_programs(start_run *s) {
     cx_error_clear();
     s->cortexd = cx_daemon_find_program("cortexd", "CORTEX_CORTEXD");
     s->self = cx_daemon_find_program("cortex", "CORTEX_CLI");
     if (!s->cortexd)
         return cx_cli_fail(RC_STORE, "%s; install cortexd or set $CORTEX_CORTEXD", cx_error_last());
+    cx_error_clear();
+    s->path_cortexd = cx_agent_on_path("cortexd");
+    s->portable = s->path_cortexd && strcmp(s->path_cortexd, s->cortexd) == 0;
     json_object_set_new(s->report, "cortexd", json_string(s->cortexd));
+    json_object_set_new(s->report, "shared_configs", json_boolean(s->portable));
+    if (!s->portable && s->nk > 0) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", s->cortexd);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        fflush(stdout);
+        fputs("cortex: warning: the agents' configs name ", stderr);
+        cx_out_text(stderr, s->cortexd, false);
+        if (s->path_cortexd) {
+            fputs(", a path of this machine, because `cortexd` on PATH is ", stderr);
+            cx_out_text(stderr, s->path_cortexd, false);
+            fputs(", another cortexd", stderr);
+        } else {
+            fputs(", a path of this machine, because `cortexd` is not on PATH", stderr);
+        }
+        fputs(": teammates cannot use them as they are. Put ", stderr);
+        cx_out_text(stderr, dir, false);
+        fputs(" first on PATH and run cortex start again to write configs a team can commit.\n", stderr);
+    }
+    return RC_OK;
+}
+
+/* The step after the config: Claude Code's approval (always: the person
+ * who asked to wire it approves it), Gemini CLI's and Codex's trust (with
+ * --trust; else what it would take, for the report). */
+static int start_access(start_run *s, cx_agent_kind k, json_t *one) {
+    ctx *c = s->c;
+    json_t *rep = NULL;
+    if (k == CX_AGENT_CURSOR)
+        return RC_OK;
+    if (k == CX_AGENT_CLAUDE || c->a->seen[O_TRUST]) {
+        cx_error_clear();
+        int r = cx_agent_grant(k, c->ws->root, &rep);
+        if (r < 0)
+            return cx_cli_fail(r == CX_EINVAL ? RC_NONE : RC_STORE, "%s: %s", cx_agent_name(k), cx_error_last());
+        if (k == CX_AGENT_CLAUDE) {
+            cx_error_clear();
+            (void)cx_workspace_exclude(c->ws, "/.claude/settings.local.json",
+                                       "Claude Code's per-person settings (cortex start)");
+            cx_error_clear();
+        }
+        char *hint = cx_agent_grant_hint(k, c->ws->root);
+        if (hint)
+            json_object_set_new(rep, "line", json_string(hint));
+        free(hint);
+        json_object_set_new(one, k == CX_AGENT_CLAUDE ? "approval" : "trust", rep);
+        return RC_OK;
+    }
+    cx_error_clear();
+    if (cx_agent_check_access(k, c->ws->root, &rep) < 0) {
+        cx_error_clear();
+        return RC_OK;
+    }
+    if (rep && !json_is_true(json_object_get(rep, "ok"))) {
+        char *hint = cx_agent_grant_hint(k, c->ws->root);
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "cortex start --agent %s --trust", cx_agent_name(k));
+        json_object_set_new(one, "step_left",
+                            json_pack("{s:s, s:s?, s:s?}", "command", cmd, "line", hint, "problem",
+                                      json_string_value(json_object_get(rep, "problem"))));
+        free(hint);
+    }
+    json_decref(rep);
     return RC_OK;
 }
 
@@ -380,7 +480,7 @@ static int start_agents(start_run *s) {
     bool wired[CX_AGENT_COUNT] = {0};
     for (size_t i = 0; i < s->nk; i++) {
         cx_agent_wiring w = {.root = c->ws->root, .cortexd = s->cortexd,
-                             .cortex = s->self ? s->self : "cortex"};
+                             .cortex = s->self ? s->self : "cortex", .portable = s->portable};
         json_t *one = NULL;
         cx_error_clear();
         int r = cx_agent_wire(s->wanted[i], &w, &one);
@@ -389,6 +489,9 @@ static int start_agents(start_run *s) {
                                cx_agent_name(s->wanted[i]), cx_error_last());
         json_array_append_new(s->agents, one);
         wired[s->wanted[i]] = true;
+        int rc = start_access(s, s->wanted[i], one);
+        if (rc != RC_OK)
+            return rc;
     }
     return record_agents(c, &s->cfg, wired);
 }
@@ -454,7 +557,30 @@ static void start_print(const start_run *s) {
         json_array_foreach(json_object_get(ag, "files"), j, f)
             printf("%s %s %s", j ? "," : "", cx_cli_jstr(f, "path"), cx_cli_jstr(f, "action"));
         fputc('\n', stdout);
+        json_t *ap = json_object_get(ag, "approval"), *tr = json_object_get(ag, "trust");
+        json_t *left = json_object_get(ag, "step_left");
+        if (ap) {
+            printf("            approved the project's cortex server for you: %s %s (per person, kept out of git)\n",
+                   cx_cli_jstr(ap, "path"), cx_cli_jstr(ap, "action"));
+        } else if (tr) {
+            printf("            trusted this folder: ");
+            cx_out_text(stdout, cx_cli_jstr(tr, "line") ? cx_cli_jstr(tr, "line") : cx_cli_jstr(tr, "path"), false);
+            printf(" (%s; %s now loads this project's config, MCP servers included)\n",
+                   strcmp(cx_cli_jstr(tr, "action"), "unchanged") == 0 ? "already there" : cx_cli_jstr(tr, "action"),
+                   strcmp(cx_cli_jstr(ag, "agent"), "gemini") == 0 ? "Gemini CLI" : "Codex");
+        } else if (left) {
+            printf("            one step left: ");
+            cx_out_text(stdout, cx_cli_jstr(left, "problem") ? cx_cli_jstr(left, "problem") : "not trusted", false);
+            printf(".\n            Trust it with: %s\n            (it adds ", cx_cli_jstr(left, "command"));
+            cx_out_text(stdout, cx_cli_jstr(left, "line") ? cx_cli_jstr(left, "line") : "", false);
+            printf("; or trust the folder when %s asks)\n",
+                   strcmp(cx_cli_jstr(ag, "agent"), "gemini") == 0 ? "Gemini CLI" : "Codex");
+        }
     }
+    if (json_array_size(s->agents) > 0)
+        printf("%sconfigs%s     %s\n", lbl, rst,
+               s->portable ? "name `cortexd` (on PATH) with no machine paths: commit them for your team"
+                           : "name this machine's paths (see the warning): keep them out of git");
     bool have[CX_AGENT_COUNT];
     size_t nhave = 0;
     cx_agent_list_parse(s->cfg.agents, have);
@@ -467,8 +593,15 @@ static void start_print(const start_run *s) {
         for (int k = 0; k < CX_AGENT_COUNT; k++)
             if (!have[k])
                 printf("  cortex start --agent %s\n", cx_agent_name((cx_agent_kind)k));
-        printf("or by hand, e.g.: claude mcp add cortex -- %s --workspace %s\n", s->cortexd,
-               c->ws->root);
+        if (s->portable) {
+            printf("or by hand, e.g.: claude mcp add cortex -- cortexd\n");
+        } else {
+            printf("or by hand, e.g.: claude mcp add cortex -- ");
+            cx_out_text(stdout, s->cortexd, false);
+            printf(" --workspace ");
+            cx_out_text(stdout, c->ws->root, false);
+            fputc('\n', stdout);
+        }
     }
     printf("\nCheck everything with `cortex doctor`; stop with `cortex stop`.\n");
 }
@@ -518,6 +651,7 @@ out:
     json_decref(s.agents);
     json_decref(s.cfg_set);
     free(s.cortexd);
+    free(s.path_cortexd);
     free(s.self);
     free(s.ca);
     return rc;

@@ -43,6 +43,14 @@ def tests(tmp):
            if k not in ("CORTEX_WORKSPACE", "CORTEX_CORTEXD", "CORTEX_CLI")}
     env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"), CORTEX_AUTHOR="dev",
                GIT_CONFIG_NOSYSTEM="1", CORTEX_SYNC_INTERVAL_MS="300")
+    # the agent's own program, as doctor looks for it on PATH (a stand-in:
+    # tests/agents runs the real one)
+    agentbin = os.path.join(tmp, "agentbin")
+    os.makedirs(agentbin)
+    with open(os.path.join(agentbin, "claude"), "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(os.path.join(agentbin, "claude"), 0o755)
+    env["PATH"] = agentbin + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     subprocess.run(["git", "init", "-q", ws], check=True, env=env)
 
     def cx(*args, stdin=None):
@@ -87,7 +95,7 @@ def tests(tmp):
 
     checks = healthy("after start and login")
     for name in ("cortexd", "workspace", "config", "store", "redaction", "daemon", "agent:claude",
-                 "hooks:claude", "upstream", "key"):
+                 "hooks:claude", "approval:claude", "program:claude", "upstream", "key"):
         check(name in checks, f"doctor checks {name}")
 
     # 1. the cortexd binary disappears
@@ -118,6 +126,23 @@ def tests(tmp):
     broken("hooks:claude", "fail", ["hook"], "hooks removed", ["cortex start --agent claude"])
     cx("start", "--agent", "claude")
     healthy("after the hooks are back")
+
+    # 3b. the person's approval of the project's server is gone (Claude Code
+    # would list it as pending), then the agent's program is not on PATH
+    local = os.path.join(ws, ".claude", "settings.local.json")
+    os.remove(local)
+    broken("approval:claude", "fail", ["pending approval"], "approval removed",
+           ["cortex start --agent claude", "enabledMcpjsonServers"])
+    json.dump({"disabledMcpjsonServers": ["cortex"]}, open(local, "w"))
+    broken("approval:claude", "fail", ["rejected"], "server rejected", ["cortex start --agent claude"])
+    cx("start", "--agent", "claude")
+    check(json.load(open(local)) == {"disabledMcpjsonServers": [], "enabledMcpjsonServers": ["cortex"]},
+          f"start approves again: {open(local).read()}")
+    healthy("after the approval is back")
+    os.rename(os.path.join(agentbin, "claude"), os.path.join(agentbin, "claude.away"))
+    broken("program:claude", "warn", ["not on PATH"], "claude not on PATH", ["claude-code"])
+    os.rename(os.path.join(agentbin, "claude.away"), os.path.join(agentbin, "claude"))
+    healthy("with claude back on PATH")
 
     # 4. the workspace config has a value cortex does not understand
     cfg = os.path.join(ws, ".cortex", "config")

@@ -1163,6 +1163,181 @@ static void test_toml_api(void) {
     CX_CHECK_INT(cx_toml_quote("\xff", 1, &q), CX_EINVAL);
 }
 
+
+/* ---- the shared form, approval and trust ------------------------------------------------------ */
+
+/* Puts the fake cortexd's directory (and only it) on PATH for the test. */
+static void path_with_cortexd(bool on) {
+    char *dir = S("%s", cortexd);
+    *strrchr(dir, '/') = '\0';
+    setenv("PATH", on ? S("%s:/usr/bin:/bin", dir) : "/usr/bin:/bin", 1);
+}
+
+static void test_shared(void) {
+    char *root = new_ws("shared");
+    path_with_cortexd(true);
+    char *found = cx_agent_on_path("cortexd");
+    CX_CHECK(found && strcmp(found, cortexd) == 0);
+    free(found);
+    CX_CHECK(cx_agent_on_path("no-such-program-here") == NULL);
+    CX_CHECK(cx_agent_on_path("/bin/sh") == NULL); /* a path is not a name */
+
+    /* an absolute entry first, with a key of the user's, then the shared form */
+    json_decref(wire(CX_AGENT_GEMINI, root));
+    cx_agent_wiring w = wiring(root);
+    w.portable = true;
+    for (int k = 0; k < CX_AGENT_COUNT; k++) {
+        json_t *rep = NULL;
+        CX_CHECK_OK(cx_agent_wire((cx_agent_kind)k, &w, &rep));
+        json_decref(rep);
+        json_t *out = NULL;
+        CX_CHECK_OK(cx_agent_check((cx_agent_kind)k, &w, &out));
+        json_t *c0 = json_array_get(json_object_get(out, "checks"), 0);
+        CX_CHECK(json_is_true(json_object_get(c0, "ok")));
+        json_decref(out);
+        /* twice: unchanged */
+        CX_CHECK_OK(cx_agent_wire((cx_agent_kind)k, &w, &rep));
+        CX_CHECK_STR(action(rep, 0), "unchanged");
+        json_decref(rep);
+    }
+    json_t *g = json_load_file(S("%s/.gemini/settings.json", root), 0, NULL);
+    json_t *e = json_object_get(json_object_get(g, "mcpServers"), "cortex");
+    CX_CHECK_STR(json_string_value(json_object_get(e, "command")), "cortexd");
+    CX_CHECK_INT(json_array_size(json_object_get(e, "args")), 0);
+    CX_CHECK(json_object_get(e, "cwd") == NULL); /* the absolute form's cwd went */
+    json_decref(g);
+    CX_CHECK_STR(slurp(S("%s/.codex/config.toml", root)), "[mcp_servers.cortex]\ncommand = \"cortexd\"\nargs = []\n");
+    char *settings = slurp(S("%s/.claude/settings.json", root));
+    /* cortex is on PATH beside cortexd: the hooks name it plainly */
+    CX_CHECK(settings && strstr(settings, tmp) == NULL);
+    CX_CHECK(settings && strstr(settings, "\"'cortex' hook session-start\"") != NULL);
+
+    /* off PATH, the shared entries fail the check and say what to do */
+    path_with_cortexd(false);
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_agent_check(CX_AGENT_CURSOR, &w, &out));
+    json_t *c0 = json_array_get(json_object_get(out, "checks"), 0);
+    CX_CHECK(json_is_false(json_object_get(c0, "ok")));
+    CX_CHECK(strstr(json_string_value(json_object_get(c0, "problem")), "not on PATH") != NULL);
+    CX_CHECK(strstr(json_string_value(json_object_get(c0, "fix")), "bin dir/it's") != NULL);
+    json_decref(out);
+}
+
+static const char *access_problem(cx_agent_kind k, const char *root) {
+    json_t *c = NULL;
+    if (cx_agent_check_access(k, root, &c) != 0 || !c)
+        return "(no check)";
+    const char *p = json_is_true(json_object_get(c, "ok")) ? NULL
+                                                           : S("%s", json_string_value(json_object_get(c, "problem")));
+    json_decref(c);
+    return p;
+}
+
+static void test_access(void) {
+    char *root = new_ws("access"), *home = S("%s/home %d", tmp, ++counter);
+    CX_CHECK_OK(cx_fs_mkdir_p(home, 0755));
+    setenv("HOME", home, 1);
+    unsetenv("CODEX_HOME");
+    unsetenv("GEMINI_CLI_TRUSTED_FOLDERS_PATH");
+    unsetenv("GEMINI_CLI_TRUST_WORKSPACE");
+    json_t *rep = NULL;
+
+    /* claude: pending, approved (merged into the file), rejected, approved again */
+    CX_CHECK(strstr(access_problem(CX_AGENT_CLAUDE, root), "pending approval") != NULL);
+    write_file(S("%s/.claude/settings.local.json", root),
+               "{\"permissions\": {\"allow\": [\"Bash(ls)\"]}, \"enabledMcpjsonServers\": [\"other\"]}\n");
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_CLAUDE, root, &rep));
+    CX_CHECK_STR(json_string_value(json_object_get(rep, "action")), "updated");
+    json_decref(rep);
+    json_t *doc = json_load_file(S("%s/.claude/settings.local.json", root), 0, NULL);
+    json_t *want = json_pack("{s:{s:[s]}, s:[s,s]}", "permissions", "allow", "Bash(ls)", "enabledMcpjsonServers",
+                             "other", "cortex");
+    CX_CHECK(json_equal(doc, want));
+    json_decref(doc);
+    json_decref(want);
+    CX_CHECK(access_problem(CX_AGENT_CLAUDE, root) == NULL);
+    write_file(S("%s/.claude/settings.local.json", root), "{\"disabledMcpjsonServers\": [\"cortex\", \"x\"]}");
+    CX_CHECK(strstr(access_problem(CX_AGENT_CLAUDE, root), "rejected") != NULL);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_CLAUDE, root, &rep));
+    json_decref(rep);
+    CX_CHECK(access_problem(CX_AGENT_CLAUDE, root) == NULL);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_CLAUDE, root, &rep));
+    CX_CHECK_STR(json_string_value(json_object_get(rep, "action")), "unchanged");
+    json_decref(rep);
+    /* approval may also come from the user's own settings */
+    char *root2 = new_ws("access-user");
+    CX_CHECK(strstr(access_problem(CX_AGENT_CLAUDE, root2), "pending approval") != NULL);
+    write_file(S("%s/.claude/settings.json", home), "{\"enableAllProjectMcpServers\": true}");
+    CX_CHECK(access_problem(CX_AGENT_CLAUDE, root2) == NULL);
+    unlink(S("%s/.claude/settings.json", home));
+
+    /* gemini: no file, a parent's DO_NOT_TRUST, trusted by --trust, other rules kept */
+    char *tf = S("%s/.gemini/trustedFolders.json", home);
+    CX_CHECK(strstr(access_problem(CX_AGENT_GEMINI, root), "does not trust") != NULL);
+    write_file(tf, S("{\"%s\": \"DO_NOT_TRUST\", \"/elsewhere\": \"TRUST_FOLDER\"}", tmp));
+    CX_CHECK(strstr(access_problem(CX_AGENT_GEMINI, root), "DO_NOT_TRUST") != NULL);
+    char *hint = cx_agent_grant_hint(CX_AGENT_GEMINI, root);
+    CX_CHECK(hint && strstr(hint, "TRUST_FOLDER") && strstr(hint, tf));
+    free(hint);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_GEMINI, root, &rep));
+    json_decref(rep);
+    CX_CHECK(access_problem(CX_AGENT_GEMINI, root) == NULL);
+    doc = json_load_file(tf, 0, NULL);
+    CX_CHECK_INT(json_object_size(doc), 3);
+    CX_CHECK_STR(json_string_value(json_object_get(doc, root)), "TRUST_FOLDER");
+    CX_CHECK_STR(json_string_value(json_object_get(doc, "/elsewhere")), "TRUST_FOLDER");
+    json_decref(doc);
+    /* a TRUST_PARENT rule on a sibling trusts it too; a file that is not JSON is refused */
+    write_file(tf, S("{\"%s/sibling\": \"TRUST_PARENT\"}", tmp));
+    CX_CHECK(access_problem(CX_AGENT_GEMINI, root) == NULL);
+    write_file(S("%s/.gemini/settings.json", home), "{\"security\": {\"folderTrust\": {\"enabled\": false}}}");
+    write_file(tf, "{}");
+    CX_CHECK(access_problem(CX_AGENT_GEMINI, root) == NULL); /* folder trust turned off */
+    unlink(S("%s/.gemini/settings.json", home));
+    write_file(tf, "{ // comment\n}");
+    CX_CHECK(access_problem(CX_AGENT_GEMINI, root) != NULL);
+    CX_CHECK_INT(cx_agent_grant(CX_AGENT_GEMINI, root, &rep), CX_EINVAL);
+    CX_CHECK_STR(slurp(tf), "{ // comment\n}");
+    unlink(tf);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_GEMINI, root, &rep));
+    CX_CHECK_STR(json_string_value(json_object_get(rep, "action")), "created");
+    json_decref(rep);
+    CX_CHECK_INT(mode_of(tf), 0600);
+
+    /* codex: every byte of the user's file kept, CRLF followed, a table
+     * that says untrusted updated in place, CODEX_HOME honoured */
+    char *cf = S("%s/.codex/config.toml", home);
+    CX_CHECK(strstr(access_problem(CX_AGENT_CODEX, root), "does not trust") != NULL);
+    char *mine = "# mine\r\nmodel = \"o3\" # keep\r\n\r\n[profiles.fast]\r\nmodel = \"x\"\r\n";
+    write_file(cf, mine);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_CODEX, root, &rep));
+    json_decref(rep);
+    char *qroot = NULL;
+    CX_CHECK_OK(cx_toml_quote(root, strlen(root), &qroot));
+    CX_CHECK_STR(slurp(cf), S("%s\r\n[projects.%s]\r\ntrust_level = \"trusted\"\r\n", mine, qroot));
+    CX_CHECK(access_problem(CX_AGENT_CODEX, root) == NULL);
+    write_file(cf, S("[projects.%s]\ntrust_level = \"untrusted\" # was\nx = 1\n", qroot));
+    CX_CHECK(strstr(access_problem(CX_AGENT_CODEX, root), "not \"trusted\"") != NULL);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_CODEX, root, &rep));
+    json_decref(rep);
+    CX_CHECK_STR(slurp(cf), S("[projects.%s]\ntrust_level = \"trusted\"\nx = 1\n", qroot));
+    write_file(cf, "projects = 3\n");
+    CX_CHECK_INT(cx_agent_grant(CX_AGENT_CODEX, root, &rep), CX_EINVAL);
+    CX_CHECK_STR(slurp(cf), "projects = 3\n");
+    setenv("CODEX_HOME", S("%s/codexhome", home), 1);
+    CX_CHECK_OK(cx_agent_grant(CX_AGENT_CODEX, root, &rep));
+    CX_CHECK_STR(json_string_value(json_object_get(rep, "path")), S("%s/codexhome/config.toml", home));
+    json_decref(rep);
+    CX_CHECK(access_problem(CX_AGENT_CODEX, root) == NULL);
+    unsetenv("CODEX_HOME");
+    free(qroot);
+
+    /* cursor has no such step */
+    json_t *c = (json_t *)1;
+    CX_CHECK_OK(cx_agent_check_access(CX_AGENT_CURSOR, root, &c));
+    CX_CHECK(c == NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: test-agents FIXTURES_TOML_DIR PYTHON CHECK_AGENT_CONFIG_PY\n");
@@ -1193,6 +1368,8 @@ int main(int argc, char **argv) {
     test_checker_fails();
     test_toml_corpus();
     test_toml_api();
+    test_shared();
+    test_access();
 
     cx_test_rmrf(tmp);
     free(tmp);
