@@ -164,6 +164,7 @@ static const command commands[] = {
     {"draft", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_EVIDENCE), cx_cli_cmd_draft,
      cx_cli_help_draft},
     {"review", BIT(O_NOTE) | BIT(O_REASON), cx_cli_cmd_review, cx_cli_help_review},
+    {"artifact", 0, cx_cli_cmd_artifact, cx_cli_help_artifact},
     {"start", BIT(O_AGENT) | BIT(O_UPSTREAM) | BIT(O_CA_FILE) | BIT(O_NO_DAEMON), cx_cli_cmd_start, cx_cli_help_start},
     {"stop", 0, cx_cli_cmd_stop, cx_cli_help_stop},
     {"status", 0, cx_cli_cmd_status, cx_cli_help_status},

@@ -900,7 +900,7 @@ static void test_migration(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 2);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 3);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 2);
     /* the index is rebuilt with the new tokenizer */
     json_t *res = run(s, "load config defaults", CX_SEARCH_KEYWORD);
