@@ -902,6 +902,12 @@ static void test_migration(void) {
         goto out;
     CX_CHECK_INT(q1(s, "PRAGMA user_version"), 3);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 2);
+    /* version 3: an artifact's name is no longer unique (two workspaces may
+     * publish one name), blobs say whether their content is here */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM pragma_index_list('items')"
+                       " WHERE name = 'items_artifact_name' AND \"unique\" = 0"), 1);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM pragma_table_info('blobs') WHERE name = 'present'"),
+                 1);
     /* the index is rebuilt with the new tokenizer */
     json_t *res = run(s, "load config defaults", CX_SEARCH_KEYWORD);
     CX_CHECK(res && count(res) == 1);
