@@ -125,9 +125,12 @@ static const char SQL_LATEST_VERSION[] =
 static const char SQL_VERSION_ADD[] =
     "INSERT INTO artifact_versions (artifact_id, version, sha256, size, status, created_at,"
     " source_path, author, agent) VALUES (?1, ?2, ?3, ?4, 'published', ?5, ?6, ?7, ?8)";
+/* An artifact's status is its latest version's (as at the core): a new
+ * version is published, whatever a reviewer accepted before. */
 static const char SQL_ARTIFACT_TOUCH[] =
     "UPDATE items SET updated_at = ?2, body = coalesce(?3, body), tags = coalesce(?4, tags),"
-    " author = coalesce(?5, author), agent = coalesce(?6, agent) WHERE id = ?1";
+    " author = coalesce(?5, author), agent = coalesce(?6, agent), status = 'published'"
+    " WHERE id = ?1";
 static const char SQL_ARTIFACT_TEXT[] = "SELECT rid, title, body FROM items WHERE id = ?1";
 
 /* The built-in vector of a name and description into c->vec. */

@@ -191,6 +191,23 @@ def real_core(tmp):
           f"version 1 stays published: {it.get('versions')}")
     sync(A, aenv, "A after the acceptance")
     check(show(A, aenv, art).get("status") == "accepted", "A sees it accepted too")
+    # a new version of an accepted artifact, from the other workspace: the
+    # core takes it (the push claims no acceptance), and it is published
+    three = publish(B, benv, name="deploy.sh", content="#!/bin/sh\nexec ./release --all\n")
+    check(three.get("artifact_id") == art and three.get("version") == 3,
+          f"B adds version 3 to A's artifact: {three}")
+    check(show(B, benv, art).get("status") == "published",
+          "in B the artifact is published again: its status is its latest version's")
+    p = sync(B, benv, "B pushes version 3")
+    check("rejected" not in p.stderr, f"the core takes version 3: {p.stderr}")
+    sync(A, aenv, "A pulls version 3")
+    it = show(A, aenv, art)
+    check([v.get("status") for v in it.get("versions", [])] ==
+          ["published", "accepted", "published"] and it.get("status") == "published",
+          f"A: version 3 published, version 2 still accepted: {it.get('versions')}")
+    p = content(A, aenv, art, "3")
+    check(p.returncode == 0 and p.stdout == b"#!/bin/sh\nexec ./release --all\n",
+          f"A reads version 3: {p.returncode} {p.stderr!r}")
 
     # --- one name from two workspaces: two artifacts, none dropped
     a_same = publish(A, aenv, name="runbook.md", content="A's runbook\n")
