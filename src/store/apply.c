@@ -255,14 +255,16 @@ static const char SQL_SAME_OBS[] =
     "SELECT 1 FROM items WHERE kind = 'observation' AND content_hash = ?1"
     " AND visibility = 'shared'";
 
-/* A pulled observation gets the content hash and fold key an identical
- * local one would get, so that observing the same text again here folds
- * as a repeat. The core's item carries no hash (and one it sent would have
- * to be checked anyway): it is computed from the redacted text, as
- * observe computes it. When a shared observation with that hash is here
+/* A pulled observation gets the content hash an identical local one would
+ * get, so that observing the same text again here folds as a repeat. (Not
+ * the near-duplicate fold key: a pulled item has no vector to compare
+ * until the background embeds it, and every key indexed costs the pull.)
+ * The core's item carries no hash, and one it sent would have to be
+ * checked anyway: it is computed from the redacted text, as observe
+ * computes it. When a shared observation with that hash is here
  * already (another workspace recorded the same text), the pulled one is
  * stored without a hash: both stay, and repeats fold into the first. */
-static int observation_keys(cx_store *s, const json_t *it, cx_item_row *row, char hash[65]) {
+static int observation_hash(cx_store *s, cx_item_row *row, char hash[65]) {
     sqlite3_stmt *st;
     cx_item_content_hash(row->body ? row->body : "", hash);
     int r = cx_store_prepare(s, SQL_SAME_OBS, &st);
@@ -274,11 +276,6 @@ static int observation_keys(cx_store *s, const json_t *it, cx_item_row *row, cha
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return cx_store_sqlerr(s, rc, "looking for an earlier observation");
     row->content_hash = rc == SQLITE_DONE ? hash : NULL;
-    const json_t *prov = json_object_get(it, "provenance");
-    row->fold_key = cx_item_fold_key("shared", row->subcortex, json_object_get(it, "files"),
-                                     json_is_object(prov) ? prov : NULL,
-                                     row->title ? row->title : "", row->body ? row->body : "");
-    row->has_fold_key = true;
     return 0;
 }
 
@@ -417,7 +414,7 @@ static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq)
     };
     char hash[65];
     if (mode == MODE_INSERT && kind == CX_KIND_OBSERVATION &&
-        (r = observation_keys(s, it, &row, hash)))
+        (r = observation_hash(s, &row, hash)))
         goto out;
     if (mode == MODE_INSERT)
         r = cx_item_insert(s, &row, NULL);
