@@ -211,6 +211,11 @@ static int perform(cx_client *c, const char *method, const char *path, const voi
                          CX_CLIENT_MAX_ANSWER);
         goto out;
     }
+    if (cc == CURLE_FILESIZE_EXCEEDED) { /* a download that says it is past the cap */
+        r = cx_error_set(CX_ELIMIT, "the answer of %s%s is larger than %u bytes", c->base, path,
+                         CX_CLIENT_MAX_ANSWER);
+        goto out;
+    }
     if (cc != CURLE_OK) {
         r = cx_error_set(CX_EIO, "%s %s%s: %s", method, c->base, path, curl_easy_strerror(cc));
         goto out;

@@ -17,7 +17,8 @@
 #   with both artifacts (two ids, each with its own content), nothing
 #   skipped; a later publish of the name adds a version to the oldest;
 # - a hostile core (a fake one) serving a blob that does not hash to its
-#   name, one longer than its version says, and none at all: `cortex sync`
+#   name, one longer than its version says, one that says it is past the
+#   limit of one version, and none at all: `cortex sync`
 #   succeeds and says what failed, the content is refused (never stored),
 #   and `cortex artifact content` exits 1 saying why.
 # Every wait is bounded; every process is killed at the end.
@@ -259,26 +260,30 @@ GOOD = b"the content the version names\n"
 EVIL = GOOD.upper()  # as long as what the version names: only the hash tells
 LONG = b"a blob longer than its version says it is, by a lot"
 T = "2026-12-01T10:00:00Z"
+HUGE = b"<says it is 80 MiB>"
 IDS = {"evil": "01JDQ8AAAAAAAAAAAAAAAAAA01", "long": "01JDQ8AAAAAAAAAAAAAAAAAA02",
-       "gone": "01JDQ8AAAAAAAAAAAAAAAAAA03"}
+       "gone": "01JDQ8AAAAAAAAAAAAAAAAAA03", "huge": "01JDQ8AAAAAAAAAAAAAAAAAA04"}
+# name: (the hash its version names, the size it says (None: no size), what is served)
 NAMED = {"evil": (sha(GOOD), len(GOOD), EVIL), "long": (sha(b"short"), 5, LONG),
-         "gone": (sha(b"nowhere"), 7, None)}
+         "gone": (sha(b"nowhere"), 7, None), "huge": (sha(b"huge"), None, HUGE)}
 
 
 class Hostile(FakeCore):
     """A feed of three artifacts whose blobs it serves wrong (or not)."""
 
     def pull(self, since):
-        if since >= 3:
+        if since >= len(NAMED):
             return {"changes": [], "next": since, "more": False}
         ch = []
         for seq, (name, (h, size, _)) in enumerate(NAMED.items(), 1):
+            v = {"version": 1, "sha256": h, "status": "published", "created_at": T}
+            if size is not None:
+                v["size"] = size
             ch.append({"seq": seq, "item": {
                 "id": IDS[name], "kind": "artifact", "status": "published", "title": name,
                 "body": "", "tags": [], "visibility": "shared", "created_at": T,
-                "updated_at": T, "versions": [{"version": 1, "sha256": h, "size": size,
-                                               "status": "published", "created_at": T}]}})
-        return {"changes": ch, "next": 3, "more": False}
+                "updated_at": T, "versions": [v]}})
+        return {"changes": ch, "next": len(NAMED), "more": False}
 
     def do_GET(self):
         if self.path.startswith("/v1/blobs/"):
@@ -288,7 +293,11 @@ class Hostile(FakeCore):
                 return self.answer(404, {"error": {"code": "not_found", "message": "no blob"}})
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
+            # past the limit of one version (64 MiB): the fetch stops at once
+            big = body == HUGE
+            self.send_header("Content-Length", str(80 << 20 if big else len(body)))
+            if big:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
             return
@@ -303,10 +312,10 @@ def hostile_core(tmp):
         ws, env = fake_workspace(tmp, "H", url, cert)
         p = cli(ws, env, "sync", timeout=120)
         check(p.returncode == 0, f"the pull itself succeeds: {p.returncode} {p.stderr}")
-        check("could not fetch the content of 3 artifact versions" in p.stderr,
+        check("could not fetch the content of 4 artifact versions" in p.stderr,
               f"sync says what it could not fetch: {p.stderr}")
         want = {"evil": "hashes to " + sha(EVIL), "long": "more than the 5 bytes",
-                "gone": "404"}
+                "gone": "404", "huge": "larger than 67108864 bytes"}
         for name, needle in want.items():
             p = content(ws, env, IDS[name])
             err = p.stderr.decode(errors="replace")
