@@ -120,8 +120,9 @@ int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const js
  * (apply.c) are hashed by this one function, so that they fold alike. */
 void cx_item_content_hash(const char *text, char out[65]);
 
-/* Registers the SQL function cx_fold_key(visibility, subcortex, files,
- * provenance, title, body) (the migration computes old rows' keys with it).
+/* Registers the SQL functions cx_fold_key(visibility, subcortex, files,
+ * provenance, title, body) and cx_content_hash(text) (the migrations
+ * compute old rows' keys and hashes with them).
  * Returns a SQLite result code. */
 int cx_item_register_sql(sqlite3 *db);
 
