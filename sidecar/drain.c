@@ -41,6 +41,7 @@ int cx_drain_pull(cx_store *s, cx_client *c, const cx_drain_hooks *h, cx_drain_s
         if (r == 0) {
             st->pulled += step.applied;
             st->skipped += step.skipped;
+            st->fetch_failed += step.fetch_failed;
             more = step.more;
             if (h->step)
                 h->step(h->ud, false, &step);

@@ -31,6 +31,7 @@ typedef struct cx_drain_stats {
     size_t sent, pushed, rejected, blobs; /* push: ops sent, acknowledged, rejected; blobs */
     size_t pulled;                        /* pull: changes applied */
     size_t skipped;                       /* pull: changes skipped as invalid (see cortex status) */
+    size_t fetch_failed;                  /* pull: artifact contents the core did not serve right */
     long retry_after_s;                   /* of the step that failed last */
     bool remote;   /* the step that failed last: the core or the network failed */
     bool protocol; /* the step that failed last: the core broke the protocol */

@@ -250,6 +250,9 @@ static void *run(void *arg) {
             if (ds.skipped)
                 log_warn("sync: skipped %zu pulled change(s) as invalid; see `cortex status`",
                          ds.skipped);
+            if (ds.fetch_failed)
+                log_warn("sync: could not fetch the content of %zu artifact version(s); see "
+                         "`cortex status`", ds.fetch_failed);
             if (r == 0) {
                 next_pull = cx_clock_now_ms() + interval;
                 pthread_mutex_lock(&g.lock);

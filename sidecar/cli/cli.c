@@ -112,6 +112,8 @@ static const char help_main[] =
     "  review approve ID          make a draft canon knowledge (a thread)\n"
     "  review reject ID --reason TEXT\n"
     "  review request-changes ID --reason TEXT\n"
+    "  artifact accept ID VERSION accept an artifact's version (reviewer)\n"
+    "  artifact content ID [VERSION]   print a version's bytes\n"
     "  start [--agent NAME]...    set up the workspace, start background sync,\n"
     "                             wire agents (claude, codex, cursor, gemini)\n"
     "  stop                       stop the background cortexd\n"
@@ -172,6 +174,7 @@ static const command commands[] = {
     {"draft", BIT(O_TITLE) | BIT(O_TAG) | BIT(O_SUBCORTEX) | BIT(O_FILE) | BIT(O_EVIDENCE), cx_cli_cmd_draft,
      cx_cli_help_draft},
     {"review", BIT(O_NOTE) | BIT(O_REASON), cx_cli_cmd_review, cx_cli_help_review},
+    {"artifact", 0, cx_cli_cmd_artifact, cx_cli_help_artifact},
     {"start", BIT(O_AGENT) | BIT(O_UPSTREAM) | BIT(O_CA_FILE) | BIT(O_NO_DAEMON) | BIT(O_TRUST), cx_cli_cmd_start, cx_cli_help_start},
     {"stop", 0, cx_cli_cmd_stop, cx_cli_help_stop},
     {"status", 0, cx_cli_cmd_status, cx_cli_help_status},

@@ -175,6 +175,8 @@ int cx_cli_cmd_draft(ctx *c);
 
 extern const char cx_cli_help_review[];
 int cx_cli_cmd_review(ctx *c);
+extern const char cx_cli_help_artifact[];
+int cx_cli_cmd_artifact(ctx *c);
 
 /* ---- cmd-sync.c ---- */
 

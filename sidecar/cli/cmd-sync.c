@@ -463,6 +463,13 @@ static void sync_step(void *ud, bool push, const cx_engine_step *st) {
     cx_kv_cursor(p->c->store, &cur);
     fprintf(stderr, "cortex: pulled %zu change%s (at %lld)\n", st->applied,
             st->applied == 1 ? "" : "s", (long long)cur);
+    if (st->fetched)
+        fprintf(stderr, "cortex: fetched the content of %zu artifact version%s\n", st->fetched,
+                st->fetched == 1 ? "" : "s");
+    if (st->fetch_failed)
+        cx_out_printf(stderr, "cortex: could not fetch the content of %zu artifact version%s, "
+                              "last %s\n", st->fetch_failed, st->fetch_failed == 1 ? "" : "s",
+                      st->last_fetch_error);
     if (st->skipped)
         cx_out_printf(stderr, "cortex: skipped %zu pulled change%s, last %s: %s\n", st->skipped,
                       st->skipped == 1 ? "" : "s", st->last_skip_id[0] ? st->last_skip_id : "-",

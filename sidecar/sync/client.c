@@ -99,8 +99,43 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return c->abort_flag && atomic_load(c->abort_flag) ? 1 : 0;
 }
 
+/* A download's body: streamed to the sink while the status is 200, else
+ * kept (capped) as the error answer. */
+typedef struct sink {
+    CURL *curl;
+    cx_client_sink_fn fn;
+    void *ud;
+    cx_http_body *err;
+    int rc; /* the sink's code when it refused a chunk, else 0 */
+} sink;
+
+static size_t on_sink(char *ptr, size_t size, size_t nmemb, void *ud) {
+    sink *k = ud;
+    long status = 0;
+    curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        return cx_http_body_write(ptr, size, nmemb, k->err);
+    if ((k->rc = k->fn(k->ud, ptr, size * nmemb)) != 0)
+        return 0;
+    return size * nmemb;
+}
+
+static int perform(cx_client *c, const char *method, const char *path, const void *body,
+                   size_t len, const char *ctype, sink *k, cx_client_answer *ans);
+
 int cx_client_request(cx_client *c, const char *method, const char *path, const void *body,
                       size_t len, const char *ctype, cx_client_answer *ans) {
+    return perform(c, method, path, body, len, ctype, NULL, ans);
+}
+
+int cx_client_download(cx_client *c, const char *path, cx_client_sink_fn fn, void *ud,
+                       cx_client_answer *ans) {
+    sink k = {.curl = c->curl, .fn = fn, .ud = ud};
+    return perform(c, "GET", path, NULL, 0, NULL, &k, ans);
+}
+
+static int perform(cx_client *c, const char *method, const char *path, const void *body,
+                   size_t len, const char *ctype, sink *k, cx_client_answer *ans) {
     *ans = (cx_client_answer){0};
     if (c->abort_flag && atomic_load(c->abort_flag))
         return cx_error_set(CX_ECANCELED, "stopping");
@@ -112,7 +147,10 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     int r = 0;
     if (!url)
         return CX_ENOMEM;
-    cx_http_body_init(&b.body, CX_CLIENT_MAX_ANSWER);
+    /* a download's error answer is small: the blob itself goes to the sink */
+    cx_http_body_init(&b.body, k ? CX_CLIENT_MAX_ERROR : CX_CLIENT_MAX_ANSWER);
+    if (k)
+        k->err = &b.body;
     snprintf(url, ulen, "%s%s", c->base, path);
     snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
     if (c->auth && (h2 = curl_slist_append(hdr, c->auth)))
@@ -136,14 +174,21 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cx_http_body_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b.body);
+    if (k) {
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sink);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, k);
+    } else {
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cx_http_body_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b.body);
+    }
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &b);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (k)
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CX_CLIENT_MAX_ANSWER);
     if (strcmp(method, "GET") != 0) {
         if (strcmp(method, "POST") == 0)
             curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -157,7 +202,16 @@ int cx_client_request(cx_client *c, const char *method, const char *path, const 
         r = cx_error_set(CX_ECANCELED, "request to %s aborted: stopping", c->base);
         goto out;
     }
+    if (k && k->rc) {
+        r = k->rc; /* with the sink's own detail */
+        goto out;
+    }
     if (b.body.too_big) {
+        r = cx_error_set(CX_ELIMIT, "the answer of %s%s is larger than %u bytes", c->base, path,
+                         CX_CLIENT_MAX_ANSWER);
+        goto out;
+    }
+    if (cc == CURLE_FILESIZE_EXCEEDED) { /* a download that says it is past the cap */
         r = cx_error_set(CX_ELIMIT, "the answer of %s%s is larger than %u bytes", c->base, path,
                          CX_CLIENT_MAX_ANSWER);
         goto out;

@@ -49,6 +49,20 @@ void cx_client_free(cx_client *c);
 int cx_client_request(cx_client *c, const char *method, const char *path, const void *body,
                       size_t len, const char *ctype, cx_client_answer *ans);
 
+/* Receives one chunk of a download; non-zero stops the transfer (with
+ * the detail set by the sink). */
+typedef int (*cx_client_sink_fn)(void *ud, const void *data, size_t len);
+
+/* Bytes kept of a download's answer when it is not the content (an error). */
+#define CX_CLIENT_MAX_ERROR (64u * 1024)
+
+/* GET base_url+path, streaming a 200 answer's body to fn as it arrives
+ * (never held whole here); any other status's body is read as the answer
+ * (ans->json, capped at CX_CLIENT_MAX_ERROR). Returns as cx_client_request,
+ * and the sink's code (with its detail) when the sink stopped the transfer. */
+int cx_client_download(cx_client *c, const char *path, cx_client_sink_fn fn, void *ud,
+                       cx_client_answer *ans);
+
 /* Same, with a JSON body (serialised compactly). */
 int cx_client_json(cx_client *c, const char *method, const char *path, const json_t *body,
                    cx_client_answer *ans);

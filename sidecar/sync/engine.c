@@ -241,6 +241,80 @@ out:
     return r;
 }
 
+/* Blobs fetched per pull step: a step stays bounded (each blob at most
+ * CX_WIRE_MAX_BLOB bytes), and the next step fetches more. */
+#define FETCH_PER_STEP 8
+
+static int to_blob(void *ud, const void *data, size_t len) {
+    return cx_blob_fetch_write(ud, data, len);
+}
+
+/* Fetches one blob into the store. 0 when it is kept; CX_EIO/CX_EFAIL with
+ * the detail set when it failed (*blame: the core's answer or content was
+ * wrong, not the transport). */
+static int fetch_one(cx_store *s, cx_client *c, const char *sha, int64_t size, bool *blame) {
+    char path[96];
+    cx_blob_fetch *f = NULL;
+    cx_client_answer a = {0};
+    *blame = false;
+    int r = cx_blob_fetch_open(s, sha, size, &f);
+    if (r)
+        return r;
+    snprintf(path, sizeof path, CX_ROUTE_BLOBS "%s", sha);
+    r = cx_client_download(c, path, to_blob, f, &a);
+    if (r == CX_ELIMIT || (r == 0 && a.status == 200)) {
+        *blame = true; /* too much content, or what came is checked now */
+        if (r == 0)
+            r = cx_blob_fetch_commit(s, f);
+    } else if (r == 0) {
+        *blame = !transient(a.status);
+        r = cx_error_set(transient(a.status) ? CX_EIO : CX_EFAIL, "the core answered %ld: %s",
+                         a.status, cx_client_error_text(&a));
+    }
+    cx_client_answer_clear(&a);
+    cx_blob_fetch_free(f);
+    return r;
+}
+
+/* The content of pulled artifact versions that this machine lacks. */
+static int fetch_blobs(cx_store *s, cx_client *c, cx_engine_step *st) {
+    json_t *missing = NULL;
+    int r = cx_blob_missing(s, FETCH_PER_STEP, &missing);
+    if (r)
+        return r;
+    size_t i;
+    const json_t *b;
+    json_array_foreach(missing, i, b) {
+        const char *sha = json_string_value(json_object_get(b, "sha256"));
+        int64_t size = (int64_t)json_integer_value(json_object_get(b, "size"));
+        bool blame = false;
+        cx_error_clear();
+        r = fetch_one(s, c, sha, size, &blame);
+        if (r == 0) {
+            st->fetched++;
+            continue;
+        }
+        if (r == CX_ECANCELED || r == CX_ENOMEM)
+            break;
+        char why[CX_BLOB_MAX_ERROR];
+        snprintf(why, sizeof why, "%s", cx_error_last());
+        st->fetch_failed++;
+        snprintf(st->last_fetch_error, sizeof st->last_fetch_error, "blob %.64s: %.300s", sha, why);
+        char msg[CX_BLOB_MAX_ERROR + 96];
+        snprintf(msg, sizeof msg, "fetching the content of an artifact version (blob %s): %s",
+                 sha, why);
+        /* the transport failed: tried again on the next pull; the core
+         * answered or sent wrong: recorded on the blob, retried later */
+        if ((blame && (r = cx_blob_fetch_failed(s, sha, why))) ||
+            (r = cx_kv_set(s, CX_KV_LAST_ERROR, msg)))
+            break;
+        if (!blame)
+            break;
+    }
+    json_decref(missing);
+    return r == CX_ECANCELED ? r : (r == CX_ENOMEM ? r : 0);
+}
+
 int cx_engine_pull(cx_store *s, cx_client *c, cx_engine_step *st) {
     cx_client_answer a = {0};
     int64_t cursor = 0;
@@ -296,6 +370,7 @@ again:
     st->skipped = res.skipped;
     snprintf(st->last_skip_id, sizeof st->last_skip_id, "%s", res.last_skip_id);
     snprintf(st->last_skip, sizeof st->last_skip, "%s", res.last_skip);
+    r = fetch_blobs(s, c, st);
     goto out;
 fail:
     if (r != CX_ECANCELED && r != CX_ENOMEM) {

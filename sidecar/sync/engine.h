@@ -32,6 +32,7 @@
 #pragma once
 
 #include "store/apply.h"
+#include "store/blob.h"
 #include "store/store.h"
 #include "sync/client.h"
 
@@ -47,6 +48,9 @@ typedef struct cx_engine_step {
     size_t skipped;     /* pull: changes skipped as invalid (see store/apply.h) */
     char last_skip_id[CX_WIRE_MAX_ID + 1]; /* pull: the last one skipped ("" = unknown) */
     char last_skip[CX_APPLY_MAX_REASON];   /* pull: why */
+    size_t fetched;     /* pull: artifact contents (blobs) fetched from the core */
+    size_t fetch_failed; /* pull: blobs whose fetch failed (each one recorded, see blob.h) */
+    char last_fetch_error[CX_BLOB_MAX_ERROR]; /* pull: why the last one failed */
     bool more;          /* push: the outbox has more; pull: the core has more */
     long status;        /* the last HTTP status (0 = none) */
     long retry_after_s; /* from a 429 or 503 */
@@ -64,7 +68,13 @@ int cx_engine_push(cx_store *s, cx_client *c, cx_engine_step *st);
 long cx_engine_refused_op(const char *message, size_t nops);
 
 /* Pulls and applies one page after the stored cursor (a 410 rebuilds and
- * pulls from 0). */
+ * pulls from 0), then fetches from the core the content of pulled artifact
+ * versions this machine lacks (a few blobs per step, each streamed to disk
+ * and checked against its sha-256 and size before it is kept). A blob the
+ * core does not serve, or serves wrong, is recorded on the blob (the
+ * reader of that version is told why) and in the last sync error, and
+ * counted in st->fetch_failed: the pull itself still succeeds, so that the
+ * rest of the feed arrives. */
 int cx_engine_pull(cx_store *s, cx_client *c, cx_engine_step *st);
 
 /* Asks the core who the client's key is (GET /v1/info) into *out: its

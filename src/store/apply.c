@@ -155,17 +155,128 @@ static const char *undecided(const json_t *it) {
         return d != CX_DECISION_INVALID && cx_decision_status(d) == s
                    ? NULL
                    : "item.review: a decided draft without the reviewer's decision";
-    if (k == CX_KIND_ARTIFACT && s == CX_STATUS_ACCEPTED) {
+    if (k == CX_KIND_ARTIFACT) {
         size_t i;
         const json_t *v;
+        bool accepted = false;
         json_array_foreach(json_object_get(it, "versions"), i, v) {
             const char *by = str(v, "accepted_by");
-            if (cx_status_parse(str(v, "status")) == CX_STATUS_ACCEPTED && by && *by)
-                return NULL;
+            cx_status vs = cx_status_parse(str(v, "status"));
+            if (vs != CX_STATUS_PUBLISHED && vs != CX_STATUS_ACCEPTED)
+                return "item.versions: a version's status must be published or accepted";
+            if (vs == CX_STATUS_ACCEPTED && !(by && *by))
+                return "item.versions: a version accepted without the reviewer who accepted it";
+            accepted = accepted || vs == CX_STATUS_ACCEPTED;
         }
-        return "item.versions: an accepted artifact without a version a reviewer accepted";
+        if (s == CX_STATUS_ACCEPTED && !accepted)
+            return "item.versions: an accepted artifact without a version a reviewer accepted";
     }
     return NULL;
+}
+
+/* NULL when every version of a pulled artifact that says how large its
+ * content is says a size within the limit of one version (the fetch of its
+ * blob is held to that size; one that says none is held to the limit),
+ * else why not. */
+static const char *bad_sizes(const json_t *it) {
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(it, "versions"), i, v) {
+        const json_t *n = json_object_get(v, "size");
+        if (!n || json_is_null(n))
+            continue;
+        if (!json_is_integer(n) || json_integer_value(n) < 0 ||
+            json_integer_value(n) > (json_int_t)CX_STORE_MAX_BLOB)
+            return "item.versions: a version's size must be an integer from 0 to the limit of "
+                   "one version's content";
+    }
+    return NULL;
+}
+
+static const char SQL_VBLOB[] =
+    "INSERT INTO blobs (sha256, size, created_at, present) VALUES (?1, ?2, ?3, 0)"
+    " ON CONFLICT (sha256) DO NOTHING";
+static const char SQL_VPUT[] =
+    "INSERT INTO artifact_versions (artifact_id, version, sha256, size, status, created_at,"
+    " source_path, accepted_by, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT (artifact_id, version) DO UPDATE SET sha256 = excluded.sha256,"
+    " size = excluded.size, status = excluded.status,"
+    " source_path = coalesce(excluded.source_path, source_path),"
+    " accepted_by = excluded.accepted_by, accepted_at = excluded.accepted_at";
+
+/* The versions of a pulled artifact (checked by cx_wire_item_check,
+ * undecided and bad_sizes) into artifact_versions: each names a blob,
+ * recorded as absent until the sync engine has fetched it from the core
+ * (cx_blob_missing) unless this machine already holds that content. The
+ * core's word wins for a version it has (its content, its acceptance); a
+ * local version the core never took stays. */
+static int apply_versions(cx_store *s, const char *id, const json_t *it, uint64_t now) {
+    size_t i;
+    const json_t *v;
+    int r = 0;
+    json_array_foreach(json_object_get(it, "versions"), i, v) {
+        sqlite3_stmt *st;
+        const char *sha = str(v, "sha256"), *sp = str(v, "source_path"),
+                   *by = str(v, "accepted_by");
+        const json_t *jsize = json_object_get(v, "size");
+        /* -1: not said; known once the content is fetched */
+        int64_t size = json_is_integer(jsize) ? (int64_t)json_integer_value(jsize) : -1;
+        bool acc = cx_status_parse(str(v, "status")) == CX_STATUS_ACCEPTED;
+        if ((r = cx_store_prepare(s, SQL_VBLOB, &st)))
+            return r;
+        sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, size);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+        if ((r = cx_store_exec_stmt(s, st, "recording a pulled blob")))
+            return r;
+        if ((r = cx_store_prepare(s, SQL_VPUT, &st)))
+            return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)json_integer_value(json_object_get(v, "version")));
+        sqlite3_bind_text(st, 3, sha, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, size);
+        sqlite3_bind_text(st, 5, acc ? "accepted" : "published", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)time_ms(v, "created_at", now));
+        cx_store_bind_text(st, 7, sp && *sp ? sp : NULL);
+        cx_store_bind_text(st, 8, acc ? by : NULL);
+        if (acc)
+            sqlite3_bind_int64(st, 9, (sqlite3_int64)time_ms(v, "accepted_at", now));
+        else
+            sqlite3_bind_null(st, 9);
+        r = cx_store_exec_stmt(s, st, "recording a pulled artifact version");
+        sqlite3_clear_bindings(st);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static const char SQL_SAME_OBS[] =
+    "SELECT 1 FROM items WHERE kind = 'observation' AND content_hash = ?1"
+    " AND visibility = 'shared'";
+
+/* A pulled observation gets the content hash an identical local one would
+ * get, so that observing the same text again here folds as a repeat. (Not
+ * the near-duplicate fold key: a pulled item has no vector to compare
+ * until the background embeds it, and every key indexed costs the pull.)
+ * The core's item carries no hash, and one it sent would have to be
+ * checked anyway: it is computed from the redacted text, as observe
+ * computes it. When a shared observation with that hash is here
+ * already (another workspace recorded the same text), the pulled one is
+ * stored without a hash: both stay, and repeats fold into the first. */
+static int observation_hash(cx_store *s, cx_item_row *row, char hash[65]) {
+    sqlite3_stmt *st;
+    cx_item_content_hash(row->body ? row->body : "", hash);
+    int r = cx_store_prepare(s, SQL_SAME_OBS, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cx_store_sqlerr(s, rc, "looking for an earlier observation");
+    row->content_hash = rc == SQLITE_DONE ? hash : NULL;
+    return 0;
 }
 
 static const char SQL_EVIDENCE[] =
@@ -215,6 +326,9 @@ static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq)
     const char *forged = undecided(raw);
     if (forged)
         return skip(c, raw_id, forged);
+    const char *sizes = bad_sizes(raw);
+    if (sizes)
+        return skip(c, raw_id, sizes);
     char id[CX_WIRE_MAX_ID + 1];
     if (cx_wire_id_norm("item.id", raw_id, id) != 0)
         return skip(c, raw_id, cx_error_last());
@@ -298,10 +412,16 @@ static int apply_item(cx_store *s, apply_ctx *c, const json_t *raw, int64_t seq)
         .updated_ms = time_ms(it, "updated_at", now),
         .server_seq = seq,
     };
+    char hash[65];
+    if (mode == MODE_INSERT && kind == CX_KIND_OBSERVATION &&
+        (r = observation_hash(s, &row, hash)))
+        goto out;
     if (mode == MODE_INSERT)
         r = cx_item_insert(s, &row, NULL);
     else
         r = cx_item_update(s, &row, mode == MODE_DECIDE ? CX_ITEM_DECISION : 0);
+    if (r == 0 && kind == CX_KIND_ARTIFACT)
+        r = apply_versions(s, id, it, now);
     if (r == 0)
         c->res.applied++;
 out:

@@ -152,7 +152,19 @@ static void sql_fold_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     json_decref(prov);
 }
 
+static void sql_content_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    char hash[65];
+    const char *text = (const char *)sqlite3_value_text(argv[0]);
+    cx_item_content_hash(text ? text : "", hash);
+    sqlite3_result_text(ctx, hash, 64, SQLITE_TRANSIENT);
+}
+
 int cx_item_register_sql(sqlite3 *db) {
-    return sqlite3_create_function(db, "cx_fold_key", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                   sql_fold_key, NULL, NULL);
+    int rc = sqlite3_create_function(db, "cx_fold_key", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                     NULL, sql_fold_key, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "cx_content_hash", 1,
+                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_content_hash,
+                                     NULL, NULL);
+    return rc;
 }

@@ -249,9 +249,7 @@ typedef struct obs_ctx {
     obs_result *res;
 } obs_ctx;
 
-/* sha-256 of the text with whitespace runs collapsed to one space and the
- * ends trimmed, streamed without a copy. */
-static void normalised_hash(const char *text, char out[65]) {
+void cx_item_content_hash(const char *text, char out[65]) {
     crypto_hash_sha256_state h;
     unsigned char d[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_init(&h);
@@ -319,7 +317,7 @@ static int prep_observation(cx_store *s, const cx_note *n, size_t i, size_t tota
     }
     if ((r = embed_item(s, p->title, p->body, p->vec)))
         goto out;
-    normalised_hash(n->body, p->hash);
+    cx_item_content_hash(n->body, p->hash);
     p->fold_key = cx_item_fold_key(p->visibility, p->subcortex, files,
                                    p->provenance ? n->provenance : NULL, p->title, p->body);
 out:

@@ -163,8 +163,9 @@ static const char SQL_COMMENTS[] =
     "SELECT " CX_ITEM_COLUMNS " FROM items WHERE parent_id = ?1 AND kind = 'comment'"
     " ORDER BY created_at, rid LIMIT ?2";
 static const char SQL_VERSIONS[] =
-    "SELECT version, sha256, size, status, created_at, source_path FROM artifact_versions"
-    " WHERE artifact_id = ?1 ORDER BY version";
+    "SELECT v.version, v.sha256, v.size, v.status, v.created_at, v.source_path,"
+    " v.accepted_by, v.accepted_at, coalesce(b.present, 1) FROM artifact_versions v"
+    " LEFT JOIN blobs b ON b.sha256 = v.sha256 WHERE v.artifact_id = ?1 ORDER BY v.version";
 
 static int add_comments(cx_store *s, const char *id, json_t *item) {
     sqlite3_stmt *st;
@@ -207,6 +208,11 @@ static int add_versions(cx_store *s, const char *id, json_t *item) {
         json_object_set_new(v, "status", cx_item_json_text(sqlite3_column_text(st, 3)));
         json_object_set_new(v, "created_at", cx_item_json_time(sqlite3_column_int64(st, 4)));
         cx_item_set_text_opt(v, "source_path", st, 5);
+        cx_item_set_text_opt(v, "accepted_by", st, 6);
+        if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+            json_object_set_new(v, "accepted_at", cx_item_json_time(sqlite3_column_int64(st, 7)));
+        /* false while a pulled version's content has not been fetched */
+        json_object_set_new(v, "content", json_boolean(sqlite3_column_int(st, 8) != 0));
         json_array_append_new(arr, v);
     }
     sqlite3_reset(st);

@@ -219,9 +219,45 @@ static const char *const schema_v2[] = {
     NULL,
 };
 
+/* Version 3: artifacts that travel whole (see apply.c and blob.c).
+ * - Names are no longer unique: an artifact is its id, and two workspaces
+ *   that publish the same name before either has pulled the other's keep
+ *   two artifacts; a pull never drops one for its name (it used to fail
+ *   the unique index and be skipped). A publish by name adds a version to
+ *   the oldest artifact of that name (cx_store_publish).
+ * - Acceptance is kept per version: who accepted it and when.
+ * - A blob row may describe content this machine does not hold yet (a
+ *   pulled version whose bytes the sync engine fetches from the core):
+ *   `present` says whether the file is there, `fetch_error` and
+ *   `fetch_at` why and when the last fetch failed.
+ * - Pulled observations have the content hash observe gives (apply.c). */
+static const char *const schema_v3[] = {
+    "DROP INDEX items_artifact_name",
+    "CREATE INDEX items_artifact_name ON items(title, created_at) WHERE kind = 'artifact'",
+    "ALTER TABLE artifact_versions ADD COLUMN accepted_by TEXT",
+    "ALTER TABLE artifact_versions ADD COLUMN accepted_at INTEGER",
+    "ALTER TABLE blobs ADD COLUMN present INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE blobs ADD COLUMN fetch_error TEXT",
+    "ALTER TABLE blobs ADD COLUMN fetch_at INTEGER",
+    "CREATE INDEX blobs_absent ON blobs(sha256) WHERE present = 0",
+    /* Observations pulled before version 3 came without a content hash:
+     * each text gets it once (the oldest row of a text; none when a shared
+     * observation here has that hash already), so that observing it again
+     * folds as a repeat, as it does for what is pulled from now on. */
+    "CREATE TEMP TABLE v3_hash AS SELECT rid, cx_content_hash(body) AS h FROM items"
+    "  WHERE kind = 'observation' AND visibility = 'shared' AND content_hash IS NULL",
+    "UPDATE items SET content_hash = (SELECT h FROM v3_hash WHERE v3_hash.rid = items.rid)"
+    "  WHERE rid IN (SELECT min(rid) FROM v3_hash WHERE h NOT IN (SELECT content_hash FROM items"
+    "    WHERE kind = 'observation' AND visibility = 'shared' AND content_hash IS NOT NULL)"
+    "    GROUP BY h)",
+    "DROP TABLE v3_hash",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     schema_v1, /* 0 -> 1 */
     schema_v2, /* 1 -> 2 */
+    schema_v3, /* 2 -> 3 */
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
                "one migration per schema version");

@@ -16,7 +16,7 @@
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 2
+#define CX_STORE_SCHEMA_VERSION 3
 #define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
@@ -113,8 +113,16 @@ int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out);
 int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const json_t *files,
                          const json_t *provenance, const char *title, const char *body);
 
-/* Registers the SQL function cx_fold_key(visibility, subcortex, files,
- * provenance, title, body) (the migration computes old rows' keys with it).
+/* The content hash of an observation's text (items.content_hash, what an
+ * exact repeat is recognised by): sha-256 of the text with whitespace runs
+ * collapsed to one space and the ends trimmed, streamed without a copy,
+ * into out[65] as lower-case hex. Local observations and pulled ones
+ * (apply.c) are hashed by this one function, so that they fold alike. */
+void cx_item_content_hash(const char *text, char out[65]);
+
+/* Registers the SQL functions cx_fold_key(visibility, subcortex, files,
+ * provenance, title, body) and cx_content_hash(text) (the migrations
+ * compute old rows' keys and hashes with them).
  * Returns a SQLite result code. */
 int cx_item_register_sql(sqlite3 *db);
 

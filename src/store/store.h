@@ -221,7 +221,9 @@ int cx_store_publish(cx_store *s, const cx_actor *who, const cx_publish *p, json
  * server_seq (only when set), parent_id (comments), evidence (drafts),
  * review (the last decision: {decision, reason, reviewer, at})}, plus
  * "comments" (oldest first) for threads and drafts, and "versions"
- * ({version, sha256, size, status, created_at, source_path}, oldest first)
+ * ({version, sha256, size, status, created_at, source_path, accepted_by and
+ * accepted_at when accepted, content: false while a pulled version's
+ * content has not been fetched}, oldest first)
  * for artifacts. CX_ENOTFOUND when there is no such id. */
 int cx_store_get(cx_store *s, const char *id, json_t **out);
 
@@ -230,7 +232,19 @@ int cx_store_get(cx_store *s, const char *id, json_t **out);
  * [paths]. The callback runs after the read, with no transaction open. */
 int cx_store_get_ex(cx_store *s, const char *id, cx_stale_fn stale, void *ud, json_t **out);
 
-/* The content of an artifact version (0 = latest) as a malloc'd buffer. */
+/* A reviewer's acceptance of an artifact version in this store (a
+ * workspace without an upstream: the person there is its reviewer), by
+ * who->author. The artifact's status becomes its latest version's, as at
+ * a core. Accepting an accepted version changes nothing. It is not
+ * pushed: only a reviewer's key accepts at a core, and what a pull brings
+ * from a core replaces it. CX_ENOTFOUND when there is no such artifact or
+ * version. *out: the artifact as cx_store_get gives it. */
+int cx_store_artifact_accept(cx_store *s, const cx_actor *who, const char *artifact_id,
+                             int64_t version, json_t **out);
+
+/* The content of an artifact version (0 = latest) as a malloc'd buffer.
+ * CX_ENOTFOUND (with why) when the version's content is not on this
+ * machine: not fetched from the core yet, or its fetch failed. */
 int cx_store_artifact_content(cx_store *s, const char *artifact_id, int version, char **data,
                               size_t *len);
 

@@ -616,6 +616,146 @@ static void test_private(void) {
     cx_store_free(s);
 }
 
+
+/* A pulled artifact keeps its versions: rows with hash, size and
+ * acceptance, content absent until fetched (cx_blob_missing lists it; a
+ * fetch that does not match is refused and recorded; one that matches is
+ * readable); a version with a bad size or status skips the item; a second
+ * artifact of a name is stored beside the first. */
+static void test_pulled_artifact(void) {
+    cx_store *s = fresh("pulled-artifact");
+    cx_apply_result res;
+    char sha1[65], sha2[65];
+    cx_blob_sha256("one\n", 4, sha1);
+    cx_blob_sha256("two!\n", 5, sha2);
+    json_t *a = item(ID_A, "artifact", "accepted", "tool.sh", "");
+    json_object_set_new(a, "versions",
+                        json_pack("[{s:i, s:s, s:i, s:s}, {s:i, s:s, s:i, s:s, s:s, s:s}]",
+                                  "version", 1, "sha256", sha1, "size", 4, "status", "published",
+                                  "version", 2, "sha256", sha2, "size", 5, "status", "accepted",
+                                  "accepted_by", "rita", "accepted_at", "2026-12-02T09:00:00Z"));
+    CX_CHECK_OK(apply1(s, change(1, a), 1, &res));
+    CX_CHECK_INT(res.applied, 1);
+    json_t *o = get(s, ID_A);
+    json_t *vs = json_object_get(o, "versions");
+    CX_CHECK_INT(json_array_size(vs), 2);
+    CX_CHECK_STR(sget(json_array_get(vs, 0), "sha256"), sha1);
+    CX_CHECK_INT(iget(json_array_get(vs, 1), "size"), 5);
+    CX_CHECK_STR(sget(json_array_get(vs, 1), "status"), "accepted");
+    CX_CHECK_STR(sget(json_array_get(vs, 1), "accepted_by"), "rita");
+    CX_CHECK(json_is_false(json_object_get(json_array_get(vs, 0), "content")));
+    CX_CHECK_STR(sget(o, "status"), "accepted");
+    json_decref(o);
+    char *data = NULL;
+    size_t len = 0;
+    CX_CHECK_INT(cx_store_artifact_content(s, ID_A, 1, &data, &len), CX_ENOTFOUND);
+    CX_CHECK(strstr(cx_error_last(), "not on this machine yet") != NULL);
+
+    json_t *miss = NULL;
+    CX_CHECK_OK(cx_blob_missing(s, 10, &miss));
+    CX_CHECK_INT(json_array_size(miss), 2);
+    json_decref(miss);
+    /* wrong content for its name: refused, recorded, not listed again at once */
+    cx_blob_fetch *f = NULL;
+    CX_CHECK_OK(cx_blob_fetch_open(s, sha1, 4, &f));
+    CX_CHECK_OK(cx_blob_fetch_write(f, "ONE\n", 4));
+    CX_CHECK_INT(cx_blob_fetch_commit(s, f), CX_EIO);
+    CX_CHECK(strstr(cx_error_last(), "hashes to") != NULL);
+    cx_blob_fetch_free(f);
+    CX_CHECK_OK(cx_blob_fetch_failed(s, sha1, "the core's content hashes to something else"));
+    CX_CHECK_INT(cx_store_artifact_content(s, ID_A, 1, &data, &len), CX_ENOTFOUND);
+    CX_CHECK(strstr(cx_error_last(), "hashes to something else") != NULL);
+    CX_CHECK_OK(cx_blob_missing(s, 10, &miss));
+    CX_CHECK_INT(json_array_size(miss), 1);
+    json_decref(miss);
+    /* more than the version's size: refused as it arrives */
+    f = NULL;
+    CX_CHECK_OK(cx_blob_fetch_open(s, sha2, 5, &f));
+    CX_CHECK_INT(cx_blob_fetch_write(f, "two!\nmore", 9), CX_ELIMIT);
+    cx_blob_fetch_free(f);
+    /* the right content is kept and read */
+    f = NULL;
+    CX_CHECK_OK(cx_blob_fetch_open(s, sha2, 5, &f));
+    CX_CHECK_OK(cx_blob_fetch_write(f, "tw", 2));
+    CX_CHECK_OK(cx_blob_fetch_write(f, "o!\n", 3));
+    CX_CHECK_OK(cx_blob_fetch_commit(s, f));
+    cx_blob_fetch_free(f);
+    CX_CHECK_OK(cx_store_artifact_content(s, ID_A, 2, &data, &len));
+    CX_CHECK(len == 5 && data && memcmp(data, "two!\n", 5) == 0);
+    free(data);
+    data = NULL;
+    CX_CHECK_INT(cx_blob_fetch_open(s, sha2, (int64_t)CX_STORE_MAX_BLOB + 1, &f), CX_ELIMIT);
+
+    /* a bad size or a version status the core cannot give: skipped */
+    json_t *bad[] = {
+        json_pack("{s:i, s:s, s:i, s:s}", "version", 1, "sha256", sha1, "size", -1, "status",
+                  "published"),
+        json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "sha256", sha1, "size",
+                  (json_int_t)99999999999, "status", "published"),
+        json_pack("{s:i, s:s, s:s, s:s}", "version", 1, "sha256", sha1, "size", "4", "status",
+                  "published"),
+        json_pack("{s:i, s:s, s:i, s:s}", "version", 1, "sha256", sha1, "size", 4, "status",
+                  "canon"),
+        json_pack("{s:i, s:s, s:i, s:s}", "version", 1, "sha256", sha1, "size", 4, "status",
+                  "accepted"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *b = item(ID_BAD1, "artifact", "published", "bad.sh", "");
+        json_object_set_new(b, "versions", json_pack("[o]", bad[i]));
+        CX_CHECK_OK(apply1(s, change(2 + (long long)i, b), 2 + (long long)i, &res));
+        CX_CHECK_INT(res.skipped, 1);
+        CX_CHECK(get(s, ID_BAD1) == NULL);
+    }
+
+    /* the same name from another workspace: a second artifact */
+    json_t *b = item(ID_B, "artifact", "published", "tool.sh", "");
+    json_object_set_new(b, "versions", json_pack("[{s:i, s:s, s:i, s:s}]", "version", 1,
+                                                 "sha256", sha2, "size", 5, "status",
+                                                 "published"));
+    CX_CHECK_OK(apply1(s, change(10, b), 10, &res));
+    CX_CHECK_INT(res.applied, 1);
+    CX_CHECK_INT(res.skipped, 0);
+    o = get(s, ID_B);
+    CX_CHECK(o != NULL && strcmp(sget(o, "title"), "tool.sh") == 0);
+    json_decref(o);
+    /* its content is the blob fetched already: readable at once */
+    CX_CHECK_OK(cx_store_artifact_content(s, ID_B, 0, &data, &len));
+    CX_CHECK(len == 5);
+    free(data);
+    cx_store_free(s);
+}
+
+/* A pulled observation folds like a local one: the same text observed
+ * here afterwards is a repeat of it; a pulled one whose text a local
+ * shared note already has is stored beside it (no unique-index failure). */
+static void test_pulled_observation_hash(void) {
+    cx_store *s = fresh("pulled-hash");
+    cx_apply_result res;
+    CX_CHECK_OK(apply1(s, change(1, item(ID_A, "observation", "recorded", "",
+                                         "Run  make\tcheck before pushing ")),
+                       1, &res));
+    CX_CHECK_INT(res.applied, 1);
+    cx_note n = {.body = "Run make check before pushing"};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, &n, 1, NULL, NULL, &out));
+    json_t *r0 = json_array_get(json_object_get(out, "results"), 0);
+    CX_CHECK(json_is_true(json_object_get(r0, "repeat")));
+    CX_CHECK_STR(sget(r0, "id"), ID_A);
+    json_decref(out);
+    out = NULL;
+    cx_note m = {.body = "The cache lives in /var/cache/app"};
+    CX_CHECK_OK(cx_store_observe(s, &who, &m, 1, NULL, NULL, &out));
+    json_decref(out);
+    CX_CHECK_OK(apply1(s, change(2, item(ID_B, "observation", "recorded", "",
+                                         "The cache lives in /var/cache/app")),
+                       2, &res));
+    CX_CHECK_INT(res.applied, 1);
+    json_t *o = get(s, ID_B);
+    CX_CHECK(o != NULL);
+    json_decref(o);
+    cx_store_free(s);
+}
+
 int main(void) {
     root = cx_test_tmpdir();
     if (!root)
@@ -628,6 +768,8 @@ int main(void) {
     test_blob_read();
     test_forged_status();
     test_private();
+    test_pulled_artifact();
+    test_pulled_observation_hash();
     cx_test_rmrf(root);
     free(root);
     return cx_test_done();

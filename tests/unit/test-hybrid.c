@@ -873,6 +873,13 @@ static const char *const v1_schema[] = {
     "  'The flaky websocket test times out on slow CI runners.', 2, 2, 'h2'),"
     " ('01J00000000000000000000003', 'thread', 'canon', 'general',"
     "  'Webhook signatures are verified on the raw body.', 3, 3, NULL);",
+    /* observations pulled before version 3: no content hash, one text twice */
+    "INSERT INTO items (id, kind, status, subcortex, body, created_at, updated_at,"
+    " server_seq) VALUES"
+    " ('01J00000000000000000000004', 'observation', 'recorded', 'general',"
+    "  'Pulled  note:\tthe staging DB is reset nightly.', 4, 4, 7),"
+    " ('01J00000000000000000000005', 'observation', 'recorded', 'general',"
+    "  'Pulled note: the staging DB is reset nightly.', 5, 5, 8);",
     "INSERT INTO items_fts(rowid, title, body, tags) SELECT rid, title, body, tags FROM items;",
     "INSERT INTO items_curated_fts(rowid, title, body, tags) SELECT rid, title, body, tags"
     " FROM items WHERE kind = 'thread';",
@@ -900,22 +907,46 @@ static void test_migration(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 2);
-    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 2);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 3);
+    /* the fixture's four observations (two of them pulled) */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 4);
+    /* version 3: an artifact's name is no longer unique (two workspaces may
+     * publish one name), blobs say whether their content is here */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM pragma_index_list('items')"
+                       " WHERE name = 'items_artifact_name' AND \"unique\" = 0"), 1);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM pragma_table_info('blobs') WHERE name = 'present'"),
+                 1);
+    /* pulled observations got the hash observe gives, once per text: the
+     * same text observed now is a repeat of the first */
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE rid IN (4, 5)"
+                       " AND content_hash IS NOT NULL"), 1);
+    {
+        static const cx_actor me = {.author = "ada@example.com"};
+        cx_note n = {.body = "Pulled note: the staging DB is reset nightly."};
+        json_t *o = NULL;
+        CX_CHECK_OK(cx_store_observe(s, &me, &n, 1, NULL, NULL, &o));
+        json_t *r0 = json_array_get(json_object_get(o, "results"), 0);
+        CX_CHECK(json_is_true(json_object_get(r0, "repeat")));
+        CX_CHECK(json_string_value(json_object_get(r0, "id")) &&
+                 strcmp(json_string_value(json_object_get(r0, "id")),
+                        "01J00000000000000000000004") == 0);
+        json_decref(o);
+    }
     /* the index is rebuilt with the new tokenizer */
     json_t *res = run(s, "load config defaults", CX_SEARCH_KEYWORD);
     CX_CHECK(res && count(res) == 1);
     json_decref(res);
-    /* old items have no vectors until the background embeds them */
+    /* old items (the fixture's five) have no vectors until the background
+     * embeds them */
     json_t *m = model_status(s, "builtin-ngram-v1-256");
-    CX_CHECK(m && iget(m, "pending") == 3 && iget(m, "vectors") == 0);
+    CX_CHECK(m && iget(m, "pending") == 5 && iget(m, "vectors") == 0);
     json_decref(m);
     res = run(s, "webhok signatures", CX_SEARCH_SEMANTIC);
     CX_CHECK(res && count(res) == 0);
     json_decref(res);
     size_t done = 0;
     CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
-    CX_CHECK_INT(done, 3);
+    CX_CHECK_INT(done, 5);
     res = run(s, "webhok signatures", CX_SEARCH_SEMANTIC);
     CX_CHECK(res && count(res) == 1);
     CX_CHECK_STR(res ? sget(result(res, 0), "id") : NULL, "01J00000000000000000000003");
