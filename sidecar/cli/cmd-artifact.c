@@ -37,9 +37,11 @@ const char cx_cli_help_artifact[] =
     "  --workspace DIR    the workspace (see cortex help)\n"
     "\n"
     "Exit status: 0 success, 1 no such artifact or version, its content is not\n"
-    "on this machine (the message says why), or the core refused (e.g. the key\n"
-    "is an agent's), 2 usage error, 3 no Cortex memory in the workspace yet or a\n"
-    "store error, 4 the core could not be reached.\n";
+    "on this machine (the message says why), or the core refused the key, its\n"
+    "role or the request (a 4xx answer but 408 and 429; e.g. an agent key), 2\n"
+    "usage error, 3 no Cortex memory in the workspace yet or a store error, 4 no\n"
+    "key for the upstream, or the core could not be reached, failed (5xx) or\n"
+    "asked to wait (408, 429).\n";
 
 /* A version number from the command line: 1 .. 10^9. */
 static bool parse_version(const char *s, long *out) {
