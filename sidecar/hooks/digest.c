@@ -261,8 +261,12 @@ static int about_line(const obsv *ov, text *body) {
         char *label = obs_label(&ov->v[shown]);
         if (!label)
             return CX_ENOMEM;
-        size_t ll = strlen(label), sep = shown ? 2 : 0;
-        bool fits = ll > 0 && len + sep + ll <= ABOUT_MAX;
+        size_t ll = strlen(label), sep = len ? 2 : 0;
+        if (ll == 0) { /* nothing to say of this one */
+            free(label);
+            continue;
+        }
+        bool fits = len + sep + ll <= ABOUT_MAX;
         if (fits) {
             snprintf(line + len, sizeof line - len, "%s%s", sep ? "; " : "", label);
             len += sep + ll;
@@ -271,7 +275,7 @@ static int about_line(const obsv *ov, text *body) {
         if (!fits)
             break;
     }
-    if (shown == 0) /* a first label too long for the line: the title says enough */
+    if (len == 0) /* a first label too long for the line: the title says enough */
         return 0;
     if (shown < ov->n)
         snprintf(line + len, sizeof line - len, "; and %zu more", ov->n - shown);
