@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `cortex hook stop` (see hooks.h): the session's new observations,
  * grouped by file and tag, made into one digest draft for review (a later
- * stop of the same session revises it). */
+ * stop of the same session revises it). The body's first line says what
+ * the digest is about (its first observations' titles), since snippets and
+ * briefings show a body's first bytes. */
 #include "hook.h"
 
 #include "util/clock.h"
@@ -220,26 +222,67 @@ static int tally(const obsv *ov, const char *field, pair **pairs_out, group **gr
     return 0;
 }
 
+/* The label of one observation: its title, else its first line, on one
+ * line (malloc'd; NULL when out of memory). */
+static char *obs_label(const obs *o) {
+    const char *t = cx_hook_jstr(o->item, "title");
+    if (!cx_hook_blank(t))
+        return cx_hook_one_line(t, TITLE_MAX, false);
+    const char *body = cx_hook_jstr(o->item, "body");
+    if (!body)
+        body = "";
+    while (*body == '\n' || *body == '\r' || *body == ' ' || *body == '\t')
+        body++;
+    size_t n = strcspn(body, "\n");
+    char *first = strndup(body, n > 4096 ? 4096 : n);
+    char *label = first ? cx_hook_one_line(first, TITLE_MAX, false) : NULL;
+    free(first);
+    return label;
+}
+
 /* The line of one observation: "- <title or first line> (<id>)". */
 static char *obs_line(const obs *o) {
-    const char *t = cx_hook_jstr(o->item, "title");
-    char *label = NULL;
-    if (!cx_hook_blank(t)) {
-        label = cx_hook_one_line(t, TITLE_MAX, false);
-    } else {
-        const char *body = cx_hook_jstr(o->item, "body");
-        if (!body)
-            body = "";
-        while (*body == '\n' || *body == '\r' || *body == ' ' || *body == '\t')
-            body++;
-        size_t n = strcspn(body, "\n");
-        char *first = strndup(body, n > 4096 ? 4096 : n);
-        label = first ? cx_hook_one_line(first, TITLE_MAX, false) : NULL;
-        free(first);
-    }
+    char *label = obs_label(o);
     char *line = label ? cx_hook_concat("- ", label, " (", o->id, ")\n", (const char *)NULL) : NULL;
     free(label);
     return line;
+}
+
+/* The body's first line, what the digest is about: the labels of its
+ * first observations, "; " between them, within ABOUT_MAX bytes, "and N
+ * more" for the rest. Search snippets and the session briefing show a
+ * body's first bytes, so this is what a reader sees of the digest. */
+#define ABOUT_MAX 240
+static int about_line(const obsv *ov, text *body) {
+    char line[ABOUT_MAX + 64];
+    size_t len = 0, shown = 0;
+    line[0] = '\0';
+    for (; shown < ov->n; shown++) {
+        char *label = obs_label(&ov->v[shown]);
+        if (!label)
+            return CX_ENOMEM;
+        size_t ll = strlen(label), sep = len ? 2 : 0;
+        if (ll == 0) { /* nothing to say of this one */
+            free(label);
+            continue;
+        }
+        bool fits = len + sep + ll <= ABOUT_MAX;
+        if (fits) {
+            snprintf(line + len, sizeof line - len, "%s%s", sep ? "; " : "", label);
+            len += sep + ll;
+        }
+        free(label);
+        if (!fits)
+            break;
+    }
+    if (len == 0) /* a first label too long for the line: the title says enough */
+        return 0;
+    if (shown < ov->n)
+        snprintf(line + len, sizeof line - len, "; and %zu more", ov->n - shown);
+    len = strlen(line);
+    snprintf(line + len, sizeof line - len, "\n\n");
+    cx_hook_text_put(body, line); /* out of memory shows in body->oom */
+    return 0;
 }
 
 typedef struct digest {
@@ -349,6 +392,8 @@ static int make_digest(hook *h, obsv *ov, uint64_t start_ms, uint64_t now_ms, di
              "canon, request changes, or reject it.\n",
              sid ? sid : "?", start_iso, now_iso);
     free(sid);
+    if ((r = about_line(ov, &d->body)))
+        return r;
     cx_hook_text_put(&d->body, head);
     size_t left_out = 0;
     cx_hook_text_put(&d->body, "\n## By file\n");

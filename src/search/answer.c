@@ -51,6 +51,8 @@ static json_t *why_of(const cx_hit *h) {
             json_object_set_new(why, "semantic_model", json_string("builtin"));
     }
     json_object_set_new(why, "trust", json_string(cx_trust_name(h->trust)));
+    if (h->lifted)
+        json_object_set_new(why, "above_evidence", json_true());
     json_object_set_new(why, "stale", json_boolean(h->stale));
     json_object_set_new(why, "score", json_real(h->score));
     return why;

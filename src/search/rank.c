@@ -27,7 +27,19 @@
  * one list only (the other found nothing or could not run) that list's own
  * score is used. Then trust, recency and staleness multiply it (see
  * search.h). The staleness callback is asked lazily, best first, only
- * while an item could still make the answer. */
+ * while an item could still make the answer.
+ *
+ * Canon above its evidence. A canon thread is a reviewed draft, and a
+ * draft cites the items it was made from as evidence (a session digest
+ * cites the session's observations). When the same search found a canon
+ * thread and items that are its own evidence, the thread inherits their
+ * match: its score is lifted just above the best of them (and its keyword
+ * tier to theirs), whatever the trust factors alone would give. The
+ * reviewed summary of a fact thus comes before the raw notes it was made
+ * from, while the factors stay gentle for everything else (an unrelated
+ * observation that matches better still ranks first). A thread that no
+ * list found is not added: every result matches the query. Staleness
+ * applies after the lift. */
 #include "search/search-internal.h"
 
 #include "util/clock.h"
@@ -464,6 +476,99 @@ void cx_rank_best(cx_fuse *F, size_t limit, cx_hit **best, size_t *nbest) {
     }
     *nbest = m;
     free(order);
+}
+
+/* ---- canon above its evidence ---- */
+
+static bool found(const cx_hit *h) {
+    return h->pass && (h->kw_rank || h->sem_rank);
+}
+
+static int by_rid_hit(const void *a, const void *b) {
+    const cx_hit *x = *(const cx_hit *const *)a, *y = *(const cx_hit *const *)b;
+    return x->rid < y->rid ? -1 : x->rid > y->rid;
+}
+
+/* Whether e would rank at or above h before staleness. */
+static bool at_or_above(const cx_hit *e, const cx_hit *h) {
+    return e->tier < h->tier || (e->tier == h->tier && e->base >= h->base);
+}
+
+/* Puts h just above e: the smallest step that stays a step once both are
+ * multiplied by the stale factor. */
+static void lift_above(cx_hit *h, const cx_hit *e) {
+    double up = e->base + fabs(e->base) * 1e-9;
+    h->tier = e->tier;
+    h->base = up > e->base ? up : nextafter(e->base, HUGE_VAL);
+    h->lifted = true;
+}
+
+typedef struct canon_link {
+    cx_hit *thread;
+    size_t first, n; /* its evidence hits: ev[first .. first + n) */
+} canon_link;
+
+int cx_rank_canon_over_evidence(cx_fuse *F) {
+    size_t nfound = 0, ncanon = 0;
+    for (size_t i = 0; i < F->n; i++) {
+        nfound += found(&F->h[i]);
+        ncanon += found(&F->h[i]) && F->h[i].trust == CX_TRUST_CANON;
+    }
+    if (ncanon == 0)
+        return 0;
+    int r = 0;
+    cx_hit **byrid = malloc(sizeof *byrid * nfound);
+    cx_hit **ev = malloc(sizeof *ev * ncanon * CX_STORE_MAX_EVIDENCE);
+    canon_link *L = calloc(ncanon, sizeof *L);
+    int64_t *rids = malloc(sizeof *rids * CX_STORE_MAX_EVIDENCE);
+    if (!byrid || !ev || !L || !rids) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < F->n; i++)
+        if (found(&F->h[i]))
+            byrid[k++] = &F->h[i];
+    qsort(byrid, nfound, sizeof *byrid, by_rid_hit);
+    /* each canon hit's evidence among the hits found */
+    size_t nl = 0, m = 0;
+    for (size_t i = 0; i < nfound; i++) {
+        cx_hit *t = byrid[i];
+        if (t->trust != CX_TRUST_CANON)
+            continue;
+        size_t n = 0;
+        if ((r = cx_item_evidence_rids(F->s, t->rid, rids, CX_STORE_MAX_EVIDENCE, &n)))
+            goto out;
+        L[nl] = (canon_link){.thread = t, .first = m};
+        for (size_t j = 0; j < n; j++) {
+            cx_hit key = {.rid = rids[j]}, *kp = &key;
+            cx_hit **e = bsearch(&kp, byrid, nfound, sizeof *byrid, by_rid_hit);
+            if (e && *e != t)
+                ev[m + L[nl].n++] = *e;
+        }
+        m += L[nl].n;
+        nl += L[nl].n > 0;
+    }
+    /* a thread may cite a thread: repeat while something moves, at most
+     * once per thread (a cycle of citations just stops there) */
+    bool moved = true;
+    for (size_t pass = 0; moved && pass <= nl; pass++) {
+        moved = false;
+        for (size_t i = 0; i < nl; i++)
+            for (size_t j = 0; j < L[i].n; j++) {
+                const cx_hit *e = ev[L[i].first + j];
+                if (at_or_above(e, L[i].thread)) {
+                    lift_above(L[i].thread, e);
+                    moved = true;
+                }
+            }
+    }
+out:
+    free(byrid);
+    free(ev);
+    free(L);
+    free(rids);
+    return r;
 }
 
 /* ---- the steps search.c runs ---- */

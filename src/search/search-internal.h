@@ -152,6 +152,7 @@ typedef struct cx_hit {
     json_t *prov;
     bool stale_done, stale;
     json_t *changed;
+    bool lifted;           /* a canon thread lifted above its evidence */
 } cx_hit;
 
 /* The hits of one search, at most CX_SEARCH_MAX_HITS. */
@@ -191,6 +192,11 @@ int cx_rank_add_semantic(cx_fuse *F, const cx_sem_hit *sh, size_t n, int list, s
  * (the lists that found something) is more than one, else that list's own
  * score; times trust and recency. */
 void cx_rank_fuse(cx_fuse *F, int lists);
+
+/* Canon above its evidence (rank.c): after cx_rank_fuse, each canon
+ * thread found is lifted just above the best-scored hit found that it
+ * cites as evidence (inside the read snapshot). CX_ENOMEM, store errors. */
+int cx_rank_canon_over_evidence(cx_fuse *F);
 
 /* The `limit` best hits, in order, into best[] (*nbest of them), staleness
  * asked lazily (it only ever lowers a score). */

@@ -273,6 +273,8 @@ static int find(run *R, cx_answer *a) {
     if (want_sem && (r = semantic_lists(R)))
         return r;
     cx_rank_fuse(R->F, (R->nkw > 0) + (R->nsem > 0) + (R->nfb > 0));
+    if ((r = cx_rank_canon_over_evidence(R->F)))
+        return r;
     cx_hit *best[CX_SEARCH_MAX_LIMIT];
     size_t nbest = 0;
     cx_rank_best(R->F, R->limit, best, &nbest);

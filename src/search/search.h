@@ -53,7 +53,8 @@ typedef struct cx_search_query {
  * "builtin" (only when it was ranked by its built-in vector because the
  * query's model has none of it yet), "trust": "canon" |
  * "accepted" | "published" | "draft" | "rejected" | "observation" |
- * "comment", "stale": bool, "score": the final score}.
+ * "comment", "above_evidence": true (only on a canon thread lifted above
+ * its evidence, below), "stale": bool, "score": the final score}.
  *
  * Scores (higher is better): hybrid sums 1/(60 + rank) over the lists an
  * item is in (when more than one list found something; ties are broken by
@@ -62,7 +63,11 @@ typedef struct cx_search_query {
  * Each is then multiplied by the trust factor (canon 1.125, accepted
  * artifact 1.09, published 1.06, draft 1.03, observation and comment 1.0,
  * rejected draft 0.95), a recency factor (1.0 for new items, 0.95 at 90
- * days, towards 0.9) and 0.6 when stale.
+ * days, towards 0.9) and 0.6 when stale. A canon thread found together
+ * with items it cites as evidence (the draft's evidence, kept by the
+ * thread) is then lifted just above the best of them before staleness: the
+ * reviewed summary comes before the raw notes it was made from. A thread
+ * no list found is not added for its evidence.
  * Snippets mark matches with «…» (U+00AB/U+00BB). A query with no
  * searchable words returns no results (not an error). */
 int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Reading items: get (with comments, versions and staleness), recent and
- * the review list, as envelopes or summaries, within a token budget.
+ * the review list, as envelopes or summaries, within a token budget; and
+ * the evidence an item cites, for search's ranking.
  *
  * Comments do not change their target's updated_at: a comment is an item of
  * its own (it shows in `recent` with its parent_id), and the target's
@@ -37,6 +38,29 @@ void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, 
         *changed = json_is_array(ch) ? json_incref(ch) : json_array();
     }
     json_decref(ch);
+}
+
+/* ---- evidence ---- */
+
+/* json_each of a column the store wrote; '[]' guards against a row that
+ * somehow holds no JSON (json_each would fail the whole statement). */
+static const char SQL_EVIDENCE[] =
+    "SELECT r.rid FROM items t,"
+    " json_each(CASE WHEN json_valid(t.evidence) THEN t.evidence ELSE '[]' END) e"
+    " JOIN items r ON r.id = e.value WHERE t.rid = ?1 ORDER BY e.key LIMIT ?2";
+
+int cx_item_evidence_rids(cx_store *s, int64_t rid, int64_t *out, size_t max, size_t *n) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_EVIDENCE, &st), rc;
+    *n = 0;
+    if (r)
+        return r;
+    sqlite3_bind_int64(st, 1, rid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+        out[(*n)++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "reading evidence");
 }
 
 /* Adds "stale" (and "changed") to an item or summary. */

@@ -90,6 +90,12 @@ int cx_vec_model_id(cx_store *s, const char *name, int dim, bool create, int64_t
 void cx_item_check_stale(cx_stale_fn stale, void *ud, const json_t *provenance, bool *is_stale,
                          json_t **changed);
 
+/* The row ids of the items that item `rid` cites as evidence (a draft's
+ * ids, which the thread it becomes keeps) and that this store holds, in
+ * the order cited, at most `max` of them into out[] (*n). An id this store
+ * does not hold is left out. Inside the caller's read snapshot. (read.c) */
+int cx_item_evidence_rids(cx_store *s, int64_t rid, int64_t *out, size_t max, size_t *n);
+
 /* Token budgets: 4 bytes a token over the serialised answer. Appends `item`
  * (reference stolen) to `arr` when it fits in `budget` bytes given `*used`,
  * and returns true. When it does not fit it is dropped and *truncated set,

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for what schema v2 added to the store and search: the "cortex"
  * tokenizer and identifier variants, vectors and semantic search, hybrid
- * ranking (trust, staleness, why), provenance, near-duplicate folding,
- * other embedding models (pending items, background embedding, reindex),
- * degraded search when the query's embedder is down, and the migration of
- * a version 1 store. */
+ * ranking (trust, staleness, why, canon above its evidence), provenance,
+ * near-duplicate folding, other embedding models (pending items,
+ * background embedding, reindex), degraded search when the query's
+ * embedder is down, and the migration of a version 1 store. */
 #include "test.h"
 
 #include "embed/embed.h"
@@ -472,6 +472,147 @@ static void test_trust_and_stale(void) {
     free(stale_id);
     free(fresh_id);
     free(err_id);
+    cx_store_free(s);
+}
+
+/* ---- canon above its evidence ---- */
+
+/* Drafts (and approves, when `approve`) a note citing ev[0..nev); returns
+ * its id (malloc'd). */
+static char *draft_citing(cx_store *s, const char *title, const char *body, const char **ev,
+                          size_t nev, bool approve) {
+    cx_note d = {.title = title, .body = body, .evidence = {ev, nev}};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &d, &out));
+    char *id = strdup(sget(out, "id") ? sget(out, "id") : "");
+    json_decref(out);
+    if (approve) {
+        out = NULL;
+        CX_CHECK_OK(cx_store_review(s, &who, id, "approve", NULL, &out));
+        json_decref(out);
+    }
+    return id;
+}
+
+/* Checks that in res the digest ranks right above its evidence obs
+ * (first when `first`), lifted, by a hair. */
+static void check_lifted(const json_t *res, int mode, const char *digest, const char *obs,
+                         bool first) {
+    int d = pos(res, digest), e = pos(res, obs);
+    CX_CHECK(res && d >= 0 && e == d + 1 && (!first || d == 0));
+    if (!res || d < 0 || e != d + 1 || (first && d != 0))
+        fprintf(stderr, "  mode %d: digest at %d, its evidence at %d\n", mode, d, e);
+    if (d < 0 || e != d + 1)
+        return;
+    const json_t *why = json_object_get(result(res, (size_t)d), "why");
+    CX_CHECK_STR(sget(why, "trust"), "canon");
+    CX_CHECK(json_is_true(json_object_get(why, "above_evidence")));
+    /* just above: the score of its evidence, not a big constant */
+    double ds = json_number_value(json_object_get(result(res, (size_t)d), "score"));
+    double es = json_number_value(json_object_get(result(res, (size_t)e), "score"));
+    CX_CHECK(ds > es && ds < es * 1.001);
+    CX_CHECK(!json_object_get(json_object_get(result(res, (size_t)e), "why"), "above_evidence"));
+}
+
+/* The walkthrough's case: a session digest (a thread whose body lists its
+ * observations' titles among boilerplate) approved into canon, and the
+ * observation it cites, which matches a one-word query far more strongly:
+ * the thread ranks first, just above its evidence, in every mode that
+ * finds it. Then, among other matches: the thread stays right above its
+ * evidence and an observation that is not its evidence and matches better
+ * still ranks above both; a canon thread citing only what did not match, a
+ * pending draft citing the observation, are not lifted; a thread whose
+ * evidence matched but which itself did not is not added; under a filter
+ * its evidence does not pass, the thread ranks on its own. */
+static void test_canon_over_evidence(void) {
+    cx_store *s = fresh("canon-evidence");
+    if (!s)
+        return;
+    cx_note o1 = {.title = "libmicrohttpd 0.9.75 or later, not a gnutls problem",
+                  .body = "The shop needs libmicrohttpd 0.9.75 or later. With an older "
+                          "libmicrohttpd, meson setup fails with a misleading message about "
+                          "gnutls; upgrade libmicrohttpd instead of chasing gnutls."};
+    cx_note o2 = {.body = "shop_port() in src/config.c hard-codes 8080; the port is not read "
+                          "from the environment yet."};
+    json_t *r1 = observe_note(s, &o1), *r2 = observe_note(s, &o2);
+    char *obs1 = strdup(r1 ? sget(r1, "id") : ""), *obs2 = strdup(r2 ? sget(r2, "id") : "");
+    json_decref(r1);
+    json_decref(r2);
+    char body[2048];
+    snprintf(body, sizeof body,
+             "Observations recorded during agent session `3f1c2a9e-7d41-4b8e-9a55-0c2d6e8f1b37` "
+             "(2026-12-07T10:00:00Z to 2026-12-07T10:20:00Z), grouped by file. Made by `cortex "
+             "hook stop` without a language model: approve it to keep it as canon, request "
+             "changes, or reject it.\n\n## By file\n\n### `meson.build` (1)\n"
+             "- libmicrohttpd 0.9.75 or later, not a gnutls problem (%s)\n\n"
+             "### `src/config.c` (1)\n- shop_port() in src/config.c hard-codes 8080 (%s)\n\n"
+             "## Tags\n\n- `build`: 1\n- `config`: 1\n",
+             obs1, obs2);
+    const char *both[] = {obs1, obs2}, *second[] = {obs2}, *first[] = {obs1};
+    char *digest = draft_citing(s, "Session digest: 2 observations on meson.build, src/config.c",
+                                body, both, 2, true);
+    /* without the rule the observation comes first: bm25 and the trust
+     * factor alone */
+    json_t *res = run(s, "libmicrohttpd", CX_SEARCH_KEYWORD);
+    double bd = res ? json_number_value(json_object_get(
+                          json_object_get(result(res, 0), "why"), "bm25"))
+                    : 0,
+           be = res ? json_number_value(json_object_get(
+                          json_object_get(result(res, 1), "why"), "bm25"))
+                    : 0;
+    CX_CHECK(be > 1.125 * bd); /* the case the rule is for */
+    json_decref(res);
+    for (int m = 0; m < 3; m++) {
+        res = run(s, "libmicrohttpd", (cx_search_mode)m);
+        if (m != CX_SEARCH_SEMANTIC || pos(res, digest) >= 0) /* semantic: may be below the floor */
+            check_lifted(res, m, digest, obs1, true);
+        json_decref(res);
+    }
+
+    cx_note o3 = {.title = "libmicrohttpd on Debian",
+                  .body = "Debian ships libmicrohttpd 0.9.76: libmicrohttpd-dev is enough."};
+    json_t *r3 = observe_note(s, &o3);
+    char *other = strdup(r3 ? sget(r3, "id") : "");
+    json_decref(r3);
+    char *unrelated = draft_citing(s, "Port configuration",
+                                   "Read the port from the environment; libmicrohttpd is not "
+                                   "involved in this at all, it only serves what it is given.",
+                                   second, 1, true);
+    char *pending = draft_citing(s, "Proposal: pin the HTTP library",
+                                 "Pin libmicrohttpd in the wrap file so that the gnutls "
+                                 "confusion cannot come back; see the observation cited.",
+                                 first, 1, false);
+    char *silent = draft_citing(s, "Upgrade path for the HTTP server library",
+                                "Upgrade the server library instead of chasing TLS errors.", first,
+                                1, true);
+    for (int m = 0; m < 2; m++) {
+        res = run(s, "libmicrohttpd", (cx_search_mode)m);
+        check_lifted(res, m, digest, obs1, false);
+        int o = pos(res, other), u = pos(res, unrelated), p = pos(res, pending);
+        CX_CHECK(o >= 0 && o < pos(res, digest));
+        CX_CHECK(u >= 0 && !json_object_get(json_object_get(result(res, (size_t)u), "why"),
+                                             "above_evidence"));
+        CX_CHECK(p >= 0 && !json_object_get(json_object_get(result(res, (size_t)p), "why"),
+                                             "above_evidence"));
+        if (m == CX_SEARCH_KEYWORD)
+            CX_CHECK_INT(pos(res, silent), -1);
+        json_decref(res);
+    }
+    cx_search_query q = {.text = "libmicrohttpd", .limit = 10, .mode = CX_SEARCH_KEYWORD,
+                         .kind = "thread"};
+    res = NULL;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && pos(res, digest) >= 0 && pos(res, obs1) < 0);
+    for (size_t i = 0; i < count(res); i++)
+        CX_CHECK(!json_object_get(json_object_get(result(res, i), "why"), "above_evidence"));
+    json_decref(res);
+    free(obs1);
+    free(obs2);
+    free(other);
+    free(digest);
+    free(unrelated);
+    free(pending);
+    free(silent);
     cx_store_free(s);
 }
 
@@ -974,6 +1115,7 @@ int main(void) {
     test_identifiers();
     test_typo_and_paraphrase();
     test_trust_and_stale();
+    test_canon_over_evidence();
     test_folding();
     test_models();
     test_incremental();
