@@ -19,6 +19,7 @@
 #include "maint.h"
 #include "mcp.h"
 #include "proto/jsonrpc.h"
+#include "proto/wire.h"
 #include "redact/redact.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -210,6 +211,13 @@ static void *watchdog(void *arg) {
     _exit(0);
 }
 
+/* usage()'s "Limits" lines name these values */
+_Static_assert(CX_WIRE_MAX_BODY == 256u * 1024, "cortexd --help: text 256 KiB");
+_Static_assert(CX_WIRE_MAX_TITLE == 200, "cortexd --help: title 200");
+_Static_assert(CX_WIRE_MAX_TAGS == 16 && CX_WIRE_MAX_TAG == 64, "cortexd --help: 16 tags of 64");
+_Static_assert(CX_WIRE_MAX_BLOB == 64u * 1024 * 1024, "cortexd --help: version 64 MiB");
+_Static_assert(CX_MCP_MAX_MESSAGE == 16u * 1024 * 1024, "cortexd --help: message 16 MiB");
+
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: cortexd [OPTIONS]\n"
@@ -233,6 +241,10 @@ static void usage(FILE *f) {
             "                        stderr, which `cortex start` points at .cortex/cortexd.log)\n"
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n"
+            "\n"
+            "Limits, the same for every writer (cortexd(8) lists them all): an\n"
+            "observation's text or a draft's body 256 KiB, a title 200 characters,\n"
+            "16 tags of 64, one artifact version 64 MiB, one MCP message 16 MiB.\n"
             "\n"
             "Exit status: 0 when the client closed the session or on SIGTERM/SIGINT\n"
             "(within 2 s: the request in flight is abandoned if it has not ended);\n"

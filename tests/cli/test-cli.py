@@ -469,6 +469,9 @@ def one_text_limit(ws):
     check("256 KiB" in r.err, str(r))
     r = ws.run("observe", "--help", expect=0)
     check("256 KiB" in r.out and "observe tool" in r.out, "observe --help states the limit:\n%s" % r)
+    p = subprocess.run([CORTEXD, "--help"], capture_output=True, env=ws.env, timeout=30)
+    check(p.returncode == 0 and b"256 KiB" in p.stdout + p.stderr,
+          "cortexd --help states the limit: %r" % (p.stdout + p.stderr))
 
 
 def mcp_tool(ws, tool, arguments):
