@@ -196,6 +196,14 @@ int cx_cli_make_client(ctx *c, const cx_upstream *u, cx_upstream_use use, cx_cli
  * credentials file when its team was not known. An RC_. */
 int cx_cli_check_team(ctx *c, const cx_upstream *u, cx_client *cl, cx_upstream_cred *cred,
                       bool bind, cx_upstream_who *who);
+/* The client for a reviewer's command (review, artifact accept) when the
+ * workspace has an upstream (NULL in *out when it has none): with the
+ * reviewer (or admin) key of the workspace's team, checked with the core;
+ * *role the key's role ("" when none is known). An RC_. */
+int cx_cli_reviewer_client(ctx *c, cx_client **out, char *role, size_t cap);
+/* After the core refused a reviewer's command with rc: what to do when the
+ * key used is an agent's (the workspace holds no reviewer key of its team). */
+void cx_cli_agent_key_hint(int rc, const char *role);
 /* The exit status for a core's answer with HTTP `status` (0: none): 1 for
  * a refusal (4xx but 408 and 429), else 4. */
 int cx_cli_rc_for_status(long status);

@@ -59,35 +59,6 @@ static bool parse_version(const char *s, long *out) {
     return true;
 }
 
-/* The client when the workspace has an upstream (NULL when none), with the
- * reviewer (or admin) key of its team, as `cortex review` finds it; *role
- * the key's role ("" when not known). An RC_. */
-static int accept_client(ctx *c, cx_client **out, char *role, size_t cap) {
-    *out = NULL;
-    role[0] = '\0';
-    int rc = cx_cli_find_workspace(c, false);
-    if (rc != RC_OK)
-        return rc;
-    cx_upstream *u = NULL;
-    cx_upstream_cred cred = {0};
-    cx_upstream_who who = {0};
-    int h = cx_cli_load_upstream(c, &u);
-    if (h < 0)
-        return -h;
-    if (h == 0)
-        return RC_OK;
-    rc = cx_cli_make_client(c, u, CX_UPSTREAM_FOR_REVIEW, out, &cred);
-    if (rc == RC_OK && (rc = cx_cli_check_team(c, u, *out, &cred, false, &who)) != RC_OK) {
-        cx_client_free(*out);
-        *out = NULL;
-    }
-    if (rc == RC_OK)
-        snprintf(role, cap, "%s", who.role[0] ? who.role : cred.who.role);
-    cx_upstream_cred_clear(&cred);
-    cx_upstream_free(u);
-    return rc;
-}
-
 static int remote_accept(cx_client *cl, const char *id, long version, json_t **out) {
     char path[128];
     snprintf(path, sizeof path, "/v1/artifacts/%s/versions/%ld/accept", id, version);
@@ -115,16 +86,13 @@ static int artifact_accept(ctx *c, const char *id, long version) {
     int rc;
     if (!cx_ulid_valid(id))
         return cx_cli_fail(RC_NONE, "'%s' is not an artifact id (a ULID)", id);
-    if ((rc = accept_client(c, &cl, role, sizeof role)) != RC_OK)
+    if ((rc = cx_cli_reviewer_client(c, &cl, role, sizeof role)) != RC_OK)
         return rc;
     bool remote = cl != NULL;
     if (cl) {
         rc = remote_accept(cl, id, version, &res);
         cx_client_free(cl);
-        if (rc == RC_NONE && strcmp(role, "agent") == 0)
-            fprintf(stderr, "cortex: the only key of this workspace's team is an agent key; log "
-                            "in with a reviewer key too (`cortex login`), it is kept beside the "
-                            "agent key\n");
+        cx_cli_agent_key_hint(rc, role);
         if (rc != RC_OK)
             return rc;
     } else {

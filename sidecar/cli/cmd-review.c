@@ -43,45 +43,6 @@ const char cx_cli_help_review[] =
     "error, 4 no key for the upstream, or the core could not be reached,\n"
     "failed (5xx) or asked to wait (408, 429).\n";
 
-/* The client for review commands when the workspace has an upstream (NULL
- * in *out when it has none), or an RC_ error: with the reviewer (or admin)
- * key of the workspace's team, checked with the core; *role the key's role
- * ("" when none is known). */
-static int review_client(ctx *c, cx_client **out, char *role, size_t cap) {
-    *out = NULL;
-    role[0] = '\0';
-    int rc = cx_cli_find_workspace(c, false);
-    if (rc != RC_OK)
-        return rc;
-    cx_upstream *u = NULL;
-    cx_upstream_cred cred = {0};
-    cx_upstream_who who = {0};
-    int h = cx_cli_load_upstream(c, &u);
-    if (h < 0)
-        return -h;
-    if (h == 0)
-        return RC_OK;
-    rc = cx_cli_make_client(c, u, CX_UPSTREAM_FOR_REVIEW, out, &cred);
-    if (rc == RC_OK && (rc = cx_cli_check_team(c, u, *out, &cred, false, &who)) != RC_OK) {
-        cx_client_free(*out);
-        *out = NULL;
-    }
-    if (rc == RC_OK)
-        snprintf(role, cap, "%s", who.role[0] ? who.role : cred.who.role);
-    cx_upstream_cred_clear(&cred);
-    cx_upstream_free(u);
-    return rc;
-}
-
-/* After the core refused a decision or the queue: what to do when the key
- * used is an agent's (the workspace holds no reviewer key of its team). */
-static void agent_hint(int rc, const char *role) {
-    if (rc == RC_NONE && strcmp(role, "agent") == 0)
-        fprintf(stderr, "cortex: the only key of this workspace's team is an agent key; log in "
-                        "with a reviewer key too (`cortex login`), it is kept beside the agent "
-                        "key\n");
-}
-
 static int remote_queue(cx_client *cl, json_t **out) {
     cx_client_answer a = {0};
     cx_error_clear();
@@ -144,12 +105,12 @@ static int review_list(ctx *c) {
     cx_client *cl = NULL;
     char role[CX_UPSTREAM_ROLE_MAX + 1];
     int rc;
-    if ((rc = review_client(c, &cl, role, sizeof role)) != RC_OK)
+    if ((rc = cx_cli_reviewer_client(c, &cl, role, sizeof role)) != RC_OK)
         return rc;
     if (cl) {
         rc = remote_queue(cl, &res);
         cx_client_free(cl);
-        agent_hint(rc, role);
+        cx_cli_agent_key_hint(rc, role);
         if (rc != RC_OK)
             return rc;
     } else {
@@ -270,12 +231,12 @@ int cx_cli_cmd_review(ctx *c) {
     const char *id = a->pos.v[1];
     cx_client *cl = NULL;
     char role[CX_UPSTREAM_ROLE_MAX + 1];
-    if ((rc = review_client(c, &cl, role, sizeof role)) != RC_OK)
+    if ((rc = cx_cli_reviewer_client(c, &cl, role, sizeof role)) != RC_OK)
         return rc;
     if (cl) {
         rc = remote_decide(cl, id, decision, reason, &res);
         cx_client_free(cl);
-        agent_hint(rc, role);
+        cx_cli_agent_key_hint(rc, role);
         if (rc != RC_OK)
             return rc;
         goto decided;

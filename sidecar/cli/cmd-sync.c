@@ -185,6 +185,39 @@ int cx_cli_rc_for_status(long status) {
 }
 
 /* The exit status and message for an unexpected answer of the core. */
+int cx_cli_reviewer_client(ctx *c, cx_client **out, char *role, size_t cap) {
+    *out = NULL;
+    role[0] = '\0';
+    int rc = cx_cli_find_workspace(c, false);
+    if (rc != RC_OK)
+        return rc;
+    cx_upstream *u = NULL;
+    cx_upstream_cred cred = {0};
+    cx_upstream_who who = {0};
+    int h = cx_cli_load_upstream(c, &u);
+    if (h < 0)
+        return -h;
+    if (h == 0)
+        return RC_OK;
+    rc = cx_cli_make_client(c, u, CX_UPSTREAM_FOR_REVIEW, out, &cred);
+    if (rc == RC_OK && (rc = cx_cli_check_team(c, u, *out, &cred, false, &who)) != RC_OK) {
+        cx_client_free(*out);
+        *out = NULL;
+    }
+    if (rc == RC_OK)
+        snprintf(role, cap, "%s", who.role[0] ? who.role : cred.who.role);
+    cx_upstream_cred_clear(&cred);
+    cx_upstream_free(u);
+    return rc;
+}
+
+void cx_cli_agent_key_hint(int rc, const char *role) {
+    if (rc == RC_NONE && strcmp(role, "agent") == 0)
+        fprintf(stderr, "cortex: the only key of this workspace's team is an agent key; log in "
+                        "with a reviewer key too (`cortex login`), it is kept beside the agent "
+                        "key\n");
+}
+
 int cx_cli_answer_fail(const char *what, const cx_client_answer *a) {
     int rc = cx_cli_rc_for_status(a->status);
     return cx_cli_fail(rc, "%s: the core answered %ld: %s", what, a->status, cx_client_error_text(a));
