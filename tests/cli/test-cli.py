@@ -437,6 +437,7 @@ def review_reject_and_changes(ws):
 
 def mcp_result(ws, tool, arguments):
     """Calls one tool over MCP with cortexd: its result (maybe isError)."""
+    check(CORTEXD and os.access(CORTEXD, os.X_OK), "CORTEXD must name the cortexd executable")
     msgs = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
          "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -477,25 +478,9 @@ def one_text_limit(ws):
 def mcp_tool(ws, tool, arguments):
     """Calls one tool the way an agent does, over MCP with cortexd, and
     returns its structuredContent."""
-    check(CORTEXD and os.access(CORTEXD, os.X_OK), "CORTEXD must name the cortexd executable")
-    msgs = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                    "clientInfo": {"name": "cli-test", "version": "1"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-         "params": {"name": tool, "arguments": arguments}},
-    ]
-    p = subprocess.run([CORTEXD, "--workspace", ws.root], cwd=ws.root, env=ws.env,
-                       input="".join(json.dumps(m) + "\n" for m in msgs).encode(),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-    for line in p.stdout.decode().splitlines():
-        msg = json.loads(line)
-        if msg.get("id") == 2:
-            res = msg.get("result", {})
-            check(not res.get("isError"), "%s failed: %r" % (tool, msg))
-            return res["structuredContent"]
-    raise Fail("cortexd gave no answer to %s:\n%s\n%s" % (tool, p.stdout.decode(), p.stderr.decode()))
+    res = mcp_result(ws, tool, arguments)
+    check(not res.get("isError"), "%s failed: %r" % (tool, res))
+    return res["structuredContent"]
 
 
 def agent_items_show(ws):
