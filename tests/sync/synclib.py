@@ -26,6 +26,7 @@ def check(cond, what):
     else:
         counts["failed"] += 1
         print("FAIL:", what, flush=True)
+    return cond
 
 
 def free_port():

@@ -51,7 +51,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,11 @@ README = os.path.join(SOURCE, "README.md")
 HOOKS = os.path.join(SOURCE, "fixtures", "hooks")
 AGENT = os.path.join(HERE, "agent.mjs")
 MESON, BUILD = os.environ["MESON"], os.environ["BUILD_ROOT"]
+# the shared counting check and bounded waits (synclib's CORTEX and
+# CORTEX_CORE, the build's binaries, are not used here: the people run
+# what `meson install` put on their PATH)
+sys.path.insert(0, os.path.join(SOURCE, "tests", "sync"))
+from synclib import check, counts, free_port, wait_until  # noqa: E402
 NODE = os.environ.get("NODE") or shutil.which("node")
 
 PLACEHOLDER_URL = "https://cortex.example.org:8443"
@@ -74,27 +78,7 @@ ULID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
 SANITIZER = re.compile(r"ERROR: \w+Sanitizer|runtime error:|SUMMARY: \w+Sanitizer")
 MARKER = re.compile(r"^<!-- walkthrough: step ([a-z-]+) -->\s*$")
 
-counts = {"passed": 0, "failed": 0}
 started = []  # Popen objects this test started (the core)
-
-
-def check(cond, what):
-    if cond:
-        counts["passed"] += 1
-    else:
-        counts["failed"] += 1
-        print("FAIL:", what, flush=True)
-    return cond
-
-
-def wait_until(fn, timeout, step=0.3):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 def readme_steps():
@@ -240,7 +224,7 @@ def stop(person):
         pid = None
     p = person.sh("cortex stop")
     check(p.returncode == 0, f"{person.name}: cortex stop: {p.stderr}")
-    if pid and not wait_until(lambda: gone(pid), 10):
+    if pid and not wait_until(lambda: gone(pid), 10, step=0.3):
         check(False, f"{person.name}: the daemon (pid {pid}) outlived `cortex stop`")
         os.kill(pid, signal.SIGKILL)
 
@@ -257,14 +241,6 @@ def install(tmp):
         if "cortex" in files and os.path.basename(root) == "bin":
             return root
     raise RuntimeError(f"meson install put no bin/cortex under {dest}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tests(tmp):
@@ -311,7 +287,7 @@ def tests(tmp):
                              "--tls-key", pkey, "--ready-file", ready],
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "core.log"), "a"))
     started.append(core)
-    if not check(wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 30),
+    if not check(wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 30, step=0.3),
                  "cortex-core serves"):
         return
 
