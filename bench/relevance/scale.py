@@ -322,7 +322,8 @@ def make_targets():
             rng.randint(0, 30), rng.choice(PEOPLE))
         # half pure synonyms, half sharing one word's stem with the note
         out["paraphrase"].append({"query": "%s %s" % (PARA_COMPS[c][1 + n % 2], PARA_SYMPTOMS[s][1 + n % 2]),
-                                  "text": body, "subcortex": mod})
+                                  "text": body, "subcortex": mod,
+                                  "sub": ("synonyms", "shared-stem")[n % 2]})
 
     used_script = set()
     for n in range(PER_CLASS):
@@ -335,7 +336,7 @@ def make_targets():
         used_script.add((sc, a, b))
         body = rng.choice(SCRIPT_TEMPLATES[sc]).format(a=words[a], b=words[b], n=rng.randint(100, 9999))
         out["script"].append({"query": "%s %s" % (words[a], words[b]), "text": body,
-                              "subcortex": rng.choice(MODULES), "script": sc})
+                              "subcortex": rng.choice(MODULES), "sub": sc})
 
     # interleave the classes so each age third holds the same mix
     queries = []
@@ -531,7 +532,8 @@ def measure(opts, n, queries, used):
                         rank = k + 1
                         break
                 third = min(2, pos[q["qid"]] * 3 // n)
-                rows.append({"qid": q["qid"], "class": q["class"], "rank": rank, "third": third})
+                rows.append({"qid": q["qid"], "class": q["class"], "rank": rank, "third": third,
+                             "sub": q.get("sub")})
             m = summarize(rows)
             m["seconds"] = round(time.monotonic() - t2, 2)
             if degraded:
@@ -574,7 +576,12 @@ def summarize(rows):
     thirds = {}
     for r in rows:
         thirds.setdefault(("oldest", "middle", "newest")[r["third"]], []).append(r)
+    subs = {}
+    for r in rows:
+        if r.get("sub"):
+            subs.setdefault("%s:%s" % (r["class"], r["sub"]), []).append(r)
     return {"all": agg(rows), "by_class": {c: agg(by[c]) for c in CLASSES if c in by},
+            "by_subclass": {k: agg(v) for k, v in sorted(subs.items())},
             "by_age": {t: agg(thirds[t]) for t in ("oldest", "middle", "newest") if t in thirds}}
 
 
@@ -588,17 +595,19 @@ def print_report(rep):
             print("  note: %s" % n)
     for metric in ("recall@5", "mrr"):
         print("\n%s" % metric)
-        head = "%-12s" % "class"
+        head = "%-22s" % "class"
         for mode in rep["modes"]:
             for s in sizes:
                 head += " %9s" % ("%s %s" % (mode[:3], human(s)))
         print(head)
-        for c in list(CLASSES) + ["all", "oldest", "middle", "newest"]:
-            line = "%-12s" % c
+        first = rep["results"][str(sizes[0])]["modes"][rep["modes"][0]]
+        for c in list(CLASSES) + ["all", "oldest", "middle", "newest"] + list(first["by_subclass"]):
+            line = "%-22s" % c
             for mode in rep["modes"]:
                 for s in sizes:
                     m = rep["results"][str(s)]["modes"][mode]
-                    d = m["all"] if c == "all" else m["by_age"].get(c) or m["by_class"].get(c)
+                    d = (m["all"] if c == "all" else m["by_age"].get(c) or m["by_class"].get(c)
+                         or m["by_subclass"][c])
                     line += " %9.3f" % d[metric]
             print(line)
 
