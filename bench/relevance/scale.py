@@ -23,10 +23,11 @@ Query classes (72 queries each, 432 in all):
   identifier   the target names an identifier in one style (parseConfigFile),
                the query in another (parse_config_file, "parse config file")
   wordform     the query's words in other forms than the note's
-               (note "the exporter deadlocks ... batches", query
-               "exporters deadlocking batch")
-  typo_ident   an identifier with one typo (pasreConfigFile, rotate_leese_key)
-  typo_word    words of the note misspelt (exporter deadlcoks bacthes)
+               (note "The allocator corrupts when it reads transactions",
+               query "allocators corrupted transaction")
+  typo_ident   an identifier with one typo (decodeWebhookBfufer, reluease_shard_set)
+  typo_word    two of three words of the note misspelt (exorter lnaks
+               transactions)
   paraphrase   half: no content word in common with the target ("invoicing
                backend RAM usage keeps climbing" for "Billing service: memory
                grows without bound"); half: one word or its stem in common in
@@ -79,6 +80,7 @@ MODULES = ["config", "gateway", "webhook", "ledger", "billing", "payouts", "refu
            "money", "api", "db", "outbox", "fraud", "obs", "auth", "search", "sync", "cli",
            "storage", "scheduler"]
 EXTS = [".c", ".h", ".py", ".ts", ".go", ".rs", ".sql"]
+SUSPECTS = ["config", "schema", "cache", "cursor", "quota", "lease", "manifest"]
 PEOPLE = ["Ines", "Marek", "Priya", "Tomas", "Aiko", "Wei", "Olu", "Sven", "Dana", "Yusuf"]
 
 # word families: (base, third person, -ing, -ed)
@@ -275,7 +277,8 @@ def make_targets():
             ident_style(parts, s_note), path, rng.choice(FACTS),
             ident_style((rng.choice(VERBS), rng.choice(NOUNS1)), s_note), trailer(rng))
         out["identifier"].append({"query": ident_style(parts, s_query), "text": body,
-                                  "subcortex": mod, "files": [path]})
+                                  "subcortex": mod, "files": [path],
+                                  "combo": ("idents", "".join(parts))})
 
     for n in range(PER_CLASS):
         parts = next(idents)
@@ -289,7 +292,8 @@ def make_targets():
         qparts[k] = typo(rng, parts[k])
         qstyle = style if rng.random() < 0.5 else rng.choice(("snake", "camel"))
         out["typo_ident"].append({"query": ident_style(qparts, qstyle), "text": body,
-                                  "subcortex": mod, "files": [path]})
+                                  "subcortex": mod, "files": [path],
+                                  "combo": ("idents", "".join(parts))})
 
     triples = [(c, v, o) for c in range(len(COMPS)) for v in range(len(VFAM)) for o in range(len(OBJS))]
     rng.shuffle(triples)
@@ -297,10 +301,11 @@ def make_targets():
     for n, (c, v, o) in enumerate(triples[:2 * PER_CLASS]):
         comp, verb, obj = COMPS[c], VFAM[v], OBJS[o]
         mod = rng.choice(MODULES)
-        body = "The %s %s when it handles %s from %s; seen %d times since the %s deploy." % (
-            comp[0], verb[1], obj[1], rng.choice(MODULES), rng.randint(2, 40), rng.choice(PEOPLE))
+        body = "The %s %s when it reads %s; seen %d times since %s's deploy." % (
+            comp[0], verb[1], obj[1], rng.randint(2, 40), rng.choice(PEOPLE))
         item = {"text": body, "subcortex": mod,
-                "files": ["src/%s/%s_%s.c" % (mod, comp[0], obj[0])]}
+                "files": ["src/%s/%s_%s.c" % (mod, comp[0], obj[0])],
+                "combo": ("triples", (c, v, o))}
         if n < PER_CLASS:
             # every word in another form than the note's
             item["query"] = "%s %s %s" % (comp[1], rng.choice((verb[2], verb[3])), obj[0])
@@ -323,7 +328,8 @@ def make_targets():
         # half pure synonyms, half sharing one word's stem with the note
         out["paraphrase"].append({"query": "%s %s" % (PARA_COMPS[c][1 + n % 2], PARA_SYMPTOMS[s][1 + n % 2]),
                                   "text": body, "subcortex": mod,
-                                  "sub": ("synonyms", "shared-stem")[n % 2]})
+                                  "sub": ("synonyms", "shared-stem")[n % 2],
+                                  "combo": ("pairs", (PARA_SYMPTOMS[s][0], PARA_COMPS[c][0]))})
 
     used_script = set()
     for n in range(PER_CLASS):
@@ -336,7 +342,8 @@ def make_targets():
         used_script.add((sc, a, b))
         body = rng.choice(SCRIPT_TEMPLATES[sc]).format(a=words[a], b=words[b], n=rng.randint(100, 9999))
         out["script"].append({"query": "%s %s" % (words[a], words[b]), "text": body,
-                              "subcortex": rng.choice(MODULES), "sub": sc})
+                              "subcortex": rng.choice(MODULES), "sub": sc,
+                              "combo": ("script", (words[a], words[b]))})
 
     # interleave the classes so each age third holds the same mix
     queries = []
@@ -349,6 +356,59 @@ def make_targets():
     used = {"ident": used_ident, "triples": used_triples, "pairs": used_pairs,
             "script": used_script}
     return queries, used
+
+
+# ---------------------------------------------------------------- judging
+
+def squash(text):
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+class Judge:
+    """Which targets' combinations a text holds. A note other than the
+    target that holds a target's combination would answer its query as
+    well, so the store never keeps one (make_store draws again)."""
+
+    def __init__(self, queries):
+        self.idents = {}    # squashed identifier -> qid
+        self.triples = {}   # (comp, verb, obj) family ids -> qid
+        self.pairs = {}     # (symptom, component) note phrases -> qid
+        self.script = {}    # (word a, word b) -> qid
+        self.fam = {}
+        for group, table in (("c", COMPS), ("v", VFAM), ("o", OBJS)):
+            for i, forms in enumerate(table):
+                for f in forms:
+                    self.fam.setdefault(f, set()).add((group, i))
+        for q in queries:
+            if "combo" not in q:
+                continue
+            kind, val = q["combo"]
+            getattr(self, kind)[tuple(val) if kind != "idents" else val] = q["qid"]
+
+    def holds(self, text):
+        out = set()
+        sq = squash(text)
+        for k, qid in self.idents.items():
+            if k in sq:
+                out.add(qid)
+        low = text.lower()
+        words = "".join(ch if ch.isalnum() else " " for ch in low).split()
+        got = {"c": set(), "v": set(), "o": set()}
+        for w in words:
+            for g, i in self.fam.get(w, ()):
+                got[g].add(i)
+        for c in got["c"]:
+            for v in got["v"]:
+                for o in got["o"]:
+                    if (c, v, o) in self.triples:
+                        out.add(self.triples[(c, v, o)])
+        for (sy, co), qid in self.pairs.items():
+            if sy in low and co in low:
+                out.add(qid)
+        for (a, b), qid in self.script.items():
+            if a in text and b in text:
+                out.add(qid)
+        return out
 
 
 # ---------------------------------------------------------------- the others
@@ -388,12 +448,12 @@ def filler(rng, used):
                 break
         comp, verb, obj = COMPS[t[0]], VFAM[t[1]], OBJS[t[2]]
         text = rng.choice([
-            "The %s %s when it handles %s from %s; seen %d times since the %s deploy." % (
-                comp[0], verb[1], obj[1], rng.choice(MODULES), rng.randint(2, 40), rng.choice(PEOPLE)),
+            "The %s %s when it reads %s; seen %d times since %s's deploy." % (
+                comp[0], verb[1], obj[1], rng.randint(2, 40), rng.choice(PEOPLE)),
             "Watched the %s %s for an hour: no %s %s this time." % (
                 comp[0], rng.choice(("logs", "metrics", "traces")), obj[0], verb[2]),
             "%s %s %s again in staging; %s thinks it is the %s." % (
-                comp[1].capitalize(), verb[3], obj[1], rng.choice(PEOPLE), rng.choice(NOUNS1)),
+                comp[1].capitalize(), verb[3], obj[1], rng.choice(PEOPLE), rng.choice(SUSPECTS)),
         ])
     elif k == 6:
         while True:
@@ -438,7 +498,9 @@ def make_store(n, queries, used):
     at = {}
     for j, q in enumerate(queries):
         at[int((j + 0.5) * n / len(queries))] = q
+    judge = Judge(queries)
     items, pos = [], {}
+    redrawn = 0
     for i in range(n):
         q = at.get(i)
         if q is not None:
@@ -447,9 +509,34 @@ def make_store(n, queries, used):
                 it["files"] = q["files"]
             pos[q["qid"]] = i
         else:
-            it = filler(rng, used)
+            while True:
+                it = filler(rng, used)
+                if not judge.holds(it["text"]):
+                    break
+                redrawn += 1
         items.append(it)
     return items, pos
+
+
+# ---------------------------------------------------------------- audit
+
+def audit(items, queries):
+    """Checks what the judgement rests on: each target holds its own
+    combination and no other note holds it. Returns the violations."""
+    judge = Judge(queries)
+    bad = []
+    for it in items:
+        got = judge.holds(it["text"])
+        if "qid" in it:
+            if it["qid"] not in got:
+                bad.append("%s: the target does not hold its own combination" % it["qid"])
+            got.discard(it["qid"])
+        if got:
+            bad.append("%r holds the combination of %s" % (it["text"][:80], ", ".join(sorted(got))))
+    texts = [it["text"] for it in items]
+    if len(set(texts)) != len(texts):
+        bad.append("%d texts are repeated" % (len(texts) - len(set(texts))))
+    return bad
 
 
 # ---------------------------------------------------------------- run
@@ -630,12 +717,24 @@ def main():
     ap.add_argument("--progress", action="store_true", help="loading progress on stderr")
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
     ap.add_argument("--write", metavar="DIR", help="write store-N.jsonl and queries.jsonl to DIR and stop")
+    ap.add_argument("--check", action="store_true",
+                    help="check that no note but the target holds a target's combination, and stop")
     opts = ap.parse_args()
     opts.sizes = [int(s) for s in opts.sizes.split(",") if s]
     opts.modes = [m for m in opts.modes.split(",") if m]
     if any(m not in MODES for m in opts.modes):
         ap.error("--modes takes keyword, semantic, hybrid")
     queries, used = make_targets()
+    if opts.check:
+        worst = 0
+        for s in opts.sizes:
+            items, _ = make_store(s, queries, used)
+            bad = audit(items, queries)
+            print("%d items: %d violations" % (s, len(bad)))
+            for b in bad[:20]:
+                print("  " + b)
+            worst = max(worst, len(bad))
+        return 1 if worst else 0
     if opts.write:
         os.makedirs(opts.write, exist_ok=True)
         with open(os.path.join(opts.write, "queries.jsonl"), "w", encoding="utf-8") as f:
