@@ -8,8 +8,8 @@ runs, prose; some notes in Chinese, Japanese, Thai, Russian and Arabic) and
 a set of judged known-item queries, records the store into a real cortexd
 through the batch `observe` tool (500 a call, in order: insertion order is
 the notes' age), then asks every query in keyword, semantic and hybrid mode
-and reports recall@5 and MRR per query class, and hybrid recall@5 per age
-third of the targets (oldest, middle, newest).
+and reports recall@5 and MRR per query class and per age third of the
+targets (oldest, middle, newest).
 
   python3 bench/relevance/scale.py --bindir build-bench --sizes 1000,10000,100000
 
@@ -38,7 +38,9 @@ Query classes (72 queries each, 432 in all):
 Each target is the only note holding its combination (of identifier parts,
 of component/verb/object, of concept pair, of script words); the other
 notes are built from the same vocabulary in other combinations, so they are
-near misses. A query has exactly one relevant note, so recall@5 is hit@5.
+near misses; a note that would hold a target's combination (word families
+compared) is drawn again, and `--check` audits a store for it. A query has
+exactly one relevant note, so recall@5 is hit@5.
 
 Metrics (10 results a query): recall@5 = share of queries whose target is
 in the top 5; MRR = mean of 1 / rank of the target (0 if not in the top 10).
@@ -500,7 +502,6 @@ def make_store(n, queries, used):
         at[int((j + 0.5) * n / len(queries))] = q
     judge = Judge(queries)
     items, pos = [], {}
-    redrawn = 0
     for i in range(n):
         q = at.get(i)
         if q is not None:
@@ -513,7 +514,6 @@ def make_store(n, queries, used):
                 it = filler(rng, used)
                 if not judge.holds(it["text"]):
                     break
-                redrawn += 1
         items.append(it)
     return items, pos
 
