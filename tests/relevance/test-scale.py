@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Relevance floors at 10,000 items (issue 12, item 7).
+
+Runs bench/relevance/scale.py (the real cortexd named by $CORTEXD, a fresh
+git repository, the generated store recorded through batch `observe`) at
+1,000 and 10,000 items and checks that the generated stores pass its audit
+(no note but a target holds the target's combination), and at 10,000:
+
+  - every mode and every query class reaches its floor: recall@5 and MRR
+    measured on 2026-12-07 (before issue 12's search work) minus a margin;
+  - the oldest third of the targets is not lost entirely in hybrid mode.
+
+It also prints, per mode and class, how far recall@5 at 10,000 is from
+recall@5 at 1,000. Issue 12 asks for at most 0.03; today's engine does not
+hold that (its keyword list scores only the newest window of matches), so
+the gap is reported, not asserted: ASSERT_GAP turns it on once issue 12's
+ranking work lands, and the floors are to be raised with it.
+
+Prints every figure either way, so a failure says how far off it is.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SCALE = os.path.join(ROOT, "bench", "relevance", "scale.py")
+
+SMALL, LARGE = 1000, 10000
+MARGIN = 0.03           # floors sit this far under the measured figures
+MAX_GAP = 0.03          # recall@5 at LARGE within this of SMALL (issue 12)
+ASSERT_GAP = False      # issue 12's work turns this on
+
+# recall@5 / MRR at 10,000 items, measured 2026-12-07 (release and ASan
+# builds give the same ranking: builtin embedder, fixed seed).
+MEASURED = {
+    "keyword": {
+        "identifier": (1.000, 0.979),
+        "wordform": (0.000, 0.000),
+        "typo_ident": (0.875, 0.427),
+        "typo_word": (0.264, 0.144),
+        "paraphrase": (0.069, 0.048),
+        "script": (0.403, 0.396),
+        "all": (0.435, 0.332),
+    },
+    "semantic": {
+        "identifier": (1.000, 0.972),
+        "wordform": (0.653, 0.410),
+        "typo_ident": (0.708, 0.451),
+        "typo_word": (0.736, 0.581),
+        "paraphrase": (0.153, 0.101),
+        "script": (0.819, 0.720),
+        "all": (0.678, 0.539),
+    },
+    "hybrid": {
+        "identifier": (1.000, 1.000),
+        "wordform": (0.028, 0.015),
+        "typo_ident": (0.806, 0.494),
+        "typo_word": (0.778, 0.531),
+        "paraphrase": (0.153, 0.094),
+        "script": (0.833, 0.725),
+        "all": (0.600, 0.477),
+    },
+}
+# hybrid recall@5 of the oldest third of the targets at 10,000: 0.542
+OLDEST_FLOOR = 0.542 - MARGIN
+
+failures = []
+
+
+def check(cond, msg):
+    print("%s  %s" % ("ok    " if cond else "FAILED", msg))
+    if not cond:
+        failures.append(msg)
+
+
+def main():
+    if not os.environ.get("CORTEXD"):
+        print("set CORTEXD to the binary under test")
+        return 2
+    a = subprocess.run([sys.executable, SCALE, "--check", "--sizes", "%d,%d" % (SMALL, LARGE)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    check(a.returncode == 0, "the generated stores keep each target's combination to the target:\n"
+          + a.stdout.decode("utf-8", "replace").rstrip())
+    p = subprocess.run([sys.executable, SCALE, "--json", "--timeout", "120",
+                        "--sizes", "%d,%d" % (SMALL, LARGE)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    if p.returncode != 0:
+        print(p.stderr.decode("utf-8", "replace"))
+        print("FAILED  scale.py exited with %d" % p.returncode)
+        return 1
+    rep = json.loads(p.stdout)
+    small, large = rep["results"][str(SMALL)], rep["results"][str(LARGE)]
+    for r in (small, large):
+        print("%d items recorded in %.1f s; %d folded, %d repeats" % (
+            r["items"], r["load_seconds"], r["folded"], r["repeats"]))
+        for n in r["notes"]:
+            print("note: %s" % n)
+
+    for mode, classes in sorted(MEASURED.items()):
+        m = large["modes"].get(mode)
+        if m is None:
+            check(False, "mode %s measured" % mode)
+            continue
+        check(not m.get("degraded_queries"), "%s: no query answered degraded" % mode)
+        for cls, (rec, mrr) in sorted(classes.items()):
+            d = m["all"] if cls == "all" else m["by_class"][cls]
+            check(d["recall@5"] >= rec - MARGIN, "%s %s recall@5 %.3f >= floor %.3f"
+                  % (mode, cls, d["recall@5"], rec - MARGIN))
+            check(d["mrr"] >= mrr - MARGIN, "%s %s MRR %.3f >= floor %.3f"
+                  % (mode, cls, d["mrr"], mrr - MARGIN))
+
+    old = large["modes"]["hybrid"]["by_age"]["oldest"]["recall@5"]
+    check(old >= OLDEST_FLOOR, "hybrid recall@5 of the oldest third %.3f >= %.3f" % (old, OLDEST_FLOOR))
+
+    print("\nrecall@5 at %d minus at %d (issue 12 asks for >= -%.2f; %s)"
+          % (LARGE, SMALL, MAX_GAP, "asserted" if ASSERT_GAP else "reported, not asserted yet"))
+    for mode in rep["modes"]:
+        a, b = small["modes"][mode], large["modes"][mode]
+        for cls in list(b["by_class"]) + ["all"]:
+            ra = a["all"]["recall@5"] if cls == "all" else a["by_class"][cls]["recall@5"]
+            rb = b["all"]["recall@5"] if cls == "all" else b["by_class"][cls]["recall@5"]
+            held = rb >= ra - MAX_GAP
+            line = "%-8s %-11s %.3f -> %.3f (%+.3f)" % (mode, cls, ra, rb, rb - ra)
+            if ASSERT_GAP:
+                check(held, line)
+            else:
+                print("%s  %s" % ("held  " if held else "FALLS ", line))
+
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("all relevance-at-scale checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
