@@ -366,6 +366,7 @@ typedef struct child {
     char *buf; /* bytes read from the child, not yet consumed */
     size_t start, len, cap;
     int64_t next_id;
+    size_t last_len; /* bytes of the last answer child_await returned, newline excluded */
     bool eof;
     struct rusage ru;
     int status;
@@ -521,6 +522,7 @@ static json_t *child_await(child *c, int64_t id, double *t_done) {
             (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
             if (t_done)
                 *t_done = t;
+            c->last_len = len;
             return msg;
         }
         json_decref(msg);
@@ -1035,6 +1037,11 @@ static void bench_search(const opts *o, const bench_corpus *corp, const char *ws
     for (int k = 0; k < 5; k++)
         bykind[k] = xmalloc((nq + 1) * sizeof(double));
     size_t done = 0, errors = 0, empty = 0, results = 0;
+    /* bytes of the answers with 10 results: the whole JSON-RPC line, and
+     * the text block an agent reads */
+    double *line_bytes = xmalloc(nq * sizeof *line_bytes);
+    double *text_bytes = xmalloc(nq * sizeof *text_bytes);
+    size_t nfull = 0;
     double first = -1;
     child c;
     FILE *trace = o->trace ? fopen(o->trace, "a") : NULL;
@@ -1065,6 +1072,13 @@ static void bench_search(const opts *o, const bench_corpus *corp, const char *ws
                     cnt = json_array_size(json_object_get(r, "results"));
                     results += cnt;
                     empty += cnt == 0;
+                    json_t *block = json_array_get(
+                        json_object_get(json_object_get(resp, "result"), "content"), 0);
+                    if (cnt == 10 && json_is_string(json_object_get(block, "text"))) {
+                        line_bytes[nfull] = (double)c.last_len;
+                        text_bytes[nfull++] =
+                            (double)json_string_length(json_object_get(block, "text"));
+                    }
                     json_decref(owned);
                 }
                 if (trace) {
@@ -1101,9 +1115,14 @@ static void bench_search(const opts *o, const bench_corpus *corp, const char *ws
                                 json_pack("{s:I, s:f, s:f}", "n", (json_int_t)sk.n, "p50_ms",
                                           sk.p50, "p99_ms", sk.p99));
         }
-        if (!o->json)
+        stats sl = stats_of(line_bytes, nfull), st = stats_of(text_bytes, nfull);
+        if (!o->json) {
             printf("\npeak_rss_kb items=%" PRIu64 " session=search max=%ld cpu_ms_per_query=%.3f\n",
                    items, peak_rss_kb(&c), cpu_per_q);
+            printf("search_answer_bytes items=%" PRIu64 " answers_of_10=%zu line_p50=%.0f "
+                   "text_p50=%.0f text_p95=%.0f\n",
+                   items, nfull, sl.p50, st.p50, st.p95);
+        }
         json_array_append_new(
             json_object_get(g_out, "search"),
             json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:o}",
@@ -1112,6 +1131,12 @@ static void bench_search(const opts *o, const bench_corpus *corp, const char *ws
                       "first_ms", first, "avg_results", (double)results / (double)done, "empty",
                       (json_int_t)empty, "errors", (json_int_t)errors, "peak_rss_kb",
                       (json_int_t)peak_rss_kb(&c), "cpu_ms_per_query", cpu_per_q, "by_kind", by));
+        json_object_set_new(
+            json_array_get(json_object_get(g_out, "search"),
+                           json_array_size(json_object_get(g_out, "search")) - 1),
+            "answer_bytes",
+            json_pack("{s:I, s:f, s:f, s:f}", "answers_of_10", (json_int_t)nfull, "line_p50",
+                      sl.p50, "text_p50", st.p50, "text_p95", st.p95));
         fflush(stdout);
     }
     for (uint64_t i = 0; i <= nq; i++)
@@ -1121,6 +1146,8 @@ static void bench_search(const opts *o, const bench_corpus *corp, const char *ws
     free(reqs);
     free(kinds);
     free(lat);
+    free(line_bytes);
+    free(text_bytes);
 }
 
 /* ---- machine ------------------------------------------------------------------------------------

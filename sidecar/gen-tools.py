@@ -62,7 +62,9 @@ c = ['/* Generated from protocol/mcp/tools.json by sidecar/gen-tools.py. */',
      '/* A byte array: string literals this long are beyond ISO C\'s minimum. */',
      'const char cx_tools_json[] = {']
 for i in range(0, len(raw), 16):
-    c.append('    ' + ' '.join('%d,' % b for b in raw[i:i + 16]))
+    # bytes past 127 (UTF-8) as character constants: fine whether char is signed or not
+    c.append('    ' + ' '.join(("'\\x%02x'," % b) if b > 127 else ('%d,' % b)
+                               for b in raw[i:i + 16]))
 c.append('};')
 c.append(f'const size_t cx_tools_json_len = {len(raw) - 1};')
 c.append('')
@@ -85,9 +87,11 @@ for t in doc['tools']:
     for an, a in t['inputSchema'].get('properties', {}).items():
         d = a.get('default')
         dint, dstr = '0', 'NULL'
-        if isinstance(d, bool) or d is None:
-            if d is not None:
-                sys.exit(f'{src}: {n}.{an}: boolean defaults are not supported')
+        if d is None:
+            pass
+        elif isinstance(d, bool):
+            dint = '1' if d else '0'
+            h.append(f'#define {macro(n, an, "default")} {"true" if d else "false"}')
         elif isinstance(d, int):
             dint = str(d)
             h.append(f'#define {macro(n, an, "default")} {d}')

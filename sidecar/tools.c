@@ -353,6 +353,7 @@ int cx_tools_run_search(const cx_tool_def *def, const json_t *args, const cx_too
         .subcortex = str_arg(args, "subcortex"),
         .limit = int_arg(def, args, "limit"),
         .max_tokens = int_arg(def, args, "max_tokens"),
+        .explain = json_is_true(json_object_get(args, "explain")),
     };
     const char *mode = str_arg(args, "mode");
     int r = cx_search_mode_parse(mode ? mode : CX_TOOL_SEARCH_MODE_DEFAULT, &q.mode);

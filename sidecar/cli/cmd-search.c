@@ -89,6 +89,9 @@ int cx_cli_cmd_search(ctx *c) {
         .tags = cx_cli_strv(&a->tags),
         .limit = limit,
         .max_tokens = CLI_SEARCH_TOKENS,
+        /* the full answer: the listing shows updated_at, subcortex and
+         * tags, and --json keeps every field and why */
+        .explain = true,
     };
     if (cx_search_mode_parse(a->val[O_MODE], &q.mode) != 0) {
         rc = cx_cli_usage_error("search", "%s", cx_error_last());

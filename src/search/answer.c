@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The answer of a search: the query echoed, the results as objects (row,
- * snippet, score, provenance, staleness and why it ranked there) added
- * best first while they fit the token budget. */
+/* The answer of a search: the query echoed, the results as objects added
+ * best first while they fit the token budget. Compact by default (what an
+ * agent acts on: id, kind, status, title, the matching text, staleness);
+ * with `explain` also score, subcortex, tags, updated_at, provenance and
+ * why it ranked there. */
 #include "search/search-internal.h"
 
 #include "util/buf.h"
@@ -58,9 +60,10 @@ static json_t *why_of(const cx_hit *h) {
     return why;
 }
 
-/* The result object for a hit, or *out NULL when the row is gone. */
+/* The result object for a hit, or *out NULL when the row is gone: the
+ * compact one an agent acts on, or with `explain` every field and why. */
 static int result_row(cx_store *s, cx_search_ext *e, const cx_qterms *t, const cx_hit *h,
-                      json_t **out) {
+                      bool explain, json_t **out) {
     sqlite3_stmt *st;
     *out = NULL;
     int r = cx_store_prepare(s, SQL_ROW, &st), rc;
@@ -80,22 +83,33 @@ static int result_row(cx_store *s, cx_search_ext *e, const cx_qterms *t, const c
         json_object_set_new(o, "id", json_string(TEXT(0)));
         json_object_set_new(o, "kind", json_string(TEXT(1)));
         json_object_set_new(o, "status", json_string(TEXT(2)));
-        json_object_set_new(o, "subcortex", json_string(TEXT(3)));
-        json_object_set_new(o, "title", json_string(TEXT(4)));
+        if (explain)
+            json_object_set_new(o, "subcortex", json_string(TEXT(3)));
+        if (explain || *TEXT(4))
+            json_object_set_new(o, "title", json_string(TEXT(4)));
         const char *body = TEXT(7);
-        json_object_set_new(o, "snippet", cx_snippet_make(e, t, *body ? body : TEXT(4)));
-        json_object_set_new(o, "score", json_real(h->score));
-        json_object_set_new(o, "tags",
-                            cx_item_parse_array((const char *)sqlite3_column_text(st, 5)));
-        cx_clock_format((uint64_t)sqlite3_column_int64(st, 6), iso);
-        json_object_set_new(o, "updated_at", json_string(iso));
+        json_object_set_new(o, "snippet",
+                            explain ? cx_snippet_make(e, t, *body ? body : TEXT(4),
+                                                      CX_SEARCH_EXPLAIN_SNIPPET_TOKENS, 0)
+                                    : cx_snippet_make(e, t, *body ? body : TEXT(4),
+                                                      CX_SEARCH_SNIPPET_TOKENS,
+                                                      CX_SEARCH_WHOLE_BODY));
+        if (explain) {
+            json_object_set_new(o, "score", json_real(h->score));
+            json_object_set_new(o, "tags",
+                                cx_item_parse_array((const char *)sqlite3_column_text(st, 5)));
+            cx_clock_format((uint64_t)sqlite3_column_int64(st, 6), iso);
+            json_object_set_new(o, "updated_at", json_string(iso));
+            if (h->prov)
+                json_object_set_new(o, "provenance", json_incref(h->prov));
+        }
 #undef TEXT
-        if (h->prov)
-            json_object_set_new(o, "provenance", json_incref(h->prov));
-        json_object_set_new(o, "stale", json_boolean(h->stale));
+        if (explain || h->stale)
+            json_object_set_new(o, "stale", json_boolean(h->stale));
         if (h->stale)
             json_object_set_new(o, "changed", json_incref(h->changed));
-        json_object_set_new(o, "why", why_of(h));
+        if (explain)
+            json_object_set_new(o, "why", why_of(h));
         *out = o;
     }
     sqlite3_reset(st);
@@ -119,6 +133,7 @@ int cx_answer_begin(cx_answer *a, const cx_search_query *q) {
     a->budget = cx_store_budget_bytes(q->max_tokens);
     a->used = json_dumpb(a->res, NULL, 0, JSON_COMPACT) + 48; /* results, count, truncated */
     a->truncated = false;
+    a->explain = q->explain;
     return 0;
 }
 
@@ -127,7 +142,7 @@ int cx_answer_add(cx_answer *a, cx_store *s, cx_search_ext *e, const cx_qterms *
     int r = 0;
     for (size_t i = 0; r == 0 && i < n; i++) {
         json_t *o = NULL;
-        r = result_row(s, e, t, best[i], &o);
+        r = result_row(s, e, t, best[i], a->explain, &o);
         if (r == 0 && o &&
             !cx_item_budget_add(a->results, o, &a->used, a->budget, "snippet", &a->truncated))
             break;

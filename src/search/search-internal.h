@@ -224,10 +224,12 @@ typedef struct cx_qterms {
  * failure). CX_ENOMEM. */
 int cx_snippet_terms(cx_search_ext *e, const char *expr, cx_qterms *t);
 
-/* About two dozen tokens of `text` around its best cluster of the query's
- * matches, marked with «…»; "…" where text was left out. Never NULL
+/* About `tokens` tokens of `text` around its best cluster of the query's
+ * matches (all of it when it is at most `whole` bytes or `tokens`
+ * tokens), marked with «…»; "…" where text was left out. Never NULL
  * unless out of memory for the string itself. */
-json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text);
+json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, size_t tokens,
+                        size_t whole);
 
 /* ---- the answer (answer.c) ---- */
 
@@ -235,6 +237,7 @@ typedef struct cx_answer {
     json_t *res, *results;
     size_t used, budget; /* bytes of the serialised answer (cx_store_budget_bytes) */
     bool truncated;
+    bool explain; /* every field and why (cx_search_query.explain) */
 } cx_answer;
 
 /* Starts the answer to q: the query echoed (bad UTF-8 as U+FFFD), the mode,

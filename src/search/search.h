@@ -12,6 +12,11 @@
 #define CX_SEARCH_MAX_LIMIT 50
 #define CX_SEARCH_MAX_QUERY 2000
 #define CX_SEARCH_VECTOR_MEMORY (40u << 20) /* default of cx_search_set_memory() */
+/* Snippets: tokens around the matches, and the bytes up to which a body
+ * is given whole, in the compact answer and with explain. */
+#define CX_SEARCH_SNIPPET_TOKENS 16
+#define CX_SEARCH_WHOLE_BODY 200
+#define CX_SEARCH_EXPLAIN_SNIPPET_TOKENS 24
 
 typedef enum cx_search_mode {
     CX_SEARCH_HYBRID = 0, /* keyword and semantic lists, fused (the default) */
@@ -28,6 +33,9 @@ typedef struct cx_search_query {
     size_t limit;          /* 1..CX_SEARCH_MAX_LIMIT; 0 = 10 */
     size_t max_tokens;     /* answer budget in tokens, see cx_store_budget_bytes */
     cx_search_mode mode;
+    /* false: the compact answer an agent reads; true: every field, and why
+     * each result ranked (see cx_search_run). */
+    bool explain;
     /* Embeds the query for the semantic list (borrowed; used by this call
      * only). NULL = the embedder set with cx_store_set_embedder(), else the
      * store's built-in one. Items that have no vector of its model yet are
@@ -42,10 +50,21 @@ typedef struct cx_search_query {
 } cx_search_query;
 
 /* Ranked results. *out: {"query":…, "mode":"hybrid"|"keyword"|"semantic",
- * "results":[{id, kind, status, subcortex, title, snippet, score, tags,
- * updated_at, provenance (when set), stale, changed (when stale), why}…],
- * "count":N, "truncated":bool, "degraded": "semantic unavailable: …" (only
- * when the semantic side could not run)}.
+ * "results":[…], "count":N, "truncated":bool, "degraded": "semantic
+ * unavailable: …" (only when the semantic side could not run)}.
+ *
+ * A result, compact (q->explain false): {id, kind, status, title (left
+ * out when empty), snippet, stale: true and changed (the paths; both only
+ * when stale)}: what an agent acts on. With q->explain: {id, kind, status,
+ * subcortex, title, snippet, score, tags, updated_at, provenance (when
+ * set), stale, changed (when stale), why}.
+ *
+ * snippet: the text that matched (the body, else the title), matches
+ * marked with «…» (U+00AB/U+00BB), "…" where text was left out. Compact:
+ * the whole body when it is at most CX_SEARCH_WHOLE_BODY bytes, else
+ * about CX_SEARCH_SNIPPET_TOKENS tokens around its best cluster of
+ * matches; with explain, CX_SEARCH_EXPLAIN_SNIPPET_TOKENS tokens (what
+ * the CLI shows).
  *
  * why: {"lists": ["keyword", "semantic"] (those the item came from),
  * "keyword_rank": n, "bm25": x (when in the keyword list), "semantic_rank":
@@ -68,8 +87,7 @@ typedef struct cx_search_query {
  * thread) is then lifted just above the best of them before staleness: the
  * reviewed summary comes before the raw notes it was made from. A thread
  * no list found is not added for its evidence.
- * Snippets mark matches with «…» (U+00AB/U+00BB). A query with no
- * searchable words returns no results (not an error). */
+ * A query with no searchable words returns no results (not an error). */
 int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out);
 
 /* Loads this connection's vector index (the built-in model's, and that of

@@ -6,8 +6,8 @@
  * lists costs 50-250 µs a row. The body is tokenized with the index's own
  * tokenizer and the query's phrases are matched in it (an identifier's
  * parts match it), so the highlighted words are the ones FTS5 matched:
- * about 24 tokens around the best cluster of matches, matches in «», "…"
- * where text was left out. */
+ * a few dozen tokens around the best cluster of matches (the whole text
+ * when it is short), matches in «», "…" where text was left out. */
 #include "search/search-internal.h"
 
 #include "redact/redact.h"
@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNIPPET_TOKENS 24
 
 static int add_qtoken(void *ctx, int flags, const char *tok, int n, int start, int end) {
     cx_qterms *t = ctx;
@@ -139,8 +138,10 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     }
 }
 
-/* About SNIPPET_TOKENS tokens of text around its best cluster of matches. */
-json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) {
+/* About `tokens` tokens of text around its best cluster of matches; all
+ * of it when it is at most `whole` bytes. */
+json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, size_t tokens,
+                        size_t whole) {
     size_t len = strlen(text);
     dtoks d = {.t = t};
     json_t *out = NULL;
@@ -167,7 +168,8 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) 
         }
     }
     /* the window with the most distinct phrases, then the most hits */
-    size_t w = d.n < SNIPPET_TOKENS ? d.n : SNIPPET_TOKENS, best = 0;
+    /* a short text whole: an excerpt of it would save little and cost a get */
+    size_t w = d.n < tokens || len <= whole ? d.n : tokens, best = 0;
     long best_score = -1;
     for (size_t a = 0; a + w <= d.n; a++) {
         uint64_t ph = 0;
@@ -211,6 +213,12 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text) 
             hi++;
         to = me;
     }
+    /* a window at either end of the text keeps what is around its tokens
+     * there (a closing '.', an opening '`'): a short text comes out whole */
+    if (lo == 0)
+        from = 0;
+    if (hi + 1 == d.n)
+        to = len;
     sbuf b = {.cap = (to - from) + 8 * (hi - lo + 1) + 16};
     b.p = malloc(b.cap);
     if (!b.p)

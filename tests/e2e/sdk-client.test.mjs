@@ -163,7 +163,51 @@ describe('cortexd with the MCP SDK client', { timeout: 100000 }, () => {
     assert.equal(s.count, s.results.length);
     const hit = s.results.find((x) => x.id === ids.single);
     assert.equal(hit.kind, 'observation');
+    assert.equal(hit.status, 'recorded');
+    // compact by default: a short body whole with the match marked; no
+    // score, why, provenance or other field an agent would not act on
+    assert.equal(hit.snippet, ids.singleText.replace('quokkaflux', '\u00abquokkaflux\u00bb'));
+    for (const x of s.results)
+      assert.deepEqual(Object.keys(x).filter((k) => !['id', 'kind', 'status', 'title', 'snippet'].includes(k)),
+        [], `a default result holds a field it should not: ${JSON.stringify(x)}`);
+  });
+
+  it('search with explain: true says why each result ranked', async () => {
+    const r = await call('search', { query: 'quokkaflux', explain: true });
+    assert.ok(!r.isError, errorText(r));
+    const hit = r.structuredContent.results.find((x) => x.id === ids.single);
+    assert.ok(hit, `search did not return ${ids.single}`);
     assert.equal(typeof hit.score, 'number');
+    assert.ok(Array.isArray(hit.why?.lists) && hit.why.lists.includes('keyword'), JSON.stringify(hit.why));
+    assert.equal(hit.why.score, hit.score);
+    assert.equal(hit.stale, false);
+    assert.equal(hit.subcortex, 'build');
+    assert.deepEqual(hit.tags, ['build']);
+    assert.equal(typeof hit.updated_at, 'string');
+  });
+
+  it('search answers validate against its outputSchema, with no field it does not declare', async () => {
+    // The SDK client validates structuredContent against outputSchema
+    // itself (a mismatch throws); this checks again with the schema made
+    // strict: every field of an answer must be declared.
+    const Ajv = (await import('ajv')).default;
+    const strict = (o) => {
+      if (!o || typeof o !== 'object') return o;
+      const c = Array.isArray(o) ? o.map(strict) : Object.fromEntries(
+        Object.entries(o).map(([k, v]) => [k, strict(v)]));
+      if (!Array.isArray(c) && c.type === 'object' && c.properties) c.additionalProperties = false;
+      return c;
+    };
+    const schema = strict(toolsJson().find((t) => t.name === 'search').outputSchema);
+    const validate = new Ajv({ allErrors: true }).compile(schema);
+    for (const args of [{ query: 'quokkaflux' }, { query: 'batch meson sqlite', explain: true },
+      { query: 'batch meson sqlite', mode: 'keyword' }, { query: 'meson test tip', mode: 'semantic' }]) {
+      const r = await call('search', args);
+      assert.ok(!r.isError, errorText(r));
+      assert.ok(r.structuredContent.results.length > 0, `no results for ${JSON.stringify(args)}`);
+      assert.ok(validate(r.structuredContent),
+        `${JSON.stringify(args)}: ${JSON.stringify(validate.errors)}: ${JSON.stringify(r.structuredContent).slice(0, 800)}`);
+    }
   });
 
   it('get returns the full body, and names missing ids', async () => {

@@ -155,7 +155,7 @@ def main():
 
         # 2. outage
         server.post("/control", {"mode": "fail503"})
-        res, err = d.call("search", {"query": "ledger export retries"})
+        res, err = d.call("search", {"query": "ledger export retries", "explain": True})
         check(not err and res.get("degraded", "").startswith("semantic unavailable"),
               "hybrid search says it is degraded while the service fails", res.get("degraded"))
         check(res["count"] > 0 and all(r["why"]["lists"] == ["keyword"] for r in res["results"]),

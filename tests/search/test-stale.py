@@ -93,9 +93,17 @@ def main():
         ra, rb = by_id(res["results"], a), by_id(res["results"], b)
         check(ra and ra["stale"] is True and ra.get("changed") == ["src/parser.c"],
               "search marks the item stale, naming the changed file", ra)
-        check(rb and rb["stale"] is False, "an item about an unchanged file stays fresh", rb)
+        check(rb and "stale" not in rb and "changed" not in rb,
+              "an item about an unchanged file stays fresh (the compact answer says nothing)", rb)
         check(ra and rb and res["results"].index(rb) < res["results"].index(ra),
               "the stale item ranks below the fresh one", [r["id"] for r in res["results"]])
+        full = d.call("search", {"query": "crashes on an empty config string", "explain": True})
+        fa, fb = by_id(full["results"], a), by_id(full["results"], b)
+        check(fa and fa["stale"] is True and fa.get("changed") == ["src/parser.c"]
+              and fa["why"]["stale"] is True and fa.get("provenance", {}).get("files"),
+              "with explain the stale item carries why and its provenance", fa)
+        check(fb and fb["stale"] is False and fb["why"]["stale"] is False,
+              "with explain a fresh item says stale: false", fb)
         got = d.call("get", {"ids": [a]})["items"][0]
         check(got.get("stale") is True and got.get("changed") == ["src/parser.c"],
               "get reports it stale too", got.get("changed"))

@@ -57,7 +57,7 @@ static char *observe(cx_store *s, const char *body) {
 }
 
 static json_t *run(cx_store *s, const char *text, cx_search_mode mode) {
-    cx_search_query q = {.text = text, .limit = 10, .mode = mode};
+    cx_search_query q = {.text = text, .limit = 10, .mode = mode, .explain = true};
     json_t *out = NULL;
     if (cx_search_run(s, &q, &out) != 0) {
         fprintf(stderr, "search '%s': %s\n", text, cx_error_last());
@@ -382,7 +382,8 @@ static void test_trust_and_stale(void) {
     int calls = 0;
     for (int m = 0; m < 3; m++) {
         /* the stale note matches best on its own (shorter, all words) */
-        cx_search_query q = {.text = "payouts created cron job", .mode = (cx_search_mode)m};
+        cx_search_query q = {.text = "payouts created cron job", .mode = (cx_search_mode)m,
+                             .explain = true};
         json_t *res = NULL;
         CX_CHECK_OK(cx_search_run(s, &q, &res));
         int ps = pos(res, stale_id), pf = pos(res, fresh_id);
@@ -405,6 +406,22 @@ static void test_trust_and_stale(void) {
         /* a callback that fails counts as fresh */
         int pe = pos(res, err_id);
         CX_CHECK(pe < 0 || json_is_false(json_object_get(result(res, (size_t)pe), "stale")));
+        json_decref(res);
+        /* compact (no explain): "stale" and "changed" only on the stale
+         * result; no provenance, no why */
+        q.explain = false;
+        res = NULL;
+        CX_CHECK_OK(cx_search_run(s, &q, &res));
+        ps = pos(res, stale_id);
+        pf = pos(res, fresh_id);
+        CX_CHECK(ps >= 0 && pf >= 0 && pf < ps);
+        sr = ps >= 0 ? result(res, (size_t)ps) : NULL;
+        CX_CHECK(json_is_true(json_object_get(sr, "stale")));
+        CX_CHECK_STR(json_string_value(json_array_get(json_object_get(sr, "changed"), 0)),
+                     "src/pay.c");
+        CX_CHECK(!json_object_get(sr, "provenance") && !json_object_get(sr, "why"));
+        json_t *fr_r = pf >= 0 ? result(res, (size_t)pf) : NULL;
+        CX_CHECK(fr_r && !json_object_get(fr_r, "stale") && !json_object_get(fr_r, "changed"));
         json_decref(res);
     }
     CX_CHECK(calls > 0);
@@ -888,7 +905,7 @@ static void test_models(void) {
                                 .timeout_ms = 2000, .retries = -1};
     CX_CHECK_OK(cx_embed_http_new(&down, &cfg));
     CX_CHECK_OK(cx_store_set_embedder(s, down));
-    cx_search_query q = {.text = "webhooks signature", .embedder = down};
+    cx_search_query q = {.text = "webhooks signature", .embedder = down, .explain = true};
     out = NULL;
     CX_CHECK_OK(cx_search_run(s, &q, &out));
     const char *deg = out ? sget(out, "degraded") : NULL;

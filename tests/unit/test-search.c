@@ -32,10 +32,11 @@ static char *observe(const cx_note *n) {
     return id;
 }
 
-/* Runs a keyword search; returns the answer (caller frees) or NULL. The
- * hybrid and semantic modes are tested in test-hybrid.c. */
+/* Runs a keyword search; returns the full answer (explain: every field and
+ * why) or NULL; the caller frees it. The hybrid and semantic modes are
+ * tested in test-hybrid.c, the compact answer in test_compact_answer. */
 static json_t *search(const char *text, size_t limit) {
-    cx_search_query q = {.text = text, .limit = limit, .mode = CX_SEARCH_KEYWORD};
+    cx_search_query q = {.text = text, .limit = limit, .mode = CX_SEARCH_KEYWORD, .explain = true};
     json_t *out = NULL;
     int r = cx_search_run(s, &q, &out);
     if (r) {
@@ -535,6 +536,92 @@ static void test_index_follows_updates(void) {
     json_decref(res);
 }
 
+/* The answer an agent reads by default: id, kind, status, title (when the
+ * item has one), the matching text (the whole body when it is short, else
+ * an excerpt), and nothing else unless explain asks for it. */
+static void test_compact_answer(void) {
+    const char short_body[] = "The quetzal importer skips rows that start with a BOM.";
+    char long_body[1024];
+    int n = snprintf(long_body, sizeof long_body, "%s",
+                     "Before the quetzal importer runs, the staging tables are truncated");
+    for (int i = 0; n < 600; i++)
+        n += snprintf(long_body + n, sizeof long_body - (size_t)n, " padding%d", i);
+    cx_note a = {.body = short_body};
+    cx_note b = {.body = long_body};
+    cx_note c = {.title = "Quetzal importer owners", .body = "Ask the data team.",
+                 .tags = {(const char *[]){"importer"}, 1}};
+    char *ida = observe(&a), *idb = observe(&b), *idc = observe(&c);
+    cx_search_query q = {.text = "quetzal", .limit = 10, .mode = CX_SEARCH_KEYWORD};
+    json_t *res = NULL;
+    CX_CHECK_OK(cx_search_run(s, &q, &res));
+    CX_CHECK(res && count(res) == 3);
+    json_t *results = res ? json_object_get(res, "results") : NULL;
+    static const char *const allowed[] = {"id", "kind", "status", "title", "snippet", NULL};
+    const char *snip_long = NULL;
+    for (size_t i = 0; i < json_array_size(results); i++) {
+        json_t *r = json_array_get(results, i);
+        const char *key;
+        json_t *v;
+        json_object_foreach(r, key, v) {
+            bool ok = false;
+            for (int k = 0; allowed[k]; k++)
+                ok = ok || strcmp(key, allowed[k]) == 0;
+            if (!ok)
+                fprintf(stderr, "compact result has \"%s\"\n", key);
+            CX_CHECK(ok);
+        }
+        CX_CHECK_STR(sget(r, "kind"), "observation");
+        CX_CHECK_STR(sget(r, "status"), "recorded");
+        const char *id = sget(r, "id"), *snip = sget(r, "snippet");
+        CX_CHECK(id && snip);
+        if (!id || !snip)
+            continue;
+        if (strcmp(id, ida) == 0) {
+            /* short: the whole body, the match marked, nothing left out */
+            CX_CHECK_STR(snip, "The \xc2\xab" "quetzal" "\xc2\xbb importer skips rows that start "
+                               "with a BOM.");
+            CX_CHECK(!json_object_get(r, "title")); /* it has none */
+        } else if (strcmp(id, idb) == 0) {
+            snip_long = snip;
+            CX_CHECK(strstr(snip, "\xc2\xab" "quetzal" "\xc2\xbb") != NULL);
+            CX_CHECK(strstr(snip, "\xe2\x80\xa6") != NULL); /* an excerpt */
+            CX_CHECK(strlen(snip) < 200);
+        } else {
+            CX_CHECK_STR(id, idc);
+            CX_CHECK_STR(sget(r, "title"), "Quetzal importer owners");
+            CX_CHECK_STR(snip, "Ask the data team."); /* the body; the title matched */
+        }
+    }
+    CX_CHECK(snip_long != NULL);
+
+    /* explain: every field, why, and the longer excerpt people read */
+    json_t *full = NULL;
+    q.explain = true;
+    CX_CHECK_OK(cx_search_run(s, &q, &full));
+    results = full ? json_object_get(full, "results") : NULL;
+    CX_CHECK(json_array_size(results) == 3);
+    for (size_t i = 0; i < json_array_size(results); i++) {
+        json_t *r = json_array_get(results, i);
+        CX_CHECK(json_is_object(json_object_get(r, "why")));
+        CX_CHECK(json_is_real(json_object_get(r, "score")));
+        CX_CHECK(json_is_false(json_object_get(r, "stale")));
+        CX_CHECK(json_is_string(json_object_get(r, "title")));
+        CX_CHECK(json_is_string(json_object_get(r, "subcortex")));
+        CX_CHECK(json_is_array(json_object_get(r, "tags")));
+        CX_CHECK(json_is_string(json_object_get(r, "updated_at")));
+        if (snip_long && strcmp(sget(r, "id"), idb) == 0)
+            CX_CHECK(strlen(sget(r, "snippet")) > strlen(snip_long));
+    }
+    /* the same results in the same order either way */
+    for (size_t i = 0; i < json_array_size(results); i++)
+        CX_CHECK_STR(id_at(full, i), id_at(res, i));
+    json_decref(full);
+    json_decref(res);
+    free(ida);
+    free(idb);
+    free(idc);
+}
+
 int main(void) {
     root = cx_test_tmpdir();
     if (!root || cx_store_open(&s, root) != 0) {
@@ -553,6 +640,7 @@ int main(void) {
     test_snippet_markers();
     test_index_follows_updates();
     test_window();
+    test_compact_answer();
     cx_store_free(s);
     cx_test_rmrf(root);
     free(root);

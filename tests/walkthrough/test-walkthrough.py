@@ -381,9 +381,11 @@ def tests(tmp):
         # each search is repeated until the digest comes first (it may arrive,
         # and be embedded, a few seconds after the approval), within a bound
         queries = ["which libmicrohttpd version does the build need", "libmicrohttpd"]
-        res = agent(B, [{"tool": "search", "arguments": {"query": queries[0]}, "until_first": draft_id,
-                         "timeout_s": 60}] +
-                    [{"tool": "search", "arguments": {"query": q}, "until_first": draft_id, "timeout_s": 20}
+        # (explain: the score and lists below say why, should the digest not come first)
+        res = agent(B, [{"tool": "search", "arguments": {"query": queries[0], "explain": True},
+                         "until_first": draft_id, "timeout_s": 60}] +
+                    [{"tool": "search", "arguments": {"query": q, "explain": True}, "until_first": draft_id,
+                      "timeout_s": 20}
                      for q in queries[1:]], timeout=240)
         check(len(res) == len(queries) and res[0]["result"] and
               any(r["id"] == draft_id for r in res[0]["result"].get("results", [])),
