@@ -331,7 +331,9 @@ static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nsk
         if (rc != SQLITE_OK)
             return rc;
     }
-    if (is_ascii(R->text + w->start, w->end - w->start))
+    /* no exact form to add when the text is ASCII or already its token */
+    if (is_ascii(R->text + w->start, w->end - w->start) ||
+        (w->end - w->start == w->len && memcmp(R->text + w->start, norm, (size_t)w->len) == 0))
         return SQLITE_OK;
     int nx = 0;
     int rc = ctok_form(R, R->t->exact, w->start, w->end, R->form2, &nx);

@@ -157,6 +157,19 @@ static int count_match(sqlite3 *db, const char *q) {
     return n;
 }
 
+/* The offsets of the tokens emitted, "start-end" separated by spaces. */
+static int on_offsets(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    seen *s = ctx;
+    (void)flags, (void)tok, (void)n;
+    char one[32];
+    int k = snprintf(one, sizeof one, "%s%d-%d", s->len ? " " : "", start, end);
+    if (k > 0 && s->len + (size_t)k + 1 < sizeof s->buf) {
+        memcpy(s->buf + s->len, one, (size_t)k + 1);
+        s->len += (size_t)k;
+    }
+    return SQLITE_OK;
+}
+
 /* Every script (tokenizer version 2): bigrams for scripts without spaces,
  * emoji, case folding beyond ASCII, NFC, exact and folded forms. */
 static void test_scripts(void) {
@@ -190,6 +203,17 @@ static void test_scripts(void) {
     CX_CHECK_STR(s.buf, "\xed\x95\x9c\xea\xb5\xad \xea\xb5\xad\xec\x96\xb4");
     tokens(&api, tok, D, "\xe0\xb9\x84\xe0\xb8\x97\xe0\xb8\xa2", &s); /* ไทย */
     CX_CHECK_STR(s.buf, "\xe0\xb9\x84\xe0\xb8\x97 \xe0\xb8\x97\xe0\xb8\xa2");
+    /* Thai vowel and tone marks stay in the run (ข้อ: ข ้ อ) */
+    tokens(&api, tok, D, "\xe0\xb8\x82\xe0\xb9\x89\xe0\xb8\xad", &s);
+    CX_CHECK_STR(s.buf, "\xe0\xb8\x82\xe0\xb9\x89 \xe0\xb9\x89\xe0\xb8\xad");
+    /* Devanagari: a word with its vowel signs and virama (हिन्दी) is one */
+    tokens(&api, tok, D, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5\x80 x", &s);
+    CX_CHECK_STR(s.buf, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5\x80 x");
+    /* bigram offsets never overlap (snippets cut on them): 连接池 at 2 */
+    memset(&s, 0, sizeof s);
+    CX_CHECK_INT(api.xTokenize(tok, &s, D, "a \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0 b", 13, on_offsets),
+                 SQLITE_OK);
+    CX_CHECK_STR(s.buf, "0-1 2-5 5-11 12-13");
     /* emoji are tokens; a skin tone, ZWJ and VS16 are not */
     tokens(&api, tok, D, "ship\xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok \xe2\x9c\x85\xef\xb8\x8f",
            &s); /* ship🚀 it 👍🏽 ok ✅️ */
