@@ -34,7 +34,9 @@
  * - A run of Han, Hiragana, Katakana, Hangul, Thai, Lao, Khmer or Myanmar
  *   (unicode61 gives it as one word, a whole sentence) becomes its
  *   overlapping bigrams, one position each (连接池 -> 连接 接池); a run of
- *   one character is itself. A query word in those scripts becomes the
+ *   one character is itself. A document also indexes each CJK character
+ *   alone at the same positions (colocated), for queries of one
+ *   character. A query word in those scripts becomes the
  *   same bigrams, which FTS5 matches as a phrase: 连接池 finds every text
  *   that holds 连接池. No dictionary (ICU is not used): see DECISIONS.md.
  * - Emoji (which unicode61 drops) are tokens of their own, one per emoji;
@@ -249,6 +251,7 @@ typedef struct ctok_emit {
     ctok_run *R;
     const char *tok;
     int start, end;
+    int s, e; /* the offsets of the last token emitted */
     bool same, first;
 } ctok_emit;
 
@@ -256,7 +259,22 @@ static int emit_at(ctok_emit *E, int a, int b, int oa, int ob) {
     int s = E->same ? E->start + oa : E->first ? E->start : E->end;
     int e = E->same ? E->start + ob : E->end;
     E->first = false;
+    E->s = s;
+    E->e = e;
     return E->R->xtoken(E->R->uctx, 0, E->tok + a, b - a, s, e);
+}
+
+/* A document also indexes each CJK character of a run alone, at the
+ * position of the bigram it starts (the last one at the last bigram), so
+ * that a query of one character (锁, "lock") finds it anywhere in a run. */
+static int emit_unigram(ctok_emit *E, int a, int b) {
+    uint32_t c = 0;
+    cx_text_cp_decode((const unsigned char *)E->tok + a, (size_t)(b - a), &c);
+    /* a letter of Thai, Lao, Khmer or Myanmar alone is no word */
+    if (E->R->query || (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1780 && c <= 0x17FF) ||
+        (c >= 0x1000 && c <= 0x109F))
+        return SQLITE_OK;
+    return E->R->xtoken(E->R->uctx, FTS5_TOKEN_COLOCATED, E->tok + a, b - a, E->s, E->e);
 }
 
 static int ctok_bigrams(ctok_run *R, const char *tok, int n, int start, int end) {
@@ -276,16 +294,20 @@ static int ctok_bigrams(ctok_run *R, const char *tok, int n, int start, int end)
                 int k2 = c2 < 0x80 ? 1 : (int)cx_text_cp_decode(p + i, (size_t)(n - i), &c2);
                 if (c2 < 0x80 || !cp_bigram(c2))
                     break;
-                if (pa >= 0) /* not the last: it spans its first character */
-                    rc = emit_at(&E, pa, pc, pa, pb);
+                if (pa >= 0 && /* not the last: it spans its first character */
+                    (rc = emit_at(&E, pa, pc, pa, pb)) == SQLITE_OK)
+                    rc = emit_unigram(&E, pa, pb);
                 pa = prev;
                 pb = i;
                 pc = i + k2;
                 prev = i;
                 i += k2;
             }
-            if (rc == SQLITE_OK)
-                rc = pa < 0 ? emit_at(&E, c0, i, c0, i) : emit_at(&E, pa, pc, pa, pc);
+            if (rc == SQLITE_OK && pa < 0)
+                rc = emit_at(&E, c0, i, c0, i);
+            else if (rc == SQLITE_OK && (rc = emit_at(&E, pa, pc, pa, pc)) == SQLITE_OK &&
+                     (rc = emit_unigram(&E, pa, pb)) == SQLITE_OK)
+                rc = emit_unigram(&E, pb, pc);
         } else {
             int from = i;
             i += k;

@@ -102,6 +102,8 @@ static void test_found(void) {
     /* NFC query for an NFD note, and the Cyrillic word in capitals */
     CX_CHECK_INT(rank_of("Z\xc3\xbcrich", cases[7].id), 0);
     CX_CHECK_INT(rank_of("\xd0\xa1\xd0\x95\xd0\xa0\xd0\x92\xd0\x95\xd0\xa0", cases[4].id), 0);
+    /* one character of a run (池, "pool") */
+    CX_CHECK_INT(rank_of("\xe6\xb1\xa0", cases[0].id), 0);
     /* a query of two bigram words: both must be in the note */
     CX_CHECK_INT(rank_of("\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0 \xe8\x80\x97\xe5\xb0\xbd",
                          cases[0].id),

@@ -188,32 +188,34 @@ static void test_scripts(void) {
     }
     seen s;
     const int D = FTS5_TOKENIZE_DOCUMENT, Q = FTS5_TOKENIZE_QUERY;
-    /* Chinese: overlapping bigrams, in documents and queries alike */
+    /* Chinese: overlapping bigrams, in documents and queries alike; a
+     * document also has each character alone at the same positions */
     tokens(&api, tok, D, "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0", &s); /* 连接池 */
-    CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 \xe6\x8e\xa5\xe6\xb1\xa0");
+    CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e \xe6\x8e\xa5\xe6\xb1\xa0 =\xe6\x8e\xa5 =\xe6\xb1\xa0");
     tokens(&api, tok, Q, "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0", &s);
     CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 \xe6\x8e\xa5\xe6\xb1\xa0");
     /* one character alone is itself; Latin letters in the run stay words */
     tokens(&api, tok, D, "\xe6\xb1\xa0 API\xe8\xbf\x9e\xe6\x8e\xa5", &s); /* 池 API连接 */
-    CX_CHECK_STR(s.buf, "\xe6\xb1\xa0 api \xe8\xbf\x9e\xe6\x8e\xa5");
+    CX_CHECK_STR(s.buf, "\xe6\xb1\xa0 api \xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e =\xe6\x8e\xa5");
     /* Japanese kana, Korean, Thai */
     tokens(&api, tok, D, "\xe3\x82\xa2\xe3\x83\x83\xe3\x83\x97", &s); /* アップ */
-    CX_CHECK_STR(s.buf, "\xe3\x82\xa2\xe3\x83\x83 \xe3\x83\x83\xe3\x83\x97");
+    CX_CHECK_STR(s.buf, "\xe3\x82\xa2\xe3\x83\x83 =\xe3\x82\xa2 \xe3\x83\x83\xe3\x83\x97 =\xe3\x83\x83 =\xe3\x83\x97");
     tokens(&api, tok, D, "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4", &s); /* 한국어 */
-    CX_CHECK_STR(s.buf, "\xed\x95\x9c\xea\xb5\xad \xea\xb5\xad\xec\x96\xb4");
+    CX_CHECK_STR(s.buf, "\xed\x95\x9c\xea\xb5\xad =\xed\x95\x9c \xea\xb5\xad\xec\x96\xb4 =\xea\xb5\xad =\xec\x96\xb4");
     tokens(&api, tok, D, "\xe0\xb9\x84\xe0\xb8\x97\xe0\xb8\xa2", &s); /* ไทย */
     CX_CHECK_STR(s.buf, "\xe0\xb9\x84\xe0\xb8\x97 \xe0\xb8\x97\xe0\xb8\xa2");
-    /* Thai vowel and tone marks stay in the run (ข้อ: ข ้ อ) */
+    /* no characters alone for Thai; its marks stay in the run (ข้อ) */
     tokens(&api, tok, D, "\xe0\xb8\x82\xe0\xb9\x89\xe0\xb8\xad", &s);
     CX_CHECK_STR(s.buf, "\xe0\xb8\x82\xe0\xb9\x89 \xe0\xb9\x89\xe0\xb8\xad");
     /* Devanagari: a word with its vowel signs and virama (हिन्दी) is one */
     tokens(&api, tok, D, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5\x80 x", &s);
     CX_CHECK_STR(s.buf, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5\x80 x");
-    /* bigram offsets never overlap (snippets cut on them): 连接池 at 2 */
+    /* bigram offsets never overlap (snippets cut on them): 连接池 at 2;
+     * a colocated character has its bigram's offsets */
     memset(&s, 0, sizeof s);
     CX_CHECK_INT(api.xTokenize(tok, &s, D, "a \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0 b", 13, on_offsets),
                  SQLITE_OK);
-    CX_CHECK_STR(s.buf, "0-1 2-5 5-11 12-13");
+    CX_CHECK_STR(s.buf, "0-1 2-5 2-5 5-11 5-11 5-11 12-13");
     /* emoji are tokens; a skin tone, ZWJ and VS16 are not */
     tokens(&api, tok, D, "ship\xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok \xe2\x9c\x85\xef\xb8\x8f",
            &s); /* ship🚀 it 👍🏽 ok ✅️ */
@@ -250,6 +252,10 @@ static void test_scripts(void) {
     /* 连接池 is a phrase of its bigrams: only the row that holds it */
     CX_CHECK_INT(count_match(db, "\"\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0\""), 1);
     CX_CHECK_INT(count_match(db, "\"\xe8\xbf\x9e\xe6\x8e\xa5\""), 2);
+    /* one character: wherever it stands in a run (池 ends one, is alone in
+     * the other) */
+    CX_CHECK_INT(count_match(db, "\"\xe6\xb1\xa0\""), 2);
+    CX_CHECK_INT(count_match(db, "\"\xe5\xba\x93\""), 1); /* 库 */
     CX_CHECK_INT(count_match(db, "\"cafe\""), 2);
     CX_CHECK_INT(count_match(db, "\"caf\xc3\xa9\""), 2);
     CX_CHECK_INT(count_match(db, "\"=caf\xc3\xa9\""), 1);
