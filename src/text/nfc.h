@@ -20,3 +20,12 @@ bool cx_text_nfc_needed(const char *s, size_t n);
  * text longer) and returns its length. Marks with no precomposed letter,
  * other scripts and invalid bytes are copied unchanged. */
 size_t cx_text_nfc(const char *s, size_t n, char *out);
+
+/* The bare lower-case letter of a Greek letter with accents or breathings
+ * (ά -> α, ῷ -> ω); any other code point unchanged. */
+uint32_t cx_text_greek_fold(uint32_t c);
+
+/* Writes s with every Greek letter folded by cx_text_greek_fold into out
+ * (at least n bytes: folding never makes text longer) and returns its
+ * length. */
+size_t cx_text_greek_fold_str(const char *s, size_t n, char *out);

@@ -44,7 +44,8 @@
  *   a thumbs-up with any skin tone is the token of the thumbs-up.
  * - A word with combining marks is composed first (text/nfc.h), so NFD
  *   and NFC text give the same tokens.
- * - Diacritics: the word's token is folded (café -> cafe, as before); a
+ * - Diacritics: the word's token is folded (café -> cafe, as before, and
+ *   Greek accents and breathings too, which unicode61 keeps: ά -> α); a
  *   document also indexes the exact, case-folded form (café) at the same
  *   position when it differs. A query emits the folded form, or the exact
  *   one when its text starts with '=' (CX_TEXT_EXACT_MARK, which unicode61
@@ -81,6 +82,7 @@ typedef struct ctok_run {
     char nfc[TOK_WHOLE_MAX];   /* a word composed */
     char form[TOK_WHOLE_MAX];  /* a word re-tokenized */
     char form2[TOK_WHOLE_MAX]; /* the exact form of a word of a document */
+    char greek[TOK_WHOLE_MAX]; /* a Greek word folded */
 } ctok_run;
 
 static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
@@ -181,6 +183,18 @@ static bool is_ascii(const char *s, int n) {
         if ((unsigned char)s[i] >= 0x80)
             return false;
     return true;
+}
+
+/* Whether tok may hold a Greek letter with an accent (U+0370-U+03FF: lead
+ * bytes CD-CF; Greek Extended U+1F00-U+1FFF: E1 BC-BF). */
+static bool greek(const char *tok, int n) {
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)tok[i];
+        if ((c >= 0xCD && c <= 0xCF) ||
+            (c == 0xE1 && i + 1 < n && (unsigned char)tok[i + 1] >= 0xBC))
+            return true;
+    }
+    return false;
 }
 
 /* The first token of one re-tokenized word. */
@@ -427,6 +441,11 @@ static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start
                 tok = R->form;
                 n = nf;
             }
+        }
+        /* Greek accents and breathings, which unicode61 keeps */
+        if (!R->exact && greek(tok, n)) {
+            n = (int)cx_text_greek_fold_str(tok, (size_t)n, R->greek);
+            tok = R->greek;
         }
     }
     if (n > TOK_WHOLE_MAX / 2) { /* a huge word: on its own, as unicode61 gives it */

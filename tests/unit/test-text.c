@@ -230,6 +230,11 @@ static void test_scripts(void) {
     CX_CHECK_STR(s.buf, "cafe =caf\xc3\xa9");
     tokens(&api, tok, D, "\xd0\xb8\xcc\x86", &s); /* и + U+0306 = й */
     CX_CHECK_STR(s.buf, "\xd0\xb9");
+    /* Greek accents fold too (Ωμέγα), the exact form beside */
+    tokens(&api, tok, D, "\xce\xa9\xce\xbc\xce\xad\xce\xb3\xce\xb1", &s);
+    CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xb5\xce\xb3\xce\xb1 =\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1");
+    tokens(&api, tok, Q, "=\xce\xa9\xce\xbc\xce\xad\xce\xb3\xce\xb1", &s);
+    CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1");
     /* queries: folded, or exact after the mark */
     tokens(&api, tok, Q, "CAF\xc3\x89", &s);
     CX_CHECK_STR(s.buf, "cafe");
