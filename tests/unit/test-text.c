@@ -191,7 +191,8 @@ static void test_scripts(void) {
     /* Chinese: overlapping bigrams, in documents and queries alike; a
      * document also has each character alone at the same positions */
     tokens(&api, tok, D, "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0", &s); /* 连接池 */
-    CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e \xe6\x8e\xa5\xe6\xb1\xa0 =\xe6\x8e\xa5 =\xe6\xb1\xa0");
+    CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e \xe6\x8e\xa5\xe6\xb1\xa0 =\xe6"
+                        "\x8e\xa5 =\xe6\xb1\xa0");
     tokens(&api, tok, Q, "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0", &s);
     CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 \xe6\x8e\xa5\xe6\xb1\xa0");
     /* one character alone is itself; Latin letters in the run stay words */
@@ -199,31 +200,38 @@ static void test_scripts(void) {
     CX_CHECK_STR(s.buf, "\xe6\xb1\xa0 api \xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e =\xe6\x8e\xa5");
     /* Japanese kana, Korean, Thai */
     tokens(&api, tok, D, "\xe3\x82\xa2\xe3\x83\x83\xe3\x83\x97", &s); /* アップ */
-    CX_CHECK_STR(s.buf, "\xe3\x82\xa2\xe3\x83\x83 =\xe3\x82\xa2 \xe3\x83\x83\xe3\x83\x97 =\xe3\x83\x83 =\xe3\x83\x97");
+    CX_CHECK_STR(s.buf, "\xe3\x82\xa2\xe3\x83\x83 =\xe3\x82\xa2 \xe3\x83\x83\xe3\x83\x97 =\xe3"
+                        "\x83\x83 =\xe3\x83\x97");
     tokens(&api, tok, D, "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4", &s); /* 한국어 */
-    CX_CHECK_STR(s.buf, "\xed\x95\x9c\xea\xb5\xad =\xed\x95\x9c \xea\xb5\xad\xec\x96\xb4 =\xea\xb5\xad =\xec\x96\xb4");
+    CX_CHECK_STR(s.buf, "\xed\x95\x9c\xea\xb5\xad =\xed\x95\x9c \xea\xb5\xad\xec\x96\xb4 =\xea"
+                        "\xb5\xad =\xec\x96\xb4");
     tokens(&api, tok, D, "\xe0\xb9\x84\xe0\xb8\x97\xe0\xb8\xa2", &s); /* ไทย */
     CX_CHECK_STR(s.buf, "\xe0\xb9\x84\xe0\xb8\x97 \xe0\xb8\x97\xe0\xb8\xa2");
     /* no characters alone for Thai; its marks stay in the run (ข้อ) */
     tokens(&api, tok, D, "\xe0\xb8\x82\xe0\xb9\x89\xe0\xb8\xad", &s);
     CX_CHECK_STR(s.buf, "\xe0\xb8\x82\xe0\xb9\x89 \xe0\xb9\x89\xe0\xb8\xad");
     /* Devanagari: a word with its vowel signs and virama (हिन्दी) is one */
-    tokens(&api, tok, D, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5\x80 x", &s);
-    CX_CHECK_STR(s.buf, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5\x80 x");
+    tokens(&api, tok, D, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5"
+                         "\x80 x", &s);
+    CX_CHECK_STR(s.buf, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5"
+                        "\x80 x");
     /* bigram offsets never overlap (snippets cut on them): 连接池 at 2;
      * a colocated character has its bigram's offsets */
     memset(&s, 0, sizeof s);
-    CX_CHECK_INT(api.xTokenize(tok, &s, D, "a \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0 b", 13, on_offsets),
+    CX_CHECK_INT(api.xTokenize(tok, &s, D, "a \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1"
+                                           "\xa0 b", 13, on_offsets),
                  SQLITE_OK);
     CX_CHECK_STR(s.buf, "0-1 2-5 2-5 5-11 5-11 5-11 12-13");
     /* emoji are tokens; a skin tone, ZWJ and VS16 are not */
-    tokens(&api, tok, D, "ship\xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok \xe2\x9c\x85\xef\xb8\x8f",
+    tokens(&api, tok, D, "ship\xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok \xe2\x9c"
+                         "\x85\xef\xb8\x8f",
            &s); /* ship🚀 it 👍🏽 ok ✅️ */
     CX_CHECK_STR(s.buf, "ship \xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d ok \xe2\x9c\x85");
     tokens(&api, tok, Q, "\xf0\x9f\x9a\x80", &s);
     CX_CHECK_STR(s.buf, "\xf0\x9f\x9a\x80");
     /* case folding beyond ASCII: Cyrillic, Greek; Arabic words as they are */
-    tokens(&api, tok, D, "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 \xce\xa9", &s); /* ПРИВЕТ Ω */
+    tokens(&api, tok, D, "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 \xce"
+                         "\xa9", &s); /* ПРИВЕТ Ω */
     CX_CHECK_STR(s.buf, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 \xcf\x89");
     /* NFD is NFC: e + U+0301 is é, folded and exact */
     tokens(&api, tok, D, "Cafe\xcc\x81", &s);
@@ -232,7 +240,8 @@ static void test_scripts(void) {
     CX_CHECK_STR(s.buf, "\xd0\xb9");
     /* Greek accents fold too (Ωμέγα), the exact form beside */
     tokens(&api, tok, D, "\xce\xa9\xce\xbc\xce\xad\xce\xb3\xce\xb1", &s);
-    CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xb5\xce\xb3\xce\xb1 =\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1");
+    CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xb5\xce\xb3\xce\xb1 =\xcf\x89\xce\xbc\xce\xad"
+                        "\xce\xb3\xce\xb1");
     tokens(&api, tok, Q, "=\xce\xa9\xce\xbc\xce\xad\xce\xb3\xce\xb1", &s);
     CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1");
     /* queries: folded, or exact after the mark */
@@ -248,7 +257,8 @@ static void test_scripts(void) {
                               "CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'cortex');"
                               "INSERT INTO t VALUES ('\xe6\x95\xb0\xe6\x8d\xae\xe5\xba\x93"
                               "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0\xe8\xb6\x85\xe6\x97\xb6');"
-                              "INSERT INTO t VALUES ('\xe8\xbf\x9e\xe6\x8e\xa5 later \xe6\xb1\xa0');"
+                              "INSERT INTO t VALUES ('\xe8\xbf\x9e\xe6\x8e\xa5 later \xe6\xb1"
+                              "\xa0');"
                               "INSERT INTO t VALUES ('the caf\xc3\xa9 opens');"
                               "INSERT INTO t VALUES ('the cafe opens');"
                               "INSERT INTO t VALUES ('deploy \xf0\x9f\x9a\x80 done');",
