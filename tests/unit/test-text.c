@@ -3,13 +3,16 @@
  * are cut into parts, which bytes join words, and what the "cortex" FTS5
  * tokenizer emits for documents (identifier whole, then its parts at the
  * same position) and for queries (whole only), and that an FTS5 table
- * using it finds an identifier by any of its parts. */
+ * using it finds an identifier by any of its parts; then every script:
+ * bigrams for CJK and Thai, emoji, case folding, NFD, exact and folded
+ * forms, and random text of all of them with offsets in order. */
 #include "test.h"
 
 #include "text/ident.h"
 #include "text/tokenizer.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 /* The parts of s joined by '|'. */
 static void parts_of(const char *s, size_t max, char *out, size_t cap) {
@@ -278,10 +281,81 @@ static void test_scripts(void) {
     sqlite3_close(db);
 }
 
+/* Offsets in order: each new position starts at or after the end of the
+ * one before (snippets rely on it), and all lie in the text. */
+typedef struct order {
+    int n, last_end;
+    bool ok;
+} order;
+
+static int on_order(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    order *o = ctx;
+    (void)tok;
+    if (n <= 0 || start < 0 || end < start || end > o->n)
+        o->ok = false;
+    if (!(flags & FTS5_TOKEN_COLOCATED)) {
+        if (start < o->last_end)
+            o->ok = false;
+        o->last_end = end;
+    }
+    return SQLITE_OK;
+}
+
+/* Random text from pieces of every script, marks, emoji sequences, joiners
+ * and invalid bytes: the tokenizer succeeds, in every mode, with offsets
+ * in order. */
+static void test_random_scripts(void) {
+    static const char *const pieces[] = {
+        "a", "Z", "_", ".", "-", "::", " ", "9", "caf\xc3\xa9", "e\xcc\x81", "\xcc\x88",
+        "\xe8\xbf\x9e", "\xe3\x82\xa2", "\xed\x95\x9c", "\xe0\xb8\x82", "\xe0\xb9\x89",
+        "\xf0\x9f\x9a\x80", "\xf0\x9f\x8f\xbd", "\xe2\x80\x8d", "\xef\xb8\x8f",
+        "\xce\xac", "\xd0\x99", "\xd8\xa7", "\xff", "\xe8\xbf", "\xf0\x9f", "=",
+        "\xe0\xa4\xbf", "\xe1\xbc\x84", "\xef\xbd\xa6"};
+    const size_t np = sizeof pieces / sizeof pieces[0];
+    sqlite3 *db = NULL;
+    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
+    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
+    fts5_api *fts = cx_text_fts5_api(db);
+    fts5_tokenizer api;
+    void *ud = NULL;
+    Fts5Tokenizer *tok = NULL;
+    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
+        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
+        CX_CHECK(!"the cortex tokenizer is registered");
+        sqlite3_close(db);
+        return;
+    }
+    uint32_t seed = 12345;
+    int bad = 0;
+    char text[600];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        int count = (int)((seed >> 16) % 40);
+        for (int k = 0; k < count; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *pc = pieces[(seed >> 16) % np];
+            size_t pl = strlen(pc);
+            if (len + pl >= sizeof text)
+                break;
+            memcpy(text + len, pc, pl);
+            len += pl;
+        }
+        int flags = round % 2 ? FTS5_TOKENIZE_QUERY : FTS5_TOKENIZE_DOCUMENT;
+        order o = {.n = (int)len, .last_end = 0, .ok = true};
+        if (api.xTokenize(tok, &o, flags, text, (int)len, on_order) != SQLITE_OK || !o.ok)
+            bad++;
+    }
+    CX_CHECK_INT(bad, 0);
+    api.xDelete(tok);
+    sqlite3_close(db);
+}
+
 int main(void) {
     test_parts();
     test_joiners();
     test_tokenizer();
     test_scripts();
+    test_random_scripts();
     return cx_test_done();
 }
