@@ -23,7 +23,11 @@
  * left out there). The index holds every identifier whole and each of its
  * parts at the same position, so `parse config`, `parse_config` and
  * `ParseConfigFile` all find `parseConfigFile`, and the item that has the
- * identifier itself scores higher (it matches both sides of the OR). */
+ * identifier itself scores higher (it matches both sides of the OR).
+ *
+ * Words in scripts without spaces (连接池) need nothing here: the
+ * tokenizer cuts a quoted word into bigrams, which FTS5 matches as a
+ * phrase. */
 #include "search/search-internal.h"
 
 #include "search/search.h"
@@ -132,8 +136,25 @@ static size_t ident_parts(const char *w, size_t n, cx_text_span *parts, size_t m
     return np;
 }
 
+/* Whether w has a letter of Latin-1/Extended, Greek or Cyrillic (U+00C0 to
+ * U+052F, U+1E00 to U+1FFF, lead bytes C3-D4 and E1 B8-BF), which may
+ * carry diacritics the index folds. */
+static bool may_fold(const char *w, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if ((c >= 0xC3 && c <= 0xD4) ||
+            (c == 0xE1 && i + 1 < n && (unsigned char)w[i + 1] >= 0xB8 &&
+             (unsigned char)w[i + 1] <= 0xBF))
+            return true;
+    }
+    return false;
+}
+
 /* Appends the term for one word or identifier; false when it has nothing
- * searchable (then nothing was appended). */
+ * searchable (then nothing was appended). A word that may carry diacritics
+ * is also asked for in its exact form ("=café", see CX_TEXT_EXACT_MARK in
+ * text/tokenizer.h): ("=café" OR "café"), so that the index's exact form
+ * scores on both and ranks above the folded one (cafe). */
 static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mode mode,
                      cx_fts_keep_fn keep, void *ud, const char *join, size_t terms) {
     if (!keep_word(keep, ud, w, n))
@@ -155,8 +176,16 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
     bool last_kept = np > 0 && k > 0 && parts[k - 1].off + parts[k - 1].len == n;
     if (terms)
         put(b, join, strlen(join));
+    bool exact = may_fold(w, n);
+    if (exact) {
+        put(b, "(\"=", 3);
+        put(b, w, n); /* a word holds no '"' */
+        put(b, prefix ? "\"* OR " : "\" OR ", prefix ? 6 : 5);
+    }
     if (np <= 1 || k == 0) {
         put_quoted(b, w, n, prefix);
+        if (exact)
+            put(b, ")", 1);
         return true;
     }
     put(b, "(", 1);
@@ -172,6 +201,8 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
     if (mode == CX_FTS_ALL && k > 1)
         put(b, ")", 1);
     put(b, ")", 1);
+    if (exact)
+        put(b, ")", 1);
     return true;
 }
 
@@ -187,8 +218,8 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
     const unsigned char *t = (const unsigned char *)text;
     const char *join = mode == CX_FTS_ALL ? " AND " : " OR ";
     /* The cap the expression can never reach: words hold no '"' (nothing
-     * is doubled), a term of k bytes writes them at most twice (whole and
-     * as parts) plus at most MAX_PARTS * 8 + 16 bytes of quotes, '*',
+     * is doubled), a term of k bytes writes them at most three times (exact,
+     * whole and as parts) plus at most MAX_PARTS * 8 + 16 bytes of quotes, '*',
      * joins and parentheses, and there are at most CX_FTS_MAX_TERMS terms.
      * It bounds the allocation should that reasoning ever stop holding. */
     size_t cap = 4 * n + 256 * (size_t)CX_FTS_MAX_TERMS;

@@ -3,6 +3,7 @@
  * move a database from one to the next at open. */
 #include "store/store-internal.h"
 
+#include "text/tokenizer.h"
 #include "util/error.h"
 
 #include <stdio.h>
@@ -254,10 +255,19 @@ static const char *const schema_v3[] = {
     NULL,
 };
 
+/* Version 4: the version of the tokenizer the FTS indexes were built with
+ * (CX_TEXT_TOKENIZER_VERSION); indexes from before it was recorded are of
+ * version 1. cx_schema_tokenizer rebuilds them when it differs. */
+static const char *const schema_v4[] = {
+    "ALTER TABLE fts_state ADD COLUMN tokenizer INTEGER NOT NULL DEFAULT 1",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     schema_v1, /* 0 -> 1 */
     schema_v2, /* 1 -> 2 */
     schema_v3, /* 2 -> 3 */
+    schema_v4, /* 3 -> 4 */
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -295,4 +305,44 @@ int cx_schema_migrate(cx_store *s) {
     if (v == CX_STORE_SCHEMA_VERSION)
         return 0;
     return cx_store_write(s, migrate_tx, NULL);
+}
+
+/* ---- the tokenizer's version ----
+ * An FTS index can only be read with the tokenizer that wrote it: a query
+ * is cut into the tokens of today's tokenizer, and the index holds those of
+ * the one that built it. So when fts_state.tokenizer is not
+ * CX_TEXT_TOKENIZER_VERSION, both indexes are emptied and fts_state goes
+ * back to 0: the rows are indexed again like any backlog, in chunks, by
+ * cx_store_fts_sync (before the next search, or by background
+ * maintenance). */
+
+static int tokenizer_tx(cx_store *s, void *ctx) {
+    int64_t *was = ctx;
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, "SELECT tokenizer FROM fts_state", &st);
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
+    *was = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "reading the search index state");
+    if (*was == CX_TEXT_TOKENIZER_VERSION)
+        return 0;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO items_fts(items_fts) VALUES('delete-all');"
+             "INSERT INTO items_curated_fts(items_curated_fts) VALUES('delete-all');"
+             "UPDATE fts_state SET indexed_rid = 0, tokenizer = %d",
+             CX_TEXT_TOKENIZER_VERSION);
+    return cx_store_exec_sql(s, sql, "resetting the search index for a new tokenizer");
+}
+
+int cx_schema_tokenizer(cx_store *s, bool *rebuilt) {
+    int64_t was = 0;
+    *rebuilt = false;
+    int r = cx_store_write(s, tokenizer_tx, &was);
+    if (r == 0 && was != CX_TEXT_TOKENIZER_VERSION)
+        *rebuilt = true;
+    return r;
 }

@@ -16,7 +16,7 @@
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 3
+#define CX_STORE_SCHEMA_VERSION 4
 #define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
@@ -74,6 +74,12 @@ int cx_store_pragma_int(cx_store *s, const char *sql, int64_t *out);
  * (nothing to do when it is there). CX_EFAIL for a database newer than
  * this cortex. */
 int cx_schema_migrate(cx_store *s);
+
+/* Empties both FTS indexes for rebuilding when they were built by another
+ * version of the tokenizer than CX_TEXT_TOKENIZER_VERSION, and records
+ * this one; *rebuilt says whether it did. Run at open, after the
+ * migrations. */
+int cx_schema_tokenizer(cx_store *s, bool *rebuilt);
 
 /* ---- vectors (vec.c) ----
  * Vectors are stored per model as int8 with one float scale each

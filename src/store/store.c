@@ -340,6 +340,12 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     r = cx_schema_migrate(s);
     if (r)
         goto out;
+    /* an index of another tokenizer is emptied here and refilled like any
+     * backlog (the engine does not log; status shows the backlog) */
+    bool rebuilt = false;
+    r = cx_schema_tokenizer(s, &rebuilt);
+    if (r)
+        goto out;
     r = cx_embed_builtin_new(&s->builtin, 0);
     if (r)
         goto out;

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "cortex" FTS5 tokenizer (see tokenizer.h): a wrapper around
- * unicode61 that joins words into identifiers and emits their parts. */
+ * unicode61 that joins words into identifiers and emits their parts, cuts
+ * runs of scripts written without spaces into bigrams, makes emoji tokens
+ * and indexes words with diacritics both folded and exact. */
 #include "text/tokenizer.h"
 
 #include "text/ident.h"
+#include "text/nfc.h"
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---- the "cortex" FTS5 tokenizer ----
- * unicode61 (remove_diacritics 2 unless other arguments are given) finds
+ * unicode61 (remove_diacritics 2 and categories "L* N* Co M*" unless other
+ * arguments are given) finds
  * and folds the words; this wrapper joins words separated by one joiner
  * (cx_text_ident_joiner) into identifiers: `parse_config`,
  * `retry.policy.max`, `src/billing/invoice.c`. For a document it emits
@@ -20,7 +25,32 @@
  * is indexed as parseconfigfile = parse = config = file. For a query it
  * emits only the whole identifier, so that `parse_config` in a query
  * matches the identifier; the query builder (src/search/fts.c) adds the
- * parts itself. Positions count identifiers, so phrases work as before. */
+ * parts itself. Positions count identifiers, so phrases work as before.
+ *
+ * Every script (version 2, CX_TEXT_TOKENIZER_VERSION):
+ * - unicode61 already folds case beyond ASCII (Latin, Greek, Cyrillic,
+ *   Armenian...) and splits Arabic, Cyrillic, Greek, Hebrew words at
+ *   spaces like English.
+ * - A run of Han, Hiragana, Katakana, Hangul, Thai, Lao, Khmer or Myanmar
+ *   (unicode61 gives it as one word, a whole sentence) becomes its
+ *   overlapping bigrams, one position each (连接池 -> 连接 接池); a run of
+ *   one character is itself. A document also indexes each CJK character
+ *   alone at the same positions (colocated), for queries of one
+ *   character. A query word in those scripts becomes the
+ *   same bigrams, which FTS5 matches as a phrase: 连接池 finds every text
+ *   that holds 连接池. No dictionary (ICU is not used): see DECISIONS.md.
+ * - Emoji (which unicode61 drops) are tokens of their own, one per emoji;
+ *   skin-tone modifiers, variation selectors and ZWJ are left out, so
+ *   a thumbs-up with any skin tone is the token of the thumbs-up.
+ * - A word with combining marks is composed first (text/nfc.h), so NFD
+ *   and NFC text give the same tokens.
+ * - Diacritics: the word's token is folded (café -> cafe, as before, and
+ *   Greek accents and breathings too, which unicode61 keeps: ά -> α); a
+ *   document also indexes the exact, case-folded form (café) at the same
+ *   position when it differs. A query emits the folded form, or the exact
+ *   one when its text starts with '=' (CX_TEXT_EXACT_MARK, which unicode61
+ *   ignores): the query builder asks for both, so an exact match scores
+ *   on both terms and ranks above a folded-only one. */
 
 #define TOK_GROUP_MAX 16  /* words joined into one identifier, at most */
 #define TOK_WHOLE_MAX 256 /* bytes of a whole identifier token */
@@ -28,7 +58,8 @@
 
 typedef struct ctok {
     fts5_tokenizer u61;
-    Fts5Tokenizer *inst;
+    Fts5Tokenizer *inst;  /* the words, folded (remove_diacritics 2 by default) */
+    Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
 } ctok;
 
 typedef struct ctok_word {
@@ -37,29 +68,44 @@ typedef struct ctok_word {
 } ctok_word;
 
 typedef struct ctok_run {
+    const ctok *t;
     const char *text;
+    int scan;   /* text before this is scanned for emoji */
     bool query;
+    bool exact; /* a query for the exact forms (CX_TEXT_EXACT_MARK) */
     void *uctx;
     int (*xtoken)(void *, int, const char *, int, int, int);
     ctok_word w[TOK_GROUP_MAX];
     int nw, alen;
     char arena[TOK_WHOLE_MAX];
     char buf[TOK_WHOLE_MAX];
+    char nfc[TOK_WHOLE_MAX];   /* a word composed */
+    char form[TOK_WHOLE_MAX];  /* a word re-tokenized */
+    char form2[TOK_WHOLE_MAX]; /* the exact form of a word of a document */
+    char greek[TOK_WHOLE_MAX]; /* a Greek word folded */
 } ctok_run;
 
 static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
     fts5_api *api = ud;
     void *u61ud = NULL;
-    static const char *const defaults[] = {"remove_diacritics", "2"};
+    /* M*: the marks of Thai, Devanagari and the like are parts of words
+     * (unicode61 cuts words at them by default) */
+    static const char *const defaults[] = {"remove_diacritics", "2", "categories",
+                                           "L* N* Co M*"};
+    static const char *const exact[] = {"remove_diacritics", "0", "categories", "L* N* Co M*"};
     ctok *t = sqlite3_malloc(sizeof *t);
     if (!t)
         return SQLITE_NOMEM;
     memset(t, 0, sizeof *t);
     int rc = api->xFindTokenizer(api, "unicode61", &u61ud, &t->u61);
     if (rc == SQLITE_OK)
-        rc = t->u61.xCreate(u61ud, nargs ? args : (const char **)defaults, nargs ? nargs : 2,
+        rc = t->u61.xCreate(u61ud, nargs ? args : (const char **)defaults, nargs ? nargs : 4,
                             &t->inst);
+    if (rc == SQLITE_OK)
+        rc = t->u61.xCreate(u61ud, (const char **)exact, 4, &t->exact);
     if (rc != SQLITE_OK) {
+        if (t->inst)
+            t->u61.xDelete(t->inst);
         sqlite3_free(t);
         return rc;
     }
@@ -71,10 +117,230 @@ static void ctok_delete(Fts5Tokenizer *p) {
     ctok *t = (ctok *)p;
     if (t && t->inst)
         t->u61.xDelete(t->inst);
+    if (t && t->exact)
+        t->u61.xDelete(t->exact);
     sqlite3_free(t);
 }
 
-/* Emits the parts of word w (colocated), skipping one equal to `skip`. */
+/* ---- scripts ---- */
+
+/* Scripts written without spaces between words: bigrams. */
+static bool cp_bigram(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) ||   /* CJK unified ideographs */
+           (c >= 0x3400 && c <= 0x4DBF) ||   /* extension A */
+           (c >= 0x20000 && c <= 0x3134F) || /* extensions B-G */
+           (c >= 0xF900 && c <= 0xFAFF) ||   /* compatibility ideographs */
+           (c >= 0x3005 && c <= 0x3007) ||   /* 々 〆 〇 */
+           (c >= 0x3040 && c <= 0x30FF) ||   /* Hiragana, Katakana */
+           (c >= 0x31F0 && c <= 0x31FF) ||   /* Katakana extensions */
+           (c >= 0xFF66 && c <= 0xFF9F) ||   /* halfwidth Katakana */
+           (c >= 0xAC00 && c <= 0xD7AF) ||   /* Hangul syllables */
+           (c >= 0x1100 && c <= 0x11FF) ||   /* Hangul jamo */
+           (c >= 0x3130 && c <= 0x318F) ||   /* Hangul compatibility jamo */
+           (c >= 0x0E00 && c <= 0x0EFF) ||   /* Thai, Lao */
+           (c >= 0x1780 && c <= 0x17FF) ||   /* Khmer */
+           (c >= 0x1000 && c <= 0x109F);     /* Myanmar */
+}
+
+/* Emoji (pictographs) that are tokens of their own. */
+static bool cp_emoji(uint32_t c) {
+    return (c >= 0x1F300 && c <= 0x1F3FA) || (c >= 0x1F400 && c <= 0x1F6FF) ||
+           (c >= 0x1F780 && c <= 0x1F7FF) || (c >= 0x1F900 && c <= 0x1FAFF) ||
+           (c >= 0x1F000 && c <= 0x1F02F) || (c >= 0x1F0A0 && c <= 0x1F0FF) ||
+           (c >= 0x1F170 && c <= 0x1F251) || /* enclosed, regional indicators */
+           (c >= 0x2600 && c <= 0x27BF) ||   /* symbols, dingbats */
+           (c >= 0x2300 && c <= 0x23FF) ||   /* ⌚ ⏰ ... */
+           (c >= 0x2B00 && c <= 0x2BFF);     /* ⭐ ⬆ ... */
+}
+
+/* Parts of an emoji sequence that are no token: skin tones, variation
+ * selectors, ZWJ, tags. */
+static bool cp_emoji_mod(uint32_t c) {
+    return (c >= 0x1F3FB && c <= 0x1F3FF) || c == 0xFE0F || c == 0xFE0E || c == 0x200D ||
+           (c >= 0xE0020 && c <= 0xE007F);
+}
+
+/* Whether tok has a character of cls (cp_bigram or cp_emoji_mod), and
+ * whether all of its characters are. */
+static void tok_scan(const char *tok, int n, bool (*cls)(uint32_t), bool *any, bool *all) {
+    const unsigned char *p = (const unsigned char *)tok;
+    *any = false;
+    *all = true;
+    for (int i = 0; i < n;) {
+        uint32_t c = p[i];
+        size_t k = 1;
+        if (c >= 0x80)
+            k = cx_text_cp_decode(p + i, (size_t)(n - i), &c);
+        bool in = c >= 0x80 && cls(c);
+        *any = *any || in;
+        *all = *all && in;
+        i += (int)k;
+    }
+}
+
+static bool is_ascii(const char *s, int n) {
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return false;
+    return true;
+}
+
+/* Whether tok may hold a Greek letter with an accent (U+0370-U+03FF: lead
+ * bytes CD-CF; Greek Extended U+1F00-U+1FFF: E1 BC-BF). */
+static bool greek(const char *tok, int n) {
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)tok[i];
+        if ((c >= 0xCD && c <= 0xCF) ||
+            (c == 0xE1 && i + 1 < n && (unsigned char)tok[i + 1] >= 0xBC))
+            return true;
+    }
+    return false;
+}
+
+/* The first token of one re-tokenized word. */
+typedef struct ctok_one {
+    char *out;
+    int n;
+    bool got;
+} ctok_one;
+
+static int ctok_one_cb(void *ctx, int tflags, const char *tok, int n, int start, int end) {
+    ctok_one *o = ctx;
+    (void)tflags, (void)start, (void)end;
+    if (!o->got && n > 0 && n <= TOK_WHOLE_MAX / 2) {
+        memcpy(o->out, tok, (size_t)n);
+        o->n = n;
+    }
+    o->got = true;
+    return SQLITE_OK;
+}
+
+/* The word at text[start, end) through inst (folded or exact), composed
+ * first when it has combining marks, into out: its length, 0 if none. */
+static int ctok_form(ctok_run *R, Fts5Tokenizer *inst, int start, int end, char *out, int *nout) {
+    const char *w = R->text + start;
+    int n = end - start;
+    *nout = 0;
+    if (n <= 0 || n > TOK_WHOLE_MAX)
+        return SQLITE_OK;
+    if (cx_text_nfc_needed(w, (size_t)n)) {
+        n = (int)cx_text_nfc(w, (size_t)n, R->nfc);
+        w = R->nfc;
+    }
+    ctok_one o = {.out = out, .n = 0, .got = false};
+    int rc = R->t->u61.xTokenize(inst, &o, FTS5_TOKENIZE_DOCUMENT, w, n, ctok_one_cb);
+    *nout = o.n;
+    return rc;
+}
+
+static int ctok_flush(ctok_run *R);
+
+/* Emits the emoji of text[R->scan, upto) (after the pending identifier). */
+static int ctok_gap(ctok_run *R, int upto) {
+    const unsigned char *p = (const unsigned char *)R->text;
+    int rc = SQLITE_OK;
+    for (int i = R->scan; rc == SQLITE_OK && i < upto;) {
+        if (p[i] < 0xE2) { /* no emoji starts below U+2000 */
+            i++;
+            continue;
+        }
+        uint32_t c;
+        int k = (int)cx_text_cp_decode(p + i, (size_t)(upto - i), &c);
+        if (cp_emoji(c) && (rc = ctok_flush(R)) == SQLITE_OK)
+            rc = R->xtoken(R->uctx, 0, R->text + i, k, i, i + k);
+        i += k;
+    }
+    if (upto > R->scan)
+        R->scan = upto;
+    return rc;
+}
+
+/* Emits a word that holds a run of a script without spaces: each such run
+ * as its overlapping bigrams (a run of one character as itself), the rest
+ * of the word as it is. The offsets of the tokens never overlap (snippets
+ * need that): a bigram spans its first character, the last one of a run
+ * both. When the folded word is not as long as its text, the first token
+ * spans the word and the others are empty at its end. */
+typedef struct ctok_emit {
+    ctok_run *R;
+    const char *tok;
+    int start, end;
+    int s, e; /* the offsets of the last token emitted */
+    bool same, first;
+} ctok_emit;
+
+static int emit_at(ctok_emit *E, int a, int b, int oa, int ob) {
+    int s = E->same ? E->start + oa : E->first ? E->start : E->end;
+    int e = E->same ? E->start + ob : E->end;
+    E->first = false;
+    E->s = s;
+    E->e = e;
+    return E->R->xtoken(E->R->uctx, 0, E->tok + a, b - a, s, e);
+}
+
+/* A document also indexes each CJK character of a run alone, at the
+ * position of the bigram it starts (the last one at the last bigram), so
+ * that a query of one character (锁, "lock") finds it anywhere in a run. */
+static int emit_unigram(ctok_emit *E, int a, int b) {
+    uint32_t c = 0;
+    cx_text_cp_decode((const unsigned char *)E->tok + a, (size_t)(b - a), &c);
+    /* a letter of Thai, Lao, Khmer or Myanmar alone is no word */
+    if (E->R->query || (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1780 && c <= 0x17FF) ||
+        (c >= 0x1000 && c <= 0x109F))
+        return SQLITE_OK;
+    return E->R->xtoken(E->R->uctx, FTS5_TOKEN_COLOCATED, E->tok + a, b - a, E->s, E->e);
+}
+
+static int ctok_bigrams(ctok_run *R, const char *tok, int n, int start, int end) {
+    const unsigned char *p = (const unsigned char *)tok;
+    ctok_emit E = {.R = R, .tok = tok, .start = start, .end = end, .same = end - start == n,
+                   .first = true};
+    int rc = SQLITE_OK, i = 0;
+    while (rc == SQLITE_OK && i < n) {
+        uint32_t c = p[i];
+        int k = c < 0x80 ? 1 : (int)cx_text_cp_decode(p + i, (size_t)(n - i), &c);
+        if (c >= 0x80 && cp_bigram(c)) {
+            /* pending bigram tok[pa, pc), its first character tok[pa, pb) */
+            int c0 = i, prev = i, pa = -1, pb = -1, pc = -1;
+            i += k;
+            while (rc == SQLITE_OK && i < n) {
+                uint32_t c2 = p[i];
+                int k2 = c2 < 0x80 ? 1 : (int)cx_text_cp_decode(p + i, (size_t)(n - i), &c2);
+                if (c2 < 0x80 || !cp_bigram(c2))
+                    break;
+                if (pa >= 0 && /* not the last: it spans its first character */
+                    (rc = emit_at(&E, pa, pc, pa, pb)) == SQLITE_OK)
+                    rc = emit_unigram(&E, pa, pb);
+                pa = prev;
+                pb = i;
+                pc = i + k2;
+                prev = i;
+                i += k2;
+            }
+            if (rc == SQLITE_OK && pa < 0)
+                rc = emit_at(&E, c0, i, c0, i);
+            else if (rc == SQLITE_OK && (rc = emit_at(&E, pa, pc, pa, pc)) == SQLITE_OK &&
+                     (rc = emit_unigram(&E, pa, pb)) == SQLITE_OK)
+                rc = emit_unigram(&E, pb, pc);
+        } else {
+            int from = i;
+            i += k;
+            while (i < n) {
+                uint32_t c2 = p[i];
+                int k2 = c2 < 0x80 ? 1 : (int)cx_text_cp_decode(p + i, (size_t)(n - i), &c2);
+                if (c2 >= 0x80 && cp_bigram(c2))
+                    break;
+                i += k2;
+            }
+            rc = emit_at(&E, from, i, from, i);
+        }
+    }
+    return rc;
+}
+
+/* Emits the parts of word w (colocated), skipping one equal to `skip`,
+ * then the exact form of a word with diacritics when it differs from the
+ * folded one. */
 static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nskip) {
     const char *norm = R->arena + w->off;
     cx_text_span parts[TOK_PARTS_MAX];
@@ -101,7 +367,15 @@ static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nsk
         if (rc != SQLITE_OK)
             return rc;
     }
-    return SQLITE_OK;
+    /* no exact form to add when the text is ASCII or already its token */
+    if (is_ascii(R->text + w->start, w->end - w->start) ||
+        (w->end - w->start == w->len && memcmp(R->text + w->start, norm, (size_t)w->len) == 0))
+        return SQLITE_OK;
+    int nx = 0;
+    int rc = ctok_form(R, R->t->exact, w->start, w->end, R->form2, &nx);
+    if (rc == SQLITE_OK && nx > 0 && (nx != w->len || memcmp(R->form2, norm, (size_t)nx) != 0))
+        rc = R->xtoken(R->uctx, FTS5_TOKEN_COLOCATED, R->form2, nx, w->start, w->end);
+    return rc;
 }
 
 static int ctok_flush(ctok_run *R) {
@@ -139,6 +413,41 @@ static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start
     int rc;
     if (n <= 0)
         return SQLITE_OK;
+    bool any = false, all = false;
+    if (!is_ascii(tok, n)) {
+        tok_scan(tok, n, cp_emoji_mod, &any, &all);
+        if (all) /* a skin tone alone, which unicode61 takes for a word */
+            return SQLITE_OK;
+    }
+    if ((rc = ctok_gap(R, start)) != SQLITE_OK)
+        return rc;
+    R->scan = end;
+    if (any || !is_ascii(R->text + start, end - start)) {
+        tok_scan(tok, n, cp_bigram, &any, &all);
+        if (any) {
+            if ((rc = ctok_flush(R)) != SQLITE_OK)
+                return rc;
+            return ctok_bigrams(R, tok, n, start, end);
+        }
+        /* combining marks (NFD), or a query for the exact form: the word
+         * again, composed, through the tokenizer it needs */
+        bool marks = cx_text_nfc_needed(R->text + start, (size_t)(end - start));
+        if (marks || R->exact) {
+            int nf = 0;
+            rc = ctok_form(R, R->exact ? R->t->exact : R->t->inst, start, end, R->form, &nf);
+            if (rc != SQLITE_OK)
+                return rc;
+            if (nf > 0) {
+                tok = R->form;
+                n = nf;
+            }
+        }
+        /* Greek accents and breathings, which unicode61 keeps */
+        if (!R->exact && greek(tok, n)) {
+            n = (int)cx_text_greek_fold_str(tok, (size_t)n, R->greek);
+            tok = R->greek;
+        }
+    }
     if (n > TOK_WHOLE_MAX / 2) { /* a huge word: on its own, as unicode61 gives it */
         if ((rc = ctok_flush(R)) != SQLITE_OK)
             return rc;
@@ -165,13 +474,18 @@ static int ctok_tokenize(Fts5Tokenizer *p, void *uctx, int flags, const char *te
     ctok_run *R = sqlite3_malloc(sizeof *R);
     if (!R)
         return SQLITE_NOMEM;
+    R->t = t;
     R->text = text;
+    R->scan = 0;
     R->query = (flags & FTS5_TOKENIZE_QUERY) != 0;
+    R->exact = R->query && ntext > 0 && text[0] == CX_TEXT_EXACT_MARK;
     R->uctx = uctx;
     R->xtoken = xtoken;
     R->nw = 0;
     R->alen = 0;
     int rc = t->u61.xTokenize(t->inst, R, flags, text, ntext, ctok_word_cb);
+    if (rc == SQLITE_OK)
+        rc = ctok_gap(R, ntext);
     if (rc == SQLITE_OK)
         rc = ctok_flush(R);
     sqlite3_free(R);

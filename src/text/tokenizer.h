@@ -10,6 +10,18 @@
 
 #define CX_TEXT_TOKENIZER "cortex" /* its name in `tokenize = '…'` */
 
+/* The version of what the tokenizer emits. The store records the version
+ * its FTS indexes were built with and rebuilds them when it differs (an
+ * index must be read with the tokenizer that wrote it). 1: identifiers;
+ * 2: bigrams for CJK and Thai, emoji, NFC, exact forms of words with
+ * diacritics. Raise it whenever a token changes. */
+#define CX_TEXT_TOKENIZER_VERSION 2
+
+/* A query string that starts with this asks for the exact (case-folded,
+ * not diacritic-folded) forms of its words: "=café" matches café, not
+ * cafe; "café" matches both. */
+#define CX_TEXT_EXACT_MARK '='
+
 /* Registers the tokenizer on db (the FTS5 of that connection). Returns a
  * SQLite result code: SQLITE_ERROR when this SQLite has no FTS5. */
 int cx_text_tokenizer_register(sqlite3 *db);

@@ -3,13 +3,16 @@
  * are cut into parts, which bytes join words, and what the "cortex" FTS5
  * tokenizer emits for documents (identifier whole, then its parts at the
  * same position) and for queries (whole only), and that an FTS5 table
- * using it finds an identifier by any of its parts. */
+ * using it finds an identifier by any of its parts; then every script:
+ * bigrams for CJK and Thai, emoji, case folding, NFD, exact and folded
+ * forms, and random text of all of them with offsets in order. */
 #include "test.h"
 
 #include "text/ident.h"
 #include "text/tokenizer.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 /* The parts of s joined by '|'. */
 static void parts_of(const char *s, size_t max, char *out, size_t cap) {
@@ -109,9 +112,10 @@ static void test_tokenizer(void) {
     CX_CHECK_STR(s.buf, "call parseconfigfile =parse =config =file now");
     tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "retry.policy.max", &s);
     CX_CHECK_STR(s.buf, "retry.policy.max =retry =policy =max");
-    /* a word with diacritics is folded and stays one part */
+    /* a word with diacritics is folded and stays one part; its exact,
+     * case-folded form is at the same position */
     tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "Caf\xc3\xa9", &s);
-    CX_CHECK_STR(s.buf, "cafe");
+    CX_CHECK_STR(s.buf, "cafe =caf\xc3\xa9");
     /* queries: only the whole identifier (the query builder adds parts) */
     tokens(&api, tok, FTS5_TOKENIZE_QUERY, "parse_config", &s);
     CX_CHECK_STR(s.buf, "parse_config");
@@ -142,9 +146,216 @@ static void test_tokenizer(void) {
     sqlite3_close(db);
 }
 
+/* The count of rows of t that match q. */
+static int count_match(sqlite3 *db, const char *q) {
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE t MATCH ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* The offsets of the tokens emitted, "start-end" separated by spaces. */
+static int on_offsets(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    seen *s = ctx;
+    (void)flags, (void)tok, (void)n;
+    char one[32];
+    int k = snprintf(one, sizeof one, "%s%d-%d", s->len ? " " : "", start, end);
+    if (k > 0 && s->len + (size_t)k + 1 < sizeof s->buf) {
+        memcpy(s->buf + s->len, one, (size_t)k + 1);
+        s->len += (size_t)k;
+    }
+    return SQLITE_OK;
+}
+
+/* Every script (tokenizer version 2): bigrams for scripts without spaces,
+ * emoji, case folding beyond ASCII, NFC, exact and folded forms. */
+static void test_scripts(void) {
+    sqlite3 *db = NULL;
+    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
+    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
+    fts5_api *fts = cx_text_fts5_api(db);
+    fts5_tokenizer api;
+    void *ud = NULL;
+    Fts5Tokenizer *tok = NULL;
+    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
+        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
+        CX_CHECK(!"the cortex tokenizer is registered");
+        sqlite3_close(db);
+        return;
+    }
+    seen s;
+    const int D = FTS5_TOKENIZE_DOCUMENT, Q = FTS5_TOKENIZE_QUERY;
+    /* Chinese: overlapping bigrams, in documents and queries alike; a
+     * document also has each character alone at the same positions */
+    tokens(&api, tok, D, "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0", &s); /* 连接池 */
+    CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e \xe6\x8e\xa5\xe6\xb1\xa0 =\xe6"
+                        "\x8e\xa5 =\xe6\xb1\xa0");
+    tokens(&api, tok, Q, "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0", &s);
+    CX_CHECK_STR(s.buf, "\xe8\xbf\x9e\xe6\x8e\xa5 \xe6\x8e\xa5\xe6\xb1\xa0");
+    /* one character alone is itself; Latin letters in the run stay words */
+    tokens(&api, tok, D, "\xe6\xb1\xa0 API\xe8\xbf\x9e\xe6\x8e\xa5", &s); /* 池 API连接 */
+    CX_CHECK_STR(s.buf, "\xe6\xb1\xa0 api \xe8\xbf\x9e\xe6\x8e\xa5 =\xe8\xbf\x9e =\xe6\x8e\xa5");
+    /* Japanese kana, Korean, Thai */
+    tokens(&api, tok, D, "\xe3\x82\xa2\xe3\x83\x83\xe3\x83\x97", &s); /* アップ */
+    CX_CHECK_STR(s.buf, "\xe3\x82\xa2\xe3\x83\x83 =\xe3\x82\xa2 \xe3\x83\x83\xe3\x83\x97 =\xe3"
+                        "\x83\x83 =\xe3\x83\x97");
+    tokens(&api, tok, D, "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4", &s); /* 한국어 */
+    CX_CHECK_STR(s.buf, "\xed\x95\x9c\xea\xb5\xad =\xed\x95\x9c \xea\xb5\xad\xec\x96\xb4 =\xea"
+                        "\xb5\xad =\xec\x96\xb4");
+    tokens(&api, tok, D, "\xe0\xb9\x84\xe0\xb8\x97\xe0\xb8\xa2", &s); /* ไทย */
+    CX_CHECK_STR(s.buf, "\xe0\xb9\x84\xe0\xb8\x97 \xe0\xb8\x97\xe0\xb8\xa2");
+    /* no characters alone for Thai; its marks stay in the run (ข้อ) */
+    tokens(&api, tok, D, "\xe0\xb8\x82\xe0\xb9\x89\xe0\xb8\xad", &s);
+    CX_CHECK_STR(s.buf, "\xe0\xb8\x82\xe0\xb9\x89 \xe0\xb9\x89\xe0\xb8\xad");
+    /* Devanagari: a word with its vowel signs and virama (हिन्दी) is one */
+    tokens(&api, tok, D, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5"
+                         "\x80 x", &s);
+    CX_CHECK_STR(s.buf, "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xa6\xe0\xa5"
+                        "\x80 x");
+    /* bigram offsets never overlap (snippets cut on them): 连接池 at 2;
+     * a colocated character has its bigram's offsets */
+    memset(&s, 0, sizeof s);
+    CX_CHECK_INT(api.xTokenize(tok, &s, D, "a \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1"
+                                           "\xa0 b", 13, on_offsets),
+                 SQLITE_OK);
+    CX_CHECK_STR(s.buf, "0-1 2-5 2-5 5-11 5-11 5-11 12-13");
+    /* emoji are tokens; a skin tone, ZWJ and VS16 are not */
+    tokens(&api, tok, D, "ship\xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok \xe2\x9c"
+                         "\x85\xef\xb8\x8f",
+           &s); /* ship🚀 it 👍🏽 ok ✅️ */
+    CX_CHECK_STR(s.buf, "ship \xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d ok \xe2\x9c\x85");
+    tokens(&api, tok, Q, "\xf0\x9f\x9a\x80", &s);
+    CX_CHECK_STR(s.buf, "\xf0\x9f\x9a\x80");
+    /* case folding beyond ASCII: Cyrillic, Greek; Arabic words as they are */
+    tokens(&api, tok, D, "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 \xce"
+                         "\xa9", &s); /* ПРИВЕТ Ω */
+    CX_CHECK_STR(s.buf, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 \xcf\x89");
+    /* NFD is NFC: e + U+0301 is é, folded and exact */
+    tokens(&api, tok, D, "Cafe\xcc\x81", &s);
+    CX_CHECK_STR(s.buf, "cafe =caf\xc3\xa9");
+    tokens(&api, tok, D, "\xd0\xb8\xcc\x86", &s); /* и + U+0306 = й */
+    CX_CHECK_STR(s.buf, "\xd0\xb9");
+    /* Greek accents fold too (Ωμέγα), the exact form beside */
+    tokens(&api, tok, D, "\xce\xa9\xce\xbc\xce\xad\xce\xb3\xce\xb1", &s);
+    CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xb5\xce\xb3\xce\xb1 =\xcf\x89\xce\xbc\xce\xad"
+                        "\xce\xb3\xce\xb1");
+    tokens(&api, tok, Q, "=\xce\xa9\xce\xbc\xce\xad\xce\xb3\xce\xb1", &s);
+    CX_CHECK_STR(s.buf, "\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1");
+    /* queries: folded, or exact after the mark */
+    tokens(&api, tok, Q, "CAF\xc3\x89", &s);
+    CX_CHECK_STR(s.buf, "cafe");
+    tokens(&api, tok, Q, "=CAF\xc3\x89", &s);
+    CX_CHECK_STR(s.buf, "caf\xc3\xa9");
+    tokens(&api, tok, Q, "=cafe\xcc\x81", &s);
+    CX_CHECK_STR(s.buf, "caf\xc3\xa9");
+    api.xDelete(tok);
+
+    CX_CHECK_INT(sqlite3_exec(db,
+                              "CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'cortex');"
+                              "INSERT INTO t VALUES ('\xe6\x95\xb0\xe6\x8d\xae\xe5\xba\x93"
+                              "\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0\xe8\xb6\x85\xe6\x97\xb6');"
+                              "INSERT INTO t VALUES ('\xe8\xbf\x9e\xe6\x8e\xa5 later \xe6\xb1"
+                              "\xa0');"
+                              "INSERT INTO t VALUES ('the caf\xc3\xa9 opens');"
+                              "INSERT INTO t VALUES ('the cafe opens');"
+                              "INSERT INTO t VALUES ('deploy \xf0\x9f\x9a\x80 done');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    /* 连接池 is a phrase of its bigrams: only the row that holds it */
+    CX_CHECK_INT(count_match(db, "\"\xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0\""), 1);
+    CX_CHECK_INT(count_match(db, "\"\xe8\xbf\x9e\xe6\x8e\xa5\""), 2);
+    /* one character: wherever it stands in a run (池 ends one, is alone in
+     * the other) */
+    CX_CHECK_INT(count_match(db, "\"\xe6\xb1\xa0\""), 2);
+    CX_CHECK_INT(count_match(db, "\"\xe5\xba\x93\""), 1); /* 库 */
+    CX_CHECK_INT(count_match(db, "\"cafe\""), 2);
+    CX_CHECK_INT(count_match(db, "\"caf\xc3\xa9\""), 2);
+    CX_CHECK_INT(count_match(db, "\"=caf\xc3\xa9\""), 1);
+    CX_CHECK_INT(count_match(db, "\"\xf0\x9f\x9a\x80\""), 1);
+    sqlite3_close(db);
+}
+
+/* Offsets in order: each new position starts at or after the end of the
+ * one before (snippets rely on it), and all lie in the text. */
+typedef struct order {
+    int n, last_end;
+    bool ok;
+} order;
+
+static int on_order(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    order *o = ctx;
+    (void)tok;
+    if (n <= 0 || start < 0 || end < start || end > o->n)
+        o->ok = false;
+    if (!(flags & FTS5_TOKEN_COLOCATED)) {
+        if (start < o->last_end)
+            o->ok = false;
+        o->last_end = end;
+    }
+    return SQLITE_OK;
+}
+
+/* Random text from pieces of every script, marks, emoji sequences, joiners
+ * and invalid bytes: the tokenizer succeeds, in every mode, with offsets
+ * in order. */
+static void test_random_scripts(void) {
+    static const char *const pieces[] = {
+        "a", "Z", "_", ".", "-", "::", " ", "9", "caf\xc3\xa9", "e\xcc\x81", "\xcc\x88",
+        "\xe8\xbf\x9e", "\xe3\x82\xa2", "\xed\x95\x9c", "\xe0\xb8\x82", "\xe0\xb9\x89",
+        "\xf0\x9f\x9a\x80", "\xf0\x9f\x8f\xbd", "\xe2\x80\x8d", "\xef\xb8\x8f",
+        "\xce\xac", "\xd0\x99", "\xd8\xa7", "\xff", "\xe8\xbf", "\xf0\x9f", "=",
+        "\xe0\xa4\xbf", "\xe1\xbc\x84", "\xef\xbd\xa6"};
+    const size_t np = sizeof pieces / sizeof pieces[0];
+    sqlite3 *db = NULL;
+    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
+    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
+    fts5_api *fts = cx_text_fts5_api(db);
+    fts5_tokenizer api;
+    void *ud = NULL;
+    Fts5Tokenizer *tok = NULL;
+    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
+        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
+        CX_CHECK(!"the cortex tokenizer is registered");
+        sqlite3_close(db);
+        return;
+    }
+    uint32_t seed = 12345;
+    int bad = 0;
+    char text[600];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        int count = (int)((seed >> 16) % 40);
+        for (int k = 0; k < count; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *pc = pieces[(seed >> 16) % np];
+            size_t pl = strlen(pc);
+            if (len + pl >= sizeof text)
+                break;
+            memcpy(text + len, pc, pl);
+            len += pl;
+        }
+        int flags = round % 2 ? FTS5_TOKENIZE_QUERY : FTS5_TOKENIZE_DOCUMENT;
+        order o = {.n = (int)len, .last_end = 0, .ok = true};
+        if (api.xTokenize(tok, &o, flags, text, (int)len, on_order) != SQLITE_OK || !o.ok)
+            bad++;
+    }
+    CX_CHECK_INT(bad, 0);
+    api.xDelete(tok);
+    sqlite3_close(db);
+}
+
 int main(void) {
     test_parts();
     test_joiners();
     test_tokenizer();
+    test_scripts();
+    test_random_scripts();
     return cx_test_done();
 }
