@@ -90,22 +90,46 @@ static void tokens(fts5_tokenizer *api, Fts5Tokenizer *tok, int flags, const cha
     CX_CHECK_INT(api->xTokenize(tok, s, flags, text, (int)strlen(text), on_token), SQLITE_OK);
 }
 
+/* An in-memory database with the cortex tokenizer registered, and one
+ * instance of it in *tok (the caller deletes it and closes *db); false
+ * (and nothing open) when that fails. */
+static bool open_tokenizer(sqlite3 **db, fts5_tokenizer *api, Fts5Tokenizer **tok) {
+    *db = NULL;
+    *tok = NULL;
+    CX_CHECK_INT(sqlite3_open(":memory:", db), SQLITE_OK);
+    CX_CHECK_INT(cx_text_tokenizer_register(*db), SQLITE_OK);
+    fts5_api *fts = cx_text_fts5_api(*db);
+    void *ud = NULL;
+    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, api) != SQLITE_OK ||
+        api->xCreate(ud, NULL, 0, tok) != SQLITE_OK) {
+        CX_CHECK(!"the cortex tokenizer is registered");
+        sqlite3_close(*db);
+        *db = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* The count of rows of t that match q. */
+static int count_match(sqlite3 *db, const char *q) {
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE t MATCH ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
 static void test_tokenizer(void) {
     sqlite3 *db = NULL;
-    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
-    CX_CHECK(cx_text_fts5_api(db) != NULL);
-    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
-
-    fts5_api *fts = cx_text_fts5_api(db);
     fts5_tokenizer api;
-    void *ud = NULL;
     Fts5Tokenizer *tok = NULL;
-    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
-        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
-        CX_CHECK(!"the cortex tokenizer is registered");
-        sqlite3_close(db);
+    if (!open_tokenizer(&db, &api, &tok))
         return;
-    }
     seen s;
     /* documents: the identifier whole and lower-cased, then its parts */
     tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "call parseConfigFile now", &s);
@@ -124,7 +148,6 @@ static void test_tokenizer(void) {
     api.xDelete(tok);
 
     /* an index using it finds the identifier by any of its parts */
-    sqlite3_stmt *st = NULL;
     CX_CHECK_INT(sqlite3_exec(db,
                               "CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'cortex');"
                               "INSERT INTO t VALUES ('we call parseConfigFile at start');"
@@ -132,32 +155,9 @@ static void test_tokenizer(void) {
                               NULL, NULL, NULL),
                  SQLITE_OK);
     const char *queries[] = {"config", "\"parseconfigfile\"", "parse AND file"};
-    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
-        int n = -1;
-        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE t MATCH ?1", -1, &st, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_text(st, 1, queries[i], -1, SQLITE_STATIC);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                n = sqlite3_column_int(st, 0);
-        }
-        sqlite3_finalize(st);
-        CX_CHECK_INT(n, 1);
-    }
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++)
+        CX_CHECK_INT(count_match(db, queries[i]), 1);
     sqlite3_close(db);
-}
-
-/* The count of rows of t that match q. */
-static int count_match(sqlite3 *db, const char *q) {
-    sqlite3_stmt *st = NULL;
-    int n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE t MATCH ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int(st, 0);
-    }
-    sqlite3_finalize(st);
-    return n;
 }
 
 /* The offsets of the tokens emitted, "start-end" separated by spaces. */
@@ -177,18 +177,10 @@ static int on_offsets(void *ctx, int flags, const char *tok, int n, int start, i
  * emoji, case folding beyond ASCII, NFC, exact and folded forms. */
 static void test_scripts(void) {
     sqlite3 *db = NULL;
-    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
-    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
-    fts5_api *fts = cx_text_fts5_api(db);
     fts5_tokenizer api;
-    void *ud = NULL;
     Fts5Tokenizer *tok = NULL;
-    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
-        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
-        CX_CHECK(!"the cortex tokenizer is registered");
-        sqlite3_close(db);
+    if (!open_tokenizer(&db, &api, &tok))
         return;
-    }
     seen s;
     const int D = FTS5_TOKENIZE_DOCUMENT, Q = FTS5_TOKENIZE_QUERY;
     /* Chinese: overlapping bigrams, in documents and queries alike; a
@@ -313,18 +305,10 @@ static void test_random_scripts(void) {
         "\xe0\xa4\xbf", "\xe1\xbc\x84", "\xef\xbd\xa6"};
     const size_t np = sizeof pieces / sizeof pieces[0];
     sqlite3 *db = NULL;
-    CX_CHECK_INT(sqlite3_open(":memory:", &db), SQLITE_OK);
-    CX_CHECK_INT(cx_text_tokenizer_register(db), SQLITE_OK);
-    fts5_api *fts = cx_text_fts5_api(db);
     fts5_tokenizer api;
-    void *ud = NULL;
     Fts5Tokenizer *tok = NULL;
-    if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
-        api.xCreate(ud, NULL, 0, &tok) != SQLITE_OK) {
-        CX_CHECK(!"the cortex tokenizer is registered");
-        sqlite3_close(db);
+    if (!open_tokenizer(&db, &api, &tok))
         return;
-    }
     uint32_t seed = 12345;
     int bad = 0;
     char text[600];
