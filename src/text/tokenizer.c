@@ -70,12 +70,22 @@
 #define TOK_PARTS_MAX 32  /* camelCase parts of one word, at most */
 #define TOK_STEM_MIN 3    /* letters of a word that is stemmed, at least */
 #define TOK_STEM_MAX 64   /* and at most */
+#define TOK_STEM_CACHE 256 /* words whose stems an instance remembers */
+
+/* A word and its stem, remembered: stemming costs about a thousand
+ * instructions a word, a look-up here a tenth of that, and the words of
+ * notes repeat. */
+typedef struct stem_slot {
+    unsigned char nw, ns; /* 0: empty */
+    char w[TOK_STEM_MAX], s[TOK_STEM_MAX];
+} stem_slot;
 
 typedef struct ctok {
     fts5_tokenizer u61;
     Fts5Tokenizer *inst;  /* the words, folded (remove_diacritics 2 by default) */
     Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
     struct sb_stemmer *stemmer; /* English Snowball, this instance's own */
+    stem_slot cache[TOK_STEM_CACHE]; /* direct-mapped by a hash of the word */
 } ctok;
 
 typedef struct ctok_word {
@@ -84,7 +94,7 @@ typedef struct ctok_word {
 } ctok_word;
 
 typedef struct ctok_run {
-    const ctok *t;
+    ctok *t; /* mutable: its stem cache */
     const char *text;
     int scan;   /* text before this is scanned for emoji */
     bool query;
@@ -416,14 +426,24 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
     cx_text_span parts[2];
     if (cx_text_ident_parts(text, (size_t)n, parts, 2) != 1)
         return 0; /* camelCase: an identifier */
-    const sb_symbol *st =
-        sb_stemmer_stem(R->t->stemmer, (const sb_symbol *)(R->arena + w->off), n);
-    int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
-    if (ns <= 0 || ns > TOK_STEM_MAX)
-        return 0;
+    const char *word = R->arena + w->off;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < n; i++)
+        h = (h ^ (unsigned char)word[i]) * 16777619u;
+    stem_slot *slot = &R->t->cache[h % TOK_STEM_CACHE];
+    if (slot->nw != n || memcmp(slot->w, word, (size_t)n) != 0) {
+        const sb_symbol *st = sb_stemmer_stem(R->t->stemmer, (const sb_symbol *)word, n);
+        int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
+        if (ns <= 0 || ns > TOK_STEM_MAX)
+            return 0;
+        slot->nw = (unsigned char)n;
+        slot->ns = (unsigned char)ns;
+        memcpy(slot->w, word, (size_t)n);
+        memcpy(slot->s, st, (size_t)ns);
+    }
     R->stemmed[0] = CX_TEXT_STEM_MARK;
-    memcpy(R->stemmed + 1, st, (size_t)ns);
-    return ns + 1;
+    memcpy(R->stemmed + 1, slot->s, slot->ns);
+    return slot->ns + 1;
 }
 
 static int ctok_flush(ctok_run *R) {
