@@ -454,7 +454,7 @@ static int ctok_flush(ctok_run *R) {
     R->alen = 0;
     const ctok_word *w = R->w;
     if (nw == 1) {
-        int ns = ctok_stem(R, w);
+        int ns = R->query && !R->stem ? 0 : ctok_stem(R, w);
         if (R->stem && ns > 0) /* a query for the stem: the stem only */
             return R->xtoken(R->uctx, 0, R->stemmed, ns, w->start, w->end);
         rc = R->xtoken(R->uctx, 0, R->arena + w->off, w->len, w->start, w->end);
