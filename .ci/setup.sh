@@ -25,7 +25,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 build_pkgs=(gcc meson ninja-build pkg-config git python3 ca-certificates
     libjansson-dev libsqlite3-dev libcurl4-openssl-dev libgit2-dev libsodium-dev
-    libmicrohttpd-dev libpcre2-dev)
+    libmicrohttpd-dev libpcre2-dev libstemmer-dev)
 # libclang-rt-dev holds libFuzzer and clang's sanitizer runtimes.
 test_pkgs=(clang libclang-rt-dev sqlite3 openssl)
 

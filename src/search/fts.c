@@ -25,6 +25,15 @@
  * `ParseConfigFile` all find `parseConfigFile`, and the item that has the
  * identifier itself scores higher (it matches both sides of the OR).
  *
+ * Word forms. A plain word (ASCII letters only, 3 to 64 of them, no
+ * camelCase, not an identifier) that is no prefix is also asked for by its
+ * English stem: `deadlocking` becomes ("deadlocking" OR "~deadlocking"),
+ * which the tokenizer turns into deadlocking OR ~deadlock
+ * (CX_TEXT_STEM_MARK in text/tokenizer.h). The index holds each plain word
+ * and its stem at the same position, so `deadlocking` finds `deadlocks`,
+ * and an item with the word itself matches both terms and ranks first.
+ * Identifiers and their parts match exactly, as above.
+ *
  * Words in scripts without spaces (连接池) need nothing here: the
  * tokenizer cuts a quoted word into bigrams, which FTS5 matches as a
  * phrase. */
@@ -32,6 +41,7 @@
 
 #include "search/search.h"
 #include "text/ident.h"
+#include "text/tokenizer.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -150,6 +160,20 @@ static bool may_fold(const char *w, size_t n) {
     return false;
 }
 
+/* Whether the tokenizer stems w: ASCII letters only, 3 to 64 of them, one
+ * identifier part (its ctok_stem decides the same for documents). */
+static bool may_stem(const char *w, size_t n) {
+    if (n < 3 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return false;
+    }
+    cx_text_span parts[2];
+    return cx_text_ident_parts(w, n, parts, 2) == 1;
+}
+
 /* Appends the term for one word or identifier; false when it has nothing
  * searchable (then nothing was appended). A word that may carry diacritics
  * is also asked for in its exact form ("=café", see CX_TEXT_EXACT_MARK in
@@ -183,6 +207,16 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
         put(b, prefix ? "\"* OR " : "\" OR ", prefix ? 6 : 5);
     }
     if (np <= 1 || k == 0) {
+        if (!exact && !prefix && may_stem(w, n)) { /* ("word" OR "~word") */
+            char mark = CX_TEXT_STEM_MARK;
+            put(b, "(\"", 2);
+            put(b, w, n);
+            put(b, "\" OR \"", 6);
+            put(b, &mark, 1);
+            put(b, w, n);
+            put(b, "\")", 2);
+            return true;
+        }
         put_quoted(b, w, n, prefix);
         if (exact)
             put(b, ")", 1);

@@ -9,6 +9,7 @@
 #include "text/nfc.h"
 
 #include <ctype.h>
+#include <libstemmer.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -50,16 +51,41 @@
  *   position when it differs. A query emits the folded form, or the exact
  *   one when its text starts with '=' (CX_TEXT_EXACT_MARK, which unicode61
  *   ignores): the query builder asks for both, so an exact match scores
- *   on both terms and ranks above a folded-only one. */
+ *   on both terms and ranks above a folded-only one.
+ *
+ * Word forms (version 3): a plain word of a document (ASCII letters only,
+ * 3 to 64 of them, one identifier part: not camelCase, not joined to
+ * another word) is also indexed as CX_TEXT_STEM_MARK and its English
+ * Snowball stem (libstemmer), colocated: `deadlocks` = `~deadlock`.
+ * Identifiers and their parts are never stemmed, so `parse_configs`
+ * matches only itself and its parts. A query string that starts with the
+ * mark emits the stem instead of the word; the query builder asks for
+ * ("word" OR "~word"), so the exact word scores on both terms and ranks
+ * above a word that only shares its stem. One stemmer per tokenizer
+ * instance (libstemmer's stemmers are not thread-safe; SQLite uses an
+ * instance on one connection, one thread at a time). */
 
 #define TOK_GROUP_MAX 16  /* words joined into one identifier, at most */
 #define TOK_WHOLE_MAX 256 /* bytes of a whole identifier token */
 #define TOK_PARTS_MAX 32  /* camelCase parts of one word, at most */
+#define TOK_STEM_MIN 3    /* letters of a word that is stemmed, at least */
+#define TOK_STEM_MAX 64   /* and at most */
+#define TOK_STEM_CACHE 256 /* words whose stems an instance remembers */
+
+/* A word and its stem, remembered: stemming costs about a thousand
+ * instructions a word, a look-up here a tenth of that, and the words of
+ * notes repeat. */
+typedef struct stem_slot {
+    unsigned char nw, ns; /* 0: empty */
+    char w[TOK_STEM_MAX], s[TOK_STEM_MAX];
+} stem_slot;
 
 typedef struct ctok {
     fts5_tokenizer u61;
     Fts5Tokenizer *inst;  /* the words, folded (remove_diacritics 2 by default) */
     Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
+    struct sb_stemmer *stemmer; /* English Snowball, this instance's own */
+    stem_slot cache[TOK_STEM_CACHE]; /* direct-mapped by a hash of the word */
 } ctok;
 
 typedef struct ctok_word {
@@ -68,11 +94,12 @@ typedef struct ctok_word {
 } ctok_word;
 
 typedef struct ctok_run {
-    const ctok *t;
+    ctok *t; /* mutable: its stem cache */
     const char *text;
     int scan;   /* text before this is scanned for emoji */
     bool query;
     bool exact; /* a query for the exact forms (CX_TEXT_EXACT_MARK) */
+    bool stem;  /* a query for the stems (CX_TEXT_STEM_MARK) */
     void *uctx;
     int (*xtoken)(void *, int, const char *, int, int, int);
     ctok_word w[TOK_GROUP_MAX];
@@ -83,6 +110,7 @@ typedef struct ctok_run {
     char form[TOK_WHOLE_MAX];  /* a word re-tokenized */
     char form2[TOK_WHOLE_MAX]; /* the exact form of a word of a document */
     char greek[TOK_WHOLE_MAX]; /* a Greek word folded */
+    char stemmed[TOK_STEM_MAX + 2]; /* the mark and a stem */
 } ctok_run;
 
 static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
@@ -103,9 +131,13 @@ static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **o
                             &t->inst);
     if (rc == SQLITE_OK)
         rc = t->u61.xCreate(u61ud, (const char **)exact, 4, &t->exact);
+    if (rc == SQLITE_OK && !(t->stemmer = sb_stemmer_new("english", NULL)))
+        rc = SQLITE_NOMEM;
     if (rc != SQLITE_OK) {
         if (t->inst)
             t->u61.xDelete(t->inst);
+        if (t->exact)
+            t->u61.xDelete(t->exact);
         sqlite3_free(t);
         return rc;
     }
@@ -119,6 +151,8 @@ static void ctok_delete(Fts5Tokenizer *p) {
         t->u61.xDelete(t->inst);
     if (t && t->exact)
         t->u61.xDelete(t->exact);
+    if (t && t->stemmer)
+        sb_stemmer_delete(t->stemmer);
     sqlite3_free(t);
 }
 
@@ -378,6 +412,40 @@ static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nsk
     return rc;
 }
 
+/* The stem term of word w into R->stemmed (the mark, then the stem): its
+ * length, 0 when w is no plain word (ASCII letters only, TOK_STEM_MIN to
+ * TOK_STEM_MAX of them, one identifier part) or has no stem. */
+static int ctok_stem(ctok_run *R, const ctok_word *w) {
+    const char *text = R->text + w->start;
+    int n = w->end - w->start;
+    if (n < TOK_STEM_MIN || n > TOK_STEM_MAX || w->len != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (!isalpha((unsigned char)text[i]))
+            return 0;
+    cx_text_span parts[2];
+    if (cx_text_ident_parts(text, (size_t)n, parts, 2) != 1)
+        return 0; /* camelCase: an identifier */
+    const char *word = R->arena + w->off;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < n; i++)
+        h = (h ^ (unsigned char)word[i]) * 16777619u;
+    stem_slot *slot = &R->t->cache[h % TOK_STEM_CACHE];
+    if (slot->nw != n || memcmp(slot->w, word, (size_t)n) != 0) {
+        const sb_symbol *st = sb_stemmer_stem(R->t->stemmer, (const sb_symbol *)word, n);
+        int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
+        if (ns <= 0 || ns > TOK_STEM_MAX)
+            return 0;
+        slot->nw = (unsigned char)n;
+        slot->ns = (unsigned char)ns;
+        memcpy(slot->w, word, (size_t)n);
+        memcpy(slot->s, st, (size_t)ns);
+    }
+    R->stemmed[0] = CX_TEXT_STEM_MARK;
+    memcpy(R->stemmed + 1, slot->s, slot->ns);
+    return slot->ns + 1;
+}
+
 static int ctok_flush(ctok_run *R) {
     int rc = SQLITE_OK, nw = R->nw;
     if (nw == 0)
@@ -386,9 +454,14 @@ static int ctok_flush(ctok_run *R) {
     R->alen = 0;
     const ctok_word *w = R->w;
     if (nw == 1) {
+        int ns = R->query && !R->stem ? 0 : ctok_stem(R, w);
+        if (R->stem && ns > 0) /* a query for the stem: the stem only */
+            return R->xtoken(R->uctx, 0, R->stemmed, ns, w->start, w->end);
         rc = R->xtoken(R->uctx, 0, R->arena + w->off, w->len, w->start, w->end);
         if (rc == SQLITE_OK && !R->query)
             rc = ctok_parts(R, w, R->arena + w->off, w->len);
+        if (rc == SQLITE_OK && !R->query && ns > 0)
+            rc = R->xtoken(R->uctx, FTS5_TOKEN_COLOCATED, R->stemmed, ns, w->start, w->end);
         return rc;
     }
     /* the whole identifier: the folded words with the joiners between them */
@@ -479,6 +552,7 @@ static int ctok_tokenize(Fts5Tokenizer *p, void *uctx, int flags, const char *te
     R->scan = 0;
     R->query = (flags & FTS5_TOKENIZE_QUERY) != 0;
     R->exact = R->query && ntext > 0 && text[0] == CX_TEXT_EXACT_MARK;
+    R->stem = R->query && ntext > 0 && text[0] == CX_TEXT_STEM_MARK;
     R->uctx = uctx;
     R->xtoken = xtoken;
     R->nw = 0;

@@ -14,13 +14,23 @@
  * its FTS indexes were built with and rebuilds them when it differs (an
  * index must be read with the tokenizer that wrote it). 1: identifiers;
  * 2: bigrams for CJK and Thai, emoji, NFC, exact forms of words with
- * diacritics. Raise it whenever a token changes. */
-#define CX_TEXT_TOKENIZER_VERSION 2
+ * diacritics; 3: English stems of plain words (CX_TEXT_STEM_MARK). Raise
+ * it whenever a token changes. */
+#define CX_TEXT_TOKENIZER_VERSION 3
 
 /* A query string that starts with this asks for the exact (case-folded,
  * not diacritic-folded) forms of its words: "=café" matches café, not
  * cafe; "café" matches both. */
 #define CX_TEXT_EXACT_MARK '='
+
+/* A document indexes each plain word (ASCII letters only, not part of an
+ * identifier: no '_', joiner, digit or camelCase boundary) also as its
+ * English Snowball stem behind this mark, at the same position:
+ * `deadlocks` is deadlocks = ~deadlock. No other token starts with it
+ * (unicode61 never keeps '~'), so stems and words are distinct terms. A
+ * query string that starts with the mark asks for the stems of its words:
+ * "~deadlocking" matches ~deadlock. */
+#define CX_TEXT_STEM_MARK '~'
 
 /* Registers the tokenizer on db (the FTS5 of that connection). Returns a
  * SQLite result code: SQLITE_ERROR when this SQLite has no FTS5. */

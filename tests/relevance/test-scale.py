@@ -36,16 +36,19 @@ ASSERT_GAP = False      # issue 12's work turns this on
 
 # recall@5 / MRR at 10,000 items, measured 2026-12-07 after issue 12 item 4
 # (every script in keyword mode; release and ASan
-# builds give the same ranking: builtin embedder, fixed seed).
+# builds give the same ranking: builtin embedder, fixed seed); the figures
+# that rose with item 2 (English word forms, tokenizer version 3) measured
+# again after it. Keyword identifier MRR fell 0.979 -> 0.972 with it (a
+# note that shares a stem ranks near the target); its floor stays.
 MEASURED = {
     "keyword": {
         "identifier": (1.000, 0.979),
-        "wordform": (0.000, 0.000),
+        "wordform": (0.944, 0.938),
         "typo_ident": (0.875, 0.432),
-        "typo_word": (0.264, 0.144),
-        "paraphrase": (0.069, 0.050),
+        "typo_word": (0.319, 0.168),
+        "paraphrase": (0.208, 0.208),
         "script": (1.000, 1.000),
-        "all": (0.535, 0.434),
+        "all": (0.725, 0.620),
     },
     "semantic": {
         "identifier": (1.000, 0.972),
@@ -58,16 +61,17 @@ MEASURED = {
     },
     "hybrid": {
         "identifier": (1.000, 1.000),
-        "wordform": (0.028, 0.015),
+        "wordform": (0.931, 0.636),
         "typo_ident": (0.806, 0.504),
-        "typo_word": (0.778, 0.531),
-        "paraphrase": (0.153, 0.098),
+        "typo_word": (0.819, 0.551),
+        "paraphrase": (0.292, 0.215),
         "script": (1.000, 0.937),
-        "all": (0.627, 0.514),
+        "all": (0.808, 0.640),
     },
 }
-# hybrid recall@5 of the oldest third of the targets at 10,000: 0.556
-OLDEST_FLOOR = 0.556 - MARGIN
+# hybrid recall@5 of the oldest third of the targets at 10,000: 0.736
+# (0.556 before word forms)
+OLDEST_FLOOR = 0.736 - MARGIN
 
 failures = []
 

@@ -48,25 +48,29 @@ static void expect(const char *text, cx_fts_mode mode, const char *want) {
 }
 
 static void test_exact(void) {
-    expect("hello world", CX_FTS_ALL, "\"hello\" AND \"world\"");
-    expect("hello world", CX_FTS_ANY, "\"hello\" OR \"world\"");
-    expect("hello", CX_FTS_ANY, "\"hello\"");
+    expect("hello world", CX_FTS_ALL, "(\"hello\" OR \"~hello\") AND (\"world\" OR \"~world\")");
+    expect("hello world", CX_FTS_ANY, "(\"hello\" OR \"~hello\") OR (\"world\" OR \"~world\")");
+    expect("hello", CX_FTS_ANY, "(\"hello\" OR \"~hello\")");
     expect("foo*", CX_FTS_ALL, "\"foo\"*");
-    expect("foo* bar", CX_FTS_ALL, "\"foo\"* AND \"bar\"");
-    expect("foo *", CX_FTS_ALL, "\"foo\"");
-    expect("\"exact phrase\" other", CX_FTS_ALL, "\"exact phrase\" AND \"other\"");
+    expect("foo* bar", CX_FTS_ALL, "\"foo\"* AND (\"bar\" OR \"~bar\")");
+    expect("foo *", CX_FTS_ALL, "(\"foo\" OR \"~foo\")");
+    expect("\"exact phrase\" other", CX_FTS_ALL, "\"exact phrase\" AND (\"other\" OR \"~other\")");
     expect("\"exact   phrase!\"*", CX_FTS_ANY, "\"exact phrase\"*");
-    expect("NEAR(a b)", CX_FTS_ALL, "\"NEAR\" AND \"a\" AND \"b\"");
+    expect("NEAR(a b)", CX_FTS_ALL, "(\"NEAR\" OR \"~NEAR\") AND \"a\" AND \"b\"");
     expect("a AND b OR NOT c", CX_FTS_ALL,
-           "\"a\" AND \"AND\" AND \"b\" AND \"OR\" AND \"NOT\" AND \"c\"");
-    expect("title:secret", CX_FTS_ALL, "\"title\" AND \"secret\"");
-    expect("{title body}:secret", CX_FTS_ALL, "\"title\" AND \"body\" AND \"secret\"");
-    expect("^start -minus +plus", CX_FTS_ALL, "\"start\" AND \"minus\" AND \"plus\"");
-    expect("\"unbalanced quote", CX_FTS_ALL, "\"unbalanced\" AND \"quote\"");
+           "\"a\" AND (\"AND\" OR \"~AND\") AND \"b\" AND \"OR\" AND (\"NOT\" OR \"~NOT\") AND \"c\"");
+    expect("title:secret", CX_FTS_ALL, "(\"title\" OR \"~title\") AND (\"secret\" OR \"~secret\")");
+    expect("{title body}:secret", CX_FTS_ALL, "(\"title\" OR \"~title\") AND (\"body\" OR \"~body\") AND (\"secret\" OR \"~secret\")");
+    expect("^start -minus +plus", CX_FTS_ALL, "(\"start\" OR \"~start\") AND (\"minus\" OR \"~minus\") AND (\"plus\" OR \"~plus\")");
+    expect("\"unbalanced quote", CX_FTS_ALL, "(\"unbalanced\" OR \"~unbalanced\") AND (\"quote\" OR \"~quote\")");
     expect("a \"b c\" \"d", CX_FTS_ALL, "\"a\" AND \"b c\" AND \"d\"");
     expect("foo_bar", CX_FTS_ALL, "(\"foo_bar\" OR (\"foo\" AND \"bar\"))");
     expect("src/store.c:42", CX_FTS_ALL,
            "(\"src/store.c\" OR (\"src\" AND \"store\" AND \"c\")) AND \"42\"");
+    /* plain words: by their stem too (not prefixes, identifiers, short
+     * words or words with diacritics) */
+    expect("Deadlocking", CX_FTS_ANY, "(\"Deadlocking\" OR \"~Deadlocking\")");
+    expect("deadlock* go", CX_FTS_ANY, "\"deadlock\"* OR \"go\"");
     /* words that may carry diacritics: the exact form too, ranked first */
     expect("café naïve", CX_FTS_ALL,
            "(\"=café\" OR \"café\") AND (\"=naïve\" OR \"naïve\")");
@@ -125,7 +129,7 @@ static void test_identifiers(void) {
     expect("parseConf*", CX_FTS_ALL, "(\"parseConf\"* OR (\"parse\" AND \"Conf\"*))");
     /* joiners only join words: at the ends they separate */
     expect("-flag trailing- a--b", CX_FTS_ALL,
-           "\"flag\" AND \"trailing\" AND \"a\" AND \"b\"");
+           "(\"flag\" OR \"~flag\") AND (\"trailing\" OR \"~trailing\") AND \"a\" AND \"b\"");
     expect("__init__", CX_FTS_ALL, "\"__init__\"");
     expect("2026-01-31", CX_FTS_ALL,
            "(\"2026-01-31\" OR (\"2026\" AND \"01\" AND \"31\"))");

@@ -150,7 +150,7 @@ static void test_rebuild(void) {
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
-    CX_CHECK_INT(v, 2);
+    CX_CHECK_INT(v, 3);
     CX_CHECK_INT(indexed, 0); /* emptied, to be filled again */
     CX_CHECK_INT(rank_of(cases[0].query, cases[0].id), 0);
     CX_CHECK_INT(rank_of(cases[6].query, cases[6].id), 0);

@@ -133,7 +133,7 @@ static void test_tokenizer(void) {
     seen s;
     /* documents: the identifier whole and lower-cased, then its parts */
     tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "call parseConfigFile now", &s);
-    CX_CHECK_STR(s.buf, "call parseconfigfile =parse =config =file now");
+    CX_CHECK_STR(s.buf, "call =~call parseconfigfile =parse =config =file now =~now");
     tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, "retry.policy.max", &s);
     CX_CHECK_STR(s.buf, "retry.policy.max =retry =policy =max");
     /* a word with diacritics is folded and stays one part; its exact,
@@ -221,7 +221,7 @@ static void test_scripts(void) {
     tokens(&api, tok, D, "ship\xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok \xe2\x9c"
                          "\x85\xef\xb8\x8f",
            &s); /* ship🚀 it 👍🏽 ok ✅️ */
-    CX_CHECK_STR(s.buf, "ship \xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d ok \xe2\x9c\x85");
+    CX_CHECK_STR(s.buf, "ship =~ship \xf0\x9f\x9a\x80 it \xf0\x9f\x91\x8d ok \xe2\x9c\x85");
     tokens(&api, tok, Q, "\xf0\x9f\x9a\x80", &s);
     CX_CHECK_STR(s.buf, "\xf0\x9f\x9a\x80");
     /* case folding beyond ASCII: Cyrillic, Greek; Arabic words as they are */
@@ -270,6 +270,69 @@ static void test_scripts(void) {
     CX_CHECK_INT(count_match(db, "\"caf\xc3\xa9\""), 2);
     CX_CHECK_INT(count_match(db, "\"=caf\xc3\xa9\""), 1);
     CX_CHECK_INT(count_match(db, "\"\xf0\x9f\x9a\x80\""), 1);
+    sqlite3_close(db);
+}
+
+/* Word forms (tokenizer version 3): a plain word is also indexed as its
+ * English stem behind CX_TEXT_STEM_MARK; identifiers and their parts are
+ * not stemmed; a query for the stem finds every form, the exact word
+ * ranking first. */
+static void test_stems(void) {
+    sqlite3 *db = NULL;
+    fts5_tokenizer api;
+    Fts5Tokenizer *tok = NULL;
+    if (!open_tokenizer(&db, &api, &tok))
+        return;
+    seen s;
+    const int D = FTS5_TOKENIZE_DOCUMENT, Q = FTS5_TOKENIZE_QUERY;
+    tokens(&api, tok, D, "Deadlocks", &s);
+    CX_CHECK_STR(s.buf, "deadlocks =~deadlock");
+    tokens(&api, tok, D, "deadlocking is a deadlock", &s);
+    CX_CHECK_STR(s.buf, "deadlocking =~deadlock is a deadlock =~deadlock");
+    /* identifiers and their parts: untouched */
+    tokens(&api, tok, D, "parse_configs parseConfigs sha256sums", &s);
+    CX_CHECK_STR(s.buf, "parse_configs =parse =configs parseconfigs =parse =configs sha256sums "
+                        "=sha =256 =sums");
+    tokens(&api, tok, D, "retry.policies", &s);
+    CX_CHECK_STR(s.buf, "retry.policies =retry =policies");
+    /* words with diacritics, short words: no stem */
+    tokens(&api, tok, D, "r\xc3\xa9sum\xc3\xa9s at", &s);
+    CX_CHECK_STR(s.buf, "resumes =r\xc3\xa9sum\xc3\xa9s at");
+    /* queries: the word, or its stem after the mark */
+    tokens(&api, tok, Q, "deadlocking", &s);
+    CX_CHECK_STR(s.buf, "deadlocking");
+    tokens(&api, tok, Q, "~Deadlocking", &s);
+    CX_CHECK_STR(s.buf, "~deadlock");
+    tokens(&api, tok, Q, "~parse_configs", &s); /* no plain word: as it is */
+    CX_CHECK_STR(s.buf, "parse_configs");
+    api.xDelete(tok);
+
+    CX_CHECK_INT(sqlite3_exec(db,
+                              "CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'cortex');"
+                              "INSERT INTO t VALUES ('the worker deadlocks on the queue');"
+                              "INSERT INTO t VALUES ('deadlocking workers, again');"
+                              "INSERT INTO t VALUES ('see lock_deadlocks for it');"
+                              "INSERT INTO t VALUES ('nothing here');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    /* what the query builder writes for deadlocking (search/fts.c) */
+    const char *q = "(\"deadlocking\" OR \"~deadlocking\")";
+    CX_CHECK_INT(count_match(db, q), 2);
+    CX_CHECK_INT(count_match(db, "\"deadlocking\""), 1);
+    CX_CHECK_INT(count_match(db, "\"~deadlocks\""), 2);
+    CX_CHECK_INT(count_match(db, "\"deadlock\""), 0); /* a stem is no word */
+    /* the exact form ranks first */
+    sqlite3_stmt *st = NULL;
+    CX_CHECK_INT(sqlite3_prepare_v2(db, "SELECT rowid FROM t WHERE t MATCH ?1 ORDER BY rank", -1,
+                                    &st, NULL),
+                 SQLITE_OK);
+    sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+    CX_CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+    CX_CHECK_INT(sqlite3_column_int(st, 0), 2);
+    CX_CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+    CX_CHECK_INT(sqlite3_column_int(st, 0), 1);
+    CX_CHECK_INT(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
     sqlite3_close(db);
 }
 
@@ -340,6 +403,7 @@ int main(void) {
     test_joiners();
     test_tokenizer();
     test_scripts();
+    test_stems();
     test_random_scripts();
     return cx_test_done();
 }
