@@ -4,6 +4,8 @@
  * place for every sidecar program. */
 #include "session.h"
 
+#include "search/search.h"
+
 #include "util/error.h"
 #include "util/fsx.h"
 
@@ -126,6 +128,9 @@ static int open_store(cx_session *s, unsigned flags) {
     int r = cx_store_open(&s->store, s->ws->state_dir);
     if (r == 0 && (flags & CX_SESSION_DEFER_MAINT))
         r = cx_store_defer_maintenance(s->store);
+    const char *ex = getenv("CORTEX_SEARCH_EXHAUSTIVE");
+    if (r == 0 && ex && strcmp(ex, "1") == 0)
+        r = cx_search_set_exhaustive(s->store, true);
     if (r != 0) {
         cx_store_free(s->store);
         s->store = NULL;

@@ -605,6 +605,7 @@ def measure(opts, n, queries, used):
                "load_per_second": round(n / t_load) if t_load else None,
                "warmup_seconds": round(t_warm, 2), "folded": folded, "repeats": repeats,
                "notes": notes, "modes": {}}
+        kw_lists = {}
         for mode in opts.modes:
             rows = []
             degraded = 0
@@ -613,6 +614,8 @@ def measure(opts, n, queries, used):
                 r = srv.tool("search", {"query": q["query"], "limit": 10, "mode": mode,
                                         "max_tokens": 20000})
                 degraded += bool(r.get("degraded"))
+                if mode == "keyword":
+                    kw_lists[q["qid"]] = [res.get("id") for res in r.get("results", [])]
                 rank = None
                 for k, res in enumerate(r.get("results", [])[:10]):
                     if id_qid.get(res.get("id")) == q["qid"]:
@@ -632,6 +635,8 @@ def measure(opts, n, queries, used):
         srv = None
         if code not in (0, None):
             out["notes"].append("cortexd exited with status %d" % code)
+        if opts.exact_check and kw_lists:
+            out["exact_check"] = exact_check(opts, env, repo, tmp, queries, kw_lists)
         return out
     except BaseException:
         try:
@@ -649,6 +654,31 @@ def measure(opts, n, queries, used):
             relevance_eval.log("kept %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def exact_check(opts, env, repo, tmp, queries, kw_lists):
+    """Asks every query in keyword mode again of a cortexd that scores every
+    match (CORTEX_SEARCH_EXHAUSTIVE=1) and compares the ten results, in
+    order, with the pruned keyword list's: the pruning must change nothing."""
+    env2 = dict(env, CORTEX_SEARCH_EXHAUSTIVE="1")
+    srv = relevance_eval.Server([opts.cortexd, "--workspace", repo], env2, repo,
+                                os.path.join(tmp, "cortexd-exhaustive.stderr"), opts.timeout)
+    try:
+        srv.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                   "clientInfo": {"name": "relevance-scale", "version": "1"}})
+        srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        differ = []
+        t0 = time.monotonic()
+        for q in queries:
+            r = srv.tool("search", {"query": q["query"], "limit": 10, "mode": "keyword",
+                                    "max_tokens": 20000})
+            ids = [res.get("id") for res in r.get("results", [])]
+            if ids != kw_lists.get(q["qid"]):
+                differ.append(q["qid"])
+        return {"queries": len(queries), "identical": len(queries) - len(differ),
+                "differ": differ, "seconds": round(time.monotonic() - t0, 2)}
+    finally:
+        srv.close()
 
 
 def summarize(rows):
@@ -680,6 +710,11 @@ def print_report(rep):
               % (s, r["load_seconds"], r["load_per_second"], r["warmup_seconds"], r["folded"], r["repeats"]))
         for n in r["notes"]:
             print("  note: %s" % n)
+        ec = r.get("exact_check")
+        if ec:
+            print("  keyword lists identical to scoring every match: %d of %d queries%s"
+                  % (ec["identical"], ec["queries"],
+                     "" if not ec["differ"] else " (differ: %s)" % ", ".join(ec["differ"][:10])))
     for metric in ("recall@5", "mrr"):
         print("\n%s" % metric)
         head = "%-22s" % "class"
@@ -717,6 +752,9 @@ def main():
     ap.add_argument("--progress", action="store_true", help="loading progress on stderr")
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
     ap.add_argument("--write", metavar="DIR", help="write store-N.jsonl and queries.jsonl to DIR and stop")
+    ap.add_argument("--exact-check", action="store_true",
+                    help="ask the keyword queries again of a cortexd that scores every match "
+                         "(CORTEX_SEARCH_EXHAUSTIVE=1) and report whether any list differs")
     ap.add_argument("--check", action="store_true",
                     help="check that no note but the target holds a target's combination, and stop")
     opts = ap.parse_args()

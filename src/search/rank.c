@@ -42,6 +42,7 @@
  * applies after the lift. */
 #include "search/search-internal.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -49,10 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CANDIDATES 500
-#define CURATED_CANDIDATES 200
-#define SAMPLE 256
-#define MAX_CAND (CANDIDATES + CURATED_CANDIDATES)
 #define RRF_K 60.0
 #define RRF_TIE 1e-4 /* weight of the lists' own scores, to break RRF ties */
 
@@ -62,30 +59,559 @@
 #define RECENCY_FLOOR 0.9      /* the factor for very old items */
 #define RECENCY_HALF_DAYS 90.0 /* the recency bonus halves every 90 days */
 
+/* ---- the keyword list ---- */
+
+/* The kinds of the curated index (items_curated_fts): drafts, threads and
+ * artifacts. */
+static bool kind_curated(cx_kind k) {
+    return k == CX_KIND_DRAFT || k == CX_KIND_THREAD || k == CX_KIND_ARTIFACT;
+}
+
+/* A status that only curated kinds may hold (every status but recorded). */
+static bool status_curated(cx_status st) {
+    if (st == CX_STATUS_INVALID)
+        return false;
+    for (int k = 0; k < CX_KIND_COUNT; k++)
+        if (!kind_curated((cx_kind)k) && cx_status_allowed((cx_kind)k, st))
+            return false;
+    return true;
+}
+
+#define SCORE(t) "cx_bm25(" t ", 4.0, 1.0, 2.0)"
+#define FILTERS                                                                           \
+    " AND (?3 IS NULL OR i.kind = ?3) AND (?4 IS NULL OR i.status = ?4)"                   \
+    " AND (?5 IS NULL OR i.subcortex = ?5)"                                                \
+    " AND (?6 IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?6) q"                        \
+    "      WHERE q.value NOT IN (SELECT value FROM json_each(i.tags))))"
+
+/* Every match, scored (FTS5 walks the posting lists; no sort, no limit). */
+static const char *const SQL_SCAN[2][2] = {
+    {"SELECT rowid, " SCORE("items_fts") " FROM items_fts WHERE items_fts MATCH ?1",
+     "SELECT f.rowid, " SCORE("items_fts") " FROM items_fts f JOIN items i ON i.rid = f.rowid"
+     " WHERE items_fts MATCH ?1" FILTERS},
+    {"SELECT rowid, " SCORE("items_curated_fts") " FROM items_curated_fts"
+     " WHERE items_curated_fts MATCH ?1",
+     "SELECT f.rowid, " SCORE("items_curated_fts") " FROM items_curated_fts f"
+     " JOIN items i ON i.rid = f.rowid WHERE items_curated_fts MATCH ?1" FILTERS}};
+static const char *const SQL_DF[2] = {
+    "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?1",
+    "SELECT count(*) FROM items_curated_fts WHERE items_curated_fts MATCH ?1"};
+
+/* ---- exact document frequencies ---- */
+
+/* One FTS5 phrase of an expression: its quoted string as written there,
+ * with its '*' when a prefix. */
+typedef struct phrase {
+    const char *s;
+    size_t n;
+    int64_t df;
+    double ub; /* the most it can add to a score: idf * (k1 + 1) */
+} phrase;
+
+/* The phrases of an expression fts.c built, in FTS5's numbering (the order
+ * their strings appear). *n of them into out[0..max); the count even when
+ * larger than max. */
+static size_t expr_phrases(const char *expr, phrase *out, size_t max) {
+    size_t n = 0;
+    for (const char *p = expr; *p;) {
+        if (*p != '"') {
+            p++;
+            continue;
+        }
+        const char *start = p++;
+        while (*p && !(*p == '"' && p[1] != '"'))
+            p += *p == '"' ? 2 : 1;
+        if (*p == '"')
+            p++;
+        if (*p == '*')
+            p++;
+        if (n < max)
+            out[n] = (phrase){.s = start, .n = (size_t)(p - start)};
+        n++;
+    }
+    return n;
+}
+
+#define DF_SLOTS 8192 /* phrases whose counts a store keeps between searches */
+
+typedef struct df_slot {
+    char *key; /* the index ('m' or 'c') and the phrase's string */
+    int64_t df;
+} df_slot;
+
+/* Counts of phrases, valid while the store has not changed. */
+struct cx_rank_cache {
+    int64_t changes, version; /* sqlite3_total_changes64, PRAGMA data_version */
+    bool valid;
+    int64_t nrow[2];          /* rows of each index, -1 = not known yet */
+    df_slot slot[DF_SLOTS];
+    size_t used;
+    /* the length in tokens of each row (FTS5 keeps it in items_fts_docsize,
+     * one B-tree lookup per row scored): loaded a block of DL_BLOCK row ids
+     * at a time, on first use */
+    cx_store *s;
+    uint16_t *dl;       /* by row id; saturates at UINT16_MAX */
+    uint8_t *dl_loaded; /* by block */
+    size_t dl_blocks;
+    int dl_err;         /* the first error loading, reported after the scan */
+};
+
+static void cache_clear(cx_rank_cache *c) {
+    for (size_t i = 0; i < DF_SLOTS; i++) {
+        free(c->slot[i].key);
+        c->slot[i].key = NULL;
+    }
+    c->used = 0;
+    c->nrow[0] = c->nrow[1] = -1;
+    if (c->dl_loaded)
+        memset(c->dl_loaded, 0, c->dl_blocks);
+}
+
+void cx_rank_cache_free(cx_rank_cache *c) {
+    if (!c)
+        return;
+    cache_clear(c);
+    free(c->dl);
+    free(c->dl_loaded);
+    free(c);
+}
+
+#define DL_BLOCK 4096
+#define DL_MAX_ROWID (INT64_C(1) << 31) /* larger row ids ask FTS5 itself */
+
+/* An SQLite varint (FTS5 writes its sizes so): *v, bytes read, 0 if cut. */
+static size_t get_varint(const unsigned char *p, size_t n, uint64_t *v) {
+    uint64_t x = 0;
+    for (size_t i = 0; i < n && i < 9; i++) {
+        if (i == 8) {
+            *v = (x << 8) | p[i];
+            return 9;
+        }
+        x = (x << 7) | (p[i] & 0x7f);
+        if (!(p[i] & 0x80)) {
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static const char SQL_DOCSIZE[] =
+    "SELECT id, sz FROM items_fts_docsize WHERE id >= ?1 AND id < ?2";
+
+/* Loads the lengths of the block holding row id `rid`. */
+static int dl_load(cx_rank_cache *c, int64_t rid) {
+    size_t blk = (size_t)(rid / DL_BLOCK);
+    if (blk >= c->dl_blocks) {
+        size_t nb = blk + 1 + (blk + 1) / 2;
+        uint16_t *dl = realloc(c->dl, nb * DL_BLOCK * sizeof *dl);
+        if (!dl)
+            return CX_ENOMEM;
+        c->dl = dl;
+        uint8_t *ld = realloc(c->dl_loaded, nb);
+        if (!ld)
+            return CX_ENOMEM;
+        memset(ld + c->dl_blocks, 0, nb - c->dl_blocks);
+        c->dl_loaded = ld;
+        c->dl_blocks = nb;
+    }
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(c->s, SQL_DOCSIZE, &st), rc;
+    if (r)
+        return r;
+    memset(c->dl + blk * DL_BLOCK, 0, DL_BLOCK * sizeof *c->dl);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(blk * DL_BLOCK));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)((blk + 1) * DL_BLOCK));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const unsigned char *sz = sqlite3_column_blob(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 1), off = 0, k;
+        uint64_t total = 0, v;
+        while (off < n && (k = get_varint(sz + off, n - off, &v)) > 0) {
+            total += v;
+            off += k;
+        }
+        if (id >= (int64_t)(blk * DL_BLOCK) && id < (int64_t)((blk + 1) * DL_BLOCK))
+            c->dl[id] = total > UINT16_MAX ? UINT16_MAX : (uint16_t)total;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return cx_store_sqlerr(c->s, rc, "reading the lengths of items");
+    c->dl_loaded[blk] = 1;
+    return 0;
+}
+
+/* The length in tokens of row `rid`, or -1 when FTS5 should be asked. */
+static int dl_get(cx_rank_cache *c, int64_t rid) {
+    if (!c || !c->s || rid < 0 || rid >= DL_MAX_ROWID || c->dl_err)
+        return -1;
+    size_t blk = (size_t)(rid / DL_BLOCK);
+    if (blk >= c->dl_blocks || !c->dl_loaded[blk]) {
+        int r = dl_load(c, rid);
+        if (r) {
+            c->dl_err = r;
+            return -1;
+        }
+    }
+    uint16_t v = c->dl[rid];
+    return v == UINT16_MAX || v == 0 ? -1 : v; /* 0: a row added since; ask FTS5 */
+}
+
+/* Empties the cache when the store changed since it was filled. */
+static int cache_check(cx_store *s, cx_rank_cache *c) {
+    sqlite3 *db = cx_store_sqlite(s);
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, "PRAGMA data_version", &st), rc;
+    if (r)
+        return r;
+    int64_t version = (rc = sqlite3_step(st)) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "reading the data version");
+    int64_t changes = sqlite3_total_changes64(db);
+    if (!c->valid || c->changes != changes || c->version != version) {
+        cache_clear(c);
+        c->changes = changes;
+        c->version = version;
+        c->valid = true;
+    }
+    return 0;
+}
+
+static uint64_t hash_bytes(char idx, const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull ^ (unsigned char)idx;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+static int run_count(cx_store *s, const char *sql, const char *arg, size_t n, int64_t *out) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, sql, &st), rc;
+    if (r)
+        return r;
+    if (arg)
+        sqlite3_bind_text(st, 1, arg, (int)n, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(s, rc, "counting matches");
+}
+
+/* The number of rows of index idx (0: all items, 1: curated) holding
+ * phrase p: counted by FTS5 over the whole posting list, or from the
+ * cache. */
+static int phrase_df(cx_store *s, cx_rank_cache *c, int idx, const phrase *p, int64_t *df) {
+    char tag = idx ? 'c' : 'm';
+    uint64_t h = hash_bytes(tag, p->s, p->n);
+    size_t at = (size_t)(h % DF_SLOTS);
+    for (size_t probe = 0; probe < DF_SLOTS; probe++, at = (at + 1) % DF_SLOTS) {
+        df_slot *sl = &c->slot[at];
+        if (!sl->key)
+            break;
+        if (sl->key[0] == tag && strlen(sl->key + 1) == p->n && memcmp(sl->key + 1, p->s, p->n) == 0) {
+            *df = sl->df;
+            return 0;
+        }
+    }
+    int r = run_count(s, SQL_DF[idx], p->s, p->n, df);
+    if (r || c->used >= DF_SLOTS / 2) /* half full: stop adding, probes stay short */
+        return r;
+    df_slot *sl = &c->slot[at];
+    if (sl->key || !(sl->key = malloc(p->n + 2)))
+        return 0; /* not kept: counted again next time */
+    sl->key[0] = tag;
+    memcpy(sl->key + 1, p->s, p->n);
+    sl->key[p->n + 1] = '\0';
+    sl->df = *df;
+    c->used++;
+    return 0;
+}
+
+static const char *const SQL_NROW[2] = {
+    "SELECT cx_fts_rows(items_fts) FROM items_fts WHERE items_fts MATCH ?1 LIMIT 1",
+    "SELECT cx_fts_rows(items_curated_fts) FROM items_curated_fts"
+    " WHERE items_curated_fts MATCH ?1 LIMIT 1"};
+
+/* cx_fts_rows(fts): the rows of the index (FTS5 keeps the count). */
+void cx_rank_rows(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int nval,
+                  sqlite3_value **vals) {
+    (void)nval;
+    (void)vals;
+    sqlite3_int64 n = 0;
+    int rc = api->xRowCount(fts, &n);
+    if (rc != SQLITE_OK)
+        sqlite3_result_error_code(ctx, rc);
+    else
+        sqlite3_result_int64(ctx, n);
+}
+
+/* Document frequency, idf and bound of every phrase, and *nrow. A phrase
+ * no row holds gets idf 0 (it adds nothing). */
+static int phrase_stats(cx_store *s, cx_rank_cache *c, int idx, phrase *ph, size_t np,
+                        int64_t *nrow) {
+    int r;
+    for (size_t i = 0; i < np; i++)
+        if ((r = phrase_df(s, c, idx, &ph[i], &ph[i].df)))
+            return r;
+    if (c->nrow[idx] < 0) {
+        for (size_t i = 0; i < np && c->nrow[idx] < 0; i++)
+            if (ph[i].df > 0 && (r = run_count(s, SQL_NROW[idx], ph[i].s, ph[i].n, &c->nrow[idx])))
+                return r;
+    }
+    *nrow = c->nrow[idx] > 0 ? c->nrow[idx] : 0;
+    return 0;
+}
+
+static double idf_of(int64_t nrow, int64_t df) {
+    if (df <= 0)
+        return 0.0;
+    double idf = log(((double)nrow - (double)df + 0.5) / ((double)df + 0.5));
+    return idf <= 0.0 ? 1e-6 : idf; /* as FTS5's bm25 */
+}
+
+/* ---- ranking every match ---- */
+
+typedef struct cand {
+    int64_t rid;
+    double score; /* cx_bm25: lower is better */
+    int pass;     /* 0 = every word, 1 = any word */
+} cand;
+
+/* a ranks below b: a higher score, or the same and older */
+static bool worse(const cand *a, const cand *b) {
+    return a->score > b->score || (a->score == b->score && a->rid < b->rid);
+}
+
+typedef struct kwrun {
+    cx_store *s;
+    cx_search_ext *e;
+    const cx_search_query *q;
+    const char *tags; /* JSON array text or NULL */
+    bool filtered;
+    int idx;          /* 0: items_fts; 1: items_curated_fts (filters only curated pass) */
+    cand chosen[CX_SEARCH_LIST_N];
+    size_t nchosen;
+    int64_t taken[CX_SEARCH_LIST_N]; /* rids of chosen, sorted */
+    cand heap[CX_SEARCH_LIST_N];     /* the best of a pass; the worst at [0] */
+    size_t nheap, k;
+    cx_buf expr;
+} kwrun;
+
+static void heap_down(cand *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(&h[l], &h[m]))
+            m = l;
+        if (r < n && worse(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        cand t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void heap_offer(kwrun *R, const cand *c) {
+    if (R->nheap < R->k) {
+        size_t i = R->nheap++;
+        R->heap[i] = *c;
+        while (i > 0 && worse(&R->heap[i], &R->heap[(i - 1) / 2])) { /* the worst rises */
+            cand t = R->heap[i];
+            R->heap[i] = R->heap[(i - 1) / 2];
+            R->heap[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+    } else if (R->k > 0 && worse(&R->heap[0], c)) {
+        R->heap[0] = *c;
+        heap_down(R->heap, R->nheap, 0);
+    }
+}
+
+static int cmp_rid(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Scores every row matching expr (the first e->nidf phrases score) and
+ * keeps the best k not chosen already. */
+static int scan(kwrun *R, const char *expr, int pass) {
+    sqlite3_stmt *st;
+    const cx_search_query *q = R->q;
+    int r = cx_store_prepare(R->s, SQL_SCAN[R->idx][R->filtered], &st), rc;
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, expr, -1, SQLITE_STATIC);
+    if (R->filtered) {
+        cx_store_bind_text(st, 3, q->kind && *q->kind ? q->kind : NULL);
+        cx_store_bind_text(st, 4, q->status && *q->status ? q->status : NULL);
+        cx_store_bind_text(st, 5, q->subcortex && *q->subcortex ? q->subcortex : NULL);
+        cx_store_bind_text(st, 6, R->tags);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cand c = {.rid = sqlite3_column_int64(st, 0), .score = sqlite3_column_double(st, 1),
+                  .pass = pass};
+        if (R->nchosen && bsearch(&c.rid, R->taken, R->nchosen, sizeof R->taken[0], cmp_rid))
+            continue;
+        heap_offer(R, &c);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(R->s, rc, "searching");
+}
+
+static int by_score(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+/* Appends the heap, best first, to chosen. */
+static void take_heap(kwrun *R) {
+    qsort(R->heap, R->nheap, sizeof R->heap[0], by_score);
+    for (size_t i = 0; i < R->nheap && R->nchosen < CX_SEARCH_LIST_N; i++)
+        R->chosen[R->nchosen++] = R->heap[i];
+    for (size_t i = 0; i < R->nchosen; i++)
+        R->taken[i] = R->chosen[i].rid;
+    qsort(R->taken, R->nchosen, sizeof R->taken[0], cmp_rid);
+    R->nheap = 0;
+}
+
+static int by_bound(const void *a, const void *b) {
+    const phrase *x = *(const phrase *const *)a, *y = *(const phrase *const *)b;
+    if (x->ub != y->ub)
+        return x->ub > y->ub ? -1 : 1;
+    return x->df < y->df ? -1 : x->df > y->df;
+}
+
+/* Appends "(p1 OR p2 ...)" of ord[from..to) to the expression buffer. */
+static int put_or(cx_buf *b, phrase *const *ord, size_t from, size_t to) {
+    int r = cx_buf_add(b, "(", 1);
+    for (size_t i = from; r == 0 && i < to; i++) {
+        if (i > from)
+            r = cx_buf_add(b, " OR ", 4);
+        if (r == 0)
+            r = cx_buf_add(b, ord[i]->s, ord[i]->n);
+    }
+    return r ? r : cx_buf_add(b, ")", 1);
+}
+
+#define FIRST_ROWS 2000 /* rows the first step of the any-word pass may score */
+#define K1_PLUS_1 2.2   /* bm25's k1 + 1: a phrase adds less than idf * 2.2 */
+
+/* One pass over expression expr: exact document frequencies, then its
+ * best matches into chosen, as if every match were scored, without
+ * scoring rows that cannot make the list (MaxScore). A phrase adds less
+ * than its bound (idf * (k1 + 1)) to any row's score. Phrases are taken
+ * most informative first: a first step scores the rows holding the
+ * rarest phrases (FIRST_ROWS rows or one phrase), each later step those
+ * holding the next phrases and none taken before, until the bounds of the
+ * phrases not taken add up to less than the score of the list's last
+ * row: a row holding none of the phrases taken cannot reach the list. No
+ * row is scored twice. The expression's own phrases come first in each
+ * step's expression, so they keep their numbers and alone score. */
+static int rank_pass(kwrun *R, const char *expr, int pass) {
+    cx_search_ext *e = R->e;
+    size_t np = expr_phrases(expr, NULL, 0);
+    phrase *ph = calloc(np ? np : 1, sizeof *ph);
+    phrase **ord = calloc(np ? np : 1, sizeof *ord);
+    double *idf = calloc(np ? np : 1, sizeof *idf);
+    int64_t nrow = 0;
+    int r = 0;
+    if (!ph || !ord || !idf) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    expr_phrases(expr, ph, np);
+    if ((r = phrase_stats(R->s, e->rank_cache, R->idx, ph, np, &nrow)))
+        goto out;
+    double rest = 0.0;
+    size_t live = 0;
+    for (size_t i = 0; i < np; i++) {
+        idf[i] = idf_of(nrow, ph[i].df);
+        ph[i].ub = idf[i] * K1_PLUS_1;
+        if (ph[i].df > 0) {
+            ord[live++] = &ph[i];
+            rest += ph[i].ub;
+        }
+    }
+    if (live == 0)
+        goto out; /* nothing matches */
+    e->idf = idf;
+    e->nidf = (int)np;
+    R->k = CX_SEARCH_LIST_N - R->nchosen;
+    qsort(ord, live, sizeof *ord, by_bound);
+    size_t next = 0;
+    int64_t rows = 0;
+    while (r == 0 && next < live) {
+        size_t from = next;
+        if (from == 0) { /* the rarest phrases up to FIRST_ROWS rows, at least one */
+            do
+                rows += ord[next++]->df;
+            while (next < live && (e->exhaustive || rows + ord[next]->df <= FIRST_ROWS));
+        } else { /* enough that what is left cannot reach the list */
+            double theta = R->nheap == R->k ? -R->heap[0].score : -HUGE_VAL;
+            do
+                rest -= ord[next++]->ub;
+            while (next < live && rest >= theta);
+        }
+        if (from == 0)
+            for (size_t i = 0; i < next; i++)
+                rest -= ord[i]->ub;
+        /* (expr) AND ((new) NOT (earlier)): the expression's own phrases
+         * come first, so they keep their numbers and alone score */
+        cx_buf_reset(&R->expr);
+        if (next == live && from == 0) {
+            r = cx_buf_adds(&R->expr, expr);
+        } else {
+            if ((r = cx_buf_adds(&R->expr, "(")) == 0 && (r = cx_buf_adds(&R->expr, expr)) == 0 &&
+                (r = cx_buf_adds(&R->expr, ") AND (")) == 0)
+                r = put_or(&R->expr, ord, from, next);
+            if (r == 0 && from > 0 && (r = cx_buf_adds(&R->expr, " NOT ")) == 0)
+                r = put_or(&R->expr, ord, 0, from);
+            if (r == 0)
+                r = cx_buf_add(&R->expr, ")", 1);
+        }
+        if (r == 0)
+            r = scan(R, cx_buf_str(&R->expr), pass);
+        if (r == 0 && R->nheap == R->k && R->k > 0 && next < live &&
+            rest < -R->heap[0].score)
+            break; /* no row left unscored can make the list */
+    }
+    if (r == 0)
+        take_heap(R);
+out:
+    e->idf = NULL;
+    e->nidf = 0;
+    free(ph);
+    free(ord);
+    free(idf);
+    return r;
+}
+
 /* ---- the scorer ---- */
 
-typedef struct sample {
-    int64_t n, first, last;
-} sample;
-
-static int sample_hit(const Fts5ExtensionApi *api, Fts5Context *fts, void *ud) {
-    sample *sm = ud;
-    int64_t rid = api->xRowid(fts);
-    if (sm->n == 0)
-        sm->first = rid;
-    sm->last = rid;
-    return ++sm->n >= SAMPLE ? SQLITE_DONE : SQLITE_OK;
+static int count_hit(const Fts5ExtensionApi *api, Fts5Context *fts, void *ud) {
+    (void)api;
+    (void)fts;
+    (*(int64_t *)ud)++;
+    return SQLITE_OK;
 }
 
 typedef struct rank_data {
-    int nphrase;
+    int nphrase; /* phrases that score */
     double avgdl;
     double *idf, *freq;
 } rank_data;
 
+/* The statistics of one query: the average length, and the idf of each
+ * phrase as the keyword pass computed it (rank_pass), or else counted here
+ * over each whole posting list. */
 static rank_data *rank_setup(cx_search_ext *e, const Fts5ExtensionApi *api, Fts5Context *fts,
                              int *rc) {
     int np = api->xPhraseCount(fts);
+    if (e->idf && e->nidf <= np)
+        np = e->nidf; /* the rest of the expression only selects rows */
     rank_data *d = sqlite3_malloc64(sizeof *d + sizeof(double) * 2 * (size_t)(np > 0 ? np : 1));
     if (!d) {
         *rc = SQLITE_NOMEM;
@@ -99,32 +625,14 @@ static rank_data *rank_setup(cx_search_ext *e, const Fts5ExtensionApi *api, Fts5
     if (*rc == SQLITE_OK)
         *rc = api->xColumnTotalSize(fts, -1, &ntok);
     d->avgdl = nrow > 0 && ntok > 0 ? (double)ntok / (double)nrow : 1.0;
-    bool reuse = e->reuse_idf && e->nidf == np;
-    if (reuse)
-        d->avgdl = e->avgdl;
     for (int i = 0; *rc == SQLITE_OK && i < np; i++) {
-        if (reuse) {
+        if (e->idf) {
             d->idf[i] = e->idf[i];
             continue;
         }
-        sample sm = {0};
-        *rc = api->xQueryPhrase(fts, i, &sm, sample_hit);
-        double hits = (double)sm.n;
-        if (sm.n >= SAMPLE && sm.last > sm.first) {
-            /* extrapolate from the density over the row ids it covered */
-            hits = (double)sm.n * (double)nrow / (double)(sm.last - sm.first + 1);
-            if (hits > (double)nrow)
-                hits = (double)nrow;
-            if (hits < (double)sm.n)
-                hits = (double)sm.n;
-        }
-        double idf = log(((double)nrow - hits + 0.5) / (hits + 0.5));
-        d->idf[i] = idf <= 0.0 ? 1e-6 : idf;
-    }
-    if (*rc == SQLITE_OK && !reuse && np <= CX_FTS_MAX_TERMS) {
-        e->nidf = np;
-        e->avgdl = d->avgdl;
-        memcpy(e->idf, d->idf, sizeof(double) * (size_t)np);
+        int64_t hits = 0;
+        *rc = api->xQueryPhrase(fts, i, &hits, count_hit);
+        d->idf[i] = idf_of(nrow, hits);
     }
     if (*rc != SQLITE_OK) {
         sqlite3_free(d);
@@ -157,7 +665,7 @@ void cx_rank_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context
         if (rc == SQLITE_OK && ip >= 0 && ip < d->nphrase)
             d->freq[ip] += ic < nval ? sqlite3_value_double(vals[ic]) : 1.0;
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && (tokens = dl_get(e->rank_cache, api->xRowid(fts))) < 0)
         rc = api->xColumnSize(fts, -1, &tokens);
     if (rc != SQLITE_OK) {
         sqlite3_result_error_code(ctx, rc);
@@ -167,152 +675,6 @@ void cx_rank_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context
     for (int i = 0; i < d->nphrase; i++)
         score += d->idf[i] * (d->freq[i] * (k1 + 1.0)) / (d->freq[i] + norm);
     sqlite3_result_double(ctx, -score);
-}
-
-/* ---- the keyword list ---- */
-
-/* The kinds of the curated index (items_curated_fts): drafts, threads and
- * artifacts. */
-static bool kind_curated(cx_kind k) {
-    return k == CX_KIND_DRAFT || k == CX_KIND_THREAD || k == CX_KIND_ARTIFACT;
-}
-
-/* A status that only curated kinds may hold (every status but recorded). */
-static bool status_curated(cx_status st) {
-    if (st == CX_STATUS_INVALID)
-        return false;
-    for (int k = 0; k < CX_KIND_COUNT; k++)
-        if (!kind_curated((cx_kind)k) && cx_status_allowed((cx_kind)k, st))
-            return false;
-    return true;
-}
-
-#define SCORE(t) "cx_bm25(" t ", 4.0, 1.0, 2.0)"
-#define FILTERS                                                                           \
-    " AND (?3 IS NULL OR i.kind = ?3) AND (?4 IS NULL OR i.status = ?4)"                   \
-    " AND (?5 IS NULL OR i.subcortex = ?5)"                                                \
-    " AND (?6 IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?6) q"                        \
-    "      WHERE q.value NOT IN (SELECT value FROM json_each(i.tags))))"
-
-/* Newest matches first: FTS5 walks the posting lists by row id, no sort. */
-static const char SQL_CAND[] =
-    "SELECT rowid, " SCORE("items_fts") " FROM items_fts WHERE items_fts MATCH ?1"
-    " ORDER BY rowid DESC LIMIT ?2";
-static const char SQL_CAND_FILTERED[] =
-    "SELECT f.rowid, " SCORE("items_fts") " FROM items_fts f JOIN items i ON i.rid = f.rowid"
-    " WHERE items_fts MATCH ?1" FILTERS " ORDER BY f.rowid DESC LIMIT ?2";
-static const char SQL_CURATED[] =
-    "SELECT rowid, " SCORE("items_curated_fts") " FROM items_curated_fts"
-    " WHERE items_curated_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2";
-static const char SQL_CURATED_FILTERED[] =
-    "SELECT f.rowid, " SCORE("items_curated_fts") " FROM items_curated_fts f"
-    " JOIN items i ON i.rid = f.rowid"
-    " WHERE items_curated_fts MATCH ?1" FILTERS " ORDER BY f.rowid DESC LIMIT ?2";
-
-typedef struct cand {
-    int64_t rid;
-    double score; /* cx_bm25: lower is better */
-    int pass;     /* 0 = every word, 1 = any word */
-} cand;
-
-typedef struct kwrun {
-    cx_store *s;
-    cx_search_ext *e;
-    const cx_search_query *q;
-    const char *tags; /* JSON array text or NULL */
-    bool filtered;
-    bool curated_only; /* the filters admit only drafts, threads, artifacts */
-    cand chosen[CX_SEARCH_LIST_N];
-    size_t nchosen, limit;
-    cand buf[MAX_CAND];
-} kwrun;
-
-/* Appends up to k candidates for `expr` to buf[*n]. *full tells whether k
- * were found (older matches may exist). */
-static int collect(kwrun *R, const char *sql, const char *expr, int pass, size_t k, size_t *n,
-                   bool *full) {
-    sqlite3_stmt *st;
-    const cx_search_query *q = R->q;
-    int r = cx_store_prepare(R->s, sql, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_text(st, 1, expr, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)k);
-    if (R->filtered) {
-        cx_store_bind_text(st, 3, q->kind && *q->kind ? q->kind : NULL);
-        cx_store_bind_text(st, 4, q->status && *q->status ? q->status : NULL);
-        cx_store_bind_text(st, 5, q->subcortex && *q->subcortex ? q->subcortex : NULL);
-        cx_store_bind_text(st, 6, R->tags);
-    }
-    size_t got = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < MAX_CAND) {
-        R->buf[*n] = (cand){.rid = sqlite3_column_int64(st, 0),
-                            .score = sqlite3_column_double(st, 1), .pass = pass};
-        (*n)++;
-        got++;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cx_store_sqlerr(R->s, rc, "searching");
-    *full = got >= k;
-    return 0;
-}
-
-static int by_rid(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    return x->rid < y->rid ? -1 : x->rid > y->rid;
-}
-
-static int by_score(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? -1 : 1;
-    return x->rid > y->rid ? -1 : x->rid < y->rid; /* newer first */
-}
-
-static bool chosen_already(const kwrun *R, int64_t rid) {
-    for (size_t i = 0; i < R->nchosen; i++)
-        if (R->chosen[i].rid == rid)
-            return true;
-    return false;
-}
-
-/* Ranks the candidates for one expression and adds the best to chosen. */
-static int rank_pass(kwrun *R, const char *expr, int pass) {
-    size_t n = 0;
-    bool full = false;
-    R->e->reuse_idf = false;
-    R->e->nidf = -1;
-    /* Filters that only curated items pass: their small index is enough. */
-    const char *sql = R->curated_only ? SQL_CURATED_FILTERED
-                      : R->filtered   ? SQL_CAND_FILTERED
-                                      : SQL_CAND;
-    int r = collect(R, sql, expr, pass, CANDIDATES, &n, &full);
-    if (r == 0 && full && !R->curated_only && R->e->nidf >= 0) {
-        bool cfull;
-        R->e->reuse_idf = true;
-        r = collect(R, R->filtered ? SQL_CURATED_FILTERED : SQL_CURATED, expr, pass,
-                    CURATED_CANDIDATES, &n, &cfull);
-        R->e->reuse_idf = false;
-        if (r)
-            return r;
-        /* a row found by both passes is one candidate */
-        qsort(R->buf, n, sizeof R->buf[0], by_rid);
-        size_t w = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (w > 0 && R->buf[w - 1].rid == R->buf[i].rid)
-                continue;
-            R->buf[w++] = R->buf[i];
-        }
-        n = w;
-    }
-    if (r)
-        return r;
-    qsort(R->buf, n, sizeof R->buf[0], by_score);
-    for (size_t i = 0; i < n && R->nchosen < R->limit; i++)
-        if (!chosen_already(R, R->buf[i].rid))
-            R->chosen[R->nchosen++] = R->buf[i];
-    return 0;
 }
 
 /* ---- fusion ---- */
@@ -581,13 +943,23 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
     *nkw = 0;
     if (!R)
         return CX_ENOMEM;
-    *R = (kwrun){.s = F->s, .e = e, .q = q, .tags = tags_text, .limit = CX_SEARCH_LIST_N,
+    *R = (kwrun){.s = F->s, .e = e, .q = q, .tags = tags_text,
                  .filtered = (q->kind && *q->kind) || (q->status && *q->status) ||
                              (q->subcortex && *q->subcortex) || tags_text,
-                 .curated_only = kind_curated(cx_kind_parse(q->kind)) ||
-                                 status_curated(cx_status_parse(q->status))};
-    /* the OR pass (a second scan of long posting lists) only when every
-     * word together found too few for the answer */
+                 /* filters that only curated items pass: their small index */
+                 .idx = kind_curated(cx_kind_parse(q->kind)) ||
+                        status_curated(cx_status_parse(q->status))};
+    cx_buf_init(&R->expr, 8 * strlen(any) + 4096);
+    if (!e->rank_cache && !(e->rank_cache = calloc(1, sizeof *e->rank_cache))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = cache_check(F->s, e->rank_cache)))
+        goto out;
+    e->rank_cache->s = F->s;
+    e->rank_cache->dl_err = 0;
+    /* the any-word pass only when every word together found too few for
+     * the answer */
     r = rank_pass(R, all, 0);
     if (r == 0 && R->nchosen < limit && strcmp(all, any) != 0)
         r = rank_pass(R, any, 1);
@@ -602,6 +974,8 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
             break;
         (*nkw)++;
     }
+out:
+    cx_buf_free(&R->expr);
     free(R);
     return r;
 }

@@ -87,19 +87,21 @@ typedef struct cx_sem_hit {
 
 /* ---- per-store state (search.c) ---- */
 
+/* Document frequencies a store keeps between searches (rank.c). */
+typedef struct cx_rank_cache cx_rank_cache;
+
 /* Per store: the tokenizer the indexes use (to tell whether a non-ASCII
  * word has any token in it, see cx_fts_build_query_keep, and to cut
- * snippets), the
- * hand-over of document frequencies and the average length from the window
- * pass to the curated pass, so that their scores compare, and the vector
- * indexes. */
+ * snippets), the idf of each phrase of the expression being ranked (set by
+ * the keyword pass for the scorer), the cache of document frequencies and
+ * the vector indexes. */
 typedef struct cx_search_ext {
     fts5_tokenizer tok_api;
     Fts5Tokenizer *tok;
-    bool reuse_idf;         /* the curated pass scores with the window's idf */
-    int nidf;               /* phrases in idf[], -1 = none yet */
-    double avgdl;
-    double idf[CX_FTS_MAX_TERMS];
+    const double *idf;      /* the idf of the first nidf phrases, or NULL */
+    int nidf;               /* phrases that score; later ones only select rows */
+    cx_rank_cache *rank_cache;
+    bool exhaustive;        /* score every match (cx_search_set_exhaustive) */
     cx_vindex builtin;      /* the built-in model */
     cx_vindex other;        /* the model of the query embedder, when another */
     size_t ram_used;        /* bytes of int8 vectors in memory */
@@ -165,10 +167,17 @@ typedef struct cx_fuse {
 } cx_fuse;
 
 /* The SQL function cx_bm25(fts, w_title, w_body, w_tags): FTS5's bm25
- * with document frequencies sampled (see rank.c); user data: the
+ * with exact document frequencies (see rank.c); user data: the
  * cx_search_ext. */
 void cx_rank_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int nval,
                   sqlite3_value **vals);
+
+/* The SQL function cx_fts_rows(fts): the rows of the index. */
+void cx_rank_rows(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int nval,
+                  sqlite3_value **vals);
+
+/* Frees a cache of document frequencies; NULL is fine. */
+void cx_rank_cache_free(cx_rank_cache *c);
 
 /* An empty set of hits for query q; want_tags (borrowed) is the tags
  * filter or NULL. NULL when out of memory. */
@@ -177,10 +186,11 @@ cx_fuse *cx_rank_fuse_new(cx_store *s, const cx_search_query *q, json_t *want_ta
 /* Frees F and what its hits hold; NULL is fine. */
 void cx_rank_fuse_free(cx_fuse *F);
 
-/* The keyword list (inside a read transaction): every word (`all`), then,
- * while that found fewer than `limit`, any word (`any`); its hits go into
- * F with their keyword ranks and *nkw says how many. tags_text: the tags
- * filter as JSON text, or NULL. */
+/* The keyword list (inside a read transaction): the CX_SEARCH_LIST_N best
+ * items by bm25 over every item matching every word (`all`), then, while
+ * that found fewer than `limit`, over those matching any word (`any`),
+ * whatever their age; its hits go into F with their keyword ranks and *nkw
+ * says how many. tags_text: the tags filter as JSON text, or NULL. */
 int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const char *all,
                     const char *any, size_t limit, size_t *nkw);
 

@@ -26,6 +26,7 @@ static void ext_free(void *p) {
         return;
     if (e->tok)
         e->tok_api.xDelete(e->tok);
+    cx_rank_cache_free(e->rank_cache);
     cx_vindex_free(&e->builtin);
     cx_vindex_free(&e->other);
     free(e);
@@ -58,18 +59,26 @@ int cx_search_ext_get(cx_store *s, cx_search_ext **out) {
     cx_search_ext *e = calloc(1, sizeof *e);
     if (!e)
         return CX_ENOMEM;
-    e->nidf = -1;
     e->ram_budget = VEC_RAM_BUDGET;
     void *ud = NULL;
     if (api->xFindTokenizer(api, CX_TEXT_TOKENIZER, &ud, &e->tok_api) != SQLITE_OK ||
         e->tok_api.xCreate(ud, NULL, 0, &e->tok) != SQLITE_OK ||
-        api->xCreateFunction(api, "cx_bm25", e, cx_rank_bm25, NULL) != SQLITE_OK) {
+        api->xCreateFunction(api, "cx_bm25", e, cx_rank_bm25, NULL) != SQLITE_OK ||
+        api->xCreateFunction(api, "cx_fts_rows", e, cx_rank_rows, NULL) != SQLITE_OK) {
         ext_free(e);
         return cx_error_set(CX_EFAIL, "cannot set up FTS5 search: %s", sqlite3_errmsg(db));
     }
     cx_store_search_ext_set(s, e, ext_free);
     *out = e;
     return 0;
+}
+
+int cx_search_set_exhaustive(cx_store *s, bool on) {
+    cx_search_ext *e = NULL;
+    int r = cx_search_ext_get(s, &e);
+    if (r == 0)
+        e->exhaustive = on;
+    return r;
 }
 
 /* ---- the query embedding ---- */

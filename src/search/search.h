@@ -113,6 +113,12 @@ int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud);
  * search or cx_search_warm(). */
 int cx_search_set_memory(cx_store *s, size_t bytes);
 
+/* With `on`, the keyword list scores every item that matches instead of
+ * skipping those that cannot make the list (rank.c): slower, and the same
+ * ranking, which is what it is for (bench/relevance/scale.py
+ * --exact-check; cortexd sets it from CORTEX_SEARCH_EXHAUSTIVE=1). */
+int cx_search_set_exhaustive(cx_store *s, bool on);
+
 /* "hybrid", "keyword" or "semantic" (NULL = hybrid) to a mode; CX_EINVAL
  * naming the choices otherwise. */
 int cx_search_mode_parse(const char *name, cx_search_mode *out);

@@ -5,7 +5,10 @@
 Runs bench/relevance/scale.py (the real cortexd named by $CORTEXD, a fresh
 git repository, the generated store recorded through batch `observe`) at
 1,000 and 10,000 items and checks that the generated stores pass its audit
-(no note but a target holds the target's combination), and at 10,000:
+(no note but a target holds the target's combination), that the keyword
+list, which skips matches that cannot make it (MaxScore, src/search/rank.c),
+is at both sizes the same as scoring every match (CORTEX_SEARCH_EXHAUSTIVE),
+and at 10,000:
 
   - every mode and every query class reaches its floor: recall@5 and MRR
     measured on 2026-12-07 (before issue 12's search work) minus a margin;
@@ -90,7 +93,7 @@ def main():
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     check(a.returncode == 0, "the generated stores keep each target's combination to the target:\n"
           + a.stdout.decode("utf-8", "replace").rstrip())
-    p = subprocess.run([sys.executable, SCALE, "--json", "--timeout", "120",
+    p = subprocess.run([sys.executable, SCALE, "--json", "--timeout", "120", "--exact-check",
                         "--sizes", "%d,%d" % (SMALL, LARGE)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
     if p.returncode != 0:
@@ -117,6 +120,13 @@ def main():
                   % (mode, cls, d["recall@5"], rec - MARGIN))
             check(d["mrr"] >= mrr - MARGIN, "%s %s MRR %.3f >= floor %.3f"
                   % (mode, cls, d["mrr"], mrr - MARGIN))
+
+    for r in (small, large):
+        ec = r.get("exact_check") or {}
+        check(ec.get("queries") and ec.get("identical") == ec.get("queries"),
+              "%d items: the keyword list is the same as scoring every match in %s of %s queries%s"
+              % (r["items"], ec.get("identical"), ec.get("queries"),
+                 "" if not ec.get("differ") else " (differ: %s)" % ", ".join(ec["differ"][:10])))
 
     old = large["modes"]["hybrid"]["by_age"]["oldest"]["recall@5"]
     check(old >= OLDEST_FLOOR, "hybrid recall@5 of the oldest third %.3f >= %.3f" % (old, OLDEST_FLOOR))
