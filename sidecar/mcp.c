@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SERVER_NAME "cortexd"
@@ -42,6 +43,11 @@ static const char instructions[] =
 
 struct cx_mcp {
     cx_mcp_config cfg;
+    /* The session's store serves one thread at a time: the worker for a
+     * request, or the warm-up thread loading the vector index a chunk at a
+     * time; it gives way between chunks as soon as a request waits. */
+    pthread_mutex_t store_lock;
+    atomic_int store_waiting;  /* requests waiting for store_lock */
     pthread_mutex_t session_lock;
     cx_session *session;     /* the tools' workspace, opened on first need */
     const cx_workspace *ws;  /* the session's, once open */
@@ -227,13 +233,34 @@ bool cx_mcp_preview_cancel(cx_mcp *m, const char *line, size_t len) {
 
 /* ---- the workspace session, opened once, lazily ------------------------- */
 
-/* Loading the vector index stops when the session ends; search picks up
- * what is missing later, incrementally. */
+/* Between two chunks of the vector index: a waiting request goes first.
+ * Loading stops when the session ends; searches pick up what is missing
+ * later, incrementally. */
 static int warm_progress(void *ud, size_t done, size_t total) {
+    cx_mcp *m = ud;
     (void)done;
     (void)total;
-    return atomic_load(&((cx_mcp *)ud)->stopping) ? 1 : 0;
+    if (atomic_load(&m->store_waiting) > 0) {
+        pthread_mutex_unlock(&m->store_lock);
+        /* until the waiting request holds the lock (bounded: 100 ms) */
+        for (int i = 0; i < 1000 && atomic_load(&m->store_waiting) > 0; i++) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&m->store_lock);
+    }
+    return atomic_load(&m->stopping) ? 1 : 0;
 }
+
+/* The store for the request being served: waits for the warm-up's chunk
+ * to end. Pair with store_done. */
+static void store_take(cx_mcp *m) {
+    atomic_fetch_add(&m->store_waiting, 1);
+    pthread_mutex_lock(&m->store_lock);
+    atomic_fetch_sub(&m->store_waiting, 1);
+}
+
+static void store_done(cx_mcp *m) { pthread_mutex_unlock(&m->store_lock); }
 
 void cx_mcp_shutdown(cx_mcp *m) { atomic_store(&m->stopping, true); }
 
@@ -248,7 +275,7 @@ static cx_session *get_session(cx_mcp *m) {
     pthread_mutex_lock(&m->session_lock);
     if (!m->session && !m->session_err) {
         int r = cx_tools_session_open(&m->session, m->cfg.ws, m->cfg.workspace_dir,
-                                      m->cfg.background_maintenance, warm_progress, m);
+                                      m->cfg.background_maintenance);
         if (r != 0) {
             m->session_err = r;
             snprintf(m->session_msg, sizeof m->session_msg, "%s", cx_error_last());
@@ -267,7 +294,15 @@ static cx_session *get_session(cx_mcp *m) {
 
 static cx_store *get_store(cx_mcp *m) { return cx_session_store(get_session(m)); }
 
-int cx_mcp_warm(cx_mcp *m) { return get_session(m) ? 0 : m->session_err; }
+int cx_mcp_warm(cx_mcp *m) {
+    cx_session *s = get_session(m);
+    if (!s)
+        return m->session_err;
+    pthread_mutex_lock(&m->store_lock);
+    cx_tools_session_warm(s, warm_progress, m);
+    pthread_mutex_unlock(&m->store_lock);
+    return 0;
+}
 
 const cx_workspace *cx_mcp_workspace(cx_mcp *m) {
     pthread_mutex_lock(&m->session_lock);
@@ -285,6 +320,7 @@ int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg) {
     m->cfg = *cfg;
     if (m->cfg.page_size == 0)
         m->cfg.page_size = 100;
+    pthread_mutex_init(&m->store_lock, NULL);
     pthread_mutex_init(&m->session_lock, NULL);
     pthread_mutex_init(&m->cancel_lock, NULL);
     snprintf(m->version, sizeof m->version, "%s", LATEST_HANDSHAKE);
@@ -300,6 +336,7 @@ void cx_mcp_free(cx_mcp *m) {
     cx_log_set_sink(NULL, NULL, CX_LOG_OFF);
     cx_session_free(m->session);
     free(m->client_name);
+    pthread_mutex_destroy(&m->store_lock);
     pthread_mutex_destroy(&m->session_lock);
     pthread_mutex_destroy(&m->cancel_lock);
     free(m);
@@ -471,7 +508,14 @@ static void do_tools_call(req *r) {
     };
     json_t *out = NULL;
     cx_session *sess = get_session(m);
-    int rc = sess ? cx_tools_run(name, args, sess, &call, &out) : cx_error_code();
+    int rc = CX_EIO;
+    if (sess) {
+        store_take(m);
+        rc = cx_tools_run(name, args, sess, &call, &out);
+        store_done(m);
+    } else {
+        rc = cx_error_code();
+    }
     if (rc == 0 && !sess)
         rc = CX_EIO;
     json_decref(empty);
@@ -500,7 +544,13 @@ static void do_resources_list(req *r) {
         return;
     cx_store *s = get_store(r->m);
     json_t *all = NULL;
-    if (!s || cx_resources_list(s, 200, &all) != 0) {
+    int rc = CX_EIO;
+    if (s) {
+        store_take(r->m);
+        rc = cx_resources_list(s, 200, &all);
+        store_done(r->m);
+    }
+    if (rc != 0) {
         reply_error(r, CX_RPC_INTERNAL_ERROR, cx_error_last(), NULL);
         return;
     }
@@ -522,7 +572,12 @@ static void do_resources_read(req *r) {
     }
     cx_store *s = get_store(r->m);
     json_t *out = NULL;
-    int rc = s ? cx_resources_read(s, uri, &out) : cx_error_code();
+    int rc = cx_error_code();
+    if (s) {
+        store_take(r->m);
+        rc = cx_resources_read(s, uri, &out);
+        store_done(r->m);
+    }
     if (rc == CX_ENOTFOUND || rc == CX_EINVAL) {
         /* -32002 in the handshake era; the stateless era uses invalid params */
         reply_error(r, r->stateless ? CX_RPC_INVALID_PARAMS : ERR_RESOURCE_NOT_FOUND,

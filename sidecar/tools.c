@@ -416,7 +416,7 @@ int cx_tools_run_status(const cx_tool_def *def, const json_t *args, const cx_too
 }
 
 int cx_tools_session_open(cx_session **out, const cx_workspace *ws, const char *dir,
-                          bool background_maintenance, cx_progress_fn keep_going, void *ud) {
+                          bool background_maintenance) {
     cx_session *s = NULL;
     int r = ws ? cx_session_open_ws(&s, ws, 0) : cx_session_open(&s, dir, CX_SESSION_CREATE);
     if (r != 0) {
@@ -439,11 +439,15 @@ int cx_tools_session_open(cx_session **out, const cx_workspace *ws, const char *
         cx_log(CX_LOG_WARNING, "provenance unavailable: %s, ignoring", why);
     if ((why = cx_session_problem(s, CX_SESSION_EMBED_QUERY)))
         cx_log(CX_LOG_WARNING, "%s; using the built-in embedder", why);
-    r = cx_search_warm_ex(cx_session_store(s), keep_going, ud);
-    if (r != 0 && r != CX_ECANCELED)
-        cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
+    (void)cx_search_warm_expect(cx_session_store(s)); /* cx_tools_session_warm follows */
     *out = s;
     return 0;
+}
+
+void cx_tools_session_warm(cx_session *s, cx_progress_fn between, void *ud) {
+    int r = cx_search_warm_ex(cx_session_store(s), between, ud);
+    if (r != 0 && r != CX_ECANCELED)
+        cx_log(CX_LOG_WARNING, "vector index not loaded: %s, ignoring", cx_error_last());
 }
 
 int cx_tools_run(const char *name, const json_t *args, cx_session *session,

@@ -21,12 +21,19 @@ typedef struct cx_tool_call {
 /* Opens the session the tools serve: on `ws` (copied) when given, else on
  * the workspace found from `dir` (see workspace.h), created when missing;
  * the store (its maintenance left to another connection when
- * `background_maintenance`), provenance, the configured query embedder and
- * the vector index, loaded until `keep_going` asks to stop. Soft failures
- * are logged and leave a plainer, working server. *out owned by the caller;
- * errors as cx_session_open, logged. */
+ * `background_maintenance`), provenance and the configured query embedder.
+ * Soft failures are logged and leave a plainer, working server. The caller
+ * must then run cx_tools_session_warm: searches rank semantically by the
+ * vectors it has loaded until it ends. *out owned by the caller; errors as
+ * cx_session_open, logged. */
 int cx_tools_session_open(cx_session **out, const cx_workspace *ws, const char *dir,
-                          bool background_maintenance, cx_progress_fn keep_going, void *ud);
+                          bool background_maintenance);
+
+/* Loads the session's vector index, calling `between` after each chunk
+ * (outside any transaction: the store may be used there; non-zero stops).
+ * Searches meanwhile rank by what is loaded and say so (`degraded`). A
+ * failure is logged and leaves searches to load what they need. */
+void cx_tools_session_warm(cx_session *s, cx_progress_fn between, void *ud);
 
 /* The parsed tools.json document ({"tools":[…]}). Borrowed, process-wide;
  * NULL only when out of memory. */

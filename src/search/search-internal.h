@@ -102,6 +102,7 @@ typedef struct cx_search_ext {
     int nidf;               /* phrases that score; later ones only select rows */
     cx_rank_cache *rank_cache;
     bool exhaustive;        /* score every match (cx_search_set_exhaustive) */
+    bool warming;           /* cx_search_warm_ex is loading the vector indexes */
     cx_vindex builtin;      /* the built-in model */
     cx_vindex other;        /* the model of the query embedder, when another */
     size_t ram_used;        /* bytes of int8 vectors in memory */
@@ -123,6 +124,10 @@ void cx_vindex_free(cx_vindex *v);
  * bits), later ones add the vectors written since. Another model than the
  * one it holds starts it afresh; model 0 leaves it empty. */
 int cx_vindex_refresh(cx_store *s, cx_search_ext *e, cx_vindex *v, int64_t model);
+
+/* At most how many rows of `model` index v has still to load (inside a
+ * read transaction; cheap: two index lookups). */
+int cx_vindex_pending(cx_store *s, const cx_vindex *v, int64_t model, int64_t *out);
 
 /* What the scan can rule out from the query's kind, status and
  * subcortex filters (every filter is checked again on the row). */

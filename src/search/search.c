@@ -19,6 +19,7 @@
 #include <string.h>
 
 #define VEC_RAM_BUDGET CX_SEARCH_VECTOR_MEMORY
+#define WARM_INLINE 4096 /* vectors a search loads itself while the warm-up runs */
 
 static void ext_free(void *p) {
     cx_search_ext *e = p;
@@ -235,6 +236,24 @@ static int semantic_lists(run *R) {
     int r;
     if (!(R->sh = malloc(sizeof *R->sh * CX_SEARCH_SEM_VERIFY)))
         return CX_ENOMEM;
+    int64_t pending = 0;
+    if (e->warming && (r = cx_vindex_pending(s, main, R->qv.main_model, &pending)))
+        return r;
+    if (e->warming && pending > WARM_INLINE) {
+        /* the warm-up is loading the index between requests: rank by what
+         * it has, and say so, rather than load the rest in this request */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "semantic ranks %zu of about %zu items while the vector index loads",
+                 main->n, main->n + (size_t)pending);
+        if (!(R->degraded = strdup(msg)))
+            return CX_ENOMEM;
+        r = 0;
+        if (main->n > 0 && (r = cx_vindex_search(s, main, R->qv.main, R->qv.main_is_builtin, &pf,
+                                                 NULL, R->sh, CX_SEARCH_SEM_VERIFY, &n)) == 0)
+            r = cx_rank_add_semantic(R->F, R->sh, n, 0, &R->nsem);
+        return r;
+    }
     if ((r = cx_vindex_refresh(s, e, main, R->qv.main_model)))
         return r;
     if ((r = cx_vindex_search(s, main, R->qv.main, R->qv.main_is_builtin, &pf, NULL, R->sh,

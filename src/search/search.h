@@ -93,16 +93,24 @@ int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out);
 /* Loads this connection's vector index (the built-in model's, and that of
  * the embedder set with cx_store_set_embedder()) into memory, so that the
  * first semantic search does not pay for it: about 0.2 s and 30 MB at 100k
- * items, in read transactions of 8192 items. Later searches pick up new
+ * items, in read transactions of 512 items. Later searches pick up new
  * vectors incrementally. Optional; for cortexd right after opening, off the
  * initialize path. */
 int cx_search_warm(cx_store *s);
 
-/* The same, calling progress(ud, done, total) after each 8192 items; a
- * non-zero return stops with CX_ECANCELED and keeps what was loaded (the
- * next search loads the rest), so that a process shutting down need not
- * wait for it. */
+/* The same, calling progress(ud, done, total) after each 512 items, outside
+ * any transaction (another caller may use the store there, as cortexd's
+ * worker does between chunks); a non-zero return stops with CX_ECANCELED
+ * and keeps what was loaded (the next search loads the rest), so that a
+ * process shutting down need not wait for it. While it runs, and from
+ * cx_search_warm_expect until it runs, searches rank semantically by the
+ * vectors loaded so far and say so in `degraded`, instead of loading the
+ * rest themselves. */
 int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud);
+
+/* Says that cx_search_warm_ex will be called on this store (by another
+ * thread): searches until it ends use what it has loaded. */
+int cx_search_warm_expect(cx_store *s);
 
 /* Bytes of int8 vectors this connection keeps in memory for exact scoring
  * (default CX_SEARCH_VECTOR_MEMORY, 40 MiB: 150k items of the built-in

@@ -297,6 +297,23 @@ static int vindex_refresh_some(cx_store *s, cx_search_ext *e, cx_vindex *v, int6
     return vindex_load(s, e, v, st, &v->last_seq, NULL);
 }
 
+int cx_vindex_pending(cx_store *s, const cx_vindex *v, int64_t model, int64_t *out) {
+    bool builtin = model == cx_store_builtin_model(s);
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, builtin ? "SELECT coalesce(max(rid), 0) FROM items"
+                                        : "SELECT coalesce(max(seq), 0) FROM vectors",
+                             &st), rc;
+    if (r)
+        return r;
+    int64_t top = (rc = sqlite3_step(st)) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return cx_store_sqlerr(s, rc, "counting vectors");
+    int64_t have = v->model != model ? 0 : builtin ? v->last_rid : v->last_seq;
+    *out = top > have ? top - have : 0;
+    return 0;
+}
+
 int cx_vindex_refresh(cx_store *s, cx_search_ext *e, cx_vindex *v, int64_t model) {
     bool more;
     return vindex_refresh_some(s, e, v, model, -1, &more);
@@ -694,15 +711,26 @@ int cx_search_set_memory(cx_store *s, size_t bytes) {
     return r;
 }
 
-#define WARM_CHUNK 8192 /* rows loaded per read transaction by cx_search_warm */
+#define WARM_CHUNK 512 /* rows loaded per read transaction by cx_search_warm (a
+                          * request waits for at most one chunk, see cortexd) */
 
 int cx_search_warm(cx_store *s) {
     return cx_search_warm_ex(s, NULL, NULL);
 }
 
+int cx_search_warm_expect(cx_store *s) {
+    cx_search_ext *e = NULL;
+    int r = cx_search_ext_get(s, &e);
+    if (r == 0)
+        e->warming = true;
+    return r;
+}
+
 int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud) {
     cx_search_ext *e = NULL;
     int r = cx_search_ext_get(s, &e);
+    if (r == 0)
+        e->warming = true; /* searches between chunks use what is loaded */
     for (int k = 0; r == 0 && k < 2; k++) {
         cx_vindex *v = k ? &e->other : &e->builtin;
         int64_t model = k ? cx_store_embedder_model(s) : cx_store_builtin_model(s);
@@ -720,6 +748,8 @@ int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud) {
                                                "searches load the rest as they need it");
         }
     }
+    if (e)
+        e->warming = false;
     return r;
 }
 

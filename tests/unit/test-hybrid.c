@@ -780,9 +780,18 @@ static void test_models(void) {
     progress_calls = 0;
     progress_stop_at = 1;
     CX_CHECK_INT(cx_search_warm_ex(w, on_progress, NULL), CX_ECANCELED);
-    CX_CHECK(progress_calls == 1 && progress_total == N + 1 && progress_last == N + 1);
+    CX_CHECK(progress_calls == 1 && progress_total == N + 1 && progress_last == 512);
     json_t *res = run(w, "webhok signatrue", CX_SEARCH_SEMANTIC);
     CX_CHECK(res && pos(res, target) == 0);
+    CX_CHECK(res && !json_object_get(res, "degraded"));
+    json_decref(res);
+    cx_store_free(w);
+    /* a warm-up announced (cortexd's warm-up thread, between requests):
+     * with this few vectors still to load, a search loads them itself */
+    CX_CHECK_OK(cx_store_open(&w, cx_store_dir(s)));
+    CX_CHECK_OK(cx_search_warm_expect(w));
+    res = run(w, "webhok signatrue", CX_SEARCH_SEMANTIC);
+    CX_CHECK(res && pos(res, target) == 0 && !json_object_get(res, "degraded"));
     json_decref(res);
     cx_store_free(w);
     progress_stop_at = 0;
@@ -956,6 +965,64 @@ static void test_incremental(void) {
     json_decref(res);
     free(x);
     free(y);
+    cx_store_free(b);
+    cx_store_free(a);
+}
+
+/* A search between two chunks of a warm-up (as cortexd's worker runs one
+ * while its warm-up thread loads a large index): it ranks by the vectors
+ * loaded so far and says so, and the warm-up then goes on. */
+static cx_store *warm_conn;
+static json_t *warm_seen; /* the answer of the search between chunks */
+
+static int search_between(void *ud, size_t done, size_t total) {
+    (void)ud;
+    (void)done;
+    (void)total;
+    if (!warm_seen)
+        warm_seen = run(warm_conn, "socket parser build", CX_SEARCH_HYBRID);
+    return 0;
+}
+
+static void test_warm_between_requests(void) {
+    cx_store *a = fresh("warm-between"), *b = NULL;
+    if (!a)
+        return;
+    enum { N = 4800 }; /* more than a search loads itself while warming */
+    cx_note *batch = calloc(N, sizeof *batch);
+    char (*bodies)[80] = calloc(N, 80);
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], 80, "Socket %d of the parser build %d.", i, i * 3);
+        batch[i].body = bodies[i];
+    }
+    json_t *out = NULL;
+    for (int off = 0; off < N; off += 480) {
+        out = NULL;
+        CX_CHECK_OK(cx_store_observe(a, &who, batch + off, 480, NULL, NULL, &out));
+        json_decref(out);
+    }
+    CX_CHECK_OK(cx_store_open(&b, cx_store_dir(a)));
+    CX_CHECK_OK(cx_search_warm_expect(b));
+    /* before the warm-up's first chunk: keyword results, semantic nothing */
+    json_t *res = run(b, "socket parser build", CX_SEARCH_HYBRID);
+    const char *why = res ? json_string_value(json_object_get(res, "degraded")) : NULL;
+    CX_CHECK(why && strstr(why, "ranks 0 of about 4800 items while the vector index loads"));
+    CX_CHECK(res && count(res) == 10);
+    json_decref(res);
+    warm_conn = b;
+    warm_seen = NULL;
+    CX_CHECK_OK(cx_search_warm_ex(b, search_between, NULL));
+    why = warm_seen ? json_string_value(json_object_get(warm_seen, "degraded")) : NULL;
+    CX_CHECK(why && strstr(why, "ranks 512 of about 4800 items"));
+    CX_CHECK(warm_seen && count(warm_seen) == 10);
+    json_decref(warm_seen);
+    warm_seen = NULL;
+    /* once it is done, nothing is degraded */
+    res = run(b, "socket parser build", CX_SEARCH_SEMANTIC);
+    CX_CHECK(res && count(res) == 10 && !json_object_get(res, "degraded"));
+    json_decref(res);
+    free(batch);
+    free(bodies);
     cx_store_free(b);
     cx_store_free(a);
 }
@@ -1138,6 +1205,7 @@ int main(void) {
     test_folding();
     test_models();
     test_incremental();
+    test_warm_between_requests();
     test_migration();
     cx_test_rmrf(root);
     free(root);
