@@ -112,6 +112,16 @@ int cx_cli_cmd_search(ctx *c) {
             rc = RC_NONE;
         goto out;
     }
+    /* the words corrected for typos: "corrected: pasre → parse" */
+    const char *word;
+    json_t *fix;
+    json_object_foreach(json_object_get(res, "corrected"), word, fix) {
+        printf("%scorrected: ", cx_out_sgr(CX_OUT_DIM));
+        cx_out_text(stdout, word, true);
+        printf(" \xE2\x86\x92 ");
+        cx_out_text(stdout, json_string_value(fix), true);
+        printf("%s\n", cx_out_sgr(CX_OUT_RESET));
+    }
     if (n == 0) {
         printf("No results for \xE2\x80\x9C");
         cx_out_text(stdout, text, true);

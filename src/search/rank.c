@@ -165,7 +165,8 @@ void cx_rank_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context
     }
     double score = 0.0, norm = k1 * (1 - b + b * (double)tokens / d->avgdl);
     for (int i = 0; i < d->nphrase; i++)
-        score += d->idf[i] * (d->freq[i] * (k1 + 1.0)) / (d->freq[i] + norm);
+        score += (i < e->npweight ? e->pweight[i] : 1.0) * d->idf[i] * (d->freq[i] * (k1 + 1.0)) /
+                 (d->freq[i] + norm);
     sqlite3_result_double(ctx, -score);
 }
 
@@ -574,7 +575,8 @@ out:
 /* ---- the steps search.c runs ---- */
 
 int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const char *all,
-                    const char *any, size_t limit, size_t *nkw) {
+                    const char *any, size_t limit, size_t *nkw, const cx_fts_opts *wall,
+                    const cx_fts_opts *wany) {
     const cx_search_query *q = F->q;
     kwrun *R = calloc(1, sizeof *R);
     int r;
@@ -588,9 +590,15 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
                                  status_curated(cx_status_parse(q->status))};
     /* the OR pass (a second scan of long posting lists) only when every
      * word together found too few for the answer */
+    e->pweight = wall ? wall->weight : NULL; /* corrections weigh less (fts.c) */
+    e->npweight = wall ? (wall->nphrase < CX_FTS_MAX_PHRASES ? wall->nphrase : CX_FTS_MAX_PHRASES) : 0;
     r = rank_pass(R, all, 0);
+    e->pweight = wany ? wany->weight : NULL;
+    e->npweight = wany ? (wany->nphrase < CX_FTS_MAX_PHRASES ? wany->nphrase : CX_FTS_MAX_PHRASES) : 0;
     if (r == 0 && R->nchosen < limit && strcmp(all, any) != 0)
         r = rank_pass(R, any, 1);
+    e->pweight = NULL;
+    e->npweight = 0;
     for (size_t i = 0; r == 0 && i < R->nchosen; i++) {
         cx_hit *h = hit_get(F, R->chosen[i].rid);
         if (!h)

@@ -162,6 +162,9 @@ typedef struct run {
     json_t *tags;          /* the tags filter, normalised (an array) */
     char *tags_text;       /* ... as JSON text; NULL without tags */
     char *all, *any;       /* MATCH expressions: every word, any word */
+    cx_typo *typo;         /* the query's corrections (typo.c) */
+    cx_fts_opts *oall, *oany; /* ... and the phrases' weights; NULL: none */
+    json_t *corrected;     /* for the answer, or NULL */
     cx_qterms terms;       /* the query's phrases, for snippets */
     qvecs qv;
     char *degraded;        /* why the semantic side could not run */
@@ -245,6 +248,49 @@ static int semantic_lists(run *R) {
     return 0;
 }
 
+/* Typo correction (typo.c), inside the read snapshot: the expressions
+ * again with corrections, which replace R->all and R->any when a word was
+ * corrected. */
+static int correct(run *R) {
+    char *all = NULL, *any = NULL;
+    int r;
+    if (!(R->typo = malloc(sizeof *R->typo)) || !(R->oall = calloc(1, sizeof *R->oall)) ||
+        !(R->oany = calloc(1, sizeof *R->oany)))
+        return CX_ENOMEM;
+    cx_typo_init(R->typo, R->s);
+    *R->oall = (cx_fts_opts){.mode = CX_FTS_ALL, .keep = has_tokens, .keep_ud = R->e,
+                             .fix = cx_typo_fix, .fix_ud = R->typo};
+    if ((r = cx_fts_build_query_opts(R->q->text, R->oall, &all)) || (r = R->typo->err))
+        goto out;
+    if (!all || !cx_typo_any(R->typo)) {
+        free(R->oall);
+        free(R->oany);
+        R->oall = R->oany = NULL;
+        goto out;
+    }
+    *R->oany = *R->oall;
+    R->oany->mode = CX_FTS_ANY;
+    if ((r = cx_fts_build_query_opts(R->q->text, R->oany, &any)) || (r = R->typo->err))
+        goto out;
+    if (!any) { /* cannot be: the same words as `all` */
+        r = cx_error_set(CX_EFAIL, "internal: no expression for the corrected query");
+        goto out;
+    }
+    if (!(R->corrected = cx_typo_corrected(R->typo))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    free(R->all);
+    free(R->any);
+    R->all = all;
+    R->any = any;
+    all = any = NULL;
+out:
+    free(all);
+    free(any);
+    return r;
+}
+
 /* Runs the lists the mode asks for, fuses them and adds the best hits to
  * the answer. */
 static int find(run *R, cx_answer *a) {
@@ -253,8 +299,6 @@ static int find(run *R, cx_answer *a) {
     int r;
     if (!(R->F = cx_rank_fuse_new(R->s, q, q->tags.n ? R->tags : NULL)))
         return CX_ENOMEM;
-    if ((r = cx_snippet_terms(R->e, R->all, &R->terms)))
-        return r;
     /* the remote model first, with no transaction open */
     if (want_sem && (r = embed_query(R->s, q, &R->qv, &R->degraded)))
         return r;
@@ -267,8 +311,12 @@ static int find(run *R, cx_answer *a) {
     if ((r = cx_store_read_begin(R->s)))
         return r;
     R->reading = true;
+    if (want_kw && (r = correct(R)))
+        return r;
+    if ((r = cx_snippet_terms(R->e, R->all, &R->terms)))
+        return r;
     if (want_kw && (r = cx_rank_keyword(R->F, R->e, R->tags_text, R->all, R->any, R->limit,
-                                        &R->nkw)))
+                                        &R->nkw, R->oall, R->oany)))
         return r;
     if (want_sem && (r = semantic_lists(R)))
         return r;
@@ -292,6 +340,10 @@ static void run_free(run *R) {
     free(R->terms.arena);
     free(R->all);
     free(R->any);
+    free(R->typo);
+    free(R->oall);
+    free(R->oany);
+    json_decref(R->corrected);
     free(R->tags_text);
     json_decref(R->tags);
 }
@@ -306,6 +358,8 @@ int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out) {
         goto out;
     if (R.all && (r = find(&R, &a)))
         goto out;
+    a.corrected = R.corrected;
+    R.corrected = NULL;
     cx_answer_end(&a, R.degraded, out);
 out:
     cx_answer_free(&a);

@@ -49,6 +49,17 @@ void cx_store_read_end(cx_store *s);
 #define CX_STORE_FTS_LAG 256
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
 
+/* ---- the typo dictionary (terms.c) ----
+ * Every distinct term of 4 to 64 bytes of [a-z_] that the "cortex"
+ * tokenizer gave a document (words, whole identifiers, identifier parts,
+ * as the index holds them), kept as documents are indexed. Terms of
+ * deleted items may stay: check a term's documents before using it. */
+#define CX_STORE_TERM_MIN 4
+#define CX_STORE_TERM_MAX 64
+
+/* Whether term[0..n) is in the dictionary (one point look-up). */
+int cx_store_term_known(cx_store *s, const char *term, size_t n, bool *known);
+
 /* ---- search's per-store state (store.c) ---- */
 
 /* What search keeps per store (tokenizer, scorer state, vector indexes),
