@@ -235,13 +235,19 @@ static size_t fixes(const cx_fts_opts *o, const char *w, size_t n, bool prefix,
     return k > CX_TYPO_MAX_FIX ? CX_TYPO_MAX_FIX : k;
 }
 
-/* Appends " OR " and each correction, at the corrections' weight. */
-static void put_fixes(out_buf *b, char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1], size_t nfix) {
+/* Appends " OR " and each correction, at the corrections' weight; with
+ * its stem when `stem` (the word typed is a plain word, not an identifier
+ * or one of its parts, which the index does not stem). */
+static void put_fixes(out_buf *b, char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1], size_t nfix,
+                      bool stem) {
     float was = b->cur;
     b->cur = CX_FTS_FIX_WEIGHT;
     for (size_t i = 0; i < nfix; i++) {
         put(b, " OR ", 4);
-        put_word(b, fix[i], strlen(fix[i]));
+        if (stem)
+            put_word(b, fix[i], strlen(fix[i]));
+        else
+            put_quoted(b, fix[i], strlen(fix[i]), false);
     }
     b->cur = was;
 }
@@ -288,7 +294,7 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, const cx_
         if (nfix > 0) { /* ASCII, no prefix: neither exact nor prefix */
             put(b, "(", 1);
             put_word(b, w, n);
-            put_fixes(b, fix, nfix);
+            put_fixes(b, fix, nfix, may_stem(w, n));
             put(b, ")", 1);
             return true;
         }
@@ -303,7 +309,7 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, const cx_
     }
     put(b, "(", 1);
     put_quoted(b, w, n, prefix);
-    put_fixes(b, fix, nfix);
+    put_fixes(b, fix, nfix, false);
     put(b, " OR ", 4);
     if (mode == CX_FTS_ALL && k > 1)
         put(b, "(", 1);
@@ -317,7 +323,7 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, const cx_
             put(b, "(", 1);
         put_quoted(b, w + parts[i].off, parts[i].len, pfx);
         if (npfix > 0) {
-            put_fixes(b, pfix, npfix);
+            put_fixes(b, pfix, npfix, false);
             put(b, ")", 1);
         }
     }
