@@ -20,7 +20,8 @@
  * CX_TYPO_DF_CAP (SELECT count(*) FROM (... MATCH ... LIMIT cap)), which
  * reads the first entries of one posting list only; exact below the cap,
  * and a term with more is plenty for a correction. The query word itself
- * is counted up to CX_TYPO_RARE only.
+ * is counted up to CX_TYPO_RARE only, with its stem when it is a word of
+ * letters: a word whose other forms are indexed is no typo.
  *
  * Cost: one count per candidate word of the query (a few microseconds),
  * and for a rare one its look-ups; a query spends at most CX_TYPO_BUDGET
@@ -29,8 +30,10 @@
  * every-word and the any-word expressions share the memo). */
 #include "search/search-internal.h"
 
+#include "text/tokenizer.h"
 #include "util/error.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define DF_COST 8 /* a document count against the budget, in look-ups */
@@ -156,19 +159,23 @@ static const char SQL_DF[] =
     "SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1 LIMIT ?2)";
 
 /* The documents of term (lower-case [a-z_]: it needs no escaping) in the
- * index, counted up to cap. */
-static int df(cx_typo *t, const char *term, size_t n, int cap, int *out) {
-    char expr[CX_STORE_TERM_MAX + 3];
+ * index, counted up to cap; with `stem`, of the term or its stem (a word
+ * whose other forms are indexed is no typo: `migrations` where only
+ * `migration` is). */
+static int df(cx_typo *t, const char *term, size_t n, bool stem, int cap, int *out) {
+    char expr[2 * CX_STORE_TERM_MAX + 16];
     sqlite3_stmt *st;
     *out = 0;
     t->budget -= DF_COST;
     int r = cx_store_prepare(t->s, SQL_DF, &st);
     if (r)
         return r;
-    expr[0] = '"';
-    memcpy(expr + 1, term, n);
-    expr[n + 1] = '"';
-    sqlite3_bind_text(st, 1, expr, (int)n + 2, SQLITE_STATIC);
+    for (size_t i = 0; stem && i < n; i++)
+        stem = term[i] != '_';
+    int len = stem ? snprintf(expr, sizeof expr, "\"%.*s\" OR \"%c%.*s\"", (int)n, term,
+                              CX_TEXT_STEM_MARK, (int)n, term)
+                   : snprintf(expr, sizeof expr, "\"%.*s\"", (int)n, term);
+    sqlite3_bind_text(st, 1, expr, len, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, cap);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -211,7 +218,7 @@ static bool probe_one(void *ud, const char *cand, size_t len) {
         P->seen[P->nseen++][len] = '\0';
     }
     int d = 0;
-    if ((t->err = df(t, cand, len, CX_TYPO_DF_CAP, &d)))
+    if ((t->err = df(t, cand, len, false, CX_TYPO_DF_CAP, &d)))
         return false;
     if (d < P->need)
         return true;
@@ -247,7 +254,7 @@ size_t cx_typo_fix(void *ud, const char *word, size_t len,
     if (t->err || t->budget <= 0 || t->nmemo >= CX_TYPO_MEMO)
         return 0;
     int d0 = 0;
-    if ((t->err = df(t, word, len, CX_TYPO_RARE, &d0)))
+    if ((t->err = df(t, word, len, true, CX_TYPO_RARE, &d0)))
         return 0;
     size_t nfix = 0;
     if (d0 < CX_TYPO_RARE) {
