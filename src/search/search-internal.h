@@ -111,6 +111,12 @@ bool cx_typo_any(const cx_typo *t);
  * nothing was corrected (or out of memory). */
 json_t *cx_typo_corrected(const cx_typo *t);
 
+/* The query text with each corrected word, identifier or identifier part
+ * replaced by its best correction, for the semantic list (a misspelt word
+ * would only add noise to the query's vector): *out malloc'd, NULL when
+ * nothing was corrected. CX_ENOMEM. */
+int cx_typo_rewrite(const cx_typo *t, const char *text, char **out);
+
 /* Calls fn for every string one Damerau edit from word[0..n) over
  * [a-z_] (deletions, transpositions of neighbours, substitutions,
  * insertions; a string may come more than once), each at most

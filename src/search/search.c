@@ -81,8 +81,10 @@ typedef struct qvecs {
     bool main_is_builtin;
 } qvecs;
 
-/* Embeds the query; on failure of the query embedder *degraded says why. */
-static int embed_query(cx_store *s, const cx_search_query *q, qvecs *v, char **degraded) {
+/* Embeds the query (`text`: q's, or q's with its typos corrected); on
+ * failure of the query embedder *degraded says why. */
+static int embed_query(cx_store *s, const cx_search_query *q, const char *text, qvecs *v,
+                       char **degraded) {
     cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
     cx_embedder *qe = q->embedder ? q->embedder : model ? model : builtin;
     int r;
@@ -107,12 +109,12 @@ static int embed_query(cx_store *s, const cx_search_query *q, qvecs *v, char **d
     }
     if (!(v->main = malloc(sizeof(float) * (size_t)dim)))
         return CX_ENOMEM;
-    if ((r = cx_embed_batch(qe, &q->text, 1, v->main)))
+    if ((r = cx_embed_batch(qe, &text, 1, v->main)))
         goto failed;
     if (!v->main_is_builtin) {
         if (!(v->builtin = malloc(sizeof(float) * (size_t)cx_embed_dim(builtin))))
             return CX_ENOMEM;
-        if ((r = cx_vec_builtin(s, q->text, v->builtin)))
+        if ((r = cx_vec_builtin(s, text, v->builtin)))
             return r;
     }
     return 0;
@@ -165,6 +167,7 @@ typedef struct run {
     cx_typo *typo;         /* the query's corrections (typo.c) */
     cx_fts_opts *oall, *oany; /* ... and the phrases' weights; NULL: none */
     json_t *corrected;     /* for the answer, or NULL */
+    char *etext;           /* the text embedded when corrected, or NULL */
     cx_qterms terms;       /* the query's phrases, for snippets */
     qvecs qv;
     char *degraded;        /* why the semantic side could not run */
@@ -276,8 +279,9 @@ static int correct(run *R) {
         r = cx_error_set(CX_EFAIL, "internal: no expression for the corrected query");
         goto out;
     }
-    if (!(R->corrected = cx_typo_corrected(R->typo))) {
-        r = CX_ENOMEM;
+    if (!(R->corrected = cx_typo_corrected(R->typo)) ||
+        (r = cx_typo_rewrite(R->typo, R->q->text, &R->etext)) || !R->etext) {
+        r = r ? r : CX_ENOMEM;
         goto out;
     }
     free(R->all);
@@ -291,6 +295,18 @@ out:
     return r;
 }
 
+/* Before the keyword list: the FTS index brought up to date, then the
+ * corrections, in a read snapshot of their own (closed again: the query is
+ * embedded with no transaction open). */
+static int keyword_prep(run *R) {
+    int r;
+    if ((r = cx_store_fts_sync(R->s, 0)) || (r = cx_store_read_begin(R->s)))
+        return r;
+    r = correct(R);
+    cx_store_read_end(R->s);
+    return r;
+}
+
 /* Runs the lists the mode asks for, fuses them and adds the best hits to
  * the answer. */
 static int find(run *R, cx_answer *a) {
@@ -299,20 +315,22 @@ static int find(run *R, cx_answer *a) {
     int r;
     if (!(R->F = cx_rank_fuse_new(R->s, q, q->tags.n ? R->tags : NULL)))
         return CX_ENOMEM;
-    /* the remote model first, with no transaction open */
-    if (want_sem && (r = embed_query(R->s, q, &R->qv, &R->degraded)))
+    if (want_kw && (r = keyword_prep(R)))
+        return r;
+    /* the remote model, with no transaction open; the corrected text when
+     * a word was corrected */
+    if (want_sem &&
+        (r = embed_query(R->s, q, R->etext ? R->etext : q->text, &R->qv, &R->degraded)))
         return r;
     if (R->degraded) {
         want_sem = false;
+        if (!want_kw && (r = keyword_prep(R)))
+            return r;
         want_kw = true;
     }
-    if (want_kw && (r = cx_store_fts_sync(R->s, 0)))
-        return r;
     if ((r = cx_store_read_begin(R->s)))
         return r;
     R->reading = true;
-    if (want_kw && (r = correct(R)))
-        return r;
     if ((r = cx_snippet_terms(R->e, R->all, &R->terms)))
         return r;
     if (want_kw && (r = cx_rank_keyword(R->F, R->e, R->tags_text, R->all, R->any, R->limit,
@@ -344,6 +362,7 @@ static void run_free(run *R) {
     free(R->oall);
     free(R->oany);
     json_decref(R->corrected);
+    free(R->etext);
     free(R->tags_text);
     json_decref(R->tags);
 }

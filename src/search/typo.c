@@ -30,7 +30,9 @@
  * every-word and the any-word expressions share the memo). */
 #include "search/search-internal.h"
 
+#include "text/ident.h"
 #include "text/tokenizer.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 #include <stdio.h>
@@ -65,6 +67,83 @@ json_t *cx_typo_corrected(const cx_typo *t) {
             o = NULL;
         }
     return o;
+}
+
+/* The best correction of w[0..n) (compared lower-cased), or NULL. */
+static const char *memo_fix(const cx_typo *t, const char *w, size_t n) {
+    if (n < CX_STORE_TERM_MIN || n > CX_STORE_TERM_MAX)
+        return NULL;
+    for (size_t i = 0; i < t->nmemo; i++) {
+        const char *m = t->memo[i].word;
+        if (t->memo[i].nfix == 0 || strlen(m) != n)
+            continue;
+        size_t k = 0;
+        while (k < n && m[k] == ((w[k] >= 'A' && w[k] <= 'Z') ? w[k] - 'A' + 'a' : w[k]))
+            k++;
+        if (k == n)
+            return t->memo[i].fix[0];
+    }
+    return NULL;
+}
+
+static bool ascii_word(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+int cx_typo_rewrite(const cx_typo *t, const char *text, char **out) {
+    *out = NULL;
+    if (!cx_typo_any(t))
+        return 0;
+    size_t n = strlen(text);
+    cx_buf b;
+    /* a correction (at most CX_STORE_TERM_MAX bytes) replaces at least
+     * CX_STORE_TERM_MIN - 1 bytes of text */
+    cx_buf_init(&b, n * (CX_STORE_TERM_MAX / (CX_STORE_TERM_MIN - 1) + 1) + 16);
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n;) {
+        if (!ascii_word((unsigned char)text[i])) {
+            r = cx_buf_add(&b, text + i, 1);
+            i++;
+            continue;
+        }
+        size_t end = i;
+        while (end < n && ascii_word((unsigned char)text[end]))
+            end++;
+        const char *whole = memo_fix(t, text + i, end - i);
+        if (whole) {
+            r = cx_buf_adds(&b, whole);
+            i = end;
+            continue;
+        }
+        /* each part: between '_', cut at camelCase and digit boundaries */
+        while (r == 0 && i < end) {
+            if (text[i] == '_') {
+                r = cx_buf_add(&b, "_", 1);
+                i++;
+                continue;
+            }
+            size_t seg = i;
+            while (seg < end && text[seg] != '_')
+                seg++;
+            cx_text_span parts[32];
+            size_t np = cx_text_ident_parts(text + i, seg - i, parts, 32), at = 0;
+            for (size_t k = 0; r == 0 && k < np; k++) {
+                const char *p = text + i + parts[k].off, *fix = memo_fix(t, p, parts[k].len);
+                if (parts[k].off > at)
+                    r = cx_buf_add(&b, text + i + at, parts[k].off - at);
+                if (r == 0)
+                    r = fix ? cx_buf_adds(&b, fix) : cx_buf_add(&b, p, parts[k].len);
+                at = parts[k].off + parts[k].len;
+            }
+            if (r == 0 && at < seg - i)
+                r = cx_buf_add(&b, text + i + at, seg - i - at);
+            i = seg;
+        }
+    }
+    if (r == 0 && !(*out = cx_buf_take(&b, NULL)))
+        r = CX_ENOMEM;
+    cx_buf_free(&b);
+    return r;
 }
 
 /* ---- neighbours and distance ---- */

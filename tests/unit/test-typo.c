@@ -218,6 +218,30 @@ static void test_builder(void) {
     free(o);
 }
 
+/* The text the semantic list embeds once words were corrected. */
+static void test_rewrite(void) {
+    cx_typo *t = calloc(1, sizeof *t);
+    cx_typo_init(t, NULL);
+    const char *memo[][2] = {{"pasre", "parse"}, {"confg", "config"}, {"conection", "connection"},
+                             {"webhok", ""}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(t->memo[i].word, sizeof t->memo[i].word, "%s", memo[i][0]);
+        snprintf(t->memo[i].fix[0], sizeof t->memo[i].fix[0], "%s", memo[i][1]);
+        t->memo[i].nfix = *memo[i][1] ? 1 : 0;
+    }
+    t->nmemo = 4;
+    char *out = NULL;
+    CX_CHECK_OK(cx_typo_rewrite(t, "pasreConfigFile and prase_confg, Conection! webhok 连接 pasre2",
+                                &out));
+    CX_CHECK_STR(out, "parseConfigFile and prase_config, connection! webhok 连接 parse2");
+    free(out);
+    t->nmemo = 0; /* nothing corrected: no text */
+    out = (char *)"x";
+    CX_CHECK_OK(cx_typo_rewrite(t, "pasre", &out));
+    CX_CHECK(out == NULL);
+    free(t);
+}
+
 /* ---- the dictionary, on every path that indexes ---- */
 
 static void test_dictionary(void) {
@@ -434,6 +458,7 @@ int main(void) {
     test_distance();
     test_neighbours();
     test_builder();
+    test_rewrite();
     test_dictionary();
     test_search();
     cx_test_rmrf(root);
