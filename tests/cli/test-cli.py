@@ -540,14 +540,25 @@ def reindex_and_modes(ws):
     for mode in ("hybrid", "keyword", "semantic"):
         j = ws.run("--json", "search", "invoice", "exporter", "--mode", mode, expect=0).json()
         check(j.get("mode") == mode, "search --mode %s answered %r" % (mode, j.get("mode")))
-    # typos: no keyword matches, but the vectors find the item (a typo
-    # whose stem is no stem of the note's words: crashs would be crash)
-    ws.run("search", "exportr", "crashhs", "--mode", "keyword", expect=1)
-    ws.run("search", "exportr", "crashs", "--mode", "keyword", expect=0)  # word forms
-    j = ws.run("--json", "search", "exportr", "crashhs", expect=0).json()
+    # typos two edits away: no keyword matches, but the vectors find the
+    # item (typos whose stems are no stems of the note's words)
+    ws.run("search", "eksporter", "crashhhes", "--mode", "keyword", expect=1)
+    ws.run("search", "exporter", "crashs", "--mode", "keyword", expect=0)  # word forms
+    j = ws.run("--json", "search", "eksporter", "crashhhes", expect=0).json()
     check(j["results"] and "exporter crashes" in j["results"][0]["snippet"]
-          and j["results"][0]["why"]["lists"] == ["semantic"],
+          and j["results"][0]["why"]["lists"] == ["semantic"] and "corrected" not in j,
           "hybrid search missed a typo: %r" % j["results"][:1])
+    # one edit away: keyword search corrects them and says so
+    r = ws.run("search", "exportr", "crashhs", "--mode", "keyword", expect=0)
+    check("corrected: exportr \u2192 exporter" in r.out and "corrected: crashhs \u2192 crashes" in r.out
+          and "exporter crashes" in r.out.replace("\u00ab", "").replace("\u00bb", ""),
+          "keyword search did not correct the typos:\n%s" % r)
+    j = ws.run("--json", "search", "exportr", "crashhs", "--mode", "keyword", expect=0).json()
+    check(j.get("corrected") == {"exportr": "exporter", "crashhs": "crashes"}
+          and "exporter crashes" in j["results"][0]["snippet"].replace("\u00ab", "").replace("\u00bb", ""),
+          "search --json: corrected %r" % j.get("corrected"))
+    r = ws.run("search", "invoice", "exporter", "--mode", "keyword", expect=0)
+    check("corrected" not in r.out, "a correct query was corrected:\n%s" % r)
     ws.run("search", "x", "--mode", "fuzzy", expect=2)
 
 
