@@ -15,6 +15,7 @@
 #include "store/apply.h"
 #include "store/store-search.h"
 #include "store/store.h"
+#include "text/tokenizer.h"
 #include "util/clock.h"
 #include "util/fsx.h"
 
@@ -216,6 +217,50 @@ static void test_builder(void) {
     free(e);
     free(want);
     free(o);
+}
+
+/* FTS5's own count of an expression's phrases, to check the builder's. */
+static void phrase_count(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                         int nval, sqlite3_value **vals) {
+    (void)nval, (void)vals;
+    sqlite3_result_int(ctx, api->xPhraseCount(fts));
+}
+
+static void test_phrase_numbering(void) {
+    cx_store *s = fresh("phrases");
+    if (!s)
+        return;
+    sqlite3 *db = cx_store_sqlite(s);
+    fts5_api *api = cx_text_fts5_api(db);
+    CX_CHECK(api && api->xCreateFunction(api, "cx_test_phrases", NULL, phrase_count, NULL) ==
+                        SQLITE_OK);
+    CX_CHECK(sqlite3_exec(db,
+                          "CREATE VIRTUAL TABLE temp.t USING fts5(body, tokenize='cortex');"
+                          "INSERT INTO temp.t VALUES ('pasre parse confg config confog file "
+                          "files pasreconfigfile parseconfigfile prase café 连接池 a b');",
+                          NULL, NULL, NULL) == SQLITE_OK);
+    const char *texts[] = {"pasre", "Pasre confg files", "pasreConfigFile", "prase_confg",
+                           "\"a b\" pasre", "café pasre*", "连接池 pasre", NULL};
+    cx_fts_opts *o = calloc(1, sizeof *o);
+    for (int i = 0; texts[i]; i++)
+        for (int mode = 0; mode < 2; mode++) {
+            char *e = build(texts[i], mode ? CX_FTS_ANY : CX_FTS_ALL, o);
+            sqlite3_stmt *st = NULL;
+            int n = -1;
+            if (e && sqlite3_prepare_v2(db, "SELECT cx_test_phrases(t) FROM temp.t WHERE t MATCH ?1",
+                                        -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, e, -1, SQLITE_STATIC);
+                if (sqlite3_step(st) == SQLITE_ROW)
+                    n = sqlite3_column_int(st, 0);
+            }
+            sqlite3_finalize(st);
+            if (n != o->nphrase)
+                fprintf(stderr, "%s: FTS5 counts %d phrases, the builder %d\n", e, n, o->nphrase);
+            CX_CHECK_INT(n, o->nphrase);
+            free(e);
+        }
+    free(o);
+    cx_store_free(s);
 }
 
 /* The text the semantic list embeds once words were corrected. */
@@ -459,6 +504,7 @@ int main(void) {
     test_neighbours();
     test_builder();
     test_rewrite();
+    test_phrase_numbering();
     test_dictionary();
     test_search();
     cx_test_rmrf(root);
