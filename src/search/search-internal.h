@@ -72,7 +72,8 @@ int cx_fts_build_query_opts(const char *text, cx_fts_opts *o, char **out);
 /* ---- typo correction (typo.c) ----
  * A query word (or identifier part, or whole identifier) of 4 to 64
  * ASCII letters or '_' with few documents (none, or fewer than
- * CX_TYPO_RARE while a neighbour has CX_TYPO_RATIO times more) is
+ * CX_TYPO_RARE while a neighbour has CX_TYPO_RATIO times more; counted
+ * with the word's stem) is
  * corrected to the terms of the typo dictionary (store-search.h) one
  * Damerau edit away (a deletion, transposition of neighbours,
  * substitution or insertion over [a-z_]) that have documents: the best
@@ -83,6 +84,8 @@ int cx_fts_build_query_opts(const char *text, cx_fts_opts *o, char **out);
 #define CX_TYPO_DF_CAP 256    /* documents counted per term, at most */
 #define CX_TYPO_BUDGET 6000   /* dictionary probes (a document count costs 8) */
 #define CX_TYPO_MEMO 128      /* words looked at per query, at most */
+#define CX_TYPO_BIG_STORE 2000 /* items past which a correction needs 2 documents */
+#define CX_TYPO_SHORT 5       /* shorter words: corrected by transpositions only */
 
 /* One query's corrections. */
 typedef struct cx_typo {
@@ -94,10 +97,13 @@ typedef struct cx_typo {
         uint8_t nfix;
     } memo[CX_TYPO_MEMO];
     size_t nmemo;
-    int err; /* the first store error (later look-ups are skipped) */
+    bool big; /* more than CX_TYPO_BIG_STORE items */
+    int err;  /* the first store error (later look-ups are skipped) */
 } cx_typo;
 
-/* Starts t for a search of store s (inside its read snapshot). */
+/* Starts t for a search of store s (inside its read snapshot); s may be
+ * NULL for t's pure functions (cx_typo_embed_text). A store error is kept in
+ * t->err. */
 void cx_typo_init(cx_typo *t, cx_store *s);
 
 /* The cx_fts_fix_fn of typo.c: ud is a cx_typo. */
@@ -111,11 +117,13 @@ bool cx_typo_any(const cx_typo *t);
  * nothing was corrected (or out of memory). */
 json_t *cx_typo_corrected(const cx_typo *t);
 
-/* The query text with each corrected word, identifier or identifier part
- * replaced by its best correction, for the semantic list (a misspelt word
- * would only add noise to the query's vector): *out malloc'd, NULL when
- * nothing was corrected. CX_ENOMEM. */
-int cx_typo_rewrite(const cx_typo *t, const char *text, char **out);
+/* The text the semantic list embeds for a corrected query: the query as
+ * typed, then the best correction of each corrected word (a correction
+ * adds what a misspelt word meant; a word that was no typo keeps its
+ * meaning: measured better than replacing the words, on
+ * fixtures/relevance and on bench/relevance/scale.py at 10k). *out
+ * malloc'd, NULL when nothing was corrected. CX_ENOMEM. */
+int cx_typo_embed_text(const cx_typo *t, const char *text, char **out);
 
 /* Calls fn for every string one Damerau edit from word[0..n) over
  * [a-z_] (deletions, transpositions of neighbours, substitutions,

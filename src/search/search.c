@@ -261,6 +261,8 @@ static int correct(run *R) {
         !(R->oany = calloc(1, sizeof *R->oany)))
         return CX_ENOMEM;
     cx_typo_init(R->typo, R->s);
+    if ((r = R->typo->err))
+        goto out;
     *R->oall = (cx_fts_opts){.mode = CX_FTS_ALL, .keep = has_tokens, .keep_ud = R->e,
                              .fix = cx_typo_fix, .fix_ud = R->typo};
     if ((r = cx_fts_build_query_opts(R->q->text, R->oall, &all)) || (r = R->typo->err))
@@ -280,7 +282,7 @@ static int correct(run *R) {
         goto out;
     }
     if (!(R->corrected = cx_typo_corrected(R->typo)) ||
-        (r = cx_typo_rewrite(R->typo, R->q->text, &R->etext)) || !R->etext) {
+        (r = cx_typo_embed_text(R->typo, R->q->text, &R->etext)) || !R->etext) {
         r = r ? r : CX_ENOMEM;
         goto out;
     }

@@ -264,7 +264,7 @@ static void test_phrase_numbering(void) {
 }
 
 /* The text the semantic list embeds once words were corrected. */
-static void test_rewrite(void) {
+static void test_embed_text(void) {
     cx_typo *t = calloc(1, sizeof *t);
     cx_typo_init(t, NULL);
     const char *memo[][2] = {{"pasre", "parse"}, {"confg", "config"}, {"conection", "connection"},
@@ -276,13 +276,14 @@ static void test_rewrite(void) {
     }
     t->nmemo = 4;
     char *out = NULL;
-    CX_CHECK_OK(cx_typo_rewrite(t, "pasreConfigFile and prase_confg, Conection! webhok 连接 pasre2",
-                                &out));
-    CX_CHECK_STR(out, "parseConfigFile and prase_config, connection! webhok 连接 parse2");
+    CX_CHECK_OK(cx_typo_embed_text(t, "pasreConfigFile and prase_confg, Conection! webhok 连接",
+                                   &out));
+    CX_CHECK_STR(out, "pasreConfigFile and prase_confg, Conection! webhok 连接 parse config "
+                      "connection");
     free(out);
     t->nmemo = 0; /* nothing corrected: no text */
     out = (char *)"x";
-    CX_CHECK_OK(cx_typo_rewrite(t, "pasre", &out));
+    CX_CHECK_OK(cx_typo_embed_text(t, "pasre", &out));
     CX_CHECK(out == NULL);
     free(t);
 }
@@ -404,6 +405,7 @@ static void test_search(void) {
     }
     char *rare = observe(s, "The zygote cache is warmed at boot.");
     char *deadlock = observe(s, "A deadlock in the connection pool when retries overlap.");
+    free(observe(s, "Take the lock before the flush."));
 
     /* an identifier with a typo in a part, and whole */
     json_t *res = run(s, "pasreConfigFile", CX_SEARCH_KEYWORD);
@@ -427,6 +429,14 @@ static void test_search(void) {
     res = run(s, "conection pool", CX_SEARCH_HYBRID);
     CX_CHECK(res && pos(res, deadlock) == 0);
     CX_CHECK_STR(res ? fixed(res, "conection") : NULL, "connection");
+    json_decref(res);
+    /* a short word (4 letters) only by a transposition: lcok is lock,
+     * lick is no typo of it */
+    res = run(s, "lcok", CX_SEARCH_KEYWORD);
+    CX_CHECK_STR(res ? fixed(res, "lcok") : NULL, "lock");
+    json_decref(res);
+    res = run(s, "lick", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && !json_object_get(res, "corrected"));
     json_decref(res);
     /* a correct rare word with no common neighbour is not corrected away,
      * and a correct word is never reported */
@@ -503,7 +513,7 @@ int main(void) {
     test_distance();
     test_neighbours();
     test_builder();
-    test_rewrite();
+    test_embed_text();
     test_phrase_numbering();
     test_dictionary();
     test_search();
