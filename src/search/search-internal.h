@@ -106,6 +106,11 @@ typedef struct cx_typo {
  * t->err. */
 void cx_typo_init(cx_typo *t, cx_store *s);
 
+/* Whether any word of the query can need a correction: false when the
+ * every-word expression `all` matches CX_TYPO_RARE items or more (each of
+ * its words then has that many: none is rare). One count. */
+int cx_typo_needed(cx_typo *t, const char *all, bool *needed);
+
 /* The cx_fts_fix_fn of typo.c: ud is a cx_typo. */
 size_t cx_typo_fix(void *ud, const char *word, size_t len,
                    char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]);

@@ -261,8 +261,13 @@ static int correct(run *R) {
         !(R->oany = calloc(1, sizeof *R->oany)))
         return CX_ENOMEM;
     cx_typo_init(R->typo, R->s);
-    if ((r = R->typo->err))
+    bool needed = false;
+    if ((r = R->typo->err) || (r = cx_typo_needed(R->typo, R->all, &needed)) || !needed) {
+        free(R->oall);
+        free(R->oany);
+        R->oall = R->oany = NULL;
         goto out;
+    }
     *R->oall = (cx_fts_opts){.mode = CX_FTS_ALL, .keep = has_tokens, .keep_ud = R->e,
                              .fix = cx_typo_fix, .fix_ud = R->typo};
     if ((r = cx_fts_build_query_opts(R->q->text, R->oall, &all)) || (r = R->typo->err))

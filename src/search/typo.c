@@ -32,8 +32,10 @@
  * is counted up to CX_TYPO_RARE only, with its stem when it is a word of
  * letters: a word whose other forms are indexed is no typo.
  *
- * Cost: one count per candidate word of the query (a few microseconds),
- * and for a rare one its look-ups; a query spends at most CX_TYPO_BUDGET
+ * Cost: nothing more than one count when every word of the query together
+ * is in CX_TYPO_RARE items or more (then each word is: cx_typo_needed);
+ * else a look-up and a count per candidate word of the query, and for a
+ * rare one the look-ups of its neighbours; a query spends at most CX_TYPO_BUDGET
  * look-ups in all (hostile input, a thousand misspelt words, stays within
  * a few milliseconds), and each distinct word is looked at once (the
  * every-word and the any-word expressions share the memo). */
@@ -223,6 +225,22 @@ static int df(cx_typo *t, const char *term, size_t n, bool stem, int cap, int *o
     return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(t->s, rc, "counting a term's documents");
 }
 
+int cx_typo_needed(cx_typo *t, const char *all, bool *needed) {
+    sqlite3_stmt *st;
+    *needed = false;
+    if (!all || t->err)
+        return t->err;
+    int r = cx_store_prepare(t->s, SQL_DF, &st);
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, all, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, CX_TYPO_RARE);
+    int rc = sqlite3_step(st);
+    *needed = rc == SQLITE_ROW && sqlite3_column_int(st, 0) < CX_TYPO_RARE;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(t->s, rc, "counting the query's matches");
+}
+
 /* The search over one word's neighbours. */
 typedef struct probe {
     cx_typo *t;
@@ -304,8 +322,12 @@ size_t cx_typo_fix(void *ud, const char *word, size_t len,
     }
     if (t->err || t->budget <= 0 || t->nmemo >= CX_TYPO_MEMO)
         return 0;
+    /* a word the dictionary does not hold has no document: no count */
+    bool have = false;
     int d0 = 0;
-    if ((t->err = df(t, word, len, true, CX_TYPO_RARE, &d0)))
+    t->budget--;
+    if ((t->err = cx_store_term_known(t->s, word, len, &have)) ||
+        (have && (t->err = df(t, word, len, true, CX_TYPO_RARE, &d0))))
         return 0;
     size_t nfix = 0;
     if (d0 < CX_TYPO_RARE) {
