@@ -10,9 +10,9 @@
  * left alone). Its neighbours are every string one Damerau edit away over
  * [a-z_] (the typo dictionary holds no digits): deletions, transpositions
  * of neighbouring letters, substitutions and insertions, about 55 n
- * strings for a word of n letters, each a point look-up in the store's
- * typo dictionary (store-search.h), a table of every base term the index
- * holds. A neighbour in the dictionary is used when it has documents
+ * strings for a word of n letters, looked up in the store's typo
+ * dictionary (store-search.h, a table of every base term the index holds)
+ * in one statement. A neighbour in the dictionary is used when it has documents
  * (terms of deleted items stay in the dictionary), the best two by their
  * number of documents. A word shorter than CX_TYPO_SHORT letters (four)
  * is corrected by a transposition only: one letter more, less or other
@@ -254,6 +254,7 @@ typedef struct probe {
     int nbest;
     char seen[8][CX_STORE_TERM_MAX + 1]; /* neighbours found in the dictionary */
     int nseen;
+    cx_buf cands; /* the neighbours to look up, a JSON array */
 } probe;
 
 /* Whether b is a with two neighbouring letters swapped. */
@@ -266,19 +267,31 @@ static bool swapped(const char *a, const char *b, size_t nb, size_t na) {
     return i + 1 < na && a[i] == b[i + 1] && a[i + 1] == b[i] && memcmp(a + i + 2, b + i + 2, na - i - 2) == 0;
 }
 
+/* Adds a neighbour worth looking up to P->cands. */
 static bool probe_one(void *ud, const char *cand, size_t len) {
     probe *P = ud;
     cx_typo *t = P->t;
-    if (t->err || t->budget <= 0)
+    if (t->budget <= 0)
         return false;
     if (len < CX_STORE_TERM_MIN || cand[0] == '_' || cand[len - 1] == '_')
         return true; /* no such term in the dictionary */
     if (P->n < CX_TYPO_SHORT && !swapped(P->word, cand, len, P->n))
         return true; /* a short word: transpositions only */
     t->budget--;
-    bool known = false;
-    if ((t->err = cx_store_term_known(t->s, cand, len, &known)) || !known)
-        return t->err == 0;
+    /* [a-z_]: nothing to escape */
+    if (cx_buf_add(&P->cands, P->cands.len ? ",\"" : "[\"", 2) ||
+        cx_buf_add(&P->cands, cand, len) || cx_buf_add(&P->cands, "\"", 1)) {
+        t->err = CX_ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+/* A neighbour the dictionary holds: a correction when it has documents
+ * enough, kept among the best two. */
+static bool probe_known(void *ud, const char *cand, size_t len) {
+    probe *P = ud;
+    cx_typo *t = P->t;
     for (int i = 0; i < P->nseen; i++)
         if (strlen(P->seen[i]) == len && memcmp(P->seen[i], cand, len) == 0)
             return true;
@@ -333,7 +346,12 @@ size_t cx_typo_fix(void *ud, const char *word, size_t len,
     if (d0 < CX_TYPO_RARE) {
         probe P = {.t = t, .word = word, .n = len,
                    .need = d0 > 0 ? d0 * CX_TYPO_RATIO : t->big ? 2 : 1};
+        /* about 55 n neighbours of at most n + 4 bytes each in the list */
+        cx_buf_init(&P.cands, (len + 5) * (60 * len + 60));
         cx_typo_neighbours(word, len, probe_one, &P);
+        if (!t->err && P.cands.len > 0 && !cx_buf_add(&P.cands, "]", 1))
+            t->err = cx_store_terms_known_each(t->s, P.cands.data, probe_known, &P);
+        cx_buf_free(&P.cands);
         if (t->err)
             return 0;
         nfix = (size_t)P.nbest;

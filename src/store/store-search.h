@@ -60,6 +60,12 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
 /* Whether term[0..n) is in the dictionary (one point look-up). */
 int cx_store_term_known(cx_store *s, const char *term, size_t n, bool *known);
 
+/* Calls fn for each string of `json` (a JSON array of strings) that is in
+ * the dictionary, in the array's order, until fn returns false: one
+ * statement for many look-ups. fn may run other statements. */
+int cx_store_terms_known_each(cx_store *s, const char *json,
+                              bool (*fn)(void *ud, const char *term, size_t len), void *ud);
+
 /* ---- search's per-store state (store.c) ---- */
 
 /* What search keeps per store (tokenizer, scorer state, vector indexes),

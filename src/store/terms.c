@@ -155,3 +155,26 @@ int cx_store_term_known(cx_store *s, const char *term, size_t n, bool *known) {
                ? 0
                : cx_store_sqlerr(s, rc, "reading the typo dictionary");
 }
+
+/* One statement for all of a word's neighbours: json_each walks the list,
+ * each a point look-up in the primary key (CROSS JOIN keeps that order). */
+static const char SQL_TERMS_KNOWN[] =
+    "SELECT t.term FROM json_each(?1) j CROSS JOIN typo_terms t ON t.term = j.value";
+
+int cx_store_terms_known_each(cx_store *s, const char *json,
+                              bool (*fn)(void *ud, const char *term, size_t len), void *ud) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_TERMS_KNOWN, &st), rc;
+    if (r)
+        return r;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *term = (const char *)sqlite3_column_text(st, 0);
+        if (term && !fn(ud, term, (size_t)sqlite3_column_bytes(st, 0))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "reading the typo dictionary");
+}
