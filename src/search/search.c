@@ -81,8 +81,8 @@ typedef struct qvecs {
     bool main_is_builtin;
 } qvecs;
 
-/* Embeds the query (`text`: q's, or q's with its typos corrected); on
- * failure of the query embedder *degraded says why. */
+/* Embeds the query (`text`: q's, or q's followed by the corrections of
+ * its typos); on failure of the query embedder *degraded says why. */
 static int embed_query(cx_store *s, const cx_search_query *q, const char *text, qvecs *v,
                        char **degraded) {
     cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
@@ -324,8 +324,8 @@ static int find(run *R, cx_answer *a) {
         return CX_ENOMEM;
     if (want_kw && (r = keyword_prep(R)))
         return r;
-    /* the remote model, with no transaction open; the corrected text when
-     * a word was corrected */
+    /* the remote model, with no transaction open; the query followed by
+     * its corrections when a word was corrected */
     if (want_sem &&
         (r = embed_query(R->s, q, R->etext ? R->etext : q->text, &R->qv, &R->degraded)))
         return r;
