@@ -34,8 +34,8 @@
  *
  * Cost: nothing more than one count when every word of the query together
  * is in CX_TYPO_RARE items or more (then each word is: cx_typo_needed);
- * else a look-up and a count per candidate word of the query, and for a
- * rare one the look-ups of its neighbours; a query spends at most CX_TYPO_BUDGET
+ * else a count per candidate word of the query, and for a rare one the
+ * look-ups of its neighbours; a query spends at most CX_TYPO_BUDGET
  * look-ups in all (hostile input, a thousand misspelt words, stays within
  * a few milliseconds), and each distinct word is looked at once (the
  * every-word and the any-word expressions share the memo). */
@@ -335,12 +335,10 @@ size_t cx_typo_fix(void *ud, const char *word, size_t len,
     }
     if (t->err || t->budget <= 0 || t->nmemo >= CX_TYPO_MEMO)
         return 0;
-    /* a word the dictionary does not hold has no document: no count */
-    bool have = false;
+    /* counted with its stem (the dictionary holds no stems: a word absent
+     * from it may still have its forms indexed) */
     int d0 = 0;
-    t->budget--;
-    if ((t->err = cx_store_term_known(t->s, word, len, &have)) ||
-        (have && (t->err = df(t, word, len, true, CX_TYPO_RARE, &d0))))
+    if ((t->err = df(t, word, len, true, CX_TYPO_RARE, &d0)))
         return 0;
     size_t nfix = 0;
     if (d0 < CX_TYPO_RARE) {
