@@ -39,8 +39,8 @@ static char *observe(cx_store *s, const char *body) {
         fprintf(stderr, "observe: %s\n", cx_error_last());
         return strdup("");
     }
-    const char *id =
-        json_string_value(json_object_get(json_array_get(json_object_get(out, "results"), 0), "id"));
+    json_t *first = json_array_get(json_object_get(out, "results"), 0);
+    const char *id = json_string_value(json_object_get(first, "id"));
     char *r = strdup(id ? id : "");
     json_decref(out);
     return r;
@@ -110,7 +110,8 @@ static void test_neighbours(void) {
     for (int i = 0; S.want[i]; i++)
         CX_CHECK_STR(S.found[i], S.want[i]);
     /* double letters: deleting either is one string */
-    seen D = {.word = "bookkeeper", .wn = 10, .want = {"bokkeeper", "bookeeper", "bookkeepr", NULL}};
+    seen D = {.word = "bookkeeper", .wn = 10,
+              .want = {"bokkeeper", "bookeeper", "bookkeepr", NULL}};
     cx_typo_neighbours("bookkeeper", 10, on_cand, &D);
     CX_CHECK_INT((long long)D.bad, 0);
     for (int i = 0; D.want[i]; i++)
@@ -247,7 +248,8 @@ static void test_phrase_numbering(void) {
             char *e = build(texts[i], mode ? CX_FTS_ANY : CX_FTS_ALL, o);
             sqlite3_stmt *st = NULL;
             int n = -1;
-            if (e && sqlite3_prepare_v2(db, "SELECT cx_test_phrases(t) FROM temp.t WHERE t MATCH ?1",
+            if (e && sqlite3_prepare_v2(db,
+                                        "SELECT cx_test_phrases(t) FROM temp.t WHERE t MATCH ?1",
                                         -1, &st, NULL) == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, e, -1, SQLITE_STATIC);
                 if (sqlite3_step(st) == SQLITE_ROW)
@@ -459,7 +461,8 @@ static void test_search(void) {
     char *q = malloc(cap);
     size_t n = 0;
     for (int i = 0; i < 1000 && n + 12 < cap; i++)
-        n += (size_t)snprintf(q + n, cap - n, "%s ", (i % 3) ? "pasre" : i % 2 ? "conectoin" : "deadlokc");
+        n += (size_t)snprintf(q + n, cap - n, "%s ",
+                              (i % 3) ? "pasre" : i % 2 ? "conectoin" : "deadlokc");
     const char *more[] = {q,
                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
                           "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
