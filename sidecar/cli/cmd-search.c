@@ -23,6 +23,9 @@ const char cx_cli_help_search[] =
     "its id, kind, status, subcortex, age, title and a snippet with the matches\n"
     "marked \xC2\xAB" "like this" "\xC2\xBB (bold on a terminal); a stale one\n"
     "also \"stale\" and the paths that changed since it was recorded.\n"
+    "A word that (almost) no item holds is also searched for as the indexed\n"
+    "words one typo away, ranked below exact matches; a line\n"
+    "\"corrected: pasre \xE2\x86\x92 parse\" says so.\n"
     "\n"
     "Options:\n"
     "  --mode MODE        hybrid (default), keyword or semantic\n"
@@ -111,6 +114,16 @@ int cx_cli_cmd_search(ctx *c) {
         if (rc == RC_OK && n == 0)
             rc = RC_NONE;
         goto out;
+    }
+    /* the words corrected for typos: "corrected: pasre → parse" */
+    const char *word;
+    json_t *fix;
+    json_object_foreach(json_object_get(res, "corrected"), word, fix) {
+        printf("%scorrected: ", cx_out_sgr(CX_OUT_DIM));
+        cx_out_text(stdout, word, true);
+        printf(" \xE2\x86\x92 ");
+        cx_out_text(stdout, json_string_value(fix), true);
+        printf("%s\n", cx_out_sgr(CX_OUT_RESET));
     }
     if (n == 0) {
         printf("No results for \xE2\x80\x9C");

@@ -157,11 +157,16 @@ void cx_answer_end(cx_answer *a, const char *degraded, json_t **out) {
     json_object_set_new(a->res, "truncated", json_boolean(a->truncated));
     if (degraded)
         json_object_set_new(a->res, "degraded", json_string(degraded));
+    if (a->corrected)
+        json_object_set_new(a->res, "corrected", a->corrected);
+    a->corrected = NULL;
     *out = a->res;
     a->res = NULL;
 }
 
 void cx_answer_free(cx_answer *a) {
+    json_decref(a->corrected);
+    a->corrected = NULL;
     json_decref(a->results);
     json_decref(a->res);
     a->results = NULL;

@@ -36,7 +36,20 @@
  *
  * Words in scripts without spaces (连接池) need nothing here: the
  * tokenizer cuts a quoted word into bigrams, which FTS5 matches as a
- * phrase. */
+ * phrase.
+ *
+ * Typos. With a correction hook (cx_fts_opts.fix, search/typo.c), each
+ * word and each identifier part of 4 to 64 ASCII letters or '_' (not a
+ * prefix, not inside a quoted phrase), and each whole identifier of them,
+ * is offered to it lower-cased; the corrections it gives are added as
+ * alternatives in the word's place: `pasre` becomes ("pasre" OR "~pasre"
+ * OR "parse" OR "~parse"), `pasreConfigFile` ("pasreConfigFile" OR
+ * "parseconfigfile" OR (("pasre" OR "parse") AND "Config" AND "File")).
+ * The builder reports a weight per phrase (the quoted strings, in the
+ * order they appear: FTS5 numbers its phrases so): 1 for what was typed,
+ * CX_FTS_FIX_WEIGHT for a correction, which the scorer multiplies into
+ * the phrase's idf, so that an item with the word as typed ranks above
+ * one that only has the correction. */
 #include "search/search-internal.h"
 
 #include "search/search.h"
@@ -95,6 +108,8 @@ static size_t ident_len(const unsigned char *p, size_t n) {
 typedef struct out_buf {
     cx_buf b;
     int err;
+    cx_fts_opts *o; /* the phrases' weights go to o->weight; NULL: not counted */
+    float cur;      /* the weight of the phrases appended now */
 } out_buf;
 
 static void put(out_buf *o, const char *s, size_t n) {
@@ -102,7 +117,17 @@ static void put(out_buf *o, const char *s, size_t n) {
         o->err = cx_buf_add(&o->b, s, n);
 }
 
+/* Counts a phrase (a quoted string) about to be appended, with its weight. */
+static void phrase(out_buf *b) {
+    if (!b->o || b->err)
+        return;
+    if (b->o->nphrase < CX_FTS_MAX_PHRASES)
+        b->o->weight[b->o->nphrase] = b->cur;
+    b->o->nphrase++;
+}
+
 static void put_quoted(out_buf *b, const char *w, size_t n, bool prefix) {
+    phrase(b);
     put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         if (w[i] == '"')
@@ -174,13 +199,69 @@ static bool may_stem(const char *w, size_t n) {
     return cx_text_ident_parts(w, n, parts, 2) == 1;
 }
 
+/* Appends "w", or ("w" OR "~w") for a word the tokenizer stems. */
+static void put_word(out_buf *b, const char *w, size_t n) {
+    if (!may_stem(w, n)) {
+        put_quoted(b, w, n, false);
+        return;
+    }
+    char mark = CX_TEXT_STEM_MARK;
+    put(b, "(", 1);
+    put_quoted(b, w, n, false);
+    put(b, " OR ", 4);
+    phrase(b);
+    put(b, "\"", 1);
+    put(b, &mark, 1);
+    put(b, w, n);
+    put(b, "\")", 2);
+}
+
+/* The corrections the hook gives for w (see the file comment), into fix:
+ * how many. None for a prefix or a word that is no candidate. */
+static size_t fixes(const cx_fts_opts *o, const char *w, size_t n, bool prefix,
+                    char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]) {
+    if (!o || !o->fix || prefix || n < CX_STORE_TERM_MIN || n > CX_STORE_TERM_MAX)
+        return 0;
+    char low[CX_STORE_TERM_MAX];
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || c == '_'))
+            return 0;
+        low[i] = (char)c;
+    }
+    size_t k = o->fix(o->fix_ud, low, n, fix);
+    return k > CX_TYPO_MAX_FIX ? CX_TYPO_MAX_FIX : k;
+}
+
+/* Appends " OR " and each correction, at the corrections' weight; with
+ * its stem when `stem` (the word typed is a plain word, not an identifier
+ * or one of its parts, which the index does not stem). */
+static void put_fixes(out_buf *b, char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1], size_t nfix,
+                      bool stem) {
+    float was = b->cur;
+    b->cur = CX_FTS_FIX_WEIGHT;
+    for (size_t i = 0; i < nfix; i++) {
+        put(b, " OR ", 4);
+        if (stem)
+            put_word(b, fix[i], strlen(fix[i]));
+        else
+            put_quoted(b, fix[i], strlen(fix[i]), false);
+    }
+    b->cur = was;
+}
+
 /* Appends the term for one word or identifier; false when it has nothing
  * searchable (then nothing was appended). A word that may carry diacritics
  * is also asked for in its exact form ("=café", see CX_TEXT_EXACT_MARK in
  * text/tokenizer.h): ("=café" OR "café"), so that the index's exact form
  * scores on both and ranks above the folded one (cafe). */
-static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mode mode,
-                     cx_fts_keep_fn keep, void *ud, const char *join, size_t terms) {
+static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, const cx_fts_opts *o,
+                     const char *join, size_t terms) {
+    cx_fts_mode mode = o->mode;
+    cx_fts_keep_fn keep = o->keep;
+    void *ud = o->keep_ud;
     if (!keep_word(keep, ud, w, n))
         return false;
     cx_text_span parts[MAX_PARTS];
@@ -200,21 +281,25 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
     bool last_kept = np > 0 && k > 0 && parts[k - 1].off + parts[k - 1].len == n;
     if (terms)
         put(b, join, strlen(join));
+    char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1];
+    size_t nfix = fixes(o, w, n, prefix, fix);
     bool exact = may_fold(w, n);
     if (exact) {
+        phrase(b);
         put(b, "(\"=", 3);
         put(b, w, n); /* a word holds no '"' */
         put(b, prefix ? "\"* OR " : "\" OR ", prefix ? 6 : 5);
     }
     if (np <= 1 || k == 0) {
+        if (nfix > 0) { /* ASCII, no prefix: neither exact nor prefix */
+            put(b, "(", 1);
+            put_word(b, w, n);
+            put_fixes(b, fix, nfix, may_stem(w, n));
+            put(b, ")", 1);
+            return true;
+        }
         if (!exact && !prefix && may_stem(w, n)) { /* ("word" OR "~word") */
-            char mark = CX_TEXT_STEM_MARK;
-            put(b, "(\"", 2);
-            put(b, w, n);
-            put(b, "\" OR \"", 6);
-            put(b, &mark, 1);
-            put(b, w, n);
-            put(b, "\")", 2);
+            put_word(b, w, n);
             return true;
         }
         put_quoted(b, w, n, prefix);
@@ -224,13 +309,23 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
     }
     put(b, "(", 1);
     put_quoted(b, w, n, prefix);
+    put_fixes(b, fix, nfix, false);
     put(b, " OR ", 4);
     if (mode == CX_FTS_ALL && k > 1)
         put(b, "(", 1);
     for (size_t i = 0; i < k; i++) {
         if (i)
             put(b, mode == CX_FTS_ALL ? " AND " : " OR ", mode == CX_FTS_ALL ? 5 : 4);
-        put_quoted(b, w + parts[i].off, parts[i].len, prefix && last_kept && i + 1 == k);
+        bool pfx = prefix && last_kept && i + 1 == k;
+        char pfix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1];
+        size_t npfix = fixes(o, w + parts[i].off, parts[i].len, pfx, pfix);
+        if (npfix > 0)
+            put(b, "(", 1);
+        put_quoted(b, w + parts[i].off, parts[i].len, pfx);
+        if (npfix > 0) {
+            put_fixes(b, pfix, npfix, false);
+            put(b, ")", 1);
+        }
     }
     if (mode == CX_FTS_ALL && k > 1)
         put(b, ")", 1);
@@ -240,9 +335,12 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, cx_fts_mo
     return true;
 }
 
-int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn keep, void *ud,
-                            char **out) {
+int cx_fts_build_query_opts(const char *text, cx_fts_opts *o, char **out) {
+    cx_fts_mode mode = o->mode;
+    cx_fts_keep_fn keep = o->keep;
+    void *ud = o->keep_ud;
     *out = NULL;
+    o->nphrase = 0;
     if (!text)
         return 0;
     size_t n = strnlen(text, CX_SEARCH_MAX_QUERY + 1);
@@ -255,9 +353,14 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
      * is doubled), a term of k bytes writes them at most three times (exact,
      * whole and as parts) plus at most MAX_PARTS * 8 + 16 bytes of quotes, '*',
      * joins and parentheses, and there are at most CX_FTS_MAX_TERMS terms.
+     * Corrections add at most CX_TYPO_MAX_FIX terms of CX_STORE_TERM_MAX
+     * bytes (and their stems, quotes, ORs) to the whole and to each part.
      * It bounds the allocation should that reasoning ever stop holding. */
-    size_t cap = 4 * n + 256 * (size_t)CX_FTS_MAX_TERMS;
-    out_buf b = {.err = 0}, ph = {.err = 0}; /* ph: one quoted phrase */
+    size_t fixcap = o->fix ? (size_t)CX_FTS_MAX_TERMS * (MAX_PARTS + 1) * CX_TYPO_MAX_FIX *
+                                 (2 * CX_STORE_TERM_MAX + 24)
+                           : 0;
+    size_t cap = 4 * n + 256 * (size_t)CX_FTS_MAX_TERMS + fixcap;
+    out_buf b = {.err = 0, .o = o, .cur = 1.0f}, ph = {.err = 0}; /* ph: one quoted phrase */
     cx_buf_init(&b.b, cap);
     cx_buf_init(&ph.b, cap);
     int r = 0;
@@ -302,6 +405,7 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
                     put(&ph, "*", 1);
                 if (ph.err && !b.err)
                     b.err = ph.err;
+                phrase(&b);
                 put(&b, ph.b.data, ph.b.len);
                 terms++;
             }
@@ -317,7 +421,7 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
         bool prefix = i < n && t[i] == '*';
         if (prefix)
             i++;
-        if (put_term(&b, text + start, k, prefix, mode, keep, ud, join, terms))
+        if (put_term(&b, text + start, k, prefix, o, join, terms))
             terms++;
     }
     if ((r = b.err) != 0 || terms == 0)
@@ -328,6 +432,19 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
 out:
     cx_buf_free(&b.b);
     cx_buf_free(&ph.b);
+    return r;
+}
+
+int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn keep, void *ud,
+                            char **out) {
+    cx_fts_opts *o = calloc(1, sizeof *o);
+    if (!o)
+        return CX_ENOMEM;
+    o->mode = mode;
+    o->keep = keep;
+    o->keep_ud = ud;
+    int r = cx_fts_build_query_opts(text, o, out);
+    free(o);
     return r;
 }
 

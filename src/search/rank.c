@@ -510,7 +510,7 @@ static int put_or(cx_buf *b, phrase *const *ord, size_t from, size_t to) {
  * row: a row holding none of the phrases taken cannot reach the list. No
  * row is scored twice. The expression's own phrases come first in each
  * step's expression, so they keep their numbers and alone score. */
-static int rank_pass(kwrun *R, const char *expr, int pass) {
+static int rank_pass(kwrun *R, const char *expr, int pass, const cx_fts_opts *w) {
     cx_search_ext *e = R->e;
     size_t np = expr_phrases(expr, NULL, 0);
     phrase *ph = calloc(np ? np : 1, sizeof *ph);
@@ -528,7 +528,9 @@ static int rank_pass(kwrun *R, const char *expr, int pass) {
     double rest = 0.0;
     size_t live = 0;
     for (size_t i = 0; i < np; i++) {
-        idf[i] = idf_of(nrow, ph[i].df);
+        /* a correction weighs less than the word as typed (fts.c) */
+        double wt = w && i < (size_t)w->nphrase && i < CX_FTS_MAX_PHRASES ? w->weight[i] : 1.0;
+        idf[i] = idf_of(nrow, ph[i].df) * wt;
         ph[i].ub = idf[i] * K1_PLUS_1;
         if (ph[i].df > 0) {
             ord[live++] = &ph[i];
@@ -936,7 +938,8 @@ out:
 /* ---- the steps search.c runs ---- */
 
 int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const char *all,
-                    const char *any, size_t limit, size_t *nkw) {
+                    const char *any, size_t limit, size_t *nkw, const cx_fts_opts *wall,
+                    const cx_fts_opts *wany) {
     const cx_search_query *q = F->q;
     kwrun *R = calloc(1, sizeof *R);
     int r;
@@ -960,9 +963,9 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
     e->rank_cache->dl_err = 0;
     /* the any-word pass only when every word together found too few for
      * the answer */
-    r = rank_pass(R, all, 0);
+    r = rank_pass(R, all, 0, wall);
     if (r == 0 && R->nchosen < limit && strcmp(all, any) != 0)
-        r = rank_pass(R, any, 1);
+        r = rank_pass(R, any, 1, wany);
     for (size_t i = 0; r == 0 && i < R->nchosen; i++) {
         cx_hit *h = hit_get(F, R->chosen[i].rid);
         if (!h)

@@ -40,6 +40,108 @@ typedef bool (*cx_fts_keep_fn)(void *ud, const char *word, size_t len);
 int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn keep, void *ud,
                             char **out);
 
+/* Typo corrections (see fts.c and typo.c). */
+#define CX_TYPO_MAX_FIX 2          /* corrections of one word, at most */
+#define CX_FTS_FIX_WEIGHT 0.6f     /* the weight of a correction's phrases */
+#define CX_FTS_MAX_PHRASES 1024    /* phrases whose weights are reported */
+
+/* The corrections of word[0..len) (lower-case [a-z_], CX_STORE_TERM_MIN
+ * to CX_STORE_TERM_MAX bytes) into fix[], NUL-terminated, best first:
+ * how many (0 to CX_TYPO_MAX_FIX). */
+typedef size_t (*cx_fts_fix_fn)(void *ud, const char *word, size_t len,
+                                char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]);
+
+/* How to build an expression, and the weights of its phrases. */
+typedef struct cx_fts_opts {
+    cx_fts_mode mode;
+    cx_fts_keep_fn keep; /* NULL: every word is kept */
+    void *keep_ud;
+    cx_fts_fix_fn fix;   /* NULL: no corrections */
+    void *fix_ud;
+    /* out: the weight of each phrase (FTS5 numbers the quoted strings of an
+     * expression in order), 1.0 for a word as typed, CX_FTS_FIX_WEIGHT for
+     * a correction; nphrase counts them all, weight[] holds the first
+     * CX_FTS_MAX_PHRASES */
+    float weight[CX_FTS_MAX_PHRASES];
+    int nphrase;
+} cx_fts_opts;
+
+/* cx_fts_build_query with the hooks of o, and its phrases' weights into o. */
+int cx_fts_build_query_opts(const char *text, cx_fts_opts *o, char **out);
+
+/* ---- typo correction (typo.c) ----
+ * A query word (or identifier part, or whole identifier) of 4 to 64
+ * ASCII letters or '_' with few documents (none, or fewer than
+ * CX_TYPO_RARE while a neighbour has CX_TYPO_RATIO times more; counted
+ * with the word's stem) is
+ * corrected to the terms of the typo dictionary (store-search.h) one
+ * Damerau edit away (a deletion, transposition of neighbours,
+ * substitution or insertion over [a-z_]) that have documents: the best
+ * two by document frequency. A query spends at most CX_TYPO_BUDGET
+ * look-ups on it. */
+#define CX_TYPO_RARE 3
+#define CX_TYPO_RATIO 10
+#define CX_TYPO_DF_CAP 256    /* documents counted per term, at most */
+#define CX_TYPO_BUDGET 6000   /* dictionary probes (a document count costs 8) */
+#define CX_TYPO_MEMO 128      /* words looked at per query, at most */
+#define CX_TYPO_BIG_STORE 2000 /* items past which a correction needs 2 documents */
+#define CX_TYPO_SHORT 5       /* shorter words: corrected by transpositions only */
+
+/* One query's corrections. */
+typedef struct cx_typo {
+    cx_store *s;
+    int budget;
+    struct {
+        char word[CX_STORE_TERM_MAX + 1];
+        char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1];
+        uint8_t nfix;
+    } memo[CX_TYPO_MEMO];
+    size_t nmemo;
+    bool big; /* more than CX_TYPO_BIG_STORE items */
+    int err;  /* the first store error (later look-ups are skipped) */
+} cx_typo;
+
+/* Starts t for a search of store s (inside its read snapshot); s may be
+ * NULL for t's pure functions (cx_typo_embed_text). A store error is kept in
+ * t->err. */
+void cx_typo_init(cx_typo *t, cx_store *s);
+
+/* Whether any word of the query can need a correction: false when the
+ * every-word expression `all` matches CX_TYPO_RARE items or more (each of
+ * its words then has that many: none is rare). One count. */
+int cx_typo_needed(cx_typo *t, const char *all, bool *needed);
+
+/* The cx_fts_fix_fn of typo.c: ud is a cx_typo. */
+size_t cx_typo_fix(void *ud, const char *word, size_t len,
+                   char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]);
+
+/* Whether any word was corrected. */
+bool cx_typo_any(const cx_typo *t);
+
+/* {"word as typed, lower-cased": "its best correction", ...}, or NULL when
+ * nothing was corrected (or out of memory). */
+json_t *cx_typo_corrected(const cx_typo *t);
+
+/* The text the semantic list embeds for a corrected query: the query as
+ * typed, then the best correction of each corrected word (a correction
+ * adds what a misspelt word meant; a word that was no typo keeps its
+ * meaning: measured better than replacing the words, on
+ * fixtures/relevance and on bench/relevance/scale.py at 10k). *out
+ * malloc'd, NULL when nothing was corrected. CX_ENOMEM. */
+int cx_typo_embed_text(const cx_typo *t, const char *text, char **out);
+
+/* Calls fn for every string one Damerau edit from word[0..n) over
+ * [a-z_] (deletions, transpositions of neighbours, substitutions,
+ * insertions; a string may come more than once), each at most
+ * CX_STORE_TERM_MAX bytes, until fn returns false: how many it was
+ * called for. */
+size_t cx_typo_neighbours(const char *word, size_t n,
+                          bool (*fn)(void *ud, const char *cand, size_t len), void *ud);
+
+/* The optimal-string-alignment Damerau distance of a and b (each at most
+ * CX_STORE_TERM_MAX bytes; longer strings give -1). */
+int cx_typo_distance(const char *a, size_t na, const char *b, size_t nb);
+
 /* ---- the vector index (vindex.c) ---- */
 
 /* One block of the in-memory vector index. */
@@ -195,9 +297,11 @@ void cx_rank_fuse_free(cx_fuse *F);
  * items by bm25 over every item matching every word (`all`), then, while
  * that found fewer than `limit`, over those matching any word (`any`),
  * whatever their age; its hits go into F with their keyword ranks and *nkw
- * says how many. tags_text: the tags filter as JSON text, or NULL. */
+ * says how many. tags_text: the tags filter as JSON text, or NULL. wall,
+ * wany: the weights of the phrases of each expression (NULL: all 1.0). */
 int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const char *all,
-                    const char *any, size_t limit, size_t *nkw);
+                    const char *any, size_t limit, size_t *nkw, const cx_fts_opts *wall,
+                    const cx_fts_opts *wany);
 
 /* Adds a semantic list (list 0: the query's model, 1: built-in stand-in):
  * hits that pass the filters get ranks 1..; *ranked says how many. */
@@ -253,6 +357,7 @@ typedef struct cx_answer {
     size_t used, budget; /* bytes of the serialised answer (cx_store_budget_bytes) */
     bool truncated;
     bool explain; /* every field and why (cx_search_query.explain) */
+    json_t *corrected; /* owned: the words corrected (typo.c), or NULL */
 } cx_answer;
 
 /* Starts the answer to q: the query echoed (bad UTF-8 as U+FFFD), the mode,
@@ -265,8 +370,8 @@ int cx_answer_begin(cx_answer *a, const cx_search_query *q);
 int cx_answer_add(cx_answer *a, cx_store *s, cx_search_ext *e, const cx_qterms *t,
                   cx_hit *const *best, size_t n);
 
-/* Ends the answer (count, results, truncated, degraded when set) into
- * *out, which the caller owns. */
+/* Ends the answer (count, results, truncated, degraded when set,
+ * corrected when a->corrected is set) into *out, which the caller owns. */
 void cx_answer_end(cx_answer *a, const char *degraded, json_t **out);
 
 /* Frees what an unfinished answer holds. */

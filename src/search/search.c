@@ -91,8 +91,10 @@ typedef struct qvecs {
     bool main_is_builtin;
 } qvecs;
 
-/* Embeds the query; on failure of the query embedder *degraded says why. */
-static int embed_query(cx_store *s, const cx_search_query *q, qvecs *v, char **degraded) {
+/* Embeds the query (`text`: q's, or q's followed by the corrections of
+ * its typos); on failure of the query embedder *degraded says why. */
+static int embed_query(cx_store *s, const cx_search_query *q, const char *text, qvecs *v,
+                       char **degraded) {
     cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
     cx_embedder *qe = q->embedder ? q->embedder : model ? model : builtin;
     int r;
@@ -117,12 +119,12 @@ static int embed_query(cx_store *s, const cx_search_query *q, qvecs *v, char **d
     }
     if (!(v->main = malloc(sizeof(float) * (size_t)dim)))
         return CX_ENOMEM;
-    if ((r = cx_embed_batch(qe, &q->text, 1, v->main)))
+    if ((r = cx_embed_batch(qe, &text, 1, v->main)))
         goto failed;
     if (!v->main_is_builtin) {
         if (!(v->builtin = malloc(sizeof(float) * (size_t)cx_embed_dim(builtin))))
             return CX_ENOMEM;
-        if ((r = cx_vec_builtin(s, q->text, v->builtin)))
+        if ((r = cx_vec_builtin(s, text, v->builtin)))
             return r;
     }
     return 0;
@@ -172,6 +174,10 @@ typedef struct run {
     json_t *tags;          /* the tags filter, normalised (an array) */
     char *tags_text;       /* ... as JSON text; NULL without tags */
     char *all, *any;       /* MATCH expressions: every word, any word */
+    cx_typo *typo;         /* the query's corrections (typo.c) */
+    cx_fts_opts *oall, *oany; /* ... and the phrases' weights; NULL: none */
+    json_t *corrected;     /* for the answer, or NULL */
+    char *etext;           /* the text embedded when corrected, or NULL */
     cx_qterms terms;       /* the query's phrases, for snippets */
     qvecs qv;
     char *degraded;        /* why the semantic side could not run */
@@ -273,6 +279,69 @@ static int semantic_lists(run *R) {
     return 0;
 }
 
+/* Typo correction (typo.c), inside the read snapshot: the expressions
+ * again with corrections, which replace R->all and R->any when a word was
+ * corrected. */
+static int correct(run *R) {
+    char *all = NULL, *any = NULL;
+    int r;
+    if (!(R->typo = malloc(sizeof *R->typo)) || !(R->oall = calloc(1, sizeof *R->oall)) ||
+        !(R->oany = calloc(1, sizeof *R->oany)))
+        return CX_ENOMEM;
+    cx_typo_init(R->typo, R->s);
+    bool needed = false;
+    if ((r = R->typo->err) || (r = cx_typo_needed(R->typo, R->all, &needed)) || !needed) {
+        free(R->oall);
+        free(R->oany);
+        R->oall = R->oany = NULL;
+        goto out;
+    }
+    *R->oall = (cx_fts_opts){.mode = CX_FTS_ALL, .keep = has_tokens, .keep_ud = R->e,
+                             .fix = cx_typo_fix, .fix_ud = R->typo};
+    if ((r = cx_fts_build_query_opts(R->q->text, R->oall, &all)) || (r = R->typo->err))
+        goto out;
+    if (!all || !cx_typo_any(R->typo)) {
+        free(R->oall);
+        free(R->oany);
+        R->oall = R->oany = NULL;
+        goto out;
+    }
+    *R->oany = *R->oall;
+    R->oany->mode = CX_FTS_ANY;
+    if ((r = cx_fts_build_query_opts(R->q->text, R->oany, &any)) || (r = R->typo->err))
+        goto out;
+    if (!any) { /* cannot be: the same words as `all` */
+        r = cx_error_set(CX_EFAIL, "internal: no expression for the corrected query");
+        goto out;
+    }
+    if (!(R->corrected = cx_typo_corrected(R->typo)) ||
+        (r = cx_typo_embed_text(R->typo, R->q->text, &R->etext)) || !R->etext) {
+        r = r ? r : CX_ENOMEM;
+        goto out;
+    }
+    free(R->all);
+    free(R->any);
+    R->all = all;
+    R->any = any;
+    all = any = NULL;
+out:
+    free(all);
+    free(any);
+    return r;
+}
+
+/* Before the keyword list: the FTS index brought up to date, then the
+ * corrections, in a read snapshot of their own (closed again: the query is
+ * embedded with no transaction open). */
+static int keyword_prep(run *R) {
+    int r;
+    if ((r = cx_store_fts_sync(R->s, 0)) || (r = cx_store_read_begin(R->s)))
+        return r;
+    r = correct(R);
+    cx_store_read_end(R->s);
+    return r;
+}
+
 /* Runs the lists the mode asks for, fuses them and adds the best hits to
  * the answer. */
 static int find(run *R, cx_answer *a) {
@@ -281,22 +350,26 @@ static int find(run *R, cx_answer *a) {
     int r;
     if (!(R->F = cx_rank_fuse_new(R->s, q, q->tags.n ? R->tags : NULL)))
         return CX_ENOMEM;
-    if ((r = cx_snippet_terms(R->e, R->all, &R->terms)))
+    if (want_kw && (r = keyword_prep(R)))
         return r;
-    /* the remote model first, with no transaction open */
-    if (want_sem && (r = embed_query(R->s, q, &R->qv, &R->degraded)))
+    /* the remote model, with no transaction open; the query followed by
+     * its corrections when a word was corrected */
+    if (want_sem &&
+        (r = embed_query(R->s, q, R->etext ? R->etext : q->text, &R->qv, &R->degraded)))
         return r;
     if (R->degraded) {
         want_sem = false;
+        if (!want_kw && (r = keyword_prep(R)))
+            return r;
         want_kw = true;
     }
-    if (want_kw && (r = cx_store_fts_sync(R->s, 0)))
-        return r;
     if ((r = cx_store_read_begin(R->s)))
         return r;
     R->reading = true;
+    if ((r = cx_snippet_terms(R->e, R->all, &R->terms)))
+        return r;
     if (want_kw && (r = cx_rank_keyword(R->F, R->e, R->tags_text, R->all, R->any, R->limit,
-                                        &R->nkw)))
+                                        &R->nkw, R->oall, R->oany)))
         return r;
     if (want_sem && (r = semantic_lists(R)))
         return r;
@@ -320,6 +393,11 @@ static void run_free(run *R) {
     free(R->terms.arena);
     free(R->all);
     free(R->any);
+    free(R->typo);
+    free(R->oall);
+    free(R->oany);
+    json_decref(R->corrected);
+    free(R->etext);
     free(R->tags_text);
     json_decref(R->tags);
 }
@@ -334,6 +412,8 @@ int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out) {
         goto out;
     if (R.all && (r = find(&R, &a)))
         goto out;
+    a.corrected = R.corrected;
+    R.corrected = NULL;
     cx_answer_end(&a, R.degraded, out);
 out:
     cx_answer_free(&a);

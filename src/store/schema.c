@@ -263,11 +263,27 @@ static const char *const schema_v4[] = {
     NULL,
 };
 
+/* Version 5: the typo dictionary (terms.c): the base terms of the index
+ * that a misspelt query word may be corrected to. What the index holds
+ * already is read from its vocabulary (fts5vocab walks the term list, not
+ * the documents); rows indexed from now on add theirs as they are
+ * indexed. The filter is the one terms.c applies: 4 to 64 bytes of
+ * [a-z_], which also leaves out the marked stems (~) and exact forms (=). */
+static const char *const schema_v5[] = {
+    "CREATE TABLE IF NOT EXISTS typo_terms (term TEXT PRIMARY KEY) WITHOUT ROWID, STRICT",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.typo_v5_vocab USING fts5vocab(main, items_fts, row)",
+    "INSERT OR IGNORE INTO typo_terms(term) SELECT term FROM temp.typo_v5_vocab"
+    "  WHERE length(term) BETWEEN 4 AND 64 AND term NOT GLOB '*[^a-z_]*'",
+    "DROP TABLE IF EXISTS temp.typo_v5_vocab",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     schema_v1, /* 0 -> 1 */
     schema_v2, /* 1 -> 2 */
     schema_v3, /* 2 -> 3 */
     schema_v4, /* 3 -> 4 */
+    schema_v5, /* 4 -> 5 */
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
                "one migration per schema version");

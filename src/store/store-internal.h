@@ -16,10 +16,12 @@
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 4
+#define CX_STORE_SCHEMA_VERSION 5
 #define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
+
+typedef struct cx_store_terms cx_store_terms;
 
 /* What search keeps per store (cx_store_search_ext_set); freed with the
  * store through `free_fn`. */
@@ -48,6 +50,7 @@ struct cx_store {
     int64_t builtin_model;   /* its embed_models.id */
     cx_embedder *model;      /* borrowed (cx_store_set_embedder), NULL = builtin only */
     int64_t model_id;        /* embed_models.id of `model`, 0 while it has none */
+    cx_store_terms *terms;   /* the typo dictionary's sink (terms.c) */
 };
 
 /* Steps a statement that returns no rows, translating errors. */
@@ -80,6 +83,23 @@ int cx_schema_migrate(cx_store *s);
  * this one; *rebuilt says whether it did. Run at open, after the
  * migrations. */
 int cx_schema_tokenizer(cx_store *s, bool *rebuilt);
+
+/* ---- the typo dictionary (terms.c) ---- */
+
+/* Sets up the sink of the store's tokenizer that collects the terms of
+ * indexed documents. CX_ENOMEM. */
+int cx_store_terms_open(cx_store *s);
+
+/* Clears the sink and frees it; fine when never opened. */
+void cx_store_terms_free(cx_store *s);
+
+/* cx_store_write around each attempt: terms are taken from begin on; flush
+ * writes those not in the table yet (inside the transaction, before its
+ * COMMIT); end says whether the transaction committed (a rollback forgets
+ * what the cache learnt). */
+void cx_store_terms_begin(cx_store *s);
+int cx_store_terms_flush(cx_store *s);
+void cx_store_terms_end(cx_store *s, bool committed);
 
 /* ---- vectors (vec.c) ----
  * Vectors are stored per model as int8 with one float scale each

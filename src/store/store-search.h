@@ -49,6 +49,23 @@ void cx_store_read_end(cx_store *s);
 #define CX_STORE_FTS_LAG 256
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
 
+/* ---- the typo dictionary (terms.c) ----
+ * Every distinct term of 4 to 64 bytes of [a-z_] that the "cortex"
+ * tokenizer gave a document (words, whole identifiers, identifier parts,
+ * as the index holds them), kept as documents are indexed. Terms of
+ * deleted items may stay: check a term's documents before using it. */
+#define CX_STORE_TERM_MIN 4
+#define CX_STORE_TERM_MAX 64
+
+/* Whether term[0..n) is in the dictionary (one point look-up). */
+int cx_store_term_known(cx_store *s, const char *term, size_t n, bool *known);
+
+/* Calls fn for each string of `json` (a JSON array of strings) that is in
+ * the dictionary, in the array's order, until fn returns false: one
+ * statement for many look-ups. fn may run other statements. */
+int cx_store_terms_known_each(cx_store *s, const char *json,
+                              bool (*fn)(void *ud, const char *term, size_t len), void *ud);
+
 /* ---- search's per-store state (store.c) ---- */
 
 /* What search keeps per store (tokenizer, scorer state, vector indexes),

@@ -191,11 +191,15 @@ int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx) {
     for (unsigned attempt = 0;; attempt++) {
         r = exec_cached(s, SQL_BEGIN_IMMEDIATE, "starting a write");
         if (r == 0) {
+            cx_store_terms_begin(s);
             r = fn(s, ctx);
+            if (r == 0)
+                r = cx_store_terms_flush(s);
             if (r == 0)
                 r = exec_cached(s, SQL_COMMIT, "committing");
             if (r != 0 && !sqlite3_get_autocommit(s->db))
                 (void)exec_cached(s, SQL_ROLLBACK, "rolling back");
+            cx_store_terms_end(s, r == 0);
         }
         if (r != CX_EBUSY)
             break;
@@ -323,6 +327,8 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     }
     s->fts_lag = CX_STORE_FTS_LAG;
     s->fts_chunk = FTS_CHUNK;
+    if ((r = cx_store_terms_open(s)))
+        goto out;
 
     r = enable_wal(s);
     if (r)
@@ -369,6 +375,7 @@ void cx_store_free(cx_store *s) {
         s->search.free_fn(s->search.ptr);
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].stmt);
+    cx_store_terms_free(s);
     if (s->db)
         sqlite3_close(s->db);
     cx_embed_free(s->builtin);

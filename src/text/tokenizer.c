@@ -80,8 +80,17 @@ typedef struct stem_slot {
     char w[TOK_STEM_MAX], s[TOK_STEM_MAX];
 } stem_slot;
 
+/* What one registration shares with its instances: the connection's
+ * fts5_api and the sink of base tokens (cx_text_tokenizer_sink). */
+typedef struct ctok_reg {
+    fts5_api *api;
+    cx_text_term_fn sink;
+    void *sink_ud;
+} ctok_reg;
+
 typedef struct ctok {
     fts5_tokenizer u61;
+    ctok_reg *reg;
     Fts5Tokenizer *inst;  /* the words, folded (remove_diacritics 2 by default) */
     Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
     struct sb_stemmer *stemmer; /* English Snowball, this instance's own */
@@ -98,6 +107,7 @@ typedef struct ctok_run {
     const char *text;
     int scan;   /* text before this is scanned for emoji */
     bool query;
+    bool doc;   /* a document (FTS5_TOKENIZE_DOCUMENT): base tokens go to the sink */
     bool exact; /* a query for the exact forms (CX_TEXT_EXACT_MARK) */
     bool stem;  /* a query for the stems (CX_TEXT_STEM_MARK) */
     void *uctx;
@@ -114,7 +124,8 @@ typedef struct ctok_run {
 } ctok_run;
 
 static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
-    fts5_api *api = ud;
+    ctok_reg *reg = ud;
+    fts5_api *api = reg->api;
     void *u61ud = NULL;
     /* M*: the marks of Thai, Devanagari and the like are parts of words
      * (unicode61 cuts words at them by default) */
@@ -125,6 +136,7 @@ static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **o
     if (!t)
         return SQLITE_NOMEM;
     memset(t, 0, sizeof *t);
+    t->reg = reg;
     int rc = api->xFindTokenizer(api, "unicode61", &u61ud, &t->u61);
     if (rc == SQLITE_OK)
         rc = t->u61.xCreate(u61ud, nargs ? args : (const char **)defaults, nargs ? nargs : 4,
@@ -372,6 +384,13 @@ static int ctok_bigrams(ctok_run *R, const char *tok, int n, int start, int end)
     return rc;
 }
 
+/* Hands a base token of a document to the sink, when one is set. */
+static void ctok_sink(const ctok_run *R, const char *tok, int n) {
+    const ctok_reg *reg = R->t->reg;
+    if (R->doc && reg->sink)
+        reg->sink(reg->sink_ud, tok, n);
+}
+
 /* Emits the parts of word w (colocated), skipping one equal to `skip`,
  * then the exact form of a word with diacritics when it differs from the
  * folded one. */
@@ -400,6 +419,7 @@ static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nsk
         int rc = R->xtoken(R->uctx, FTS5_TOKEN_COLOCATED, p, n, start, end);
         if (rc != SQLITE_OK)
             return rc;
+        ctok_sink(R, p, n);
     }
     /* no exact form to add when the text is ASCII or already its token */
     if (is_ascii(R->text + w->start, w->end - w->start) ||
@@ -458,6 +478,8 @@ static int ctok_flush(ctok_run *R) {
         if (R->stem && ns > 0) /* a query for the stem: the stem only */
             return R->xtoken(R->uctx, 0, R->stemmed, ns, w->start, w->end);
         rc = R->xtoken(R->uctx, 0, R->arena + w->off, w->len, w->start, w->end);
+        if (rc == SQLITE_OK)
+            ctok_sink(R, R->arena + w->off, w->len);
         if (rc == SQLITE_OK && !R->query)
             rc = ctok_parts(R, w, R->arena + w->off, w->len);
         if (rc == SQLITE_OK && !R->query && ns > 0)
@@ -476,6 +498,8 @@ static int ctok_flush(ctok_run *R) {
         n += w[i].len;
     }
     rc = R->xtoken(R->uctx, 0, R->buf, n, w[0].start, w[nw - 1].end);
+    if (rc == SQLITE_OK)
+        ctok_sink(R, R->buf, n);
     for (int i = 0; rc == SQLITE_OK && !R->query && i < nw; i++)
         rc = ctok_parts(R, &w[i], NULL, -1);
     return rc;
@@ -551,6 +575,7 @@ static int ctok_tokenize(Fts5Tokenizer *p, void *uctx, int flags, const char *te
     R->text = text;
     R->scan = 0;
     R->query = (flags & FTS5_TOKENIZE_QUERY) != 0;
+    R->doc = (flags & FTS5_TOKENIZE_DOCUMENT) != 0 && !R->query;
     R->exact = R->query && ntext > 0 && text[0] == CX_TEXT_EXACT_MARK;
     R->stem = R->query && ntext > 0 && text[0] == CX_TEXT_STEM_MARK;
     R->uctx = uctx;
@@ -582,6 +607,28 @@ int cx_text_tokenizer_register(sqlite3 *db) {
     fts5_api *api = cx_text_fts5_api(db);
     if (!api)
         return SQLITE_ERROR;
+    ctok_reg *reg = sqlite3_malloc(sizeof *reg);
+    if (!reg)
+        return SQLITE_NOMEM;
+    *reg = (ctok_reg){.api = api};
     fts5_tokenizer tk = {ctok_create, ctok_delete, ctok_tokenize};
-    return api->xCreateTokenizer(api, CX_TEXT_TOKENIZER, api, &tk, NULL);
+    /* FTS5 frees reg (sqlite3_free) when the connection closes; a failed
+     * registration leaves it to us */
+    int rc = api->xCreateTokenizer(api, CX_TEXT_TOKENIZER, reg, &tk, sqlite3_free);
+    if (rc != SQLITE_OK)
+        sqlite3_free(reg);
+    return rc;
+}
+
+int cx_text_tokenizer_sink(sqlite3 *db, cx_text_term_fn fn, void *ud) {
+    fts5_api *api = cx_text_fts5_api(db);
+    void *p = NULL;
+    fts5_tokenizer tk;
+    if (!api || api->xFindTokenizer(api, CX_TEXT_TOKENIZER, &p, &tk) != SQLITE_OK || !p ||
+        tk.xCreate != ctok_create)
+        return SQLITE_ERROR;
+    ctok_reg *reg = p;
+    reg->sink = fn;
+    reg->sink_ud = fn ? ud : NULL;
+    return SQLITE_OK;
 }

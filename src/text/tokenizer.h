@@ -36,5 +36,19 @@
  * SQLite result code: SQLITE_ERROR when this SQLite has no FTS5. */
 int cx_text_tokenizer_register(sqlite3 *db);
 
+/* Where the base tokens of documents go (the store's typo dictionary): the
+ * words, whole identifiers and identifier parts a document is indexed by,
+ * as the index holds them (folded, lower-cased), never the colocated
+ * marked forms (stems, exact forms), bigrams or emoji. Called from inside
+ * FTS5's tokenization: it must not run SQL on the connection. */
+typedef void (*cx_text_term_fn)(void *ud, const char *term, int len);
+
+/* Sets (fn non-NULL) or clears the sink of the tokenizer registered on db
+ * by cx_text_tokenizer_register; it applies to every instance on that
+ * connection, tokenizing a document (FTS5_TOKENIZE_DOCUMENT, not a query
+ * or an auxiliary function's). ud is borrowed. SQLITE_ERROR when the
+ * tokenizer is not registered on db. */
+int cx_text_tokenizer_sink(sqlite3 *db, cx_text_term_fn fn, void *ud);
+
 /* The fts5_api of a connection, borrowed; NULL without FTS5. */
 fts5_api *cx_text_fts5_api(sqlite3 *db);

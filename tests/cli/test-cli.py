@@ -540,15 +540,53 @@ def reindex_and_modes(ws):
     for mode in ("hybrid", "keyword", "semantic"):
         j = ws.run("--json", "search", "invoice", "exporter", "--mode", mode, expect=0).json()
         check(j.get("mode") == mode, "search --mode %s answered %r" % (mode, j.get("mode")))
-    # typos: no keyword matches, but the vectors find the item (a typo
-    # whose stem is no stem of the note's words: crashs would be crash)
-    ws.run("search", "exportr", "crashhs", "--mode", "keyword", expect=1)
-    ws.run("search", "exportr", "crashs", "--mode", "keyword", expect=0)  # word forms
-    j = ws.run("--json", "search", "exportr", "crashhs", expect=0).json()
+    # typos two edits away: no keyword matches, but the vectors find the
+    # item (typos whose stems are no stems of the note's words)
+    ws.run("search", "eksporter", "crashhhes", "--mode", "keyword", expect=1)
+    ws.run("search", "exporter", "crashs", "--mode", "keyword", expect=0)  # word forms
+    j = ws.run("--json", "search", "eksporter", "crashhhes", expect=0).json()
     check(j["results"] and "exporter crashes" in j["results"][0]["snippet"]
-          and j["results"][0]["why"]["lists"] == ["semantic"],
+          and j["results"][0]["why"]["lists"] == ["semantic"] and "corrected" not in j,
           "hybrid search missed a typo: %r" % j["results"][:1])
+    # one edit away: keyword search corrects them and says so
+    r = ws.run("search", "exportr", "crashhs", "--mode", "keyword", expect=0)
+    check("corrected: exportr \u2192 exporter" in r.out and "corrected: crashhs \u2192 crashes" in r.out
+          and "exporter crashes" in r.out.replace("\u00ab", "").replace("\u00bb", ""),
+          "keyword search did not correct the typos:\n%s" % r)
+    j = ws.run("--json", "search", "exportr", "crashhs", "--mode", "keyword", expect=0).json()
+    check(j.get("corrected") == {"exportr": "exporter", "crashhs": "crashes"}
+          and "exporter crashes" in j["results"][0]["snippet"].replace("\u00ab", "").replace("\u00bb", ""),
+          "search --json: corrected %r" % j.get("corrected"))
+    r = ws.run("search", "invoice", "exporter", "--mode", "keyword", expect=0)
+    check("corrected" not in r.out, "a correct query was corrected:\n%s" % r)
     ws.run("search", "x", "--mode", "fuzzy", expect=2)
+
+
+def typo_correction(ws):
+    """Typo correction through the CLI: the word as typed ranks above its
+    correction, the answer says what was corrected, a correct rare word
+    is left alone, hostile queries are answered or refused, never fail."""
+    exact = ws.observe("A pasre step appears in the legacy build script.")
+    parse = [ws.observe("Note %d: parse the header of frame %d first." % (i, i)) for i in range(11)]
+    rare = ws.observe("The zygote cache is warmed at boot.")
+    j = ws.run("--json", "search", "pasre", "--mode", "keyword", "--limit", "20", expect=0).json()
+    ids = [r["id"] for r in j["results"]]
+    check(ids and ids[0] == exact and set(parse) <= set(ids[1:]),
+          "the exact match should rank first, its corrections after: %r" % ids)
+    check(j.get("corrected") == {"pasre": "parse"}, "corrected: %r" % j.get("corrected"))
+    r = ws.run("search", "pasre", "--mode", "keyword", expect=0)
+    check(r.out.startswith("corrected: pasre \u2192 parse\n"), "plain output:\n%s" % r)
+    j = ws.run("--json", "search", "zygote", expect=0).json()
+    check(j["results"][0]["id"] == rare and "corrected" not in j, "a rare word was corrected: %r" % j)
+    # hostile: as many misspelt words as a query may hold, 64-byte words,
+    # non-ASCII and FTS5 syntax are answered; a longer query is refused
+    for q in (" ".join(["pasre", "deadlokc", "conectoin"] * 100)[:2000],
+              "a" * 64 + " " + "b" * 70, "pa\"sre* :^ NEAR(pasre conf) \"pasre OR -pasre ^pasre",
+              "\u043f\u0430\u0441\u0440\u0435 \u00fcn\u00efc\u00f6d\u00e9 pasr\u00e9 \u8fde\u63a5 pasre"):
+        r = ws.run("search", q)
+        check(r.rc in (0, 1) and not r.err.strip(), "hostile query %r: %s" % (q[:40], r))
+    r = ws.run("search", "pasre " * 400, expect=2)
+    check("longer than" in r.err, str(r))
 
 
 def reindex_interrupted(ws):
@@ -592,7 +630,7 @@ def main():
               observe_search_show, observe_repeat, observe_stdin_and_words, observe_files_and_subdir,
               observe_private, workspace_selection, show_unknown_and_many, terminal_safety, stale_marks,
               review_approve, review_reject_and_changes, agent_items_show, status_counts,
-              reindex_and_modes, reindex_interrupted, one_text_limit):
+              reindex_and_modes, typo_correction, reindex_interrupted, one_text_limit):
         test(t)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -201,12 +201,18 @@ describe('cortexd with the MCP SDK client', { timeout: 100000 }, () => {
     const schema = strict(toolsJson().find((t) => t.name === 'search').outputSchema);
     const validate = new Ajv({ allErrors: true }).compile(schema);
     for (const args of [{ query: 'quokkaflux' }, { query: 'batch meson sqlite', explain: true },
-      { query: 'batch meson sqlite', mode: 'keyword' }, { query: 'meson test tip', mode: 'semantic' }]) {
+      { query: 'batch meson sqlite', mode: 'keyword' }, { query: 'meson test tip', mode: 'semantic' },
+      { query: 'qoukkaflux', mode: 'keyword' }, { query: 'qoukkaflux', explain: true }]) {
       const r = await call('search', args);
       assert.ok(!r.isError, errorText(r));
       assert.ok(r.structuredContent.results.length > 0, `no results for ${JSON.stringify(args)}`);
       assert.ok(validate(r.structuredContent),
         `${JSON.stringify(args)}: ${JSON.stringify(validate.errors)}: ${JSON.stringify(r.structuredContent).slice(0, 800)}`);
+      // a typo one edit from an indexed word is corrected, and the answer says so
+      if (args.query === 'qoukkaflux')
+        assert.deepEqual(r.structuredContent.corrected, { qoukkaflux: 'quokkaflux' });
+      else
+        assert.equal(r.structuredContent.corrected, undefined);
     }
   });
 

@@ -7,7 +7,11 @@
  * Checked: the only failures are CX_ENOMEM, and CX_ELIMIT for text over
  * CX_SEARCH_MAX_QUERY bytes; both modes agree on whether the text has
  * searchable words; every expression runs as `t MATCH ?` on a real FTS5
- * table without an error. Any violation abort()s with the input. */
+ * table without an error. The same holds with a typo-correction hook that
+ * corrects every word it is offered (cx_fts_build_query_opts): the
+ * corrections are inserted in the word's place and stay valid FTS5, and
+ * the builder offers the hook only lower-case [a-z_] words of 4 to 64
+ * bytes. Any violation abort()s with the input. */
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 
 #include "fuzz.h"
 #include "search/fts.h"
+#include "search/search-internal.h"
 #include "search/search.h"
 #include "util/error.h"
 
@@ -66,6 +71,52 @@ static void check_match(const char *text, const char *expr)
     sqlite3_reset(stmt);
 }
 
+/* Corrects every word: to itself reversed, and (for the even ones) to
+ * itself with its first letter doubled when that fits. */
+static const char *fix_text;
+static size_t fake_fix(void *ud, const char *w, size_t n,
+                       char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1])
+{
+    (void)ud;
+    if (n < CX_STORE_TERM_MIN || n > CX_STORE_TERM_MAX)
+        die("the hook was offered a word of a bad length", fix_text, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (!((w[i] >= 'a' && w[i] <= 'z') || w[i] == '_'))
+            die("the hook was offered a word that is not lower-case [a-z_]", fix_text, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        fix[0][i] = w[n - 1 - i];
+    fix[0][n] = '\0';
+    if (n % 2 || n == CX_STORE_TERM_MAX)
+        return 1;
+    fix[1][0] = w[0];
+    memcpy(fix[1] + 1, w, n);
+    fix[1][n + 1] = '\0';
+    return 2;
+}
+
+static void check_fixed(const char *text, bool has_expr)
+{
+    static cx_fts_opts o;
+    fix_text = text;
+    for (int m = 0; m < 2; m++) {
+        o = (cx_fts_opts){.mode = m ? CX_FTS_ANY : CX_FTS_ALL, .fix = fake_fix};
+        char *expr = NULL;
+        int r = cx_fts_build_query_opts(text, &o, &expr);
+        if (r == CX_ENOMEM)
+            return;
+        if (r != 0)
+            die("unexpected error code with corrections", text, expr, cx_error_last());
+        if ((expr != NULL) != has_expr)
+            die("corrections changed whether the text has searchable words", text, expr, NULL);
+        if (expr) {
+            if (o.nphrase <= 0)
+                die("no phrase counted", text, expr, NULL);
+            check_match(text, expr);
+            free(expr);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!db)
@@ -108,6 +159,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (has_expr[0] != has_expr[1])
         die("the modes disagree on whether the text has searchable words", text, NULL, NULL);
+    if (tlen <= CX_SEARCH_MAX_QUERY)
+        check_fixed(text, has_expr[0]);
 
     free(text);
     return 0;

@@ -245,14 +245,16 @@ static void test_typo_and_paraphrase(void) {
     noise[1] = observe(s, "Dashboards show the p99 latency per endpoint.");
     noise[2] = observe(s, "Use the staging cluster for load tests.");
     noise[3] = observe(s, "The cache key includes the lockfile hash.");
-    /* misspelt: keyword search finds nothing, semantic and hybrid do */
-    json_t *res = run(s, "webhok signatrue", CX_SEARCH_KEYWORD);
+    /* misspelt beyond one edit (webhooks and signature are two away):
+     * keyword search finds nothing, semantic and hybrid do */
+    json_t *res = run(s, "webhok signatrues", CX_SEARCH_KEYWORD);
     CX_CHECK(res && count(res) == 0);
+    CX_CHECK(res && !json_object_get(res, "corrected"));
     json_decref(res);
     res = run(s, "webhok signatrue", CX_SEARCH_SEMANTIC);
     CX_CHECK(res && pos(res, hook) == 0);
     json_decref(res);
-    res = run(s, "webhok signatrue", CX_SEARCH_HYBRID);
+    res = run(s, "webhok signatrues", CX_SEARCH_HYBRID);
     CX_CHECK(res && pos(res, hook) == 0);
     CX_CHECK_STR(res ? sget(res, "mode") : NULL, "hybrid");
     json_t *why = res ? json_object_get(result(res, 0), "why") : NULL;
@@ -260,6 +262,17 @@ static void test_typo_and_paraphrase(void) {
     CX_CHECK_STR(json_string_value(json_array_get(json_object_get(why, "lists"), 0)), "semantic");
     CX_CHECK(iget(why, "semantic_rank") == 1 && !json_object_get(why, "keyword_rank"));
     CX_CHECK(json_real_value(json_object_get(why, "similarity")) > 0.18);
+    json_decref(res);
+    /* one edit away (signatrue: a transposition): keyword search corrects
+     * it and says so; hybrid finds it by both lists */
+    res = run(s, "webhok signatrue", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && pos(res, hook) == 0);
+    CX_CHECK_STR(res ? sget(json_object_get(res, "corrected"), "signatrue") : NULL, "signature");
+    json_decref(res);
+    res = run(s, "webhok signatrue", CX_SEARCH_HYBRID);
+    CX_CHECK(res && pos(res, hook) == 0);
+    why = res ? json_object_get(result(res, 0), "why") : NULL;
+    CX_CHECK(json_array_size(json_object_get(why, "lists")) == 2);
     json_decref(res);
     /* other forms of the note's words: keyword search finds it by stems */
     res = run(s, "segfaults parser configs", CX_SEARCH_KEYWORD);
@@ -1134,7 +1147,7 @@ static void test_migration(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 4);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 5);
     /* the fixture's four observations (two of them pulled) */
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 4);
     /* version 3: an artifact's name is no longer unique (two workspaces may
