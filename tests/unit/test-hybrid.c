@@ -1162,6 +1162,9 @@ static void test_builtin_model_change(void) {
     json_t *m = model_status(s, now);
     CX_CHECK(m && iget(m, "vectors") == 0 && iget(m, "pending") == 3);
     json_decref(m);
+    m = model_status(s, old); /* forgotten, not pending for ever */
+    CX_CHECK(m == NULL);
+    json_decref(m);
     json_t *res = run(s, "webhok signatrue", CX_SEARCH_SEMANTIC);
     CX_CHECK(res && count(res) == 0);
     json_decref(res);
