@@ -18,7 +18,7 @@
 
 typedef struct cx_embedder cx_embedder;
 
-#define CX_EMBED_BUILTIN_DIM 256
+#define CX_EMBED_BUILTIN_DIM 320
 #define CX_EMBED_MAX_DIM 4096
 #define CX_EMBED_MAX_BATCH 256
 
@@ -44,7 +44,7 @@ int cx_embed_http_new(cx_embedder **out, const cx_embed_http_config *cfg);
 
 void cx_embed_free(cx_embedder *e);
 
-/* The model id under which vectors are stored: "builtin-ngram-v1-256" or
+/* The model id under which vectors are stored: "builtin-ngram-v3-320" or
  * "http:<model>". Changing it means every stored vector must be redone.
  * Borrowed. */
 const char *cx_embed_model_id(const cx_embedder *e);

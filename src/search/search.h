@@ -113,8 +113,8 @@ int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud);
 int cx_search_warm_expect(cx_store *s);
 
 /* Bytes of int8 vectors this connection keeps in memory for exact scoring
- * (default CX_SEARCH_VECTOR_MEMORY, 40 MiB: 150k items of the built-in
- * model, 256 bytes each). An index that does not fit stays in SQLite: a
+ * (default CX_SEARCH_VECTOR_MEMORY, 40 MiB: 130k items of the built-in
+ * model, 320 bytes each). An index that does not fit stays in SQLite: a
  * scan of two bits a dimension kept in memory (signs, non-zero) picks
  * candidates that are then read and scored exactly; approximate, and
  * slower. Takes effect when an index is loaded: call it before the first

@@ -129,6 +129,11 @@ int cx_vec_put(cx_store *s, int64_t model, int64_t rid, const float *v, int dim,
  * transaction of its own when it is new. */
 int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out);
 
+/* The built-in embedder's model id, recorded when new; a new one drops every
+ * item's built-in vector (a model before it made them) in the same
+ * transaction, for cx_store_embed_pending() to redo. */
+int cx_vec_builtin_model(cx_store *s, cx_embedder *e, int64_t *out);
+
 /* ---- near-duplicates (fold.c) ---- */
 
 /* The key under which observations may fold into each other: visibility,

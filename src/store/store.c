@@ -355,10 +355,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     r = cx_embed_builtin_new(&s->builtin, 0);
     if (r)
         goto out;
-    r = cx_vec_model_id(s, cx_embed_model_id(s->builtin), cx_embed_dim(s->builtin), false,
-                        &s->builtin_model);
-    if (r == 0 && !s->builtin_model)
-        r = cx_vec_model_create(s, s->builtin, &s->builtin_model);
+    r = cx_vec_builtin_model(s, s->builtin, &s->builtin_model);
     if (r)
         goto out;
     *out = s;

@@ -181,6 +181,57 @@ int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out) {
     return r;
 }
 
+/* A new built-in model (its id changed with its features or dimension):
+ * recorded, and in the same transaction every item's vector of the model
+ * before it is dropped, so that cx_store_embed_pending() redoes them all
+ * (items_novec) and no search compares vectors of two models. The rows of
+ * earlier built-in models go too (a built-in model keeps its vectors in
+ * items, never in `vectors`), or status would list them as pending for
+ * ever. */
+static const char SQL_VEC_DROP_BUILTIN[] =
+    "UPDATE items SET vec = NULL, vec_scale = NULL, sig = NULL WHERE vec IS NOT NULL";
+#define OLD_BUILTIN                                                                        \
+    "SELECT id FROM embed_models m WHERE m.id <> ?1 AND m.name LIKE 'builtin-ngram-%'"     \
+    " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = m.id)"
+static const char SQL_QUEUE_DROP_OLD_BUILTIN[] =
+    "DELETE FROM embed_queue WHERE model IN (" OLD_BUILTIN ")";
+static const char SQL_MODEL_DROP_OLD_BUILTIN[] =
+    "DELETE FROM embed_models WHERE id IN (" OLD_BUILTIN ")";
+
+static int builtin_tx(cx_store *s, void *ud) {
+    model_ctx *c = ud;
+    int64_t had = 0;
+    sqlite3_stmt *st;
+    int r = cx_vec_model_id(s, c->name, c->dim, false, &had);
+    if (r == 0)
+        r = cx_vec_model_id(s, c->name, c->dim, true, &c->id);
+    if (r || had)
+        return r;
+    if ((r = cx_store_prepare(s, SQL_VEC_DROP_BUILTIN, &st)))
+        return r;
+    if ((r = cx_store_exec_stmt(s, st, "dropping the vectors of the previous built-in model")))
+        return r;
+    const char *const drop[] = {SQL_QUEUE_DROP_OLD_BUILTIN, SQL_MODEL_DROP_OLD_BUILTIN};
+    for (size_t i = 0; i < 2; i++) {
+        if ((r = cx_store_prepare(s, drop[i], &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, c->id);
+        if ((r = cx_store_exec_stmt(s, st, "forgetting the previous built-in model")))
+            return r;
+    }
+    return 0;
+}
+
+int cx_vec_builtin_model(cx_store *s, cx_embedder *e, int64_t *out) {
+    model_ctx c = {.name = cx_embed_model_id(e), .dim = cx_embed_dim(e)};
+    int r = cx_vec_model_id(s, c.name, c.dim, false, &c.id);
+    if (r == 0 && !c.id)
+        r = cx_store_write(s, builtin_tx, &c);
+    if (r == 0)
+        *out = c.id;
+    return r;
+}
+
 int cx_store_set_embedder(cx_store *s, cx_embedder *e) {
     if (!e || strcmp(cx_embed_model_id(e), cx_embed_model_id(s->builtin)) == 0) {
         s->model = NULL;

@@ -53,14 +53,17 @@ MEASURED = {
         "script": (1.000, 1.000),
         "all": (0.725, 0.620),
     },
+    # semantic raised to the figures of issue 12 item 5 (built-in embedder
+    # builtin-ngram-v3-320); its identifier MRR fell 0.972 -> 0.951 with it
+    # (hybrid stays 1.000), so that floor stays
     "semantic": {
         "identifier": (1.000, 0.972),
-        "wordform": (0.653, 0.410),
-        "typo_ident": (0.708, 0.451),
-        "typo_word": (0.736, 0.581),
-        "paraphrase": (0.153, 0.101),
-        "script": (0.819, 0.720),
-        "all": (0.678, 0.539),
+        "wordform": (0.972, 0.870),
+        "typo_ident": (0.736, 0.472),
+        "typo_word": (0.931, 0.851),
+        "paraphrase": (0.264, 0.219),
+        "script": (0.931, 0.880),
+        "all": (0.806, 0.707),
     },
     "hybrid": {
         "identifier": (1.000, 1.000),

@@ -784,8 +784,8 @@ static void test_models(void) {
         json_decref(out);
     }
     char *target = observe(s, "How to receive webhooks: verify the signature first.");
-    json_t *m = model_status(s, "builtin-ngram-v1-256");
-    CX_CHECK(m && iget(m, "vectors") == N + 1 && iget(m, "pending") == 0 && iget(m, "dim") == 256);
+    json_t *m = model_status(s, "builtin-ngram-v3-320");
+    CX_CHECK(m && iget(m, "vectors") == N + 1 && iget(m, "pending") == 0 && iget(m, "dim") == CX_EMBED_BUILTIN_DIM);
     json_decref(m);
     /* warming up can stop early: the first search loads the rest */
     cx_store *w = NULL;
@@ -836,12 +836,12 @@ static void test_models(void) {
     cx_embedder *small = NULL;
     CX_CHECK_OK(cx_embed_builtin_new(&small, 64));
     CX_CHECK_OK(cx_store_set_embedder(s, small));
-    m = model_status(s, "builtin-ngram-v1-64");
+    m = model_status(s, "builtin-ngram-v3-64");
     CX_CHECK(m && iget(m, "vectors") == 0 && iget(m, "pending") == N + 1);
     json_decref(m);
     json_t *st = NULL;
     CX_CHECK_OK(cx_store_status(s, &st));
-    CX_CHECK_STR(sget(json_object_get(st, "embeddings"), "model"), "builtin-ngram-v1-64");
+    CX_CHECK_STR(sget(json_object_get(st, "embeddings"), "model"), "builtin-ngram-v3-64");
     json_decref(st);
     /* meanwhile search ranks items by their built-in vectors */
     res = run(s, "webhok signatrue", CX_SEARCH_HYBRID);
@@ -854,12 +854,12 @@ static void test_models(void) {
     size_t done = 0;
     CX_CHECK_OK(cx_store_embed_pending(s, 1000, &done));
     CX_CHECK_INT(done, 1000);
-    m = model_status(s, "builtin-ngram-v1-64");
+    m = model_status(s, "builtin-ngram-v3-64");
     CX_CHECK(m && iget(m, "vectors") == 1000 && iget(m, "pending") == N + 1 - 1000);
     json_decref(m);
     CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
     CX_CHECK_INT(done, N + 1 - 1000);
-    m = model_status(s, "builtin-ngram-v1-64");
+    m = model_status(s, "builtin-ngram-v3-64");
     CX_CHECK(m && iget(m, "vectors") == N + 1 && iget(m, "pending") == 0 && iget(m, "dim") == 64);
     json_decref(m);
     CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
@@ -871,7 +871,7 @@ static void test_models(void) {
     /* a new item is pending for the model until the next round, and found
      * by its built-in vector meanwhile */
     char *late = observe(s, "Rotate the signing keys of the payment provider every quarter.");
-    m = model_status(s, "builtin-ngram-v1-64");
+    m = model_status(s, "builtin-ngram-v3-64");
     CX_CHECK(m && iget(m, "pending") == 1);
     json_decref(m);
     res = run(s, "rotate signing keys", CX_SEARCH_SEMANTIC);
@@ -892,10 +892,10 @@ static void test_models(void) {
     out = NULL;
     CX_CHECK_OK(cx_store_publish(s, &who, &p, &out));
     json_decref(out);
-    m = model_status(s, "builtin-ngram-v1-64");
+    m = model_status(s, "builtin-ngram-v3-64");
     CX_CHECK(m && iget(m, "pending") == 1);
     json_decref(m);
-    m = model_status(s, "builtin-ngram-v1-256"); /* the built-in one was redone inline */
+    m = model_status(s, "builtin-ngram-v3-320"); /* the built-in one was redone inline */
     CX_CHECK(m && iget(m, "pending") == 0);
     json_decref(m);
     CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
@@ -1178,7 +1178,7 @@ static void test_migration(void) {
     json_decref(res);
     /* old items (the fixture's five) have no vectors until the background
      * embeds them */
-    json_t *m = model_status(s, "builtin-ngram-v1-256");
+    json_t *m = model_status(s, "builtin-ngram-v3-320");
     CX_CHECK(m && iget(m, "pending") == 5 && iget(m, "vectors") == 0);
     json_decref(m);
     res = run(s, "webhok signatures", CX_SEARCH_SEMANTIC);
@@ -1204,6 +1204,73 @@ out:
     free(path);
 }
 
+/* A store written by an earlier built-in model (another model id, here
+ * with vectors of another dimension) drops those vectors when it opens
+ * with the new one, finds nothing by them, and gets every item embedded
+ * again by the background work; opening again drops nothing. */
+static void test_builtin_model_change(void) {
+    cx_store *s = fresh("builtin-change");
+    if (!s)
+        return;
+    char *target = observe(s, "How to receive webhooks: verify the signature first.");
+    free(observe(s, "The nightly backup job copies the ledger database to cold storage."));
+    free(observe(s, "Rotate the signing keys of the payment provider every quarter."));
+    char *dir = strdup(cx_store_dir(s));
+    char old[64];
+    snprintf(old, sizeof old, "builtin-ngram-v1-%d", CX_EMBED_BUILTIN_DIM - 64);
+    sqlite3_stmt *st = NULL;
+    CX_CHECK(sqlite3_prepare_v2(cx_store_sqlite(s),
+                                "UPDATE embed_models SET name = ?1 WHERE name = ?2", -1, &st,
+                                NULL) == SQLITE_OK);
+    sqlite3_bind_text(st, 1, old, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cx_embed_model_id(cx_store_builtin_embedder(s)), -1,
+                      SQLITE_STATIC);
+    CX_CHECK(sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(cx_store_sqlite(s)) == 1);
+    sqlite3_finalize(st);
+    CX_CHECK(sqlite3_exec(cx_store_sqlite(s), "UPDATE items SET vec = zeroblob(256)", NULL, NULL,
+                          NULL) == SQLITE_OK);
+    cx_store_free(s);
+
+    s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    if (!s)
+        goto out;
+    char now[64];
+    snprintf(now, sizeof now, "builtin-ngram-v3-%d", CX_EMBED_BUILTIN_DIM);
+    CX_CHECK_STR(cx_embed_model_id(cx_store_builtin_embedder(s)), now);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"), 0);
+    json_t *m = model_status(s, now);
+    CX_CHECK(m && iget(m, "vectors") == 0 && iget(m, "pending") == 3);
+    json_decref(m);
+    m = model_status(s, old); /* forgotten, not pending for ever */
+    CX_CHECK(m == NULL);
+    json_decref(m);
+    json_t *res = run(s, "webhok signatrue", CX_SEARCH_SEMANTIC);
+    CX_CHECK(res && count(res) == 0);
+    json_decref(res);
+    size_t done = 0;
+    CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
+    CX_CHECK_INT(done, 3);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE length(vec) = %d",
+             CX_EMBED_BUILTIN_DIM);
+    CX_CHECK_INT(q1(s, sql), 3);
+    res = run(s, "webhok signatrue", CX_SEARCH_SEMANTIC);
+    CX_CHECK(res && pos(res, target) == 0);
+    json_decref(res);
+    cx_store_free(s);
+
+    s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    if (s) {
+        CX_CHECK_INT(q1(s, sql), 3);
+        cx_store_free(s);
+    }
+out:
+    free(dir);
+    free(target);
+}
+
 int main(void) {
     root = cx_test_tmpdir();
     if (!root) {
@@ -1217,6 +1284,7 @@ int main(void) {
     test_canon_over_evidence();
     test_folding();
     test_models();
+    test_builtin_model_change();
     test_incremental();
     test_warm_between_requests();
     test_migration();
