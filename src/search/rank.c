@@ -23,9 +23,12 @@
  * index alone. Older matches beyond the window are what the semantic list
  * is for.
  *
- * Fusion. Hybrid sums 1/(RRF_K + rank) over the lists an item is in; with
- * one list only (the other found nothing or could not run) that list's own
- * score is used. Then trust, recency and staleness multiply it (see
+ * Fusion. Hybrid sums 1/(RRF_K + rank) over the lists an item is in, the
+ * built-in embedder's list at half weight (SEM_BUILTIN_WEIGHT: a hashed
+ * n-gram vector is a weaker witness than a word match, and at 100k items
+ * its near misses outvoted exact keyword hits; a configured model's list
+ * counts fully); with one list only (the other found nothing or could not
+ * run) that list's own score is used. Then trust, recency and staleness multiply it (see
  * search.h). The staleness callback is asked lazily, best first, only
  * while an item could still make the answer.
  *
@@ -52,6 +55,7 @@
 
 #define RRF_K 60.0
 #define RRF_TIE 1e-4 /* weight of the lists' own scores, to break RRF ties */
+#define SEM_BUILTIN_WEIGHT 0.5 /* the built-in embedder's list in the fusion */
 
 /* Trust factors (DESIGN.md: canon thread > accepted artifact > published
  * artifact > draft > observation), recency and staleness. */
@@ -995,8 +999,9 @@ void cx_rank_fuse(cx_fuse *F, int lists) {
         if (!h->pass)
             continue;
         if (lists > 1) {
+            double ws = F->sem_builtin || h->sem_list == 1 ? SEM_BUILTIN_WEIGHT : 1.0;
             h->base = (h->kw_rank ? 1.0 / (RRF_K + h->kw_rank) : 0.0) +
-                      (h->sem_rank ? 1.0 / (RRF_K + h->sem_rank) : 0.0) +
+                      (h->sem_rank ? ws / (RRF_K + h->sem_rank) : 0.0) +
                       RRF_TIE * ((h->kw_rank ? h->bm25 / maxbm : 0.0) +
                                  (h->sem_rank ? h->sim / maxsim : 0.0));
         } else if (h->kw_rank) {

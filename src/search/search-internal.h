@@ -269,6 +269,7 @@ typedef struct cx_fuse {
     cx_store *s;
     const cx_search_query *q;
     json_t *want_tags; /* the tags filter, or NULL */
+    bool sem_builtin;  /* the semantic list is the built-in embedder's */
     cx_hit h[CX_SEARCH_MAX_HITS];
     size_t n;
 } cx_fuse;

@@ -363,6 +363,7 @@ static int find(run *R, cx_answer *a) {
             return r;
         want_kw = true;
     }
+    R->F->sem_builtin = R->qv.main_is_builtin;
     if ((r = cx_store_read_begin(R->s)))
         return r;
     R->reading = true;
