@@ -26,8 +26,9 @@
  * Fusion. Hybrid sums 1/(RRF_K + rank) over the lists an item is in, the
  * built-in embedder's list at half weight (SEM_BUILTIN_WEIGHT: a hashed
  * n-gram vector is a weaker witness than a word match, and at 100k items
- * its near misses outvoted exact keyword hits; a configured model's list
- * counts fully); with one list only (the other found nothing or could not
+ * its near misses outvoted exact keyword hits; a configured model's list,
+ * and the built-in stand-in for items it has not embedded yet, count
+ * fully); with one list only (the other found nothing or could not
  * run) that list's own score is used. Then trust, recency and staleness multiply it (see
  * search.h). The staleness callback is asked lazily, best first, only
  * while an item could still make the answer.
@@ -999,7 +1000,8 @@ void cx_rank_fuse(cx_fuse *F, int lists) {
         if (!h->pass)
             continue;
         if (lists > 1) {
-            double ws = F->sem_builtin || h->sem_list == 1 ? SEM_BUILTIN_WEIGHT : 1.0;
+            /* the stand-in list (list 1) stands for the configured model */
+            double ws = F->sem_builtin ? SEM_BUILTIN_WEIGHT : 1.0;
             h->base = (h->kw_rank ? 1.0 / (RRF_K + h->kw_rank) : 0.0) +
                       (h->sem_rank ? ws / (RRF_K + h->sem_rank) : 0.0) +
                       RRF_TIE * ((h->kw_rank ? h->bm25 / maxbm : 0.0) +
