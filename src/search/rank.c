@@ -501,7 +501,7 @@ static int put_or(cx_buf *b, phrase *const *ord, size_t from, size_t to) {
     return r ? r : cx_buf_add(b, ")", 1);
 }
 
-#define FIRST_ROWS 2000 /* rows the first step of the any-word pass may score */
+#define FIRST_ROWS 2000 /* rows the first step of a pass may score (at least one phrase) */
 #define K1_PLUS_1 2.2   /* bm25's k1 + 1: a phrase adds less than idf * 2.2 */
 
 /* One pass over expression expr: exact document frequencies, then its
