@@ -508,16 +508,14 @@ static void do_tools_call(req *r) {
     };
     json_t *out = NULL;
     cx_session *sess = get_session(m);
-    int rc = CX_EIO;
+    int rc = sess ? 0 : cx_error_code();
     if (sess) {
         store_take(m);
         rc = cx_tools_run(name, args, sess, &call, &out);
         store_done(m);
-    } else {
-        rc = cx_error_code();
-    }
-    if (rc == 0 && !sess)
+    } else if (rc == 0) {
         rc = CX_EIO;
+    }
     json_decref(empty);
     if (rc == CX_ECANCELED || current_cancelled(m) || atomic_load(&m->aborting)) {
         json_decref(out);
