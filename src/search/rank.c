@@ -182,7 +182,7 @@ void cx_rank_cache_free(cx_rank_cache *c) {
 }
 
 #define DL_BLOCK 4096
-#define DL_MAX_ROWID (INT64_C(1) << 31) /* larger row ids ask FTS5 itself */
+#define DL_MAX_ROWID (INT64_C(1) << 24) /* larger row ids ask FTS5 itself (32 MiB at most) */
 
 /* An SQLite varint (FTS5 writes its sizes so): *v, bytes read, 0 if cut. */
 static size_t get_varint(const unsigned char *p, size_t n, uint64_t *v) {
