@@ -456,6 +456,14 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
         int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
         if (ns <= 0 || ns > TOK_STEM_MAX)
             return 0;
+        /* English spells -ic verbs with a k before -ing and -ed (panic,
+         * panicking, panicked), and Snowball keeps it (panick, but panic
+         * for panics): a stem of six letters or more ending in "ick" drops
+         * the k. The same on both sides of a match, so a noun that ends so
+         * (limerick -> limeric) still meets its own forms; pick, trick and
+         * stick are shorter. */
+        if (ns >= 6 && memcmp(st + ns - 3, "ick", 3) == 0)
+            ns--;
         slot->nw = (unsigned char)n;
         slot->ns = (unsigned char)ns;
         memcpy(slot->w, word, (size_t)n);

@@ -14,9 +14,10 @@
  * its FTS indexes were built with and rebuilds them when it differs (an
  * index must be read with the tokenizer that wrote it). 1: identifiers;
  * 2: bigrams for CJK and Thai, emoji, NFC, exact forms of words with
- * diacritics; 3: English stems of plain words (CX_TEXT_STEM_MARK). Raise
+ * diacritics; 3: English stems of plain words (CX_TEXT_STEM_MARK); 4: -ic
+ * verbs' stems without the k of -cking/-cked (panicking -> panic). Raise
  * it whenever a token changes. */
-#define CX_TEXT_TOKENIZER_VERSION 3
+#define CX_TEXT_TOKENIZER_VERSION 4
 
 /* A query string that starts with this asks for the exact (case-folded,
  * not diacritic-folded) forms of its words: "=café" matches café, not

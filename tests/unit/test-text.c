@@ -295,6 +295,11 @@ static void test_stems(void) {
                         "=sha =256 =sums");
     tokens(&api, tok, D, "retry.policies", &s);
     CX_CHECK_STR(s.buf, "retry.policies =retry =policies");
+    /* -ic verbs lose the k of -cking and -cked (version 4); short -ick
+     * stems keep it */
+    tokens(&api, tok, D, "panicking panicked panics trafficking pick", &s);
+    CX_CHECK_STR(s.buf, "panicking =~panic panicked =~panic panics =~panic trafficking "
+                        "=~traffic pick =~pick");
     /* words with diacritics, short words: no stem */
     tokens(&api, tok, D, "r\xc3\xa9sum\xc3\xa9s at", &s);
     CX_CHECK_STR(s.buf, "resumes =r\xc3\xa9sum\xc3\xa9s at");
