@@ -217,10 +217,12 @@ static void put_word(out_buf *b, const char *w, size_t n) {
 }
 
 /* The corrections the hook gives for w (see the file comment), into fix:
- * how many. None for a prefix or a word that is no candidate. */
-static size_t fixes(const cx_fts_opts *o, const char *w, size_t n, bool prefix,
+ * how many. None for a prefix or a word that is no candidate. `part`: w is
+ * one part of an identifier of several. */
+static size_t fixes(const cx_fts_opts *o, const char *w, size_t n, bool prefix, bool part,
                     char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]) {
-    if (!o || !o->fix || prefix || n < CX_STORE_TERM_MIN || n > CX_STORE_TERM_MAX)
+    if (!o || !o->fix || prefix || n < (part ? CX_TYPO_PART_MIN : CX_STORE_TERM_MIN) ||
+        n > CX_STORE_TERM_MAX)
         return 0;
     char low[CX_STORE_TERM_MAX];
     for (size_t i = 0; i < n; i++) {
@@ -231,7 +233,7 @@ static size_t fixes(const cx_fts_opts *o, const char *w, size_t n, bool prefix,
             return 0;
         low[i] = (char)c;
     }
-    size_t k = o->fix(o->fix_ud, low, n, fix);
+    size_t k = o->fix(o->fix_ud, low, n, part, fix);
     return k > CX_TYPO_MAX_FIX ? CX_TYPO_MAX_FIX : k;
 }
 
@@ -282,7 +284,7 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, const cx_
     if (terms)
         put(b, join, strlen(join));
     char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1];
-    size_t nfix = fixes(o, w, n, prefix, fix);
+    size_t nfix = fixes(o, w, n, prefix, false, fix);
     bool exact = may_fold(w, n);
     if (exact) {
         phrase(b);
@@ -318,7 +320,7 @@ static bool put_term(out_buf *b, const char *w, size_t n, bool prefix, const cx_
             put(b, mode == CX_FTS_ALL ? " AND " : " OR ", mode == CX_FTS_ALL ? 5 : 4);
         bool pfx = prefix && last_kept && i + 1 == k;
         char pfix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1];
-        size_t npfix = fixes(o, w + parts[i].off, parts[i].len, pfx, pfix);
+        size_t npfix = fixes(o, w + parts[i].off, parts[i].len, pfx, k > 1, pfix);
         if (npfix > 0)
             put(b, "(", 1);
         put_quoted(b, w + parts[i].off, parts[i].len, pfx);

@@ -46,9 +46,11 @@ int cx_fts_build_query_keep(const char *text, cx_fts_mode mode, cx_fts_keep_fn k
 #define CX_FTS_MAX_PHRASES 1024    /* phrases whose weights are reported */
 
 /* The corrections of word[0..len) (lower-case [a-z_], CX_STORE_TERM_MIN
- * to CX_STORE_TERM_MAX bytes) into fix[], NUL-terminated, best first:
- * how many (0 to CX_TYPO_MAX_FIX). */
-typedef size_t (*cx_fts_fix_fn)(void *ud, const char *word, size_t len,
+ * to CX_STORE_TERM_MAX bytes, or from CX_TYPO_PART_MIN for a `part`: one
+ * part of an identifier of several, matched as written and beside its
+ * sibling parts) into fix[], NUL-terminated, best first: how many (0 to
+ * CX_TYPO_MAX_FIX). */
+typedef size_t (*cx_fts_fix_fn)(void *ud, const char *word, size_t len, bool part,
                                 char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]);
 
 /* How to build an expression, and the weights of its phrases. */
@@ -86,6 +88,7 @@ int cx_fts_build_query_opts(const char *text, cx_fts_opts *o, char **out);
 #define CX_TYPO_MEMO 128      /* words looked at per query, at most */
 #define CX_TYPO_BIG_STORE 2000 /* items past which a correction needs 2 documents */
 #define CX_TYPO_SHORT 5       /* shorter words: corrected by transpositions only */
+#define CX_TYPO_PART_MIN 3    /* an identifier part this short is corrected too */
 
 /* One query's corrections. */
 typedef struct cx_typo {
@@ -95,6 +98,7 @@ typedef struct cx_typo {
         char word[CX_STORE_TERM_MAX + 1];
         char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1];
         uint8_t nfix;
+        bool part;
     } memo[CX_TYPO_MEMO];
     size_t nmemo;
     bool big; /* more than CX_TYPO_BIG_STORE items */
@@ -112,7 +116,7 @@ void cx_typo_init(cx_typo *t, cx_store *s);
 int cx_typo_needed(cx_typo *t, const char *all, bool *needed);
 
 /* The cx_fts_fix_fn of typo.c: ud is a cx_typo. */
-size_t cx_typo_fix(void *ud, const char *word, size_t len,
+size_t cx_typo_fix(void *ud, const char *word, size_t len, bool part,
                    char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]);
 
 /* Whether any word was corrected. */

@@ -20,7 +20,11 @@
  * the store: a word of four letters (shorter than CX_TYPO_SHORT) is
  * corrected by a transposition only, since one letter more, less or other
  * makes another real word of so short a word too often (edge -> edee,
- * same -> safe, past -> last); and in a store of more than
+ * same -> safe, past -> last) (a part of an identifier of several parts
+ * is not held to that: its sibling parts must match too, which is context
+ * enough, so `qeue` in rotateQeueWindow becomes queue and `pth` in
+ * validate_tenant_pth, of three letters, path; and it is counted as
+ * written, not with its stem, as the index matches parts); and in a store of more than
  * CX_TYPO_BIG_STORE items a correction of a word with no documents needs
  * two, since there a term of one note is as often noise (a fragment of a
  * hash, a name, the note's own typo) as the word meant. Measured on
@@ -248,7 +252,8 @@ typedef struct probe {
     cx_typo *t;
     const char *word;
     size_t n;
-    int need; /* documents a correction needs, at least */
+    bool part; /* an identifier part: every edit, whatever its length */
+    int need;  /* documents a correction needs, at least */
     struct {
         char term[CX_STORE_TERM_MAX + 1];
         int df;
@@ -278,7 +283,7 @@ static bool probe_one(void *ud, const char *cand, size_t len) {
         return false;
     if (len < CX_STORE_TERM_MIN || cand[0] == '_' || cand[len - 1] == '_')
         return true; /* no such term in the dictionary */
-    if (P->n < CX_TYPO_SHORT && !swapped(P->word, cand, len, P->n))
+    if (P->n < CX_TYPO_SHORT && !P->part && !swapped(P->word, cand, len, P->n))
         return true; /* a short word: transpositions only */
     t->budget--;
     /* [a-z_]: nothing to escape */
@@ -324,13 +329,14 @@ static bool probe_known(void *ud, const char *cand, size_t len) {
     return true;
 }
 
-size_t cx_typo_fix(void *ud, const char *word, size_t len,
+size_t cx_typo_fix(void *ud, const char *word, size_t len, bool part,
                    char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]) {
     cx_typo *t = ud;
-    if (len < CX_STORE_TERM_MIN || len > CX_STORE_TERM_MAX)
+    if (len < (part ? CX_TYPO_PART_MIN : CX_STORE_TERM_MIN) || len > CX_STORE_TERM_MAX)
         return 0;
     for (size_t i = 0; i < t->nmemo; i++) {
-        if (strlen(t->memo[i].word) == len && memcmp(t->memo[i].word, word, len) == 0) {
+        if (t->memo[i].part == part && strlen(t->memo[i].word) == len &&
+            memcmp(t->memo[i].word, word, len) == 0) {
             for (size_t k = 0; k < t->memo[i].nfix; k++)
                 memcpy(fix[k], t->memo[i].fix[k], CX_STORE_TERM_MAX + 1);
             return t->memo[i].nfix;
@@ -338,14 +344,15 @@ size_t cx_typo_fix(void *ud, const char *word, size_t len,
     }
     if (t->err || t->budget <= 0 || t->nmemo >= CX_TYPO_MEMO)
         return 0;
-    /* counted with its stem (the dictionary holds no stems: a word absent
-     * from it may still have its forms indexed) */
+    /* a word is counted with its stem (the dictionary holds no stems: a
+     * word absent from it may still have its forms indexed); an identifier
+     * part as written, the way the index matches it */
     int d0 = 0;
-    if ((t->err = df(t, word, len, true, CX_TYPO_RARE, &d0)))
+    if ((t->err = df(t, word, len, !part, CX_TYPO_RARE, &d0)))
         return 0;
     size_t nfix = 0;
     if (d0 < CX_TYPO_RARE) {
-        probe P = {.t = t, .word = word, .n = len,
+        probe P = {.t = t, .word = word, .n = len, .part = part,
                    .need = d0 > 0 ? d0 * CX_TYPO_RATIO : t->big ? 2 : 1};
         /* about 55 n neighbours of at most n + 4 bytes each in the list */
         cx_buf_init(&P.cands, (len + 5) * (60 * len + 60));
@@ -362,6 +369,7 @@ size_t cx_typo_fix(void *ud, const char *word, size_t len,
     /* remembered, corrected or not (a word the budget cut short too) */
     memcpy(t->memo[t->nmemo].word, word, len);
     t->memo[t->nmemo].word[len] = '\0';
+    t->memo[t->nmemo].part = part;
     for (size_t k = 0; k < nfix; k++)
         memcpy(t->memo[t->nmemo].fix[k], fix[k], CX_STORE_TERM_MAX + 1);
     t->memo[t->nmemo].nfix = (uint8_t)nfix;

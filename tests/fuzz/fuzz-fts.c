@@ -74,11 +74,11 @@ static void check_match(const char *text, const char *expr)
 /* Corrects every word: to itself reversed, and (for the even ones) to
  * itself with its first letter doubled when that fits. */
 static const char *fix_text;
-static size_t fake_fix(void *ud, const char *w, size_t n,
+static size_t fake_fix(void *ud, const char *w, size_t n, bool part,
                        char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1])
 {
     (void)ud;
-    if (n < CX_STORE_TERM_MIN || n > CX_STORE_TERM_MAX)
+    if (n < (part ? CX_TYPO_PART_MIN : CX_STORE_TERM_MIN) || n > CX_STORE_TERM_MAX)
         die("the hook was offered a word of a bad length", fix_text, NULL, NULL);
     for (size_t i = 0; i < n; i++)
         if (!((w[i] >= 'a' && w[i] <= 'z') || w[i] == '_'))

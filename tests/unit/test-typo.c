@@ -133,9 +133,10 @@ static void test_neighbours(void) {
 /* A fake dictionary: pasre -> parse, confg -> config, pasreconfigfile ->
  * parseconfigfile; counts its calls. */
 static int fix_calls;
-static size_t fake_fix(void *ud, const char *w, size_t n,
+static size_t fake_fix(void *ud, const char *w, size_t n, bool part,
                        char fix[CX_TYPO_MAX_FIX][CX_STORE_TERM_MAX + 1]) {
     (void)ud;
+    (void)part;
     fix_calls++;
     static const char *const map[][3] = {{"pasre", "parse", NULL},
                                          {"confg", "config", "confog"},
@@ -406,6 +407,8 @@ static void test_search(void) {
         parse[i] = observe(s, body);
     }
     char *rare = observe(s, "The zygote cache is warmed at boot.");
+    char *rot = observe(s, "rotateQueueWindow runs once per request in src/obs/queue.c.");
+    char *vt = observe(s, "validate_tenant_path must hold the lock; hydrateBucketPlan too.");
     char *deadlock = observe(s, "A deadlock in the connection pool when retries overlap.");
     free(observe(s, "Take the lock before the flush."));
 
@@ -438,6 +441,28 @@ static void test_search(void) {
     CX_CHECK_STR(res ? fixed(res, "lcok") : NULL, "lock");
     json_decref(res);
     res = run(s, "lick", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && !json_object_get(res, "corrected"));
+    json_decref(res);
+    /* a part of an identifier of several parts: every edit even when short
+     * (its sibling parts must match too), three letters too, and counted as
+     * written (hydrat has the stem of hydrate, but parts are not stemmed) */
+    res = run(s, "rotateQeueWindow", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && pos(res, rot) == 0);
+    CX_CHECK_STR(res ? fixed(res, "qeue") : NULL, "queue");
+    json_decref(res);
+    res = run(s, "validate_tenant_pth", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && pos(res, vt) == 0);
+    CX_CHECK_STR(res ? fixed(res, "pth") : NULL, "path");
+    json_decref(res);
+    res = run(s, "hydrat_bucket_plan", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && pos(res, vt) == 0);
+    CX_CHECK_STR(res ? fixed(res, "hydrat") : NULL, "hydrate");
+    json_decref(res);
+    /* the same short words alone are held to the stricter rules */
+    res = run(s, "qeue", CX_SEARCH_KEYWORD);
+    CX_CHECK(res && !json_object_get(res, "corrected"));
+    json_decref(res);
+    res = run(s, "pth", CX_SEARCH_KEYWORD);
     CX_CHECK(res && !json_object_get(res, "corrected"));
     json_decref(res);
     /* a correct rare word with no common neighbour is not corrected away,
@@ -503,6 +528,8 @@ static void test_search(void) {
     for (int i = 0; i < 12; i++)
         free(parse[i]);
     free(rare);
+    free(rot);
+    free(vt);
     free(deadlock);
     cx_store_free(s);
 }
