@@ -541,25 +541,38 @@ def audit(items, queries):
 
 # ---------------------------------------------------------------- run
 
+def workspace(tmp, author):
+    """A fresh git repository in tmp and the environment a cortexd serving
+    it runs with (HOME in tmp, no inherited workspace or git settings)."""
+    home = os.path.join(tmp, "home")
+    repo = os.path.realpath(os.path.join(tmp, "repo"))
+    os.makedirs(home)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CORTEX_WORKSPACE", "GIT_DIR", "GIT_WORK_TREE", "NO_COLOR")}
+    env.update(relevance_eval.GIT_ENV)
+    env.update({"HOME": home, "CORTEX_AUTHOR": author, "GIT_CONFIG_NOSYSTEM": "1",
+                "LC_ALL": "C.UTF-8"})
+    relevance_eval.make_repo(repo, ["README.md"], env)
+    return env, repo
+
+
+def serve(cortexd, env, repo, stderr_path, timeout, client):
+    """cortexd on repo, through the MCP handshake."""
+    srv = relevance_eval.Server([cortexd, "--workspace", repo], env, repo, stderr_path, timeout)
+    srv.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": client, "version": "1"}})
+    srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return srv
+
+
 def measure(opts, n, queries, used):
     items, pos = make_store(n, queries, used)
     tmp = tempfile.mkdtemp(prefix="cortex-relscale-")
     srv = None
     try:
-        home = os.path.join(tmp, "home")
-        repo = os.path.realpath(os.path.join(tmp, "repo"))
-        os.makedirs(home)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("CORTEX_WORKSPACE", "GIT_DIR", "GIT_WORK_TREE", "NO_COLOR")}
-        env.update(relevance_eval.GIT_ENV)
-        env.update({"HOME": home, "CORTEX_AUTHOR": "relevance-scale",
-                    "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C.UTF-8"})
-        relevance_eval.make_repo(repo, ["README.md"], env)
-        srv = relevance_eval.Server([opts.cortexd, "--workspace", repo], env, repo,
-                                    os.path.join(tmp, "cortexd.stderr"), opts.timeout)
-        srv.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                   "clientInfo": {"name": "relevance-scale", "version": "1"}})
-        srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        env, repo = workspace(tmp, "relevance-scale")
+        srv = serve(opts.cortexd, env, repo, os.path.join(tmp, "cortexd.stderr"), opts.timeout,
+                    "relevance-scale")
 
         t0 = time.monotonic()
         id_qid = {}
@@ -660,13 +673,9 @@ def exact_check(opts, env, repo, tmp, queries, kw_lists):
     """Asks every query in keyword mode again of a cortexd that scores every
     match (CORTEX_SEARCH_EXHAUSTIVE=1) and compares the ten results, in
     order, with the pruned keyword list's: the pruning must change nothing."""
-    env2 = dict(env, CORTEX_SEARCH_EXHAUSTIVE="1")
-    srv = relevance_eval.Server([opts.cortexd, "--workspace", repo], env2, repo,
-                                os.path.join(tmp, "cortexd-exhaustive.stderr"), opts.timeout)
+    srv = serve(opts.cortexd, dict(env, CORTEX_SEARCH_EXHAUSTIVE="1"), repo,
+                os.path.join(tmp, "cortexd-exhaustive.stderr"), opts.timeout, "relevance-scale")
     try:
-        srv.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                   "clientInfo": {"name": "relevance-scale", "version": "1"}})
-        srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         differ = []
         t0 = time.monotonic()
         for q in queries:

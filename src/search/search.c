@@ -245,28 +245,25 @@ static int semantic_lists(run *R) {
     int64_t pending = 0;
     if (e->warming && (r = cx_vindex_pending(s, main, R->qv.main_model, &pending)))
         return r;
-    if (e->warming && pending > WARM_INLINE) {
-        /* the warm-up is loading the index between requests: rank by what
-         * it has, and say so, rather than load the rest in this request */
+    /* while the warm-up loads the index between requests: rank by what it
+     * has, and say so, rather than load the rest in this request */
+    bool loading = e->warming && pending > WARM_INLINE;
+    if (loading) {
         char msg[160];
         snprintf(msg, sizeof msg,
                  "semantic ranks %zu of about %zu items while the vector index loads",
                  main->n, main->n + (size_t)pending);
         if (!(R->degraded = strdup(msg)))
             return CX_ENOMEM;
-        r = 0;
-        if (main->n > 0 && (r = cx_vindex_search(s, main, R->qv.main, R->qv.main_is_builtin, &pf,
-                                                 NULL, R->sh, CX_SEARCH_SEM_VERIFY, &n)) == 0)
-            r = cx_rank_add_semantic(R->F, R->sh, n, 0, &R->nsem);
+    } else if ((r = cx_vindex_refresh(s, e, main, R->qv.main_model))) {
         return r;
     }
-    if ((r = cx_vindex_refresh(s, e, main, R->qv.main_model)))
+    if ((!loading || main->n > 0) &&
+        ((r = cx_vindex_search(s, main, R->qv.main, R->qv.main_is_builtin, &pf, NULL, R->sh,
+                               CX_SEARCH_SEM_VERIFY, &n)) ||
+         (r = cx_rank_add_semantic(R->F, R->sh, n, 0, &R->nsem))))
         return r;
-    if ((r = cx_vindex_search(s, main, R->qv.main, R->qv.main_is_builtin, &pf, NULL, R->sh,
-                              CX_SEARCH_SEM_VERIFY, &n)) ||
-        (r = cx_rank_add_semantic(R->F, R->sh, n, 0, &R->nsem)))
-        return r;
-    if (R->qv.main_is_builtin)
+    if (loading || R->qv.main_is_builtin)
         return 0;
     /* items the model has no vector of yet: their built-in ones */
     if ((r = cx_vindex_refresh(s, e, &e->builtin, cx_store_builtin_model(s))))

@@ -115,20 +115,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cortex-oldnote-")
     srv = None
     try:
-        home = os.path.join(tmp, "home")
-        repo = os.path.realpath(os.path.join(tmp, "repo"))
-        os.makedirs(home)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("CORTEX_WORKSPACE", "GIT_DIR", "GIT_WORK_TREE", "NO_COLOR")}
-        env.update(relevance_eval.GIT_ENV)
-        env.update({"HOME": home, "CORTEX_AUTHOR": "old-note", "GIT_CONFIG_NOSYSTEM": "1",
-                    "LC_ALL": "C.UTF-8"})
-        relevance_eval.make_repo(repo, ["README.md"], env)
-        srv = relevance_eval.Server([cortexd, "--workspace", repo], env, repo,
-                                    os.path.join(tmp, "cortexd.stderr"), 120)
-        srv.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                   "clientInfo": {"name": "old-note", "version": "1"}})
-        srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        env, repo = scale.workspace(tmp, "old-note")
+        srv = scale.serve(cortexd, env, repo, os.path.join(tmp, "cortexd.stderr"), 120, "old-note")
 
         t0 = time.monotonic()
         ids = {}
