@@ -27,7 +27,8 @@ build_pkgs=(gcc meson ninja-build pkg-config git python3 ca-certificates
     libjansson-dev libsqlite3-dev libcurl4-openssl-dev libgit2-dev libsodium-dev
     libmicrohttpd-dev libpcre2-dev libstemmer-dev)
 # libclang-rt-dev holds libFuzzer and clang's sanitizer runtimes.
-test_pkgs=(clang libclang-rt-dev sqlite3 openssl)
+# systemd gives systemd-analyze, which checks the unit cortex-core installs.
+test_pkgs=(clang libclang-rt-dev sqlite3 openssl systemd)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
