@@ -125,6 +125,22 @@ static int push_item(cx_store *s, const char *id, const char *visibility) {
     return r;
 }
 
+/* Pushes item.put for a new observation straight from its row (the
+ * envelope cx_item_load would read back, without reading or re-encoding
+ * it) unless it is private. s->scratch keeps its memory between calls. */
+static int push_new_observation(cx_store *s, const cx_item_row *row) {
+    if (strcmp(row->visibility, "private") == 0)
+        return 0;
+    int r = cx_item_envelope_text(row, &s->scratch);
+    if (r == 0)
+        r = cx_outbox_push_text(s, CX_OP_ITEM_PUT, row->id, s->scratch.data, s->scratch.len);
+    if (s->scratch.alloc > (64u << 10)) /* a large note's: give the memory back */
+        cx_buf_free(&s->scratch);
+    else
+        cx_buf_reset(&s->scratch);
+    return r;
+}
+
 /* ---- redaction ----
  * Every text a caller writes is redacted before anything else looks at it
  * (validation, hashing, embedding, the row, the outbox): a secret never
@@ -442,7 +458,7 @@ static int observe_tx(cx_store *s, void *ud) {
             };
             if ((r = cx_item_insert(s, &row, NULL)))
                 return r;
-            if ((r = push_item(s, res->id, p->visibility)))
+            if ((r = push_new_observation(s, &row)))
                 return r;
         }
         if (c->progress && c->progress(c->ud, i + 1, c->n) != 0)

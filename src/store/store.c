@@ -301,6 +301,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
         goto out;
     }
     s->rng = (unsigned)getpid() ^ (unsigned)cx_clock_mono_ns();
+    cx_buf_init(&s->scratch, CX_STORE_SCRATCH_MAX);
     r = cx_fs_mkdir_p(state_dir, 0700);
     if (r)
         goto out;
@@ -373,6 +374,7 @@ void cx_store_free(cx_store *s) {
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].stmt);
     cx_store_terms_free(s);
+    cx_buf_free(&s->scratch);
     if (s->db)
         sqlite3_close(s->db);
     cx_embed_free(s->builtin);

@@ -793,6 +793,62 @@ static void test_recent(void) {
     cx_store_free(s);
 }
 
+/* The item.put an observe queues is built from the row without reading it
+ * back: it must be exactly the stored envelope (what cx_item_load gives,
+ * less the members the core owns), byte for byte as jansson writes it, for
+ * texts with every kind of character JSON escapes, tags, files,
+ * provenance, and with and without an author. */
+static void test_outbox_observe_payload(void) {
+    cx_store *s = fresh("outbox-payload");
+    if (!s)
+        return;
+    static const char *bodies[] = {
+        "plain words",
+        "quotes \" and \\ backslashes, a / slash, tab\tnewline\ncr\r bell\a \x01\x1f end\x7f",
+        "unicode: na\xc3\xafve caf\xc3\xa9 \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0 \xf0\x9f\x9a\x80 \xe2\x80\xa8",
+    };
+    const char *tags[] = {"parser", "a\"quoted\" tag"};
+    const char *files[] = {"src/a.c", "docs/\xc3\xa9t\xc3\xa9.md"};
+    json_t *prov = json_pack("{s:s, s:s, s:{s:s}}", "remote", "git@example.com:a/b.git",
+                             "branch", "main\t\"x\"", "blobs", "src/a.c", "0123abcd");
+    const cx_actor anon = {0};
+    for (size_t i = 0; i < 2 * sizeof bodies / sizeof *bodies; i++) {
+        char body[256]; /* each its own item: a repeat would count `seen` up */
+        snprintf(body, sizeof body, "%s (variant %zu)", bodies[i / 2], i);
+        cx_note n = {.body = body, .title = i % 2 ? "a \"title\" \\ of one line" : NULL,
+                     .tags = {.v = tags, .n = i % 2 ? 2 : 0},
+                     .files = {.v = files, .n = i % 2 ? 2 : 1},
+                     .provenance = i % 2 ? prov : NULL, .subcortex = i % 2 ? "team/x" : NULL};
+        json_t *out = NULL;
+        CX_CHECK_OK(cx_store_observe(s, i % 2 ? &who : &anon, &n, 1, NULL, NULL, &out));
+        char id[64];
+        snprintf(id, sizeof id, "%s",
+                 sget(json_array_get(json_object_get(out, "results"), 0), "id"));
+        json_decref(out);
+        json_t *env = NULL;
+        CX_CHECK_OK(cx_item_load(s, id, &env));
+        json_object_del(env, "review");
+        json_object_del(env, "server_seq");
+        char *want = json_dumps(env, JSON_COMPACT);
+        sqlite3_stmt *st = NULL;
+        CX_CHECK(sqlite3_prepare_v2(cx_store_sqlite(s),
+                                    "SELECT payload FROM outbox WHERE item_id = ?1", -1, &st,
+                                    NULL) == SQLITE_OK);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        CX_CHECK(sqlite3_step(st) == SQLITE_ROW);
+        const char *got = (const char *)sqlite3_column_text(st, 0);
+        CX_CHECK_STR(got, want);
+        json_t *parsed = got ? json_loads(got, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        CX_CHECK(parsed && json_equal(parsed, env));
+        json_decref(parsed);
+        sqlite3_finalize(st);
+        free(want);
+        json_decref(env);
+    }
+    json_decref(prov);
+    cx_store_free(s);
+}
+
 static void test_outbox(void) {
     cx_store *s = fresh("outbox");
     if (!s)
@@ -1159,6 +1215,7 @@ int main(void) {
     test_redacted_fields();
     test_recent();
     test_outbox();
+    test_outbox_observe_payload();
     test_get_errors();
     test_waits_for_lock();
     test_processes();
