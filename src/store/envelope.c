@@ -146,8 +146,13 @@ int cx_item_envelope_text(const cx_item_row *row, cx_buf *b) {
     assert(strcmp(row->kind, "observation") == 0 && !row->review && !row->parent_id &&
            row->server_seq <= 0);
     char created[CX_ISO_LEN], updated[CX_ISO_LEN];
-    cx_clock_format(row->created_ms ? row->created_ms : row->now_ms, created);
-    cx_clock_format(row->updated_ms ? row->updated_ms : row->now_ms, updated);
+    uint64_t c_ms = row->created_ms ? row->created_ms : row->now_ms;
+    uint64_t u_ms = row->updated_ms ? row->updated_ms : row->now_ms;
+    cx_clock_format(c_ms, created);
+    if (u_ms == c_ms) /* a new row's two times are one */
+        memcpy(updated, created, sizeof updated);
+    else
+        cx_clock_format(u_ms, updated);
     cx_buf_reset(b);
     int r = cx_buf_add(b, "{", 1);
     if (r == 0)

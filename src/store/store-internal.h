@@ -68,6 +68,13 @@ int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
 typedef int (*cx_store_tx_fn)(cx_store *s, void *ctx);
 int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx);
 
+/* Inside a write transaction that added rows up to row id max_rid: *behind
+ * is true when the search index would then lag by more than a write may
+ * leave (s->fts_lag), so the writer should call cx_store_fts_sync after
+ * committing. Asking here, in the transaction the write holds anyway,
+ * spares a read transaction of its own after every write. */
+int cx_store_fts_behind(cx_store *s, int64_t max_rid, bool *behind);
+
 /* Runs SQL text (one or more statements, not cached), translating errors;
  * `what` names it in the message. */
 int cx_store_exec_sql(cx_store *s, const char *sql, const char *what);

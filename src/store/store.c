@@ -451,6 +451,23 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
     return 0;
 }
 
+static const char SQL_FTS_INDEXED[] = "SELECT indexed_rid FROM fts_state";
+
+int cx_store_fts_behind(cx_store *s, int64_t max_rid, bool *behind) {
+    sqlite3_stmt *st;
+    *behind = false;
+    int r = cx_store_prepare(s, SQL_FTS_INDEXED, &st);
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *behind = max_rid - sqlite3_column_int64(st, 0) > s->fts_lag;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0
+               : cx_store_sqlerr(s, rc, "reading the search index state");
+}
+
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
     int64_t indexed = 0, max = 0;
     int r = fts_state(s, &indexed, &max);

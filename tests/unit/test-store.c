@@ -849,6 +849,40 @@ static void test_outbox_observe_payload(void) {
     cx_store_free(s);
 }
 
+/* The content hash is SHA-256 of the text with whitespace runs made one
+ * space and trimmed: the same for any spacing, texts longer than the
+ * hash's buffer included (the core computes it the same way for pulled
+ * observations, so its value is pinned here). */
+static void test_content_hash(void) {
+    char got[65], want[65];
+    unsigned char d[crypto_hash_sha256_BYTES];
+    cx_item_content_hash("  hello \t\n world\r\n", got);
+    crypto_hash_sha256(d, (const unsigned char *)"hello world", 11);
+    sodium_bin2hex(want, sizeof want, d, sizeof d);
+    CX_CHECK_STR(got, want);
+    CX_CHECK_STR(got, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+    /* 5,000 words of 1-9 letters with varied spacing, across buffer ends */
+    size_t cap = 80000;
+    char *spaced = malloc(cap), *plain = malloc(cap);
+    size_t a = 0, b = 0;
+    for (int i = 0; i < 5000; i++) {
+        int len = 1 + i % 9;
+        const char *gap = i % 3 == 0 ? " \n\t " : i % 3 == 1 ? "  " : " ";
+        if (i)
+            plain[b++] = ' ';
+        a += (size_t)snprintf(spaced + a, cap - a, "%s", gap);
+        for (int k = 0; k < len; k++)
+            spaced[a++] = plain[b++] = (char)('a' + (i + k) % 26);
+    }
+    spaced[a] = plain[b] = '\0';
+    cx_item_content_hash(spaced, got);
+    crypto_hash_sha256(d, (const unsigned char *)plain, b);
+    sodium_bin2hex(want, sizeof want, d, sizeof d);
+    CX_CHECK_STR(got, want);
+    free(spaced);
+    free(plain);
+}
+
 static void test_outbox(void) {
     cx_store *s = fresh("outbox");
     if (!s)
@@ -1215,6 +1249,7 @@ int main(void) {
     test_redacted_fields();
     test_recent();
     test_outbox();
+    test_content_hash();
     test_outbox_observe_payload();
     test_get_errors();
     test_waits_for_lock();
