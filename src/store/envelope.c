@@ -88,38 +88,8 @@ int cx_item_envelope(sqlite3_stmt *st, json_t **out) {
  * as \\u00XX; UTF-8 as it is, the store holds valid UTF-8 only). */
 
 static int add_json_string(cx_buf *b, const char *v) {
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)(v ? v : "");
-    int r = cx_buf_add(b, "\"", 1);
-    while (r == 0 && *p) {
-        const unsigned char *run = p;
-        while (*p >= 0x20 && *p != '"' && *p != '\\')
-            p++;
-        if (p > run)
-            r = cx_buf_add(b, run, (size_t)(p - run));
-        if (r || !*p)
-            break;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t n = 2;
-        switch (*p) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = esc[3] = '0';
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            n = 6;
-        }
-        r = cx_buf_add(b, esc, n);
-        p++;
-    }
-    return r ? r : cx_buf_add(b, "\"", 1);
+    v = v ? v : "";
+    return cx_buf_add_json_str(b, v, strlen(v));
 }
 
 /* ,"key": (the key is a literal: nothing to escape) */

@@ -68,6 +68,48 @@ int cx_buf_adds(cx_buf *b, const char *s) {
     return cx_buf_add(b, s, strlen(s));
 }
 
+int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t start = b->len;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    int r = cx_buf_add(b, "\"", 1);
+    while (r == 0 && p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            r = cx_buf_add(b, run, (size_t)(p - run));
+        if (r || p == end)
+            break;
+        char esc[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t k = 2;
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            k = 6;
+        }
+        r = cx_buf_add(b, esc, k);
+        p++;
+    }
+    if (r == 0)
+        r = cx_buf_add(b, "\"", 1);
+    if (r) { /* as it was: drop what this call added */
+        b->len = start;
+        if (b->data)
+            b->data[start] = '\0';
+    }
+    return r;
+}
+
 int cx_buf_vaddf(cx_buf *b, const char *fmt, va_list ap) {
     va_list again;
     va_copy(again, ap);
