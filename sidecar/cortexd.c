@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,28 +70,31 @@ static struct {
 
 static volatile sig_atomic_t signalled; /* set by on_signal, read without locks */
 
+/* One message and its newline in one writev(): a reader waiting for the
+ * line's end is woken once, not first for the JSON and then for "\n". */
 static void write_line(void *ud, const char *json, size_t len) {
     (void)ud;
     pthread_mutex_lock(&g.out_lock);
-    if (!g.out_broken) {
-        struct iovec {
-            const char *p;
-            size_t n;
-        } parts[2] = {{json, len}, {"\n", 1}};
-        for (int i = 0; i < 2 && !g.out_broken; i++) {
-            const char *p = parts[i].p;
-            size_t n = parts[i].n;
-            while (n > 0) {
-                ssize_t k = write(g.proto_fd, p, n);
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k <= 0) {
-                    g.out_broken = true; /* the client went away */
-                    break;
-                }
-                p += k;
-                n -= (size_t)k;
-            }
+    struct iovec iov[2] = {{(void *)json, len}, {(void *)"\n", 1}};
+    struct iovec *v = iov;
+    int nv = 2;
+    while (!g.out_broken && nv > 0) {
+        ssize_t k = writev(g.proto_fd, v, nv);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            g.out_broken = true; /* the client went away */
+            break;
+        }
+        size_t done = (size_t)k;
+        while (nv > 0 && done >= v->iov_len) { /* whole parts written */
+            done -= v->iov_len;
+            v++;
+            nv--;
+        }
+        if (nv > 0) { /* a part written in part */
+            v->iov_base = (char *)v->iov_base + done;
+            v->iov_len -= done;
         }
     }
     pthread_mutex_unlock(&g.out_lock);

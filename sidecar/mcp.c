@@ -9,6 +9,7 @@
 #include "resources.h"
 #include "session.h"
 #include "tools.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -470,6 +471,46 @@ static json_t *tool_error_result(const char *message) {
                      "isError", 1);
 }
 
+/* A tool's answer from its result encoded once: `text` is both the text
+ * block an agent reads (as a JSON string) and structuredContent (as it is),
+ * the same line send_msg() would write for {"content":[{"type":"text",
+ * "text":text}],"structuredContent":…,"isError":false}, without building
+ * that object and encoding the result a second time. False (nothing sent)
+ * where reply() adds members (the stateless era), inside a batch, past the
+ * message limit or out of memory: then the caller takes the general path. */
+static bool reply_tool_text(req *r, const char *text) {
+    cx_mcp *m = r->m;
+    if (r->stateless || m->batch)
+        return false;
+    char *id = json_dumps(r->id ? r->id : json_null(),
+                          JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+    if (!id)
+        return false;
+    size_t n = strlen(text);
+    cx_buf b;
+    cx_buf_init(&b, CX_MCP_MAX_MESSAGE);
+    int rc = cx_buf_adds(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    if (rc == 0)
+        rc = cx_buf_adds(&b, id);
+    if (rc == 0)
+        rc = cx_buf_adds(&b, ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
+    if (rc == 0)
+        rc = cx_buf_add_json_str(&b, text, n);
+    if (rc == 0)
+        rc = cx_buf_adds(&b, "}],\"structuredContent\":");
+    if (rc == 0)
+        rc = cx_buf_add(&b, text, n);
+    if (rc == 0)
+        rc = cx_buf_adds(&b, ",\"isError\":false}}");
+    free(id);
+    if (rc == 0)
+        m->cfg.write(m->cfg.write_ud, b.data, b.len);
+    cx_buf_free(&b);
+    if (rc != 0)
+        cx_error_clear(); /* the general path reports a size or memory failure */
+    return rc == 0;
+}
+
 static void do_tools_call(req *r) {
     cx_mcp *m = r->m;
     const char *name = json_string_value(json_object_get(r->params, "name"));
@@ -528,6 +569,11 @@ static void do_tools_call(req *r) {
         return;
     }
     char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (text && reply_tool_text(r, text)) {
+        free(text);
+        json_decref(out);
+        return;
+    }
     json_t *res = json_pack("{s:[{s:s, s:s}], s:o, s:b}", "content", "type", "text", "text",
                             text ? text : "{}", "structuredContent", out, "isError", 0);
     free(text);

@@ -8,6 +8,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,87 @@ int cx_item_envelope(sqlite3_stmt *st, json_t **out) {
         json_object_set_new(o, "provenance", prov);
     *out = o;
     return 0;
+}
+
+/* ---- the envelope of a new row, as text ----
+ * The same JSON that json_dumps(JSON_COMPACT) makes of cx_item_envelope's
+ * object for the stored row: members in the same order, strings escaped as
+ * jansson escapes them (", \\, the short escapes, other control characters
+ * as \\u00XX; UTF-8 as it is, the store holds valid UTF-8 only). */
+
+static int add_json_string(cx_buf *b, const char *v) {
+    v = v ? v : "";
+    return cx_buf_add_json_str(b, v, strlen(v));
+}
+
+/* ,"key": (the key is a literal: nothing to escape) */
+static int add_key(cx_buf *b, const char *key, bool first) {
+    int r = first ? 0 : cx_buf_add(b, ",", 1);
+    if (r == 0)
+        r = cx_buf_add(b, "\"", 1);
+    if (r == 0)
+        r = cx_buf_adds(b, key);
+    return r ? r : cx_buf_add(b, "\":", 2);
+}
+
+static int add_str_member(cx_buf *b, const char *key, const char *v, bool first) {
+    int r = add_key(b, key, first);
+    return r ? r : add_json_string(b, v);
+}
+
+static int add_raw_member(cx_buf *b, const char *key, const char *json, const char *dflt) {
+    int r = add_key(b, key, false);
+    return r ? r : cx_buf_adds(b, json ? json : dflt);
+}
+
+int cx_item_envelope_text(const cx_item_row *row, cx_buf *b) {
+    assert(strcmp(row->kind, "observation") == 0 && !row->review && !row->parent_id &&
+           row->server_seq <= 0);
+    char created[CX_ISO_LEN], updated[CX_ISO_LEN];
+    uint64_t c_ms = row->created_ms ? row->created_ms : row->now_ms;
+    uint64_t u_ms = row->updated_ms ? row->updated_ms : row->now_ms;
+    cx_clock_format(c_ms, created);
+    if (u_ms == c_ms) /* a new row's two times are one */
+        memcpy(updated, created, sizeof updated);
+    else
+        cx_clock_format(u_ms, updated);
+    cx_buf_reset(b);
+    int r = cx_buf_add(b, "{", 1);
+    if (r == 0)
+        r = add_str_member(b, "id", row->id, true);
+    if (r == 0)
+        r = add_str_member(b, "kind", row->kind, false);
+    if (r == 0)
+        r = add_str_member(b, "status", row->status, false);
+    if (r == 0)
+        r = add_str_member(b, "subcortex", row->subcortex, false);
+    if (r == 0)
+        r = add_str_member(b, "title", row->title, false);
+    if (r == 0)
+        r = add_str_member(b, "body", row->body, false);
+    if (r == 0)
+        r = add_raw_member(b, "tags", row->tags, "[]");
+    if (r == 0)
+        r = add_raw_member(b, "files", row->files, "[]");
+    if (r == 0 && row->author)
+        r = add_str_member(b, "author", row->author, false);
+    if (r == 0 && row->agent)
+        r = add_str_member(b, "agent", row->agent, false);
+    if (r == 0)
+        r = add_str_member(b, "created_at", created, false);
+    if (r == 0)
+        r = add_str_member(b, "updated_at", updated, false);
+    if (r == 0)
+        r = add_str_member(b, "visibility", row->visibility, false);
+    if (r == 0)
+        r = add_raw_member(b, "seen", "1", "1");
+    if (r == 0 && row->provenance)
+        r = add_raw_member(b, "provenance", row->provenance, "{}");
+    if (r == 0)
+        r = cx_buf_add(b, "}", 1);
+    if (r) /* nothing half-written stays */
+        cx_buf_reset(b);
+    return r;
 }
 
 json_t *cx_item_parse_provenance(const char *text) {

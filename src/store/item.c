@@ -125,6 +125,22 @@ static int push_item(cx_store *s, const char *id, const char *visibility) {
     return r;
 }
 
+/* Pushes item.put for a new observation straight from its row (the
+ * envelope cx_item_load would read back, without reading or re-encoding
+ * it) unless it is private. s->scratch keeps its memory between calls. */
+static int push_new_observation(cx_store *s, const cx_item_row *row) {
+    if (strcmp(row->visibility, "private") == 0)
+        return 0;
+    int r = cx_item_envelope_text(row, &s->scratch);
+    if (r == 0)
+        r = cx_outbox_push_text(s, CX_OP_ITEM_PUT, row->id, s->scratch.data, s->scratch.len);
+    if (s->scratch.alloc > (64u << 10)) /* a large note's: give the memory back */
+        cx_buf_free(&s->scratch);
+    else
+        cx_buf_reset(&s->scratch);
+    return r;
+}
+
 /* ---- redaction ----
  * Every text a caller writes is redacted before anything else looks at it
  * (validation, hashing, embedding, the row, the outbox): a secret never
@@ -247,11 +263,18 @@ typedef struct obs_ctx {
     cx_progress_fn progress;
     void *ud;
     obs_result *res;
+    bool fts_behind; /* the search index should catch up after the commit */
 } obs_ctx;
 
+/* SHA-256 of the text with runs of whitespace made one space and none at
+ * the ends. The normalised text goes to the hash in blocks of a buffer,
+ * not a word at a time: each update call costs more than the bytes of a
+ * short word. */
 void cx_item_content_hash(const char *text, char out[65]) {
     crypto_hash_sha256_state h;
     unsigned char d[crypto_hash_sha256_BYTES];
+    unsigned char buf[1024];
+    size_t n = 0;
     crypto_hash_sha256_init(&h);
     const unsigned char *p = (const unsigned char *)text;
     bool first = true;
@@ -260,50 +283,64 @@ void cx_item_content_hash(const char *text, char out[65]) {
             p++;
         if (!*p)
             break;
-        const unsigned char *w = p;
-        while (*p && !cx_item_is_space(*p))
-            p++;
-        if (!first)
-            crypto_hash_sha256_update(&h, (const unsigned char *)" ", 1);
-        crypto_hash_sha256_update(&h, w, (unsigned long long)(p - w));
+        if (!first) {
+            if (n == sizeof buf) {
+                crypto_hash_sha256_update(&h, buf, n);
+                n = 0;
+            }
+            buf[n++] = ' ';
+        }
+        while (*p && !cx_item_is_space(*p)) {
+            if (n == sizeof buf) {
+                crypto_hash_sha256_update(&h, buf, n);
+                n = 0;
+            }
+            buf[n++] = *p++;
+        }
         first = false;
     }
+    if (n)
+        crypto_hash_sha256_update(&h, buf, n);
     crypto_hash_sha256_final(&h, d);
     sodium_bin2hex(out, 65, d, sizeof d);
 }
 
+/* The name of a field of observation i for messages: "observations[i].x"
+ * in a batch, else the name itself (no formatting on the common path). */
+static const char *field_name(char *buf, size_t cap, size_t i, size_t total, const char *name) {
+    if (total == 1)
+        return name;
+    snprintf(buf, cap, "observations[%zu].%s", i, name);
+    return buf;
+}
+
 static int prep_observation(cx_store *s, const cx_note *n, size_t i, size_t total, obs_prep *p) {
-    char pre[48], f[96];
+    char f[96];
     int r;
     json_t *tags = NULL, *files = NULL;
-    if (total > 1)
-        snprintf(pre, sizeof pre, "observations[%zu].", i);
-    else
-        pre[0] = '\0';
-    snprintf(f, sizeof f, "%stext", pre);
-    if ((r = cx_item_check_text(f, n->body, CX_STORE_MAX_TEXT, true, false)))
+    if ((r = cx_item_check_text(field_name(f, sizeof f, i, total, "text"), n->body,
+                                CX_STORE_MAX_TEXT, true, false)))
         goto out;
-    snprintf(f, sizeof f, "%stitle", pre);
-    if ((r = cx_item_check_text(f, n->title, CX_STORE_MAX_TITLE, false, true)))
+    if ((r = cx_item_check_text(field_name(f, sizeof f, i, total, "title"), n->title,
+                                CX_STORE_MAX_TITLE, false, true)))
         goto out;
-    snprintf(f, sizeof f, "%ssubcortex", pre);
-    if ((r = cx_item_check_subcortex(f, n->subcortex, &p->subcortex)))
+    if ((r = cx_item_check_subcortex(field_name(f, sizeof f, i, total, "subcortex"), n->subcortex,
+                                     &p->subcortex)))
         goto out;
-    snprintf(f, sizeof f, "%svisibility", pre);
-    if ((r = cx_item_check_visibility(f, n->visibility, &p->visibility)))
+    if ((r = cx_item_check_visibility(field_name(f, sizeof f, i, total, "visibility"),
+                                      n->visibility, &p->visibility)))
         goto out;
-    snprintf(f, sizeof f, "%stags", pre);
-    if ((r = cx_item_check_tags(f, n->tags, &tags)))
+    if ((r = cx_item_check_tags(field_name(f, sizeof f, i, total, "tags"), n->tags, &tags)))
         goto out;
-    snprintf(f, sizeof f, "%sfiles", pre);
-    if ((r = cx_item_check_list(f, n->files, CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
+    if ((r = cx_item_check_list(field_name(f, sizeof f, i, total, "files"), n->files,
+                                CX_STORE_MAX_FILES, CX_STORE_MAX_PATH, &files)))
         goto out;
-    snprintf(f, sizeof f, "%sprovenance", pre);
-    if ((r = cx_item_check_provenance(f, n->provenance, &p->provenance)))
+    if ((r = cx_item_check_provenance(field_name(f, sizeof f, i, total, "provenance"),
+                                      n->provenance, &p->provenance)))
         goto out;
     if (n->evidence.n > 0) {
         r = cx_error_set(CX_EINVAL, "%sevidence is only for drafts; leave it out of observations",
-                         pre);
+                         field_name(f, sizeof f, i, total, ""));
         goto out;
     }
     p->title = n->title ? n->title : "";
@@ -396,6 +433,8 @@ static int find_fold(cx_store *s, const obs_prep *p, obs_result *res) {
 static int observe_tx(cx_store *s, void *ud) {
     obs_ctx *c = ud;
     uint64_t now = cx_clock_now_ms();
+    int64_t last_rid = 0;
+    c->fts_behind = false;
     for (size_t i = 0; i < c->n; i++) {
         obs_prep *p = &c->preps[i];
         obs_result *res = &c->res[i];
@@ -440,16 +479,16 @@ static int observe_tx(cx_store *s, void *ud) {
                 .content_hash = p->hash, .provenance = p->provenance, .vec = p->vec,
                 .fold_key = p->fold_key, .has_fold_key = true, .now_ms = now,
             };
-            if ((r = cx_item_insert(s, &row, NULL)))
+            if ((r = cx_item_insert(s, &row, &last_rid)))
                 return r;
-            if ((r = push_item(s, res->id, p->visibility)))
+            if ((r = push_new_observation(s, &row)))
                 return r;
         }
         if (c->progress && c->progress(c->ud, i + 1, c->n) != 0)
             return cx_error_set(CX_ECANCELED, "recording observations was canceled; nothing "
                                               "was recorded");
     }
-    return 0;
+    return last_rid ? cx_store_fts_behind(s, last_rid, &c->fts_behind) : 0;
 }
 
 int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, size_t n,
@@ -485,7 +524,8 @@ int cx_store_observe(cx_store *s, const cx_actor *who, const cx_note *notes, siz
     if ((r = cx_store_write(s, observe_tx, &c)))
         goto out;
     /* Recorded: a failure to index now is only retried later. */
-    (void)cx_store_fts_sync(s, s->fts_lag);
+    if (c.fts_behind)
+        (void)cx_store_fts_sync(s, s->fts_lag);
 
     res = json_object();
     json_t *arr = json_array();

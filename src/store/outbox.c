@@ -77,32 +77,36 @@ static int outgoing_item(cx_store *s, json_t *it) {
     return 0;
 }
 
-int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload) {
+int cx_outbox_push_text(cx_store *s, const char *op, const char *item_id, const char *payload,
+                        size_t len) {
     char op_id[CX_ULID_LEN + 1];
     sqlite3_stmt *st;
     int r = cx_ulid_new(op_id);
+    if (r == 0)
+        r = cx_store_prepare(s, SQL_PUSH, &st);
     if (r)
         return r;
+    sqlite3_bind_text(st, 1, op_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, item_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, payload, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)cx_clock_now_ms());
+    r = cx_store_exec_stmt(s, st, "writing the outbox");
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload) {
     /* item.put carries the item; artifact.version and review.decision an
      * "item" member (a review.decision's decision is its "review") */
-    r = outgoing_item(s, strcmp(op, CX_OP_ITEM_PUT) == 0 ? payload
-                                                          : json_object_get(payload, "item"));
+    int r = outgoing_item(s, strcmp(op, CX_OP_ITEM_PUT) == 0 ? payload
+                                                              : json_object_get(payload, "item"));
     if (r)
         return r;
     char *text = json_dumps(payload, JSON_COMPACT);
     if (!text)
         return CX_ENOMEM;
-    r = cx_store_prepare(s, SQL_PUSH, &st);
-    if (r)
-        goto out;
-    sqlite3_bind_text(st, 1, op_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, item_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)cx_clock_now_ms());
-    r = cx_store_exec_stmt(s, st, "writing the outbox");
-    sqlite3_clear_bindings(st);
-out:
+    r = cx_outbox_push_text(s, op, item_id, text, strlen(text));
     free(text);
     return r;
 }

@@ -13,6 +13,7 @@
 #include "embed/embed.h"
 #include "store/store-search.h"
 #include "store/store.h"
+#include "util/buf.h"
 
 #include <sqlite3.h>
 
@@ -51,7 +52,11 @@ struct cx_store {
     cx_embedder *model;      /* borrowed (cx_store_set_embedder), NULL = builtin only */
     int64_t model_id;        /* embed_models.id of `model`, 0 while it has none */
     cx_store_terms *terms;   /* the typo dictionary's sink (terms.c) */
+    cx_buf scratch;          /* text built inside a write (an outbox payload), reused */
 };
+
+/* The cap on s->scratch: a largest item's envelope with every byte escaped. */
+#define CX_STORE_SCRATCH_MAX (8u << 20)
 
 /* Steps a statement that returns no rows, translating errors. */
 int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
@@ -62,6 +67,13 @@ int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
  * returned. fn must be safe to run again from the start. */
 typedef int (*cx_store_tx_fn)(cx_store *s, void *ctx);
 int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx);
+
+/* Inside a write transaction that added rows up to row id max_rid: *behind
+ * is true when the search index would then lag by more than a write may
+ * leave (s->fts_lag), so the writer should call cx_store_fts_sync after
+ * committing. Asking here, in the transaction the write holds anyway,
+ * spares a read transaction of its own after every write. */
+int cx_store_fts_behind(cx_store *s, int64_t max_rid, bool *behind);
 
 /* Runs SQL text (one or more statements, not cached), translating errors;
  * `what` names it in the message. */
@@ -220,6 +232,16 @@ typedef struct cx_item_row {
  * (may be NULL) receives its row id. */
 int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid);
 
+/* The envelope of `row` as cx_item_envelope reads it back once
+ * cx_item_insert has stored it (a new row: `seen` is 1, times default to
+ * now_ms), as compact JSON text in b (emptied first; empty again on
+ * failure), for an item.put that may leave the machine: the members the
+ * core owns (review, server_seq) and evidence are not written, so it is
+ * for a new observation only (asserted). row->tags, files and provenance
+ * are the compact JSON text the checks made. CX_ELIMIT past b's cap,
+ * CX_ENOMEM. */
+int cx_item_envelope_text(const cx_item_row *row, cx_buf *b);
+
 /* Rewrites the existing row row->id with the envelope of `row` (kind,
  * status, subcortex, title, body, tags, files, evidence, author, agent,
  * created/updated times, server_seq, parent_id, review, provenance) and
@@ -265,6 +287,13 @@ int cx_blob_put(cx_store *s, const void *data, size_t len, const char sha[65]);
  * machine: its item loses the members the core owns (review, server_seq)
  * and the ids of private items in its evidence. */
 int cx_outbox_push(cx_store *s, const char *op, const char *item_id, json_t *payload);
+
+/* As cx_outbox_push, with the payload as JSON text of `len` bytes (borrowed)
+ * that is already what may leave the machine: the write path of a new
+ * observation builds it straight from its row (cx_item_envelope_text), so
+ * it is neither read back nor parsed and dumped again. */
+int cx_outbox_push_text(cx_store *s, const char *op, const char *item_id, const char *payload,
+                        size_t len);
 
 /* ---- kv (kv.c) ---- */
 

@@ -301,6 +301,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
         goto out;
     }
     s->rng = (unsigned)getpid() ^ (unsigned)cx_clock_mono_ns();
+    cx_buf_init(&s->scratch, CX_STORE_SCRATCH_MAX);
     r = cx_fs_mkdir_p(state_dir, 0700);
     if (r)
         goto out;
@@ -373,6 +374,7 @@ void cx_store_free(cx_store *s) {
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].stmt);
     cx_store_terms_free(s);
+    cx_buf_free(&s->scratch);
     if (s->db)
         sqlite3_close(s->db);
     cx_embed_free(s->builtin);
@@ -447,6 +449,23 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
         return r;
     *done = hi >= max;
     return 0;
+}
+
+static const char SQL_FTS_INDEXED[] = "SELECT indexed_rid FROM fts_state";
+
+int cx_store_fts_behind(cx_store *s, int64_t max_rid, bool *behind) {
+    sqlite3_stmt *st;
+    *behind = false;
+    int r = cx_store_prepare(s, SQL_FTS_INDEXED, &st);
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *behind = max_rid - sqlite3_column_int64(st, 0) > s->fts_lag;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0
+               : cx_store_sqlerr(s, rc, "reading the search index state");
 }
 
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {

@@ -68,6 +68,57 @@ int cx_buf_adds(cx_buf *b, const char *s) {
     return cx_buf_add(b, s, strlen(s));
 }
 
+/* 1 for the bytes a JSON string literal must escape */
+static const unsigned char json_escaped[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
+int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t start = b->len;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    int r = cx_buf_add(b, "\"", 1);
+    while (r == 0 && p < end) {
+        const unsigned char *run = p;
+        while (p < end && !json_escaped[*p])
+            p++;
+        if (p > run)
+            r = cx_buf_add(b, run, (size_t)(p - run));
+        if (r || p == end)
+            break;
+        char esc[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t k = 2;
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            k = 6;
+        }
+        r = cx_buf_add(b, esc, k);
+        p++;
+    }
+    if (r == 0)
+        r = cx_buf_add(b, "\"", 1);
+    if (r) { /* as it was: drop what this call added */
+        b->len = start;
+        if (b->data)
+            b->data[start] = '\0';
+    }
+    return r;
+}
+
 int cx_buf_vaddf(cx_buf *b, const char *fmt, va_list ap) {
     va_list again;
     va_copy(again, ap);

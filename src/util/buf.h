@@ -48,6 +48,14 @@ int cx_buf_add(cx_buf *b, const void *mem, size_t n);
 /* Appends a NUL-terminated string (without its NUL). As cx_buf_add. */
 int cx_buf_adds(cx_buf *b, const char *s);
 
+/* Appends the n bytes at s as a JSON string literal (quotes included),
+ * escaped as jansson's encoder escapes (", \\, \\b \\f \\n \\r \\t, other
+ * control characters as \\u00XX; every other byte as it is, so s must be
+ * valid UTF-8 for the result to be JSON): text built by hand reads the
+ * same as json_dumps() would write it. As cx_buf_add; on failure b is
+ * unchanged. */
+int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n);
+
 /* Appends printf-formatted text. As cx_buf_add (nothing is appended when
  * the text would pass the cap); CX_EINVAL for a bad format. */
 int cx_buf_addf(cx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

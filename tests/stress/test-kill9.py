@@ -9,7 +9,8 @@ SIGKILLs the process a few milliseconds later. Then, on the store:
   - the batch has 0 or 500 items, never anything between, and 500 if the
     answer had arrived before the kill;
   - the outbox holds exactly one row for each stored shared item of the
-    batch and none for its private ones;
+    batch and none for its private ones, and its payload (JSON written
+    from the row in the same transaction) is that item: id and body;
   - earlier batches are untouched.
 Finally a fresh cortexd records a batch normally, searches, and exits 0.
 
@@ -98,6 +99,26 @@ def inspect(db, tag):
     return integrity, stored, shared, private, ob_shared, ob_private, distinct_shared, total
 
 
+def payload_mismatches(db, tag):
+    """Outbox rows of the batch whose payload is not valid JSON naming the
+    row's item with the item's body (the payload is written from the new
+    row, not read back from it)."""
+    it = items_table(db)
+    oc = outbox_item_column(db)
+    bad = 0
+    for item_id, body, payload in db.execute(
+            "SELECT i.id, i.body, o.payload FROM outbox o JOIN %s i ON i.id = o.%s WHERE i.body LIKE ?" % (it, oc),
+            (tag + " item %",)):
+        try:
+            p = json.loads(payload)
+        except ValueError:
+            bad += 1
+            continue
+        if not isinstance(p, dict) or p.get("id") != item_id or p.get("body") != body:
+            bad += 1
+    return bad
+
+
 def main():
     checks = Checks("test-kill9")
     cortexd = binary("CORTEXD")
@@ -159,6 +180,7 @@ def main():
             db = open_db(ws)
             try:
                 integ, stored, shared, private, ob_shared, ob_private, distinct, total = inspect(db, tag)
+                bad_payloads = payload_mismatches(db, tag) if "payload" in columns(db, "outbox") else 0
             finally:
                 db.close()
             outcomes.append((round(delay * 1000, 1), stored, acked))
@@ -174,6 +196,8 @@ def main():
                 checks.check(ob_shared == shared, "%s: one outbox row per stored shared item" % tag,
                              "%s outbox rows for %s shared items" % (ob_shared, shared))
                 checks.check(ob_private == 0, "%s: no outbox row for private items" % tag, ob_private)
+                checks.check(bad_payloads == 0, "%s: each outbox payload is its item" % tag,
+                             "%d payloads do not match their item" % bad_payloads)
             checks.check(distinct == (shared if shared is not None else stored),
                          "%s: outbox rows name distinct items" % tag, distinct)
             if stored == BATCH:

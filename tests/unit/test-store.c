@@ -793,6 +793,96 @@ static void test_recent(void) {
     cx_store_free(s);
 }
 
+/* The item.put an observe queues is built from the row without reading it
+ * back: it must be exactly the stored envelope (what cx_item_load gives,
+ * less the members the core owns), byte for byte as jansson writes it, for
+ * texts with every kind of character JSON escapes, tags, files,
+ * provenance, and with and without an author. */
+static void test_outbox_observe_payload(void) {
+    cx_store *s = fresh("outbox-payload");
+    if (!s)
+        return;
+    static const char *bodies[] = {
+        "plain words",
+        "quotes \" and \\ backslashes, a / slash, tab\tnewline\ncr\r bell\a \x01\x1f end\x7f",
+        "unicode: na\xc3\xafve caf\xc3\xa9 \xe8\xbf\x9e\xe6\x8e\xa5\xe6\xb1\xa0 \xf0\x9f\x9a\x80 \xe2\x80\xa8",
+    };
+    const char *tags[] = {"parser", "a\"quoted\" tag"};
+    const char *files[] = {"src/a.c", "docs/\xc3\xa9t\xc3\xa9.md"};
+    json_t *prov = json_pack("{s:s, s:s, s:{s:s}}", "remote", "git@example.com:a/b.git",
+                             "branch", "main\t\"x\"", "blobs", "src/a.c", "0123abcd");
+    const cx_actor anon = {0};
+    for (size_t i = 0; i < 2 * sizeof bodies / sizeof *bodies; i++) {
+        char body[256]; /* each its own item: a repeat would count `seen` up */
+        snprintf(body, sizeof body, "%s (variant %zu)", bodies[i / 2], i);
+        cx_note n = {.body = body, .title = i % 2 ? "a \"title\" \\ of one line" : NULL,
+                     .tags = {.v = tags, .n = i % 2 ? 2 : 0},
+                     .files = {.v = files, .n = i % 2 ? 2 : 1},
+                     .provenance = i % 2 ? prov : NULL, .subcortex = i % 2 ? "team/x" : NULL};
+        json_t *out = NULL;
+        CX_CHECK_OK(cx_store_observe(s, i % 2 ? &who : &anon, &n, 1, NULL, NULL, &out));
+        char id[64];
+        snprintf(id, sizeof id, "%s",
+                 sget(json_array_get(json_object_get(out, "results"), 0), "id"));
+        json_decref(out);
+        json_t *env = NULL;
+        CX_CHECK_OK(cx_item_load(s, id, &env));
+        json_object_del(env, "review");
+        json_object_del(env, "server_seq");
+        char *want = json_dumps(env, JSON_COMPACT);
+        sqlite3_stmt *st = NULL;
+        CX_CHECK(sqlite3_prepare_v2(cx_store_sqlite(s),
+                                    "SELECT payload FROM outbox WHERE item_id = ?1", -1, &st,
+                                    NULL) == SQLITE_OK);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        CX_CHECK(sqlite3_step(st) == SQLITE_ROW);
+        const char *got = (const char *)sqlite3_column_text(st, 0);
+        CX_CHECK_STR(got, want);
+        json_t *parsed = got ? json_loads(got, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        CX_CHECK(parsed && json_equal(parsed, env));
+        json_decref(parsed);
+        sqlite3_finalize(st);
+        free(want);
+        json_decref(env);
+    }
+    json_decref(prov);
+    cx_store_free(s);
+}
+
+/* The content hash is SHA-256 of the text with whitespace runs made one
+ * space and trimmed: the same for any spacing, texts longer than the
+ * hash's buffer included (the core computes it the same way for pulled
+ * observations, so its value is pinned here). */
+static void test_content_hash(void) {
+    char got[65], want[65];
+    unsigned char d[crypto_hash_sha256_BYTES];
+    cx_item_content_hash("  hello \t\n world\r\n", got);
+    crypto_hash_sha256(d, (const unsigned char *)"hello world", 11);
+    sodium_bin2hex(want, sizeof want, d, sizeof d);
+    CX_CHECK_STR(got, want);
+    CX_CHECK_STR(got, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+    /* 5,000 words of 1-9 letters with varied spacing, across buffer ends */
+    size_t cap = 80000;
+    char *spaced = malloc(cap), *plain = malloc(cap);
+    size_t a = 0, b = 0;
+    for (int i = 0; i < 5000; i++) {
+        int len = 1 + i % 9;
+        const char *gap = i % 3 == 0 ? " \n\t " : i % 3 == 1 ? "  " : " ";
+        if (i)
+            plain[b++] = ' ';
+        a += (size_t)snprintf(spaced + a, cap - a, "%s", gap);
+        for (int k = 0; k < len; k++)
+            spaced[a++] = plain[b++] = (char)('a' + (i + k) % 26);
+    }
+    spaced[a] = plain[b] = '\0';
+    cx_item_content_hash(spaced, got);
+    crypto_hash_sha256(d, (const unsigned char *)plain, b);
+    sodium_bin2hex(want, sizeof want, d, sizeof d);
+    CX_CHECK_STR(got, want);
+    free(spaced);
+    free(plain);
+}
+
 static void test_outbox(void) {
     cx_store *s = fresh("outbox");
     if (!s)
@@ -1159,6 +1249,8 @@ int main(void) {
     test_redacted_fields();
     test_recent();
     test_outbox();
+    test_content_hash();
+    test_outbox_observe_payload();
     test_get_errors();
     test_waits_for_lock();
     test_processes();

@@ -287,6 +287,32 @@ static void test_write_atomic(void) {
 /* The capped buffer: appends up to the cap exactly, one byte past it fails
  * with CX_ELIMIT and leaves the contents as they were, formatted appends are
  * held to the same cap, take hands over a string and empties the buffer. */
+/* JSON string literals as jansson writes them (the store's outbox and
+ * cortexd's answers are built by hand with this and must read the same);
+ * a literal past the cap leaves the buffer as it was. */
+static void test_buf_json_str(void) {
+    cx_buf b;
+    cx_buf_init(&b, 1000);
+    static const char in[] = "a\"b\\c/d\b\f\n\r\t\x01\x1f\x7f caf\xc3\xa9 \xf0\x9f\x9a\x80";
+    CX_CHECK_OK(cx_buf_add_json_str(&b, in, sizeof in - 1));
+    CX_CHECK_STR(cx_buf_str(&b), "\"a\\\"b\\\\c/d\\b\\f\\n\\r\\t\\u0001\\u001F\x7f caf\xc3\xa9 "
+                                 "\xf0\x9f\x9a\x80\"");
+    cx_buf_reset(&b);
+    CX_CHECK_OK(cx_buf_add_json_str(&b, "nul\0inside", 10)); /* n bytes, not to a NUL */
+    CX_CHECK_STR(cx_buf_str(&b), "\"nul\\u0000inside\"");
+    cx_buf_reset(&b);
+    CX_CHECK_OK(cx_buf_add_json_str(&b, "", 0));
+    CX_CHECK_STR(cx_buf_str(&b), "\"\"");
+    cx_buf_free(&b);
+    cx_buf_init(&b, 8);
+    CX_CHECK_OK(cx_buf_adds(&b, "ab"));
+    CX_CHECK_INT(cx_buf_add_json_str(&b, "\n\n\n", 3), CX_ELIMIT); /* 8 bytes escaped: 10 */
+    CX_CHECK_STR(cx_buf_str(&b), "ab");
+    CX_CHECK_OK(cx_buf_add_json_str(&b, "\n\n", 2)); /* 6 more: exactly the cap */
+    CX_CHECK_STR(cx_buf_str(&b), "ab\"\\n\\n\"");
+    cx_buf_free(&b);
+}
+
 static void test_buf(void) {
     cx_buf b;
     cx_buf_init(&b, 10);
@@ -421,6 +447,7 @@ int main(void) {
     test_write_atomic();
     test_error();
     test_buf();
+    test_buf_json_str();
     test_utf8_sanitize();
     test_dl();
     return cx_test_done();
