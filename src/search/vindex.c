@@ -196,13 +196,14 @@ static const char SQL_VEC_COUNT[] =
 static const char SQL_VEC_LOAD[] =
     "SELECT v.seq, v.rid, v.scale, v.v, i.kind, i.subcortex FROM vectors v"
     " JOIN items i ON i.rid = v.rid WHERE v.seq > ?2 AND +v.model = ?1 ORDER BY v.seq LIMIT ?3";
-/* the built-in model: items written since, then vectors made since */
+/* the built-in model: items written since, then vectors made since; the
+ * narrow rows alone (schema 6), never the items' text pages */
 static const char SQL_VEC_LOAD_ITEMS[] =
-    "SELECT rid, rid, vec_scale, vec, kind, subcortex FROM items WHERE rid > ?1 ORDER BY rid"
-    " LIMIT ?2";
+    "SELECT rid, rid, scale, v, kind, subcortex FROM builtin_vectors WHERE rid > ?1"
+    " ORDER BY rid LIMIT ?2";
 static const char SQL_VEC_LOAD_LOG[] =
-    "SELECT l.seq, l.rid, i.vec_scale, i.vec, i.kind, i.subcortex FROM vec_log l"
-    " JOIN items i ON i.rid = l.rid WHERE l.seq > ?1 ORDER BY l.seq";
+    "SELECT l.seq, l.rid, b.scale, b.v, b.kind, b.subcortex FROM vec_log l"
+    " JOIN builtin_vectors b ON b.rid = l.rid WHERE l.seq > ?1 ORDER BY l.seq";
 
 /* Adds the rows of a load statement (key, rid, scale, vector, kind,
  * subcortex); *last gets the last key, *rows (may be NULL) their number. */
@@ -300,7 +301,7 @@ static int vindex_refresh_some(cx_store *s, cx_search_ext *e, cx_vindex *v, int6
 int cx_vindex_pending(cx_store *s, const cx_vindex *v, int64_t model, int64_t *out) {
     bool builtin = model == cx_store_builtin_model(s);
     sqlite3_stmt *st;
-    int r = cx_store_prepare(s, builtin ? "SELECT coalesce(max(rid), 0) FROM items"
+    int r = cx_store_prepare(s, builtin ? "SELECT coalesce(max(rid), 0) FROM builtin_vectors"
                                         : "SELECT coalesce(max(seq), 0) FROM vectors",
                              &st), rc;
     if (r)
@@ -384,7 +385,7 @@ static int by_sim(const void *a, const void *b) {
 }
 
 static const char SQL_VEC_ONE[] = "SELECT scale, v FROM vectors WHERE model = ?1 AND rid = ?2";
-static const char SQL_VEC_ONE_BUILTIN[] = "SELECT vec_scale, vec FROM items WHERE rid = ?2";
+static const char SQL_VEC_ONE_BUILTIN[] = "SELECT scale, v FROM builtin_vectors WHERE rid = ?2";
 
 /* The cosine similarity of slot to the quantized query. */
 static int slot_sim(cx_store *s, cx_vindex *v, size_t slot, const int8_t *qq, double qscale,
