@@ -286,9 +286,12 @@ static const char *const schema_v5[] = {
  * kept in step by a trigger) so that a load reads this table alone.
  * `items.sig` stays (the near-duplicate index reads it), and it is set
  * exactly when the item has a built-in vector, so "sig IS NULL" lists the
- * items still to embed (items_nosig, as items_novec did). The copy and the
- * dropped columns are in migrate_v6 (C: it runs only where `items.vec`
- * still exists, so that the step is safe to run again). */
+ * items still to embed (items_nosig, as items_novec did). The copy is in
+ * migrate_v6 (C: it runs only where `items.vec` still holds vectors, so
+ * that the step is safe to run again). items.vec and items.vec_scale stay
+ * in the table, NULL: each ALTER TABLE DROP COLUMN rewrites every row
+ * (2.2 s apiece at 100k items, against 0.9 s for the copy and 1.6 s for
+ * clearing them), and neither frees a page without a VACUUM. */
 static const char *const schema_v6[] = {
     "CREATE TABLE IF NOT EXISTS builtin_vectors ("
     "  rid INTEGER PRIMARY KEY,"          /* the item's rid */
@@ -313,18 +316,23 @@ static const char *const migrate_v6_sql[] = {
     "  WHERE vec IS NOT NULL AND vec_scale IS NOT NULL",
     /* "no vector" is "sig IS NULL" from now on */
     "UPDATE items SET sig = NULL WHERE sig IS NOT NULL AND (vec IS NULL OR vec_scale IS NULL)",
-    "DROP INDEX IF EXISTS items_novec",
-    "ALTER TABLE items DROP COLUMN vec",
-    "ALTER TABLE items DROP COLUMN vec_scale",
+    "UPDATE items SET vec = NULL, vec_scale = NULL WHERE vec IS NOT NULL OR vec_scale IS NOT NULL",
     NULL,
 };
 
 static int migrate_v6(cx_store *s) {
     int64_t has_vec = 0;
-    int r = cx_store_pragma_int(
-        s, "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'vec'", &has_vec);
+    int r = cx_store_pragma_int(s,
+                                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('items')"
+                                " WHERE name = 'vec') AND EXISTS (SELECT 1 FROM items"
+                                " WHERE vec IS NOT NULL OR vec_scale IS NOT NULL)",
+                                &has_vec);
     for (const char *const *stmt = migrate_v6_sql; r == 0 && has_vec && *stmt; stmt++)
         r = cx_store_exec_sql(s, *stmt, "moving the built-in vectors to their own table");
+    /* every new item would go into items_novec (its vec is NULL now) */
+    if (r == 0)
+        r = cx_store_exec_sql(s, "DROP INDEX IF EXISTS items_novec",
+                              "dropping the index of items without a vector");
     if (r == 0)
         r = cx_store_exec_sql(s, "CREATE INDEX IF NOT EXISTS items_nosig ON items(rid)"
                                  " WHERE sig IS NULL", "indexing the items without a vector");

@@ -1320,8 +1320,6 @@ static char *vectors_text(cx_store *s, const char *sql) {
 /* A version 5 store, as cortex wrote it: the built-in vector in the items'
  * rows (items.vec, items.vec_scale, items_novec). */
 static const char *const to_v5[] = {
-    "ALTER TABLE items ADD COLUMN vec BLOB",
-    "ALTER TABLE items ADD COLUMN vec_scale REAL",
     "UPDATE items SET vec = (SELECT v FROM builtin_vectors b WHERE b.rid = items.rid),"
     " vec_scale = (SELECT scale FROM builtin_vectors b WHERE b.rid = items.rid)",
     "DROP TRIGGER items_bvec_delete",
@@ -1381,8 +1379,8 @@ static void test_migration_v6(void) {
     if (!s)
         goto out;
     CX_CHECK_INT(q1(s, "PRAGMA user_version"), 6);
-    CX_CHECK_INT(q1(s, "SELECT count(*) FROM pragma_table_info('items')"
-                       " WHERE name IN ('vec', 'vec_scale')"), 0);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"
+                       " OR vec_scale IS NOT NULL"), 0);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM sqlite_master WHERE name = 'items_novec'"), 0);
     after_vec = vectors_text(s, "SELECT rid, scale, v FROM builtin_vectors ORDER BY rid");
     CX_CHECK_STR(after_vec, before_vec);
