@@ -126,9 +126,8 @@ static int map_grow(cx_vindex *v) {
     return 0;
 }
 
-/* Adds or replaces the vector of rid. */
-static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, const int8_t *q,
-                      uint8_t kind, uint32_t sub) {
+/* The slot of rid, a new one at the end when it has none. */
+static int vindex_slot(cx_search_ext *e, cx_vindex *v, int64_t rid, size_t *out) {
     size_t slot = map_find(v, rid);
     int r;
     if (slot == SIZE_MAX) {
@@ -164,6 +163,86 @@ static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, 
         map_put(v, rid, (uint32_t)slot);
         v->n++;
     }
+    *out = slot;
+    return 0;
+}
+
+/* ---- vectors into their slots ----
+ * An index in memory keeps each block dimension-major, so a vector is
+ * written as one byte into each of `dim` columns VBLOCK bytes apart: 320
+ * scattered stores an item, most of the warm-up's instructions. Rows that
+ * go to consecutive slots are staged TILE at a time and written as
+ * TILE x TILE byte transposes (SSE2 where there is SSE2). */
+#define TILE 16
+
+typedef struct stage {
+    size_t slot0; /* slot of row 0 */
+    int n;        /* rows staged */
+    int8_t row[TILE][CX_EMBED_MAX_DIM];
+} stage;
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* dst[d * stride + j] = src[j][i0 + d] for d, j < 16 */
+static void transpose16(const stage *g, int i0, int8_t *dst, size_t stride) {
+    __m128i a[16], b[16];
+    for (int j = 0; j < 16; j++)
+        a[j] = _mm_loadu_si128((const __m128i *)(const void *)(g->row[j] + i0));
+    /* each stage interleaves pairs of rows at twice the width of the last */
+    for (int j = 0; j < 8; j++) {
+        b[j] = _mm_unpacklo_epi8(a[2 * j], a[2 * j + 1]);     /* dims 0-7 */
+        b[j + 8] = _mm_unpackhi_epi8(a[2 * j], a[2 * j + 1]); /* dims 8-15 */
+    }
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 4; j++) {
+            a[h * 8 + j] = _mm_unpacklo_epi16(b[h * 8 + 2 * j], b[h * 8 + 2 * j + 1]);
+            a[h * 8 + j + 4] = _mm_unpackhi_epi16(b[h * 8 + 2 * j], b[h * 8 + 2 * j + 1]);
+        }
+    for (int h = 0; h < 4; h++)
+        for (int j = 0; j < 2; j++) {
+            b[h * 4 + j] = _mm_unpacklo_epi32(a[h * 4 + 2 * j], a[h * 4 + 2 * j + 1]);
+            b[h * 4 + j + 2] = _mm_unpackhi_epi32(a[h * 4 + 2 * j], a[h * 4 + 2 * j + 1]);
+        }
+    for (int h = 0; h < 8; h++) {
+        a[h * 2] = _mm_unpacklo_epi64(b[h * 2], b[h * 2 + 1]);
+        a[h * 2 + 1] = _mm_unpackhi_epi64(b[h * 2], b[h * 2 + 1]);
+    }
+    /* a[d] now holds the 16 rows of dimension i0 + d: stage 1 put dims
+     * 0-7 in b[0..7] and 8-15 in b[8..15], and each later stage splits the
+     * dims of its pair the same way, low half first */
+    for (int d = 0; d < 16; d++)
+        _mm_storeu_si128((__m128i *)(void *)(dst + (size_t)d * stride), a[d]);
+}
+#endif
+
+/* Writes the staged rows into their slots (all in one block). */
+static void stage_flush(cx_vindex *v, stage *g) {
+    if (g->n == 0)
+        return;
+    cx_vblock *b = v->blocks[g->slot0 / VBLOCK];
+    size_t k0 = g->slot0 % VBLOCK;
+    int i = 0;
+#if defined(__SSE2__)
+    if (g->n == TILE)
+        for (; i + TILE <= v->dim; i += TILE)
+            transpose16(g, i, b->q + (size_t)i * VBLOCK + k0, VBLOCK);
+#endif
+    for (; i < v->dim; i++)
+        for (int j = 0; j < g->n; j++)
+            b->q[(size_t)i * VBLOCK + k0 + (size_t)j] = g->row[j][i];
+    g->n = 0;
+}
+
+/* Adds or replaces the vector of rid: into the stage when the index is in
+ * memory (g not NULL; rows to consecutive slots of one block are written
+ * together by stage_flush), else as sign bits. */
+static int vindex_put(cx_search_ext *e, cx_vindex *v, stage *g, int64_t rid, float scale,
+                      const int8_t *q, uint8_t kind, uint32_t sub) {
+    size_t slot;
+    int r = vindex_slot(e, v, rid, &slot);
+    if (r)
+        return r;
     cx_vblock *b = v->blocks[slot / VBLOCK];
     size_t k = slot % VBLOCK;
     b->rid[k] = rid;
@@ -171,8 +250,14 @@ static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, 
     b->kind[k] = kind;
     b->sub[k] = sub;
     if (b->q) {
-        for (int i = 0; i < v->dim; i++)
-            b->q[(size_t)i * VBLOCK + k] = q[i];
+        if (g->n > 0 && (g->n == TILE || slot != g->slot0 + (size_t)g->n ||
+                         slot / VBLOCK != g->slot0 / VBLOCK))
+            stage_flush(v, g);
+        if (g->n == 0)
+            g->slot0 = slot;
+        memcpy(g->row[g->n++], q, (size_t)v->dim);
+        if (g->n == TILE)
+            stage_flush(v, g);
     } else {
         uint64_t *sig = b->sig + k * 2 * (size_t)v->words, *nzm = sig + v->words;
         memset(sig, 0, sizeof *sig * 2 * (size_t)v->words);
@@ -209,23 +294,31 @@ static const char SQL_VEC_LOAD_LOG[] =
  * subcortex); *last gets the last key, *rows (may be NULL) their number. */
 static int vindex_load(cx_store *s, cx_search_ext *e, cx_vindex *v, sqlite3_stmt *st,
                        int64_t *last, int64_t *rows) {
-    int rc, r;
+    int rc, r = 0;
+    stage *g = NULL;
+    if (v->in_ram && !(g = malloc(sizeof *g)))
+        return CX_ENOMEM;
+    if (g)
+        g->n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         *last = sqlite3_column_int64(st, 0);
         if (rows)
             (*rows)++;
         if (sqlite3_column_bytes(st, 3) != v->dim)
             continue; /* none yet, or another dimension: not comparable */
-        r = vindex_put(e, v, sqlite3_column_int64(st, 1), (float)sqlite3_column_double(st, 2),
+        r = vindex_put(e, v, g, sqlite3_column_int64(st, 1), (float)sqlite3_column_double(st, 2),
                        sqlite3_column_blob(st, 3),
                        kind_code((const char *)sqlite3_column_text(st, 4)),
                        str_hash((const char *)sqlite3_column_text(st, 5)));
-        if (r) {
-            sqlite3_reset(st);
-            return r;
-        }
+        if (r)
+            break;
     }
+    if (g)
+        stage_flush(v, g); /* also after a failure: the slots are taken */
+    free(g);
     sqlite3_reset(st);
+    if (r)
+        return r;
     return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "loading vectors");
 }
 
