@@ -574,6 +574,15 @@ static void axpy_i8(int32_t *restrict acc, const int8_t *restrict col, int32_t w
         acc[k] += w * col[k];
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void sims_of(float *restrict out, const int32_t *restrict acc, float qscale,
+                    const float *restrict scale, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        out[k] = (float)acc[k] * qscale * scale[k]; /* as exact_search always computed it */
+}
+
 /* Scores every slot the prefilter lets through; the best `max` at or
  * above the floor go to out, best first. */
 static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool builtin,
@@ -593,8 +602,12 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
     }
     float *sims = (float *)(void *)v->dist;
     int32_t *acc = malloc(sizeof *acc * VBLOCK);
-    if (!acc)
+    float *bsim = malloc(sizeof *bsim * VBLOCK); /* one block's similarities */
+    if (!acc || !bsim) {
+        free(acc);
+        free(bsim);
         return CX_ENOMEM;
+    }
     /* the built-in model's floor is known: pick the best as we go; for
      * others it depends on all the similarities, so a second pass picks */
     double floor = SEM_FLOOR_BUILTIN, sum = 0.0, sum2 = 0.0;
@@ -606,25 +619,36 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
         memset(acc, 0, sizeof *acc * cnt);
         for (int j = 0; j < m; j++)
             axpy_i8(acc, b->q + (size_t)nz[j] * VBLOCK, qq[nz[j]], cnt);
+        if (builtin) {
+            /* the similarities first (a loop the compiler vectorizes), then
+             * the few at or above the floor: a hit is rare, and testing the
+             * filters and the heap on every slot cost ~37 instructions a
+             * slot, most of a search's vector scan */
+            sims_of(bsim, acc, qscale, b->scale, cnt);
+            for (size_t k = 0; k < cnt; k++) {
+                if (!(bsim[k] >= floor))
+                    continue;
+                cx_sem_hit x = {b->rid[k], bsim[k]};
+                bool pass =
+                    ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
+                if (pass && heap_wants(&H, &x) && !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
+                    heap_push(&H, x);
+            }
+            continue;
+        }
         for (size_t k = 0; k < cnt; k++) {
             float sim = (float)acc[k] * qscale * b->scale[k];
             bool pass = ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
-            if (!builtin) {
-                sims[base + k] = pass ? sim : -2.0f;
-                if (pass) {
-                    sum += sim;
-                    sum2 += (double)sim * sim;
-                    count++;
-                }
-                continue;
+            sims[base + k] = pass ? sim : -2.0f;
+            if (pass) {
+                sum += sim;
+                sum2 += (double)sim * sim;
+                count++;
             }
-            cx_sem_hit x = {b->rid[k], sim};
-            if (pass && sim >= floor && heap_wants(&H, &x) &&
-                !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
-                heap_push(&H, x);
         }
     }
     free(acc);
+    free(bsim);
     if (!builtin && count > 0) {
         double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
         floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, count);
