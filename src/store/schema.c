@@ -309,6 +309,22 @@ static const char *const schema_v6[] = {
     "  UPDATE builtin_vectors SET kind = new.kind, subcortex = new.subcortex"
     "    WHERE rid = new.rid;"
     "END",
+    /* A cortex from before version 6 that was already running when the
+     * store moved on (a background daemon during an upgrade) still writes
+     * the vector into the row: moved where this version reads it, so that
+     * the item is not left without a vector that its sig says it has. */
+    "CREATE TRIGGER IF NOT EXISTS items_bvec_compat_insert AFTER INSERT ON items"
+    "  WHEN new.vec IS NOT NULL AND new.vec_scale IS NOT NULL BEGIN"
+    "  INSERT OR REPLACE INTO builtin_vectors (rid, kind, subcortex, scale, v)"
+    "    VALUES (new.rid, new.kind, new.subcortex, new.vec_scale, new.vec);"
+    "  UPDATE items SET vec = NULL, vec_scale = NULL WHERE rid = new.rid;"
+    "END",
+    "CREATE TRIGGER IF NOT EXISTS items_bvec_compat_update AFTER UPDATE OF vec ON items"
+    "  WHEN new.vec IS NOT NULL AND new.vec_scale IS NOT NULL BEGIN"
+    "  INSERT OR REPLACE INTO builtin_vectors (rid, kind, subcortex, scale, v)"
+    "    VALUES (new.rid, new.kind, new.subcortex, new.vec_scale, new.vec);"
+    "  UPDATE items SET vec = NULL, vec_scale = NULL WHERE rid = new.rid;"
+    "END",
     NULL,
 };
 
