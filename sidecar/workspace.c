@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXCLUDE_LINE "/.cortex/"
@@ -137,6 +138,37 @@ static char *strip_slash(const char *p) {
     return s;
 }
 
+/* Can libgit2 find a repository from dir (only dir itself with
+ * `no_search`, else dir and every parent)? Not when no directory on the way
+ * has a `.git` entry (a directory or a gitfile) or a `HEAD` (a git
+ * directory itself, bare or `.git`): libgit2 needs one of those, and without
+ * GIT_REPOSITORY_OPEN_FROM_ENV it reads no environment. The answer "maybe"
+ * costs loading libgit2 (dlopen and its CA bundle: 30-70 ms of wall clock,
+ * bench/README.md), which a directory outside git then does not pay. */
+static bool repository_possible(const char *dir, bool no_search) {
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n + sizeof "/.git" > sizeof path)
+        return true;
+    memcpy(path, dir, n + 1);
+    for (;;) {
+        struct stat st;
+        for (int k = 0; k < 2; k++) {
+            const char *leaf = k ? "/HEAD" : "/.git";
+            memcpy(path + n, n == 1 ? leaf + 1 : leaf, strlen(leaf) + (n == 1 ? 0 : 1));
+            if (lstat(path, &st) == 0 || errno != ENOENT)
+                return true; /* there, or cannot tell */
+        }
+        if (no_search || n <= 1)
+            return false;
+        while (n > 1 && path[n - 1] != '/')
+            n--;
+        if (n > 1)
+            n--; /* the parent, without its trailing '/' */
+        path[n] = '\0';
+    }
+}
+
 int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create) {
     int r = 0;
     git_repository *repo = NULL;
@@ -158,15 +190,15 @@ int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create)
         goto out;
     }
 
-    const cx_git *git = cx_git_get();
-    if (!git) {
-        r = cx_error_code();
-        goto out;
-    }
     /* An explicit directory is the workspace itself; it is still linked to
      * its repository when it is a repository's work tree. */
     unsigned flags = from_flag ? GIT_REPOSITORY_OPEN_NO_SEARCH : 0;
-    if (git->repository_open_ext(&repo, start, flags, NULL) == 0 &&
+    const cx_git *git = NULL;
+    if (repository_possible(start, from_flag) && !(git = cx_git_get())) {
+        r = cx_error_code();
+        goto out;
+    }
+    if (git && git->repository_open_ext(&repo, start, flags, NULL) == 0 &&
         !git->repository_is_bare(repo)) {
         ws->root = strip_slash(git->repository_workdir(repo));
         ws->git_dir = strip_slash(git->repository_path(repo));
@@ -178,7 +210,8 @@ int cx_workspace_find(cx_workspace **out, const char *explicit_dir, bool create)
     } else {
         ws->root = strdup(start);
     }
-    git->error_clear();
+    if (git)
+        git->error_clear();
     if (!ws->root) {
         r = CX_ENOMEM;
         goto out;

@@ -126,9 +126,8 @@ static int map_grow(cx_vindex *v) {
     return 0;
 }
 
-/* Adds or replaces the vector of rid. */
-static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, const int8_t *q,
-                      uint8_t kind, uint32_t sub) {
+/* The slot of rid, a new one at the end when it has none. */
+static int vindex_slot(cx_search_ext *e, cx_vindex *v, int64_t rid, size_t *out) {
     size_t slot = map_find(v, rid);
     int r;
     if (slot == SIZE_MAX) {
@@ -164,6 +163,86 @@ static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, 
         map_put(v, rid, (uint32_t)slot);
         v->n++;
     }
+    *out = slot;
+    return 0;
+}
+
+/* ---- vectors into their slots ----
+ * An index in memory keeps each block dimension-major, so a vector is
+ * written as one byte into each of `dim` columns VBLOCK bytes apart: 320
+ * scattered stores an item, most of the warm-up's instructions. Rows that
+ * go to consecutive slots are staged TILE at a time and written as
+ * TILE x TILE byte transposes (SSE2 where there is SSE2). */
+#define TILE 16
+
+typedef struct stage {
+    size_t slot0; /* slot of row 0 */
+    int n;        /* rows staged */
+    int8_t row[TILE][CX_EMBED_MAX_DIM];
+} stage;
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* dst[d * stride + j] = src[j][i0 + d] for d, j < 16 */
+static void transpose16(const stage *g, int i0, int8_t *dst, size_t stride) {
+    __m128i a[16], b[16];
+    for (int j = 0; j < 16; j++)
+        a[j] = _mm_loadu_si128((const __m128i *)(const void *)(g->row[j] + i0));
+    /* each stage interleaves pairs of rows at twice the width of the last */
+    for (int j = 0; j < 8; j++) {
+        b[j] = _mm_unpacklo_epi8(a[2 * j], a[2 * j + 1]);     /* dims 0-7 */
+        b[j + 8] = _mm_unpackhi_epi8(a[2 * j], a[2 * j + 1]); /* dims 8-15 */
+    }
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 4; j++) {
+            a[h * 8 + j] = _mm_unpacklo_epi16(b[h * 8 + 2 * j], b[h * 8 + 2 * j + 1]);
+            a[h * 8 + j + 4] = _mm_unpackhi_epi16(b[h * 8 + 2 * j], b[h * 8 + 2 * j + 1]);
+        }
+    for (int h = 0; h < 4; h++)
+        for (int j = 0; j < 2; j++) {
+            b[h * 4 + j] = _mm_unpacklo_epi32(a[h * 4 + 2 * j], a[h * 4 + 2 * j + 1]);
+            b[h * 4 + j + 2] = _mm_unpackhi_epi32(a[h * 4 + 2 * j], a[h * 4 + 2 * j + 1]);
+        }
+    for (int h = 0; h < 8; h++) {
+        a[h * 2] = _mm_unpacklo_epi64(b[h * 2], b[h * 2 + 1]);
+        a[h * 2 + 1] = _mm_unpackhi_epi64(b[h * 2], b[h * 2 + 1]);
+    }
+    /* a[d] now holds the 16 rows of dimension i0 + d: stage 1 put dims
+     * 0-7 in b[0..7] and 8-15 in b[8..15], and each later stage splits the
+     * dims of its pair the same way, low half first */
+    for (int d = 0; d < 16; d++)
+        _mm_storeu_si128((__m128i *)(void *)(dst + (size_t)d * stride), a[d]);
+}
+#endif
+
+/* Writes the staged rows into their slots (all in one block). */
+static void stage_flush(cx_vindex *v, stage *g) {
+    if (g->n == 0)
+        return;
+    cx_vblock *b = v->blocks[g->slot0 / VBLOCK];
+    size_t k0 = g->slot0 % VBLOCK;
+    int i = 0;
+#if defined(__SSE2__)
+    if (g->n == TILE)
+        for (; i + TILE <= v->dim; i += TILE)
+            transpose16(g, i, b->q + (size_t)i * VBLOCK + k0, VBLOCK);
+#endif
+    for (; i < v->dim; i++)
+        for (int j = 0; j < g->n; j++)
+            b->q[(size_t)i * VBLOCK + k0 + (size_t)j] = g->row[j][i];
+    g->n = 0;
+}
+
+/* Adds or replaces the vector of rid: into the stage when the index is in
+ * memory (g not NULL; rows to consecutive slots of one block are written
+ * together by stage_flush), else as sign bits. */
+static int vindex_put(cx_search_ext *e, cx_vindex *v, stage *g, int64_t rid, float scale,
+                      const int8_t *q, uint8_t kind, uint32_t sub) {
+    size_t slot;
+    int r = vindex_slot(e, v, rid, &slot);
+    if (r)
+        return r;
     cx_vblock *b = v->blocks[slot / VBLOCK];
     size_t k = slot % VBLOCK;
     b->rid[k] = rid;
@@ -171,8 +250,14 @@ static int vindex_put(cx_search_ext *e, cx_vindex *v, int64_t rid, float scale, 
     b->kind[k] = kind;
     b->sub[k] = sub;
     if (b->q) {
-        for (int i = 0; i < v->dim; i++)
-            b->q[(size_t)i * VBLOCK + k] = q[i];
+        if (g->n > 0 && (g->n == TILE || slot != g->slot0 + (size_t)g->n ||
+                         slot / VBLOCK != g->slot0 / VBLOCK))
+            stage_flush(v, g);
+        if (g->n == 0)
+            g->slot0 = slot;
+        memcpy(g->row[g->n++], q, (size_t)v->dim);
+        if (g->n == TILE)
+            stage_flush(v, g);
     } else {
         uint64_t *sig = b->sig + k * 2 * (size_t)v->words, *nzm = sig + v->words;
         memset(sig, 0, sizeof *sig * 2 * (size_t)v->words);
@@ -196,35 +281,44 @@ static const char SQL_VEC_COUNT[] =
 static const char SQL_VEC_LOAD[] =
     "SELECT v.seq, v.rid, v.scale, v.v, i.kind, i.subcortex FROM vectors v"
     " JOIN items i ON i.rid = v.rid WHERE v.seq > ?2 AND +v.model = ?1 ORDER BY v.seq LIMIT ?3";
-/* the built-in model: items written since, then vectors made since */
+/* the built-in model: items written since, then vectors made since; the
+ * narrow rows alone (schema 6), never the items' text pages */
 static const char SQL_VEC_LOAD_ITEMS[] =
-    "SELECT rid, rid, vec_scale, vec, kind, subcortex FROM items WHERE rid > ?1 ORDER BY rid"
-    " LIMIT ?2";
+    "SELECT rid, rid, scale, v, kind, subcortex FROM builtin_vectors WHERE rid > ?1"
+    " ORDER BY rid LIMIT ?2";
 static const char SQL_VEC_LOAD_LOG[] =
-    "SELECT l.seq, l.rid, i.vec_scale, i.vec, i.kind, i.subcortex FROM vec_log l"
-    " JOIN items i ON i.rid = l.rid WHERE l.seq > ?1 ORDER BY l.seq";
+    "SELECT l.seq, l.rid, b.scale, b.v, b.kind, b.subcortex FROM vec_log l"
+    " JOIN builtin_vectors b ON b.rid = l.rid WHERE l.seq > ?1 ORDER BY l.seq";
 
 /* Adds the rows of a load statement (key, rid, scale, vector, kind,
  * subcortex); *last gets the last key, *rows (may be NULL) their number. */
 static int vindex_load(cx_store *s, cx_search_ext *e, cx_vindex *v, sqlite3_stmt *st,
                        int64_t *last, int64_t *rows) {
-    int rc, r;
+    int rc, r = 0;
+    stage *g = NULL;
+    if (v->in_ram && !(g = malloc(sizeof *g)))
+        return CX_ENOMEM;
+    if (g)
+        g->n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         *last = sqlite3_column_int64(st, 0);
         if (rows)
             (*rows)++;
         if (sqlite3_column_bytes(st, 3) != v->dim)
             continue; /* none yet, or another dimension: not comparable */
-        r = vindex_put(e, v, sqlite3_column_int64(st, 1), (float)sqlite3_column_double(st, 2),
+        r = vindex_put(e, v, g, sqlite3_column_int64(st, 1), (float)sqlite3_column_double(st, 2),
                        sqlite3_column_blob(st, 3),
                        kind_code((const char *)sqlite3_column_text(st, 4)),
                        str_hash((const char *)sqlite3_column_text(st, 5)));
-        if (r) {
-            sqlite3_reset(st);
-            return r;
-        }
+        if (r)
+            break;
     }
+    if (g)
+        stage_flush(v, g); /* also after a failure: the slots are taken */
+    free(g);
     sqlite3_reset(st);
+    if (r)
+        return r;
     return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "loading vectors");
 }
 
@@ -300,7 +394,7 @@ static int vindex_refresh_some(cx_store *s, cx_search_ext *e, cx_vindex *v, int6
 int cx_vindex_pending(cx_store *s, const cx_vindex *v, int64_t model, int64_t *out) {
     bool builtin = model == cx_store_builtin_model(s);
     sqlite3_stmt *st;
-    int r = cx_store_prepare(s, builtin ? "SELECT coalesce(max(rid), 0) FROM items"
+    int r = cx_store_prepare(s, builtin ? "SELECT coalesce(max(rid), 0) FROM builtin_vectors"
                                         : "SELECT coalesce(max(seq), 0) FROM vectors",
                              &st), rc;
     if (r)
@@ -384,7 +478,7 @@ static int by_sim(const void *a, const void *b) {
 }
 
 static const char SQL_VEC_ONE[] = "SELECT scale, v FROM vectors WHERE model = ?1 AND rid = ?2";
-static const char SQL_VEC_ONE_BUILTIN[] = "SELECT vec_scale, vec FROM items WHERE rid = ?2";
+static const char SQL_VEC_ONE_BUILTIN[] = "SELECT scale, v FROM builtin_vectors WHERE rid = ?2";
 
 /* The cosine similarity of slot to the quantized query. */
 static int slot_sim(cx_store *s, cx_vindex *v, size_t slot, const int8_t *qq, double qscale,
@@ -480,6 +574,15 @@ static void axpy_i8(int32_t *restrict acc, const int8_t *restrict col, int32_t w
         acc[k] += w * col[k];
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void sims_of(float *restrict out, const int32_t *restrict acc, float qscale,
+                    const float *restrict scale, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        out[k] = (float)acc[k] * qscale * scale[k]; /* as exact_search always computed it */
+}
+
 /* Scores every slot the prefilter lets through; the best `max` at or
  * above the floor go to out, best first. */
 static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool builtin,
@@ -499,8 +602,12 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
     }
     float *sims = (float *)(void *)v->dist;
     int32_t *acc = malloc(sizeof *acc * VBLOCK);
-    if (!acc)
+    float *bsim = malloc(sizeof *bsim * VBLOCK); /* one block's similarities */
+    if (!acc || !bsim) {
+        free(acc);
+        free(bsim);
         return CX_ENOMEM;
+    }
     /* the built-in model's floor is known: pick the best as we go; for
      * others it depends on all the similarities, so a second pass picks */
     double floor = SEM_FLOOR_BUILTIN, sum = 0.0, sum2 = 0.0;
@@ -512,25 +619,36 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
         memset(acc, 0, sizeof *acc * cnt);
         for (int j = 0; j < m; j++)
             axpy_i8(acc, b->q + (size_t)nz[j] * VBLOCK, qq[nz[j]], cnt);
+        if (builtin) {
+            /* the similarities first (a loop the compiler vectorizes), then
+             * the few at or above the floor: a hit is rare, and testing the
+             * filters and the heap on every slot cost ~37 instructions a
+             * slot, most of a search's vector scan */
+            sims_of(bsim, acc, qscale, b->scale, cnt);
+            for (size_t k = 0; k < cnt; k++) {
+                if (!(bsim[k] >= floor))
+                    continue;
+                cx_sem_hit x = {b->rid[k], bsim[k]};
+                bool pass =
+                    ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
+                if (pass && heap_wants(&H, &x) && !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
+                    heap_push(&H, x);
+            }
+            continue;
+        }
         for (size_t k = 0; k < cnt; k++) {
             float sim = (float)acc[k] * qscale * b->scale[k];
             bool pass = ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
-            if (!builtin) {
-                sims[base + k] = pass ? sim : -2.0f;
-                if (pass) {
-                    sum += sim;
-                    sum2 += (double)sim * sim;
-                    count++;
-                }
-                continue;
+            sims[base + k] = pass ? sim : -2.0f;
+            if (pass) {
+                sum += sim;
+                sum2 += (double)sim * sim;
+                count++;
             }
-            cx_sem_hit x = {b->rid[k], sim};
-            if (pass && sim >= floor && heap_wants(&H, &x) &&
-                !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
-                heap_push(&H, x);
         }
     }
     free(acc);
+    free(bsim);
     if (!builtin && count > 0) {
         double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
         floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, count);

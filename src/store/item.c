@@ -25,9 +25,13 @@
 static const char SQL_INSERT[] =
     "INSERT INTO items (id, kind, status, subcortex, title, body, tags, files, evidence,"
     " author, agent, created_at, updated_at, visibility, parent_id, content_hash, provenance,"
-    " fold_key, sig, vec, vec_scale, review, server_seq)"
+    " fold_key, sig, review, server_seq)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?21, ?13, ?14, ?15, ?16, ?17,"
-    " ?18, ?19, ?20, ?22, ?23)";
+    " ?18, ?22, ?23)";
+/* a new item's built-in vector, in the same transaction (see vec.c) */
+static const char SQL_INSERT_VEC[] =
+    "INSERT OR REPLACE INTO builtin_vectors (rid, kind, subcortex, scale, v)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
 static const char SQL_UPDATE[] =
     "UPDATE items SET kind = ?2, status = ?3, subcortex = ?4, title = ?5, body = ?6, tags = ?7,"
     " files = ?8, evidence = ?9, author = ?10, agent = ?11, created_at = ?12, updated_at = ?21,"
@@ -78,17 +82,30 @@ int cx_item_insert(cx_store *s, const cx_item_row *row, int64_t *rid) {
         sqlite3_bind_int64(st, 17, row->fold_key);
     int8_t q[CX_EMBED_MAX_DIM];
     float scale;
-    if (row->vec) {
-        cx_vec_quantize(row->vec, dim, q, &scale);
+    if (row->vec)
         sqlite3_bind_int64(st, 18, (sqlite3_int64)cx_vec_sig(row->vec, dim));
-        sqlite3_bind_blob(st, 19, q, dim, SQLITE_STATIC);
-        sqlite3_bind_double(st, 20, scale);
-    }
     r = cx_store_exec_stmt(s, st, "writing an item");
     sqlite3_clear_bindings(st);
-    if (r == 0 && rid)
-        *rid = sqlite3_last_insert_rowid(cx_store_sqlite(s));
-    return r;
+    if (r)
+        return r;
+    int64_t new_rid = sqlite3_last_insert_rowid(cx_store_sqlite(s));
+    if (row->vec) {
+        cx_vec_quantize(row->vec, dim, q, &scale);
+        if ((r = cx_store_prepare(s, SQL_INSERT_VEC, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, new_rid);
+        cx_store_bind_text(st, 2, row->kind);
+        cx_store_bind_text(st, 3, row->subcortex);
+        sqlite3_bind_double(st, 4, scale);
+        sqlite3_bind_blob(st, 5, q, dim, SQLITE_STATIC);
+        r = cx_store_exec_stmt(s, st, "writing an item's vector");
+        sqlite3_clear_bindings(st);
+        if (r)
+            return r;
+    }
+    if (rid)
+        *rid = new_rid;
+    return 0;
 }
 
 int cx_item_update(cx_store *s, const cx_item_row *row, unsigned flags) {
@@ -370,7 +387,9 @@ static const char SQL_SEEN[] = "UPDATE items SET seen = seen + 1 WHERE id = ?1";
 static const char SQL_FOLD_CAND[] =
     "SELECT rid, sig FROM items WHERE fold_key = ?1 AND kind = 'observation'"
     " ORDER BY rid DESC LIMIT ?2";
-static const char SQL_FOLD_VEC[] = "SELECT vec_scale, vec, id FROM items WHERE rid = ?1";
+static const char SQL_FOLD_VEC[] =
+    "SELECT b.scale, b.v, i.id FROM builtin_vectors b JOIN items i ON i.rid = b.rid"
+    " WHERE b.rid = ?1";
 static const char SQL_FOLD[] =
     "UPDATE items SET seen = seen + 1, updated_at = max(updated_at, ?2) WHERE id = ?1";
 

@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 5
+#define CX_STORE_SCHEMA_VERSION 6
 #define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
@@ -115,10 +115,12 @@ void cx_store_terms_end(cx_store *s, bool committed);
 
 /* ---- vectors (vec.c) ----
  * Vectors are stored per model as int8 with one float scale each
- * (x[i] ~= v[i] * scale): the built-in model's in the item's row
- * (items.vec, items.vec_scale; vec_log lists rows whose vector changed
- * after they were written), other models' in `vectors`. `items.sig` keeps
- * 64 sign bits of the built-in vector for the near-duplicate check. */
+ * (x[i] ~= v[i] * scale): the built-in model's in `builtin_vectors`, one
+ * narrow row per item under the item's rid with its kind and subcortex
+ * (vec_log lists rows whose vector changed after the item was written),
+ * other models' in `vectors`. `items.sig` keeps 64 sign bits of the
+ * built-in vector for the near-duplicate check; it is NULL exactly when
+ * the item has no built-in vector (items_nosig lists those). */
 
 #define CX_STORE_EMBED_TEXT_MAX 8192 /* bytes of title + body that are embedded */
 #define CX_STORE_FOLD_CANDIDATES 16  /* newest observations compared when folding */

@@ -514,10 +514,10 @@ static const char SQL_COUNT_OUTBOX[] =
 static const char SQL_BLOB_BYTES[] = "SELECT coalesce(sum(size), 0) FROM blobs";
 static const char SQL_MODELS[] =
     "SELECT m.id, m.name, m.dim,"
-    " CASE WHEN m.id = ?1 THEN (SELECT count(*) FROM items WHERE vec IS NOT NULL)"
+    " CASE WHEN m.id = ?1 THEN (SELECT count(*) FROM builtin_vectors)"
     "  ELSE (SELECT count(*) FROM vectors v WHERE v.model = m.id) END,"
     " (SELECT count(*) FROM embed_queue q WHERE q.model = m.id)"
-    " + CASE WHEN m.id = ?1 THEN (SELECT count(*) FROM items WHERE vec IS NULL)"
+    " + CASE WHEN m.id = ?1 THEN (SELECT count(*) FROM items WHERE sig IS NULL)"
     "  ELSE (SELECT count(*) FROM items i WHERE i.rid > m.covered_rid AND NOT EXISTS"
     "    (SELECT 1 FROM vectors v WHERE v.model = m.id AND v.rid = i.rid)) END"
     " FROM embed_models m ORDER BY m.id";

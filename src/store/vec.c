@@ -65,8 +65,12 @@ int cx_vec_builtin(cx_store *s, const char *text, float *out) {
 static const char SQL_VEC_PUT[] =
     "INSERT OR REPLACE INTO vectors (model, rid, scale, v)"
     " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM items WHERE rid = ?2)";
+/* the built-in model: the narrow row, then the item's sign bits (whose
+ * change count says whether the item exists, for the log) */
 static const char SQL_VEC_PUT_BUILTIN[] =
-    "UPDATE items SET vec = ?2, vec_scale = ?3, sig = ?4 WHERE rid = ?1";
+    "INSERT OR REPLACE INTO builtin_vectors (rid, kind, subcortex, scale, v)"
+    " SELECT rid, kind, subcortex, ?3, ?2 FROM items WHERE rid = ?1";
+static const char SQL_VEC_SIG[] = "UPDATE items SET sig = ?2 WHERE rid = ?1";
 static const char SQL_VEC_LOG[] = "INSERT INTO vec_log (rid) SELECT ?1 WHERE changes() > 0";
 static const char SQL_VEC_DEQUEUE[] = "DELETE FROM embed_queue WHERE model = ?1 AND rid = ?2";
 static const char SQL_VEC_DEQUEUE_GEN[] =
@@ -85,8 +89,13 @@ static int vec_write(cx_store *s, int64_t model, int64_t rid, const float *v, in
         sqlite3_bind_int64(st, 1, rid);
         sqlite3_bind_blob(st, 2, q, dim, SQLITE_STATIC);
         sqlite3_bind_double(st, 3, scale);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)cx_vec_sig(v, dim));
         if ((r = cx_store_exec_stmt(s, st, "storing a vector")))
+            return r;
+        if ((r = cx_store_prepare(s, SQL_VEC_SIG, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, rid);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)cx_vec_sig(v, dim));
+        if ((r = cx_store_exec_stmt(s, st, "storing a vector's sign bits")))
             return r;
         if ((r = cx_store_prepare(s, SQL_VEC_LOG, &st)))
             return r;
@@ -184,12 +193,12 @@ int cx_vec_model_create(cx_store *s, cx_embedder *e, int64_t *out) {
 /* A new built-in model (its id changed with its features or dimension):
  * recorded, and in the same transaction every item's vector of the model
  * before it is dropped, so that cx_store_embed_pending() redoes them all
- * (items_novec) and no search compares vectors of two models. The rows of
+ * (items_nosig) and no search compares vectors of two models. The rows of
  * earlier built-in models go too (a built-in model keeps its vectors in
- * items, never in `vectors`), or status would list them as pending for
- * ever. */
+ * builtin_vectors, never in `vectors`), or status would list them as
+ * pending for ever. */
 static const char SQL_VEC_DROP_BUILTIN[] =
-    "UPDATE items SET vec = NULL, vec_scale = NULL, sig = NULL WHERE vec IS NOT NULL";
+    "DELETE FROM builtin_vectors; UPDATE items SET sig = NULL WHERE sig IS NOT NULL";
 #define OLD_BUILTIN                                                                        \
     "SELECT id FROM embed_models m WHERE m.id <> ?1 AND m.name LIKE 'builtin-ngram-%'"     \
     " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = m.id)"
@@ -207,9 +216,8 @@ static int builtin_tx(cx_store *s, void *ud) {
         r = cx_vec_model_id(s, c->name, c->dim, true, &c->id);
     if (r || had)
         return r;
-    if ((r = cx_store_prepare(s, SQL_VEC_DROP_BUILTIN, &st)))
-        return r;
-    if ((r = cx_store_exec_stmt(s, st, "dropping the vectors of the previous built-in model")))
+    if ((r = cx_store_exec_sql(s, SQL_VEC_DROP_BUILTIN,
+                               "dropping the vectors of the previous built-in model")))
         return r;
     const char *const drop[] = {SQL_QUEUE_DROP_OLD_BUILTIN, SQL_MODEL_DROP_OLD_BUILTIN};
     for (size_t i = 0; i < 2; i++) {
@@ -347,7 +355,7 @@ static const char SQL_QUEUE_BATCH[] =
     "SELECT q.rid, q.gen, i.title, i.body FROM embed_queue q JOIN items i ON i.rid = q.rid"
     " WHERE q.model = ?1 ORDER BY q.rid LIMIT ?2";
 static const char SQL_NOVEC_BATCH[] =
-    "SELECT rid, NULL, title, body FROM items WHERE vec IS NULL ORDER BY rid LIMIT ?2";
+    "SELECT rid, NULL, title, body FROM items WHERE sig IS NULL ORDER BY rid LIMIT ?2";
 
 typedef struct catchup_ctx {
     int64_t model;
@@ -419,7 +427,7 @@ static int embed_pending_model(cx_store *s, cx_embedder *e, int64_t model, size_
         bool more = false;
         /* Items are queued for another model as far as they were written
          * (the built-in one needs no catch-up: a new item has its vector,
-         * and items_novec lists those without). */
+         * and items_nosig lists those without). */
         if (!builtin && (r = needs_catchup(s, model, &more)))
             break;
         if (more) {

@@ -913,10 +913,11 @@ static void test_models(void) {
     CX_CHECK_INT(cx_store_reindex(s, NULL, on_progress, NULL), CX_ECANCELED);
     CX_CHECK(strstr(cx_error_last(), "canceled") != NULL);
     CX_CHECK_INT(progress_calls, 2);
-    /* built-in vectors are in the items' rows, and logged when remade */
+    /* built-in vectors are in their narrow table, and logged when remade */
     CX_CHECK_INT(q1(s, "SELECT max(seq) FROM vec_log") - seq, 2 * CX_EMBED_MAX_BATCH);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM vectors"), N + 3);
-    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"), N + 3);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors"), N + 3);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE sig IS NOT NULL"), N + 3);
     /* back to the built-in model alone */
     CX_CHECK_OK(cx_store_set_embedder(s, NULL));
     res = run(s, "webhok signatrue", CX_SEARCH_SEMANTIC);
@@ -1147,7 +1148,7 @@ static void test_migration(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 5);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 6);
     /* the fixture's four observations (two of them pulled) */
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 4);
     /* version 3: an artifact's name is no longer unique (two workspaces may
@@ -1227,8 +1228,8 @@ static void test_builtin_model_change(void) {
                       SQLITE_STATIC);
     CX_CHECK(sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(cx_store_sqlite(s)) == 1);
     sqlite3_finalize(st);
-    CX_CHECK(sqlite3_exec(cx_store_sqlite(s), "UPDATE items SET vec = zeroblob(256)", NULL, NULL,
-                          NULL) == SQLITE_OK);
+    CX_CHECK(sqlite3_exec(cx_store_sqlite(s), "UPDATE builtin_vectors SET v = zeroblob(256)", NULL,
+                          NULL, NULL) == SQLITE_OK);
     cx_store_free(s);
 
     s = NULL;
@@ -1238,7 +1239,8 @@ static void test_builtin_model_change(void) {
     char now[64];
     snprintf(now, sizeof now, "builtin-ngram-v3-%d", CX_EMBED_BUILTIN_DIM);
     CX_CHECK_STR(cx_embed_model_id(cx_store_builtin_embedder(s)), now);
-    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"), 0);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors"), 0);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE sig IS NOT NULL"), 0);
     json_t *m = model_status(s, now);
     CX_CHECK(m && iget(m, "vectors") == 0 && iget(m, "pending") == 3);
     json_decref(m);
@@ -1252,7 +1254,7 @@ static void test_builtin_model_change(void) {
     CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
     CX_CHECK_INT(done, 3);
     char sql[96];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE length(vec) = %d",
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM builtin_vectors WHERE length(v) = %d",
              CX_EMBED_BUILTIN_DIM);
     CX_CHECK_INT(q1(s, sql), 3);
     res = run(s, "webhok signatrue", CX_SEARCH_SEMANTIC);
@@ -1269,6 +1271,191 @@ static void test_builtin_model_change(void) {
 out:
     free(dir);
     free(target);
+}
+
+/* ---- migration from version 5: built-in vectors out of the items' rows ---- */
+
+/* The answer of a search as text, without the final scores (their recency
+ * part moves with the clock); ranks, lists, similarities and BM25 stay. */
+static char *answer_text(cx_store *s, const char *text, cx_search_mode mode) {
+    json_t *res = run(s, text, mode);
+    if (!res)
+        return strdup("(failed)");
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(res, "results"), i, r) {
+        json_object_del(r, "score");
+        json_object_del(json_object_get(r, "why"), "score");
+    }
+    char *t = json_dumps(res, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(res);
+    return t ? t : strdup("(failed)");
+}
+
+/* rid, scale and vector bytes of every built-in vector, as one text */
+static char *vectors_text(cx_store *s, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    size_t cap = 1u << 20, len = 0;
+    char *buf = calloc(1, cap);
+    if (!buf || sqlite3_prepare_v2(cx_store_sqlite(s), sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "vectors_text(%s): %s\n", sql, sqlite3_errmsg(cx_store_sqlite(s)));
+        sqlite3_finalize(st);
+        free(buf);
+        return strdup("(failed)");
+    }
+    while (sqlite3_step(st) == SQLITE_ROW && len + 64 < cap) {
+        const unsigned char *v = sqlite3_column_blob(st, 2);
+        int n = sqlite3_column_bytes(st, 2);
+        uint64_t h = 1469598103934665603ull;
+        for (int i = 0; i < n; i++)
+            h = (h ^ v[i]) * 1099511628211ull;
+        len += (size_t)snprintf(buf + len, cap - len, "%lld:%.9g:%d:%llx;",
+                                (long long)sqlite3_column_int64(st, 0),
+                                sqlite3_column_double(st, 1), n, (unsigned long long)h);
+    }
+    sqlite3_finalize(st);
+    return buf;
+}
+
+/* A version 5 store, as cortex wrote it: the built-in vector in the items'
+ * rows (items.vec, items.vec_scale, items_novec). */
+static const char *const to_v5[] = {
+    "DROP TRIGGER items_bvec_delete",
+    "DROP TRIGGER items_bvec_move",
+    "DROP TRIGGER items_bvec_compat_insert",
+    "DROP TRIGGER items_bvec_compat_update",
+    "UPDATE items SET vec = (SELECT v FROM builtin_vectors b WHERE b.rid = items.rid),"
+    " vec_scale = (SELECT scale FROM builtin_vectors b WHERE b.rid = items.rid)",
+    "DROP TABLE builtin_vectors",
+    "DROP INDEX items_nosig",
+    "CREATE INDEX items_novec ON items(rid) WHERE vec IS NULL",
+    "PRAGMA user_version = 5",
+    NULL,
+};
+
+static void test_migration_v6(void) {
+    cx_store *s = fresh("v5");
+    char *dir = NULL, *before_vec = NULL, *after_vec = NULL;
+    enum { N = 300, Q = 4 };
+    static const char *const queries[Q] = {"socket parser", "invoce renderer fonts",
+                                           "webhok signatrue", "deadlock 17"};
+    char *before[Q][3] = {{0}};
+    if (!s)
+        return;
+    dir = strdup(cx_store_dir(s));
+    cx_note *batch = calloc(N, sizeof *batch);
+    char (*bodies)[96] = calloc(N, 96);
+    static const char *const topics[] = {"socket parser", "invoice renderer and its fonts",
+                                         "webhook signature check", "scheduler deadlock"};
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], 96, "Note %d about the %s, case %d.", i, topics[i % 4], i * 7);
+        batch[i].body = bodies[i];
+        batch[i].subcortex = i % 3 ? "general" : "build";
+    }
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_store_observe(s, &who, batch, N, NULL, NULL, &out));
+    json_decref(out);
+    char *d = draft_citing(s, "Parser sockets", "The socket parser drops a frame.", NULL, 0, true);
+    free(d);
+    for (int q = 0; q < Q; q++)
+        for (int m = 0; m < 3; m++)
+            before[q][m] = answer_text(s, queries[q], (cx_search_mode)m);
+    before_vec = vectors_text(s, "SELECT rid, scale, v FROM builtin_vectors ORDER BY rid");
+    long long sigs = q1(s, "SELECT count(*) FROM items WHERE sig IS NOT NULL");
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors"), N + 1);
+    for (int i = 0; to_v5[i]; i++) {
+        char *err = NULL;
+        CX_CHECK(sqlite3_exec(cx_store_sqlite(s), to_v5[i], NULL, NULL, &err) == SQLITE_OK);
+        if (err)
+            fprintf(stderr, "to v5: %s: %s\n", to_v5[i], err);
+        sqlite3_free(err);
+    }
+    char *v5_vec = vectors_text(s, "SELECT rid, vec_scale, vec FROM items WHERE vec IS NOT NULL"
+                                   " ORDER BY rid");
+    CX_CHECK_STR(v5_vec, before_vec); /* the fixture holds the same vectors */
+    free(v5_vec);
+    cx_store_free(s);
+
+    s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    if (!s)
+        goto out;
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 6);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"
+                       " OR vec_scale IS NOT NULL"), 0);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM sqlite_master WHERE name = 'items_novec'"), 0);
+    after_vec = vectors_text(s, "SELECT rid, scale, v FROM builtin_vectors ORDER BY rid");
+    CX_CHECK_STR(after_vec, before_vec);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE sig IS NOT NULL"), sigs);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors b JOIN items i USING (rid)"
+                       " WHERE b.kind = i.kind AND b.subcortex = i.subcortex"), N + 1);
+    /* nothing to embed again, and the same answers, from a cold index */
+    size_t done = 99;
+    CX_CHECK_OK(cx_store_embed_pending(s, 0, &done));
+    CX_CHECK_INT((long long)done, 0);
+    for (int q = 0; q < Q; q++)
+        for (int m = 0; m < 3; m++) {
+            char *now = answer_text(s, queries[q], (cx_search_mode)m);
+            CX_CHECK_STR(now, before[q][m]);
+            free(now);
+        }
+    /* the narrow rows follow their items: a moved item, a deleted one */
+    CX_CHECK(sqlite3_exec(cx_store_sqlite(s),
+                          "UPDATE items SET subcortex = 'moved' WHERE rid = 1;"
+                          "DELETE FROM items WHERE rid = 2",
+                          NULL, NULL, NULL) == SQLITE_OK);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors WHERE rid = 1 AND"
+                       " subcortex = 'moved'"), 1);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors WHERE rid = 2"), 0);
+
+    /* a cortex of version 5 still running (a daemon during an upgrade)
+     * writes vectors into the rows, as it did: they land in the table */
+    char *later = observe(s, "The webhook verifier rejects signatures with a trailing newline.");
+    CX_CHECK(sqlite3_exec(cx_store_sqlite(s),
+                          "CREATE TEMP TABLE v5_copy AS SELECT rid, scale, v FROM builtin_vectors"
+                          " WHERE rid = (SELECT max(rid) FROM items);"
+                          "DELETE FROM builtin_vectors WHERE rid = (SELECT rid FROM v5_copy);"
+                          /* what its vec_write did */
+                          "UPDATE items SET vec = (SELECT v FROM v5_copy), vec_scale ="
+                          " (SELECT scale FROM v5_copy) WHERE rid = (SELECT rid FROM v5_copy);"
+                          /* and its insert of a new item */
+                          "INSERT INTO items (id, kind, status, subcortex, body, created_at,"
+                          " updated_at, sig, vec, vec_scale) SELECT '01J00000000000000000000099',"
+                          " 'observation', 'recorded', 'general', 'copied', 1, 1, 7, v, scale"
+                          " FROM v5_copy",
+                          NULL, NULL, NULL) == SQLITE_OK);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM builtin_vectors b JOIN temp.v5_copy c"
+                       " ON b.v = c.v AND b.scale = c.scale"), 2);
+    CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"
+                       " OR vec_scale IS NOT NULL"), 0);
+    json_t *res = run(s, "webhok verifer trailing newline", CX_SEARCH_SEMANTIC);
+    CX_CHECK(res && pos(res, later) >= 0);
+    json_decref(res);
+    free(later);
+    cx_store_free(s);
+
+    /* running the step again (a store set back to version 5 by hand) is
+     * harmless */
+    s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    if (!s)
+        goto out;
+    CX_CHECK(sqlite3_exec(cx_store_sqlite(s), "PRAGMA user_version = 5", NULL, NULL, NULL) ==
+             SQLITE_OK);
+    cx_store_free(s);
+    s = NULL;
+    CX_CHECK_OK(cx_store_open(&s, dir));
+    CX_CHECK_INT(s ? q1(s, "SELECT count(*) FROM builtin_vectors") : -1, N + 2);
+out:
+    for (int q = 0; q < Q; q++)
+        for (int m = 0; m < 3; m++)
+            free(before[q][m]);
+    free(before_vec);
+    free(after_vec);
+    free(batch);
+    free(bodies);
+    free(dir);
+    cx_store_free(s);
 }
 
 int main(void) {
@@ -1288,6 +1475,7 @@ int main(void) {
     test_incremental();
     test_warm_between_requests();
     test_migration();
+    test_migration_v6();
     cx_test_rmrf(root);
     free(root);
     return cx_test_done();

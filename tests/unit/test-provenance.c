@@ -241,6 +241,51 @@ static void test_redacted(void) {
     free(d);
 }
 
+/* Is libgit2 mapped into this process? */
+static bool libgit2_loaded(void) {
+    char *maps = NULL;
+    size_t len = 0;
+    bool yes = cx_fs_read_file("/proc/self/maps", 1u << 24, &maps, &len) == 0 &&
+               strstr(maps, "libgit2") != NULL;
+    free(maps);
+    return yes;
+}
+
+/* A workspace outside git is found without loading libgit2 (its start-up
+ * costs cortexd's first answer 30-70 ms), explicitly and by search from a
+ * subdirectory; one that may be a repository still asks libgit2. Runs
+ * before anything else in this process loads it. */
+static void test_workspace_without_git(void) {
+    if (libgit2_loaded()) {
+        fprintf(stderr, "libgit2 is linked in: the lazy load cannot be checked\n");
+        CX_CHECK(false);
+        return;
+    }
+    char *plain = mkdir_in("nogit"), *sub = cx_fs_join(plain, "sub");
+    CX_CHECK(sub && mkdir(sub, 0755) == 0);
+    cx_workspace *ws = NULL;
+    CX_CHECK_OK(cx_workspace_find(&ws, sub, false));
+    CX_CHECK(ws && strcmp(ws->root, sub) == 0 && ws->git_dir == NULL);
+    cx_workspace_free(ws);
+    char cwd[4096];
+    CX_CHECK(getcwd(cwd, sizeof cwd) != NULL && chdir(sub) == 0);
+    ws = NULL;
+    CX_CHECK_OK(cx_workspace_find(&ws, NULL, false));
+    CX_CHECK(ws && strcmp(ws->root, sub) == 0 && ws->git_dir == NULL);
+    cx_workspace_free(ws);
+    CX_CHECK(chdir(cwd) == 0);
+    CX_CHECK(!libgit2_loaded());
+    /* a HEAD file may be a bare repository's: libgit2 decides (it is not one) */
+    write_at(sub, "HEAD", "ref: refs/heads/main\n");
+    ws = NULL;
+    CX_CHECK_OK(cx_workspace_find(&ws, sub, false));
+    CX_CHECK(ws && strcmp(ws->root, sub) == 0 && ws->git_dir == NULL);
+    cx_workspace_free(ws);
+    CX_CHECK(libgit2_loaded());
+    free(sub);
+    free(plain);
+}
+
 int main(void) {
     setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
     setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
@@ -259,6 +304,7 @@ int main(void) {
     setenv("HOME", top, 1); /* libgit2 reads ~/.gitconfig: keep it empty */
     uint64_t t0 = cx_clock_mono_ns();
 
+    test_workspace_without_git();
     test_strip_url();
     test_redacted();
 
