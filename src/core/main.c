@@ -4,7 +4,8 @@
  * directory layout:
  *
  *   DIR/            mode 0700
- *   DIR/core.db     SQLite, WAL mode (storage.c)
+ *   DIR/core.db     SQLite, WAL mode: a core made without --database
+ *   DIR/database    or: the PostgreSQL URI (no password), mode 0600
  *   DIR/secret      the server secret, mode 0600 (keys.c, audit.c)
  *
  * stdout carries only what a command promises (a key, a listing); logs go
@@ -31,10 +32,12 @@
 #include <unistd.h>
 
 #define DB_FILE "core.db"
+#define DATABASE_FILE "database" /* names a PostgreSQL database */
+#define URI_MAX 4096
 #define VERSION "0.1.0"
 
 static int usage(void) {
-    fputs("usage: cortex-core init DIR [--team TEAM] [--name NAME]\n"
+    fputs("usage: cortex-core init DIR [--team TEAM] [--name NAME] [--database URL]\n"
           "       cortex-core serve DIR --listen HOST:PORT [--tls-cert FILE --tls-key FILE]\n"
           "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
           "                  [--max-connections N] [--max-connections-per-address N]\n"
@@ -58,16 +61,64 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* What DIR's database is: the URI in DIR/database when that file is there,
+ * else the path of DIR/core.db. *target is malloc'd (the caller's). */
+static int dir_target(const char *dir, char **target) {
+    char *named = cx_fs_join(dir, DATABASE_FILE);
+    if (!named)
+        return CX_ENOMEM;
+    char *text = NULL;
+    size_t len = 0;
+    int r = cx_fs_read_file(named, URI_MAX, &text, &len);
+    if (r == CX_ENOTFOUND) {
+        free(named);
+        cx_error_clear();
+        *target = cx_fs_join(dir, DB_FILE);
+        return *target ? 0 : CX_ENOMEM;
+    }
+    if (r == 0) {
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+            text[--len] = '\0';
+        if (!cx_storage_is_uri(text))
+            r = cx_error_set(CX_EINVAL, "%s does not hold a postgresql:// URI", named);
+    }
+    free(named);
+    if (r) {
+        free(text);
+        return r;
+    }
+    *target = text;
+    return 0;
+}
+
 /* Opens DIR's database and secret. */
 static int open_dir(const char *dir, int flags, cx_storage **st, uint8_t secret[CX_SECRET_LEN]) {
-    char *db = cx_fs_join(dir, DB_FILE);
-    if (!db)
-        return CX_ENOMEM;
+    char *target = NULL;
     int r = cx_keys_secret_load(dir, secret);
     if (r == 0)
-        r = cx_storage_open(st, db, flags);
-    free(db);
+        r = dir_target(dir, &target);
+    if (r == 0)
+        r = cx_storage_open(st, target, flags);
+    free(target);
     return r;
+}
+
+/* True when the URI carries a password: in its user part
+ * (scheme://user:password@host) or as a password= parameter. */
+static bool uri_has_password(const char *uri) {
+    const char *p = strstr(uri, "://");
+    if (p) {
+        p += 3;
+        size_t n = strcspn(p, "/?#");
+        const char *at = memchr(p, '@', n);
+        if (at && memchr(p, ':', (size_t)(at - p)))
+            return true;
+    }
+    const char *q = strchr(uri, '?');
+    for (; q; q = strchr(q + 1, '&'))
+        if (strncmp(q + 1, "password=", 9) == 0)
+            return true;
+    return false;
 }
 
 /* Parses "--opt VALUE" pairs from argv[i..]; unknown options are errors. */
@@ -122,24 +173,50 @@ static int create_key(cx_storage *st, const uint8_t *secret, const char *team, c
 }
 
 static int cmd_init(int argc, char **argv) {
-    const char *team = "default", *name = "admin";
+    const char *team = "default", *name = "admin", *database = NULL;
     if (argc < 3 || parse_opts(argc, argv, 3, (opt[]){{"--team", &team}, {"--name", &name},
+                                                      {"--database", &database},
                                                       {NULL, NULL}}))
         return usage();
     const char *dir = argv[2];
     if (!cx_keys_team_valid(team))
         return fprintf(stderr, "cortex-core: bad team name '%s'\n", team), 2;
+    if (database && !cx_storage_is_uri(database))
+        return fprintf(stderr, "cortex-core: --database wants a PostgreSQL URI "
+                               "(postgresql://USER@HOST:PORT/DB)\n"), 2;
+    if (database && uri_has_password(database))
+        return fprintf(stderr, "cortex-core: --database: the URI holds a password; put it in "
+                               "the file PGPASSFILE names (or ~/.pgpass) instead, so that it is "
+                               "never on a command line or in DIR\n"), 2;
+    if (database && strlen(database) >= URI_MAX)
+        return fprintf(stderr, "cortex-core: --database: the URI is too long\n"), 2;
     char *db = cx_fs_join(dir, DB_FILE), *sec = cx_fs_join(dir, "secret");
+    char *named = cx_fs_join(dir, DATABASE_FILE);
     int r = 0;
+    bool made = false;
     cx_storage *st = NULL;
     uint8_t secret[CX_SECRET_LEN];
-    if (!db || !sec) {
+    if (!db || !sec || !named) {
         r = CX_ENOMEM;
         goto out;
     }
-    if (access(db, F_OK) == 0 || access(sec, F_OK) == 0) {
+    if (access(db, F_OK) == 0 || access(sec, F_OK) == 0 || access(named, F_OK) == 0) {
         r = cx_error_set(CX_ECONFLICT, "%s already holds a cortex-core data directory", dir);
         goto out;
+    }
+    if (database) {
+        /* One core per database: a second node copies the first's DIR
+         * (the same secret), it does not init again. */
+        r = cx_storage_open(&st, database, 0);
+        if (r == 0) {
+            r = cx_error_set(CX_ECONFLICT,
+                             "the database already holds a cortex-core; for another node over "
+                             "it, copy the first node's data directory instead of init");
+            goto out;
+        }
+        if (r != CX_ENOTFOUND)
+            goto out;
+        cx_error_clear();
     }
     if ((r = cx_fs_mkdir_p(dir, 0700)))
         goto out;
@@ -149,15 +226,37 @@ static int cmd_init(int argc, char **argv) {
     }
     if ((r = cx_keys_secret_create(dir, secret)))
         goto out;
-    if ((r = cx_storage_open(&st, db, CX_STORAGE_CREATE)))
-        goto out;
-    chmod(db, 0600);
+    made = true;
+    if (database) {
+        size_t n = strlen(database);
+        char *line = malloc(n + 2);
+        if (!line) {
+            r = CX_ENOMEM;
+            goto out;
+        }
+        memcpy(line, database, n);
+        line[n] = '\n';
+        r = cx_fs_write_atomic(named, line, n + 1, 0600);
+        free(line);
+        if (r || (r = cx_storage_open(&st, database, CX_STORAGE_CREATE)))
+            goto out;
+    } else {
+        if ((r = cx_storage_open(&st, db, CX_STORAGE_CREATE)))
+            goto out;
+        chmod(db, 0600);
+    }
     r = create_key(st, secret, team, "admin", name);
 out:
+    if (r && made && database) {
+        /* Leave no half-made directory that a retry would refuse. */
+        unlink(named);
+        unlink(sec);
+    }
     sodium_memzero(secret, sizeof secret);
     cx_storage_free(st);
     free(db);
     free(sec);
+    free(named);
     return r ? fail("init") : 0;
 }
 
@@ -442,7 +541,16 @@ static int cmd_backup(int argc, char **argv) {
     cx_storage *st = NULL;
     uint8_t secret[CX_SECRET_LEN];
     char *db = NULL, *secpath = NULL;
-    int r = open_dir(dir, 0, &st, secret);
+    int r = dir_target(dir, &db);
+    if (r == 0 && cx_storage_is_uri(db))
+        r = cx_error_set(CX_EINVAL,
+                         "%s keeps its data in PostgreSQL: back the database up with pg_dump "
+                         "(restore with pg_restore) and keep a copy of %s; see cortex-core(8)",
+                         dir, dir);
+    free(db);
+    db = NULL;
+    if (r == 0)
+        r = open_dir(dir, 0, &st, secret);
     if (r)
         goto out;
     if (access(dest, F_OK) == 0) {
