@@ -180,7 +180,7 @@ typedef struct pg_conn {
     cx_storage_tx tx;
     PGconn *c;
     uint64_t prepared; /* bit i: SQL[i] is prepared on this connection */
-    bool failed;       /* a statement failed: the transaction is void */
+    int failed;        /* the first failure's code: the transaction is void */
     int nlocked;       /* teams whose row this write transaction holds */
     char locked[4][CX_TEAM_MAX + 1];
     struct pg_conn *next;
@@ -218,8 +218,8 @@ static int pgerr(pg_conn *pc, const PGresult *res, const char *what) {
         else if (!strcmp(state, "25006"))
             code = CX_EINVAL; /* a write in a read-only transaction */
     }
-    if (pc)
-        pc->failed = true;
+    if (pc && !pc->failed)
+        pc->failed = code;
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         n--;
@@ -263,7 +263,8 @@ static void p_bin(params *p, const void *data, size_t len) {
 static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **out,
                const char *what) {
     if (pc->failed)
-        return cx_error_set(CX_EIO, "%s: an earlier statement of this transaction failed", what);
+        return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
+                            what);
     if (!(pc->prepared & (UINT64_C(1) << s))) {
         char name[16];
         snprintf(name, sizeof name, "cx%d", s);
@@ -357,8 +358,11 @@ static int conn_open(pg_storage *ps, PGconn **out) {
     }
     /* Timestamps and text as the code reads them, whatever the server's
      * defaults; UTF-8 like everything the core stores. */
+    /* A node cut off mid-transaction (its host gone, a partition) must not
+     * hold a team's lock for ever: the server ends such a session. */
     PGresult *res = PQexec(c, "SET client_encoding = 'UTF8'; SET bytea_output = 'hex';"
-                              " SET standard_conforming_strings = on");
+                              " SET standard_conforming_strings = on;"
+                              " SET idle_in_transaction_session_timeout = '60s'");
     int r = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         r = pgerr(NULL, res, "setting up a connection");
@@ -435,7 +439,7 @@ static void pool_give(pg_storage *ps, pg_conn *pc) {
     pthread_mutex_lock(&ps->mu);
     bool keep = sound && ps->open <= ps->max;
     if (keep) {
-        pc->failed = false;
+        pc->failed = 0;
         pc->next = ps->idle;
         ps->idle = pc;
     } else {
@@ -672,7 +676,7 @@ static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
     }
     if (r)
         return r;
-    pc->failed = false;
+    pc->failed = 0;
     pc->nlocked = 0;
     pc->tx.st = st;
     *tx = &pc->tx;
@@ -683,8 +687,10 @@ static int pg_commit(cx_storage_tx *tx) {
     pg_conn *pc = pgc(tx);
     int r;
     if (pc->failed) {
+        /* The caller committed past a failure: PostgreSQL has voided the
+         * transaction; say why (CX_ERETRY stays CX_ERETRY). */
         PQclear(PQexec(pc->c, "ROLLBACK"));
-        r = cx_error_set(CX_EIO, "commit: a statement of this transaction failed");
+        r = cx_error_set(pc->failed, "commit: a statement of this transaction failed");
     } else {
         PGresult *res = PQexec(pc->c, "COMMIT");
         ExecStatusType es = PQresultStatus(res);

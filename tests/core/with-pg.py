@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-# with-pg.py [--databases N] -- CMD [ARG...]
+# with-pg.py [--databases N] [--as NAME] -- CMD [ARG...]
 #
 # Runs CMD beside a real PostgreSQL (tests/pglib.py): starts a throwaway
 # cluster, creates N databases (default 1) owned by the login role, and runs
 # CMD with CORTEX_TEST_PG_URI set to the first one's URI (the others as
-# CORTEX_TEST_PG_URI_2, _3, ...) and PGPASSFILE to the pass file; every
-# other PG* variable is removed. The server is stopped and its directory
+# CORTEX_TEST_PG_URI_2, _3, ...; with --as NAME, NAME too names the first)
+# and PGPASSFILE to the pass file; every other PG* variable is removed. The server is stopped and its directory
 # removed when CMD ends, on failure too. CMD's exit status is ours.
 #
 # Where PostgreSQL is missing, says so on stderr and runs CMD without
@@ -19,16 +19,20 @@ import pglib  # noqa: E402
 
 
 def main(argv):
-    n = 1
+    n, alias = 1, None
     args = argv[1:]
-    if args[:1] == ["--databases"] and len(args) >= 2:
-        n = int(args[1])
+    while args[:1] in (["--databases"], ["--as"]) and len(args) >= 2:
+        if args[0] == "--databases":
+            n = int(args[1])
+        else:
+            alias = args[1]
         args = args[2:]
     if args[:1] != ["--"] or len(args) < 2 or not 1 <= n <= 16:
-        print("usage: with-pg.py [--databases N] -- CMD [ARG...]", file=sys.stderr)
+        print("usage: with-pg.py [--databases N] [--as NAME] -- CMD [ARG...]", file=sys.stderr)
         return 2
     cmd = args[1:]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_TEST_PG_URI")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CORTEX_TEST_PG_URI") and k != alias}
     try:
         pg = pglib.Postgres()
     except pglib.Missing as e:
@@ -43,6 +47,8 @@ def main(argv):
         for i in range(n):
             key = "CORTEX_TEST_PG_URI" + ("" if i == 0 else f"_{i + 1}")
             env[key] = pg.create_database(f"cortex_test_{i + 1}")
+        if alias:
+            env[alias] = env["CORTEX_TEST_PG_URI"]
         print(f"with-pg: PostgreSQL on 127.0.0.1:{pg.port} for {os.path.basename(cmd[0])}",
               file=sys.stderr, flush=True)
         p = subprocess.Popen(cmd, env=env)
