@@ -142,34 +142,50 @@ static int parse_opts(int argc, char **argv, int i, const opt *opts) {
     return 0;
 }
 
-static int audit_key_event(cx_storage *st, const uint8_t *secret, const char *team,
+static int audit_key_event(cx_storage_tx *tx, const uint8_t *secret, const char *team,
                            const char *action, const cx_storage_key *k) {
     json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "key_id", k->key_id, "team", k->team, "role",
                           k->role, "name", k->name);
     if (!d)
         return CX_ENOMEM;
-    int r = cx_audit_append(st, secret, team, "cortex-core (local)", action, d);
+    int r = cx_audit_append(tx, secret, team, "cortex-core (local)", action, d);
     json_decref(d);
     return r;
 }
 
-static int create_key(cx_storage *st, const uint8_t *secret, const char *team, const char *role,
-                      const char *name) {
+/* A key and its audit entry, in one transaction (run again on CX_ERETRY:
+ * then with a new key). */
+typedef struct key_run {
+    const uint8_t *secret;
+    const char *team, *role, *name, *id;
     char key[CX_KEY_MAX];
     cx_storage_key rec;
-    int r = cx_storage_begin(st, true);
-    if (r)
-        return r;
-    r = cx_keys_create(st, secret, team, role, name, key, &rec);
-    if (r == 0)
-        r = audit_key_event(st, secret, team, "key.create", &rec);
-    r = cx_storage_end(st, r);
+} key_run;
+
+static int create_key_tx(cx_storage_tx *tx, void *ud) {
+    key_run *k = ud;
+    int r = cx_keys_create(tx, k->secret, k->team, k->role, k->name, k->key, &k->rec);
+    return r ? r : audit_key_event(tx, k->secret, k->team, "key.create", &k->rec);
+}
+
+static int create_key(cx_storage *st, const uint8_t *secret, const char *team, const char *role,
+                      const char *name) {
+    key_run k = {.secret = secret, .team = team, .role = role, .name = name};
+    int r = cx_storage_run(st, true, create_key_tx, &k);
     if (r == 0) {
-        printf("%s\n", key);
+        printf("%s\n", k.key);
         fflush(stdout);
     }
-    sodium_memzero(key, sizeof key);
+    sodium_memzero(k.key, sizeof k.key);
     return r;
+}
+
+static int revoke_key_tx(cx_storage_tx *tx, void *ud) {
+    key_run *k = ud;
+    int r = cx_storage_key_get(tx, k->id, &k->rec);
+    if (r == 0)
+        r = cx_storage_key_revoke(tx, k->id, (int64_t)cx_clock_now_ms());
+    return r ? r : audit_key_event(tx, k->secret, k->rec.team, "key.revoke", &k->rec);
 }
 
 static int cmd_init(int argc, char **argv) {
@@ -289,24 +305,18 @@ static int cmd_keys(int argc, char **argv) {
     } else if (strcmp(sub, "list") == 0 && argc == 4) {
         if ((r = open_dir(dir, 0, &st, secret)) == 0) {
             printf("KEY_ID\tTEAM\tROLE\tNAME\tCREATED\tREVOKED\n");
-            if ((r = cx_storage_begin(st, false)) == 0) {
-                r = cx_storage_key_list(st, list_one, NULL);
-                cx_storage_rollback(st);
+            cx_storage_tx *tx = NULL;
+            if ((r = cx_storage_begin(st, false, &tx)) == 0) {
+                r = cx_storage_key_list(tx, list_one, NULL); /* printed: not run twice */
+                cx_storage_rollback(tx);
             }
         }
     } else if (strcmp(sub, "revoke") == 0 && argc == 5) {
         const char *id = argv[4];
-        if ((r = open_dir(dir, 0, &st, secret)) == 0 && (r = cx_storage_begin(st, true)) == 0) {
-            cx_storage_key k;
-            r = cx_storage_key_get(st, id, &k);
-            if (r == 0)
-                r = cx_storage_key_revoke(st, id, (int64_t)cx_clock_now_ms());
-            if (r == 0)
-                r = audit_key_event(st, secret, k.team, "key.revoke", &k);
-            r = cx_storage_end(st, r);
-            if (r == 0)
-                fprintf(stderr, "cortex-core: key %s revoked\n", id);
-        }
+        key_run k = {.secret = secret, .id = id};
+        if ((r = open_dir(dir, 0, &st, secret)) == 0 &&
+            (r = cx_storage_run(st, true, revoke_key_tx, &k)) == 0)
+            fprintf(stderr, "cortex-core: key %s revoked\n", id);
     } else {
         return usage();
     }
@@ -440,6 +450,9 @@ static int cmd_serve(int argc, char **argv) {
     if (r)
         return fail("serve");
     feed.st = st;
+    /* a worker thread holds at most one transaction at a time */
+    if ((r = cx_storage_set_pool(st, (int)cfg.threads + 1)))
+        goto out;
     if ((r = cx_server_start(&h, &feed, &cfg)))
         goto out;
     log_info("event=listening host=%s port=%u tls=%s", host, (unsigned)cx_server_port(h),
@@ -590,9 +603,10 @@ static int cmd_verify_audit(int argc, char **argv) {
     uint8_t secret[CX_SECRET_LEN];
     int64_t entries = 0, bad = 0;
     int r = open_dir(argv[2], 0, &st, secret);
-    if (r == 0 && (r = cx_storage_begin(st, false)) == 0) {
-        r = cx_audit_verify(st, secret, &entries, &bad);
-        cx_storage_rollback(st);
+    cx_storage_tx *tx = NULL;
+    if (r == 0 && (r = cx_storage_begin(st, false, &tx)) == 0) {
+        r = cx_audit_verify(tx, secret, &entries, &bad);
+        cx_storage_rollback(tx);
     }
     sodium_memzero(secret, sizeof secret);
     cx_storage_free(st);

@@ -390,10 +390,11 @@ static void bprintf(metrics_buf *m, const char *fmt, ...) {
 
 static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req *q) {
     int64_t depth = 0;
-    if (cx_storage_begin(h->feed->st, false) == 0) {
-        if (cx_storage_queue_depth(h->feed->st, &depth))
+    cx_storage_tx *tx = NULL;
+    if (cx_storage_begin(h->feed->st, false, &tx) == 0) {
+        if (cx_storage_queue_depth(tx, &depth))
             depth = -1;
-        cx_storage_rollback(h->feed->st);
+        cx_storage_rollback(tx);
     }
     uint64_t open_now, accepted, closed[CL_COUNT];
     pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
@@ -559,11 +560,12 @@ static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
     const char *key = auth + 7;
     while (*key == ' ')
         key++;
-    int r = cx_storage_begin(h->feed->st, false);
+    cx_storage_tx *tx = NULL;
+    int r = cx_storage_begin(h->feed->st, false, &tx);
     if (r)
         return r;
-    r = cx_keys_verify(h->feed->st, h->feed->secret, key, &q->who);
-    cx_storage_rollback(h->feed->st);
+    r = cx_keys_verify(tx, h->feed->secret, key, &q->who);
+    cx_storage_rollback(tx);
     return r;
 }
 
