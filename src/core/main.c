@@ -43,6 +43,7 @@ static int usage(void) {
           "                  [--max-connections N] [--max-connections-per-address N]\n"
           "                  [--header-timeout SECS] [--body-timeout SECS] [--idle-timeout SECS]\n"
           "                  [--page-memory BYTES] [--send-min-rate BYTES] [--ready-file FILE]\n"
+          "                  [--db-pool N]\n"
           "       cortex-core keys create DIR --team TEAM --role agent|reviewer|admin --name NAME\n"
           "       cortex-core keys list DIR\n"
           "       cortex-core keys revoke DIR KEY_ID\n"
@@ -360,7 +361,7 @@ static int parse_num(const char *s, double min, double max, double *out) {
 
 static int cmd_serve(int argc, char **argv) {
     const char *listen = NULL, *cert = NULL, *key = NULL, *rate = NULL, *burst = NULL;
-    const char *max_blob = NULL, *threads = NULL, *ready = NULL;
+    const char *max_blob = NULL, *threads = NULL, *ready = NULL, *db_pool = NULL;
     const char *max_conns = NULL, *per_addr = NULL, *t_header = NULL, *t_body = NULL,
                *t_idle = NULL, *page_mem = NULL, *min_rate = NULL;
     if (argc < 3 ||
@@ -368,6 +369,7 @@ static int cmd_serve(int argc, char **argv) {
                                           {"--tls-key", &key}, {"--rate-limit", &rate},
                                           {"--burst", &burst}, {"--max-blob", &max_blob},
                                           {"--threads", &threads}, {"--ready-file", &ready},
+                                          {"--db-pool", &db_pool},
                                           {"--max-connections", &max_conns},
                                           {"--max-connections-per-address", &per_addr},
                                           {"--header-timeout", &t_header},
@@ -401,6 +403,12 @@ static int cmd_serve(int argc, char **argv) {
         if (parse_num(threads, 1, 64, &v))
             return fprintf(stderr, "cortex-core: bad --threads\n"), 2;
         cfg.threads = (unsigned)v;
+    }
+    int pool = 0; /* 0: one connection per worker thread, and one more */
+    if (db_pool) {
+        if (parse_num(db_pool, 1, 256, &v) || v != floor(v))
+            return fprintf(stderr, "cortex-core: bad --db-pool (1 to 256)\n"), 2;
+        pool = (int)v;
     }
     /* Whole numbers in range; 0 (derived from the descriptor limit) is
      * the default of --max-connections only, never a value to give. */
@@ -451,7 +459,7 @@ static int cmd_serve(int argc, char **argv) {
         return fail("serve");
     feed.st = st;
     /* a worker thread holds at most one transaction at a time */
-    if ((r = cx_storage_set_pool(st, (int)cfg.threads + 1)))
+    if ((r = cx_storage_set_pool(st, pool ? pool : (int)cfg.threads + 1)))
         goto out;
     if ((r = cx_server_start(&h, &feed, &cfg)))
         goto out;

@@ -833,7 +833,7 @@ def pg_tests(tmp):
     # --- a second node over the same database: one feed, one idempotency
     data2 = os.path.join(tmp, "pg-data-2")
     shutil.copytree(data, data2)
-    _, port2 = start(data2)
+    _, port2 = start(data2, "--db-pool", "2")  # a small pool: requests wait their turn
     A2 = Client(port2, keys["a-agent"])
     st, js, _ = A2.req("GET", "/v1/sync/pull?since=0&limit=100")
     check(st == 200 and [c["seq"] for c in js["changes"]] == [1, 2, 3, 4, 5, 7],
