@@ -15,7 +15,9 @@ without the password and a PGPASSFILE (mode 0600) holding it: the password
 is never on a command line. The superuser connects only over the unix
 socket (trust, as the cluster's owner). stop() (or leaving the `with`)
 shuts the server down (fast, then immediate, then SIGKILL, each bounded)
-and removes everything, on failure too.
+and removes everything, on failure too. The server stays in the caller's
+process group, so that a test runner that kills the group (a timeout)
+takes it too.
 
 Where PostgreSQL is missing (no binaries in CORTEX_PG_BINDIR or
 /usr/lib/postgresql/15/bin, or root without a `postgres` user) the
@@ -136,7 +138,7 @@ class Postgres:
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
              "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self._admin_env(),
-            cwd=self.pgdir, start_new_session=True, **self._owner_kw())
+            cwd=self.pgdir, **self._owner_kw())
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -196,12 +198,6 @@ class Postgres:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        if p is not None and p.poll() is None:
-            # Whatever is left of its process group (backends) goes too.
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         shutil.rmtree(self.top, ignore_errors=True)
 
     def __enter__(self):

@@ -7,7 +7,8 @@
 # CMD with CORTEX_TEST_PG_URI set to the first one's URI (the others as
 # CORTEX_TEST_PG_URI_2, _3, ...; with --as NAME, NAME too names the first)
 # and PGPASSFILE to the pass file; every other PG* variable is removed. The server is stopped and its directory
-# removed when CMD ends, on failure too. CMD's exit status is ours.
+# removed when CMD ends, on failure too, and on SIGTERM (CMD gets it too).
+# CMD's exit status is ours.
 #
 # Where PostgreSQL is missing, says so on stderr and runs CMD without
 # CORTEX_TEST_PG_URI, so that the test runs its SQLite half only; with
@@ -18,7 +19,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pglib  # noqa: E402
 
 
+def on_term(signum, frame):
+    # A test runner's timeout or a kill: unwind, so that the server is
+    # stopped and its directory removed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
+    signal.signal(signal.SIGTERM, on_term)
     n, alias = 1, None
     args = argv[1:]
     while args[:1] in (["--databases"], ["--as"]) and len(args) >= 2:
