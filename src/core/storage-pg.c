@@ -318,6 +318,25 @@ static int lost(pg_conn *pc, const char *what, bool commit) {
     return cx_error_set(code, "%s: %.*s", what, (int)n, n ? msg : "the connection failed");
 }
 
+/* True when the result says the session ended (the server shut down or
+ * ended it, or the link broke). */
+static bool conn_gone(const PGresult *res) {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state && (!strncmp(state, "08", 2) || !strcmp(state, "57P01") ||
+                     !strcmp(state, "57P02") || !strcmp(state, "57P03"));
+}
+
+/* lost(), with the server's word for it. */
+static int lost_with(pg_conn *pc, const PGresult *res, const char *what, bool commit) {
+    char detail[512];
+    (void)pgerr(NULL, res, what);
+    snprintf(detail, sizeof detail, "%s", cx_error_last());
+    int code = commit ? CX_EIO : CX_ERETRY;
+    if (!pc->failed)
+        pc->failed = code;
+    return cx_error_set(code, "%s", detail);
+}
+
 static void stmt_name(char name[16], int s) { snprintf(name, 16, "cx%d", s); }
 
 /* Sends statement s (its Parse first, the first time on this connection;
@@ -353,7 +372,8 @@ static int take_result(pg_conn *pc, PGresult **out, const char *what, bool commi
         r = pc->failed ? pc->failed
                        : cx_error_set(CX_EIO, "%s: the pipeline was aborted", what);
     else if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
-        r = pgerr(pc, res, what);
+        r = conn_gone(res) || conn_lost(pc) ? lost_with(pc, res, what, commit)
+                                            : pgerr(pc, res, what);
     if (r || !out)
         PQclear(res);
     else

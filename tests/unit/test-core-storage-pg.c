@@ -8,7 +8,9 @@
  * database as two nodes (writers on both, an incremental reader: every
  * change seen once, in commit order; one audit chain, no fork), the pool
  * bound (a transaction waits for a free connection), a blob larger than a
- * read slice, health, and backup pointing at pg_dump. Without PostgreSQL
+ * read slice, health, backup pointing at pg_dump, and a pool whose
+ * connections the server cut (a restart, a failover): the next transaction
+ * is run again on a new connection. Without PostgreSQL
  * it says so and passes (the backend-neutral cases run on SQLite in
  * test-core-storage). */
 #include "core/storage.h"
@@ -16,6 +18,7 @@
 #include "test.h"
 #include "util/error.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -327,6 +330,60 @@ static void test_blob_health_backup(void) {
     cx_storage_free(st);
 }
 
+/* --- connections the server cut ------------------------------------------------ */
+
+static int last_fn(cx_storage_tx *tx, void *ud) { return cx_storage_seq_last(tx, "R", ud); }
+
+static int next_fn(cx_storage_tx *tx, void *ud) { return cx_storage_seq_next(tx, "R", ud); }
+
+/* Ends every session of cortex-core's but this one's, as a server restart
+ * would (a role may end its own sessions). */
+static void cut_connections(int at_least) {
+    PGconn *c = PQconnectdb(uri1);
+    CX_CHECK(PQstatus(c) == CONNECTION_OK);
+    PGresult *res = PQexec(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                              " WHERE application_name = 'cortex-core'"
+                              " AND pid <> pg_backend_pid()");
+    CX_CHECK(PQresultStatus(res) == PGRES_TUPLES_OK);
+    CX_CHECK(PQntuples(res) == 1 && strtol(PQgetvalue(res, 0, 0), NULL, 10) >= at_least);
+    PQclear(res);
+    PQfinish(c);
+    usleep(200000); /* the backends go */
+}
+
+static void test_reconnect(void) {
+    cx_storage *st = NULL;
+    CX_CHECK_OK(cx_storage_open(&st, uri1, 0));
+    if (!st)
+        return;
+    CX_CHECK_OK(cx_storage_set_pool(st, 4));
+    /* two connections in the pool */
+    cx_storage_tx *t1 = NULL, *t2 = NULL;
+    CX_CHECK_OK(cx_storage_begin(st, false, &t1));
+    CX_CHECK_OK(cx_storage_begin(st, false, &t2));
+    int64_t seq = 0;
+    CX_CHECK_OK(cx_storage_seq_last(t1, "R", &seq));
+    CX_CHECK_OK(cx_storage_seq_last(t2, "R", &seq));
+    cx_storage_rollback(t1);
+    cx_storage_rollback(t2);
+    cut_connections(2);
+    /* the first statement on a dead connection: run it again (nothing
+     * was done), and the pool has dropped the other dead one */
+    CX_CHECK_OK(cx_storage_begin(st, false, &t1));
+    CX_CHECK_INT(cx_storage_seq_last(t1, "R", &seq), CX_ERETRY);
+    cx_storage_rollback(t1);
+    CX_CHECK_OK(cx_storage_run(st, false, last_fn, &seq));
+    /* and through cx_storage_run at once, for a write */
+    cut_connections(1);
+    int64_t before = seq;
+    CX_CHECK_OK(cx_storage_run(st, true, next_fn, &seq));
+    CX_CHECK_INT(seq, before + 1);
+    cx_storage_stats stats;
+    cx_storage_stats_get(st, &stats);
+    CX_CHECK(stats.tx_retries >= 1);
+    cx_storage_free(st);
+}
+
 int main(void) {
     uri1 = getenv("CORTEX_TEST_PG_URI");
     uri2 = getenv("CORTEX_TEST_PG_URI_2");
@@ -340,5 +397,6 @@ int main(void) {
     test_two_nodes();
     test_pool();
     test_blob_health_backup();
+    test_reconnect();
     return cx_test_done();
 }
