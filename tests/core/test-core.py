@@ -265,6 +265,9 @@ def tests(tmp):
     st, js, _ = anon.req("GET", "/v1/healthz")
     check(st == 200, "healthz 200")
     conforms(js, "healthz.json", "healthz")
+    db = js.get("database") or {}
+    check(js.get("status") == "ok" and db.get("backend") == "sqlite" and db.get("ok") is True
+          and db.get("latency_ms", -1) >= 0, f"healthz reports the database: {js}")
     st, js, _ = A.req("GET", "/v1/info")
     check(st == 200 and js.get("team") == "A" and js.get("role") == "agent", f"info {st} {js}")
     conforms(js, "info.json", "info")
@@ -464,6 +467,16 @@ def tests(tmp):
     check(st == 200 and 'cortex_http_requests_total{endpoint="sync_push",code="200"}' in text
           and "cortex_sync_ops_applied_total" in text and "cortex_review_queue_depth 1" in text
           and "cortex_http_request_duration_seconds_bucket" in text, "metrics exposition")
+    gauges = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                  if line.startswith("cortex_db_"))
+    check(gauges.get('cortex_db_up{backend="sqlite"}') == "1"
+          and int(gauges.get("cortex_db_pool_connections", 0)) >= 2
+          and gauges.get("cortex_db_pool_in_use") == "0"
+          and int(gauges.get("cortex_db_transactions_total", 0)) > 10
+          and "cortex_db_transaction_retries_total" in gauges
+          and float(gauges.get("cortex_db_wait_seconds_total", -1)) >= 0
+          and float(gauges.get("cortex_db_latency_seconds", -1)) >= 0,
+          f"metrics show the database pool: {gauges}")
 
     # --- backup while serving, then audit
     dest = os.path.join(tmp, "backup")
