@@ -495,6 +495,36 @@ def tests(tmp):
     p = run("verify-audit", dest, ok=False)
     check(p.returncode != 0 and "BROKEN" in p.stdout, f"edited audit row detected: {p.stdout}")
 
+    # --- a damaged stored item fails the pull (500), never a broken page;
+    # items with every JSON form (escapes, numbers, nesting) pass the check
+    odd = item(title="\u00e9\u2603 \"q\" \\ \t", body="\ud83d\ude00 x", tags=["a", "b"])
+    st, js, _ = B.req("POST", "/v1/sync/push", {"ops": [{"op_id": "odd-1", "op": "item.put",
+                                                        "item": odd}]})
+    check(st == 200 and js["results"][0]["status"] == "applied", f"odd item pushed: {js}")
+    dbpath = os.path.join(data, "core.db")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        good = db.execute("SELECT json FROM items WHERE team='B' AND id=?",
+                          (odd["id"],)).fetchone()[0]
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200 and any(c.get("item", {}).get("id") == odd["id"] for c in js["changes"]),
+          "an item with escapes and unicode pulls")
+    for bad in [good[:-1], good + "x", good + "}", "[1]", good.replace('"title"', '"ti\x01tle"'),
+                '{"a":01}', '{"a":1.}', '{"a":"\\x"}', '{"a" 1}', '{"a":[1,]}', '{"a":tru}',
+                '{"a":"\\u12"}', '{"a":"\\u0000"}', ""]:
+        with sqlite3.connect(dbpath, timeout=30) as db:
+            db.execute("UPDATE items SET json=? WHERE team='B' AND id=?", (bad, odd["id"]))
+        st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+        check(st == 500, f"a damaged stored item ({bad[-20:]!r}) fails the pull: {st}")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        db.execute("UPDATE items SET json=CAST(? AS BLOB) WHERE team='B' AND id=?",
+                   (b'{"a":"\xff"}', odd["id"]))
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 500, f"a stored item that is not UTF-8 fails the pull: {st}")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        db.execute("UPDATE items SET json=? WHERE team='B' AND id=?", (good, odd["id"]))
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200, "the repaired item pulls again")
+
     # --- forget (a tombstone in the feed) and compact (the horizon, 410)
     gone_id = ops[1]["item"]["id"]
     p = run("forget", data, "--team", "B", gone_id, ok=False)
