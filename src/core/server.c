@@ -396,6 +396,10 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
             depth = -1;
         cx_storage_rollback(tx);
     }
+    cx_storage_stats db;
+    cx_storage_health_info probe;
+    cx_storage_stats_get(h->feed->st, &db);
+    cx_storage_health(h->feed->st, &probe);
     uint64_t open_now, accepted, closed[CL_COUNT];
     pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
     open_now = h->conns_open;
@@ -466,6 +470,38 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
             h->page_bytes, (unsigned long long)h->pages_refused,
             (unsigned long long)h->pages_dropped);
     pthread_mutex_unlock(&h->lock);
+    bprintf(&b, "# HELP cortex_db_up Whether the database answered the scrape's round trip.\n"
+                "# TYPE cortex_db_up gauge\n"
+                "cortex_db_up{backend=\"%s\"} %d\n"
+                "# HELP cortex_db_latency_seconds The scrape's round trip to the database.\n"
+                "# TYPE cortex_db_latency_seconds gauge\n"
+                "cortex_db_latency_seconds %.6f\n"
+                "# HELP cortex_db_pool_connections Connections the pool may hold.\n"
+                "# TYPE cortex_db_pool_connections gauge\n"
+                "cortex_db_pool_connections %d\n"
+                "# HELP cortex_db_pool_in_use Transactions open now.\n"
+                "# TYPE cortex_db_pool_in_use gauge\n"
+                "cortex_db_pool_in_use %d\n"
+                "# HELP cortex_db_transactions_total Transactions begun.\n"
+                "# TYPE cortex_db_transactions_total counter\n"
+                "cortex_db_transactions_total %llu\n"
+                "# HELP cortex_db_transaction_retries_total Transactions run again because a "
+                "concurrent one won.\n"
+                "# TYPE cortex_db_transaction_retries_total counter\n"
+                "cortex_db_transaction_retries_total %llu\n"
+                "# HELP cortex_db_transaction_errors_total Transactions that ended in an error.\n"
+                "# TYPE cortex_db_transaction_errors_total counter\n"
+                "cortex_db_transaction_errors_total %llu\n"
+                "# HELP cortex_db_wait_seconds_total Time spent waiting for a connection (or, "
+                "in SQLite, the writer's turn).\n"
+                "# TYPE cortex_db_wait_seconds_total counter\n"
+                "cortex_db_wait_seconds_total %.6f\n"
+                "# HELP cortex_db_transaction_seconds_total Time transactions were open.\n"
+                "# TYPE cortex_db_transaction_seconds_total counter\n"
+                "cortex_db_transaction_seconds_total %.6f\n",
+            db.backend, probe.ok ? 1 : 0, (double)probe.latency_us / 1e6, db.pool_size,
+            db.pool_in_use, (unsigned long long)db.tx_total, (unsigned long long)db.tx_retries,
+            (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
     cx_buf_free(&b.b);
@@ -577,8 +613,19 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     if (q->too_big)
         return send_error(h, c, q, 413, "too_large", "the request body is over the limit");
     switch (q->ep) {
-    case EP_HEALTHZ:
-        return send_json(h, c, q, 200, json_pack("{s:s}", "status", "ok"));
+    case EP_HEALTHZ: {
+        /* one round trip to the database: a core that cannot reach it is
+         * not healthy (503), so a load balancer sends clients elsewhere */
+        cx_storage_stats db;
+        cx_storage_health_info probe;
+        cx_storage_stats_get(h->feed->st, &db);
+        cx_storage_health(h->feed->st, &probe);
+        return send_json(h, c, q, probe.ok ? 200 : 503,
+                         json_pack("{s:s, s:{s:s, s:b, s:f}}", "status",
+                                   probe.ok ? "ok" : "unavailable", "database", "backend",
+                                   db.backend, "ok", probe.ok, "latency_ms",
+                                   (double)probe.latency_us / 1e3));
+    }
     case EP_METRICS:
         return send_metrics(h, c, q);
     case EP_INFO:

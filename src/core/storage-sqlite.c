@@ -56,6 +56,58 @@ typedef struct conn {
     } stmt[STMT_CACHE];
 } conn;
 
+/* The writer's turn: a lock handed over in the order it was asked for, so
+ * that under load every push waits for the ones before it and no longer
+ * (a plain mutex lets a thread that just released it take it again, and a
+ * push could wait through many others' turns). Each waiter sleeps on its
+ * own condition: a release wakes the next one only. */
+typedef struct waiter {
+    pthread_cond_t wake;
+    bool go;
+    struct waiter *next;
+} waiter;
+
+typedef struct turn {
+    pthread_mutex_t lock;
+    bool busy;
+    waiter *head, *tail;
+} turn;
+
+static void turn_take(turn *t) {
+    pthread_mutex_lock(&t->lock);
+    if (!t->busy && !t->head) {
+        t->busy = true;
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
+    waiter w = {.go = false};
+    pthread_cond_init(&w.wake, NULL);
+    if (t->tail)
+        t->tail->next = &w;
+    else
+        t->head = &w;
+    t->tail = &w;
+    while (!w.go)
+        pthread_cond_wait(&w.wake, &t->lock);
+    pthread_mutex_unlock(&t->lock); /* busy stays true: the turn was handed over */
+    pthread_cond_destroy(&w.wake);
+}
+
+static void turn_give(turn *t) {
+    pthread_mutex_lock(&t->lock);
+    waiter *w = t->head;
+    if (w) {
+        t->head = w->next;
+        if (!t->head)
+            t->tail = NULL;
+        w->go = true;
+        pthread_cond_signal(&w->wake);
+    } else {
+        t->busy = false;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* One database file: one writer connection, used by one write transaction
  * at a time (the writer lock), and a pool of reader connections opened as
  * they are needed, at most `max_readers`. Readers and the writer never
@@ -74,7 +126,7 @@ typedef struct sq {
     cx_storage base; /* first */
     char *path;
     int flags;
-    pthread_mutex_t write_lock; /* held from begin(write) to commit/rollback */
+    turn write_turn;            /* held from begin(write) to commit/rollback */
     conn *writer;               /* NULL when read-only */
     bool memory;                /* ":memory:": one connection for everything */
     pthread_mutex_t lock;       /* the reader pool */
@@ -205,7 +257,7 @@ static void sq_free(cx_storage *st) {
     for (int i = 0; i < q->nreaders; i++)
         conn_close(q->all[i]);
     free(q->all);
-    pthread_mutex_destroy(&q->write_lock);
+    pthread_mutex_destroy(&q->write_turn.lock);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->freed);
     free(q->path);
@@ -242,7 +294,7 @@ static int sq_open(cx_storage **out, const char *path, int flags) {
     q->base.be = &cx_storage_sqlite_backend;
     q->flags = flags;
     q->memory = memory;
-    pthread_mutex_init(&q->write_lock, NULL);
+    pthread_mutex_init(&q->write_turn.lock, NULL);
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->freed, NULL);
     int r = 0;
@@ -277,7 +329,7 @@ out:
  * own: there, the writer, under its lock.) */
 static int reader_take(sq *q, conn **out) {
     if (q->memory && q->writer) {
-        pthread_mutex_lock(&q->write_lock);
+        turn_take(&q->write_turn);
         *out = q->writer;
         return 0;
     }
@@ -299,7 +351,7 @@ static int reader_take(sq *q, conn **out) {
 
 static void reader_give(sq *q, conn *c) {
     if (c == q->writer) {
-        pthread_mutex_unlock(&q->write_lock);
+        turn_give(&q->write_turn);
         return;
     }
     pthread_mutex_lock(&q->lock);
@@ -321,7 +373,7 @@ static int sq_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
     conn *c = NULL;
     int r = 0;
     if (write || q->memory) {
-        pthread_mutex_lock(&q->write_lock);
+        turn_take(&q->write_turn);
         c = q->writer;
     } else if ((r = reader_take(q, &c))) {
         return r;
@@ -380,7 +432,7 @@ static int sq_health(cx_storage *st, cx_storage_health_info *out) {
 }
 
 static int sq_key_put(cx_storage_tx *tx, const cx_storage_key *k) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "INSERT INTO keys(key_id, team, role, name, hash, created_ms, revoked_ms)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -412,7 +464,7 @@ static void read_key(sqlite3_stmt *s, cx_storage_key *k) {
 #define KEY_COLS "key_id, team, role, name, hash, created_ms, revoked_ms"
 
 static int sq_key_get(cx_storage_tx *tx, const char *key_id, cx_storage_key *out) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT " KEY_COLS " FROM keys WHERE key_id = ?1", &s);
     if (r)
         return r;
@@ -429,7 +481,7 @@ static int sq_key_get(cx_storage_tx *tx, const char *key_id, cx_storage_key *out
 }
 
 static int sq_key_list(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_key *k), void *ud) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT " KEY_COLS " FROM keys ORDER BY team, created_ms, key_id", &s);
     if (r)
         return r;
@@ -452,7 +504,7 @@ static int sq_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms) 
         return r;
     if (k.revoked_ms)
         return cx_error_set(CX_ECONFLICT, "key %s is already revoked", key_id);
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     if ((r = prepare(tx, "UPDATE keys SET revoked_ms = ?2 WHERE key_id = ?1", &s)))
         return r;
     bind_text(s, 1, key_id);
@@ -461,7 +513,7 @@ static int sq_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms) 
 }
 
 static int sq_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "INSERT INTO teams(team, seq) VALUES (?1, 1)"
                     " ON CONFLICT(team) DO UPDATE SET seq = seq + 1 RETURNING seq",
@@ -479,7 +531,7 @@ static int sq_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
 }
 
 static int sq_horizon(cx_storage_tx *tx, const char *team, int64_t *horizon) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT horizon FROM teams WHERE team = ?1", &s);
     if (r)
         return r;
@@ -493,7 +545,7 @@ static int sq_horizon(cx_storage_tx *tx, const char *team, int64_t *horizon) {
 }
 
 static int sq_seq_last(cx_storage_tx *tx, const char *team, int64_t *seq) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT seq FROM teams WHERE team = ?1", &s);
     if (r)
         return r;
@@ -507,7 +559,7 @@ static int sq_seq_last(cx_storage_tx *tx, const char *team, int64_t *seq) {
 }
 
 static int sq_compact(cx_storage_tx *tx, const char *team, int64_t before, int64_t *dropped) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "DELETE FROM items WHERE team = ?1 AND deleted = 1 AND seq < ?2", &s);
     if (r)
         return r;
@@ -528,7 +580,7 @@ static int sq_compact(cx_storage_tx *tx, const char *team, int64_t before, int64
 
 static int sq_op_get(cx_storage_tx *tx, const char *team, const char *op_id, uint8_t digest[32],
                      int64_t *seq) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT digest, seq FROM ops WHERE team = ?1 AND op_id = ?2", &s);
     if (r)
         return r;
@@ -551,7 +603,7 @@ static int sq_op_get(cx_storage_tx *tx, const char *team, const char *op_id, uin
 
 static int sq_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
                      const uint8_t digest[32], int64_t seq) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "INSERT INTO ops(team, op_id, digest, seq) VALUES (?1, ?2, ?3, ?4)", &s);
     if (r)
         return r;
@@ -564,7 +616,7 @@ static int sq_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
 
 static int sq_item_get(cx_storage_tx *tx, const char *team, const char *id, char **json,
                        int64_t *seq, bool *deleted) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT json, seq, deleted FROM items WHERE team = ?1 AND id = ?2", &s);
     if (r)
         return r;
@@ -592,7 +644,7 @@ static int sq_item_get(cx_storage_tx *tx, const char *team, const char *id, char
 
 static int sq_item_put(cx_storage_tx *tx, const char *team, const char *id, const char *kind,
                        const char *status, int64_t seq, bool deleted, const char *json) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "INSERT INTO items(team, id, kind, status, seq, deleted, json)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(team, id) DO UPDATE SET"
@@ -614,7 +666,7 @@ static int sq_item_put(cx_storage_tx *tx, const char *team, const char *id, cons
 static int sq_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,
                       int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                       void *ud) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "SELECT seq, id, deleted, json FROM items WHERE team = ?1 AND seq > ?2"
                     " ORDER BY seq LIMIT ?3",
@@ -651,7 +703,7 @@ static void bind_awaiting(sqlite3_stmt *s) {
 
 static int sq_queue(cx_storage_tx *tx, const char *team, int limit,
                     int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "SELECT count(*) FROM items WHERE team = ?1 AND " AWAITING " AND deleted = 0",
                     &s);
@@ -684,7 +736,7 @@ static int sq_queue(cx_storage_tx *tx, const char *team, int limit,
 }
 
 static int sq_queue_depth(cx_storage_tx *tx, int64_t *depth) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "SELECT count(*) FROM items WHERE " AWAITING " AND deleted = 0", &s);
     if (r)
@@ -700,7 +752,7 @@ static int sq_queue_depth(cx_storage_tx *tx, int64_t *depth) {
 }
 
 static int sq_blob_has(cx_storage_tx *tx, const char *team, const char *sha, bool *has) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT 1 FROM blobs WHERE team = ?1 AND sha256 = ?2", &s);
     if (r)
         return r;
@@ -723,7 +775,7 @@ static int sq_blob_put(cx_storage_tx *tx, const char *team, const char *sha, con
     *created = !has;
     if (has)
         return 0;
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     if ((r = prepare(tx, "INSERT INTO blobs(team, sha256, size, data) VALUES (?1, ?2, ?3, ?4)",
                      &s)))
         return r;
@@ -736,7 +788,7 @@ static int sq_blob_put(cx_storage_tx *tx, const char *team, const char *sha, con
 
 static int sq_blob_get(cx_storage_tx *tx, const char *team, const char *sha, void **data,
                        size_t *len) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT data FROM blobs WHERE team = ?1 AND sha256 = ?2", &s);
     if (r)
         return r;
@@ -765,7 +817,7 @@ static int sq_blob_get(cx_storage_tx *tx, const char *team, const char *sha, voi
 
 static int sq_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *sha,
                               bool *deleted) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "DELETE FROM blobs WHERE team = ?1 AND sha256 = ?2 AND NOT EXISTS"
                     " (SELECT 1 FROM items WHERE team = ?1 AND deleted = 0"
@@ -782,7 +834,7 @@ static int sq_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *
 }
 
 static int sq_audit_last(cx_storage_tx *tx, int64_t *n, char hash[65]) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx, "SELECT n, hash FROM audit ORDER BY n DESC LIMIT 1", &s);
     if (r)
         return r;
@@ -800,7 +852,7 @@ static int sq_audit_last(cx_storage_tx *tx, int64_t *n, char hash[65]) {
 }
 
 static int sq_audit_put(cx_storage_tx *tx, const cx_storage_audit *a) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "INSERT INTO audit(n, ts_ms, team, actor, action, detail, prev, hash)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -825,7 +877,7 @@ static const char *col_text(sqlite3_stmt *s, int i) {
 
 static int sq_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
                          void *ud) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "SELECT n, ts_ms, team, actor, action, detail, prev, hash FROM audit"
                     " ORDER BY n",

@@ -266,6 +266,9 @@ def tests(tmp):
     st, js, _ = anon.req("GET", "/v1/healthz")
     check(st == 200, "healthz 200")
     conforms(js, "healthz.json", "healthz")
+    db = js.get("database") or {}
+    check(js.get("status") == "ok" and db.get("backend") == "sqlite" and db.get("ok") is True
+          and db.get("latency_ms", -1) >= 0, f"healthz reports the database: {js}")
     st, js, _ = A.req("GET", "/v1/info")
     check(st == 200 and js.get("team") == "A" and js.get("role") == "agent", f"info {st} {js}")
     conforms(js, "info.json", "info")
@@ -465,6 +468,16 @@ def tests(tmp):
     check(st == 200 and 'cortex_http_requests_total{endpoint="sync_push",code="200"}' in text
           and "cortex_sync_ops_applied_total" in text and "cortex_review_queue_depth 1" in text
           and "cortex_http_request_duration_seconds_bucket" in text, "metrics exposition")
+    gauges = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                  if line.startswith("cortex_db_"))
+    check(gauges.get('cortex_db_up{backend="sqlite"}') == "1"
+          and int(gauges.get("cortex_db_pool_connections", 0)) >= 2
+          and gauges.get("cortex_db_pool_in_use") == "0"
+          and int(gauges.get("cortex_db_transactions_total", 0)) > 10
+          and "cortex_db_transaction_retries_total" in gauges
+          and float(gauges.get("cortex_db_wait_seconds_total", -1)) >= 0
+          and float(gauges.get("cortex_db_latency_seconds", -1)) >= 0,
+          f"metrics show the database pool: {gauges}")
 
     # --- backup while serving, then audit
     dest = os.path.join(tmp, "backup")
@@ -482,6 +495,36 @@ def tests(tmp):
                    "WHERE action = 'review.decision'")
     p = run("verify-audit", dest, ok=False)
     check(p.returncode != 0 and "BROKEN" in p.stdout, f"edited audit row detected: {p.stdout}")
+
+    # --- a damaged stored item fails the pull (500), never a broken page;
+    # items with every JSON form (escapes, numbers, nesting) pass the check
+    odd = item(title="\u00e9\u2603 \"q\" \\ \t", body="\ud83d\ude00 x", tags=["a", "b"])
+    st, js, _ = B.req("POST", "/v1/sync/push", {"ops": [{"op_id": "odd-1", "op": "item.put",
+                                                        "item": odd}]})
+    check(st == 200 and js["results"][0]["status"] == "applied", f"odd item pushed: {js}")
+    dbpath = os.path.join(data, "core.db")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        good = db.execute("SELECT json FROM items WHERE team='B' AND id=?",
+                          (odd["id"],)).fetchone()[0]
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200 and any(c.get("item", {}).get("id") == odd["id"] for c in js["changes"]),
+          "an item with escapes and unicode pulls")
+    for bad in [good[:-1], good + "x", good + "}", "[1]", good.replace('"title"', '"ti\x01tle"'),
+                '{"a":01}', '{"a":1.}', '{"a":"\\x"}', '{"a" 1}', '{"a":[1,]}', '{"a":tru}',
+                '{"a":"\\u12"}', '{"a":"\\u0000"}', ""]:
+        with sqlite3.connect(dbpath, timeout=30) as db:
+            db.execute("UPDATE items SET json=? WHERE team='B' AND id=?", (bad, odd["id"]))
+        st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+        check(st == 500, f"a damaged stored item ({bad[-20:]!r}) fails the pull: {st}")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        db.execute("UPDATE items SET json=CAST(? AS BLOB) WHERE team='B' AND id=?",
+                   (b'{"a":"\xff"}', odd["id"]))
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 500, f"a stored item that is not UTF-8 fails the pull: {st}")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        db.execute("UPDATE items SET json=? WHERE team='B' AND id=?", (good, odd["id"]))
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200, "the repaired item pulls again")
 
     # --- forget (a tombstone in the feed) and compact (the horizon, 410)
     gone_id = ops[1]["item"]["id"]
