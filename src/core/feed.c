@@ -679,6 +679,19 @@ static int push_tx(cx_storage_tx *tx, void *ud) {
     size_t i;
     json_t *op;
     int r = 0;
+    /* What the loop reads, in one go where the database is remote. */
+    size_t n = json_array_size(run->clean);
+    const char **ids = calloc(n ? 2 * n : 1, sizeof *ids);
+    if (!ids)
+        return CX_ENOMEM;
+    json_array_foreach(run->clean, i, op) {
+        ids[i] = str(op, "op_id");
+        ids[n + i] = str(json_object_get(op, "item"), "id");
+    }
+    r = cx_storage_prefetch(tx, p->team, ids, ids + n, n);
+    free(ids);
+    if (r)
+        return r;
     json_array_foreach(run->clean, i, op) {
         /* the answer names the op as the client did; the core keeps its
          * redacted op id */

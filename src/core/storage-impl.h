@@ -89,6 +89,10 @@ struct cx_storage_backend {
     int (*blob_drop_unused)(cx_storage_tx *tx, const char *team, const char *sha,
                             bool *deleted);
 
+    /* May be NULL (storage.c then does nothing). */
+    int (*prefetch)(cx_storage_tx *tx, const char *team, const char *const *op_ids,
+                    const char *const *item_ids, size_t n);
+
     int (*audit_last)(cx_storage_tx *tx, int64_t *n, char hash[65]);
     int (*audit_put)(cx_storage_tx *tx, const cx_storage_audit *a);
     int (*audit_each)(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),

@@ -86,6 +86,8 @@ enum {
     S_AUDIT_PAGE,
     S_TEAM_LOCK,
     S_SEQ_SET,
+    S_OPS_MANY,
+    S_ITEMS_MANY,
     S_BEGIN_WRITE,
     S_BEGIN_READ,
     S_COMMIT,
@@ -148,6 +150,9 @@ static const char *const SQL[S_COUNT] = {
     /* The next seq when this transaction knows the last (it holds the
      * row): checked, not read back. */
     [S_SEQ_SET] = "UPDATE teams SET seq = $2 WHERE team = $1 AND seq = $2 - 1",
+    [S_OPS_MANY] = "SELECT op_id, digest, seq FROM ops WHERE team = $1 AND op_id = ANY($2::text[])",
+    [S_ITEMS_MANY] = "SELECT id, json, seq, deleted FROM items"
+                     " WHERE team = $1 AND id = ANY($2::text[])",
     [S_BEGIN_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED",
     [S_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     [S_COMMIT] = "COMMIT",
@@ -195,7 +200,19 @@ typedef struct pending {
     int code;        /* when the count is not expect_rows */
 } pending;
 
-#define PIPE_MAX 32
+#define PIPE_MAX 256
+
+/* What cx_storage_prefetch read, for one team, in one transaction: for the
+ * ids asked about, the row (or -1: not there). An id this transaction
+ * writes goes stale and is read from the database again. */
+typedef struct prefetched {
+    char team[CX_TEAM_MAX + 1];
+    PGresult *res;    /* the rows */
+    size_t n;         /* ids asked about */
+    char **ids;       /* copies, one block */
+    int *row;         /* per id: its row in res, or -1 */
+    bool *stale;      /* per id */
+} prefetched;
 
 typedef struct pg_conn {
     cx_storage_tx tx;
@@ -212,6 +229,7 @@ typedef struct pg_conn {
      * team's row, so no one else can move it). */
     char seq_team[CX_TEAM_MAX + 1];
     int64_t seq_val;
+    prefetched pf_ops, pf_items;
     pending q[PIPE_MAX]; /* sent, results not read yet, in order */
     int nq;
     struct pg_conn *next;
@@ -335,6 +353,33 @@ static int lost_with(pg_conn *pc, const PGresult *res, const char *what, bool co
     if (!pc->failed)
         pc->failed = code;
     return cx_error_set(code, "%s", detail);
+}
+
+static void pf_clear(prefetched *f) {
+    PQclear(f->res);
+    free(f->ids);
+    free(f->row);
+    free(f->stale);
+    memset(f, 0, sizeof *f);
+}
+
+/* The index of id among those prefetched for team and still fresh, or -1. */
+static long pf_find(const prefetched *f, const char *team, const char *id) {
+    if (!f->res || strcmp(f->team, team) != 0)
+        return -1;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] && !f->stale[i] && strcmp(f->ids[i], id) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* This transaction writes id: read it from the database from now on. */
+static void pf_stale(prefetched *f, const char *team, const char *id) {
+    if (!f->res || strcmp(f->team, team) != 0)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] && strcmp(f->ids[i], id) == 0)
+            f->stale[i] = true;
 }
 
 static void stmt_name(char name[16], int s) { snprintf(name, 16, "cx%d", s); }
@@ -603,6 +648,8 @@ static int pool_take(pg_storage *ps, pg_conn **out) {
 /* Gives a connection back: to the idle list when it is sound and out of
  * any transaction, else closed. */
 static void pool_give(pg_storage *ps, pg_conn *pc) {
+    pf_clear(&pc->pf_ops);
+    pf_clear(&pc->pf_items);
     bool sound = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
                  PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF;
     bool dead = PQstatus(pc->c) != CONNECTION_OK;
@@ -853,6 +900,8 @@ static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
     pc->nq = 0;
     pc->miss_op[0] = '\0';
     pc->seq_team[0] = '\0';
+    pf_clear(&pc->pf_ops);
+    pf_clear(&pc->pf_items);
     if (!PQenterPipelineMode(pc->c)) {
         r = lost(pc, "starting a transaction", false);
         pool_give(ps, pc);
@@ -1107,14 +1156,27 @@ static int pg_op_get(cx_storage_tx *tx, const char *team, const char *op_id, uin
     int lr = team_lock(tx, team);
     if (lr)
         return lr;
+    pg_conn *pc = pgc(tx);
+    long i = pf_find(&pc->pf_ops, team, op_id);
+    if (i >= 0 && pc->pf_ops.row[i] >= 0) {
+        col_bytes(digest, 32, pc->pf_ops.res, pc->pf_ops.row[i], 1);
+        *seq = col_int(pc->pf_ops.res, pc->pf_ops.row[i], 2);
+        return 0;
+    }
+    if (i >= 0) { /* read, and not there: as below */
+        if (strlen(op_id) < sizeof pc->miss_op) {
+            snprintf(pc->miss_team, sizeof pc->miss_team, "%s", team);
+            snprintf(pc->miss_op, sizeof pc->miss_op, "%s", op_id);
+        }
+        return CX_ENOTFOUND;
+    }
     params p = {0};
     p_text(&p, team);
     p_text(&p, op_id);
     PGresult *res = NULL;
-    int r = run(pgc(tx), S_OP_GET, &p, 0, &res, "reading an op");
+    int r = run(pc, S_OP_GET, &p, 0, &res, "reading an op");
     if (r)
         return r;
-    pg_conn *pc = pgc(tx);
     if (PQntuples(res) == 1) {
         col_bytes(digest, 32, res, 0, 0);
         *seq = col_int(res, 0, 1);
@@ -1142,6 +1204,7 @@ static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
     p_bin(&p, digest, 32);
     p_int(&p, seq);
     pg_conn *pc = pgc(tx);
+    pf_stale(&pc->pf_ops, team, op_id);
     if (pc->miss_op[0] && !strcmp(pc->miss_op, op_id) && !strcmp(pc->miss_team, team)) {
         /* op_get just found it missing under the lock: it goes in without
          * waiting (a count other than 1 still fails the transaction). */
@@ -1160,11 +1223,29 @@ static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
 
 /* --- items ------------------------------------------------------------------- */
 
+/* An item's json, seq and deleted from columns c, c + 1, c + 2 of a row. */
+static int item_from(const PGresult *res, int row, int c, const char *id, char **json,
+                     int64_t *seq, bool *deleted) {
+    char *copy = strdup(PQgetisnull(res, row, c) ? "null" : PQgetvalue(res, row, c));
+    if (!copy)
+        return cx_error_set(CX_ENOMEM, "reading item %s", id);
+    *json = copy;
+    *seq = col_int(res, row, c + 1);
+    *deleted = col_bool(res, row, c + 2);
+    return 0;
+}
+
 static int pg_item_get(cx_storage_tx *tx, const char *team, const char *id, char **json,
                        int64_t *seq, bool *deleted) {
     int lr = team_lock(tx, team);
     if (lr)
         return lr;
+    /* prefetched: the row's columns are id, json, seq, deleted */
+    const prefetched *f = &pgc(tx)->pf_items;
+    long i = pf_find(f, team, id);
+    if (i >= 0)
+        return f->row[i] >= 0 ? item_from(f->res, f->row[i], 1, id, json, seq, deleted)
+                              : cx_error_set(CX_ENOTFOUND, "no item %s", id);
     params p = {0};
     p_text(&p, team);
     p_text(&p, id);
@@ -1172,18 +1253,8 @@ static int pg_item_get(cx_storage_tx *tx, const char *team, const char *id, char
     int r = run(pgc(tx), S_ITEM_GET, &p, 0, &res, "reading an item");
     if (r)
         return r;
-    if (PQntuples(res) == 1) {
-        char *copy = strdup(PQgetisnull(res, 0, 0) ? "null" : PQgetvalue(res, 0, 0));
-        if (!copy) {
-            r = CX_ENOMEM;
-        } else {
-            *json = copy;
-            *seq = col_int(res, 0, 1);
-            *deleted = col_bool(res, 0, 2);
-        }
-    } else {
-        r = cx_error_set(CX_ENOTFOUND, "no item %s", id);
-    }
+    r = PQntuples(res) == 1 ? item_from(res, 0, 0, id, json, seq, deleted)
+                            : cx_error_set(CX_ENOTFOUND, "no item %s", id);
     PQclear(res);
     return r;
 }
@@ -1201,6 +1272,7 @@ static int pg_item_put(cx_storage_tx *tx, const char *team, const char *id, cons
     p_int(&p, seq);
     p_bool(&p, deleted);
     p_text(&p, deleted ? NULL : json);
+    pf_stale(&pgc(tx)->pf_items, team, id);
     /* An upsert under the team's lock: only a failure matters, and that is
      * reported by the next call or the commit. */
     return run_async(pgc(tx), S_ITEM_PUT, &p, -1, CX_EIO, "writing an item");
@@ -1226,6 +1298,7 @@ static int pg_compact(cx_storage_tx *tx, const char *team, int64_t before, int64
     int lr = team_lock(tx, team);
     if (lr)
         return lr;
+    pf_clear(&pgc(tx)->pf_items); /* tombstones go */
     params p = {0};
     p_text(&p, team);
     p_int(&p, before);
@@ -1377,6 +1450,85 @@ static int pg_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *
     return r;
 }
 
+/* --- prefetch ------------------------------------------------------------------- */
+
+/* Reads, with statement s, the team's rows whose key is among ids[0..n)
+ * (NULLs skipped) into f. The keys go as one text[] parameter. */
+static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const char *const *ids,
+                   size_t n, const char *what) {
+    pf_clear(f);
+    size_t cap = 3, idcap = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i]) {
+            cap += 2 * strlen(ids[i]) + 3;
+            idcap += strlen(ids[i]) + 1;
+        }
+    char *arr = malloc(cap);
+    f->ids = malloc(n * sizeof *f->ids + idcap);
+    f->row = malloc(n * sizeof *f->row);
+    f->stale = calloc(n, sizeof *f->stale);
+    if (!arr || !f->ids || !f->row || !f->stale) {
+        free(arr);
+        pf_clear(f);
+        return CX_ENOMEM;
+    }
+    /* an array literal: each key quoted, " and \ escaped */
+    char *o = arr, *block = (char *)(f->ids + n);
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        f->row[i] = -1;
+        f->ids[i] = NULL;
+        if (!ids[i])
+            continue;
+        if (o[-1] != '{')
+            *o++ = ',';
+        *o++ = '"';
+        for (const char *c = ids[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"';
+        size_t len = strlen(ids[i]) + 1;
+        memcpy(block, ids[i], len);
+        f->ids[i] = block;
+        block += len;
+    }
+    *o++ = '}';
+    *o = '\0';
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, arr);
+    PGresult *res = NULL;
+    int r = run(pc, s, &p, 0, &res, what);
+    free(arr);
+    if (r) {
+        pf_clear(f);
+        return r;
+    }
+    for (int j = 0; j < PQntuples(res); j++)
+        for (size_t i = 0; i < n; i++)
+            if (f->ids[i] && strcmp(f->ids[i], PQgetvalue(res, j, 0)) == 0)
+                f->row[i] = j;
+    f->res = res;
+    f->n = n;
+    snprintf(f->team, sizeof f->team, "%s", team);
+    return 0;
+}
+
+static int pg_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
+                       const char *const *item_ids, size_t n) {
+    pg_conn *pc = pgc(tx);
+    if (!tx->write || n == 0 || strlen(team) > CX_TEAM_MAX)
+        return 0; /* a hint: only a writer's loop is worth it */
+    int r = team_lock(tx, team);
+    if (r == 0)
+        r = pf_load(pc, &pc->pf_ops, S_OPS_MANY, team, op_ids, n, "reading ops");
+    if (r == 0)
+        r = pf_load(pc, &pc->pf_items, S_ITEMS_MANY, team, item_ids, n, "reading items");
+    return r;
+}
+
 /* --- the audit log ----------------------------------------------------------- */
 
 static int pg_audit_last(cx_storage_tx *tx, int64_t *n, char hash[65]) {
@@ -1481,6 +1633,7 @@ const cx_storage_backend cx_storage_pg_backend = {
     .blob_put = pg_blob_put,
     .blob_get = pg_blob_get,
     .blob_drop_unused = pg_blob_drop_unused,
+    .prefetch = pg_prefetch,
     .audit_last = pg_audit_last,
     .audit_put = pg_audit_put,
     .audit_each = pg_audit_each,

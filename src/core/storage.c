@@ -252,3 +252,8 @@ int cx_storage_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storag
                           void *ud) {
     return BE(tx)->audit_each(tx, fn, ud);
 }
+
+int cx_storage_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
+                        const char *const *item_ids, size_t n) {
+    return BE(tx)->prefetch ? BE(tx)->prefetch(tx, team, op_ids, item_ids, n) : 0;
+}

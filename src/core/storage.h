@@ -179,6 +179,15 @@ int cx_storage_blob_get(cx_storage_tx *tx, const char *team, const char *sha, vo
                         size_t *len);
 /* Deletes the team's blob sha unless a live item still names it (its hash
  * appears in the item's JSON). *deleted says whether it went. */
+/* A hint before a loop of op_get/item_get over the team's ops and items
+ * (a push): the backend may read them all at once and answer those calls
+ * from what it read (PostgreSQL: one round trip instead of two per op),
+ * while its own writes in the transaction stay visible. ids may hold NULLs
+ * (skipped). Does nothing on SQLite; CX_ENOMEM, or a database failure that
+ * voids the transaction. */
+int cx_storage_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
+                        const char *const *item_ids, size_t n);
+
 int cx_storage_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *sha,
                                 bool *deleted);
 

@@ -8,7 +8,8 @@
  * database as two nodes (writers on both, an incremental reader: every
  * change seen once, in commit order; one audit chain, no fork), the pool
  * bound (a transaction waits for a free connection), a blob larger than a
- * read slice, health, backup pointing at pg_dump, and a pool whose
+ * read slice, health, backup pointing at pg_dump, prefetch (answers from
+ * what it read, this transaction's own writes seen after it), and a pool whose
  * connections the server cut (a restart, a failover): the next transaction
  * is run again on a new connection. Without PostgreSQL
  * it says so and passes (the backend-neutral cases run on SQLite in
@@ -330,6 +331,76 @@ static void test_blob_health_backup(void) {
     cx_storage_free(st);
 }
 
+/* --- prefetch: answers from what it read, and this transaction's writes --------- */
+
+static int prefetch_fn(cx_storage_tx *tx, void *ud) {
+    int *checks = ud;
+    uint8_t d[32], got[32];
+    memset(d, 7, sizeof d);
+    int64_t seq = 0, s2 = 0;
+    char *json = NULL;
+    bool deleted = false;
+    int r = cx_storage_seq_next(tx, "F", &seq);
+    if (r == 0)
+        r = cx_storage_item_put(tx, "F", "01JF0000000000000000000001", "observation", "recorded",
+                                seq, false, "{\"v\":1}");
+    if (r == 0)
+        r = cx_storage_op_put(tx, "F", "f-1", d, seq);
+    if (r)
+        return r;
+    /* what the loop of a push reads; "f-\"2\\" tests the array's quoting */
+    const char *ops[] = {"f-1", "f-\"2\\", NULL, "f-1"};
+    const char *items[] = {"01JF0000000000000000000001", "01JF0000000000000000000002", NULL,
+                           "01JF0000000000000000000001"};
+    if ((r = cx_storage_prefetch(tx, "F", ops, items, 4)))
+        return r;
+    *checks = 0;
+    if (cx_storage_op_get(tx, "F", "f-1", got, &s2) == 0 && s2 == seq && !memcmp(got, d, 32))
+        ++*checks;
+    if (cx_storage_op_get(tx, "F", "f-\"2\\", got, &s2) == CX_ENOTFOUND)
+        ++*checks;
+    if (cx_storage_op_get(tx, "G", "f-1", got, &s2) == CX_ENOTFOUND) /* another team */
+        ++*checks;
+    if (cx_storage_item_get(tx, "F", items[0], &json, &s2, &deleted) == 0 && s2 == seq &&
+        json && strcmp(json, "{\"v\":1}") == 0)
+        ++*checks;
+    free(json);
+    json = NULL;
+    if (cx_storage_item_get(tx, "F", items[1], &json, &s2, &deleted) == CX_ENOTFOUND)
+        ++*checks;
+    /* this transaction's own writes after the prefetch are seen */
+    if ((r = cx_storage_seq_next(tx, "F", &s2)) ||
+        (r = cx_storage_op_put(tx, "F", "f-\"2\\", d, s2)) ||
+        (r = cx_storage_item_put(tx, "F", items[1], "observation", "recorded", s2, false, "{}")) ||
+        (r = cx_storage_item_put(tx, "F", items[0], "observation", "recorded", s2 + 1, true,
+                                 NULL)))
+        return r;
+    if (cx_storage_op_get(tx, "F", "f-\"2\\", got, &seq) == 0 && seq == s2)
+        ++*checks;
+    if (cx_storage_item_get(tx, "F", items[1], &json, &seq, &deleted) == 0 && seq == s2)
+        ++*checks;
+    free(json);
+    json = NULL;
+    if (cx_storage_item_get(tx, "F", items[0], &json, &seq, &deleted) == 0 && deleted)
+        ++*checks;
+    free(json);
+    /* a second op_put of the same id still fails */
+    if (cx_storage_op_put(tx, "F", "f-\"2\\", d, s2) != 0)
+        ++*checks;
+    return CX_ECANCELED; /* roll back: nothing of it stays */
+}
+
+static void test_prefetch(void) {
+    cx_storage *st = NULL;
+    CX_CHECK_OK(cx_storage_open(&st, uri1, 0));
+    if (!st)
+        return;
+    int checks = 0;
+    CX_CHECK_INT(cx_storage_run(st, true, prefetch_fn, &checks), CX_ECANCELED);
+    CX_CHECK_INT(checks, 9);
+    cx_storage_free(st);
+}
+
 /* --- connections the server cut ------------------------------------------------ */
 
 static int last_fn(cx_storage_tx *tx, void *ud) { return cx_storage_seq_last(tx, "R", ud); }
@@ -397,6 +468,7 @@ int main(void) {
     test_two_nodes();
     test_pool();
     test_blob_health_backup();
+    test_prefetch();
     test_reconnect();
     return cx_test_done();
 }
