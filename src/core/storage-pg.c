@@ -554,9 +554,13 @@ static void col_bytes(uint8_t *out, size_t n, const PGresult *res, int row, int 
 
 /* A new connection; the detail names the database without a password. */
 static int conn_open(pg_storage *ps, PGconn **out) {
-    /* Defaults first: what the URI says wins. */
-    const char *const keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *const vals[] = {"cortex-core", "10", ps->uri, NULL};
+    /* Defaults first: what the URI says wins. A server that stops
+     * answering (a host gone, a partition) is given up on within about a
+     * minute instead of TCP's hours, so no request waits on it for ever. */
+    const char *const keys[] = {"application_name", "connect_timeout", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                "dbname", NULL};
+    const char *const vals[] = {"cortex-core", "10", "30", "10", "3", "60000", ps->uri, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c)
         return cx_error_set(CX_ENOMEM, "connecting to %s: out of memory", ps->label);
