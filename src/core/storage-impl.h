@@ -13,7 +13,28 @@
  * Every data function has the public call's contract (storage.h), and may
  * return CX_ERETRY when the database refused it for a concurrent
  * transaction (serialisation failure, deadlock, unique-key race between
- * two writers): the caller then rolls back and runs it all again. */
+ * two writers): the caller then rolls back and runs it all again.
+ *
+ * What a backend must guarantee (the SQLite backend by its one writer at a
+ * time; notes for PostgreSQL in brackets):
+ *  - seq_next: a team's seqs become visible in the order they were taken,
+ *    so a reader never sees seq N+1 committed while N may still commit.
+ *    [UPDATE teams SET seq = seq + 1 WHERE team = $1 RETURNING seq (after
+ *    an INSERT … ON CONFLICT DO NOTHING for a new team) locks the team's
+ *    row until commit: the team's next writer waits for it, and PostgreSQL
+ *    releases row locks only after the commit is visible. Teams write in
+ *    parallel.]
+ *  - A read transaction is one snapshot: pull reads the horizon and the
+ *    changes together. [REPEATABLE READ, READ ONLY.]
+ *  - audit_last in a write transaction holds the chain's head until the
+ *    end: the chain is global (audit.n is one sequence over every team).
+ *    [Lock one head row FOR UPDATE, or take a transaction advisory lock,
+ *    before reading the last entry; audit writes are rare (decisions,
+ *    refusals, key changes, forget, compact), so one global order costs
+ *    little.]
+ *  - A unique violation of ops(team, op_id) or audit(n), a serialisation
+ *    failure or a deadlock is CX_ERETRY [SQLSTATE 23505, 40001, 40P01];
+ *    the retried push then finds the op and answers "duplicate". */
 #pragma once
 
 #include "core/storage.h"
