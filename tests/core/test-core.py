@@ -786,7 +786,8 @@ def hostile_client(data, S, SR):
 
 def pg_tests(tmp):
     """The basic flow again on a core whose data is in PostgreSQL
-    (init --database, keys, push, pull, a decision, forget, verify-audit),
+    (init --database, keys, push, pull, a decision, a blob, forget,
+    verify-audit, an edited audit row found),
     and a second node over the same database serving the same feed. Runs
     when tests/core/with-pg.py gave a database (CORTEX_TEST_PG_URI)."""
     uri = os.environ.get("CORTEX_TEST_PG_URI")
@@ -898,6 +899,15 @@ def pg_tests(tmp):
     m = re.fullmatch(r"audit chain ok: (\d+) entries\n", p.stdout)
     check(p.returncode == 0 and m and int(m.group(1)) == 8,
           f"pg: verify-audit: 5 keys made, 1 revoked, a decision, a forget: {p.stdout!r} {p.stderr!r}")
+    # an audit row edited in the database is found
+    psql = os.path.join(os.environ.get("CORTEX_PG_BINDIR") or "/usr/lib/postgresql/15/bin", "psql")
+    e = subprocess.run([psql, uri, "-v", "ON_ERROR_STOP=1", "-Atqc",
+                        "UPDATE audit SET detail = replace(detail, 'approve', 'reject')"
+                        " WHERE action = 'review.decision'"],
+                       capture_output=True, text=True, timeout=60)
+    check(e.returncode == 0, f"pg: psql edits an audit row: {e.stderr!r}")
+    p = run("verify-audit", data, ok=False)
+    check(p.returncode == 1 and "BROKEN" in p.stdout, f"pg: the edited audit row is found: {p.stdout!r}")
     p = run("backup", data, os.path.join(tmp, "pg-backup"), ok=False)
     check(p.returncode == 1 and "pg_dump" in p.stderr and not os.path.exists(os.path.join(tmp, "pg-backup")),
           f"pg: backup points at pg_dump: {p.returncode} {p.stderr!r}")
