@@ -12,7 +12,8 @@
 #
 # Where PostgreSQL is missing, says so on stderr and runs CMD without
 # CORTEX_TEST_PG_URI, so that the test runs its SQLite half only; with
-# CORTEX_TEST_REQUIRE_PG=1 that is a failure instead (exit 1).
+# CORTEX_TEST_REQUIRE_PG=1, or in CI (CI=true: .ci/setup.sh --test installs
+# PostgreSQL there, so missing means broken), that is a failure (exit 1).
 import os, signal, subprocess, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -44,8 +45,9 @@ def main(argv):
     try:
         pg = pglib.Postgres()
     except pglib.Missing as e:
-        if os.environ.get("CORTEX_TEST_REQUIRE_PG") == "1":
-            print(f"with-pg: {e}; CORTEX_TEST_REQUIRE_PG=1, failing", file=sys.stderr)
+        if os.environ.get("CORTEX_TEST_REQUIRE_PG") == "1" or os.environ.get("CI") == "true":
+            print(f"with-pg: {e}; failing: CORTEX_TEST_REQUIRE_PG=1 or CI=true asks for it",
+                  file=sys.stderr)
             return 1
         print(f"with-pg: {e}; running {os.path.basename(cmd[0])} on SQLite only",
               file=sys.stderr, flush=True)
