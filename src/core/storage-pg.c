@@ -147,9 +147,9 @@ static const char *const SQL[S_COUNT] = {
      * that always holds the row afterwards, so it can be pipelined. */
     [S_TEAM_LOCK] = "INSERT INTO teams(team) VALUES ($1)"
                     " ON CONFLICT (team) DO UPDATE SET seq = teams.seq",
-    /* The next seq when this transaction knows the last (it holds the
-     * row): checked, not read back. */
-    [S_SEQ_SET] = "UPDATE teams SET seq = $2 WHERE team = $1 AND seq = $2 - 1",
+    /* The seqs this transaction took after its first, written once before
+     * it commits (it holds the row, so the count only it moves). */
+    [S_SEQ_SET] = "UPDATE teams SET seq = $2 WHERE team = $1 AND seq < $2",
     [S_OPS_MANY] = "SELECT op_id, digest, seq FROM ops WHERE team = $1 AND op_id = ANY($2::text[])",
     [S_ITEMS_MANY] = "SELECT id, json, seq, deleted FROM items"
                      " WHERE team = $1 AND id = ANY($2::text[])",
@@ -229,6 +229,7 @@ typedef struct pg_conn {
      * team's row, so no one else can move it). */
     char seq_team[CX_TEAM_MAX + 1];
     int64_t seq_val;
+    bool seq_dirty; /* seq_val is ahead of the row: written before COMMIT */
     prefetched pf_ops, pf_items;
     pending q[PIPE_MAX]; /* sent, results not read yet, in order */
     int nq;
@@ -891,6 +892,17 @@ static int pg_set_pool(cx_storage *st, int n) {
 
 /* --- transactions ---------------------------------------------------------- */
 
+/* Writes the seq this transaction is ahead with to the team's row. */
+static int seq_flush(pg_conn *pc) {
+    if (!pc->seq_dirty)
+        return 0;
+    params p = {0};
+    p_text(&p, pc->seq_team);
+    p_int(&p, pc->seq_val);
+    pc->seq_dirty = false;
+    return run_async(pc, S_SEQ_SET, &p, 1, CX_EIO, "advancing the sequence");
+}
+
 static void pg_rollback(cx_storage_tx *tx);
 
 static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
@@ -904,6 +916,7 @@ static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
     pc->nq = 0;
     pc->miss_op[0] = '\0';
     pc->seq_team[0] = '\0';
+    pc->seq_dirty = false;
     pf_clear(&pc->pf_ops);
     pf_clear(&pc->pf_items);
     if (!PQenterPipelineMode(pc->c)) {
@@ -947,6 +960,10 @@ static int pg_commit(cx_storage_tx *tx) {
         /* The caller committed past a failure: PostgreSQL has voided the
          * transaction; say why (CX_ERETRY stays CX_ERETRY). */
         r = cx_error_set(pc->failed, "commit: a statement of this transaction failed");
+        pg_rollback(tx);
+        return r;
+    }
+    if ((r = seq_flush(pc))) {
         pg_rollback(tx);
         return r;
     }
@@ -1123,15 +1140,14 @@ static int pg_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
     int r;
     if (pc->seq_team[0] && !strcmp(pc->seq_team, team)) {
         /* The row is this transaction's: the next seq is known, and the
-         * update goes out without a wait. */
-        params p = {0};
-        p_text(&p, team);
-        p_int(&p, pc->seq_val + 1);
-        if ((r = run_async(pc, S_SEQ_SET, &p, 1, CX_EIO, "advancing the sequence")))
-            return r;
+         * row is written once, before COMMIT (seq_flush). */
         *seq = ++pc->seq_val;
+        pc->seq_dirty = true;
         return 0;
     }
+    if ((r = seq_flush(pc))) /* another team's, before this one's */
+        return r;
+    pc->seq_team[0] = '\0';
     r = team_int(tx, S_SEQ_NEXT, team, 0, &v, "advancing the sequence");
     if (r == 0 && v < 1)
         r = cx_error_set(CX_EIO, "advancing the sequence of team %s: no seq returned", team);
@@ -1146,9 +1162,13 @@ static int pg_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
 }
 
 static int pg_seq_last(cx_storage_tx *tx, const char *team, int64_t *seq) {
+    pg_conn *pc = pgc(tx);
+    if (pc->seq_team[0] && !strcmp(pc->seq_team, team)) {
+        *seq = pc->seq_val; /* this transaction is ahead of the row */
+        return 0;
+    }
     return team_int(tx, S_SEQ_LAST, team, 0, seq, "reading the sequence");
 }
-
 static int pg_horizon(cx_storage_tx *tx, const char *team, int64_t *horizon) {
     return team_int(tx, S_HORIZON, team, 0, horizon, "reading the horizon");
 }
