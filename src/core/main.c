@@ -404,7 +404,7 @@ static int cmd_serve(int argc, char **argv) {
             return fprintf(stderr, "cortex-core: bad --threads\n"), 2;
         cfg.threads = (unsigned)v;
     }
-    int pool = 0; /* 0: one connection per worker thread, and one more */
+    int pool = 0; /* 0: one connection per HTTP and push thread, and one more */
     if (db_pool) {
         if (parse_num(db_pool, 1, 256, &v) || v != floor(v))
             return fprintf(stderr, "cortex-core: bad --db-pool (1 to 256)\n"), 2;
@@ -458,8 +458,10 @@ static int cmd_serve(int argc, char **argv) {
     if (r)
         return fail("serve");
     feed.st = st;
-    /* a worker thread holds at most one transaction at a time */
-    if ((r = cx_storage_set_pool(st, pool ? pool : (int)cfg.threads + 1)))
+    /* each HTTP thread and each push thread (as many) holds at most one
+     * transaction at a time: with one connection for each, and one more, a
+     * pull never waits for a connection that pushes hold */
+    if ((r = cx_storage_set_pool(st, pool ? pool : 2 * (int)cfg.threads + 1)))
         goto out;
     if ((r = cx_server_start(&h, &feed, &cfg)))
         goto out;

@@ -10,7 +10,9 @@
 #    the pushes were answered with;
 #  - nothing crossed teams (every item id names its team);
 # an op sent again is answered "duplicate" with its first seq and applied
-# once; `cortex-core verify-audit` passes.
+# once; `cortex-core verify-audit` passes. Then a node is stopped (SIGTERM)
+# while pushes are queued for its push threads: it exits cleanly, and every
+# push it answered 200 is in the feed after a restart.
 # The scenario runs against one node, then against two nodes serving the
 # same data directory. How the directory is made is a parameter, so the same
 # test runs on every backend: CX_CORE_INIT_ARGS holds extra arguments for
@@ -211,10 +213,72 @@ def tests(tmp):
     # two nodes serving the same directory, each client on one of them
     nodes[1].start()
     scenario([n.port for n in nodes], keys, ctx, 2, applied)
-    for n in nodes:
-        n.stop()
+    nodes[1].stop()
+    stop_while_pushing(nodes[0], keys, ctx)
     p = subprocess.run([CORE, "verify-audit", data], capture_output=True, text=True, timeout=120)
     check(p.returncode == 0, f"verify-audit passes: {p.stdout} {p.stderr}")
+
+
+def stop_while_pushing(node, keys, ctx):
+    """SIGTERM while pushers keep the push queue full: a clean exit, and
+    every push answered 200 is in the feed after a restart."""
+    answered, lock, stop = {}, threading.Lock(), threading.Event()
+
+    def pusher(w):
+        team = TEAMS[w % len(TEAMS)]
+        conn = Conn(node.port, keys[team], ctx)
+        for k in range(10000):  # bounded; ends when the node stops answering
+            if stop.is_set():
+                break
+            base = (900000 + w * 10000 + k) * 5
+            ops = [{"op_id": f"stop-{team}-{base + j}", "op": "item.put",
+                    "item": {"id": ulid(team, base + j), "kind": "observation",
+                             "status": "recorded", "title": "", "tags": [], "author": "s",
+                             "body": f"stop change {base + j}", "created_at": T,
+                             "updated_at": T, "visibility": "shared"}} for j in range(5)]
+            try:
+                st, body = conn.req("POST", "/v1/sync/push", {"ops": ops})
+            except Exception:  # noqa: BLE001 - the node went away mid-request
+                break
+            if st == 200:
+                with lock:
+                    for op, rr in zip(ops, body["results"]):
+                        answered[op["item"]["id"]] = (team, rr.get("seq"))
+        conn.close()
+
+    threads = [threading.Thread(target=pusher, args=(w,)) for w in range(12)]
+    for th in threads:
+        th.start()
+    time.sleep(1.0)
+    node.proc.terminate()
+    try:
+        rc = node.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        rc = None
+    stop.set()
+    for th in threads:
+        th.join(60)
+    check(rc == 0, f"a node stopped while pushes were queued exits cleanly (rc {rc})")
+    check(len(answered) > 0, "pushes were answered before the stop")
+    node.start()
+    seen = {}
+    for t in TEAMS:
+        conn, cursor = Conn(node.port, keys[t], ctx), 0
+        for _ in range(10000):
+            st, body = conn.req("GET", f"/v1/sync/pull?since={cursor}&limit=1000")
+            if st != 200:
+                break
+            for ch in body["changes"]:
+                if "item" in ch:
+                    seen[ch["item"]["id"]] = (t, ch["seq"])
+            cursor = body["next"]
+            if not body["more"]:
+                break
+        conn.close()
+    lost = [i for i, v in answered.items() if seen.get(i) != v]
+    check(not lost, f"every push answered before the stop is in the feed ({len(lost)} of "
+          f"{len(answered)} missing)")
+    node.stop()
 
 
 if __name__ == "__main__":
