@@ -4,8 +4,11 @@
 # needs, on Debian 12. Idempotent: installs only what is missing, and runs
 # `apt-get update` only when something is. Run it as root from anywhere.
 #
-#   bash .ci/setup.sh          compiler, meson, ninja, libraries
+#   bash .ci/setup.sh          compiler, meson, ninja, libraries (libpq too)
 #   bash .ci/setup.sh --test   also node + npm, clang (libFuzzer), sqlite3,
+#                              PostgreSQL 15 (the tests start their own
+#                              throwaway server: tests/pglib.py; the
+#                              packaged cluster service is not used),
 #                              the npm test clients in tests/e2e and the
 #                              agent command lines in tests/agents (npm ci)
 set -euo pipefail
@@ -14,7 +17,7 @@ want_test=0
 for arg in "$@"; do
     case "$arg" in
         --test) want_test=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -25,10 +28,12 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 build_pkgs=(gcc meson ninja-build pkg-config git python3 ca-certificates
     libjansson-dev libsqlite3-dev libcurl4-openssl-dev libgit2-dev libsodium-dev
-    libmicrohttpd-dev libpcre2-dev libstemmer-dev)
+    libmicrohttpd-dev libpcre2-dev libstemmer-dev libpq-dev)
 # libclang-rt-dev holds libFuzzer and clang's sanitizer runtimes.
-# systemd gives systemd-analyze, which checks the unit cortex-core installs.
-test_pkgs=(clang libclang-rt-dev sqlite3 openssl systemd)
+# systemd gives systemd-analyze, which checks the unit cortex-core installs;
+# postgresql-15: the server binaries in /usr/lib/postgresql/15/bin that the
+# tests run (initdb, postgres, psql) against a real database.
+test_pkgs=(clang libclang-rt-dev sqlite3 openssl systemd postgresql-15)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -79,13 +84,17 @@ fi
 
 # The build needs these to resolve; fail here with a clear word rather than
 # deep inside meson.
-for pc in jansson sqlite3 libgit2 libsodium libcurl libmicrohttpd; do
+for pc in jansson sqlite3 libgit2 libsodium libcurl libmicrohttpd libpq; do
     pkg-config --exists "$pc" || die "pkg-config cannot find $pc"
 done
 
 if [ "$want_test" = 0 ]; then
     exit 0
 fi
+
+# The tests run PostgreSQL themselves, as the postgres user when root.
+[ -x /usr/lib/postgresql/15/bin/initdb ] ||
+    die "postgresql-15 is installed but /usr/lib/postgresql/15/bin/initdb is missing"
 
 # --- the npm test clients (tests/e2e) ---------------------------------------
 node_major=$(node -p 'process.versions.node.split(".")[0]') ||

@@ -40,11 +40,11 @@ static void entry_hash(const uint8_t secret[CX_SECRET_LEN], const cx_storage_aud
     sodium_bin2hex(out, 65, d, sizeof d);
 }
 
-int cx_audit_append(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+int cx_audit_append(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *team,
                     const char *actor, const char *action, const json_t *detail) {
     int64_t n = 0;
     char prev[65], hash[65];
-    int r = cx_storage_audit_last(st, &n, prev);
+    int r = cx_storage_audit_last(tx, &n, prev);
     if (r)
         return r;
     char *text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
@@ -61,7 +61,7 @@ int cx_audit_append(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const c
     };
     entry_hash(secret, &a, hash);
     a.hash = hash;
-    r = cx_storage_audit_put(st, &a);
+    r = cx_storage_audit_put(tx, &a);
     free(text);
     return r;
 }
@@ -90,11 +90,11 @@ static int check_entry(void *ud, const cx_storage_audit *a) {
     return 0;
 }
 
-int cx_audit_verify(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], int64_t *entries,
+int cx_audit_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], int64_t *entries,
                     int64_t *bad) {
     walk w = {.secret = secret, .count = 0};
     memcpy(w.prev, GENESIS, sizeof GENESIS);
-    int r = cx_storage_audit_each(st, check_entry, &w);
+    int r = cx_storage_audit_each(tx, check_entry, &w);
     *entries = w.count;
     if (r == CX_ECONFLICT)
         *bad = w.count + 1;

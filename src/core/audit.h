@@ -12,11 +12,11 @@
 
 /* Appends an entry inside the caller's write transaction. detail is
  * serialised with sorted keys. */
-int cx_audit_append(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+int cx_audit_append(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *team,
                     const char *actor, const char *action, const json_t *detail);
 
 /* Checks the whole chain. 0 when intact (*entries counts them);
  * CX_ECONFLICT at the first broken entry, its number in *bad and the
  * reason in cx_error_last(). */
-int cx_audit_verify(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], int64_t *entries,
+int cx_audit_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], int64_t *entries,
                     int64_t *bad);

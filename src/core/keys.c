@@ -74,7 +74,7 @@ static void key_hash(const uint8_t secret[CX_SECRET_LEN], const char *key, uint8
     crypto_generichash(out, 32, (const unsigned char *)key, strlen(key), secret, CX_SECRET_LEN);
 }
 
-int cx_keys_create(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+int cx_keys_create(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *team,
                    const char *role, const char *name, char key[CX_KEY_MAX],
                    cx_storage_key *rec) {
     if (!cx_keys_team_valid(team))
@@ -106,7 +106,7 @@ int cx_keys_create(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const ch
     snprintf(k.name, sizeof k.name, "%s", name);
     key_hash(secret, key, k.hash);
     k.created_ms = (int64_t)cx_clock_now_ms();
-    int r = cx_storage_key_put(st, &k);
+    int r = cx_storage_key_put(tx, &k);
     if (r) {
         sodium_memzero(key, CX_KEY_MAX);
         return r;
@@ -116,7 +116,7 @@ int cx_keys_create(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const ch
     return 0;
 }
 
-int cx_keys_verify(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *key,
+int cx_keys_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *key,
                    cx_storage_key *out) {
     size_t n = key ? strnlen(key, CX_KEY_MAX) : 0;
     if (n < 4 + CX_KEYID_LEN + 2 || n >= CX_KEY_MAX || strncmp(key, "cxk_", 4) != 0 ||
@@ -129,7 +129,7 @@ int cx_keys_verify(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const ch
         if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
             return cx_error_set(CX_ENOTFOUND, "malformed API key");
     cx_storage_key k;
-    int r = cx_storage_key_get(st, id, &k);
+    int r = cx_storage_key_get(tx, id, &k);
     if (r == CX_ENOTFOUND)
         return cx_error_set(CX_ENOTFOUND, "unknown API key");
     if (r)

@@ -24,12 +24,12 @@ bool cx_keys_role_valid(const char *role);
 
 /* Makes a new key for team/role/name, stores its record (inside the
  * caller's transaction) and writes the key text to key[CX_KEY_MAX]. */
-int cx_keys_create(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+int cx_keys_create(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *team,
                    const char *role, const char *name, char key[CX_KEY_MAX],
                    cx_storage_key *rec);
 
 /* Checks a presented key. On success *out is its record. CX_ENOTFOUND for
  * a malformed, unknown, wrong or revoked key (one code: the caller answers
  * 401 alike), with the detail in cx_error_last(). */
-int cx_keys_verify(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *key,
+int cx_keys_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *key,
                    cx_storage_key *out);

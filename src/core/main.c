@@ -4,7 +4,8 @@
  * directory layout:
  *
  *   DIR/            mode 0700
- *   DIR/core.db     SQLite, WAL mode (storage.c)
+ *   DIR/core.db     SQLite, WAL mode: a core made without --database
+ *   DIR/database    or: the PostgreSQL URI (no password), mode 0600
  *   DIR/secret      the server secret, mode 0600 (keys.c, audit.c)
  *
  * stdout carries only what a command promises (a key, a listing); logs go
@@ -31,15 +32,18 @@
 #include <unistd.h>
 
 #define DB_FILE "core.db"
+#define DATABASE_FILE "database" /* names a PostgreSQL database */
+#define URI_MAX 4096
 #define VERSION "0.1.0"
 
 static int usage(void) {
-    fputs("usage: cortex-core init DIR [--team TEAM] [--name NAME]\n"
+    fputs("usage: cortex-core init DIR [--team TEAM] [--name NAME] [--database URL]\n"
           "       cortex-core serve DIR --listen HOST:PORT [--tls-cert FILE --tls-key FILE]\n"
           "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
           "                  [--max-connections N] [--max-connections-per-address N]\n"
           "                  [--header-timeout SECS] [--body-timeout SECS] [--idle-timeout SECS]\n"
           "                  [--page-memory BYTES] [--send-min-rate BYTES] [--ready-file FILE]\n"
+          "                  [--db-pool N]\n"
           "       cortex-core keys create DIR --team TEAM --role agent|reviewer|admin --name NAME\n"
           "       cortex-core keys list DIR\n"
           "       cortex-core keys revoke DIR KEY_ID\n"
@@ -58,16 +62,64 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* What DIR's database is: the URI in DIR/database when that file is there,
+ * else the path of DIR/core.db. *target is malloc'd (the caller's). */
+static int dir_target(const char *dir, char **target) {
+    char *named = cx_fs_join(dir, DATABASE_FILE);
+    if (!named)
+        return CX_ENOMEM;
+    char *text = NULL;
+    size_t len = 0;
+    int r = cx_fs_read_file(named, URI_MAX, &text, &len);
+    if (r == CX_ENOTFOUND) {
+        free(named);
+        cx_error_clear();
+        *target = cx_fs_join(dir, DB_FILE);
+        return *target ? 0 : CX_ENOMEM;
+    }
+    if (r == 0) {
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+            text[--len] = '\0';
+        if (!cx_storage_is_uri(text))
+            r = cx_error_set(CX_EINVAL, "%s does not hold a postgresql:// URI", named);
+    }
+    free(named);
+    if (r) {
+        free(text);
+        return r;
+    }
+    *target = text;
+    return 0;
+}
+
 /* Opens DIR's database and secret. */
 static int open_dir(const char *dir, int flags, cx_storage **st, uint8_t secret[CX_SECRET_LEN]) {
-    char *db = cx_fs_join(dir, DB_FILE);
-    if (!db)
-        return CX_ENOMEM;
+    char *target = NULL;
     int r = cx_keys_secret_load(dir, secret);
     if (r == 0)
-        r = cx_storage_open(st, db, flags);
-    free(db);
+        r = dir_target(dir, &target);
+    if (r == 0)
+        r = cx_storage_open(st, target, flags);
+    free(target);
     return r;
+}
+
+/* True when the URI carries a password: in its user part
+ * (scheme://user:password@host) or as a password= parameter. */
+static bool uri_has_password(const char *uri) {
+    const char *p = strstr(uri, "://");
+    if (p) {
+        p += 3;
+        size_t n = strcspn(p, "/?#");
+        const char *at = memchr(p, '@', n);
+        if (at && memchr(p, ':', (size_t)(at - p)))
+            return true;
+    }
+    const char *q = strchr(uri, '?');
+    for (; q; q = strchr(q + 1, '&'))
+        if (strncmp(q + 1, "password=", 9) == 0)
+            return true;
+    return false;
 }
 
 /* Parses "--opt VALUE" pairs from argv[i..]; unknown options are errors. */
@@ -91,55 +143,97 @@ static int parse_opts(int argc, char **argv, int i, const opt *opts) {
     return 0;
 }
 
-static int audit_key_event(cx_storage *st, const uint8_t *secret, const char *team,
+static int audit_key_event(cx_storage_tx *tx, const uint8_t *secret, const char *team,
                            const char *action, const cx_storage_key *k) {
     json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "key_id", k->key_id, "team", k->team, "role",
                           k->role, "name", k->name);
     if (!d)
         return CX_ENOMEM;
-    int r = cx_audit_append(st, secret, team, "cortex-core (local)", action, d);
+    int r = cx_audit_append(tx, secret, team, "cortex-core (local)", action, d);
     json_decref(d);
     return r;
 }
 
-static int create_key(cx_storage *st, const uint8_t *secret, const char *team, const char *role,
-                      const char *name) {
+/* A key and its audit entry, in one transaction (run again on CX_ERETRY:
+ * then with a new key). */
+typedef struct key_run {
+    const uint8_t *secret;
+    const char *team, *role, *name, *id;
     char key[CX_KEY_MAX];
     cx_storage_key rec;
-    int r = cx_storage_begin(st, true);
-    if (r)
-        return r;
-    r = cx_keys_create(st, secret, team, role, name, key, &rec);
-    if (r == 0)
-        r = audit_key_event(st, secret, team, "key.create", &rec);
-    r = cx_storage_end(st, r);
+} key_run;
+
+static int create_key_tx(cx_storage_tx *tx, void *ud) {
+    key_run *k = ud;
+    int r = cx_keys_create(tx, k->secret, k->team, k->role, k->name, k->key, &k->rec);
+    return r ? r : audit_key_event(tx, k->secret, k->team, "key.create", &k->rec);
+}
+
+static int create_key(cx_storage *st, const uint8_t *secret, const char *team, const char *role,
+                      const char *name) {
+    key_run k = {.secret = secret, .team = team, .role = role, .name = name};
+    int r = cx_storage_run(st, true, create_key_tx, &k);
     if (r == 0) {
-        printf("%s\n", key);
+        printf("%s\n", k.key);
         fflush(stdout);
     }
-    sodium_memzero(key, sizeof key);
+    sodium_memzero(k.key, sizeof k.key);
     return r;
 }
 
+static int revoke_key_tx(cx_storage_tx *tx, void *ud) {
+    key_run *k = ud;
+    int r = cx_storage_key_get(tx, k->id, &k->rec);
+    if (r == 0)
+        r = cx_storage_key_revoke(tx, k->id, (int64_t)cx_clock_now_ms());
+    return r ? r : audit_key_event(tx, k->secret, k->rec.team, "key.revoke", &k->rec);
+}
+
 static int cmd_init(int argc, char **argv) {
-    const char *team = "default", *name = "admin";
+    const char *team = "default", *name = "admin", *database = NULL;
     if (argc < 3 || parse_opts(argc, argv, 3, (opt[]){{"--team", &team}, {"--name", &name},
+                                                      {"--database", &database},
                                                       {NULL, NULL}}))
         return usage();
     const char *dir = argv[2];
     if (!cx_keys_team_valid(team))
         return fprintf(stderr, "cortex-core: bad team name '%s'\n", team), 2;
+    if (database && !cx_storage_is_uri(database))
+        return fprintf(stderr, "cortex-core: --database wants a PostgreSQL URI "
+                               "(postgresql://USER@HOST:PORT/DB)\n"), 2;
+    if (database && uri_has_password(database))
+        return fprintf(stderr, "cortex-core: --database: the URI holds a password; put it in "
+                               "the file PGPASSFILE names (or ~/.pgpass) instead, so that it is "
+                               "never on a command line or in DIR\n"), 2;
+    if (database && strlen(database) >= URI_MAX)
+        return fprintf(stderr, "cortex-core: --database: the URI is too long\n"), 2;
     char *db = cx_fs_join(dir, DB_FILE), *sec = cx_fs_join(dir, "secret");
+    char *named = cx_fs_join(dir, DATABASE_FILE);
     int r = 0;
+    bool made = false;
     cx_storage *st = NULL;
     uint8_t secret[CX_SECRET_LEN];
-    if (!db || !sec) {
+    if (!db || !sec || !named) {
         r = CX_ENOMEM;
         goto out;
     }
-    if (access(db, F_OK) == 0 || access(sec, F_OK) == 0) {
+    if (access(db, F_OK) == 0 || access(sec, F_OK) == 0 || access(named, F_OK) == 0) {
         r = cx_error_set(CX_ECONFLICT, "%s already holds a cortex-core data directory", dir);
         goto out;
+    }
+    if (database) {
+        /* One core per database: a second node copies the first's DIR
+         * (the same secret), it does not init again. */
+        r = cx_storage_open(&st, database, 0);
+        if (r == 0) {
+            r = cx_error_set(CX_ECONFLICT,
+                             "the database already holds a cortex-core; for another node over "
+                             "it, copy the first node's data directory instead of init");
+            goto out;
+        }
+        if (r != CX_ENOTFOUND)
+            goto out;
+        cx_error_clear();
     }
     if ((r = cx_fs_mkdir_p(dir, 0700)))
         goto out;
@@ -149,15 +243,37 @@ static int cmd_init(int argc, char **argv) {
     }
     if ((r = cx_keys_secret_create(dir, secret)))
         goto out;
-    if ((r = cx_storage_open(&st, db, CX_STORAGE_CREATE)))
-        goto out;
-    chmod(db, 0600);
+    made = true;
+    if (database) {
+        size_t n = strlen(database);
+        char *line = malloc(n + 2);
+        if (!line) {
+            r = CX_ENOMEM;
+            goto out;
+        }
+        memcpy(line, database, n);
+        line[n] = '\n';
+        r = cx_fs_write_atomic(named, line, n + 1, 0600);
+        free(line);
+        if (r || (r = cx_storage_open(&st, database, CX_STORAGE_CREATE)))
+            goto out;
+    } else {
+        if ((r = cx_storage_open(&st, db, CX_STORAGE_CREATE)))
+            goto out;
+        chmod(db, 0600);
+    }
     r = create_key(st, secret, team, "admin", name);
 out:
+    if (r && made && database) {
+        /* Leave no half-made directory that a retry would refuse. */
+        unlink(named);
+        unlink(sec);
+    }
     sodium_memzero(secret, sizeof secret);
     cx_storage_free(st);
     free(db);
     free(sec);
+    free(named);
     return r ? fail("init") : 0;
 }
 
@@ -190,24 +306,18 @@ static int cmd_keys(int argc, char **argv) {
     } else if (strcmp(sub, "list") == 0 && argc == 4) {
         if ((r = open_dir(dir, 0, &st, secret)) == 0) {
             printf("KEY_ID\tTEAM\tROLE\tNAME\tCREATED\tREVOKED\n");
-            if ((r = cx_storage_begin(st, false)) == 0) {
-                r = cx_storage_key_list(st, list_one, NULL);
-                cx_storage_rollback(st);
+            cx_storage_tx *tx = NULL;
+            if ((r = cx_storage_begin(st, false, &tx)) == 0) {
+                r = cx_storage_key_list(tx, list_one, NULL); /* printed: not run twice */
+                cx_storage_rollback(tx);
             }
         }
     } else if (strcmp(sub, "revoke") == 0 && argc == 5) {
         const char *id = argv[4];
-        if ((r = open_dir(dir, 0, &st, secret)) == 0 && (r = cx_storage_begin(st, true)) == 0) {
-            cx_storage_key k;
-            r = cx_storage_key_get(st, id, &k);
-            if (r == 0)
-                r = cx_storage_key_revoke(st, id, (int64_t)cx_clock_now_ms());
-            if (r == 0)
-                r = audit_key_event(st, secret, k.team, "key.revoke", &k);
-            r = cx_storage_end(st, r);
-            if (r == 0)
-                fprintf(stderr, "cortex-core: key %s revoked\n", id);
-        }
+        key_run k = {.secret = secret, .id = id};
+        if ((r = open_dir(dir, 0, &st, secret)) == 0 &&
+            (r = cx_storage_run(st, true, revoke_key_tx, &k)) == 0)
+            fprintf(stderr, "cortex-core: key %s revoked\n", id);
     } else {
         return usage();
     }
@@ -251,7 +361,7 @@ static int parse_num(const char *s, double min, double max, double *out) {
 
 static int cmd_serve(int argc, char **argv) {
     const char *listen = NULL, *cert = NULL, *key = NULL, *rate = NULL, *burst = NULL;
-    const char *max_blob = NULL, *threads = NULL, *ready = NULL;
+    const char *max_blob = NULL, *threads = NULL, *ready = NULL, *db_pool = NULL;
     const char *max_conns = NULL, *per_addr = NULL, *t_header = NULL, *t_body = NULL,
                *t_idle = NULL, *page_mem = NULL, *min_rate = NULL;
     if (argc < 3 ||
@@ -259,6 +369,7 @@ static int cmd_serve(int argc, char **argv) {
                                           {"--tls-key", &key}, {"--rate-limit", &rate},
                                           {"--burst", &burst}, {"--max-blob", &max_blob},
                                           {"--threads", &threads}, {"--ready-file", &ready},
+                                          {"--db-pool", &db_pool},
                                           {"--max-connections", &max_conns},
                                           {"--max-connections-per-address", &per_addr},
                                           {"--header-timeout", &t_header},
@@ -292,6 +403,12 @@ static int cmd_serve(int argc, char **argv) {
         if (parse_num(threads, 1, 64, &v))
             return fprintf(stderr, "cortex-core: bad --threads\n"), 2;
         cfg.threads = (unsigned)v;
+    }
+    int pool = 0; /* 0: one connection per HTTP and push thread, and one more */
+    if (db_pool) {
+        if (parse_num(db_pool, 1, 256, &v) || v != floor(v))
+            return fprintf(stderr, "cortex-core: bad --db-pool (1 to 256)\n"), 2;
+        pool = (int)v;
     }
     /* Whole numbers in range; 0 (derived from the descriptor limit) is
      * the default of --max-connections only, never a value to give. */
@@ -341,6 +458,11 @@ static int cmd_serve(int argc, char **argv) {
     if (r)
         return fail("serve");
     feed.st = st;
+    /* each HTTP thread and each push thread (as many) holds at most one
+     * transaction at a time: with one connection for each, and one more, a
+     * pull never waits for a connection that pushes hold */
+    if ((r = cx_storage_set_pool(st, pool ? pool : 2 * (int)cfg.threads + 1)))
+        goto out;
     if ((r = cx_server_start(&h, &feed, &cfg)))
         goto out;
     log_info("event=listening host=%s port=%u tls=%s", host, (unsigned)cx_server_port(h),
@@ -442,7 +564,16 @@ static int cmd_backup(int argc, char **argv) {
     cx_storage *st = NULL;
     uint8_t secret[CX_SECRET_LEN];
     char *db = NULL, *secpath = NULL;
-    int r = open_dir(dir, 0, &st, secret);
+    int r = dir_target(dir, &db);
+    if (r == 0 && cx_storage_is_uri(db))
+        r = cx_error_set(CX_EINVAL,
+                         "%s keeps its data in PostgreSQL: back the database up with pg_dump "
+                         "(restore with pg_restore) and keep a copy of %s; see cortex-core(8)",
+                         dir, dir);
+    free(db);
+    db = NULL;
+    if (r == 0)
+        r = open_dir(dir, 0, &st, secret);
     if (r)
         goto out;
     if (access(dest, F_OK) == 0) {
@@ -482,9 +613,10 @@ static int cmd_verify_audit(int argc, char **argv) {
     uint8_t secret[CX_SECRET_LEN];
     int64_t entries = 0, bad = 0;
     int r = open_dir(argv[2], 0, &st, secret);
-    if (r == 0 && (r = cx_storage_begin(st, false)) == 0) {
-        r = cx_audit_verify(st, secret, &entries, &bad);
-        cx_storage_rollback(st);
+    cx_storage_tx *tx = NULL;
+    if (r == 0 && (r = cx_storage_begin(st, false, &tx)) == 0) {
+        r = cx_audit_verify(tx, secret, &entries, &bad);
+        cx_storage_rollback(tx);
     }
     sodium_memzero(secret, sizeof secret);
     cx_storage_free(st);

@@ -121,6 +121,13 @@ struct cx_server {
     pthread_t page_sweeper;
     bool page_sweeping, page_stopping;
     pthread_cond_t page_wake;         /* with lock: stop page_sweep */
+    /* pushes handed to the push threads, under push_lock (see defer_push) */
+    pthread_mutex_t push_lock;
+    pthread_cond_t push_wake;
+    struct req *push_head, *push_tail;
+    pthread_t *pushers;
+    unsigned n_pushers;
+    bool push_stopping;
 };
 
 typedef struct req {
@@ -131,6 +138,14 @@ typedef struct req {
     char arg[96];
     long n;
     cx_principal who;
+    /* a push run by a push thread: the connection is suspended until done */
+    struct MHD_Connection *conn;
+    struct req *push_next;
+    bool deferred, done;
+    int result;
+    long applied;
+    json_t *out;
+    char err[512]; /* the push thread's cx_error_last() */
 } req;
 
 static conn *conn_of(struct MHD_Connection *c);
@@ -364,6 +379,7 @@ static enum MHD_Result send_failure(cx_server *h, struct MHD_Connection *c, req 
     case CX_EFORBIDDEN: return send_error(h, c, q, 403, "forbidden", msg);
     case CX_EGONE: return send_error(h, c, q, 410, "gone", msg);
     case CX_EBUSY:
+    case CX_ERETRY:
         return send_error_ra(h, c, q, 503, "unavailable", "the store is busy; retry", 1);
     default:
         log_warn("event=request_failed endpoint=%s code=%d detail=\"%s\"", EP_NAMES[q->ep], r, msg);
@@ -390,11 +406,16 @@ static void bprintf(metrics_buf *m, const char *fmt, ...) {
 
 static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req *q) {
     int64_t depth = 0;
-    if (cx_storage_begin(h->feed->st, false) == 0) {
-        if (cx_storage_queue_depth(h->feed->st, &depth))
+    cx_storage_tx *tx = NULL;
+    if (cx_storage_begin(h->feed->st, false, &tx) == 0) {
+        if (cx_storage_queue_depth(tx, &depth))
             depth = -1;
-        cx_storage_rollback(h->feed->st);
+        cx_storage_rollback(tx);
     }
+    cx_storage_stats db;
+    cx_storage_health_info probe;
+    cx_storage_stats_get(h->feed->st, &db);
+    cx_storage_health(h->feed->st, &probe);
     uint64_t open_now, accepted, closed[CL_COUNT];
     pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
     open_now = h->conns_open;
@@ -465,6 +486,38 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
             h->page_bytes, (unsigned long long)h->pages_refused,
             (unsigned long long)h->pages_dropped);
     pthread_mutex_unlock(&h->lock);
+    bprintf(&b, "# HELP cortex_db_up Whether the database answered the scrape's round trip.\n"
+                "# TYPE cortex_db_up gauge\n"
+                "cortex_db_up{backend=\"%s\"} %d\n"
+                "# HELP cortex_db_latency_seconds The scrape's round trip to the database.\n"
+                "# TYPE cortex_db_latency_seconds gauge\n"
+                "cortex_db_latency_seconds %.6f\n"
+                "# HELP cortex_db_pool_connections Connections the pool may hold.\n"
+                "# TYPE cortex_db_pool_connections gauge\n"
+                "cortex_db_pool_connections %d\n"
+                "# HELP cortex_db_pool_in_use Transactions open now.\n"
+                "# TYPE cortex_db_pool_in_use gauge\n"
+                "cortex_db_pool_in_use %d\n"
+                "# HELP cortex_db_transactions_total Transactions begun.\n"
+                "# TYPE cortex_db_transactions_total counter\n"
+                "cortex_db_transactions_total %llu\n"
+                "# HELP cortex_db_transaction_retries_total Transactions run again because a "
+                "concurrent one won.\n"
+                "# TYPE cortex_db_transaction_retries_total counter\n"
+                "cortex_db_transaction_retries_total %llu\n"
+                "# HELP cortex_db_transaction_errors_total Transactions that ended in an error.\n"
+                "# TYPE cortex_db_transaction_errors_total counter\n"
+                "cortex_db_transaction_errors_total %llu\n"
+                "# HELP cortex_db_wait_seconds_total Time spent waiting for a connection (or, "
+                "in SQLite, the writer's turn).\n"
+                "# TYPE cortex_db_wait_seconds_total counter\n"
+                "cortex_db_wait_seconds_total %.6f\n"
+                "# HELP cortex_db_transaction_seconds_total Time transactions were open.\n"
+                "# TYPE cortex_db_transaction_seconds_total counter\n"
+                "cortex_db_transaction_seconds_total %.6f\n",
+            db.backend, probe.ok ? 1 : 0, (double)probe.latency_us / 1e6, db.pool_size,
+            db.pool_in_use, (unsigned long long)db.tx_total, (unsigned long long)db.tx_retries,
+            (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
     cx_buf_free(&b.b);
@@ -559,12 +612,88 @@ static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
     const char *key = auth + 7;
     while (*key == ' ')
         key++;
-    int r = cx_storage_begin(h->feed->st, false);
+    cx_storage_tx *tx = NULL;
+    int r = cx_storage_begin(h->feed->st, false, &tx);
     if (r)
         return r;
-    r = cx_keys_verify(h->feed->st, h->feed->secret, key, &q->who);
-    cx_storage_rollback(h->feed->st);
+    r = cx_keys_verify(tx, h->feed->secret, key, &q->who);
+    cx_storage_rollback(tx);
     return r;
+}
+
+/* --- pushes off the HTTP threads ---------------------------------------- */
+
+/* A push waits for the database's writer (SQLite has one at a time). Run
+ * on the HTTP thread that read it, that wait would hold every other
+ * connection of the thread too, and a pull there would wait behind pushes
+ * it has nothing to do with. So a push is handed to a push thread: the
+ * connection is suspended, the push thread runs it, keeps the answer in
+ * the request and resumes the connection, whose next call of on_request
+ * sends it. False when there are no push threads (or they are stopping):
+ * the caller runs the push itself. */
+static bool defer_push(cx_server *h, struct MHD_Connection *c, req *q) {
+    if (!h->n_pushers)
+        return false;
+    pthread_mutex_lock(&h->push_lock);
+    bool ok = !h->push_stopping;
+    if (ok) {
+        MHD_suspend_connection(c); /* before a push thread can resume it */
+        q->conn = c;
+        q->deferred = true;
+        q->push_next = NULL;
+        if (h->push_tail)
+            h->push_tail->push_next = q;
+        else
+            h->push_head = q;
+        h->push_tail = q;
+        pthread_cond_signal(&h->push_wake);
+    }
+    pthread_mutex_unlock(&h->push_lock);
+    return ok;
+}
+
+/* A push thread: runs queued pushes until stopping and the queue is empty
+ * (so every suspended connection is resumed before the daemon stops). */
+static void *push_worker(void *arg) {
+    cx_server *h = arg;
+    pthread_mutex_lock(&h->push_lock);
+    for (;;) {
+        while (!h->push_head && !h->push_stopping)
+            pthread_cond_wait(&h->push_wake, &h->push_lock);
+        req *q = h->push_head;
+        if (!q)
+            break; /* stopping, nothing left */
+        h->push_head = q->push_next;
+        if (!h->push_head)
+            h->push_tail = NULL;
+        pthread_mutex_unlock(&h->push_lock);
+        q->applied = 0;
+        q->result = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->body.data,
+                                        q->body.len, &q->out, &q->applied);
+        if (q->result)
+            snprintf(q->err, sizeof q->err, "%s", cx_error_last());
+        struct MHD_Connection *c = q->conn;
+        q->done = true; /* q is the connection's again once it is resumed */
+        MHD_resume_connection(c);
+        pthread_mutex_lock(&h->push_lock);
+    }
+    pthread_mutex_unlock(&h->push_lock);
+    return NULL;
+}
+
+/* Stops the push threads once they have run every queued push. */
+static void stop_pushers(cx_server *h) {
+    if (!h->pushers)
+        return;
+    pthread_mutex_lock(&h->push_lock);
+    h->push_stopping = true;
+    pthread_cond_broadcast(&h->push_wake);
+    pthread_mutex_unlock(&h->push_lock);
+    for (unsigned i = 0; i < h->n_pushers; i++)
+        pthread_join(h->pushers[i], NULL);
+    free(h->pushers);
+    h->pushers = NULL;
+    h->n_pushers = 0;
 }
 
 /* --- the endpoints --------------------------------------------------- */
@@ -575,8 +704,19 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     if (q->too_big)
         return send_error(h, c, q, 413, "too_large", "the request body is over the limit");
     switch (q->ep) {
-    case EP_HEALTHZ:
-        return send_json(h, c, q, 200, json_pack("{s:s}", "status", "ok"));
+    case EP_HEALTHZ: {
+        /* one round trip to the database: a core that cannot reach it is
+         * not healthy (503), so a load balancer sends clients elsewhere */
+        cx_storage_stats db;
+        cx_storage_health_info probe;
+        cx_storage_stats_get(h->feed->st, &db);
+        cx_storage_health(h->feed->st, &probe);
+        return send_json(h, c, q, probe.ok ? 200 : 503,
+                         json_pack("{s:s, s:{s:s, s:b, s:f}}", "status",
+                                   probe.ok ? "ok" : "unavailable", "database", "backend",
+                                   db.backend, "ok", probe.ok, "latency_ms",
+                                   (double)probe.latency_us / 1e3));
+    }
     case EP_METRICS:
         return send_metrics(h, c, q);
     case EP_INFO:
@@ -591,8 +731,19 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
                                    q->who.name, "key_id", q->who.key_id));
     case EP_PUSH: {
         long applied = 0;
-        r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->body.data,
-                                q->body.len, &out, &applied);
+        if (q->done) { /* run by a push thread */
+            r = q->result;
+            out = q->out;
+            q->out = NULL;
+            applied = q->applied;
+            if (r)
+                cx_error_set(r, "%s", q->err);
+        } else if (defer_push(h, c, q)) {
+            return MHD_YES; /* answered when the push thread resumes the connection */
+        } else {
+            r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_PUSH, NULL, q->body.data,
+                                    q->body.len, &out, &applied);
+        }
         if (r == 0 && applied) {
             pthread_mutex_lock(&h->lock);
             h->ops_applied += applied;
@@ -957,6 +1108,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (!q)
         return;
     cx_buf_free(&q->body);
+    json_decref(q->out); /* a push's answer that was never sent */
     free(q);
     *req_cls = NULL;
 }
@@ -1097,6 +1249,8 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
     h->log_tokens = LOG_BURST;
     h->log_at_ns = cx_clock_mono_ns();
     pthread_cond_init(&h->page_wake, NULL);
+    pthread_mutex_init(&h->push_lock, NULL);
+    pthread_cond_init(&h->push_wake, NULL);
     if (!h->cfg.page_memory)
         h->cfg.page_memory = DEFAULT_PAGE_MEMORY;
     if (!(h->cfg.send_min_rate > 0))
@@ -1122,6 +1276,7 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         flags |= MHD_USE_TLS;
     if (v6)
         flags |= MHD_USE_IPv6;
+    flags |= MHD_ALLOW_SUSPEND_RESUME; /* pushes are run by the push threads */
     /* Without TLS the option list ends before the certificate. */
     h->d = MHD_start_daemon(flags, c.port, NULL, NULL, on_request, h,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
@@ -1150,6 +1305,18 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         goto out;
     }
     h->page_sweeping = true;
+    /* As many push threads as HTTP threads: they mostly wait for the
+     * writer, and a backend with writers in parallel (PostgreSQL, one team
+     * each) gets as many pushes at once as before. */
+    if (!(h->pushers = calloc(c.threads, sizeof *h->pushers))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (; h->n_pushers < c.threads; h->n_pushers++)
+        if (pthread_create(&h->pushers[h->n_pushers], NULL, push_worker, h) != 0) {
+            r = cx_error_set(CX_EFAIL, "cannot start a push thread");
+            goto out;
+        }
 out:
     if (r) {
         cx_server_stop(h);
@@ -1164,6 +1331,7 @@ uint16_t cx_server_port(const cx_server *h) { return h->port; }
 void cx_server_stop(cx_server *h) {
     if (!h)
         return;
+    stop_pushers(h); /* resumes every suspended push: the daemon may not stop with one */
     if (h->d)
         MHD_stop_daemon(h->d); /* closes every connection: the list is empty after */
     if (h->sweeping) {
@@ -1190,5 +1358,7 @@ void cx_server_stop(cx_server *h) {
     pthread_mutex_destroy(&h->conn_lock);
     pthread_cond_destroy(&h->page_wake);
     pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->push_wake);
+    pthread_mutex_destroy(&h->push_lock);
     free(h);
 }

@@ -1,12 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The core's storage interface: everything cortex-core keeps, behind calls
- * narrow enough that a PostgreSQL backend can implement them too. The only
- * implementation today is SQLite in WAL mode (storage.c).
+ * narrow enough that SQLite and PostgreSQL both implement them. storage.c
+ * keeps these public functions and dispatches each to the backend chosen at
+ * open (storage-impl.h draws the backend's side): SQLite in WAL mode
+ * (storage-sqlite.c) for a file path, PostgreSQL (storage-pg.c, when the
+ * build has it) for a postgresql:// or postgres:// URI.
  *
- * A handle is shared by the server's threads: cx_storage_begin() takes the
- * handle's lock and opens a transaction, commit/rollback end both. Every
- * other call must be made between them. Every call that touches team data
- * takes the team and filters by it; no call reads across teams. */
+ * A cx_storage is one database and its connections, shared by the server's
+ * threads. A cx_storage_tx is one transaction on one connection, used by one
+ * thread: cx_storage_begin() hands one out, commit/rollback/end give it
+ * back. Every data call is made in a transaction. Reads do not wait behind
+ * writes: a read transaction sees a consistent snapshot of what was
+ * committed when it began. Every call that touches team data takes the team
+ * and filters by it; no call reads across teams.
+ *
+ * CX_ERETRY: any call in a transaction, and its commit, may fail with
+ * CX_ERETRY (a serialisation failure, a deadlock, a unique-key race between
+ * two writers); then the transaction is void and the caller runs the WHOLE
+ * transaction again, a bounded number of times (cx_storage_run does it). */
 #pragma once
 
 #include <stdbool.h>
@@ -14,9 +25,14 @@
 #include <stdint.h>
 
 typedef struct cx_storage cx_storage;
+typedef struct cx_storage_tx cx_storage_tx;
 
-#define CX_STORAGE_CREATE 1   /* create the schema if the file is new */
+#define CX_STORAGE_CREATE 1   /* create the schema if the database is new */
 #define CX_STORAGE_READONLY 2 /* open for reading only (verify-audit, backup) */
+
+/* How many times cx_storage_run runs a transaction that keeps failing with
+ * CX_ERETRY before it gives up and returns CX_ERETRY. */
+#define CX_STORAGE_RETRIES 8
 
 #define CX_TEAM_MAX 64
 #define CX_KEYID_LEN 16
@@ -40,78 +56,154 @@ typedef struct cx_storage_audit {
     const char *prev, *hash;                   /* 64 hex digits each */
 } cx_storage_audit;
 
-/* Opens (with CX_STORAGE_CREATE, creates) the database at path. *out is the
- * caller's, freed with cx_storage_free(). CX_ENOTFOUND, CX_EIO. */
-int cx_storage_open(cx_storage **out, const char *path, int flags);
-void cx_storage_free(cx_storage *st);
+/* What /metrics shows of the database. Counters count since open. */
+typedef struct cx_storage_stats {
+    const char *backend;  /* "sqlite" | "postgresql"; static */
+    int pool_size;        /* connections the pool may hold */
+    int pool_in_use;      /* transactions open now */
+    uint64_t tx_total;    /* transactions begun */
+    uint64_t tx_retries;  /* transactions run again after CX_ERETRY */
+    uint64_t tx_errors;   /* transactions that ended in an error */
+    uint64_t wait_us;     /* time spent in begin waiting for a connection */
+    uint64_t tx_us;       /* time transactions were open, begin to end */
+} cx_storage_stats;
 
-/* A transaction; `write` takes the write lock at once (BEGIN IMMEDIATE). */
-int cx_storage_begin(cx_storage *st, bool write);
-int cx_storage_commit(cx_storage *st);
-void cx_storage_rollback(cx_storage *st);
-/* Ends the open transaction by how the work in it went: commits when r is
- * 0 (returning the commit's result), else rolls back and returns r. */
-int cx_storage_end(cx_storage *st, int r);
+/* What /v1/healthz shows of the database: one round trip to it. */
+typedef struct cx_storage_health_info {
+    bool ok;
+    int64_t latency_us; /* of the round trip */
+    char detail[160];   /* why not ok, or what it is ("sqlite 3.40.1, WAL") */
+} cx_storage_health_info;
+
+/* Opens the database named by target: a file path (SQLite; with
+ * CX_STORAGE_CREATE created with its schema when new), or a postgresql://
+ * or postgres:// URI (PostgreSQL; the password comes from PGPASSFILE,
+ * ~/.pgpass or PGPASSWORD, never from the URI in logs). *out is the
+ * caller's, freed with cx_storage_free(). CX_ENOTFOUND (no database there
+ * and no CX_STORAGE_CREATE), CX_EINVAL (a URI this build cannot open),
+ * CX_EIO. */
+int cx_storage_open(cx_storage **out, const char *target, int flags);
+void cx_storage_free(cx_storage *st);
+/* True when target names a PostgreSQL database (a postgresql:// or
+ * postgres:// URI) rather than a file. */
+bool cx_storage_is_uri(const char *target);
+/* The most connections the pool holds (n >= 1; the default is 8). Read
+ * transactions beyond it wait for a connection; SQLite keeps one more
+ * connection for its one writer. Call before the first transaction. */
+int cx_storage_set_pool(cx_storage *st, int n);
+
+/* Begins a transaction on a connection of the pool; *tx is the caller's
+ * until commit, rollback or end. `write` asks for a write transaction (in
+ * SQLite, BEGIN IMMEDIATE: writers take turns, one at a time); a read
+ * transaction sees one snapshot and never waits behind a writer.
+ * CX_EINVAL for a write on a read-only database, CX_EBUSY, CX_EIO. */
+int cx_storage_begin(cx_storage *st, bool write, cx_storage_tx **tx);
+/* Commits and gives the connection back; tx is gone either way. CX_ERETRY
+ * when the database refused the commit for a concurrent one (run the
+ * transaction again). */
+int cx_storage_commit(cx_storage_tx *tx);
+/* Rolls back and gives the connection back; tx is gone. Never fails. */
+void cx_storage_rollback(cx_storage_tx *tx);
+/* Ends tx by how the work in it went: commits when r is 0 (returning the
+ * commit's result), else rolls back and returns r. */
+int cx_storage_end(cx_storage_tx *tx, int r);
+/* Runs fn(tx, ud) in a transaction and ends it by fn's result, as
+ * cx_storage_end; when fn or the commit fails with CX_ERETRY, runs it all
+ * again, at most CX_STORAGE_RETRIES times, with a short growing pause.
+ * fn must start from scratch each time (reset what it writes to ud). */
+int cx_storage_run(cx_storage *st, bool write, int (*fn)(cx_storage_tx *tx, void *ud), void *ud);
+
+/* Counters for /metrics; never fails. */
+void cx_storage_stats_get(cx_storage *st, cx_storage_stats *out);
+/* One round trip to the database; out->ok says how it went (the return is
+ * 0 unless out is unusable). */
+int cx_storage_health(cx_storage *st, cx_storage_health_info *out);
 
 /* Keys. key_get: CX_ENOTFOUND when there is no such id. */
-int cx_storage_key_put(cx_storage *st, const cx_storage_key *k);
-int cx_storage_key_get(cx_storage *st, const char *key_id, cx_storage_key *out);
-int cx_storage_key_list(cx_storage *st, int (*fn)(void *ud, const cx_storage_key *k), void *ud);
+int cx_storage_key_put(cx_storage_tx *tx, const cx_storage_key *k);
+int cx_storage_key_get(cx_storage_tx *tx, const char *key_id, cx_storage_key *out);
+int cx_storage_key_list(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_key *k),
+                        void *ud);
 /* Sets revoked_ms on a valid key; CX_ENOTFOUND for an unknown id,
  * CX_ECONFLICT when it was already revoked. */
-int cx_storage_key_revoke(cx_storage *st, const char *key_id, int64_t now_ms);
+int cx_storage_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms);
 
-/* The team's next seq (last + 1), reserved in this transaction. */
-int cx_storage_seq_next(cx_storage *st, const char *team, int64_t *seq);
+/* The team's next seq (last + 1), reserved in this write transaction.
+ * Seqs are per team and strictly increasing IN COMMIT ORDER: a transaction
+ * that took seq N and commits has every seq < N of its team committed or
+ * abandoned before it, so a puller whose cursor is N never misses a change
+ * that commits later with a seq <= N. SQLite gets this from its one writer
+ * at a time; PostgreSQL from the team's counter row, which the UPDATE …
+ * RETURNING locks until commit (a team's writers take turns, teams write in
+ * parallel). */
+int cx_storage_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq);
 /* The team's tombstone horizon: cursors below it are gone (0 = none). */
-int cx_storage_horizon(cx_storage *st, const char *team, int64_t *horizon);
+int cx_storage_horizon(cx_storage_tx *tx, const char *team, int64_t *horizon);
 
-/* Op idempotency records. op_get: CX_ENOTFOUND when unseen. */
-int cx_storage_op_get(cx_storage *st, const char *team, const char *op_id, uint8_t digest[32],
-                      int64_t *seq);
-int cx_storage_op_put(cx_storage *st, const char *team, const char *op_id,
+/* Op idempotency records. op_get: CX_ENOTFOUND when unseen. op_put of an
+ * op id the team already has fails (CX_ERETRY when a concurrent
+ * transaction recorded it first: running again answers "duplicate"). */
+int cx_storage_op_get(cx_storage_tx *tx, const char *team, const char *op_id,
+                      uint8_t digest[32], int64_t *seq);
+int cx_storage_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
                       const uint8_t digest[32], int64_t seq);
 
 /* Items, stored as JSON text with their latest seq. item_get: *json is
  * malloc'd (the caller's); CX_ENOTFOUND when the team has no such id. */
-int cx_storage_item_get(cx_storage *st, const char *team, const char *id, char **json,
+int cx_storage_item_get(cx_storage_tx *tx, const char *team, const char *id, char **json,
                         int64_t *seq, bool *deleted);
-int cx_storage_item_put(cx_storage *st, const char *team, const char *id, const char *kind,
+int cx_storage_item_put(cx_storage_tx *tx, const char *team, const char *id, const char *kind,
                         const char *status, int64_t seq, bool deleted, const char *json);
 /* Items with seq > since in seq order, at most limit; fn gets each (json
  * NULL for a tombstone). A non-zero return from fn stops and is returned. */
-int cx_storage_changes(cx_storage *st, const char *team, int64_t since, int limit,
+int cx_storage_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,
                        int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                        void *ud);
 /* Tombstone compaction: deletes the team's tombstones with seq < before
  * and raises its horizon to `before` (never lowers it). *dropped counts the
  * tombstones removed. */
-int cx_storage_compact(cx_storage *st, const char *team, int64_t before, int64_t *dropped);
+int cx_storage_compact(cx_storage_tx *tx, const char *team, int64_t before, int64_t *dropped);
 /* The team's last seq (0 when it has none). */
-int cx_storage_seq_last(cx_storage *st, const char *team, int64_t *seq);
+int cx_storage_seq_last(cx_storage_tx *tx, const char *team, int64_t *seq);
 /* Drafts waiting for review (pending or changes_requested), oldest first. */
-int cx_storage_queue(cx_storage *st, const char *team, int limit,
+int cx_storage_queue(cx_storage_tx *tx, const char *team, int limit,
                      int (*fn)(void *ud, const char *json), void *ud, int64_t *total);
 /* Drafts waiting for review across every team, for the metrics gauge. */
-int cx_storage_queue_depth(cx_storage *st, int64_t *depth);
+int cx_storage_queue_depth(cx_storage_tx *tx, int64_t *depth);
 
 /* Blobs, content-addressed per team. blob_get: *data malloc'd. */
-int cx_storage_blob_has(cx_storage *st, const char *team, const char *sha, bool *has);
-int cx_storage_blob_put(cx_storage *st, const char *team, const char *sha, const void *data,
+int cx_storage_blob_has(cx_storage_tx *tx, const char *team, const char *sha, bool *has);
+int cx_storage_blob_put(cx_storage_tx *tx, const char *team, const char *sha, const void *data,
                         size_t len, bool *created);
-int cx_storage_blob_get(cx_storage *st, const char *team, const char *sha, void **data,
+int cx_storage_blob_get(cx_storage_tx *tx, const char *team, const char *sha, void **data,
                         size_t *len);
 /* Deletes the team's blob sha unless a live item still names it (its hash
  * appears in the item's JSON). *deleted says whether it went. */
-int cx_storage_blob_drop_unused(cx_storage *st, const char *team, const char *sha, bool *deleted);
+/* A hint before a loop of op_get/item_get over the team's ops and items
+ * (a push): the backend may read them all at once and answer those calls
+ * from what it read (PostgreSQL: one round trip instead of two per op),
+ * while its own writes in the transaction stay visible. ids may hold NULLs
+ * (skipped). Does nothing on SQLite; CX_ENOMEM, or a database failure that
+ * voids the transaction. */
+int cx_storage_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
+                        const char *const *item_ids, size_t n);
 
-/* The audit log. audit_last: the last entry's n and hash (n 0 and NULL
- * hash when empty; hash written to out[65]). */
-int cx_storage_audit_last(cx_storage *st, int64_t *n, char hash[65]);
-int cx_storage_audit_put(cx_storage *st, const cx_storage_audit *a);
-int cx_storage_audit_each(cx_storage *st, int (*fn)(void *ud, const cx_storage_audit *a),
+int cx_storage_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *sha,
+                                bool *deleted);
+
+/* The audit log: ONE hash chain over every team (n is global). audit_last:
+ * the last entry's n and hash (n 0 and an empty hash when empty; hash
+ * written to out[65]). In a write transaction, audit_last holds the head
+ * of the chain until the transaction ends, so two writers never append the
+ * same n (SQLite: the one writer; PostgreSQL: the head row locked FOR
+ * UPDATE); audit_put of an n that exists fails (CX_ERETRY when a
+ * concurrent writer took it). */
+int cx_storage_audit_last(cx_storage_tx *tx, int64_t *n, char hash[65]);
+int cx_storage_audit_put(cx_storage_tx *tx, const cx_storage_audit *a);
+int cx_storage_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
                           void *ud);
 
-/* A consistent copy of the database to dest (a new file) while others
- * write, through SQLite's online backup. */
+/* A consistent copy of the database to dest (a new SQLite file) while
+ * others write. CX_ECONFLICT when dest exists; CX_EINVAL on a backend that
+ * has its own tools (PostgreSQL: pg_dump). */
 int cx_storage_backup(cx_storage *st, const char *dest);

@@ -18,6 +18,7 @@ const char *cx_strerror(int code) {
     case CX_EBUSY: return "busy";
     case CX_EIO: return "I/O error";
     case CX_ECANCELED: return "canceled";
+    case CX_ERETRY: return "retry";
     default: return "failed";
     }
 }

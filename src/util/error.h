@@ -20,6 +20,8 @@ enum {
     CX_EBUSY = -7,      /* the store stayed locked past every retry */
     CX_EIO = -8,        /* file system or database I/O failed */
     CX_ECANCELED = -9,  /* the caller asked to stop */
+    CX_ERETRY = -10,    /* a concurrent transaction won (serialisation failure,
+                         * deadlock, unique race): run the whole one again */
 };
 
 /* A short fixed name for a code ("not found"); never NULL. */

@@ -191,6 +191,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cortex-core-test-")
     try:
         tests(tmp)
+        pg_tests(tmp)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -265,6 +266,9 @@ def tests(tmp):
     st, js, _ = anon.req("GET", "/v1/healthz")
     check(st == 200, "healthz 200")
     conforms(js, "healthz.json", "healthz")
+    db = js.get("database") or {}
+    check(js.get("status") == "ok" and db.get("backend") == "sqlite" and db.get("ok") is True
+          and db.get("latency_ms", -1) >= 0, f"healthz reports the database: {js}")
     st, js, _ = A.req("GET", "/v1/info")
     check(st == 200 and js.get("team") == "A" and js.get("role") == "agent", f"info {st} {js}")
     conforms(js, "info.json", "info")
@@ -464,6 +468,16 @@ def tests(tmp):
     check(st == 200 and 'cortex_http_requests_total{endpoint="sync_push",code="200"}' in text
           and "cortex_sync_ops_applied_total" in text and "cortex_review_queue_depth 1" in text
           and "cortex_http_request_duration_seconds_bucket" in text, "metrics exposition")
+    gauges = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                  if line.startswith("cortex_db_"))
+    check(gauges.get('cortex_db_up{backend="sqlite"}') == "1"
+          and int(gauges.get("cortex_db_pool_connections", 0)) >= 2
+          and gauges.get("cortex_db_pool_in_use") == "0"
+          and int(gauges.get("cortex_db_transactions_total", 0)) > 10
+          and "cortex_db_transaction_retries_total" in gauges
+          and float(gauges.get("cortex_db_wait_seconds_total", -1)) >= 0
+          and float(gauges.get("cortex_db_latency_seconds", -1)) >= 0,
+          f"metrics show the database pool: {gauges}")
 
     # --- backup while serving, then audit
     dest = os.path.join(tmp, "backup")
@@ -481,6 +495,36 @@ def tests(tmp):
                    "WHERE action = 'review.decision'")
     p = run("verify-audit", dest, ok=False)
     check(p.returncode != 0 and "BROKEN" in p.stdout, f"edited audit row detected: {p.stdout}")
+
+    # --- a damaged stored item fails the pull (500), never a broken page;
+    # items with every JSON form (escapes, numbers, nesting) pass the check
+    odd = item(title="\u00e9\u2603 \"q\" \\ \t", body="\ud83d\ude00 x", tags=["a", "b"])
+    st, js, _ = B.req("POST", "/v1/sync/push", {"ops": [{"op_id": "odd-1", "op": "item.put",
+                                                        "item": odd}]})
+    check(st == 200 and js["results"][0]["status"] == "applied", f"odd item pushed: {js}")
+    dbpath = os.path.join(data, "core.db")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        good = db.execute("SELECT json FROM items WHERE team='B' AND id=?",
+                          (odd["id"],)).fetchone()[0]
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200 and any(c.get("item", {}).get("id") == odd["id"] for c in js["changes"]),
+          "an item with escapes and unicode pulls")
+    for bad in [good[:-1], good + "x", good + "}", "[1]", good.replace('"title"', '"ti\x01tle"'),
+                '{"a":01}', '{"a":1.}', '{"a":"\\x"}', '{"a" 1}', '{"a":[1,]}', '{"a":tru}',
+                '{"a":"\\u12"}', '{"a":"\\u0000"}', ""]:
+        with sqlite3.connect(dbpath, timeout=30) as db:
+            db.execute("UPDATE items SET json=? WHERE team='B' AND id=?", (bad, odd["id"]))
+        st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+        check(st == 500, f"a damaged stored item ({bad[-20:]!r}) fails the pull: {st}")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        db.execute("UPDATE items SET json=CAST(? AS BLOB) WHERE team='B' AND id=?",
+                   (b'{"a":"\xff"}', odd["id"]))
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 500, f"a stored item that is not UTF-8 fails the pull: {st}")
+    with sqlite3.connect(dbpath, timeout=30) as db:
+        db.execute("UPDATE items SET json=? WHERE team='B' AND id=?", (good, odd["id"]))
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200, "the repaired item pulls again")
 
     # --- forget (a tombstone in the feed) and compact (the horizon, 410)
     gone_id = ops[1]["item"]["id"]
@@ -738,6 +782,135 @@ def hostile_client(data, S, SR):
     check(st == 200 and js.get("item", {}).get("id") == d3["id"]
           and js["item"].get("status") == "canon",
           f"a decision through a lower-case draft id decides the draft: {st} {js}")
+
+
+def pg_tests(tmp):
+    """The basic flow again on a core whose data is in PostgreSQL
+    (init --database, keys, push, pull, a decision, a blob, forget,
+    verify-audit, an edited audit row found),
+    and a second node over the same database serving the same feed. Runs
+    when tests/core/with-pg.py gave a database (CORTEX_TEST_PG_URI)."""
+    uri = os.environ.get("CORTEX_TEST_PG_URI")
+    if not uri:
+        print("test-core: the PostgreSQL half did not run: CORTEX_TEST_PG_URI is not set "
+              "(PostgreSQL missing, or not run through tests/core/with-pg.py)", flush=True)
+        return
+    data = os.path.join(tmp, "pg-data")
+    # --- init: the URI's checks come before anything is made
+    with_pw = uri.replace("://cortex@", "://cortex:hunter2@")
+    p = run("init", data, "--database", with_pw, ok=False)
+    check(p.returncode == 2 and "PGPASSFILE" in p.stderr and "hunter2" not in p.stderr
+          and not os.path.exists(data),
+          f"init refuses a URI with a password, never echoing it: {p.returncode} {p.stderr!r}")
+    p = run("init", data, "--database", uri + "?password=hunter2", ok=False)
+    check(p.returncode == 2 and "hunter2" not in p.stderr and not os.path.exists(data),
+          f"init refuses a password given as a URI parameter: {p.returncode} {p.stderr!r}")
+    p = run("init", data, "--database", "mysql://x/y", ok=False)
+    check(p.returncode == 2 and not os.path.exists(data), f"init refuses a non-PostgreSQL URL: {p.stderr!r}")
+    p = run("init", data, "--database", uri)
+    admin = p.stdout.strip()
+    check(p.returncode == 0 and re.fullmatch(r"cxk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n", p.stdout),
+          f"init --database prints exactly one key line: {p.returncode} {p.stdout!r} {p.stderr!r}")
+    if p.returncode != 0:
+        return
+    names = sorted(os.listdir(data))
+    check(names == ["database", "secret"], f"DIR holds the secret and the database's URI: {names}")
+    with open(os.path.join(data, "database")) as f:
+        check(f.read() == uri + "\n", "DIR/database holds the URI")
+    check(os.stat(os.path.join(data, "database")).st_mode & 0o777 == 0o600, "DIR/database is 0600")
+    p = run("init", os.path.join(tmp, "pg-other"), "--database", uri, ok=False)
+    check(p.returncode == 1 and "already" in p.stderr,
+          f"init refuses a database that holds a core: {p.returncode} {p.stderr!r}")
+    keys = {}
+    for team, role, name in [("A", "agent", "a-agent"), ("A", "reviewer", "a-rev"),
+                             ("B", "agent", "b-agent"), ("A", "agent", "a-old")]:
+        p = run("keys", "create", data, "--team", team, "--role", role, "--name", name)
+        check(p.returncode == 0 and re.fullmatch(r"cxk_[0-9a-f]{16}_\S+\n", p.stdout),
+              f"pg: keys create prints only the key: {p.stdout!r} {p.stderr!r}")
+        keys[name] = p.stdout.strip()
+    p = run("keys", "list", data)
+    check(p.returncode == 0 and "a-rev" in p.stdout and admin not in p.stdout
+          and p.stdout.count("\n") == 6, f"pg: keys list: {p.stdout!r}")
+    old_id = keys["a-old"][4:20]
+    check(run("keys", "revoke", data, old_id).returncode == 0, "pg: keys revoke")
+    check(run("keys", "revoke", data, old_id, ok=False).returncode == 1, "pg: revoking twice fails")
+
+    # --- a node: healthz, push, duplicate, pull, isolation, a decision
+    _, port = start(data)
+    A, R, B = (Client(port, keys[n]) for n in ("a-agent", "a-rev", "b-agent"))
+    st, js, _ = Client(port).req("GET", "/v1/healthz")
+    check(st == 200, f"pg: healthz {st} {js}")
+    st, js, _ = Client(port, keys["a-old"]).req("GET", "/v1/sync/pull")
+    check(st == 401, f"pg: a revoked key gets 401 ({st})")
+    ops = [{"op_id": f"pg-{i}", "op": "item.put", "item": item(title=f"pg {i}")} for i in range(5)]
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": ops})
+    res = js.get("results", []) if isinstance(js, dict) else []
+    seqs = [r.get("seq", 0) for r in res]
+    check(st == 200 and [r["status"] for r in res] == ["applied"] * 5 and seqs == [1, 2, 3, 4, 5],
+          f"pg: push applies with seqs 1..5: {st} {js}")
+    conforms(js, "push-response.json", "pg push")
+    st, js, _ = A.req("POST", "/v1/sync/push", {"ops": ops[:2]})
+    check([r["status"] for r in js["results"]] == ["duplicate"] * 2
+          and [r.get("seq") for r in js["results"]] == [1, 2], f"pg: duplicates: {js}")
+    st, js, _ = A.req("GET", "/v1/sync/pull?since=0&limit=3")
+    check(st == 200 and [c["seq"] for c in js["changes"]] == [1, 2, 3] and js["more"] is True,
+          f"pg: first page {js}")
+    conforms(js, "pull-response.json", "pg pull")
+    st, js, _ = A.req("GET", f"/v1/sync/pull?since={js['next']}")
+    check([c["seq"] for c in js["changes"]] == [4, 5] and js["more"] is False, f"pg: second page {js}")
+    st, js, _ = B.req("GET", "/v1/sync/pull?since=0")
+    check(st == 200 and js["changes"] == [], "pg: team B sees nothing of team A")
+    draft = item(kind="draft", status="pending", title="pg draft")
+    A.req("POST", "/v1/sync/push", {"ops": [{"op_id": "pg-d", "op": "item.put", "item": draft}]})
+    st, js, _ = R.req("GET", "/v1/review/queue")
+    check(st == 200 and js.get("total") == 1, f"pg: the queue holds the draft: {js}")
+    st, js, _ = R.req("POST", f"/v1/drafts/{draft['id']}/decision", {"decision": "approve"})
+    check(st == 200 and js["item"]["status"] == "canon", f"pg: approve: {st} {js}")
+    content = b"pg blob\n" * 1000
+    sha = hashlib.sha256(content).hexdigest()
+    st, js, _ = A.req("PUT", f"/v1/blobs/{sha}", raw=content,
+                      headers={"Content-Type": "application/octet-stream"})
+    check(st == 201, f"pg: blob stored ({st} {js})")
+    st, body, _ = A.req("GET", f"/v1/blobs/{sha}")
+    check(st == 200 and body == content, f"pg: the blob reads back whole ({st})")
+
+    # --- a second node over the same database: one feed, one idempotency
+    data2 = os.path.join(tmp, "pg-data-2")
+    shutil.copytree(data, data2)
+    _, port2 = start(data2, "--db-pool", "2")  # a small pool: requests wait their turn
+    A2 = Client(port2, keys["a-agent"])
+    st, js, _ = A2.req("GET", "/v1/sync/pull?since=0&limit=100")
+    check(st == 200 and [c["seq"] for c in js["changes"]] == [1, 2, 3, 4, 5, 7],
+          f"pg: node 2 serves the same feed: {js}")
+    st, js, _ = A2.req("POST", "/v1/sync/push", {"ops": ops[:1] + [
+        {"op_id": "pg-n2", "op": "item.put", "item": item(title="via node 2")}]})
+    check([r["status"] for r in js["results"]] == ["duplicate", "applied"]
+          and js["results"][1]["seq"] == 8, f"pg: node 2 knows node 1's ops, goes on with the seq: {js}")
+    st, js, _ = A.req("GET", "/v1/sync/pull?since=7")
+    check([c["seq"] for c in js["changes"]] == [8], f"pg: node 1 sees node 2's push: {js}")
+
+    # --- forget, verify-audit, backup (refused: pg_dump's job)
+    p = run("forget", data, "--team", "A", ops[4]["item"]["id"])
+    check(p.returncode == 0, f"pg: forget: {p.stderr!r}")
+    st, js, _ = A2.req("GET", "/v1/sync/pull?since=8")
+    check(len(js["changes"]) == 1 and js["changes"][0]["seq"] == 9 and "item" not in js["changes"][0],
+          f"pg: the tombstone is in the feed: {js}")
+    p = run("verify-audit", data2)
+    m = re.fullmatch(r"audit chain ok: (\d+) entries\n", p.stdout)
+    check(p.returncode == 0 and m and int(m.group(1)) == 8,
+          f"pg: verify-audit: 5 keys made, 1 revoked, a decision, a forget: {p.stdout!r} {p.stderr!r}")
+    # an audit row edited in the database is found
+    psql = os.path.join(os.environ.get("CORTEX_PG_BINDIR") or "/usr/lib/postgresql/15/bin", "psql")
+    e = subprocess.run([psql, uri, "-v", "ON_ERROR_STOP=1", "-Atqc",
+                        "UPDATE audit SET detail = replace(detail, 'approve', 'reject')"
+                        " WHERE action = 'review.decision'"],
+                       capture_output=True, text=True, timeout=60)
+    check(e.returncode == 0, f"pg: psql edits an audit row: {e.stderr!r}")
+    p = run("verify-audit", data, ok=False)
+    check(p.returncode == 1 and "BROKEN" in p.stdout, f"pg: the edited audit row is found: {p.stdout!r}")
+    p = run("backup", data, os.path.join(tmp, "pg-backup"), ok=False)
+    check(p.returncode == 1 and "pg_dump" in p.stderr and not os.path.exists(os.path.join(tmp, "pg-backup")),
+          f"pg: backup points at pg_dump: {p.returncode} {p.stderr!r}")
 
 
 if __name__ == "__main__":

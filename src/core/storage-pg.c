@@ -1,0 +1,1664 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The PostgreSQL backend of the core's storage interface (storage-impl.h),
+ * on libpq: the same tables as the SQLite backend, kept by versioned
+ * migrations, behind a bounded pool of connections.
+ *
+ * - Migrations: the schema version is in meta('schema_version'); open
+ *   applies the missing steps in one transaction under an advisory lock,
+ *   so that two nodes starting at once against one database do not race.
+ * - The pool holds at most pool_size connections, opened on demand; a
+ *   thread that finds none free waits for one, with a bound (POOL_WAIT_MS),
+ *   then fails with CX_EBUSY. A connection that broke is closed, not put
+ *   back.
+ * - Write transactions run in READ COMMITTED, and the first call of a write
+ *   transaction that touches a team's data locks the team's row in `teams`
+ *   (FOR UPDATE, held to commit): a team's writers take turns, each reading
+ *   what the one before committed, as SQLite's one writer does, while other
+ *   teams write in parallel. The team's seq is that row's counter (INSERT …
+ *   ON CONFLICT … RETURNING), so seq order is commit order: a puller never
+ *   misses a change that commits late with a lower seq. The audit chain's
+ *   head is one row locked FOR UPDATE by audit_last in a write transaction. Read transactions are REPEATABLE READ, READ ONLY:
+ *   one snapshot, never waiting behind a writer.
+ * - Inserts that a concurrent writer may have made first (ops, audit, keys,
+ *   blobs) use ON CONFLICT DO NOTHING and look at the row count, so a
+ *   refused insert leaves the transaction usable, as in SQLite; a
+ *   serialisation failure, a deadlock or a unique-key race (SQLSTATE 40001,
+ *   40P01, 23505) is CX_ERETRY.
+ * - Every statement is prepared once per connection and run with its
+ *   values as parameters; no SQL is ever built from values.
+ * - The password comes only from PGPASSFILE, ~/.pgpass or PGPASSWORD; a URI
+ *   holding one is refused, and messages name the database by a URI built
+ *   from its parts without one. */
+#include "core/storage-impl.h"
+
+#include "proto/wire.h"
+#include "util/error.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How long begin waits for a free connection before CX_EBUSY. */
+#define POOL_WAIT_MS 10000
+/* Connections the pool may hold at most, whatever set_pool is asked. */
+#define POOL_MAX 256
+/* Blobs are read in slices of this size, so that a blob is never held
+ * whole twice (once in a result, once in the caller's buffer). */
+#define BLOB_SLICE (1u << 20)
+/* Audit entries are read in pages of this many rows. */
+#define AUDIT_PAGE 1000
+#define ADVISORY_KEY "7468657265636f72" /* the migration lock's key */
+
+/* --- the statements ---------------------------------------------------- */
+
+enum {
+    S_KEY_PUT,
+    S_KEY_GET,
+    S_KEY_LIST,
+    S_KEY_REVOKE,
+    S_SEQ_NEXT,
+    S_SEQ_LAST,
+    S_HORIZON,
+    S_OP_GET,
+    S_OP_PUT,
+    S_ITEM_GET,
+    S_ITEM_PUT,
+    S_CHANGES,
+    S_COMPACT_DROP,
+    S_COMPACT_HORIZON,
+    S_QUEUE_COUNT,
+    S_QUEUE,
+    S_QUEUE_DEPTH,
+    S_BLOB_HAS,
+    S_BLOB_PUT,
+    S_BLOB_SIZE,
+    S_BLOB_SLICE,
+    S_BLOB_DROP,
+    S_AUDIT_HEAD,
+    S_AUDIT_HEAD_LOCK,
+    S_AUDIT_PUT,
+    S_AUDIT_HEAD_SET,
+    S_AUDIT_PAGE,
+    S_TEAM_LOCK,
+    S_SEQ_SET,
+    S_OPS_MANY,
+    S_ITEMS_MANY,
+    S_BEGIN_WRITE,
+    S_BEGIN_READ,
+    S_COMMIT,
+    S_COUNT
+};
+
+#define KEY_COLS "key_id, team, role, name, hash, created_ms, revoked_ms"
+/* "Awaits review": the kind and its two statuses are parameters, filled
+ * from the one model (cx_awaits_review) by awaiting(). */
+#define AWAITING(k, s1, s2) "kind = $" k " AND status IN ($" s1 ", $" s2 ") AND NOT deleted"
+
+static const char *const SQL[S_COUNT] = {
+    [S_KEY_PUT] = "INSERT INTO keys(" KEY_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                  " ON CONFLICT (key_id) DO NOTHING",
+    [S_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE key_id = $1",
+    [S_KEY_LIST] = "SELECT " KEY_COLS " FROM keys ORDER BY team, created_ms, key_id",
+    [S_KEY_REVOKE] = "UPDATE keys SET revoked_ms = $2 WHERE key_id = $1",
+    [S_SEQ_NEXT] = "INSERT INTO teams(team, seq) VALUES ($1, 1)"
+                   " ON CONFLICT (team) DO UPDATE SET seq = teams.seq + 1 RETURNING seq",
+    [S_SEQ_LAST] = "SELECT seq FROM teams WHERE team = $1",
+    [S_HORIZON] = "SELECT horizon FROM teams WHERE team = $1",
+    [S_OP_GET] = "SELECT digest, seq FROM ops WHERE team = $1 AND op_id = $2",
+    [S_OP_PUT] = "INSERT INTO ops(team, op_id, digest, seq) VALUES ($1, $2, $3, $4)"
+                 " ON CONFLICT (team, op_id) DO NOTHING",
+    [S_ITEM_GET] = "SELECT json, seq, deleted FROM items WHERE team = $1 AND id = $2",
+    [S_ITEM_PUT] = "INSERT INTO items(team, id, kind, status, seq, deleted, json)"
+                   " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (team, id) DO UPDATE SET"
+                   " kind = excluded.kind, status = excluded.status, seq = excluded.seq,"
+                   " deleted = excluded.deleted, json = excluded.json",
+    [S_CHANGES] = "SELECT seq, id, deleted, json FROM items WHERE team = $1 AND seq > $2"
+                  " ORDER BY seq LIMIT $3",
+    [S_COMPACT_DROP] = "DELETE FROM items WHERE team = $1 AND deleted AND seq < $2",
+    [S_COMPACT_HORIZON] = "INSERT INTO teams(team, seq, horizon) VALUES ($1, 0, $2)"
+                          " ON CONFLICT (team) DO UPDATE"
+                          " SET horizon = GREATEST(teams.horizon, excluded.horizon)",
+    [S_QUEUE_COUNT] = "SELECT count(*) FROM items WHERE team = $1 AND " AWAITING("2", "3", "4"),
+    [S_QUEUE] = "SELECT json FROM items WHERE team = $1 AND " AWAITING("2", "3", "4")
+                " ORDER BY seq LIMIT $5",
+    [S_QUEUE_DEPTH] = "SELECT count(*) FROM items WHERE " AWAITING("1", "2", "3"),
+    [S_BLOB_HAS] = "SELECT 1 FROM blobs WHERE team = $1 AND sha256 = $2",
+    [S_BLOB_PUT] = "INSERT INTO blobs(team, sha256, size, data) VALUES ($1, $2, $3, $4)"
+                   " ON CONFLICT (team, sha256) DO NOTHING",
+    [S_BLOB_SIZE] = "SELECT size FROM blobs WHERE team = $1 AND sha256 = $2",
+    [S_BLOB_SLICE] = "SELECT substring(data FROM $3 FOR $4) FROM blobs"
+                     " WHERE team = $1 AND sha256 = $2",
+    [S_BLOB_DROP] = "DELETE FROM blobs WHERE team = $1 AND sha256 = $2 AND NOT EXISTS"
+                    " (SELECT 1 FROM items WHERE team = $1 AND NOT deleted"
+                    " AND strpos(json, $2) > 0)",
+    [S_AUDIT_HEAD] = "SELECT n, hash FROM audit_head",
+    [S_AUDIT_HEAD_LOCK] = "SELECT n, hash FROM audit_head FOR UPDATE",
+    [S_AUDIT_PUT] = "INSERT INTO audit(n, ts_ms, team, actor, action, detail, prev, hash)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (n) DO NOTHING",
+    [S_AUDIT_HEAD_SET] = "UPDATE audit_head SET n = $1, hash = $2 WHERE n < $1",
+    [S_AUDIT_PAGE] = "SELECT n, ts_ms, team, actor, action, detail, prev, hash FROM audit"
+                     " WHERE n > $1 ORDER BY n LIMIT $2",
+    /* Locks the team's row, making it when the team is new: one statement
+     * that always holds the row afterwards, so it can be pipelined. */
+    [S_TEAM_LOCK] = "INSERT INTO teams(team) VALUES ($1)"
+                    " ON CONFLICT (team) DO UPDATE SET seq = teams.seq",
+    /* The seqs this transaction took after its first, written once before
+     * it commits (it holds the row, so the count only it moves). */
+    [S_SEQ_SET] = "UPDATE teams SET seq = $2 WHERE team = $1 AND seq < $2",
+    [S_OPS_MANY] = "SELECT op_id, digest, seq FROM ops WHERE team = $1 AND op_id = ANY($2::text[])",
+    [S_ITEMS_MANY] = "SELECT id, json, seq, deleted FROM items"
+                     " WHERE team = $1 AND id = ANY($2::text[])",
+    [S_BEGIN_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED",
+    [S_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    [S_COMMIT] = "COMMIT",
+};
+
+/* The migrations, in order: MIGRATIONS[i] takes the schema from version i
+ * to i + 1. Append only; never edit a step that has shipped. Text keys
+ * collate as bytes ("C"), as SQLite compares them. */
+static const char *const MIGRATIONS[] = {
+    "CREATE TABLE teams(team text COLLATE \"C\" PRIMARY KEY, seq bigint NOT NULL DEFAULT 0,"
+    " horizon bigint NOT NULL DEFAULT 0);"
+    "CREATE TABLE keys(key_id text COLLATE \"C\" PRIMARY KEY, team text COLLATE \"C\" NOT NULL,"
+    " role text NOT NULL, name text COLLATE \"C\" NOT NULL, hash bytea NOT NULL,"
+    " created_ms bigint NOT NULL, revoked_ms bigint NOT NULL DEFAULT 0);"
+    "CREATE TABLE items(team text COLLATE \"C\" NOT NULL, id text COLLATE \"C\" NOT NULL,"
+    " kind text NOT NULL, status text NOT NULL, seq bigint NOT NULL,"
+    " deleted boolean NOT NULL DEFAULT false, json text, PRIMARY KEY(team, id));"
+    "CREATE UNIQUE INDEX items_seq ON items(team, seq);"
+    "CREATE INDEX items_queue ON items(team, kind, status, seq);"
+    "CREATE TABLE ops(team text COLLATE \"C\" NOT NULL, op_id text COLLATE \"C\" NOT NULL,"
+    " digest bytea NOT NULL, seq bigint NOT NULL, PRIMARY KEY(team, op_id));"
+    "CREATE TABLE blobs(team text COLLATE \"C\" NOT NULL, sha256 text COLLATE \"C\" NOT NULL,"
+    " size bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY(team, sha256));"
+    /* Blobs are content-addressed and mostly compressed already. */
+    "ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;"
+    "CREATE TABLE audit(n bigint PRIMARY KEY, ts_ms bigint NOT NULL, team text NOT NULL,"
+    " actor text NOT NULL, action text NOT NULL, detail text NOT NULL, prev text NOT NULL,"
+    " hash text NOT NULL);"
+    /* The chain's head: one row, locked by a writer that appends. */
+    "CREATE TABLE audit_head(one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+    " n bigint NOT NULL, hash text NOT NULL);"
+    "INSERT INTO audit_head(one, n, hash) VALUES (true, 0, '');",
+};
+#define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+/* --- the handle, its pool and its transactions --------------------------- */
+
+/* A pooled connection; its transaction is its first member, so the
+ * cx_storage_tx handed out is the connection. */
+/* A statement sent in the pipeline whose result is read later: what it
+ * was (for messages) and what its row count must be. */
+typedef struct pending {
+    const char *what;
+    int expect_rows; /* -1: any */
+    int code;        /* when the count is not expect_rows */
+} pending;
+
+#define PIPE_MAX 256
+
+/* What cx_storage_prefetch read, for one team, in one transaction: for the
+ * ids asked about, the row (or -1: not there). An id this transaction
+ * writes goes stale and is read from the database again. */
+typedef struct prefetched {
+    char team[CX_TEAM_MAX + 1];
+    PGresult *res;    /* the rows */
+    size_t n;         /* ids asked about */
+    char **ids;       /* copies, one block */
+    int *row;         /* per id: its row in res, or -1 */
+    bool *stale;      /* per id */
+} prefetched;
+
+typedef struct pg_conn {
+    cx_storage_tx tx;
+    PGconn *c;
+    uint64_t prepared; /* bit i: SQL[i] is prepared (or its Parse is sent) */
+    int failed;        /* the first failure's code: the transaction is void */
+    int nlocked;       /* teams whose row this write transaction holds */
+    char locked[4][CX_TEAM_MAX + 1];
+    /* The last op id that op_get found missing under the team's lock:
+     * recording it next cannot conflict, so op_put need not wait. */
+    char miss_team[CX_TEAM_MAX + 1];
+    char miss_op[160];
+    /* The team's seq as this write transaction last set it (it holds the
+     * team's row, so no one else can move it). */
+    char seq_team[CX_TEAM_MAX + 1];
+    int64_t seq_val;
+    bool seq_dirty; /* seq_val is ahead of the row: written before COMMIT */
+    prefetched pf_ops, pf_items;
+    pending q[PIPE_MAX]; /* sent, results not read yet, in order */
+    int nq;
+    struct pg_conn *next;
+} pg_conn;
+
+_Static_assert(S_COUNT <= 64, "one bit per statement");
+
+typedef struct pg_storage {
+    cx_storage base;
+    char *uri;   /* as given */
+    char *label; /* postgresql://user@host:port/db, for messages */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pg_conn *idle; /* free connections */
+    int open;      /* connections that exist, idle or in use */
+    int max;
+} pg_storage;
+
+static pg_storage *pgs(cx_storage *st) { return (pg_storage *)st; }
+static pg_conn *pgc(cx_storage_tx *tx) { return (pg_conn *)tx; }
+
+/* The code for a failed result, with the detail set. SQLSTATEs a
+ * concurrent transaction causes are CX_ERETRY. */
+static int pgerr(pg_conn *pc, const PGresult *res, const char *what) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (!msg || !*msg)
+        msg = pc && pc->c ? PQerrorMessage(pc->c) : "no connection";
+    int code = CX_EIO;
+    if (state) {
+        if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "23505"))
+            code = CX_ERETRY;
+        else if (!strcmp(state, "57014") || !strcmp(state, "55P03") || !strcmp(state, "53300"))
+            code = CX_EBUSY; /* canceled (timeout), lock not available, too many connections */
+        else if (!strcmp(state, "25006"))
+            code = CX_EINVAL; /* a write in a read-only transaction */
+    }
+    if (pc && !pc->failed)
+        pc->failed = code;
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    return cx_error_set(code, "%s: %.*s%s%s%s", what, (int)n, msg, state ? " (SQLSTATE " : "",
+                        state ? state : "", state ? ")" : "");
+}
+
+/* Runs statement s with n parameters. Text parameters are NUL-terminated
+ * unless len[i] is given with fmt[i] = 1 (binary). *out is the result (the
+ * caller clears it) when the statement succeeded. */
+typedef struct params {
+    int n;
+    const char *v[12];
+    int len[12];
+    int fmt[12];
+    char num[12][24];
+} params;
+
+static void p_text(params *p, const char *s) {
+    assert(p->n < 12);
+    p->v[p->n] = s;
+    p->len[p->n] = 0;
+    p->fmt[p->n++] = 0;
+}
+
+static void p_int(params *p, int64_t v) {
+    assert(p->n < 12);
+    snprintf(p->num[p->n], sizeof p->num[p->n], "%lld", (long long)v);
+    p_text(p, p->num[p->n]);
+}
+
+static void p_bool(params *p, bool v) { p_text(p, v ? "t" : "f"); }
+
+static void p_bin(params *p, const void *data, size_t len) {
+    assert(p->n < 12 && len <= INT32_MAX);
+    p->v[p->n] = len ? data : "";
+    p->len[p->n] = (int)len;
+    p->fmt[p->n++] = 1;
+}
+
+/* A transaction's statements go through libpq's pipeline: one whose
+ * result the caller needs is sent with a sync point and waited for
+ * (run); one whose result only matters if it fails (BEGIN, the team lock,
+ * an item written, an op recorded that cannot conflict) is sent and its
+ * result read with the next one that waits (run_async). The server runs
+ * them in order; a failure voids the transaction and is reported by the
+ * next call or the commit, with its own code. Round trips, not the
+ * statements, are what a transaction on a remote database waits for. */
+
+/* True when the connection is beyond use (the server went away). */
+static bool conn_lost(const pg_conn *pc) { return PQstatus(pc->c) != CONNECTION_OK; }
+
+/* A failure of the connection itself (no result to read): voids the
+ * transaction. Nothing was committed, so running the transaction again on
+ * another connection is safe: CX_ERETRY, except for COMMIT, whose outcome
+ * is then unknown (CX_EIO). */
+static int lost(pg_conn *pc, const char *what, bool commit) {
+    const char *msg = PQerrorMessage(pc->c);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    int code = commit || !conn_lost(pc) ? CX_EIO : CX_ERETRY;
+    if (!pc->failed)
+        pc->failed = code;
+    return cx_error_set(code, "%s: %.*s", what, (int)n, n ? msg : "the connection failed");
+}
+
+/* True when the result says the session ended (the server shut down or
+ * ended it, or the link broke). */
+static bool conn_gone(const PGresult *res) {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state && (!strncmp(state, "08", 2) || !strcmp(state, "57P01") ||
+                     !strcmp(state, "57P02") || !strcmp(state, "57P03"));
+}
+
+/* lost(), with the server's word for it. */
+static int lost_with(pg_conn *pc, const PGresult *res, const char *what, bool commit) {
+    char detail[512];
+    (void)pgerr(NULL, res, what);
+    snprintf(detail, sizeof detail, "%s", cx_error_last());
+    int code = commit ? CX_EIO : CX_ERETRY;
+    if (!pc->failed)
+        pc->failed = code;
+    return cx_error_set(code, "%s", detail);
+}
+
+static void pf_clear(prefetched *f) {
+    PQclear(f->res);
+    free(f->ids);
+    free(f->row);
+    free(f->stale);
+    memset(f, 0, sizeof *f);
+}
+
+/* The index of id among those prefetched for team and still fresh, or -1. */
+static long pf_find(const prefetched *f, const char *team, const char *id) {
+    if (!f->res || strcmp(f->team, team) != 0)
+        return -1;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] && !f->stale[i] && strcmp(f->ids[i], id) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* This transaction writes id: read it from the database from now on. */
+static void pf_stale(prefetched *f, const char *team, const char *id) {
+    if (!f->res || strcmp(f->team, team) != 0)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] && strcmp(f->ids[i], id) == 0)
+            f->stale[i] = true;
+}
+
+static void stmt_name(char name[16], int s) { snprintf(name, 16, "cx%d", s); }
+
+/* Sends statement s (its Parse first, the first time on this connection;
+ * that result joins the queue). */
+static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const char *what) {
+    char name[16];
+    stmt_name(name, s);
+    if (!(pc->prepared & (UINT64_C(1) << s))) {
+        if (pc->nq == PIPE_MAX)
+            return cx_error_set(CX_EIO, "%s: the pipeline is full", what);
+        if (!PQsendPrepare(pc->c, name, SQL[s], p ? p->n : 0, NULL))
+            return lost(pc, what, false);
+        pc->q[pc->nq++] = (pending){.what = what, .expect_rows = -1};
+        pc->prepared |= UINT64_C(1) << s;
+    }
+    if (!PQsendQueryPrepared(pc->c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                             p ? p->fmt : NULL, result_fmt))
+        return lost(pc, what, s == S_COMMIT);
+    return 0;
+}
+
+/* Reads one statement's result (and the NULL after it). *out, when given
+ * and the statement succeeded, is the result (the caller clears it). */
+static int take_result(pg_conn *pc, PGresult **out, const char *what, bool commit) {
+    PGresult *res = PQgetResult(pc->c);
+    if (!res)
+        return lost(pc, what, commit);
+    for (PGresult *more; (more = PQgetResult(pc->c)) != NULL;)
+        PQclear(more);
+    ExecStatusType es = PQresultStatus(res);
+    int r = 0;
+    if (es == PGRES_PIPELINE_ABORTED) /* after a failure, whose detail stays */
+        r = pc->failed ? pc->failed
+                       : cx_error_set(CX_EIO, "%s: the pipeline was aborted", what);
+    else if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
+        r = conn_gone(res) || conn_lost(pc) ? lost_with(pc, res, what, commit)
+                                            : pgerr(pc, res, what);
+    if (r || !out)
+        PQclear(res);
+    else
+        *out = res;
+    return r;
+}
+
+/* Reads the queued results, checking their row counts; the first failure
+ * is returned (and voids the transaction). */
+static int drain(pg_conn *pc) {
+    int r = 0;
+    for (int i = 0; i < pc->nq; i++) {
+        PGresult *res = NULL;
+        int e = take_result(pc, &res, pc->q[i].what, false);
+        if (e == 0 && pc->q[i].expect_rows >= 0 &&
+            strtoll(PQcmdTuples(res), NULL, 10) != pc->q[i].expect_rows) {
+            e = cx_error_set(pc->q[i].code, "%s: another transaction was first", pc->q[i].what);
+            if (!pc->failed)
+                pc->failed = e;
+        }
+        PQclear(res);
+        if (e && !r)
+            r = e;
+    }
+    pc->nq = 0;
+    return r;
+}
+
+/* Reads the sync point's result. */
+static int take_sync(pg_conn *pc, const char *what) {
+    PGresult *res = PQgetResult(pc->c);
+    bool ok = res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    return ok ? 0 : lost(pc, what, false);
+}
+
+/* Runs statement s and waits for it (and for everything queued before it).
+ * Text parameters are NUL-terminated unless fmt[i] = 1 (binary, len[i]
+ * bytes). *out is the result (the caller clears it). */
+static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **out,
+               const char *what) {
+    if (pc->failed)
+        return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
+                            what);
+    int r = send_stmt(pc, s, p, result_fmt, what);
+    if (r)
+        return r;
+    if (!PQpipelineSync(pc->c))
+        return lost(pc, what, s == S_COMMIT);
+    int ra = drain(pc);
+    PGresult *res = NULL;
+    int rs = take_result(pc, &res, what, s == S_COMMIT);
+    int ry = take_sync(pc, what);
+    r = ra ? ra : rs ? rs : ry;
+    if (r) {
+        PQclear(res);
+        return r;
+    }
+    *out = res;
+    return 0;
+}
+
+/* Sends statement s without waiting; its result is read, and its row
+ * count checked against expect_rows (-1: any; else failing with code),
+ * by the next run(). */
+static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int code,
+                     const char *what) {
+    if (pc->failed)
+        return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
+                            what);
+    if (pc->nq >= PIPE_MAX - 1) {
+        /* Read what is queued before more goes out. */
+        if (!PQpipelineSync(pc->c))
+            return lost(pc, what, false);
+        int r = drain(pc), ry = take_sync(pc, what);
+        if (r || ry)
+            return r ? r : ry;
+    }
+    int r = send_stmt(pc, s, p, 0, what);
+    if (r)
+        return r;
+    pc->q[pc->nq++] = (pending){.what = what, .expect_rows = expect_rows, .code = code};
+    return 0;
+}
+
+/* A statement whose rows do not matter; *rows gets how many it touched. */
+static int run_cmd(pg_conn *pc, int s, const params *p, int64_t *rows, const char *what) {
+    PGresult *res = NULL;
+    int r = run(pc, s, p, 0, &res, what);
+    if (r)
+        return r;
+    if (rows)
+        *rows = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+static int64_t col_int(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static bool col_bool(const PGresult *res, int row, int col) {
+    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+}
+
+static void col_copy(char *dst, size_t cap, const PGresult *res, int row, int col) {
+    snprintf(dst, cap, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A bytea column in text form ("\x…") into out[n] when it is exactly n
+ * bytes; otherwise out is zeroed. */
+static void col_bytes(uint8_t *out, size_t n, const PGresult *res, int row, int col) {
+    memset(out, 0, n);
+    const char *v = PQgetvalue(res, row, col);
+    if (PQgetisnull(res, row, col) || strncmp(v, "\\x", 2) != 0 || strlen(v + 2) != 2 * n)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(v[2 + 2 * i]), lo = hexval(v[3 + 2 * i]);
+        if (hi < 0 || lo < 0) {
+            memset(out, 0, n);
+            return;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+}
+
+/* --- connections ----------------------------------------------------------- */
+
+/* A new connection; the detail names the database without a password. */
+static int conn_open(pg_storage *ps, PGconn **out) {
+    /* Defaults first: what the URI says wins. A server that stops
+     * answering (a host gone, a partition) is given up on within about a
+     * minute instead of TCP's hours, so no request waits on it for ever. */
+    const char *const keys[] = {"application_name", "connect_timeout", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                "dbname", NULL};
+    const char *const vals[] = {"cortex-core", "10", "30", "10", "3", "60000", ps->uri, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c)
+        return cx_error_set(CX_ENOMEM, "connecting to %s: out of memory", ps->label);
+    if (PQstatus(c) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(c);
+        size_t n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            n--;
+        int r = cx_error_set(CX_EIO, "cannot connect to %s: %.*s", ps->label, (int)n, msg);
+        PQfinish(c);
+        return r;
+    }
+    /* Timestamps and text as the code reads them, whatever the server's
+     * defaults; UTF-8 like everything the core stores. */
+    /* A node cut off mid-transaction (its host gone, a partition) must not
+     * hold a team's lock for ever: the server ends such a session. */
+    PGresult *res = PQexec(c, "SET client_encoding = 'UTF8'; SET bytea_output = 'hex';"
+                              " SET standard_conforming_strings = on;"
+                              " SET idle_in_transaction_session_timeout = '60s'");
+    int r = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = pgerr(NULL, res, "setting up a connection");
+    PQclear(res);
+    if (r) {
+        PQfinish(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+static void conn_free(pg_conn *pc) {
+    if (!pc)
+        return;
+    PQfinish(pc->c);
+    free(pc);
+}
+
+/* Takes a free connection, or opens one while under the bound, or waits
+ * for one (POOL_WAIT_MS at most). */
+static int pool_take(pg_storage *ps, pg_conn **out) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += POOL_WAIT_MS / 1000;
+    deadline.tv_nsec += (long)(POOL_WAIT_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ps->mu);
+    while (!ps->idle && ps->open >= ps->max) {
+        if (pthread_cond_timedwait(&ps->cv, &ps->mu, &deadline) == ETIMEDOUT &&
+            !ps->idle && ps->open >= ps->max) {
+            pthread_mutex_unlock(&ps->mu);
+            return cx_error_set(CX_EBUSY,
+                                "no free connection to %s in %d s (all %d in use; raise the pool)",
+                                ps->label, POOL_WAIT_MS / 1000, ps->max);
+        }
+    }
+    pg_conn *pc = ps->idle;
+    if (pc) {
+        ps->idle = pc->next;
+        pthread_mutex_unlock(&ps->mu);
+        pc->next = NULL;
+        *out = pc;
+        return 0;
+    }
+    ps->open++; /* a place for the one we open, outside the lock */
+    pthread_mutex_unlock(&ps->mu);
+    int r = 0;
+    pc = calloc(1, sizeof *pc);
+    if (!pc)
+        r = CX_ENOMEM;
+    else
+        r = conn_open(ps, &pc->c);
+    if (r) {
+        free(pc);
+        pthread_mutex_lock(&ps->mu);
+        ps->open--;
+        pthread_cond_signal(&ps->cv);
+        pthread_mutex_unlock(&ps->mu);
+        return r;
+    }
+    pc->tx.st = &ps->base;
+    *out = pc;
+    return 0;
+}
+
+/* Gives a connection back: to the idle list when it is sound and out of
+ * any transaction, else closed. */
+static void pool_give(pg_storage *ps, pg_conn *pc) {
+    pf_clear(&pc->pf_ops);
+    pf_clear(&pc->pf_items);
+    bool sound = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
+                 PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF;
+    bool dead = PQstatus(pc->c) != CONNECTION_OK;
+    pg_conn *stale = NULL;
+    pthread_mutex_lock(&ps->mu);
+    bool keep = sound && ps->open <= ps->max;
+    if (keep) {
+        pc->failed = 0;
+        pc->next = ps->idle;
+        ps->idle = pc;
+    } else {
+        ps->open--; /* broken, or above a bound lowered while it was out */
+    }
+    if (dead) {
+        /* The server went away (a restart, a failover): the idle ones are
+         * most likely gone too; new ones are opened as needed. */
+        stale = ps->idle;
+        ps->idle = NULL;
+        for (pg_conn *i = stale; i; i = i->next)
+            ps->open--;
+    }
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+    if (!keep)
+        conn_free(pc);
+    for (pg_conn *next; stale; stale = next) {
+        next = stale->next;
+        conn_free(stale);
+    }
+}
+
+static int exec_simple(pg_conn *pc, const char *sql, const char *what) {
+    PGresult *res = PQexec(pc->c, sql);
+    int r = 0;
+    ExecStatusType es = PQresultStatus(res);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
+        r = pgerr(pc, res, what);
+    PQclear(res);
+    return r;
+}
+
+/* --- open, migrations ------------------------------------------------------ */
+
+/* postgresql://user@host:port/dbname from the URI's parts (never the
+ * password); NULL when it does not parse (*err says why, the caller's). */
+static char *uri_label(const char *uri, bool *has_password, char **err) {
+    PQconninfoOption *opts = PQconninfoParse(uri, err);
+    if (!opts)
+        return NULL;
+    const char *user = NULL, *host = NULL, *port = NULL, *db = NULL;
+    *has_password = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (!strcmp(o->keyword, "user"))
+            user = o->val;
+        else if (!strcmp(o->keyword, "host") || (!host && !strcmp(o->keyword, "hostaddr")))
+            host = o->val;
+        else if (!strcmp(o->keyword, "port"))
+            port = o->val;
+        else if (!strcmp(o->keyword, "dbname"))
+            db = o->val;
+        else if (!strcmp(o->keyword, "password"))
+            *has_password = true;
+    }
+    size_t cap = 64 + (user ? strlen(user) : 0) + (host ? strlen(host) : 0) +
+                 (port ? strlen(port) : 0) + (db ? strlen(db) : 0);
+    char *label = malloc(cap);
+    if (label)
+        snprintf(label, cap, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
+                 host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
+    PQconninfoFree(opts);
+    return label;
+}
+
+/* Brings the schema to SCHEMA_VERSION in one transaction under the
+ * migration lock; without create, a database with no schema is
+ * CX_ENOTFOUND. Read-only handles only check the version. */
+static int migrate(pg_storage *ps, pg_conn *pc, int flags) {
+    bool write = !(flags & CX_STORAGE_READONLY);
+    int r = exec_simple(pc, write ? "BEGIN" : "BEGIN READ ONLY", "starting the migration");
+    if (r)
+        return r;
+    if (write && (r = exec_simple(pc, "SELECT pg_advisory_xact_lock(x'" ADVISORY_KEY
+                                      "'::bigint)", "taking the migration lock")))
+        goto out;
+    PGresult *res = PQexec(pc->c, "SELECT to_regclass('meta') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r = pgerr(pc, res, "reading the schema");
+        PQclear(res);
+        goto out;
+    }
+    bool has_meta = col_bool(res, 0, 0);
+    PQclear(res);
+    int version = 0;
+    if (has_meta) {
+        res = PQexec(pc->c, "SELECT v FROM meta WHERE k = 'schema_version'");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            r = pgerr(pc, res, "reading the schema version");
+            PQclear(res);
+            goto out;
+        }
+        version = PQntuples(res) ? (int)col_int(res, 0, 0) : 0;
+        PQclear(res);
+    }
+    if (!has_meta && !(flags & CX_STORAGE_CREATE)) {
+        r = cx_error_set(CX_ENOTFOUND, "no cortex-core data in %s (run cortex-core init first)",
+                         ps->label);
+        goto out;
+    }
+    if (version > SCHEMA_VERSION) {
+        r = cx_error_set(CX_EINVAL,
+                         "%s has schema version %d, newer than this cortex-core knows (%d): "
+                         "run a newer cortex-core",
+                         ps->label, version, SCHEMA_VERSION);
+        goto out;
+    }
+    if (version < SCHEMA_VERSION && !write) {
+        r = cx_error_set(CX_EINVAL,
+                         "%s has schema version %d; open it for writing once to migrate it to %d",
+                         ps->label, version, SCHEMA_VERSION);
+        goto out;
+    }
+    if (!has_meta &&
+        (r = exec_simple(pc, "CREATE TABLE meta(k text PRIMARY KEY, v text NOT NULL)",
+                         "creating the schema")))
+        goto out;
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char what[64];
+        snprintf(what, sizeof what, "migrating the schema to version %d", v + 1);
+        if ((r = exec_simple(pc, MIGRATIONS[v], what)))
+            goto out;
+    }
+    if (version < SCHEMA_VERSION) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", SCHEMA_VERSION);
+        const char *vals[1] = {text};
+        res = PQexecParams(pc->c,
+                           "INSERT INTO meta(k, v) VALUES ('schema_version', $1)"
+                           " ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                           1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            r = pgerr(pc, res, "recording the schema version");
+        PQclear(res);
+    }
+out:
+    if (r == 0)
+        r = exec_simple(pc, "COMMIT", "committing the migration");
+    else
+        PQclear(PQexec(pc->c, "ROLLBACK"));
+    return r;
+}
+
+static void pg_free(cx_storage *st) {
+    pg_storage *ps = pgs(st);
+    if (!ps)
+        return;
+    for (pg_conn *pc = ps->idle, *next; pc; pc = next) {
+        next = pc->next;
+        conn_free(pc);
+    }
+    pthread_mutex_destroy(&ps->mu);
+    pthread_cond_destroy(&ps->cv);
+    free(ps->uri);
+    free(ps->label);
+    free(ps);
+}
+
+static int pg_open(cx_storage **out, const char *target, int flags) {
+    bool has_password = false;
+    char *err = NULL;
+    char *label = uri_label(target, &has_password, &err);
+    if (!label) {
+        int r = cx_error_set(CX_EINVAL, "not a PostgreSQL URI: %s", err ? err : "out of memory");
+        PQfreemem(err);
+        return r;
+    }
+    if (has_password) {
+        int r = cx_error_set(CX_EINVAL,
+                             "%s: the URI holds a password; give it in PGPASSFILE (or ~/.pgpass) "
+                             "instead, never on a command line",
+                             label);
+        free(label);
+        return r;
+    }
+    pg_storage *ps = calloc(1, sizeof *ps);
+    if (!ps) {
+        free(label);
+        return CX_ENOMEM;
+    }
+    pthread_mutex_init(&ps->mu, NULL);
+    pthread_cond_init(&ps->cv, NULL);
+    ps->label = label;
+    ps->base.be = &cx_storage_pg_backend;
+    ps->base.flags = flags;
+    ps->max = CX_STORAGE_POOL_DEFAULT;
+    ps->base.pool_size = ps->max;
+    int r = 0;
+    pg_conn *pc = NULL;
+    if (!(ps->uri = strdup(target))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    if ((r = pool_take(ps, &pc)))
+        goto out;
+    r = migrate(ps, pc, flags);
+    pool_give(ps, pc);
+out:
+    if (r) {
+        pg_free(&ps->base);
+        return r;
+    }
+    *out = &ps->base;
+    return 0;
+}
+
+static int pg_set_pool(cx_storage *st, int n) {
+    pg_storage *ps = pgs(st);
+    if (n < 1 || n > POOL_MAX)
+        return cx_error_set(CX_EINVAL, "pool size %d: give 1 to %d", n, POOL_MAX);
+    pthread_mutex_lock(&ps->mu);
+    ps->max = n;
+    st->pool_size = n;
+    /* Idle connections above the new bound go now; busy ones on return. */
+    while (ps->idle && ps->open > ps->max) {
+        pg_conn *pc = ps->idle;
+        ps->idle = pc->next;
+        ps->open--;
+        conn_free(pc);
+    }
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+    return 0;
+}
+
+/* --- transactions ---------------------------------------------------------- */
+
+/* Writes the seq this transaction is ahead with to the team's row. */
+static int seq_flush(pg_conn *pc) {
+    if (!pc->seq_dirty)
+        return 0;
+    params p = {0};
+    p_text(&p, pc->seq_team);
+    p_int(&p, pc->seq_val);
+    pc->seq_dirty = false;
+    return run_async(pc, S_SEQ_SET, &p, 1, CX_EIO, "advancing the sequence");
+}
+
+static void pg_rollback(cx_storage_tx *tx);
+
+static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
+    pg_storage *ps = pgs(st);
+    pg_conn *pc = NULL;
+    int r = pool_take(ps, &pc);
+    if (r)
+        return r;
+    pc->failed = 0;
+    pc->nlocked = 0;
+    pc->nq = 0;
+    pc->miss_op[0] = '\0';
+    pc->seq_team[0] = '\0';
+    pc->seq_dirty = false;
+    pf_clear(&pc->pf_ops);
+    pf_clear(&pc->pf_items);
+    if (!PQenterPipelineMode(pc->c)) {
+        r = lost(pc, "starting a transaction", false);
+        pool_give(ps, pc);
+        return r;
+    }
+    /* BEGIN goes out with the transaction's first statement. A connection
+     * that died while idle fails there with CX_ERETRY (nothing was done),
+     * and the pool drops the other idle ones. */
+    if ((r = run_async(pc, write ? S_BEGIN_WRITE : S_BEGIN_READ, NULL, -1, CX_EIO,
+                       "starting a transaction"))) {
+        pg_rollback(&pc->tx);
+        return r;
+    }
+    pc->tx.st = st;
+    *tx = &pc->tx;
+    return 0;
+}
+
+/* Ends the pipeline: reads whatever is left, leaves pipeline mode. */
+static void pipe_end(pg_conn *pc) {
+    if (PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF)
+        return;
+    if (pc->nq && !conn_lost(pc) && PQpipelineSync(pc->c)) {
+        int saved = pc->failed;
+        pc->failed = saved ? saved : CX_EIO; /* nothing here is reported */
+        (void)drain(pc);
+        (void)take_sync(pc, "ending a transaction");
+        pc->failed = saved;
+    }
+    pc->nq = 0;
+    if (!conn_lost(pc))
+        (void)PQexitPipelineMode(pc->c); /* fails if results are left: not reused */
+}
+
+static int pg_commit(cx_storage_tx *tx) {
+    pg_conn *pc = pgc(tx);
+    int r;
+    if (pc->failed) {
+        /* The caller committed past a failure: PostgreSQL has voided the
+         * transaction; say why (CX_ERETRY stays CX_ERETRY). */
+        r = cx_error_set(pc->failed, "commit: a statement of this transaction failed");
+        pg_rollback(tx);
+        return r;
+    }
+    if ((r = seq_flush(pc))) {
+        pg_rollback(tx);
+        return r;
+    }
+    PGresult *res = NULL;
+    r = run(pc, S_COMMIT, NULL, 0, &res, "committing");
+    if (r == 0 && strcmp(PQcmdStatus(res), "ROLLBACK") == 0)
+        r = cx_error_set(CX_EIO, "committing: the server rolled the transaction back");
+    PQclear(res);
+    if (r) {
+        pg_rollback(tx);
+        return r;
+    }
+    pipe_end(pc);
+    pool_give(pgs(tx->st), pc);
+    return 0;
+}
+
+static void pg_rollback(cx_storage_tx *tx) {
+    pg_conn *pc = pgc(tx);
+    pipe_end(pc);
+    if (!conn_lost(pc) && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
+        PQtransactionStatus(pc->c) != PQTRANS_IDLE)
+        PQclear(PQexec(pc->c, "ROLLBACK"));
+    pool_give(pgs(tx->st), pc);
+}
+
+static int pg_health(cx_storage *st, cx_storage_health_info *out) {
+    pg_storage *ps = pgs(st);
+    memset(out, 0, sizeof *out);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pg_conn *pc = NULL;
+    int r = pool_take(ps, &pc);
+    if (r) {
+        snprintf(out->detail, sizeof out->detail, "%s", cx_error_last());
+        return 0;
+    }
+    PGresult *res = PQexec(pc->c, "SELECT current_setting('server_version')");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->latency_us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        out->ok = true;
+        snprintf(out->detail, sizeof out->detail, "postgresql %s, %s", PQgetvalue(res, 0, 0),
+                 ps->label);
+    } else {
+        pgerr(pc, res, "health check");
+        snprintf(out->detail, sizeof out->detail, "%s", cx_error_last());
+    }
+    PQclear(res);
+    pool_give(ps, pc);
+    return 0;
+}
+
+static int pg_backup(cx_storage *st, const char *dest) {
+    (void)dest;
+    return cx_error_set(CX_EINVAL,
+                        "%s is PostgreSQL: back it up with pg_dump (and restore with pg_restore), "
+                        "see cortex-core(8)",
+                        pgs(st)->label);
+}
+
+/* In a write transaction, takes the team's row lock once (creating the
+ * row when the team is new); reads take no lock. */
+static int team_lock(cx_storage_tx *tx, const char *team) {
+    pg_conn *pc = pgc(tx);
+    if (!tx->write)
+        return 0;
+    for (int i = 0; i < pc->nlocked; i++)
+        if (!strcmp(pc->locked[i], team))
+            return 0;
+    params p = {0};
+    p_text(&p, team);
+    /* Sent ahead of the statement that needs it: the server runs them in
+     * order, so the lock is held before that statement reads. */
+    int r = run_async(pc, S_TEAM_LOCK, &p, 1, CX_EIO, "locking the team");
+    if (r == 0 && pc->nlocked < 4)
+        snprintf(pc->locked[pc->nlocked++], sizeof pc->locked[0], "%s", team);
+    return r;
+}
+
+/* --- keys -------------------------------------------------------------------- */
+
+static int pg_key_put(cx_storage_tx *tx, const cx_storage_key *k) {
+    params p = {0};
+    p_text(&p, k->key_id);
+    p_text(&p, k->team);
+    p_text(&p, k->role);
+    p_text(&p, k->name);
+    p_bin(&p, k->hash, sizeof k->hash);
+    p_int(&p, k->created_ms);
+    p_int(&p, k->revoked_ms);
+    int64_t rows = 0;
+    int r = run_cmd(pgc(tx), S_KEY_PUT, &p, &rows, "storing a key");
+    if (r == 0 && rows != 1)
+        r = cx_error_set(CX_ECONFLICT, "key %s exists already", k->key_id);
+    return r;
+}
+
+static void read_key(const PGresult *res, int row, cx_storage_key *k) {
+    memset(k, 0, sizeof *k);
+    col_copy(k->key_id, sizeof k->key_id, res, row, 0);
+    col_copy(k->team, sizeof k->team, res, row, 1);
+    col_copy(k->role, sizeof k->role, res, row, 2);
+    col_copy(k->name, sizeof k->name, res, row, 3);
+    col_bytes(k->hash, sizeof k->hash, res, row, 4);
+    k->created_ms = col_int(res, row, 5);
+    k->revoked_ms = col_int(res, row, 6);
+}
+
+static int pg_key_get(cx_storage_tx *tx, const char *key_id, cx_storage_key *out) {
+    params p = {0};
+    p_text(&p, key_id);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_KEY_GET, &p, 0, &res, "reading a key");
+    if (r)
+        return r;
+    if (PQntuples(res) == 1)
+        read_key(res, 0, out);
+    else
+        r = cx_error_set(CX_ENOTFOUND, "no key %s", key_id);
+    PQclear(res);
+    return r;
+}
+
+static int pg_key_list(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_key *k),
+                       void *ud) {
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_KEY_LIST, NULL, 0, &res, "listing keys");
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        cx_storage_key k;
+        read_key(res, i, &k);
+        r = fn(ud, &k);
+    }
+    PQclear(res);
+    return r;
+}
+
+static int pg_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms) {
+    cx_storage_key k;
+    int r = pg_key_get(tx, key_id, &k);
+    if (r)
+        return r;
+    if (k.revoked_ms)
+        return cx_error_set(CX_ECONFLICT, "key %s is already revoked", key_id);
+    params p = {0};
+    p_text(&p, key_id);
+    p_int(&p, now_ms > 0 ? now_ms : 1);
+    return run_cmd(pgc(tx), S_KEY_REVOKE, &p, NULL, "revoking a key");
+}
+
+/* --- seqs ------------------------------------------------------------------ */
+
+/* One int64 from the first row of statement s over the team (*v = dflt
+ * when there is no row). */
+static int team_int(cx_storage_tx *tx, int s, const char *team, int64_t dflt, int64_t *v,
+                    const char *what) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    params p = {0};
+    p_text(&p, team);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), s, &p, 0, &res, what);
+    if (r)
+        return r;
+    *v = PQntuples(res) ? col_int(res, 0, 0) : dflt;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
+    pg_conn *pc = pgc(tx);
+    int64_t v = 0;
+    int r;
+    if (pc->seq_team[0] && !strcmp(pc->seq_team, team)) {
+        /* The row is this transaction's: the next seq is known, and the
+         * row is written once, before COMMIT (seq_flush). */
+        *seq = ++pc->seq_val;
+        pc->seq_dirty = true;
+        return 0;
+    }
+    if ((r = seq_flush(pc))) /* another team's, before this one's */
+        return r;
+    pc->seq_team[0] = '\0';
+    r = team_int(tx, S_SEQ_NEXT, team, 0, &v, "advancing the sequence");
+    if (r == 0 && v < 1)
+        r = cx_error_set(CX_EIO, "advancing the sequence of team %s: no seq returned", team);
+    if (r)
+        return r;
+    if (strlen(team) < sizeof pc->seq_team) {
+        snprintf(pc->seq_team, sizeof pc->seq_team, "%s", team);
+        pc->seq_val = v;
+    }
+    *seq = v;
+    return 0;
+}
+
+static int pg_seq_last(cx_storage_tx *tx, const char *team, int64_t *seq) {
+    pg_conn *pc = pgc(tx);
+    if (pc->seq_team[0] && !strcmp(pc->seq_team, team)) {
+        *seq = pc->seq_val; /* this transaction is ahead of the row */
+        return 0;
+    }
+    return team_int(tx, S_SEQ_LAST, team, 0, seq, "reading the sequence");
+}
+static int pg_horizon(cx_storage_tx *tx, const char *team, int64_t *horizon) {
+    return team_int(tx, S_HORIZON, team, 0, horizon, "reading the horizon");
+}
+
+/* --- ops --------------------------------------------------------------------- */
+
+static int pg_op_get(cx_storage_tx *tx, const char *team, const char *op_id, uint8_t digest[32],
+                     int64_t *seq) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    pg_conn *pc = pgc(tx);
+    long i = pf_find(&pc->pf_ops, team, op_id);
+    if (i >= 0 && pc->pf_ops.row[i] >= 0) {
+        col_bytes(digest, 32, pc->pf_ops.res, pc->pf_ops.row[i], 1);
+        *seq = col_int(pc->pf_ops.res, pc->pf_ops.row[i], 2);
+        return 0;
+    }
+    if (i >= 0) { /* read, and not there: as below */
+        if (strlen(op_id) < sizeof pc->miss_op) {
+            snprintf(pc->miss_team, sizeof pc->miss_team, "%s", team);
+            snprintf(pc->miss_op, sizeof pc->miss_op, "%s", op_id);
+        }
+        return CX_ENOTFOUND;
+    }
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, op_id);
+    PGresult *res = NULL;
+    int r = run(pc, S_OP_GET, &p, 0, &res, "reading an op");
+    if (r)
+        return r;
+    if (PQntuples(res) == 1) {
+        col_bytes(digest, 32, res, 0, 0);
+        *seq = col_int(res, 0, 1);
+    } else {
+        r = CX_ENOTFOUND;
+        /* Unseen under the team's lock: no one else can record it before
+         * this transaction ends. */
+        if (tx->write && strlen(op_id) < sizeof pc->miss_op) {
+            snprintf(pc->miss_team, sizeof pc->miss_team, "%s", team);
+            snprintf(pc->miss_op, sizeof pc->miss_op, "%s", op_id);
+        }
+    }
+    PQclear(res);
+    return r;
+}
+
+static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
+                     const uint8_t digest[32], int64_t seq) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, op_id);
+    p_bin(&p, digest, 32);
+    p_int(&p, seq);
+    pg_conn *pc = pgc(tx);
+    pf_stale(&pc->pf_ops, team, op_id);
+    if (pc->miss_op[0] && !strcmp(pc->miss_op, op_id) && !strcmp(pc->miss_team, team)) {
+        /* op_get just found it missing under the lock: it goes in without
+         * waiting (a count other than 1 still fails the transaction). */
+        pc->miss_op[0] = '\0';
+        return run_async(pc, S_OP_PUT, &p, 1, CX_ERETRY, "recording an op");
+    }
+    int64_t rows = 0;
+    int r = run_cmd(pc, S_OP_PUT, &p, &rows, "recording an op");
+    /* Not inserted: another transaction recorded this op id (committed
+     * while this one ran, or before): run again and it is a duplicate. */
+    if (r == 0 && rows != 1)
+        r = cx_error_set(CX_ERETRY, "op %s of team %s was recorded by another transaction",
+                         op_id, team);
+    return r;
+}
+
+/* --- items ------------------------------------------------------------------- */
+
+/* An item's json, seq and deleted from columns c, c + 1, c + 2 of a row. */
+static int item_from(const PGresult *res, int row, int c, const char *id, char **json,
+                     int64_t *seq, bool *deleted) {
+    char *copy = strdup(PQgetisnull(res, row, c) ? "null" : PQgetvalue(res, row, c));
+    if (!copy)
+        return cx_error_set(CX_ENOMEM, "reading item %s", id);
+    *json = copy;
+    *seq = col_int(res, row, c + 1);
+    *deleted = col_bool(res, row, c + 2);
+    return 0;
+}
+
+static int pg_item_get(cx_storage_tx *tx, const char *team, const char *id, char **json,
+                       int64_t *seq, bool *deleted) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    /* prefetched: the row's columns are id, json, seq, deleted */
+    const prefetched *f = &pgc(tx)->pf_items;
+    long i = pf_find(f, team, id);
+    if (i >= 0)
+        return f->row[i] >= 0 ? item_from(f->res, f->row[i], 1, id, json, seq, deleted)
+                              : cx_error_set(CX_ENOTFOUND, "no item %s", id);
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, id);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_ITEM_GET, &p, 0, &res, "reading an item");
+    if (r)
+        return r;
+    r = PQntuples(res) == 1 ? item_from(res, 0, 0, id, json, seq, deleted)
+                            : cx_error_set(CX_ENOTFOUND, "no item %s", id);
+    PQclear(res);
+    return r;
+}
+
+static int pg_item_put(cx_storage_tx *tx, const char *team, const char *id, const char *kind,
+                       const char *status, int64_t seq, bool deleted, const char *json) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, id);
+    p_text(&p, kind);
+    p_text(&p, status);
+    p_int(&p, seq);
+    p_bool(&p, deleted);
+    p_text(&p, deleted ? NULL : json);
+    pf_stale(&pgc(tx)->pf_items, team, id);
+    /* An upsert under the team's lock: only a failure matters, and that is
+     * reported by the next call or the commit. */
+    return run_async(pgc(tx), S_ITEM_PUT, &p, -1, CX_EIO, "writing an item");
+}
+
+static int pg_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                      int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                      void *ud) {
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, since);
+    p_int(&p, limit < 0 ? 0 : limit);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_CHANGES, &p, 0, &res, "reading changes");
+    for (int i = 0; r == 0 && i < PQntuples(res); i++)
+        r = fn(ud, col_int(res, i, 0), PQgetvalue(res, i, 1),
+               col_bool(res, i, 2) || PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
+    PQclear(res);
+    return r;
+}
+
+static int pg_compact(cx_storage_tx *tx, const char *team, int64_t before, int64_t *dropped) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    pf_clear(&pgc(tx)->pf_items); /* tombstones go */
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, before);
+    int r = run_cmd(pgc(tx), S_COMPACT_DROP, &p, dropped, "dropping tombstones");
+    if (r == 0)
+        r = run_cmd(pgc(tx), S_COMPACT_HORIZON, &p, NULL, "recording the tombstone horizon");
+    return r;
+}
+
+/* The draft kind and the two statuses that await review, from the one
+ * model, as parameters. */
+static void awaiting(params *p) {
+    int n = 0;
+    p_text(p, cx_kind_name(CX_KIND_DRAFT));
+    for (int i = 0; i < CX_STATUS_COUNT; i++)
+        if (cx_awaits_review(CX_KIND_DRAFT, (cx_status)i)) {
+            p_text(p, cx_status_name((cx_status)i));
+            n++;
+        }
+    assert(n == 2); /* AWAITING names two statuses */
+}
+
+static int pg_queue(cx_storage_tx *tx, const char *team, int limit,
+                    int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
+    params p = {0};
+    p_text(&p, team);
+    awaiting(&p);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_QUEUE_COUNT, &p, 0, &res, "counting the queue");
+    if (r)
+        return r;
+    *total = col_int(res, 0, 0);
+    PQclear(res);
+    p_int(&p, limit < 0 ? 0 : limit);
+    res = NULL;
+    r = run(pgc(tx), S_QUEUE, &p, 0, &res, "reading the queue");
+    for (int i = 0; r == 0 && i < PQntuples(res); i++)
+        r = fn(ud, PQgetvalue(res, i, 0));
+    PQclear(res);
+    return r;
+}
+
+static int pg_queue_depth(cx_storage_tx *tx, int64_t *depth) {
+    params p = {0};
+    awaiting(&p);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_QUEUE_DEPTH, &p, 0, &res, "counting the queue");
+    if (r)
+        return r;
+    *depth = col_int(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+/* --- blobs ----------------------------------------------------------------- */
+
+static int pg_blob_has(cx_storage_tx *tx, const char *team, const char *sha, bool *has) {
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, sha);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_BLOB_HAS, &p, 0, &res, "looking up a blob");
+    if (r)
+        return r;
+    *has = PQntuples(res) > 0;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_blob_put(cx_storage_tx *tx, const char *team, const char *sha, const void *data,
+                       size_t len, bool *created) {
+    if (len > INT32_MAX)
+        return cx_error_set(CX_ELIMIT, "blob %s: %zu bytes is too large to store", sha, len);
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, sha);
+    p_int(&p, (int64_t)len);
+    p_bin(&p, data, len);
+    int64_t rows = 0;
+    int r = run_cmd(pgc(tx), S_BLOB_PUT, &p, &rows, "storing a blob");
+    if (r == 0)
+        *created = rows == 1; /* content-addressed: one already there is the same */
+    return r;
+}
+
+static int pg_blob_get(cx_storage_tx *tx, const char *team, const char *sha, void **data,
+                       size_t *len) {
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, sha);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_BLOB_SIZE, &p, 0, &res, "reading a blob");
+    if (r)
+        return r;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return cx_error_set(CX_ENOTFOUND, "no blob %s", sha);
+    }
+    int64_t size = col_int(res, 0, 0);
+    PQclear(res);
+    if (size < 0 || size > INT32_MAX)
+        return cx_error_set(CX_EIO, "blob %s: stored size %lld is wrong", sha, (long long)size);
+    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    if (!buf)
+        return CX_ENOMEM;
+    /* In slices, so that the whole blob is held once (in buf), not also in
+     * a result; the transaction's snapshot keeps the slices consistent. */
+    int64_t off = 0;
+    while (r == 0 && off < size) {
+        int64_t want = size - off < (int64_t)BLOB_SLICE ? size - off : (int64_t)BLOB_SLICE;
+        params q = {0};
+        p_text(&q, team);
+        p_text(&q, sha);
+        p_int(&q, off + 1); /* substring counts from 1 */
+        p_int(&q, want);
+        res = NULL;
+        r = run(pgc(tx), S_BLOB_SLICE, &q, 1, &res, "reading a blob");
+        if (r)
+            break;
+        if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != want) {
+            r = cx_error_set(CX_EIO, "blob %s changed while it was read", sha);
+        } else {
+            memcpy(buf + off, PQgetvalue(res, 0, 0), (size_t)want);
+            off += want;
+        }
+        PQclear(res);
+    }
+    if (r) {
+        free(buf);
+        return r;
+    }
+    *data = buf;
+    *len = (size_t)size;
+    return 0;
+}
+
+static int pg_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *sha,
+                               bool *deleted) {
+    int lr = team_lock(tx, team);
+    if (lr)
+        return lr;
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, sha);
+    int64_t rows = 0;
+    int r = run_cmd(pgc(tx), S_BLOB_DROP, &p, &rows, "dropping a blob");
+    if (r == 0)
+        *deleted = rows > 0;
+    return r;
+}
+
+/* --- prefetch ------------------------------------------------------------------- */
+
+/* Reads, with statement s, the team's rows whose key is among ids[0..n)
+ * (NULLs skipped) into f. The keys go as one text[] parameter. */
+static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const char *const *ids,
+                   size_t n, const char *what) {
+    pf_clear(f);
+    size_t cap = 3, idcap = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i]) {
+            cap += 2 * strlen(ids[i]) + 3;
+            idcap += strlen(ids[i]) + 1;
+        }
+    char *arr = malloc(cap);
+    f->ids = malloc(n * sizeof *f->ids + idcap);
+    f->row = malloc(n * sizeof *f->row);
+    f->stale = calloc(n, sizeof *f->stale);
+    if (!arr || !f->ids || !f->row || !f->stale) {
+        free(arr);
+        pf_clear(f);
+        return CX_ENOMEM;
+    }
+    /* an array literal: each key quoted, " and \ escaped */
+    char *o = arr, *block = (char *)(f->ids + n);
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        f->row[i] = -1;
+        f->ids[i] = NULL;
+        if (!ids[i])
+            continue;
+        if (o[-1] != '{')
+            *o++ = ',';
+        *o++ = '"';
+        for (const char *c = ids[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"';
+        size_t len = strlen(ids[i]) + 1;
+        memcpy(block, ids[i], len);
+        f->ids[i] = block;
+        block += len;
+    }
+    *o++ = '}';
+    *o = '\0';
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, arr);
+    PGresult *res = NULL;
+    int r = run(pc, s, &p, 0, &res, what);
+    free(arr);
+    if (r) {
+        pf_clear(f);
+        return r;
+    }
+    for (int j = 0; j < PQntuples(res); j++)
+        for (size_t i = 0; i < n; i++)
+            if (f->ids[i] && strcmp(f->ids[i], PQgetvalue(res, j, 0)) == 0)
+                f->row[i] = j;
+    f->res = res;
+    f->n = n;
+    snprintf(f->team, sizeof f->team, "%s", team);
+    return 0;
+}
+
+static int pg_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
+                       const char *const *item_ids, size_t n) {
+    pg_conn *pc = pgc(tx);
+    if (!tx->write || n == 0 || strlen(team) > CX_TEAM_MAX)
+        return 0; /* a hint: only a writer's loop is worth it */
+    int r = team_lock(tx, team);
+    if (r == 0)
+        r = pf_load(pc, &pc->pf_ops, S_OPS_MANY, team, op_ids, n, "reading ops");
+    if (r == 0)
+        r = pf_load(pc, &pc->pf_items, S_ITEMS_MANY, team, item_ids, n, "reading items");
+    return r;
+}
+
+/* --- the audit log ----------------------------------------------------------- */
+
+static int pg_audit_last(cx_storage_tx *tx, int64_t *n, char hash[65]) {
+    PGresult *res = NULL;
+    /* A writer holds the head until it ends, so that two writers on any
+     * nodes append one after the other: one chain, no fork. */
+    int r = run(pgc(tx), tx->write ? S_AUDIT_HEAD_LOCK : S_AUDIT_HEAD, NULL, 0, &res,
+                "reading the audit log");
+    if (r)
+        return r;
+    *n = 0;
+    hash[0] = '\0';
+    if (PQntuples(res) == 1) {
+        *n = col_int(res, 0, 0);
+        col_copy(hash, 65, res, 0, 1);
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int pg_audit_put(cx_storage_tx *tx, const cx_storage_audit *a) {
+    params p = {0};
+    p_int(&p, a->n);
+    p_int(&p, a->ts_ms);
+    p_text(&p, a->team);
+    p_text(&p, a->actor);
+    p_text(&p, a->action);
+    p_text(&p, a->detail);
+    p_text(&p, a->prev);
+    p_text(&p, a->hash);
+    int64_t rows = 0;
+    int r = run_cmd(pgc(tx), S_AUDIT_PUT, &p, &rows, "appending to the audit log");
+    if (r == 0 && rows != 1)
+        return cx_error_set(CX_ERETRY, "audit entry %lld was appended by another transaction",
+                            (long long)a->n);
+    params h = {0};
+    p_int(&h, a->n);
+    p_text(&h, a->hash);
+    if (r == 0)
+        r = run_cmd(pgc(tx), S_AUDIT_HEAD_SET, &h, NULL, "moving the audit head");
+    return r;
+}
+
+static int pg_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
+                         void *ud) {
+    int64_t after = 0;
+    int r = 0;
+    for (;;) {
+        params p = {0};
+        p_int(&p, after);
+        p_int(&p, AUDIT_PAGE);
+        PGresult *res = NULL;
+        if ((r = run(pgc(tx), S_AUDIT_PAGE, &p, 0, &res, "reading the audit log")))
+            return r;
+        int rows = PQntuples(res);
+        for (int i = 0; r == 0 && i < rows; i++) {
+            cx_storage_audit a = {
+                .n = col_int(res, i, 0),
+                .ts_ms = col_int(res, i, 1),
+                .team = PQgetvalue(res, i, 2),
+                .actor = PQgetvalue(res, i, 3),
+                .action = PQgetvalue(res, i, 4),
+                .detail = PQgetvalue(res, i, 5),
+                .prev = PQgetvalue(res, i, 6),
+                .hash = PQgetvalue(res, i, 7),
+            };
+            after = a.n;
+            r = fn(ud, &a);
+        }
+        PQclear(res);
+        if (r || rows < AUDIT_PAGE)
+            return r;
+    }
+}
+
+const cx_storage_backend cx_storage_pg_backend = {
+    .name = "postgresql",
+    .open = pg_open,
+    .free = pg_free,
+    .set_pool = pg_set_pool,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .health = pg_health,
+    .backup = pg_backup,
+    .key_put = pg_key_put,
+    .key_get = pg_key_get,
+    .key_list = pg_key_list,
+    .key_revoke = pg_key_revoke,
+    .seq_next = pg_seq_next,
+    .seq_last = pg_seq_last,
+    .horizon = pg_horizon,
+    .op_get = pg_op_get,
+    .op_put = pg_op_put,
+    .item_get = pg_item_get,
+    .item_put = pg_item_put,
+    .changes = pg_changes,
+    .compact = pg_compact,
+    .queue = pg_queue,
+    .queue_depth = pg_queue_depth,
+    .blob_has = pg_blob_has,
+    .blob_put = pg_blob_put,
+    .blob_get = pg_blob_get,
+    .blob_drop_unused = pg_blob_drop_unused,
+    .prefetch = pg_prefetch,
+    .audit_last = pg_audit_last,
+    .audit_put = pg_audit_put,
+    .audit_each = pg_audit_each,
+};
