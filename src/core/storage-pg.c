@@ -86,6 +86,7 @@ enum {
     S_AUDIT_PAGE,
     S_TEAM_LOCK,
     S_TEAM_ADD,
+    S_TEAM_SET,
     S_COUNT
 };
 
@@ -140,6 +141,7 @@ static const char *const SQL[S_COUNT] = {
                      " WHERE n > $1 ORDER BY n LIMIT $2",
     [S_TEAM_LOCK] = "SELECT 1 FROM teams WHERE team = $1 FOR UPDATE",
     [S_TEAM_ADD] = "INSERT INTO teams(team) VALUES ($1) ON CONFLICT (team) DO NOTHING",
+    [S_TEAM_SET] = "UPDATE teams SET seq = $2, horizon = $3 WHERE team = $1",
 };
 
 /* The migrations, in order: MIGRATIONS[i] takes the schema from version i
@@ -1213,6 +1215,19 @@ static int pg_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage
     }
 }
 
+/* migrate: the team's row (locked, created when missing) set to what the
+ * source database held. */
+static int pg_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon) {
+    int r = team_lock(tx, team);
+    if (r)
+        return r;
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, seq);
+    p_int(&p, horizon);
+    return run_cmd(pgc(tx), S_TEAM_SET, &p, NULL, "setting a team's counter");
+}
+
 const cx_storage_backend cx_storage_pg_backend = {
     .name = "postgresql",
     .open = pg_open,
@@ -1245,4 +1260,5 @@ const cx_storage_backend cx_storage_pg_backend = {
     .audit_last = pg_audit_last,
     .audit_put = pg_audit_put,
     .audit_each = pg_audit_each,
+    .team_set = pg_team_set,
 };
