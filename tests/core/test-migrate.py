@@ -24,89 +24,18 @@ Without PostgreSQL, the refusals that need no database still run."""
 import hashlib
 import json
 import os
-import ssl
-import subprocess
 import sys
-import urllib.error
-import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sync"))
-from synclib import CORE, Agent, Core, check, cli, make_cert, run  # noqa: E402
+from corelib import Http, core, cursor, key_id, make_key, sync, workspace  # noqa: E402
+from synclib import Agent, Core, check, cli, make_cert, run  # noqa: E402
 
 URI = os.environ.get("CORTEX_TEST_PG_URI")
 
 
-def core(*args, timeout=300):
-    return subprocess.run([CORE, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def make_key(data, team, role, name):
-    p = core("keys", "create", data, "--team", team, "--role", role, "--name", name)
-    check(p.returncode == 0 and p.stdout.strip(), f"keys create {team}/{role}: {p.stderr}")
-    return p.stdout.strip().split()[0]
-
-
-def workspace(tmp, name, url, ca, keys):
-    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "home-" + name),
-               CORTEX_AUTHOR=name.lower() + "@example.com", CORTEX_SYNC_DEADLINE="60")
-    env.pop("CORTEX_WORKSPACE", None)
-    ws = os.path.join(tmp, name)
-    os.makedirs(ws)
-    subprocess.run(["git", "init", "-q", ws], check=True, timeout=30)
-    p = cli(ws, env, "remote", "set", url, "--ca-file", ca)
-    check(p.returncode == 0, f"{name}: remote set: {p.stderr}")
-    for k in keys:
-        p = cli(ws, env, "login", stdin=k + "\n")
-        check(p.returncode == 0, f"{name}: login: {p.returncode} {p.stderr}")
-    return ws, env
-
-
-def sync(ws, env, what):
-    p = cli(ws, env, "sync", timeout=180)
-    check(p.returncode == 0, f"{what}: sync: {p.returncode} {p.stderr}")
-    return p
-
-
-def http(url, ca, key, path, body=None):
-    """(status, parsed body) of a request with key."""
-    ctx = ssl.create_default_context(cafile=ca)
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url + path, data=data, method="POST" if data else "GET",
-                                 headers={"Authorization": f"Bearer {key}",
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def feed(url, ca, key):
-    """Every change a key's team can pull, as one JSON text."""
-    changes, since = [], 0
-    for _ in range(1000):
-        st, page = http(url, ca, key, f"/v1/sync/pull?since={since}&limit=500")
-        check(st == 200, f"pull: {st} {page}")
-        if st != 200:
-            break
-        changes += page["changes"]
-        since = page["next"]
-        if not page["more"]:
-            break
-    return json.dumps(changes, sort_keys=True)
-
-
 def sha_file(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-def cursor(ws, env):
-    p = cli(ws, env, "--json", "status")
-    try:
-        s = json.loads(p.stdout).get("sync", {})
-    except ValueError:
-        return None
-    return {k: v for k, v in s.items() if "cursor" in k or k in ("pulled", "since", "next")}
 
 
 def refusals_without_db(tmp):
@@ -142,7 +71,7 @@ def tests(tmp):
     kr = make_key(data, "alpha", "reviewer", "rita-reviewer")
     kb = make_key(data, "beta", "agent", "bob-agent")
     gone = make_key(data, "alpha", "agent", "old-laptop")
-    p = core("keys", "revoke", data, gone.split("_")[1])
+    p = core("keys", "revoke", data, key_id(gone))
     check(p.returncode == 0, f"keys revoke: {p.stderr}")
     cert, pkey = make_cert(tmp)
     c = Core(tmp, data, (cert, pkey))
@@ -177,14 +106,14 @@ def tests(tmp):
         p = cli(A, aenv, "review", "approve", draft, "--note", "checked on staging")
         check(p.returncode == 0, f"the reviewer approves: {p.returncode} {p.stderr}")
     # a forged push (an agent key claiming canon): refused and audited
-    st, body = http(url, cert, ka, "/v1/sync/push", {"ops": [{
+    st, body = Http(c.port, cert, ka).req("/v1/sync/push", {"ops": [{
         "op_id": "forged-1", "op": "item.put", "item": {
             "id": "01JD3Z5K8W2N4Q6R8T0V2X4Y6Z", "kind": "thread", "status": "canon",
             "title": "forged canon", "body": "not reviewed", "created_at": "2026-12-07T00:00:00Z",
             "updated_at": "2026-12-07T00:00:00Z"}}]})
     check(st == 400 or "rejected" in json.dumps(body), f"the forged push is refused: {st} {body}")
     # a tombstone and a horizon
-    st, page = http(url, cert, ka, "/v1/sync/pull?since=0&limit=5")
+    st, page = Http(c.port, cert, ka).req("/v1/sync/pull?since=0&limit=5")
     victim = page["changes"][0]["item"]["id"] if st == 200 and page.get("changes") else None
     check(victim is not None, "a change to forget")
     c.stop()
@@ -196,8 +125,9 @@ def tests(tmp):
     c.start()
     sync(A, aenv, "A after forget")
     sync(B, benv, "B again")
-    before = {"alpha": feed(url, cert, ka), "beta": feed(url, cert, kb)}
+    before = {"alpha": Http(c.port, cert, ka).feed(), "beta": Http(c.port, cert, kb).feed()}
     cur = {"A": cursor(A, aenv), "B": cursor(B, benv)}
+    check(None not in cur.values(), f"the workspaces have cursors: {cur}")
     c.stop()
 
     audit0 = core("verify-audit", data)
@@ -223,11 +153,11 @@ def tests(tmp):
     check(core("keys", "list", data).stdout == keys0, "the same keys on PostgreSQL")
 
     c.start()
-    after = {"alpha": feed(url, cert, ka), "beta": feed(url, cert, kb)}
+    after = {"alpha": Http(c.port, cert, ka).feed(), "beta": Http(c.port, cert, kb).feed()}
     check(after == before, "each team's whole feed is the same JSON on PostgreSQL")
-    st, _ = http(url, cert, gone, "/v1/info")
+    st, _ = Http(c.port, cert, gone).req("/v1/info")
     check(st == 401, f"the revoked key is still refused: {st}")
-    st, info = http(url, cert, admin, "/v1/info")
+    st, info = Http(c.port, cert, admin).req("/v1/info")
     check(st == 200 and info.get("team") == "alpha", f"the admin key still works: {st} {info}")
     sync(A, aenv, "A after migrate")
     sync(B, benv, "B after migrate")
@@ -241,7 +171,8 @@ def tests(tmp):
     check(p.returncode == 0 and "ledger" in p.stdout, f"C finds alpha's notes: {p.stdout[:300]}")
     p = cli(A, aenv, "observe", "after the move: postgres holds the feed")
     sync(A, aenv, "A writes after migrate")
-    check(feed(url, cert, ka) != before["alpha"], "a write after the move lands on PostgreSQL")
+    check(Http(c.port, cert, ka).feed() != before["alpha"],
+          "a write after the move lands on PostgreSQL")
     c.stop()
 
     # --- refusals
@@ -258,7 +189,8 @@ def tests(tmp):
     # --- rollback: DIR/database removed, the SQLite core serves as before
     os.unlink(named)
     c.start()
-    check(feed(url, cert, ka) == before["alpha"] and feed(url, cert, kb) == before["beta"],
+    check(Http(c.port, cert, ka).feed() == before["alpha"] and
+          Http(c.port, cert, kb).feed() == before["beta"],
           "without DIR/database the SQLite core serves what it held")
     c.stop()
 

@@ -26,68 +26,17 @@ import json
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sync"))
-from synclib import CORE, Agent, Core, check, cli, make_cert, run, wait_until  # noqa: E402
+from corelib import Http, core, item, key_id, make_key, ulid  # noqa: E402
+from synclib import Agent, Core, check, cli, make_cert, run, wait_until  # noqa: E402
 
 URI = os.environ.get("CORTEX_TEST_PG_URI")
-ULID_CHARS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def core(*args, timeout=120):
-    return subprocess.run([CORE, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def make_key(data, team, role, name):
-    p = core("keys", "create", data, "--team", team, "--role", role, "--name", name)
-    check(p.returncode == 0 and p.stdout.strip(), f"keys create {team}/{role}: {p.stderr}")
-    return p.stdout.strip().split()[0]
-
-
-def ulid(n, salt):
-    """A valid ULID unique to (n, salt)."""
-    v = (salt << 40) | n
-    s = ""
-    for _ in range(16):
-        s = ULID_CHARS[v & 31] + s
-        v >>= 5
-    return "01JD" + ("0000000000" + s)[-22:]
-
-
-def item(id_, title, kind="observation", status="recorded"):
-    return {"id": id_, "kind": kind, "status": status, "title": title, "body": title,
-            "tags": ["x"], "author": "ann", "created_at": "2026-12-07T00:00:00Z",
-            "updated_at": "2026-12-07T00:00:00Z", "visibility": "shared"}
-
-
-class Http:
-    """Requests to one node with one key, over TLS, one connection each."""
-
-    def __init__(self, port, ca, key):
-        self.base, self.key = f"https://127.0.0.1:{port}", key
-        self.ctx = ssl.create_default_context(cafile=ca)
-
-    def req(self, path, body=None, key=None):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(self.base + path, data=data,
-                                   method="POST" if data is not None else "GET",
-                                   headers={"Authorization": f"Bearer {key or self.key}",
-                                            "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(r, context=self.ctx, timeout=60) as res:
-                return res.status, json.loads(res.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
-
-    def push(self, ops):
-        return self.req("/v1/sync/push", {"ops": ops})
 
 
 class Puller(threading.Thread):
@@ -212,7 +161,7 @@ def tests(tmp):
     k = make_key(d1, "T", "agent", "made-at-node-1")
     st, js = h2.req("/v1/info", key=k)
     check(st == 200 and js.get("team") == "T", f"a key made through node 1 works at node 2: {st}")
-    p = core("keys", "revoke", d2, k.split("_")[1])
+    p = core("keys", "revoke", d2, key_id(k))
     check(p.returncode == 0, f"revoke through node 2's DIR: {p.stderr}")
     st, _ = h1.req("/v1/info", key=k)
     check(st == 401, f"node 1 refuses the key revoked through node 2 at once: {st}")
