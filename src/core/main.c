@@ -13,6 +13,7 @@
 #include "core/audit.h"
 #include "core/server.h"
 #include "core/keys.h"
+#include "core/migrate.h"
 #include "core/storage.h"
 #include "core/feed.h"
 
@@ -51,6 +52,7 @@ static int usage(void) {
           "       cortex-core compact DIR --team TEAM --before-seq N\n"
           "       cortex-core backup DIR DEST\n"
           "       cortex-core verify-audit DIR\n"
+          "       cortex-core migrate DIR --database URL\n"
           "       cortex-core -V|--version\n"
           "       cortex-core -h|--help\n",
           stderr);
@@ -606,6 +608,97 @@ out:
     return r ? fail("backup") : 0;
 }
 
+/* The checks --database gets (init, migrate): a PostgreSQL URI without a
+ * password. 0, or the usage error's exit status (2) after saying why. */
+static int database_uri_ok(const char *database) {
+    if (!cx_storage_is_uri(database))
+        return fprintf(stderr, "cortex-core: --database wants a PostgreSQL URI "
+                               "(postgresql://USER@HOST:PORT/DB)\n"), 2;
+    if (uri_has_password(database))
+        return fprintf(stderr, "cortex-core: --database: the URI holds a password; put it in "
+                               "the file PGPASSFILE names (or ~/.pgpass) instead, so that it is "
+                               "never on a command line or in DIR\n"), 2;
+    if (strlen(database) >= URI_MAX)
+        return fprintf(stderr, "cortex-core: --database: the URI is too long\n"), 2;
+    return 0;
+}
+
+/* Points DIR at the database: DIR/database holds its URI (mode 0600). */
+static int write_database_file(const char *named, const char *database) {
+    size_t n = strlen(database);
+    char *line = malloc(n + 2);
+    if (!line)
+        return CX_ENOMEM;
+    memcpy(line, database, n);
+    line[n] = '\n';
+    int r = cx_fs_write_atomic(named, line, n + 1, 0600);
+    free(line);
+    return r;
+}
+
+static void migrate_progress(void *ud, const char *what, int64_t done) {
+    (void)ud;
+    if (done)
+        fprintf(stderr, "cortex-core: migrate: %lld rows copied (now %s)\n", (long long)done,
+                what);
+    else
+        fprintf(stderr, "cortex-core: migrate: copied; %s the target\n", what);
+}
+
+/* migrate DIR --database URL: DIR's SQLite core copied into PostgreSQL,
+ * verified there, then DIR pointed at it (DIR/database). core.db is never
+ * written: removing DIR/database points DIR back at it. */
+static int cmd_migrate(int argc, char **argv) {
+    const char *database = NULL;
+    if (argc < 3 || parse_opts(argc, argv, 3, (opt[]){{"--database", &database},
+                                                      {NULL, NULL}}) ||
+        !database)
+        return usage();
+    int rc = database_uri_ok(database);
+    if (rc)
+        return rc;
+    const char *dir = argv[2];
+    char *src_path = NULL, *named = cx_fs_join(dir, DATABASE_FILE);
+    cx_storage *src = NULL, *dst = NULL;
+    uint8_t secret[CX_SECRET_LEN];
+    cx_migrate_report rep;
+    int r = named ? dir_target(dir, &src_path) : CX_ENOMEM;
+    if (r == 0 && cx_storage_is_uri(src_path))
+        r = cx_error_set(CX_ECONFLICT, "%s already keeps its data in PostgreSQL (%s names it)",
+                         dir, named);
+    if (r == 0)
+        r = cx_keys_secret_load(dir, secret);
+    if (r == 0)
+        r = cx_storage_open(&src, src_path, CX_STORAGE_READONLY);
+    if (r)
+        goto out;
+    /* the schema is made when missing; a target that holds core data is
+     * refused by the copy, before it writes (so a failed copy can be run
+     * again) */
+    if ((r = cx_storage_open(&dst, database, CX_STORAGE_CREATE)))
+        goto out;
+    fprintf(stderr, "cortex-core: migrate: copying %s into the database (stop every node "
+                    "serving %s first)\n", src_path, dir);
+    if ((r = cx_migrate_copy(src, dst, secret, &rep, migrate_progress, NULL)))
+        goto out;
+    if ((r = write_database_file(named, database)))
+        goto out;
+    fprintf(stderr,
+            "cortex-core: migrated and verified %lld teams, %lld keys, %lld items, %lld "
+            "tombstones, %lld op records, %lld blobs (%lld bytes), %lld audit entries; %s now "
+            "uses the database. %s is untouched: to go back, stop the core and remove %s\n",
+            (long long)rep.teams, (long long)rep.keys, (long long)rep.items,
+            (long long)rep.tombstones, (long long)rep.ops, (long long)rep.blobs,
+            (long long)rep.blob_bytes, (long long)rep.audit, dir, src_path, named);
+out:
+    sodium_memzero(secret, sizeof secret);
+    cx_storage_free(src);
+    cx_storage_free(dst);
+    free(src_path);
+    free(named);
+    return r ? fail("migrate") : 0;
+}
+
 static int cmd_verify_audit(int argc, char **argv) {
     if (argc != 3)
         return usage();
@@ -653,6 +746,8 @@ int main(int argc, char **argv) {
         return cmd_backup(argc, argv);
     if (strcmp(cmd, "verify-audit") == 0)
         return cmd_verify_audit(argc, argv);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc, argv);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage();
         return 0;

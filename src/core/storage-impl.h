@@ -118,6 +118,10 @@ struct cx_storage_backend {
     int (*audit_put)(cx_storage_tx *tx, const cx_storage_audit *a);
     int (*audit_each)(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
                       void *ud);
+
+    /* May be NULL: storage.c answers CX_EINVAL. */
+    int (*walk)(cx_storage_tx *tx, const cx_storage_walker *w);
+    int (*team_set)(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon);
 };
 
 /* The default pool size (cx_storage_set_pool). */

@@ -91,6 +91,7 @@ enum {
     S_BEGIN_WRITE,
     S_BEGIN_READ,
     S_COMMIT,
+    S_TEAM_SET,
     S_COUNT
 };
 
@@ -156,6 +157,7 @@ static const char *const SQL[S_COUNT] = {
     [S_BEGIN_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED",
     [S_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     [S_COMMIT] = "COMMIT",
+    [S_TEAM_SET] = "UPDATE teams SET seq = $2, horizon = $3 WHERE team = $1",
 };
 
 /* The migrations, in order: MIGRATIONS[i] takes the schema from version i
@@ -1628,6 +1630,19 @@ static int pg_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage
     }
 }
 
+/* migrate: the team's row (locked, created when missing) set to what the
+ * source database held. */
+static int pg_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon) {
+    int r = team_lock(tx, team);
+    if (r)
+        return r;
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, seq);
+    p_int(&p, horizon);
+    return run_cmd(pgc(tx), S_TEAM_SET, &p, NULL, "setting a team's counter");
+}
+
 const cx_storage_backend cx_storage_pg_backend = {
     .name = "postgresql",
     .open = pg_open,
@@ -1661,4 +1676,5 @@ const cx_storage_backend cx_storage_pg_backend = {
     .audit_last = pg_audit_last,
     .audit_put = pg_audit_put,
     .audit_each = pg_audit_each,
+    .team_set = pg_team_set,
 };

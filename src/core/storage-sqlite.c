@@ -952,6 +952,86 @@ out:
     return r;
 }
 
+/* Runs one walk query: each row to row(). */
+static int walk_rows(cx_storage_tx *tx, const char *sql, const char *what,
+                     int (*row)(const cx_storage_walker *w, sqlite3_stmt *s),
+                     const cx_storage_walker *w) {
+    sqlite3_stmt *s;
+    int r = prepare(tx, sql, &s), rc = SQLITE_DONE;
+    if (r)
+        return r;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = row(w, s);
+    if (r == 0 && rc != SQLITE_DONE)
+        r = sqlerr(tx, rc, what);
+    release(s);
+    return r;
+}
+
+static int walk_team(const cx_storage_walker *w, sqlite3_stmt *s) {
+    return w->team(w->ud, col_text(s, 0), sqlite3_column_int64(s, 1),
+                   sqlite3_column_int64(s, 2));
+}
+
+static int walk_item(const cx_storage_walker *w, sqlite3_stmt *s) {
+    bool deleted = sqlite3_column_int(s, 5) != 0;
+    cx_storage_item_row it = {
+        .team = col_text(s, 0),
+        .id = col_text(s, 1),
+        .kind = col_text(s, 2),
+        .status = col_text(s, 3),
+        .seq = sqlite3_column_int64(s, 4),
+        .deleted = deleted,
+        .json = deleted ? NULL : (const char *)sqlite3_column_text(s, 6),
+    };
+    return w->item(w->ud, &it);
+}
+
+static int walk_op(const cx_storage_walker *w, sqlite3_stmt *s) {
+    uint8_t digest[32] = {0};
+    if (sqlite3_column_bytes(s, 2) == (int)sizeof digest)
+        memcpy(digest, sqlite3_column_blob(s, 2), sizeof digest);
+    return w->op(w->ud, col_text(s, 0), col_text(s, 1), digest, sqlite3_column_int64(s, 3));
+}
+
+static int walk_blob(const cx_storage_walker *w, sqlite3_stmt *s) {
+    return w->blob(w->ud, col_text(s, 0), col_text(s, 1), sqlite3_column_int64(s, 2));
+}
+
+static int sq_walk(cx_storage_tx *tx, const cx_storage_walker *w) {
+    int r = 0;
+    if (w->team)
+        r = walk_rows(tx, "SELECT team, seq, horizon FROM teams ORDER BY team", "walking teams",
+                      walk_team, w);
+    if (r == 0 && w->item)
+        r = walk_rows(tx,
+                      "SELECT team, id, kind, status, seq, deleted, json FROM items"
+                      " ORDER BY team, seq",
+                      "walking items", walk_item, w);
+    if (r == 0 && w->op)
+        r = walk_rows(tx, "SELECT team, op_id, digest, seq FROM ops ORDER BY team, op_id",
+                      "walking op records", walk_op, w);
+    if (r == 0 && w->blob)
+        r = walk_rows(tx, "SELECT team, sha256, size FROM blobs ORDER BY team, sha256",
+                      "walking blobs", walk_blob, w);
+    return r;
+}
+
+static int sq_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon) {
+    sqlite3_stmt *s;
+    int r = prepare(tx,
+                    "INSERT INTO teams(team, seq, horizon) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT(team) DO UPDATE SET seq = excluded.seq,"
+                    " horizon = excluded.horizon",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    sqlite3_bind_int64(s, 2, seq);
+    sqlite3_bind_int64(s, 3, horizon);
+    return exec_stmt(tx, s, "setting a team's counter");
+}
+
 const cx_storage_backend cx_storage_sqlite_backend = {
     .name = "sqlite",
     .open = sq_open,
@@ -984,4 +1064,6 @@ const cx_storage_backend cx_storage_sqlite_backend = {
     .audit_last = sq_audit_last,
     .audit_put = sq_audit_put,
     .audit_each = sq_audit_each,
+    .walk = sq_walk,
+    .team_set = sq_team_set,
 };

@@ -257,3 +257,17 @@ int cx_storage_prefetch(cx_storage_tx *tx, const char *team, const char *const *
                         const char *const *item_ids, size_t n) {
     return BE(tx)->prefetch ? BE(tx)->prefetch(tx, team, op_ids, item_ids, n) : 0;
 }
+
+int cx_storage_walk(cx_storage_tx *tx, const cx_storage_walker *w) {
+    if (!BE(tx)->walk)
+        return cx_error_set(CX_EINVAL, "the %s backend cannot walk a whole database",
+                            BE(tx)->name);
+    return BE(tx)->walk(tx, w);
+}
+
+int cx_storage_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon) {
+    if (!BE(tx)->team_set)
+        return cx_error_set(CX_EINVAL, "the %s backend cannot set a team's counter",
+                            BE(tx)->name);
+    return BE(tx)->team_set(tx, team, seq, horizon);
+}

@@ -203,6 +203,38 @@ int cx_storage_audit_put(cx_storage_tx *tx, const cx_storage_audit *a);
 int cx_storage_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
                           void *ud);
 
+/* ---- a whole database, for copying it (cortex-core migrate) ---- */
+
+/* An item row as stored: json NULL for a tombstone. Borrowed for the
+ * callback. */
+typedef struct cx_storage_item_row {
+    const char *team, *id, *kind, *status, *json;
+    int64_t seq;
+    bool deleted;
+} cx_storage_item_row;
+
+/* What cx_storage_walk calls, each in its turn; a callback may be NULL. A
+ * non-zero return stops the walk and is returned. */
+typedef struct cx_storage_walker {
+    void *ud;
+    int (*team)(void *ud, const char *team, int64_t seq, int64_t horizon);
+    int (*item)(void *ud, const cx_storage_item_row *it);
+    int (*op)(void *ud, const char *team, const char *op_id, const uint8_t digest[32],
+              int64_t seq);
+    int (*blob)(void *ud, const char *team, const char *sha, int64_t size); /* no bytes */
+} cx_storage_walker;
+
+/* Walks every team (its seq and horizon), then every item (tombstones
+ * too) in (team, seq) order, every op record in (team, op_id) order, and
+ * every blob's name and size in (team, sha) order, across all teams: for
+ * copying a whole core, never for serving a request. Keys and the audit
+ * log have their own calls (key_list, audit_each). CX_EINVAL on a backend
+ * that cannot (PostgreSQL today: migrate copies from SQLite only). */
+int cx_storage_walk(cx_storage_tx *tx, const cx_storage_walker *w);
+/* Sets a team's counter and horizon to what another database held, in a
+ * write transaction (migrate); creates the team's row when missing. */
+int cx_storage_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon);
+
 /* A consistent copy of the database to dest (a new SQLite file) while
  * others write. CX_ECONFLICT when dest exists; CX_EINVAL on a backend that
  * has its own tools (PostgreSQL: pg_dump). */
