@@ -632,10 +632,8 @@ static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
  * sends it. False when there are no push threads (or they are stopping):
  * the caller runs the push itself. */
 static bool defer_push(cx_server *h, struct MHD_Connection *c, req *q) {
-    if (!h->n_pushers)
-        return false;
     pthread_mutex_lock(&h->push_lock);
-    bool ok = !h->push_stopping;
+    bool ok = h->n_pushers && !h->push_stopping;
     if (ok) {
         MHD_suspend_connection(c); /* before a push thread can resume it */
         q->conn = c;
@@ -689,11 +687,14 @@ static void stop_pushers(cx_server *h) {
     h->push_stopping = true;
     pthread_cond_broadcast(&h->push_wake);
     pthread_mutex_unlock(&h->push_lock);
-    for (unsigned i = 0; i < h->n_pushers; i++)
+    unsigned n = h->n_pushers; /* only cx_server_start and this change it */
+    for (unsigned i = 0; i < n; i++)
         pthread_join(h->pushers[i], NULL);
+    pthread_mutex_lock(&h->push_lock);
+    h->n_pushers = 0;
+    pthread_mutex_unlock(&h->push_lock);
     free(h->pushers);
     h->pushers = NULL;
-    h->n_pushers = 0;
 }
 
 /* --- the endpoints --------------------------------------------------- */
@@ -1267,6 +1268,18 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         goto out;
     }
     h->sweeping = true;
+    /* As many push threads as HTTP threads, started before the daemon: they
+     * mostly wait for the writer, and a backend with writers in parallel
+     * (PostgreSQL, one team each) gets as many pushes at once as before. */
+    if (!(h->pushers = calloc(c.threads, sizeof *h->pushers))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (; h->n_pushers < c.threads; h->n_pushers++)
+        if (pthread_create(&h->pushers[h->n_pushers], NULL, push_worker, h) != 0) {
+            r = cx_error_set(CX_EFAIL, "cannot start a push thread");
+            goto out;
+        }
     /* Each worker thread polls its connections with epoll: a connection
      * that sends nothing costs nothing but its descriptor and its slot. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
@@ -1305,18 +1318,6 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         goto out;
     }
     h->page_sweeping = true;
-    /* As many push threads as HTTP threads: they mostly wait for the
-     * writer, and a backend with writers in parallel (PostgreSQL, one team
-     * each) gets as many pushes at once as before. */
-    if (!(h->pushers = calloc(c.threads, sizeof *h->pushers))) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    for (; h->n_pushers < c.threads; h->n_pushers++)
-        if (pthread_create(&h->pushers[h->n_pushers], NULL, push_worker, h) != 0) {
-            r = cx_error_set(CX_EFAIL, "cannot start a push thread");
-            goto out;
-        }
 out:
     if (r) {
         cx_server_stop(h);
