@@ -127,6 +127,7 @@ struct cx_server {
     struct req *push_head, *push_tail;
     pthread_t *pushers;
     unsigned n_pushers;
+    uint64_t push_waiting; /* pushes queued or running on a push thread */
     bool push_stopping;
 };
 
@@ -416,6 +417,9 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
     cx_storage_health_info probe;
     cx_storage_stats_get(h->feed->st, &db);
     cx_storage_health(h->feed->st, &probe);
+    pthread_mutex_lock(&h->push_lock);
+    uint64_t push_waiting = h->push_waiting;
+    pthread_mutex_unlock(&h->push_lock);
     uint64_t open_now, accepted, closed[CL_COUNT];
     pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
     open_now = h->conns_open;
@@ -514,10 +518,14 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
                 "cortex_db_wait_seconds_total %.6f\n"
                 "# HELP cortex_db_transaction_seconds_total Time transactions were open.\n"
                 "# TYPE cortex_db_transaction_seconds_total counter\n"
-                "cortex_db_transaction_seconds_total %.6f\n",
+                "cortex_db_transaction_seconds_total %.6f\n"
+                "# HELP cortex_push_waiting Pushes queued for or running on a push thread.\n"
+                "# TYPE cortex_push_waiting gauge\n"
+                "cortex_push_waiting %llu\n",
             db.backend, probe.ok ? 1 : 0, (double)probe.latency_us / 1e6, db.pool_size,
             db.pool_in_use, (unsigned long long)db.tx_total, (unsigned long long)db.tx_retries,
-            (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6);
+            (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6,
+            (unsigned long long)push_waiting);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
     cx_buf_free(&b.b);
@@ -644,6 +652,7 @@ static bool defer_push(cx_server *h, struct MHD_Connection *c, req *q) {
         else
             h->push_head = q;
         h->push_tail = q;
+        h->push_waiting++;
         pthread_cond_signal(&h->push_wake);
     }
     pthread_mutex_unlock(&h->push_lock);
@@ -674,6 +683,7 @@ static void *push_worker(void *arg) {
         q->done = true; /* q is the connection's again once it is resumed */
         MHD_resume_connection(c);
         pthread_mutex_lock(&h->push_lock);
+        h->push_waiting--;
     }
     pthread_mutex_unlock(&h->push_lock);
     return NULL;
