@@ -127,6 +127,7 @@ struct cx_server {
     struct req *push_head, *push_tail;
     pthread_t *pushers;
     unsigned n_pushers;
+    uint64_t push_waiting; /* pushes queued or running on a push thread */
     bool push_stopping;
 };
 
@@ -416,6 +417,9 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
     cx_storage_health_info probe;
     cx_storage_stats_get(h->feed->st, &db);
     cx_storage_health(h->feed->st, &probe);
+    pthread_mutex_lock(&h->push_lock);
+    uint64_t push_waiting = h->push_waiting;
+    pthread_mutex_unlock(&h->push_lock);
     uint64_t open_now, accepted, closed[CL_COUNT];
     pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
     open_now = h->conns_open;
@@ -514,10 +518,14 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
                 "cortex_db_wait_seconds_total %.6f\n"
                 "# HELP cortex_db_transaction_seconds_total Time transactions were open.\n"
                 "# TYPE cortex_db_transaction_seconds_total counter\n"
-                "cortex_db_transaction_seconds_total %.6f\n",
+                "cortex_db_transaction_seconds_total %.6f\n"
+                "# HELP cortex_push_waiting Pushes queued for or running on a push thread.\n"
+                "# TYPE cortex_push_waiting gauge\n"
+                "cortex_push_waiting %llu\n",
             db.backend, probe.ok ? 1 : 0, (double)probe.latency_us / 1e6, db.pool_size,
             db.pool_in_use, (unsigned long long)db.tx_total, (unsigned long long)db.tx_retries,
-            (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6);
+            (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6,
+            (unsigned long long)push_waiting);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
     cx_buf_free(&b.b);
@@ -632,10 +640,8 @@ static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
  * sends it. False when there are no push threads (or they are stopping):
  * the caller runs the push itself. */
 static bool defer_push(cx_server *h, struct MHD_Connection *c, req *q) {
-    if (!h->n_pushers)
-        return false;
     pthread_mutex_lock(&h->push_lock);
-    bool ok = !h->push_stopping;
+    bool ok = h->n_pushers && !h->push_stopping;
     if (ok) {
         MHD_suspend_connection(c); /* before a push thread can resume it */
         q->conn = c;
@@ -646,6 +652,7 @@ static bool defer_push(cx_server *h, struct MHD_Connection *c, req *q) {
         else
             h->push_head = q;
         h->push_tail = q;
+        h->push_waiting++;
         pthread_cond_signal(&h->push_wake);
     }
     pthread_mutex_unlock(&h->push_lock);
@@ -676,6 +683,7 @@ static void *push_worker(void *arg) {
         q->done = true; /* q is the connection's again once it is resumed */
         MHD_resume_connection(c);
         pthread_mutex_lock(&h->push_lock);
+        h->push_waiting--;
     }
     pthread_mutex_unlock(&h->push_lock);
     return NULL;
@@ -689,11 +697,14 @@ static void stop_pushers(cx_server *h) {
     h->push_stopping = true;
     pthread_cond_broadcast(&h->push_wake);
     pthread_mutex_unlock(&h->push_lock);
-    for (unsigned i = 0; i < h->n_pushers; i++)
+    unsigned n = h->n_pushers; /* only cx_server_start and this change it */
+    for (unsigned i = 0; i < n; i++)
         pthread_join(h->pushers[i], NULL);
+    pthread_mutex_lock(&h->push_lock);
+    h->n_pushers = 0;
+    pthread_mutex_unlock(&h->push_lock);
     free(h->pushers);
     h->pushers = NULL;
-    h->n_pushers = 0;
 }
 
 /* --- the endpoints --------------------------------------------------- */
@@ -1267,6 +1278,18 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         goto out;
     }
     h->sweeping = true;
+    /* As many push threads as HTTP threads, started before the daemon: they
+     * mostly wait for the writer, and a backend with writers in parallel
+     * (PostgreSQL, one team each) gets as many pushes at once as before. */
+    if (!(h->pushers = calloc(c.threads, sizeof *h->pushers))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (; h->n_pushers < c.threads; h->n_pushers++)
+        if (pthread_create(&h->pushers[h->n_pushers], NULL, push_worker, h) != 0) {
+            r = cx_error_set(CX_EFAIL, "cannot start a push thread");
+            goto out;
+        }
     /* Each worker thread polls its connections with epoll: a connection
      * that sends nothing costs nothing but its descriptor and its slot. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
@@ -1305,18 +1328,6 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         goto out;
     }
     h->page_sweeping = true;
-    /* As many push threads as HTTP threads: they mostly wait for the
-     * writer, and a backend with writers in parallel (PostgreSQL, one team
-     * each) gets as many pushes at once as before. */
-    if (!(h->pushers = calloc(c.threads, sizeof *h->pushers))) {
-        r = CX_ENOMEM;
-        goto out;
-    }
-    for (; h->n_pushers < c.threads; h->n_pushers++)
-        if (pthread_create(&h->pushers[h->n_pushers], NULL, push_worker, h) != 0) {
-            r = cx_error_set(CX_EFAIL, "cannot start a push thread");
-            goto out;
-        }
 out:
     if (r) {
         cx_server_stop(h);

@@ -478,6 +478,7 @@ def tests(tmp):
           and float(gauges.get("cortex_db_wait_seconds_total", -1)) >= 0
           and float(gauges.get("cortex_db_latency_seconds", -1)) >= 0,
           f"metrics show the database pool: {gauges}")
+    check("cortex_push_waiting 0\n" in text, "metrics show no push waiting when none runs")
 
     # --- backup while serving, then audit
     dest = os.path.join(tmp, "backup")
