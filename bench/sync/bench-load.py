@@ -25,10 +25,13 @@
 # client side is not one Python interpreter's lock.
 #
 # Usage: bench-load.py [--clients N] [--teams T] [--batch B] [--pushes P]
-#                      [--nodes 1|2] [--bindir BUILD] [--init-args ARGS] [--json]
+#                      [--nodes 1|2] [--kill-node] [--bindir BUILD] [--init-args ARGS] [--json]
+# --kill-node (with --nodes 2) SIGKILLs node 1 once team 0 is halfway; its clients
+# send their broken request again to node 2, as behind a load balancer, and
+# the verification must still find every change exactly once.
 # --init-args adds arguments to `cortex-core init` (for PostgreSQL:
 # "--database postgresql://…"), so the same run measures either backend.
-import argparse, http.client, json, multiprocessing as mp, os, shlex, shutil, socket
+import argparse, http.client, json, multiprocessing as mp, os, shlex, shutil, signal, socket
 import subprocess, sys, tempfile, threading, time
 
 ap = argparse.ArgumentParser()
@@ -37,6 +40,8 @@ ap.add_argument("--teams", type=int, default=8)
 ap.add_argument("--batch", type=int, default=100)
 ap.add_argument("--pushes", type=int, default=20, help="pushes per client")
 ap.add_argument("--nodes", type=int, default=1, choices=(1, 2))
+ap.add_argument("--kill-node", action="store_true",
+                help="with --nodes 2: SIGKILL node 1 halfway; its clients go on at node 2")
 ap.add_argument("--procs", type=int, default=4, help="client processes")
 ap.add_argument("--core-threads", type=int, default=0, help="serve --threads (0: its default)")
 ap.add_argument("--pull-limit", type=int, default=500)
@@ -50,6 +55,8 @@ ap.add_argument("--json", action="store_true", help="print one JSON object")
 args = ap.parse_args()
 if not 1 <= args.clients <= 256 or args.teams < 1 or args.batch < 1 or args.pushes < 1:
     sys.exit("--clients 1..256, --teams, --batch and --pushes at least 1")
+if args.kill_node and args.nodes != 2:
+    sys.exit("--kill-node needs --nodes 2")
 CORE = os.path.join(os.path.abspath(args.bindir), "src/core/cortex-core")
 CROCK = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 T = "2026-12-07T10:00:00Z"
@@ -96,19 +103,28 @@ def pushed_ids(client):
 
 
 class Conn:
-    """One keep-alive connection, as a sidecar holds one; reconnects once."""
+    """One keep-alive connection, as a sidecar holds one. On a broken
+    connection it reconnects and sends the same request again (a push is
+    idempotent by its op ids): once to the same node, and with --kill-node
+    to the next node in turn, as a load balancer would, for up to 30 s.
+    `resent` says whether the last request was sent more than once."""
 
-    def __init__(self, port, key):
-        self.port, self.key, self.c = port, key, None
+    def __init__(self, ports, first, key):
+        self.ports, self.i, self.key, self.c = ports, first, key, None
+        self.resent = False
 
     def req(self, method, path, body=None):
-        for attempt in range(2):
+        tries = 300 if args.kill_node else 2
+        self.resent = False
+        for attempt in range(tries):
             try:
                 if self.c is None:
-                    self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                    self.c = http.client.HTTPConnection("127.0.0.1", self.ports[self.i],
+                                                        timeout=120)
                 h = {"Authorization": "Bearer " + self.key}
                 if body is not None:
                     h["Content-Type"] = "application/json"
+                self.resent = attempt > 0
                 self.c.request(method, path, body=body, headers=h)
                 r = self.c.getresponse()
                 return r.status, r.read()
@@ -116,19 +132,22 @@ class Conn:
                 if self.c:
                     self.c.close()
                 self.c = None
-                if attempt:
+                if attempt == tries - 1:
                     raise
+                if args.kill_node:
+                    self.i = (self.i + 1) % len(self.ports)
+                    time.sleep(0.1)
         return 0, b""
 
 
-def client(n, port, key, res):
+def client(n, ports, key, res):
     """One simulated sidecar: pushes, pulling after each, then (once every
     client has pushed) a last catch-up; results into res."""
     team = n % args.teams
     ids = pushed_ids(n)
-    conn = Conn(port, key)
+    conn = Conn(ports, n % len(ports), key)
     out = {"push_ms": [], "pull_ms": [], "applied": 0, "errors": [], "seen": [],
-           "push_end": 0.0}
+           "push_end": 0.0, "resent": 0}
     cursor = 0
 
     def pull_all(timed):
@@ -164,8 +183,12 @@ def client(n, port, key, res):
             if st != 200:
                 out["errors"].append(f"push {st} {answer[:200]!r}")
                 break
+            # a push sent again after its node died: what the dead node
+            # committed comes back as duplicate, and was applied once
+            done = ("applied", "duplicate") if conn.resent else ("applied",)
             out["applied"] += sum(1 for r in json.loads(answer)["results"]
-                                  if r["status"] == "applied")
+                                  if r["status"] in done)
+            out["resent"] += 1 if conn.resent else 0
             pull_all(True)
         out["push_end"] = time.monotonic()
     except Exception as e:  # noqa: BLE001 - reported as an error of this client
@@ -179,10 +202,9 @@ def worker(w, clients, ports, keys, ready, go, pushed, result_q):
     res, lock = [], threading.Lock()
     threads = []
     for n in clients:
-        port = ports[n % len(ports)]
         key = keys[n % args.teams]
-        t = threading.Thread(target=lambda n=n, port=port, key=key:
-                             client(n, port, key, _Sink(res, lock)))
+        t = threading.Thread(target=lambda n=n, key=key:
+                             client(n, ports, key, _Sink(res, lock)))
         threads.append(t)
     ready.wait()
     go.wait()
@@ -193,7 +215,7 @@ def worker(w, clients, ports, keys, ready, go, pushed, result_q):
         t.join()
     pushed.wait()
     summary = {"t0": t0, "push_ms": [], "pull_ms": [], "applied": 0, "errors": [],
-               "push_end": 0.0, "verified": 0}
+               "push_end": 0.0, "verified": 0, "resent": 0}
     want = {}
     for n, team, out, catch_up in res:
         try:
@@ -223,6 +245,7 @@ def worker(w, clients, ports, keys, ready, go, pushed, result_q):
         summary["push_ms"] += out["push_ms"]
         summary["pull_ms"] += out["pull_ms"]
         summary["applied"] += out["applied"]
+        summary["resent"] += out["resent"]
         summary["errors"] += out["errors"][:3]
         summary["push_end"] = max(summary["push_end"], out["push_end"])
     result_q.put(summary)
@@ -296,6 +319,10 @@ def run(tmp, procs):
     for w in workers:
         w.start()
     load0 = os.getloadavg()[0]
+    killed = {}
+    if args.kill_node:
+        threading.Thread(target=kill_halfway, args=(procs[0], ports[1], keys[0], killed),
+                         daemon=True).start()
     ready.wait()
     go.wait()
     results = [q.get(timeout=3600) for _ in workers]
@@ -319,8 +346,10 @@ def run(tmp, procs):
     applied = sum(r["applied"] for r in results)
     errors = [e for r in results for e in r["errors"]]
     verified = sum(r["verified"] for r in results)
+    resent = sum(r["resent"] for r in results)
     fig = {
         "backend": "postgresql" if "--database" in args.init_args else "sqlite",
+        "killed_node_at_seq": killed.get("seq"), "pushes_resent": resent,
         "clients": args.clients, "teams": args.teams, "batch": args.batch,
         "pushes_per_client": args.pushes, "nodes": args.nodes,
         "ops_applied": applied, "push_phase_s": round(t1 - t0, 3),
@@ -342,6 +371,9 @@ def run(tmp, procs):
             f"({len(push_ms)} pushes)")
         say(f"  pull p50 {fig['pull_p50_ms']} ms, p99 {fig['pull_p99_ms']} ms "
             f"({len(pull_ms)} pulls while pushes ran)")
+        if args.kill_node:
+            say(f"  node 1 SIGKILLed when team 0 passed seq {killed.get('seq')} of "
+                f"{team_ops(0)}; {resent} pushes sent again to node 2")
         say(f"  cpu: core {core_cpu:.1f} s, clients {client_cpu:.1f} s (user+sys)")
         say(f"  verified: {verified}/{args.clients} clients saw every change of their team once, "
             f"in order, nothing of another team; loadavg {fig['loadavg_start']} -> "
@@ -354,6 +386,28 @@ def run(tmp, procs):
               f"{applied}/{want} applied", file=sys.stderr)
         return 1
     return 0
+
+
+def team_ops(team):
+    """The ops every client of the team pushes together."""
+    return sum(args.pushes * args.batch for c in range(args.clients) if c % args.teams == team)
+
+
+def kill_halfway(proc, port, key, killed):
+    """SIGKILLs proc (node 1) once team 0's feed, read through the other
+    node, has passed half of the team's ops."""
+    half = team_ops(0) // 2
+    c = Conn([port], 0, key)
+    for _ in range(60000):  # bounded: 10 minutes of 10 ms polls
+        try:
+            st, body = c.req("GET", f"/v1/sync/pull?since={half}&limit=1")
+        except (OSError, http.client.HTTPException):
+            st, body = 0, b""
+        if st == 200 and json.loads(body)["changes"]:
+            proc.send_signal(signal.SIGKILL)
+            killed["seq"] = half
+            return
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":
