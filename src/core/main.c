@@ -191,6 +191,34 @@ static int revoke_key_tx(cx_storage_tx *tx, void *ud) {
     return r ? r : audit_key_event(tx, k->secret, k->rec.team, "key.revoke", &k->rec);
 }
 
+/* The checks --database gets (init, migrate): a PostgreSQL URI without a
+ * password. 0, or the usage error's exit status (2) after saying why. */
+static int database_uri_ok(const char *database) {
+    if (!cx_storage_is_uri(database))
+        return fprintf(stderr, "cortex-core: --database wants a PostgreSQL URI "
+                               "(postgresql://USER@HOST:PORT/DB)\n"), 2;
+    if (uri_has_password(database))
+        return fprintf(stderr, "cortex-core: --database: the URI holds a password; put it in "
+                               "the file PGPASSFILE names (or ~/.pgpass) instead, so that it is "
+                               "never on a command line or in DIR\n"), 2;
+    if (strlen(database) >= URI_MAX)
+        return fprintf(stderr, "cortex-core: --database: the URI is too long\n"), 2;
+    return 0;
+}
+
+/* Points DIR at the database: DIR/database holds its URI (mode 0600). */
+static int write_database_file(const char *named, const char *database) {
+    size_t n = strlen(database);
+    char *line = malloc(n + 2);
+    if (!line)
+        return CX_ENOMEM;
+    memcpy(line, database, n);
+    line[n] = '\n';
+    int r = cx_fs_write_atomic(named, line, n + 1, 0600);
+    free(line);
+    return r;
+}
+
 static int cmd_init(int argc, char **argv) {
     const char *team = "default", *name = "admin", *database = NULL;
     if (argc < 3 || parse_opts(argc, argv, 3, (opt[]){{"--team", &team}, {"--name", &name},
@@ -200,15 +228,9 @@ static int cmd_init(int argc, char **argv) {
     const char *dir = argv[2];
     if (!cx_keys_team_valid(team))
         return fprintf(stderr, "cortex-core: bad team name '%s'\n", team), 2;
-    if (database && !cx_storage_is_uri(database))
-        return fprintf(stderr, "cortex-core: --database wants a PostgreSQL URI "
-                               "(postgresql://USER@HOST:PORT/DB)\n"), 2;
-    if (database && uri_has_password(database))
-        return fprintf(stderr, "cortex-core: --database: the URI holds a password; put it in "
-                               "the file PGPASSFILE names (or ~/.pgpass) instead, so that it is "
-                               "never on a command line or in DIR\n"), 2;
-    if (database && strlen(database) >= URI_MAX)
-        return fprintf(stderr, "cortex-core: --database: the URI is too long\n"), 2;
+    int rc = database ? database_uri_ok(database) : 0;
+    if (rc)
+        return rc;
     char *db = cx_fs_join(dir, DB_FILE), *sec = cx_fs_join(dir, "secret");
     char *named = cx_fs_join(dir, DATABASE_FILE);
     int r = 0;
@@ -247,16 +269,7 @@ static int cmd_init(int argc, char **argv) {
         goto out;
     made = true;
     if (database) {
-        size_t n = strlen(database);
-        char *line = malloc(n + 2);
-        if (!line) {
-            r = CX_ENOMEM;
-            goto out;
-        }
-        memcpy(line, database, n);
-        line[n] = '\n';
-        r = cx_fs_write_atomic(named, line, n + 1, 0600);
-        free(line);
+        r = write_database_file(named, database);
         if (r || (r = cx_storage_open(&st, database, CX_STORAGE_CREATE)))
             goto out;
     } else {
@@ -606,34 +619,6 @@ out:
     free(secpath);
     cx_storage_free(st);
     return r ? fail("backup") : 0;
-}
-
-/* The checks --database gets (init, migrate): a PostgreSQL URI without a
- * password. 0, or the usage error's exit status (2) after saying why. */
-static int database_uri_ok(const char *database) {
-    if (!cx_storage_is_uri(database))
-        return fprintf(stderr, "cortex-core: --database wants a PostgreSQL URI "
-                               "(postgresql://USER@HOST:PORT/DB)\n"), 2;
-    if (uri_has_password(database))
-        return fprintf(stderr, "cortex-core: --database: the URI holds a password; put it in "
-                               "the file PGPASSFILE names (or ~/.pgpass) instead, so that it is "
-                               "never on a command line or in DIR\n"), 2;
-    if (strlen(database) >= URI_MAX)
-        return fprintf(stderr, "cortex-core: --database: the URI is too long\n"), 2;
-    return 0;
-}
-
-/* Points DIR at the database: DIR/database holds its URI (mode 0600). */
-static int write_database_file(const char *named, const char *database) {
-    size_t n = strlen(database);
-    char *line = malloc(n + 2);
-    if (!line)
-        return CX_ENOMEM;
-    memcpy(line, database, n);
-    line[n] = '\n';
-    int r = cx_fs_write_atomic(named, line, n + 1, 0600);
-    free(line);
-    return r;
 }
 
 static void migrate_progress(void *ud, const char *what, int64_t done) {
