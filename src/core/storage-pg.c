@@ -24,6 +24,14 @@
  *   refused insert leaves the transaction usable, as in SQLite; a
  *   serialisation failure, a deadlock or a unique-key race (SQLSTATE 40001,
  *   40P01, 23505) is CX_ERETRY.
+ * - A push's item writes and op records are held in the transaction and
+ *   sent as one statement each (unnest over binary arrays) just before
+ *   the transaction's next other statement or its COMMIT: every read still
+ *   sees them, the server runs everything in the order asked, and a push
+ *   of 100 ops costs the server 2 statements instead of 200. A second
+ *   write of one item in a batch replaces the first. The op records are a
+ *   plain INSERT: one another writer recorded first is a unique violation
+ *   on the server (CX_ERETRY) that voids the COMMIT behind it.
  * - Every statement is prepared once per connection and run with its
  *   values as parameters; no SQL is ever built from values.
  * - The password comes only from PGPASSFILE, ~/.pgpass or PGPASSWORD; a URI
@@ -92,6 +100,8 @@ enum {
     S_BEGIN_READ,
     S_COMMIT,
     S_TEAM_SET,
+    S_ITEMS_PUT,
+    S_OPS_PUT,
     S_COUNT
 };
 
@@ -158,6 +168,19 @@ static const char *const SQL[S_COUNT] = {
     [S_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     [S_COMMIT] = "COMMIT",
     [S_TEAM_SET] = "UPDATE teams SET seq = $2, horizon = $3 WHERE team = $1",
+    /* The item and op writes of a push, one statement each: every column
+     * an array (binary), one row per element. The items are distinct ids
+     * (a second write of an id in a batch replaces the first). */
+    [S_ITEMS_PUT] = "INSERT INTO items(team, id, kind, status, seq, deleted, json)"
+                    " SELECT $1, u.id, u.kind, u.status, u.seq, u.deleted, u.json FROM"
+                    " unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::bool[],"
+                    " $7::text[]) AS u(id, kind, status, seq, deleted, json)"
+                    " ON CONFLICT (team, id) DO UPDATE SET"
+                    " kind = excluded.kind, status = excluded.status, seq = excluded.seq,"
+                    " deleted = excluded.deleted, json = excluded.json",
+    [S_OPS_PUT] = "INSERT INTO ops(team, op_id, digest, seq)"
+                  " SELECT $1, u.op_id, u.digest, u.seq FROM"
+                  " unnest($2::text[], $3::bytea[], $4::int8[]) AS u(op_id, digest, seq)",
 };
 
 /* The migrations, in order: MIGRATIONS[i] takes the schema from version i
@@ -203,6 +226,32 @@ typedef struct pending {
 } pending;
 
 #define PIPE_MAX 256
+/* Item (or op) writes held for one batched statement at most. */
+#define BATCH_MAX 512
+
+/* Writes held back to go as one statement (S_ITEMS_PUT, S_OPS_PUT) before
+ * the next other statement of the transaction is sent, so that every read
+ * sees them and the server runs everything in the order it was asked. One
+ * team's at a time; each field a malloc'd copy. */
+typedef struct batched_item {
+    char *id, *kind, *status, *json; /* json NULL: a tombstone */
+    int64_t seq;
+    bool deleted;
+} batched_item;
+
+typedef struct batched_op {
+    char *op_id;
+    uint8_t digest[32];
+    int64_t seq;
+} batched_op;
+
+typedef struct batch {
+    char items_team[CX_TEAM_MAX + 1], ops_team[CX_TEAM_MAX + 1];
+    batched_item item[BATCH_MAX];
+    int nitems;
+    batched_op op[BATCH_MAX];
+    int nops;
+} batch;
 
 /* What cx_storage_prefetch read, for one team, in one transaction: for the
  * ids asked about, the row (or -1: not there). An id this transaction
@@ -233,6 +282,8 @@ typedef struct pg_conn {
     int64_t seq_val;
     bool seq_dirty; /* seq_val is ahead of the row: written before COMMIT */
     prefetched pf_ops, pf_items;
+    batch *wb;           /* held writes; allocated on first use */
+    bool flushing;       /* flush_writes is sending them */
     pending q[PIPE_MAX]; /* sent, results not read yet, in order */
     int nq;
     struct pg_conn *next;
@@ -461,12 +512,17 @@ static int take_sync(pg_conn *pc, const char *what) {
 /* Runs statement s and waits for it (and for everything queued before it).
  * Text parameters are NUL-terminated unless fmt[i] = 1 (binary, len[i]
  * bytes). *out is the result (the caller clears it). */
+static int flush_writes(pg_conn *pc);
+
 static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **out,
                const char *what) {
     if (pc->failed)
         return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
                             what);
-    int r = send_stmt(pc, s, p, result_fmt, what);
+    int r = flush_writes(pc);
+    if (r)
+        return r;
+    r = send_stmt(pc, s, p, result_fmt, what);
     if (r)
         return r;
     if (!PQpipelineSync(pc->c))
@@ -487,8 +543,8 @@ static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **o
 /* Sends statement s without waiting; its result is read, and its row
  * count checked against expect_rows (-1: any; else failing with code),
  * by the next run(). */
-static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int code,
-                     const char *what) {
+static int queue_stmt(pg_conn *pc, int s, const params *p, int expect_rows, int code,
+                      const char *what) {
     if (pc->failed)
         return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
                             what);
@@ -505,6 +561,198 @@ static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int c
         return r;
     pc->q[pc->nq++] = (pending){.what = what, .expect_rows = expect_rows, .code = code};
     return 0;
+}
+
+static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int code,
+                     const char *what) {
+    int r = flush_writes(pc);
+    return r ? r : queue_stmt(pc, s, p, expect_rows, code, what);
+}
+
+/* --- held writes, sent as arrays -------------------------------------------- */
+
+/* A growing byte string: an array parameter in PostgreSQL's binary form. */
+typedef struct bytes {
+    uint8_t *b;
+    size_t n, cap;
+    bool oom;
+} bytes;
+
+static void b_put(bytes *o, const void *v, size_t n) {
+    if (o->oom)
+        return;
+    if (o->n + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap < o->n + n)
+            cap *= 2;
+        uint8_t *nb = realloc(o->b, cap);
+        if (!nb) {
+            o->oom = true;
+            return;
+        }
+        o->b = nb;
+        o->cap = cap;
+    }
+    memcpy(o->b + o->n, v, n);
+    o->n += n;
+}
+
+static void b_i32(bytes *o, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    uint8_t be[4] = {(uint8_t)(u >> 24), (uint8_t)(u >> 16), (uint8_t)(u >> 8), (uint8_t)u};
+    b_put(o, be, 4);
+}
+
+static void b_i64(bytes *o, int64_t v) {
+    b_i32(o, (int32_t)(uint32_t)((uint64_t)v >> 32));
+    b_i32(o, (int32_t)(uint32_t)(uint64_t)v);
+}
+
+/* The header of a one-dimensional array of n elements of type oid. */
+static void arr_head(bytes *o, int n, bool has_null, int32_t oid) {
+    b_i32(o, 1);
+    b_i32(o, has_null ? 1 : 0);
+    b_i32(o, oid);
+    b_i32(o, n);
+    b_i32(o, 1); /* lower bound */
+}
+
+/* Elements: a value is its length then its bytes; NULL is length -1. */
+static void arr_text(bytes *o, const char *v) {
+    if (!v) {
+        b_i32(o, -1);
+        return;
+    }
+    size_t n = strlen(v);
+    if (n > INT32_MAX) {
+        o->oom = true;
+        return;
+    }
+    b_i32(o, (int32_t)n);
+    b_put(o, v, n);
+}
+
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+
+static void batch_clear(batch *wb) {
+    if (!wb)
+        return;
+    for (int i = 0; i < wb->nitems; i++) {
+        free(wb->item[i].id);
+        free(wb->item[i].kind);
+        free(wb->item[i].status);
+        free(wb->item[i].json);
+    }
+    for (int i = 0; i < wb->nops; i++)
+        free(wb->op[i].op_id);
+    wb->nitems = wb->nops = 0;
+}
+
+/* Sends the held item writes as one statement (queued: a failure voids
+ * the transaction and is reported by the next call or the commit). */
+static int flush_items(pg_conn *pc) {
+    batch *wb = pc->wb;
+    int n = wb->nitems;
+    bytes col[6] = {{0}};
+    bool has_null = false;
+    for (int i = 0; i < n; i++)
+        has_null |= wb->item[i].json == NULL;
+    arr_head(&col[0], n, false, OID_TEXT);
+    arr_head(&col[1], n, false, OID_TEXT);
+    arr_head(&col[2], n, false, OID_TEXT);
+    arr_head(&col[3], n, false, OID_INT8);
+    arr_head(&col[4], n, false, OID_BOOL);
+    arr_head(&col[5], n, has_null, OID_TEXT);
+    for (int i = 0; i < n; i++) {
+        const batched_item *it = &wb->item[i];
+        arr_text(&col[0], it->id);
+        arr_text(&col[1], it->kind);
+        arr_text(&col[2], it->status);
+        b_i32(&col[3], 8);
+        b_i64(&col[3], it->seq);
+        uint8_t d = it->deleted ? 1 : 0;
+        b_i32(&col[4], 1);
+        b_put(&col[4], &d, 1);
+        arr_text(&col[5], it->json);
+    }
+    int r = 0;
+    params p = {0};
+    p_text(&p, wb->items_team);
+    for (int c = 0; c < 6; c++) {
+        if (col[c].oom || col[c].n > INT32_MAX)
+            r = cx_error_set(CX_ENOMEM, "writing %d items: out of memory", n);
+        else
+            p_bin(&p, col[c].b, col[c].n);
+    }
+    /* libpq copies the parameters into its buffer when it sends */
+    if (r == 0)
+        r = queue_stmt(pc, S_ITEMS_PUT, &p, -1, CX_EIO, "writing items");
+    else if (!pc->failed)
+        pc->failed = r;
+    for (int c = 0; c < 6; c++)
+        free(col[c].b);
+    return r;
+}
+
+/* Sends the held op records as one statement; each must go in (they were
+ * found missing under the team's lock). A plain INSERT, not ON CONFLICT DO
+ * NOTHING and a row count: the count would be read only after a COMMIT
+ * sent in the same round trip had run, while a unique violation (23505,
+ * CX_ERETRY) fails on the server and voids the COMMIT queued behind it. */
+static int flush_ops(pg_conn *pc) {
+    batch *wb = pc->wb;
+    int n = wb->nops;
+    bytes col[3] = {{0}};
+    arr_head(&col[0], n, false, OID_TEXT);
+    arr_head(&col[1], n, false, OID_BYTEA);
+    arr_head(&col[2], n, false, OID_INT8);
+    for (int i = 0; i < n; i++) {
+        arr_text(&col[0], wb->op[i].op_id);
+        b_i32(&col[1], 32);
+        b_put(&col[1], wb->op[i].digest, 32);
+        b_i32(&col[2], 8);
+        b_i64(&col[2], wb->op[i].seq);
+    }
+    int r = 0;
+    params p = {0};
+    p_text(&p, wb->ops_team);
+    for (int c = 0; c < 3; c++) {
+        if (col[c].oom || col[c].n > INT32_MAX)
+            r = cx_error_set(CX_ENOMEM, "recording %d ops: out of memory", n);
+        else
+            p_bin(&p, col[c].b, col[c].n);
+    }
+    if (r == 0)
+        r = queue_stmt(pc, S_OPS_PUT, &p, -1, CX_EIO, "recording ops");
+    else if (!pc->failed)
+        pc->failed = r;
+    for (int c = 0; c < 3; c++)
+        free(col[c].b);
+    return r;
+}
+
+/* Sends whatever writes are held, ahead of the statement about to go. */
+static int flush_writes(pg_conn *pc) {
+    batch *wb = pc->wb;
+    if (!wb || pc->flushing || (wb->nitems == 0 && wb->nops == 0))
+        return 0;
+    pc->flushing = true;
+    int r = wb->nitems ? flush_items(pc) : 0;
+    if (r == 0 && wb->nops)
+        r = flush_ops(pc);
+    pc->flushing = false;
+    batch_clear(wb);
+    return r;
+}
+
+/* The batch, made on first use; NULL when out of memory. */
+static batch *batch_get(pg_conn *pc) {
+    if (!pc->wb)
+        pc->wb = calloc(1, sizeof *pc->wb);
+    return pc->wb;
 }
 
 /* A statement whose rows do not matter; *rows gets how many it touched. */
@@ -599,6 +847,8 @@ static void conn_free(pg_conn *pc) {
     if (!pc)
         return;
     PQfinish(pc->c);
+    batch_clear(pc->wb);
+    free(pc->wb);
     free(pc);
 }
 
@@ -657,6 +907,7 @@ static int pool_take(pg_storage *ps, pg_conn **out) {
 static void pool_give(pg_storage *ps, pg_conn *pc) {
     pf_clear(&pc->pf_ops);
     pf_clear(&pc->pf_items);
+    batch_clear(pc->wb); /* held writes of a transaction that did not commit */
     bool sound = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
                  PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF;
     bool dead = PQstatus(pc->c) != CONNECTION_OK;
@@ -921,6 +1172,8 @@ static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
     pc->seq_dirty = false;
     pf_clear(&pc->pf_ops);
     pf_clear(&pc->pf_items);
+    batch_clear(pc->wb);
+    pc->flushing = false;
     if (!PQenterPipelineMode(pc->c)) {
         r = lost(pc, "starting a transaction", false);
         pool_give(ps, pc);
@@ -1219,6 +1472,29 @@ static int pg_op_get(cx_storage_tx *tx, const char *team, const char *op_id, uin
     return r;
 }
 
+/* Holds an op record that cannot conflict, to go with the transaction's
+ * others as one statement (p: the single-row statement's parameters, for
+ * when it cannot be held). */
+static int hold_op(pg_conn *pc, const char *team, const char *op_id, const uint8_t digest[32],
+                   int64_t seq, const params *p) {
+    batch *wb = batch_get(pc);
+    if (!wb || strlen(team) > CX_TEAM_MAX)
+        return run_async(pc, S_OP_PUT, p, 1, CX_ERETRY, "recording an op");
+    if (wb->nops && (strcmp(wb->ops_team, team) != 0 || wb->nops == BATCH_MAX)) {
+        int r = flush_writes(pc);
+        if (r)
+            return r;
+    }
+    batched_op *o = &wb->op[wb->nops];
+    if (!(o->op_id = strdup(op_id)))
+        return pc->failed = cx_error_set(CX_ENOMEM, "recording op %s: out of memory", op_id);
+    memcpy(o->digest, digest, 32);
+    o->seq = seq;
+    wb->nops++;
+    snprintf(wb->ops_team, sizeof wb->ops_team, "%s", team);
+    return 0;
+}
+
 static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
                      const uint8_t digest[32], int64_t seq) {
     int lr = team_lock(tx, team);
@@ -1235,7 +1511,7 @@ static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
         /* op_get just found it missing under the lock: it goes in without
          * waiting (a count other than 1 still fails the transaction). */
         pc->miss_op[0] = '\0';
-        return run_async(pc, S_OP_PUT, &p, 1, CX_ERETRY, "recording an op");
+        return hold_op(pc, team, op_id, digest, seq, &p);
     }
     int64_t rows = 0;
     int r = run_cmd(pc, S_OP_PUT, &p, &rows, "recording an op");
@@ -1298,10 +1574,40 @@ static int pg_item_put(cx_storage_tx *tx, const char *team, const char *id, cons
     p_int(&p, seq);
     p_bool(&p, deleted);
     p_text(&p, deleted ? NULL : json);
-    pf_stale(&pgc(tx)->pf_items, team, id);
+    pg_conn *pc = pgc(tx);
+    pf_stale(&pc->pf_items, team, id);
     /* An upsert under the team's lock: only a failure matters, and that is
-     * reported by the next call or the commit. */
-    return run_async(pgc(tx), S_ITEM_PUT, &p, -1, CX_EIO, "writing an item");
+     * reported by the next call or the commit. Held, to go with the
+     * transaction's other item writes as one statement. */
+    batch *wb = batch_get(pc);
+    if (!wb || strlen(team) > CX_TEAM_MAX)
+        return run_async(pc, S_ITEM_PUT, &p, -1, CX_EIO, "writing an item");
+    if (wb->nitems && (strcmp(wb->items_team, team) != 0 || wb->nitems == BATCH_MAX)) {
+        int r = flush_writes(pc);
+        if (r)
+            return r;
+    }
+    batched_item *it = NULL;
+    for (int i = 0; i < wb->nitems && !it; i++)
+        if (strcmp(wb->item[i].id, id) == 0)
+            it = &wb->item[i]; /* written again: the later write wins */
+    bool fresh = !it;
+    if (fresh)
+        it = &wb->item[wb->nitems];
+    else {
+        free(it->kind);
+        free(it->status);
+        free(it->json);
+    }
+    *it = (batched_item){.id = fresh ? strdup(id) : it->id, .kind = strdup(kind),
+                         .status = strdup(status), .json = deleted || !json ? NULL : strdup(json),
+                         .seq = seq, .deleted = deleted};
+    if (fresh)
+        wb->nitems++;
+    if (!it->id || !it->kind || !it->status || (!deleted && json && !it->json))
+        return pc->failed = cx_error_set(CX_ENOMEM, "writing item %s: out of memory", id);
+    snprintf(wb->items_team, sizeof wb->items_team, "%s", team);
+    return 0;
 }
 
 static int pg_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,

@@ -1018,7 +1018,7 @@ static int sq_walk(cx_storage_tx *tx, const cx_storage_walker *w) {
 }
 
 static int sq_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon) {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int r = prepare(tx,
                     "INSERT INTO teams(team, seq, horizon) VALUES (?1, ?2, ?3)"
                     " ON CONFLICT(team) DO UPDATE SET seq = excluded.seq,"
