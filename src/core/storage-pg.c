@@ -284,6 +284,7 @@ typedef struct pg_conn {
     prefetched pf_ops, pf_items;
     batch *wb;           /* held writes; allocated on first use */
     bool flushing;       /* flush_writes is sending them */
+    bool ending;         /* idle with a read transaction's end unread (end_read) */
     pending q[PIPE_MAX]; /* sent, results not read yet, in order */
     int nq;
     struct pg_conn *next;
@@ -852,6 +853,23 @@ static void conn_free(pg_conn *pc) {
     free(pc);
 }
 
+/* Reads what a read transaction's deferred end left on the connection
+ * (the ROLLBACK's result, then the sync's) and leaves pipeline mode. By
+ * the time the connection is taken again the answer has mostly arrived,
+ * so this rarely waits. False when the connection is not fit for use. */
+static bool end_read(pg_conn *pc) {
+    pc->ending = false;
+    PGresult *res = PQgetResult(pc->c);
+    bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    while (res && (res = PQgetResult(pc->c)) != NULL) /* up to the NULL after it */
+        PQclear(res);
+    res = PQgetResult(pc->c);
+    ok = ok && res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    return ok && PQexitPipelineMode(pc->c) && PQtransactionStatus(pc->c) == PQTRANS_IDLE;
+}
+
 /* Takes a free connection, or opens one while under the bound, or waits
  * for one (POOL_WAIT_MS at most). */
 static int pool_take(pg_storage *ps, pg_conn **out) {
@@ -878,6 +896,21 @@ static int pool_take(pg_storage *ps, pg_conn **out) {
         ps->idle = pc->next;
         pthread_mutex_unlock(&ps->mu);
         pc->next = NULL;
+        if (pc->ending && !end_read(pc)) {
+            /* its read transaction did not end cleanly: a new session */
+            PQfinish(pc->c);
+            pc->c = NULL;
+            pc->prepared = 0;
+            int r = conn_open(ps, &pc->c);
+            if (r) {
+                conn_free(pc);
+                pthread_mutex_lock(&ps->mu);
+                ps->open--;
+                pthread_cond_signal(&ps->cv);
+                pthread_mutex_unlock(&ps->mu);
+                return r;
+            }
+        }
         *out = pc;
         return 0;
     }
@@ -908,8 +941,9 @@ static void pool_give(pg_storage *ps, pg_conn *pc) {
     pf_clear(&pc->pf_ops);
     pf_clear(&pc->pf_items);
     batch_clear(pc->wb); /* held writes of a transaction that did not commit */
-    bool sound = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
-                 PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF;
+    bool sound = PQstatus(pc->c) == CONNECTION_OK &&
+                 (pc->ending || (PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
+                                 PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF));
     bool dead = PQstatus(pc->c) != CONNECTION_OK;
     pg_conn *stale = NULL;
     pthread_mutex_lock(&ps->mu);
@@ -1211,6 +1245,10 @@ static void pipe_end(pg_conn *pc) {
 static int pg_commit(cx_storage_tx *tx) {
     pg_conn *pc = pgc(tx);
     int r;
+    if (!tx->write && !pc->failed && pc->nq == 0) {
+        pg_rollback(tx); /* nothing to commit: the same end, without waiting */
+        return 0;
+    }
     if (pc->failed) {
         /* The caller committed past a failure: PostgreSQL has voided the
          * transaction; say why (CX_ERETRY stays CX_ERETRY). */
@@ -1238,6 +1276,18 @@ static int pg_commit(cx_storage_tx *tx) {
 
 static void pg_rollback(cx_storage_tx *tx) {
     pg_conn *pc = pgc(tx);
+    /* A read transaction that went well (nothing queued, nothing failed)
+     * ends without waiting: its ROLLBACK and a sync are sent, and the
+     * next taker of the connection reads their answers (end_read). A pull
+     * waits one round trip less. */
+    if (!tx->write && !pc->failed && pc->nq == 0 && !conn_lost(pc) &&
+        PQpipelineStatus(pc->c) == PQ_PIPELINE_ON &&
+        PQsendQueryParams(pc->c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(pc->c) && PQflush(pc->c) == 0) {
+        pc->ending = true;
+        pool_give(pgs(tx->st), pc);
+        return;
+    }
     pipe_end(pc);
     if (!conn_lost(pc) && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
         PQtransactionStatus(pc->c) != PQTRANS_IDLE)

@@ -13,7 +13,9 @@
  * and op writes held and sent as one statement each (new items, an update,
  * an item written twice, a tombstone: the same rows and seqs as one by
  * one, seen by reads in the transaction; an op id another writer records
- * first is CX_ERETRY at commit), and a pool whose
+ * first is CX_ERETRY at commit), read transactions ended without waiting
+ * for the ROLLBACK (the next on the connection sees the latest commit; a
+ * failed read ends the old way), and a pool whose
  * connections the server cut (a restart, a failover): the next transaction
  * is run again on a new connection. Without PostgreSQL
  * it says so and passes (the backend-neutral cases run on SQLite in
@@ -586,6 +588,46 @@ static void test_reconnect(void) {
     cx_storage_free(st);
 }
 
+/* --- read transactions that end without waiting ---------------------------------- */
+
+static void test_read_end(void) {
+    cx_storage *st = NULL;
+    CX_CHECK_OK(cx_storage_open(&st, uri1, 0));
+    if (!st)
+        return;
+    CX_CHECK_OK(cx_storage_set_pool(st, 1)); /* every transaction on one connection */
+    int64_t seq = 0, last = 0;
+    for (int i = 0; i < 20; i++) {
+        /* a write, then reads ended by rollback and by commit, then a
+         * health check (plain queries): each sees what came before */
+        CX_CHECK_OK(cx_storage_run(st, true, next_fn, &seq));
+        cx_storage_tx *tx = NULL;
+        CX_CHECK_OK(cx_storage_begin(st, false, &tx));
+        CX_CHECK_OK(cx_storage_seq_last(tx, "R", &last));
+        CX_CHECK_INT(last, seq);
+        cx_storage_rollback(tx);
+        last = 0;
+        CX_CHECK_OK(cx_storage_run(st, false, last_fn, &last));
+        CX_CHECK_INT(last, seq);
+        if (i % 5 == 0) {
+            cx_storage_health_info h;
+            CX_CHECK_OK(cx_storage_health(st, &h));
+            CX_CHECK(h.ok);
+        }
+    }
+    /* a read that failed ends the old way, and the connection serves on */
+    cx_storage_tx *tx = NULL;
+    CX_CHECK_OK(cx_storage_begin(st, false, &tx));
+    CX_CHECK_INT(cx_storage_team_set(tx, "R", 1, 0), CX_EINVAL); /* a write in a read */
+    cx_storage_rollback(tx);
+    CX_CHECK_OK(cx_storage_run(st, false, last_fn, &last));
+    CX_CHECK_INT(last, seq);
+    cx_storage_stats stats;
+    cx_storage_stats_get(st, &stats);
+    CX_CHECK_INT(stats.pool_in_use, 0);
+    cx_storage_free(st);
+}
+
 int main(void) {
     uri1 = getenv("CORTEX_TEST_PG_URI");
     uri2 = getenv("CORTEX_TEST_PG_URI_2");
@@ -602,5 +644,6 @@ int main(void) {
     test_prefetch();
     test_batched_writes();
     test_reconnect();
+    test_read_end();
     return cx_test_done();
 }
