@@ -102,6 +102,7 @@ enum {
     S_TEAM_SET,
     S_ITEMS_PUT,
     S_OPS_PUT,
+    S_PULL,
     S_COUNT
 };
 
@@ -178,6 +179,13 @@ static const char *const SQL[S_COUNT] = {
                     " ON CONFLICT (team, id) DO UPDATE SET"
                     " kind = excluded.kind, status = excluded.status, seq = excluded.seq,"
                     " deleted = excluded.deleted, json = excluded.json",
+    /* A pull: the horizon in every row, then the page (none when the
+     * cursor is older than the horizon); one row with NULLs when empty. */
+    [S_PULL] = "SELECT h.horizon, c.seq, c.id, c.deleted, c.json FROM"
+               " (SELECT coalesce((SELECT horizon FROM teams WHERE team = $1), 0) AS horizon) h"
+               " LEFT JOIN LATERAL (SELECT seq, id, deleted, json FROM items"
+               " WHERE team = $1 AND seq > $2 AND NOT ($2 > 0 AND $2 < h.horizon)"
+               " ORDER BY seq LIMIT $3) c ON true ORDER BY c.seq",
     [S_OPS_PUT] = "INSERT INTO ops(team, op_id, digest, seq)"
                   " SELECT $1, u.op_id, u.digest, u.seq FROM"
                   " unnest($2::text[], $3::bytea[], $4::int8[]) AS u(op_id, digest, seq)",
@@ -1676,6 +1684,27 @@ static int pg_changes(cx_storage_tx *tx, const char *team, int64_t since, int li
     return r;
 }
 
+static int pg_pull(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                   int64_t *horizon,
+                   int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                   void *ud) {
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, since);
+    p_int(&p, limit < 0 ? 0 : limit);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_PULL, &p, 0, &res, "reading changes");
+    if (r)
+        return r;
+    *horizon = PQntuples(res) ? col_int(res, 0, 0) : 0;
+    for (int i = 0; r == 0 && i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 1))
+            r = fn(ud, col_int(res, i, 1), PQgetvalue(res, i, 2),
+                   col_bool(res, i, 3) || PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4));
+    PQclear(res);
+    return r;
+}
+
 static int pg_compact(cx_storage_tx *tx, const char *team, int64_t before, int64_t *dropped) {
     int lr = team_lock(tx, team);
     if (lr)
@@ -2021,6 +2050,7 @@ const cx_storage_backend cx_storage_pg_backend = {
     .item_get = pg_item_get,
     .item_put = pg_item_put,
     .changes = pg_changes,
+    .pull = pg_pull,
     .compact = pg_compact,
     .queue = pg_queue,
     .queue_depth = pg_queue_depth,

@@ -159,6 +159,15 @@ int cx_storage_item_put(cx_storage_tx *tx, const char *team, const char *id, con
 int cx_storage_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,
                        int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                        void *ud);
+/* A pull's two reads in one: the team's horizon into *horizon (0 = none),
+ * then, unless 0 < since < *horizon (a cursor older than the horizon: fn
+ * is not called), the changes as cx_storage_changes gives them. The same
+ * as cx_storage_horizon then cx_storage_changes in one read transaction;
+ * PostgreSQL answers both with one statement, in one round trip. */
+int cx_storage_pull(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                    int64_t *horizon,
+                    int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                    void *ud);
 /* Tombstone compaction: deletes the team's tombstones with seq < before
  * and raises its horizon to `before` (never lowers it). *dropped counts the
  * tombstones removed. */
