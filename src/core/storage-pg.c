@@ -449,7 +449,7 @@ static void stmt_name(char name[16], int s) { snprintf(name, 16, "cx%d", s); }
 
 /* Sends statement s (its Parse first, the first time on this connection;
  * that result joins the queue). */
-static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const char *what) {
+static int send_prepare(pg_conn *pc, int s, const params *p, const char *what) {
     char name[16];
     stmt_name(name, s);
     if (!(pc->prepared & (UINT64_C(1) << s))) {
@@ -460,6 +460,15 @@ static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const 
         pc->q[pc->nq++] = (pending){.what = what, .expect_rows = -1};
         pc->prepared |= UINT64_C(1) << s;
     }
+    return 0;
+}
+
+static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const char *what) {
+    char name[16];
+    stmt_name(name, s);
+    int r = send_prepare(pc, s, p, what);
+    if (r)
+        return r;
     if (!PQsendQueryPrepared(pc->c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                              p ? p->fmt : NULL, result_fmt))
         return lost(pc, what, s == S_COMMIT);
@@ -547,6 +556,42 @@ static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **o
     }
     *out = res;
     return 0;
+}
+
+/* Runs n statements in one round trip (after everything queued before
+ * them) and waits; out[i] is statement i's result (the caller clears
+ * them; all NULL on failure). */
+static int run_many(pg_conn *pc, int n, const int *s, const params *const *p, PGresult **out,
+                    const char *what) {
+    if (pc->failed)
+        return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
+                            what);
+    int r = flush_writes(pc);
+    /* the Parses first: their results are read with the queue, before
+     * the statements' own */
+    for (int i = 0; r == 0 && i < n; i++)
+        r = send_prepare(pc, s[i], p[i], what);
+    for (int i = 0; r == 0 && i < n; i++)
+        r = send_stmt(pc, s[i], p[i], 0, what);
+    if (r)
+        return r;
+    if (!PQpipelineSync(pc->c))
+        return lost(pc, what, false);
+    r = drain(pc);
+    for (int i = 0; i < n; i++) {
+        int e = take_result(pc, &out[i], what, false);
+        if (e && !r)
+            r = e;
+    }
+    int ry = take_sync(pc, what);
+    if (!r)
+        r = ry;
+    if (r)
+        for (int i = 0; i < n; i++) {
+            PQclear(out[i]);
+            out[i] = NULL;
+        }
+    return r;
 }
 
 /* Sends statement s without waiting; its result is read, and its row
@@ -1865,8 +1910,7 @@ static int pg_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *
 
 /* Reads, with statement s, the team's rows whose key is among ids[0..n)
  * (NULLs skipped) into f. The keys go as one text[] parameter. */
-static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const char *const *ids,
-                   size_t n, const char *what) {
+static int pf_prepare(prefetched *f, const char *const *ids, size_t n, char **out) {
     pf_clear(f);
     size_t cap = 3, idcap = 0;
     for (size_t i = 0; i < n; i++)
@@ -1907,16 +1951,12 @@ static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const ch
     }
     *o++ = '}';
     *o = '\0';
-    params p = {0};
-    p_text(&p, team);
-    p_text(&p, arr);
-    PGresult *res = NULL;
-    int r = run(pc, s, &p, 0, &res, what);
-    free(arr);
-    if (r) {
-        pf_clear(f);
-        return r;
-    }
+    *out = arr;
+    return 0;
+}
+
+/* Takes res as what was read for the ids pf_prepare kept. */
+static void pf_finish(prefetched *f, PGresult *res, const char *team, size_t n) {
     for (int j = 0; j < PQntuples(res); j++)
         for (size_t i = 0; i < n; i++)
             if (f->ids[i] && strcmp(f->ids[i], PQgetvalue(res, j, 0)) == 0)
@@ -1924,7 +1964,6 @@ static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const ch
     f->res = res;
     f->n = n;
     snprintf(f->team, sizeof f->team, "%s", team);
-    return 0;
 }
 
 static int pg_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
@@ -1933,11 +1972,46 @@ static int pg_prefetch(cx_storage_tx *tx, const char *team, const char *const *o
     if (!tx->write || n == 0 || strlen(team) > CX_TEAM_MAX)
         return 0; /* a hint: only a writer's loop is worth it */
     int r = team_lock(tx, team);
-    if (r == 0)
-        r = pf_load(pc, &pc->pf_ops, S_OPS_MANY, team, op_ids, n, "reading ops");
-    if (r == 0)
-        r = pf_load(pc, &pc->pf_items, S_ITEMS_MANY, team, item_ids, n, "reading items");
-    return r;
+    if (r)
+        return r;
+    /* Three reads in one round trip: the ops, the items, and the team's
+     * seq (its row is locked by the statement before them, so the seq is
+     * this transaction's to advance without asking again). */
+    char *ops_arr = NULL, *items_arr = NULL;
+    if ((r = pf_prepare(&pc->pf_ops, op_ids, n, &ops_arr)) ||
+        (r = pf_prepare(&pc->pf_items, item_ids, n, &items_arr))) {
+        free(ops_arr);
+        pf_clear(&pc->pf_ops);
+        return r;
+    }
+    params po = {0}, pi = {0}, ps = {0};
+    p_text(&po, team);
+    p_text(&po, ops_arr);
+    p_text(&pi, team);
+    p_text(&pi, items_arr);
+    p_text(&ps, team);
+    const int stmt[3] = {S_OPS_MANY, S_ITEMS_MANY, S_SEQ_LAST};
+    const params *prm[3] = {&po, &pi, &ps};
+    PGresult *res[3] = {NULL, NULL, NULL};
+    r = run_many(pc, 3, stmt, prm, res, "reading a push's ops and items");
+    free(ops_arr);
+    free(items_arr);
+    if (r) {
+        pf_clear(&pc->pf_ops);
+        pf_clear(&pc->pf_items);
+        return r;
+    }
+    pf_finish(&pc->pf_ops, res[0], team, n);
+    pf_finish(&pc->pf_items, res[1], team, n);
+    if (PQntuples(res[2]) == 1 && (!pc->seq_team[0] || !strcmp(pc->seq_team, team))) {
+        int64_t v = col_int(res[2], 0, 0);
+        if (!pc->seq_team[0] || v > pc->seq_val) {
+            snprintf(pc->seq_team, sizeof pc->seq_team, "%s", team);
+            pc->seq_val = v;
+        }
+    }
+    PQclear(res[2]);
+    return 0;
 }
 
 /* --- the audit log ----------------------------------------------------------- */
