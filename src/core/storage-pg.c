@@ -18,7 +18,14 @@
  *   ON CONFLICT … RETURNING), so seq order is commit order: a puller never
  *   misses a change that commits late with a lower seq. The audit chain's
  *   head is one row locked FOR UPDATE by audit_last in a write transaction. Read transactions are REPEATABLE READ, READ ONLY:
- *   one snapshot, never waiting behind a writer.
+ *   one snapshot, never waiting behind a writer. One that went well ends
+ *   without waiting: its ROLLBACK and a sync are sent, and the next taker
+ *   of the connection reads their answers (end_read) before using it. A
+ *   pull (cx_storage_pull) is one statement: BEGIN and it in one round
+ *   trip, the end not waited for.
+ * - A push's prefetch reads the ops, the items and the team's seq (under
+ *   the row lock sent just before) in one round trip; its seqs are then
+ *   counted here and the row written once before COMMIT.
  * - Inserts that a concurrent writer may have made first (ops, audit, keys,
  *   blobs) use ON CONFLICT DO NOTHING and look at the row count, so a
  *   refused insert leaves the transaction usable, as in SQLite; a

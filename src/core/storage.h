@@ -190,7 +190,8 @@ int cx_storage_blob_get(cx_storage_tx *tx, const char *team, const char *sha, vo
  * appears in the item's JSON). *deleted says whether it went. */
 /* A hint before a loop of op_get/item_get over the team's ops and items
  * (a push): the backend may read them all at once and answer those calls
- * from what it read (PostgreSQL: one round trip instead of two per op),
+ * from what it read (PostgreSQL: the ops, the items and, in a write
+ * transaction, the team's seq, in one round trip for the whole push),
  * while its own writes in the transaction stay visible. ids may hold NULLs
  * (skipped). Does nothing on SQLite; CX_ENOMEM, or a database failure that
  * voids the transaction. */
