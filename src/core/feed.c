@@ -988,14 +988,13 @@ int cx_feed_pull(cx_feed *s, const cx_principal *p, int64_t since, int limit, si
     if ((r = cx_storage_begin(s->st, false, &tx)))
         goto out;
     int64_t horizon = 0;
-    r = cx_storage_horizon(tx, p->team, &horizon);
+    /* the horizon and the page in one read (one round trip on PostgreSQL) */
+    r = cx_storage_pull(tx, p->team, since, limit + 1, &horizon, add_change, &pg);
+    if (r == PAGE_FULL)
+        r = 0;
     if (r == 0 && since > 0 && since < horizon)
         r = cx_error_set(CX_EGONE, "cursor %lld is older than the tombstone horizon %lld; pull "
                          "again from 0", (long long)since, (long long)horizon);
-    if (r == 0)
-        r = cx_storage_changes(tx, p->team, since, limit + 1, add_change, &pg);
-    if (r == PAGE_FULL)
-        r = 0;
     cx_storage_rollback(tx); /* read only */
     if (r == 0)
         r = cx_buf_addf(&pg.text, "],\"next\":%lld,\"more\":%s}", (long long)pg.last,

@@ -97,6 +97,10 @@ struct cx_storage_backend {
     int (*changes)(cx_storage_tx *tx, const char *team, int64_t since, int limit,
                    int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                    void *ud);
+    /* May be NULL: storage.c calls horizon, then changes. */
+    int (*pull)(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                int64_t *horizon,
+                int (*fn)(void *ud, int64_t seq, const char *id, const char *json), void *ud);
     int (*compact)(cx_storage_tx *tx, const char *team, int64_t before, int64_t *dropped);
     int (*queue)(cx_storage_tx *tx, const char *team, int limit,
                  int (*fn)(void *ud, const char *json), void *ud, int64_t *total);

@@ -18,12 +18,27 @@
  *   ON CONFLICT … RETURNING), so seq order is commit order: a puller never
  *   misses a change that commits late with a lower seq. The audit chain's
  *   head is one row locked FOR UPDATE by audit_last in a write transaction. Read transactions are REPEATABLE READ, READ ONLY:
- *   one snapshot, never waiting behind a writer.
+ *   one snapshot, never waiting behind a writer. One that went well ends
+ *   without waiting: its ROLLBACK and a sync are sent, and the next taker
+ *   of the connection reads their answers (end_read) before using it. A
+ *   pull (cx_storage_pull) is one statement: BEGIN and it in one round
+ *   trip, the end not waited for.
+ * - A push's prefetch reads the ops, the items and the team's seq (under
+ *   the row lock sent just before) in one round trip; its seqs are then
+ *   counted here and the row written once before COMMIT.
  * - Inserts that a concurrent writer may have made first (ops, audit, keys,
  *   blobs) use ON CONFLICT DO NOTHING and look at the row count, so a
  *   refused insert leaves the transaction usable, as in SQLite; a
  *   serialisation failure, a deadlock or a unique-key race (SQLSTATE 40001,
  *   40P01, 23505) is CX_ERETRY.
+ * - A push's item writes and op records are held in the transaction and
+ *   sent as one statement each (unnest over binary arrays) just before
+ *   the transaction's next other statement or its COMMIT: every read still
+ *   sees them, the server runs everything in the order asked, and a push
+ *   of 100 ops costs the server 2 statements instead of 200. A second
+ *   write of one item in a batch replaces the first. The op records are a
+ *   plain INSERT: one another writer recorded first is a unique violation
+ *   on the server (CX_ERETRY) that voids the COMMIT behind it.
  * - Every statement is prepared once per connection and run with its
  *   values as parameters; no SQL is ever built from values.
  * - The password comes only from PGPASSFILE, ~/.pgpass or PGPASSWORD; a URI
@@ -92,6 +107,9 @@ enum {
     S_BEGIN_READ,
     S_COMMIT,
     S_TEAM_SET,
+    S_ITEMS_PUT,
+    S_OPS_PUT,
+    S_PULL,
     S_COUNT
 };
 
@@ -158,6 +176,26 @@ static const char *const SQL[S_COUNT] = {
     [S_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     [S_COMMIT] = "COMMIT",
     [S_TEAM_SET] = "UPDATE teams SET seq = $2, horizon = $3 WHERE team = $1",
+    /* The item and op writes of a push, one statement each: every column
+     * an array (binary), one row per element. The items are distinct ids
+     * (a second write of an id in a batch replaces the first). */
+    [S_ITEMS_PUT] = "INSERT INTO items(team, id, kind, status, seq, deleted, json)"
+                    " SELECT $1, u.id, u.kind, u.status, u.seq, u.deleted, u.json FROM"
+                    " unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::bool[],"
+                    " $7::text[]) AS u(id, kind, status, seq, deleted, json)"
+                    " ON CONFLICT (team, id) DO UPDATE SET"
+                    " kind = excluded.kind, status = excluded.status, seq = excluded.seq,"
+                    " deleted = excluded.deleted, json = excluded.json",
+    /* A pull: the horizon in every row, then the page (none when the
+     * cursor is older than the horizon); one row with NULLs when empty. */
+    [S_PULL] = "SELECT h.horizon, c.seq, c.id, c.deleted, c.json FROM"
+               " (SELECT coalesce((SELECT horizon FROM teams WHERE team = $1), 0) AS horizon) h"
+               " LEFT JOIN LATERAL (SELECT seq, id, deleted, json FROM items"
+               " WHERE team = $1 AND seq > $2 AND NOT ($2 > 0 AND $2 < h.horizon)"
+               " ORDER BY seq LIMIT $3) c ON true ORDER BY c.seq",
+    [S_OPS_PUT] = "INSERT INTO ops(team, op_id, digest, seq)"
+                  " SELECT $1, u.op_id, u.digest, u.seq FROM"
+                  " unnest($2::text[], $3::bytea[], $4::int8[]) AS u(op_id, digest, seq)",
 };
 
 /* The migrations, in order: MIGRATIONS[i] takes the schema from version i
@@ -203,6 +241,32 @@ typedef struct pending {
 } pending;
 
 #define PIPE_MAX 256
+/* Item (or op) writes held for one batched statement at most. */
+#define BATCH_MAX 512
+
+/* Writes held back to go as one statement (S_ITEMS_PUT, S_OPS_PUT) before
+ * the next other statement of the transaction is sent, so that every read
+ * sees them and the server runs everything in the order it was asked. One
+ * team's at a time; each field a malloc'd copy. */
+typedef struct batched_item {
+    char *id, *kind, *status, *json; /* json NULL: a tombstone */
+    int64_t seq;
+    bool deleted;
+} batched_item;
+
+typedef struct batched_op {
+    char *op_id;
+    uint8_t digest[32];
+    int64_t seq;
+} batched_op;
+
+typedef struct batch {
+    char items_team[CX_TEAM_MAX + 1], ops_team[CX_TEAM_MAX + 1];
+    batched_item item[BATCH_MAX];
+    int nitems;
+    batched_op op[BATCH_MAX];
+    int nops;
+} batch;
 
 /* What cx_storage_prefetch read, for one team, in one transaction: for the
  * ids asked about, the row (or -1: not there). An id this transaction
@@ -233,6 +297,9 @@ typedef struct pg_conn {
     int64_t seq_val;
     bool seq_dirty; /* seq_val is ahead of the row: written before COMMIT */
     prefetched pf_ops, pf_items;
+    batch *wb;           /* held writes; allocated on first use */
+    bool flushing;       /* flush_writes is sending them */
+    bool ending;         /* idle with a read transaction's end unread (end_read) */
     pending q[PIPE_MAX]; /* sent, results not read yet, in order */
     int nq;
     struct pg_conn *next;
@@ -389,7 +456,7 @@ static void stmt_name(char name[16], int s) { snprintf(name, 16, "cx%d", s); }
 
 /* Sends statement s (its Parse first, the first time on this connection;
  * that result joins the queue). */
-static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const char *what) {
+static int send_prepare(pg_conn *pc, int s, const params *p, const char *what) {
     char name[16];
     stmt_name(name, s);
     if (!(pc->prepared & (UINT64_C(1) << s))) {
@@ -400,6 +467,15 @@ static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const 
         pc->q[pc->nq++] = (pending){.what = what, .expect_rows = -1};
         pc->prepared |= UINT64_C(1) << s;
     }
+    return 0;
+}
+
+static int send_stmt(pg_conn *pc, int s, const params *p, int result_fmt, const char *what) {
+    char name[16];
+    stmt_name(name, s);
+    int r = send_prepare(pc, s, p, what);
+    if (r)
+        return r;
     if (!PQsendQueryPrepared(pc->c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                              p ? p->fmt : NULL, result_fmt))
         return lost(pc, what, s == S_COMMIT);
@@ -461,12 +537,17 @@ static int take_sync(pg_conn *pc, const char *what) {
 /* Runs statement s and waits for it (and for everything queued before it).
  * Text parameters are NUL-terminated unless fmt[i] = 1 (binary, len[i]
  * bytes). *out is the result (the caller clears it). */
+static int flush_writes(pg_conn *pc);
+
 static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **out,
                const char *what) {
     if (pc->failed)
         return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
                             what);
-    int r = send_stmt(pc, s, p, result_fmt, what);
+    int r = flush_writes(pc);
+    if (r)
+        return r;
+    r = send_stmt(pc, s, p, result_fmt, what);
     if (r)
         return r;
     if (!PQpipelineSync(pc->c))
@@ -484,11 +565,47 @@ static int run(pg_conn *pc, int s, const params *p, int result_fmt, PGresult **o
     return 0;
 }
 
+/* Runs n statements in one round trip (after everything queued before
+ * them) and waits; out[i] is statement i's result (the caller clears
+ * them; all NULL on failure). */
+static int run_many(pg_conn *pc, int n, const int *s, const params *const *p, PGresult **out,
+                    const char *what) {
+    if (pc->failed)
+        return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
+                            what);
+    int r = flush_writes(pc);
+    /* the Parses first: their results are read with the queue, before
+     * the statements' own */
+    for (int i = 0; r == 0 && i < n; i++)
+        r = send_prepare(pc, s[i], p[i], what);
+    for (int i = 0; r == 0 && i < n; i++)
+        r = send_stmt(pc, s[i], p[i], 0, what);
+    if (r)
+        return r;
+    if (!PQpipelineSync(pc->c))
+        return lost(pc, what, false);
+    r = drain(pc);
+    for (int i = 0; i < n; i++) {
+        int e = take_result(pc, &out[i], what, false);
+        if (e && !r)
+            r = e;
+    }
+    int ry = take_sync(pc, what);
+    if (!r)
+        r = ry;
+    if (r)
+        for (int i = 0; i < n; i++) {
+            PQclear(out[i]);
+            out[i] = NULL;
+        }
+    return r;
+}
+
 /* Sends statement s without waiting; its result is read, and its row
  * count checked against expect_rows (-1: any; else failing with code),
  * by the next run(). */
-static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int code,
-                     const char *what) {
+static int queue_stmt(pg_conn *pc, int s, const params *p, int expect_rows, int code,
+                      const char *what) {
     if (pc->failed)
         return cx_error_set(pc->failed, "%s: an earlier statement of this transaction failed",
                             what);
@@ -505,6 +622,198 @@ static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int c
         return r;
     pc->q[pc->nq++] = (pending){.what = what, .expect_rows = expect_rows, .code = code};
     return 0;
+}
+
+static int run_async(pg_conn *pc, int s, const params *p, int expect_rows, int code,
+                     const char *what) {
+    int r = flush_writes(pc);
+    return r ? r : queue_stmt(pc, s, p, expect_rows, code, what);
+}
+
+/* --- held writes, sent as arrays -------------------------------------------- */
+
+/* A growing byte string: an array parameter in PostgreSQL's binary form. */
+typedef struct bytes {
+    uint8_t *b;
+    size_t n, cap;
+    bool oom;
+} bytes;
+
+static void b_put(bytes *o, const void *v, size_t n) {
+    if (o->oom)
+        return;
+    if (o->n + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap < o->n + n)
+            cap *= 2;
+        uint8_t *nb = realloc(o->b, cap);
+        if (!nb) {
+            o->oom = true;
+            return;
+        }
+        o->b = nb;
+        o->cap = cap;
+    }
+    memcpy(o->b + o->n, v, n);
+    o->n += n;
+}
+
+static void b_i32(bytes *o, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    uint8_t be[4] = {(uint8_t)(u >> 24), (uint8_t)(u >> 16), (uint8_t)(u >> 8), (uint8_t)u};
+    b_put(o, be, 4);
+}
+
+static void b_i64(bytes *o, int64_t v) {
+    b_i32(o, (int32_t)(uint32_t)((uint64_t)v >> 32));
+    b_i32(o, (int32_t)(uint32_t)(uint64_t)v);
+}
+
+/* The header of a one-dimensional array of n elements of type oid. */
+static void arr_head(bytes *o, int n, bool has_null, int32_t oid) {
+    b_i32(o, 1);
+    b_i32(o, has_null ? 1 : 0);
+    b_i32(o, oid);
+    b_i32(o, n);
+    b_i32(o, 1); /* lower bound */
+}
+
+/* Elements: a value is its length then its bytes; NULL is length -1. */
+static void arr_text(bytes *o, const char *v) {
+    if (!v) {
+        b_i32(o, -1);
+        return;
+    }
+    size_t n = strlen(v);
+    if (n > INT32_MAX) {
+        o->oom = true;
+        return;
+    }
+    b_i32(o, (int32_t)n);
+    b_put(o, v, n);
+}
+
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+
+static void batch_clear(batch *wb) {
+    if (!wb)
+        return;
+    for (int i = 0; i < wb->nitems; i++) {
+        free(wb->item[i].id);
+        free(wb->item[i].kind);
+        free(wb->item[i].status);
+        free(wb->item[i].json);
+    }
+    for (int i = 0; i < wb->nops; i++)
+        free(wb->op[i].op_id);
+    wb->nitems = wb->nops = 0;
+}
+
+/* Sends the held item writes as one statement (queued: a failure voids
+ * the transaction and is reported by the next call or the commit). */
+static int flush_items(pg_conn *pc) {
+    batch *wb = pc->wb;
+    int n = wb->nitems;
+    bytes col[6] = {{0}};
+    bool has_null = false;
+    for (int i = 0; i < n; i++)
+        has_null |= wb->item[i].json == NULL;
+    arr_head(&col[0], n, false, OID_TEXT);
+    arr_head(&col[1], n, false, OID_TEXT);
+    arr_head(&col[2], n, false, OID_TEXT);
+    arr_head(&col[3], n, false, OID_INT8);
+    arr_head(&col[4], n, false, OID_BOOL);
+    arr_head(&col[5], n, has_null, OID_TEXT);
+    for (int i = 0; i < n; i++) {
+        const batched_item *it = &wb->item[i];
+        arr_text(&col[0], it->id);
+        arr_text(&col[1], it->kind);
+        arr_text(&col[2], it->status);
+        b_i32(&col[3], 8);
+        b_i64(&col[3], it->seq);
+        uint8_t d = it->deleted ? 1 : 0;
+        b_i32(&col[4], 1);
+        b_put(&col[4], &d, 1);
+        arr_text(&col[5], it->json);
+    }
+    int r = 0;
+    params p = {0};
+    p_text(&p, wb->items_team);
+    for (int c = 0; c < 6; c++) {
+        if (col[c].oom || col[c].n > INT32_MAX)
+            r = cx_error_set(CX_ENOMEM, "writing %d items: out of memory", n);
+        else
+            p_bin(&p, col[c].b, col[c].n);
+    }
+    /* libpq copies the parameters into its buffer when it sends */
+    if (r == 0)
+        r = queue_stmt(pc, S_ITEMS_PUT, &p, -1, CX_EIO, "writing items");
+    else if (!pc->failed)
+        pc->failed = r;
+    for (int c = 0; c < 6; c++)
+        free(col[c].b);
+    return r;
+}
+
+/* Sends the held op records as one statement; each must go in (they were
+ * found missing under the team's lock). A plain INSERT, not ON CONFLICT DO
+ * NOTHING and a row count: the count would be read only after a COMMIT
+ * sent in the same round trip had run, while a unique violation (23505,
+ * CX_ERETRY) fails on the server and voids the COMMIT queued behind it. */
+static int flush_ops(pg_conn *pc) {
+    batch *wb = pc->wb;
+    int n = wb->nops;
+    bytes col[3] = {{0}};
+    arr_head(&col[0], n, false, OID_TEXT);
+    arr_head(&col[1], n, false, OID_BYTEA);
+    arr_head(&col[2], n, false, OID_INT8);
+    for (int i = 0; i < n; i++) {
+        arr_text(&col[0], wb->op[i].op_id);
+        b_i32(&col[1], 32);
+        b_put(&col[1], wb->op[i].digest, 32);
+        b_i32(&col[2], 8);
+        b_i64(&col[2], wb->op[i].seq);
+    }
+    int r = 0;
+    params p = {0};
+    p_text(&p, wb->ops_team);
+    for (int c = 0; c < 3; c++) {
+        if (col[c].oom || col[c].n > INT32_MAX)
+            r = cx_error_set(CX_ENOMEM, "recording %d ops: out of memory", n);
+        else
+            p_bin(&p, col[c].b, col[c].n);
+    }
+    if (r == 0)
+        r = queue_stmt(pc, S_OPS_PUT, &p, -1, CX_EIO, "recording ops");
+    else if (!pc->failed)
+        pc->failed = r;
+    for (int c = 0; c < 3; c++)
+        free(col[c].b);
+    return r;
+}
+
+/* Sends whatever writes are held, ahead of the statement about to go. */
+static int flush_writes(pg_conn *pc) {
+    batch *wb = pc->wb;
+    if (!wb || pc->flushing || (wb->nitems == 0 && wb->nops == 0))
+        return 0;
+    pc->flushing = true;
+    int r = wb->nitems ? flush_items(pc) : 0;
+    if (r == 0 && wb->nops)
+        r = flush_ops(pc);
+    pc->flushing = false;
+    batch_clear(wb);
+    return r;
+}
+
+/* The batch, made on first use; NULL when out of memory. */
+static batch *batch_get(pg_conn *pc) {
+    if (!pc->wb)
+        pc->wb = calloc(1, sizeof *pc->wb);
+    return pc->wb;
 }
 
 /* A statement whose rows do not matter; *rows gets how many it touched. */
@@ -599,7 +908,26 @@ static void conn_free(pg_conn *pc) {
     if (!pc)
         return;
     PQfinish(pc->c);
+    batch_clear(pc->wb);
+    free(pc->wb);
     free(pc);
+}
+
+/* Reads what a read transaction's deferred end left on the connection
+ * (the ROLLBACK's result, then the sync's) and leaves pipeline mode. By
+ * the time the connection is taken again the answer has mostly arrived,
+ * so this rarely waits. False when the connection is not fit for use. */
+static bool end_read(pg_conn *pc) {
+    pc->ending = false;
+    PGresult *res = PQgetResult(pc->c);
+    bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    while (res && (res = PQgetResult(pc->c)) != NULL) /* up to the NULL after it */
+        PQclear(res);
+    res = PQgetResult(pc->c);
+    ok = ok && res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    return ok && PQexitPipelineMode(pc->c) && PQtransactionStatus(pc->c) == PQTRANS_IDLE;
 }
 
 /* Takes a free connection, or opens one while under the bound, or waits
@@ -628,6 +956,21 @@ static int pool_take(pg_storage *ps, pg_conn **out) {
         ps->idle = pc->next;
         pthread_mutex_unlock(&ps->mu);
         pc->next = NULL;
+        if (pc->ending && !end_read(pc)) {
+            /* its read transaction did not end cleanly: a new session */
+            PQfinish(pc->c);
+            pc->c = NULL;
+            pc->prepared = 0;
+            int r = conn_open(ps, &pc->c);
+            if (r) {
+                conn_free(pc);
+                pthread_mutex_lock(&ps->mu);
+                ps->open--;
+                pthread_cond_signal(&ps->cv);
+                pthread_mutex_unlock(&ps->mu);
+                return r;
+            }
+        }
         *out = pc;
         return 0;
     }
@@ -657,8 +1000,10 @@ static int pool_take(pg_storage *ps, pg_conn **out) {
 static void pool_give(pg_storage *ps, pg_conn *pc) {
     pf_clear(&pc->pf_ops);
     pf_clear(&pc->pf_items);
-    bool sound = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
-                 PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF;
+    batch_clear(pc->wb); /* held writes of a transaction that did not commit */
+    bool sound = PQstatus(pc->c) == CONNECTION_OK &&
+                 (pc->ending || (PQtransactionStatus(pc->c) == PQTRANS_IDLE &&
+                                 PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF));
     bool dead = PQstatus(pc->c) != CONNECTION_OK;
     pg_conn *stale = NULL;
     pthread_mutex_lock(&ps->mu);
@@ -921,6 +1266,8 @@ static int pg_begin(cx_storage *st, bool write, cx_storage_tx **tx) {
     pc->seq_dirty = false;
     pf_clear(&pc->pf_ops);
     pf_clear(&pc->pf_items);
+    batch_clear(pc->wb);
+    pc->flushing = false;
     if (!PQenterPipelineMode(pc->c)) {
         r = lost(pc, "starting a transaction", false);
         pool_give(ps, pc);
@@ -958,6 +1305,10 @@ static void pipe_end(pg_conn *pc) {
 static int pg_commit(cx_storage_tx *tx) {
     pg_conn *pc = pgc(tx);
     int r;
+    if (!tx->write && !pc->failed && pc->nq == 0) {
+        pg_rollback(tx); /* nothing to commit: the same end, without waiting */
+        return 0;
+    }
     if (pc->failed) {
         /* The caller committed past a failure: PostgreSQL has voided the
          * transaction; say why (CX_ERETRY stays CX_ERETRY). */
@@ -985,6 +1336,18 @@ static int pg_commit(cx_storage_tx *tx) {
 
 static void pg_rollback(cx_storage_tx *tx) {
     pg_conn *pc = pgc(tx);
+    /* A read transaction that went well (nothing queued, nothing failed)
+     * ends without waiting: its ROLLBACK and a sync are sent, and the
+     * next taker of the connection reads their answers (end_read). A pull
+     * waits one round trip less. */
+    if (!tx->write && !pc->failed && pc->nq == 0 && !conn_lost(pc) &&
+        PQpipelineStatus(pc->c) == PQ_PIPELINE_ON &&
+        PQsendQueryParams(pc->c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(pc->c) && PQflush(pc->c) == 0) {
+        pc->ending = true;
+        pool_give(pgs(tx->st), pc);
+        return;
+    }
     pipe_end(pc);
     if (!conn_lost(pc) && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
         PQtransactionStatus(pc->c) != PQTRANS_IDLE)
@@ -1219,6 +1582,29 @@ static int pg_op_get(cx_storage_tx *tx, const char *team, const char *op_id, uin
     return r;
 }
 
+/* Holds an op record that cannot conflict, to go with the transaction's
+ * others as one statement (p: the single-row statement's parameters, for
+ * when it cannot be held). */
+static int hold_op(pg_conn *pc, const char *team, const char *op_id, const uint8_t digest[32],
+                   int64_t seq, const params *p) {
+    batch *wb = batch_get(pc);
+    if (!wb || strlen(team) > CX_TEAM_MAX)
+        return run_async(pc, S_OP_PUT, p, 1, CX_ERETRY, "recording an op");
+    if (wb->nops && (strcmp(wb->ops_team, team) != 0 || wb->nops == BATCH_MAX)) {
+        int r = flush_writes(pc);
+        if (r)
+            return r;
+    }
+    batched_op *o = &wb->op[wb->nops];
+    if (!(o->op_id = strdup(op_id)))
+        return pc->failed = cx_error_set(CX_ENOMEM, "recording op %s: out of memory", op_id);
+    memcpy(o->digest, digest, 32);
+    o->seq = seq;
+    wb->nops++;
+    snprintf(wb->ops_team, sizeof wb->ops_team, "%s", team);
+    return 0;
+}
+
 static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
                      const uint8_t digest[32], int64_t seq) {
     int lr = team_lock(tx, team);
@@ -1235,7 +1621,7 @@ static int pg_op_put(cx_storage_tx *tx, const char *team, const char *op_id,
         /* op_get just found it missing under the lock: it goes in without
          * waiting (a count other than 1 still fails the transaction). */
         pc->miss_op[0] = '\0';
-        return run_async(pc, S_OP_PUT, &p, 1, CX_ERETRY, "recording an op");
+        return hold_op(pc, team, op_id, digest, seq, &p);
     }
     int64_t rows = 0;
     int r = run_cmd(pc, S_OP_PUT, &p, &rows, "recording an op");
@@ -1298,10 +1684,40 @@ static int pg_item_put(cx_storage_tx *tx, const char *team, const char *id, cons
     p_int(&p, seq);
     p_bool(&p, deleted);
     p_text(&p, deleted ? NULL : json);
-    pf_stale(&pgc(tx)->pf_items, team, id);
+    pg_conn *pc = pgc(tx);
+    pf_stale(&pc->pf_items, team, id);
     /* An upsert under the team's lock: only a failure matters, and that is
-     * reported by the next call or the commit. */
-    return run_async(pgc(tx), S_ITEM_PUT, &p, -1, CX_EIO, "writing an item");
+     * reported by the next call or the commit. Held, to go with the
+     * transaction's other item writes as one statement. */
+    batch *wb = batch_get(pc);
+    if (!wb || strlen(team) > CX_TEAM_MAX)
+        return run_async(pc, S_ITEM_PUT, &p, -1, CX_EIO, "writing an item");
+    if (wb->nitems && (strcmp(wb->items_team, team) != 0 || wb->nitems == BATCH_MAX)) {
+        int r = flush_writes(pc);
+        if (r)
+            return r;
+    }
+    batched_item *it = NULL;
+    for (int i = 0; i < wb->nitems && !it; i++)
+        if (strcmp(wb->item[i].id, id) == 0)
+            it = &wb->item[i]; /* written again: the later write wins */
+    bool fresh = !it;
+    if (fresh)
+        it = &wb->item[wb->nitems];
+    else {
+        free(it->kind);
+        free(it->status);
+        free(it->json);
+    }
+    *it = (batched_item){.id = fresh ? strdup(id) : it->id, .kind = strdup(kind),
+                         .status = strdup(status), .json = deleted || !json ? NULL : strdup(json),
+                         .seq = seq, .deleted = deleted};
+    if (fresh)
+        wb->nitems++;
+    if (!it->id || !it->kind || !it->status || (!deleted && json && !it->json))
+        return pc->failed = cx_error_set(CX_ENOMEM, "writing item %s: out of memory", id);
+    snprintf(wb->items_team, sizeof wb->items_team, "%s", team);
+    return 0;
 }
 
 static int pg_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,
@@ -1316,6 +1732,27 @@ static int pg_changes(cx_storage_tx *tx, const char *team, int64_t since, int li
     for (int i = 0; r == 0 && i < PQntuples(res); i++)
         r = fn(ud, col_int(res, i, 0), PQgetvalue(res, i, 1),
                col_bool(res, i, 2) || PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
+    PQclear(res);
+    return r;
+}
+
+static int pg_pull(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                   int64_t *horizon,
+                   int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                   void *ud) {
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, since);
+    p_int(&p, limit < 0 ? 0 : limit);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_PULL, &p, 0, &res, "reading changes");
+    if (r)
+        return r;
+    *horizon = PQntuples(res) ? col_int(res, 0, 0) : 0;
+    for (int i = 0; r == 0 && i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 1))
+            r = fn(ud, col_int(res, i, 1), PQgetvalue(res, i, 2),
+                   col_bool(res, i, 3) || PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4));
     PQclear(res);
     return r;
 }
@@ -1480,8 +1917,7 @@ static int pg_blob_drop_unused(cx_storage_tx *tx, const char *team, const char *
 
 /* Reads, with statement s, the team's rows whose key is among ids[0..n)
  * (NULLs skipped) into f. The keys go as one text[] parameter. */
-static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const char *const *ids,
-                   size_t n, const char *what) {
+static int pf_prepare(prefetched *f, const char *const *ids, size_t n, char **out) {
     pf_clear(f);
     size_t cap = 3, idcap = 0;
     for (size_t i = 0; i < n; i++)
@@ -1522,16 +1958,12 @@ static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const ch
     }
     *o++ = '}';
     *o = '\0';
-    params p = {0};
-    p_text(&p, team);
-    p_text(&p, arr);
-    PGresult *res = NULL;
-    int r = run(pc, s, &p, 0, &res, what);
-    free(arr);
-    if (r) {
-        pf_clear(f);
-        return r;
-    }
+    *out = arr;
+    return 0;
+}
+
+/* Takes res as what was read for the ids pf_prepare kept. */
+static void pf_finish(prefetched *f, PGresult *res, const char *team, size_t n) {
     for (int j = 0; j < PQntuples(res); j++)
         for (size_t i = 0; i < n; i++)
             if (f->ids[i] && strcmp(f->ids[i], PQgetvalue(res, j, 0)) == 0)
@@ -1539,7 +1971,6 @@ static int pf_load(pg_conn *pc, prefetched *f, int s, const char *team, const ch
     f->res = res;
     f->n = n;
     snprintf(f->team, sizeof f->team, "%s", team);
-    return 0;
 }
 
 static int pg_prefetch(cx_storage_tx *tx, const char *team, const char *const *op_ids,
@@ -1548,11 +1979,46 @@ static int pg_prefetch(cx_storage_tx *tx, const char *team, const char *const *o
     if (!tx->write || n == 0 || strlen(team) > CX_TEAM_MAX)
         return 0; /* a hint: only a writer's loop is worth it */
     int r = team_lock(tx, team);
-    if (r == 0)
-        r = pf_load(pc, &pc->pf_ops, S_OPS_MANY, team, op_ids, n, "reading ops");
-    if (r == 0)
-        r = pf_load(pc, &pc->pf_items, S_ITEMS_MANY, team, item_ids, n, "reading items");
-    return r;
+    if (r)
+        return r;
+    /* Three reads in one round trip: the ops, the items, and the team's
+     * seq (its row is locked by the statement before them, so the seq is
+     * this transaction's to advance without asking again). */
+    char *ops_arr = NULL, *items_arr = NULL;
+    if ((r = pf_prepare(&pc->pf_ops, op_ids, n, &ops_arr)) ||
+        (r = pf_prepare(&pc->pf_items, item_ids, n, &items_arr))) {
+        free(ops_arr);
+        pf_clear(&pc->pf_ops);
+        return r;
+    }
+    params po = {0}, pi = {0}, ps = {0};
+    p_text(&po, team);
+    p_text(&po, ops_arr);
+    p_text(&pi, team);
+    p_text(&pi, items_arr);
+    p_text(&ps, team);
+    const int stmt[3] = {S_OPS_MANY, S_ITEMS_MANY, S_SEQ_LAST};
+    const params *prm[3] = {&po, &pi, &ps};
+    PGresult *res[3] = {NULL, NULL, NULL};
+    r = run_many(pc, 3, stmt, prm, res, "reading a push's ops and items");
+    free(ops_arr);
+    free(items_arr);
+    if (r) {
+        pf_clear(&pc->pf_ops);
+        pf_clear(&pc->pf_items);
+        return r;
+    }
+    pf_finish(&pc->pf_ops, res[0], team, n);
+    pf_finish(&pc->pf_items, res[1], team, n);
+    if (PQntuples(res[2]) == 1 && (!pc->seq_team[0] || !strcmp(pc->seq_team, team))) {
+        int64_t v = col_int(res[2], 0, 0);
+        if (!pc->seq_team[0] || v > pc->seq_val) {
+            snprintf(pc->seq_team, sizeof pc->seq_team, "%s", team);
+            pc->seq_val = v;
+        }
+    }
+    PQclear(res[2]);
+    return 0;
 }
 
 /* --- the audit log ----------------------------------------------------------- */
@@ -1665,6 +2131,7 @@ const cx_storage_backend cx_storage_pg_backend = {
     .item_get = pg_item_get,
     .item_put = pg_item_put,
     .changes = pg_changes,
+    .pull = pg_pull,
     .compact = pg_compact,
     .queue = pg_queue,
     .queue_depth = pg_queue_depth,

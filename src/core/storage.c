@@ -208,6 +208,18 @@ int cx_storage_changes(cx_storage_tx *tx, const char *team, int64_t since, int l
     return BE(tx)->changes(tx, team, since, limit, fn, ud);
 }
 
+int cx_storage_pull(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                    int64_t *horizon,
+                    int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                    void *ud) {
+    if (BE(tx)->pull)
+        return BE(tx)->pull(tx, team, since, limit, horizon, fn, ud);
+    int r = BE(tx)->horizon(tx, team, horizon);
+    if (r || (since > 0 && since < *horizon))
+        return r;
+    return BE(tx)->changes(tx, team, since, limit, fn, ud);
+}
+
 int cx_storage_compact(cx_storage_tx *tx, const char *team, int64_t before, int64_t *dropped) {
     return BE(tx)->compact(tx, team, before, dropped);
 }

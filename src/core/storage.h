@@ -159,6 +159,15 @@ int cx_storage_item_put(cx_storage_tx *tx, const char *team, const char *id, con
 int cx_storage_changes(cx_storage_tx *tx, const char *team, int64_t since, int limit,
                        int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                        void *ud);
+/* A pull's two reads in one: the team's horizon into *horizon (0 = none),
+ * then, unless 0 < since < *horizon (a cursor older than the horizon: fn
+ * is not called), the changes as cx_storage_changes gives them. The same
+ * as cx_storage_horizon then cx_storage_changes in one read transaction;
+ * PostgreSQL answers both with one statement, in one round trip. */
+int cx_storage_pull(cx_storage_tx *tx, const char *team, int64_t since, int limit,
+                    int64_t *horizon,
+                    int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                    void *ud);
 /* Tombstone compaction: deletes the team's tombstones with seq < before
  * and raises its horizon to `before` (never lowers it). *dropped counts the
  * tombstones removed. */
@@ -181,7 +190,8 @@ int cx_storage_blob_get(cx_storage_tx *tx, const char *team, const char *sha, vo
  * appears in the item's JSON). *deleted says whether it went. */
 /* A hint before a loop of op_get/item_get over the team's ops and items
  * (a push): the backend may read them all at once and answer those calls
- * from what it read (PostgreSQL: one round trip instead of two per op),
+ * from what it read (PostgreSQL: the ops, the items and, in a write
+ * transaction, the team's seq, in one round trip for the whole push),
  * while its own writes in the transaction stay visible. ids may hold NULLs
  * (skipped). Does nothing on SQLite; CX_ENOMEM, or a database failure that
  * voids the transaction. */

@@ -9,7 +9,13 @@
  * change seen once, in commit order; one audit chain, no fork), the pool
  * bound (a transaction waits for a free connection), a blob larger than a
  * read slice, health, backup pointing at pg_dump, prefetch (answers from
- * what it read, this transaction's own writes seen after it), and a pool whose
+ * what it read, this transaction's own writes seen after it), a push's item
+ * and op writes held and sent as one statement each (new items, an update,
+ * an item written twice, a tombstone: the same rows and seqs as one by
+ * one, seen by reads in the transaction; an op id another writer records
+ * first is CX_ERETRY at commit), read transactions ended without waiting
+ * for the ROLLBACK (the next on the connection sees the latest commit; a
+ * failed read ends the old way), and a pool whose
  * connections the server cut (a restart, a failover): the next transaction
  * is run again on a new connection. Without PostgreSQL
  * it says so and passes (the backend-neutral cases run on SQLite in
@@ -401,6 +407,133 @@ static void test_prefetch(void) {
     cx_storage_free(st);
 }
 
+/* --- writes held and sent as one statement -------------------------------------- */
+
+typedef struct wseen {
+    int n;
+    int64_t seq[16];
+    char id[16][16];
+    char json[16][64]; /* "" for a tombstone */
+} wseen;
+
+static int wseen_fn(void *ud, int64_t seq, const char *id, const char *json) {
+    wseen *sn = ud;
+    if (sn->n == 16)
+        return CX_ELIMIT;
+    sn->seq[sn->n] = seq;
+    snprintf(sn->id[sn->n], sizeof sn->id[0], "%s", id);
+    snprintf(sn->json[sn->n], sizeof sn->json[0], "%s", json ? json : "");
+    sn->n++;
+    return 0;
+}
+
+static int put(cx_storage_tx *tx, const char *id, bool deleted, const char *json, int64_t *seq) {
+    int r = cx_storage_seq_next(tx, "W", seq);
+    return r ? r : cx_storage_item_put(tx, "W", id, "note", "active", *seq, deleted, json);
+}
+
+/* A push's worth: new items, an update, one item written twice, a
+ * tombstone, op records; reads in the transaction see all of it. */
+static int batch_fn(cx_storage_tx *tx, void *ud) {
+    int64_t *seqs = ud, s = 0;
+    const char *ops[3] = {"op-1", "op-2", "op-1"}, *items[3] = {"w1", "w3", "w4"};
+    int r = cx_storage_prefetch(tx, "W", ops, items, 3);
+    uint8_t d[32], got[32];
+    memset(d, 7, sizeof d);
+    for (int i = 0; r == 0 && i < 2; i++) {
+        r = cx_storage_op_get(tx, "W", ops[i], got, &s);
+        if (r != CX_ENOTFOUND)
+            return r ? r : CX_EIO;
+        r = 0;
+    }
+    if (r == 0 && (r = put(tx, "w1", false, "{\"v\":2}", &seqs[0])) == 0 &&
+        (r = put(tx, "w3", false, "{\"v\":1}", &seqs[1])) == 0 &&
+        (r = put(tx, "w3", false, "{\"v\":3}", &seqs[2])) == 0 &&
+        (r = put(tx, "w4", true, NULL, &seqs[3])) == 0 &&
+        (r = cx_storage_op_put(tx, "W", "op-1", d, seqs[0])) == 0)
+        r = cx_storage_op_put(tx, "W", "op-2", d, seqs[2]);
+    if (r)
+        return r;
+    /* read back in the same transaction: the held writes went first */
+    char *json = NULL;
+    bool deleted = true;
+    CX_CHECK_OK(cx_storage_item_get(tx, "W", "w3", &json, &s, &deleted));
+    CX_CHECK(json && strcmp(json, "{\"v\":3}") == 0 && s == seqs[2] && !deleted);
+    free(json);
+    CX_CHECK_OK(cx_storage_op_get(tx, "W", "op-1", got, &s));
+    CX_CHECK(s == seqs[0] && memcmp(got, d, 32) == 0);
+    return 0;
+}
+
+static int first_fn(cx_storage_tx *tx, void *ud) {
+    int64_t *seq = ud;
+    int r = put(tx, "w1", false, "{\"v\":1}", seq);
+    return r ? r : put(tx, "w2", false, "{\"v\":1}", seq + 1);
+}
+
+static int race_fn(cx_storage_tx *tx, void *ud) {
+    uint8_t d[32];
+    int64_t s = 0;
+    memset(d, 9, sizeof d);
+    int r = cx_storage_op_get(tx, "W", "op-race", d, &s);
+    if (r != CX_ENOTFOUND)
+        return r ? r : CX_EIO;
+    if ((r = put(tx, "w5", false, "{\"v\":5}", &s)) ||
+        (r = cx_storage_op_put(tx, "W", "op-race", d, s)))
+        return r;
+    /* another writer that took no team lock records the same op id first */
+    PGconn *c = PQconnectdb(uri1);
+    CX_CHECK(PQstatus(c) == CONNECTION_OK);
+    PGresult *res = PQexec(c, "INSERT INTO ops(team, op_id, digest, seq) VALUES"
+                              " ('W', 'op-race', decode(repeat('09', 32), 'hex'), 1)");
+    CX_CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(c);
+    return 0;
+}
+
+static void test_batched_writes(void) {
+    cx_storage *st = NULL;
+    CX_CHECK_OK(cx_storage_open(&st, uri1, 0));
+    if (!st)
+        return;
+    int64_t first[2] = {0}, seqs[4] = {0};
+    CX_CHECK_OK(cx_storage_run(st, true, first_fn, first));
+    CX_CHECK_OK(cx_storage_run(st, true, batch_fn, seqs));
+    CX_CHECK(seqs[0] == first[1] + 1 && seqs[1] == seqs[0] + 1 && seqs[2] == seqs[1] + 1 &&
+             seqs[3] == seqs[2] + 1);
+    /* as a reader sees it: one row per item, each with its last seq */
+    cx_storage_tx *tx = NULL;
+    wseen sn = {0};
+    CX_CHECK_OK(cx_storage_begin(st, false, &tx));
+    CX_CHECK_OK(cx_storage_changes(tx, "W", 0, 16, wseen_fn, &sn));
+    CX_CHECK_INT(sn.n, 4);
+    CX_CHECK(sn.n == 4 && !strcmp(sn.id[0], "w2") && sn.seq[0] == first[1] &&
+             !strcmp(sn.id[1], "w1") && sn.seq[1] == seqs[0] && !strcmp(sn.json[1], "{\"v\":2}") &&
+             !strcmp(sn.id[2], "w3") && sn.seq[2] == seqs[2] && !strcmp(sn.json[2], "{\"v\":3}") &&
+             !strcmp(sn.id[3], "w4") && sn.seq[3] == seqs[3] && sn.json[3][0] == '\0');
+    uint8_t d[32];
+    int64_t s = 0;
+    CX_CHECK_OK(cx_storage_op_get(tx, "W", "op-2", d, &s));
+    CX_CHECK_INT(s, seqs[2]);
+    CX_CHECK_OK(cx_storage_seq_last(tx, "W", &s));
+    CX_CHECK_INT(s, seqs[3]);
+    cx_storage_rollback(tx);
+    /* a unique race inside a held batch: CX_ERETRY at commit, nothing kept */
+    CX_CHECK_OK(cx_storage_begin(st, true, &tx));
+    CX_CHECK_OK(race_fn(tx, NULL));
+    CX_CHECK_INT(cx_storage_commit(tx), CX_ERETRY);
+    char *json = NULL;
+    bool deleted = false;
+    CX_CHECK_OK(cx_storage_begin(st, false, &tx));
+    CX_CHECK_INT(cx_storage_item_get(tx, "W", "w5", &json, &s, &deleted), CX_ENOTFOUND);
+    CX_CHECK_OK(cx_storage_seq_last(tx, "W", &s));
+    CX_CHECK_INT(s, seqs[3]);
+    cx_storage_rollback(tx);
+    free(json);
+    cx_storage_free(st);
+}
+
 /* --- connections the server cut ------------------------------------------------ */
 
 static int last_fn(cx_storage_tx *tx, void *ud) { return cx_storage_seq_last(tx, "R", ud); }
@@ -455,6 +588,46 @@ static void test_reconnect(void) {
     cx_storage_free(st);
 }
 
+/* --- read transactions that end without waiting ---------------------------------- */
+
+static void test_read_end(void) {
+    cx_storage *st = NULL;
+    CX_CHECK_OK(cx_storage_open(&st, uri1, 0));
+    if (!st)
+        return;
+    CX_CHECK_OK(cx_storage_set_pool(st, 1)); /* every transaction on one connection */
+    int64_t seq = 0, last = 0;
+    for (int i = 0; i < 20; i++) {
+        /* a write, then reads ended by rollback and by commit, then a
+         * health check (plain queries): each sees what came before */
+        CX_CHECK_OK(cx_storage_run(st, true, next_fn, &seq));
+        cx_storage_tx *tx = NULL;
+        CX_CHECK_OK(cx_storage_begin(st, false, &tx));
+        CX_CHECK_OK(cx_storage_seq_last(tx, "R", &last));
+        CX_CHECK_INT(last, seq);
+        cx_storage_rollback(tx);
+        last = 0;
+        CX_CHECK_OK(cx_storage_run(st, false, last_fn, &last));
+        CX_CHECK_INT(last, seq);
+        if (i % 5 == 0) {
+            cx_storage_health_info h;
+            CX_CHECK_OK(cx_storage_health(st, &h));
+            CX_CHECK(h.ok);
+        }
+    }
+    /* a read that failed ends the old way, and the connection serves on */
+    cx_storage_tx *tx = NULL;
+    CX_CHECK_OK(cx_storage_begin(st, false, &tx));
+    CX_CHECK_INT(cx_storage_team_set(tx, "R", 1, 0), CX_EINVAL); /* a write in a read */
+    cx_storage_rollback(tx);
+    CX_CHECK_OK(cx_storage_run(st, false, last_fn, &last));
+    CX_CHECK_INT(last, seq);
+    cx_storage_stats stats;
+    cx_storage_stats_get(st, &stats);
+    CX_CHECK_INT(stats.pool_in_use, 0);
+    cx_storage_free(st);
+}
+
 int main(void) {
     uri1 = getenv("CORTEX_TEST_PG_URI");
     uri2 = getenv("CORTEX_TEST_PG_URI_2");
@@ -469,6 +642,8 @@ int main(void) {
     test_pool();
     test_blob_health_backup();
     test_prefetch();
+    test_batched_writes();
     test_reconnect();
+    test_read_end();
     return cx_test_done();
 }

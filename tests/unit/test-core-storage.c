@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for cortex-core's storage interface (src/core/storage.h) on a
  * database in a temporary directory: the per-team seq, items and
- * tombstones, the change feed and its compaction horizon, op idempotency
+ * tombstones, the change feed and its compaction horizon (and pull, the
+ * two read together), op idempotency
  * records, keys, blobs, the review queue, the audit log, transactions,
  * reads beside an open write, writers and incremental readers in parallel
  * threads (every change seen once, in order, in its team), reopening,
@@ -170,6 +171,21 @@ static void test_items(cx_storage *st) {
     feed none = {0};
     CX_CHECK_OK(cx_storage_changes(tx, "U", 0, 10, on_change, &none));
     CX_CHECK_INT(none.n, 0);
+    /* pull: the horizon (none yet) and the same pages as changes */
+    int64_t hz = -1;
+    feed pa = {0}, pb = {0}, pc = {0};
+    CX_CHECK_OK(cx_storage_pull(tx, "T", 0, 10, &hz, on_change, &pa));
+    CX_CHECK_INT(hz, 0);
+    CX_CHECK(pa.n == 2 && pa.seq[0] == s3 && pa.seq[1] == s4 && !pa.tomb[0] && pa.tomb[1]);
+    CX_CHECK_STR(pa.id[0], "01J00000000000000000000001");
+    CX_CHECK_OK(cx_storage_pull(tx, "T", s3, 1, &hz, on_change, &pb));
+    CX_CHECK(pb.n == 1 && pb.seq[0] == s4);
+    CX_CHECK_OK(cx_storage_pull(tx, "T", s4, 10, &hz, on_change, &pc));
+    CX_CHECK_INT(pc.n, 0); /* caught up: nothing, the horizon still told */
+    CX_CHECK_INT(hz, 0);
+    calls = 0;
+    CX_CHECK_INT(cx_storage_pull(tx, "T", 0, 10, &hz, on_change_stop, &calls), CX_ECANCELED);
+    CX_CHECK_INT(calls, 1);
     cx_storage_rollback(tx);
 
     /* compaction: tombstones below `before` go, the horizon only rises */
@@ -192,6 +208,20 @@ static void test_items(cx_storage *st) {
     feed after = {0};
     CX_CHECK_OK(cx_storage_changes(tx, "T", 0, 10, on_change, &after));
     CX_CHECK(after.n == 1 && !after.tomb[0]); /* the live item stays */
+    /* pull under a horizon: from 0 or at it, the page; below it, none */
+    feed p0 = {0}, p1 = {0}, p2 = {0};
+    CX_CHECK_OK(cx_storage_pull(tx, "T", 0, 10, &horizon, on_change, &p0));
+    CX_CHECK_INT(horizon, s4 + 1);
+    CX_CHECK(p0.n == 1 && p0.seq[0] == s3);
+    horizon = -1;
+    CX_CHECK_OK(cx_storage_pull(tx, "T", s1, 10, &horizon, on_change, &p1));
+    CX_CHECK_INT(horizon, s4 + 1);
+    CX_CHECK_INT(p1.n, 0); /* s1 < the horizon: the caller answers "gone" */
+    CX_CHECK_OK(cx_storage_pull(tx, "T", s4 + 1, 10, &horizon, on_change, &p2));
+    CX_CHECK_INT(p2.n, 0);
+    horizon = -1;
+    CX_CHECK_OK(cx_storage_pull(tx, "U", 0, 10, &horizon, on_change, &p2));
+    CX_CHECK_INT(horizon, 0);
     cx_storage_rollback(tx);
 }
 
