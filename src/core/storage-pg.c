@@ -62,8 +62,9 @@
 #define POOL_WAIT_MS 10000
 /* Connections the pool may hold at most, whatever set_pool is asked. */
 #define POOL_MAX 256
-/* Blobs are read in slices of this size, so that a blob is never held
- * whole twice (once in a result, once in the caller's buffer). */
+/* Blobs are written in chunks and read in slices of this size, so that a
+ * blob is never held whole twice (in libpq's send buffer or a result, and
+ * in the caller's buffer). */
 #define BLOB_SLICE (1u << 20)
 /* Audit entries are read in pages of this many rows. */
 #define AUDIT_PAGE 1000
@@ -91,6 +92,8 @@ enum {
     S_QUEUE_DEPTH,
     S_BLOB_HAS,
     S_BLOB_PUT,
+    S_BLOB_CHUNK_PUT,
+    S_BLOB_CHUNK,
     S_BLOB_SIZE,
     S_BLOB_SLICE,
     S_BLOB_DROP,
@@ -147,9 +150,12 @@ static const char *const SQL[S_COUNT] = {
                 " ORDER BY seq LIMIT $5",
     [S_QUEUE_DEPTH] = "SELECT count(*) FROM items WHERE " AWAITING("1", "2", "3"),
     [S_BLOB_HAS] = "SELECT 1 FROM blobs WHERE team = $1 AND sha256 = $2",
-    [S_BLOB_PUT] = "INSERT INTO blobs(team, sha256, size, data) VALUES ($1, $2, $3, $4)"
+    [S_BLOB_PUT] = "INSERT INTO blobs(team, sha256, size, data) VALUES ($1, $2, $3, NULL)"
                    " ON CONFLICT (team, sha256) DO NOTHING",
-    [S_BLOB_SIZE] = "SELECT size FROM blobs WHERE team = $1 AND sha256 = $2",
+    [S_BLOB_CHUNK_PUT] = "INSERT INTO blob_chunks(team, sha256, n, data)"
+                         " VALUES ($1, $2, $3, $4)",
+    [S_BLOB_CHUNK] = "SELECT data FROM blob_chunks WHERE team = $1 AND sha256 = $2 AND n = $3",
+    [S_BLOB_SIZE] = "SELECT size, data IS NULL FROM blobs WHERE team = $1 AND sha256 = $2",
     [S_BLOB_SLICE] = "SELECT substring(data FROM $3 FOR $4) FROM blobs"
                      " WHERE team = $1 AND sha256 = $2",
     [S_BLOB_DROP] = "DELETE FROM blobs WHERE team = $1 AND sha256 = $2 AND NOT EXISTS"
@@ -225,6 +231,15 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE audit_head(one boolean PRIMARY KEY DEFAULT true CHECK (one),"
     " n bigint NOT NULL, hash text NOT NULL);"
     "INSERT INTO audit_head(one, n, hash) VALUES (true, 0, '');",
+    /* 1 -> 2: new blobs are written in chunks of BLOB_SLICE bytes, so that
+     * storing one never holds it twice (the caller's buffer and libpq's
+     * send buffer); rows of version 1 keep their bytes in blobs.data. */
+    "ALTER TABLE blobs ALTER COLUMN data DROP NOT NULL;"
+    "CREATE TABLE blob_chunks(team text COLLATE \"C\" NOT NULL,"
+    " sha256 text COLLATE \"C\" NOT NULL, n integer NOT NULL, data bytea NOT NULL,"
+    " PRIMARY KEY(team, sha256, n), FOREIGN KEY(team, sha256)"
+    " REFERENCES blobs(team, sha256) ON DELETE CASCADE);"
+    "ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -1839,11 +1854,22 @@ static int pg_blob_put(cx_storage_tx *tx, const char *team, const char *sha, con
     p_text(&p, team);
     p_text(&p, sha);
     p_int(&p, (int64_t)len);
-    p_bin(&p, data, len);
     int64_t rows = 0;
     int r = run_cmd(pgc(tx), S_BLOB_PUT, &p, &rows, "storing a blob");
     if (r == 0)
         *created = rows == 1; /* content-addressed: one already there is the same */
+    /* The bytes in chunks, each sent and answered before the next, so that
+     * libpq's send buffer holds one chunk, never the whole blob again. */
+    const uint8_t *b = data;
+    for (size_t off = 0, n = 0; r == 0 && *created && off < len; off += BLOB_SLICE, n++) {
+        size_t k = len - off < BLOB_SLICE ? len - off : BLOB_SLICE;
+        params q = {0};
+        p_text(&q, team);
+        p_text(&q, sha);
+        p_int(&q, (int64_t)n);
+        p_bin(&q, b + off, k);
+        r = run_cmd(pgc(tx), S_BLOB_CHUNK_PUT, &q, NULL, "storing a blob");
+    }
     return r;
 }
 
@@ -1861,6 +1887,7 @@ static int pg_blob_get(cx_storage_tx *tx, const char *team, const char *sha, voi
         return cx_error_set(CX_ENOTFOUND, "no blob %s", sha);
     }
     int64_t size = col_int(res, 0, 0);
+    bool chunked = PQgetvalue(res, 0, 1)[0] == 't'; /* else in blobs.data (version 1) */
     PQclear(res);
     if (size < 0 || size > INT32_MAX)
         return cx_error_set(CX_EIO, "blob %s: stored size %lld is wrong", sha, (long long)size);
@@ -1875,10 +1902,14 @@ static int pg_blob_get(cx_storage_tx *tx, const char *team, const char *sha, voi
         params q = {0};
         p_text(&q, team);
         p_text(&q, sha);
-        p_int(&q, off + 1); /* substring counts from 1 */
-        p_int(&q, want);
+        if (chunked) {
+            p_int(&q, off / (int64_t)BLOB_SLICE);
+        } else {
+            p_int(&q, off + 1); /* substring counts from 1 */
+            p_int(&q, want);
+        }
         res = NULL;
-        r = run(pgc(tx), S_BLOB_SLICE, &q, 1, &res, "reading a blob");
+        r = run(pgc(tx), chunked ? S_BLOB_CHUNK : S_BLOB_SLICE, &q, 1, &res, "reading a blob");
         if (r)
             break;
         if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != want) {
