@@ -191,7 +191,7 @@ static int revoke_key_tx(cx_storage_tx *tx, void *ud) {
     return r ? r : audit_key_event(tx, k->secret, k->rec.team, "key.revoke", &k->rec);
 }
 
-/* The checks --database gets (init, migrate): a PostgreSQL URI without a
+/* What --database must be (init, migrate): a PostgreSQL URI without a
  * password. 0, or the usage error's exit status (2) after saying why. */
 static int database_uri_ok(const char *database) {
     if (!cx_storage_is_uri(database))

@@ -727,6 +727,30 @@ static void batch_clear(batch *wb) {
     wb->nitems = wb->nops = 0;
 }
 
+/* Queues statement `stmt` with the team and the ncol array columns of n
+ * rows as its parameters (libpq copies them into its buffer when it
+ * sends), and frees the columns. A column that ran out of memory voids
+ * the transaction. */
+static int send_columns(pg_conn *pc, int stmt, const char *team, bytes *col, int ncol, int n,
+                        const char *what) {
+    int r = 0;
+    params p = {0};
+    p_text(&p, team);
+    for (int c = 0; c < ncol; c++) {
+        if (col[c].oom || col[c].n > INT32_MAX)
+            r = cx_error_set(CX_ENOMEM, "%s (%d rows): out of memory", what, n);
+        else
+            p_bin(&p, col[c].b, col[c].n);
+    }
+    if (r == 0)
+        r = queue_stmt(pc, stmt, &p, -1, CX_EIO, what);
+    else if (!pc->failed)
+        pc->failed = r;
+    for (int c = 0; c < ncol; c++)
+        free(col[c].b);
+    return r;
+}
+
 /* Sends the held item writes as one statement (queued: a failure voids
  * the transaction and is reported by the next call or the commit). */
 static int flush_items(pg_conn *pc) {
@@ -754,23 +778,7 @@ static int flush_items(pg_conn *pc) {
         b_put(&col[4], &d, 1);
         arr_text(&col[5], it->json);
     }
-    int r = 0;
-    params p = {0};
-    p_text(&p, wb->items_team);
-    for (int c = 0; c < 6; c++) {
-        if (col[c].oom || col[c].n > INT32_MAX)
-            r = cx_error_set(CX_ENOMEM, "writing %d items: out of memory", n);
-        else
-            p_bin(&p, col[c].b, col[c].n);
-    }
-    /* libpq copies the parameters into its buffer when it sends */
-    if (r == 0)
-        r = queue_stmt(pc, S_ITEMS_PUT, &p, -1, CX_EIO, "writing items");
-    else if (!pc->failed)
-        pc->failed = r;
-    for (int c = 0; c < 6; c++)
-        free(col[c].b);
-    return r;
+    return send_columns(pc, S_ITEMS_PUT, wb->items_team, col, 6, n, "writing items");
 }
 
 /* Sends the held op records as one statement; each must go in (they were
@@ -792,22 +800,7 @@ static int flush_ops(pg_conn *pc) {
         b_i32(&col[2], 8);
         b_i64(&col[2], wb->op[i].seq);
     }
-    int r = 0;
-    params p = {0};
-    p_text(&p, wb->ops_team);
-    for (int c = 0; c < 3; c++) {
-        if (col[c].oom || col[c].n > INT32_MAX)
-            r = cx_error_set(CX_ENOMEM, "recording %d ops: out of memory", n);
-        else
-            p_bin(&p, col[c].b, col[c].n);
-    }
-    if (r == 0)
-        r = queue_stmt(pc, S_OPS_PUT, &p, -1, CX_EIO, "recording ops");
-    else if (!pc->failed)
-        pc->failed = r;
-    for (int c = 0; c < 3; c++)
-        free(col[c].b);
-    return r;
+    return send_columns(pc, S_OPS_PUT, wb->ops_team, col, 3, n, "recording ops");
 }
 
 /* Sends whatever writes are held, ahead of the statement about to go. */
