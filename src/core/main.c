@@ -37,7 +37,9 @@
 #define URI_MAX 4096
 #define VERSION "0.1.0"
 
-static int usage(void) {
+/* The usage on f: standard output for --help (exit 0), standard error
+ * for a usage error (the return value, 2). */
+static int usage_to(FILE *f) {
     fputs("usage: cortex-core init DIR [--team TEAM] [--name NAME] [--database URL]\n"
           "       cortex-core serve DIR --listen HOST:PORT [--tls-cert FILE --tls-key FILE]\n"
           "                  [--rate-limit N] [--burst N] [--max-blob BYTES] [--threads N]\n"
@@ -55,9 +57,11 @@ static int usage(void) {
           "       cortex-core migrate DIR --database URL\n"
           "       cortex-core -V|--version\n"
           "       cortex-core -h|--help\n",
-          stderr);
+          f);
     return 2;
 }
+
+static int usage(void) { return usage_to(stderr); }
 
 static int fail(const char *what) {
     fprintf(stderr, "cortex-core: %s: %s\n", what, cx_error_last());
@@ -734,8 +738,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc, argv);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage();
-        return 0;
+        usage_to(stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     if ((strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) && argc == 2) {
         printf("cortex-core %s\n", VERSION);

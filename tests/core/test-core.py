@@ -220,8 +220,11 @@ def tests(tmp):
         check(p.returncode == 0 and p.stdout == "cortex-core 0.1.0\n",
               f"cortex-core {flag} prints the version and exits 0: {p.returncode} {p.stdout!r}")
     p = run("--help")
-    check(p.returncode == 0 and "init DIR [--team TEAM] [--name NAME]" in p.stderr
-          and "--version" in p.stderr, f"the usage lists init's --team/--name and --version: {p.stderr}")
+    check(p.returncode == 0 and "init DIR [--team TEAM] [--name NAME]" in p.stdout
+          and "--version" in p.stdout and "migrate DIR --database URL" in p.stdout
+          and p.stderr == "",
+          f"--help prints the usage on stdout (init's --team/--name, migrate, --version): "
+          f"{p.stdout!r} {p.stderr!r}")
     p = run("frobnicate", ok=False)
     check(p.returncode == 2 and "init DIR [--team TEAM] [--name NAME]" in p.stderr,
           f"an unknown command prints the usage and exits 2: {p.returncode}")
