@@ -27,6 +27,7 @@
 #include "core/server.h"
 
 #include "core/rate.h"
+#include "core/web.h"
 
 #include "proto/wire.h"
 #include "util/buf.h"
@@ -42,6 +43,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +52,12 @@
 #include <time.h>
 
 enum { EP_HEALTHZ, EP_INFO, EP_PUSH, EP_PULL, EP_BLOBS_MISSING, EP_BLOB_PUT, EP_BLOB_GET,
-       EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_OTHER, EP_COUNT };
+       EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_WEB, EP_OTHER, EP_COUNT };
 static const char *const EP_NAMES[EP_COUNT] = {
     "healthz", "info", "sync_push", "sync_pull", "blobs_missing", "blob_put", "blob_get",
-    "review_queue", "draft_decision", "artifact_accept", "metrics", "other"};
+    "review_queue", "draft_decision", "artifact_accept", "metrics", "web_asset", "other"};
 
-static const int CODES[] = {200, 201, 400, 401, 403, 404, 405, 409, 410, 413, 429, 500, 503};
+static const int CODES[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 410, 413, 429, 500, 503};
 #define N_CODES (sizeof CODES / sizeof CODES[0])
 static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 #define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
@@ -170,6 +172,25 @@ static void record(cx_server *h, const req *q, unsigned status) {
     pthread_mutex_unlock(&h->lock);
 }
 
+/* The one place every response is queued: it gets the security headers
+ * of web.h (CSP, nosniff, no referrer, no framing), its Content-Type (NULL:
+ * none, as for 204 and 304) and its Cache-Control (`cache`: NULL means
+ * no-store, what every answer but an asset gets). Destroys resp. */
+static enum MHD_Result queue(cx_server *h, struct MHD_Connection *c, req *q, unsigned status,
+                             struct MHD_Response *resp, const char *ctype, const char *cache) {
+    for (const cx_web_header *w = cx_web_security_headers; w->name; w++)
+        MHD_add_response_header(resp, w->name, w->value);
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache ? cache : "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    conn_phase(h, conn_of(c), PH_ANSWER);
+    q->answered = true;
+    record(h, q, status);
+    return ret;
+}
+
 /* Queues a response that owns `body` (malloc'd, len bytes). */
 static enum MHD_Result send_body(cx_server *h, struct MHD_Connection *c, req *q, unsigned status,
                                  const char *ctype, void *body, size_t len, int retry_after) {
@@ -178,19 +199,29 @@ static enum MHD_Result send_body(cx_server *h, struct MHD_Connection *c, req *q,
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (retry_after > 0) {
         char ra[24];
         snprintf(ra, sizeof ra, "%d", retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
-    enum MHD_Result ret = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    conn_phase(h, conn_of(c), PH_ANSWER);
-    q->answered = true;
-    record(h, q, status);
-    return ret;
+    return queue(h, c, q, status, resp, ctype, NULL);
+}
+
+/* Serves one file of the app from the binary: ETag (a hash of the
+ * content), Cache-Control no-cache (the browser asks again, and a matching
+ * If-None-Match is answered 304 without the body). HEAD gets the same
+ * headers; libmicrohttpd leaves the body out. */
+static enum MHD_Result send_asset(cx_server *h, struct MHD_Connection *c, req *q,
+                                  const cx_web_asset *a) {
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_IF_NONE_MATCH);
+    bool same = inm && strcmp(inm, a->etag) == 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        same ? 0 : a->len, same ? NULL : (void *)(uintptr_t)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
+    return queue(h, c, q, same ? 304 : 200, resp, same ? NULL : a->content_type, "no-cache");
 }
 
 /* Takes the reference to `body`. */
@@ -344,13 +375,7 @@ static enum MHD_Result send_page(cx_server *h, struct MHD_Connection *c, req *q,
         page_done(po);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    q->answered = true;
-    record(h, q, 200);
-    return ret;
+    return queue(h, c, q, 200, resp, "application/json", NULL);
 }
 
 static enum MHD_Result send_error_ra(cx_server *h, struct MHD_Connection *c, req *q,
@@ -549,6 +574,8 @@ static bool ulid_segment(const char *s, size_t n) {
  * /v1/artifacts/{id}/versions/{n}/accept. */
 #define ROUTE_VERSIONS "/versions/"
 #define ROUTE_ACCEPT "/accept"
+/* The review app: index.html at /, every file of the asset table here. */
+#define ROUTE_APP "/app/"
 
 /* Sets q->ep and its path arguments; 404/405 or 0. Ids in a path are
  * ULIDs in either case; the protocol layer normalises them. */
@@ -560,12 +587,23 @@ static int route(req *q, const char *method, const char *url) {
         {CX_ROUTE_PUSH, EP_PUSH, post},         {CX_ROUTE_PULL, EP_PULL, get},
         {CX_ROUTE_BLOBS_MISSING, EP_BLOBS_MISSING, post},
         {CX_ROUTE_REVIEW_QUEUE, EP_QUEUE, get}, {"/metrics", EP_METRICS, get},
+        {"/", EP_WEB, get},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(url, fixed[i].path) == 0) {
             q->ep = fixed[i].ep;
+            if (q->ep == EP_WEB)
+                snprintf(q->arg, sizeof q->arg, "index.html");
             return fixed[i].ok ? 0 : 405;
         }
+    if (strncmp(url, ROUTE_APP, strlen(ROUTE_APP)) == 0) { /* the app's files */
+        const char *name = url + strlen(ROUTE_APP);
+        if (strlen(name) >= sizeof q->arg || !cx_web_asset_find(name))
+            return 404;
+        snprintf(q->arg, sizeof q->arg, "%s", name);
+        q->ep = EP_WEB;
+        return get ? 0 : 405;
+    }
     q->ep = EP_OTHER;
     size_t ulen = strlen(url);
     const size_t blobs = strlen(CX_ROUTE_BLOBS), drafts = strlen(CX_ROUTE_DRAFTS),
@@ -599,7 +637,9 @@ static int route(req *q, const char *method, const char *url) {
     return 404;
 }
 
-static bool needs_auth(int ep) { return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_OTHER; }
+static bool needs_auth(int ep) {
+    return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_WEB && ep != EP_OTHER;
+}
 
 /* 0, or the seconds to wait before id's bucket holds a token. Takes the
  * token when `take`; only looks otherwise. */
@@ -730,6 +770,12 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     }
     case EP_METRICS:
         return send_metrics(h, c, q);
+    case EP_WEB: {
+        const cx_web_asset *a = cx_web_asset_find(q->arg);
+        if (!a) /* route() found it: the table does not change */
+            return send_error(h, c, q, 404, "not_found", "no such file");
+        return send_asset(h, c, q, a);
+    }
     case EP_INFO:
         return send_json(h, c, q, 200,
                          json_pack("{s:i, s:s, s:{s:i, s:I, s:I, s:i, s:f}, s:s, s:s, s:s, s:s}", "protocol",
