@@ -2,6 +2,8 @@
 /* API keys and the server secret (see keys.h). */
 #include "core/keys.h"
 
+#include "core/audit.h"
+
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/fsx.h"
@@ -114,6 +116,69 @@ int cx_keys_create(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const
     if (rec)
         *rec = k;
     return 0;
+}
+
+static int audit_key_event(cx_storage_tx *tx, const uint8_t *secret, const char *actor,
+                           const char *action, const cx_storage_key *k) {
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "key_id", k->key_id, "team", k->team, "role",
+                          k->role, "name", k->name);
+    if (!d)
+        return CX_ENOMEM;
+    int r = cx_audit_append(tx, secret, k->team, actor, action, d);
+    json_decref(d);
+    return r;
+}
+
+typedef struct key_run {
+    const uint8_t *secret;
+    const char *team, *role, *name, *id, *actor;
+    char *key;
+    cx_storage_key rec;
+} key_run;
+
+static int issue_tx(cx_storage_tx *tx, void *ud) {
+    key_run *k = ud;
+    int r = cx_keys_create(tx, k->secret, k->team, k->role, k->name, k->key, &k->rec);
+    return r ? r : audit_key_event(tx, k->secret, k->actor, "key.create", &k->rec);
+}
+
+int cx_keys_issue(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+                  const char *role, const char *name, const char *actor, char key[CX_KEY_MAX],
+                  cx_storage_key *rec) {
+    key_run k = {.secret = secret, .team = team, .role = role, .name = name, .actor = actor,
+                 .key = key};
+    int r = cx_storage_run(st, true, issue_tx, &k);
+    if (r)
+        sodium_memzero(key, CX_KEY_MAX);
+    else if (rec)
+        *rec = k.rec;
+    return r;
+}
+
+static int withdraw_tx(cx_storage_tx *tx, void *ud) {
+    key_run *k = ud;
+    int64_t now = (int64_t)cx_clock_now_ms();
+    int r = cx_storage_key_get(tx, k->id, &k->rec);
+    if (r == 0 && k->team && strcmp(k->rec.team, k->team) != 0)
+        r = cx_error_set(CX_ENOTFOUND, "no key %s", k->id);
+    if (r == 0)
+        r = cx_storage_key_revoke(tx, k->id, now);
+    if (r == 0)
+        r = cx_storage_session_end_key(tx, k->id, now, NULL);
+    if (r == 0) {
+        k->rec.revoked_ms = now > 0 ? now : 1;
+        r = audit_key_event(tx, k->secret, k->actor, "key.revoke", &k->rec);
+    }
+    return r;
+}
+
+int cx_keys_withdraw(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *key_id,
+                     const char *team, const char *actor, cx_storage_key *rec) {
+    key_run k = {.secret = secret, .team = team, .id = key_id, .actor = actor};
+    int r = cx_storage_run(st, true, withdraw_tx, &k);
+    if (r == 0 && rec)
+        *rec = k.rec;
+    return r;
 }
 
 int cx_keys_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const char *key,

@@ -28,6 +28,24 @@ int cx_keys_create(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], const
                    const char *role, const char *name, char key[CX_KEY_MAX],
                    cx_storage_key *rec);
 
+/* The whole of making a key, for every caller (cortex-core keys create,
+ * init, POST /v1/keys): the key and its audit entry "key.create" by
+ * `actor`, in one write transaction (run again on CX_ERETRY, then with a
+ * new key). key[CX_KEY_MAX] receives the key text: the caller shows it
+ * once and zeroes it. CX_EINVAL for a bad team, role or name. */
+int cx_keys_issue(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *team,
+                  const char *role, const char *name, const char *actor, char key[CX_KEY_MAX],
+                  cx_storage_key *rec);
+
+/* The whole of revoking a key, for every caller (cortex-core keys revoke,
+ * POST /v1/keys/{id}/revoke): marks it revoked, ends its browser sessions
+ * and appends "key.revoke" by `actor`, in one write transaction. With
+ * `team` non-NULL, a key of another team is CX_ENOTFOUND as an unknown
+ * one is. CX_ECONFLICT when it was revoked already. *rec (may be NULL)
+ * is the key's record after the change. */
+int cx_keys_withdraw(cx_storage *st, const uint8_t secret[CX_SECRET_LEN], const char *key_id,
+                     const char *team, const char *actor, cx_storage_key *rec);
+
 /* Checks a presented key. On success *out is its record. CX_ENOTFOUND for
  * a malformed, unknown, wrong or revoked key (one code: the caller answers
  * 401 alike), with the detail in cx_error_last(). */

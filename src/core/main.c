@@ -149,50 +149,20 @@ static int parse_opts(int argc, char **argv, int i, const opt *opts) {
     return 0;
 }
 
-static int audit_key_event(cx_storage_tx *tx, const uint8_t *secret, const char *team,
-                           const char *action, const cx_storage_key *k) {
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "key_id", k->key_id, "team", k->team, "role",
-                          k->role, "name", k->name);
-    if (!d)
-        return CX_ENOMEM;
-    int r = cx_audit_append(tx, secret, team, "cortex-core (local)", action, d);
-    json_decref(d);
-    return r;
-}
+/* The audit log's actor for what the command line does. */
+#define LOCAL_ACTOR "cortex-core (local)"
 
-/* A key and its audit entry, in one transaction (run again on CX_ERETRY:
- * then with a new key). */
-typedef struct key_run {
-    const uint8_t *secret;
-    const char *team, *role, *name, *id;
-    char key[CX_KEY_MAX];
-    cx_storage_key rec;
-} key_run;
-
-static int create_key_tx(cx_storage_tx *tx, void *ud) {
-    key_run *k = ud;
-    int r = cx_keys_create(tx, k->secret, k->team, k->role, k->name, k->key, &k->rec);
-    return r ? r : audit_key_event(tx, k->secret, k->team, "key.create", &k->rec);
-}
-
+/* Makes a key (keys.c: with its audit entry) and prints it, once. */
 static int create_key(cx_storage *st, const uint8_t *secret, const char *team, const char *role,
                       const char *name) {
-    key_run k = {.secret = secret, .team = team, .role = role, .name = name};
-    int r = cx_storage_run(st, true, create_key_tx, &k);
+    char key[CX_KEY_MAX];
+    int r = cx_keys_issue(st, secret, team, role, name, LOCAL_ACTOR, key, NULL);
     if (r == 0) {
-        printf("%s\n", k.key);
+        printf("%s\n", key);
         fflush(stdout);
     }
-    sodium_memzero(k.key, sizeof k.key);
+    sodium_memzero(key, sizeof key);
     return r;
-}
-
-static int revoke_key_tx(cx_storage_tx *tx, void *ud) {
-    key_run *k = ud;
-    int r = cx_storage_key_get(tx, k->id, &k->rec);
-    if (r == 0)
-        r = cx_storage_key_revoke(tx, k->id, (int64_t)cx_clock_now_ms());
-    return r ? r : audit_key_event(tx, k->secret, k->rec.team, "key.revoke", &k->rec);
 }
 
 /* What --database must be (init, migrate): a PostgreSQL URI without a
@@ -333,9 +303,8 @@ static int cmd_keys(int argc, char **argv) {
         }
     } else if (strcmp(sub, "revoke") == 0 && argc == 5) {
         const char *id = argv[4];
-        key_run k = {.secret = secret, .id = id};
         if ((r = open_dir(dir, 0, &st, secret)) == 0 &&
-            (r = cx_storage_run(st, true, revoke_key_tx, &k)) == 0)
+            (r = cx_keys_withdraw(st, secret, id, NULL, LOCAL_ACTOR, NULL)) == 0)
             fprintf(stderr, "cortex-core: key %s revoked\n", id);
     } else {
         return usage();
@@ -452,6 +421,13 @@ static int cmd_serve(int argc, char **argv) {
     }
     if (min_rate && parse_num(min_rate, 1, 1e12, &cfg.send_min_rate))
         return fprintf(stderr, "cortex-core: bad --send-min-rate\n"), 2;
+    /* The review app's session lifetime: 12 h, or shorter for a test. */
+    const char *ttl = getenv("CORTEX_SESSION_TTL");
+    if (ttl && *ttl) {
+        if (parse_num(ttl, 1, 43200, &v) || v != floor(v))
+            return fprintf(stderr, "cortex-core: bad CORTEX_SESSION_TTL (1 to 43200 seconds)\n"), 2;
+        cfg.session_ttl = (unsigned)v;
+    }
     cx_feed feed = {.max_blob = 16u << 20};
     if (max_blob) {
         if (parse_num(max_blob, 1, 1u << 30, &v))
@@ -525,8 +501,6 @@ static int parse_opts_pos(int argc, char **argv, int i, const opt *opts, const c
     }
     return 0;
 }
-
-#define LOCAL_ACTOR "cortex-core (local)"
 
 static int cmd_forget(int argc, char **argv) {
     const char *team = NULL, *reason = NULL, *id = NULL;

@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
+#include <sodium.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -52,10 +53,12 @@
 #include <time.h>
 
 enum { EP_HEALTHZ, EP_INFO, EP_PUSH, EP_PULL, EP_BLOBS_MISSING, EP_BLOB_PUT, EP_BLOB_GET,
-       EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_WEB, EP_OTHER, EP_COUNT };
+       EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_WEB, EP_SIGNIN, EP_SESSION, EP_KEYS,
+       EP_KEY_REVOKE, EP_OTHER, EP_COUNT };
 static const char *const EP_NAMES[EP_COUNT] = {
     "healthz", "info", "sync_push", "sync_pull", "blobs_missing", "blob_put", "blob_get",
-    "review_queue", "draft_decision", "artifact_accept", "metrics", "web_asset", "other"};
+    "review_queue", "draft_decision", "artifact_accept", "metrics", "web_asset",
+    "session_create", "session", "keys", "key_revoke", "other"};
 
 static const int CODES[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 410, 413, 429, 500, 503};
 #define N_CODES (sizeof CODES / sizeof CODES[0])
@@ -133,14 +136,24 @@ struct cx_server {
     bool push_stopping;
 };
 
+/* The methods route() tells apart. */
+enum { M_GET, M_POST, M_PUT, M_DELETE, M_OTHER };
+
 typedef struct req {
     int ep;
+    int method;
     uint64_t t0;
     cx_buf body; /* capped at the endpoint's limit: max_blob or CX_WIRE_MAX_PUSH_BYTES */
     bool too_big, answered;
     char arg[96];
     long n;
     cx_principal who;
+    /* a browser session (web.c): set when the request was authenticated
+     * by its cookie rather than a Bearer key */
+    bool by_cookie;
+    char token[CX_WEB_TOKEN_LEN + 1];
+    cx_web_session sess;
+    char set_cookie[160]; /* a Set-Cookie header to send, or "" */
     /* a push run by a push thread: the connection is suspended until done */
     struct MHD_Connection *conn;
     struct req *push_next;
@@ -175,7 +188,8 @@ static void record(cx_server *h, const req *q, unsigned status) {
 /* The one place every response is queued: it gets the security headers
  * of web.h (CSP, nosniff, no referrer, no framing), its Content-Type (NULL:
  * none, as for 204 and 304) and its Cache-Control (`cache`: NULL means
- * no-store, what every answer but an asset gets). Destroys resp. */
+ * no-store, what every answer but an asset gets), and the Set-Cookie a
+ * sign-in or sign-out earned (q->set_cookie). Destroys resp. */
 static enum MHD_Result queue(cx_server *h, struct MHD_Connection *c, req *q, unsigned status,
                              struct MHD_Response *resp, const char *ctype, const char *cache) {
     for (const cx_web_header *w = cx_web_security_headers; w->name; w++)
@@ -183,6 +197,8 @@ static enum MHD_Result queue(cx_server *h, struct MHD_Connection *c, req *q, uns
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache ? cache : "no-store");
+    if (q->set_cookie[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, q->set_cookie);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     conn_phase(h, conn_of(c), PH_ANSWER);
@@ -205,6 +221,15 @@ static enum MHD_Result send_body(cx_server *h, struct MHD_Connection *c, req *q,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     return queue(h, c, q, status, resp, ctype, NULL);
+}
+
+/* An answer without a body (204). */
+static enum MHD_Result send_empty(cx_server *h, struct MHD_Connection *c, req *q,
+                                  unsigned status) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    return queue(h, c, q, status, resp, NULL, NULL);
 }
 
 /* Serves one file of the app from the binary: ETag (a hash of the
@@ -576,12 +601,37 @@ static bool ulid_segment(const char *s, size_t n) {
 #define ROUTE_ACCEPT "/accept"
 /* The review app: index.html at /, every file of the asset table here. */
 #define ROUTE_APP "/app/"
+/* The app's session and the keys API (web.h). */
+#define ROUTE_SESSION "/v1/session"
+#define ROUTE_KEYS "/v1/keys"
+#define ROUTE_REVOKE "/revoke"
 
 /* Sets q->ep and its path arguments; 404/405 or 0. Ids in a path are
  * ULIDs in either case; the protocol layer normalises them. */
 static int route(req *q, const char *method, const char *url) {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     bool post = strcmp(method, "POST") == 0, put = strcmp(method, "PUT") == 0;
+    bool del = strcmp(method, "DELETE") == 0;
+    q->method = get ? M_GET : post ? M_POST : put ? M_PUT : del ? M_DELETE : M_OTHER;
+    /* the review app's session and keys (web.c) */
+    if (strcmp(url, ROUTE_SESSION) == 0) {
+        q->ep = post ? EP_SIGNIN : EP_SESSION;
+        return post || get || del ? 0 : 405;
+    }
+    if (strcmp(url, ROUTE_KEYS) == 0) {
+        q->ep = EP_KEYS;
+        return get || post ? 0 : 405;
+    }
+    size_t klen = strlen(ROUTE_KEYS "/"), rlen = strlen(ROUTE_REVOKE), ul = strlen(url);
+    if (ul > klen + rlen && strncmp(url, ROUTE_KEYS "/", klen) == 0 &&
+        strcmp(url + ul - rlen, ROUTE_REVOKE) == 0) {
+        size_t idlen = ul - klen - rlen;
+        if (idlen >= sizeof q->arg || memchr(url + klen, '/', idlen))
+            return 404;
+        snprintf(q->arg, sizeof q->arg, "%.*s", (int)idlen, url + klen);
+        q->ep = EP_KEY_REVOKE;
+        return post ? 0 : 405;
+    }
     struct { const char *path; int ep; bool ok; } fixed[] = {
         {CX_ROUTE_HEALTHZ, EP_HEALTHZ, get},    {CX_ROUTE_INFO, EP_INFO, get},
         {CX_ROUTE_PUSH, EP_PUSH, post},         {CX_ROUTE_PULL, EP_PULL, get},
@@ -637,8 +687,10 @@ static int route(req *q, const char *method, const char *url) {
     return 404;
 }
 
+/* Sign-in (EP_SIGNIN) authenticates by the key in its body, in answer(). */
 static bool needs_auth(int ep) {
-    return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_WEB && ep != EP_OTHER;
+    return ep != EP_HEALTHZ && ep != EP_METRICS && ep != EP_WEB && ep != EP_SIGNIN &&
+           ep != EP_OTHER;
 }
 
 /* 0, or the seconds to wait before id's bucket holds a token. Takes the
@@ -652,10 +704,29 @@ static int rate_take(cx_server *h, const char *id, bool take) {
     return wait;
 }
 
+/* A Bearer key when the request has an Authorization header (it wins over
+ * a cookie), else the session cookie (web.c); GET and DELETE /v1/session
+ * are about the cookie's session alone. CX_ENOTFOUND for no or refused
+ * credentials (401). */
 static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+    if (!auth || q->ep == EP_SESSION) {
+        const char *cookie = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_COOKIE);
+        if (!cx_web_cookie_token(cookie, q->token))
+            return cx_error_set(CX_ENOTFOUND, q->ep == EP_SESSION
+                                                  ? "no session: sign in"
+                                                  : "an Authorization: Bearer <key> header or "
+                                                    "a session cookie is required");
+        int r = cx_web_session_check(h->feed, q->token, &q->sess);
+        if (r)
+            return r;
+        q->who = q->sess.who;
+        q->by_cookie = true;
+        return 0;
+    }
+    if (strncasecmp(auth, "Bearer ", 7) != 0)
         return cx_error_set(CX_ENOTFOUND, "an Authorization: Bearer <key> header is required");
     const char *key = auth + 7;
     while (*key == ' ')
@@ -770,6 +841,47 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     }
     case EP_METRICS:
         return send_metrics(h, c, q);
+    case EP_SIGNIN: {
+        cx_web_session sess;
+        char token[CX_WEB_TOKEN_LEN + 1];
+        int64_t ttl = h->cfg.session_ttl ? h->cfg.session_ttl : CX_WEB_SESSION_TTL_S;
+        r = cx_web_session_create(h->feed, q->body.data, q->body.len, ttl, token, &sess);
+        if (r == CX_ENOTFOUND) { /* as a refused Bearer key: counted per address */
+            conn *k = conn_of(c);
+            rate_take(h, k ? k->addr : "a:?", true);
+            return send_error(h, c, q, 401, "unauthorized", cx_error_last());
+        }
+        if (r)
+            break;
+        bool fits = cx_web_set_cookie(q->set_cookie, sizeof q->set_cookie, token, ttl);
+        sodium_memzero(token, sizeof token);
+        if (!fits)
+            return send_error(h, c, q, 500, "internal", "the session cookie does not fit");
+        return send_json(h, c, q, 200, cx_web_session_json(&sess));
+    }
+    case EP_SESSION:
+        if (q->method == M_DELETE) {
+            r = cx_web_session_end(h->feed, q->token);
+            if (r == CX_ENOTFOUND) /* ended meanwhile (another tab, a revocation) */
+                r = 0;
+            if (r)
+                break;
+            cx_web_set_cookie(q->set_cookie, sizeof q->set_cookie, "", 0);
+            return send_empty(h, c, q, 204);
+        }
+        return send_json(h, c, q, 200, cx_web_session_json(&q->sess));
+    case EP_KEYS:
+        if (q->method == M_POST) {
+            r = cx_web_keys_create(h->feed, &q->who, q->body.data, q->body.len, &out);
+            if (r == 0)
+                return send_json(h, c, q, 201, out);
+        } else {
+            r = cx_web_keys_list(h->feed, &q->who, &out);
+        }
+        break;
+    case EP_KEY_REVOKE:
+        r = cx_web_keys_revoke(h->feed, &q->who, q->arg, &out);
+        break;
     case EP_WEB: {
         const cx_web_asset *a = cx_web_asset_find(q->arg);
         if (!a) /* route() found it: the table does not change */
@@ -1107,8 +1219,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (wait > 0)
                 return send_error_ra(h, c, q, 429, "rate_limited",
                                      "too many requests for this key; retry later", wait);
+            /* a browser's state-changing request: its session's CSRF token
+             * and, when sent, an Origin of this very host */
+            if (q->by_cookie && q->method != M_GET) {
+                const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
+                if (!cx_web_csrf_ok(&q->sess, tok))
+                    return send_error(h, c, q, 403, "csrf",
+                                      "the X-CSRF-Token header is missing or wrong");
+            }
         }
-        cx_buf_init(&q->body, q->ep == EP_BLOB_PUT ? h->feed->max_blob : CX_WIRE_MAX_PUSH_BYTES);
+        if (q->ep == EP_SIGNIN) { /* the key is in the body: refused ones count there */
+            int wait = rate_take(h, k ? k->addr : "a:?", false);
+            if (wait > 0)
+                return send_error_ra(h, c, q, 429, "rate_limited",
+                                     "too many requests with refused keys from this address; "
+                                     "retry later", wait);
+        }
+        if ((q->by_cookie && q->method != M_GET) || q->ep == EP_SIGNIN) {
+            const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+            const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_HOST);
+            if (!cx_web_origin_ok(origin, host))
+                return send_error(h, c, q, 403, "csrf", "the Origin header is not this host");
+        }
+        bool small = q->ep == EP_SIGNIN || q->ep == EP_SESSION || q->ep == EP_KEYS ||
+                     q->ep == EP_KEY_REVOKE;
+        cx_buf_init(&q->body, q->ep == EP_BLOB_PUT ? h->feed->max_blob
+                              : small            ? CX_WEB_MAX_BODY
+                                                 : CX_WIRE_MAX_PUSH_BYTES);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -1166,6 +1304,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         return;
     cx_buf_free(&q->body);
     json_decref(q->out); /* a push's answer that was never sent */
+    sodium_memzero(q->token, sizeof q->token);
+    sodium_memzero(q->set_cookie, sizeof q->set_cookie);
     free(q);
     *req_cls = NULL;
 }

@@ -33,6 +33,7 @@ typedef struct cx_server_config {
     size_t page_memory;    /* bytes of pull pages held for slow readers; 0 = 64 MiB */
     double send_min_rate;  /* bytes/s a client must take a pull page at (after a
                               10 s grace) or be dropped; 0 = 64 KiB/s */
+    unsigned session_ttl;  /* seconds a browser session lives; 0 = 12 h */
 } cx_server_config;
 
 /* The defaults of cortex-core serve (documented in cortex-core(8)). */

@@ -81,6 +81,13 @@ struct cx_storage_backend {
     int (*key_list)(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_key *k), void *ud);
     int (*key_revoke)(cx_storage_tx *tx, const char *key_id, int64_t now_ms);
 
+    int (*session_put)(cx_storage_tx *tx, const cx_storage_session *s);
+    int (*session_get)(cx_storage_tx *tx, const char *token_hash, cx_storage_session *out);
+    int (*session_end)(cx_storage_tx *tx, const char *token_hash, int64_t now_ms);
+    int (*session_end_key)(cx_storage_tx *tx, const char *key_id, int64_t now_ms,
+                           int64_t *ended);
+    int (*session_purge)(cx_storage_tx *tx, int64_t before_ms, int limit, int64_t *deleted);
+
     int (*seq_next)(cx_storage_tx *tx, const char *team, int64_t *seq);
     int (*seq_last)(cx_storage_tx *tx, const char *team, int64_t *seq);
     int (*horizon)(cx_storage_tx *tx, const char *team, int64_t *horizon);

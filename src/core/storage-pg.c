@@ -77,6 +77,11 @@ enum {
     S_KEY_GET,
     S_KEY_LIST,
     S_KEY_REVOKE,
+    S_SESSION_PUT,
+    S_SESSION_GET,
+    S_SESSION_END,
+    S_SESSION_END_KEY,
+    S_SESSION_PURGE,
     S_SEQ_NEXT,
     S_SEQ_LAST,
     S_HORIZON,
@@ -127,6 +132,14 @@ static const char *const SQL[S_COUNT] = {
     [S_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE key_id = $1",
     [S_KEY_LIST] = "SELECT " KEY_COLS " FROM keys ORDER BY team, created_ms, key_id",
     [S_KEY_REVOKE] = "UPDATE keys SET revoked_ms = $2 WHERE key_id = $1",
+    [S_SESSION_PUT] = "INSERT INTO sessions(token_hash, key_id, team, csrf, created_ms,"
+                      " expires_ms, ended_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    [S_SESSION_GET] = "SELECT token_hash, key_id, team, csrf, created_ms, expires_ms, ended_ms"
+                      " FROM sessions WHERE token_hash = $1",
+    [S_SESSION_END] = "UPDATE sessions SET ended_ms = $2 WHERE token_hash = $1 AND ended_ms = 0",
+    [S_SESSION_END_KEY] = "UPDATE sessions SET ended_ms = $2 WHERE key_id = $1 AND ended_ms = 0",
+    [S_SESSION_PURGE] = "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions"
+                        " WHERE expires_ms < $1 OR (ended_ms > 0 AND ended_ms < $1) LIMIT $2)",
     [S_SEQ_NEXT] = "INSERT INTO teams(team, seq) VALUES ($1, 1)"
                    " ON CONFLICT (team) DO UPDATE SET seq = teams.seq + 1 RETURNING seq",
     [S_SEQ_LAST] = "SELECT seq FROM teams WHERE team = $1",
@@ -240,6 +253,14 @@ static const char *const MIGRATIONS[] = {
     " PRIMARY KEY(team, sha256, n), FOREIGN KEY(team, sha256)"
     " REFERENCES blobs(team, sha256) ON DELETE CASCADE);"
     "ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;",
+    /* 2 -> 3: the review app's sessions, shared by every node (storage.h:
+     * a keyed hash of the cookie's token, never the token). */
+    "CREATE TABLE sessions(token_hash text COLLATE \"C\" PRIMARY KEY,"
+    " key_id text COLLATE \"C\" NOT NULL, team text COLLATE \"C\" NOT NULL,"
+    " csrf text NOT NULL, created_ms bigint NOT NULL, expires_ms bigint NOT NULL,"
+    " ended_ms bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX sessions_key ON sessions(key_id);"
+    "CREATE INDEX sessions_expires ON sessions(expires_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -1487,6 +1508,67 @@ static int pg_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms) 
     return run_cmd(pgc(tx), S_KEY_REVOKE, &p, NULL, "revoking a key");
 }
 
+/* --- sessions --------------------------------------------------------------- */
+
+static int pg_session_put(cx_storage_tx *tx, const cx_storage_session *ss) {
+    params p = {0};
+    p_text(&p, ss->token_hash);
+    p_text(&p, ss->key_id);
+    p_text(&p, ss->team);
+    p_text(&p, ss->csrf);
+    p_int(&p, ss->created_ms);
+    p_int(&p, ss->expires_ms);
+    p_int(&p, ss->ended_ms);
+    return run_cmd(pgc(tx), S_SESSION_PUT, &p, NULL, "storing a session");
+}
+
+static int pg_session_get(cx_storage_tx *tx, const char *token_hash, cx_storage_session *out) {
+    params p = {0};
+    p_text(&p, token_hash);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_SESSION_GET, &p, 0, &res, "reading a session");
+    if (r)
+        return r;
+    if (PQntuples(res) == 1) {
+        memset(out, 0, sizeof *out);
+        col_copy(out->token_hash, sizeof out->token_hash, res, 0, 0);
+        col_copy(out->key_id, sizeof out->key_id, res, 0, 1);
+        col_copy(out->team, sizeof out->team, res, 0, 2);
+        col_copy(out->csrf, sizeof out->csrf, res, 0, 3);
+        out->created_ms = col_int(res, 0, 4);
+        out->expires_ms = col_int(res, 0, 5);
+        out->ended_ms = col_int(res, 0, 6);
+    } else {
+        r = cx_error_set(CX_ENOTFOUND, "no such session");
+    }
+    PQclear(res);
+    return r;
+}
+
+static int pg_session_end(cx_storage_tx *tx, const char *token_hash, int64_t now_ms) {
+    params p = {0};
+    p_text(&p, token_hash);
+    p_int(&p, now_ms > 0 ? now_ms : 1);
+    int64_t rows = 0;
+    int r = run_cmd(pgc(tx), S_SESSION_END, &p, &rows, "ending a session");
+    return r ? r : rows ? 0 : cx_error_set(CX_ENOTFOUND, "no such session");
+}
+
+static int pg_session_end_key(cx_storage_tx *tx, const char *key_id, int64_t now_ms,
+                              int64_t *ended) {
+    params p = {0};
+    p_text(&p, key_id);
+    p_int(&p, now_ms > 0 ? now_ms : 1);
+    return run_cmd(pgc(tx), S_SESSION_END_KEY, &p, ended, "ending a key's sessions");
+}
+
+static int pg_session_purge(cx_storage_tx *tx, int64_t before_ms, int limit, int64_t *deleted) {
+    params p = {0};
+    p_int(&p, before_ms);
+    p_int(&p, limit);
+    return run_cmd(pgc(tx), S_SESSION_PURGE, &p, deleted, "deleting old sessions");
+}
+
 /* --- seqs ------------------------------------------------------------------ */
 
 /* One int64 from the first row of statement s over the team (*v = dflt
@@ -2147,6 +2229,11 @@ const cx_storage_backend cx_storage_pg_backend = {
     .key_get = pg_key_get,
     .key_list = pg_key_list,
     .key_revoke = pg_key_revoke,
+    .session_put = pg_session_put,
+    .session_get = pg_session_get,
+    .session_end = pg_session_end,
+    .session_end_key = pg_session_end_key,
+    .session_purge = pg_session_purge,
     .seq_next = pg_seq_next,
     .seq_last = pg_seq_last,
     .horizon = pg_horizon,

@@ -17,6 +17,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The review app's sessions (storage.h). Also created when a writer
+ * connection is set up on an existing database, so a core made before the
+ * table existed gets it when it is next served. */
+#define SESSIONS_SCHEMA                                                                    \
+    "CREATE TABLE IF NOT EXISTS sessions(token_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL," \
+    " team TEXT NOT NULL, csrf TEXT NOT NULL, created_ms INTEGER NOT NULL,"                 \
+    " expires_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL DEFAULT 0);"                  \
+    "CREATE INDEX IF NOT EXISTS sessions_key ON sessions(key_id);"                          \
+    "CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires_ms);"
+
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS teams(team TEXT PRIMARY KEY, seq INTEGER NOT NULL DEFAULT 0,"
@@ -36,6 +46,7 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS audit(n INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
     " team TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,"
     " prev TEXT NOT NULL, hash TEXT NOT NULL);"
+    SESSIONS_SCHEMA
     "INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', '1');";
 
 /* A connection of the pool, and the transaction on it: one transaction per
@@ -236,6 +247,8 @@ static int conn_open(sq *q, bool setup, conn **out) {
             rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;", NULL, NULL, &err);
         if (rc == SQLITE_OK && setup && (q->flags & CX_STORAGE_CREATE))
             rc = sqlite3_exec(c->db, SCHEMA, NULL, NULL, &err);
+        else if (rc == SQLITE_OK && setup)
+            rc = sqlite3_exec(c->db, SESSIONS_SCHEMA, NULL, NULL, &err);
         if (rc != SQLITE_OK) {
             r = cx_error_set(CX_EIO, "setting up the database: %s", err ? err : sqlite3_errstr(rc));
             sqlite3_free(err);
@@ -510,6 +523,100 @@ static int sq_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms) 
     bind_text(s, 1, key_id);
     sqlite3_bind_int64(s, 2, now_ms > 0 ? now_ms : 1);
     return exec_stmt(tx, s, "revoking a key");
+}
+
+/* --- sessions --------------------------------------------------------------- */
+
+static int sq_session_put(cx_storage_tx *tx, const cx_storage_session *ss) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "INSERT INTO sessions(token_hash, key_id, team, csrf, created_ms, expires_ms,"
+                    " ended_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, ss->token_hash);
+    bind_text(s, 2, ss->key_id);
+    bind_text(s, 3, ss->team);
+    bind_text(s, 4, ss->csrf);
+    sqlite3_bind_int64(s, 5, ss->created_ms);
+    sqlite3_bind_int64(s, 6, ss->expires_ms);
+    sqlite3_bind_int64(s, 7, ss->ended_ms);
+    return exec_stmt(tx, s, "storing a session");
+}
+
+static int sq_session_get(cx_storage_tx *tx, const char *token_hash, cx_storage_session *out) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "SELECT token_hash, key_id, team, csrf, created_ms, expires_ms, ended_ms"
+                    " FROM sessions WHERE token_hash = ?1",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, token_hash);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        copy_col(out->token_hash, sizeof out->token_hash, s, 0);
+        copy_col(out->key_id, sizeof out->key_id, s, 1);
+        copy_col(out->team, sizeof out->team, s, 2);
+        copy_col(out->csrf, sizeof out->csrf, s, 3);
+        out->created_ms = sqlite3_column_int64(s, 4);
+        out->expires_ms = sqlite3_column_int64(s, 5);
+        out->ended_ms = sqlite3_column_int64(s, 6);
+    } else if (rc == SQLITE_DONE) {
+        r = cx_error_set(CX_ENOTFOUND, "no such session");
+    } else {
+        r = sqlerr(tx, rc, "reading a session");
+    }
+    release(s);
+    return r;
+}
+
+/* Runs s (bound by the caller) and reports the rows it changed. */
+static int exec_count(cx_storage_tx *tx, sqlite3_stmt *s, const char *what, int64_t *rows) {
+    int r = exec_stmt(tx, s, what);
+    if (r == 0)
+        *rows = sqlite3_changes(C(tx)->db);
+    return r;
+}
+
+static int sq_session_end(cx_storage_tx *tx, const char *token_hash, int64_t now_ms) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx, "UPDATE sessions SET ended_ms = ?2 WHERE token_hash = ?1 AND ended_ms = 0",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, token_hash);
+    sqlite3_bind_int64(s, 2, now_ms > 0 ? now_ms : 1);
+    int64_t rows = 0;
+    r = exec_count(tx, s, "ending a session", &rows);
+    return r ? r : rows ? 0 : cx_error_set(CX_ENOTFOUND, "no such session");
+}
+
+static int sq_session_end_key(cx_storage_tx *tx, const char *key_id, int64_t now_ms,
+                              int64_t *ended) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx, "UPDATE sessions SET ended_ms = ?2 WHERE key_id = ?1 AND ended_ms = 0",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, key_id);
+    sqlite3_bind_int64(s, 2, now_ms > 0 ? now_ms : 1);
+    return exec_count(tx, s, "ending a key's sessions", ended);
+}
+
+static int sq_session_purge(cx_storage_tx *tx, int64_t before_ms, int limit, int64_t *deleted) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions"
+                    " WHERE expires_ms < ?1 OR (ended_ms > 0 AND ended_ms < ?1) LIMIT ?2)",
+                    &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int(s, 2, limit);
+    return exec_count(tx, s, "deleting old sessions", deleted);
 }
 
 static int sq_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
@@ -1046,6 +1153,11 @@ const cx_storage_backend cx_storage_sqlite_backend = {
     .key_get = sq_key_get,
     .key_list = sq_key_list,
     .key_revoke = sq_key_revoke,
+    .session_put = sq_session_put,
+    .session_get = sq_session_get,
+    .session_end = sq_session_end,
+    .session_end_key = sq_session_end_key,
+    .session_purge = sq_session_purge,
     .seq_next = sq_seq_next,
     .seq_last = sq_seq_last,
     .horizon = sq_horizon,

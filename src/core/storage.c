@@ -169,6 +169,39 @@ int cx_storage_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms)
     return BE(tx)->key_revoke(tx, key_id, now_ms);
 }
 
+int cx_storage_session_put(cx_storage_tx *tx, const cx_storage_session *s) {
+    assert(tx->write);
+    return BE(tx)->session_put(tx, s);
+}
+
+int cx_storage_session_get(cx_storage_tx *tx, const char *token_hash, cx_storage_session *out) {
+    return BE(tx)->session_get(tx, token_hash, out);
+}
+
+int cx_storage_session_end(cx_storage_tx *tx, const char *token_hash, int64_t now_ms) {
+    assert(tx->write);
+    return BE(tx)->session_end(tx, token_hash, now_ms);
+}
+
+int cx_storage_session_end_key(cx_storage_tx *tx, const char *key_id, int64_t now_ms,
+                               int64_t *ended) {
+    assert(tx->write);
+    int64_t n = 0;
+    int r = BE(tx)->session_end_key(tx, key_id, now_ms, &n);
+    if (r == 0 && ended)
+        *ended = n;
+    return r;
+}
+
+int cx_storage_session_purge(cx_storage_tx *tx, int64_t before_ms, int limit, int64_t *deleted) {
+    assert(tx->write);
+    int64_t n = 0;
+    int r = BE(tx)->session_purge(tx, before_ms, limit, &n);
+    if (r == 0 && deleted)
+        *deleted = n;
+    return r;
+}
+
 int cx_storage_seq_next(cx_storage_tx *tx, const char *team, int64_t *seq) {
     assert(tx->write);
     return BE(tx)->seq_next(tx, team, seq);

@@ -49,6 +49,20 @@ typedef struct cx_storage_key {
     int64_t revoked_ms; /* 0 while the key is valid */
 } cx_storage_key;
 
+/* A browser session of the review app (web.h). The cookie's token is never
+ * stored: token_hash is a keyed hash of it (64 hex digits), so a copy of
+ * the database does not sign anyone in. */
+#define CX_SESSION_CSRF_MAX 64
+typedef struct cx_storage_session {
+    char token_hash[65];
+    char key_id[CX_KEYID_LEN + 1];
+    char team[CX_TEAM_MAX + 1];
+    char csrf[CX_SESSION_CSRF_MAX + 1];
+    int64_t created_ms;
+    int64_t expires_ms;
+    int64_t ended_ms; /* 0 while not ended (sign-out, key revoked) */
+} cx_storage_session;
+
 typedef struct cx_storage_audit {
     int64_t n; /* 1, 2, 3 … */
     int64_t ts_ms;
@@ -127,6 +141,21 @@ int cx_storage_key_list(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_
 /* Sets revoked_ms on a valid key; CX_ENOTFOUND for an unknown id,
  * CX_ECONFLICT when it was already revoked. */
 int cx_storage_key_revoke(cx_storage_tx *tx, const char *key_id, int64_t now_ms);
+
+/* Sessions, shared by every node over the database. session_get:
+ * CX_ENOTFOUND when no row has that hash (ended and expired rows are
+ * returned as they are: the caller judges them). session_end: sets
+ * ended_ms on a session not ended yet; CX_ENOTFOUND when there is none.
+ * session_end_key: ends every live session of a key (*ended counts them;
+ * may be NULL). session_purge: deletes at most `limit` rows that expired
+ * or ended before `before_ms` (*deleted counts them; may be NULL): bounded
+ * work a caller does opportunistically. */
+int cx_storage_session_put(cx_storage_tx *tx, const cx_storage_session *s);
+int cx_storage_session_get(cx_storage_tx *tx, const char *token_hash, cx_storage_session *out);
+int cx_storage_session_end(cx_storage_tx *tx, const char *token_hash, int64_t now_ms);
+int cx_storage_session_end_key(cx_storage_tx *tx, const char *key_id, int64_t now_ms,
+                               int64_t *ended);
+int cx_storage_session_purge(cx_storage_tx *tx, int64_t before_ms, int limit, int64_t *deleted);
 
 /* The team's next seq (last + 1), reserved in this write transaction.
  * Seqs are per team and strictly increasing IN COMMIT ORDER: a transaction

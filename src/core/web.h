@@ -7,8 +7,12 @@
  * these with strings it read from the request and maps the CX_E… codes. */
 #pragma once
 
+#include "core/feed.h"
+
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* --- assets ------------------------------------------------------------ */
 
@@ -43,3 +47,81 @@ typedef struct cx_web_header {
  * ending with {NULL, NULL}. Cache-Control is not among them: it depends on
  * the response (no-store for API answers, no-cache for assets). */
 extern const cx_web_header cx_web_security_headers[];
+
+/* --- sessions ----------------------------------------------------------- */
+
+#define CX_WEB_COOKIE "cortex_session"
+/* The absolute lifetime of a session (cortex-core serve; the environment
+ * variable CORTEX_SESSION_TTL may shorten it, for tests). */
+#define CX_WEB_SESSION_TTL_S (12 * 3600)
+/* A session token and a CSRF token: 32 random bytes in base64url. */
+#define CX_WEB_TOKEN_LEN 43
+/* Bytes of a sign-in or keys request body, at most. */
+#define CX_WEB_MAX_BODY 4096
+/* Rows of old sessions deleted per sign-in, at most (bounded work). */
+#define CX_WEB_PURGE_BATCH 64
+
+/* A live session: its key (re-read and checked on every request) and
+ * what the browser is told. */
+typedef struct cx_web_session {
+    cx_principal who;
+    char csrf[CX_SESSION_CSRF_MAX + 1];
+    int64_t expires_ms;
+} cx_web_session;
+
+/* Finds the cortex_session cookie in a Cookie header (`name=value; …`,
+ * RFC 6265) and copies its value to token. False when the header is NULL,
+ * holds no such cookie, or its value is not CX_WEB_TOKEN_LEN base64url
+ * characters (a garbage or huge value is never looked up). Pure: the fuzz
+ * target calls it. */
+bool cx_web_cookie_token(const char *header, char token[CX_WEB_TOKEN_LEN + 1]);
+
+/* Signs in: `body` (len bytes, untrusted) is {"key": "cxk_…"}; the key is
+ * verified as a Bearer key is, and a new session of ttl_s seconds is
+ * stored (and at most CX_WEB_PURGE_BATCH sessions that ended or expired a
+ * day ago deleted). token receives the cookie's value. CX_EINVAL for a
+ * body that is not such JSON (the detail names the field), CX_ENOTFOUND
+ * for a wrong, unknown or revoked key (one message for all three). */
+int cx_web_session_create(cx_feed *f, const char *body, size_t len, int64_t ttl_s,
+                          char token[CX_WEB_TOKEN_LEN + 1], cx_web_session *out);
+
+/* Authenticates a cookie's token: the session exists, is not ended, not
+ * expired, and its key exists and is not revoked (so revoking a key ends
+ * its sessions at once, on every node). CX_ENOTFOUND otherwise. */
+int cx_web_session_check(cx_feed *f, const char *token, cx_web_session *out);
+
+/* Ends the session (sign-out). CX_ENOTFOUND when it is not live. */
+int cx_web_session_end(cx_feed *f, const char *token);
+
+/* What GET and POST /v1/session answer: {"team","role","principal",
+ * "key_id","csrf","expires_at"}. NULL on allocation failure. */
+json_t *cx_web_session_json(const cx_web_session *s);
+
+/* The Set-Cookie value for token with Max-Age max_age (token "" and 0:
+ * the cookie that removes it). False if it does not fit in cap bytes. */
+bool cx_web_set_cookie(char *out, size_t cap, const char *token, int64_t max_age);
+
+/* CSRF for a cookie-authenticated state-changing request: the
+ * X-CSRF-Token header equals the session's token (constant time). */
+bool cx_web_csrf_ok(const cx_web_session *s, const char *header);
+
+/* The Origin check: true when origin is NULL (not sent) or is exactly
+ * "https://" + host (the Host header; false when host is NULL). */
+bool cx_web_origin_ok(const char *origin, const char *host);
+
+/* --- keys (admins of a team) ----------------------------------------------- */
+
+/* GET /v1/keys: {"keys":[{"key_id","name","role","created_at",
+ * "revoked_at"|null}]} of the caller's team. CX_EFORBIDDEN unless admin. */
+int cx_web_keys_list(cx_feed *f, const cx_principal *p, json_t **out);
+
+/* POST /v1/keys: body {"name","role"} → {"key","key_id","name","role",
+ * "created_at"}, the key shown this once; audited "key.create" by the
+ * admin (keys.c, as the command line). CX_EFORBIDDEN, CX_EINVAL. */
+int cx_web_keys_create(cx_feed *f, const cx_principal *p, const char *body, size_t len,
+                       json_t **out);
+
+/* POST /v1/keys/{key_id}/revoke → {"key_id","revoked_at"}; audited
+ * "key.revoke". CX_EFORBIDDEN, CX_ENOTFOUND (unknown, or another team's),
+ * CX_ECONFLICT (revoked already). */
+int cx_web_keys_revoke(cx_feed *f, const cx_principal *p, const char *key_id, json_t **out);
