@@ -9,15 +9,17 @@
 #                              PostgreSQL 15 (the tests start their own
 #                              throwaway server: tests/pglib.py; the
 #                              packaged cluster service is not used),
-#                              the npm test clients in tests/e2e and the
-#                              agent command lines in tests/agents (npm ci)
+#                              chromium (the review app's browser tests),
+#                              the npm test clients in tests/e2e, the
+#                              browser driver and axe-core in tests/web and
+#                              the agent command lines in tests/agents (npm ci)
 set -euo pipefail
 
 want_test=0
 for arg in "$@"; do
     case "$arg" in
         --test) want_test=1 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -32,8 +34,9 @@ build_pkgs=(gcc meson ninja-build pkg-config git python3 ca-certificates
 # libclang-rt-dev holds libFuzzer and clang's sanitizer runtimes.
 # systemd gives systemd-analyze, which checks the unit cortex-core installs;
 # postgresql-15: the server binaries in /usr/lib/postgresql/15/bin that the
-# tests run (initdb, postgres, psql) against a real database.
-test_pkgs=(clang libclang-rt-dev sqlite3 openssl systemd postgresql-15)
+# tests run (initdb, postgres, psql) against a real database; chromium: the
+# browser that tests/web drives headless (puppeteer-core never downloads one).
+test_pkgs=(clang libclang-rt-dev sqlite3 openssl systemd postgresql-15 chromium)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -147,6 +150,19 @@ if [ "$fresh" = 1 ]; then
     printf '%s\n' "$stamp_pending" >"$stamp_pending_file"
     say "tests/e2e/node_modules: installed"
 fi
+
+# --- the review app's browser tests (tests/web): puppeteer-core, axe-core ----
+web="$root/tests/web"
+npm_ci "$web" tests/web puppeteer-core/package.json
+if [ "$fresh" = 1 ]; then
+    (cd "$web" && node --input-type=module -e '
+        await import("puppeteer-core");
+        await import("node:fs").then((fs) => fs.accessSync("node_modules/axe-core/axe.min.js"));
+    ') >"$npm_log" 2>&1 || { cat "$npm_log" >&2; die "puppeteer-core does not load under node $(node --version)"; }
+    printf '%s\n' "$stamp_pending" >"$stamp_pending_file"
+    say "tests/web/node_modules: installed"
+fi
+command -v chromium >/dev/null 2>&1 || die "chromium is installed but not on PATH"
 
 # --- the agent command lines (tests/agents): Claude Code, Gemini CLI, Codex --
 agents="$root/tests/agents"
