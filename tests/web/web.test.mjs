@@ -190,6 +190,16 @@ async function noSidewaysScroll(page, what) {
   await sleep(100);
 }
 
+// Runs one step; a crash or a timeout in it counts as one failure and the
+// next step goes on (from a page it navigates to itself).
+async function step(name, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    check(false, `${name}: crashed: ${e && e.stack || e}`);
+  }
+}
+
 let draftId = null, hostileId = null;
 try {
   // ---------------------------------------------------------------- reviewer
@@ -225,214 +235,235 @@ try {
     check((await page.$eval("#key", (e) => e.value).catch(() => "")) === "", "the key field is empty");
 
     // queue
-    check(await waitText(page, DRAFT_TITLE), "the queue lists the pending draft");
-    const rows = await page.$$eval("main tbody tr", (trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.innerText.trim())));
-    const row = rows.find((r) => r[0] === DRAFT_TITLE);
-    check(row && row[1] && row[3] === "build" && row[5] === String(EVIDENCE.length),
-          `the draft's row: title, author, subcortex build, ${EVIDENCE.length} evidence: ${JSON.stringify(row)}`);
-    check(rows.some((r) => r[0] === HOSTILE_TITLE), "the hostile draft's title is listed as text");
-    const links = await page.$$eval("main tbody a", (as) => as.map((a) => [a.textContent, a.getAttribute("href")]));
-    draftId = (links.find((l) => l[0] === DRAFT_TITLE) || [])[1]?.replace("#/draft/", "");
-    hostileId = (links.find((l) => l[0] === HOSTILE_TITLE) || [])[1]?.replace("#/draft/", "");
-    check(draftId && hostileId, `both drafts link to their pages: ${draftId} ${hostileId}`);
-    // the subcortex filter
-    const opts = await page.$$eval("#f-subcortex option", (os) => os.map((o) => o.value));
-    check(opts.includes("build") && opts.includes("security"), `the subcortex filter offers the waiting drafts' subcortices: ${opts}`);
-    await page.select("#f-subcortex", "security");
-    await page.waitForFunction(() => location.hash.includes("subcortex=security"));
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
-    const filtered = await page.$$eval("main tbody tr", (trs) => trs.length);
-    check(filtered === 1 && (await mainText(page)).includes(HOSTILE_TITLE) && !(await mainText(page)).includes(DRAFT_TITLE),
-          "filtering by subcortex security shows only the hostile draft");
-    await go(page, "#/queue");
-    await waitText(page, DRAFT_TITLE);
-    await axe(page, "queue");
-    await shot(page, "queue");
-    await noSidewaysScroll(page, "queue");
+    await step("queue", async () => {
+      check(await waitText(page, DRAFT_TITLE), "the queue lists the pending draft");
+      const rows = await page.$$eval("main tbody tr", (trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.innerText.trim())));
+      const row = rows.find((r) => r[0] === DRAFT_TITLE);
+      check(row && row[1] && row[3] === "build" && row[5] === String(EVIDENCE.length),
+            `the draft's row: title, author, subcortex build, ${EVIDENCE.length} evidence: ${JSON.stringify(row)}`);
+      check(rows.some((r) => r[0] === HOSTILE_TITLE), "the hostile draft's title is listed as text");
+      const links = await page.$$eval("main tbody a", (as) => as.map((a) => [a.textContent, a.getAttribute("href")]));
+      draftId = (links.find((l) => l[0] === DRAFT_TITLE) || [])[1]?.replace("#/draft/", "");
+      hostileId = (links.find((l) => l[0] === HOSTILE_TITLE) || [])[1]?.replace("#/draft/", "");
+      check(draftId && hostileId, `both drafts link to their pages: ${draftId} ${hostileId}`);
+      // the subcortex filter
+      const opts = await page.$$eval("#f-subcortex option", (os) => os.map((o) => o.value));
+      check(opts.includes("build") && opts.includes("security"), `the subcortex filter offers the waiting drafts' subcortices: ${opts}`);
+      await page.select("#f-subcortex", "security");
+      await page.waitForFunction(() => location.hash.includes("subcortex=security"));
+      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      const filtered = await page.$$eval("main tbody tr", (trs) => trs.length);
+      check(filtered === 1 && (await mainText(page)).includes(HOSTILE_TITLE) && !(await mainText(page)).includes(DRAFT_TITLE),
+            "filtering by subcortex security shows only the hostile draft");
+      await go(page, "#/queue");
+      await waitText(page, DRAFT_TITLE);
+      await axe(page, "queue");
+      await shot(page, "queue");
+      await noSidewaysScroll(page, "queue");
+    });
 
     // the draft with its evidence, by clicking its link
-    await page.click(`main a[href="#/draft/${draftId}"]`);
-    await page.waitForSelector("#item-title");
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
-    check((await text(page, "#item-title")) === DRAFT_TITLE, "the draft page shows the title");
-    const body = await page.$eval("main .body", (e) => ({h: e.querySelector("h3") && e.querySelector("h3").textContent,
-      li: e.querySelectorAll("li").length, code: e.querySelector("pre code") && e.querySelector("pre code").textContent,
-      strong: e.querySelector("strong") && e.querySelector("strong").textContent,
-      a: e.querySelector("a") && e.querySelector("a").getAttribute("href")}));
-    check(body.h === "What to do" && body.li === 2 && body.strong === "gcc 12" && (body.code || "").includes("apt-get install gcc-12")
-          && body.a === "https://packages.debian.org/bookworm/gcc-12",
-          `the markdown body is rendered (heading, list, strong, code, link): ${JSON.stringify(body)}`);
-    const ev = await page.$$eval("#ev-title ~ ul.cards > li", (ls) => ls.map((l) => l.innerText));
-    check(ev.length === EVIDENCE.length && ev.every((t) => t.includes("ci/Dockerfile")),
-          `the draft shows its ${EVIDENCE.length} evidence observations with their file: ${JSON.stringify(ev)}`);
-    check(ev.some((t) => t.includes("debian:12")) && ev.some((t) => t.includes("gcc 13")), "the evidence bodies are shown");
-    const names = await buttonNames(page);
-    check(["Approve", "Reject", "Request changes"].every((n) => names.includes(n)), `a reviewer sees the decision buttons: ${names}`);
-    check(await page.$("::-p-aria(Note)"), "the note field is labelled Note");
-    await axe(page, "draft");
-    await shot(page, "draft");
-    await noSidewaysScroll(page, "draft");
-    // Reject without a note is refused in the page, nothing is sent
-    await (await page.$("::-p-aria(Reject[role=\"button\"])")).click();
-    check(await waitText(page, "needs a note"), "Reject without a note asks for one");
-    // approve with a note
-    const NOTE = "Matches the CI image; thanks.";
-    await (await page.$("::-p-aria(Note)")).type(NOTE);
-    await (await page.$("::-p-aria(Approve[role=\"button\"])")).click();
-    check(await waitText(page, "canon"), "approving says the draft is canon");
-    await page.waitForFunction(() => !document.querySelector("#decide-title"), {timeout: WAIT}).catch(() => {});
-    const after = await pageFetch(page, "GET", "/v1/items/" + draftId);
-    const it = after.body && after.body.item || {};
-    check(after.status === 200 && it.kind === "thread" && it.status === "canon" && it.review && it.review.note === NOTE,
-          `the core made the draft canon with the note: ${after.status} ${JSON.stringify({k: it.kind, s: it.status, r: it.review})}`);
-    check(!(await buttonNames(page)).includes("Approve"), "a decided draft has no decision buttons");
+    await step("draft", async () => {
+      await go(page, "#/queue");
+      await waitText(page, DRAFT_TITLE);
+      await page.click(`main a[href="#/draft/${draftId}"]`);
+      await page.waitForSelector("#item-title");
+      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      check((await text(page, "#item-title")) === DRAFT_TITLE, "the draft page shows the title");
+      const body = await page.$eval("main .body", (e) => ({h: e.querySelector("h3") && e.querySelector("h3").textContent,
+        li: e.querySelectorAll("li").length, code: e.querySelector("pre code") && e.querySelector("pre code").textContent,
+        strong: e.querySelector("strong") && e.querySelector("strong").textContent,
+        a: e.querySelector("a") && e.querySelector("a").getAttribute("href")}));
+      check(body.h === "What to do" && body.li === 2 && body.strong === "gcc 12" && (body.code || "").includes("apt-get install gcc-12")
+            && body.a === "https://packages.debian.org/bookworm/gcc-12",
+            `the markdown body is rendered (heading, list, strong, code, link): ${JSON.stringify(body)}`);
+      const ev = await page.$$eval("#ev-title ~ ul.cards > li", (ls) => ls.map((l) => l.innerText));
+      check(ev.length === EVIDENCE.length && ev.every((t) => t.includes("ci/Dockerfile")),
+            `the draft shows its ${EVIDENCE.length} evidence observations with their file: ${JSON.stringify(ev)}`);
+      check(ev.some((t) => t.includes("debian:12")) && ev.some((t) => t.includes("gcc 13")), "the evidence bodies are shown");
+      const names = await buttonNames(page);
+      check(["Approve", "Reject", "Request changes"].every((n) => names.includes(n)), `a reviewer sees the decision buttons: ${names}`);
+      check(await page.$("::-p-aria(Note)"), "the note field is labelled Note");
+      await axe(page, "draft");
+      await shot(page, "draft");
+      await noSidewaysScroll(page, "draft");
+      // Reject without a note is refused in the page, nothing is sent
+      await (await page.$("::-p-aria(Reject[role=\"button\"])")).click();
+      check(await waitText(page, "needs a note"), "Reject without a note asks for one");
+      // approve with a note
+      const NOTE = "Matches the CI image; thanks.";
+      await (await page.$("::-p-aria(Note)")).type(NOTE);
+      await (await page.$("::-p-aria(Approve[role=\"button\"])")).click();
+      check(await waitText(page, "canon"), "approving says the draft is canon");
+      await page.waitForFunction(() => !document.querySelector("#decide-title"), {timeout: WAIT}).catch(() => {});
+      const after = await pageFetch(page, "GET", "/v1/items/" + draftId);
+      const it = after.body && after.body.item || {};
+      check(after.status === 200 && it.kind === "thread" && it.status === "canon" && it.review && it.review.note === NOTE,
+            `the core made the draft canon with the note: ${after.status} ${JSON.stringify({k: it.kind, s: it.status, r: it.review})}`);
+      check(!(await buttonNames(page)).includes("Approve"), "a decided draft has no decision buttons");
+    });
 
     // the hostile draft: all text, nothing runs
-    await go(page, "#/draft/" + hostileId);
-    await page.waitForSelector("#item-title");
-    await page.waitForNetworkIdle({idleTime: 300}).catch(() => {});
-    await sleep(500);
-    const probe = await page.evaluate(() => {
-      const m = document.querySelector("main");
-      const all = [...m.querySelectorAll("*")];
-      return {
-        title: document.getElementById("item-title").textContent,
-        body: m.querySelector(".body").innerText,
-        pwned: window.__pwned,
-        bad: m.querySelectorAll("script, iframe, img, svg, object, embed, frame, style, link, base, form[action]").length,
-        scripts: [...document.querySelectorAll("script")].map((s) => s.getAttribute("src")),
-        iframes: document.querySelectorAll("iframe").length,
-        handlers: all.filter((e) => [...e.attributes].some((a) => /^on/i.test(a.name))).length,
-        hrefs: [...m.querySelectorAll("a[href]")].map((a) => a.getAttribute("href")),
-      };
+    await step("hostile draft", async () => {
+      await go(page, "#/draft/" + hostileId);
+      await page.waitForSelector("#item-title");
+      await page.waitForNetworkIdle({idleTime: 300}).catch(() => {});
+      await sleep(500);
+      const probe = await page.evaluate(() => {
+        const m = document.querySelector("main");
+        const all = [...m.querySelectorAll("*")];
+        return {
+          title: document.getElementById("item-title").textContent,
+          body: m.querySelector(".body").innerText,
+          pwned: window.__pwned,
+          bad: m.querySelectorAll("script, iframe, img, svg, object, embed, frame, style, link, base, form[action]").length,
+          scripts: [...document.querySelectorAll("script")].map((s) => s.getAttribute("src")),
+          iframes: document.querySelectorAll("iframe").length,
+          handlers: all.filter((e) => [...e.attributes].some((a) => /^on/i.test(a.name))).length,
+          hrefs: [...m.querySelectorAll("a[href]")].map((a) => a.getAttribute("href")),
+        };
+      });
+      check(probe.title === HOSTILE_TITLE, `the hostile title is shown as text, whole: ${probe.title}`);
+      check(["<iframe", "<svg onload", "javascript:window.__pwned=6", "<script>window.__pwned=9</script>", "onerror="].every((s) => probe.body.includes(s)),
+            `the hostile body is shown as text: ${probe.body}`);
+      check(probe.pwned === undefined, `no hostile script ran (window.__pwned: ${probe.pwned})`);
+      check(probe.bad === 0 && probe.iframes === 0, `no script/iframe/img/svg element was made from data (${probe.bad}, ${probe.iframes})`);
+      check(probe.scripts.length === 1 && probe.scripts[0] === "/app/app.js", `the only script is the app's: ${probe.scripts}`);
+      check(probe.handlers === 0, "no element in the page has an event-handler attribute");
+      check(probe.hrefs.every((h) => /^(https?:|mailto:|#)/.test(h)), `no javascript: or data: link: ${probe.hrefs}`);
+      await axe(page, "hostile draft");
+      await shot(page, "draft-hostile");
     });
-    check(probe.title === HOSTILE_TITLE, `the hostile title is shown as text, whole: ${probe.title}`);
-    check(["<iframe", "<svg onload", "javascript:window.__pwned=6", "<script>window.__pwned=9</script>", "onerror="].every((s) => probe.body.includes(s)),
-          `the hostile body is shown as text: ${probe.body}`);
-    check(probe.pwned === undefined, `no hostile script ran (window.__pwned: ${probe.pwned})`);
-    check(probe.bad === 0 && probe.iframes === 0, `no script/iframe/img/svg element was made from data (${probe.bad}, ${probe.iframes})`);
-    check(probe.scripts.length === 1 && probe.scripts[0] === "/app/app.js", `the only script is the app's: ${probe.scripts}`);
-    check(probe.handlers === 0, "no element in the page has an event-handler attribute");
-    check(probe.hrefs.every((h) => /^(https?:|mailto:|#)/.test(h)), `no javascript: or data: link: ${probe.hrefs}`);
-    await axe(page, "hostile draft");
-    await shot(page, "draft-hostile");
 
     // CSRF: a state-changing request without the token, or with a wrong one, is refused
-    const noTok = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"});
-    check(noTok.status === 403 && noTok.body && noTok.body.error === "csrf", `a decision without X-CSRF-Token: 403 csrf: ${JSON.stringify(noTok)}`);
-    const badTok = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"}, {"X-CSRF-Token": "not-the-token"});
-    check(badTok.status === 403 && badTok.body && badTok.body.error === "csrf", `a decision with a wrong token: 403 csrf: ${JSON.stringify(badTok)}`);
-    const noTokOut = await pageFetch(page, "DELETE", "/v1/session");
-    check(noTokOut.status === 403, `DELETE /v1/session without the token: 403 (${noTokOut.status})`);
-    const still = await pageFetch(page, "GET", "/v1/items/" + hostileId);
-    check(still.body && still.body.item && still.body.item.status === "pending", "the hostile draft is still pending");
+    await step("csrf", async () => {
+      const noTok = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"});
+      check(noTok.status === 403 && noTok.body && noTok.body.error === "csrf", `a decision without X-CSRF-Token: 403 csrf: ${JSON.stringify(noTok)}`);
+      const badTok = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"}, {"X-CSRF-Token": "not-the-token"});
+      check(badTok.status === 403 && badTok.body && badTok.body.error === "csrf", `a decision with a wrong token: 403 csrf: ${JSON.stringify(badTok)}`);
+      const noTokOut = await pageFetch(page, "DELETE", "/v1/session");
+      check(noTokOut.status === 403, `DELETE /v1/session without the token: 403 (${noTokOut.status})`);
+      const still = await pageFetch(page, "GET", "/v1/items/" + hostileId);
+      check(still.body && still.body.item && still.body.item.status === "pending", "the hostile draft is still pending");
+    });
 
     // search
-    await go(page, "#/search");
-    const box = await page.waitForSelector("::-p-aria(Search[role=\"searchbox\"])");
-    await box.type("toolchain gcc");
-    await page.keyboard.press("Enter");
-    await page.waitForSelector("#search-count");
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
-    const results = await page.$$eval("main ol.cards > li", (ls) => ls.map((l) => ({t: l.querySelector("h3").innerText, m: l.querySelector(".meta").innerText})));
-    check(results.length && results[0].t === DRAFT_TITLE && /thread/.test(results[0].m) && /canon/.test(results[0].m),
-          `search finds the approved draft first, as a canon thread: ${JSON.stringify(results)}`);
-    check(await page.$("main mark"), "the query's words are marked in the snippets");
-    await axe(page, "search");
-    await shot(page, "search");
-    await page.select("#f-kind", "observation");
-    await page.click("main form button[type=submit]");
-    await page.waitForFunction(() => location.hash.includes("kind=observation"));
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
-    const kinds = await page.$$eval("main ol.cards .meta .badge.kind", (bs) => bs.map((b) => b.textContent));
-    check(kinds.length >= 1 && kinds.every((k) => k === "observation"), `the kind filter keeps observations only: ${kinds}`);
-    // the item page, with its history
-    await go(page, "#/item/" + draftId);
-    await page.waitForSelector("#hist-title");
-    const hist = await mainText(page);
-    check(hist.includes("approve") && hist.includes("rita-reviewer") && hist.includes("Matches the CI image"),
-          "the item page shows the decision, who made it and the note");
-    await axe(page, "item");
-    await shot(page, "item");
+    await step("search", async () => {
+      await go(page, "#/search");
+      const box = await page.waitForSelector("::-p-aria(Search[role=\"searchbox\"])");
+      await box.type("toolchain gcc");
+      await page.keyboard.press("Enter");
+      await page.waitForSelector("#search-count");
+      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      const results = await page.$$eval("main ol.cards > li", (ls) => ls.map((l) => ({t: l.querySelector("h3").innerText, m: l.querySelector(".meta").innerText})));
+      check(results.length && results[0].t === DRAFT_TITLE && /thread/.test(results[0].m) && /canon/.test(results[0].m),
+            `search finds the approved draft first, as a canon thread: ${JSON.stringify(results)}`);
+      check(await page.$("main mark"), "the query's words are marked in the snippets");
+      await axe(page, "search");
+      await shot(page, "search");
+      await page.select("#f-kind", "observation");
+      await page.click("main form button[type=submit]");
+      await page.waitForFunction(() => location.hash.includes("kind=observation"));
+      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      const kinds = await page.$$eval("main ol.cards .meta .badge.kind", (bs) => bs.map((b) => b.textContent));
+      check(kinds.length >= 1 && kinds.every((k) => k === "observation"), `the kind filter keeps observations only: ${kinds}`);
+      // the item page, with its history
+      await go(page, "#/item/" + draftId);
+      await page.waitForSelector("#hist-title");
+      const hist = await mainText(page);
+      check(hist.includes("approve") && hist.includes("rita-reviewer") && hist.includes("Matches the CI image"),
+            "the item page shows the decision, who made it and the note");
+      await axe(page, "item");
+      await shot(page, "item");
+    });
 
     // artifacts: the list, the versions, a diff, accept v2
-    await go(page, "#/artifacts");
-    check(await waitText(page, "build.sh"), "the artifacts page lists build.sh");
-    await axe(page, "artifacts");
-    await shot(page, "artifacts");
-    const artHref = await page.$eval("main tbody a", (a) => a.getAttribute("href"));
-    await go(page, artHref);
-    await page.waitForSelector("#diff-from");
-    await (await page.$("::-p-aria(Show diff)")).click();
-    await page.waitForSelector("main .diff");
-    const diff = await page.$$eval("main .diff div", (ds) => ds.map((d) => [d.className, d.textContent]));
-    check(diff.some((d) => d[0] === "add" && d[1].includes("make check")) && diff.some((d) => d[0] === "del" && d[1].includes("set -e")),
-          `the diff of v1 and v2 marks the added and removed lines: ${JSON.stringify(diff)}`);
-    await (await page.$("::-p-aria(Accept version 2)")).click();
-    check(await waitText(page, "Version 2 accepted"), "accepting version 2 says so");
-    await sleep(800);
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
-    await page.waitForSelector("#diff-from");
-    await axe(page, "artifact");
-    await shot(page, "artifact");
-    const art = await pageFetch(page, "GET", "/v1/items/" + artHref.split("/").pop());
-    const v2 = ((art.body && art.body.item && art.body.item.versions) || []).find((v) => v.version === 2) || {};
-    check(v2.status === "accepted" && v2.accepted_by, `version 2 is accepted at the core: ${JSON.stringify(v2)}`);
+    await step("artifacts", async () => {
+      await go(page, "#/artifacts");
+      check(await waitText(page, "build.sh"), "the artifacts page lists build.sh");
+      await axe(page, "artifacts");
+      await shot(page, "artifacts");
+      const artHref = await page.$eval("main tbody a", (a) => a.getAttribute("href"));
+      await go(page, artHref);
+      await page.waitForSelector("#diff-from");
+      await (await page.$("::-p-aria(Show diff)")).click();
+      await page.waitForSelector("main .diff");
+      const diff = await page.$$eval("main .diff div", (ds) => ds.map((d) => [d.className, d.textContent]));
+      check(diff.some((d) => d[0] === "add" && d[1].includes("make check")) && diff.some((d) => d[0] === "del" && d[1].includes("set -e")),
+            `the diff of v1 and v2 marks the added and removed lines: ${JSON.stringify(diff)}`);
+      await (await page.$("::-p-aria(Accept version 2)")).click();
+      check(await waitText(page, "Version 2 accepted"), "accepting version 2 says so");
+      await sleep(800);
+      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      await page.waitForSelector("#diff-from");
+      await axe(page, "artifact");
+      await shot(page, "artifact");
+      const art = await pageFetch(page, "GET", "/v1/items/" + artHref.split("/").pop());
+      const v2 = ((art.body && art.body.item && art.body.item.versions) || []).find((v) => v.version === 2) || {};
+      check(v2.status === "accepted" && v2.accepted_by, `version 2 is accepted at the core: ${JSON.stringify(v2)}`);
+    });
 
     // audit and team
-    await go(page, "#/audit");
-    check(await waitText(page, "Hash chain verified"), "the audit page shows the chain verified");
-    const audit = await mainText(page);
-    check(audit.includes(draftId), "the audit log lists the decision on the draft");
-    await axe(page, "audit");
-    await shot(page, "audit");
-    await noSidewaysScroll(page, "audit");
-    await go(page, "#/team");
-    await page.waitForSelector("main svg.chart");
-    const team = await page.evaluate(() => ({
-      bars: document.querySelectorAll("main svg.chart rect").length,
-      label: document.querySelector("main svg.chart title") && document.querySelector("main svg.chart title").textContent,
-      rows: document.querySelectorAll("main details tbody tr").length,
-      text: document.querySelector("main").innerText,
-    }));
-    check(team.bars >= 30 && team.bars <= 31 && team.rows === team.bars, `the chart has a bar and a table row per day: ${team.bars} ${team.rows}`);
-    check(/Observations per day: [1-9]\d* in 3[01] days/.test(team.label || ""), `the chart says its numbers as text: ${team.label}`);
-    check(team.text.includes("Drafts waiting"), "the team page shows the drafts waiting");
-    await axe(page, "team");
-    await shot(page, "team");
-    await noSidewaysScroll(page, "team");
-    await go(page, "#/keys");
-    check(await waitText(page, "Only an admin"), "a reviewer's keys page says only an admin manages keys");
-    check(await page.$eval("#nav-keys", (e) => e.hidden), "a reviewer has no Keys link");
+    await step("audit and team", async () => {
+      await go(page, "#/audit");
+      check(await waitText(page, "Hash chain verified"), "the audit page shows the chain verified");
+      const audit = await mainText(page);
+      check(audit.includes(draftId), "the audit log lists the decision on the draft");
+      await axe(page, "audit");
+      await shot(page, "audit");
+      await noSidewaysScroll(page, "audit");
+      await go(page, "#/team");
+      await page.waitForSelector("main svg.chart");
+      const team = await page.evaluate(() => ({
+        bars: document.querySelectorAll("main svg.chart rect").length,
+        label: document.querySelector("main svg.chart title") && document.querySelector("main svg.chart title").textContent,
+        rows: document.querySelectorAll("main details tbody tr").length,
+        text: document.querySelector("main").innerText,
+      }));
+      check(team.bars >= 30 && team.bars <= 31 && team.rows === team.bars, `the chart has a bar and a table row per day: ${team.bars} ${team.rows}`);
+      check(/Observations per day: [1-9]\d* in 3[01] days/.test(team.label || ""), `the chart says its numbers as text: ${team.label}`);
+      check(team.text.includes("Drafts waiting"), "the team page shows the drafts waiting");
+      await axe(page, "team");
+      await shot(page, "team");
+      await noSidewaysScroll(page, "team");
+      await go(page, "#/keys");
+      check(await waitText(page, "Only an admin"), "a reviewer's keys page says only an admin manages keys");
+      check(await page.$eval("#nav-keys", (e) => e.hidden), "a reviewer has no Keys link");
+    });
 
     // keyboard: the navigation is reachable by Tab and followed by Enter
-    await go(page, "#/queue");
-    await page.focus("#signout");
-    let reached = false;
-    for (let i = 0; i < 8 && !reached; i++) {
-      await page.keyboard.press("Tab");
-      reached = await page.evaluate(() => document.activeElement && document.activeElement.getAttribute("href") === "#/search");
-    }
-    check(reached, "Tab reaches the Search link");
-    if (reached) {
-      await page.keyboard.press("Enter");
-      check(await page.waitForFunction(() => location.hash === "#/search").then(() => true, () => false), "Enter follows it");
-    }
+    await step("keyboard", async () => {
+      await go(page, "#/queue");
+      await page.focus("#signout");
+      let reached = false;
+      for (let i = 0; i < 8 && !reached; i++) {
+        await page.keyboard.press("Tab");
+        reached = await page.evaluate(() => document.activeElement && document.activeElement.getAttribute("href") === "#/search");
+      }
+      check(reached, "Tab reaches the Search link");
+      if (reached) {
+        await page.keyboard.press("Enter");
+        check(await page.waitForFunction(() => location.hash === "#/search").then(() => true, () => false), "Enter follows it");
+      }
+    });
 
     // sign-out ends the session
-    const before = await sessionCookie(page);
-    await (await page.$("::-p-aria(Sign out)")).click();
-    await page.waitForSelector("::-p-aria(API key)");
-    check(!(await sessionCookie(page)), "signing out removes the cookie");
-    const old = await request("GET", "/v1/session", {cookie: `cortex_session=${before && before.value}`});
-    check(old.status === 401, `the old cookie then gets 401 from /v1/session (${old.status})`);
-    const oldQ = await request("GET", "/v1/review/queue", {cookie: `cortex_session=${before && before.value}`});
-    check(oldQ.status === 401, `and 401 from the queue (${oldQ.status})`);
+    await step("sign-out", async () => {
+      const before = await sessionCookie(page);
+      await (await page.$("::-p-aria(Sign out)")).click();
+      await page.waitForSelector("::-p-aria(API key)");
+      check(!(await sessionCookie(page)), "signing out removes the cookie");
+      const old = await request("GET", "/v1/session", {cookie: `cortex_session=${before && before.value}`});
+      check(old.status === 401, `the old cookie then gets 401 from /v1/session (${old.status})`);
+      const oldQ = await request("GET", "/v1/review/queue", {cookie: `cortex_session=${before && before.value}`});
+      check(oldQ.status === 401, `and 401 from the queue (${oldQ.status})`);
+    });
+
     await R.ctx.close();
   }
 
   // ---------------------------------------------------------------- agent
-  {
+  await step("agent", async () => {
     const A = await newUser("agent");
     const page = A.page;
     await signIn(A, KEYS.agent);
@@ -451,10 +482,10 @@ try {
     await axe(page, "draft (agent)");
     await shot(page, "draft-agent");
     await A.ctx.close();
-  }
+  });
 
   // ---------------------------------------------------------------- another team
-  {
+  await step("another team", async () => {
     const U = await newUser("other-team");
     const page = U.page;
     await signIn(U, KEYS.other);
@@ -484,10 +515,10 @@ try {
     await go(page, "#/artifacts");
     check(!(await mainText(page)).includes("build.sh"), "team U sees no artifacts of team T");
     await U.ctx.close();
-  }
+  });
 
   // ---------------------------------------------------------------- admin: keys
-  {
+  await step("admin: keys", async () => {
     const M = await newUser("admin");
     const page = M.page;
     await signIn(M, KEYS.admin);
@@ -520,7 +551,7 @@ try {
     await N.ctx.close();
     await noSidewaysScroll(page, "keys");
     await M.ctx.close();
-  }
+  });
 } catch (e) {
   check(false, "the browser test crashed: " + (e && e.stack || e));
 } finally {
