@@ -127,6 +127,8 @@ static cx_client *connect_upstream(cx_store *s, cx_upstream_who *who) {
         r = cx_upstream_key_find(u->url, team, CX_UPSTREAM_FOR_SYNC, &cred);
     if (r == 0)
         r = cx_client_new(&c, u, cred.key, &g.stop);
+    if (r == 0 && g.ws)
+        r = cx_client_set_workspace(c, g.ws->name);
     if (r == 0)
         r = cx_engine_whoami(c, who, &status);
     if (r == 0 && !cred.who.team[0] && who->team[0]) {

@@ -120,6 +120,10 @@ int cx_cli_make_client(ctx *c, const cx_upstream *u, cx_upstream_use use, cx_cli
         return cx_cli_fail(RC_UPSTREAM, "%s", cx_cli_engine_msg(r));
     cx_error_clear();
     r = cx_client_new(out, u, k.key, NULL);
+    if (r == 0 && c->ws && (r = cx_client_set_workspace(*out, c->ws->name)) < 0) {
+        cx_client_free(*out);
+        *out = NULL;
+    }
     if (r < 0) {
         cx_upstream_cred_clear(&k);
         return cx_cli_fail(RC_UPSTREAM, "cannot use upstream %s: %s", u->url, cx_cli_engine_msg(r));

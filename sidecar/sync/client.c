@@ -4,10 +4,12 @@
 
 #include "net/curlapi.h"
 #include "net/httpio.h"
+#include "proto/wire.h"
 #include "util/buf.h"
 #include "util/error.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ struct cx_client {
     CURL *curl;
     char *base;
     char *auth; /* "Authorization: Bearer …" */
+    char *workspace; /* "X-Cortex-Workspace: …" on pulls, or NULL */
     char *ca_file;
     long timeout_s;
     const atomic_int *abort_flag;
@@ -71,9 +74,36 @@ int cx_client_new(cx_client **out, const cx_upstream *u, const char *key,
     return 0;
 }
 
+#define WORKSPACE_HEADER "X-Cortex-Workspace: "
+#define WORKSPACE_MAX 64
+
+int cx_client_set_workspace(cx_client *c, const char *name) {
+    free(c->workspace);
+    c->workspace = NULL;
+    if (!name || !*name)
+        return 0;
+    size_t n = strlen(name), pre = strlen(WORKSPACE_HEADER);
+    if (n > WORKSPACE_MAX)
+        n = WORKSPACE_MAX;
+    char *h = malloc(pre + n + 1);
+    if (!h)
+        return CX_ENOMEM;
+    memcpy(h, WORKSPACE_HEADER, pre);
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                  ch == '.' || ch == '_' || ch == '-';
+        h[pre + i] = ok ? ch : '-';
+    }
+    h[pre + n] = '\0';
+    c->workspace = h;
+    return 0;
+}
+
 void cx_client_free(cx_client *c) {
     if (!c)
         return;
+    free(c->workspace);
     if (c->curl)
         curl_easy_cleanup(c->curl);
     free(c->base);
@@ -156,6 +186,9 @@ static int perform(cx_client *c, const char *method, const char *path, const voi
     if (c->auth && (h2 = curl_slist_append(hdr, c->auth)))
         hdr = h2;
     if ((h2 = curl_slist_append(hdr, "Accept: application/json")))
+        hdr = h2;
+    if (c->workspace && strncmp(path, CX_ROUTE_PULL, strlen(CX_ROUTE_PULL)) == 0 &&
+        (h2 = curl_slist_append(hdr, c->workspace)))
         hdr = h2;
     if ((h2 = curl_slist_append(hdr, "Expect:")))
         hdr = h2;

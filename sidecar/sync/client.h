@@ -40,6 +40,12 @@ void cx_client_answer_clear(cx_client_answer *a);
 int cx_client_new(cx_client **out, const cx_upstream *u, const char *key,
                   const atomic_int *abort_flag);
 void cx_client_free(cx_client *c);
+/* Names the workspace in the X-Cortex-Workspace header of the client's
+ * pulls, so that the core's team page shows which workspace synced when:
+ * the name (the workspace's, the last component of its root) with every
+ * character outside [A-Za-z0-9._-] made '-', at most 64 bytes. NULL or
+ * empty: no header. CX_ENOMEM. */
+int cx_client_set_workspace(cx_client *c, const char *name);
 
 /* Sends METHOD base_url+path with an optional body (`ctype` its content
  * type, NULL = application/json). Returns 0 whenever an HTTP answer came

@@ -100,3 +100,16 @@ int cx_audit_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], int6
         *bad = w.count + 1;
     return r;
 }
+
+int cx_audit_verify_from(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], int64_t *n,
+                         char hash[65], int64_t *bad) {
+    walk w = {.secret = secret, .count = *n};
+    memcpy(w.prev, *n ? hash : GENESIS, 64);
+    w.prev[64] = '\0';
+    int r = cx_storage_audit_since(tx, *n, check_entry, &w);
+    if (r == CX_ECONFLICT)
+        *bad = w.count + 1;
+    *n = w.count;
+    memcpy(hash, w.prev, 65);
+    return r;
+}

@@ -20,3 +20,11 @@ int cx_audit_append(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], cons
  * reason in cx_error_last(). */
 int cx_audit_verify(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], int64_t *entries,
                     int64_t *bad);
+
+/* Goes on checking the chain after entry *n, whose hash is `hash` (*n 0:
+ * from the start; hash then ignored), to its end: 0 with *n and hash
+ * moved to the last entry; CX_ECONFLICT at the first broken entry (its
+ * number in *bad), *n and hash then at the last good one. For a caller that
+ * keeps the verified prefix (the app's audit view). */
+int cx_audit_verify_from(cx_storage_tx *tx, const uint8_t secret[CX_SECRET_LEN], int64_t *n,
+                         char hash[65], int64_t *bad);

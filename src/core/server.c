@@ -29,6 +29,7 @@
 #include "core/rate.h"
 #include "core/web.h"
 
+#include "core/views.h"
 #include "proto/wire.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -54,11 +55,13 @@
 
 enum { EP_HEALTHZ, EP_INFO, EP_PUSH, EP_PULL, EP_BLOBS_MISSING, EP_BLOB_PUT, EP_BLOB_GET,
        EP_QUEUE, EP_DECISION, EP_ACCEPT, EP_METRICS, EP_WEB, EP_SIGNIN, EP_SESSION, EP_KEYS,
-       EP_KEY_REVOKE, EP_OTHER, EP_COUNT };
+       EP_KEY_REVOKE, EP_OTHER, EP_SEARCH, EP_ITEM, EP_ARTIFACTS, EP_AUDIT, EP_ACTIVITY,
+       EP_COUNT };
 static const char *const EP_NAMES[EP_COUNT] = {
     "healthz", "info", "sync_push", "sync_pull", "blobs_missing", "blob_put", "blob_get",
     "review_queue", "draft_decision", "artifact_accept", "metrics", "web_asset",
-    "session_create", "session", "keys", "key_revoke", "other"};
+    "session_create", "session", "keys", "key_revoke", "other",
+    "search", "item", "artifacts", "audit", "team_activity"};
 
 static const int CODES[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 410, 413, 429, 500, 503};
 #define N_CODES (sizeof CODES / sizeof CODES[0])
@@ -684,6 +687,16 @@ static int route(req *q, const char *method, const char *url) {
             return post ? 0 : 405;
         }
     }
+    /* the review app's read views (views.c): GET only */
+    static const int VIEW_EP[] = {[CX_VIEWS_SEARCH] = EP_SEARCH, [CX_VIEWS_ITEM] = EP_ITEM,
+                                  [CX_VIEWS_ARTIFACTS] = EP_ARTIFACTS, [CX_VIEWS_AUDIT] = EP_AUDIT,
+                                  [CX_VIEWS_ACTIVITY] = EP_ACTIVITY};
+    cx_views_route v = cx_views_match(url, q->arg, sizeof q->arg);
+    if (v != CX_VIEWS_NONE && v < sizeof VIEW_EP / sizeof VIEW_EP[0] && VIEW_EP[v]) {
+        q->ep = VIEW_EP[v];
+        q->n = v;
+        return get ? 0 : 405;
+    }
     return 404;
 }
 
@@ -820,6 +833,11 @@ static void stop_pushers(cx_server *h) {
 
 /* --- the endpoints --------------------------------------------------- */
 
+/* A query parameter of connection ud, percent-decoded (views.c reads them). */
+static const char *query_arg(void *ud, const char *name) {
+    return MHD_lookup_connection_value(ud, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
     json_t *out = NULL;
     int r = 0;
@@ -940,20 +958,27 @@ static enum MHD_Result answer(cx_server *h, struct MHD_Connection *c, req *q) {
         char *page = NULL;
         size_t len = 0;
         r = cx_feed_pull(h->feed, &q->who, s, (int)l, CX_WIRE_MAX_PAGE_BYTES, &page, &len);
-        if (r == 0)
+        if (r == 0) {
+            /* the workspace's sync record, for the app's team page */
+            const char *ws = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Cortex-Workspace");
+            int rw = ws ? cx_views_note_pull(h->feed, &q->who, ws, cx_views_page_next(page, len))
+                        : 0;
+            if (rw)
+                log_warn("event=sync_record_failed detail=\"%s\", ignoring", cx_error_last());
             return send_page(h, c, q, page, len);
+        }
         break;
     }
-    case EP_QUEUE: {
-        const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-        char *end = NULL;
-        long l = limit && *limit ? strtol(limit, &end, 10) : 0; /* 0: the default */
-        if (limit && *limit && (*end || l < 1))
-            return send_error(h, c, q, 400, "bad_request", "limit must be an integer >= 1");
-        r = cx_feed_queue(h->feed, &q->who,
-                          l > CX_WIRE_MAX_QUEUE_LIMIT ? CX_WIRE_MAX_QUEUE_LIMIT : (int)l, &out);
+    case EP_QUEUE: /* the queue with the app's filter and counts (views.c) */
+        r = cx_views_get(h->feed, &q->who, CX_VIEWS_QUEUE, NULL, query_arg, c, &out);
         break;
-    }
+    case EP_SEARCH:
+    case EP_ITEM:
+    case EP_ARTIFACTS:
+    case EP_AUDIT:
+    case EP_ACTIVITY:
+        r = cx_views_get(h->feed, &q->who, (cx_views_route)q->n, q->arg, query_arg, c, &out);
+        break;
     case EP_DECISION:
         r = cx_feed_handle_body(h->feed, &q->who, CX_FEED_BODY_DECISION, q->arg, q->body.data,
                                 q->body.len, &out, NULL);

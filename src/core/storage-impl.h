@@ -130,6 +130,19 @@ struct cx_storage_backend {
     int (*audit_each)(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
                       void *ud);
 
+    int (*search)(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
+                  int (*fn)(void *ud, const char *json), void *ud, int64_t *total);
+    int (*items)(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
+                 int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                 void *ud);
+    int (*audit_team)(cx_storage_tx *tx, const char *team, int64_t before, const char *mention,
+                      int limit, int (*fn)(void *ud, const cx_storage_audit *a), void *ud);
+    int (*audit_since)(cx_storage_tx *tx, int64_t after,
+                       int (*fn)(void *ud, const cx_storage_audit *a), void *ud);
+    int (*sync_put)(cx_storage_tx *tx, const char *team, const cx_storage_sync *s);
+    int (*sync_list)(cx_storage_tx *tx, const char *team,
+                     int (*fn)(void *ud, const cx_storage_sync *s), void *ud);
+
     /* May be NULL: storage.c answers CX_EINVAL. */
     int (*walk)(cx_storage_tx *tx, const cx_storage_walker *w);
     int (*team_set)(cx_storage_tx *tx, const char *team, int64_t seq, int64_t horizon);

@@ -49,12 +49,87 @@ static const char SCHEMA[] =
     SESSIONS_SCHEMA
     "INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', '1');";
 
+/* What every core.db gets when the core opens it for writing, new or
+ * existing (the review app's reads, added after schema 1; all of it
+ * idempotent): the full-text index over the items' title and body, kept in
+ * step with items by triggers (a tombstone leaves it), and the last pull of
+ * each workspace. The index is keyed by the items' rowid, which nothing
+ * renumbers here (the core never VACUUMs; backups copy pages). Built
+ * (backfilled) in the transaction that creates it. */
+static const char UPGRADE_FTS[] =
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body,"
+    " tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER items_fts_ins AFTER INSERT ON items"
+    " WHEN new.deleted = 0 AND new.json IS NOT NULL BEGIN"
+    " INSERT INTO items_fts(rowid, title, body) VALUES (new.rowid,"
+    " coalesce(json_extract(new.json, '$.title'), ''),"
+    " coalesce(json_extract(new.json, '$.body'), '')); END;"
+    "CREATE TRIGGER items_fts_upd AFTER UPDATE ON items BEGIN"
+    " DELETE FROM items_fts WHERE rowid = old.rowid;"
+    " INSERT INTO items_fts(rowid, title, body) SELECT new.rowid,"
+    " coalesce(json_extract(new.json, '$.title'), ''),"
+    " coalesce(json_extract(new.json, '$.body'), '')"
+    " WHERE new.deleted = 0 AND new.json IS NOT NULL; END;"
+    "CREATE TRIGGER items_fts_del AFTER DELETE ON items BEGIN"
+    " DELETE FROM items_fts WHERE rowid = old.rowid; END;"
+    "INSERT INTO items_fts(rowid, title, body) SELECT rowid,"
+    " coalesce(json_extract(json, '$.title'), ''), coalesce(json_extract(json, '$.body'), '')"
+    " FROM items WHERE deleted = 0 AND json IS NOT NULL;";
+static const char UPGRADE_SYNCS[] =
+    "CREATE TABLE IF NOT EXISTS syncs(team TEXT NOT NULL, key_id TEXT NOT NULL,"
+    " workspace TEXT NOT NULL, principal TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    " cursor INTEGER NOT NULL, PRIMARY KEY(team, key_id, workspace));";
+
+/* cx_trust(kind, status): the trust order of the one model (cx_trust_of)
+ * in SQL, for ranking search results. */
+static void sql_trust(sqlite3_context *ctx, int n, sqlite3_value **v) {
+    (void)n;
+    cx_kind k = cx_kind_parse((const char *)sqlite3_value_text(v[0]));
+    cx_status st = cx_status_parse((const char *)sqlite3_value_text(v[1]));
+    sqlite3_result_int(ctx, (int)cx_trust_of(k, st));
+}
+
+/* Runs the upgrade on the writer's connection, in one transaction: the
+ * index is created and filled at once or not at all. A database without
+ * the items table (not a core's) is left alone. */
+static int upgrade(sqlite3 *db) {
+    char *err = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err);
+    sqlite3_stmt *s = NULL;
+    int have_items = 0, have_fts = 0;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT sum(name = 'items'), sum(name = 'items_fts')"
+                                " FROM sqlite_master WHERE type = 'table'",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        have_items = sqlite3_column_int(s, 0);
+        have_fts = sqlite3_column_int(s, 1);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_OK && have_items && !have_fts)
+        rc = sqlite3_exec(db, UPGRADE_FTS, NULL, NULL, &err);
+    if (rc == SQLITE_OK && have_items)
+        rc = sqlite3_exec(db, UPGRADE_SYNCS, NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        int r = cx_error_set(CX_EIO, "upgrading the database: %s",
+                             err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+    }
+    return 0;
+}
+
 /* A connection of the pool, and the transaction on it: one transaction per
  * connection at a time, so the transaction is the connection's own
  * (nothing to allocate per transaction). Statements are prepared once per
  * connection and kept, keyed by their SQL text's address (every statement
  * is a string literal in this file). */
-#define STMT_CACHE 48
+#define STMT_CACHE 64
 
 typedef struct conn {
     cx_storage_tx tx; /* first: a cx_storage_tx * is a conn * */
@@ -254,6 +329,14 @@ static int conn_open(sq *q, bool setup, conn **out) {
             sqlite3_free(err);
             goto out;
         }
+        if (setup && (r = upgrade(c->db)))
+            goto out;
+    }
+    rc = sqlite3_create_function(c->db, "cx_trust", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                 NULL, sql_trust, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        r = sqlerr_db(c->db, rc, "registering cx_trust");
+        goto out;
     }
 out:
     if (r) {
@@ -982,16 +1065,10 @@ static const char *col_text(sqlite3_stmt *s, int i) {
     return v ? v : "";
 }
 
-static int sq_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
-                         void *ud) {
-    sqlite3_stmt *s = NULL;
-    int r = prepare(tx,
-                    "SELECT n, ts_ms, team, actor, action, detail, prev, hash FROM audit"
-                    " ORDER BY n",
-                    &s);
-    if (r)
-        return r;
-    int rc;
+/* Steps an audit statement, each row to fn, and releases it. */
+static int audit_rows(cx_storage_tx *tx, sqlite3_stmt *s,
+                      int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
+    int rc, r = 0;
     while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         cx_storage_audit a = {
             .n = sqlite3_column_int64(s, 0),
@@ -1007,6 +1084,224 @@ static int sq_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage
     }
     if (r == 0 && rc != SQLITE_DONE)
         r = sqlerr(tx, rc, "reading the audit log");
+    release(s);
+    return r;
+}
+
+static int sq_audit_since(cx_storage_tx *tx, int64_t after,
+                          int (*fn)(void *ud, const cx_storage_audit *a), void *ud);
+
+static int sq_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
+                         void *ud) {
+    return sq_audit_since(tx, 0, fn, ud);
+}
+
+/* --- the review app's reads ----------------------------------------------- */
+
+/* The user's query as an FTS5 query: every whitespace-separated word a
+ * quoted string (a `"` in it doubled), the strings ANDed. Nothing the user
+ * types is FTS5 syntax: `*`, `NEAR(`, `-x`, `a:b` are words to match (the
+ * tokenizer drops their punctuation); a word of punctuation alone matches
+ * nothing. *out malloc'd; NULL when q has no word. */
+static int fts_query(const char *q, char **out) {
+    size_t n = strlen(q), cap = 3 * n + 3;
+    char *b = malloc(cap), *w = b;
+    if (!b)
+        return CX_ENOMEM;
+    bool any = false;
+    for (const char *p = q; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v')
+            p++;
+        if (!*p)
+            break;
+        if (any)
+            *w++ = ' ';
+        *w++ = '"';
+        for (; *p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' ||
+                       *p == '\v');
+             p++) {
+            if (*p == '"')
+                *w++ = '"';
+            *w++ = *p;
+        }
+        *w++ = '"';
+        any = true;
+    }
+    *w = '\0';
+    if (!any) {
+        free(b);
+        b = NULL;
+    }
+    *out = b;
+    return 0;
+}
+
+/* Filters shared by the search statements: ?2 team, ?3 kind, ?4 status,
+ * ?5 subcortex (NULL: any). */
+#define SEARCH_FILTERS                                                                        \
+    " i.team = ?2 AND i.deleted = 0 AND (?3 IS NULL OR i.kind = ?3)"                           \
+    " AND (?4 IS NULL OR i.status = ?4)"                                                       \
+    " AND (?5 IS NULL OR json_extract(i.json, '$.subcortex') = ?5)"
+/* The matches of ?1 with their bm25 (title 4, body 1: as the sidecar). */
+#define SEARCH_MATCHES                                                                        \
+    " (SELECT rowid AS r, bm25(items_fts, 4.0, 1.0) AS rank FROM items_fts"                   \
+    " WHERE items_fts MATCH ?1) m JOIN items i ON i.rowid = m.r"
+
+static void bind_search(sqlite3_stmt *s, const char *match, const char *team,
+                        const cx_storage_query *q) {
+    if (match)
+        bind_text(s, 1, match);
+    bind_text(s, 2, team);
+    bind_text(s, 3, q->kind);
+    bind_text(s, 4, q->status);
+    bind_text(s, 5, q->subcortex);
+}
+
+static int sq_search(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
+                     int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
+    char *match = NULL;
+    bool text = q->text && *q->text;
+    int r = text ? fts_query(q->text, &match) : 0;
+    if (r)
+        return r;
+    *total = 0;
+    if (text && !match)
+        return 0; /* words of punctuation only: nothing matches */
+    sqlite3_stmt *s = NULL;
+    r = prepare(tx,
+                text ? "SELECT count(*) FROM" SEARCH_MATCHES " WHERE" SEARCH_FILTERS
+                     : "SELECT count(*) FROM items i WHERE" SEARCH_FILTERS,
+                &s);
+    if (r)
+        goto out;
+    bind_search(s, match, team, q);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *total = sqlite3_column_int64(s, 0);
+    else
+        r = sqlerr(tx, rc, "counting search results");
+    release(s);
+    if (r)
+        goto out;
+    r = prepare(tx,
+                text ? "SELECT i.json FROM" SEARCH_MATCHES " WHERE" SEARCH_FILTERS
+                       " ORDER BY cx_trust(i.kind, i.status), m.rank, i.seq DESC LIMIT ?6"
+                     : "SELECT i.json FROM items i WHERE" SEARCH_FILTERS
+                       " ORDER BY i.seq DESC LIMIT ?6",
+                &s);
+    if (r)
+        goto out;
+    bind_search(s, match, team, q);
+    sqlite3_bind_int(s, 6, q->limit);
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = fn(ud, (const char *)sqlite3_column_text(s, 0));
+    if (r == 0 && rc != SQLITE_DONE)
+        r = sqlerr(tx, rc, "searching");
+    release(s);
+out:
+    free(match);
+    return r;
+}
+
+static int sq_items(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
+                    int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                    void *ud) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    newest_first ? "SELECT seq, id, json FROM items WHERE team = ?1"
+                                   " AND (?2 IS NULL OR kind = ?2) AND deleted = 0"
+                                   " ORDER BY seq DESC LIMIT ?3"
+                                 : "SELECT seq, id, json FROM items WHERE team = ?1"
+                                   " AND (?2 IS NULL OR kind = ?2) AND deleted = 0"
+                                   " ORDER BY seq LIMIT ?3",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    bind_text(s, 2, kind);
+    sqlite3_bind_int(s, 3, limit < 1 ? -1 : limit);
+    int rc;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = fn(ud, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+               (const char *)sqlite3_column_text(s, 2));
+    if (r == 0 && rc != SQLITE_DONE)
+        r = sqlerr(tx, rc, "reading items");
+    release(s);
+    return r;
+}
+
+static int sq_audit_team(cx_storage_tx *tx, const char *team, int64_t before, const char *mention,
+                         int limit, int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "SELECT n, ts_ms, team, actor, action, detail, prev, hash FROM audit"
+                    " WHERE team = ?1 AND (?2 <= 0 OR n < ?2)"
+                    " AND (?3 IS NULL OR instr(detail, ?3) > 0) ORDER BY n DESC LIMIT ?4",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    sqlite3_bind_int64(s, 2, before);
+    bind_text(s, 3, mention);
+    sqlite3_bind_int(s, 4, limit < 1 ? -1 : limit);
+    return audit_rows(tx, s, fn, ud);
+}
+
+static int sq_audit_since(cx_storage_tx *tx, int64_t after,
+                          int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "SELECT n, ts_ms, team, actor, action, detail, prev, hash FROM audit"
+                    " WHERE n > ?1 ORDER BY n",
+                    &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, after);
+    return audit_rows(tx, s, fn, ud);
+}
+
+static int sq_sync_put(cx_storage_tx *tx, const char *team, const cx_storage_sync *y) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "INSERT INTO syncs(team, key_id, workspace, principal, at_ms, cursor)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(team, key_id, workspace)"
+                    " DO UPDATE SET principal = excluded.principal, at_ms = excluded.at_ms,"
+                    " cursor = excluded.cursor",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    bind_text(s, 2, y->key_id);
+    bind_text(s, 3, y->workspace);
+    bind_text(s, 4, y->principal);
+    sqlite3_bind_int64(s, 5, y->at_ms);
+    sqlite3_bind_int64(s, 6, y->cursor);
+    return exec_stmt(tx, s, "recording a sync");
+}
+
+static int sq_sync_list(cx_storage_tx *tx, const char *team,
+                        int (*fn)(void *ud, const cx_storage_sync *y), void *ud) {
+    sqlite3_stmt *s = NULL;
+    int r = prepare(tx,
+                    "SELECT key_id, principal, workspace, at_ms, cursor FROM syncs"
+                    " WHERE team = ?1 ORDER BY at_ms DESC, workspace LIMIT 1000",
+                    &s);
+    if (r)
+        return r;
+    bind_text(s, 1, team);
+    int rc;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cx_storage_sync y = {
+            .key_id = col_text(s, 0),
+            .principal = col_text(s, 1),
+            .workspace = col_text(s, 2),
+            .at_ms = sqlite3_column_int64(s, 3),
+            .cursor = sqlite3_column_int64(s, 4),
+        };
+        r = fn(ud, &y);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = sqlerr(tx, rc, "reading sync records");
     release(s);
     return r;
 }
@@ -1178,4 +1473,10 @@ const cx_storage_backend cx_storage_sqlite_backend = {
     .audit_each = sq_audit_each,
     .walk = sq_walk,
     .team_set = sq_team_set,
+    .search = sq_search,
+    .items = sq_items,
+    .audit_team = sq_audit_team,
+    .audit_since = sq_audit_since,
+    .sync_put = sq_sync_put,
+    .sync_list = sq_sync_list,
 };

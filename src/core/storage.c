@@ -316,3 +316,50 @@ int cx_storage_team_set(cx_storage_tx *tx, const char *team, int64_t seq, int64_
                             BE(tx)->name);
     return BE(tx)->team_set(tx, team, seq, horizon);
 }
+
+/* The review app's reads. A backend without one answers CX_EINVAL. */
+#define NEED(tx, f)                                                                            \
+    do {                                                                                       \
+        if (!BE(tx)->f)                                                                        \
+            return cx_error_set(CX_EINVAL, "the %s backend has no " #f, BE(tx)->name);         \
+    } while (0)
+
+int cx_storage_search(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
+                      int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
+    NEED(tx, search);
+    assert(q->limit >= 1);
+    return BE(tx)->search(tx, team, q, fn, ud, total);
+}
+
+int cx_storage_items(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
+                     int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                     void *ud) {
+    NEED(tx, items);
+    return BE(tx)->items(tx, team, kind, newest_first, limit, fn, ud);
+}
+
+int cx_storage_audit_team(cx_storage_tx *tx, const char *team, int64_t before,
+                          const char *mention, int limit,
+                          int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
+    NEED(tx, audit_team);
+    return BE(tx)->audit_team(tx, team, before, mention, limit, fn, ud);
+}
+
+int cx_storage_audit_since(cx_storage_tx *tx, int64_t after,
+                           int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
+    NEED(tx, audit_since);
+    return BE(tx)->audit_since(tx, after, fn, ud);
+}
+
+int cx_storage_sync_put(cx_storage_tx *tx, const char *team, const cx_storage_sync *s) {
+    NEED(tx, sync_put);
+    if (!tx->write)
+        return cx_error_set(CX_EINVAL, "a sync record is written in a write transaction");
+    return BE(tx)->sync_put(tx, team, s);
+}
+
+int cx_storage_sync_list(cx_storage_tx *tx, const char *team,
+                         int (*fn)(void *ud, const cx_storage_sync *s), void *ud) {
+    NEED(tx, sync_list);
+    return BE(tx)->sync_list(tx, team, fn, ud);
+}

@@ -242,6 +242,59 @@ int cx_storage_audit_put(cx_storage_tx *tx, const cx_storage_audit *a);
 int cx_storage_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
                           void *ud);
 
+/* ---- the review app's reads (views.c) ---- */
+
+/* A search of the team's live items (GET /v1/search). text is the user's
+ * query as typed (NULL or empty: no text); each backend makes it data, never
+ * query syntax (SQLite: every word a quoted FTS5 string; PostgreSQL:
+ * plainto_tsquery). kind, status, subcortex: NULL for any. */
+typedef struct cx_storage_query {
+    const char *text;
+    const char *kind, *status, *subcortex;
+    int limit; /* >= 1 */
+} cx_storage_query;
+
+/* The team's live items that match q, at most q->limit, to fn: with text,
+ * the most trusted first (cx_trust_of in src/proto), then by relevance
+ * (title weighted over body: FTS5 bm25 / ts_rank_cd with weights A and B);
+ * without text, the newest first (by seq). *total counts every match. A
+ * non-zero return from fn stops and is returned. */
+int cx_storage_search(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
+                      int (*fn)(void *ud, const char *json), void *ud, int64_t *total);
+
+/* The team's live items of `kind` (NULL: every kind) in seq order, the
+ * newest first when `newest_first`, at most limit (< 1: all); fn as for
+ * cx_storage_changes (never a tombstone). */
+int cx_storage_items(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
+                     int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                     void *ud);
+
+/* The team's audit entries with n < before (before <= 0: from the last),
+ * newest first, at most limit; with `mention`, only those whose detail
+ * holds that text (an item id). */
+int cx_storage_audit_team(cx_storage_tx *tx, const char *team, int64_t before,
+                          const char *mention, int limit,
+                          int (*fn)(void *ud, const cx_storage_audit *a), void *ud);
+/* Every entry with n > after, in order (cx_storage_audit_each from a
+ * point: a verification that checked a prefix already goes on from it). */
+int cx_storage_audit_since(cx_storage_tx *tx, int64_t after,
+                           int (*fn)(void *ud, const cx_storage_audit *a), void *ud);
+
+/* The last pull of a workspace: team, key and workspace name (what the
+ * sidecar sends as X-Cortex-Workspace), when, and the cursor it pulled to.
+ * Borrowed for the callback. */
+typedef struct cx_storage_sync {
+    const char *key_id, *principal, *workspace;
+    int64_t at_ms, cursor;
+} cx_storage_sync;
+
+/* Records (replaces) the team's sync record for (key_id, workspace), in a
+ * write transaction. */
+int cx_storage_sync_put(cx_storage_tx *tx, const char *team, const cx_storage_sync *s);
+/* The team's sync records, the most recent first. */
+int cx_storage_sync_list(cx_storage_tx *tx, const char *team,
+                         int (*fn)(void *ud, const cx_storage_sync *s), void *ud);
+
 /* ---- a whole database, for copying it (cortex-core migrate) ---- */
 
 /* An item row as stored: json NULL for a tombstone. Borrowed for the
