@@ -67,6 +67,8 @@ function check(cond, what) {
   else { failed++; console.log("FAIL:", what); }
   return !!cond;
 }
+// The code of an error body: {"error": {"code": …}} (or a bare {"error": code}).
+const errCode = (b) => b && (typeof b.error === "object" && b.error ? b.error.code : b.error);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // An HTTPS request to the core from node, trusting its certificate.
@@ -338,9 +340,9 @@ try {
     // CSRF: a state-changing request without the token, or with a wrong one, is refused
     await step("csrf", async () => {
       const noTok = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"});
-      check(noTok.status === 403 && noTok.body && noTok.body.error === "csrf", `a decision without X-CSRF-Token: 403 csrf: ${JSON.stringify(noTok)}`);
+      check(noTok.status === 403 && errCode(noTok.body) === "csrf", `a decision without X-CSRF-Token: 403 csrf: ${JSON.stringify(noTok)}`);
       const badTok = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"}, {"X-CSRF-Token": "not-the-token"});
-      check(badTok.status === 403 && badTok.body && badTok.body.error === "csrf", `a decision with a wrong token: 403 csrf: ${JSON.stringify(badTok)}`);
+      check(badTok.status === 403 && errCode(badTok.body) === "csrf", `a decision with a wrong token: 403 csrf: ${JSON.stringify(badTok)}`);
       const noTokOut = await pageFetch(page, "DELETE", "/v1/session");
       check(noTokOut.status === 403, `DELETE /v1/session without the token: 403 (${noTokOut.status})`);
       const still = await pageFetch(page, "GET", "/v1/items/" + hostileId);
@@ -355,12 +357,14 @@ try {
       await page.keyboard.press("Enter");
       await page.waitForSelector("#search-count");
       await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
-      const results = await page.$$eval("main ol.cards > li", (ls) => ls.map((l) => ({t: l.querySelector("h3").innerText, m: l.querySelector(".meta").innerText})));
+      const results = await page.$$eval("main ol.cards > li", (ls) => ls.map((l) => ({t: l.querySelector("h2").innerText, m: l.querySelector(".meta").innerText})));
       check(results.length && results[0].t === DRAFT_TITLE && /thread/.test(results[0].m) && /canon/.test(results[0].m),
             `search finds the approved draft first, as a canon thread: ${JSON.stringify(results)}`);
       check(await page.$("main mark"), "the query's words are marked in the snippets");
       await axe(page, "search");
       await shot(page, "search");
+      await page.$eval("#q", (e) => { e.value = ""; });
+      await (await page.$("::-p-aria(Search[role=\"searchbox\"])")).type("gcc");
       await page.select("#f-kind", "observation");
       await page.click("main form button[type=submit]");
       await page.waitForFunction(() => location.hash.includes("kind=observation"));
@@ -476,7 +480,7 @@ try {
     check(await waitText(page, "cannot decide") || await waitText(page, "not decide", 100), "the page says an agent key is read-only");
     const s = await pageFetch(page, "GET", "/v1/session");
     const forced = await pageFetch(page, "POST", `/v1/drafts/${hostileId}/decision`, {decision: "approve"}, {"X-CSRF-Token": s.body && s.body.csrf});
-    check(forced.status === 403 && forced.body && forced.body.error !== "csrf", `a forced decision with the agent's valid token: 403 (role): ${JSON.stringify(forced)}`);
+    check(forced.status === 403 && errCode(forced.body) !== "csrf", `a forced decision with the agent's valid token: 403 (role): ${JSON.stringify(forced)}`);
     const forcedAccept = await pageFetch(page, "POST", `/v1/keys`, {name: "x", role: "admin"}, {"X-CSRF-Token": s.body && s.body.csrf});
     check(forcedAccept.status === 403, `an agent key cannot create keys: ${forcedAccept.status}`);
     await axe(page, "draft (agent)");

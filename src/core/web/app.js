@@ -134,11 +134,14 @@
     }
     return {status: res.status, data};
   }
+  // The core's error body is {"error": {"code", "message"}}.
   function errText(r, what) {
     const d = r.data && typeof r.data === "object" ? r.data : {};
-    if (r.status === 403) return what + ": not allowed (403): " + (d.message || d.error || "forbidden");
+    const e = d.error && typeof d.error === "object" ? d.error : {code: d.error, message: d.message};
+    const why = e.message || e.code || "";
+    if (r.status === 403) return what + ": not allowed (403): " + (why || "forbidden");
     if (r.status === 404) return what + ": not found.";
-    return what + " failed (" + (r.status || "no answer") + "): " + (d.message || d.error || "");
+    return what + " failed (" + (r.status || "no answer") + ")" + (why ? ": " + why : ".");
   }
   function qs(params) {
     const parts = [];
@@ -218,13 +221,19 @@
   }
 
   // Inline markdown to an array of nodes (strings become text nodes).
-  const INLINE = /`([^`]+)`|!\[([^\]]*)\]\(([^)\s]*)\)|\[([^\]]+)\]\(([^)\s]*)\)|\*\*(.+?)\*\*|__(.+?)__|\*([^*\s](?:[^*]*[^*\s])?)\*|(?:^|(?<=\W))_([^_\s](?:[^_]*[^_\s])?)_(?=\W|$)|<(https?:\/\/[^>\s]+)>/g;
+  // Emphasis opens only at the start or after a space or opening bracket,
+  // and closes before a space, punctuation or the end (so identifiers such
+  // as window.__x or snake_case stay as they are).
+  const OPEN = "(?<=^|[\\s(\\[\"'])", CLOSE = "(?=$|[\\s).,;:!?\\]\"'])";
+  const INLINE = new RegExp("`([^`]+)`|!\\[([^\\]]*)\\]\\(([^)\\s]*)\\)|\\[([^\\]]+)\\]\\(([^)\\s]*)\\)" +
+    "|" + OPEN + "\\*\\*(\\S(?:.*?\\S)?)\\*\\*" + CLOSE + "|" + OPEN + "__(\\S(?:.*?\\S)?)__" + CLOSE +
+    "|" + OPEN + "\\*(\\S(?:[^*]*?\\S)?)\\*" + CLOSE + "|" + OPEN + "_(\\S(?:[^_]*?\\S)?)_" + CLOSE +
+    "|<(https?:\\/\\/[^>\\s]+)>", "g");
   function inline(text, depth) {
     depth = depth || 0;
     const nodes = [];
     let last = 0;
     let m;
-    INLINE.lastIndex = 0;
     const re = new RegExp(INLINE.source, "g");
     while ((m = re.exec(text)) !== null) {
       if (m.index > last) nodes.push(text.slice(last, m.index));
@@ -369,8 +378,8 @@
     const t = h("table", null,
       caption ? h("caption", {class: "sr-only"}, caption) : null,
       h("thead", null, h("tr", null, heads.map((x) => {
-        const cls = x.endsWith("#") ? "num" : null;
-        return h("th", {scope: "col", class: cls}, x.replace(/#$/, ""));
+        const num = x.endsWith("|n"); // a numeric column: right-aligned
+        return h("th", {scope: "col", class: num ? "num" : null}, num ? x.slice(0, -2) : x);
       }))),
       h("tbody", null, rows));
     return h("div", {class: "scroll", tabindex: "0", role: "region", "aria-label": caption || "table"}, t);
@@ -396,7 +405,7 @@
       total === 1 ? "1 draft waiting for review, oldest first." : total + " drafts waiting for review, oldest first."));
     if (!drafts.length) { view.appendChild(h("p", null, "Nothing waits for review.")); return; }
     view.appendChild(table("Drafts waiting for review",
-      ["Title", "Author", "Agent", "Subcortex", "Age", "Evidence#"],
+      ["Title", "Author", "Agent", "Subcortex", "Age", "Evidence|n"],
       drafts.map((d) => h("tr", null,
         h("td", null, h("a", {href: "#/draft/" + encodeURIComponent(d.id)}, d.title || "(untitled)")),
         h("td", null, d.author || "–"),
@@ -599,7 +608,7 @@
       total === 1 ? "1 result." : total + " results." + (total > results.length ? " Showing " + results.length + "." : "")));
     if (!results.length) return;
     view.appendChild(h("ol", {class: "cards", "aria-label": "Results"}, results.map((x) => h("li", {class: "card"},
-      h("h3", null, h("a", {href: (x.kind === "draft" && x.status === "pending" ? "#/draft/" : x.kind === "artifact" ? "#/artifact/" : "#/item/") + encodeURIComponent(x.id)}, x.title || "(untitled)")),
+      h("h2", {class: "h3"}, h("a", {href: (x.kind === "draft" && x.status === "pending" ? "#/draft/" : x.kind === "artifact" ? "#/artifact/" : "#/item/") + encodeURIComponent(x.id)}, x.title || "(untitled)")),
       h("p", {class: "meta"}, badge(x.kind, "kind"), badge(x.status), " ", x.subcortex || "general", " · ",
         x.author || "–", x.agent ? " via " + x.agent : "", " · ", when(x.updated_at)),
       x.snippet ? h("p", null, highlight(x.snippet, q)) : null))));
@@ -612,7 +621,7 @@
     if (res.status !== 200) { view.appendChild(msg("error", errText(res, "Loading artifacts"))); return; }
     const arts = res.data.artifacts || [];
     if (!arts.length) { view.appendChild(h("p", null, "No artifacts yet.")); return; }
-    view.appendChild(table("Artifacts", ["Title", "Status", "Versions#", "Latest", "Updated"],
+    view.appendChild(table("Artifacts", ["Title", "Status", "Versions|n", "Latest", "Updated"],
       arts.map((a) => {
         const vs = a.versions || [];
         const last = vs[vs.length - 1] || {};
@@ -670,7 +679,7 @@
     const status = h("div", {"aria-live": "polite"});
     view.appendChild(h("h2", null, "Versions"));
     view.appendChild(status);
-    view.appendChild(table("Versions", ["Version", "Status", "Size#", "Created", "Accepted by", "SHA-256", "Actions"],
+    view.appendChild(table("Versions", ["Version", "Status", "Size|n", "Created", "Accepted by", "SHA-256", "Actions"],
       vs.map((v) => {
         let action = null;
         if (v.status !== "accepted" && canDecide()) {
@@ -796,11 +805,11 @@
     view.appendChild(h("figure", {"aria-labelledby": "obs-title"}, barChart(per),
       h("figcaption", {class: "muted"}, total + " observations in the last " + per.length + " days.")));
     view.appendChild(h("details", null, h("summary", null, "Observations per day as a table"),
-      table("Observations per day", ["Day", "Observations#"], per.map((x) => h("tr", null, h("td", null, x.day), h("td", {class: "num"}, String(x.count)))))));
+      table("Observations per day", ["Day", "Observations|n"], per.map((x) => h("tr", null, h("td", null, x.day), h("td", {class: "num"}, String(x.count)))))));
     const ws = d.workspaces || [];
     view.appendChild(h("h2", null, "Workspaces"));
     if (!ws.length) view.appendChild(h("p", {class: "muted"}, "No workspace has pulled since the core recorded syncs."));
-    else view.appendChild(table("Workspaces and their sync lag", ["Workspace", "Key", "Last sync", "Cursor#", "Lag#"],
+    else view.appendChild(table("Workspaces and their sync lag", ["Workspace", "Key", "Last sync", "Cursor|n", "Lag|n"],
       ws.map((w) => h("tr", null, h("td", null, w.workspace || "–"), h("td", null, w.principal || "–"),
         h("td", null, h("time", {datetime: w.last_sync_at || null, title: when(w.last_sync_at)}, age(w.last_sync_at) + " ago")),
         h("td", {class: "num"}, String(w.cursor)), h("td", {class: "num"}, String(w.lag))))));
