@@ -50,6 +50,8 @@ HOSTILE_BODY = """Hostile <b onmouseover="window.__pwned=3">bold</b>
 <svg onload="window.__pwned=5"><circle r="9"/></svg>
 
 [click me](javascript:window.__pwned=6) and [data](data:text/html,<script>window.__pwned=7</script>)
+[shout](JAVASCRIPT:window.__pwned=10) [entity](&#106;avascript:window.__pwned=11) [far](//evil.example/x)
+[vb](vbscript:msgbox) ![pic](https://evil.example/pixel.png) and a [fine link](https://example.com/ok)
 
 <img src=x onerror="window.__pwned=8">
 <script>window.__pwned=9</script>
@@ -79,6 +81,7 @@ def tests(tmp):
 
     # --- workspace A: observations, a draft citing them, a hostile draft, an artifact
     A, aenv = workspace(tmp, "A", url, cert, [keys["agent"]])
+    aenv["CORTEX_AUTHOR"] = "ann@example.com"
     os.makedirs(os.path.join(A, "ci"))
     with open(os.path.join(A, "ci", "Dockerfile"), "w") as f:
         f.write("FROM debian:12\nRUN apt-get install -y gcc-12\n")

@@ -115,7 +115,7 @@ async function newUser(name) {
 
 async function shot(page, name) {
   await page.screenshot({path: path.join(SCREENS, name + ".png")});
-  if (README_SHOTS && ["queue", "draft", "team"].includes(name)) {
+  if (README_SHOTS && ["draft", "search", "audit"].includes(name)) {
     fs.mkdirSync(README_SHOTS, {recursive: true});
     await page.screenshot({path: path.join(README_SHOTS, name + ".png")});
   }
@@ -318,7 +318,7 @@ try {
           title: document.getElementById("item-title").textContent,
           body: m.querySelector(".body").innerText,
           pwned: window.__pwned,
-          bad: m.querySelectorAll("script, iframe, img, svg, object, embed, frame, style, link, base, form[action]").length,
+          bad: m.querySelectorAll("script, iframe, img, picture, video, audio, svg, object, embed, frame, style, link, base, form[action]").length,
           scripts: [...document.querySelectorAll("script")].map((s) => s.getAttribute("src")),
           iframes: document.querySelectorAll("iframe").length,
           handlers: all.filter((e) => [...e.attributes].some((a) => /^on/i.test(a.name))).length,
@@ -332,7 +332,10 @@ try {
       check(probe.bad === 0 && probe.iframes === 0, `no script/iframe/img/svg element was made from data (${probe.bad}, ${probe.iframes})`);
       check(probe.scripts.length === 1 && probe.scripts[0] === "/app/app.js", `the only script is the app's: ${probe.scripts}`);
       check(probe.handlers === 0, "no element in the page has an event-handler attribute");
-      check(probe.hrefs.every((h) => /^(https?:|mailto:|#)/.test(h)), `no javascript: or data: link: ${probe.hrefs}`);
+      check(probe.hrefs.length === 1 && probe.hrefs[0] === "https://example.com/ok",
+            `only the https link is a link (no javascript:, data:, vbscript:, //host): ${probe.hrefs}`);
+      check(["(JAVASCRIPT:window.__pwned=10)", "(&#106;avascript:window.__pwned=11)", "(//evil.example/x)", "[image: pic"].every((x) => probe.body.includes(x)),
+            "refused links and images are shown as text");
       await axe(page, "hostile draft");
       await shot(page, "draft-hostile");
     });
