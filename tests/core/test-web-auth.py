@@ -422,6 +422,30 @@ def hostile(w, keys, label):
     check(st == 200 and sc, f"{label}: sign-in from this Origin: {st}")
 
 
+def plain(tmp, data, rev, label):
+    """A core serving plain HTTP on loopback: the page's own origin is
+    http://<Host>, which it accepts; other origins stay refused."""
+    c = Core(tmp, data)
+    c.start()
+
+    def signin(origin):
+        conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+        try:
+            conn.request("POST", "/v1/session", body=json.dumps({"key": rev}).encode(),
+                         headers={"Origin": origin, "Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        finally:
+            conn.close()
+    here = f"127.0.0.1:{c.port}"
+    check(signin("http://" + here) == 200, f"{label}: plain HTTP core: its own http origin signs in")
+    check(signin("https://" + here) == 200, f"{label}: plain HTTP core: the https origin too")
+    check(signin("http://evil.example") == 403, f"{label}: plain HTTP core: another origin: 403")
+    check(signin("http://" + here + ".evil") == 403, f"{label}: plain HTTP core: a suffix: 403")
+    c.stop()
+
+
 def rate(tmp, data, cert, key, label):
     """Refused sign-ins count against the address's bucket like refused keys."""
     c = Core(tmp, data, (cert, key), extra=["--rate-limit", "0.01", "--burst", "3"])
@@ -487,6 +511,8 @@ def backend(tmp, label, init_args):
     keys_api(w, data, keys, label, w2)
     hostile(w, keys, label)
     rate(tmp, data, cert, key, label)
+    if not init_args:
+        plain(tmp, data, keys["rev"], label)
     expiry(tmp, data, cert, key, keys["rev"], label)
     check(not seen["bad_headers"],
           f"{label}: every response carries the security headers: {seen['bad_headers'][:5]}")
