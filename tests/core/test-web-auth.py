@@ -33,6 +33,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -493,6 +494,11 @@ def backend(tmp, label, init_args):
             "rev2": make_key(data, "T", "reviewer", "rev-2"),
             "agent": make_key(data, "T", "agent", "agent-1"),
             "other_rev": make_key(data, "U", "reviewer", "other-rev")}
+    if not init_args:  # a database made before the sessions table: serving adds it
+        db = sqlite3.connect(os.path.join(data, "core.db"))
+        db.execute("DROP TABLE sessions")
+        db.commit()
+        db.close()
     cert, key = make_cert(tmp)
     n1 = Core(tmp, data, (cert, key))
     n1.start()
