@@ -1302,6 +1302,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     req *q = *req_cls;
     if (!q)
         return;
+    if (q->ep == EP_SIGNIN && q->body.data) /* it held an API key */
+        sodium_memzero(q->body.data, q->body.len);
     cx_buf_free(&q->body);
     json_decref(q->out); /* a push's answer that was never sent */
     sodium_memzero(q->token, sizeof q->token);

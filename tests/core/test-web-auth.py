@@ -37,6 +37,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -423,6 +424,31 @@ def hostile(w, keys, label):
     check(st == 200 and sc, f"{label}: sign-in from this Origin: {st}")
 
 
+def concurrent(w, keys, label, w_other=None):
+    """Sign-ins at once (on both nodes when there are two): every one gets
+    its own session, and every session checks out at every node."""
+    nodes = [w] + ([w_other] if w_other else [])
+    out = [None] * 24
+
+    def one(i):
+        try:
+            st, js, tok, _ = nodes[i % len(nodes)].signin(keys["rev"] if i % 2 else keys["agent"])
+            out[i] = (st, tok)
+        except Exception as e:  # counted below
+            out[i] = (repr(e), None)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(len(out))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    check(all(o and o[0] == 200 and o[1] for o in out),
+          f"{label}: {len(out)} sign-ins at once all succeed: {[o and o[0] for o in out]}")
+    toks = {o[1] for o in out if o and o[1]}
+    check(len(toks) == len(out), f"{label}: each got its own token ({len(toks)})")
+    ok = all(n.req("GET", "/v1/session", cookie=t)[0] == 200 for t in toks for n in nodes)
+    check(ok, f"{label}: every concurrent session checks out at every node")
+
+
 def plain(tmp, data, rev, label):
     """A core serving plain HTTP on loopback: the page's own origin is
     http://<Host>, which it accepts; other origins stay refused."""
@@ -516,6 +542,7 @@ def backend(tmp, label, init_args):
     sessions(w, data, keys, label, w2)
     keys_api(w, data, keys, label, w2)
     hostile(w, keys, label)
+    concurrent(w, keys, label, w2)
     rate(tmp, data, cert, key, label)
     if not init_args:
         plain(tmp, data, keys["rev"], label)
