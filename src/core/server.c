@@ -1264,7 +1264,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
             const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                            MHD_HTTP_HEADER_HOST);
-            if (!cx_web_origin_ok(origin, host))
+            if (!cx_web_origin_ok(origin, host, h->cert == NULL))
                 return send_error(h, c, q, 403, "csrf", "the Origin header is not this host");
         }
         bool small = q->ep == EP_SIGNIN || q->ep == EP_SESSION || q->ep == EP_KEYS ||
@@ -1327,6 +1327,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     req *q = *req_cls;
     if (!q)
         return;
+    if (q->ep == EP_SIGNIN && q->body.data) /* it held an API key */
+        sodium_memzero(q->body.data, q->body.len);
     cx_buf_free(&q->body);
     json_decref(q->out); /* a push's answer that was never sent */
     sodium_memzero(q->token, sizeof q->token);

@@ -112,12 +112,14 @@ bool cx_web_csrf_ok(const cx_web_session *s, const char *header) {
     return sodium_memcmp(header, s->csrf, CX_WEB_TOKEN_LEN) == 0;
 }
 
-bool cx_web_origin_ok(const char *origin, const char *host) {
+bool cx_web_origin_ok(const char *origin, const char *host, bool plain) {
     if (!origin)
         return true;
-    if (!host || strncmp(origin, "https://", 8) != 0)
+    if (!host || !*host)
         return false;
-    return strcmp(origin + 8, host) == 0;
+    if (strncmp(origin, "https://", 8) == 0)
+        return strcmp(origin + 8, host) == 0;
+    return plain && strncmp(origin, "http://", 7) == 0 && strcmp(origin + 7, host) == 0;
 }
 
 /* --- sessions ------------------------------------------------------------- */

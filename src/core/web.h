@@ -106,8 +106,10 @@ bool cx_web_set_cookie(char *out, size_t cap, const char *token, int64_t max_age
 bool cx_web_csrf_ok(const cx_web_session *s, const char *header);
 
 /* The Origin check: true when origin is NULL (not sent) or is exactly
- * "https://" + host (the Host header; false when host is NULL). */
-bool cx_web_origin_ok(const char *origin, const char *host);
+ * "https://" + host (the Host header; false when host is NULL), or, with
+ * `plain` (a core serving plain HTTP, which it does on loopback only),
+ * "http://" + host: the page's own origin then. */
+bool cx_web_origin_ok(const char *origin, const char *host, bool plain);
 
 /* --- keys (admins of a team) ----------------------------------------------- */
 

@@ -269,6 +269,83 @@ static void test_keys(cx_storage *st) {
     CX_CHECK_OK(cx_storage_commit(tx));
 }
 
+/* Sessions: stored by the hash of their token, ended one at a time or all
+ * of a key's at once, and old rows purged a bounded number at a time. */
+static void test_sessions(cx_storage *st) {
+    cx_storage_tx *tx = NULL;
+    cx_storage_session s = {.token_hash = "aa", .key_id = "0123456789abcdef", .team = "T",
+                            .csrf = "csrf-1", .created_ms = 1000, .expires_ms = 2000};
+    cx_storage_session got;
+    char h[65];
+    CX_CHECK_OK(cx_storage_begin(st, true, &tx));
+    CX_CHECK_OK(cx_storage_session_put(tx, &s));
+    /* more of the same key, one of another key, old ones to purge */
+    for (int i = 0; i < 6; i++) {
+        cx_storage_session o = s;
+        snprintf(h, sizeof h, "old-%d", i);
+        snprintf(o.token_hash, sizeof o.token_hash, "%s", h);
+        o.expires_ms = 100 + i; /* long expired */
+        CX_CHECK_OK(cx_storage_session_put(tx, &o));
+    }
+    cx_storage_session b = s;
+    snprintf(b.token_hash, sizeof b.token_hash, "bb");
+    cx_storage_session c = s;
+    snprintf(c.token_hash, sizeof c.token_hash, "cc");
+    snprintf(c.key_id, sizeof c.key_id, "fedcba9876543210");
+    CX_CHECK_OK(cx_storage_session_put(tx, &b));
+    CX_CHECK_OK(cx_storage_session_put(tx, &c));
+    CX_CHECK_OK(cx_storage_commit(tx));
+
+    CX_CHECK_OK(cx_storage_begin(st, false, &tx)); /* a reader sees them */
+    CX_CHECK_OK(cx_storage_session_get(tx, "aa", &got));
+    CX_CHECK_STR(got.key_id, "0123456789abcdef");
+    CX_CHECK_STR(got.team, "T");
+    CX_CHECK_STR(got.csrf, "csrf-1");
+    CX_CHECK_INT(got.created_ms, 1000);
+    CX_CHECK_INT(got.expires_ms, 2000);
+    CX_CHECK_INT(got.ended_ms, 0);
+    CX_CHECK_INT(cx_storage_session_get(tx, "zz", &got), CX_ENOTFOUND);
+    cx_storage_rollback(tx);
+
+    int64_t n = -1;
+    CX_CHECK_OK(cx_storage_begin(st, true, &tx));
+    CX_CHECK_OK(cx_storage_session_end(tx, "aa", 1500));
+    CX_CHECK_INT(cx_storage_session_end(tx, "aa", 1600), CX_ENOTFOUND); /* ended already */
+    CX_CHECK_INT(cx_storage_session_end(tx, "zz", 1600), CX_ENOTFOUND);
+    CX_CHECK_OK(cx_storage_session_get(tx, "aa", &got));
+    CX_CHECK_INT(got.ended_ms, 1500);
+    /* the key's live sessions: bb and the six old ones, not aa (ended) nor cc */
+    CX_CHECK_OK(cx_storage_session_end_key(tx, "0123456789abcdef", 1700, &n));
+    CX_CHECK_INT(n, 7);
+    CX_CHECK_OK(cx_storage_session_get(tx, "bb", &got));
+    CX_CHECK_INT(got.ended_ms, 1700);
+    CX_CHECK_OK(cx_storage_session_get(tx, "cc", &got));
+    CX_CHECK_INT(got.ended_ms, 0);
+    CX_CHECK_OK(cx_storage_session_end_key(tx, "0123456789abcdef", 1800, &n));
+    CX_CHECK_INT(n, 0);
+    /* purge before 1000: only the six expired at 100..105, at most 4 a call */
+    CX_CHECK_OK(cx_storage_session_purge(tx, 1000, 4, &n));
+    CX_CHECK_INT(n, 4);
+    CX_CHECK_OK(cx_storage_session_purge(tx, 1000, 4, &n));
+    CX_CHECK_INT(n, 2);
+    CX_CHECK_OK(cx_storage_session_purge(tx, 1000, 4, &n));
+    CX_CHECK_INT(n, 0);
+    CX_CHECK_OK(cx_storage_session_get(tx, "aa", &got)); /* ended at 1500: kept */
+    /* purge before 1750: aa (ended 1500) goes; bb ended at 1700 goes too */
+    CX_CHECK_OK(cx_storage_session_purge(tx, 1750, 100, &n));
+    CX_CHECK_INT(n, 2);
+    CX_CHECK_INT(cx_storage_session_get(tx, "aa", &got), CX_ENOTFOUND);
+    CX_CHECK_OK(cx_storage_session_get(tx, "cc", &got)); /* live, expires at 2000 */
+    CX_CHECK_OK(cx_storage_session_purge(tx, 3000, 100, &n)); /* expired by 3000 */
+    CX_CHECK_INT(n, 1);
+    CX_CHECK_OK(cx_storage_commit(tx));
+    /* one row per token (a failure voids a PostgreSQL transaction: alone) */
+    CX_CHECK_OK(cx_storage_begin(st, true, &tx));
+    CX_CHECK_OK(cx_storage_session_put(tx, &s));
+    CX_CHECK(cx_storage_session_put(tx, &s) != 0);
+    cx_storage_rollback(tx);
+}
+
 static void test_blobs(cx_storage *st) {
     cx_storage_tx *tx = NULL;
     const char *sha = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -559,6 +636,7 @@ static void run_cases(const char *target) {
     test_items(st);
     test_ops(st);
     test_keys(st);
+    test_sessions(st);
     test_blobs(st);
     test_queue(st);
     test_audit(st);
