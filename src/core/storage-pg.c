@@ -72,6 +72,11 @@
 
 /* --- the statements ---------------------------------------------------- */
 
+/* The text search configuration of the full-text index and of queries
+ * (migration 2 -> 3): a regconfig literal, so the index's expression is
+ * immutable. */
+#define CX_PG_TS_CONFIG "english"
+
 enum {
     S_KEY_PUT,
     S_KEY_GET,
@@ -118,6 +123,13 @@ enum {
     S_ITEMS_PUT,
     S_OPS_PUT,
     S_PULL,
+    S_SEARCH,
+    S_SEARCH_ALL,
+    S_ITEMS_ASC,
+    S_ITEMS_DESC,
+    S_AUDIT_TEAM,
+    S_SYNC_PUT,
+    S_SYNC_LIST,
     S_COUNT
 };
 
@@ -212,6 +224,37 @@ static const char *const SQL[S_COUNT] = {
                " LEFT JOIN LATERAL (SELECT seq, id, deleted, json FROM items"
                " WHERE team = $1 AND seq > $2 AND NOT ($2 > 0 AND $2 < h.horizon)"
                " ORDER BY seq LIMIT $3) c ON true ORDER BY c.seq",
+    /* The review app's search: the trust order of the one model comes as
+     * three arrays ($7 kinds, $8 statuses, $9 their cx_trust_of), the query
+     * text goes through plainto_tsquery (every word data, never syntax);
+     * title weighs 4 times the body as in SQLite's bm25(4, 1) ({D, C, B,
+     * A} weights). total rides on every row. */
+    [S_SEARCH] = "SELECT i.json, count(*) OVER () FROM items i,"
+                 " plainto_tsquery('" CX_PG_TS_CONFIG "', $1) q"
+                 " WHERE i.tsv @@ q AND i.team = $2 AND NOT i.deleted"
+                 " AND ($3::text IS NULL OR i.kind = $3) AND ($4::text IS NULL OR i.status = $4)"
+                 " AND ($5::text IS NULL OR (i.json::jsonb ->> 'subcortex') = $5)"
+                 " ORDER BY coalesce((SELECT t.t FROM unnest($7::text[], $8::text[], $9::int[])"
+                 " AS t(k, s, t) WHERE t.k = i.kind AND t.s = i.status), 1000),"
+                 " ts_rank_cd('{0.1, 0.2, 0.25, 1.0}', i.tsv, q) DESC, i.seq DESC LIMIT $6",
+    [S_SEARCH_ALL] = "SELECT i.json, count(*) OVER () FROM items i"
+                     " WHERE i.team = $1 AND NOT i.deleted"
+                     " AND ($2::text IS NULL OR i.kind = $2) AND ($3::text IS NULL OR i.status = $3)"
+                     " AND ($4::text IS NULL OR (i.json::jsonb ->> 'subcortex') = $4)"
+                     " ORDER BY i.seq DESC LIMIT $5",
+    [S_ITEMS_ASC] = "SELECT seq, id, json FROM items WHERE team = $1"
+                    " AND ($2::text IS NULL OR kind = $2) AND NOT deleted ORDER BY seq LIMIT $3",
+    [S_ITEMS_DESC] = "SELECT seq, id, json FROM items WHERE team = $1"
+                     " AND ($2::text IS NULL OR kind = $2) AND NOT deleted ORDER BY seq DESC LIMIT $3",
+    [S_AUDIT_TEAM] = "SELECT n, ts_ms, team, actor, action, detail, prev, hash FROM audit"
+                     " WHERE team = $1 AND ($2::bigint <= 0 OR n < $2::bigint)"
+                     " AND ($3::text IS NULL OR strpos(detail, $3) > 0) ORDER BY n DESC LIMIT $4",
+    [S_SYNC_PUT] = "INSERT INTO syncs(team, key_id, workspace, principal, at_ms, cursor)"
+                   " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team, key_id, workspace)"
+                   " DO UPDATE SET principal = excluded.principal, at_ms = excluded.at_ms,"
+                   " cursor = excluded.cursor",
+    [S_SYNC_LIST] = "SELECT key_id, principal, workspace, at_ms, cursor FROM syncs"
+                    " WHERE team = $1 ORDER BY at_ms DESC, workspace LIMIT 1000",
     [S_OPS_PUT] = "INSERT INTO ops(team, op_id, digest, seq)"
                   " SELECT $1, u.op_id, u.digest, u.seq FROM"
                   " unnest($2::text[], $3::bytea[], $4::int8[]) AS u(op_id, digest, seq)",
@@ -261,6 +304,22 @@ static const char *const MIGRATIONS[] = {
     " ended_ms bigint NOT NULL DEFAULT 0);"
     "CREATE INDEX sessions_key ON sessions(key_id);"
     "CREATE INDEX sessions_expires ON sessions(expires_ms);",
+    /* 3 -> 4: the review app's reads. Full-text search over the items'
+     * title (weight A) and body (B), in the 'english' configuration (as
+     * SQLite's porter tokenizer stems English words, so the two backends
+     * find the same items for a query); a generated column, so every
+     * writer keeps it without knowing it, with a GIN index. A tombstone's
+     * NULL json gives an empty vector. The team's audit entries, newest
+     * first, by index; and the last pull of each workspace. */
+    "ALTER TABLE items ADD COLUMN tsv tsvector GENERATED ALWAYS AS ("
+    " setweight(to_tsvector('" CX_PG_TS_CONFIG "', coalesce(json::jsonb ->> 'title', '')), 'A') ||"
+    " setweight(to_tsvector('" CX_PG_TS_CONFIG "', coalesce(json::jsonb ->> 'body', '')), 'B'))"
+    " STORED;"
+    "CREATE INDEX items_tsv ON items USING gin(tsv);"
+    "CREATE INDEX audit_team ON audit(team, n);"
+    "CREATE TABLE syncs(team text COLLATE \"C\" NOT NULL, key_id text COLLATE \"C\" NOT NULL,"
+    " workspace text COLLATE \"C\" NOT NULL, principal text NOT NULL, at_ms bigint NOT NULL,"
+    " cursor bigint NOT NULL, PRIMARY KEY(team, key_id, workspace));",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -894,6 +953,11 @@ static void col_bytes(uint8_t *out, size_t n, const PGresult *res, int row, int 
 /* --- connections ----------------------------------------------------------- */
 
 /* A new connection; the detail names the database without a password. */
+static void drop_notice(void *ud, const char *msg) {
+    (void)ud;
+    (void)msg;
+}
+
 static int conn_open(pg_storage *ps, PGconn **out) {
     /* Defaults first: what the URI says wins. A server that stops
      * answering (a host gone, a partition) is given up on within about a
@@ -918,6 +982,10 @@ static int conn_open(pg_storage *ps, PGconn **out) {
      * defaults; UTF-8 like everything the core stores. */
     /* A node cut off mid-transaction (its host gone, a partition) must not
      * hold a team's lock for ever: the server ends such a session. */
+    /* The server's notices (a text-search query of stop words only, "…
+     * already exists, skipping") are not errors: libpq would print them on
+     * stderr, outside the core's log lines. */
+    PQsetNoticeProcessor(c, drop_notice, NULL);
     PGresult *res = PQexec(c, "SET client_encoding = 'UTF8'; SET bytea_output = 'hex';"
                               " SET standard_conforming_strings = on;"
                               " SET idle_in_transaction_session_timeout = '60s'");
@@ -2170,9 +2238,8 @@ static int pg_audit_put(cx_storage_tx *tx, const cx_storage_audit *a) {
     return r;
 }
 
-static int pg_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
-                         void *ud) {
-    int64_t after = 0;
+static int pg_audit_since(cx_storage_tx *tx, int64_t after,
+                          int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
     int r = 0;
     for (;;) {
         params p = {0};
@@ -2200,6 +2267,150 @@ static int pg_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage
         if (r || rows < AUDIT_PAGE)
             return r;
     }
+}
+
+static int pg_audit_each(cx_storage_tx *tx, int (*fn)(void *ud, const cx_storage_audit *a),
+                         void *ud) {
+    return pg_audit_since(tx, 0, fn, ud);
+}
+
+/* --- the review app's reads ---------------------------------------------- */
+
+/* The trust order as three PostgreSQL array literals (kinds, statuses,
+ * ranks), every status each kind may have, from the one model. */
+typedef struct trust_arrays {
+    char kinds[512], statuses[512], ranks[256];
+} trust_arrays;
+
+static void trust_fill(trust_arrays *t) {
+    size_t nk = 0, ns = 0, nr = 0;
+    nk += (size_t)snprintf(t->kinds, sizeof t->kinds, "{");
+    ns += (size_t)snprintf(t->statuses, sizeof t->statuses, "{");
+    nr += (size_t)snprintf(t->ranks, sizeof t->ranks, "{");
+    bool first = true;
+    for (int k = 0; k < CX_KIND_COUNT; k++)
+        for (int st = 0; st < CX_STATUS_COUNT; st++) {
+            if (!cx_status_allowed((cx_kind)k, (cx_status)st))
+                continue;
+            const char *sep = first ? "" : ",";
+            first = false;
+            nk += (size_t)snprintf(t->kinds + nk, sizeof t->kinds - nk, "%s%s", sep,
+                                   cx_kind_name((cx_kind)k));
+            ns += (size_t)snprintf(t->statuses + ns, sizeof t->statuses - ns, "%s%s", sep,
+                                   cx_status_name((cx_status)st));
+            nr += (size_t)snprintf(t->ranks + nr, sizeof t->ranks - nr, "%s%d", sep,
+                                   (int)cx_trust_of((cx_kind)k, (cx_status)st));
+            assert(nk < sizeof t->kinds && ns < sizeof t->statuses && nr < sizeof t->ranks);
+        }
+    snprintf(t->kinds + nk, sizeof t->kinds - nk, "}");
+    snprintf(t->statuses + ns, sizeof t->statuses - ns, "}");
+    snprintf(t->ranks + nr, sizeof t->ranks - nr, "}");
+}
+
+static int pg_search(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
+                     int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
+    params p = {0};
+    trust_arrays t;
+    bool text = q->text && *q->text;
+    int s = S_SEARCH_ALL;
+    if (text) {
+        trust_fill(&t);
+        p_text(&p, q->text);
+        s = S_SEARCH;
+    }
+    p_text(&p, team);
+    p_text(&p, q->kind);
+    p_text(&p, q->status);
+    p_text(&p, q->subcortex);
+    p_int(&p, q->limit);
+    if (text) {
+        p_text(&p, t.kinds);
+        p_text(&p, t.statuses);
+        p_text(&p, t.ranks);
+    }
+    PGresult *res = NULL;
+    int r = run(pgc(tx), s, &p, 0, &res, "searching");
+    if (r)
+        return r;
+    int rows = PQntuples(res);
+    *total = rows ? col_int(res, 0, 1) : 0;
+    for (int i = 0; r == 0 && i < rows; i++)
+        r = fn(ud, PQgetvalue(res, i, 0));
+    PQclear(res);
+    return r;
+}
+
+static int pg_items(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
+                    int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
+                    void *ud) {
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, kind);
+    p_int(&p, limit < 1 ? INT64_MAX : limit);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), newest_first ? S_ITEMS_DESC : S_ITEMS_ASC, &p, 0, &res,
+                "reading items");
+    for (int i = 0; r == 0 && i < PQntuples(res); i++)
+        r = fn(ud, col_int(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    return r;
+}
+
+static int pg_audit_team(cx_storage_tx *tx, const char *team, int64_t before, const char *mention,
+                         int limit, int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, before);
+    p_text(&p, mention);
+    p_int(&p, limit < 1 ? INT64_MAX : limit);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_AUDIT_TEAM, &p, 0, &res, "reading the audit log");
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        cx_storage_audit a = {
+            .n = col_int(res, i, 0),
+            .ts_ms = col_int(res, i, 1),
+            .team = PQgetvalue(res, i, 2),
+            .actor = PQgetvalue(res, i, 3),
+            .action = PQgetvalue(res, i, 4),
+            .detail = PQgetvalue(res, i, 5),
+            .prev = PQgetvalue(res, i, 6),
+            .hash = PQgetvalue(res, i, 7),
+        };
+        r = fn(ud, &a);
+    }
+    PQclear(res);
+    return r;
+}
+
+static int pg_sync_put(cx_storage_tx *tx, const char *team, const cx_storage_sync *y) {
+    params p = {0};
+    p_text(&p, team);
+    p_text(&p, y->key_id);
+    p_text(&p, y->workspace);
+    p_text(&p, y->principal);
+    p_int(&p, y->at_ms);
+    p_int(&p, y->cursor);
+    return run_cmd(pgc(tx), S_SYNC_PUT, &p, NULL, "recording a sync");
+}
+
+static int pg_sync_list(cx_storage_tx *tx, const char *team,
+                        int (*fn)(void *ud, const cx_storage_sync *y), void *ud) {
+    params p = {0};
+    p_text(&p, team);
+    PGresult *res = NULL;
+    int r = run(pgc(tx), S_SYNC_LIST, &p, 0, &res, "reading sync records");
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        cx_storage_sync y = {
+            .key_id = PQgetvalue(res, i, 0),
+            .principal = PQgetvalue(res, i, 1),
+            .workspace = PQgetvalue(res, i, 2),
+            .at_ms = col_int(res, i, 3),
+            .cursor = col_int(res, i, 4),
+        };
+        r = fn(ud, &y);
+    }
+    PQclear(res);
+    return r;
 }
 
 /* migrate: the team's row (locked, created when missing) set to what the
@@ -2255,4 +2466,10 @@ const cx_storage_backend cx_storage_pg_backend = {
     .audit_put = pg_audit_put,
     .audit_each = pg_audit_each,
     .team_set = pg_team_set,
+    .search = pg_search,
+    .items = pg_items,
+    .audit_team = pg_audit_team,
+    .audit_since = pg_audit_since,
+    .sync_put = pg_sync_put,
+    .sync_list = pg_sync_list,
 };

@@ -55,30 +55,34 @@ static const char SCHEMA[] =
  * step with items by triggers (a tombstone leaves it), and the last pull of
  * each workspace. The index is keyed by the items' rowid, which nothing
  * renumbers here (the core never VACUUMs; backups copy pages). Built
- * (backfilled) in the transaction that creates it. */
+ * (backfilled) in the transaction that creates it. A stored item that is
+ * not valid JSON (damage: the feed then refuses to serve it) is indexed
+ * empty rather than failing the write. */
 static const char UPGRADE_FTS[] =
     "CREATE VIRTUAL TABLE items_fts USING fts5(title, body,"
     " tokenize = 'porter unicode61 remove_diacritics 2');"
     "CREATE TRIGGER items_fts_ins AFTER INSERT ON items"
     " WHEN new.deleted = 0 AND new.json IS NOT NULL BEGIN"
     " INSERT INTO items_fts(rowid, title, body) VALUES (new.rowid,"
-    " coalesce(json_extract(new.json, '$.title'), ''),"
-    " coalesce(json_extract(new.json, '$.body'), '')); END;"
+    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.title') END, ''),"
+    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.body') END, '')); END;"
     "CREATE TRIGGER items_fts_upd AFTER UPDATE ON items BEGIN"
     " DELETE FROM items_fts WHERE rowid = old.rowid;"
     " INSERT INTO items_fts(rowid, title, body) SELECT new.rowid,"
-    " coalesce(json_extract(new.json, '$.title'), ''),"
-    " coalesce(json_extract(new.json, '$.body'), '')"
+    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.title') END, ''),"
+    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.body') END, '')"
     " WHERE new.deleted = 0 AND new.json IS NOT NULL; END;"
     "CREATE TRIGGER items_fts_del AFTER DELETE ON items BEGIN"
     " DELETE FROM items_fts WHERE rowid = old.rowid; END;"
     "INSERT INTO items_fts(rowid, title, body) SELECT rowid,"
-    " coalesce(json_extract(json, '$.title'), ''), coalesce(json_extract(json, '$.body'), '')"
+    " coalesce(CASE WHEN json_valid(json) THEN json_extract(json, '$.title') END, ''),"
+    " coalesce(CASE WHEN json_valid(json) THEN json_extract(json, '$.body') END, '')"
     " FROM items WHERE deleted = 0 AND json IS NOT NULL;";
 static const char UPGRADE_SYNCS[] =
     "CREATE TABLE IF NOT EXISTS syncs(team TEXT NOT NULL, key_id TEXT NOT NULL,"
     " workspace TEXT NOT NULL, principal TEXT NOT NULL, at_ms INTEGER NOT NULL,"
-    " cursor INTEGER NOT NULL, PRIMARY KEY(team, key_id, workspace));";
+    " cursor INTEGER NOT NULL, PRIMARY KEY(team, key_id, workspace));"
+    "CREATE INDEX IF NOT EXISTS audit_team ON audit(team, n);";
 
 /* cx_trust(kind, status): the trust order of the one model (cx_trust_of)
  * in SQL, for ranking search results. */
@@ -1141,7 +1145,8 @@ static int fts_query(const char *q, char **out) {
 #define SEARCH_FILTERS                                                                        \
     " i.team = ?2 AND i.deleted = 0 AND (?3 IS NULL OR i.kind = ?3)"                           \
     " AND (?4 IS NULL OR i.status = ?4)"                                                       \
-    " AND (?5 IS NULL OR json_extract(i.json, '$.subcortex') = ?5)"
+    " AND (?5 IS NULL OR CASE WHEN json_valid(i.json)"                                        \
+    " THEN json_extract(i.json, '$.subcortex') END = ?5)"
 /* The matches of ?1 with their bm25 (title 4, body 1: as the sidecar). */
 #define SEARCH_MATCHES                                                                        \
     " (SELECT rowid AS r, bm25(items_fts, 4.0, 1.0) AS rank FROM items_fts"                   \
