@@ -8,8 +8,10 @@
 #     cortexd's MCP `observe` records two observations about the file,
 #     `draft` proposes knowledge citing them as evidence, and a second,
 #     hostile draft carries <script>, onerror=, javascript: links, SVG onload
-#     and an <iframe> in its title and body; `publish` makes two versions of
-#     an artifact; `cortex sync` pushes it all.
+#     and an <iframe> in its title, body and a comment; the file then
+#     changes and a newer observation records it (the evidence goes stale);
+#     `publish` makes two versions of an artifact; `cortex sync` pushes it
+#     all.
 #  3. web.test.mjs drives the browser through every page (see its header):
 #     sign-in, queue, draft with evidence, approve with a note, the hostile
 #     draft inert, cookie flags, CSRF refused, agent read-only, another team
@@ -57,6 +59,8 @@ HOSTILE_BODY = """Hostile <b onmouseover="window.__pwned=3">bold</b>
 <script>window.__pwned=9</script>
 """
 
+HOSTILE_COMMENT = "<img src=x onerror=\"window.__pwned=12\"> <a href=\"javascript:window.__pwned=13\">x</a>"
+
 
 def git(ws, *args):
     p = subprocess.run(["git", "-C", ws, *args], capture_output=True, text=True, timeout=60)
@@ -102,9 +106,24 @@ def tests(tmp):
                                        "subcortex": "build", "evidence": evidence,
                                        "files": ["ci/Dockerfile"]})
         check(not err and sc and sc.get("status") == "pending", f"draft: {sc}")
+        draft_id = (sc or {}).get("id", "")
+        sc, err = agent.call("comment", {"target_id": draft_id,
+                                         "body": "Checked against the CI image: **it matches**."})
+        check(not err, f"comment on the draft: {sc}")
         sc, err = agent.call("draft", {"title": HOSTILE_TITLE, "body": HOSTILE_BODY,
                                        "subcortex": "security"})
         check(not err and sc and sc.get("status") == "pending", f"hostile draft: {sc}")
+        sc, err = agent.call("comment", {"target_id": (sc or {}).get("id", ""),
+                                         "body": HOSTILE_COMMENT})
+        check(not err, f"hostile comment: {sc}")
+        # the file the evidence was recorded against changes: the evidence is stale
+        with open(os.path.join(A, "ci", "Dockerfile"), "w") as f:
+            f.write("FROM debian:13\nRUN apt-get install -y gcc-14\n")
+        git(A, "-c", "user.name=ann", "-c", "user.email=ann@example.com", "commit", "-qam",
+            "ci image on trixie")
+        sc, err = agent.call("observe", {"text": "The CI image moved to debian:13 and gcc-14.",
+                                         "files": ["ci/Dockerfile"], "subcortex": "build"})
+        check(not err and sc and sc.get("results"), f"observe after the change: {sc}")
         for content in ("#!/bin/sh\nset -e\nmake\n", "#!/bin/sh\nset -eu\nmake\nmake check\n"):
             sc, err = agent.call("publish", {"name": "build.sh", "content": content,
                                              "title": "How CI builds"})
@@ -119,7 +138,7 @@ def tests(tmp):
                KEY_REVIEWER=keys["reviewer"], KEY_AGENT=keys["agent"],
                KEY_ADMIN=keys["admin"], KEY_OTHER=keys["other"],
                DRAFT_TITLE=DRAFT_TITLE, HOSTILE_TITLE=HOSTILE_TITLE,
-               EVIDENCE_IDS=",".join(evidence))
+               EVIDENCE_IDS=",".join(evidence), HOSTILE_COMMENT=HOSTILE_COMMENT)
     node = os.environ.get("NODE", "node")
     drv = subprocess.Popen([node, os.path.join(HERE, "web.test.mjs")], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

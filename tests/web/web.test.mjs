@@ -8,11 +8,12 @@
 //    "API key" and the button "Sign in"; the session cookie is HttpOnly,
 //    Secure, SameSite=Strict and unseen by scripts; nothing is kept in
 //    local or session storage; the queue lists the draft with its evidence
-//    count; the draft page shows the markdown body and both evidence
-//    observations with their file; approving with a note makes it canon;
+//    count; the draft page shows the markdown body, both evidence
+//    observations with their file marked stale (it changed since), and the
+//    comment; approving with a note makes it canon;
 //  - the hostile draft's title and body show as text: no dialog, no
 //    window.__pwned, no iframe/script/img/svg/object made from data, no
-//    event-handler attribute, no javascript:/data: link;
+//    event-handler attribute, no javascript:/data: link (its comment too);
 //  - a POST without (or with a wrong) X-CSRF-Token from the page: 403 csrf;
 //  - search finds the approved draft as a canon thread and the item page
 //    shows its decision in the history; the artifact's versions diff and
@@ -283,6 +284,11 @@ try {
       check(ev.length === EVIDENCE.length && ev.every((t) => t.includes("ci/Dockerfile")),
             `the draft shows its ${EVIDENCE.length} evidence observations with their file: ${JSON.stringify(ev)}`);
       check(ev.some((t) => t.includes("debian:12")) && ev.some((t) => t.includes("gcc 13")), "the evidence bodies are shown");
+      const stale = await page.$$eval("#ev-title ~ ul.cards > li", (ls) => ls.map((l) => !!l.querySelector(".badge.stale")));
+      check(stale.length && stale.every(Boolean), `the evidence is marked stale (ci/Dockerfile changed since): ${stale}`);
+      const cm = await page.$$eval("#cm-title ~ ul.cards > li", (ls) => ls.map((l) => l.innerText));
+      check(cm.length === 1 && cm[0].includes("Checked against the CI image") && cm[0].includes("it matches"),
+            `the draft shows its comment: ${JSON.stringify(cm)}`);
       const names = await buttonNames(page);
       check(["Approve", "Reject", "Request changes"].every((n) => names.includes(n)), `a reviewer sees the decision buttons: ${names}`);
       check(await page.$("::-p-aria(Note)"), "the note field is labelled Note");
@@ -328,6 +334,8 @@ try {
       check(probe.title === HOSTILE_TITLE, `the hostile title is shown as text, whole: ${probe.title}`);
       check(["<iframe", "<svg onload", "javascript:window.__pwned=6", "<script>window.__pwned=9</script>", "onerror="].every((s) => probe.body.includes(s)),
             `the hostile body is shown as text: ${probe.body}`);
+      const hc = await page.$$eval("#cm-title ~ ul.cards > li", (ls) => ls.map((l) => l.innerText));
+      check(hc.length === 1 && hc[0].includes(env("HOSTILE_COMMENT")), `the hostile comment is shown as text: ${JSON.stringify(hc)}`);
       check(probe.pwned === undefined, `no hostile script ran (window.__pwned: ${probe.pwned})`);
       check(probe.bad === 0 && probe.iframes === 0, `no script/iframe/img/svg element was made from data (${probe.bad}, ${probe.iframes})`);
       check(probe.scripts.length === 1 && probe.scripts[0] === "/app/app.js", `the only script is the app's: ${probe.scripts}`);
