@@ -102,6 +102,14 @@
     if (n < 1048576) return (n / 1024).toFixed(1) + " KiB";
     return (n / 1048576).toFixed(1) + " MiB";
   }
+  // What names an item: its title, else the start of its body (observations
+  // often have no title), else its id.
+  function label(it) {
+    if (it.title) return it.title;
+    const b = String(it.body || it.snippet || "").replace(/\s+/g, " ").trim();
+    if (b) return b.length > 80 ? b.slice(0, 77) + "…" : b;
+    return it.id || "(untitled)";
+  }
   function canDecide() { return !!session && (session.role === "reviewer" || session.role === "admin"); }
 
   // --- the API -------------------------------------------------------------
@@ -441,7 +449,7 @@
     const files = filesOf(ev);
     const body = ev.body || "";
     const card = h("li", {class: "card"},
-      h("h3", null, h("a", {href: "#/item/" + encodeURIComponent(ev.id)}, ev.title || "(untitled)"),
+      h("h3", null, h("a", {href: "#/item/" + encodeURIComponent(ev.id)}, label(ev)),
         " ", ev.stale ? badge("stale", "stale") : null),
       h("p", {class: "muted"}, (ev.kind || "observation") + " by " + (ev.author || "–") +
         (ev.agent ? " via " + ev.agent : "") + ", " + when(ev.created_at)),
@@ -507,8 +515,8 @@
       return;
     }
     const it = res.data.item;
-    title(it.title || "Item");
-    view.appendChild(h("h1", {id: "item-title"}, it.title || "(untitled)"));
+    title(label(it));
+    view.appendChild(h("h1", {id: "item-title"}, label(it)));
     view.appendChild(itemMeta(it));
     if (it.review) {
       const rv = it.review;
@@ -608,7 +616,7 @@
       total === 1 ? "1 result." : total + " results." + (total > results.length ? " Showing " + results.length + "." : "")));
     if (!results.length) return;
     view.appendChild(h("ol", {class: "cards", "aria-label": "Results"}, results.map((x) => h("li", {class: "card"},
-      h("h2", {class: "h3"}, h("a", {href: (x.kind === "draft" && x.status === "pending" ? "#/draft/" : x.kind === "artifact" ? "#/artifact/" : "#/item/") + encodeURIComponent(x.id)}, x.title || "(untitled)")),
+      h("h2", {class: "h3"}, h("a", {href: (x.kind === "draft" && x.status === "pending" ? "#/draft/" : x.kind === "artifact" ? "#/artifact/" : "#/item/") + encodeURIComponent(x.id)}, label(x))),
       h("p", {class: "meta"}, badge(x.kind, "kind"), badge(x.status), " ", x.subcortex || "general", " · ",
         x.author || "–", x.agent ? " via " + x.agent : "", " · ", when(x.updated_at)),
       x.snippet ? h("p", null, highlight(x.snippet, q)) : null))));
