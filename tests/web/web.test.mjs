@@ -138,9 +138,17 @@ async function axe(page, what) {
   if (minor.length) console.log(`note: axe on ${what}: minor: ${JSON.stringify(minor)}`);
 }
 
+// Goes to a page by its hash and waits until the app has drawn it (main
+// not aria-busy, data-route the hash).
 async function go(page, hash) {
   await page.evaluate((h) => { location.hash = h; }, hash);
-  await page.waitForNetworkIdle({idleTime: 200, timeout: WAIT}).catch(() => {});
+  await drawn(page);
+}
+async function drawn(page) {
+  await page.waitForFunction(() => {
+    const m = document.querySelector("main");
+    return m && !m.hasAttribute("aria-busy") && m.getAttribute("data-route") === location.hash;
+  }, {timeout: WAIT});
 }
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent).catch(() => null);
 const mainText = (page) => page.$eval("main", (e) => e.innerText);
@@ -167,7 +175,7 @@ async function signIn(u, key, {keyboard = false} = {}) {
     await (await u.page.waitForSelector("::-p-aria(Sign in[role=\"button\"])")).click();
   }
   await u.page.waitForSelector("nav:not([hidden])", {timeout: WAIT});
-  await u.page.waitForNetworkIdle({idleTime: 200, timeout: WAIT}).catch(() => {});
+  await drawn(u.page);
   return res;
 }
 async function sessionCookie(page) {
@@ -254,7 +262,7 @@ try {
       check(opts.includes("build") && opts.includes("security"), `the subcortex filter offers the waiting drafts' subcortices: ${opts}`);
       await page.select("#f-subcortex", "security");
       await page.waitForFunction(() => location.hash.includes("subcortex=security"));
-      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      await drawn(page);
       const filtered = await page.$$eval("main tbody tr", (trs) => trs.length);
       check(filtered === 1 && (await mainText(page)).includes(HOSTILE_TITLE) && !(await mainText(page)).includes(DRAFT_TITLE),
             "filtering by subcortex security shows only the hostile draft");
@@ -271,7 +279,7 @@ try {
       await waitText(page, DRAFT_TITLE);
       await page.click(`main a[href="#/draft/${draftId}"]`);
       await page.waitForSelector("#item-title");
-      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      await drawn(page);
       check((await text(page, "#item-title")) === DRAFT_TITLE, "the draft page shows the title");
       const body = await page.$eval("main .body", (e) => ({h: e.querySelector("h3") && e.querySelector("h3").textContent,
         li: e.querySelectorAll("li").length, code: e.querySelector("pre code") && e.querySelector("pre code").textContent,
@@ -315,7 +323,7 @@ try {
     await step("hostile draft", async () => {
       await go(page, "#/draft/" + hostileId);
       await page.waitForSelector("#item-title");
-      await page.waitForNetworkIdle({idleTime: 300}).catch(() => {});
+      await drawn(page);
       await sleep(500);
       const probe = await page.evaluate(() => {
         const m = document.querySelector("main");
@@ -367,7 +375,7 @@ try {
       await box.type("toolchain gcc");
       await page.keyboard.press("Enter");
       await page.waitForSelector("#search-count");
-      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      await drawn(page);
       const results = await page.$$eval("main ol.cards > li", (ls) => ls.map((l) => ({t: l.querySelector("h2").innerText, m: l.querySelector(".meta").innerText})));
       check(results.length && results[0].t === DRAFT_TITLE && /thread/.test(results[0].m) && /canon/.test(results[0].m),
             `search finds the approved draft first, as a canon thread: ${JSON.stringify(results)}`);
@@ -379,7 +387,7 @@ try {
       await page.select("#f-kind", "observation");
       await page.click("main form button[type=submit]");
       await page.waitForFunction(() => location.hash.includes("kind=observation"));
-      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      await drawn(page);
       const kinds = await page.$$eval("main ol.cards .meta .badge.kind", (bs) => bs.map((b) => b.textContent));
       check(kinds.length >= 1 && kinds.every((k) => k === "observation"), `the kind filter keeps observations only: ${kinds}`);
       // the item page, with its history
@@ -484,7 +492,7 @@ try {
     await signIn(A, KEYS.agent);
     await go(page, "#/draft/" + hostileId);
     await page.waitForSelector("#item-title");
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+    await drawn(page);
     const names = await buttonNames(page);
     check(!names.some((n) => ["Approve", "Reject", "Request changes"].includes(n)), `an agent key has no decision buttons: ${names}`);
     check(!(await page.$("#note")), "an agent key has no Note field");
@@ -504,7 +512,7 @@ try {
     const U = await newUser("other-team");
     const page = U.page;
     await signIn(U, KEYS.other);
-    await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+    await drawn(page);
     check(await waitText(page, "Nothing waits for review"), "another team's reviewer sees an empty queue");
     const q = await pageFetch(page, "GET", "/v1/review/queue");
     check(q.status === 200 && q.body && q.body.total === 0 && q.body.drafts.length === 0, `the queue API is empty for team U: ${JSON.stringify(q.body)}`);

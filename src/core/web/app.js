@@ -301,6 +301,8 @@
     setChrome();
     renderSeq++;
     clear(main);
+    main.removeAttribute("aria-busy");
+    main.setAttribute("data-route", "signin");
     document.title = "Sign in · Cortex review";
     const input = h("input", {id: "key", name: "key", type: "password", autocomplete: "off",
                               spellcheck: "false", required: true, "aria-describedby": "key-help"});
@@ -370,7 +372,16 @@
     }
     const seq = ++renderSeq;
     const view = h("div");
-    const draw = (node) => { if (seq === renderSeq) { clear(main); main.appendChild(node); } };
+    // aria-busy while a page loads; data-route names the page drawn (tests wait on both)
+    main.setAttribute("aria-busy", "true");
+    const drawn = location.hash;
+    const draw = (node) => {
+      if (seq !== renderSeq) return;
+      clear(main);
+      main.appendChild(node);
+      main.removeAttribute("aria-busy");
+      main.setAttribute("data-route", drawn);
+    };
     if (!fn) {
       draw(h("div", null, h("h1", null, "Not found"), h("p", null, "There is no such page. ", h("a", {href: "#/queue"}, "Go to the review queue."))));
       return;
