@@ -382,6 +382,7 @@ try {
       check(await page.$("main mark"), "the query's words are marked in the snippets");
       await axe(page, "search");
       await shot(page, "search");
+      await noSidewaysScroll(page, "search");
       await page.$eval("#q", (e) => { e.value = ""; });
       await (await page.$("::-p-aria(Search[role=\"searchbox\"])")).type("gcc");
       await page.select("#f-kind", "observation");
@@ -421,6 +422,7 @@ try {
       await page.waitForSelector("#diff-from");
       await axe(page, "artifact");
       await shot(page, "artifact");
+      await noSidewaysScroll(page, "artifact");
       const art = await pageFetch(page, "GET", "/v1/items/" + artHref.split("/").pop());
       const v2 = ((art.body && art.body.item && art.body.item.versions) || []).find((v) => v.version === 2) || {};
       check(v2.status === "accepted" && v2.accepted_by, `version 2 is accepted at the core: ${JSON.stringify(v2)}`);
