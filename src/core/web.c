@@ -210,17 +210,18 @@ int cx_web_session_check(cx_feed *f, const char *token, cx_web_session *out) {
     cx_principal who;
     int64_t now = (int64_t)cx_clock_now_ms();
     r = cx_storage_session_get(tx, hash, &s);
-    if (r == 0 && s.ended_ms)
+    if (r == CX_ENOTFOUND)
+        r = cx_error_set(CX_ENOTFOUND, "no such session; sign in again");
+    else if (r == 0 && s.ended_ms)
         r = cx_error_set(CX_ENOTFOUND, "the session has ended; sign in again");
     else if (r == 0 && now >= s.expires_ms)
         r = cx_error_set(CX_ENOTFOUND, "the session has expired; sign in again");
-    if (r == 0)
+    if (r == 0) {
         r = cx_storage_key_get(tx, s.key_id, &who);
-    if (r == 0 && (who.revoked_ms || strcmp(who.team, s.team) != 0))
-        r = cx_error_set(CX_ENOTFOUND, "the session's API key was revoked; sign in again");
+        if (r == CX_ENOTFOUND || (r == 0 && (who.revoked_ms || strcmp(who.team, s.team) != 0)))
+            r = cx_error_set(CX_ENOTFOUND, "the session's API key was revoked; sign in again");
+    }
     cx_storage_rollback(tx);
-    if (r == CX_ENOTFOUND && strstr(cx_error_last(), "sign in") == NULL)
-        r = cx_error_set(CX_ENOTFOUND, "no such session; sign in again");
     if (r)
         return r;
     out->who = who;

@@ -556,7 +556,17 @@ def backend(tmp, label, init_args):
         n2.stop()
 
 
+def openapi():
+    """The paths served here are described in openapi.yaml."""
+    with open(os.path.join(os.environ["SCHEMAS"], "..", "openapi.yaml")) as f:
+        text = f.read()
+    for path in ("/v1/session:", "/v1/keys:", "/v1/keys/{key_id}/revoke:", "  /:", "/app/{file}:",
+                 "schemas/session.json", "schemas/keys.json", "in: cookie"):
+        check(path in text, f"openapi.yaml describes {path}")
+
+
 def tests(tmp):
+    openapi()
     backend(tmp, "sqlite", [])
     if URI:
         backend(tmp, "pg", ["--database", URI])
