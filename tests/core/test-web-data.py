@@ -203,6 +203,10 @@ def scenario(tmp, name, data, c, cert):
         check(st == 200 and "results" in js, f"{name}: hostile q {q!r} answered: {st} {js}")
         check(other["id"] not in ids(js) and gone["id"] not in ids(js),
               f"{name}: hostile q {q!r} stays in the team")
+    st, js = A.req("/v1/search?q=%FF%FE")
+    check(st == 400 and "q" in msg(js), f"{name}: a q that is not UTF-8 is 400: {st} {js}")
+    st, js = A.req("/v1/search?q=%00relocation")
+    check(st in (200, 400), f"{name}: a NUL in q is answered: {st}")
     st, js = get(A, "/v1/search", q="relocation OR zebracorn")
     check(ids(js) == [], f"{name}: OR is a word, not syntax: {ids(js)}")
     st, js = get(A, "/v1/search", q="x" * 300)
