@@ -55,29 +55,34 @@ static const char SCHEMA[] =
  * step with items by triggers (a tombstone leaves it), and the last pull of
  * each workspace. The index is keyed by the items' rowid, which nothing
  * renumbers here (the core never VACUUMs; backups copy pages). Built
- * (backfilled) in the transaction that creates it. A stored item that is
- * not valid JSON (damage: the feed then refuses to serve it) is indexed
- * empty rather than failing the write. */
+ * (backfilled) in the transaction that creates it.
+ *
+ * The index is contentless (content=''): items.json holds the text, so a
+ * push writes no second copy of it; a row leaves the index by the FTS5
+ * 'delete' command with the text it was indexed with, which FTS_TEXT
+ * recomputes from the old row (the same expression, the same stored JSON).
+ * A stored item that is not valid JSON (damage: the feed then refuses to
+ * serve it) is indexed empty rather than failing the write. */
+#define FTS_FIELD(row, f)                                                                     \
+    "coalesce(CASE WHEN json_valid(" row ".json) THEN json_extract(" row ".json, '$." f       \
+    "') END, '')"
+#define FTS_TEXT(row) FTS_FIELD(row, "title") ", " FTS_FIELD(row, "body")
+#define FTS_LIVE(row) row ".deleted = 0 AND " row ".json IS NOT NULL"
 static const char UPGRADE_FTS[] =
-    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body,"
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, content = '',"
     " tokenize = 'porter unicode61 remove_diacritics 2');"
-    "CREATE TRIGGER items_fts_ins AFTER INSERT ON items"
-    " WHEN new.deleted = 0 AND new.json IS NOT NULL BEGIN"
-    " INSERT INTO items_fts(rowid, title, body) VALUES (new.rowid,"
-    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.title') END, ''),"
-    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.body') END, '')); END;"
+    "CREATE TRIGGER items_fts_ins AFTER INSERT ON items WHEN " FTS_LIVE("new") " BEGIN"
+    " INSERT INTO items_fts(rowid, title, body) VALUES (new.rowid, " FTS_TEXT("new") "); END;"
     "CREATE TRIGGER items_fts_upd AFTER UPDATE ON items BEGIN"
-    " DELETE FROM items_fts WHERE rowid = old.rowid;"
-    " INSERT INTO items_fts(rowid, title, body) SELECT new.rowid,"
-    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.title') END, ''),"
-    " coalesce(CASE WHEN json_valid(new.json) THEN json_extract(new.json, '$.body') END, '')"
-    " WHERE new.deleted = 0 AND new.json IS NOT NULL; END;"
-    "CREATE TRIGGER items_fts_del AFTER DELETE ON items BEGIN"
-    " DELETE FROM items_fts WHERE rowid = old.rowid; END;"
-    "INSERT INTO items_fts(rowid, title, body) SELECT rowid,"
-    " coalesce(CASE WHEN json_valid(json) THEN json_extract(json, '$.title') END, ''),"
-    " coalesce(CASE WHEN json_valid(json) THEN json_extract(json, '$.body') END, '')"
-    " FROM items WHERE deleted = 0 AND json IS NOT NULL;";
+    " INSERT INTO items_fts(items_fts, rowid, title, body)"
+    " SELECT 'delete', old.rowid, " FTS_TEXT("old") " WHERE " FTS_LIVE("old") ";"
+    " INSERT INTO items_fts(rowid, title, body)"
+    " SELECT new.rowid, " FTS_TEXT("new") " WHERE " FTS_LIVE("new") "; END;"
+    "CREATE TRIGGER items_fts_del AFTER DELETE ON items WHEN " FTS_LIVE("old") " BEGIN"
+    " INSERT INTO items_fts(items_fts, rowid, title, body)"
+    " VALUES ('delete', old.rowid, " FTS_TEXT("old") "); END;"
+    "INSERT INTO items_fts(rowid, title, body) SELECT rowid, " FTS_TEXT("items")
+    " FROM items WHERE " FTS_LIVE("items") ";";
 static const char UPGRADE_SYNCS[] =
     "CREATE TABLE IF NOT EXISTS syncs(team TEXT NOT NULL, key_id TEXT NOT NULL,"
     " workspace TEXT NOT NULL, principal TEXT NOT NULL, at_ms INTEGER NOT NULL,"

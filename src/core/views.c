@@ -11,6 +11,7 @@
 #include "proto/wire.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -457,13 +458,13 @@ static int add_waiting(void *ud, const char *json) {
     return append(ud, it);
 }
 
-/* Every waiting draft (at most QUEUE_SCAN), oldest first, into *out. */
-static int waiting_drafts(cx_storage_tx *tx, const char *team, json_t **out) {
+/* Every waiting draft (at most QUEUE_SCAN), oldest first, into *out;
+ * *total counts them all. */
+static int waiting_drafts(cx_storage_tx *tx, const char *team, json_t **out, int64_t *total) {
     json_t *all = json_array();
-    int64_t total = 0;
     if (!all)
         return CX_ENOMEM;
-    int r = cx_storage_queue(tx, team, QUEUE_SCAN, add_waiting, all, &total);
+    int r = cx_storage_queue(tx, team, QUEUE_SCAN, add_waiting, all, total);
     if (r) {
         json_decref(all);
         return r;
@@ -479,10 +480,11 @@ int cx_views_queue(cx_feed *s, const cx_principal *p, const char *subcortex, int
     if (limit > CX_WIRE_MAX_QUEUE_LIMIT)
         limit = CX_WIRE_MAX_QUEUE_LIMIT;
     json_t *all = NULL;
+    int64_t waiting = 0;
     cx_storage_tx *tx = NULL;
     int r = read_begin(s, &tx);
     if (r == 0) {
-        r = waiting_drafts(tx, p->team, &all);
+        r = waiting_drafts(tx, p->team, &all, &waiting);
         cx_storage_rollback(tx);
     }
     if (r)
@@ -527,8 +529,9 @@ int cx_views_queue(cx_feed *s, const cx_principal *p, const char *subcortex, int
     free(keys);
     if (r)
         goto out;
-    *out = json_pack("{s:O, s:I, s:O}", "drafts", drafts, "total", (json_int_t)total,
-                     "subcortices", names);
+    /* without a filter, every waiting draft counts (even past QUEUE_SCAN) */
+    *out = json_pack("{s:O, s:I, s:O}", "drafts", drafts, "total",
+                     (json_int_t)(subcortex ? total : waiting), "subcortices", names);
     if (!*out)
         r = CX_ENOMEM;
 out:
@@ -698,7 +701,7 @@ static int add_decision(void *ud, const cx_storage_audit *a) {
 }
 
 /* {"count","oldest_age_s","median_age_s"} of the waiting drafts. */
-static json_t *waiting_json(const json_t *drafts, int64_t now_ms) {
+static json_t *waiting_json(const json_t *drafts, int64_t waiting, int64_t now_ms) {
     size_t n = json_array_size(drafts), k = 0;
     int64_t *age = calloc(n + 1, sizeof *age);
     if (!age)
@@ -711,7 +714,7 @@ static json_t *waiting_json(const json_t *drafts, int64_t now_ms) {
             age[k++] = (now_ms > t ? now_ms - t : 0) / 1000;
     }
     qsort(age, k, sizeof *age, cmp_i64);
-    json_t *o = json_pack("{s:I, s:o, s:o}", "count", (json_int_t)n, "oldest_age_s",
+    json_t *o = json_pack("{s:I, s:o, s:o}", "count", (json_int_t)waiting, "oldest_age_s",
                           k ? json_integer(age[k - 1]) : json_null(), "median_age_s",
                           k ? json_integer(quantile(age, k, 0.5)) : json_null());
     free(age);
@@ -795,9 +798,10 @@ static int activity_tx(cx_storage_tx *tx, const cx_principal *p, int days, int64
         day[10] = '\0';
         r = append(per, json_pack("{s:s, s:I}", "day", day, "count", (json_int_t)pd.count[d]));
     }
-    if (r || (r = waiting_drafts(tx, p->team, &drafts)))
+    int64_t waiting = 0;
+    if (r || (r = waiting_drafts(tx, p->team, &drafts, &waiting)))
         goto out;
-    json_t *w = waiting_json(drafts, now_ms);
+    json_t *w = waiting_json(drafts, waiting, now_ms);
     if (!w || json_object_set_new(view, "drafts_waiting", w)) {
         r = CX_ENOMEM;
         goto out;
@@ -881,8 +885,11 @@ static int text_param(const char *(*param)(void *, const char *), void *ud, cons
     *out = NULL;
     if (!v || !*v)
         return 0;
-    if (strlen(v) > max)
+    size_t n = strlen(v);
+    if (n > max)
         return cx_error_set(CX_EINVAL, "%s: at most %zu bytes", name, max);
+    if (!cx_utf8_valid(v, n))
+        return cx_error_set(CX_EINVAL, "%s: not UTF-8", name);
     *out = v;
     return 0;
 }

@@ -203,6 +203,10 @@ def scenario(tmp, name, data, c, cert):
         check(st == 200 and "results" in js, f"{name}: hostile q {q!r} answered: {st} {js}")
         check(other["id"] not in ids(js) and gone["id"] not in ids(js),
               f"{name}: hostile q {q!r} stays in the team")
+    st, js = A.req("/v1/search?q=%FF%FE")
+    check(st == 400 and "q" in msg(js), f"{name}: a q that is not UTF-8 is 400: {st} {js}")
+    st, js = A.req("/v1/search?q=%00relocation")
+    check(st in (200, 400), f"{name}: a NUL in q is answered: {st}")
     st, js = get(A, "/v1/search", q="relocation OR zebracorn")
     check(ids(js) == [], f"{name}: OR is a word, not syntax: {ids(js)}")
     st, js = get(A, "/v1/search", q="x" * 300)
@@ -316,6 +320,22 @@ def scenario(tmp, name, data, c, cert):
     st, js = get(B, "/v1/team/activity")
     check(st == 200 and js["workspaces"] == [] and js["drafts_waiting"]["count"] == 0,
           f"{name}: team B sees none of A's activity: {js}")
+    # a revised draft is found by its new words only (the index follows an
+    # update); forgotten, it leaves the index
+    rev = item("Quasar draft", "the quasar pipeline", kind="draft", status="pending")
+    put(A, rev)
+    rev2 = dict(rev, title="Pulsar draft", body="the pulsar pipeline",
+                updated_at=iso(NOW + datetime.timedelta(seconds=1)))
+    st, js = A.push([{"op_id": "rev-" + rev["id"], "op": "item.put", "item": rev2}])
+    check(st == 200 and js["results"][0]["status"] == "applied", f"{name}: revised: {js}")
+    st, js = get(A, "/v1/search", q="quasar")
+    check(ids(js) == [], f"{name}: a revised item's old words are gone: {ids(js)}")
+    st, js = get(A, "/v1/search", q="pulsar")
+    check(ids(js) == [rev["id"]], f"{name}: its new words are found: {ids(js)}")
+    p = core("forget", data, "--team", "A", rev["id"])
+    check(p.returncode == 0, f"{name}: forget the revised draft: {p.stderr}")
+    st, js = get(A, "/v1/search", q="pulsar pipeline")
+    check(st == 200 and ids(js) == [], f"{name}: a forgotten item leaves the index: {ids(js)}")
     # every view needs a key
     st, js = Http(c.port, cert, "cxk_0000000000000000_nope").req("/v1/search?q=x")
     check(st == 401, f"{name}: a bad key is 401")
@@ -352,6 +372,11 @@ def tests(tmp):
     check(st == 200 and len(js["results"]) == 1,
           f"sqlite: a core.db without the index gets it on open: {st} {js}")
     c.stop()
+    with sqlite3.connect(os.path.join(data, "core.db")) as db:
+        db.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
+        n_fts = db.execute("SELECT count(*) FROM items_fts").fetchone()[0]
+        n_live = db.execute("SELECT count(*) FROM items WHERE deleted = 0").fetchone()[0]
+    check(n_fts == n_live, f"sqlite: the index holds every live item once: {n_fts} {n_live}")
 
     if not URI:
         print("test-web-data: the PostgreSQL half did not run: CORTEX_TEST_PG_URI is not set "
