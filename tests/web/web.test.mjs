@@ -29,6 +29,8 @@
 //  - axe-core: no serious or critical violation on any page; at 390 px wide
 //    the pages do not scroll sideways;
 //  - screenshots of every page at 1280x800 in CORTEX_WEB_SCREENS.
+//  - the sources: app.js has no innerHTML-like sink or eval; index.html no
+//    inline script, style or event attribute.
 // Prints "browser: N passed, N failed"; exits 1 on a failure.
 import fs from "node:fs";
 import https from "node:https";
@@ -93,6 +95,18 @@ function request(method, p, {cookie, body, headers} = {}) {
   });
 }
 
+// The app's sources: no HTML sinks in the script (comments aside), no inline
+// script, style or event attribute in the page (the CSP would refuse them).
+{
+  const web = path.join(HERE, "..", "..", "src", "core", "web");
+  const js = fs.readFileSync(path.join(web, "app.js"), "utf8").split("\n")
+    .filter((l) => !/^\s*\/\//.test(l)).join("\n");
+  const sinks = js.match(/\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval|Function)\s*[(=]/g);
+  check(!sinks, `app.js uses no HTML sink or eval: ${sinks}`);
+  const html = fs.readFileSync(path.join(web, "index.html"), "utf8");
+  check(!/<script(?![^>]*\bsrc=)/i.test(html) && !/\sstyle=|<style|\son[a-z]+=/i.test(html),
+        "index.html has no inline script, style or event attribute");
+}
 fs.mkdirSync(SCREENS, {recursive: true});
 const browser = await puppeteer.launch({
   executablePath: CHROMIUM,
