@@ -393,8 +393,15 @@
   function title(t) { document.title = t + " · Cortex review"; }
 
   // --- pages ---------------------------------------------------------------
+  // A table whose cells carry their column's name (data-label): on a
+  // phone's width the rows stack as cards, each cell labelled (app.css).
   function table(caption, heads, rows) {
-    const t = h("table", null,
+    const names = heads.map((x) => (x.endsWith("|n") ? x.slice(0, -2) : x));
+    for (const tr of rows) {
+      const cells = tr.children;
+      for (let i = 0; i < cells.length && i < names.length; i++) cells[i].setAttribute("data-label", names[i]);
+    }
+    const t = h("table", {class: "stack"},
       caption ? h("caption", {class: "sr-only"}, caption) : null,
       h("thead", null, h("tr", null, heads.map((x) => {
         const num = x.endsWith("|n"); // a numeric column: right-aligned
