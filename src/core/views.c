@@ -238,7 +238,42 @@ typedef struct stale_run {
     size_t n;
     int64_t last;
     int seen;
+    json_t *needles; /* each evidence path as the stored JSON spells it */
 } stale_run;
+
+/* True when json may record one of the evidence's paths: its text holds
+ * one as a JSON string (items are stored as jansson's compact dumps, so a
+ * path is spelt as json_dumps spells it). Most newer items name none and
+ * are skipped without being parsed. */
+static bool names_a_path(const stale_run *run, const char *json) {
+    size_t i;
+    json_t *n;
+    json_array_foreach(run->needles, i, n)
+        if (strstr(json, json_string_value(n)))
+            return true;
+    return false;
+}
+
+/* Adds the JSON spelling of every path the evidence records at a blob. */
+static int add_needles(json_t *needles, const json_t *it) {
+    json_t *files = json_object_get(json_object_get(it, "provenance"), "files");
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        json_t *path = json_object_get(f, "path");
+        const char *blob = jstr(f, "blob");
+        if (!json_is_string(path) || !blob || !*blob)
+            continue;
+        char *text = json_dumps(path, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text)
+            return CX_ENOMEM;
+        int r = append(needles, json_string(text));
+        free(text);
+        if (r)
+            return r;
+    }
+    return 0;
+}
 
 /* The blob a provenance records for path, or NULL. */
 static const char *blob_of(const json_t *files, const char *path) {
@@ -256,7 +291,7 @@ static int stale_check(void *ud, int64_t seq, const char *id, const char *json) 
     stale_run *run = ud;
     run->last = seq;
     run->seen++;
-    if (!json || !strstr(json, "\"provenance\""))
+    if (!json || !strstr(json, "\"provenance\"") || !names_a_path(run, json))
         return 0;
     json_t *it = json_loads(json, 0, NULL);
     if (!it)
@@ -337,6 +372,7 @@ static int item_tx(cx_storage_tx *tx, const cx_principal *p, const char *id, jso
     bool deleted = false;
     evid *ev = NULL;
     size_t nev = 0;
+    json_t *needles = NULL;
     int r = cx_storage_item_get(tx, p->team, id, &text, &seq, &deleted);
     if (r == 0 && deleted)
         r = cx_error_set(CX_ENOTFOUND, "no item %s", id);
@@ -357,7 +393,7 @@ static int item_tx(cx_storage_tx *tx, const cx_principal *p, const char *id, jso
     size_t i;
     json_t *eid;
     ev = calloc(json_array_size(ids) + 1, sizeof *ev);
-    if (!ev) {
+    if (!ev || !(needles = json_array())) {
         r = CX_ENOMEM;
         goto out;
     }
@@ -390,11 +426,13 @@ static int item_tx(cx_storage_tx *tx, const cx_principal *p, const char *id, jso
             goto out;
         }
         ev[nev++] = (evid){.it = obs, .seq = eseq, .stale_paths = paths};
+        if ((r = add_needles(needles, obs)))
+            goto out;
         if (eseq < from)
             from = eseq;
     }
-    if (nev) {
-        stale_run run = {.ev = ev, .n = nev, .last = from};
+    if (json_array_size(needles)) {
+        stale_run run = {.ev = ev, .n = nev, .last = from, .needles = needles};
         for (;;) {
             int before = run.seen;
             if ((r = cx_storage_changes(tx, p->team, run.last, STALE_PAGE, stale_check, &run)))
@@ -425,6 +463,7 @@ static int item_tx(cx_storage_tx *tx, const cx_principal *p, const char *id, jso
 out:
     free(text);
     free(ev);
+    json_decref(needles);
     return r;
 }
 

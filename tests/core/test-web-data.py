@@ -67,6 +67,7 @@ def iso(dt):
 
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
+ODD = 'src/\u00fc "q"\\x.c'  # a path JSON spells with escapes
 
 
 def item(title, body, kind="observation", status="recorded", created=None, **kw):
@@ -112,10 +113,12 @@ def scenario(tmp, name, data, c, cert):
     obs1 = item("Linker flakes on arm64", "The gold linker fails with a relocation overflow "
                 "when the image grows past 2 GiB.", created=d2,
                 provenance={"files": [{"path": "build/ld.sh", "blob": "a" * 40},
-                                      {"path": "build/keep.sh", "blob": "c" * 40}]})
+                                      {"path": "build/keep.sh", "blob": "c" * 40},
+                                      {"path": ODD, "blob": "d" * 40}]})
     obs2 = item("ld.sh now passes --no-relax", "Changed the linker flags.", created=d2,
-                provenance={"files": [{"path": "build/ld.sh", "blob": "b" * 40},
-                                      {"path": "build/keep.sh", "blob": "c" * 40}]})
+                provenance={"files": [{"path": "build/keep.sh", "blob": "c" * 40},
+                                      {"path": "build/ld.sh", "blob": "b" * 40},
+                                      {"path": ODD, "blob": "e" * 40}]})
     obs3 = item("Cache warms slowly", "Nothing about linkers here.")
     missing = ulid()
     draft1 = item("Use lld for arm64 builds", "lld avoids the relocation overflow of gold.",
@@ -225,7 +228,7 @@ def scenario(tmp, name, data, c, cert):
     conforms(js, "item-view.json", f"{name}: item view")
     ev = {e["id"]: e for e in js.get("evidence", [])}
     check(ev.get(obs1["id"], {}).get("stale") is True
-          and ev[obs1["id"]].get("stale_paths") == ["build/ld.sh"],
+          and ev[obs1["id"]].get("stale_paths") == ["build/ld.sh", ODD],
           f"{name}: the evidence is stale on the file a newer item changed: {ev.get(obs1['id'])}")
     check(ev.get(missing) == {"id": missing, "missing": True}, f"{name}: missing evidence: {ev}")
     check([x["id"] for x in js.get("comments", [])] == [comment["id"]], f"{name}: comments")
