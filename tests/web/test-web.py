@@ -59,6 +59,7 @@ HOSTILE_BODY = """Hostile <b onmouseover="window.__pwned=3">bold</b>
 <script>window.__pwned=9</script>
 """
 
+THIRD_TITLE = "Indent C with tabs"
 HOSTILE_COMMENT = "<img src=x onerror=\"window.__pwned=12\"> <a href=\"javascript:window.__pwned=13\">x</a>"
 
 
@@ -110,6 +111,9 @@ def tests(tmp):
         sc, err = agent.call("comment", {"target_id": draft_id,
                                          "body": "Checked against the CI image: **it matches**."})
         check(not err, f"comment on the draft: {sc}")
+        sc, err = agent.call("draft", {"title": THIRD_TITLE, "body": "Tabs, width 8, everywhere.",
+                                       "subcortex": "style"})
+        check(not err and sc and sc.get("status") == "pending", f"third draft: {sc}")
         sc, err = agent.call("draft", {"title": HOSTILE_TITLE, "body": HOSTILE_BODY,
                                        "subcortex": "security"})
         check(not err and sc and sc.get("status") == "pending", f"hostile draft: {sc}")
@@ -138,7 +142,8 @@ def tests(tmp):
                KEY_REVIEWER=keys["reviewer"], KEY_AGENT=keys["agent"],
                KEY_ADMIN=keys["admin"], KEY_OTHER=keys["other"],
                DRAFT_TITLE=DRAFT_TITLE, HOSTILE_TITLE=HOSTILE_TITLE,
-               EVIDENCE_IDS=",".join(evidence), HOSTILE_COMMENT=HOSTILE_COMMENT)
+               EVIDENCE_IDS=",".join(evidence), HOSTILE_COMMENT=HOSTILE_COMMENT,
+               THIRD_TITLE=THIRD_TITLE)
     node = os.environ.get("NODE", "node")
     drv = subprocess.Popen([node, os.path.join(HERE, "web.test.mjs")], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -8,7 +8,7 @@
 //    "API key" and the button "Sign in"; the session cookie is HttpOnly,
 //    Secure, SameSite=Strict and unseen by scripts; nothing is kept in
 //    local or session storage; the queue lists the draft with its evidence
-//    count; the draft page shows the markdown body, both evidence
+//    count; a third draft gets "Request changes" with a note; the draft page shows the markdown body, both evidence
 //    observations with their file marked stale (it changed since), and the
 //    comment; approving with a note makes it canon;
 //  - the hostile draft's title and body show as text: no dialog, no
@@ -58,6 +58,7 @@ const CA = fs.readFileSync(env("CORE_CA"));
 const KEYS = {reviewer: env("KEY_REVIEWER"), agent: env("KEY_AGENT"), admin: env("KEY_ADMIN"), other: env("KEY_OTHER")};
 const DRAFT_TITLE = env("DRAFT_TITLE");
 const HOSTILE_TITLE = env("HOSTILE_TITLE");
+const env3 = env("THIRD_TITLE");
 const EVIDENCE = (process.env.EVIDENCE_IDS || "").split(",").filter(Boolean);
 const SCREENS = process.env.CORTEX_WEB_SCREENS || path.join(HERE, "web-screens");
 const README_SHOTS = process.env.CORTEX_WEB_README || "";
@@ -333,6 +334,23 @@ try {
       check(!(await buttonNames(page)).includes("Approve"), "a decided draft has no decision buttons");
     });
 
+    // a third draft: Request changes with a note
+    await step("request changes", async () => {
+      await go(page, "#/queue");
+      const href = await page.$$eval("main tbody a", (as, t) => {
+        const a = as.find((x) => x.textContent === t);
+        return a ? a.getAttribute("href") : null;
+      }, env3);
+      check(href, "the queue lists the third draft");
+      await go(page, href);
+      await (await page.waitForSelector("::-p-aria(Note)")).type("Our style guide says 4 spaces; cite it or change the draft.");
+      await (await page.$("::-p-aria(Request changes[role=\"button\"])")).click();
+      check(await waitText(page, "Changes requested"), "Request changes says so");
+      const r = await pageFetch(page, "GET", "/v1/items/" + href.split("/").pop());
+      check(r.body && r.body.item && r.body.item.status === "changes_requested" && r.body.item.review &&
+            /style guide/.test(r.body.item.review.note || ""), `the core records changes_requested with the note: ${JSON.stringify(r.body && r.body.item && r.body.item.review)}`);
+    });
+
     // the hostile draft: all text, nothing runs
     await step("hostile draft", async () => {
       await go(page, "#/draft/" + hostileId);
@@ -354,6 +372,8 @@ try {
         };
       });
       check(probe.title === HOSTILE_TITLE, `the hostile title is shown as text, whole: ${probe.title}`);
+      const box = await (await page.$("#item-title")).boundingBox();
+      check(box && box.width > 100 && box.height > 10, `the hostile title is visible: ${JSON.stringify(box)}`);
       check(["<iframe", "<svg onload", "javascript:window.__pwned=6", "<script>window.__pwned=9</script>", "onerror="].every((s) => probe.body.includes(s)),
             `the hostile body is shown as text: ${probe.body}`);
       const hc = await page.$$eval("#cm-title ~ ul.cards > li", (ls) => ls.map((l) => l.innerText));
@@ -431,8 +451,7 @@ try {
             `the diff of v1 and v2 marks the added and removed lines: ${JSON.stringify(diff)}`);
       await (await page.$("::-p-aria(Accept version 2)")).click();
       check(await waitText(page, "Version 2 accepted"), "accepting version 2 says so");
-      await sleep(800);
-      await page.waitForNetworkIdle({idleTime: 200}).catch(() => {});
+      await drawn(page);
       await page.waitForSelector("#diff-from");
       await axe(page, "artifact");
       await shot(page, "artifact");
@@ -480,6 +499,8 @@ try {
         reached = await page.evaluate(() => document.activeElement && document.activeElement.getAttribute("href") === "#/search");
       }
       check(reached, "Tab reaches the Search link");
+      const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+      check(ring && ring !== "none", `the focused link shows a focus ring: ${ring}`);
       if (reached) {
         await page.keyboard.press("Enter");
         check(await page.waitForFunction(() => location.hash === "#/search").then(() => true, () => false), "Enter follows it");

@@ -18,6 +18,7 @@
   // --- state ---------------------------------------------------------------
   let session = null;      // {team, role, principal, key_id, csrf, expires_at}
   let renderSeq = 0;       // a newer render makes older async ones drop their output
+  let flash = null;        // an outcome to show atop the next page drawn: [kind, text]
   const main = document.getElementById("main");
   const nav = document.getElementById("nav");
   const who = document.getElementById("who");
@@ -378,6 +379,7 @@
     const draw = (node) => {
       if (seq !== renderSeq) return;
       clear(main);
+      if (flash) { main.appendChild(msg(flash[0], flash[1])); flash = null; }
       main.appendChild(node);
       main.removeAttribute("aria-busy");
       main.setAttribute("data-route", drawn);
@@ -500,8 +502,8 @@
       const r = await api("POST", "/v1/drafts/" + encodeURIComponent(it.id) + "/decision", body);
       for (const b of buttons) b.disabled = false;
       if (r.status === 200) {
-        status.appendChild(msg("ok", decision === "approve" ? "Approved: the draft is canon now." :
-          decision === "reject" ? "Rejected." : "Changes requested."));
+        flash = ["ok", decision === "approve" ? "Approved: the draft is canon now." :
+          decision === "reject" ? "Rejected." : "Changes requested."];
         onDone(r.data);
       } else {
         status.appendChild(msg("error", errText(r, label)));
@@ -569,7 +571,7 @@
     const pending = it.kind === "draft" && it.status === "pending";
     if (pending) {
       if (canDecide()) {
-        view.appendChild(decisionForm(it, () => setTimeout(route, 0)));
+        view.appendChild(decisionForm(it, () => route()));
       } else {
         view.appendChild(msg("warn", "You are signed in with " + (session.role === "agent" ? "an agent" : "a " + session.role) +
           " key: it can read drafts but not decide on them. Sign in with a reviewer key to approve or reject."));
@@ -714,7 +716,7 @@
             action.disabled = true;
             const a = await api("POST", "/v1/artifacts/" + encodeURIComponent(it.id) + "/versions/" + v.version + "/accept");
             clear(status);
-            if (a.status === 200) { status.appendChild(msg("ok", "Version " + v.version + " accepted.")); setTimeout(route, 600); }
+            if (a.status === 200) { flash = ["ok", "Version " + v.version + " accepted."]; route(); }
             else { action.disabled = false; status.appendChild(msg("error", errText(a, "Accepting version " + v.version))); }
           });
         }
