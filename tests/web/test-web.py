@@ -60,6 +60,11 @@ HOSTILE_BODY = """Hostile <b onmouseover="window.__pwned=3">bold</b>
 """
 
 THIRD_TITLE = "Indent C with tabs"
+# ~200 KB of unmatched markdown delimiters (lines, and one long paragraph):
+# the renderer's cost must stay linear, so the page draws in a bounded wait.
+HEAVY_TITLE = "Many unmatched delimiters"
+HEAVY_BODY = ("**a __b [c]( <http://d `e *f _g [[h\n" * 4000 + "[x](" * 8000
+              + "\n\nheavy-end-marker\n")
 HOSTILE_COMMENT = "<img src=x onerror=\"window.__pwned=12\"> <a href=\"javascript:window.__pwned=13\">x</a>"
 
 
@@ -114,6 +119,8 @@ def tests(tmp):
         sc, err = agent.call("draft", {"title": THIRD_TITLE, "body": "Tabs, width 8, everywhere.",
                                        "subcortex": "style"})
         check(not err and sc and sc.get("status") == "pending", f"third draft: {sc}")
+        sc, err = agent.call("draft", {"title": HEAVY_TITLE, "body": HEAVY_BODY, "subcortex": "style"})
+        check(not err and sc and sc.get("status") == "pending", f"heavy draft: {(sc, err)}")
         sc, err = agent.call("draft", {"title": HOSTILE_TITLE, "body": HOSTILE_BODY,
                                        "subcortex": "security"})
         check(not err and sc and sc.get("status") == "pending", f"hostile draft: {sc}")
@@ -143,7 +150,7 @@ def tests(tmp):
                KEY_ADMIN=keys["admin"], KEY_OTHER=keys["other"],
                DRAFT_TITLE=DRAFT_TITLE, HOSTILE_TITLE=HOSTILE_TITLE,
                EVIDENCE_IDS=",".join(evidence), HOSTILE_COMMENT=HOSTILE_COMMENT,
-               THIRD_TITLE=THIRD_TITLE)
+               THIRD_TITLE=THIRD_TITLE, HEAVY_TITLE=HEAVY_TITLE)
     node = os.environ.get("NODE", "node")
     drv = subprocess.Popen([node, os.path.join(HERE, "web.test.mjs")], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -351,6 +351,17 @@ try {
             /style guide/.test(r.body.item.review.note || ""), `the core records changes_requested with the note: ${JSON.stringify(r.body && r.body.item && r.body.item.review)}`);
     });
 
+    // a draft of ~200 KB of unmatched delimiters draws (the renderer stays linear)
+    await step("heavy draft", async () => {
+      await go(page, "#/queue");
+      const href = await page.$$eval("main tbody a", (as, t) => {
+        const a = as.find((x) => x.textContent === t);
+        return a ? a.getAttribute("href") : null;
+      }, env("HEAVY_TITLE"));
+      await go(page, href);
+      check(await waitText(page, "heavy-end-marker"), "a draft of 200 KB of unmatched markdown delimiters is drawn, whole");
+    });
+
     // the hostile draft: all text, nothing runs
     await step("hostile draft", async () => {
       await go(page, "#/draft/" + hostileId);

@@ -175,7 +175,7 @@
     const flush = () => {
       if (para.length) { out.appendChild(h("p", null, inline(para.join(" ")))); para = []; }
     };
-    while (i < lines.length && i < 20000) {
+    while (i < lines.length) { // every branch consumes at least one line
       const line = lines[i];
       let m;
       if ((m = /^\s*(```+|~~~+)\s*([\w+-]*)\s*$/.exec(line))) {
@@ -232,14 +232,19 @@
   // Inline markdown to an array of nodes (strings become text nodes).
   // Emphasis opens only at the start or after a space or opening bracket,
   // and closes before a space, punctuation or the end (so identifiers such
-  // as window.__x or snake_case stay as they are).
+  // as window.__x or snake_case stay as they are). Delimited spans never
+  // hold their delimiter, so a scan stops at the next one: hostile text of
+  // many unmatched delimiters costs linear time, not quadratic. A paragraph
+  // past MAX_INLINE characters is shown as plain text.
+  const MAX_INLINE = 20000;
   const OPEN = "(?<=^|[\\s(\\[\"'])", CLOSE = "(?=$|[\\s).,;:!?\\]\"'])";
-  const INLINE = new RegExp("`([^`]+)`|!\\[([^\\]]*)\\]\\(([^)\\s]*)\\)|\\[([^\\]]+)\\]\\(([^)\\s]*)\\)" +
-    "|" + OPEN + "\\*\\*(\\S(?:.*?\\S)?)\\*\\*" + CLOSE + "|" + OPEN + "__(\\S(?:.*?\\S)?)__" + CLOSE +
-    "|" + OPEN + "\\*(\\S(?:[^*]*?\\S)?)\\*" + CLOSE + "|" + OPEN + "_(\\S(?:[^_]*?\\S)?)_" + CLOSE +
-    "|<(https?:\\/\\/[^>\\s]+)>", "g");
+  const INLINE = new RegExp("`([^`]+)`|!\\[([^\\[\\]]*)\\]\\(([^()\\s]*)\\)|\\[([^\\[\\]]+)\\]\\(([^()\\s]*)\\)" +
+    "|" + OPEN + "\\*\\*([^*\\s](?:[^*]*?[^*\\s])?)\\*\\*" + CLOSE + "|" + OPEN + "__([^_\\s](?:[^_]*?[^_\\s])?)__" + CLOSE +
+    "|" + OPEN + "\\*([^*\\s](?:[^*]*?[^*\\s])?)\\*" + CLOSE + "|" + OPEN + "_([^_\\s](?:[^_]*?[^_\\s])?)_" + CLOSE +
+    "|<(https?:\\/\\/[^<>\\s]+)>", "g");
   function inline(text, depth) {
     depth = depth || 0;
+    if (text.length > MAX_INLINE) return [text];
     const nodes = [];
     let last = 0;
     let m;
