@@ -137,6 +137,11 @@ struct cx_server {
     unsigned n_pushers;
     uint64_t push_waiting; /* pushes queued or running on a push thread */
     bool push_stopping;
+    /* the search index's catch-up, run by the push threads (index_step) */
+    bool index_pending;       /* items may wait for the index */
+    bool indexing;            /* a push thread is indexing */
+    uint64_t index_last_ns;   /* when the last indexing step ended */
+    int64_t index_waiting;    /* what the last step left, for /metrics */
 };
 
 /* The methods route() tells apart. */
@@ -472,6 +477,7 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
     cx_storage_health(h->feed->st, &probe);
     pthread_mutex_lock(&h->push_lock);
     uint64_t push_waiting = h->push_waiting;
+    long long index_waiting = (long long)h->index_waiting;
     pthread_mutex_unlock(&h->push_lock);
     uint64_t open_now, accepted, closed[CL_COUNT];
     pthread_mutex_lock(&h->conn_lock); /* before h->lock, as in sweep() */
@@ -574,11 +580,15 @@ static enum MHD_Result send_metrics(cx_server *h, struct MHD_Connection *c, req 
                 "cortex_db_transaction_seconds_total %.6f\n"
                 "# HELP cortex_push_waiting Pushes queued for or running on a push thread.\n"
                 "# TYPE cortex_push_waiting gauge\n"
-                "cortex_push_waiting %llu\n",
+                "cortex_push_waiting %llu\n"
+                "# HELP cortex_search_index_pending Items written but not yet in the search "
+                "index, as of the last indexing step.\n"
+                "# TYPE cortex_search_index_pending gauge\n"
+                "cortex_search_index_pending %lld\n",
             db.backend, probe.ok ? 1 : 0, (double)probe.latency_us / 1e6, db.pool_size,
             db.pool_in_use, (unsigned long long)db.tx_total, (unsigned long long)db.tx_retries,
             (unsigned long long)db.tx_errors, (double)db.wait_us / 1e6, (double)db.tx_us / 1e6,
-            (unsigned long long)push_waiting);
+            (unsigned long long)push_waiting, index_waiting);
     size_t len = 0;
     char *text = b.err ? NULL : cx_buf_take(&b.b, &len);
     cx_buf_free(&b.b);
@@ -755,6 +765,11 @@ static int authenticate(cx_server *h, struct MHD_Connection *c, req *q) {
 
 /* --- pushes off the HTTP threads ---------------------------------------- */
 
+/* The search index's catch-up while pushes keep coming: a step of at most
+ * INDEX_FORCED_BATCH items once INDEX_MAX_LAG_NS passed since the last. */
+#define INDEX_MAX_LAG_NS (1000ull * 1000 * 1000)
+#define INDEX_FORCED_BATCH (2 * CX_VIEWS_INDEX_BATCH)
+
 /* A push waits for the database's writer (SQLite has one at a time). Run
  * on the HTTP thread that read it, that wait would hold every other
  * connection of the thread too, and a pull there would wait behind pushes
@@ -785,15 +800,42 @@ static bool defer_push(cx_server *h, struct MHD_Connection *c, req *q) {
 
 /* A push thread: runs queued pushes until stopping and the queue is empty
  * (so every suspended connection is resumed before the daemon stops). */
+/* One step of the search index's catch-up (cx_views_index), on a push
+ * thread, called and returning with push_lock held. A failure stops the
+ * catch-up until the next applied push (a search drains the queue itself). */
+static void index_step(cx_server *h, int limit) {
+    h->indexing = true;
+    pthread_mutex_unlock(&h->push_lock);
+    int64_t pending = 0;
+    int r = cx_views_index(h->feed, limit, &pending);
+    pthread_mutex_lock(&h->push_lock);
+    h->indexing = false;
+    h->index_last_ns = cx_clock_mono_ns();
+    h->index_pending = r == 0 && pending > 0;
+    h->index_waiting = pending;
+}
+
 static void *push_worker(void *arg) {
     cx_server *h = arg;
     pthread_mutex_lock(&h->push_lock);
     for (;;) {
-        while (!h->push_head && !h->push_stopping)
+        while (!h->push_head && !h->push_stopping) {
+            if (h->index_pending && !h->indexing) { /* idle: catch the index up */
+                index_step(h, CX_VIEWS_INDEX_BATCH);
+                continue;
+            }
             pthread_cond_wait(&h->push_wake, &h->push_lock);
+        }
         req *q = h->push_head;
         if (!q)
             break; /* stopping, nothing left */
+        /* pushes keep coming: a larger step now and then all the same, so
+         * the index trails a long burst by seconds, not by the burst */
+        if (h->index_pending && !h->indexing &&
+            cx_clock_mono_ns() - h->index_last_ns > INDEX_MAX_LAG_NS) {
+            index_step(h, INDEX_FORCED_BATCH);
+            continue;
+        }
         h->push_head = q->push_next;
         if (!h->push_head)
             h->push_tail = NULL;
@@ -803,11 +845,14 @@ static void *push_worker(void *arg) {
                                         q->body.len, &q->out, &q->applied);
         if (q->result)
             snprintf(q->err, sizeof q->err, "%s", cx_error_last());
+        bool wrote = q->result == 0 && q->applied > 0;
         struct MHD_Connection *c = q->conn;
         q->done = true; /* q is the connection's again once it is resumed */
         MHD_resume_connection(c);
         pthread_mutex_lock(&h->push_lock);
         h->push_waiting--;
+        if (wrote)
+            h->index_pending = true;
     }
     pthread_mutex_unlock(&h->push_lock);
     return NULL;
@@ -1491,6 +1536,7 @@ int cx_server_start(cx_server **out, cx_feed *feed, const cx_server_config *cfg)
         goto out;
     }
     h->sweeping = true;
+    h->index_pending = true; /* an upgraded core.db starts with its items queued */
     /* As many push threads as HTTP threads, started before the daemon: they
      * mostly wait for the writer, and a backend with writers in parallel
      * (PostgreSQL, one team each) gets as many pushes at once as before. */

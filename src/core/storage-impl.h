@@ -132,6 +132,8 @@ struct cx_storage_backend {
 
     int (*search)(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
                   int (*fn)(void *ud, const char *json), void *ud, int64_t *total);
+    /* May be NULL (an index kept by the writes themselves): nothing pending. */
+    int (*index)(cx_storage_tx *tx, int limit, int64_t *pending);
     int (*items)(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
                  int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                  void *ud);

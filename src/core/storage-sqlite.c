@@ -51,38 +51,56 @@ static const char SCHEMA[] =
 
 /* What every core.db gets when the core opens it for writing, new or
  * existing (the review app's reads, added after schema 1; all of it
- * idempotent): the full-text index over the items' title and body, kept in
- * step with items by triggers (a tombstone leaves it), and the last pull of
- * each workspace. The index is keyed by the items' rowid, which nothing
- * renumbers here (the core never VACUUMs; backups copy pages). Built
- * (backfilled) in the transaction that creates it.
+ * idempotent): the full-text index over the items' title and body, and the
+ * last pull of each workspace. The index is keyed by the items' rowid,
+ * which nothing renumbers here (the core never VACUUMs; backups copy
+ * pages).
  *
  * The index is contentless (content=''): items.json holds the text, so a
  * push writes no second copy of it; a row leaves the index by the FTS5
  * 'delete' command with the text it was indexed with, which FTS_TEXT
  * recomputes from the old row (the same expression, the same stored JSON).
  * A stored item that is not valid JSON (damage: the feed then refuses to
- * serve it) is indexed empty rather than failing the write. */
+ * serve it) is indexed empty rather than failing the write.
+ *
+ * Indexing is deferred: a written item's rowid goes into fts_queue (one
+ * b-tree insert), and sq_index moves queued rows into the index in batches
+ * later (cx_storage_index: a push thread with nothing to do, and every
+ * search first). FTS5 costs ~30 µs a row, which in the push's transaction
+ * held the one writer that long and cut a loaded core's pushes by a third.
+ * The triggers keep the invariant "a live row is in items_fts or in
+ * fts_queue, never both": an update or delete takes the old text out of
+ * the index only when it was indexed (not still queued). */
 #define FTS_FIELD(row, f)                                                                     \
     "coalesce(CASE WHEN json_valid(" row ".json) THEN json_extract(" row ".json, '$." f       \
     "') END, '')"
 #define FTS_TEXT(row) FTS_FIELD(row, "title") ", " FTS_FIELD(row, "body")
 #define FTS_LIVE(row) row ".deleted = 0 AND " row ".json IS NOT NULL"
-static const char UPGRADE_FTS[] =
+#define FTS_INDEXED(row) FTS_LIVE(row) " AND NOT EXISTS (SELECT 1 FROM fts_queue WHERE rid = " row ".rowid)"
+/* The queue, new and empty, without triggers: enough for a core.db whose
+ * index is complete (one of the review app's first days indexed in its
+ * triggers); UPGRADE_FTS_TABLE follows it when there is no index. */
+static const char UPGRADE_FTS_QUEUE[] =
+    "DROP TRIGGER IF EXISTS items_fts_ins; DROP TRIGGER IF EXISTS items_fts_upd;"
+    "DROP TRIGGER IF EXISTS items_fts_del; DROP TABLE IF EXISTS fts_queue;"
+    "CREATE TABLE fts_queue(rid INTEGER PRIMARY KEY);";
+/* The index, empty, with every live item queued for it. */
+static const char UPGRADE_FTS_TABLE[] =
     "CREATE VIRTUAL TABLE items_fts USING fts5(title, body, content = '',"
     " tokenize = 'porter unicode61 remove_diacritics 2');"
+    "INSERT INTO fts_queue(rid) SELECT rowid FROM items WHERE " FTS_LIVE("items") ";";
+static const char UPGRADE_FTS_TRIGGERS[] =
     "CREATE TRIGGER items_fts_ins AFTER INSERT ON items WHEN " FTS_LIVE("new") " BEGIN"
-    " INSERT INTO items_fts(rowid, title, body) VALUES (new.rowid, " FTS_TEXT("new") "); END;"
+    " INSERT OR IGNORE INTO fts_queue(rid) VALUES (new.rowid); END;"
     "CREATE TRIGGER items_fts_upd AFTER UPDATE ON items BEGIN"
     " INSERT INTO items_fts(items_fts, rowid, title, body)"
-    " SELECT 'delete', old.rowid, " FTS_TEXT("old") " WHERE " FTS_LIVE("old") ";"
-    " INSERT INTO items_fts(rowid, title, body)"
-    " SELECT new.rowid, " FTS_TEXT("new") " WHERE " FTS_LIVE("new") "; END;"
-    "CREATE TRIGGER items_fts_del AFTER DELETE ON items WHEN " FTS_LIVE("old") " BEGIN"
+    " SELECT 'delete', old.rowid, " FTS_TEXT("old") " WHERE " FTS_INDEXED("old") ";"
+    " DELETE FROM fts_queue WHERE rid = old.rowid;"
+    " INSERT OR IGNORE INTO fts_queue(rid) SELECT new.rowid WHERE " FTS_LIVE("new") "; END;"
+    "CREATE TRIGGER items_fts_del AFTER DELETE ON items BEGIN"
     " INSERT INTO items_fts(items_fts, rowid, title, body)"
-    " VALUES ('delete', old.rowid, " FTS_TEXT("old") "); END;"
-    "INSERT INTO items_fts(rowid, title, body) SELECT rowid, " FTS_TEXT("items")
-    " FROM items WHERE " FTS_LIVE("items") ";";
+    " SELECT 'delete', old.rowid, " FTS_TEXT("old") " WHERE " FTS_INDEXED("old") ";"
+    " DELETE FROM fts_queue WHERE rid = old.rowid; END;";
 static const char UPGRADE_SYNCS[] =
     "CREATE TABLE IF NOT EXISTS syncs(team TEXT NOT NULL, key_id TEXT NOT NULL,"
     " workspace TEXT NOT NULL, principal TEXT NOT NULL, at_ms INTEGER NOT NULL,"
@@ -98,27 +116,36 @@ static void sql_trust(sqlite3_context *ctx, int n, sqlite3_value **v) {
     sqlite3_result_int(ctx, (int)cx_trust_of(k, st));
 }
 
-/* Runs the upgrade on the writer's connection, in one transaction: the
- * index is created and filled at once or not at all. A database without
- * the items table (not a core's) is left alone. */
+/* Runs the upgrade on the writer's connection, in one transaction. A database without
+ * the items table (not a core's) is left alone. An older core.db's items
+ * are queued for the index (sq_index builds it after, in batches), so the
+ * upgrade itself is quick. */
 static int upgrade(sqlite3 *db) {
     char *err = NULL;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err);
     sqlite3_stmt *s = NULL;
-    int have_items = 0, have_fts = 0;
+    int have_items = 0, have_fts = 0, have_queue = 0;
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db,
-                                "SELECT sum(name = 'items'), sum(name = 'items_fts')"
+                                "SELECT sum(name = 'items'), sum(name = 'items_fts'),"
+                                " sum(name = 'fts_queue')"
                                 " FROM sqlite_master WHERE type = 'table'",
                                 -1, &s, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         have_items = sqlite3_column_int(s, 0);
         have_fts = sqlite3_column_int(s, 1);
+        have_queue = sqlite3_column_int(s, 2);
         rc = SQLITE_OK;
     }
     sqlite3_finalize(s);
-    if (rc == SQLITE_OK && have_items && !have_fts)
-        rc = sqlite3_exec(db, UPGRADE_FTS, NULL, NULL, &err);
+    if (rc == SQLITE_OK && have_items && !(have_fts && have_queue)) {
+        /* no index (a queue alone is rebuilt too), or an index without the queue */
+        rc = sqlite3_exec(db, UPGRADE_FTS_QUEUE, NULL, NULL, &err);
+        if (rc == SQLITE_OK && !have_fts)
+            rc = sqlite3_exec(db, UPGRADE_FTS_TABLE, NULL, NULL, &err);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, UPGRADE_FTS_TRIGGERS, NULL, NULL, &err);
+    }
     if (rc == SQLITE_OK && have_items)
         rc = sqlite3_exec(db, UPGRADE_SYNCS, NULL, NULL, &err);
     if (rc == SQLITE_OK)
@@ -1169,6 +1196,62 @@ static void bind_search(sqlite3_stmt *s, const char *match, const char *team,
     bind_text(s, 5, q->subcortex);
 }
 
+/* Moves up to `limit` queued rows, oldest first, into the index and counts
+ * what is left (limit 0: only counts). The queue's rows are live items (the
+ * triggers keep it so). */
+static int sq_index(cx_storage_tx *tx, int limit, int64_t *pending) {
+    sqlite3_stmt *s = NULL;
+    int r = 0, rc;
+    if (limit > 0) {
+        /* the batch's last rid: the rows up to it are this batch */
+        int64_t upto = -1;
+        r = prepare(tx, "SELECT max(rid) FROM (SELECT rid FROM fts_queue ORDER BY rid LIMIT ?1)",
+                    &s);
+        if (r)
+            return r;
+        sqlite3_bind_int(s, 1, limit);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+            upto = sqlite3_column_int64(s, 0);
+        else if (rc != SQLITE_ROW)
+            r = sqlerr(tx, rc, "reading the index queue");
+        release(s);
+        if (r == 0 && upto >= 0) {
+            r = prepare(tx,
+                        "INSERT INTO items_fts(rowid, title, body) SELECT i.rowid, "
+                        FTS_TEXT("i") " FROM fts_queue q CROSS JOIN items i ON i.rowid = q.rid"
+                        " WHERE q.rid <= ?1",
+                        &s);
+            if (r == 0) {
+                sqlite3_bind_int64(s, 1, upto);
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                    r = sqlerr(tx, rc, "indexing items");
+                release(s);
+            }
+            if (r == 0 && (r = prepare(tx, "DELETE FROM fts_queue WHERE rid <= ?1", &s)) == 0) {
+                sqlite3_bind_int64(s, 1, upto);
+                rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                    r = sqlerr(tx, rc, "emptying the index queue");
+                release(s);
+            }
+        }
+        if (r)
+            return r;
+    }
+    r = prepare(tx, "SELECT count(*) FROM fts_queue", &s);
+    if (r)
+        return r;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *pending = sqlite3_column_int64(s, 0);
+    else
+        r = sqlerr(tx, rc, "counting the index queue");
+    release(s);
+    return r;
+}
+
 static int sq_search(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
                      int (*fn)(void *ud, const char *json), void *ud, int64_t *total) {
     char *match = NULL;
@@ -1487,6 +1570,7 @@ const cx_storage_backend cx_storage_sqlite_backend = {
     .walk = sq_walk,
     .team_set = sq_team_set,
     .search = sq_search,
+    .index = sq_index,
     .items = sq_items,
     .audit_team = sq_audit_team,
     .audit_since = sq_audit_since,

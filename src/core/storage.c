@@ -331,6 +331,11 @@ int cx_storage_search(cx_storage_tx *tx, const char *team, const cx_storage_quer
     return BE(tx)->search(tx, team, q, fn, ud, total);
 }
 
+int cx_storage_index(cx_storage_tx *tx, int limit, int64_t *pending) {
+    *pending = 0;
+    return BE(tx)->index ? BE(tx)->index(tx, limit, pending) : 0;
+}
+
 int cx_storage_items(cx_storage_tx *tx, const char *team, const char *kind, bool newest_first,
                      int limit, int (*fn)(void *ud, int64_t seq, const char *id, const char *json),
                      void *ud) {

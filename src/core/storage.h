@@ -262,6 +262,15 @@ typedef struct cx_storage_query {
 int cx_storage_search(cx_storage_tx *tx, const char *team, const cx_storage_query *q,
                       int (*fn)(void *ud, const char *json), void *ud, int64_t *total);
 
+/* The search index's deferred work, across every team. SQLite indexes a
+ * written item later, not in the write (FTS5 is ~30 µs a row, too long to
+ * hold the one writer): cx_storage_search sees only what was indexed.
+ * In a write transaction, indexes up to `limit` of the items written since,
+ * oldest first; then (limit 0 too, in any transaction) sets *pending to how
+ * many still wait. PostgreSQL keeps its index in the write itself:
+ * *pending is 0. */
+int cx_storage_index(cx_storage_tx *tx, int limit, int64_t *pending);
+
 /* The team's live items of `kind` (NULL: every kind) in seq order, the
  * newest first when `newest_first`, at most limit (< 1: all); fn as for
  * cx_storage_changes (never a tombstone). */

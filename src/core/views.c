@@ -195,6 +195,37 @@ static int add_result(void *ud, const char *json) {
     return append(run->results, res);
 }
 
+typedef struct index_run {
+    int limit;
+    int64_t pending;
+} index_run;
+
+static int index_tx(cx_storage_tx *tx, void *ud) {
+    index_run *run = ud;
+    return cx_storage_index(tx, run->limit, &run->pending);
+}
+
+int cx_views_index(cx_feed *s, int limit, int64_t *pending) {
+    index_run run = {.limit = limit};
+    int r = cx_storage_run(s->st, limit > 0, index_tx, &run);
+    *pending = r ? 0 : run.pending;
+    return r;
+}
+
+/* Brings the index up to date before a search, so that a search sees every
+ * item committed before it: at most CX_VIEWS_INDEX_DRAIN rows (the push
+ * threads index the rest when idle; a core of that many unindexed rows is
+ * one just upgraded). */
+static int index_drain(cx_feed *s) {
+    int64_t pending = 0, done = 0;
+    int r = cx_views_index(s, 0, &pending);
+    while (r == 0 && pending > 0 && done < CX_VIEWS_INDEX_DRAIN) {
+        r = cx_views_index(s, CX_VIEWS_INDEX_BATCH, &pending);
+        done += CX_VIEWS_INDEX_BATCH;
+    }
+    return r;
+}
+
 int cx_views_search(cx_feed *s, const cx_principal *p, const cx_views_search_args *a,
                     json_t **out) {
     if (a->kind && cx_kind_parse(a->kind) == CX_KIND_INVALID)
@@ -211,7 +242,9 @@ int cx_views_search(cx_feed *s, const cx_principal *p, const cx_views_search_arg
         .limit = a->limit};
     int64_t total = 0;
     cx_storage_tx *tx = NULL;
-    int r = read_begin(s, &tx);
+    int r = index_drain(s);
+    if (r == 0)
+        r = read_begin(s, &tx);
     if (r == 0) {
         r = cx_storage_search(tx, p->team, &q, add_result, &run, &total);
         cx_storage_rollback(tx);

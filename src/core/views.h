@@ -36,6 +36,16 @@ typedef struct cx_views_search_args {
 int cx_views_search(cx_feed *s, const cx_principal *p, const cx_views_search_args *a,
                     json_t **out);
 
+/* The search index's catch-up (cx_storage_index): indexes up to `limit`
+ * items written since the last call, in one write transaction (limit 0:
+ * only counts, in a read one), and sets *pending to what still waits. The
+ * push threads call it when they have no push to run, and a search first
+ * drains the queue (at most CX_VIEWS_INDEX_DRAIN rows) so that it sees
+ * every item committed before it. */
+#define CX_VIEWS_INDEX_BATCH 1000
+#define CX_VIEWS_INDEX_DRAIN 200000
+int cx_views_index(cx_feed *s, int limit, int64_t *pending);
+
 /* {"item","evidence","comments","history"} for the team's live item id
  * (either case). Evidence the team lacks is {"id","missing":true}; an
  * evidence observation is stale when a newer item of the team records one

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "sync"))
 from corelib import Http, core, make_key, sync, workspace  # noqa: E402
-from synclib import Core, check, make_cert, run  # noqa: E402
+from synclib import Core, check, make_cert, run, wait_until  # noqa: E402
 
 # test-core.py's schema validator, imported (not copied)
 _spec = importlib.util.spec_from_file_location("test_core", os.path.join(HERE, "test-core.py"))
@@ -368,9 +368,19 @@ def tests(tmp):
     # an existing core.db (the index built on open): drop the index, reopen
     with sqlite3.connect(os.path.join(data, "core.db")) as db:
         db.executescript("DROP TRIGGER items_fts_ins; DROP TRIGGER items_fts_upd;"
-                         " DROP TRIGGER items_fts_del; DROP TABLE items_fts; DROP TABLE syncs;")
+                         " DROP TRIGGER items_fts_del; DROP TABLE items_fts; DROP TABLE fts_queue;"
+                         " DROP TABLE syncs;")
     c.start()
     A = Http(c.port, cert, A.key)
+
+    def queued():
+        with sqlite3.connect(f"file:{os.path.join(data, 'core.db')}?mode=ro", uri=True) as db:
+            return db.execute("SELECT count(*) FROM fts_queue").fetchone()[0]
+
+    # the upgrade queues every live item; idle push threads index them
+    # without a search asking (bounded wait)
+    check(wait_until(lambda: queued() == 0, 30),
+          f"sqlite: the upgraded core.db's items are indexed while idle: {queued()} queued")
     st, js = get(A, "/v1/search", q="needlework")
     check(st == 200 and len(js["results"]) == 1,
           f"sqlite: a core.db without the index gets it on open: {st} {js}")
@@ -378,8 +388,13 @@ def tests(tmp):
     with sqlite3.connect(os.path.join(data, "core.db")) as db:
         db.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
         n_fts = db.execute("SELECT count(*) FROM items_fts").fetchone()[0]
+        n_queued = db.execute("SELECT count(*) FROM fts_queue").fetchone()[0]
+        n_both = db.execute("SELECT count(*) FROM fts_queue q JOIN items_fts f"
+                            " ON f.rowid = q.rid").fetchone()[0]
         n_live = db.execute("SELECT count(*) FROM items WHERE deleted = 0").fetchone()[0]
-    check(n_fts == n_live, f"sqlite: the index holds every live item once: {n_fts} {n_live}")
+    check(n_fts + n_queued == n_live and n_both == 0,
+          f"sqlite: every live item is indexed or queued for it, once: {n_fts} + {n_queued}"
+          f" (both {n_both}), {n_live} live")
 
     if not URI:
         print("test-web-data: the PostgreSQL half did not run: CORTEX_TEST_PG_URI is not set "
