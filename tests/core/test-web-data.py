@@ -119,6 +119,10 @@ def scenario(tmp, name, data, c, cert):
                 provenance={"files": [{"path": "build/keep.sh", "blob": "c" * 40},
                                       {"path": "build/ld.sh", "blob": "b" * 40},
                                       {"path": ODD, "blob": "e" * 40}]})
+    # a member of another object named created_at, before the item's own:
+    # the day counted is the item's (the activity view reads the member
+    # without parsing when it occurs once)
+    obs2 = {"meta": {"created_at": iso(NOW)}, **obs2}
     obs3 = item("Cache warms slowly", "Nothing about linkers here.")
     missing = ulid()
     draft1 = item("Use lld for arm64 builds", "lld avoids the relocation overflow of gold.",
