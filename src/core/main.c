@@ -56,7 +56,10 @@ static int usage_to(FILE *f) {
           "       cortex-core verify-audit DIR\n"
           "       cortex-core migrate DIR --database URL\n"
           "       cortex-core -V|--version\n"
-          "       cortex-core -h|--help\n",
+          "       cortex-core -h|--help\n"
+          "\n"
+          "serve also serves the review app: open https://HOST:PORT/ in a browser and\n"
+          "sign in with a reviewer's key. See cortex-core(8).\n",
           f);
     return 2;
 }
