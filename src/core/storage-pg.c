@@ -2238,6 +2238,21 @@ static int pg_audit_put(cx_storage_tx *tx, const cx_storage_audit *a) {
     return r;
 }
 
+
+/* Row i of an audit statement's answer (n, ts_ms, team, actor, action,
+ * detail, prev, hash), borrowing res's strings. */
+static cx_storage_audit audit_row(const PGresult *res, int i) {
+    return (cx_storage_audit){
+        .n = col_int(res, i, 0),
+        .ts_ms = col_int(res, i, 1),
+        .team = PQgetvalue(res, i, 2),
+        .actor = PQgetvalue(res, i, 3),
+        .action = PQgetvalue(res, i, 4),
+        .detail = PQgetvalue(res, i, 5),
+        .prev = PQgetvalue(res, i, 6),
+        .hash = PQgetvalue(res, i, 7),
+    };
+}
 static int pg_audit_since(cx_storage_tx *tx, int64_t after,
                           int (*fn)(void *ud, const cx_storage_audit *a), void *ud) {
     int r = 0;
@@ -2250,16 +2265,7 @@ static int pg_audit_since(cx_storage_tx *tx, int64_t after,
             return r;
         int rows = PQntuples(res);
         for (int i = 0; r == 0 && i < rows; i++) {
-            cx_storage_audit a = {
-                .n = col_int(res, i, 0),
-                .ts_ms = col_int(res, i, 1),
-                .team = PQgetvalue(res, i, 2),
-                .actor = PQgetvalue(res, i, 3),
-                .action = PQgetvalue(res, i, 4),
-                .detail = PQgetvalue(res, i, 5),
-                .prev = PQgetvalue(res, i, 6),
-                .hash = PQgetvalue(res, i, 7),
-            };
+            cx_storage_audit a = audit_row(res, i);
             after = a.n;
             r = fn(ud, &a);
         }
@@ -2366,16 +2372,7 @@ static int pg_audit_team(cx_storage_tx *tx, const char *team, int64_t before, co
     PGresult *res = NULL;
     int r = run(pgc(tx), S_AUDIT_TEAM, &p, 0, &res, "reading the audit log");
     for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-        cx_storage_audit a = {
-            .n = col_int(res, i, 0),
-            .ts_ms = col_int(res, i, 1),
-            .team = PQgetvalue(res, i, 2),
-            .actor = PQgetvalue(res, i, 3),
-            .action = PQgetvalue(res, i, 4),
-            .detail = PQgetvalue(res, i, 5),
-            .prev = PQgetvalue(res, i, 6),
-            .hash = PQgetvalue(res, i, 7),
-        };
+        cx_storage_audit a = audit_row(res, i);
         r = fn(ud, &a);
     }
     PQclear(res);
