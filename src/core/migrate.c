@@ -373,6 +373,10 @@ int cx_migrate_copy(cx_storage *src, cx_storage *dst, const uint8_t secret[CX_SE
         r = cx_storage_end(m.dst, r);
     }
     cx_storage_rollback(m.src); /* read only */
+    /* the tables were empty when the planner last looked: without fresh
+     * statistics the first pushes would scan a team's op records */
+    if (r == 0)
+        r = cx_storage_analyze(dst);
     if (r == 0 && progress)
         progress(pud, "verifying", 0);
     /* fresh snapshots of both for the verification */

@@ -75,6 +75,8 @@ struct cx_storage_backend {
     void (*rollback)(cx_storage_tx *tx);
     int (*health)(cx_storage *st, cx_storage_health_info *out);
     int (*backup)(cx_storage *st, const char *dest);
+    /* May be NULL (nothing to refresh). */
+    int (*analyze)(cx_storage *st);
 
     int (*key_put)(cx_storage_tx *tx, const cx_storage_key *k);
     int (*key_get)(cx_storage_tx *tx, const char *key_id, cx_storage_key *out);

@@ -1479,6 +1479,21 @@ static int pg_health(cx_storage *st, cx_storage_health_info *out) {
     return 0;
 }
 
+/* ANALYZE on a connection of the pool, outside any transaction. */
+static int pg_analyze(cx_storage *st) {
+    pg_storage *ps = pgs(st);
+    pg_conn *pc = NULL;
+    int r = pool_take(ps, &pc);
+    if (r)
+        return r;
+    PGresult *res = PQexec(pc->c, "ANALYZE");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = pgerr(pc, res, "refreshing the planner's statistics");
+    PQclear(res);
+    pool_give(ps, pc);
+    return r;
+}
+
 static int pg_backup(cx_storage *st, const char *dest) {
     (void)dest;
     return cx_error_set(CX_EINVAL,
@@ -2433,6 +2448,7 @@ const cx_storage_backend cx_storage_pg_backend = {
     .rollback = pg_rollback,
     .health = pg_health,
     .backup = pg_backup,
+    .analyze = pg_analyze,
     .key_put = pg_key_put,
     .key_get = pg_key_get,
     .key_list = pg_key_list,

@@ -146,6 +146,10 @@ int cx_storage_health(cx_storage *st, cx_storage_health_info *out) {
     return st->be->health(st, out);
 }
 
+int cx_storage_analyze(cx_storage *st) {
+    return st->be->analyze ? st->be->analyze(st) : 0;
+}
+
 int cx_storage_backup(cx_storage *st, const char *dest) { return st->be->backup(st, dest); }
 
 /* --- data calls: straight to the backend ---------------------------------- */

@@ -24,6 +24,7 @@ Without PostgreSQL, the refusals that need no database still run."""
 import hashlib
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -146,6 +147,14 @@ def tests(tmp):
           (os.stat(named).st_mode & 0o777) == 0o600,
           "DIR/database names the database, mode 0600")
     check(sha_file(db) == sha0, "core.db is untouched")
+    # the planner's statistics are fresh (migrate ran ANALYZE), so the first
+    # pushes into a large team use the op records' index
+    q = subprocess.run(["psql", URI, "-Atc", "SELECT count(*) FROM pg_stat_user_tables"
+                        " WHERE relname IN ('items', 'ops', 'keys', 'audit')"
+                        " AND last_analyze IS NOT NULL"],
+                       capture_output=True, text=True, timeout=60)
+    check(q.returncode == 0 and q.stdout.strip() == "4",
+          f"migrate leaves fresh planner statistics: {q.stdout!r} {q.stderr}")
 
     audit1 = core("verify-audit", data)
     check(audit1.returncode == 0 and audit1.stdout == audit0.stdout,
