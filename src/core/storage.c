@@ -335,6 +335,8 @@ int cx_storage_search(cx_storage_tx *tx, const char *team, const cx_storage_quer
     return BE(tx)->search(tx, team, q, fn, ud, total);
 }
 
+bool cx_storage_indexes_later(const cx_storage *st) { return st->be->index != NULL; }
+
 int cx_storage_index(cx_storage_tx *tx, int limit, int64_t *pending) {
     *pending = 0;
     return BE(tx)->index ? BE(tx)->index(tx, limit, pending) : 0;

@@ -270,6 +270,10 @@ int cx_storage_search(cx_storage_tx *tx, const char *team, const cx_storage_quer
  * many still wait. PostgreSQL keeps its index in the write itself:
  * *pending is 0. */
 int cx_storage_index(cx_storage_tx *tx, int limit, int64_t *pending);
+/* Whether the backend indexes later (SQLite), i.e. whether calling
+ * cx_storage_index can ever find work: a caller need not open a
+ * transaction for it otherwise. */
+bool cx_storage_indexes_later(const cx_storage *st);
 
 /* The team's live items of `kind` (NULL: every kind) in seq order, the
  * newest first when `newest_first`, at most limit (< 1: all); fn as for

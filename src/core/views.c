@@ -206,6 +206,9 @@ static int index_tx(cx_storage_tx *tx, void *ud) {
 }
 
 int cx_views_index(cx_feed *s, int limit, int64_t *pending) {
+    *pending = 0;
+    if (!cx_storage_indexes_later(s->st))
+        return 0; /* PostgreSQL: the index is kept by the writes */
     index_run run = {.limit = limit};
     int r = cx_storage_run(s->st, limit > 0, index_tx, &run);
     *pending = r ? 0 : run.pending;
