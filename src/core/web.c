@@ -171,16 +171,26 @@ static int signin_tx(cx_storage_tx *tx, void *ud) {
     return 0;
 }
 
-int cx_web_session_create(cx_feed *f, const char *body, size_t len, int64_t ttl_s,
-                          char token[CX_WEB_TOKEN_LEN + 1], cx_web_session *out) {
+/* A sign-in or keys request body (untrusted, len bytes, not NUL-terminated)
+ * as a JSON document (*doc the caller's): CX_ELIMIT over CX_WEB_MAX_BODY,
+ * CX_EINVAL for malformed JSON or duplicate member names. */
+static int parse_body(const char *body, size_t len, json_t **doc) {
     if (len > CX_WEB_MAX_BODY)
         return cx_error_set(CX_ELIMIT, "the request body is over %d bytes", CX_WEB_MAX_BODY);
     json_error_t err;
-    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &err);
-    if (!doc)
+    *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &err);
+    if (!*doc)
         return cx_error_set(CX_EINVAL, "malformed JSON: %s (line %d, column %d)", err.text,
                             err.line, err.column);
-    int r = 0;
+    return 0;
+}
+
+int cx_web_session_create(cx_feed *f, const char *body, size_t len, int64_t ttl_s,
+                          char token[CX_WEB_TOKEN_LEN + 1], cx_web_session *out) {
+    json_t *doc = NULL;
+    int r = parse_body(body, len, &doc);
+    if (r)
+        return r;
     json_t *key = json_is_object(doc) ? json_object_get(doc, "key") : NULL;
     if (!json_is_string(key)) {
         r = cx_error_set(CX_EINVAL, "key: a string is required");
@@ -304,13 +314,9 @@ int cx_web_keys_create(cx_feed *f, const cx_principal *p, const char *body, size
     int r = admin_only(p);
     if (r)
         return r;
-    if (len > CX_WEB_MAX_BODY)
-        return cx_error_set(CX_ELIMIT, "the request body is over %d bytes", CX_WEB_MAX_BODY);
-    json_error_t err;
-    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &err);
-    if (!doc)
-        return cx_error_set(CX_EINVAL, "malformed JSON: %s (line %d, column %d)", err.text,
-                            err.line, err.column);
+    json_t *doc = NULL;
+    if ((r = parse_body(body, len, &doc)))
+        return r;
     char key[CX_KEY_MAX];
     json_t *name = json_object_get(doc, "name"), *role = json_object_get(doc, "role");
     if (!json_is_object(doc) || !json_is_string(name)) {

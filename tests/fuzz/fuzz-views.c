@@ -44,17 +44,7 @@ static const uint8_t *cur_data;
 static size_t cur_size;
 
 static void die(const char *why, const char *detail) {
-    fprintf(stderr, "fuzz-views: %s\n  detail: %s\n  input (%zu bytes): ", why,
-            detail ? detail : "", cur_size);
-    for (size_t i = 0; i < cur_size && i < 4000; i++) {
-        unsigned char c = cur_data[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            fputc(c, stderr);
-        else
-            fprintf(stderr, "\\x%02x", c);
-    }
-    fputc('\n', stderr);
-    abort();
+    fuzz_die("fuzz-views", why, detail, cur_data, cur_size);
 }
 
 static const cx_principal T_REV = {.key_id = "00000000000000r1", .team = "T", .role = "reviewer",

@@ -46,17 +46,7 @@ static const uint8_t *cur_data;
 static size_t cur_size;
 
 static void die(const char *why, const char *detail) {
-    fprintf(stderr, "fuzz-web: %s\n  detail: %s\n  input (%zu bytes): ", why,
-            detail ? detail : "", cur_size);
-    for (size_t i = 0; i < cur_size && i < 4000; i++) {
-        unsigned char c = cur_data[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            fputc(c, stderr);
-        else
-            fprintf(stderr, "\\x%02x", c);
-    }
-    fputc('\n', stderr);
-    abort();
+    fuzz_die("fuzz-web", why, detail, cur_data, cur_size);
 }
 
 static void open_storage(void) {
