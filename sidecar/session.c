@@ -8,6 +8,7 @@
 
 #include "util/error.h"
 #include "util/fsx.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -131,6 +132,17 @@ static int open_store(cx_session *s, unsigned flags) {
     const char *ex = getenv("CORTEX_SEARCH_EXHAUSTIVE");
     if (r == 0 && ex && strcmp(ex, "1") == 0)
         r = cx_search_set_exhaustive(s->store, true);
+    const char *mb = getenv("CORTEX_SEARCH_POSTINGS_MB");
+    if (r == 0 && mb && *mb) {
+        char *end;
+        errno = 0;
+        long v = strtol(mb, &end, 10);
+        if (errno || *end || v < 0 || v > 4096)
+            cx_log(CX_LOG_WARNING, "CORTEX_SEARCH_POSTINGS_MB=%.20s is not a number of "
+                                   "megabytes from 0 to 4096; using the default", mb);
+        else
+            r = cx_search_set_postings_memory(s->store, (size_t)v << 20);
+    }
     if (r != 0) {
         cx_store_free(s->store);
         s->store = NULL;

@@ -306,6 +306,21 @@ static int cache_check(cx_store *s, cx_rank_cache *c) {
     return 0;
 }
 
+int cx_rank_cache_begin(cx_search_ext *e, cx_store *s) {
+    if (!e->rank_cache && !(e->rank_cache = calloc(1, sizeof *e->rank_cache)))
+        return CX_ENOMEM;
+    int r = cache_check(s, e->rank_cache);
+    if (r)
+        return r;
+    e->rank_cache->s = s;
+    e->rank_cache->dl_err = 0;
+    return 0;
+}
+
+int cx_rank_row_len(cx_search_ext *e, int64_t rid) {
+    return dl_get(e->rank_cache, rid);
+}
+
 static uint64_t hash_bytes(char idx, const char *s, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull ^ (unsigned char)idx;
     for (size_t i = 0; i < n; i++)
@@ -616,6 +631,61 @@ out:
     free(ph);
     free(ord);
     free(idf);
+    return r;
+}
+
+/* One pass from the posting cache (postings.c) instead of FTS5: the rows
+ * expr matches, each scored as cx_bm25 scores it (the same statistics, the
+ * same sums in the same order, so the same doubles), the best k not
+ * chosen already kept. *done is false when the cache cannot answer expr. */
+static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts *w,
+                         bool *done) {
+    const double k1 = 1.2, b = 0.75;
+    const cx_pmatch *M = NULL;
+    bool ok = false;
+    double *idf = NULL, *freq = NULL;
+    size_t *at = NULL;
+    int r = cx_postings_match(R->e, R->s, expr, &M, &ok);
+    *done = r == 0 && ok;
+    if (!*done)
+        goto out;
+    const cx_pmatch m = *M;
+    size_t np = m.nphrase;
+    if (!(idf = calloc(np ? np : 1, sizeof *idf)) || !(freq = calloc(np ? np : 1, sizeof *freq)) ||
+        !(at = calloc(np ? np : 1, sizeof *at))) {
+        r = CX_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++) {
+        double wt = w && i < (size_t)w->nphrase && i < CX_FTS_MAX_PHRASES ? w->weight[i] : 1.0;
+        idf[i] = idf_of(m.nrow, (int64_t)m.list[i].n) * wt;
+    }
+    double avgdl = m.nrow > 0 && m.ntok > 0 ? (double)m.ntok / (double)m.nrow : 1.0;
+    R->k = CX_SEARCH_LIST_N - R->nchosen;
+    for (size_t j = 0; j < m.nrows; j++) {
+        int64_t rid = m.rows[j];
+        if (R->nchosen && bsearch(&rid, R->taken, R->nchosen, sizeof R->taken[0], cmp_rid))
+            continue;
+        for (size_t i = 0; i < np; i++) {
+            const cx_plist *l = &m.list[i];
+            size_t k = at[i];
+            while (k < l->n && l->rid[k] < (uint32_t)rid) /* short steps: rows ascend */
+                k++;
+            at[i] = k;
+            freq[i] = k < l->n && l->rid[k] == (uint32_t)rid ? (double)l->hits[k] : 0.0;
+        }
+        int tokens = (size_t)rid < m.nlen ? m.len[rid] : 0; /* every row of a list has it */
+        double score = 0.0, norm = k1 * (1 - b + b * (double)tokens / avgdl);
+        for (size_t i = 0; i < np; i++)
+            score += idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + norm);
+        cand c = {.rid = rid, .score = -score, .pass = pass};
+        heap_offer(R, &c);
+    }
+    take_heap(R);
+out:
+    free(idf);
+    free(freq);
+    free(at);
     return r;
 }
 
@@ -981,19 +1051,24 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
                  .idx = kind_curated(cx_kind_parse(q->kind)) ||
                         status_curated(cx_status_parse(q->status))};
     cx_buf_init(&R->expr, 8 * strlen(any) + 4096);
-    if (!e->rank_cache && !(e->rank_cache = calloc(1, sizeof *e->rank_cache))) {
-        r = CX_ENOMEM;
+    if ((r = cx_rank_cache_begin(e, F->s)))
         goto out;
-    }
-    if ((r = cache_check(F->s, e->rank_cache)))
-        goto out;
-    e->rank_cache->s = F->s;
-    e->rank_cache->dl_err = 0;
     /* the any-word pass only when every word together found too few for
      * the answer */
-    r = rank_pass(R, all, 0, wall);
-    if (r == 0 && R->nchosen < limit && strcmp(all, any) != 0)
-        r = rank_pass(R, any, 1, wany);
+    /* from the posting cache when it can answer (no filters: those join
+     * the items table), else through FTS5 */
+    bool mem = !R->filtered && R->idx == 0 && !e->exhaustive, done = false;
+    if (mem)
+        r = rank_pass_mem(R, all, 0, wall, &done);
+    if (r == 0 && !done)
+        r = rank_pass(R, all, 0, wall);
+    if (r == 0 && R->nchosen < limit && strcmp(all, any) != 0) {
+        done = false;
+        if (mem)
+            r = rank_pass_mem(R, any, 1, wany, &done);
+        if (r == 0 && !done)
+            r = rank_pass(R, any, 1, wany);
+    }
     for (size_t i = 0; r == 0 && i < R->nchosen; i++) {
         cx_hit *h = hit_get(F, R->chosen[i].rid);
         if (!h)

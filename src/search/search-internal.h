@@ -191,6 +191,55 @@ typedef struct cx_sem_hit {
     double sim;
 } cx_sem_hit;
 
+/* ---- the posting cache (postings.c) ---- */
+
+#define CX_SEARCH_POSTINGS_MEMORY (8u << 20) /* bytes of posting lists kept, by default */
+
+typedef struct cx_postings cx_postings;
+typedef struct cx_pentry cx_pentry;
+typedef struct cx_search_ext cx_search_ext;
+
+/* One phrase's rows for one match: ascending row ids and the phrase's
+ * hits in each, weighted by column as cx_bm25 weighs them. */
+typedef struct cx_plist {
+    const char *key;
+    size_t klen;
+    const uint32_t *rid;
+    const uint16_t *hits;
+    size_t n;
+} cx_plist;
+
+/* What an expression matches. */
+typedef struct cx_pmatch {
+    size_t nphrase;         /* phrases, in FTS5's numbering */
+    cx_plist *list;         /* each phrase's rows */
+    const uint32_t *rows;   /* the rows the whole expression matches, ascending */
+    size_t nrows;
+    int64_t nrow, ntok;     /* the index's rows and tokens */
+    const uint16_t *len;    /* the length in tokens of every row of a list, by rid */
+    size_t nlen;
+    cx_pentry **owner, **own; /* private to postings.c */
+    size_t nown;
+    uint32_t *rows_own, *dec;
+} cx_pmatch;
+
+/* The rows `expr` (an expression of fts.c's or rank.c's) matches, from
+ * e's posting cache, each of its phrases' lists read from FTS5 or brought
+ * up to date first (inside the caller's read snapshot). *ok is false when
+ * the cache cannot answer it (see postings.c): rank through FTS5 then.
+ * *m is borrowed from the cache until its next match. CX_ENOMEM, store
+ * errors. */
+int cx_postings_match(cx_search_ext *e, cx_store *s, const char *expr, const cx_pmatch **m,
+                      bool *ok);
+void cx_postings_free(cx_postings *P);
+
+/* The SQL functions the cache reads with (user data: the cx_search_ext):
+ * cx_phrase_rows(fts, w_title, w_body, w_tags) and cx_fts_tokens(fts). */
+void cx_postings_rows_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                         int nval, sqlite3_value **vals);
+void cx_postings_tokens_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                           int nval, sqlite3_value **vals);
+
 /* ---- per-store state (search.c) ---- */
 
 /* Document frequencies a store keeps between searches (rank.c). */
@@ -207,7 +256,10 @@ typedef struct cx_search_ext {
     const double *idf;      /* the idf of the first nidf phrases, or NULL */
     int nidf;               /* phrases that score; later ones only select rows */
     cx_rank_cache *rank_cache;
-    bool exhaustive;        /* score every match (cx_search_set_exhaustive) */
+    cx_postings *postings;  /* posting lists kept between searches (postings.c) */
+    size_t post_budget;     /* ... in at most these bytes */
+    struct cx_pfetch *fetching; /* the list cx_phrase_rows fills (postings.c) */
+    bool exhaustive;        /* score every match through FTS5 (cx_search_set_exhaustive) */
     bool warming;           /* cx_search_warm_ex is loading the vector indexes */
     cx_vindex builtin;      /* the built-in model */
     cx_vindex other;        /* the model of the query embedder, when another */
@@ -287,6 +339,16 @@ void cx_rank_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context
 /* The SQL function cx_fts_rows(fts): the rows of the index. */
 void cx_rank_rows(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int nval,
                   sqlite3_value **vals);
+
+/* Makes e's cache of document counts and row lengths true of the read
+ * snapshot s has open (emptied when the store changed). CX_ENOMEM, store
+ * errors. */
+int cx_rank_cache_begin(cx_search_ext *e, cx_store *s);
+
+/* The length in tokens of row rid of items_fts, from the cache of row
+ * lengths, or -1 when FTS5 should be asked (after cx_rank_cache_begin in
+ * the same snapshot). */
+int cx_rank_row_len(cx_search_ext *e, int64_t rid);
 
 /* Frees a cache of document frequencies; NULL is fine. */
 void cx_rank_cache_free(cx_rank_cache *c);

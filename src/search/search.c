@@ -28,6 +28,7 @@ static void ext_free(void *p) {
     if (e->tok)
         e->tok_api.xDelete(e->tok);
     cx_rank_cache_free(e->rank_cache);
+    cx_postings_free(e->postings);
     cx_vindex_free(&e->builtin);
     cx_vindex_free(&e->other);
     free(e);
@@ -61,17 +62,28 @@ int cx_search_ext_get(cx_store *s, cx_search_ext **out) {
     if (!e)
         return CX_ENOMEM;
     e->ram_budget = VEC_RAM_BUDGET;
+    e->post_budget = CX_SEARCH_POSTINGS_MEMORY;
     void *ud = NULL;
     if (api->xFindTokenizer(api, CX_TEXT_TOKENIZER, &ud, &e->tok_api) != SQLITE_OK ||
         e->tok_api.xCreate(ud, NULL, 0, &e->tok) != SQLITE_OK ||
         api->xCreateFunction(api, "cx_bm25", e, cx_rank_bm25, NULL) != SQLITE_OK ||
-        api->xCreateFunction(api, "cx_fts_rows", e, cx_rank_rows, NULL) != SQLITE_OK) {
+        api->xCreateFunction(api, "cx_fts_rows", e, cx_rank_rows, NULL) != SQLITE_OK ||
+        api->xCreateFunction(api, "cx_phrase_rows", e, cx_postings_rows_fn, NULL) != SQLITE_OK ||
+        api->xCreateFunction(api, "cx_fts_tokens", e, cx_postings_tokens_fn, NULL) != SQLITE_OK) {
         ext_free(e);
         return cx_error_set(CX_EFAIL, "cannot set up FTS5 search: %s", sqlite3_errmsg(db));
     }
     cx_store_search_ext_set(s, e, ext_free);
     *out = e;
     return 0;
+}
+
+int cx_search_set_postings_memory(cx_store *s, size_t bytes) {
+    cx_search_ext *e = NULL;
+    int r = cx_search_ext_get(s, &e);
+    if (r == 0)
+        e->post_budget = bytes;
+    return r;
 }
 
 int cx_search_set_exhaustive(cx_store *s, bool on) {
@@ -276,6 +288,20 @@ static int semantic_lists(run *R) {
     return 0;
 }
 
+/* Whether a word of the query may need a correction: the every-word
+ * expression matches fewer than CX_TYPO_RARE items. Counted from the
+ * posting cache, whose lists the keyword pass then uses, else by FTS5. */
+static int typo_needed(run *R, bool *needed) {
+    const cx_pmatch *m = NULL;
+    bool ok = false;
+    int r = cx_postings_match(R->e, R->s, R->all, &m, &ok);
+    if (r == 0 && ok)
+        *needed = m->nrows < CX_TYPO_RARE;
+    if (r == 0 && !ok)
+        r = cx_typo_needed(R->typo, R->all, needed);
+    return r;
+}
+
 /* Typo correction (typo.c), inside the read snapshot: the expressions
  * again with corrections, which replace R->all and R->any when a word was
  * corrected. */
@@ -287,7 +313,7 @@ static int correct(run *R) {
         return CX_ENOMEM;
     cx_typo_init(R->typo, R->s);
     bool needed = false;
-    if ((r = R->typo->err) || (r = cx_typo_needed(R->typo, R->all, &needed)) || !needed) {
+    if ((r = R->typo->err) || (r = typo_needed(R, &needed)) || !needed) {
         free(R->oall);
         free(R->oany);
         R->oall = R->oany = NULL;

@@ -121,10 +121,16 @@ int cx_search_warm_expect(cx_store *s);
  * search or cx_search_warm(). */
 int cx_search_set_memory(cx_store *s, size_t bytes);
 
-/* With `on`, the keyword list scores every item that matches instead of
- * skipping those that cannot make the list (rank.c): slower, and the same
- * ranking, which is what it is for (bench/relevance/scale.py
- * --exact-check; cortexd sets it from CORTEX_SEARCH_EXHAUSTIVE=1). */
+/* Bytes of posting lists this connection keeps in memory between
+ * searches (search/postings.c; default CX_SEARCH_POSTINGS_MEMORY). 0 keeps
+ * none: every search reads the lists it needs from FTS5 again. */
+int cx_search_set_postings_memory(cx_store *s, size_t bytes);
+
+/* With `on`, the keyword list is ranked through FTS5, scoring every item
+ * that matches, instead of from the posting cache or skipping those that
+ * cannot make the list (rank.c): slower, and the same ranking, which is
+ * what it is for (bench/relevance/scale.py --exact-check; cortexd sets it
+ * from CORTEX_SEARCH_EXHAUSTIVE=1). */
 int cx_search_set_exhaustive(cx_store *s, bool on);
 
 /* "hybrid", "keyword" or "semantic" (NULL = hybrid) to a mode; CX_EINVAL

@@ -10,17 +10,17 @@
 
 /* The triggers that keep already indexed rows of both FTS indexes in step
  * with the items table; versions 1 and 2 create the same ones. */
-#define SQL_TRIGGER_FTS_DELETE \
+#define SQL_TRIGGER_FTS_DELETE_BODY \
     "CREATE TRIGGER items_fts_delete AFTER DELETE ON items" \
     "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
     "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
     "    VALUES ('delete', old.rid, old.title, old.body, old.tags);" \
     "  INSERT INTO items_curated_fts(items_curated_fts, rowid, title, body, tags)" \
     "    SELECT 'delete', old.rid, old.title, old.body, old.tags" \
-    "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
-    "END"
+    "    WHERE old.kind IN ('draft', 'thread', 'artifact');"
+#define SQL_TRIGGER_FTS_DELETE SQL_TRIGGER_FTS_DELETE_BODY "END"
 
-#define SQL_TRIGGER_FTS_UPDATE \
+#define SQL_TRIGGER_FTS_UPDATE_BODY \
     "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, body, tags ON items" \
     "  WHEN old.rid <= (SELECT indexed_rid FROM fts_state) BEGIN" \
     "  INSERT INTO items_fts(items_fts, rowid, title, body, tags)" \
@@ -32,8 +32,16 @@
     "    WHERE old.kind IN ('draft', 'thread', 'artifact');" \
     "  INSERT INTO items_curated_fts(rowid, title, body, tags)" \
     "    SELECT new.rid, new.title, new.body, new.tags" \
-    "    WHERE new.kind IN ('draft', 'thread', 'artifact');" \
-    "END"
+    "    WHERE new.kind IN ('draft', 'thread', 'artifact');"
+#define SQL_TRIGGER_FTS_UPDATE SQL_TRIGGER_FTS_UPDATE_BODY "END"
+
+/* From version 7 the triggers also count the change (fts_state.edits):
+ * a reader that keeps what the index held (search's posting cache) may
+ * then extend it by the rows indexed since, as long as the count has not
+ * moved; any other change to the index moves it. */
+#define SQL_FTS_EDITED "  UPDATE fts_state SET edits = edits + 1;"
+#define SQL_TRIGGER_FTS_DELETE_V7 SQL_TRIGGER_FTS_DELETE_BODY SQL_FTS_EDITED "END"
+#define SQL_TRIGGER_FTS_UPDATE_V7 SQL_TRIGGER_FTS_UPDATE_BODY SQL_FTS_EDITED "END"
 
 /* ---- migrations ----
  * Each entry moves the schema from version i to i+1. They run in one write
@@ -328,6 +336,37 @@ static const char *const schema_v6[] = {
     NULL,
 };
 
+/* Version 7: fts_state.edits, the count of changes to the index other
+ * than rows added in rid order (an indexed item updated or deleted, the
+ * index emptied for a new tokenizer). Search keeps posting lists in memory
+ * between searches (search/postings.c) and extends them by the rows
+ * indexed since while the count stays the same. */
+static const char *const schema_v7[] = {
+    NULL, /* all in migrate_v7: the column is added only where it is missing */
+};
+
+static const char *const migrate_v7_sql[] = {
+    "DROP TRIGGER IF EXISTS items_fts_delete",
+    "DROP TRIGGER IF EXISTS items_fts_update",
+    SQL_TRIGGER_FTS_DELETE_V7,
+    SQL_TRIGGER_FTS_UPDATE_V7,
+    NULL,
+};
+
+static int migrate_v7(cx_store *s) {
+    int64_t has = 0;
+    int r = cx_store_pragma_int(s,
+                                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('fts_state')"
+                                " WHERE name = 'edits')",
+                                &has);
+    if (r == 0 && !has)
+        r = cx_store_exec_sql(s, "ALTER TABLE fts_state ADD COLUMN edits INTEGER NOT NULL DEFAULT 0",
+                              "counting the search index's changes");
+    for (const char *const *stmt = migrate_v7_sql; r == 0 && *stmt; stmt++)
+        r = cx_store_exec_sql(s, *stmt, "counting the search index's changes");
+    return r;
+}
+
 static const char *const migrate_v6_sql[] = {
     "INSERT OR REPLACE INTO builtin_vectors (rid, kind, subcortex, scale, v)"
     "  SELECT rid, kind, subcortex, vec_scale, vec FROM items"
@@ -364,13 +403,14 @@ static const char *const *const migrations[] = {
     schema_v4, /* 3 -> 4 */
     schema_v5, /* 4 -> 5 */
     schema_v6, /* 5 -> 6 */
+    schema_v7, /* 6 -> 7 */
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
 /* What a migration does after its SQL, where SQL alone cannot say it. */
 static int (*const migration_steps[])(cx_store *) = {
-    NULL, NULL, NULL, NULL, NULL, migrate_v6,
+    NULL, NULL, NULL, NULL, NULL, migrate_v6, migrate_v7,
 };
 _Static_assert(sizeof migration_steps / sizeof migration_steps[0] == CX_STORE_SCHEMA_VERSION,
                "one step (or NULL) per schema version");
@@ -438,7 +478,7 @@ static int tokenizer_tx(cx_store *s, void *ctx) {
     snprintf(sql, sizeof sql,
              "INSERT INTO items_fts(items_fts) VALUES('delete-all');"
              "INSERT INTO items_curated_fts(items_curated_fts) VALUES('delete-all');"
-             "UPDATE fts_state SET indexed_rid = 0, tokenizer = %d",
+             "UPDATE fts_state SET indexed_rid = 0, tokenizer = %d, edits = edits + 1",
              CX_TEXT_TOKENIZER_VERSION);
     return cx_store_exec_sql(s, sql, "resetting the search index for a new tokenizer");
 }

@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 6
+#define CX_STORE_SCHEMA_VERSION 7
 #define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64

@@ -49,6 +49,13 @@ void cx_store_read_end(cx_store *s);
 #define CX_STORE_FTS_LAG 256
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
 
+/* What the keyword index holds, inside a read snapshot: the rows up to
+ * *indexed (rid order), and *edits, a count that moves with every other
+ * change to it (an indexed item updated or deleted, the index emptied).
+ * While *edits stays the same, what a reader read of the index before is
+ * still true of the rows up to the *indexed it saw then. */
+int cx_store_fts_generation(cx_store *s, int64_t *indexed, int64_t *edits);
+
 /* ---- the typo dictionary (terms.c) ----
  * Every distinct term of 4 to 64 bytes of [a-z_] that the "cortex"
  * tokenizer gave a document (words, whole identifiers, identifier parts,

@@ -451,6 +451,22 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
     return 0;
 }
 
+static const char SQL_FTS_GENERATION[] = "SELECT indexed_rid, edits FROM fts_state";
+
+int cx_store_fts_generation(cx_store *s, int64_t *indexed, int64_t *edits) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_FTS_GENERATION, &st);
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *indexed = sqlite3_column_int64(st, 0);
+        *edits = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(s, rc, "reading the search index state");
+}
+
 static const char SQL_FTS_INDEXED[] = "SELECT indexed_rid FROM fts_state";
 
 int cx_store_fts_behind(cx_store *s, int64_t max_rid, bool *behind) {

@@ -552,6 +552,134 @@ static void test_window(void) {
     free(first_id);
 }
 
+/* The keyword list of q, with the posting cache and through FTS5 scoring
+ * every match, must be the same list. */
+static void same_as_fts5(const char *text, size_t want_at_least) {
+    cx_search_query kq = {.text = text, .mode = CX_SEARCH_KEYWORD, .limit = 50,
+                          .max_tokens = 50000};
+    json_t *a = NULL, *b = NULL;
+    CX_CHECK_OK(cx_search_run(s, &kq, &a));
+    CX_CHECK_OK(cx_search_set_exhaustive(s, true));
+    CX_CHECK_OK(cx_search_run(s, &kq, &b));
+    CX_CHECK_OK(cx_search_set_exhaustive(s, false));
+    char *ia = a ? ids_of(a) : NULL, *ib = b ? ids_of(b) : NULL;
+    CX_CHECK(a && count(a) >= want_at_least);
+    if (ia && ib)
+        CX_CHECK_STR(ia, ib);
+    else
+        CX_CHECK(ia && ib);
+    free(ia);
+    free(ib);
+    json_decref(a);
+    json_decref(b);
+}
+
+/* A keyword search with room for every result. */
+static json_t *search_all(const char *text, size_t limit) {
+    cx_search_query q = {.text = text, .limit = limit, .mode = CX_SEARCH_KEYWORD,
+                         .max_tokens = 50000};
+    json_t *out = NULL;
+    CX_CHECK_OK(cx_search_run(s, &q, &out));
+    return out;
+}
+
+static int64_t fts_edits(void) {
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(cx_store_sqlite(s), "SELECT edits FROM fts_state", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The posting cache (search/postings.c) stays true as the store changes:
+ * rows indexed after a list was read extend it, an edit or a delete of an
+ * indexed row (fts_state.edits moves) drops what was read, writes through
+ * another connection are seen, and with no memory at all the answers are
+ * the same. Every list is compared with FTS5 scoring every match. */
+static void test_posting_cache(void) {
+    static const char *const animals[] = {"wombats", "emus", "dingoes", "koalas", "possums"};
+    char body[160];
+    char *ids[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(body, sizeof body, "quokka sighting %d near %s%s", i * 7919 % 1000,
+                 animals[i % 5],
+                 i % 4 ? "" : ", the quokka colony and its quokka census");
+        cx_note n = {.body = body, .title = i % 10 == 3 ? "Quokka census" : NULL};
+        ids[i] = observe(&n);
+    }
+    json_t *res = search_all("quokka", 50);
+    size_t all = res ? count(res) : 0;
+    CX_CHECK(all >= 35); /* near-duplicates may fold */
+    json_decref(res);
+    same_as_fts5("quokka", all);
+    same_as_fts5("quokka wombats", 5);
+    same_as_fts5("quokka OR census", all);
+
+    /* rows added since: the cached list grows by them (no edit counted) */
+    int64_t edits = fts_edits();
+    CX_CHECK(edits >= 0);
+    cx_note later = {.title = "Quokka quokka", .body = "The newest quokka census of all: quokka."};
+    char *later_id = observe(&later);
+    res = search_all("quokka", 5);
+    CX_CHECK(res && count(res) == 5 && has_id(res, later_id));
+    json_decref(res);
+    CX_CHECK_INT(fts_edits(), edits);
+    same_as_fts5("quokka", all + 1);
+
+    /* another store handle, as another process: its delete of an indexed
+     * row is counted, and the row is gone from the next answer */
+    cx_store *other = NULL;
+    CX_CHECK_OK(cx_store_open(&other, cx_store_dir(s)));
+    if (!other)
+        return;
+    sqlite3 *db = cx_store_sqlite(other);
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM items WHERE id = '%s'", later_id);
+    CX_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CX_CHECK(fts_edits() > edits);
+    res = search_all("quokka", 50);
+    CX_CHECK(res && count(res) == all && !has_id(res, later_id));
+    json_decref(res);
+    same_as_fts5("quokka census", 5);
+
+    /* an edit of an indexed row's text: the old words no longer find it */
+    edits = fts_edits();
+    snprintf(sql, sizeof sql, "UPDATE items SET body = 'platypus only now' WHERE id = '%s'",
+             ids[1]);
+    CX_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CX_CHECK(fts_edits() > edits);
+    res = search_all("quokka", 50);
+    CX_CHECK(res && count(res) == all - 1 && !has_id(res, ids[1]));
+    json_decref(res);
+    res = search_all("platypus", 5);
+    CX_CHECK(res && count(res) == 1 && has_id(res, ids[1]));
+    json_decref(res);
+
+    /* rows it adds are found */
+    json_t *out = NULL;
+    cx_note n2 = {.title = "Quokka census", .body = "quokka quokka quokka, counted elsewhere"};
+    CX_CHECK_OK(cx_store_observe(other, &who, &n2, 1, NULL, NULL, &out));
+    const char *other_id = sget(json_array_get(json_object_get(out, "results"), 0), "id");
+    res = search_all("quokka", 3);
+    CX_CHECK(res && other_id && has_id(res, other_id));
+    json_decref(res);
+    same_as_fts5("quokka census", 5);
+    json_decref(out);
+    cx_store_free(other);
+
+    /* no memory for lists: each search reads them again, same answers */
+    CX_CHECK_OK(cx_search_set_postings_memory(s, 0));
+    same_as_fts5("quokka", all);
+    same_as_fts5("quokka wombats colony", 1);
+    CX_CHECK_OK(cx_search_set_postings_memory(s, 8u << 20));
+    for (int i = 0; i < 40; i++)
+        free(ids[i]);
+    free(later_id);
+}
+
 /* The index follows changes to items it already holds. */
 static void test_index_follows_updates(void) {
     const char v1[] = "one", v2[] = "two";
@@ -679,6 +807,7 @@ int main(void) {
     test_snippet_markers();
     test_index_follows_updates();
     test_window();
+    test_posting_cache();
     test_compact_answer();
     cx_store_free(s);
     cx_test_rmrf(root);
