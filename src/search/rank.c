@@ -158,6 +158,8 @@ struct cx_rank_cache {
      * spread over the store must not read every block, ~1 k instructions
      * a row, where a lookup per row is ~4 k) */
     cx_store *s;
+    bool dl_known;      /* the index's state when the lengths were read: */
+    int64_t dl_indexed, dl_edits;
     uint16_t *dl;       /* by row id; saturates at UINT16_MAX */
     uint8_t *dl_loaded; /* by block */
     uint16_t *dl_asked; /* by block: rows asked for while not loaded */
@@ -165,6 +167,7 @@ struct cx_rank_cache {
     int dl_err;         /* the first error loading, reported after the scan */
 };
 
+/* The counts: true until the store changes at all. */
 static void cache_clear(cx_rank_cache *c) {
     for (size_t i = 0; i < DF_SLOTS; i++) {
         free(c->slot[i].key);
@@ -172,6 +175,11 @@ static void cache_clear(cx_rank_cache *c) {
     }
     c->used = 0;
     c->nrow[0] = c->nrow[1] = -1;
+}
+
+/* The row lengths: true until an indexed row changes (a row added since
+ * has none yet and is asked of FTS5). */
+static void lengths_clear(cx_rank_cache *c) {
     if (c->dl_loaded)
         memset(c->dl_loaded, 0, c->dl_blocks);
     if (c->dl_asked)
@@ -182,6 +190,7 @@ void cx_rank_cache_free(cx_rank_cache *c) {
     if (!c)
         return;
     cache_clear(c);
+    lengths_clear(c);
     free(c->dl);
     free(c->dl_loaded);
     free(c->dl_asked);
@@ -309,11 +318,39 @@ static int cache_check(cx_store *s, cx_rank_cache *c) {
 int cx_rank_cache_begin(cx_search_ext *e, cx_store *s) {
     if (!e->rank_cache && !(e->rank_cache = calloc(1, sizeof *e->rank_cache)))
         return CX_ENOMEM;
-    int r = cache_check(s, e->rank_cache);
+    cx_rank_cache *c = e->rank_cache;
+    int64_t indexed = 0, edits = 0;
+    int r = cache_check(s, c);
+    if (r == 0)
+        r = cx_store_fts_generation(s, &indexed, &edits);
     if (r)
         return r;
-    e->rank_cache->s = s;
-    e->rank_cache->dl_err = 0;
+    if (!c->dl_known || edits != c->dl_edits || indexed < c->dl_indexed)
+        lengths_clear(c);
+    c->dl_known = true;
+    c->dl_indexed = indexed;
+    c->dl_edits = edits;
+    c->s = s;
+    c->dl_err = 0;
+    return 0;
+}
+
+int cx_rank_warm_lengths(cx_search_ext *e, cx_store *s, bool *more) {
+    *more = false;
+    int r = cx_rank_cache_begin(e, s);
+    if (r)
+        return r;
+    cx_rank_cache *c = e->rank_cache;
+    int64_t top = c->dl_indexed < DL_MAX_ROWID ? c->dl_indexed : DL_MAX_ROWID - 1;
+    for (int64_t rid = 0; rid <= top; rid += DL_BLOCK) {
+        size_t blk = (size_t)(rid / DL_BLOCK);
+        if (blk < c->dl_blocks && c->dl_loaded[blk])
+            continue;
+        if ((r = dl_grow(c, rid)) || (r = dl_load(c, rid)))
+            return r;
+        *more = rid + DL_BLOCK <= top;
+        return 0; /* one block a call: a request waits for one at most */
+    }
     return 0;
 }
 

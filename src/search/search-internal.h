@@ -345,6 +345,10 @@ void cx_rank_rows(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context
  * errors. */
 int cx_rank_cache_begin(cx_search_ext *e, cx_store *s);
 
+/* Loads one more block of the row lengths (inside a read snapshot, for
+ * the warm-up); *more says whether any is left. */
+int cx_rank_warm_lengths(cx_search_ext *e, cx_store *s, bool *more);
+
 /* The length in tokens of row rid of items_fts, from the cache of row
  * lengths, or -1 when FTS5 should be asked (after cx_rank_cache_begin in
  * the same snapshot). */

@@ -90,15 +90,19 @@ typedef struct cx_search_query {
  * A query with no searchable words returns no results (not an error). */
 int cx_search_run(cx_store *s, const cx_search_query *q, json_t **out);
 
-/* Loads this connection's vector index (the built-in model's, and that of
- * the embedder set with cx_store_set_embedder()) into memory, so that the
- * first semantic search does not pay for it: about 0.2 s and 30 MB at 100k
- * items, in read transactions of 512 items. Later searches pick up new
- * vectors incrementally. Optional; for cortexd right after opening, off the
+/* Loads the length of every indexed row (a block of 4,096 per read
+ * transaction: about 30 ms and 200 KB at 100k items; a keyword search
+ * needs them to read a phrase's rows) and this connection's vector index
+ * (the built-in model's, and that of the embedder set with
+ * cx_store_set_embedder()) into memory, so that the first search does not
+ * pay for them: vectors about 0.2 s and 30 MB at 100k items, in read
+ * transactions of 512 items. Later searches pick up new vectors
+ * incrementally. Optional; for cortexd right after opening, off the
  * initialize path. */
 int cx_search_warm(cx_store *s);
 
-/* The same, calling progress(ud, done, total) after each 512 items, outside
+/* The same, calling progress(ud, done, total) after each chunk (done is
+ * 0 after a block of row lengths, else the vectors loaded), outside
  * any transaction (another caller may use the store there, as cortexd's
  * worker does between chunks); a non-zero return stops with CX_ECANCELED
  * and keeps what was loaded (the next search loads the rest), so that a

@@ -849,6 +849,17 @@ int cx_search_warm_ex(cx_store *s, cx_progress_fn progress, void *ud) {
     int r = cx_search_ext_get(s, &e);
     if (r == 0)
         e->warming = true; /* searches between chunks use what is loaded */
+    /* the row lengths first (a keyword search reads a phrase's rows with
+     * them; ~1 k instructions a row to load), a block per snapshot */
+    for (bool more = true; r == 0 && more;) {
+        if ((r = cx_store_read_begin(s)))
+            break;
+        r = cx_rank_warm_lengths(e, s, &more);
+        cx_store_read_end(s);
+        if (r == 0 && progress && progress(ud, 0, 1) != 0)
+            r = cx_error_set(CX_ECANCELED, "loading the search index was canceled; "
+                                           "searches load the rest as they need it");
+    }
     for (int k = 0; r == 0 && k < 2; k++) {
         cx_vindex *v = k ? &e->other : &e->builtin;
         int64_t model = k ? cx_store_embedder_model(s) : cx_store_builtin_model(s);

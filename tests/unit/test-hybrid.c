@@ -741,6 +741,8 @@ static size_t progress_last, progress_total;
 static int progress_stop_at;
 
 static int on_progress(void *ud, size_t done, size_t total) {
+    if (done == 0)
+        return 0; /* a block of row lengths, loaded before the vectors */
     progress_calls++;
     progress_last = done;
     progress_total = total;
@@ -991,9 +993,8 @@ static json_t *warm_seen; /* the answer of the search between chunks */
 
 static int search_between(void *ud, size_t done, size_t total) {
     (void)ud;
-    (void)done;
     (void)total;
-    if (!warm_seen)
+    if (!warm_seen && done > 0) /* after the first chunk of vectors */
         warm_seen = run(warm_conn, "socket parser build", CX_SEARCH_HYBRID);
     return 0;
 }
