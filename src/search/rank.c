@@ -151,6 +151,10 @@ struct cx_rank_cache {
     int64_t nrow[2];          /* rows of each index, -1 = not known yet */
     df_slot slot[DF_SLOTS];
     size_t used;
+    /* what ranking reads of an item when the query has no filters: its
+     * trust, time and provenance (one SQL row each, ~5 k instructions) */
+    struct meta_slot *meta;   /* META_SLOTS, open addressing by rid */
+    size_t meta_used;
     /* the length in tokens of each row (FTS5 keeps it in items_fts_docsize,
      * one B-tree lookup per row scored): loaded a block of DL_BLOCK row ids
      * at a time, once DL_LOAD_AFTER rows of the block were asked for (until
@@ -167,7 +171,17 @@ struct cx_rank_cache {
     int dl_err;         /* the first error loading, reported after the scan */
 };
 
-/* The counts: true until the store changes at all. */
+#define META_SLOTS 16384 /* items whose metadata a store keeps between searches */
+
+typedef struct meta_slot {
+    int64_t rid; /* 0: empty */
+    int64_t updated;
+    json_t *prov;
+    cx_trust trust;
+} meta_slot;
+
+/* The counts and the items' metadata: true until the store changes at
+ * all. */
 static void cache_clear(cx_rank_cache *c) {
     for (size_t i = 0; i < DF_SLOTS; i++) {
         free(c->slot[i].key);
@@ -175,6 +189,11 @@ static void cache_clear(cx_rank_cache *c) {
     }
     c->used = 0;
     c->nrow[0] = c->nrow[1] = -1;
+    for (size_t i = 0; c->meta && c->meta_used && i < META_SLOTS; i++) {
+        json_decref(c->meta[i].prov);
+        c->meta[i] = (meta_slot){0};
+    }
+    c->meta_used = 0;
 }
 
 /* The row lengths: true until an indexed row changes (a row added since
@@ -191,6 +210,7 @@ void cx_rank_cache_free(cx_rank_cache *c) {
         return;
     cache_clear(c);
     lengths_clear(c);
+    free(c->meta);
     free(c->dl);
     free(c->dl_loaded);
     free(c->dl_asked);
@@ -838,8 +858,11 @@ static cx_hit *hit_get(cx_fuse *F, int64_t rid) {
     return h;
 }
 
+#define META_BATCH 32 /* items read by one statement */
+
 static const char SQL_META[] =
-    "SELECT kind, status, subcortex, tags, updated_at, provenance FROM items WHERE rid = ?1";
+    "SELECT rid, kind, status, subcortex, tags, updated_at, provenance FROM items"
+    " WHERE rid IN (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32)";
 
 static bool has_all_tags(const json_t *want, const char *have_text) {
     if (!want || json_array_size(want) == 0)
@@ -857,53 +880,138 @@ static bool has_all_tags(const json_t *want, const char *have_text) {
     return ok;
 }
 
-/* Reads what ranking needs of an item and whether it passes the filters
- * (an item that is gone passes nothing). */
-static int hit_meta(cx_fuse *F, cx_hit *h) {
-    if (h->meta)
-        return 0;
-    sqlite3_stmt *st;
+/* What ranking needs of the item in the statement's row. */
+static void meta_read(cx_fuse *F, cx_hit *h, sqlite3_stmt *st) {
     const cx_search_query *q = F->q;
-    int r = cx_store_prepare(F->s, SQL_META, &st), rc;
-    if (r)
-        return r;
-    sqlite3_bind_int64(st, 1, h->rid);
-    h->meta = true;
-    h->pass = false;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *kind = (const char *)sqlite3_column_text(st, 0);
-        const char *status = (const char *)sqlite3_column_text(st, 1);
-        const char *sub = (const char *)sqlite3_column_text(st, 2);
-        kind = kind ? kind : "";
-        status = status ? status : "";
-        sub = sub ? sub : "";
-        h->trust = cx_trust_of(cx_kind_parse(kind), cx_status_parse(status));
-        h->updated = sqlite3_column_int64(st, 4);
-        h->prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 5));
-        h->pass = (!q->kind || !*q->kind || strcmp(q->kind, kind) == 0) &&
-                  (!q->status || !*q->status || strcmp(q->status, status) == 0) &&
-                  (!q->subcortex || !*q->subcortex || strcmp(q->subcortex, sub) == 0) &&
-                  has_all_tags(F->want_tags, (const char *)sqlite3_column_text(st, 3));
+    const char *kind = (const char *)sqlite3_column_text(st, 1);
+    const char *status = (const char *)sqlite3_column_text(st, 2);
+    const char *sub = (const char *)sqlite3_column_text(st, 3);
+    kind = kind ? kind : "";
+    status = status ? status : "";
+    sub = sub ? sub : "";
+    h->trust = cx_trust_of(cx_kind_parse(kind), cx_status_parse(status));
+    h->updated = sqlite3_column_int64(st, 5);
+    h->prov = cx_item_parse_provenance((const char *)sqlite3_column_text(st, 6));
+    h->pass = (!q->kind || !*q->kind || strcmp(q->kind, kind) == 0) &&
+              (!q->status || !*q->status || strcmp(q->status, status) == 0) &&
+              (!q->subcortex || !*q->subcortex || strcmp(q->subcortex, sub) == 0) &&
+              has_all_tags(F->want_tags, (const char *)sqlite3_column_text(st, 4));
+}
+
+/* Reads what ranking needs of items hs[0..n) and whether each passes the
+ * filters (an item that is gone passes nothing), META_BATCH a statement:
+ * one statement per item cost ~7 k instructions, most of it the
+ * statement's own stepping and reset. */
+static meta_slot *meta_find(cx_rank_cache *c, int64_t rid, bool *found) {
+    size_t at = (size_t)((uint64_t)rid * 0x9E3779B97F4A7C15ull >> 50) % META_SLOTS;
+    for (size_t probe = 0; probe < META_SLOTS; probe++, at = (at + 1) % META_SLOTS) {
+        meta_slot *m = &c->meta[at];
+        if (m->rid == rid || m->rid == 0) {
+            *found = m->rid == rid;
+            return m;
+        }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-                                                 : cx_store_sqlerr(F->s, rc, "reading a result");
+    *found = false;
+    return NULL;
+}
+
+/* The cache of items' metadata, true of this snapshot, when the query has
+ * no filter (a filter reads the row for what it compares); NULL if none. */
+static cx_rank_cache *meta_cache(cx_fuse *F) {
+    const cx_search_query *q = F->q;
+    if ((q->kind && *q->kind) || (q->status && *q->status) || (q->subcortex && *q->subcortex) ||
+        F->want_tags)
+        return NULL;
+    cx_search_ext *e = NULL;
+    if (cx_search_ext_get(F->s, &e) || (!F->meta_checked && cx_rank_cache_begin(e, F->s)))
+        return NULL;
+    F->meta_checked = true;
+    cx_rank_cache *c = e->rank_cache;
+    if (c && !c->meta && !(c->meta = calloc(META_SLOTS, sizeof *c->meta)))
+        return NULL;
+    return c;
+}
+
+static int hits_meta(cx_fuse *F, cx_hit **hs, size_t n) {
+    cx_rank_cache *c = meta_cache(F);
+    for (size_t i = 0; i < n;) {
+        cx_hit *batch[META_BATCH];
+        size_t k = 0;
+        for (; i < n && k < META_BATCH; i++) {
+            cx_hit *h = hs[i];
+            bool found = false;
+            meta_slot *m = c && !h->meta ? meta_find(c, h->rid, &found) : NULL;
+            if (found) {
+                h->meta = h->pass = true;
+                h->trust = m->trust;
+                h->updated = m->updated;
+                h->prov = json_incref(m->prov);
+            } else if (!h->meta) {
+                batch[k++] = h;
+                h->meta = true;
+                h->pass = false;
+            }
+        }
+        if (k == 0)
+            continue;
+        sqlite3_stmt *st;
+        int r = cx_store_prepare(F->s, SQL_META, &st), rc;
+        if (r)
+            return r;
+        for (size_t j = 0; j < META_BATCH; j++)
+            if (j < k)
+                sqlite3_bind_int64(st, (int)j + 1, batch[j]->rid);
+            else
+                sqlite3_bind_null(st, (int)j + 1);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t rid = sqlite3_column_int64(st, 0);
+            for (size_t j = 0; j < k; j++) { /* each hit is in a batch once */
+                if (batch[j]->rid != rid)
+                    continue;
+                meta_read(F, batch[j], st);
+                bool found = false;
+                meta_slot *m = c && c->meta_used < META_SLOTS / 2 ? meta_find(c, rid, &found)
+                                                                   : NULL;
+                if (m && !found) {
+                    *m = (meta_slot){.rid = rid, .updated = batch[j]->updated,
+                                     .prov = json_incref(batch[j]->prov),
+                                     .trust = batch[j]->trust};
+                    c->meta_used++;
+                }
+            }
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return cx_store_sqlerr(F->s, rc, "reading a result");
+    }
+    return 0;
 }
 
 /* Adds a semantic list: hits that pass the filters get ranks 1.. */
 int cx_rank_add_semantic(cx_fuse *F, const cx_sem_hit *sh, size_t n, int list, size_t *ranked) {
     int rank = 0, r;
-    for (size_t i = 0; i < n && rank < CX_SEARCH_LIST_N; i++) {
-        cx_hit *h = hit_get(F, sh[i].rid);
-        if (!h)
-            break;
-        if ((r = hit_meta(F, h)))
+    bool full = false;
+    /* a batch of hits at a time, until the list is full */
+    for (size_t at = 0; at < n && rank < CX_SEARCH_LIST_N && !full; at += META_BATCH) {
+        cx_hit *batch[META_BATCH];
+        size_t k = 0;
+        for (size_t i = at; i < n && i < at + META_BATCH; i++) {
+            if (!(batch[k] = hit_get(F, sh[i].rid))) {
+                full = true; /* no room for more hits */
+                break;
+            }
+            k++;
+        }
+        if ((r = hits_meta(F, batch, k)))
             return r;
-        if (!h->pass || h->sem_rank)
-            continue;
-        h->sem_rank = ++rank;
-        h->sem_list = list;
-        h->sim = sh[i].sim;
+        for (size_t j = 0; j < k && rank < CX_SEARCH_LIST_N; j++) {
+            cx_hit *h = batch[j];
+            if (!h->pass || h->sem_rank)
+                continue;
+            h->sem_rank = ++rank;
+            h->sem_list = list;
+            h->sim = sh[at + j].sim;
+        }
     }
     *ranked = (size_t)rank;
     return 0;
@@ -1106,6 +1214,8 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
         if (r == 0 && !done)
             r = rank_pass(R, any, 1, wany);
     }
+    cx_hit *hs[CX_SEARCH_LIST_N];
+    size_t nh = 0;
     for (size_t i = 0; r == 0 && i < R->nchosen; i++) {
         cx_hit *h = hit_get(F, R->chosen[i].rid);
         if (!h)
@@ -1113,10 +1223,10 @@ int cx_rank_keyword(cx_fuse *F, cx_search_ext *e, const char *tags_text, const c
         h->kw_rank = (int)i + 1;
         h->kw_pass = R->chosen[i].pass;
         h->bm25 = -R->chosen[i].score;
-        if ((r = hit_meta(F, h)))
-            break;
-        (*nkw)++;
+        hs[nh++] = h;
     }
+    if (r == 0 && (r = hits_meta(F, hs, nh)) == 0)
+        *nkw = nh;
 out:
     cx_buf_free(&R->expr);
     free(R);

@@ -326,6 +326,7 @@ typedef struct cx_fuse {
     const cx_search_query *q;
     json_t *want_tags; /* the tags filter, or NULL */
     bool sem_builtin;  /* the semantic list is the built-in embedder's */
+    bool meta_checked; /* the cache of items' metadata was checked (rank.c) */
     cx_hit h[CX_SEARCH_MAX_HITS];
     size_t n;
 } cx_fuse;

@@ -70,14 +70,15 @@
 #define TOK_PARTS_MAX 32  /* camelCase parts of one word, at most */
 #define TOK_STEM_MIN 3    /* letters of a word that is stemmed, at least */
 #define TOK_STEM_MAX 64   /* and at most */
-#define TOK_STEM_CACHE 256 /* words whose stems an instance remembers */
+#define TOK_STEM_CACHE 2048 /* words whose stems an instance remembers */
+#define TOK_STEM_CACHED 30  /* ... of at most this many letters (longer: stemmed each time) */
 
 /* A word and its stem, remembered: stemming costs about a thousand
  * instructions a word, a look-up here a tenth of that, and the words of
  * notes repeat. */
 typedef struct stem_slot {
     unsigned char nw, ns; /* 0: empty */
-    char w[TOK_STEM_MAX], s[TOK_STEM_MAX];
+    char w[TOK_STEM_CACHED], s[TOK_STEM_CACHED + 1];
 } stem_slot;
 
 /* What one registration shares with its instances: the connection's
@@ -451,27 +452,32 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
     for (int i = 0; i < n; i++)
         h = (h ^ (unsigned char)word[i]) * 16777619u;
     stem_slot *slot = &R->t->cache[h % TOK_STEM_CACHE];
-    if (slot->nw != n || memcmp(slot->w, word, (size_t)n) != 0) {
-        const sb_symbol *st = sb_stemmer_stem(R->t->stemmer, (const sb_symbol *)word, n);
-        int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
-        if (ns <= 0 || ns > TOK_STEM_MAX)
-            return 0;
-        /* English spells -ic verbs with a k before -ing and -ed (panic,
-         * panicking, panicked), and Snowball keeps it (panick, but panic
-         * for panics): a stem of six letters or more ending in "ick" drops
-         * the k. The same on both sides of a match, so a noun that ends so
-         * (limerick -> limeric) still meets its own forms; pick, trick and
-         * stick are shorter. */
-        if (ns >= 6 && memcmp(st + ns - 3, "ick", 3) == 0)
-            ns--;
+    if (slot->nw == n && memcmp(slot->w, word, (size_t)n) == 0) {
+        R->stemmed[0] = CX_TEXT_STEM_MARK;
+        memcpy(R->stemmed + 1, slot->s, slot->ns);
+        return slot->ns + 1;
+    }
+    const sb_symbol *st = sb_stemmer_stem(R->t->stemmer, (const sb_symbol *)word, n);
+    int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
+    if (ns <= 0 || ns > TOK_STEM_MAX)
+        return 0;
+    /* English spells -ic verbs with a k before -ing and -ed (panic,
+     * panicking, panicked), and Snowball keeps it (panick, but panic for
+     * panics): a stem of six letters or more ending in "ick" drops the k.
+     * The same on both sides of a match, so a noun that ends so (limerick
+     * -> limeric) still meets its own forms; pick, trick and stick are
+     * shorter. */
+    if (ns >= 6 && memcmp(st + ns - 3, "ick", 3) == 0)
+        ns--;
+    R->stemmed[0] = CX_TEXT_STEM_MARK;
+    memcpy(R->stemmed + 1, st, (size_t)ns);
+    if (n <= TOK_STEM_CACHED && ns <= TOK_STEM_CACHED + 1) { /* short enough to keep */
         slot->nw = (unsigned char)n;
         slot->ns = (unsigned char)ns;
         memcpy(slot->w, word, (size_t)n);
         memcpy(slot->s, st, (size_t)ns);
     }
-    R->stemmed[0] = CX_TEXT_STEM_MARK;
-    memcpy(R->stemmed + 1, slot->s, slot->ns);
-    return slot->ns + 1;
+    return ns + 1;
 }
 
 static int ctok_flush(ctok_run *R) {
