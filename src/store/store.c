@@ -36,6 +36,8 @@
 #define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
 #define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
 
+static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
 sqlite3 *cx_store_sqlite(cx_store *s) {
     return s->db;
 }
@@ -189,6 +191,14 @@ int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx) {
     s->deadline_ns = start + BUSY_TOTAL_NS;
     int r;
     for (unsigned attempt = 0;; attempt++) {
+        /* this process's other connections first, without polling */
+        if (s->gate && cx_store_gate_enter(s->gate, s->background, s->deadline_ns) != 0) {
+            r = cx_error_set(CX_EBUSY,
+                             "the store %s stayed busy with this process's other writes for "
+                             "30 s; nothing was written, try again",
+                             s->db_path);
+            break;
+        }
         r = exec_cached(s, SQL_BEGIN_IMMEDIATE, "starting a write");
         if (r == 0) {
             cx_store_terms_begin(s);
@@ -201,6 +211,8 @@ int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx) {
                 (void)exec_cached(s, SQL_ROLLBACK, "rolling back");
             cx_store_terms_end(s, r == 0);
         }
+        if (s->gate)
+            cx_store_gate_leave(s->gate);
         if (r != CX_EBUSY)
             break;
         if (cx_clock_mono_ns() >= s->deadline_ns) {
@@ -326,12 +338,21 @@ int cx_store_open(cx_store **out, const char *state_dir) {
                 : cx_store_sqlerr(s, rc, "registering the cortex tokenizer");
         goto out;
     }
+    rc = sqlite3_create_function(s->db, "cx_fts_go", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, s,
+                                 fts_go, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        r = cx_store_sqlerr(s, rc, "registering cx_fts_go");
+        goto out;
+    }
     s->fts_lag = CX_STORE_FTS_LAG;
     s->fts_chunk = FTS_CHUNK;
     if ((r = cx_store_terms_open(s)))
         goto out;
 
     r = enable_wal(s);
+    if (r)
+        goto out;
+    r = cx_store_gate_get(s->db_path, &s->gate);
     if (r)
         goto out;
     /* NORMAL: see the file comment. No mmap and a bounded page cache keep
@@ -377,6 +398,7 @@ void cx_store_free(cx_store *s) {
     cx_buf_free(&s->scratch);
     if (s->db)
         sqlite3_close(s->db);
+    cx_store_gate_put(s->gate);
     cx_embed_free(s->builtin);
     free(s->dir);
     free(s->db_path);
@@ -398,11 +420,32 @@ static const char SQL_FTS_STATE[] =
 static const char SQL_FTS_INDEX[] =
     "INSERT INTO items_fts(rowid, title, body, tags)"
     " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2";
+/* the same in rid order with fts_go() as the last filter (see fts_chunk_tx) */
+static const char SQL_FTS_INDEX_BG[] =
+    "INSERT INTO items_fts(rowid, title, body, tags)"
+    " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2 AND cx_fts_go(rid)";
 static const char SQL_FTS_INDEX_CURATED[] =
     "INSERT INTO items_curated_fts(rowid, title, body, tags)"
     " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2"
     " AND kind IN ('draft', 'thread', 'artifact')";
 static const char SQL_FTS_MARK[] = "UPDATE fts_state SET indexed_rid = ?1";
+
+/* cx_fts_go(rid): true while the background chunk may go on. It says
+ * false from the first row after a foreground writer queued (never for the
+ * chunk's first row, so each chunk makes progress), and false for every row
+ * after that, so the rows indexed are a prefix of the chunk ending at
+ * s->fts_go_last. */
+static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    cx_store *s = sqlite3_user_data(ctx);
+    if (!s->fts_go_stop && s->fts_go_rows > 0 && s->gate && cx_store_gate_wanted(s->gate))
+        s->fts_go_stop = true;
+    if (!s->fts_go_stop) {
+        s->fts_go_last = sqlite3_value_int64(argv[0]);
+        s->fts_go_rows++;
+    }
+    sqlite3_result_int(ctx, !s->fts_go_stop);
+}
 
 static int fts_state(cx_store *s, int64_t *indexed, int64_t *max) {
     sqlite3_stmt *st;
@@ -429,13 +472,22 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
         return 0;
     }
     int64_t hi = max - indexed > s->fts_chunk ? indexed + s->fts_chunk : max;
+    /* In the background the chunk ends early, after the row being indexed,
+     * when a write of this process waits for its turn (gate.h): fts_go()
+     * stops the SELECT. One statement all the same, so FTS5 flushes once
+     * per chunk (it flushes at every statement's savepoint). */
+    s->fts_go_last = indexed;
+    s->fts_go_rows = 0;
+    s->fts_go_stop = false;
     sqlite3_stmt *st;
-    if ((r = cx_store_prepare(s, SQL_FTS_INDEX, &st)))
+    if ((r = cx_store_prepare(s, s->background ? SQL_FTS_INDEX_BG : SQL_FTS_INDEX, &st)))
         return r;
     sqlite3_bind_int64(st, 1, indexed);
     sqlite3_bind_int64(st, 2, hi);
     if ((r = cx_store_exec_stmt(s, st, "updating the search index")))
         return r;
+    if (s->fts_go_stop)
+        hi = s->fts_go_last; /* the rows after it wait for the next chunk */
     if ((r = cx_store_prepare(s, SQL_FTS_INDEX_CURATED, &st)))
         return r;
     sqlite3_bind_int64(st, 1, indexed);
@@ -491,8 +543,19 @@ int cx_store_defer_maintenance(cx_store *s) {
 }
 
 int cx_store_maintain(cx_store *s) {
+    /* Checkpoints happen below, outside any write, where they keep no
+     * writer waiting; not in a commit of ours (the automatic one would,
+     * fsyncs and all, while this process's writers queue at the gate). */
+    if (!s->maint_ckpt_off) {
+        int r = cx_store_exec_sql(s, "PRAGMA wal_autocheckpoint=0", "configuring checkpoints");
+        if (r)
+            return r;
+        s->maint_ckpt_off = true;
+    }
     s->fts_chunk = MAINT_FTS_CHUNK;
+    s->background = true;
     int r = cx_store_fts_sync(s, 0);
+    s->background = false;
     s->fts_chunk = FTS_CHUNK;
     if (r)
         return r;
