@@ -12,6 +12,7 @@
  * work so that they can commit early and let an agent's write through. */
 #include "store/gate.h"
 
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -30,7 +31,9 @@ struct cx_store_gate {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool held;
+    bool held_fg; /* by a foreground writer */
     atomic_uint fg_waiting; /* foreground writers queued; read without the lock */
+    _Atomic uint64_t fg_last_ns; /* when a foreground writer last came or went */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +64,7 @@ int cx_store_gate_get(const char *db_path, cx_store_gate **out) {
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&g->lock, NULL);
     atomic_init(&g->fg_waiting, 0);
+    atomic_init(&g->fg_last_ns, 0);
     g->dev = st.st_dev;
     g->ino = st.st_ino;
     g->refs = 1;
@@ -108,8 +112,12 @@ int cx_store_gate_enter(cx_store_gate *g, bool background, uint64_t deadline_ns)
     }
     if (!background)
         atomic_fetch_sub(&g->fg_waiting, 1);
-    if (r == 0)
+    if (r == 0) {
         g->held = true;
+        g->held_fg = !background;
+        if (!background)
+            atomic_store(&g->fg_last_ns, cx_clock_mono_ns());
+    }
     else if (!background)
         pthread_cond_broadcast(&g->cond); /* a background waiter may go now */
     pthread_mutex_unlock(&g->lock);
@@ -118,6 +126,8 @@ int cx_store_gate_enter(cx_store_gate *g, bool background, uint64_t deadline_ns)
 
 void cx_store_gate_leave(cx_store_gate *g) {
     pthread_mutex_lock(&g->lock);
+    if (g->held_fg)
+        atomic_store(&g->fg_last_ns, cx_clock_mono_ns());
     g->held = false;
     pthread_cond_broadcast(&g->cond);
     pthread_mutex_unlock(&g->lock);
@@ -125,4 +135,21 @@ void cx_store_gate_leave(cx_store_gate *g) {
 
 bool cx_store_gate_wanted(cx_store_gate *g) {
     return atomic_load_explicit(&g->fg_waiting, memory_order_relaxed) > 0;
+}
+
+bool cx_store_gate_quiet(cx_store_gate *g, uint64_t quiet_ns, uint64_t until_ns) {
+    for (;;) {
+        uint64_t now = cx_clock_mono_ns();
+        uint64_t last = atomic_load(&g->fg_last_ns);
+        if (atomic_load(&g->fg_waiting) == 0 && now - last >= quiet_ns && now >= last)
+            return true;
+        if (now >= until_ns)
+            return false;
+        uint64_t nap = last + quiet_ns > now ? last + quiet_ns - now : quiet_ns;
+        if (nap > until_ns - now)
+            nap = until_ns - now;
+        struct timespec ts = mono_ts(nap);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
 }

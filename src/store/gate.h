@@ -33,3 +33,10 @@ void cx_store_gate_leave(cx_store_gate *g);
 /* Whether a foreground writer waits for the gate now: a background holder
  * should finish its transaction soon. Lock-free, for loops. */
 bool cx_store_gate_wanted(cx_store_gate *g);
+
+/* Waits until no foreground writer of this process has come or gone for
+ * quiet_ns (true), or until until_ns (false). For a background writer,
+ * which then does its work in the gaps between an agent's writes instead
+ * of in them: a write transaction's fixed costs (the FTS segment, the
+ * commit) would otherwise land on each of the agent's calls. */
+bool cx_store_gate_quiet(cx_store_gate *g, uint64_t quiet_ns, uint64_t until_ns);

@@ -56,6 +56,7 @@ struct cx_store {
     cx_buf scratch;          /* text built inside a write (an outbox payload), reused */
     cx_store_gate *gate;     /* this process's turn-taking on the file (gate.h) */
     bool background;         /* writes yield to this process's other writers */
+    bool fts_yield;          /* FTS chunks end early for a waiting writer */
     int64_t fts_go_last;     /* last rid a background FTS chunk took (fts_go) */
     int64_t fts_go_rows;     /* rows it took */
     bool fts_go_stop;        /* it stopped early for a waiting writer */

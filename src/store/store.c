@@ -34,6 +34,9 @@
 #define FTS_CHUNK 4000 /* rows indexed per transaction by a foreground catch-up */
 #define MAINT_FTS_CHUNK 256 /* … by cx_store_maintain, so writers barely wait */
 #define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
+#define MAINT_QUIET_NS (2ull * 1000 * 1000) /* a pause in writes that maintenance uses */
+#define MAINT_GAP_WAIT_NS (200ull * 1000 * 1000) /* … waited for by one cx_store_maintain */
+#define MAINT_FTS_PRESSING 4096 /* backlog that maintenance indexes without a pause */
 #define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
 
 static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv);
@@ -472,7 +475,7 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
         return 0;
     }
     int64_t hi = max - indexed > s->fts_chunk ? indexed + s->fts_chunk : max;
-    /* In the background the chunk ends early, after the row being indexed,
+    /* A yielding (background) chunk ends early, after the row being indexed,
      * when a write of this process waits for its turn (gate.h): fts_go()
      * stops the SELECT. One statement all the same, so FTS5 flushes once
      * per chunk (it flushes at every statement's savepoint). */
@@ -480,7 +483,7 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
     s->fts_go_rows = 0;
     s->fts_go_stop = false;
     sqlite3_stmt *st;
-    if ((r = cx_store_prepare(s, s->background ? SQL_FTS_INDEX_BG : SQL_FTS_INDEX, &st)))
+    if ((r = cx_store_prepare(s, s->fts_yield ? SQL_FTS_INDEX_BG : SQL_FTS_INDEX, &st)))
         return r;
     sqlite3_bind_int64(st, 1, indexed);
     sqlite3_bind_int64(st, 2, hi);
@@ -542,6 +545,31 @@ int cx_store_defer_maintenance(cx_store *s) {
     return r;
 }
 
+/* Indexes the backlog in chunks, in the gaps between this process's other
+ * writes (gate.h): a chunk starts once they have paused for MAINT_QUIET_NS
+ * and ends early when one queues. Past MAINT_FTS_PRESSING rows of backlog
+ * (writes that never pause) chunks start without a gap and run whole, so
+ * the backlog a search must index first stays bounded. *no_gap when no
+ * gap came within MAINT_GAP_WAIT_NS: the next call goes on. */
+static int maintain_fts(cx_store *s, bool *no_gap) {
+    uint64_t until = cx_clock_mono_ns() + MAINT_GAP_WAIT_NS;
+    for (;;) {
+        int64_t indexed = 0, max = 0;
+        int r = fts_state(s, &indexed, &max);
+        if (r || indexed >= max)
+            return r;
+        bool pressing = max - indexed > MAINT_FTS_PRESSING;
+        if (!pressing && s->gate && !cx_store_gate_quiet(s->gate, MAINT_QUIET_NS, until)) {
+            *no_gap = true;
+            return 0;
+        }
+        s->fts_yield = !pressing;
+        bool done = false;
+        if ((r = cx_store_write(s, fts_chunk_tx, &done)) || done)
+            return r;
+    }
+}
+
 int cx_store_maintain(cx_store *s) {
     /* Checkpoints happen below, outside any write, where they keep no
      * writer waiting; not in a commit of ours (the automatic one would,
@@ -554,8 +582,10 @@ int cx_store_maintain(cx_store *s) {
     }
     s->fts_chunk = MAINT_FTS_CHUNK;
     s->background = true;
-    int r = cx_store_fts_sync(s, 0);
+    bool no_gap = false;
+    int r = maintain_fts(s, &no_gap);
     s->background = false;
+    s->fts_yield = false;
     s->fts_chunk = FTS_CHUNK;
     if (r)
         return r;
