@@ -37,6 +37,9 @@
 #define MAINT_QUIET_NS (2ull * 1000 * 1000) /* a pause in writes that maintenance uses */
 #define MAINT_GAP_WAIT_NS (200ull * 1000 * 1000) /* … waited for by one cx_store_maintain */
 #define MAINT_FTS_PRESSING 4096 /* backlog that maintenance indexes without a pause */
+#define MAINT_CHECKPOINT_NS (50ull * 1000 * 1000) /* … checkpointing this often meanwhile */
+#define WAL_KEEP_BYTES (32ll * 1024 * 1024) /* a longer log is truncated in a pause */
+#define WAL_RESTART_FRAMES 4096 /* a log this long (16 MiB) is made to start over */
 #define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
 
 static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv);
@@ -537,8 +540,9 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
 /* ---- background maintenance ---- */
 
 int cx_store_defer_maintenance(cx_store *s) {
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d", DEFERRED_CHECKPOINT_PAGES);
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d; PRAGMA journal_size_limit=-1",
+             DEFERRED_CHECKPOINT_PAGES);
     int r = cx_store_exec_sql(s, sql, "configuring checkpoints");
     if (r == 0)
         s->fts_lag = DEFERRED_FTS_LAG;
@@ -550,9 +554,8 @@ int cx_store_defer_maintenance(cx_store *s) {
  * and ends early when one queues. Past MAINT_FTS_PRESSING rows of backlog
  * (writes that never pause) chunks start without a gap and run whole, so
  * the backlog a search must index first stays bounded. *no_gap when no
- * gap came within MAINT_GAP_WAIT_NS: the next call goes on. */
-static int maintain_fts(cx_store *s, bool *no_gap) {
-    uint64_t until = cx_clock_mono_ns() + MAINT_GAP_WAIT_NS;
+ * gap came by `until`: the next call goes on. */
+static int maintain_fts(cx_store *s, uint64_t until, bool *no_gap) {
     for (;;) {
         int64_t indexed = 0, max = 0;
         int r = fts_state(s, &indexed, &max);
@@ -570,30 +573,85 @@ static int maintain_fts(cx_store *s, bool *no_gap) {
     }
 }
 
+/* PASSIVE copies what it can without waiting for, or blocking, anyone.
+ * But writes that never pause append while it runs, so the log is never
+ * all copied when the next write begins, which is when SQLite starts it
+ * over: it grows until a writer's automatic checkpoint copies and syncs
+ * it inside an agent's call (25-50 ms measured). So with a long log, the
+ * frames that came meanwhile are copied while this process's writers wait
+ * at the gate (a few ms), and the next write starts the log over. */
+static int checkpoint(cx_store *s) {
+    int n_log = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, NULL);
+    if (rc == SQLITE_OK && n_log >= WAL_RESTART_FRAMES && s->gate &&
+        cx_store_gate_enter(s->gate, true, cx_clock_mono_ns() + MAINT_CHECKPOINT_NS) == 0) {
+        rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        cx_store_gate_leave(s->gate);
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        return cx_store_sqlerr(s, rc, "checkpointing the write-ahead log");
+    return 0;
+}
+
+/* cortexd's connections never truncate the log themselves: SQLite does it
+ * in the first commit after the log starts over, with an ftruncate() of
+ * tens of MiB inside an agent's call (25-130 ms measured). Here, in a
+ * pause of this process's writes, a log file past WAL_KEEP_BYTES is
+ * copied and truncated to nothing while they wait at the gate (50 ms at
+ * most; a busy store is left for the next pause). */
+static int shrink_wal(cx_store *s) {
+    char wal[4096];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", s->db_path);
+    if (!s->gate || stat(wal, &st) != 0 || st.st_size <= WAL_KEEP_BYTES)
+        return 0;
+    uint64_t now = cx_clock_mono_ns();
+    if (!cx_store_gate_quiet(s->gate, MAINT_QUIET_NS, now) ||
+        cx_store_gate_enter(s->gate, true, now + MAINT_CHECKPOINT_NS) != 0)
+        return 0;
+    s->deadline_ns = now + MAINT_CHECKPOINT_NS; /* bounds the busy handler */
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    s->deadline_ns = 0;
+    cx_store_gate_leave(s->gate);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+        return cx_store_sqlerr(s, rc, "truncating the write-ahead log");
+    return 0;
+}
+
 int cx_store_maintain(cx_store *s) {
-    /* Checkpoints happen below, outside any write, where they keep no
+    /* Checkpoints happen here, outside any write, where they keep no
      * writer waiting; not in a commit of ours (the automatic one would,
      * fsyncs and all, while this process's writers queue at the gate). */
     if (!s->maint_ckpt_off) {
-        int r = cx_store_exec_sql(s, "PRAGMA wal_autocheckpoint=0", "configuring checkpoints");
+        int r = cx_store_exec_sql(s, "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=-1",
+                                  "configuring checkpoints");
         if (r)
             return r;
         s->maint_ckpt_off = true;
     }
-    s->fts_chunk = MAINT_FTS_CHUNK;
-    s->background = true;
-    bool no_gap = false;
-    int r = maintain_fts(s, &no_gap);
-    s->background = false;
-    s->fts_yield = false;
-    s->fts_chunk = FTS_CHUNK;
-    if (r)
-        return r;
-    /* PASSIVE copies what it can without waiting for, or blocking, anyone. */
-    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
-        return cx_store_sqlerr(s, rc, "checkpointing the write-ahead log");
-    return 0;
+    /* While writes come without a pause, checkpoint every
+     * MAINT_CHECKPOINT_NS of the wait for one: an observe appends about
+     * 11 pages to the log, and a log that reaches a writer's automatic
+     * checkpoint (DEFERRED_CHECKPOINT_PAGES) is copied and synced inside an
+     * agent's call (100-200 ms measured). */
+    uint64_t start = cx_clock_mono_ns(), until = start + MAINT_GAP_WAIT_NS;
+    int r;
+    for (;;) {
+        uint64_t now = cx_clock_mono_ns();
+        uint64_t step = now + MAINT_CHECKPOINT_NS < until ? now + MAINT_CHECKPOINT_NS : until;
+        bool no_gap = false;
+        s->fts_chunk = MAINT_FTS_CHUNK;
+        s->background = true;
+        r = maintain_fts(s, step, &no_gap);
+        s->background = false;
+        s->fts_yield = false;
+        s->fts_chunk = FTS_CHUNK;
+        if (r || (r = checkpoint(s)) || !no_gap || cx_clock_mono_ns() >= until)
+            break;
+    }
+    if (r == 0)
+        r = shrink_wal(s);
+    return r;
 }
 
 /* ---- status ---- */
