@@ -34,6 +34,7 @@
 #define FTS_CHUNK 4000 /* rows indexed per transaction by a foreground catch-up */
 #define MAINT_FTS_CHUNK 256 /* … by cx_store_maintain, so writers barely wait */
 #define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
+#define FTS_YIELD_MIN_ROWS 8 /* rows a yielding chunk indexes at least (~0.3 ms) */
 #define MAINT_QUIET_NS (2ull * 1000 * 1000) /* a pause in writes that maintenance uses */
 #define MAINT_GAP_WAIT_NS (200ull * 1000 * 1000) /* … waited for by one cx_store_maintain */
 #define MAINT_FTS_PRESSING 4096 /* backlog that maintenance indexes without a pause */
@@ -437,14 +438,15 @@ static const char SQL_FTS_INDEX_CURATED[] =
 static const char SQL_FTS_MARK[] = "UPDATE fts_state SET indexed_rid = ?1";
 
 /* cx_fts_go(rid): true while the background chunk may go on. It says
- * false from the first row after a foreground writer queued (never for the
- * chunk's first row, so each chunk makes progress), and false for every row
- * after that, so the rows indexed are a prefix of the chunk ending at
+ * false from the first row after a foreground writer queued (never before
+ * the chunk has FTS_YIELD_MIN_ROWS rows, so that each commit's fixed costs
+ * are shared by a few rows and chunks make progress), and false for every
+ * row after that, so the rows indexed are a prefix of the chunk ending at
  * s->fts_go_last. */
 static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     (void)argc;
     cx_store *s = sqlite3_user_data(ctx);
-    if (!s->fts_go_stop && s->fts_go_rows > 0 && s->gate && cx_store_gate_wanted(s->gate))
+    if (!s->fts_go_stop && s->fts_go_rows >= FTS_YIELD_MIN_ROWS && s->gate && cx_store_gate_wanted(s->gate))
         s->fts_go_stop = true;
     if (!s->fts_go_stop) {
         s->fts_go_last = sqlite3_value_int64(argv[0]);
