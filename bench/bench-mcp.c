@@ -827,7 +827,6 @@ static void bench_observe(const opts *o, const bench_corpus *corp) {
     for (size_t i = 0; i < done; i++) {
         all_ms += lat[i];
         if (lat[i] >= 1.0) {
-            if (getenv("SLOWDUMP")) fprintf(stderr, "slow %zu %.2f\n", i, lat[i]);
             slow_ms += lat[i];
             slow++;
         }
