@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the store's own files (store.c, schema.c, vec.c, item-check.c,
+/* What the store's own files (store.c, gate.c, schema.c, vec.c, item-check.c,
  * envelope.c, fold.c, item.c, read.c, blob.c, outbox.c, kv.c, apply.c)
  * share and nothing else should use: the cx_store struct, the
  * write-transaction runner with busy retry, input validation helpers and
@@ -11,6 +11,7 @@
 #pragma once
 
 #include "embed/embed.h"
+#include "store/gate.h"
 #include "store/store-search.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -53,6 +54,13 @@ struct cx_store {
     int64_t model_id;        /* embed_models.id of `model`, 0 while it has none */
     cx_store_terms *terms;   /* the typo dictionary's sink (terms.c) */
     cx_buf scratch;          /* text built inside a write (an outbox payload), reused */
+    cx_store_gate *gate;     /* this process's turn-taking on the file (gate.h) */
+    bool background;         /* writes yield to this process's other writers */
+    bool fts_yield;          /* FTS chunks end early for a waiting writer */
+    int64_t fts_go_last;     /* last rid a background FTS chunk took (fts_go) */
+    int64_t fts_go_rows;     /* rows it took */
+    bool fts_go_stop;        /* it stopped early for a waiting writer */
+    bool maint_ckpt_off;     /* cx_store_maintain turned automatic checkpoints off */
 };
 
 /* The cap on s->scratch: a largest item's envelope with every byte escaped. */

@@ -34,7 +34,16 @@
 #define FTS_CHUNK 4000 /* rows indexed per transaction by a foreground catch-up */
 #define MAINT_FTS_CHUNK 256 /* … by cx_store_maintain, so writers barely wait */
 #define DEFERRED_FTS_LAG 16384 /* backstop when a maintainer indexes */
+#define FTS_YIELD_MIN_ROWS 8 /* rows a yielding chunk indexes at least (~0.3 ms) */
+#define MAINT_QUIET_NS (2ull * 1000 * 1000) /* a pause in writes that maintenance uses */
+#define MAINT_GAP_WAIT_NS (200ull * 1000 * 1000) /* … waited for by one cx_store_maintain */
+#define MAINT_FTS_PRESSING 4096 /* backlog that maintenance indexes without a pause */
+#define MAINT_CHECKPOINT_NS (50ull * 1000 * 1000) /* … checkpointing this often meanwhile */
+#define WAL_KEEP_BYTES (32ll * 1024 * 1024) /* a longer log is truncated in a pause */
+#define WAL_RESTART_FRAMES 4096 /* a log this long (16 MiB) is made to start over */
 #define DEFERRED_CHECKPOINT_PAGES 16384 /* backstop (64 MiB of WAL) likewise */
+
+static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 sqlite3 *cx_store_sqlite(cx_store *s) {
     return s->db;
@@ -189,6 +198,14 @@ int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx) {
     s->deadline_ns = start + BUSY_TOTAL_NS;
     int r;
     for (unsigned attempt = 0;; attempt++) {
+        /* this process's other connections first, without polling */
+        if (s->gate && cx_store_gate_enter(s->gate, s->background, s->deadline_ns) != 0) {
+            r = cx_error_set(CX_EBUSY,
+                             "the store %s stayed busy with this process's other writes for "
+                             "30 s; nothing was written, try again",
+                             s->db_path);
+            break;
+        }
         r = exec_cached(s, SQL_BEGIN_IMMEDIATE, "starting a write");
         if (r == 0) {
             cx_store_terms_begin(s);
@@ -201,6 +218,8 @@ int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx) {
                 (void)exec_cached(s, SQL_ROLLBACK, "rolling back");
             cx_store_terms_end(s, r == 0);
         }
+        if (s->gate)
+            cx_store_gate_leave(s->gate);
         if (r != CX_EBUSY)
             break;
         if (cx_clock_mono_ns() >= s->deadline_ns) {
@@ -326,12 +345,21 @@ int cx_store_open(cx_store **out, const char *state_dir) {
                 : cx_store_sqlerr(s, rc, "registering the cortex tokenizer");
         goto out;
     }
+    rc = sqlite3_create_function(s->db, "cx_fts_go", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, s,
+                                 fts_go, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        r = cx_store_sqlerr(s, rc, "registering cx_fts_go");
+        goto out;
+    }
     s->fts_lag = CX_STORE_FTS_LAG;
     s->fts_chunk = FTS_CHUNK;
     if ((r = cx_store_terms_open(s)))
         goto out;
 
     r = enable_wal(s);
+    if (r)
+        goto out;
+    r = cx_store_gate_get(s->db_path, &s->gate);
     if (r)
         goto out;
     /* NORMAL: see the file comment. No mmap and a bounded page cache keep
@@ -377,6 +405,7 @@ void cx_store_free(cx_store *s) {
     cx_buf_free(&s->scratch);
     if (s->db)
         sqlite3_close(s->db);
+    cx_store_gate_put(s->gate);
     cx_embed_free(s->builtin);
     free(s->dir);
     free(s->db_path);
@@ -398,11 +427,33 @@ static const char SQL_FTS_STATE[] =
 static const char SQL_FTS_INDEX[] =
     "INSERT INTO items_fts(rowid, title, body, tags)"
     " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2";
+/* the same in rid order with fts_go() as the last filter (see fts_chunk_tx) */
+static const char SQL_FTS_INDEX_BG[] =
+    "INSERT INTO items_fts(rowid, title, body, tags)"
+    " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2 AND cx_fts_go(rid)";
 static const char SQL_FTS_INDEX_CURATED[] =
     "INSERT INTO items_curated_fts(rowid, title, body, tags)"
     " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2"
     " AND kind IN ('draft', 'thread', 'artifact')";
 static const char SQL_FTS_MARK[] = "UPDATE fts_state SET indexed_rid = ?1";
+
+/* cx_fts_go(rid): true while the background chunk may go on. It says
+ * false from the first row after a foreground writer queued (never before
+ * the chunk has FTS_YIELD_MIN_ROWS rows, so that each commit's fixed costs
+ * are shared by a few rows and chunks make progress), and false for every
+ * row after that, so the rows indexed are a prefix of the chunk ending at
+ * s->fts_go_last. */
+static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    cx_store *s = sqlite3_user_data(ctx);
+    if (!s->fts_go_stop && s->fts_go_rows >= FTS_YIELD_MIN_ROWS && s->gate && cx_store_gate_wanted(s->gate))
+        s->fts_go_stop = true;
+    if (!s->fts_go_stop) {
+        s->fts_go_last = sqlite3_value_int64(argv[0]);
+        s->fts_go_rows++;
+    }
+    sqlite3_result_int(ctx, !s->fts_go_stop);
+}
 
 static int fts_state(cx_store *s, int64_t *indexed, int64_t *max) {
     sqlite3_stmt *st;
@@ -429,13 +480,22 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
         return 0;
     }
     int64_t hi = max - indexed > s->fts_chunk ? indexed + s->fts_chunk : max;
+    /* A yielding (background) chunk ends early, after the row being indexed,
+     * when a write of this process waits for its turn (gate.h): fts_go()
+     * stops the SELECT. One statement all the same, so FTS5 flushes once
+     * per chunk (it flushes at every statement's savepoint). */
+    s->fts_go_last = indexed;
+    s->fts_go_rows = 0;
+    s->fts_go_stop = false;
     sqlite3_stmt *st;
-    if ((r = cx_store_prepare(s, SQL_FTS_INDEX, &st)))
+    if ((r = cx_store_prepare(s, s->fts_yield ? SQL_FTS_INDEX_BG : SQL_FTS_INDEX, &st)))
         return r;
     sqlite3_bind_int64(st, 1, indexed);
     sqlite3_bind_int64(st, 2, hi);
     if ((r = cx_store_exec_stmt(s, st, "updating the search index")))
         return r;
+    if (s->fts_go_stop)
+        hi = s->fts_go_last; /* the rows after it wait for the next chunk */
     if ((r = cx_store_prepare(s, SQL_FTS_INDEX_CURATED, &st)))
         return r;
     sqlite3_bind_int64(st, 1, indexed);
@@ -498,25 +558,118 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
 /* ---- background maintenance ---- */
 
 int cx_store_defer_maintenance(cx_store *s) {
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d", DEFERRED_CHECKPOINT_PAGES);
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d; PRAGMA journal_size_limit=-1",
+             DEFERRED_CHECKPOINT_PAGES);
     int r = cx_store_exec_sql(s, sql, "configuring checkpoints");
     if (r == 0)
         s->fts_lag = DEFERRED_FTS_LAG;
     return r;
 }
 
-int cx_store_maintain(cx_store *s) {
-    s->fts_chunk = MAINT_FTS_CHUNK;
-    int r = cx_store_fts_sync(s, 0);
-    s->fts_chunk = FTS_CHUNK;
-    if (r)
-        return r;
-    /* PASSIVE copies what it can without waiting for, or blocking, anyone. */
-    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+/* Indexes the backlog in chunks, in the gaps between this process's other
+ * writes (gate.h): a chunk starts once they have paused for MAINT_QUIET_NS
+ * and ends early when one queues. Past MAINT_FTS_PRESSING rows of backlog
+ * (writes that never pause) chunks start without a gap and run whole, so
+ * the backlog a search must index first stays bounded. *no_gap when no
+ * gap came by `until`: the next call goes on. */
+static int maintain_fts(cx_store *s, uint64_t until, bool *no_gap) {
+    for (;;) {
+        int64_t indexed = 0, max = 0;
+        int r = fts_state(s, &indexed, &max);
+        if (r || indexed >= max)
+            return r;
+        bool pressing = max - indexed > MAINT_FTS_PRESSING;
+        if (!pressing && s->gate && !cx_store_gate_quiet(s->gate, MAINT_QUIET_NS, until)) {
+            *no_gap = true;
+            return 0;
+        }
+        s->fts_yield = !pressing;
+        bool done = false;
+        if ((r = cx_store_write(s, fts_chunk_tx, &done)) || done)
+            return r;
+    }
+}
+
+/* PASSIVE copies what it can without waiting for, or blocking, anyone.
+ * But writes that never pause append while it runs, so the log is never
+ * all copied when the next write begins, which is when SQLite starts it
+ * over: it grows until a writer's automatic checkpoint copies and syncs
+ * it inside an agent's call (25-50 ms measured). So with a long log, the
+ * frames that came meanwhile are copied while this process's writers wait
+ * at the gate (a few ms), and the next write starts the log over. */
+static int checkpoint(cx_store *s) {
+    int n_log = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, NULL);
+    if (rc == SQLITE_OK && n_log >= WAL_RESTART_FRAMES && s->gate &&
+        cx_store_gate_enter(s->gate, true, cx_clock_mono_ns() + MAINT_CHECKPOINT_NS) == 0) {
+        rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        cx_store_gate_leave(s->gate);
+    }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
         return cx_store_sqlerr(s, rc, "checkpointing the write-ahead log");
     return 0;
+}
+
+/* cortexd's connections never truncate the log themselves: SQLite does it
+ * in the first commit after the log starts over, with an ftruncate() of
+ * tens of MiB inside an agent's call (25-130 ms measured). Here, in a
+ * pause of this process's writes, a log file past WAL_KEEP_BYTES is
+ * copied and truncated to nothing while they wait at the gate (50 ms at
+ * most; a busy store is left for the next pause). */
+static int shrink_wal(cx_store *s) {
+    char wal[4096];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", s->db_path);
+    if (!s->gate || stat(wal, &st) != 0 || st.st_size <= WAL_KEEP_BYTES)
+        return 0;
+    uint64_t now = cx_clock_mono_ns();
+    if (!cx_store_gate_quiet(s->gate, MAINT_QUIET_NS, now) ||
+        cx_store_gate_enter(s->gate, true, now + MAINT_CHECKPOINT_NS) != 0)
+        return 0;
+    s->deadline_ns = now + MAINT_CHECKPOINT_NS; /* bounds the busy handler */
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    s->deadline_ns = 0;
+    cx_store_gate_leave(s->gate);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+        return cx_store_sqlerr(s, rc, "truncating the write-ahead log");
+    return 0;
+}
+
+int cx_store_maintain(cx_store *s) {
+    /* Checkpoints happen here, outside any write, where they keep no
+     * writer waiting; not in a commit of ours (the automatic one would,
+     * fsyncs and all, while this process's writers queue at the gate). */
+    if (!s->maint_ckpt_off) {
+        int r = cx_store_exec_sql(s, "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=-1",
+                                  "configuring checkpoints");
+        if (r)
+            return r;
+        s->maint_ckpt_off = true;
+    }
+    /* While writes come without a pause, checkpoint every
+     * MAINT_CHECKPOINT_NS of the wait for one: an observe appends about
+     * 11 pages to the log, and a log that reaches a writer's automatic
+     * checkpoint (DEFERRED_CHECKPOINT_PAGES) is copied and synced inside an
+     * agent's call (100-200 ms measured). */
+    uint64_t start = cx_clock_mono_ns(), until = start + MAINT_GAP_WAIT_NS;
+    int r;
+    for (;;) {
+        uint64_t now = cx_clock_mono_ns();
+        uint64_t step = now + MAINT_CHECKPOINT_NS < until ? now + MAINT_CHECKPOINT_NS : until;
+        bool no_gap = false;
+        s->fts_chunk = MAINT_FTS_CHUNK;
+        s->background = true;
+        r = maintain_fts(s, step, &no_gap);
+        s->background = false;
+        s->fts_yield = false;
+        s->fts_chunk = FTS_CHUNK;
+        if (r || (r = checkpoint(s)) || !no_gap || cx_clock_mono_ns() >= until)
+            break;
+    }
+    if (r == 0)
+        r = shrink_wal(s);
+    return r;
 }
 
 /* ---- status ---- */

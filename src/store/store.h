@@ -143,14 +143,20 @@ int cx_store_embed_pending(cx_store *s, size_t max, size_t *done);
 int cx_store_reindex(cx_store *s, cx_embedder *e, cx_progress_fn progress, void *ud);
 
 /* For a long-running process whose other thread calls cx_store_maintain()
- * on a connection of its own: writes on `s` then leave search indexing and
- * WAL checkpoints to that thread (with generous backstops, so the WAL and
- * the index backlog stay bounded if it falls behind). */
+ * on a connection of its own: writes on `s` then leave search indexing,
+ * WAL checkpoints and truncating the WAL file to that thread (with
+ * generous backstops, so the WAL and the index backlog stay bounded if it
+ * falls behind). */
 int cx_store_defer_maintenance(cx_store *s);
 
 /* Indexes rows that search has not indexed yet, in small transactions, and
  * checkpoints the WAL without blocking anyone. Meant for an idle or
- * background thread; any connection may call it at any time. */
+ * background thread; any connection may call it at any time. It yields to
+ * the other connections of this process to the same store: it indexes in
+ * their pauses (2 ms without a write) and ends a chunk early when one of
+ * them waits to write; while they write without pausing it only
+ * checkpoints, for up to about 200 ms, and returns (the rows stay for the
+ * next call, or for a search, which indexes what is left first). */
 int cx_store_maintain(cx_store *s);
 
 /* Borrowed paths: the state directory and the database file. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for src/store on real SQLite files in temporary directories:
  * migrations, observe (single, batch, all-or-none, repeats), validation,
- * drafts, comments, publish and blobs, get, recent, review, the outbox, and
- * several processes writing one store at once. */
+ * drafts, comments, publish and blobs, get, recent, review, the outbox,
+ * maintenance on a second connection yielding to writes, and several
+ * processes writing one store at once. */
 #include "test.h"
 
 #include "store/store-internal.h" /* cx_store_fts_sync */
@@ -14,6 +15,8 @@
 #include <sodium.h>
 #include <sqlite3.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -969,6 +972,86 @@ static void test_outbox(void) {
     cx_store_free(s);
 }
 
+/* ---- one process, two connections: an agent's write and maintenance ---- */
+
+#define BACKLOG 3000
+
+struct maint_run {
+    cx_store *s;
+    int r;
+    atomic_bool done;
+};
+
+static void *maint_thread(void *arg) {
+    struct maint_run *m = arg;
+    m->r = cx_store_maintain(m->s);
+    atomic_store(&m->done, true);
+    return NULL;
+}
+
+/* cortexd's maintenance thread indexes a large backlog on its own
+ * connection while the agent's writes go on: a write gets its turn without
+ * waiting for the whole backlog (the maintenance chunk ends early for it),
+ * and the chunks that ended early lose no row: every item is found once
+ * maintenance is over. */
+static void test_maintenance_yields(void) {
+    cx_store *s = fresh("bgindex"), *bg = NULL;
+    if (!s)
+        return;
+    CX_CHECK_OK(cx_store_defer_maintenance(s)); /* writes leave indexing to maintenance */
+    static cx_note notes[CX_STORE_MAX_BATCH];
+    static char texts[CX_STORE_MAX_BATCH][80];
+    for (int done = 0; done < BACKLOG;) {
+        size_t n = 0;
+        for (; n < CX_STORE_MAX_BATCH && done < BACKLOG; n++, done++) {
+            snprintf(texts[n], sizeof texts[n], "backlog note %d about quokka indexing", done);
+            notes[n] = note(texts[n]);
+        }
+        json_t *out = NULL;
+        CX_CHECK_OK(cx_store_observe(s, &who, notes, n, NULL, NULL, &out));
+        json_decref(out);
+    }
+    CX_CHECK_INT(q1(s, "SELECT indexed_rid FROM fts_state"), 0);
+    CX_CHECK_OK(cx_store_open(&bg, cx_store_dir(s)));
+    if (!bg) {
+        cx_store_free(s);
+        return;
+    }
+    struct maint_run m = {.s = bg};
+    atomic_init(&m.done, false);
+    pthread_t t;
+    CX_CHECK(pthread_create(&t, NULL, maint_thread, &m) == 0);
+    /* until maintenance has indexed its first rows (bounded: 20 s) */
+    for (int i = 0; i < 20000 && q1(s, "SELECT indexed_rid FROM fts_state") == 0; i++)
+        sleep_ms(1);
+    bool repeat = true;
+    const char *id = observe1(s, "written while maintenance indexes quokka notes", &repeat);
+    CX_CHECK(id != NULL && !repeat);
+    /* answered while the backlog is still being indexed */
+    CX_CHECK(!atomic_load(&m.done));
+    CX_CHECK(q1(s, "SELECT indexed_rid FROM fts_state") < BACKLOG);
+    /* Maintenance chunks are 256 rows (MAINT_FTS_CHUNK): one that ended
+     * for a waiting write leaves the mark between two multiples of it. */
+    char text[80];
+    int early = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(text, sizeof text, "another quokka note %d during maintenance", i);
+        CX_CHECK(observe1(s, text, NULL) != NULL);
+        long long mark = q1(s, "SELECT indexed_rid FROM fts_state");
+        early += mark < BACKLOG && mark % 256 != 0;
+    }
+    CX_CHECK(early > 0);
+    pthread_join(t, NULL);
+    CX_CHECK_OK(m.r);
+    CX_CHECK_OK(cx_store_maintain(bg)); /* what came after its last look */
+    long long total = q1(s, "SELECT count(*) FROM items");
+    CX_CHECK_INT(total, BACKLOG + 51);
+    CX_CHECK_INT(q1s(s, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'quokka'"), total);
+    CX_CHECK_INT(q1(s, "SELECT indexed_rid = (SELECT max(rid) FROM items) FROM fts_state"), 1);
+    cx_store_free(bg);
+    cx_store_free(s);
+}
+
 /* ---- several processes ---- */
 
 #define PROCS 4
@@ -1253,6 +1336,7 @@ int main(void) {
     test_outbox_observe_payload();
     test_get_errors();
     test_waits_for_lock();
+    test_maintenance_yields();
     test_processes();
     cx_test_rmrf(root);
     free(root);
