@@ -670,6 +670,31 @@ static void test_posting_cache(void) {
     json_decref(out);
     cx_store_free(other);
 
+    /* what ranking keeps of an item (its trust) follows a review */
+    cx_note dq = {.title = "Quokka feeding policy", .body = "Never feed a quokka bread."};
+    out = NULL;
+    CX_CHECK_OK(cx_store_draft(s, &who, &dq, &out));
+    char *dq_id = strdup(out ? sget(out, "id") : "");
+    json_decref(out);
+    const char *trusts[2] = {"draft", "rejected"};
+    for (int round = 0; round < 2; round++) {
+        res = search("quokka feeding policy", 5);
+        json_t *hit = NULL;
+        for (size_t i = 0; res && i < json_array_size(json_object_get(res, "results")); i++)
+            if (strcmp(id_at(res, i), dq_id) == 0)
+                hit = json_array_get(json_object_get(res, "results"), i);
+        CX_CHECK(hit != NULL);
+        if (hit)
+            CX_CHECK_STR(sget(json_object_get(hit, "why"), "trust"), trusts[round]);
+        json_decref(res);
+        if (round == 0) {
+            out = NULL;
+            CX_CHECK_OK(cx_store_review(s, &who, dq_id, "reject", "not now", &out));
+            json_decref(out);
+        }
+    }
+    free(dq_id);
+
     /* no memory for lists: each search reads them again, same answers */
     CX_CHECK_OK(cx_search_set_postings_memory(s, 0));
     same_as_fts5("quokka", all);
