@@ -32,9 +32,11 @@
  *
  * What it does not do. It knows the expressions fts.c and rank.c write:
  * phrases, AND, OR, NOT and parentheses. Anything else (a column filter,
- * NEAR), a row id beyond 32 bits, or a row with 65,535 tokens or weighted
- * hits or more: *ok is false, and the keyword pass ranks through FTS5
- * (rank.c). */
+ * NEAR), a row id beyond 32 bits, a row with 65,535 tokens or weighted
+ * hits or more, or lists of more than MAX_MATCH_ROWS rows in all (a
+ * query of dozens of common words, whose decoded rows would take more
+ * memory than ranking them through FTS5): *ok is false, and the keyword
+ * pass ranks through FTS5 (rank.c). */
 #include "search/search-internal.h"
 
 #include "util/error.h"
@@ -44,6 +46,7 @@
 
 #define MAX_ENTRIES 8192  /* lists kept, at most */
 #define MAX_NODES 4096    /* nodes of one expression, at most */
+#define MAX_MATCH_ROWS (2u << 20) /* rows of all its lists one match decodes, at most */
 #define U16_LIMIT 65535   /* a count this large or larger: not kept here */
 
 /* One phrase's rows. */
@@ -734,6 +737,8 @@ static int build_match(cx_search_ext *e, cx_store *s, const char *expr, cx_pmatc
     for (size_t i = 0; i < X.nphrase; i++)
         if (first_of(m, i) == i)
             total += m->owner[i]->n;
+    if (total > MAX_MATCH_ROWS)
+        goto out; /* a query of very many common words: FTS5 ranks it, in less memory */
     if (!(m->dec = malloc((total ? total : 1) * (sizeof(uint32_t) + sizeof(uint16_t))))) {
         r = CX_ENOMEM;
         goto out;
