@@ -3,7 +3,11 @@
  *
  * Threads: the main thread reads stdin into a bounded queue (applying
  * cancellations at once), a worker serves the queue in order, and a warm-up
- * thread opens the store so that `initialize` never waits for it. The
+ * thread opens the store so that `initialize` never waits for it. While the
+ * queue is empty and the worker idle, the main thread answers the messages
+ * that need no store (`initialize`, `ping`: cx_mcp_handle_quick) itself:
+ * arrival order holds, and the first answer does not wait for a thread to
+ * wake. The
  * protocol stream is moved to a private descriptor and fd 1 points at
  * stderr, so nothing but protocol messages can reach the client.
  *
@@ -59,6 +63,7 @@ static struct {
     pthread_cond_t q_cond;
     qitem *head, *tail;
     size_t q_bytes;
+    bool busy;       /* the worker is serving a message */
     bool closing;    /* no more input: drain and stop */
     bool stop_now;   /* SIGTERM: finish the current request only */
 
@@ -143,6 +148,16 @@ static void enqueue(const char *line, size_t len, bool oversize) {
     pthread_mutex_unlock(&g.q_lock);
 }
 
+/* Nothing queued and nothing being served: a line read now may be
+ * answered by the reader without overtaking an earlier one. Only the
+ * reader queues, so this stays true until it queues again. */
+static bool worker_idle(void) {
+    pthread_mutex_lock(&g.q_lock);
+    bool idle = !g.head && !g.busy;
+    pthread_mutex_unlock(&g.q_lock);
+    return idle;
+}
+
 static void *worker(void *arg) {
     (void)arg;
     for (;;) {
@@ -158,6 +173,7 @@ static void *worker(void *arg) {
         if (!g.head)
             g.tail = NULL;
         g.q_bytes -= it->oversize ? 0 : it->len;
+        g.busy = true;
         pthread_cond_broadcast(&g.q_cond);
         pthread_mutex_unlock(&g.q_lock);
         if (it->oversize)
@@ -165,6 +181,9 @@ static void *worker(void *arg) {
         else
             cx_mcp_handle_line(g.mcp, it->line, it->len);
         free(it);
+        pthread_mutex_lock(&g.q_lock);
+        g.busy = false;
+        pthread_mutex_unlock(&g.q_lock);
     }
 }
 
@@ -400,8 +419,11 @@ int main(int argc, char **argv) {
             enqueue(NULL, len, true);
             continue;
         }
-        if (!cx_mcp_preview_cancel(g.mcp, line, len))
-            enqueue(line, len, false);
+        if (cx_mcp_preview_cancel(g.mcp, line, len))
+            continue;
+        if (worker_idle() && cx_mcp_handle_quick(g.mcp, line, len))
+            continue;
+        enqueue(line, len, false);
     }
     cx_linereader_free(lr);
 
