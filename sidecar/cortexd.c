@@ -3,7 +3,13 @@
  *
  * Threads: the main thread reads stdin into a bounded queue (applying
  * cancellations at once), a worker serves the queue in order, and a warm-up
- * thread opens the store so that `initialize` never waits for it. The
+ * thread opens the store so that `initialize` never waits for it. While the
+ * queue is empty and the worker idle, the main thread answers the messages
+ * that need no store (`initialize`, `ping`: cx_mcp_handle_quick) itself:
+ * arrival order holds, and the first answer does not wait for a thread to
+ * wake. The worker and the warm-up thread start once the lines waiting at
+ * start are read, so that the `initialize` a client sends at once is
+ * answered before two new threads compete with it for the CPU. The
  * protocol stream is moved to a private descriptor and fd 1 points at
  * stderr, so nothing but protocol messages can reach the client.
  *
@@ -59,11 +65,14 @@ static struct {
     pthread_cond_t q_cond;
     qitem *head, *tail;
     size_t q_bytes;
+    bool busy;       /* the worker is serving a message */
     bool closing;    /* no more input: drain and stop */
     bool stop_now;   /* SIGTERM: finish the current request only */
 
     int sig_pipe[2];
     cx_mcp *mcp;
+    bool started;    /* the worker and warm-up threads run (main thread only) */
+    pthread_t worker_t, warm_t;
     bool maint_stop; /* under q_lock, signalled by maint_cond */
     pthread_cond_t maint_cond;
 } g = {.proto_fd = -1, .sig_pipe = {-1, -1}};
@@ -143,6 +152,16 @@ static void enqueue(const char *line, size_t len, bool oversize) {
     pthread_mutex_unlock(&g.q_lock);
 }
 
+/* Nothing queued and nothing being served: a line read now may be
+ * answered by the reader without overtaking an earlier one. Only the
+ * reader queues, so this stays true until it queues again. */
+static bool worker_idle(void) {
+    pthread_mutex_lock(&g.q_lock);
+    bool idle = !g.head && !g.busy;
+    pthread_mutex_unlock(&g.q_lock);
+    return idle;
+}
+
 static void *worker(void *arg) {
     (void)arg;
     for (;;) {
@@ -158,6 +177,7 @@ static void *worker(void *arg) {
         if (!g.head)
             g.tail = NULL;
         g.q_bytes -= it->oversize ? 0 : it->len;
+        g.busy = true;
         pthread_cond_broadcast(&g.q_cond);
         pthread_mutex_unlock(&g.q_lock);
         if (it->oversize)
@@ -165,19 +185,39 @@ static void *worker(void *arg) {
         else
             cx_mcp_handle_line(g.mcp, it->line, it->len);
         free(it);
+        pthread_mutex_lock(&g.q_lock);
+        g.busy = false;
+        pthread_mutex_unlock(&g.q_lock);
     }
+}
+
+/* The client closed stdin or a signal came: what only prepares for later
+ * calls is not worth starting (the exit would wait for it). */
+static bool session_ending(void) {
+    pthread_mutex_lock(&g.q_lock);
+    bool ending = g.closing || g.stop_now || g.maint_stop;
+    pthread_mutex_unlock(&g.q_lock);
+    return ending;
 }
 
 /* Opens the workspace and store right after start, then keeps the store
  * tidy on a connection of its own (maint.h), on the other core, instead of
- * inside an agent's call. */
+ * inside an agent's call. Each step is skipped once the session is ending:
+ * a client that closes right after `initialize` (a health check) does not
+ * wait for sync and maintenance to start only to stop them. The rules of
+ * redaction compile on the first write if not here; the outbox waits for
+ * the next sync. */
 static void *warm(void *arg) {
     (void)arg;
-    if (cx_mcp_warm(g.mcp) != 0)
+    if (cx_mcp_warm(g.mcp) != 0 || session_ending())
         return NULL;
     const cx_workspace *ws = cx_mcp_workspace(g.mcp);
     (void)cx_redact_init(); /* compile the rules before the first write needs them */
+    if (session_ending())
+        return NULL;
     (void)cx_sync_start(ws); /* when an upstream is configured */
+    if (session_ending())
+        return NULL;
     cx_maint *mt = NULL;
     if (cx_maint_open(&mt, ws) != 0) {
         cx_log(CX_LOG_WARNING, "no background maintenance: %s", cx_error_last());
@@ -202,6 +242,20 @@ static void *warm(void *arg) {
     pthread_mutex_unlock(&g.q_lock);
     cx_maint_close(mt, false);
     return NULL;
+}
+
+/* Starts the worker and the warm-up thread, once: before the first line is
+ * queued, or as soon as no line waits to be read. */
+static int start_threads(void) {
+    if (g.started)
+        return 0;
+    if (pthread_create(&g.worker_t, NULL, worker, NULL) != 0 ||
+        pthread_create(&g.warm_t, NULL, warm, NULL) != 0) {
+        fprintf(stderr, "cortexd: cannot start threads\n");
+        return -1;
+    }
+    g.started = true;
+    return 0;
 }
 
 /* Started on SIGTERM/SIGINT: ends the process should the orderly shutdown
@@ -366,13 +420,6 @@ int main(int argc, char **argv) {
     if (cx_mcp_new(&g.mcp, &cfg) != 0)
         return 1;
 
-    pthread_t worker_t, warm_t;
-    if (pthread_create(&worker_t, NULL, worker, NULL) != 0 ||
-        pthread_create(&warm_t, NULL, warm, NULL) != 0) {
-        fprintf(stderr, "cortexd: cannot start threads\n");
-        return 1;
-    }
-
     cx_linereader *lr = NULL;
     if (cx_linereader_new(&lr, STDIN_FILENO, CX_MCP_MAX_MESSAGE) != 0)
         return 1;
@@ -380,15 +427,19 @@ int main(int argc, char **argv) {
     for (;;) {
         struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
                               {.fd = g.sig_pipe[0], .events = POLLIN}};
-        int n = poll(p, 2, cx_linereader_pending(lr) ? 0 : -1);
+        /* until the threads start, only look: see start_threads() */
+        int n = poll(p, 2, cx_linereader_pending(lr) || !g.started ? 0 : -1);
         if (n < 0 && errno != EINTR)
             break;
         if (n > 0 && p[1].revents) {
             terminated = true;
             break;
         }
-        if (n <= 0 && !cx_linereader_pending(lr))
+        if (n <= 0 && !cx_linereader_pending(lr)) {
+            if (start_threads() != 0)
+                return 1;
             continue;
+        }
         const char *line;
         size_t len;
         cx_line_status st = cx_linereader_next(lr, &line, &len);
@@ -397,11 +448,18 @@ int main(int argc, char **argv) {
         if (st == CX_LINE_EOF || st == CX_LINE_ERROR)
             break;
         if (st == CX_LINE_OVERSIZE) {
+            if (start_threads() != 0)
+                return 1;
             enqueue(NULL, len, true);
             continue;
         }
-        if (!cx_mcp_preview_cancel(g.mcp, line, len))
-            enqueue(line, len, false);
+        if (cx_mcp_preview_cancel(g.mcp, line, len))
+            continue;
+        if (worker_idle() && cx_mcp_handle_quick(g.mcp, line, len))
+            continue;
+        if (start_threads() != 0)
+            return 1;
+        enqueue(line, len, false);
     }
     cx_linereader_free(lr);
 
@@ -422,12 +480,14 @@ int main(int argc, char **argv) {
         g.stop_now = true;
     pthread_cond_broadcast(&g.q_cond);
     pthread_mutex_unlock(&g.q_lock);
-    pthread_join(worker_t, NULL);
+    if (g.started)
+        pthread_join(g.worker_t, NULL);
     pthread_mutex_lock(&g.q_lock);
     g.maint_stop = true;
     pthread_cond_broadcast(&g.maint_cond);
     pthread_mutex_unlock(&g.q_lock);
-    pthread_join(warm_t, NULL);
+    if (g.started)
+        pthread_join(g.warm_t, NULL);
     cx_sync_stop();
 
     while (g.head) {

@@ -97,8 +97,10 @@ static void send_msg(cx_mcp *m, json_t *msg) {
         return;
     }
     size_t len = strlen(text);
-    /* Answers to a batch's elements go back together, in one array. Only
-     * the worker thread sends answers, and only it sets m->batch. */
+    /* Answers to a batch's elements go back together, in one array. One
+     * thread at a time sends answers (cortexd's worker, or its reader
+     * through cx_mcp_handle_quick() while the worker is idle), and only
+     * cx_mcp_handle_line() sets m->batch. */
     if (!json_object_get(msg, "method") && m->batch) {
         free(text);
         json_array_append_new(m->batch, msg);
@@ -790,6 +792,38 @@ static void handle_batch(cx_mcp *m, json_t *arr) {
         send_msg(m, answers);
     else
         json_decref(answers);
+}
+
+/* What cx_mcp_handle_quick() serves: no store, no workspace, a few
+ * microseconds of JSON. */
+static bool quick_method(const char *name, bool request) {
+    if (!request)
+        return strcmp(name, "notifications/initialized") == 0;
+    return strcmp(name, "initialize") == 0 || strcmp(name, "ping") == 0 ||
+           strcmp(name, "server/discover") == 0;
+}
+
+#define QUICK_MAX_LINE 4096 /* an initialize with a long clientInfo fits */
+
+bool cx_mcp_handle_quick(cx_mcp *m, const char *line, size_t len) {
+    /* Cheap filter first: only short lines that name a quick method are
+     * parsed, so that a tools/call is not parsed twice. */
+    if (len > QUICK_MAX_LINE ||
+        !(memmem(line, len, "\"initialize\"", 12) || memmem(line, len, "\"ping\"", 6) ||
+          memmem(line, len, "\"server/discover\"", 17) ||
+          memmem(line, len, "\"notifications/initialized\"", 27)))
+        return false;
+    cx_rpc_msg msg;
+    const char *why = NULL;
+    if (cx_rpc_parse(line, len, CX_MCP_MAX_DEPTH, &msg, &why) != 0)
+        return false; /* the worker answers the parse error, in order */
+    bool quick = json_is_object(msg.root) &&
+                 (msg.kind == CX_RPC_REQUEST || msg.kind == CX_RPC_NOTIFICATION) &&
+                 quick_method(msg.method, msg.kind == CX_RPC_REQUEST);
+    if (quick)
+        handle_msg(m, &msg);
+    cx_rpc_msg_clear(&msg);
+    return quick;
 }
 
 void cx_mcp_handle_line(cx_mcp *m, const char *line, size_t len) {

@@ -46,6 +46,15 @@ void cx_mcp_free(cx_mcp *m);
  * notifications). `len` may exceed CX_MCP_MAX_MESSAGE only to report it. */
 void cx_mcp_handle_line(cx_mcp *m, const char *line, size_t len);
 
+/* Serves `line` at once when it is a message that needs neither the
+ * workspace nor the store (initialize, ping, server/discover,
+ * notifications/initialized) and returns true; returns false, having done
+ * nothing, for any other line, which the caller passes to
+ * cx_mcp_handle_line() as usual. Messages are answered in arrival order, so
+ * call it only when no earlier line is queued or being handled: cortexd's
+ * reader answers `initialize` itself this way, without waking its worker. */
+bool cx_mcp_handle_quick(cx_mcp *m, const char *line, size_t len);
+
 /* Reports a line that was too long to keep (the reader dropped it). */
 void cx_mcp_handle_oversize(cx_mcp *m, size_t len);
 

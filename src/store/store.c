@@ -339,6 +339,8 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_handler(s->db, on_busy, s);
+    if ((r = cx_text_stemmer_load()) != 0) /* the tokenizer's; says what is missing */
+        goto out;
     if ((rc = cx_store_register_sqlite(s->db)) != SQLITE_OK) {
         r = rc == SQLITE_ERROR && !cx_text_fts5_api(s->db)
                 ? cx_error_set(CX_EFAIL, "this SQLite has no FTS5; the store needs it")

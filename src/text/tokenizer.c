@@ -7,12 +7,20 @@
 
 #include "text/ident.h"
 #include "text/nfc.h"
+#include "util/dl.h"
+#include "util/error.h"
 
 #include <ctype.h>
 #include <libstemmer.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+
+#ifndef CX_LIBSTEMMER_SONAME
+#define CX_LIBSTEMMER_SONAME "libstemmer.so.0d"
+#endif
 
 /* ---- the "cortex" FTS5 tokenizer ----
  * unicode61 (remove_diacritics 2 and categories "L* N* Co M*" unless other
@@ -64,6 +72,48 @@
  * above a word that only shares its stem. One stemmer per tokenizer
  * instance (libstemmer's stemmers are not thread-safe; SQLite uses an
  * instance on one connection, one thread at a time). */
+
+/* ---- libstemmer, loaded when the first connection registers ----
+ * libstemmer is opened with dlopen() (util/dl.h), not linked: its tables
+ * of every language are pointers, about 10,800 relocations and 90 pages
+ * that the dynamic loader would write before main() of every program
+ * that links it, 1.3 ms of cortexd's start. Loaded here, the cost is paid
+ * by the first store open, which cortexd does on its warm-up thread after
+ * `initialize` is answered. The soname is the one meson found at build
+ * time (CX_LIBSTEMMER_SONAME). */
+static struct {
+    struct sb_stemmer *(*new_)(const char *algorithm, const char *charenc);
+    void (*delete_)(struct sb_stemmer *st);
+    const sb_symbol *(*stem)(struct sb_stemmer *st, const sb_symbol *word, int size);
+    int (*length)(struct sb_stemmer *st);
+} sb;
+static bool sb_loaded;
+static char sb_failure[256];
+static pthread_once_t sb_once = PTHREAD_ONCE_INIT;
+
+static void sb_load(void) {
+    static const char *const sonames[] = {CX_LIBSTEMMER_SONAME, NULL};
+    const cx_dl_sym syms[] = {
+        {"sb_stemmer_new", &sb.new_},
+        {"sb_stemmer_delete", &sb.delete_},
+        {"sb_stemmer_stem", &sb.stem},
+        {"sb_stemmer_length", &sb.length},
+    };
+    if (cx_dl_open(sonames, syms, sizeof syms / sizeof *syms, NULL) != 0) {
+        snprintf(sb_failure, sizeof sb_failure, "%s", cx_error_last());
+        return;
+    }
+    sb_loaded = true;
+}
+
+int cx_text_stemmer_load(void) {
+    pthread_once(&sb_once, sb_load);
+    return sb_loaded ? 0
+                     : cx_error_set(CX_EFAIL,
+                                    "%s (the English stemmer, for word forms in search; "
+                                    "install libstemmer, e.g. Debian's libstemmer0d)",
+                                    sb_failure);
+}
 
 #define TOK_GROUP_MAX 16  /* words joined into one identifier, at most */
 #define TOK_WHOLE_MAX 256 /* bytes of a whole identifier token */
@@ -144,7 +194,9 @@ static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **o
                             &t->inst);
     if (rc == SQLITE_OK)
         rc = t->u61.xCreate(u61ud, (const char **)exact, 4, &t->exact);
-    if (rc == SQLITE_OK && !(t->stemmer = sb_stemmer_new("english", NULL)))
+    if (rc == SQLITE_OK && cx_text_stemmer_load() != 0)
+        rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK && !(t->stemmer = sb.new_("english", NULL)))
         rc = SQLITE_NOMEM;
     if (rc != SQLITE_OK) {
         if (t->inst)
@@ -165,7 +217,7 @@ static void ctok_delete(Fts5Tokenizer *p) {
     if (t && t->exact)
         t->u61.xDelete(t->exact);
     if (t && t->stemmer)
-        sb_stemmer_delete(t->stemmer);
+        sb.delete_(t->stemmer);
     sqlite3_free(t);
 }
 
@@ -457,8 +509,8 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
         memcpy(R->stemmed + 1, slot->s, slot->ns);
         return slot->ns + 1;
     }
-    const sb_symbol *st = sb_stemmer_stem(R->t->stemmer, (const sb_symbol *)word, n);
-    int ns = st ? sb_stemmer_length(R->t->stemmer) : 0;
+    const sb_symbol *st = sb.stem(R->t->stemmer, (const sb_symbol *)word, n);
+    int ns = st ? sb.length(R->t->stemmer) : 0;
     if (ns <= 0 || ns > TOK_STEM_MAX)
         return 0;
     /* English spells -ic verbs with a k before -ing and -ed (panic,
@@ -619,7 +671,7 @@ fts5_api *cx_text_fts5_api(sqlite3 *db) {
 
 int cx_text_tokenizer_register(sqlite3 *db) {
     fts5_api *api = cx_text_fts5_api(db);
-    if (!api)
+    if (!api || cx_text_stemmer_load() != 0)
         return SQLITE_ERROR;
     ctok_reg *reg = sqlite3_malloc(sizeof *reg);
     if (!reg)

@@ -34,8 +34,16 @@
 #define CX_TEXT_STEM_MARK '~'
 
 /* Registers the tokenizer on db (the FTS5 of that connection). Returns a
- * SQLite result code: SQLITE_ERROR when this SQLite has no FTS5. */
+ * SQLite result code: SQLITE_ERROR when this SQLite has no FTS5 or
+ * libstemmer cannot be loaded (cx_text_stemmer_load() says why). */
 int cx_text_tokenizer_register(sqlite3 *db);
+
+/* Loads libstemmer (dlopen() of the soname found at build time) once per
+ * process; thread-safe, and cheap after the first call. The tokenizer
+ * needs it: cx_text_tokenizer_register() calls it, and a caller that
+ * wants the reason for a failed registration calls it first. 0, or
+ * CX_EFAIL with which library or symbol is missing. */
+int cx_text_stemmer_load(void);
 
 /* Where the base tokens of documents go (the store's typo dictionary): the
  * words, whole identifiers and identifier parts a document is indexed by,

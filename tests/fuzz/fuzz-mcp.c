@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzzes the MCP state machine (sidecar/mcp.h) the way cortexd drives it:
  * the input is a stdio session, split on '\n', each line first offered to
- * cx_mcp_preview_cancel() (as the reader thread does) and then handled.
+ * cx_mcp_preview_cancel() and cx_mcp_handle_quick() (as the reader thread
+ * does) and then handled.
  *
  * Every message the server writes must be one line of valid JSON with
  * "jsonrpc":"2.0" and be a well-formed request, notification or response;
@@ -247,9 +248,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         /* The reader applies cancels before queueing the line; the line
          * itself still reaches the state machine, which must take a
-         * repeated cancel calmly. */
+         * repeated cancel calmly. The reader serves the quick messages
+         * (initialize, ping...) itself while its worker is idle, as it is
+         * here: the same rules hold for their answers. */
         (void)cx_mcp_preview_cancel(m, p, len);
-        cx_mcp_handle_line(m, p, len);
+        if (!cx_mcp_handle_quick(m, p, len))
+            cx_mcp_handle_line(m, p, len);
 
         pthread_mutex_lock(&check_lock);
         cur_line = NULL;
