@@ -32,7 +32,7 @@
  *
  * What it does not do. It knows the expressions fts.c and rank.c write:
  * phrases, AND, OR, NOT and parentheses. Anything else (a column filter,
- * NEAR), a row id beyond 32 bits, a row with 65,535 tokens or weighted
+ * NEAR), a row id of 2^24 or more, a row with 65,535 tokens or weighted
  * hits or more, or lists of more than MAX_MATCH_ROWS rows in all (a
  * query of dozens of common words, whose decoded rows would take more
  * memory than ranking them through FTS5): *ok is false, and the keyword
@@ -48,6 +48,7 @@
 #define MAX_NODES 4096    /* nodes of one expression, at most */
 #define MAX_MATCH_ROWS (2u << 20) /* rows of all its lists one match decodes, at most */
 #define U16_LIMIT 65535   /* a count this large or larger: not kept here */
+#define MAX_ROWID (INT64_C(1) << 24) /* larger row ids: FTS5 ranks them (32 MiB of lengths at most) */
 
 /* One phrase's rows. */
 typedef struct cx_pentry plist;
@@ -211,13 +212,13 @@ static int fetch_row(const Fts5ExtensionApi *api, Fts5Context *fts, void *ud) {
     for (; rc == SQLITE_OK && col >= 0; api->xPhraseNext(fts, &it, &col, &off))
         hits += col < 3 ? F->w[col] : 1.0;
     int tokens = 0;
-    if (rc == SQLITE_OK && rid > 0 && rid <= UINT32_MAX && (uint64_t)rid < F->P->nlen)
+    if (rc == SQLITE_OK && rid > 0 && (uint64_t)rid < F->P->nlen)
         tokens = F->P->len[rid];
     if (rc == SQLITE_OK && tokens == 0 && (tokens = cx_rank_row_len(e, rid)) < 0)
         rc = api->xColumnSize(fts, -1, &tokens);
     if (rc != SQLITE_OK)
         return rc;
-    if (rid <= 0 || rid > UINT32_MAX || (p->n > 0 && (uint32_t)rid <= p->last) || hits < 0.0 ||
+    if (rid <= 0 || rid >= MAX_ROWID || (p->n > 0 && (uint32_t)rid <= p->last) || hits < 0.0 ||
         hits >= U16_LIMIT || hits != (double)(int64_t)hits || tokens <= 0 ||
         tokens >= U16_LIMIT) {
         p->bad = true; /* not in order, or out of range: FTS5 ranks it */
@@ -245,6 +246,8 @@ void cx_postings_rows_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_
     for (int i = 0; i < 3; i++)
         F->w[i] = i < nval ? sqlite3_value_double(vals[i]) : 1.0;
     int rc = api->xQueryPhrase(fts, 0, e, fetch_row);
+    if (rc == SQLITE_DONE) /* fetch_row stopped at a row it cannot keep (SQLite 3.40 says so) */
+        rc = SQLITE_OK;
     sqlite3_int64 nrow = 0, ntok = 0;
     if (rc == SQLITE_OK)
         rc = api->xRowCount(fts, &nrow);
@@ -699,6 +702,8 @@ static void match_free(cx_pmatch *m) {
 /* Makes m, the match of expr (see cx_postings_match). */
 static int build_match(cx_search_ext *e, cx_store *s, const char *expr, cx_pmatch *m, bool *ok) {
     cx_postings *P = e->postings;
+    *ok = false; /* until the whole match is made */
+    *m = (cx_pmatch){0};
     parser X = {.p = expr, .m = m};
     int r = 0, root;
     if (!(X.nodes = malloc(sizeof *X.nodes * MAX_NODES)))
