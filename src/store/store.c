@@ -457,18 +457,23 @@ static void fts_go(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_int(ctx, !s->fts_go_stop);
 }
 
-static int fts_state(cx_store *s, int64_t *indexed, int64_t *max) {
+/* The two numbers the one-row statement `sql` (static) gives. */
+static int fts_numbers(cx_store *s, const char *sql, int64_t *a, int64_t *b) {
     sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_FTS_STATE, &st);
+    int r = cx_store_prepare(s, sql, &st);
     if (r)
         return r;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *indexed = sqlite3_column_int64(st, 0);
-        *max = sqlite3_column_int64(st, 1);
+        *a = sqlite3_column_int64(st, 0);
+        *b = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(s, rc, "reading the search index state");
+}
+
+static int fts_state(cx_store *s, int64_t *indexed, int64_t *max) {
+    return fts_numbers(s, SQL_FTS_STATE, indexed, max);
 }
 
 static int fts_chunk_tx(cx_store *s, void *ud) {
@@ -516,17 +521,7 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
 static const char SQL_FTS_GENERATION[] = "SELECT indexed_rid, edits FROM fts_state";
 
 int cx_store_fts_generation(cx_store *s, int64_t *indexed, int64_t *edits) {
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_FTS_GENERATION, &st);
-    if (r)
-        return r;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *indexed = sqlite3_column_int64(st, 0);
-        *edits = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(s, rc, "reading the search index state");
+    return fts_numbers(s, SQL_FTS_GENERATION, indexed, edits);
 }
 
 static const char SQL_FTS_INDEXED[] = "SELECT indexed_rid FROM fts_state";
