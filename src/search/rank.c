@@ -240,6 +240,7 @@ static size_t get_varint(const unsigned char *p, size_t n, uint64_t *v) {
 
 static const char SQL_DOCSIZE[] =
     "SELECT id, sz FROM items_fts_docsize WHERE id >= ?1 AND id < ?2";
+static const char SQL_DOCSIZE_NEXT[] = "SELECT min(id) FROM items_fts_docsize WHERE id >= ?1";
 
 /* Makes room for the block holding row id `rid`. */
 static int dl_grow(cx_rank_cache *c, int64_t rid) {
@@ -361,14 +362,28 @@ int cx_rank_warm_lengths(cx_search_ext *e, cx_store *s, bool *more) {
     if (r)
         return r;
     cx_rank_cache *c = e->rank_cache;
-    int64_t top = c->dl_indexed < DL_MAX_ROWID ? c->dl_indexed : DL_MAX_ROWID - 1;
-    for (int64_t rid = 0; rid <= top; rid += DL_BLOCK) {
+    /* the next block that holds a row (row ids may be sparse: blocks
+     * without rows are never allocated) and is not loaded yet */
+    for (int64_t from = 0; from < DL_MAX_ROWID;) {
+        sqlite3_stmt *st;
+        if ((r = cx_store_prepare(s, SQL_DOCSIZE_NEXT, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, from);
+        int rc = sqlite3_step(st);
+        bool have = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+        int64_t rid = have ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+            return cx_store_sqlerr(s, rc, "reading the lengths of items");
+        if (!have || rid >= DL_MAX_ROWID)
+            return 0;
         size_t blk = (size_t)(rid / DL_BLOCK);
+        from = (int64_t)(blk + 1) * DL_BLOCK;
         if (blk < c->dl_blocks && c->dl_loaded[blk])
             continue;
         if ((r = dl_grow(c, rid)) || (r = dl_load(c, rid)))
             return r;
-        *more = rid + DL_BLOCK <= top;
+        *more = true;
         return 0; /* one block a call: a request waits for one at most */
     }
     return 0;
