@@ -381,7 +381,6 @@ typedef struct node {
 
 typedef struct parser {
     const char *p;
-    cx_pmatch *m;
     node *nodes;
     int nnodes;
     const char **ps; /* each phrase's text and length, in order */
@@ -704,7 +703,7 @@ static int build_match(cx_search_ext *e, cx_store *s, const char *expr, cx_pmatc
     cx_postings *P = e->postings;
     *ok = false; /* until the whole match is made */
     *m = (cx_pmatch){0};
-    parser X = {.p = expr, .m = m};
+    parser X = {.p = expr};
     int r = 0, root;
     if (!(X.nodes = malloc(sizeof *X.nodes * MAX_NODES)))
         return CX_ENOMEM;
