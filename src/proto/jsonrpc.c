@@ -11,6 +11,53 @@
 #include <string.h>
 #include <unistd.h>
 
+static size_t string_size(const char *s, size_t n) {
+    size_t sz = n + 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
+            c == '\t')
+            sz += 1;
+        else if (c < 0x20)
+            sz += 5;
+    }
+    return sz;
+}
+
+size_t cx_rpc_compact_size(const json_t *j) {
+    size_t sz = 0, n = 0;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it)) {
+            sz += string_size(json_object_iter_key(it), json_object_iter_key_len(it)) + 1 +
+                  cx_rpc_compact_size(json_object_iter_value(it));
+            n++;
+        }
+        return sz + 2 + (n ? n - 1 : 0);
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            sz += cx_rpc_compact_size(v);
+            n++;
+        }
+        return sz + 2 + (n ? n - 1 : 0);
+    }
+    case JSON_STRING:
+        return string_size(json_string_value(j), json_string_length(j));
+    case JSON_TRUE:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    case JSON_NULL:
+        return 4;
+    default: /* numbers: as jansson prints them */
+        return json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+}
+
 int cx_rpc_depth(const char *text, size_t len, int cap) {
     int depth = 0, max = 0;
     bool in_str = false, esc = false;

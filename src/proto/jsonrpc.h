@@ -27,6 +27,12 @@ typedef enum {
  * strings; stops counting at `cap` + 1. Never fails on any bytes. */
 int cx_rpc_depth(const char *text, size_t len, int cap);
 
+/* The bytes json_dumpb(j, JSON_COMPACT | JSON_ENCODE_ANY) would write,
+ * counted without writing them: jansson's own escaping (\" \\ \b \f \n
+ * \r \t, \u00XX for other control characters, UTF-8 as it is). A
+ * measure of an answer against its budget costs a tenth of a dump. */
+size_t cx_rpc_compact_size(const json_t *j);
+
 /* One parsed message. `root` is owned (release with cx_rpc_msg_clear());
  * the other pointers borrow from it. For CX_RPC_INVALID, err_code and
  * err_msg say why, and id is the id to answer with (NULL answers null). */

@@ -6,6 +6,7 @@
  * why it ranked there. */
 #include "search/search-internal.h"
 
+#include "proto/jsonrpc.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -131,7 +132,7 @@ int cx_answer_begin(cx_answer *a, const cx_search_query *q) {
     json_object_set_new(a->res, "query", echo);
     json_object_set_new(a->res, "mode", json_string(cx_search_mode_name(q->mode)));
     a->budget = cx_store_budget_bytes(q->max_tokens);
-    a->used = json_dumpb(a->res, NULL, 0, JSON_COMPACT) + 48; /* results, count, truncated */
+    a->used = cx_rpc_compact_size(a->res) + 48; /* results, count, truncated */
     a->truncated = false;
     a->explain = q->explain;
     return 0;

@@ -9,6 +9,7 @@
  * the core's copy says. */
 #include "store/store-internal.h"
 
+#include "proto/jsonrpc.h"
 #include "redact/redact.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -76,7 +77,7 @@ static void add_stale(json_t *o, cx_stale_fn stale, void *ud, const json_t *prov
 /* ---- budgets ---- */
 
 static size_t json_size(const json_t *j) {
-    return json_dumpb(j, NULL, 0, JSON_COMPACT);
+    return cx_rpc_compact_size(j);
 }
 
 bool cx_item_budget_add(json_t *arr, json_t *item, size_t *used, size_t budget,

@@ -8,6 +8,7 @@
  * Usage: test-proto PROTOCOL_SYNC_DIR */
 #include "test.h"
 
+#include "proto/jsonrpc.h"
 #include "proto/wire.h"
 
 #include <jansson.h>
@@ -359,6 +360,33 @@ static void test_item_check(void) {
     check_bad(it, CX_EINVAL, "item.provenance");
 }
 
+/* cx_rpc_compact_size counts what json_dumpb writes, byte for byte. */
+static void check_size(json_t *j) {
+    size_t want = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    CX_CHECK_INT((long long)cx_rpc_compact_size(j), (long long)want);
+    json_decref(j);
+}
+
+static void test_compact_size(void) {
+    char all[128];
+    for (int i = 0; i < 127; i++)
+        all[i] = (char)(i + 1); /* every ASCII byte, each control character */
+    all[127] = 0;
+    check_size(json_stringn(all, 127));
+    check_size(json_stringn("a\0b", 3)); /* a NUL inside */
+    check_size(json_string("snippet «match» … 連接池 \xf0\x9f\x94\x92 / \\ \""));
+    check_size(json_string(""));
+    check_size(json_object());
+    check_size(json_array());
+    check_size(json_pack("[iIfbbn]", 0, (json_int_t)-9007199254740993LL, 0.1, 1, 0));
+    check_size(json_pack("{s:s, s:[s,{s:i}], s:{}, s:f}", "id", "01J\n", "tags", "a\tb", "k\"",
+                         -42, "e", "score", 1e300));
+    json_t *o = json_object();
+    json_object_setn_new(o, "k\0ey", 4, json_true()); /* a key with a NUL */
+    json_object_set_new(o, "\x01", json_null());
+    check_size(o);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test-proto PROTOCOL_SYNC_DIR\n");
@@ -372,5 +400,6 @@ int main(int argc, char **argv) {
     test_trust();
     test_ids();
     test_item_check();
+    test_compact_size();
     return cx_test_done();
 }
