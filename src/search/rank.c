@@ -155,17 +155,18 @@ struct cx_rank_cache {
      * trust, time and provenance (one SQL row each, ~5 k instructions) */
     struct meta_slot *meta;   /* META_SLOTS, open addressing by rid */
     size_t meta_used;
-    /* the length in tokens of each row (FTS5 keeps it in items_fts_docsize,
-     * one B-tree lookup per row scored): loaded a block of DL_BLOCK row ids
-     * at a time, once DL_LOAD_AFTER rows of the block were asked for (until
-     * then FTS5 is asked per row: a rare word scoring a few hundred rows
-     * spread over the store must not read every block, ~1 k instructions
-     * a row, where a lookup per row is ~4 k) */
+    /* the length in tokens of each row, a block of DL_BLOCK row ids at a
+     * time: the store's copy (store/lengths.c) when it has one at these
+     * edits; else FTS5 is asked per row (items_fts_docsize, ~4 k
+     * instructions a row) until DL_LOAD_AFTER rows of the block were, and
+     * then the block is read from FTS5 whole (~1 k a row): a rare word
+     * scoring a few hundred rows spread over the store must not read
+     * every block */
     cx_store *s;
     bool dl_known;      /* the index's state when the lengths were read: */
     int64_t dl_indexed, dl_edits;
     uint16_t *dl;       /* by row id; saturates at UINT16_MAX */
-    uint8_t *dl_loaded; /* by block */
+    uint8_t *dl_loaded; /* by block: DL_NOT_TRIED, DL_LOADED, DL_NOT_STORED */
     uint16_t *dl_asked; /* by block: rows asked for while not loaded */
     size_t dl_blocks;
     int dl_err;         /* the first error loading, reported after the scan */
@@ -217,29 +218,12 @@ void cx_rank_cache_free(cx_rank_cache *c) {
     free(c);
 }
 
-#define DL_BLOCK 4096
-#define DL_LOAD_AFTER 256 /* rows of a block asked for before it is loaded */
-#define DL_MAX_ROWID (INT64_C(1) << 24) /* larger row ids ask FTS5 itself (32 MiB at most) */
+#define DL_BLOCK CX_STORE_LENGTHS_BLOCK
+#define DL_LOAD_AFTER 256 /* rows of a block asked for before FTS5 is read for it */
+#define DL_MAX_ROWID ((int64_t)CX_STORE_LENGTHS_BLOCK * CX_STORE_LENGTHS_MAX_BLOCKS)
 
-/* An SQLite varint (FTS5 writes its sizes so): *v, bytes read, 0 if cut. */
-static size_t get_varint(const unsigned char *p, size_t n, uint64_t *v) {
-    uint64_t x = 0;
-    for (size_t i = 0; i < n && i < 9; i++) {
-        if (i == 8) {
-            *v = (x << 8) | p[i];
-            return 9;
-        }
-        x = (x << 7) | (p[i] & 0x7f);
-        if (!(p[i] & 0x80)) {
-            *v = x;
-            return i + 1;
-        }
-    }
-    return 0;
-}
+enum { DL_NOT_TRIED, DL_LOADED, DL_NOT_STORED }; /* dl_loaded[] */
 
-static const char SQL_DOCSIZE[] =
-    "SELECT id, sz FROM items_fts_docsize WHERE id >= ?1 AND id < ?2";
 static const char SQL_DOCSIZE_NEXT[] = "SELECT min(id) FROM items_fts_docsize WHERE id >= ?1";
 
 /* Makes room for the block holding row id `rid`. */
@@ -266,33 +250,16 @@ static int dl_grow(cx_rank_cache *c, int64_t rid) {
     return 0;
 }
 
-/* Loads the lengths of the block holding row id `rid`. */
-static int dl_load(cx_rank_cache *c, int64_t rid) {
+/* Loads the lengths of the block holding row id `rid`: as the store keeps
+ * them, or with `whole` from FTS5 when it has none at these edits. */
+static int dl_load(cx_rank_cache *c, int64_t rid, bool whole) {
     size_t blk = (size_t)(rid / DL_BLOCK);
-    sqlite3_stmt *st;
-    int r = cx_store_prepare(c->s, SQL_DOCSIZE, &st), rc;
-    if (r)
-        return r;
-    memset(c->dl + blk * DL_BLOCK, 0, DL_BLOCK * sizeof *c->dl);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(blk * DL_BLOCK));
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)((blk + 1) * DL_BLOCK));
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        const unsigned char *sz = sqlite3_column_blob(st, 1);
-        size_t n = (size_t)sqlite3_column_bytes(st, 1), off = 0, k;
-        uint64_t total = 0, v;
-        while (off < n && (k = get_varint(sz + off, n - off, &v)) > 0) {
-            total += v;
-            off += k;
-        }
-        if (id >= (int64_t)(blk * DL_BLOCK) && id < (int64_t)((blk + 1) * DL_BLOCK))
-            c->dl[id] = total > UINT16_MAX ? UINT16_MAX : (uint16_t)total;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return cx_store_sqlerr(c->s, rc, "reading the lengths of items");
-    c->dl_loaded[blk] = 1;
-    return 0;
+    bool got = false;
+    int r = cx_store_lengths_get(c->s, (int64_t)blk, c->dl_edits, c->dl_indexed, whole,
+                                 c->dl + blk * DL_BLOCK, &got);
+    if (r == 0)
+        c->dl_loaded[blk] = got ? DL_LOADED : DL_NOT_STORED;
+    return r;
 }
 
 /* The length in tokens of row `rid`, or -1 when FTS5 should be asked. */
@@ -300,16 +267,18 @@ static int dl_get(cx_rank_cache *c, int64_t rid) {
     if (!c || !c->s || rid < 0 || rid >= DL_MAX_ROWID || c->dl_err)
         return -1;
     size_t blk = (size_t)(rid / DL_BLOCK);
-    if (blk >= c->dl_blocks || !c->dl_loaded[blk]) {
+    if (blk >= c->dl_blocks || c->dl_loaded[blk] != DL_LOADED) {
         int r = dl_grow(c, rid);
-        if (r == 0 && ++c->dl_asked[blk] < DL_LOAD_AFTER)
-            return -1; /* FTS5 reads this row's length */
-        if (r == 0)
-            r = dl_load(c, rid);
+        if (r == 0 && c->dl_loaded[blk] == DL_NOT_TRIED)
+            r = dl_load(c, rid, false); /* a copy of a few KiB, when the store has one */
+        else if (r == 0 && ++c->dl_asked[blk] >= DL_LOAD_AFTER)
+            r = dl_load(c, rid, true);
         if (r) {
             c->dl_err = r;
             return -1;
         }
+        if (c->dl_loaded[blk] != DL_LOADED)
+            return -1; /* FTS5 reads this row's length */
     }
     uint16_t v = c->dl[rid];
     return v == UINT16_MAX || v == 0 ? -1 : v; /* 0: a row added since; ask FTS5 */
@@ -379,9 +348,9 @@ int cx_rank_warm_lengths(cx_search_ext *e, cx_store *s, bool *more) {
             return 0;
         size_t blk = (size_t)(rid / DL_BLOCK);
         from = (int64_t)(blk + 1) * DL_BLOCK;
-        if (blk < c->dl_blocks && c->dl_loaded[blk])
+        if (blk < c->dl_blocks && c->dl_loaded[blk] == DL_LOADED)
             continue;
-        if ((r = dl_grow(c, rid)) || (r = dl_load(c, rid)))
+        if ((r = dl_grow(c, rid)) || (r = dl_load(c, rid, true)))
             return r;
         *more = true;
         return 0; /* one block a call: a request waits for one at most */

@@ -345,6 +345,21 @@ static const char *const schema_v7[] = {
     NULL, /* all in migrate_v7: the column is added only where it is missing */
 };
 
+/* Version 8: the keyword index's row lengths, a block of 4,096 row ids a
+ * row as 16-bit counts, current for the rows up to `upto` while
+ * fts_state.edits equals `edits` (store/lengths.c): a process's first
+ * search ranks from them instead of reading FTS5's docsize table row by
+ * row. */
+static const char *const schema_v8[] = {
+    "CREATE TABLE IF NOT EXISTS fts_lengths ("
+    "  blk INTEGER PRIMARY KEY,"  /* row ids blk * 4096 ... blk * 4096 + 4095 */
+    "  edits INTEGER NOT NULL,"   /* fts_state.edits when written */
+    "  upto INTEGER NOT NULL,"    /* the last row id it is current for */
+    "  lens BLOB NOT NULL"        /* 4096 little-endian uint16 */
+    ") STRICT",
+    NULL,
+};
+
 static const char *const migrate_v7_sql[] = {
     "DROP TRIGGER IF EXISTS items_fts_delete",
     "DROP TRIGGER IF EXISTS items_fts_update",
@@ -404,13 +419,14 @@ static const char *const *const migrations[] = {
     schema_v5, /* 4 -> 5 */
     schema_v6, /* 5 -> 6 */
     schema_v7, /* 6 -> 7 */
+    schema_v8, /* 7 -> 8 */
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == CX_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
 /* What a migration does after its SQL, where SQL alone cannot say it. */
 static int (*const migration_steps[])(cx_store *) = {
-    NULL, NULL, NULL, NULL, NULL, migrate_v6, migrate_v7,
+    NULL, NULL, NULL, NULL, NULL, migrate_v6, migrate_v7, NULL,
 };
 _Static_assert(sizeof migration_steps / sizeof migration_steps[0] == CX_STORE_SCHEMA_VERSION,
                "one step (or NULL) per schema version");

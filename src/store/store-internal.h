@@ -18,7 +18,7 @@
 
 #include <sqlite3.h>
 
-#define CX_STORE_SCHEMA_VERSION 7
+#define CX_STORE_SCHEMA_VERSION 8
 #define CX_STORE_MAX_PATH CX_WIRE_MAX_PATH /* bytes of one entry of `files` */
 #define CX_STORE_MAX_ID CX_WIRE_MAX_ID     /* bytes of an id given by a caller */
 #define CX_STORE_STMT_CACHE 64
@@ -61,6 +61,10 @@ struct cx_store {
     int64_t fts_go_rows;     /* rows it took */
     bool fts_go_stop;        /* it stopped early for a waiting writer */
     bool maint_ckpt_off;     /* cx_store_maintain turned automatic checkpoints off */
+    bool lengths_known;      /* cx_store_lengths_fill's scan (lengths.c): at edits */
+    int64_t lengths_edits;   /* lengths_edits, every block up to lengths_indexed */
+    int64_t lengths_indexed; /* was current (-1: not yet), and it goes on */
+    int64_t lengths_next;    /* from this row id */
 };
 
 /* The cap on s->scratch: a largest item's envelope with every byte escaped. */
@@ -75,6 +79,17 @@ int cx_store_exec_stmt(cx_store *s, sqlite3_stmt *st, const char *what);
  * returned. fn must be safe to run again from the start. */
 typedef int (*cx_store_tx_fn)(cx_store *s, void *ctx);
 int cx_store_write(cx_store *s, cx_store_tx_fn fn, void *ctx);
+
+/* Inside a write transaction that indexed rows [from, to] (in rid order):
+ * brings the stored lengths of their blocks up to date (lengths.c). */
+int cx_store_lengths_indexed(cx_store *s, int64_t from, int64_t to);
+
+/* Rewrites the next stored block of lengths that an edit of the index
+ * left behind (one write transaction, once this process's writes have
+ * paused for quiet_ns, given up at until_ns); *more when there may be
+ * others. Cheap when there are none: it remembers the state it found
+ * current. */
+int cx_store_lengths_fill(cx_store *s, uint64_t quiet_ns, uint64_t until_ns, bool *more);
 
 /* Inside a write transaction that added rows up to row id max_rid: *behind
  * is true when the search index would then lag by more than a write may

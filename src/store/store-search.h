@@ -56,6 +56,27 @@ int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
  * still true of the rows up to the *indexed it saw then. */
 int cx_store_fts_generation(cx_store *s, int64_t *indexed, int64_t *edits);
 
+/* ---- row lengths (lengths.c) ----
+ * The length in tokens of every row of items_fts (what BM25 needs of a
+ * row), kept a block of CX_STORE_LENGTHS_BLOCK row ids at a time for row
+ * ids below CX_STORE_LENGTHS_BLOCK * CX_STORE_LENGTHS_MAX_BLOCKS. */
+#define CX_STORE_LENGTHS_BLOCK 4096
+#define CX_STORE_LENGTHS_MAX_BLOCKS 4096
+
+/* The lengths of block blk's rows up to `indexed` into lens
+ * (CX_STORE_LENGTHS_BLOCK of them; 0 for a row the index has not; 65535
+ * for that many tokens or more), where `edits` and `indexed` are what
+ * cx_store_fts_generation gave in the same snapshot: *got when the block
+ * was stored at those edits (the rows past what it holds read from FTS5),
+ * or, with `whole`, read from FTS5 row by row (~1 k instructions a row)
+ * when it was not. */
+int cx_store_lengths_get(cx_store *s, int64_t blk, int64_t edits, int64_t indexed, bool whole,
+                         uint16_t *lens, bool *got);
+
+/* The length in tokens that an items_fts_docsize row `sz` (n bytes of
+ * varints, one a column) gives, saturated at 65535. */
+uint16_t cx_store_lengths_of_docsize(const void *sz, size_t n);
+
 /* ---- the typo dictionary (terms.c) ----
  * Every distinct term of 4 to 64 bytes of [a-z_] that the "cortex"
  * tokenizer gave a document (words, whole identifiers, identifier parts,

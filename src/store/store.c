@@ -512,7 +512,8 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
     if ((r = cx_store_prepare(s, SQL_FTS_MARK, &st)))
         return r;
     sqlite3_bind_int64(st, 1, hi);
-    if ((r = cx_store_exec_stmt(s, st, "updating the search index")))
+    if ((r = cx_store_exec_stmt(s, st, "updating the search index")) ||
+        (r = cx_store_lengths_indexed(s, indexed + 1, hi)))
         return r;
     *done = hi >= max;
     return 0;
@@ -664,6 +665,12 @@ int cx_store_maintain(cx_store *s) {
         if (r || (r = checkpoint(s)) || !no_gap || cx_clock_mono_ns() >= until)
             break;
     }
+    /* the stored row lengths an edit left behind, a block at a time while
+     * this process's writes pause */
+    s->background = true;
+    for (bool more = true; r == 0 && more && cx_clock_mono_ns() < until;)
+        r = cx_store_lengths_fill(s, MAINT_QUIET_NS, until, &more);
+    s->background = false;
     if (r == 0)
         r = shrink_wal(s);
     return r;

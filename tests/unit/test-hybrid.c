@@ -1149,7 +1149,7 @@ static void test_migration(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 7);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 8);
     /* the fixture's four observations (two of them pulled) */
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE fold_key IS NOT NULL"), 4);
     /* version 3: an artifact's name is no longer unique (two workspaces may
@@ -1381,7 +1381,7 @@ static void test_migration_v6(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 7);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 8);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM items WHERE vec IS NOT NULL"
                        " OR vec_scale IS NOT NULL"), 0);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM sqlite_master WHERE name = 'items_novec'"), 0);

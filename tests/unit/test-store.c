@@ -103,13 +103,13 @@ static void test_open_and_migrate(void) {
     CX_CHECK(cx_fs_is_dir(blobs));
     free(blobs);
     CX_CHECK(strstr(cx_store_db_path(s), "open/nested/state/cortex.db") != NULL);
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 7);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 8);
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM sqlite_master WHERE name IN ('items','items_fts',"
                        "'outbox','blobs','artifact_versions','reviews')"),
                  6);
     json_t *st = NULL;
     CX_CHECK_OK(cx_store_status(s, &st));
-    CX_CHECK_INT(iget(st, "schema_version"), 7);
+    CX_CHECK_INT(iget(st, "schema_version"), 8);
     CX_CHECK_INT(iget(json_object_get(st, "items"), "total"), 0);
     CX_CHECK(sget(st, "sqlite_version") && sget(st, "sqlite_version")[0] == '3');
     CX_CHECK(iget(st, "db_bytes") > 0);

@@ -361,7 +361,7 @@ static void test_dictionary(void) {
     CX_CHECK_OK(cx_store_open(&s, dir));
     if (!s)
         goto out;
-    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 7);
+    CX_CHECK_INT(q1(s, "PRAGMA user_version"), 8);
     CX_CHECK(known(s, "loader") && known(s, "jubilant") && known(s, "prase_config"));
     CX_CHECK(!known(s, "~deadlock") && !known(s, "12345"));
     CX_CHECK_INT(q1(s, "SELECT count(*) FROM typo_terms WHERE term GLOB '*[^a-z_]*'"), 0);
