@@ -408,6 +408,7 @@ typedef struct cx_qterms {
     } ph[CX_FTS_MAX_TERMS];
     int nph;
     bool full; /* out of room: later tokens are not matched */
+    uint32_t stem_initials; /* first letters of the stems (bit c - 'a') */
 } cx_qterms;
 
 /* Reads the phrases of an expression cx_fts_build_query made into t, as

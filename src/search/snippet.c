@@ -11,6 +11,7 @@
 #include "search/search-internal.h"
 
 #include "redact/redact.h"
+#include "text/tokenizer.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -25,6 +26,10 @@ static int add_qtoken(void *ctx, int flags, const char *tok, int n, int start, i
     if (t->ntok >= CX_SNIPPET_MAX_QTOKENS || t->len + (size_t)n > t->cap) {
         t->full = true;
         return SQLITE_OK;
+    }
+    if (tok[0] == CX_TEXT_STEM_MARK) {
+        unsigned c = n > 1 ? (unsigned)(unsigned char)tok[1] - 'a' : 26u;
+        t->stem_initials |= c < 26u ? 1u << c : UINT32_MAX;
     }
     memcpy(t->arena + t->len, tok, (size_t)n);
     t->off[t->ntok] = t->len;
@@ -147,7 +152,7 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     json_t *out = NULL;
     if (len > INT32_MAX / 2)
         len = INT32_MAX / 2;
-    e->tok_api.xTokenize(e->tok, &d, FTS5_TOKENIZE_DOCUMENT, text, (int)len, add_dtoken);
+    cx_text_tokenize_snippet(e->tok, &d, text, (int)len, t->stem_initials, add_dtoken);
     if (d.oom || d.n == 0) {
         size_t keep = cx_utf8_cut(text, len, 200);
         out = json_stringn(text, keep);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 #define CX_TEXT_TOKENIZER "cortex" /* its name in `tokenize = '…'` */
 
@@ -58,6 +59,17 @@ typedef void (*cx_text_term_fn)(void *ud, const char *term, int len);
  * or an auxiliary function's). ud is borrowed. SQLITE_ERROR when the
  * tokenizer is not registered on db. */
 int cx_text_tokenizer_sink(sqlite3 *db, cx_text_term_fn fn, void *ud);
+
+/* Tokenizes a document's text as the index does (FTS5_TOKENIZE_DOCUMENT)
+ * through `tok`, an instance of the "cortex" tokenizer, for a reader that
+ * compares its tokens with a query's (search's snippets): words are
+ * stemmed only when their first letter is in stem_initials (bit c - 'a';
+ * UINT32_MAX: all). Snowball keeps a word's first letter, so no stem
+ * starting otherwise could equal a query's stem; stemming is most of a
+ * plain word's cost. */
+int cx_text_tokenize_snippet(Fts5Tokenizer *tok, void *ctx, const char *text, int n,
+                             uint32_t stem_initials,
+                             int (*xtoken)(void *, int, const char *, int, int, int));
 
 /* The fts5_api of a connection, borrowed; NULL without FTS5. */
 fts5_api *cx_text_fts5_api(sqlite3 *db);

@@ -11,6 +11,7 @@
 #include "text/ident.h"
 #include "text/tokenizer.h"
 
+#include <ctype.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -341,6 +342,51 @@ static void test_stems(void) {
     sqlite3_close(db);
 }
 
+/* Snowball keeps a word's first letter (its exceptions too: dying -> die,
+ * skies -> sky), which cx_text_tokenize_snippet relies on to skip the
+ * stems no query stem could equal; with every letter it tokenizes as the
+ * index does. */
+static void test_snippet_tokens(void) {
+    sqlite3 *db = NULL;
+    fts5_tokenizer api;
+    Fts5Tokenizer *tok = NULL;
+    if (!open_tokenizer(&db, &api, &tok))
+        return;
+    static const char *const words[] = {
+        "dying",   "lying",    "tying",    "skies",     "skis",      "idly",   "gently",
+        "ugly",    "early",    "only",     "singly",    "news",      "yelling", "Yesterday",
+        "Yields",  "sky",      "atlas",    "cosmos",    "bias",      "andes",  "howe",
+        "ties",    "cries",    "generous", "relational", "capability", "happy", "agreed",
+        "feed",    "hopefulness", "Ystad", "exceedingly", "succeeded", "proceeding", NULL};
+    seen a, b;
+    for (int i = 0; words[i]; i++) {
+        tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, words[i], &a);
+        const char *stem = strstr(a.buf, "=~");
+        if (stem)
+            CX_CHECK(stem[2] == (char)tolower((unsigned char)words[i][0]));
+    }
+    static const char *const texts[] = {
+        "Deadlocks deadlocking parseConfigs",   "Rollbacks replicas HTTP iPhone",
+        "retry.policies XMLParser Ystad",       "r\xc3\xa9sum\xc3\xa9s dying skies",
+        "\xe9\x80\xa3\xe6\x8e\xa5 42 sha256sums", NULL};
+    for (int i = 0; texts[i]; i++) {
+        int n = (int)strlen(texts[i]);
+        tokens(&api, tok, FTS5_TOKENIZE_DOCUMENT, texts[i], &a);
+        memset(&b, 0, sizeof b);
+        CX_CHECK_INT(cx_text_tokenize_snippet(tok, &b, texts[i], n, UINT32_MAX, on_token),
+                     SQLITE_OK);
+        CX_CHECK_STR(b.buf, a.buf);
+    }
+    memset(&b, 0, sizeof b);
+    const char *t = "Deadlocks deadlocking parseConfigs Rollbacks replicas dying";
+    CX_CHECK_INT(cx_text_tokenize_snippet(tok, &b, t, (int)strlen(t), 1u << ('d' - 'a'), on_token),
+                 SQLITE_OK);
+    CX_CHECK_STR(b.buf, "deadlocks =~deadlock deadlocking =~deadlock parseconfigs =parse =configs "
+                        "rollbacks replicas dying =~die");
+    api.xDelete(tok);
+    sqlite3_close(db);
+}
+
 /* Offsets in order: each new position starts at or after the end of the
  * one before (snippets rely on it), and all lie in the text. */
 typedef struct order {
@@ -409,6 +455,7 @@ int main(void) {
     test_tokenizer();
     test_scripts();
     test_stems();
+    test_snippet_tokens();
     test_random_scripts();
     return cx_test_done();
 }
