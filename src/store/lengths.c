@@ -141,6 +141,20 @@ int cx_store_lengths_get(cx_store *s, int64_t blk, int64_t edits, int64_t indexe
     return from <= to ? read_docsize(s, blk, from, to, lens) : 0;
 }
 
+/* The first row id of the index at or after `from`: *have false if none. */
+static int next_row(cx_store *s, int64_t from, int64_t *rid, bool *have) {
+    sqlite3_stmt *st;
+    int r = cx_store_prepare(s, SQL_NEXT_ROW, &st);
+    if (r)
+        return r;
+    sqlite3_bind_int64(st, 1, from);
+    int rc = sqlite3_step(st);
+    *have = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    *rid = *have ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : cx_store_sqlerr(s, rc, "reading the lengths of items");
+}
+
 /* Brings block blk up to date with the index up to row `to` (inside a
  * write transaction): from its stored upto when it is current, else
  * whole. */
@@ -166,8 +180,16 @@ int cx_store_lengths_indexed(cx_store *s, int64_t from, int64_t to) {
     int r = cx_store_fts_generation(s, &indexed, &edits);
     if (to >= CX_STORE_LENGTHS_MAX_BLOCKS * (int64_t)BLOCK)
         to = CX_STORE_LENGTHS_MAX_BLOCKS * (int64_t)BLOCK - 1;
-    for (int64_t blk = from / BLOCK; r == 0 && blk <= to / BLOCK; blk++)
+    /* the blocks that hold rows: row ids may jump (sqlite_sequence) */
+    while (r == 0 && from <= to) {
+        int64_t rid = 0;
+        bool have = false;
+        if ((r = next_row(s, from, &rid, &have)) || !have || rid > to)
+            break;
+        int64_t blk = rid / BLOCK;
         r = refresh_block(s, blk, edits, to);
+        from = (blk + 1) * BLOCK;
+    }
     return r;
 }
 
@@ -205,19 +227,9 @@ int cx_store_lengths_fill(cx_store *s, uint64_t quiet_ns, uint64_t until_ns, boo
         return CX_ENOMEM;
     int64_t from = s->lengths_next;
     while (from <= indexed && from < CX_STORE_LENGTHS_MAX_BLOCKS * (int64_t)BLOCK) {
-        sqlite3_stmt *st;
-        if ((r = cx_store_prepare(s, SQL_NEXT_ROW, &st)))
-            break;
-        sqlite3_bind_int64(st, 1, from);
-        int rc = sqlite3_step(st);
-        bool have = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-        int64_t rid = have ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW) {
-            r = cx_store_sqlerr(s, rc, "reading the lengths of items");
-            break;
-        }
-        if (!have || rid > indexed)
+        int64_t rid = 0;
+        bool have = false;
+        if ((r = next_row(s, from, &rid, &have)) || !have || rid > indexed)
             break;
         int64_t blk = rid / BLOCK, upto = -1, last = (blk + 1) * BLOCK - 1;
         if ((r = get_block(s, blk, edits, lens, &upto)))

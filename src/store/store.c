@@ -438,6 +438,11 @@ static const char SQL_FTS_INDEX_CURATED[] =
     " SELECT rid, title, body, tags FROM items WHERE rid > ?1 AND rid <= ?2"
     " AND kind IN ('draft', 'thread', 'artifact')";
 static const char SQL_FTS_MARK[] = "UPDATE fts_state SET indexed_rid = ?1";
+/* the rid that ends a chunk of ?2 rows after ?1 (?3, the last, when fewer
+ * are left): chunks count rows, not row ids, which may jump */
+static const char SQL_FTS_CHUNK_END[] =
+    "SELECT coalesce((SELECT rid FROM items WHERE rid > ?1 ORDER BY rid LIMIT 1 OFFSET ?2 - 1),"
+    " ?3)";
 
 /* cx_fts_go(rid): true while the background chunk may go on. It says
  * false from the first row after a foreground writer queued (never before
@@ -486,7 +491,21 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
         *done = true;
         return 0;
     }
-    int64_t hi = max - indexed > s->fts_chunk ? indexed + s->fts_chunk : max;
+    int64_t hi = max;
+    sqlite3_stmt *st;
+    if (max - indexed > s->fts_chunk) {
+        if ((r = cx_store_prepare(s, SQL_FTS_CHUNK_END, &st)))
+            return r;
+        sqlite3_bind_int64(st, 1, indexed);
+        sqlite3_bind_int64(st, 2, s->fts_chunk);
+        sqlite3_bind_int64(st, 3, max);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            hi = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+            return cx_store_sqlerr(s, rc, "updating the search index");
+    }
     /* A yielding (background) chunk ends early, after the row being indexed,
      * when a write of this process waits for its turn (gate.h): fts_go()
      * stops the SELECT. One statement all the same, so FTS5 flushes once
@@ -494,7 +513,6 @@ static int fts_chunk_tx(cx_store *s, void *ud) {
     s->fts_go_last = indexed;
     s->fts_go_rows = 0;
     s->fts_go_stop = false;
-    sqlite3_stmt *st;
     if ((r = cx_store_prepare(s, s->fts_yield ? SQL_FTS_INDEX_BG : SQL_FTS_INDEX, &st)))
         return r;
     sqlite3_bind_int64(st, 1, indexed);
