@@ -954,7 +954,7 @@ static int hits_meta(cx_fuse *F, cx_hit **hs, size_t n) {
                     continue;
                 meta_read(F, batch[j], st);
                 bool found = false;
-                meta_slot *m = c && c->meta_used < META_SLOTS / 2 ? meta_find(c, rid, &found)
+                meta_slot *m = c && c->meta_used < META_SLOTS / 4 * 3 ? meta_find(c, rid, &found)
                                                                    : NULL;
                 if (m && !found) {
                     *m = (meta_slot){.rid = rid, .updated = batch[j]->updated,
