@@ -4,12 +4,13 @@
  * from the JSON schemas and the OpenAPI text and compared with the
  * constants, so that code and contract cannot drift. Then the transitions,
  * trust order, id normalisation and the envelope check. Last, the
- * request parser's fast path against jansson.
+ * request parser's and the answer writer's fast paths against jansson.
  *
  * Usage: test-proto PROTOCOL_SYNC_DIR */
 #include "test.h"
 
 #include "proto/jsonrpc.h"
+#include "proto/schema.h"
 #include "proto/wire.h"
 
 #include <jansson.h>
@@ -362,11 +363,58 @@ static void test_item_check(void) {
     check_bad(it, CX_EINVAL, "item.provenance");
 }
 
+/* The validator names where a bad value is (its paths are written only for
+ * a message). */
+static void schema_says(const char *schema, const char *args, const char *want) {
+    json_t *s = json_loads(schema, 0, NULL), *a = json_loads(args, 0, NULL);
+    cx_error_clear();
+    int r = cx_schema_validate(s, a);
+    if (!want) {
+        CX_CHECK_INT(r, 0);
+    } else {
+        CX_CHECK_INT(r, CX_EINVAL);
+        CX_CHECK_STR(cx_error_last(), want);
+    }
+    json_decref(s);
+    json_decref(a);
+}
+
+static void test_schema_paths(void) {
+    const char *obs = "{\"type\":\"object\",\"required\":[\"text\"],\"properties\":{"
+                      "\"text\":{\"type\":\"string\",\"minLength\":1},"
+                      "\"observations\":{\"type\":\"array\",\"maxItems\":2,\"items\":{"
+                      "\"type\":\"object\",\"required\":[\"text\"],\"properties\":{"
+                      "\"text\":{\"type\":\"string\",\"maxLength\":3},"
+                      "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}}}}";
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"abc\",\"tags\":[\"x\"]}]}",
+                NULL);
+    schema_says(obs, "{}", "text: required");
+    schema_says(obs, "{\"text\":1}", "text: must be a string (got an integer)");
+    schema_says(obs, "{\"text\":\"\"}", "text: must not be empty");
+    schema_says(obs, "{\"text\":\"a\",\"x\":1}",
+                "x: unknown argument; expected one of: text, observations");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"abcd\"}]}",
+                "observations[0].text: is 4 characters; the limit is 3");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"a\"},{}]}",
+                "observations[1].text: required");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[5]}",
+                "observations[0]: must be an object (got an integer)");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"a\",\"tags\":[\"x\",2]}]}",
+                "observations[0].tags[1]: must be a string (got an integer)");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"a\",\"y\":1}]}",
+                "observations[0].y: unknown argument; expected one of: text, tags");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{},{},{}]}",
+                "observations: has 3 elements; the limit is 2");
+    schema_says(obs, "[]", "arguments: must be an object (got an array)");
+    schema_says("{\"type\":\"array\",\"items\":{\"type\":\"string\"}}", "[\"a\",1]",
+                "arguments[1]: must be a string (got an integer)");
+}
+
 /* ---- cx_rpc_load_fast against jansson ---- */
 
 #define RPC_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
-static int fast_declined, fast_taken;
+static int fast_declined, fast_taken, fast_dumped;
 
 /* Whatever the fast path returns for text equals jansson's value, members
  * in the same order, and cx_rpc_parse agrees with jansson on whether the
@@ -394,6 +442,21 @@ static void same_as_jansson(const char *text, size_t len) {
     if (r == 0) {
         CX_CHECK(json_equal(m.root, j));
         cx_rpc_msg_clear(&m);
+    }
+    if (j) { /* and the writer writes what json_dumps writes */
+        cx_buf b;
+        cx_buf_init(&b, 1 << 20);
+        char *jd = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        int d = cx_rpc_dump(&b, j);
+        if (d == 0) {
+            fast_dumped++;
+            CX_CHECK(jd && b.data && strcmp(b.data, jd) == 0);
+        } else {
+            CX_CHECK(d == 1); /* declined: a real, or text json_dumps refuses too */
+            CX_CHECK(!jd || strpbrk(jd, ".eE") != NULL);
+        }
+        free(jd);
+        cx_buf_free(&b);
     }
     json_decref(f);
     json_decref(j);
@@ -423,7 +486,8 @@ static void test_load_fast(void) {
         " { \"a\" : [ 1 , -2 , 0 , -0 , 123456789012345678 , -123456789012345678 ] } \r\n",
         "{\"s\":\"tab\\tnl\\nquote\\\"back\\\\slash\\/ \\b\\f\\r\"}",
         "{\"u\":\"\\u00e9\\u4e2d\\ud83d\\ude00\\u0041\",\"nul\":\"a\\u0000b\"}",
-        "{\"utf8\":\"caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 \xef\xbf\xbf\xf4\x8f\xbf\xbf\"}",
+        "{\"utf8\":\"caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 "
+        "\xef\xbf\xbf\xf4\x8f\xbf\xbf\"}",
         "{\"esc\\u0041key\":true,\"k\":false,\"n\":null,\"e\":{},\"a\":[],\"aa\":[[],{}]}",
         "[1,\"x\",{\"b\":2,\"a\":1}]",
         "\"just a string\"",
@@ -504,6 +568,7 @@ static void test_load_fast(void) {
     }
     CX_CHECK(fast_taken > 1000); /* the mutations still reach the fast path */
     CX_CHECK(fast_declined > 1000);
+    CX_CHECK(fast_dumped > 1000);
 }
 
 int main(int argc, char **argv) {
@@ -520,5 +585,6 @@ int main(int argc, char **argv) {
     test_ids();
     test_item_check();
     test_load_fast();
+    test_schema_paths();
     return cx_test_done();
 }
