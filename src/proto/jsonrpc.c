@@ -4,6 +4,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -391,6 +392,65 @@ int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *m,
     }
     cx_rpc_classify(root, m);
     return 0;
+}
+
+/* ---- writing, without jansson's writer ---- */
+
+int cx_rpc_dump(cx_buf *b, const json_t *v) {
+    char num[24];
+    int r = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        r = cx_buf_add(b, "{", 1);
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)v); it && r == 0;
+             it = json_object_iter_next((json_t *)v, it)) {
+            const char *k = json_object_iter_key(it);
+            size_t kn = json_object_iter_key_len(it);
+            if (!first)
+                r = cx_buf_add(b, ",", 1);
+            first = false;
+            if (r == 0 && !cx_utf8_valid(k, kn))
+                return 1;
+            if (r == 0)
+                r = cx_buf_add_json_str(b, k, kn);
+            if (r == 0)
+                r = cx_buf_add(b, ":", 1);
+            if (r == 0)
+                r = cx_rpc_dump(b, json_object_iter_value(it));
+        }
+        return r ? r : cx_buf_add(b, "}", 1);
+    }
+    case JSON_ARRAY: {
+        r = cx_buf_add(b, "[", 1);
+        for (size_t i = 0, n = json_array_size(v); i < n && r == 0; i++) {
+            if (i)
+                r = cx_buf_add(b, ",", 1);
+            if (r == 0)
+                r = cx_rpc_dump(b, json_array_get(v, i));
+        }
+        return r ? r : cx_buf_add(b, "]", 1);
+    }
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (!cx_utf8_valid(s, n))
+            return 1; /* json_dumps refuses it too */
+        return cx_buf_add_json_str(b, s, n);
+    }
+    case JSON_INTEGER: {
+        int w = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return cx_buf_add(b, num, (size_t)w);
+    }
+    case JSON_TRUE:
+        return cx_buf_add(b, "true", 4);
+    case JSON_FALSE:
+        return cx_buf_add(b, "false", 5);
+    case JSON_NULL:
+        return cx_buf_add(b, "null", 4);
+    default:
+        return 1; /* reals: jansson's precision rules stay jansson's */
+    }
 }
 
 void cx_rpc_classify(json_t *root, cx_rpc_msg *m) {
