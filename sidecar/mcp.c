@@ -67,6 +67,7 @@ struct cx_mcp {
 
     int client_log_level;    /* CX_LOG_OFF until logging/setLevel */
     json_t *batch;           /* answers being collected for a batch, or NULL */
+    cx_buf tool_text, tool_line; /* reply_tool_result()'s, kept between answers */
     atomic_bool stopping;    /* cx_mcp_shutdown() was called */
     atomic_bool aborting;    /* cx_mcp_abort() was called */
 };
@@ -339,6 +340,8 @@ int cx_mcp_new(cx_mcp **out, const cx_mcp_config *cfg) {
     pthread_mutex_init(&m->cancel_lock, NULL);
     snprintf(m->version, sizeof m->version, "%s", LATEST_HANDSHAKE);
     m->client_log_level = CX_LOG_OFF;
+    cx_buf_init(&m->tool_text, CX_MCP_MAX_MESSAGE);
+    cx_buf_init(&m->tool_line, CX_MCP_MAX_MESSAGE);
     cx_log_set_sink(log_sink, m, CX_LOG_OFF);
     *out = m;
     return 0;
@@ -350,6 +353,8 @@ void cx_mcp_free(cx_mcp *m) {
     cx_log_set_sink(NULL, NULL, CX_LOG_OFF);
     cx_session_free(m->session);
     free(m->client_name);
+    cx_buf_free(&m->tool_text);
+    cx_buf_free(&m->tool_line);
     pthread_mutex_destroy(&m->store_lock);
     pthread_mutex_destroy(&m->session_lock);
     pthread_mutex_destroy(&m->cancel_lock);
@@ -484,43 +489,66 @@ static json_t *tool_error_result(const char *message) {
                      "isError", 1);
 }
 
-/* A tool's answer from its result encoded once: `text` is both the text
- * block an agent reads (as a JSON string) and structuredContent (as it is),
- * the same line send_msg() would write for {"content":[{"type":"text",
- * "text":text}],"structuredContent":…,"isError":false}, without building
- * that object and encoding the result a second time. False (nothing sent)
- * where reply() adds members (the stateless era), inside a batch, past the
- * message limit or out of memory: then the caller takes the general path. */
-static bool reply_tool_text(req *r, const char *text) {
+/* Gives a large answer's memory back; keeps a small one for the next. */
+static void buf_recycle(cx_buf *b) {
+    if (b->alloc > (64u << 10))
+        cx_buf_free(b);
+    else
+        cx_buf_reset(b);
+}
+
+/* A tool's answer from its result encoded once: the result's text is both
+ * the text block an agent reads (as a JSON string) and structuredContent
+ * (as it is), the same line send_msg() would write for {"content":[{"type":
+ * "text","text":text}],"structuredContent":…,"isError":false}, without
+ * building that object and encoding the result a second time. The result
+ * is written by cx_rpc_dump (json_dumps when it holds reals). False
+ * (nothing sent) where reply() adds members (the stateless era), inside a
+ * batch, past the message limit or out of memory: then the caller takes
+ * the general path. Only the worker serves tools/call (never the reader's
+ * quick path), so the two buffers kept in m are used by one thread. */
+static bool reply_tool_result(req *r, json_t *out) {
     cx_mcp *m = r->m;
     if (r->stateless || m->batch)
         return false;
-    char *id = json_dumps(r->id ? r->id : json_null(),
-                          JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
-    if (!id)
-        return false;
-    size_t n = strlen(text);
-    cx_buf b;
-    cx_buf_init(&b, CX_MCP_MAX_MESSAGE);
-    int rc = cx_buf_adds(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    cx_buf *t = &m->tool_text, *b = &m->tool_line;
+    char *dumped = NULL;
+    const char *text = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (cx_rpc_dump(t, out) == 0) {
+        text = t->data;
+        n = t->len;
+    } else {
+        cx_error_clear();
+        if ((dumped = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6)))) {
+            text = dumped;
+            n = strlen(dumped);
+        } else {
+            rc = CX_ENOMEM;
+        }
+    }
     if (rc == 0)
-        rc = cx_buf_adds(&b, id);
+        rc = cx_buf_adds(b, "{\"jsonrpc\":\"2.0\",\"id\":");
     if (rc == 0)
-        rc = cx_buf_adds(&b, ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
+        rc = cx_rpc_dump(b, r->id ? r->id : json_null());
     if (rc == 0)
-        rc = cx_buf_add_json_str(&b, text, n);
+        rc = cx_buf_adds(b, ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
     if (rc == 0)
-        rc = cx_buf_adds(&b, "}],\"structuredContent\":");
+        rc = cx_buf_add_json_str(b, text, n);
     if (rc == 0)
-        rc = cx_buf_add(&b, text, n);
+        rc = cx_buf_adds(b, "}],\"structuredContent\":");
     if (rc == 0)
-        rc = cx_buf_adds(&b, ",\"isError\":false}}");
-    free(id);
+        rc = cx_buf_add(b, text, n);
     if (rc == 0)
-        m->cfg.write(m->cfg.write_ud, b.data, b.len);
-    cx_buf_free(&b);
-    if (rc != 0)
+        rc = cx_buf_adds(b, ",\"isError\":false}}");
+    if (rc == 0)
+        m->cfg.write(m->cfg.write_ud, b->data, b->len);
+    else
         cx_error_clear(); /* the general path reports a size or memory failure */
+    free(dumped);
+    buf_recycle(t);
+    buf_recycle(b);
     return rc == 0;
 }
 
@@ -581,12 +609,11 @@ static void do_tools_call(req *r) {
         reply(r, tool_error_result(msg), NOT_CACHEABLE);
         return;
     }
-    char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    if (text && reply_tool_text(r, text)) {
-        free(text);
+    if (reply_tool_result(r, out)) {
         json_decref(out);
         return;
     }
+    char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_t *res = json_pack("{s:[{s:s, s:s}], s:o, s:b}", "content", "type", "text", "text",
                             text ? text : "{}", "structuredContent", out, "isError", 0);
     free(text);

@@ -58,8 +58,26 @@ _Static_assert(CX_TOOL_RECENT_MAX_TOKENS_DEFAULT == CX_STORE_DEFAULT_MAX_TOKENS,
 
 static json_t *defs;
 static pthread_once_t defs_once = PTHREAD_ONCE_INIT;
+/* each tool's name and definition, for cx_tools_find without hashing */
+#define MAX_TOOLS 32
+static struct {
+    const char *name;
+    const json_t *def;
+} tool_index[MAX_TOOLS];
+static size_t n_tools;
 
-static void load_defs(void) { defs = json_loadb(cx_tools_json, cx_tools_json_len, 0, NULL); }
+static void load_defs(void) {
+    defs = json_loadb(cx_tools_json, cx_tools_json_len, 0, NULL);
+    size_t i;
+    const json_t *t;
+    json_array_foreach(json_object_get(defs, "tools"), i, t) {
+        assert(n_tools < MAX_TOOLS);
+        if (n_tools < MAX_TOOLS) {
+            tool_index[n_tools].name = json_string_value(json_object_get(t, "name"));
+            tool_index[n_tools++].def = t;
+        }
+    }
+}
 
 const json_t *cx_tools_definitions(void) {
     pthread_once(&defs_once, load_defs);
@@ -67,12 +85,10 @@ const json_t *cx_tools_definitions(void) {
 }
 
 const json_t *cx_tools_find(const char *name) {
-    size_t i;
-    const json_t *t;
-    json_array_foreach(json_object_get(cx_tools_definitions(), "tools"), i, t) {
-        if (strcmp(json_string_value(json_object_get(t, "name")), name) == 0)
-            return t;
-    }
+    pthread_once(&defs_once, load_defs);
+    for (size_t i = 0; i < n_tools; i++)
+        if (strcmp(tool_index[i].name, name) == 0)
+            return tool_index[i].def;
     return NULL;
 }
 

@@ -4,6 +4,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -94,9 +95,355 @@ static void invalid(cx_rpc_msg *m, int code, const char *msg) {
     m->err_msg = msg;
 }
 
+/* ---- the common case, without jansson's reader ----
+ * json_loadb reads through a stream a byte at a time (~190 instructions a
+ * byte of a tools/call line, the largest cost of parsing a request).
+ * cx_rpc_load_fast builds the same values from the bytes directly, for
+ * what requests hold, and declines the rest: see jsonrpc.h. */
+
+typedef struct fastp {
+    const unsigned char *p, *end;
+    int depth, cap;
+} fastp;
+
+static void fast_ws(fastp *f) {
+    while (f->p < f->end && (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' || *f->p == '\r'))
+        f->p++;
+}
+
+/* The end of one UTF-8 sequence starting at p (a byte >= 0x80), or NULL:
+ * RFC 3629, as jansson checks it (no overlong forms, no surrogates,
+ * nothing past U+10FFFF). */
+static const unsigned char *fast_utf8(const unsigned char *p, const unsigned char *end) {
+    unsigned c = p[0];
+    size_t left = (size_t)(end - p);
+    if (c >= 0xC2 && c <= 0xDF)
+        return left >= 2 && (p[1] & 0xC0) == 0x80 ? p + 2 : NULL;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return NULL;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
+            return NULL;
+        return p + 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return NULL;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+            return NULL;
+        return p + 4;
+    }
+    return NULL;
+}
+
+static int fast_hex4(const unsigned char *p, const unsigned char *end, unsigned *out) {
+    if (end - p < 4)
+        return -1;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Decodes the escapes of a string body [s, e) (already checked: valid
+ * UTF-8, no control bytes, every backslash starts an escape of the right
+ * form except \u values) into out, which has room for e - s bytes. Returns
+ * the decoded length, or -1 for a lone surrogate. */
+static long fast_unescape(const unsigned char *s, const unsigned char *e, char *out) {
+    char *o = out;
+    while (s < e) {
+        if (*s != '\\') {
+            *o++ = (char)*s++;
+            continue;
+        }
+        s++;
+        switch (*s++) {
+        case '"': *o++ = '"'; continue;
+        case '\\': *o++ = '\\'; continue;
+        case '/': *o++ = '/'; continue;
+        case 'b': *o++ = '\b'; continue;
+        case 'f': *o++ = '\f'; continue;
+        case 'n': *o++ = '\n'; continue;
+        case 'r': *o++ = '\r'; continue;
+        case 't': *o++ = '\t'; continue;
+        default: break; /* 'u' */
+        }
+        unsigned cp, lo;
+        if (fast_hex4(s, e, &cp) != 0)
+            return -1;
+        s += 4;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return -1;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (e - s < 6 || s[0] != '\\' || s[1] != 'u' || fast_hex4(s + 2, e, &lo) != 0 ||
+                lo < 0xDC00 || lo > 0xDFFF)
+                return -1;
+            s += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        /* "\uXXXX" is 6 bytes and "\uXXXX\uXXXX" 12; their UTF-8 is at most 3 and 4 */
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xC0 | cp >> 6);
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xE0 | cp >> 12);
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | cp >> 18);
+            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return (long)(o - out);
+}
+
+/* Bytes a string holds as they are: printable ASCII but '"' and '\\'. */
+static const bool plain_byte[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* A string at f->p (its opening quote). *str points into the text when it
+ * has no escapes, else at *owned (free it). -1 declines. */
+static int fast_string(fastp *f, const char **str, size_t *len, char **owned) {
+    const unsigned char *s = ++f->p, *p = s, *end = f->end;
+    bool esc = false;
+    *owned = NULL;
+    for (;;) {
+        while (p < end && plain_byte[*p])
+            p++;
+        if (p >= end || *p < 0x20)
+            return -1;
+        if (*p == '"')
+            break;
+        if (*p == '\\') {
+            esc = true;
+            if (++p >= end)
+                return -1;
+            if (*p == 'u')
+                p++; /* the four digits are checked when decoded */
+            else if (*p == '"' || *p == '\\' || *p == '/' || *p == 'b' || *p == 'f' ||
+                     *p == 'n' || *p == 'r' || *p == 't')
+                p++;
+            else
+                return -1;
+            continue;
+        }
+        if (!(p = fast_utf8(p, end)))
+            return -1;
+    }
+    f->p = p + 1;
+    if (!esc) {
+        *str = (const char *)s;
+        *len = (size_t)(p - s);
+        return 0;
+    }
+    char *buf = malloc((size_t)(p - s) + 1);
+    if (!buf)
+        return -1;
+    long n = fast_unescape(s, p, buf);
+    if (n < 0) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *owned = buf;
+    *str = buf;
+    *len = (size_t)n;
+    return 0;
+}
+
+static json_t *fast_value(fastp *f);
+
+static json_t *fast_object(fastp *f) {
+    json_t *o = json_object();
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == '}') {
+        f->p++;
+        return o;
+    }
+    while (o) {
+        const char *key;
+        size_t klen;
+        char *owned = NULL;
+        if (f->p >= f->end || *f->p != '"' || fast_string(f, &key, &klen, &owned) != 0)
+            goto fail;
+        json_t *v = NULL;
+        fast_ws(f);
+        if (f->p < f->end && *f->p == ':') {
+            f->p++;
+            fast_ws(f);
+            v = fast_value(f);
+        }
+        /* jansson refuses duplicates (JSON_REJECT_DUPLICATES); keys with
+         * NUL are left to it */
+        if (!v || (owned && memchr(key, '\0', klen)) || json_object_getn(o, key, klen) ||
+            json_object_setn_new_nocheck(o, key, klen, v) != 0) {
+            json_decref(v);
+            free(owned);
+            goto fail;
+        }
+        free(owned);
+        fast_ws(f);
+        if (f->p < f->end && *f->p == '}') {
+            f->p++;
+            return o;
+        }
+        if (f->p >= f->end || *f->p != ',')
+            goto fail;
+        f->p++;
+        fast_ws(f);
+    }
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *fast_array(fastp *f) {
+    json_t *a = json_array();
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == ']') {
+        f->p++;
+        return a;
+    }
+    while (a) {
+        json_t *v = fast_value(f);
+        if (!v || json_array_append_new(a, v) != 0)
+            goto fail;
+        fast_ws(f);
+        if (f->p < f->end && *f->p == ']') {
+            f->p++;
+            return a;
+        }
+        if (f->p >= f->end || *f->p != ',')
+            goto fail;
+        f->p++;
+        fast_ws(f);
+    }
+fail:
+    json_decref(a);
+    return NULL;
+}
+
+/* Integers of at most 18 digits (no overflow possible); reals decline. */
+static json_t *fast_number(fastp *f) {
+    const unsigned char *p = f->p, *end = f->end;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9')
+        return NULL;
+    long long v = 0;
+    if (*p == '0') {
+        p++;
+    } else {
+        const unsigned char *d = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (p - d == 18)
+                return NULL;
+            v = v * 10 + (*p++ - '0');
+        }
+    }
+    if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E'))
+        return NULL;
+    f->p = p;
+    return json_integer(neg ? -v : v);
+}
+
+static bool fast_word(fastp *f, const char *w, size_t n) {
+    if ((size_t)(f->end - f->p) < n || memcmp(f->p, w, n) != 0)
+        return false;
+    f->p += n;
+    return true;
+}
+
+static json_t *fast_value(fastp *f) {
+    if (f->p >= f->end)
+        return NULL;
+    switch (*f->p) {
+    case '{':
+    case '[': {
+        if (++f->depth > f->cap)
+            return NULL;
+        json_t *v = *f->p == '{' ? fast_object(f) : fast_array(f);
+        f->depth--;
+        return v;
+    }
+    case '"': {
+        const char *s;
+        size_t n;
+        char *owned;
+        if (fast_string(f, &s, &n, &owned) != 0)
+            return NULL;
+        json_t *v = json_stringn_nocheck(s, n);
+        free(owned);
+        return v;
+    }
+    case 't':
+        return fast_word(f, "true", 4) ? json_true() : NULL;
+    case 'f':
+        return fast_word(f, "false", 5) ? json_false() : NULL;
+    case 'n':
+        return fast_word(f, "null", 4) ? json_null() : NULL;
+    default:
+        return fast_number(f);
+    }
+}
+
+json_t *cx_rpc_load_fast(const char *text, size_t len, int max_depth) {
+    fastp f = {.p = (const unsigned char *)text, .end = (const unsigned char *)text + len,
+               .cap = max_depth};
+    fast_ws(&f);
+    json_t *v = fast_value(&f);
+    fast_ws(&f);
+    if (v && f.p != f.end) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
 int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *m,
                  const char **err_msg) {
     memset(m, 0, sizeof *m);
+    json_t *root = cx_rpc_load_fast(text, len, max_depth);
+    if (root) {
+        cx_rpc_classify(root, m);
+        return 0;
+    }
     if (cx_rpc_depth(text, len, max_depth) > max_depth) {
         *err_msg = "message nested too deeply";
         return -1;
@@ -104,7 +451,7 @@ int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *m,
     json_error_t jerr;
     /* JSON_ALLOW_NUL: "\u0000" is valid JSON; the schema check refuses it in
      * tool arguments, where it could truncate text. */
-    json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+    root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                               &jerr);
     if (!root) {
         *err_msg = "parse error: not valid JSON";
@@ -112,6 +459,65 @@ int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *m,
     }
     cx_rpc_classify(root, m);
     return 0;
+}
+
+/* ---- writing, without jansson's writer ---- */
+
+int cx_rpc_dump(cx_buf *b, const json_t *v) {
+    char num[24];
+    int r = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        r = cx_buf_add(b, "{", 1);
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)v); it && r == 0;
+             it = json_object_iter_next((json_t *)v, it)) {
+            const char *k = json_object_iter_key(it);
+            size_t kn = json_object_iter_key_len(it);
+            if (!first)
+                r = cx_buf_add(b, ",", 1);
+            first = false;
+            if (r == 0 && !cx_utf8_valid(k, kn))
+                return 1;
+            if (r == 0)
+                r = cx_buf_add_json_str(b, k, kn);
+            if (r == 0)
+                r = cx_buf_add(b, ":", 1);
+            if (r == 0)
+                r = cx_rpc_dump(b, json_object_iter_value(it));
+        }
+        return r ? r : cx_buf_add(b, "}", 1);
+    }
+    case JSON_ARRAY: {
+        r = cx_buf_add(b, "[", 1);
+        for (size_t i = 0, n = json_array_size(v); i < n && r == 0; i++) {
+            if (i)
+                r = cx_buf_add(b, ",", 1);
+            if (r == 0)
+                r = cx_rpc_dump(b, json_array_get(v, i));
+        }
+        return r ? r : cx_buf_add(b, "]", 1);
+    }
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (!cx_utf8_valid(s, n))
+            return 1; /* json_dumps refuses it too */
+        return cx_buf_add_json_str(b, s, n);
+    }
+    case JSON_INTEGER: {
+        int w = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return cx_buf_add(b, num, (size_t)w);
+    }
+    case JSON_TRUE:
+        return cx_buf_add(b, "true", 4);
+    case JSON_FALSE:
+        return cx_buf_add(b, "false", 5);
+    case JSON_NULL:
+        return cx_buf_add(b, "null", 4);
+    default:
+        return 1; /* reals: jansson's precision rules stay jansson's */
+    }
 }
 
 void cx_rpc_classify(json_t *root, cx_rpc_msg *m) {

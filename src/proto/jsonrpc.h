@@ -4,6 +4,8 @@
  * MCP; the sidecar's mcp module gives the methods their meaning. */
 #pragma once
 
+#include "util/buf.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,6 +53,24 @@ typedef struct cx_rpc_msg {
  * id null. Otherwise returns 0 and out->kind says what it is. */
 int cx_rpc_parse(const char *text, size_t len, int max_depth, cx_rpc_msg *out, const char **err_msg);
 void cx_rpc_msg_clear(cx_rpc_msg *m);
+
+/* The JSON text [text, text + len) as jansson's json_loadb would read it
+ * with cx_rpc_parse's flags (any value, duplicate keys refused, "\u0000"
+ * allowed in strings), or NULL where this reader declines: it builds
+ * objects, arrays, strings, true/false/null and integers of up to 18
+ * digits, and leaves everything else (reals, longer integers, duplicate
+ * keys, NUL in a key, invalid UTF-8 or escapes, nesting deeper than
+ * max_depth, any syntax error) to jansson, whose answer, value or error,
+ * then stands. What it returns equals jansson's value, members in the
+ * same order (test-proto holds it to that). Sets no error. */
+json_t *cx_rpc_load_fast(const char *text, size_t len, int max_depth);
+
+/* Appends v to b as json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes
+ * it, byte for byte. Returns 0; nonzero when it cannot: 1 for a value
+ * holding a real (jansson's formatting stays jansson's) or text that is not
+ * UTF-8, else cx_buf's error (CX_ENOMEM, the buffer's limit). On failure b
+ * holds a partial value: the caller drops it (cx_buf_drop, cx_buf_reset). */
+int cx_rpc_dump(cx_buf *b, const json_t *v);
 
 /* Classifies an already parsed message, taking ownership of root (so that
  * the elements of a batch go through the same rules as single messages). */

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A small validator for flat tool-argument schemas. */
+/* A small validator for flat tool-argument schemas. The path of a value
+ * ("arguments.files[2]") is only written out for an error message: a
+ * valid call formats nothing. */
 #include "proto/schema.h"
 
 #include "util/error.h"
@@ -40,25 +42,60 @@ static bool type_ok(const char *t, const json_t *v) {
     return true;
 }
 
-static const char *at(const char *path) { return path[0] ? path : "arguments"; }
+/* Where a value is: a member `key` of up, or (key NULL) element `index`
+ * of up; the arguments themselves are the NULL path. */
+typedef struct vpath {
+    const struct vpath *up;
+    const char *key;
+    size_t index;
+} vpath;
 
-static int validate(const json_t *schema, const json_t *v, const char *path);
+#define PATH_MAX_TEXT 256
 
-static int check_object(const json_t *schema, const json_t *v, const char *path) {
+/* The path as text into buf[PATH_MAX_TEXT] ("" for the arguments), cut
+ * at 255 bytes. */
+static const char *path_text(const vpath *p, char *buf) {
+    if (!p) {
+        buf[0] = '\0';
+        return buf;
+    }
+    path_text(p->up, buf);
+    size_t n = strlen(buf);
+    if (p->key) {
+        snprintf(buf + n, PATH_MAX_TEXT - n, "%s%s", n ? "." : "", p->key);
+    } else {
+        if (!n)
+            n = (size_t)snprintf(buf, PATH_MAX_TEXT, "arguments");
+        snprintf(buf + n, PATH_MAX_TEXT - n, "[%zu]", p->index);
+    }
+    return buf;
+}
+
+/* The path for a message: "arguments" for the arguments themselves. */
+static const char *at(const vpath *p, char *buf) {
+    path_text(p, buf);
+    return buf[0] ? buf : "arguments";
+}
+
+static int validate(const json_t *schema, const json_t *v, const vpath *path);
+
+static int check_object(const json_t *schema, const json_t *v, const vpath *path) {
+    char pbuf[PATH_MAX_TEXT];
     const json_t *props = json_object_get(schema, "properties");
     const json_t *req = json_object_get(schema, "required");
     size_t i;
     const json_t *name;
     json_array_foreach(req, i, name) {
-        if (json_is_string(name) && !json_object_get(v, json_string_value(name)))
-            return cx_error_set(CX_EINVAL, "%s%s%s: required", path, path[0] ? "." : "",
+        if (json_is_string(name) && !json_object_get(v, json_string_value(name))) {
+            const char *pt = path_text(path, pbuf);
+            return cx_error_set(CX_EINVAL, "%s%s%s: required", pt, pt[0] ? "." : "",
                                 json_string_value(name));
+        }
     }
     const char *key;
     const json_t *val;
     json_object_foreach((json_t *)v, key, val) {
-        char sub[256];
-        snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
+        vpath sub = {.up = path, .key = key};
         const json_t *ps = props ? json_object_get(props, key) : NULL;
         if (!ps) {
             if (strcmp(key, "_meta") == 0)
@@ -73,23 +110,24 @@ static int check_object(const json_t *schema, const json_t *v, const char *path)
                     break;
                 off += (size_t)w;
             }
-            return cx_error_set(CX_EINVAL, "%s: unknown argument; expected one of: %s", sub,
-                                known[0] ? known : "(none)");
+            return cx_error_set(CX_EINVAL, "%s: unknown argument; expected one of: %s",
+                                path_text(&sub, pbuf), known[0] ? known : "(none)");
         }
-        int r = validate(ps, val, sub);
+        int r = validate(ps, val, &sub);
         if (r)
             return r;
     }
     return 0;
 }
 
-static int validate(const json_t *schema, const json_t *v, const char *path) {
+static int validate(const json_t *schema, const json_t *v, const vpath *path) {
+    char pbuf[PATH_MAX_TEXT];
     const char *type = json_string_value(json_object_get(schema, "type"));
     if (type && !type_ok(type, v)) {
         if (strcmp(type, "integer") == 0 && json_is_real(v))
-            return cx_error_set(CX_EINVAL, "%s: must be a whole number (got %g)", at(path),
-                                json_real_value(v));
-        return cx_error_set(CX_EINVAL, "%s: must be %s%s (got %s)", at(path),
+            return cx_error_set(CX_EINVAL, "%s: must be a whole number (got %g)",
+                                at(path, pbuf), json_real_value(v));
+        return cx_error_set(CX_EINVAL, "%s: must be %s%s (got %s)", at(path, pbuf),
                             strcmp(type, "integer") == 0 || strcmp(type, "array") == 0 ||
                                     strcmp(type, "object") == 0
                                 ? "an "
@@ -114,21 +152,21 @@ static int validate(const json_t *schema, const json_t *v, const char *path) {
                     break;
                 off += (size_t)w;
             }
-            return cx_error_set(CX_EINVAL, "%s: must be one of: %s", at(path), list);
+            return cx_error_set(CX_EINVAL, "%s: must be one of: %s", at(path, pbuf), list);
         }
     }
     if (json_is_string(v)) {
         if (strlen(json_string_value(v)) != json_string_length(v))
             return cx_error_set(CX_EINVAL, "%s: must not contain NUL (\\u0000) characters",
-                                at(path));
+                                at(path, pbuf));
         const json_t *mn = json_object_get(schema, "minLength");
         const json_t *mx = json_object_get(schema, "maxLength");
         size_t n = (mn || mx) ? utf8_chars(json_string_value(v)) : 0;
         if (json_is_integer(mn) && n < (size_t)json_integer_value(mn))
-            return cx_error_set(CX_EINVAL, "%s: must not be empty", at(path));
+            return cx_error_set(CX_EINVAL, "%s: must not be empty", at(path, pbuf));
         if (json_is_integer(mx) && n > (size_t)json_integer_value(mx))
-            return cx_error_set(CX_EINVAL, "%s: is %zu characters; the limit is %lld", at(path),
-                                n, (long long)json_integer_value(mx));
+            return cx_error_set(CX_EINVAL, "%s: is %zu characters; the limit is %lld",
+                                at(path, pbuf), n, (long long)json_integer_value(mx));
     } else if (json_is_number(v)) {
         const json_t *mn = json_object_get(schema, "minimum");
         const json_t *mx = json_object_get(schema, "maximum");
@@ -136,28 +174,28 @@ static int validate(const json_t *schema, const json_t *v, const char *path) {
         if ((json_is_number(mn) && x < json_number_value(mn)) ||
             (json_is_number(mx) && x > json_number_value(mx))) {
             if (json_is_number(mn) && json_is_number(mx))
-                return cx_error_set(CX_EINVAL, "%s: must be from %g to %g (got %g)", at(path),
-                                    json_number_value(mn), json_number_value(mx), x);
-            return cx_error_set(CX_EINVAL, "%s: out of range (got %g)", at(path), x);
+                return cx_error_set(CX_EINVAL, "%s: must be from %g to %g (got %g)",
+                                    at(path, pbuf), json_number_value(mn),
+                                    json_number_value(mx), x);
+            return cx_error_set(CX_EINVAL, "%s: out of range (got %g)", at(path, pbuf), x);
         }
     } else if (json_is_array(v)) {
         const json_t *mn = json_object_get(schema, "minItems");
         const json_t *mx = json_object_get(schema, "maxItems");
         size_t n = json_array_size(v);
         if (json_is_integer(mn) && n < (size_t)json_integer_value(mn))
-            return cx_error_set(CX_EINVAL, "%s: needs at least %lld element(s)", at(path),
+            return cx_error_set(CX_EINVAL, "%s: needs at least %lld element(s)", at(path, pbuf),
                                 (long long)json_integer_value(mn));
         if (json_is_integer(mx) && n > (size_t)json_integer_value(mx))
-            return cx_error_set(CX_EINVAL, "%s: has %zu elements; the limit is %lld", at(path), n,
-                                (long long)json_integer_value(mx));
+            return cx_error_set(CX_EINVAL, "%s: has %zu elements; the limit is %lld",
+                                at(path, pbuf), n, (long long)json_integer_value(mx));
         const json_t *items = json_object_get(schema, "items");
         if (json_is_object(items)) {
             size_t i;
             const json_t *e;
             json_array_foreach(v, i, e) {
-                char sub[256];
-                snprintf(sub, sizeof sub, "%s[%zu]", at(path), i);
-                int r = validate(items, e, sub);
+                vpath sub = {.up = path, .index = i};
+                int r = validate(items, e, &sub);
                 if (r)
                     return r;
             }
@@ -169,5 +207,5 @@ static int validate(const json_t *schema, const json_t *v, const char *path) {
 }
 
 int cx_schema_validate(const json_t *schema, const json_t *value) {
-    return validate(schema, value, "");
+    return validate(schema, value, NULL);
 }

@@ -11,6 +11,7 @@
  * the core's copy says. */
 #include "store/store-internal.h"
 
+#include "proto/jsonrpc.h"
 #include "redact/redact.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -331,6 +332,21 @@ static const char *field_name(char *buf, size_t cap, size_t i, size_t total, con
     return buf;
 }
 
+/* A checked list of strings as json_dumps(JSON_COMPACT) writes it (the
+ * row's text), without jansson's writer; NULL when out of memory. */
+static char *dump_list(const json_t *list) {
+    if (!list)
+        return NULL;
+    cx_buf b;
+    cx_buf_init(&b, CX_STORE_SCRATCH_MAX);
+    if (cx_rpc_dump(&b, list) != 0) {
+        cx_buf_free(&b);
+        cx_error_clear();
+        return json_dumps(list, JSON_COMPACT);
+    }
+    return cx_buf_take(&b, NULL);
+}
+
 static int prep_observation(cx_store *s, const cx_note *n, size_t i, size_t total, obs_prep *p) {
     char f[96];
     int r;
@@ -362,8 +378,8 @@ static int prep_observation(cx_store *s, const cx_note *n, size_t i, size_t tota
     }
     p->title = n->title ? n->title : "";
     p->body = n->body;
-    p->tags = json_dumps(tags, JSON_COMPACT);
-    p->files = json_dumps(files, JSON_COMPACT);
+    p->tags = dump_list(tags);
+    p->files = dump_list(files);
     p->vec = malloc(sizeof(float) * (size_t)cx_embed_dim(s->builtin));
     if (!p->tags || !p->files || !p->vec) {
         r = CX_ENOMEM;

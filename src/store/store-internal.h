@@ -328,3 +328,9 @@ int cx_kv_put_int(cx_store *s, const char *key, int64_t v);
 
 /* The value of `key` as an integer, `def` when unset or not a number. */
 int64_t cx_kv_int(cx_store *s, const char *key, int64_t def);
+
+/* The name of the VFS every store connection opens with (walvfs.c: the
+ * default VFS, each WAL frame written in one call), registered on first
+ * use; NULL (SQLite's default) if it cannot be. */
+#define CX_STORE_VFS "cortex-wal"
+const char *cx_store_vfs(void);

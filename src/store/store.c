@@ -331,7 +331,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     int rc = sqlite3_open_v2(s->db_path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                  SQLITE_OPEN_PRIVATECACHE,
-                             NULL);
+                             cx_store_vfs());
     if (rc != SQLITE_OK) {
         r = cx_error_set(CX_EIO, "cannot open %s: %s", s->db_path,
                          s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

@@ -3,15 +3,18 @@
  * protocol/sync/: every kind, status, decision, op name and limit is read
  * from the JSON schemas and the OpenAPI text and compared with the
  * constants, so that code and contract cannot drift. Then the transitions,
- * trust order, id normalisation and the envelope check.
+ * trust order, id normalisation and the envelope check. Last, the
+ * request parser's and the answer writer's fast paths against jansson.
  *
  * Usage: test-proto PROTOCOL_SYNC_DIR */
 #include "test.h"
 
 #include "proto/jsonrpc.h"
+#include "proto/schema.h"
 #include "proto/wire.h"
 
 #include <jansson.h>
+#include <stdint.h>
 
 static const char *dir;
 
@@ -387,6 +390,214 @@ static void test_compact_size(void) {
     check_size(o);
 }
 
+/* The validator names where a bad value is (its paths are written only for
+ * a message). */
+static void schema_says(const char *schema, const char *args, const char *want) {
+    json_t *s = json_loads(schema, 0, NULL), *a = json_loads(args, 0, NULL);
+    cx_error_clear();
+    int r = cx_schema_validate(s, a);
+    if (!want) {
+        CX_CHECK_INT(r, 0);
+    } else {
+        CX_CHECK_INT(r, CX_EINVAL);
+        CX_CHECK_STR(cx_error_last(), want);
+    }
+    json_decref(s);
+    json_decref(a);
+}
+
+static void test_schema_paths(void) {
+    const char *obs = "{\"type\":\"object\",\"required\":[\"text\"],\"properties\":{"
+                      "\"text\":{\"type\":\"string\",\"minLength\":1},"
+                      "\"observations\":{\"type\":\"array\",\"maxItems\":2,\"items\":{"
+                      "\"type\":\"object\",\"required\":[\"text\"],\"properties\":{"
+                      "\"text\":{\"type\":\"string\",\"maxLength\":3},"
+                      "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}}}}";
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"abc\",\"tags\":[\"x\"]}]}",
+                NULL);
+    schema_says(obs, "{}", "text: required");
+    schema_says(obs, "{\"text\":1}", "text: must be a string (got an integer)");
+    schema_says(obs, "{\"text\":\"\"}", "text: must not be empty");
+    schema_says(obs, "{\"text\":\"a\",\"x\":1}",
+                "x: unknown argument; expected one of: text, observations");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"abcd\"}]}",
+                "observations[0].text: is 4 characters; the limit is 3");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"a\"},{}]}",
+                "observations[1].text: required");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[5]}",
+                "observations[0]: must be an object (got an integer)");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"a\",\"tags\":[\"x\",2]}]}",
+                "observations[0].tags[1]: must be a string (got an integer)");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{\"text\":\"a\",\"y\":1}]}",
+                "observations[0].y: unknown argument; expected one of: text, tags");
+    schema_says(obs, "{\"text\":\"a\",\"observations\":[{},{},{}]}",
+                "observations: has 3 elements; the limit is 2");
+    schema_says(obs, "[]", "arguments: must be an object (got an array)");
+    schema_says("{\"type\":\"array\",\"items\":{\"type\":\"string\"}}", "[\"a\",1]",
+                "arguments[1]: must be a string (got an integer)");
+}
+
+/* ---- cx_rpc_load_fast against jansson ---- */
+
+#define RPC_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
+static int fast_declined, fast_taken, fast_dumped;
+
+/* Whatever the fast path returns for text equals jansson's value, members
+ * in the same order, and cx_rpc_parse agrees with jansson on whether the
+ * text is JSON at all. */
+static void same_as_jansson(const char *text, size_t len) {
+    json_t *f = cx_rpc_load_fast(text, len, 64);
+    json_t *j = cx_rpc_depth(text, len, 64) > 64 ? NULL : json_loadb(text, len, RPC_FLAGS, NULL);
+    if (f) {
+        fast_taken++;
+        char *fd = json_dumps(f, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *jd = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        bool same = j && json_equal(f, j) && fd && jd && strcmp(fd, jd) == 0;
+        if (!same)
+            fprintf(stderr, "fast path differs on: %.*s\n", (int)len, text);
+        CX_CHECK(same);
+        free(fd);
+        free(jd);
+    } else {
+        fast_declined++;
+    }
+    cx_rpc_msg m;
+    const char *why = NULL;
+    int r = cx_rpc_parse(text, len, 64, &m, &why);
+    CX_CHECK((r == 0) == (j != NULL));
+    if (r == 0) {
+        CX_CHECK(json_equal(m.root, j));
+        cx_rpc_msg_clear(&m);
+    }
+    if (j) { /* and the writer writes what json_dumps writes */
+        cx_buf b;
+        cx_buf_init(&b, 1 << 20);
+        char *jd = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        int d = cx_rpc_dump(&b, j);
+        if (d == 0) {
+            fast_dumped++;
+            CX_CHECK(jd && b.data && strcmp(b.data, jd) == 0);
+        } else {
+            CX_CHECK(d == 1); /* declined: a real, or text json_dumps refuses too */
+            CX_CHECK(!jd || strpbrk(jd, ".eE") != NULL);
+        }
+        free(jd);
+        cx_buf_free(&b);
+    }
+    json_decref(f);
+    json_decref(j);
+}
+
+static void must_take(const char *text) {
+    json_t *f = cx_rpc_load_fast(text, strlen(text), 64);
+    if (!f)
+        fprintf(stderr, "fast path declined: %s\n", text);
+    CX_CHECK(f != NULL);
+    json_decref(f);
+    same_as_jansson(text, strlen(text));
+}
+
+static void must_decline(const char *text, size_t len) {
+    json_t *f = cx_rpc_load_fast(text, len, 64);
+    CX_CHECK(f == NULL);
+    json_decref(f);
+    same_as_jansson(text, len);
+}
+
+static void test_load_fast(void) {
+    static const char *const good[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"observe\","
+        "\"arguments\":{\"text\":\"The pool leaks a connection when parse_config fails\","
+        "\"files\":[\"src/db/pool.c\"],\"tags\":[\"db\",\"leak\"]}}}",
+        " { \"a\" : [ 1 , -2 , 0 , -0 , 123456789012345678 , -123456789012345678 ] } \r\n",
+        "{\"s\":\"tab\\tnl\\nquote\\\"back\\\\slash\\/ \\b\\f\\r\"}",
+        "{\"u\":\"\\u00e9\\u4e2d\\ud83d\\ude00\\u0041\",\"nul\":\"a\\u0000b\"}",
+        "{\"utf8\":\"caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 "
+        "\xef\xbf\xbf\xf4\x8f\xbf\xbf\"}",
+        "{\"esc\\u0041key\":true,\"k\":false,\"n\":null,\"e\":{},\"a\":[],\"aa\":[[],{}]}",
+        "[1,\"x\",{\"b\":2,\"a\":1}]",
+        "\"just a string\"",
+        "42",
+        "{\"\":\"\"}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        must_take(good[i]);
+    /* what it leaves to jansson: reals, long integers, duplicates, a NUL in
+     * a key, lone surrogates, bad escapes and bytes, syntax errors */
+    static const char *const left[] = {
+        "{\"r\":1.5}", "{\"r\":1e3}", "{\"r\":-0.0}", "{\"big\":1234567890123456789}",
+        "{\"big\":99999999999999999999}", "{\"a\":1,\"a\":2}", "{\"a\\u0000b\":1}",
+        "{\"s\":\"\\ud800\"}", "{\"s\":\"\\udc00\"}", "{\"s\":\"\\ud800\\u0041\"}",
+        "{\"s\":\"\\x41\"}", "{\"s\":\"\\u12\"}", "{\"s\":\"\\u12g4\"}", "{\"s\":\"a\tb\"}",
+        "{\"s\":\"\xc0\xaf\"}", "{\"s\":\"\xed\xa0\x80\"}", "{\"s\":\"\xf4\x90\x80\x80\"}",
+        "{\"s\":\"\xe0\x80\xaf\"}", "{\"s\":\"\xff\"}", "{\"s\":\"\xc3\"}", "{\"a\":01}",
+        "{\"a\":-}", "{\"a\":1,}", "[1,]", "{\"a\" 1}", "{a:1}", "{\"a\":tru}", "{\"a\":truex}",
+        "{\"a\":1} x", "", "   ", "{\"a\":[1,2}", "{\"a\":\"unterminated}", "nul", "+1",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++)
+        must_decline(left[i], strlen(left[i]));
+    must_decline("{\"a\":\"x\0y\"}", 11); /* a raw NUL byte */
+
+    /* depth: 64 levels are taken, 65 are not (cx_rpc_parse refuses them) */
+    char deep[200];
+    for (int levels = 63; levels <= 66; levels++) {
+        size_t n = 0;
+        for (int i = 0; i < levels; i++)
+            deep[n++] = '[';
+        for (int i = 0; i < levels; i++)
+            deep[n++] = ']';
+        json_t *f = cx_rpc_load_fast(deep, n, 64);
+        CX_CHECK((f != NULL) == (levels <= 64));
+        json_decref(f);
+        same_as_jansson(deep, n);
+    }
+
+    /* mutations of every sample: a fixed seed, bounded */
+    static const unsigned char bytes[] = {'"', '\\', 'u', '{', '}', '[', ']', ',', ':', '0',
+                                          '1', '-', '.', 'e', 'E', 'd', 'D', '8', 'n', 't',
+                                          ' ', 0x00, 0x1f, 0x7f, 0x80, 0xbf, 0xc2, 0xe0, 0xed,
+                                          0xf0, 0xf4, 0xff};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    char buf[512];
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        size_t base = strlen(good[i]);
+        for (int k = 0; k < 3000; k++) {
+            size_t n = base;
+            memcpy(buf, good[i], n);
+            int edits = 1 + k % 3;
+            for (int e = 0; e < edits; e++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                size_t at = n ? (size_t)(seed >> 33) % n : 0;
+                unsigned char b = (seed >> 20) & 1 ? bytes[(seed >> 8) % sizeof bytes]
+                                                   : (unsigned char)(seed >> 40);
+                switch ((seed >> 60) % 3) {
+                case 0:
+                    if (n)
+                        buf[at] = (char)b;
+                    break;
+                case 1:
+                    if (n + 1 < sizeof buf) {
+                        memmove(buf + at + 1, buf + at, n - at);
+                        buf[at] = (char)b;
+                        n++;
+                    }
+                    break;
+                default:
+                    if (n) {
+                        memmove(buf + at, buf + at + 1, n - at - 1);
+                        n--;
+                    }
+                }
+            }
+            same_as_jansson(buf, n);
+        }
+    }
+    CX_CHECK(fast_taken > 1000); /* the mutations still reach the fast path */
+    CX_CHECK(fast_declined > 1000);
+    CX_CHECK(fast_dumped > 1000);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test-proto PROTOCOL_SYNC_DIR\n");
@@ -401,5 +612,7 @@ int main(int argc, char **argv) {
     test_ids();
     test_item_check();
     test_compact_size();
+    test_load_fast();
+    test_schema_paths();
     return cx_test_done();
 }

@@ -3,7 +3,8 @@
  * migrations, observe (single, batch, all-or-none, repeats), validation,
  * drafts, comments, publish and blobs, get, recent, review, the outbox,
  * maintenance on a second connection yielding to writes, and several
- * processes writing one store at once. */
+ * processes writing one store at once, and WAL frames as walvfs.c writes
+ * them. */
 #include "test.h"
 
 #include "store/store-internal.h" /* cx_store_fts_sync */
@@ -1321,6 +1322,77 @@ static void test_redacted_fields(void) {
     free(dir);
 }
 
+/* walvfs.c writes each WAL frame (header and page) in one call. A child
+ * process writes through it and ends with _exit() (nothing checkpointed,
+ * the WAL left as a crash leaves it): a transaction larger than the page
+ * cache (frames spilled, overwritten, their checksums rewritten before the
+ * commit) and small commits. Opening the file through SQLite's default
+ * VFS then recovers the WAL from its frames, checking every checksum: all
+ * of it must be there. */
+static void test_wal_frames(void) {
+    char *dir = cx_fs_join(root, "walvfs");
+    pid_t pid = fork();
+    if (pid == 0) {
+        cx_store *s = NULL;
+        if (cx_store_open(&s, dir) != 0)
+            _exit(2);
+        sqlite3 *db = cx_store_sqlite(s);
+        sqlite3_vfs *vfs = NULL;
+        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) != SQLITE_OK ||
+            !vfs || strcmp(vfs->zName, "cortex-wal") != 0)
+            _exit(3);
+        if (sqlite3_exec(db,
+                         "PRAGMA cache_size=20; PRAGMA wal_autocheckpoint=0;"
+                         "CREATE TABLE wal_t(k INTEGER PRIMARY KEY, v BLOB);"
+                         "BEGIN;"
+                         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                         " WHERE i < 3000) INSERT INTO wal_t SELECT i, randomblob(2000) FROM n;"
+                         "UPDATE wal_t SET v = randomblob(1500) WHERE k % 3 = 0;"
+                         "COMMIT;",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(4);
+        for (int i = 0; i < 50; i++)
+            if (sqlite3_exec(db, "INSERT INTO wal_t(v) VALUES (randomblob(100))", NULL, NULL,
+                             NULL) != SQLITE_OK)
+                _exit(5);
+        _exit(0); /* as a crash would: no checkpoint, no close */
+    }
+    int status = -1;
+    CX_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *path = cx_fs_join(dir, "cortex.db");
+    struct stat st;
+    CX_CHECK(stat(path, &st) == 0);
+    char *wal = NULL;
+    CX_CHECK(asprintf(&wal, "%s-wal", path) > 0);
+    CX_CHECK(wal && stat(wal, &st) == 0 && st.st_size > 6000000); /* not checkpointed */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    long long n = -1, bytes = -1, ok = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "SELECT (SELECT count(*) FROM wal_t),"
+                           " (SELECT sum(length(v)) FROM wal_t WHERE k <= 3000),"
+                           " (SELECT count(*) FROM pragma_integrity_check"
+                           "  WHERE integrity_check = 'ok')",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        n = sqlite3_column_int64(q, 0);
+        bytes = sqlite3_column_int64(q, 1);
+        ok = sqlite3_column_int64(q, 2);
+    } else {
+        fprintf(stderr, "wal_t: %s\n", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    CX_CHECK_INT(n, 3050);
+    CX_CHECK_INT(bytes, 2000 * 2000 + 1000 * 1500);
+    CX_CHECK_INT(ok, 1);
+    free(wal);
+    free(path);
+    free(dir);
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 2;
@@ -1344,6 +1416,7 @@ int main(void) {
     test_waits_for_lock();
     test_maintenance_yields();
     test_processes();
+    test_wal_frames();
     cx_test_rmrf(root);
     free(root);
     return cx_test_done();
