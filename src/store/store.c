@@ -21,7 +21,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,8 +306,8 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     cx_store *s = NULL;
     if (!state_dir || !*state_dir)
         return cx_error_set(CX_EINVAL, "no state directory given for the store");
-    if (sodium_init() < 0)
-        return cx_error_set(CX_EFAIL, "libsodium could not be initialised");
+    if ((r = cx_store_hash_load()) != 0)
+        return r;
     s = calloc(1, sizeof *s);
     if (!s)
         return CX_ENOMEM;
