@@ -84,7 +84,7 @@ const char *cx_store_db_path(const cx_store *s) {
 }
 
 const char *cx_store_sqlite_version(void) {
-    return sqlite3_libversion();
+    return cx_store_sqlite_load() == 0 ? sqlite3_libversion() : "(not loaded)";
 }
 
 int cx_store_sqlerr(cx_store *s, int rc, const char *what) {
@@ -306,7 +306,7 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     cx_store *s = NULL;
     if (!state_dir || !*state_dir)
         return cx_error_set(CX_EINVAL, "no state directory given for the store");
-    if ((r = cx_store_hash_load()) != 0)
+    if ((r = cx_store_sqlite_load()) != 0 || (r = cx_store_hash_load()) != 0)
         return r;
     s = calloc(1, sizeof *s);
     if (!s)

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """cortexd links no library that it loads on first use.
 
-libstemmer (text/tokenizer.c), libcurl (net/curlapi.c), libgit2
-(sidecar/gitlib.c), PCRE2 (redact/redact.c) and libsodium (store/hash.c)
-are opened with dlopen() by the thread that needs them, after `initialize`
+SQLite (store/sqlite.c), libstemmer (text/tokenizer.c), libcurl
+(net/curlapi.c), libgit2 (sidecar/gitlib.c), PCRE2 (redact/redact.c) and
+libsodium (store/hash.c) are opened with dlopen() by the thread that needs them, after `initialize`
 is answered: linked, each would be loaded and relocated before main() of
 every cortexd start (libstemmer alone 1.3 ms of a 5 ms budget; see
 bench/README.md). A change to the build that links one of them
@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 
-LAZY = ("libstemmer", "libcurl", "libgit2", "libpcre2", "libsodium")
+LAZY = ("libsqlite3", "libstemmer", "libcurl", "libgit2", "libpcre2", "libsodium")
 
 
 def needed(path):

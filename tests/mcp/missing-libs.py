@@ -3,8 +3,9 @@
 """cortexd starts without the libraries it loads on first use, and says which
 one is missing when a call needs it.
 
-PCRE2 (secret redaction) and libsodium (the store's hashes) are opened with
-dlopen() after `initialize` is answered (redact/redact.c, store/hash.c).
+SQLite (the store), PCRE2 (secret redaction) and libsodium (the store's
+hashes) are opened with dlopen() after `initialize` is answered
+(store/sqlite.c, redact/redact.c, store/hash.c).
 For each, cortexd runs in a private mount namespace (`unshare -rm`) where
 the library's file is replaced by an empty one, so that dlopen() really
 fails as it would on a system without it. Then:
@@ -18,7 +19,7 @@ fails as it would on a system without it. Then:
 A control run with every library records the same note with the key
 redacted, so that the failures above are the library's doing.
 
-Usage: missing-libs.py CORTEXD PCRE2_SONAME SODIUM_SONAME
+Usage: missing-libs.py CORTEXD SQLITE_SONAME PCRE2_SONAME SODIUM_SONAME
 (exit 77 when `unshare -rm` is not permitted here, e.g. no user namespaces)
 """
 import ctypes
@@ -151,10 +152,10 @@ def run(cortexd, tmp, name, hide, want):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         print(__doc__)
         return 2
-    cortexd, pcre2, sodium = sys.argv[1:]
+    cortexd, sqlite, pcre2, sodium = sys.argv[1:]
     if shutil.which("unshare") is None or subprocess.run(
             ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
         print("unshare -rm is not permitted here, skipping")
@@ -162,6 +163,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cx-missing-libs-") as tmp:
         open(os.path.join(tmp, "empty"), "wb").close()
         run(cortexd, tmp, "control", None, None)
+        run(cortexd, tmp, "no-sqlite", lib_path(sqlite),
+            ["SQLite: cannot load " + sqlite])
         run(cortexd, tmp, "no-pcre2", lib_path(pcre2),
             ["secret redaction needs PCRE2", "cannot load " + pcre2])
         run(cortexd, tmp, "no-libsodium", lib_path(sodium),
