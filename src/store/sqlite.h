@@ -6,8 +6,10 @@
  * store needs it, which cortexd opens on its warm-up thread after
  * `initialize` is answered. sqlite.c defines the sqlite3_* functions the
  * engine calls, each a jump through a table filled from the library; the
- * engine's code calls SQLite as usual. Programs that link libsqlite3
- * themselves (cortex-core, tests) are not affected. Store-internal. */
+ * engine's code calls SQLite as usual. A program that links the store
+ * does not link libsqlite3 (with -Dstatic_deps=true both would define the
+ * sqlite3_* functions); cortex-core, which does not use the store, links
+ * it. Store-internal. */
 #pragma once
 
 /* Loads SQLite, once per process; later calls return the first call's
