@@ -379,8 +379,8 @@ static void init_once(void) {
          * at the offset limit, up to kilobytes a call, while an attempt
          * here only ever starts within `back` bytes of its keyword. */
         E.code[r] = pc.compile((PCRE2_SPTR)rule->pattern, PCRE2_ZERO_TERMINATED,
-                                  PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE, &errcode,
-                                  &erroff, NULL);
+                               PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE, &errcode,
+                               &erroff, NULL);
         if (!E.code[r]) {
             PCRE2_UCHAR msg[160];
             pc.get_error_message(errcode, msg, sizeof msg);
@@ -952,9 +952,9 @@ static int attempt(scan *sc, size_t r, size_t h) {
     pc.set_offset_limit(sc->mctx, h);
     while (start <= h) {
         int rc = E.jit[r] ? pc.jit_match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
-                                            sc->md, sc->mctx)
+                                         sc->md, sc->mctx)
                           : pc.match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
-                                        sc->md, sc->mctx);
+                                     sc->md, sc->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0) {
