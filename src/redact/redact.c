@@ -16,7 +16,13 @@
  * "[REDACTED:...]" marker, long enough and random enough; generic rules
  * also check that the value looks like a secret rather than a word, path,
  * URL or identifier. Each rule's matches do not overlap; across rules the
- * earlier rule in the table wins. */
+ * earlier rule in the table wins.
+ *
+ * PCRE2 is opened with dlopen() (util/dl.h) when the rules first compile,
+ * not linked: linked, every start of cortexd would map and relocate it
+ * before main(), while only a write needs it (cortexd compiles the rules on
+ * its warm-up thread, after `initialize` is answered). The soname is the
+ * one meson found at build time (CX_LIBPCRE2_SONAME). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "redact/redact.h"
@@ -31,8 +37,13 @@
 #include <string.h>
 
 #include "redact/rules.h"
+#include "util/dl.h"
 #include "util/error.h"
 #include "util/utf8.h"
+
+#ifndef CX_LIBPCRE2_SONAME
+#define CX_LIBPCRE2_SONAME "libpcre2-8.so.0"
+#endif
 
 /* ASCII classes: the text is bytes, and <ctype.h> answers by locale. */
 static inline bool is_lower(int c) { return c >= 'a' && c <= 'z'; }
@@ -49,6 +60,57 @@ static inline int to_lower(int c) { return is_upper(c) ? c + 32 : c; }
  * contrived texts, complete a new match); this bounds the repeats. */
 #define MAX_PASSES 8
 
+/* ---- PCRE2, loaded when the rules first compile ----------------------- */
+
+/* The functions used, each typed as pcre2.h declares it (pcre2_compile is
+ * a macro for pcre2_compile_8, so that __typeof__ and the symbol's name
+ * both follow the code unit width chosen above). */
+static struct {
+    __typeof__(pcre2_compile) *compile;
+    __typeof__(pcre2_get_error_message) *get_error_message;
+    __typeof__(pcre2_jit_compile) *jit_compile;
+    __typeof__(pcre2_pattern_info) *pattern_info;
+    __typeof__(pcre2_general_context_create) *general_context_create;
+    __typeof__(pcre2_match_context_create) *match_context_create;
+    __typeof__(pcre2_match_data_create) *match_data_create;
+    __typeof__(pcre2_set_match_limit) *set_match_limit;
+    __typeof__(pcre2_set_offset_limit) *set_offset_limit;
+    __typeof__(pcre2_match_data_free) *match_data_free;
+    __typeof__(pcre2_match_context_free) *match_context_free;
+    __typeof__(pcre2_general_context_free) *general_context_free;
+    __typeof__(pcre2_jit_match) *jit_match;
+    __typeof__(pcre2_match) *match;
+    __typeof__(pcre2_get_ovector_pointer) *get_ovector_pointer;
+} pc;
+
+#define SYM_NAME_(f) #f
+#define SYM_NAME(f) SYM_NAME_(f) /* the name after macro expansion: "pcre2_match_8" */
+#define SYM(f, member) {SYM_NAME(f), &pc.member}
+
+/* Fills `pc`, once (from init_once). 0, or CX_EFAIL with the loader's
+ * reason in the thread's error detail. */
+static int pcre2_load(void) {
+    static const char *const sonames[] = {CX_LIBPCRE2_SONAME, NULL};
+    const cx_dl_sym syms[] = {
+        SYM(pcre2_compile, compile),
+        SYM(pcre2_get_error_message, get_error_message),
+        SYM(pcre2_jit_compile, jit_compile),
+        SYM(pcre2_pattern_info, pattern_info),
+        SYM(pcre2_general_context_create, general_context_create),
+        SYM(pcre2_match_context_create, match_context_create),
+        SYM(pcre2_match_data_create, match_data_create),
+        SYM(pcre2_set_match_limit, set_match_limit),
+        SYM(pcre2_set_offset_limit, set_offset_limit),
+        SYM(pcre2_match_data_free, match_data_free),
+        SYM(pcre2_match_context_free, match_context_free),
+        SYM(pcre2_general_context_free, general_context_free),
+        SYM(pcre2_jit_match, jit_match),
+        SYM(pcre2_match, match),
+        SYM(pcre2_get_ovector_pointer, get_ovector_pointer),
+    };
+    return cx_dl_open(sonames, syms, sizeof syms / sizeof *syms, NULL);
+}
+
 /* ---- The compiled rules ---------------------------------------------- */
 
 typedef struct kw_use {
@@ -59,7 +121,7 @@ typedef struct kw_use {
 static struct engine {
     pthread_once_t once;
     int err;
-    char errmsg[256];
+    char errmsg[700]; /* room for cx_error_last() (512) and a sentence */
     size_t nrules;
     pcre2_code *code[CX_REDACT_MAX_RULES];
     bool jit[CX_REDACT_MAX_RULES];
@@ -297,6 +359,11 @@ out:
 }
 
 static void init_once(void) {
+    if (pcre2_load() != 0) {
+        fail_init(CX_EFAIL, "secret redaction needs PCRE2: %s (install it, e.g. Debian's "
+                            "libpcre2-8-0)", cx_error_last());
+        return;
+    }
     E.nrules = cx_redact_nrules;
     if (E.nrules > CX_REDACT_MAX_RULES) {
         fail_init(CX_EFAIL, "%zu redaction rules, more than %d", E.nrules, CX_REDACT_MAX_RULES);
@@ -311,20 +378,20 @@ static void init_once(void) {
          * required character (the '@' of a URL's password) before looking
          * at the offset limit, up to kilobytes a call, while an attempt
          * here only ever starts within `back` bytes of its keyword. */
-        E.code[r] = pcre2_compile((PCRE2_SPTR)rule->pattern, PCRE2_ZERO_TERMINATED,
-                                  PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE, &errcode,
-                                  &erroff, NULL);
+        E.code[r] = pc.compile((PCRE2_SPTR)rule->pattern, PCRE2_ZERO_TERMINATED,
+                               PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE, &errcode,
+                               &erroff, NULL);
         if (!E.code[r]) {
             PCRE2_UCHAR msg[160];
-            pcre2_get_error_message(errcode, msg, sizeof msg);
+            pc.get_error_message(errcode, msg, sizeof msg);
             fail_init(CX_EFAIL, "redaction rule %s does not compile: %s", rule->id,
                       (const char *)msg);
             return;
         }
         /* Without a JIT (an unsupported CPU) pcre2_match interprets. */
-        E.jit[r] = pcre2_jit_compile(E.code[r], PCRE2_JIT_COMPLETE) == 0;
+        E.jit[r] = pc.jit_compile(E.code[r], PCRE2_JIT_COMPLETE) == 0;
         uint32_t ncap = 0;
-        pcre2_pattern_info(E.code[r], PCRE2_INFO_CAPTURECOUNT, &ncap);
+        pc.pattern_info(E.code[r], PCRE2_INFO_CAPTURECOUNT, &ncap);
         if (rule->group > ncap || rule->key_group > ncap) {
             fail_init(CX_EFAIL, "redaction rule %s names a capture group it does not have",
                       rule->id);
@@ -656,19 +723,19 @@ typedef struct scan {
 
 static int scan_contexts(scan *sc) {
     sc->mem.used = 0;
-    sc->gctx = pcre2_general_context_create(arena_malloc, arena_free, &sc->mem);
-    sc->mctx = sc->gctx ? pcre2_match_context_create(sc->gctx) : NULL;
-    sc->md = sc->mctx ? pcre2_match_data_create(E.ovec_pairs, sc->gctx) : NULL;
+    sc->gctx = pc.general_context_create(arena_malloc, arena_free, &sc->mem);
+    sc->mctx = sc->gctx ? pc.match_context_create(sc->gctx) : NULL;
+    sc->md = sc->mctx ? pc.match_data_create(E.ovec_pairs, sc->gctx) : NULL;
     if (!sc->md)
         return cx_error_set(CX_ENOMEM, "out of memory for a redaction match");
-    pcre2_set_match_limit(sc->mctx, MATCH_LIMIT);
+    pc.set_match_limit(sc->mctx, MATCH_LIMIT);
     return 0;
 }
 
 static void scan_done(scan *sc) {
-    pcre2_match_data_free(sc->md);
-    pcre2_match_context_free(sc->mctx);
-    pcre2_general_context_free(sc->gctx);
+    pc.match_data_free(sc->md);
+    pc.match_context_free(sc->mctx);
+    pc.general_context_free(sc->gctx);
     free(sc->cand);
 }
 
@@ -882,22 +949,22 @@ static int attempt(scan *sc, size_t r, size_t h) {
             return 0;
         }
     }
-    pcre2_set_offset_limit(sc->mctx, h);
+    pc.set_offset_limit(sc->mctx, h);
     while (start <= h) {
-        int rc = E.jit[r] ? pcre2_jit_match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
-                                            sc->md, sc->mctx)
-                          : pcre2_match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
-                                        sc->md, sc->mctx);
+        int rc = E.jit[r] ? pc.jit_match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
+                                         sc->md, sc->mctx)
+                          : pc.match(E.code[r], (PCRE2_SPTR)sc->text, sc->len, start, 0,
+                                     sc->md, sc->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0) {
             PCRE2_UCHAR msg[120];
-            pcre2_get_error_message(rc, msg, sizeof msg);
+            pc.get_error_message(rc, msg, sizeof msg);
             return cx_error_set(rc == PCRE2_ERROR_NOMEMORY ? CX_ENOMEM : CX_ELIMIT,
                                 "redaction rule %s failed at byte %zu: %s", rule->id, h,
                                 (const char *)msg);
         }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
+        PCRE2_SIZE *ov = pc.get_ovector_pointer(sc->md);
         size_t ms = ov[0], me = ov[1];
         size_t s = ov[2 * rule->group], e = ov[2 * rule->group + 1];
         size_t ks = ov[2 * rule->key_group], ke = ov[2 * rule->key_group + 1];

@@ -2,7 +2,7 @@
 /* Secret redaction: every text that enters the store is scanned first with a
  * fixed rule set (cloud and SaaS key formats, private key blocks, JWTs,
  * connection strings with passwords, entropy-gated generic assignments) on
- * PCRE2, and each match becomes "[REDACTED:<rule-id>]". Known placeholders
+ * PCRE2 (loaded with dlopen() on first use), and each match becomes "[REDACTED:<rule-id>]". Known placeholders
  * (an allowlist) are left alone. Never prints; never returns a secret except
  * as offsets into the caller's own text.
  *
@@ -47,8 +47,11 @@ typedef struct cx_redact_report {
     unsigned counts[CX_REDACT_MAX_RULES];
 } cx_redact_report;
 
-/* Compiles the rules (once; later calls return at once). 0, or a CX_E...
- * code with a message when a rule does not compile (a bug). */
+/* Loads PCRE2 and compiles the rules (once; later calls return at once,
+ * with the first call's result). 0, or CX_EFAIL with a message when PCRE2
+ * cannot be loaded ("secret redaction needs PCRE2: cannot load ...") or a
+ * rule does not compile (a bug). Every function that redacts calls it and
+ * fails the same way, so nothing is written unredacted. */
 int cx_redact_init(void);
 
 /* The largest text cx_redact_find and cx_redact_text accept (CX_ELIMIT

@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +31,7 @@
 #include <unistd.h>
 
 void cx_blob_sha256(const void *data, size_t len, char out[65]) {
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(d, data, (unsigned long long)len);
-    sodium_bin2hex(out, 65, d, sizeof d);
+    cx_store_sha256_hex(data, len, out);
 }
 
 static int blob_path(const cx_store *s, const char sha[65], char **dir, char **path) {
@@ -561,7 +558,7 @@ struct cx_blob_fetch {
     char *dir, *path, *tmp;
     int fd;
     bool over; /* more bytes came than the version's size */
-    crypto_hash_sha256_state h;
+    cx_store_sha256 h;
 };
 
 int cx_blob_fetch_open(cx_store *s, const char *sha, int64_t size, cx_blob_fetch **out) {
@@ -580,7 +577,7 @@ int cx_blob_fetch_open(cx_store *s, const char *sha, int64_t size, cx_blob_fetch
     f->known = size >= 0;
     f->size = size >= 0 ? (size_t)size : CX_STORE_MAX_BLOB;
     snprintf(f->sha, sizeof f->sha, "%s", sha);
-    crypto_hash_sha256_init(&f->h);
+    cx_store_sha256_init(&f->h);
     int r = blob_path(s, sha, &f->dir, &f->path);
     if (r)
         goto fail;
@@ -616,7 +613,7 @@ int cx_blob_fetch_write(cx_blob_fetch *f, const void *data, size_t len) {
                             f->size, f->known ? "its version says for" : "one version may have:",
                             f->sha);
     }
-    crypto_hash_sha256_update(&f->h, data, (unsigned long long)len);
+    cx_store_sha256_update(&f->h, data, len);
     for (const char *p = data; len > 0;) {
         ssize_t k = write(f->fd, p, len);
         if (k < 0 && errno == EINTR)
@@ -654,10 +651,8 @@ static int fetched_tx(cx_store *s, void *ud) {
 }
 
 int cx_blob_fetch_commit(cx_store *s, cx_blob_fetch *f) {
-    unsigned char d[crypto_hash_sha256_BYTES];
     char got[65];
-    crypto_hash_sha256_final(&f->h, d);
-    sodium_bin2hex(got, sizeof got, d, sizeof d);
+    cx_store_sha256_final(&f->h, got);
     if (f->over || (f->known && f->got != f->size))
         return cx_error_set(CX_EIO, "the core sent %zu bytes for blob %s; its version says %zu: "
                                     "refused", f->got, f->sha, f->size);

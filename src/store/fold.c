@@ -5,7 +5,6 @@
  * observe (item.c). */
 #include "store/store-internal.h"
 
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +67,9 @@ static size_t find_marks(const char *text, mark *m, size_t n, size_t max) {
     return n;
 }
 
-static void hash_str(crypto_generichash_state *h, const char *s, size_t n) {
-    crypto_generichash_update(h, (const unsigned char *)s, n);
-    crypto_generichash_update(h, (const unsigned char *)"", 1);
+static void hash_str(cx_store_blake2b *h, const char *s, size_t n) {
+    cx_store_blake2b_update(h, s, n);
+    cx_store_blake2b_update(h, "", 1);
 }
 
 static int cmp_cstr(const void *a, const void *b) {
@@ -79,7 +78,7 @@ static int cmp_cstr(const void *a, const void *b) {
 
 /* Hashes the strings of a JSON array (or its elements as sorted-key JSON)
  * in sorted order, so that the order they were given in does not matter. */
-static void hash_set(crypto_generichash_state *h, const json_t *arr) {
+static void hash_set(cx_store_blake2b *h, const json_t *arr) {
     size_t n = json_array_size(arr), k = 0;
     if (n == 0)
         return;
@@ -105,13 +104,13 @@ static void hash_set(crypto_generichash_state *h, const json_t *arr) {
 
 int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const json_t *files,
                          const json_t *provenance, const char *title, const char *body) {
-    crypto_generichash_state h;
+    cx_store_blake2b h;
     unsigned char d[16];
-    crypto_generichash_init(&h, NULL, 0, sizeof d);
+    cx_store_blake2b_init(&h, sizeof d);
     hash_str(&h, visibility ? visibility : "", visibility ? strlen(visibility) : 0);
     hash_str(&h, subcortex ? subcortex : "", subcortex ? strlen(subcortex) : 0);
     hash_set(&h, files);
-    crypto_generichash_update(&h, (const unsigned char *)"\x01", 1);
+    cx_store_blake2b_update(&h, "\x01", 1);
     const json_t *pf = json_object_get(provenance, "files");
     if (json_is_array(pf)) {
         hash_set(&h, pf);
@@ -121,20 +120,20 @@ int64_t cx_item_fold_key(const char *visibility, const char *subcortex, const js
             hash_str(&h, t, strlen(t));
         free(t);
     }
-    crypto_generichash_update(&h, (const unsigned char *)"\x02", 1);
+    cx_store_blake2b_update(&h, "\x02", 1);
     /* in text order: "process 1 step 2" and "process 2 step 1" differ */
     mark *m = malloc(sizeof *m * MAX_MARKS);
     if (m) {
         size_t n = find_marks(title, m, 0, MAX_MARKS);
         for (size_t i = 0; i < n; i++)
             hash_str(&h, m[i].p, m[i].n);
-        crypto_generichash_update(&h, (const unsigned char *)"\x03", 1);
+        cx_store_blake2b_update(&h, "\x03", 1);
         n = find_marks(body, m, 0, MAX_MARKS);
         for (size_t i = 0; i < n; i++)
             hash_str(&h, m[i].p, m[i].n);
         free(m);
     }
-    crypto_generichash_final(&h, d, sizeof d);
+    cx_store_blake2b_final(&h, d, sizeof d);
     uint64_t k = 0;
     for (int i = 0; i < 8; i++)
         k = k << 8 | d[i];

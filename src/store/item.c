@@ -18,7 +18,6 @@
 #include "util/ulid.h"
 
 #include <math.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,11 +288,10 @@ typedef struct obs_ctx {
  * not a word at a time: each update call costs more than the bytes of a
  * short word. */
 void cx_item_content_hash(const char *text, char out[65]) {
-    crypto_hash_sha256_state h;
-    unsigned char d[crypto_hash_sha256_BYTES];
+    cx_store_sha256 h;
     unsigned char buf[1024];
     size_t n = 0;
-    crypto_hash_sha256_init(&h);
+    cx_store_sha256_init(&h);
     const unsigned char *p = (const unsigned char *)text;
     bool first = true;
     for (;;) {
@@ -303,14 +301,14 @@ void cx_item_content_hash(const char *text, char out[65]) {
             break;
         if (!first) {
             if (n == sizeof buf) {
-                crypto_hash_sha256_update(&h, buf, n);
+                cx_store_sha256_update(&h, buf, n);
                 n = 0;
             }
             buf[n++] = ' ';
         }
         while (*p && !cx_item_is_space(*p)) {
             if (n == sizeof buf) {
-                crypto_hash_sha256_update(&h, buf, n);
+                cx_store_sha256_update(&h, buf, n);
                 n = 0;
             }
             buf[n++] = *p++;
@@ -318,9 +316,8 @@ void cx_item_content_hash(const char *text, char out[65]) {
         first = false;
     }
     if (n)
-        crypto_hash_sha256_update(&h, buf, n);
-    crypto_hash_sha256_final(&h, d);
-    sodium_bin2hex(out, 65, d, sizeof d);
+        cx_store_sha256_update(&h, buf, n);
+    cx_store_sha256_final(&h, out);
 }
 
 /* The name of a field of observation i for messages: "observations[i].x"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the store's own files (store.c, gate.c, schema.c, vec.c, item-check.c,
+/* What the store's own files (store.c, gate.c, hash.c, sqlite.c, schema.c, vec.c, item-check.c,
  * envelope.c, fold.c, item.c, read.c, blob.c, outbox.c, kv.c, apply.c)
  * share and nothing else should use: the cx_store struct, the
  * write-transaction runner with busy retry, input validation helpers and
@@ -12,6 +12,8 @@
 
 #include "embed/embed.h"
 #include "store/gate.h"
+#include "store/hash.h"
+#include "store/sqlite.h"
 #include "store/store-search.h"
 #include "store/store.h"
 #include "util/buf.h"

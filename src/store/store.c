@@ -21,7 +21,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +84,7 @@ const char *cx_store_db_path(const cx_store *s) {
 }
 
 const char *cx_store_sqlite_version(void) {
-    return sqlite3_libversion();
+    return cx_store_sqlite_load() == 0 ? sqlite3_libversion() : "(not loaded)";
 }
 
 int cx_store_sqlerr(cx_store *s, int rc, const char *what) {
@@ -307,8 +306,8 @@ int cx_store_open(cx_store **out, const char *state_dir) {
     cx_store *s = NULL;
     if (!state_dir || !*state_dir)
         return cx_error_set(CX_EINVAL, "no state directory given for the store");
-    if (sodium_init() < 0)
-        return cx_error_set(CX_EFAIL, "libsodium could not be initialised");
+    if ((r = cx_store_sqlite_load()) != 0 || (r = cx_store_hash_load()) != 0)
+        return r;
     s = calloc(1, sizeof *s);
     if (!s)
         return CX_ENOMEM;

@@ -164,7 +164,8 @@ const char *cx_store_dir(const cx_store *s);
 const char *cx_store_db_path(const cx_store *s);
 
 /* The version of the SQLite library the store runs on ("3.45.1"), for
- * status reports: a static string, never NULL. Lets programs say it
+ * status reports: a static string, never NULL ("(not loaded)" when the
+ * library cannot be loaded, see store/sqlite.h). Lets programs say it
  * without including SQLite, whose use is the store's. */
 const char *cx_store_sqlite_version(void);
 

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """cortexd links no library that it loads on first use.
 
-libstemmer (text/tokenizer.c), libcurl (net/curlapi.c) and libgit2
-(sidecar/gitlib.c) are opened with dlopen() by the thread that needs them,
-after `initialize` is answered: linked, each would be loaded and relocated
-before main() of every cortexd start (libstemmer alone 1.3 ms of a 5 ms
-budget; see bench/README.md). A change to the build that links one of them
+SQLite (store/sqlite.c), libstemmer (text/tokenizer.c), libcurl
+(net/curlapi.c), libgit2 (sidecar/gitlib.c), PCRE2 (redact/redact.c) and
+libsodium (store/hash.c) are opened with dlopen() by the thread that needs them, after `initialize`
+is answered: linked, each would be loaded and relocated before main() of
+every cortexd start (libstemmer alone 1.3 ms of a 5 ms budget; see
+bench/README.md). A change to the build that links one of them
 again fails here, not only in a benchmark nobody ran.
 
 Usage: check-needed.py PROGRAM...   (exit 77 when readelf is missing)
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import sys
 
-LAZY = ("libstemmer", "libcurl", "libgit2")
+LAZY = ("libsqlite3", "libstemmer", "libcurl", "libgit2", "libpcre2", "libsodium")
 
 
 def needed(path):
