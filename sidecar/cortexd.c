@@ -178,14 +178,18 @@ static bool worker_idle(void) {
 
 /* Lines the main thread serves itself while the worker is idle: a
  * tools/call of `observe` with one text, which takes well under a
- * millisecond (the common write of an agent). Anything else that matches
- * (a search for the word "observe") is only served on the other thread
- * than usual, with the same answer. A batch (`observations`) may take a
- * while and reports progress, so it stays with the worker, where a
- * cancellation can reach it. */
+ * millisecond (the common write of an agent), and of `search` (about a
+ * millisecond; tens at 100k items for a session's first use of a common
+ * word). Anything else that matches (a search for the word "observe") is
+ * only served on the other thread than usual, with the same answer. A
+ * batch (`observations`) may take a while and reports progress, so it
+ * stays with the worker, where a cancellation can reach it. */
 static bool inline_line(const char *line, size_t len) {
-    return len <= 2 * CX_WIRE_MAX_BODY && memmem(line, len, "\"tools/call\"", 12) &&
-           memmem(line, len, "\"observe\"", 9) && !memmem(line, len, "\"observations\"", 14);
+    if (len > 2 * CX_WIRE_MAX_BODY || !memmem(line, len, "\"tools/call\"", 12))
+        return false;
+    if (memmem(line, len, "\"name\":\"search\"", 15))
+        return true;
+    return memmem(line, len, "\"observe\"", 9) && !memmem(line, len, "\"observations\"", 14);
 }
 
 /* Serves a line on the main thread. Arrival order holds: nothing is
