@@ -88,11 +88,15 @@ uint16_t cx_store_lengths_of_docsize(const void *sz, size_t n);
 /* Whether term[0..n) is in the dictionary (one point look-up). */
 int cx_store_term_known(cx_store *s, const char *term, size_t n, bool *known);
 
-/* Calls fn for each string of `json` (a JSON array of strings) that is in
- * the dictionary, in the array's order, until fn returns false: one
- * statement for many look-ups. fn may run other statements. */
-int cx_store_terms_known_each(cx_store *s, const char *json,
-                              bool (*fn)(void *ud, const char *term, size_t len), void *ud);
+/* Calls fn for each of the `ncands` strings of `cands` (NUL-terminated,
+ * end to end) that is in the dictionary, in their order, until fn returns
+ * false. Those starting with `prefix` (nprefix bytes of [a-z_], at most 8;
+ * most neighbours of a word share its first letters) are checked against
+ * one scan of the dictionary's range for it, the others by one look-up
+ * each. fn may run other statements. */
+int cx_store_terms_known_each(cx_store *s, const char *cands, size_t ncands, const char *prefix,
+                              size_t nprefix, bool (*fn)(void *ud, const char *term, size_t len),
+                              void *ud);
 
 /* ---- search's per-store state (store.c) ---- */
 

@@ -36,6 +36,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,25 +157,128 @@ int cx_store_term_known(cx_store *s, const char *term, size_t n, bool *known) {
                : cx_store_sqlerr(s, rc, "reading the typo dictionary");
 }
 
-/* One statement for all of a word's neighbours: json_each walks the list,
- * each a point look-up in the primary key (CROSS JOIN keeps that order). */
-static const char SQL_TERMS_KNOWN[] =
-    "SELECT t.term FROM json_each(?1) j CROSS JOIN typo_terms t ON t.term = j.value";
+/* The dictionary's terms that start with a prefix, in key order: one range
+ * of the primary key's B-tree. */
+static const char SQL_TERMS_RANGE[] =
+    "SELECT term FROM typo_terms WHERE term >= ?1 AND term < ?2 LIMIT ?3";
 
-int cx_store_terms_known_each(cx_store *s, const char *json,
-                              bool (*fn)(void *ud, const char *term, size_t len), void *ud) {
+#define RANGE_MAX 8192 /* terms a range scan reads; past it, a look-up each */
+
+static uint64_t term_key(const char *t, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)t[i]) * 0x100000001b3ull;
+    return h | 1; /* 0 marks an empty slot */
+}
+
+/* The terms of the dictionary starting with prefix (1 to 8 bytes of
+ * [a-z_]) of nmin to nmax bytes, as a set of 64-bit keys (*set, *mask+1
+ * slots; NULL when the range holds more than RANGE_MAX terms). Two
+ * strings with one key would make a neighbour look known: its documents
+ * are counted before it is used, and it has none. */
+static int range_set(cx_store *s, const char *prefix, size_t np, size_t nmin, size_t nmax,
+                     uint64_t **set, size_t *mask) {
+    char lo[9], hi[9];
+    *set = NULL;
+    memcpy(lo, prefix, np);
+    memcpy(hi, prefix, np);
+    hi[np - 1] = (char)(hi[np - 1] + 1); /* [a-z_] + 1: still below 0x80 */
     sqlite3_stmt *st;
-    int r = cx_store_prepare(s, SQL_TERMS_KNOWN, &st), rc;
+    int r = cx_store_prepare(s, SQL_TERMS_RANGE, &st), rc;
     if (r)
         return r;
-    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *term = (const char *)sqlite3_column_text(st, 0);
-        if (term && !fn(ud, term, (size_t)sqlite3_column_bytes(st, 0))) {
+    sqlite3_bind_text(st, 1, lo, (int)np, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, hi, (int)np, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, RANGE_MAX + 1);
+    size_t cap = 64, used = 0, rows = 0;
+    uint64_t *v = calloc(cap, sizeof *v);
+    rc = SQLITE_DONE;
+    while (v && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (++rows > RANGE_MAX) {
+            free(v);
+            v = NULL;
             rc = SQLITE_DONE;
             break;
         }
+        if (!t || n < nmin || n > nmax)
+            continue;
+        if (2 * (used + 1) > cap) { /* at most half full */
+            uint64_t *w = calloc(cap * 2, sizeof *w);
+            if (!w) {
+                free(v);
+                v = NULL;
+                break;
+            }
+            for (size_t i = 0; i < cap; i++)
+                for (size_t j = v[i] & (cap * 2 - 1); v[i]; j = (j + 1) & (cap * 2 - 1))
+                    if (!w[j]) {
+                        w[j] = v[i];
+                        break;
+                    }
+            free(v);
+            v = w;
+            cap *= 2;
+        }
+        uint64_t k = term_key(t, n);
+        for (size_t j = k & (cap - 1);; j = (j + 1) & (cap - 1))
+            if (!v[j] || v[j] == k) {
+                used += !v[j];
+                v[j] = k;
+                break;
+            }
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(s, rc, "reading the typo dictionary");
+    if (!v && rows <= RANGE_MAX)
+        return CX_ENOMEM;
+    if (v && rc != SQLITE_DONE) {
+        free(v);
+        return cx_store_sqlerr(s, rc, "reading the typo dictionary");
+    }
+    *set = v;
+    *mask = cap - 1;
+    return 0;
+}
+
+static bool in_set(const uint64_t *set, size_t mask, const char *t, size_t n) {
+    uint64_t k = term_key(t, n);
+    for (size_t j = k & mask;; j = (j + 1) & mask) {
+        if (set[j] == k)
+            return true;
+        if (!set[j])
+            return false;
+    }
+}
+
+int cx_store_terms_known_each(cx_store *s, const char *cands, size_t ncands, const char *prefix,
+                              size_t nprefix, bool (*fn)(void *ud, const char *term, size_t len),
+                              void *ud) {
+    uint64_t *set = NULL;
+    size_t mask = 0, nmin = SIZE_MAX, nmax = 0;
+    int r = 0;
+    const char *c = cands;
+    for (size_t i = 0; i < ncands; i++, c += strlen(c) + 1) {
+        size_t n = strlen(c);
+        if (nprefix > 0 && n >= nprefix && memcmp(c, prefix, nprefix) == 0) {
+            nmin = n < nmin ? n : nmin;
+            nmax = n > nmax ? n : nmax;
+        }
+    }
+    if (nprefix > 0 && nprefix <= 8 && nmax > 0 &&
+        (r = range_set(s, prefix, nprefix, nmin, nmax, &set, &mask)))
+        return r;
+    c = cands;
+    for (size_t i = 0; r == 0 && i < ncands; i++, c += strlen(c) + 1) {
+        size_t n = strlen(c);
+        bool known = false;
+        if (set && n >= nprefix && memcmp(c, prefix, nprefix) == 0)
+            known = in_set(set, mask, c, n);
+        else
+            r = cx_store_term_known(s, c, n, &known);
+        if (r == 0 && known && !fn(ud, c, n))
+            break;
+    }
+    free(set);
+    return r;
 }

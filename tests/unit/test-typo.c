@@ -394,6 +394,80 @@ static const char *fixed(const json_t *res, const char *word) {
     return json_string_value(json_object_get(json_object_get(res, "corrected"), word));
 }
 
+/* The neighbours of a word that the dictionary holds, in their order:
+ * read through one range scan for those sharing the word's first letters
+ * and a look-up for each other, the same as a look-up for each. */
+typedef struct seq {
+    char buf[240];
+    size_t len;
+} seq;
+
+static bool add_known(void *ud, const char *t, size_t n) {
+    seq *q = ud;
+    if (q->len + n + 1 < sizeof q->buf) {
+        memcpy(q->buf + q->len, t, n);
+        q->len += n;
+        q->buf[q->len++] = ' ';
+        q->buf[q->len] = '\0';
+    }
+    return true;
+}
+
+typedef struct cands {
+    char buf[16384];
+    size_t len, n;
+} cands;
+
+static bool add_cand(void *ud, const char *t, size_t n) {
+    cands *c = ud;
+    if (c->len + n + 1 >= sizeof c->buf)
+        return false;
+    memcpy(c->buf + c->len, t, n);
+    c->buf[c->len + n] = '\0';
+    c->len += n + 1;
+    c->n++;
+    return true;
+}
+
+static void test_known_each(void) {
+    cx_store *s = fresh("known-each");
+    static const char *const notes[] = {
+        "parse the config, parser parses configs; a praser is no word",
+        "the queue rotates: rotate_queue qeue queues queued quorum",
+        "retry retries retrying retired retire_policy return returns",
+        "config_file configs confirm confident conflict zebra zz_top",
+        NULL};
+    for (int i = 0; notes[i]; i++)
+        free(observe(s, notes[i]));
+    CX_CHECK_OK(cx_store_fts_sync(s, 0));
+    static const char *const words[] = {"pasre", "qeue", "retyr", "confg", "parsee",
+                                        "zebr", "rotat", "xyzzy", "zz_to", NULL};
+    int found = 0;
+    for (int w = 0; words[w]; w++) {
+        cands *c = calloc(1, sizeof *c);
+        seq *want = calloc(1, sizeof *want), *got = calloc(1, sizeof *got);
+        if (!c || !want || !got)
+            break;
+        size_t n = strlen(words[w]);
+        cx_typo_neighbours(words[w], n, add_cand, c);
+        const char *p = c->buf;
+        for (size_t i = 0; i < c->n; i++, p += strlen(p) + 1)
+            if (known(s, p))
+                add_known(want, p, strlen(p));
+        for (size_t np = 0; np <= 3; np++) {
+            memset(got, 0, sizeof *got);
+            CX_CHECK_OK(cx_store_terms_known_each(s, c->buf, c->n, words[w], np, add_known, got));
+            CX_CHECK_STR(got->buf, want->buf);
+        }
+        found += want->len > 0;
+        free(c);
+        free(want);
+        free(got);
+    }
+    CX_CHECK(found >= 6); /* most of the words have neighbours in the dictionary */
+    cx_store_free(s);
+}
+
 static void test_search(void) {
     cx_store *s = fresh("search");
     if (!s)
@@ -546,6 +620,7 @@ int main(void) {
     test_embed_text();
     test_phrase_numbering();
     test_dictionary();
+    test_known_each();
     test_search();
     cx_test_rmrf(root);
     free(root);
