@@ -356,7 +356,7 @@ int cx_daemon_run(const cx_workspace *ws) {
         }
         if (mt && now >= next_maint) {
             next_maint = now + MAINTAIN_EVERY_MS;
-            if (cx_maint_tick(mt) > 0)
+            if (cx_maint_tick(mt))
                 next_maint = now; /* more may be waiting */
         }
         cx_clock_sleep_ms(TICK_MS);

@@ -32,10 +32,13 @@ int cx_maint_open(cx_maint **out, const cx_workspace *ws) {
     return 0;
 }
 
-size_t cx_maint_tick(cx_maint *mt) {
+bool cx_maint_tick(cx_maint *mt) {
     cx_store *s = cx_session_store(mt->session);
+    bool busy = false;
     if (cx_store_maintain(s) != 0)
         cx_log(CX_LOG_WARNING, "store maintenance failed: %s; retrying", cx_error_last());
+    else
+        busy = cx_store_maintain_busy(s);
     size_t done = 0;
     int r = cx_store_embed_pending(s, EMBED_PER_TICK, &done);
     if (r != 0 && !mt->embed_failing) /* say it once per outage */
@@ -43,7 +46,7 @@ size_t cx_maint_tick(cx_maint *mt) {
     else if (r == 0 && mt->embed_failing)
         cx_log(CX_LOG_NOTICE, "embedding works again");
     mt->embed_failing = r != 0;
-    return done;
+    return busy || done > 0;
 }
 
 void cx_maint_close(cx_maint *mt, bool final_pass) {

@@ -21,9 +21,10 @@ int cx_maint_open(cx_maint **out, const cx_workspace *ws);
 
 /* One tick: cx_store_maintain, then up to 256 pending embeddings. Failures
  * are logged and retried on the next tick (an embedding outage is said
- * once, and its end once). Returns how many items were embedded: more may
- * be waiting when that is not 0. */
-size_t cx_maint_tick(cx_maint *mt);
+ * once, and its end once). True when the next tick should come soon:
+ * items were embedded (more may be waiting), or this process's writes
+ * never paused during the tick (cx_store_maintain_busy). */
+bool cx_maint_tick(cx_maint *mt);
 
 /* Closes the connection; with `final_pass`, one last maintenance run on
  * the built-in model first (a clean stop leaves the store tidy). */

@@ -63,6 +63,7 @@ struct cx_store {
     int64_t fts_go_rows;     /* rows it took */
     bool fts_go_stop;        /* it stopped early for a waiting writer */
     bool maint_ckpt_off;     /* cx_store_maintain turned automatic checkpoints off */
+    bool maint_busy;         /* its last run found no pause in this process's writes */
     bool lengths_known;      /* cx_store_lengths_fill's scan (lengths.c): at edits */
     int64_t lengths_edits;   /* lengths_edits, every block up to lengths_indexed */
     int64_t lengths_indexed; /* was current (-1: not yet), and it goes on */

@@ -651,6 +651,10 @@ static int shrink_wal(cx_store *s) {
     return 0;
 }
 
+bool cx_store_maintain_busy(const cx_store *s) {
+    return s->maint_busy;
+}
+
 int cx_store_maintain(cx_store *s) {
     /* Checkpoints happen here, outside any write, where they keep no
      * writer waiting; not in a commit of ours (the automatic one would,
@@ -679,8 +683,10 @@ int cx_store_maintain(cx_store *s) {
         s->background = false;
         s->fts_yield = false;
         s->fts_chunk = FTS_CHUNK;
-        if (r || (r = checkpoint(s)) || !no_gap || cx_clock_mono_ns() >= until)
+        if (r || (r = checkpoint(s)) || !no_gap || cx_clock_mono_ns() >= until) {
+            s->maint_busy = r == 0 && no_gap;
             break;
+        }
     }
     /* the stored row lengths an edit left behind, a block at a time while
      * this process's writes pause */

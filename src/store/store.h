@@ -159,6 +159,13 @@ int cx_store_defer_maintenance(cx_store *s);
  * next call, or for a search, which indexes what is left first). */
 int cx_store_maintain(cx_store *s);
 
+/* Whether the last cx_store_maintain on s found no pause in this process's
+ * writes (they kept coming for its whole run): call it again soon rather
+ * than after a long rest, or the WAL grows past what the checkpoints of a
+ * pause can copy and a writer's own backstop checkpoint copies it inside
+ * an agent's call (70-130 ms measured at 4,000 observes/s). */
+bool cx_store_maintain_busy(const cx_store *s);
+
 /* Borrowed paths: the state directory and the database file. */
 const char *cx_store_dir(const cx_store *s);
 const char *cx_store_db_path(const cx_store *s);

@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include "store/store-internal.h" /* cx_store_fts_sync */
+#include "store/kv.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -990,6 +991,72 @@ static void *maint_thread(void *arg) {
     return NULL;
 }
 
+struct writer_run {
+    cx_store *s;
+    atomic_bool stop;
+    int written;
+};
+
+/* Small writes without a pause until told to stop (bounded: 200,000). */
+static void *writer_thread(void *arg) {
+    struct writer_run *w = arg;
+    char v[32];
+    for (int i = 0; i < 200000 && !atomic_load(&w->stop); i++) {
+        snprintf(v, sizeof v, "%d", i);
+        if (cx_kv_set(w->s, "test.busy", v) != 0)
+            break;
+        w->written++;
+    }
+    return NULL;
+}
+
+/* cx_store_maintain_busy: false after a run on an idle store; true after
+ * one during which this process's writes never paused (cortexd then runs
+ * the next at once). A write may still pause on a loaded machine: one run
+ * of ten must find none. */
+static void test_maintenance_busy(void) {
+    cx_store *s = fresh("busy"), *bg = NULL;
+    if (!s)
+        return;
+    CX_CHECK_OK(cx_store_defer_maintenance(s));
+    CX_CHECK_OK(cx_store_open(&bg, cx_store_dir(s)));
+    if (!bg) {
+        cx_store_free(s);
+        return;
+    }
+    CX_CHECK(observe1(s, "one quiet note", NULL) != NULL);
+    CX_CHECK_OK(cx_store_maintain(bg));
+    CX_CHECK(!cx_store_maintain_busy(bg));
+    /* rows for maintenance to index, which it does only in a pause */
+    static cx_note notes[CX_STORE_MAX_BATCH];
+    static char texts[CX_STORE_MAX_BATCH][80];
+    for (int b = 0; b < 4; b++) {
+        for (size_t n = 0; n < CX_STORE_MAX_BATCH; n++) {
+            snprintf(texts[n], sizeof texts[n], "busy backlog %d.%zu about quokkas", b, n);
+            notes[n] = note(texts[n]);
+        }
+        json_t *out = NULL;
+        CX_CHECK_OK(cx_store_observe(s, &who, notes, CX_STORE_MAX_BATCH, NULL, NULL, &out));
+        json_decref(out);
+    }
+    struct writer_run w = {.s = s};
+    atomic_init(&w.stop, false);
+    pthread_t t;
+    CX_CHECK(pthread_create(&t, NULL, writer_thread, &w) == 0);
+    bool busy = false;
+    for (int i = 0; i < 10 && !busy && w.written < 190000; i++) {
+        CX_CHECK_OK(cx_store_maintain(bg));
+        busy = cx_store_maintain_busy(bg);
+    }
+    atomic_store(&w.stop, true);
+    pthread_join(t, NULL);
+    CX_CHECK(busy);
+    CX_CHECK_OK(cx_store_maintain(bg)); /* the writes are over */
+    CX_CHECK(!cx_store_maintain_busy(bg));
+    cx_store_free(bg);
+    cx_store_free(s);
+}
+
 /* cortexd's maintenance thread indexes a large backlog on its own
  * connection while the agent's writes go on: a write gets its turn without
  * waiting for the whole backlog (the maintenance chunk ends early for it),
@@ -1415,6 +1482,7 @@ int main(void) {
     test_get_errors();
     test_waits_for_lock();
     test_maintenance_yields();
+    test_maintenance_busy();
     test_processes();
     test_wal_frames();
     cx_test_rmrf(root);
