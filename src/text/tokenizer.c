@@ -452,8 +452,10 @@ static void ctok_sink(const ctok_run *R, const char *tok, int n) {
  * digits): a letter, then lower-case letters. Most words of a note; the
  * test costs a tenth of the cut. */
 static bool plain_word(const char *text, int n) {
+    if (n <= 0)
+        return false;
     unsigned char c = (unsigned char)text[0];
-    if (n <= 0 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
         return false;
     for (int i = 1; i < n; i++)
         if ((unsigned char)text[i] < 'a' || (unsigned char)text[i] > 'z')
