@@ -224,7 +224,6 @@ void cx_rank_cache_free(cx_rank_cache *c) {
 
 enum { DL_NOT_TRIED, DL_LOADED, DL_NOT_STORED }; /* dl_loaded[] */
 
-static const char SQL_DOCSIZE_NEXT[] = "SELECT min(id) FROM items_fts_docsize WHERE id >= ?1";
 
 /* Makes room for the block holding row id `rid`. */
 static int dl_grow(cx_rank_cache *c, int64_t rid) {
@@ -334,16 +333,10 @@ int cx_rank_warm_lengths(cx_search_ext *e, cx_store *s, bool *more) {
     /* the next block that holds a row (row ids may be sparse: blocks
      * without rows are never allocated) and is not loaded yet */
     for (int64_t from = 0; from < DL_MAX_ROWID;) {
-        sqlite3_stmt *st;
-        if ((r = cx_store_prepare(s, SQL_DOCSIZE_NEXT, &st)))
+        int64_t rid = 0;
+        bool have = false;
+        if ((r = cx_store_lengths_next_row(s, from, &rid, &have)))
             return r;
-        sqlite3_bind_int64(st, 1, from);
-        int rc = sqlite3_step(st);
-        bool have = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-        int64_t rid = have ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW)
-            return cx_store_sqlerr(s, rc, "reading the lengths of items");
         if (!have || rid >= DL_MAX_ROWID)
             return 0;
         size_t blk = (size_t)(rid / DL_BLOCK);

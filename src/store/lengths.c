@@ -141,8 +141,7 @@ int cx_store_lengths_get(cx_store *s, int64_t blk, int64_t edits, int64_t indexe
     return from <= to ? read_docsize(s, blk, from, to, lens) : 0;
 }
 
-/* The first row id of the index at or after `from`: *have false if none. */
-static int next_row(cx_store *s, int64_t from, int64_t *rid, bool *have) {
+int cx_store_lengths_next_row(cx_store *s, int64_t from, int64_t *rid, bool *have) {
     sqlite3_stmt *st;
     int r = cx_store_prepare(s, SQL_NEXT_ROW, &st);
     if (r)
@@ -184,7 +183,7 @@ int cx_store_lengths_indexed(cx_store *s, int64_t from, int64_t to) {
     while (r == 0 && from <= to) {
         int64_t rid = 0;
         bool have = false;
-        if ((r = next_row(s, from, &rid, &have)) || !have || rid > to)
+        if ((r = cx_store_lengths_next_row(s, from, &rid, &have)) || !have || rid > to)
             break;
         int64_t blk = rid / BLOCK;
         r = refresh_block(s, blk, edits, to);
@@ -229,7 +228,7 @@ int cx_store_lengths_fill(cx_store *s, uint64_t quiet_ns, uint64_t until_ns, boo
     while (from <= indexed && from < CX_STORE_LENGTHS_MAX_BLOCKS * (int64_t)BLOCK) {
         int64_t rid = 0;
         bool have = false;
-        if ((r = next_row(s, from, &rid, &have)) || !have || rid > indexed)
+        if ((r = cx_store_lengths_next_row(s, from, &rid, &have)) || !have || rid > indexed)
             break;
         int64_t blk = rid / BLOCK, upto = -1, last = (blk + 1) * BLOCK - 1;
         if ((r = get_block(s, blk, edits, lens, &upto)))

@@ -73,6 +73,11 @@ int cx_store_fts_generation(cx_store *s, int64_t *indexed, int64_t *edits);
 int cx_store_lengths_get(cx_store *s, int64_t blk, int64_t edits, int64_t indexed, bool whole,
                          uint16_t *lens, bool *got);
 
+/* The first row id of the index at or after `from` (*have false if
+ * none): row ids may jump, so whoever walks the blocks asks for the next
+ * one that holds a row. */
+int cx_store_lengths_next_row(cx_store *s, int64_t from, int64_t *rid, bool *have);
+
 /* The length in tokens that an items_fts_docsize row `sz` (n bytes of
  * varints, one a column) gives, saturated at 65535. */
 uint16_t cx_store_lengths_of_docsize(const void *sz, size_t n);
