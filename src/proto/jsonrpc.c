@@ -25,6 +25,10 @@ static size_t string_size(const char *s, size_t n) {
     return sz;
 }
 
+json_t *cx_rpc_string(const char *s, size_t n) {
+    return s && cx_utf8_valid(s, n) ? json_stringn_nocheck(s, n) : NULL;
+}
+
 size_t cx_rpc_compact_size(const json_t *j) {
     size_t sz = 0, n = 0;
     switch (json_typeof(j)) {

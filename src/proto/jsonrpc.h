@@ -35,6 +35,11 @@ int cx_rpc_depth(const char *text, size_t len, int cap);
  * measure of an answer against its budget costs a tenth of a dump. */
 size_t cx_rpc_compact_size(const json_t *j);
 
+/* json_stringn(s, n): a string of s[0, n), NULL when it is not UTF-8 (or
+ * no memory), with the check of util/utf8.h, which reads ASCII eight
+ * bytes at a time where jansson's reads one. */
+json_t *cx_rpc_string(const char *s, size_t n);
+
 /* One parsed message. `root` is owned (release with cx_rpc_msg_clear());
  * the other pointers borrow from it. For CX_RPC_INVALID, err_code and
  * err_msg say why, and id is the id to answer with (NULL answers null). */

@@ -31,6 +31,12 @@ static json_t *echo_query(const char *text) {
 static const char SQL_ROW[] =
     "SELECT id, kind, status, subcortex, title, tags, updated_at, body FROM items WHERE rid = ?1";
 
+/* Column col of the row as a JSON string ("" for NULL), NULL if not UTF-8. */
+static json_t *column_string(sqlite3_stmt *st, int col) {
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    return cx_rpc_string(v ? v : "", v ? (size_t)sqlite3_column_bytes(st, col) : 0);
+}
+
 static json_t *why_of(const cx_hit *h) {
     json_t *why = json_object(), *lists = json_array();
     if (!why || !lists) {
@@ -81,13 +87,14 @@ static int result_row(cx_store *s, cx_search_ext *e, const cx_qterms *t, const c
             return CX_ENOMEM;
         }
 #define TEXT(col) ((v = (const char *)sqlite3_column_text(st, col)) ? v : "")
-        json_object_set_new(o, "id", json_string(TEXT(0)));
-        json_object_set_new(o, "kind", json_string(TEXT(1)));
-        json_object_set_new(o, "status", json_string(TEXT(2)));
+#define STR(col) column_string(st, col)
+        json_object_set_new(o, "id", STR(0));
+        json_object_set_new(o, "kind", STR(1));
+        json_object_set_new(o, "status", STR(2));
         if (explain)
-            json_object_set_new(o, "subcortex", json_string(TEXT(3)));
+            json_object_set_new(o, "subcortex", STR(3));
         if (explain || *TEXT(4))
-            json_object_set_new(o, "title", json_string(TEXT(4)));
+            json_object_set_new(o, "title", STR(4));
         const char *body = TEXT(7);
         json_object_set_new(o, "snippet",
                             explain ? cx_snippet_make(e, t, *body ? body : TEXT(4),
@@ -104,6 +111,7 @@ static int result_row(cx_store *s, cx_search_ext *e, const cx_qterms *t, const c
             if (h->prov)
                 json_object_set_new(o, "provenance", json_incref(h->prov));
         }
+#undef STR
 #undef TEXT
         if (explain || h->stale)
             json_object_set_new(o, "stale", json_boolean(h->stale));

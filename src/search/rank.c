@@ -824,14 +824,21 @@ static const double trust_factors[CX_TRUST_COUNT] = {
     [CX_TRUST_COMMENT] = 1.0,  [CX_TRUST_OTHER] = 1.0,
 };
 
+_Static_assert(CX_FUSE_SLOTS >= 2 * CX_SEARCH_MAX_HITS && CX_SEARCH_MAX_HITS < UINT16_MAX &&
+                   (CX_FUSE_SLOTS & (CX_FUSE_SLOTS - 1)) == 0,
+               "the table of hits stays at most half full");
+
+/* The hit of rid, added when new; NULL when the hits are full. */
 static cx_hit *hit_get(cx_fuse *F, int64_t rid) {
-    for (size_t i = 0; i < F->n; i++)
-        if (F->h[i].rid == rid)
-            return &F->h[i];
+    size_t k = (size_t)(((uint64_t)rid * UINT64_C(0x9e3779b97f4a7c15)) >> 40) & (CX_FUSE_SLOTS - 1);
+    for (; F->at[k]; k = (k + 1) & (CX_FUSE_SLOTS - 1))
+        if (F->h[F->at[k] - 1].rid == rid)
+            return &F->h[F->at[k] - 1];
     if (F->n == CX_SEARCH_MAX_HITS)
         return NULL;
     cx_hit *h = &F->h[F->n++];
     *h = (cx_hit){.rid = rid, .trust = CX_TRUST_OTHER};
+    F->at[k] = (uint16_t)F->n;
     return h;
 }
 
@@ -1240,12 +1247,17 @@ void cx_rank_fuse(cx_fuse *F, int lists) {
 }
 
 cx_fuse *cx_rank_fuse_new(cx_store *s, const cx_search_query *q, json_t *want_tags) {
-    cx_fuse *F = calloc(1, sizeof *F);
+    /* not calloc: the hits (~50 KB) are set as they are added (hit_get) */
+    cx_fuse *F = malloc(sizeof *F);
     if (!F)
         return NULL;
     F->s = s;
     F->q = q;
     F->want_tags = want_tags;
+    F->sem_builtin = false;
+    F->meta_checked = false;
+    F->n = 0;
+    memset(F->at, 0, sizeof F->at);
     return F;
 }
 

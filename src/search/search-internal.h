@@ -300,6 +300,13 @@ int cx_vindex_search(cx_store *s, cx_vindex *v, const float *qv, bool builtin,
                      const cx_prefilter *pf, const cx_vindex *exclude, cx_sem_hit *out,
                      size_t max, size_t *nout);
 
+/* The best `max` of hits[0..n) whose similarity is at least thr, best
+ * first (a higher similarity, then the newer item), into out (room for
+ * max): the selection cx_vindex_search makes of what its scan finds, fed
+ * the same way. For tests. */
+int cx_vindex_best(const cx_sem_hit *hits, size_t n, size_t max, double thr, cx_sem_hit *out,
+                   size_t *nout);
+
 /* ---- ranking (rank.c) ---- */
 
 /* One item found by any list. */
@@ -320,6 +327,9 @@ typedef struct cx_hit {
     bool lifted;           /* a canon thread lifted above its evidence */
 } cx_hit;
 
+/* The hits of one search, at most CX_SEARCH_MAX_HITS, found by rid in an
+ * open-addressed table at most half full. */
+#define CX_FUSE_SLOTS 1024
 /* The hits of one search, at most CX_SEARCH_MAX_HITS. */
 typedef struct cx_fuse {
     cx_store *s;
@@ -329,6 +339,7 @@ typedef struct cx_fuse {
     bool meta_checked; /* the cache of items' metadata was checked (rank.c) */
     cx_hit h[CX_SEARCH_MAX_HITS];
     size_t n;
+    uint16_t at[CX_FUSE_SLOTS]; /* by hash of rid: 1 + the index of its hit, 0 free */
 } cx_fuse;
 
 /* The SQL function cx_bm25(fts, w_title, w_body, w_tags): FTS5's bm25

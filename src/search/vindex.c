@@ -41,11 +41,6 @@
 #define SEM_FLOOR_Z 2.5
 #define SEM_SAMPLE 256 /* items whose similarity sets the floor of other models */
 
-/* The best hits so far: a min-heap on (sim, rid) of at most `max`. */
-typedef struct sem_heap {
-    struct cx_sem_hit *h;
-    size_t n, max;
-} sem_heap;
 
 void cx_vindex_free(cx_vindex *v) {
     for (size_t i = 0; i < v->nblocks; i++) {
@@ -470,13 +465,6 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, int n) {
     return s;
 }
 
-static int by_sim(const void *a, const void *b) {
-    const cx_sem_hit *x = a, *y = b;
-    if (x->sim != y->sim)
-        return x->sim > y->sim ? -1 : 1;
-    return x->rid > y->rid ? -1 : x->rid < y->rid; /* newer first */
-}
-
 static const char SQL_VEC_ONE[] = "SELECT scale, v FROM vectors WHERE model = ?1 AND rid = ?2";
 static const char SQL_VEC_ONE_BUILTIN[] = "SELECT scale, v FROM builtin_vectors WHERE rid = ?2";
 
@@ -525,45 +513,140 @@ static double sem_floor(double mean, double sd, size_t n) {
  * dimension-major: one int8 column per dimension and block, added into
  * int32 accumulators. The result is exact (int8) for every item. */
 
-static bool heap_less(const cx_sem_hit *a, const cx_sem_hit *b) {
-    return a->sim < b->sim || (a->sim == b->sim && a->rid < b->rid);
+/* The order of a semantic list: a higher similarity first,
+ * then the newer item. Row ids are unique, so the order is total and any
+ * way of choosing the best gives the same list. */
+static inline bool hit_better(const cx_sem_hit *a, const cx_sem_hit *b) {
+    return a->sim > b->sim || (a->sim == b->sim && a->rid > b->rid);
 }
 
-static void heap_sift(sem_heap *H, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < H->n && heap_less(&H->h[l], &H->h[m]))
-            m = l;
-        if (l + 1 < H->n && heap_less(&H->h[l + 1], &H->h[m]))
-            m = l + 1;
-        if (m == i)
+static inline void hit_swap(cx_sem_hit *a, cx_sem_hit *b) {
+    cx_sem_hit t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Partitions a[lo..hi] (hi > lo) around the median of its first, middle
+ * and last: the better ones before it. Returns the pivot's index. */
+static size_t hits_partition(cx_sem_hit *a, size_t lo, size_t hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (hit_better(&a[mid], &a[lo]))
+        hit_swap(&a[mid], &a[lo]);
+    if (hit_better(&a[hi], &a[lo]))
+        hit_swap(&a[hi], &a[lo]);
+    if (hit_better(&a[hi], &a[mid]))
+        hit_swap(&a[hi], &a[mid]);
+    hit_swap(&a[mid], &a[hi]); /* the median is the pivot, at hi */
+    size_t at = lo;
+    for (size_t i = lo; i < hi; i++)
+        if (hit_better(&a[i], &a[hi]))
+            hit_swap(&a[i], &a[at++]);
+    hit_swap(&a[at], &a[hi]);
+    return at;
+}
+
+/* Moves the k best of a[0..n) to a[0..k), in no particular order. */
+static void hits_select(cx_sem_hit *a, size_t n, size_t k) {
+    if (k == 0 || k >= n)
+        return;
+    size_t lo = 0, hi = n - 1, t = k - 1; /* the k-th best goes to t */
+    while (hi > lo) {
+        size_t p = hits_partition(a, lo, hi);
+        if (p == t)
             return;
-        cx_sem_hit t = H->h[i];
-        H->h[i] = H->h[m];
-        H->h[m] = t;
-        i = m;
+        if (p > t)
+            hi = p - 1;
+        else
+            lo = p + 1;
     }
 }
 
-/* Would x enter the heap? */
-static bool heap_wants(const sem_heap *H, const cx_sem_hit *x) {
-    return H->n < H->max || heap_less(&H->h[0], x);
-}
-
-static void heap_push(sem_heap *H, cx_sem_hit x) {
-    if (H->n < H->max) {
-        size_t i = H->n++;
-        H->h[i] = x;
-        while (i > 0 && heap_less(&H->h[i], &H->h[(i - 1) / 2])) {
-            cx_sem_hit t = H->h[i];
-            H->h[i] = H->h[(i - 1) / 2];
-            H->h[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
+/* Sorts a[0..n) best first. A few hundred hits: glibc's qsort (a merge
+ * sort, a comparison through a pointer) cost more than the scan that
+ * found them. */
+static void hits_sort(cx_sem_hit *a, size_t n) {
+    while (n > 16) {
+        size_t p = hits_partition(a, 0, n - 1);
+        /* the smaller side by recursion, the larger by the loop */
+        if (p < n - 1 - p) {
+            hits_sort(a, p);
+            a += p + 1;
+            n -= p + 1;
+        } else {
+            hits_sort(a + p + 1, n - 1 - p);
+            n = p;
         }
-    } else if (heap_less(&H->h[0], &x)) {
-        H->h[0] = x;
-        heap_sift(H, 0);
     }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && hit_better(&a[j], &a[j - 1]); j--)
+            hit_swap(&a[j], &a[j - 1]);
+}
+
+/* The best `max` hits of a scan. Candidates at or above `thr` go to a
+ * buffer of `cap` (more than max); when it fills, the best max stay and
+ * thr rises to the worst of them, which a later candidate below it cannot
+ * beat. (A min-heap of max did the same with a sift of ~185 instructions
+ * for each of the ~400 candidates of a search at 10k items, then a
+ * qsort.) */
+typedef struct sem_sel {
+    cx_sem_hit *c;
+    size_t n, cap, max;
+    float thr;
+} sem_sel;
+
+static void sel_trim(sem_sel *S) {
+    if (S->n <= S->max)
+        return;
+    hits_select(S->c, S->n, S->max);
+    S->n = S->max;
+    float worst = (float)S->c[0].sim;
+    for (size_t i = 1; i < S->n; i++)
+        if ((float)S->c[i].sim < worst)
+            worst = (float)S->c[i].sim;
+    if (worst > S->thr)
+        S->thr = worst;
+}
+
+static void sel_add(sem_sel *S, int64_t rid, float sim) {
+    if (S->n == S->cap)
+        sel_trim(S);
+    S->c[S->n++] = (cx_sem_hit){rid, sim};
+}
+
+/* The best max of the selection, best first, into out; their number. */
+static size_t sel_finish(sem_sel *S, cx_sem_hit *out) {
+    sel_trim(S);
+    hits_sort(S->c, S->n);
+    memcpy(out, S->c, sizeof *out * S->n);
+    return S->n;
+}
+
+/* The smallest float at or above the double f: a float similarity passes
+ * `sim >= f` exactly when it passes `sim >= floor_f(f)`. */
+static float floor_f(double f) {
+    float t = (float)f;
+    return (double)t < f ? nextafterf(t, INFINITY) : t;
+}
+
+/* The index of the first of x[from..n) at or above t (n if none). Most
+ * slots are below the floor: four SSE compares look at 16 of them. */
+static size_t next_at_least(const float *x, size_t from, size_t n, float t) {
+    size_t k = from;
+#if defined(__SSE2__)
+    __m128 tv = _mm_set1_ps(t);
+    for (; k + 16 <= n; k += 16) {
+        __m128 m = _mm_or_ps(_mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k), tv),
+                                       _mm_cmpge_ps(_mm_loadu_ps(x + k + 4), tv)),
+                             _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k + 8), tv),
+                                       _mm_cmpge_ps(_mm_loadu_ps(x + k + 12), tv)));
+        if (_mm_movemask_ps(m))
+            break;
+    }
+#endif
+    for (; k < n; k++)
+        if (x[k] >= t)
+            return k;
+    return n;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
@@ -572,6 +655,14 @@ __attribute__((target_clones("avx2", "default")))
 static void axpy_i8(int32_t *restrict acc, const int8_t *restrict col, int32_t w, size_t n) {
     for (size_t k = 0; k < n; k++)
         acc[k] += w * col[k];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void axpy_set_i8(int32_t *restrict acc, const int8_t *restrict col, int32_t w, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        acc[k] = w * col[k];
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
@@ -603,36 +694,40 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
     float *sims = (float *)(void *)v->dist;
     int32_t *acc = malloc(sizeof *acc * VBLOCK);
     float *bsim = malloc(sizeof *bsim * VBLOCK); /* one block's similarities */
-    if (!acc || !bsim) {
+    sem_sel S = {.cap = 4 * (max ? max : 1), .max = max};
+    S.c = malloc(sizeof *S.c * S.cap);
+    if (!acc || !bsim || !S.c) {
         free(acc);
         free(bsim);
+        free(S.c);
         return CX_ENOMEM;
     }
     /* the built-in model's floor is known: pick the best as we go; for
      * others it depends on all the similarities, so a second pass picks */
     double floor = SEM_FLOOR_BUILTIN, sum = 0.0, sum2 = 0.0;
     size_t count = 0;
-    sem_heap H = {.h = out, .max = max};
+    S.thr = floor_f(floor);
     for (size_t bi = 0; bi < v->nblocks; bi++) {
         const cx_vblock *b = v->blocks[bi];
         size_t base = bi * VBLOCK, cnt = v->n - base < VBLOCK ? v->n - base : VBLOCK;
-        memset(acc, 0, sizeof *acc * cnt);
-        for (int j = 0; j < m; j++)
+        if (m == 0)
+            memset(acc, 0, sizeof *acc * cnt);
+        else /* the first column sets the sums: no pass to zero them */
+            axpy_set_i8(acc, b->q + (size_t)nz[0] * VBLOCK, qq[nz[0]], cnt);
+        for (int j = 1; j < m; j++)
             axpy_i8(acc, b->q + (size_t)nz[j] * VBLOCK, qq[nz[j]], cnt);
         if (builtin) {
             /* the similarities first (a loop the compiler vectorizes), then
-             * the few at or above the floor: a hit is rare, and testing the
-             * filters and the heap on every slot cost ~37 instructions a
-             * slot, most of a search's vector scan */
+             * the few at or above the threshold, found 16 at a time:
+             * testing the filters on every slot cost ~37 instructions a
+             * slot, and the floor alone ~8 */
             sims_of(bsim, acc, qscale, b->scale, cnt);
-            for (size_t k = 0; k < cnt; k++) {
-                if (!(bsim[k] >= floor))
-                    continue;
-                cx_sem_hit x = {b->rid[k], bsim[k]};
+            for (size_t k = next_at_least(bsim, 0, cnt, S.thr); k < cnt;
+                 k = next_at_least(bsim, k + 1, cnt, S.thr)) {
                 bool pass =
                     ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
-                if (pass && heap_wants(&H, &x) && !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
-                    heap_push(&H, x);
+                if (pass && !(exclude && map_find(exclude, b->rid[k]) != SIZE_MAX))
+                    sel_add(&S, b->rid[k], bsim[k]);
             }
             continue;
         }
@@ -652,16 +747,37 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
     if (!builtin && count > 0) {
         double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
         floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, count);
-        for (size_t i = 0; i < v->n; i++) {
-            if (sims[i] < floor)
-                continue;
-            cx_sem_hit x = {v->blocks[i / VBLOCK]->rid[i % VBLOCK], sims[i]};
-            if (heap_wants(&H, &x) && !(exclude && map_find(exclude, x.rid) != SIZE_MAX))
-                heap_push(&H, x);
+        S.thr = floor_f(floor);
+        for (size_t i = next_at_least(sims, 0, v->n, S.thr); i < v->n;
+             i = next_at_least(sims, i + 1, v->n, S.thr)) {
+            int64_t rid = v->blocks[i / VBLOCK]->rid[i % VBLOCK];
+            if (!(exclude && map_find(exclude, rid) != SIZE_MAX))
+                sel_add(&S, rid, sims[i]);
         }
     }
-    qsort(out, H.n, sizeof *out, by_sim);
-    *nout = H.n;
+    *nout = sel_finish(&S, out);
+    free(S.c);
+    return 0;
+}
+
+int cx_vindex_best(const cx_sem_hit *hits, size_t n, size_t max, double thr, cx_sem_hit *out,
+                   size_t *nout) {
+    sem_sel S = {.cap = 4 * (max ? max : 1), .max = max, .thr = floor_f(thr)};
+    *nout = 0;
+    if (!(S.c = malloc(sizeof *S.c * S.cap)))
+        return CX_ENOMEM;
+    float *sim = malloc(sizeof *sim * (n ? n : 1));
+    if (!sim) {
+        free(S.c);
+        return CX_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        sim[i] = (float)hits[i].sim;
+    for (size_t i = next_at_least(sim, 0, n, S.thr); i < n; i = next_at_least(sim, i + 1, n, S.thr))
+        sel_add(&S, hits[i].rid, sim[i]);
+    *nout = sel_finish(&S, out);
+    free(sim);
+    free(S.c);
     return 0;
 }
 
@@ -787,8 +903,9 @@ int cx_vindex_search(cx_store *s, cx_vindex *v, const float *qv, bool builtin,
     for (size_t i = 0; i < nc; i++)
         if (c[i].sim >= floor)
             c[k++] = c[i];
-    qsort(c, k, sizeof *c, by_sim);
     *nout = k < max ? k : max;
+    hits_select(c, k, *nout);
+    hits_sort(c, *nout);
     memcpy(out, c, sizeof *c * *nout);
     free(c);
     return 0;

@@ -4,15 +4,18 @@
  * ranking (trust, staleness, why, canon above its evidence), provenance,
  * near-duplicate folding, other embedding models (pending items,
  * background embedding, reindex), degraded search when the query's
- * embedder is down, and the migration of a version 1 store. */
+ * embedder is down, the migration of a version 1 store, and the
+ * selection of a semantic list's best hits. */
 #include "test.h"
 
 #include "embed/embed.h"
+#include "search/search-internal.h" /* the semantic list's selection */
 #include "search/search.h"
 #include "store/store-search.h"
 #include "store/store.h"
 #include "util/fsx.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <time.h>
 
@@ -1459,6 +1462,71 @@ out:
     cx_store_free(s);
 }
 
+static int ref_order(const void *a, const void *b) {
+    const cx_sem_hit *x = a, *y = b;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
+    return x->rid > y->rid ? -1 : x->rid < y->rid;
+}
+
+/* cx_vindex_best (the selection of a semantic list, fed as the scan feeds
+ * it, trimming its buffer whenever it fills) against a sort of every hit
+ * at or above the floor: the same hits in the same order, with many ties
+ * of similarity, hits below the floor, NaN, and streams of up to 25 times
+ * the buffer. */
+static void test_sem_select(void) {
+    static const size_t sizes[] = {0, 1, 2, 15, 17, 199, 200, 201, 799, 800, 801, 5000, 20000};
+    static const size_t maxes[] = {1, 10, 200};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    size_t cases = 0, bad = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        for (size_t mi = 0; mi < sizeof maxes / sizeof maxes[0]; mi++) {
+            for (int shape = 0; shape < 4; shape++) {
+                size_t n = sizes[si], max = maxes[mi];
+                cx_sem_hit *h = calloc(n ? n : 1, sizeof *h), *ref = calloc(n ? n : 1, sizeof *h);
+                cx_sem_hit *got = calloc(max, sizeof *got);
+                for (size_t i = 0; i < n; i++) {
+                    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                    unsigned r = (unsigned)(seed >> 33);
+                    float sim;
+                    if (shape == 0) /* few distinct values: ties everywhere */
+                        sim = (float)(r % 8) / 10.0f;
+                    else if (shape == 1) /* rising: every hit beats the last */
+                        sim = (float)i / (float)(n + 1);
+                    else if (shape == 2) /* falling: the first are the best */
+                        sim = 1.0f - (float)i / (float)(n + 1);
+                    else
+                        sim = r % 97 == 0 ? NAN : r % 5 == 0 ? -2.0f : (float)(r % 10000) / 10000.0f;
+                    /* unique row ids, not in order */
+                    h[i] = (cx_sem_hit){(int64_t)((i * 7919u) % (n + 1) + 1), sim};
+                }
+                const double floor = 0.18;
+                size_t nref = 0;
+                for (size_t i = 0; i < n; i++)
+                    if ((float)h[i].sim >= (float)floor && h[i].sim >= floor)
+                        ref[nref++] = h[i];
+                qsort(ref, nref, sizeof *ref, ref_order);
+                if (nref > max)
+                    nref = max;
+                size_t ngot = 99;
+                CX_CHECK_OK(cx_vindex_best(h, n, max, floor, got, &ngot));
+                cases++;
+                bool same = ngot == nref;
+                for (size_t i = 0; same && i < nref; i++)
+                    same = got[i].rid == ref[i].rid && got[i].sim == ref[i].sim;
+                if (!same && bad++ < 3)
+                    fprintf(stderr, "select n=%zu max=%zu shape=%d: %zu hits, expected %zu\n", n,
+                            max, shape, ngot, nref);
+                free(h);
+                free(ref);
+                free(got);
+            }
+        }
+    }
+    CX_CHECK(cases == 13 * 3 * 4);
+    CX_CHECK(bad == 0);
+}
+
 int main(void) {
     root = cx_test_tmpdir();
     if (!root) {
@@ -1477,6 +1545,7 @@ int main(void) {
     test_warm_between_requests();
     test_migration();
     test_migration_v6();
+    test_sem_select();
     cx_test_rmrf(root);
     free(root);
     return cx_test_done();

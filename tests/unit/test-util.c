@@ -412,6 +412,39 @@ static void test_utf8_sanitize(void) {
     CX_CHECK_INT(cx_utf8_valid_prefix("caf\xc3\xa9", 5), 5);
     CX_CHECK_INT(cx_utf8_valid_prefix("caf\xc3", 4), 3); /* a cut sequence */
     CX_CHECK_INT(cx_utf8_valid_prefix("", 0), 0);
+    {
+        /* the eight-bytes-at-a-time ASCII path: a bad or good sequence at
+         * every offset of ASCII text, and random bytes, against a walk of
+         * cx_utf8_seq_len one sequence at a time */
+        static const char *const seqs[] = {"\x80", "\xc0\xaf", "\xed\xa0\x80", "\xe2\x82",
+                                           "\xff", "\xf4\x90\x80\x80", "\xc3\xa9",
+                                           "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+        unsigned char buf[64];
+        uint32_t seed = 12345;
+        size_t mismatches = 0;
+        for (int round = 0; round < 4000; round++) {
+            size_t n;
+            if (round < 9 * 40) {
+                const char *q = seqs[round % 9];
+                size_t at = (size_t)round / 9, ql = strlen(q);
+                memset(buf, 'a', sizeof buf);
+                memcpy(buf + at, q, ql);
+                n = at + ql + (size_t)(round % 3) * 7;
+            } else {
+                n = (size_t)(round % 64);
+                for (size_t i = 0; i < n; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    /* mostly ASCII, now and then a byte with the high bit */
+                    buf[i] = (unsigned char)((seed >> 16) % 16 == 0 ? 0x80 | (seed >> 8) : (seed >> 20) & 0x7f);
+                }
+            }
+            size_t want = 0;
+            for (size_t k; want < n && (k = cx_utf8_seq_len(buf + want, n - want)) != 0;)
+                want += k;
+            mismatches += cx_utf8_valid_prefix((const char *)buf, n) != want;
+        }
+        CX_CHECK_INT(mismatches, 0);
+    }
     cx_buf_init(&b, 5);
     CX_CHECK_INT(cx_utf8_sanitize("ab\xff\xff", 4, &b), CX_ELIMIT);
     cx_buf_free(&b);
