@@ -62,6 +62,10 @@ struct cx_pentry {
     uint32_t last;      /* the last row's id */
     int64_t upto;       /* the index's rows up to this rid are in the list */
     uint64_t used;      /* the match that last used it (least recent first out) */
+    uint32_t *drid;     /* the first dn rows decoded: their ids and hits */
+    uint16_t *dhits;
+    size_t dn, dcap;    /* rows decoded, room for */
+    size_t doff;        /* the bytes of data those came from */
     bool transient;     /* not in the table: freed with the match */
     bool bad;           /* a count the arrays cannot hold: not usable */
     plist *next;        /* the table's chain */
@@ -88,12 +92,22 @@ struct cx_postings {
 };
 
 static size_t list_bytes(const plist *p) {
-    return p->cap + p->klen + sizeof *p;
+    return p->cap + p->klen + sizeof *p + p->dcap * (sizeof *p->drid + sizeof *p->dhits);
+}
+
+/* Drops p's decoded rows (the encoded ones stay). */
+static void list_undecode(plist *p) {
+    free(p->drid);
+    free(p->dhits);
+    p->drid = NULL;
+    p->dhits = NULL;
+    p->dn = p->dcap = p->doff = 0;
 }
 
 static void list_free(plist *p) {
     if (!p)
         return;
+    list_undecode(p);
     free(p->key);
     free(p->data);
     free(p);
@@ -154,6 +168,13 @@ static void evict(cx_postings *P, size_t budget) {
         for (plist *p = P->bucket[b]; p; p = p->next)
             all[n++] = p;
     qsort(all, n, sizeof *all, by_used);
+    /* the decoded rows first: they cost a decode to make again, a list a
+     * read of FTS5 */
+    for (size_t i = 0; i < n && P->bytes > budget / 4 * 3; i++) {
+        size_t before = list_bytes(all[i]);
+        list_undecode(all[i]);
+        P->bytes -= before - list_bytes(all[i]);
+    }
     for (size_t i = 0; i < n && (P->bytes > budget / 4 * 3 || P->count > MAX_ENTRIES / 4 * 3);
          i++) {
         plist *victim = all[i];
@@ -330,16 +351,44 @@ static int list_push(plist *p, uint32_t rid, unsigned hits) {
     return 0;
 }
 
-/* The rows and hits of p into the match's arrays. */
-static void list_decode(const plist *p, uint32_t *rid, uint16_t *hits) {
-    const uint8_t *d = p->data;
-    uint32_t at = 0;
-    for (size_t i = 0; i < p->n; i++) {
+/* Rows from..p->n of p, which start at byte *off of its data and follow
+ * row id `at`, into rid and hits (indexed from 0 at row `from`); *off
+ * moves past them. */
+static void list_decode(const plist *p, size_t from, size_t *off, uint32_t at, uint32_t *rid,
+                        uint16_t *hits) {
+    const uint8_t *d = p->data + *off;
+    for (size_t i = from; i < p->n; i++) {
         uint32_t v = get_varint32(&d);
         at += v >> 1;
-        rid[i] = at;
-        hits[i] = v & 1 ? (uint16_t)get_varint32(&d) : 1;
+        rid[i - from] = at;
+        hits[i - from] = v & 1 ? (uint16_t)get_varint32(&d) : 1;
     }
+    *off = (size_t)(d - p->data);
+}
+
+/* Brings p's decoded rows up to all its rows, kept with it: a list is
+ * decoded once, not at every search that uses it (a common word's rows
+ * cost ~9 instructions each to decode). False when there is no memory. */
+static bool list_decoded(plist *p) {
+    if (p->dn == p->n)
+        return p->n == 0 || p->drid;
+    if (p->dcap < p->n) {
+        size_t cap = p->n + p->n / 8;
+        uint32_t *rid = realloc(p->drid, cap * sizeof *rid);
+        if (rid)
+            p->drid = rid;
+        uint16_t *hits = rid ? realloc(p->dhits, cap * sizeof *hits) : NULL;
+        if (!hits) {
+            list_undecode(p);
+            return false;
+        }
+        p->dhits = hits;
+        p->dcap = cap;
+    }
+    list_decode(p, p->dn, &p->doff, p->dn ? p->drid[p->dn - 1] : 0, p->drid + p->dn,
+                p->dhits + p->dn);
+    p->dn = p->n;
+    return true;
 }
 
 /* Adds the rows of the index after p->upto that match p's phrase. */
@@ -736,19 +785,31 @@ static int build_match(cx_search_ext *e, cx_store *s, const char *expr, cx_pmatc
         if (m->owner[i]->bad)
             goto out; /* FTS5 ranks this one */
     }
-    /* each list decoded once, into one block of the match's own */
-    size_t total = 0;
+    /* each list's rows decoded: the table's lists keep theirs; a list
+     * only this match has (transient), or one no memory was found for,
+     * into one block of the match's own */
+    size_t total = 0, own = 0;
     for (size_t i = 0; i < X.nphrase; i++)
         if (first_of(m, i) == i)
             total += m->owner[i]->n;
     if (total > MAX_MATCH_ROWS)
         goto out; /* a query of very many common words: FTS5 ranks it, in less memory */
-    if (!(m->dec = malloc((total ? total : 1) * (sizeof(uint32_t) + sizeof(uint16_t))))) {
+    for (size_t i = 0; i < X.nphrase; i++) {
+        plist *p = m->owner[i];
+        if (first_of(m, i) != i)
+            continue;
+        size_t before = list_bytes(p);
+        if (p->transient || !list_decoded(p))
+            own += p->n;
+        else
+            P->bytes += list_bytes(p) - before;
+    }
+    if (own && !(m->dec = malloc(own * (sizeof(uint32_t) + sizeof(uint16_t))))) {
         r = CX_ENOMEM;
         goto out;
     }
     uint32_t *rid = m->dec;
-    uint16_t *hits = (uint16_t *)(m->dec + total);
+    uint16_t *hits = (uint16_t *)(m->dec + own);
     for (size_t i = 0; i < X.nphrase; i++) {
         const plist *p = m->owner[i];
         size_t j = first_of(m, i);
@@ -756,11 +817,16 @@ static int build_match(cx_search_ext *e, cx_store *s, const char *expr, cx_pmatc
             m->list[i] = m->list[j];
             continue;
         }
-        list_decode(p, rid, hits);
-        m->list[i] = (cx_plist){.key = p->key, .klen = p->klen, .rid = rid, .hits = hits,
-                                .n = p->n};
-        rid += p->n;
-        hits += p->n;
+        m->list[i] = (cx_plist){.key = p->key, .klen = p->klen, .rid = p->drid,
+                                .hits = p->dhits, .n = p->n};
+        if (p->transient || p->dn != p->n || (p->n && !p->drid)) {
+            size_t off = 0;
+            list_decode(p, 0, &off, 0, rid, hits);
+            m->list[i].rid = rid;
+            m->list[i].hits = hits;
+            rid += p->n;
+            hits += p->n;
+        }
     }
     m->len = P->len;
     m->nlen = P->nlen;

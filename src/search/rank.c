@@ -538,19 +538,24 @@ static int scan(kwrun *R, const char *expr, int pass) {
     return rc == SQLITE_DONE ? 0 : cx_store_sqlerr(R->s, rc, "searching");
 }
 
-static int by_score(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
-}
-
-/* Appends the heap, best first, to chosen. */
+/* Appends the heap, best first, to chosen. The heap sorts itself (the
+ * worst, at its root, goes to the end each time); the rids taken are kept
+ * sorted by insertion: fifty at most, cheaper than two qsorts. */
 static void take_heap(kwrun *R) {
-    qsort(R->heap, R->nheap, sizeof R->heap[0], by_score);
-    for (size_t i = 0; i < R->nheap && R->nchosen < CX_SEARCH_LIST_N; i++)
+    for (size_t n = R->nheap; n > 1; n--) {
+        cand t = R->heap[0];
+        R->heap[0] = R->heap[n - 1];
+        R->heap[n - 1] = t;
+        heap_down(R->heap, n - 1, 0);
+    }
+    for (size_t i = 0; i < R->nheap && R->nchosen < CX_SEARCH_LIST_N; i++) {
+        int64_t rid = R->heap[i].rid;
+        size_t j = R->nchosen;
         R->chosen[R->nchosen++] = R->heap[i];
-    for (size_t i = 0; i < R->nchosen; i++)
-        R->taken[i] = R->chosen[i].rid;
-    qsort(R->taken, R->nchosen, sizeof R->taken[0], cmp_rid);
+        for (; j > 0 && R->taken[j - 1] > rid; j--)
+            R->taken[j] = R->taken[j - 1];
+        R->taken[j] = rid;
+    }
     R->nheap = 0;
 }
 
@@ -696,9 +701,12 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
     }
     double avgdl = m.nrow > 0 && m.ntok > 0 ? (double)m.ntok / (double)m.nrow : 1.0;
     R->k = CX_SEARCH_LIST_N - R->nchosen;
+    size_t t = 0; /* rows and the rids taken both ascend: one walk of each */
     for (size_t j = 0; j < m.nrows; j++) {
         int64_t rid = m.rows[j];
-        if (R->nchosen && bsearch(&rid, R->taken, R->nchosen, sizeof R->taken[0], cmp_rid))
+        while (t < R->nchosen && R->taken[t] < rid)
+            t++;
+        if (t < R->nchosen && R->taken[t] == rid)
             continue;
         for (size_t i = 0; i < np; i++) {
             const cx_plist *l = &m.list[i];
@@ -707,6 +715,16 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
                 k++;
             at[i] = k;
             freq[i] = k < l->n && l->rid[k] == (uint32_t)rid ? (double)l->hits[k] : 0.0;
+        }
+        if (R->nheap == R->k) {
+            /* a phrase adds less than idf * (k1 + 1): a row whose phrases
+             * cannot reach the list's last score is not scored (the
+             * margin covers rounding) */
+            double ub = 0.0;
+            for (size_t i = 0; i < np; i++)
+                ub += freq[i] > 0.0 ? idf[i] * (k1 + 1.0) : 0.0;
+            if (R->k == 0 || ub * (1.0 + 1e-9) < -R->heap[0].score)
+                continue;
         }
         int tokens = (size_t)rid < m.nlen ? m.len[rid] : 0; /* every row of a list has it */
         double score = 0.0, norm = k1 * (1 - b + b * (double)tokens / avgdl);

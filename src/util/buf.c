@@ -77,9 +77,56 @@ static const unsigned char json_escaped[256] = {
     [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
 };
 
-int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
+/* The escape of byte c (one json_escaped marks) into out: its length. */
+static size_t json_escape(unsigned char c, char out[6]) {
     static const char hex[] = "0123456789ABCDEF";
+    out[0] = '\\';
+    switch (c) {
+    case '"': out[1] = '"'; return 2;
+    case '\\': out[1] = '\\'; return 2;
+    case '\b': out[1] = 'b'; return 2;
+    case '\f': out[1] = 'f'; return 2;
+    case '\n': out[1] = 'n'; return 2;
+    case '\r': out[1] = 'r'; return 2;
+    case '\t': out[1] = 't'; return 2;
+    default:
+        out[1] = 'u';
+        out[2] = '0';
+        out[3] = '0';
+        out[4] = hex[c >> 4];
+        out[5] = hex[c & 15];
+        return 6;
+    }
+}
+
+#define JSON_STR_DIRECT (64u << 10) /* strings up to this are escaped in place */
+
+int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
     size_t start = b->len;
+    /* the worst case (every byte \u00XX, the quotes) fits: write it in
+     * place, without an append for each run between escapes (an answer's
+     * JSON text, escaped again inside the response, has hundreds) */
+    if (n <= JSON_STR_DIRECT && 6 * n + 2 <= b->max - b->len) {
+        int r = grow(b, 6 * n + 2);
+        if (r)
+            return r;
+        const unsigned char *p = (const unsigned char *)s, *end = p + n;
+        char *o = b->data + b->len;
+        *o++ = '"';
+        while (p < end) {
+            const unsigned char *run = p;
+            while (p < end && !json_escaped[*p])
+                p++;
+            memcpy(o, run, (size_t)(p - run));
+            o += p - run;
+            if (p < end)
+                o += json_escape(*p++, o);
+        }
+        *o++ = '"';
+        b->len = (size_t)(o - b->data);
+        b->data[b->len] = '\0';
+        return 0;
+    }
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     int r = cx_buf_add(b, "\"", 1);
     while (r == 0 && p < end) {
@@ -90,22 +137,8 @@ int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
             r = cx_buf_add(b, run, (size_t)(p - run));
         if (r || p == end)
             break;
-        char esc[6] = {'\\', 0, '0', '0', 0, 0};
-        size_t k = 2;
-        switch (*p) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u';
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            k = 6;
-        }
+        char esc[6];
+        size_t k = json_escape(*p, esc);
         r = cx_buf_add(b, esc, k);
         p++;
     }
