@@ -365,6 +365,33 @@ static int keyword_prep(run *R) {
     return r;
 }
 
+/* The one read snapshot of a search whose query is embedded here (the
+ * built-in model: no call leaves the process), the keyword index brought
+ * up to date first when `indexed` (outside it: indexing writes). One
+ * snapshot, not one for the corrections and one for the lists, saves a
+ * read transaction's locks (two fcntl calls) and its look at the WAL. */
+static int snapshot_begin(run *R, bool indexed) {
+    int64_t backlog = 0;
+    int r = cx_store_read_begin(R->s);
+    if (r == 0 && indexed)
+        r = cx_store_fts_backlog(R->s, &backlog);
+    if (r == 0 && backlog > 0) {
+        cx_store_read_end(R->s);
+        if ((r = cx_store_fts_sync(R->s, 0)) == 0)
+            r = cx_store_read_begin(R->s);
+    }
+    R->reading = r == 0;
+    return r;
+}
+
+/* Whether the query is embedded by the built-in model (as embed_query
+ * decides). */
+static bool embeds_here(cx_store *s, const cx_search_query *q) {
+    cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
+    cx_embedder *qe = q->embedder ? q->embedder : model ? model : builtin;
+    return qe == builtin || strcmp(cx_embed_model_id(qe), cx_embed_model_id(builtin)) == 0;
+}
+
 /* Runs the lists the mode asks for, fuses them and adds the best hits to
  * the answer. */
 static int find(run *R, cx_answer *a) {
@@ -373,23 +400,33 @@ static int find(run *R, cx_answer *a) {
     int r;
     if (!(R->F = cx_rank_fuse_new(R->s, q, q->tags.n ? R->tags : NULL)))
         return CX_ENOMEM;
-    if (want_kw && (r = keyword_prep(R)))
+    if (!want_sem || embeds_here(R->s, q)) {
+        if ((r = snapshot_begin(R, want_kw)) || (want_kw && (r = correct(R))))
+            return r;
+    } else if (want_kw && (r = keyword_prep(R))) {
         return r;
-    /* the remote model, with no transaction open; the query followed by
-     * its corrections when a word was corrected */
+    }
+    /* a remote model with no transaction open; the query followed by its
+     * corrections when a word was corrected */
     if (want_sem &&
         (r = embed_query(R->s, q, R->etext ? R->etext : q->text, &R->qv, &R->degraded)))
         return r;
     if (R->degraded) {
         want_sem = false;
+        if (!want_kw && R->reading) {
+            cx_store_read_end(R->s);
+            R->reading = false;
+        }
         if (!want_kw && (r = keyword_prep(R)))
             return r;
         want_kw = true;
     }
     R->F->sem_builtin = R->qv.main_is_builtin;
-    if ((r = cx_store_read_begin(R->s)))
-        return r;
-    R->reading = true;
+    if (!R->reading) {
+        if ((r = cx_store_read_begin(R->s)))
+            return r;
+        R->reading = true;
+    }
     if ((r = cx_snippet_terms(R->e, R->all, &R->terms)))
         return r;
     if (want_kw && (r = cx_rank_keyword(R->F, R->e, R->tags_text, R->all, R->any, R->limit,

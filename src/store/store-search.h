@@ -49,6 +49,10 @@ void cx_store_read_end(cx_store *s);
 #define CX_STORE_FTS_LAG 256
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok);
 
+/* The rows the FTS indexes have still to take (0: up to date), read in
+ * the caller's snapshot when one is open. */
+int cx_store_fts_backlog(cx_store *s, int64_t *rows);
+
 /* What the keyword index holds, inside a read snapshot: the rows up to
  * *indexed (rid order), and *edits, a count that moves with every other
  * change to it (an indexed item updated or deleted, the index emptied).

@@ -559,6 +559,13 @@ int cx_store_fts_behind(cx_store *s, int64_t max_rid, bool *behind) {
                : cx_store_sqlerr(s, rc, "reading the search index state");
 }
 
+int cx_store_fts_backlog(cx_store *s, int64_t *rows) {
+    int64_t indexed = 0, max = 0;
+    int r = fts_state(s, &indexed, &max);
+    *rows = r == 0 && max > indexed ? max - indexed : 0;
+    return r;
+}
+
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
     int64_t indexed = 0, max = 0;
     int r = fts_state(s, &indexed, &max);
