@@ -80,6 +80,7 @@ struct cx_postings {
     int64_t nrow, ntok;      /* the index's totals in that state */
     plist *bucket[BUCKETS];
     size_t count, bytes;
+    size_t dbytes;           /* of bytes, those of decoded rows */
     uint64_t clock;
     uint16_t *len;           /* each row's length in tokens, by rid (0: not read) */
     size_t nlen;
@@ -130,7 +131,7 @@ static void drop_all(cx_postings *P) {
         }
         P->bucket[b] = NULL;
     }
-    P->count = P->bytes = 0;
+    P->count = P->bytes = P->dbytes = 0;
     free(P->len);
     P->len = NULL;
     P->nlen = 0;
@@ -153,10 +154,31 @@ static int by_used(const void *a, const void *b) {
     return x->used < y->used ? -1 : x->used > y->used;
 }
 
+/* The bytes of decoded rows the cache keeps: the whole budget for an
+ * index of up to DECODED_FULL rows, less in proportion beyond (at 100k
+ * rows a tenth: a large store's memory goes to its vectors, and the
+ * resident size stays within 64 MB). */
+#define DECODED_FULL 10000
+static size_t decoded_cap(const cx_postings *P, size_t budget) {
+    if (P->nrow <= DECODED_FULL)
+        return budget;
+    return (size_t)((double)budget * DECODED_FULL / (double)P->nrow);
+}
+
+/* Drops the decoded rows of p (the encoded ones stay), counted. */
+static void drop_decoded(cx_postings *P, plist *p) {
+    size_t before = list_bytes(p);
+    list_undecode(p);
+    P->bytes -= before - list_bytes(p);
+    P->dbytes -= before - list_bytes(p);
+}
+
 /* Drops the least recently used lists until the cache is within three
- * quarters of its budget and entries. No match is in progress. */
+ * quarters of its budget and entries, and decoded rows until those are
+ * within three quarters of theirs. No match is in progress. */
 static void evict(cx_postings *P, size_t budget) {
-    if (P->bytes <= budget && P->count <= MAX_ENTRIES)
+    size_t dcap = decoded_cap(P, budget);
+    if (P->bytes <= budget && P->count <= MAX_ENTRIES && P->dbytes <= dcap)
         return;
     plist **all = malloc(sizeof *all * (P->count ? P->count : 1));
     if (!all) { /* no memory to choose: drop everything */
@@ -170,11 +192,8 @@ static void evict(cx_postings *P, size_t budget) {
     qsort(all, n, sizeof *all, by_used);
     /* the decoded rows first: they cost a decode to make again, a list a
      * read of FTS5 */
-    for (size_t i = 0; i < n && P->bytes > budget / 4 * 3; i++) {
-        size_t before = list_bytes(all[i]);
-        list_undecode(all[i]);
-        P->bytes -= before - list_bytes(all[i]);
-    }
+    for (size_t i = 0; i < n && (P->bytes > budget / 4 * 3 || P->dbytes > dcap / 4 * 3); i++)
+        drop_decoded(P, all[i]);
     for (size_t i = 0; i < n && (P->bytes > budget / 4 * 3 || P->count > MAX_ENTRIES / 4 * 3);
          i++) {
         plist *victim = all[i];
@@ -183,6 +202,7 @@ static void evict(cx_postings *P, size_t budget) {
             at = &(*at)->next;
         *at = victim->next;
         P->bytes -= list_bytes(victim);
+        P->dbytes -= victim->dcap * (sizeof *victim->drid + sizeof *victim->dhits);
         P->count--;
         list_free(victim);
     }
@@ -794,15 +814,23 @@ static int build_match(cx_search_ext *e, cx_store *s, const char *expr, cx_pmatc
             total += m->owner[i]->n;
     if (total > MAX_MATCH_ROWS)
         goto out; /* a query of very many common words: FTS5 ranks it, in less memory */
+    size_t dcap = decoded_cap(P, e->post_budget);
     for (size_t i = 0; i < X.nphrase; i++) {
         plist *p = m->owner[i];
         if (first_of(m, i) != i)
             continue;
         size_t before = list_bytes(p);
-        if (p->transient || !list_decoded(p))
+        /* kept decoded while there is room (eviction makes it at the next
+         * match, least recently used first) */
+        bool room = p->dn == p->n ||
+                    P->dbytes + (p->n - p->dn) * (sizeof *p->drid + sizeof *p->dhits) <= dcap;
+        bool kept = !p->transient && room && list_decoded(p);
+        if (!kept)
             own += p->n;
-        else
-            P->bytes += list_bytes(p) - before;
+        if (!p->transient) { /* what it holds now (a failed decode drops its rows) */
+            P->bytes = P->bytes - before + list_bytes(p);
+            P->dbytes = P->dbytes - before + list_bytes(p);
+        }
     }
     if (own && !(m->dec = malloc(own * (sizeof(uint32_t) + sizeof(uint16_t))))) {
         r = CX_ENOMEM;
