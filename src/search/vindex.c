@@ -628,25 +628,56 @@ static float floor_f(double f) {
     return (double)t < f ? nextafterf(t, INFINITY) : t;
 }
 
-/* The index of the first of x[from..n) at or above t (n if none). Most
- * slots are below the floor: four SSE compares look at 16 of them. */
-static size_t next_at_least(const float *x, size_t from, size_t n, float t) {
-    size_t k = from;
+/* Which of x[k..k+16) (those below n) are at or above t: bit i for
+ * x[k + i]. Most slots are below the floor: four SSE compares look at 16
+ * of them, and the caller visits only the set bits. */
+static unsigned mask16_at_least(const float *x, size_t k, size_t n, float t) {
+    unsigned m = 0;
 #if defined(__SSE2__)
-    __m128 tv = _mm_set1_ps(t);
-    for (; k + 16 <= n; k += 16) {
-        __m128 m = _mm_or_ps(_mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k), tv),
-                                       _mm_cmpge_ps(_mm_loadu_ps(x + k + 4), tv)),
-                             _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k + 8), tv),
-                                       _mm_cmpge_ps(_mm_loadu_ps(x + k + 12), tv)));
-        if (_mm_movemask_ps(m))
-            break;
+    if (k + 16 <= n) {
+        __m128 tv = _mm_set1_ps(t);
+        return (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k), tv)) |
+               (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k + 4), tv)) << 4 |
+               (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k + 8), tv)) << 8 |
+               (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(x + k + 12), tv)) << 12;
     }
 #endif
-    for (; k < n; k++)
-        if (x[k] >= t)
-            return k;
-    return n;
+    for (size_t i = 0; i < 16 && k + i < n; i++)
+        m |= (unsigned)(x[k + i] >= t) << i;
+    return m;
+}
+
+/* A walk of the indexes of x[0..n) at or above a threshold, 16 slots at
+ * a time, visiting only the set bits of each mask. */
+typedef struct at_least {
+    const float *x;
+    size_t n, next; /* the next 16 slots to look at */
+    size_t base;    /* the slots m is of */
+    unsigned m;
+} at_least;
+
+static at_least at_least_start(const float *x, size_t n) {
+    return (at_least){.x = x, .n = n};
+}
+
+/* The next index at or above t into *k; false at the end. t may rise
+ * between calls (candidates coming in raise the selection's threshold). */
+static bool at_least_next(at_least *it, float t, size_t *k) {
+    for (;;) {
+        while (it->m) {
+            size_t i = it->base + (size_t)__builtin_ctz(it->m);
+            it->m &= it->m - 1;
+            if (it->x[i] >= t) {
+                *k = i;
+                return true;
+            }
+        }
+        if (it->next >= it->n)
+            return false;
+        it->base = it->next;
+        it->m = mask16_at_least(it->x, it->next, it->n, t);
+        it->next += 16;
+    }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
@@ -722,8 +753,8 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
              * testing the filters on every slot cost ~37 instructions a
              * slot, and the floor alone ~8 */
             sims_of(bsim, acc, qscale, b->scale, cnt);
-            for (size_t k = next_at_least(bsim, 0, cnt, S.thr); k < cnt;
-                 k = next_at_least(bsim, k + 1, cnt, S.thr)) {
+            size_t k;
+            for (at_least it = at_least_start(bsim, cnt); at_least_next(&it, S.thr, &k);) {
                 bool pass =
                     ((pf->kinds >> b->kind[k]) & 1u) && (!pf->has_sub || b->sub[k] == pf->sub);
                 if (pass && !(exclude && map_find(exclude, b->rid[k]) != SIZE_MAX))
@@ -748,8 +779,8 @@ static int exact_search(cx_vindex *v, const int8_t *qq, float qscale, bool built
         double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
         floor = sem_floor(mean, var > 0 ? sqrt(var) : 0.0, count);
         S.thr = floor_f(floor);
-        for (size_t i = next_at_least(sims, 0, v->n, S.thr); i < v->n;
-             i = next_at_least(sims, i + 1, v->n, S.thr)) {
+        size_t i;
+        for (at_least it = at_least_start(sims, v->n); at_least_next(&it, S.thr, &i);) {
             int64_t rid = v->blocks[i / VBLOCK]->rid[i % VBLOCK];
             if (!(exclude && map_find(exclude, rid) != SIZE_MAX))
                 sel_add(&S, rid, sims[i]);
@@ -773,7 +804,8 @@ int cx_vindex_best(const cx_sem_hit *hits, size_t n, size_t max, double thr, cx_
     }
     for (size_t i = 0; i < n; i++)
         sim[i] = (float)hits[i].sim;
-    for (size_t i = next_at_least(sim, 0, n, S.thr); i < n; i = next_at_least(sim, i + 1, n, S.thr))
+    size_t i;
+    for (at_least it = at_least_start(sim, n); at_least_next(&it, S.thr, &i);)
         sel_add(&S, hits[i].rid, sim[i]);
     *nout = sel_finish(&S, out);
     free(sim);
