@@ -728,8 +728,9 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
         }
         int tokens = (size_t)rid < m.nlen ? m.len[rid] : 0; /* every row of a list has it */
         double score = 0.0, norm = k1 * (1 - b + b * (double)tokens / avgdl);
-        for (size_t i = 0; i < np; i++)
-            score += idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + norm);
+        for (size_t i = 0; i < np; i++) /* an absent phrase adds an exact 0: skipped */
+            if (freq[i] > 0.0)
+                score += idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + norm);
         cand c = {.rid = rid, .score = -score, .pass = pass};
         heap_offer(R, &c);
     }
