@@ -184,10 +184,28 @@ static bool worker_idle(void) {
  * only served on the other thread than usual, with the same answer. A
  * batch (`observations`) may take a while and reports progress, so it
  * stays with the worker, where a cancellation can reach it. */
+static bool names_search(const char *line, size_t len) {
+    /* "name", optional blanks, ':', optional blanks, "search": written
+     * compactly by most clients, with spaces by some (Python's json) */
+    for (const char *p = line, *end = line + len;
+         (p = memmem(p, (size_t)(end - p), "\"name\"", 6)) != NULL; p += 6) {
+        const char *q = p + 6;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        if (q == end || *q++ != ':')
+            continue;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        if ((size_t)(end - q) >= 8 && memcmp(q, "\"search\"", 8) == 0)
+            return true;
+    }
+    return false;
+}
+
 static bool inline_line(const char *line, size_t len) {
     if (len > 2 * CX_WIRE_MAX_BODY || !memmem(line, len, "\"tools/call\"", 12))
         return false;
-    if (memmem(line, len, "\"name\":\"search\"", 15))
+    if (names_search(line, len))
         return true;
     return memmem(line, len, "\"observe\"", 9) && !memmem(line, len, "\"observations\"", 14);
 }
