@@ -14,7 +14,7 @@
 
 static size_t string_size(const char *s, size_t n) {
     size_t sz = n + 2;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = cx_json_plain_run(s, n); i < n; i += 1 + cx_json_plain_run(s + i + 1, n - i - 1)) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
             c == '\t')

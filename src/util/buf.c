@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define MIN_ALLOC 64
 
 void cx_buf_init(cx_buf *b, size_t max) {
@@ -77,6 +81,26 @@ static const unsigned char json_escaped[256] = {
     [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
 };
 
+size_t cx_json_plain_run(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                  ctl = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    while (i < n && !json_escaped[p[i]])
+        i++;
+    return i;
+}
+
 /* The escape of byte c (one json_escaped marks) into out: its length. */
 static size_t json_escape(unsigned char c, char out[6]) {
     static const char hex[] = "0123456789ABCDEF";
@@ -115,8 +139,7 @@ int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
         *o++ = '"';
         while (p < end) {
             const unsigned char *run = p;
-            while (p < end && !json_escaped[*p])
-                p++;
+            p += cx_json_plain_run((const char *)p, (size_t)(end - p));
             memcpy(o, run, (size_t)(p - run));
             o += p - run;
             if (p < end)
@@ -131,8 +154,7 @@ int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n) {
     int r = cx_buf_add(b, "\"", 1);
     while (r == 0 && p < end) {
         const unsigned char *run = p;
-        while (p < end && !json_escaped[*p])
-            p++;
+        p += cx_json_plain_run((const char *)p, (size_t)(end - p));
         if (p > run)
             r = cx_buf_add(b, run, (size_t)(p - run));
         if (r || p == end)

@@ -56,6 +56,11 @@ int cx_buf_adds(cx_buf *b, const char *s);
  * unchanged. */
 int cx_buf_add_json_str(cx_buf *b, const char *s, size_t n);
 
+/* The length of the longest prefix of s[0, n) that a JSON string literal
+ * holds as it is: no '"', '\\' or byte below 0x20 (16 bytes a step where
+ * SSE2 is). */
+size_t cx_json_plain_run(const char *s, size_t n);
+
 /* Appends printf-formatted text. As cx_buf_add (nothing is appended when
  * the text would pass the cap); CX_EINVAL for a bad format. */
 int cx_buf_addf(cx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -379,6 +379,9 @@ static void test_compact_size(void) {
     check_size(json_stringn("a\0b", 3)); /* a NUL inside */
     check_size(json_string("snippet «match» … 連接池 \xf0\x9f\x94\x92 / \\ \""));
     check_size(json_string(""));
+    /* escapes past the first 16 bytes, alone and side by side */
+    check_size(json_string("0123456789abcdef0123456789abcdef\"0123456789abcdef\\\n"));
+    check_size(json_string("0123456789abcdef0123456789abcde\x01\x02 tail of plain text"));
     check_size(json_object());
     check_size(json_array());
     check_size(json_pack("[iIfbbn]", 0, (json_int_t)-9007199254740993LL, 0.1, 1, 0));

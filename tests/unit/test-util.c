@@ -287,6 +287,29 @@ static void test_write_atomic(void) {
 /* The capped buffer: appends up to the cap exactly, one byte past it fails
  * with CX_ELIMIT and leaves the contents as they were, formatted appends are
  * held to the same cap, take hands over a string and empties the buffer. */
+/* The literal of s[0, n) byte by byte, as the cases above show jansson
+ * writes it (room for n + 8: at most one byte of s is escaped). */
+static void json_literal_ref(const char *s, size_t n, char *out) {
+    size_t k = 0;
+    out[k++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t" : NULL;
+        if (esc) {
+            memcpy(out + k, esc, 2);
+            k += 2;
+        } else if (c < 0x20) {
+            k += (size_t)snprintf(out + k, 7, "\\u%04X", c);
+        } else {
+            out[k++] = (char)c;
+        }
+    }
+    out[k++] = '"';
+    out[k] = '\0';
+}
+
 /* JSON string literals as jansson writes them (the store's outbox and
  * cortexd's answers are built by hand with this and must read the same);
  * a literal past the cap leaves the buffer as it was. */
@@ -311,6 +334,26 @@ static void test_buf_json_str(void) {
     CX_CHECK_OK(cx_buf_add_json_str(&b, "\n\n", 2)); /* 6 more: exactly the cap */
     CX_CHECK_STR(cx_buf_str(&b), "ab\"\\n\\n\"");
     cx_buf_free(&b);
+    /* every byte at every offset of a text longer than the 16-byte steps
+     * of cx_json_plain_run: where the plain run ends, and the literal,
+     * against jansson's */
+    size_t bad = 0;
+    for (int c = 1; c < 256; c++) {
+        for (size_t at = 0; at < 40; at++) {
+            char text[48];
+            memset(text, 'x', sizeof text);
+            text[at] = (char)c;
+            bool special = c < 0x20 || c == '"' || c == '\\';
+            bad += cx_json_plain_run(text, sizeof text) != (special ? at : sizeof text);
+            char want[64 + 8];
+            json_literal_ref(text, sizeof text, want);
+            cx_buf_init(&b, 1000);
+            bad += cx_buf_add_json_str(&b, text, sizeof text) != 0 ||
+                   strcmp(cx_buf_str(&b), want) != 0;
+            cx_buf_free(&b);
+        }
+    }
+    CX_CHECK_INT(bad, 0);
 }
 
 static void test_buf(void) {
