@@ -147,13 +147,15 @@ typedef struct ctok {
     Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
     struct sb_stemmer *stemmer; /* English Snowball, this instance's own */
     bool fast; /* the ASCII fast path applies: default arguments, and cls agrees */
-    unsigned char cls[256]; /* per byte: CLS_SEP, CLS_WORD, CLS_UPPER or CLS_HIGH */
+    unsigned char cls[256]; /* per byte: one of CLS_* */
     stem_slot cache[TOK_STEM_CACHE]; /* direct-mapped by a hash of the word */
 } ctok;
 
 typedef struct ctok_word {
     int off, len;   /* normalised bytes in the arena */
     int start, end; /* the word in the text */
+    bool fast;      /* found by the fast path: ASCII, and `plain` is known */
+    bool plain;     /* (fast only) plain_word() of its text */
 } ctok_word;
 
 typedef struct ctok_run {
@@ -198,7 +200,13 @@ typedef struct ctok_run {
  * With the default arguments (remove_diacritics 2, categories "L* N* Co
  * M*") the words are the runs of [A-Za-z0-9]; tests/unit/test-text.c
  * compares both paths on every byte and on random text. */
-enum { CLS_SEP = 0, CLS_WORD = 1, CLS_HIGH = 2, CLS_UPPER = 4 };
+enum {
+    CLS_SEP = 0,   /* an ASCII separator */
+    CLS_LOWER = 1, /* a-z */
+    CLS_UPPER = 2, /* A-Z */
+    CLS_OTHER = 4, /* another ASCII byte of words (0-9) */
+    CLS_HIGH = 8   /* a byte >= 0x80 */
+};
 
 /* Set by cx_text_tokenizer_test_slow(): every call takes unicode61. */
 static atomic_bool force_slow;
@@ -224,7 +232,9 @@ static int learn_cb(void *ctx, int tflags, const char *tok, int n, int start, in
         unsigned char f = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
         if ((unsigned char)tok[i] != f)
             L->ok = false;
-        L->cls[c] = c >= 'A' && c <= 'Z' ? CLS_WORD | CLS_UPPER : CLS_WORD;
+        L->cls[c] = c >= 'a' && c <= 'z'   ? CLS_LOWER
+                    : c >= 'A' && c <= 'Z' ? CLS_UPPER
+                                           : CLS_OTHER;
     }
     return SQLITE_OK;
 }
@@ -537,13 +547,15 @@ static bool plain_word(const char *text, int n) {
  * folded one. */
 static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nskip) {
     const char *norm = R->arena + w->off;
+    bool plain = w->fast ? w->plain
+                         : w->end - w->start == w->len && plain_word(R->text + w->start, w->len);
     /* a plain word's one part is the word, lower-cased: its token */
-    if (w->end - w->start == w->len && w->len == nskip && plain_word(R->text + w->start, w->len) &&
-        memcmp(norm, skip, (size_t)nskip) == 0)
+    if (plain && w->len == nskip && (skip == norm || memcmp(norm, skip, (size_t)nskip) == 0))
         return SQLITE_OK;
     cx_text_span parts[TOK_PARTS_MAX];
-    size_t np = cx_text_ident_parts(R->text + w->start, (size_t)(w->end - w->start), parts,
-                                     TOK_PARTS_MAX);
+    size_t np = plain ? 1 /* itself */
+                      : cx_text_ident_parts(R->text + w->start, (size_t)(w->end - w->start),
+                                            parts, TOK_PARTS_MAX);
     /* a folded word (é -> e) may differ in length from its text: one part */
     if (np > 1 && w->end - w->start != w->len)
         np = 1;
@@ -567,7 +579,7 @@ static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nsk
         ctok_sink(R, p, n);
     }
     /* no exact form to add when the text is ASCII or already its token */
-    if (is_ascii(R->text + w->start, w->end - w->start) ||
+    if (w->fast || is_ascii(R->text + w->start, w->end - w->start) ||
         (w->end - w->start == w->len && memcmp(R->text + w->start, norm, (size_t)w->len) == 0))
         return SQLITE_OK;
     int nx = 0;
@@ -589,7 +601,7 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
     unsigned initial = (unsigned)(unsigned char)word[0] - 'a';
     if (initial < 26u && !((R->stem_initials >> initial) & 1u))
         return 0; /* no stem asked for starts so (Snowball keeps a word's first letter) */
-    if (!plain_word(text, n)) {
+    if (!(w->fast ? w->plain : plain_word(text, n))) {
         for (int i = 0; i < n; i++)
             if (!isalpha((unsigned char)text[i]))
                 return 0;
@@ -668,7 +680,8 @@ static int ctok_flush(ctok_run *R) {
     return rc;
 }
 
-static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end);
+static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end,
+                         int fast);
 
 /* A word unicode61 found (offsets relative to R->base). */
 static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start, int end) {
@@ -713,12 +726,14 @@ static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start
             tok = R->greek;
         }
     }
-    return ctok_word_add(R, tflags, tok, n, start, end);
+    return ctok_word_add(R, tflags, tok, n, start, end, -1);
 }
 
 /* Adds word tok[0, n) (folded), found at text[start, end), to the pending
- * identifier, flushing that first unless a joiner links them. */
-static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end) {
+ * identifier, flushing that first unless a joiner links them. fast: -1
+ * from unicode61, else from the fast path and whether it is plain_word(). */
+static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end,
+                         int fast) {
     int rc;
     if (n > TOK_WHOLE_MAX / 2) { /* a huge word: on its own, as unicode61 gives it */
         if ((rc = ctok_flush(R)) != SQLITE_OK)
@@ -735,14 +750,15 @@ static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int st
             return rc;
     }
     memcpy(R->arena + R->alen, tok, (size_t)n);
-    R->w[R->nw++] = (ctok_word){.off = R->alen, .len = n, .start = start, .end = end};
+    R->w[R->nw++] = (ctok_word){.off = R->alen, .len = n, .start = start, .end = end,
+                                .fast = fast >= 0, .plain = fast > 0};
     R->alen += n;
     return SQLITE_OK;
 }
 
 /* An ASCII word text[s, e) of the fast path: folded (A-Z to a-z) when it
- * has upper case, then as a word of unicode61's. */
-static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper) {
+ * has upper case, then as a word of unicode61's; plain: plain_word() of it. */
+static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper, bool plain) {
     const char *tok = R->text + s;
     int n = e - s, rc;
     char *heap = NULL;
@@ -757,7 +773,7 @@ static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper) {
         }
         tok = low;
     }
-    rc = ctok_word_add(R, 0, tok, n, s, e);
+    rc = ctok_word_add(R, 0, tok, n, s, e, plain);
     sqlite3_free(heap);
     return rc;
 }
@@ -785,10 +801,14 @@ static int ctok_fast(ctok_run *R, int n) {
             continue;
         }
         int s = i;
-        unsigned any = 0;
+        unsigned first = cls[p[i++]], rest = 0;
         while (i < n && cls[p[i]] != CLS_SEP)
-            any |= cls[p[i++]];
-        rc = any & CLS_HIGH ? ctok_span(R, s, i) : ctok_ascii_word(R, s, i, any & CLS_UPPER);
+            rest |= cls[p[i++]];
+        unsigned any = first | rest;
+        /* plain_word(): a letter, then a-z only */
+        bool plain = !(first & (CLS_OTHER | CLS_HIGH)) && !(rest & ~(unsigned)CLS_LOWER);
+        rc = any & CLS_HIGH ? ctok_span(R, s, i)
+                            : ctok_ascii_word(R, s, i, any & CLS_UPPER, plain);
     }
     return rc;
 }
