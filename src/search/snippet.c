@@ -96,6 +96,7 @@ typedef struct dtoks {
     dtok *local;
     size_t n, cap;
     const cx_qterms *t;
+    uint64_t initial[4]; /* the first bytes of the query's tokens, a set */
     bool oom;
 } dtoks;
 
@@ -124,6 +125,9 @@ static int add_dtoken(void *ctx, int flags, const char *tok, int n, int start, i
         x = &d->v[d->n++];
         *x = (dtok){.start = start, .end = end};
     }
+    unsigned char c0 = n > 0 ? (unsigned char)tok[0] : 0;
+    if (n <= 0 || !((d->initial[c0 >> 6] >> (c0 & 63)) & 1u))
+        return SQLITE_OK; /* most tokens: no query token starts so */
     const cx_qterms *t = d->t;
     for (int k = 0; k < t->ntok; k++) {
         int qn = t->n[k];
@@ -158,6 +162,10 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     json_t *out = NULL;
     if (len > INT32_MAX / 2)
         len = INT32_MAX / 2;
+    for (int k = 0; k < t->ntok; k++) {
+        unsigned char c0 = (unsigned char)t->arena[t->off[k]];
+        d.initial[c0 >> 6] |= 1ull << (c0 & 63);
+    }
     cx_text_tokenize_snippet(e->tok, &d, text, (int)len, t->stem_initials, add_dtoken);
     if (d.oom || d.n == 0) {
         size_t keep = cx_utf8_cut(text, len, 200);

@@ -774,7 +774,8 @@ static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper, bool plain) {
         tok = low;
     }
     rc = ctok_word_add(R, 0, tok, n, s, e, plain);
-    sqlite3_free(heap);
+    if (heap)
+        sqlite3_free(heap);
     return rc;
 }
 
