@@ -236,13 +236,16 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     size_t lo = best, hi = best + w - 1;
     size_t from = (size_t)d.v[lo].start, to = (size_t)d.v[hi].end, ms, me;
     /* never cut a "[REDACTED:rule]" marker in two: a cut inside one moves
-     * out to take it whole (its tokens are the rule's words) */
-    if (cx_redact_in_marker(text, len, from, &ms, &me)) {
+     * out to take it whole (its tokens are the rule's words); most texts
+     * have none, which one memchr() tells */
+    bool marked = memchr(text, '[', len) &&
+                  memmem(text, len, CX_REDACT_PREFIX, sizeof CX_REDACT_PREFIX - 1);
+    if (marked && cx_redact_in_marker(text, len, from, &ms, &me)) {
         while (lo > 0 && (size_t)d.v[lo - 1].start >= ms)
             lo--;
         from = ms;
     }
-    if (cx_redact_in_marker(text, len, to, &ms, &me)) {
+    if (marked && cx_redact_in_marker(text, len, to, &ms, &me)) {
         while (hi + 1 < d.n && (size_t)d.v[hi + 1].end <= me)
             hi++;
         to = me;
