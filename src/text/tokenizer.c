@@ -2,7 +2,8 @@
 /* The "cortex" FTS5 tokenizer (see tokenizer.h): a wrapper around
  * unicode61 that joins words into identifiers and emits their parts, cuts
  * runs of scripts written without spaces into bigrams, makes emoji tokens
- * and indexes words with diacritics both folded and exact. */
+ * and indexes words with diacritics both folded and exact. ASCII text it
+ * splits into words itself, exactly as unicode61 would (the fast path). */
 #include "text/tokenizer.h"
 
 #include "text/ident.h"
@@ -146,7 +147,7 @@ typedef struct ctok {
     Fts5Tokenizer *inst;  /* the words, folded (remove_diacritics 2 by default) */
     Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
     struct sb_stemmer *stemmer; /* English Snowball, this instance's own */
-    bool fast; /* the ASCII fast path applies: default arguments, and cls agrees */
+    bool fast; /* the ASCII fast path applies: cls is what unicode61 does */
     unsigned char cls[256]; /* per byte: one of CLS_* */
     stem_slot cache[TOK_STEM_CACHE]; /* direct-mapped by a hash of the word */
 } ctok;

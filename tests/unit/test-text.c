@@ -5,7 +5,8 @@
  * same position) and for queries (whole only), and that an FTS5 table
  * using it finds an identifier by any of its parts; then every script:
  * bigrams for CJK and Thai, emoji, case folding, NFD, exact and folded
- * forms, and random text of all of them with offsets in order. */
+ * forms, and random text of all of them with offsets in order; and that
+ * the ASCII fast path gives exactly the tokens unicode61 gave. */
 #include "test.h"
 
 #include "text/ident.h"
