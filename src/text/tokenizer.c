@@ -155,8 +155,9 @@ typedef struct ctok {
 typedef struct ctok_word {
     int off, len;   /* normalised bytes in the arena */
     int start, end; /* the word in the text */
-    bool fast;      /* found by the fast path: ASCII, and `plain` is known */
-    bool plain;     /* (fast only) plain_word() of its text */
+    bool fast;      /* found by the fast path: ASCII, and `one` is known */
+    bool one;       /* (fast only) letters only, one identifier part: plain_word(),
+                       or all upper case (cx_text_ident_parts gives it whole) */
 } ctok_word;
 
 typedef struct ctok_run {
@@ -548,13 +549,13 @@ static bool plain_word(const char *text, int n) {
  * folded one. */
 static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nskip) {
     const char *norm = R->arena + w->off;
-    bool plain = w->fast ? w->plain
-                         : w->end - w->start == w->len && plain_word(R->text + w->start, w->len);
+    bool one = w->fast ? w->one
+                       : w->end - w->start == w->len && plain_word(R->text + w->start, w->len);
     /* a plain word's one part is the word, lower-cased: its token */
-    if (plain && w->len == nskip && (skip == norm || memcmp(norm, skip, (size_t)nskip) == 0))
+    if (one && w->len == nskip && (skip == norm || memcmp(norm, skip, (size_t)nskip) == 0))
         return SQLITE_OK;
     cx_text_span parts[TOK_PARTS_MAX];
-    size_t np = plain ? 1 /* itself */
+    size_t np = one ? 1 /* itself */
                       : cx_text_ident_parts(R->text + w->start, (size_t)(w->end - w->start),
                                             parts, TOK_PARTS_MAX);
     /* a folded word (é -> e) may differ in length from its text: one part */
@@ -602,7 +603,10 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
     unsigned initial = (unsigned)(unsigned char)word[0] - 'a';
     if (initial < 26u && !((R->stem_initials >> initial) & 1u))
         return 0; /* no stem asked for starts so (Snowball keeps a word's first letter) */
-    if (!(w->fast ? w->plain : plain_word(text, n))) {
+    if (w->fast) {
+        if (!w->one)
+            return 0; /* digits, or camelCase: an identifier */
+    } else if (!plain_word(text, n)) {
         for (int i = 0; i < n; i++)
             if (!isalpha((unsigned char)text[i]))
                 return 0;
@@ -732,7 +736,7 @@ static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start
 
 /* Adds word tok[0, n) (folded), found at text[start, end), to the pending
  * identifier, flushing that first unless a joiner links them. fast: -1
- * from unicode61, else from the fast path and whether it is plain_word(). */
+ * from unicode61, else from the fast path and ctok_word.one of it. */
 static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end,
                          int fast) {
     int rc;
@@ -752,14 +756,14 @@ static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int st
     }
     memcpy(R->arena + R->alen, tok, (size_t)n);
     R->w[R->nw++] = (ctok_word){.off = R->alen, .len = n, .start = start, .end = end,
-                                .fast = fast >= 0, .plain = fast > 0};
+                                .fast = fast >= 0, .one = fast > 0};
     R->alen += n;
     return SQLITE_OK;
 }
 
 /* An ASCII word text[s, e) of the fast path: folded (A-Z to a-z) when it
- * has upper case, then as a word of unicode61's; plain: plain_word() of it. */
-static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper, bool plain) {
+ * has upper case, then as a word of unicode61's; one: ctok_word.one of it. */
+static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper, bool one) {
     const char *tok = R->text + s;
     int n = e - s, rc;
     char *heap = NULL;
@@ -774,7 +778,7 @@ static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper, bool plain) {
         }
         tok = low;
     }
-    rc = ctok_word_add(R, 0, tok, n, s, e, plain);
+    rc = ctok_word_add(R, 0, tok, n, s, e, one);
     if (heap)
         sqlite3_free(heap);
     return rc;
@@ -807,10 +811,12 @@ static int ctok_fast(ctok_run *R, int n) {
         while (i < n && cls[p[i]] != CLS_SEP)
             rest |= cls[p[i++]];
         unsigned any = first | rest;
-        /* plain_word(): a letter, then a-z only */
-        bool plain = !(first & (CLS_OTHER | CLS_HIGH)) && !(rest & ~(unsigned)CLS_LOWER);
-        rc = any & CLS_HIGH ? ctok_span(R, s, i)
-                            : ctok_ascii_word(R, s, i, any & CLS_UPPER, plain);
+        /* one part of letters: a letter, then a-z only (plain_word()), or
+         * A-Z only */
+        bool one = !(first & (CLS_OTHER | CLS_HIGH)) &&
+                   (!(rest & ~(unsigned)CLS_LOWER) ||
+                    (first == CLS_UPPER && !(rest & ~(unsigned)CLS_UPPER)));
+        rc = any & CLS_HIGH ? ctok_span(R, s, i) : ctok_ascii_word(R, s, i, any & CLS_UPPER, one);
     }
     return rc;
 }

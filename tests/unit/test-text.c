@@ -602,6 +602,8 @@ static void test_ascii_fast_path(void) {
         "XMLParser sha256sum v2 x86_64 0x7fff HTTPServer2Go iOS macOS IPv6Addr utf8ToUtf16",
         "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0 ~/.config/cortex/cortex.toml C:\\dir\\f.txt",
         "deadlocks deadlocking panicking panicked skies running Runs RUNNING ran a an the",
+        "DEADLOCKS PANICKING Skies ABc AbC aBC A AB ABC XMLParser MAX_RETRY Max_Retry max_RETRY",
+        "UNUSED_FEATURE_ROUTER TRUNCATED-TASK.CONNECTION HTTP2 H2O ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ",
         "=parse_config deadlocking", "~deadlocking parse_config", "=Deadlocks ~running",
         "~deadlocking", "=deadlocking", "= deadlocking", "~ deadlocking", "~~x", "==x",
         "fix: retry_policy.max_attempts=3 (was 5); see #1234 and PR-42.",
@@ -647,7 +649,7 @@ static void test_ascii_fast_path(void) {
         "\n", "parse", "Config", "HTTP", "deadlocking", "runs", "panicked", "x86", "v2", "(",
         ")", ",", ";", "\"", "'", "`", "=", "~", "*", "#", "@", "$", "%", "^", "&", "+", "[",
         "]", "{", "}", "|", "\\", "<", ">", "?", "!", ":", "\x01", "\x7f", "\x1b", "sha256",
-        "XMLParser", "retry.policy", "src/a.c"};
+        "XMLParser", "retry.policy", "src/a.c", "DEADLOCKS", "Running", "MAX"};
     static const char *const high[] = {
         "caf\xc3\xa9", "e\xcc\x81", "\xe8\xbf\x9e", "\xe3\x82\xa2", "\xe0\xb8\x82",
         "\xf0\x9f\x9a\x80", "\xf0\x9f\x8f\xbd", "\xe2\x80\x8d", "\xe2\x80\x94", "\xce\xac",
