@@ -618,6 +618,15 @@ static void test_ascii_fast_path(void) {
         bad += !diff_text(&api, tok, crafted[i], (int)strlen(crafted[i]), 0, &fast, &slow);
         texts++;
     }
+    /* a document's base tokens go to the sink; a snippet's never do */
+    static const char sunk[] = "parse_config deadlocks caf\xc3\xa9 MAX";
+    for (int mode = 0; mode < DIFF_MODES; mode += 4) {
+        diff_run(&api, tok, mode, 0, sunk, (int)strlen(sunk), &fast);
+        bool any = fast.len > 0 && fast.buf[0] == 's';
+        for (size_t k = 1; k < fast.len; k++)
+            any = any || (fast.buf[k - 1] == '\n' && fast.buf[k] == 's');
+        CX_CHECK(any == (mode == 0));
+    }
     /* long words (over TOK_WHOLE_MAX / 2 = 128 bytes, 64+ letters), long
      * identifiers (over 16 words, over 256 bytes) */
     static const struct {
