@@ -153,7 +153,8 @@ typedef struct ctok {
 } ctok;
 
 typedef struct ctok_word {
-    int off, len;   /* normalised bytes in the arena */
+    const char *tok; /* its normalised bytes: in the arena, or the text's own */
+    int len;
     int start, end; /* the word in the text */
     bool fast;      /* found by the fast path: ASCII, and `one` is known */
     bool one;       /* (fast only) letters only, one identifier part: plain_word(),
@@ -548,7 +549,7 @@ static bool plain_word(const char *text, int n) {
  * then the exact form of a word with diacritics when it differs from the
  * folded one. */
 static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nskip) {
-    const char *norm = R->arena + w->off;
+    const char *norm = w->tok;
     bool one = w->fast ? w->one
                        : w->end - w->start == w->len && plain_word(R->text + w->start, w->len);
     /* a plain word's one part is the word, lower-cased: its token */
@@ -599,7 +600,7 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
     int n = w->end - w->start;
     if (n < TOK_STEM_MIN || n > TOK_STEM_MAX || w->len != n)
         return 0;
-    const char *word = R->arena + w->off;
+    const char *word = w->tok;
     unsigned initial = (unsigned)(unsigned char)word[0] - 'a';
     if (initial < 26u && !((R->stem_initials >> initial) & 1u))
         return 0; /* no stem asked for starts so (Snowball keeps a word's first letter) */
@@ -657,11 +658,11 @@ static int ctok_flush(ctok_run *R) {
         int ns = R->query && !R->stem ? 0 : ctok_stem(R, w);
         if (R->stem && ns > 0) /* a query for the stem: the stem only */
             return R->xtoken(R->uctx, 0, R->stemmed, ns, w->start, w->end);
-        rc = R->xtoken(R->uctx, 0, R->arena + w->off, w->len, w->start, w->end);
+        rc = R->xtoken(R->uctx, 0, w->tok, w->len, w->start, w->end);
         if (rc == SQLITE_OK)
-            ctok_sink(R, R->arena + w->off, w->len);
+            ctok_sink(R, w->tok, w->len);
         if (rc == SQLITE_OK && !R->query)
-            rc = ctok_parts(R, w, R->arena + w->off, w->len);
+            rc = ctok_parts(R, w, w->tok, w->len);
         if (rc == SQLITE_OK && !R->query && ns > 0)
             rc = R->xtoken(R->uctx, FTS5_TOKEN_COLOCATED, R->stemmed, ns, w->start, w->end);
         return rc;
@@ -674,7 +675,7 @@ static int ctok_flush(ctok_run *R) {
             memcpy(R->buf + n, R->text + w[i - 1].end, (size_t)gap);
             n += gap;
         }
-        memcpy(R->buf + n, R->arena + w[i].off, (size_t)w[i].len);
+        memcpy(R->buf + n, w[i].tok, (size_t)w[i].len);
         n += w[i].len;
     }
     rc = R->xtoken(R->uctx, 0, R->buf, n, w[0].start, w[nw - 1].end);
@@ -754,8 +755,13 @@ static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int st
         if (!join && (rc = ctok_flush(R)) != SQLITE_OK)
             return rc;
     }
-    memcpy(R->arena + R->alen, tok, (size_t)n);
-    R->w[R->nw++] = (ctok_word){.off = R->alen, .len = n, .start = start, .end = end,
+    /* a fast word that needed no folding is its text: no copy (the arena
+     * still counts it, for the limit on an identifier's length above) */
+    if (fast < 0 || tok != R->text + start) {
+        memcpy(R->arena + R->alen, tok, (size_t)n);
+        tok = R->arena + R->alen;
+    }
+    R->w[R->nw++] = (ctok_word){.tok = tok, .len = n, .start = start, .end = end,
                                 .fast = fast >= 0, .one = fast > 0};
     R->alen += n;
     return SQLITE_OK;
