@@ -806,25 +806,29 @@ static int ctok_span(ctok_run *R, int s, int e) {
 static int ctok_fast(ctok_run *R, int n) {
     const unsigned char *p = (const unsigned char *)R->text;
     const unsigned char *cls = R->t->cls;
-    int rc = SQLITE_OK, i = 0;
-    while (rc == SQLITE_OK && i < n) {
-        if (cls[p[i]] == CLS_SEP) {
+    int i = 0;
+    for (;;) {
+        while (i < n && cls[p[i]] == CLS_SEP)
             i++;
-            continue;
-        }
+        if (i >= n)
+            return SQLITE_OK;
         int s = i;
-        unsigned first = cls[p[i++]], rest = 0;
-        while (i < n && cls[p[i]] != CLS_SEP)
-            rest |= cls[p[i++]];
+        unsigned first = cls[p[i++]], rest = 0, c;
+        while (i < n && (c = cls[p[i]]) != CLS_SEP) {
+            rest |= c;
+            i++;
+        }
         unsigned any = first | rest;
         /* one part of letters: a letter, then a-z only (plain_word()), or
          * A-Z only */
         bool one = !(first & (CLS_OTHER | CLS_HIGH)) &&
                    (!(rest & ~(unsigned)CLS_LOWER) ||
                     (first == CLS_UPPER && !(rest & ~(unsigned)CLS_UPPER)));
-        rc = any & CLS_HIGH ? ctok_span(R, s, i) : ctok_ascii_word(R, s, i, any & CLS_UPPER, one);
+        int rc = any & CLS_HIGH ? ctok_span(R, s, i)
+                                : ctok_ascii_word(R, s, i, any & CLS_UPPER, one);
+        if (rc != SQLITE_OK)
+            return rc;
     }
-    return rc;
 }
 
 static int ctok_run_text(Fts5Tokenizer *p, void *uctx, int flags, const char *text, int ntext,
