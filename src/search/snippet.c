@@ -262,17 +262,22 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
         goto done;
     if (lo > 0)
         sb_put(&b, "\xe2\x80\xa6", 3);
+    /* the text from `from` to `to` (tokens never overlap), with « before
+     * each run of hits and » after it: one copy per run of text */
     size_t pos = from;
     for (size_t i = lo; i <= hi; i++) {
-        sb_put(&b, text + pos, (size_t)d.v[i].start - pos);
-        bool open = d.v[i].hit && (i == lo || !d.v[i - 1].hit);
-        bool close = d.v[i].hit && (i == hi || !d.v[i + 1].hit);
-        if (open)
+        if (!d.v[i].hit)
+            continue;
+        if (i == lo || !d.v[i - 1].hit) { /* opens */
+            sb_put(&b, text + pos, (size_t)d.v[i].start - pos);
             sb_put(&b, "\xc2\xab", 2);
-        sb_put(&b, text + d.v[i].start, (size_t)(d.v[i].end - d.v[i].start));
-        if (close)
+            pos = (size_t)d.v[i].start;
+        }
+        if (i == hi || !d.v[i + 1].hit) { /* closes */
+            sb_put(&b, text + pos, (size_t)d.v[i].end - pos);
             sb_put(&b, "\xc2\xbb", 2);
-        pos = (size_t)d.v[i].end;
+            pos = (size_t)d.v[i].end;
+        }
     }
     sb_put(&b, text + pos, to - pos); /* a marker's closing "]" */
     if (hi + 1 < d.n)
