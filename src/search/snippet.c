@@ -92,9 +92,11 @@ typedef struct dtok {
 } dtok;
 
 typedef struct dtoks {
-    dtok *v;
+    dtok *v;   /* local until it outgrows it, then malloc()ed */
+    dtok *local;
     size_t n, cap;
     const cx_qterms *t;
+    uint64_t initial[4]; /* the first bytes of the query's tokens, a set */
     bool oom;
 } dtoks;
 
@@ -110,22 +112,29 @@ static int add_dtoken(void *ctx, int flags, const char *tok, int n, int start, i
     } else {
         if (d->n == d->cap) {
             size_t cap = d->cap ? d->cap * 2 : 256;
-            dtok *v = realloc(d->v, cap * sizeof *v);
+            dtok *v = d->v == d->local ? malloc(cap * sizeof *v) : realloc(d->v, cap * sizeof *v);
             if (!v) {
                 d->oom = true;
                 return SQLITE_NOMEM;
             }
+            if (d->v == d->local && d->n)
+                memcpy(v, d->local, d->n * sizeof *v);
             d->v = v;
             d->cap = cap;
         }
         x = &d->v[d->n++];
         *x = (dtok){.start = start, .end = end};
     }
+    unsigned char c0 = n > 0 ? (unsigned char)tok[0] : 0;
+    if (n <= 0 || !((d->initial[c0 >> 6] >> (c0 & 63)) & 1u))
+        return SQLITE_OK; /* most tokens: no query token starts so */
     const cx_qterms *t = d->t;
     for (int k = 0; k < t->ntok; k++) {
         int qn = t->n[k];
         const char *q = t->arena + t->off[k];
-        if ((n == qn || (t->prefix[k] && n > qn)) && memcmp(tok, q, (size_t)qn) == 0)
+        /* the first byte before memcmp(): most query tokens differ there */
+        if ((n == qn || (t->prefix[k] && n > qn)) && tok[0] == q[0] &&
+            memcmp(tok, q, (size_t)qn) == 0)
             x->m[k / 64] |= 1ull << (k % 64);
     }
     return SQLITE_OK;
@@ -148,20 +157,30 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, size_t tokens,
                         size_t whole) {
     size_t len = strlen(text);
-    dtoks d = {.t = t};
+    dtok local[256]; /* a result's tokens, mostly: no allocation */
+    dtoks d = {.t = t, .v = local, .local = local, .cap = sizeof local / sizeof *local};
     json_t *out = NULL;
     if (len > INT32_MAX / 2)
         len = INT32_MAX / 2;
+    for (int k = 0; k < t->ntok; k++) {
+        unsigned char c0 = (unsigned char)t->arena[t->off[k]];
+        d.initial[c0 >> 6] |= 1ull << (c0 & 63);
+    }
     cx_text_tokenize_snippet(e->tok, &d, text, (int)len, t->stem_initials, add_dtoken);
     if (d.oom || d.n == 0) {
         size_t keep = cx_utf8_cut(text, len, 200);
         out = json_stringn(text, keep);
         goto done;
     }
-    /* phrase occurrences: consecutive tokens matching the phrase's tokens */
-    for (int p = 0; p < t->nph; p++) {
-        int f = t->ph[p].first, m = t->ph[p].ntok;
-        for (size_t i = 0; i + (size_t)m <= d.n; i++) {
+    /* phrase occurrences: consecutive tokens matching the phrase's tokens,
+     * starting at a token that matches something */
+    for (size_t i = 0; i < d.n; i++) {
+        if (!(d.v[i].m[0] | d.v[i].m[1]))
+            continue;
+        for (int p = 0; p < t->nph; p++) {
+            int f = t->ph[p].first, m = t->ph[p].ntok;
+            if (i + (size_t)m > d.n)
+                continue;
             bool ok = true;
             for (int j = 0; ok && j < m; j++)
                 ok = (d.v[i + (size_t)j].m[(f + j) / 64] >> ((f + j) % 64)) & 1u;
@@ -176,17 +195,27 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     /* a short text whole: an excerpt of it would save little and cost a get */
     size_t w = d.n < tokens || len <= whole ? d.n : tokens, best = 0;
     long best_score = -1;
-    for (size_t a = 0; a + w <= d.n; a++) {
-        uint64_t ph = 0;
-        long hits = 0;
-        for (size_t i = a; i < a + w; i++) {
-            ph |= d.v[i].starts;
-            hits += d.v[i].hit;
+    /* slid along the text: per phrase bit, how many of the window's tokens
+     * start one, so that the distinct count is kept as tokens enter and
+     * leave (the window [i + 1 - w, i]) */
+    unsigned cnt[64] = {0};
+    long distinct = 0, hits = 0;
+    for (size_t i = 0; w > 0 && i < d.n; i++) {
+        hits += d.v[i].hit;
+        for (uint64_t b = d.v[i].starts; b; b &= b - 1)
+            distinct += cnt[__builtin_ctzll(b)]++ == 0;
+        if (i >= w) {
+            const dtok *gone = &d.v[i - w];
+            hits -= gone->hit;
+            for (uint64_t b = gone->starts; b; b &= b - 1)
+                distinct -= --cnt[__builtin_ctzll(b)] == 0;
         }
-        long score = (long)__builtin_popcountll(ph) * 1000 + hits;
+        if (i + 1 < w)
+            continue;
+        long score = distinct * 1000 + hits;
         if (score > best_score) {
             best_score = score;
-            best = a;
+            best = i + 1 - w;
         }
     }
     /* centre the matches in the window */
@@ -207,13 +236,16 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     size_t lo = best, hi = best + w - 1;
     size_t from = (size_t)d.v[lo].start, to = (size_t)d.v[hi].end, ms, me;
     /* never cut a "[REDACTED:rule]" marker in two: a cut inside one moves
-     * out to take it whole (its tokens are the rule's words) */
-    if (cx_redact_in_marker(text, len, from, &ms, &me)) {
+     * out to take it whole (its tokens are the rule's words); most texts
+     * have none, which one memchr() tells */
+    bool marked = memchr(text, '[', len) &&
+                  memmem(text, len, CX_REDACT_PREFIX, sizeof CX_REDACT_PREFIX - 1);
+    if (marked && cx_redact_in_marker(text, len, from, &ms, &me)) {
         while (lo > 0 && (size_t)d.v[lo - 1].start >= ms)
             lo--;
         from = ms;
     }
-    if (cx_redact_in_marker(text, len, to, &ms, &me)) {
+    if (marked && cx_redact_in_marker(text, len, to, &ms, &me)) {
         while (hi + 1 < d.n && (size_t)d.v[hi + 1].end <= me)
             hi++;
         to = me;
@@ -230,17 +262,22 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
         goto done;
     if (lo > 0)
         sb_put(&b, "\xe2\x80\xa6", 3);
+    /* the text from `from` to `to` (tokens never overlap), with « before
+     * each run of hits and » after it: one copy per run of text */
     size_t pos = from;
     for (size_t i = lo; i <= hi; i++) {
-        sb_put(&b, text + pos, (size_t)d.v[i].start - pos);
-        bool open = d.v[i].hit && (i == lo || !d.v[i - 1].hit);
-        bool close = d.v[i].hit && (i == hi || !d.v[i + 1].hit);
-        if (open)
+        if (!d.v[i].hit)
+            continue;
+        if (i == lo || !d.v[i - 1].hit) { /* opens */
+            sb_put(&b, text + pos, (size_t)d.v[i].start - pos);
             sb_put(&b, "\xc2\xab", 2);
-        sb_put(&b, text + d.v[i].start, (size_t)(d.v[i].end - d.v[i].start));
-        if (close)
+            pos = (size_t)d.v[i].start;
+        }
+        if (i == hi || !d.v[i + 1].hit) { /* closes */
+            sb_put(&b, text + pos, (size_t)d.v[i].end - pos);
             sb_put(&b, "\xc2\xbb", 2);
-        pos = (size_t)d.v[i].end;
+            pos = (size_t)d.v[i].end;
+        }
     }
     sb_put(&b, text + pos, to - pos); /* a marker's closing "]" */
     if (hi + 1 < d.n)
@@ -248,7 +285,8 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     out = json_stringn(b.p, b.len);
     free(b.p);
 done:
-    free(d.v);
+    if (d.v != local)
+        free(d.v);
     return out ? out : json_string("");
 }
 

@@ -2,7 +2,8 @@
 /* The "cortex" FTS5 tokenizer (see tokenizer.h): a wrapper around
  * unicode61 that joins words into identifiers and emits their parts, cuts
  * runs of scripts written without spaces into bigrams, makes emoji tokens
- * and indexes words with diacritics both folded and exact. */
+ * and indexes words with diacritics both folded and exact. ASCII text it
+ * splits into words itself, exactly as unicode61 would (the fast path). */
 #include "text/tokenizer.h"
 
 #include "text/ident.h"
@@ -13,6 +14,7 @@
 #include <ctype.h>
 #include <libstemmer.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,17 +147,25 @@ typedef struct ctok {
     Fts5Tokenizer *inst;  /* the words, folded (remove_diacritics 2 by default) */
     Fts5Tokenizer *exact; /* case folding only (remove_diacritics 0) */
     struct sb_stemmer *stemmer; /* English Snowball, this instance's own */
+    bool fast; /* the ASCII fast path applies: cls is what unicode61 does */
+    unsigned char cls[256]; /* per byte: one of CLS_* */
     stem_slot cache[TOK_STEM_CACHE]; /* direct-mapped by a hash of the word */
 } ctok;
 
 typedef struct ctok_word {
-    int off, len;   /* normalised bytes in the arena */
+    const char *tok; /* its normalised bytes: in the arena, or the text's own */
+    int len;
     int start, end; /* the word in the text */
+    bool fast;      /* found by the fast path: ASCII, and `one` is known */
+    bool one;       /* (fast only) letters only, one identifier part: plain_word(),
+                       or all upper case (cx_text_ident_parts gives it whole) */
 } ctok_word;
 
 typedef struct ctok_run {
     ctok *t; /* mutable: its stem cache */
     const char *text;
+    int base;   /* what unicode61's offsets are relative to (a span's start) */
+    int flags;  /* FTS5_TOKENIZE_* of the call */
     int scan;   /* text before this is scanned for emoji */
     bool query;
     bool doc;   /* a document (FTS5_TOKENIZE_DOCUMENT): base tokens go to the sink */
@@ -177,6 +187,76 @@ typedef struct ctok_run {
     char stemmed[TOK_STEM_MAX + 2]; /* the mark and a stem */
 } ctok_run;
 
+/* ---- the ASCII fast path ----
+ * Most text is ASCII, and there unicode61 is a table: a byte is part of a
+ * word or a separator, and A-Z fold to a-z. The fast path finds the words
+ * of ASCII spans itself (cx_text_tokenize_snippet and every document and
+ * query) and hands them to the same word logic (ctok_word_add) that
+ * unicode61's words go to; a span of text between ASCII separators that
+ * holds a byte >= 0x80 still goes through unicode61 and ctok_word_cb, so
+ * every non-ASCII word is tokenized as before. Splitting there is exact:
+ * unicode61 ends a word at every ASCII separator and never reads one as
+ * part of a UTF-8 sequence. The table is not assumed but learnt from this
+ * SQLite's unicode61, with the instance's own arguments, when the instance
+ * is created (ctok_learn_ascii): bytes 0-127 tokenized once, and the fast
+ * path is off unless every word it gives is the bytes' ASCII lower case.
+ * With the default arguments (remove_diacritics 2, categories "L* N* Co
+ * M*") the words are the runs of [A-Za-z0-9]; tests/unit/test-text.c
+ * compares both paths on every byte and on random text. */
+enum {
+    CLS_SEP = 0,   /* an ASCII separator */
+    CLS_LOWER = 1, /* a-z */
+    CLS_UPPER = 2, /* A-Z */
+    CLS_OTHER = 4, /* another ASCII byte of words (0-9) */
+    CLS_HIGH = 8   /* a byte >= 0x80 */
+};
+
+/* Set by cx_text_tokenizer_test_slow(): every call takes unicode61. */
+static atomic_bool force_slow;
+
+void cx_text_tokenizer_test_slow(bool on) {
+    atomic_store_explicit(&force_slow, on, memory_order_relaxed);
+}
+
+typedef struct learn {
+    const unsigned char *text;
+    unsigned char *cls;
+    bool ok;
+} learn;
+
+static int learn_cb(void *ctx, int tflags, const char *tok, int n, int start, int end) {
+    learn *L = ctx;
+    if (tflags != 0 || start < 0 || end > 128 || n != end - start) {
+        L->ok = false;
+        return SQLITE_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned char c = L->text[start + i];
+        unsigned char f = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+        if ((unsigned char)tok[i] != f)
+            L->ok = false;
+        L->cls[c] = c >= 'a' && c <= 'z'   ? CLS_LOWER
+                    : c >= 'A' && c <= 'Z' ? CLS_UPPER
+                                           : CLS_OTHER;
+    }
+    return SQLITE_OK;
+}
+
+/* Learns t->cls from t->inst (see the fast path above); t->fast says
+ * whether the fast path may be used. */
+static int ctok_learn_ascii(ctok *t) {
+    unsigned char bytes[128];
+    for (int c = 0; c < 128; c++)
+        bytes[c] = (unsigned char)c;
+    memset(t->cls, CLS_SEP, 128);
+    memset(t->cls + 128, CLS_HIGH, 128);
+    learn L = {.text = bytes, .cls = t->cls, .ok = true};
+    int rc = t->u61.xTokenize(t->inst, &L, FTS5_TOKENIZE_DOCUMENT, (const char *)bytes, 128,
+                              learn_cb);
+    t->fast = rc == SQLITE_OK && L.ok;
+    return rc;
+}
+
 static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **out) {
     ctok_reg *reg = ud;
     fts5_api *api = reg->api;
@@ -195,6 +275,8 @@ static int ctok_create(void *ud, const char **args, int nargs, Fts5Tokenizer **o
     if (rc == SQLITE_OK)
         rc = t->u61.xCreate(u61ud, nargs ? args : (const char **)defaults, nargs ? nargs : 4,
                             &t->inst);
+    if (rc == SQLITE_OK)
+        rc = ctok_learn_ascii(t);
     if (rc == SQLITE_OK)
         rc = t->u61.xCreate(u61ud, (const char **)exact, 4, &t->exact);
     if (rc == SQLITE_OK && cx_text_stemmer_load() != 0)
@@ -467,14 +549,16 @@ static bool plain_word(const char *text, int n) {
  * then the exact form of a word with diacritics when it differs from the
  * folded one. */
 static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nskip) {
-    const char *norm = R->arena + w->off;
+    const char *norm = w->tok;
+    bool one = w->fast ? w->one
+                       : w->end - w->start == w->len && plain_word(R->text + w->start, w->len);
     /* a plain word's one part is the word, lower-cased: its token */
-    if (w->end - w->start == w->len && w->len == nskip && plain_word(R->text + w->start, w->len) &&
-        memcmp(norm, skip, (size_t)nskip) == 0)
+    if (one && w->len == nskip && (skip == norm || memcmp(norm, skip, (size_t)nskip) == 0))
         return SQLITE_OK;
     cx_text_span parts[TOK_PARTS_MAX];
-    size_t np = cx_text_ident_parts(R->text + w->start, (size_t)(w->end - w->start), parts,
-                                     TOK_PARTS_MAX);
+    size_t np = one ? 1 /* itself */
+                      : cx_text_ident_parts(R->text + w->start, (size_t)(w->end - w->start),
+                                            parts, TOK_PARTS_MAX);
     /* a folded word (é -> e) may differ in length from its text: one part */
     if (np > 1 && w->end - w->start != w->len)
         np = 1;
@@ -498,7 +582,7 @@ static int ctok_parts(ctok_run *R, const ctok_word *w, const char *skip, int nsk
         ctok_sink(R, p, n);
     }
     /* no exact form to add when the text is ASCII or already its token */
-    if (is_ascii(R->text + w->start, w->end - w->start) ||
+    if (w->fast || is_ascii(R->text + w->start, w->end - w->start) ||
         (w->end - w->start == w->len && memcmp(R->text + w->start, norm, (size_t)w->len) == 0))
         return SQLITE_OK;
     int nx = 0;
@@ -516,11 +600,14 @@ static int ctok_stem(ctok_run *R, const ctok_word *w) {
     int n = w->end - w->start;
     if (n < TOK_STEM_MIN || n > TOK_STEM_MAX || w->len != n)
         return 0;
-    const char *word = R->arena + w->off;
+    const char *word = w->tok;
     unsigned initial = (unsigned)(unsigned char)word[0] - 'a';
     if (initial < 26u && !((R->stem_initials >> initial) & 1u))
         return 0; /* no stem asked for starts so (Snowball keeps a word's first letter) */
-    if (!plain_word(text, n)) {
+    if (w->fast) {
+        if (!w->one)
+            return 0; /* digits, or camelCase: an identifier */
+    } else if (!plain_word(text, n)) {
         for (int i = 0; i < n; i++)
             if (!isalpha((unsigned char)text[i]))
                 return 0;
@@ -571,11 +658,11 @@ static int ctok_flush(ctok_run *R) {
         int ns = R->query && !R->stem ? 0 : ctok_stem(R, w);
         if (R->stem && ns > 0) /* a query for the stem: the stem only */
             return R->xtoken(R->uctx, 0, R->stemmed, ns, w->start, w->end);
-        rc = R->xtoken(R->uctx, 0, R->arena + w->off, w->len, w->start, w->end);
+        rc = R->xtoken(R->uctx, 0, w->tok, w->len, w->start, w->end);
         if (rc == SQLITE_OK)
-            ctok_sink(R, R->arena + w->off, w->len);
+            ctok_sink(R, w->tok, w->len);
         if (rc == SQLITE_OK && !R->query)
-            rc = ctok_parts(R, w, R->arena + w->off, w->len);
+            rc = ctok_parts(R, w, w->tok, w->len);
         if (rc == SQLITE_OK && !R->query && ns > 0)
             rc = R->xtoken(R->uctx, FTS5_TOKEN_COLOCATED, R->stemmed, ns, w->start, w->end);
         return rc;
@@ -588,7 +675,7 @@ static int ctok_flush(ctok_run *R) {
             memcpy(R->buf + n, R->text + w[i - 1].end, (size_t)gap);
             n += gap;
         }
-        memcpy(R->buf + n, R->arena + w[i].off, (size_t)w[i].len);
+        memcpy(R->buf + n, w[i].tok, (size_t)w[i].len);
         n += w[i].len;
     }
     rc = R->xtoken(R->uctx, 0, R->buf, n, w[0].start, w[nw - 1].end);
@@ -599,11 +686,17 @@ static int ctok_flush(ctok_run *R) {
     return rc;
 }
 
+static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end,
+                         int fast);
+
+/* A word unicode61 found (offsets relative to R->base). */
 static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start, int end) {
     ctok_run *R = ctx;
     int rc;
     if (n <= 0)
         return SQLITE_OK;
+    start += R->base;
+    end += R->base;
     bool any = false, all = false;
     if (!is_ascii(tok, n)) {
         tok_scan(tok, n, cp_emoji_mod, &any, &all);
@@ -639,6 +732,15 @@ static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start
             tok = R->greek;
         }
     }
+    return ctok_word_add(R, tflags, tok, n, start, end, -1);
+}
+
+/* Adds word tok[0, n) (folded), found at text[start, end), to the pending
+ * identifier, flushing that first unless a joiner links them. fast: -1
+ * from unicode61, else from the fast path and ctok_word.one of it. */
+static int ctok_word_add(ctok_run *R, int tflags, const char *tok, int n, int start, int end,
+                         int fast) {
+    int rc;
     if (n > TOK_WHOLE_MAX / 2) { /* a huge word: on its own, as unicode61 gives it */
         if ((rc = ctok_flush(R)) != SQLITE_OK)
             return rc;
@@ -653,24 +755,95 @@ static int ctok_word_cb(void *ctx, int tflags, const char *tok, int n, int start
         if (!join && (rc = ctok_flush(R)) != SQLITE_OK)
             return rc;
     }
-    memcpy(R->arena + R->alen, tok, (size_t)n);
-    R->w[R->nw++] = (ctok_word){.off = R->alen, .len = n, .start = start, .end = end};
+    /* a fast word that needed no folding is its text: no copy (the arena
+     * still counts it, for the limit on an identifier's length above) */
+    if (fast < 0 || tok != R->text + start) {
+        memcpy(R->arena + R->alen, tok, (size_t)n);
+        tok = R->arena + R->alen;
+    }
+    R->w[R->nw++] = (ctok_word){.tok = tok, .len = n, .start = start, .end = end,
+                                .fast = fast >= 0, .one = fast > 0};
     R->alen += n;
     return SQLITE_OK;
 }
 
+/* An ASCII word text[s, e) of the fast path: folded (A-Z to a-z) when it
+ * has upper case, then as a word of unicode61's; one: ctok_word.one of it. */
+static int ctok_ascii_word(ctok_run *R, int s, int e, bool upper, bool one) {
+    const char *tok = R->text + s;
+    int n = e - s, rc;
+    char *heap = NULL;
+    R->scan = e;
+    if (upper) {
+        char *low = n <= TOK_WHOLE_MAX ? R->form : (heap = sqlite3_malloc(n));
+        if (!low)
+            return SQLITE_NOMEM;
+        for (int i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)tok[i];
+            low[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        tok = low;
+    }
+    rc = ctok_word_add(R, 0, tok, n, s, e, one);
+    if (heap)
+        sqlite3_free(heap);
+    return rc;
+}
+
+/* A span text[s, e) between ASCII separators with a byte >= 0x80: through
+ * unicode61 and ctok_word_cb as before, then its emoji after its last word. */
+static int ctok_span(ctok_run *R, int s, int e) {
+    R->scan = s; /* text[R->scan, s) is ASCII: no emoji */
+    R->base = s;
+    int rc = R->t->u61.xTokenize(R->t->inst, R, R->flags, R->text + s, e - s, ctok_word_cb);
+    R->base = 0;
+    if (rc == SQLITE_OK)
+        rc = ctok_gap(R, e);
+    return rc;
+}
+
+/* The fast path (see above): the words of text[0, n), span by span. */
+static int ctok_fast(ctok_run *R, int n) {
+    const unsigned char *p = (const unsigned char *)R->text;
+    const unsigned char *cls = R->t->cls;
+    int i = 0;
+    for (;;) {
+        while (i < n && cls[p[i]] == CLS_SEP)
+            i++;
+        if (i >= n)
+            return SQLITE_OK;
+        int s = i;
+        unsigned first = cls[p[i++]], rest = 0, c;
+        while (i < n && (c = cls[p[i]]) != CLS_SEP) {
+            rest |= c;
+            i++;
+        }
+        unsigned any = first | rest;
+        /* one part of letters: a letter, then a-z only (plain_word()), or
+         * A-Z only */
+        bool one = !(first & (CLS_OTHER | CLS_HIGH)) &&
+                   (!(rest & ~(unsigned)CLS_LOWER) ||
+                    (first == CLS_UPPER && !(rest & ~(unsigned)CLS_UPPER)));
+        int rc = any & CLS_HIGH ? ctok_span(R, s, i)
+                                : ctok_ascii_word(R, s, i, any & CLS_UPPER, one);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+}
+
 static int ctok_run_text(Fts5Tokenizer *p, void *uctx, int flags, const char *text, int ntext,
-                         uint32_t stem_initials,
+                         uint32_t stem_initials, bool sink,
                          int (*xtoken)(void *, int, const char *, int, int, int)) {
     ctok *t = (ctok *)p;
-    ctok_run *R = sqlite3_malloc(sizeof *R);
-    if (!R)
-        return SQLITE_NOMEM;
+    /* on the stack: about 2 KB, and a malloc a call less */
+    ctok_run run, *R = &run;
     R->t = t;
     R->text = text;
+    R->base = 0;
+    R->flags = flags;
     R->scan = 0;
     R->query = (flags & FTS5_TOKENIZE_QUERY) != 0;
-    R->doc = (flags & FTS5_TOKENIZE_DOCUMENT) != 0 && !R->query;
+    R->doc = sink && (flags & FTS5_TOKENIZE_DOCUMENT) != 0 && !R->query;
     R->exact = R->query && ntext > 0 && text[0] == CX_TEXT_EXACT_MARK;
     R->stem = R->query && ntext > 0 && text[0] == CX_TEXT_STEM_MARK;
     R->stem_initials = stem_initials;
@@ -678,24 +851,28 @@ static int ctok_run_text(Fts5Tokenizer *p, void *uctx, int flags, const char *te
     R->xtoken = xtoken;
     R->nw = 0;
     R->alen = 0;
-    int rc = t->u61.xTokenize(t->inst, R, flags, text, ntext, ctok_word_cb);
+    int rc;
+    if (t->fast && !atomic_load_explicit(&force_slow, memory_order_relaxed))
+        rc = ctok_fast(R, ntext);
+    else
+        rc = t->u61.xTokenize(t->inst, R, flags, text, ntext, ctok_word_cb);
     if (rc == SQLITE_OK)
         rc = ctok_gap(R, ntext);
     if (rc == SQLITE_OK)
         rc = ctok_flush(R);
-    sqlite3_free(R);
     return rc;
 }
 
 static int ctok_tokenize(Fts5Tokenizer *p, void *uctx, int flags, const char *text, int ntext,
                          int (*xtoken)(void *, int, const char *, int, int, int)) {
-    return ctok_run_text(p, uctx, flags, text, ntext, UINT32_MAX, xtoken);
+    return ctok_run_text(p, uctx, flags, text, ntext, UINT32_MAX, true, xtoken);
 }
 
 int cx_text_tokenize_snippet(Fts5Tokenizer *tok, void *ctx, const char *text, int n,
                              uint32_t stem_initials,
                              int (*xtoken)(void *, int, const char *, int, int, int)) {
-    return ctok_run_text(tok, ctx, FTS5_TOKENIZE_DOCUMENT, text, n, stem_initials, xtoken);
+    return ctok_run_text(tok, ctx, FTS5_TOKENIZE_DOCUMENT, text, n, stem_initials, false,
+                        xtoken);
 }
 
 /* The fts5_api of a connection (NULL without FTS5). */

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CX_TEXT_TOKENIZER "cortex" /* its name in `tokenize = '…'` */
@@ -66,10 +67,18 @@ int cx_text_tokenizer_sink(sqlite3 *db, cx_text_term_fn fn, void *ud);
  * stemmed only when their first letter is in stem_initials (bit c - 'a';
  * UINT32_MAX: all). Snowball keeps a word's first letter, so no stem
  * starting otherwise could equal a query's stem; stemming is most of a
- * plain word's cost. */
+ * plain word's cost. The tokens go to xtoken only, never to the sink of
+ * base tokens (cx_text_tokenizer_sink): a snippet indexes nothing. */
 int cx_text_tokenize_snippet(Fts5Tokenizer *tok, void *ctx, const char *text, int n,
                              uint32_t stem_initials,
                              int (*xtoken)(void *, int, const char *, int, int, int));
+
+/* For tests only (tests/unit/test-text.c compares the two paths): on,
+ * every instance in the process finds words with SQLite's unicode61 alone,
+ * as before the ASCII fast path; off (the default), ASCII spans of text are
+ * split by the tokenizer itself, with the same tokens, flags and offsets.
+ * Process-wide; a program never calls it. */
+void cx_text_tokenizer_test_slow(bool on);
 
 /* The fts5_api of a connection, borrowed; NULL without FTS5. */
 fts5_api *cx_text_fts5_api(sqlite3 *db);

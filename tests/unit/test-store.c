@@ -1027,10 +1027,14 @@ static void test_maintenance_busy(void) {
     CX_CHECK(observe1(s, "one quiet note", NULL) != NULL);
     CX_CHECK_OK(cx_store_maintain(bg));
     CX_CHECK(!cx_store_maintain_busy(bg));
-    /* rows for maintenance to index, which it does only in a pause */
+    /* rows for maintenance to index, which it does only in a pause: enough
+     * that the pauses a loaded machine makes in the writes below do not
+     * index them all before a run finds none (once they are indexed, no
+     * run is busy), and under MAINT_FTS_PRESSING (4096), past which it
+     * indexes without waiting for a pause */
     static cx_note notes[CX_STORE_MAX_BATCH];
     static char texts[CX_STORE_MAX_BATCH][80];
-    for (int b = 0; b < 4; b++) {
+    for (int b = 0; b < 8; b++) {
         for (size_t n = 0; n < CX_STORE_MAX_BATCH; n++) {
             snprintf(texts[n], sizeof texts[n], "busy backlog %d.%zu about quokkas", b, n);
             notes[n] = note(texts[n]);

@@ -5,7 +5,8 @@
  * same position) and for queries (whole only), and that an FTS5 table
  * using it finds an identifier by any of its parts; then every script:
  * bigrams for CJK and Thai, emoji, case folding, NFD, exact and folded
- * forms, and random text of all of them with offsets in order. */
+ * forms, and random text of all of them with offsets in order; and that
+ * the ASCII fast path gives exactly the tokens unicode61 gave. */
 #include "test.h"
 
 #include "text/ident.h"
@@ -14,6 +15,8 @@
 #include <ctype.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* The parts of s joined by '|'. */
 static void parts_of(const char *s, size_t max, char *out, size_t cap) {
@@ -449,6 +452,285 @@ static void test_random_scripts(void) {
     sqlite3_close(db);
 }
 
+/* ---- the ASCII fast path against unicode61 ----
+ * Every token (bytes, flags, offsets) and every base token handed to the
+ * sink, serialised, of one text tokenized in one mode. */
+typedef struct rec {
+    char *buf;
+    size_t len, cap;
+    bool over;
+} rec;
+
+static rec *sink_rec; /* where the sink writes: the recording in progress */
+
+static void rec_put(rec *r, char kind, int flags, const char *tok, int n, int start, int end) {
+    char head[64];
+    int h = snprintf(head, sizeof head, "%c%d %d %d %d:", kind, flags, start, end, n);
+    if (h < 0 || n < 0 || r->len + (size_t)h + (size_t)n + 1 > r->cap) {
+        r->over = true;
+        return;
+    }
+    memcpy(r->buf + r->len, head, (size_t)h);
+    memcpy(r->buf + r->len + (size_t)h, tok, (size_t)n);
+    r->len += (size_t)h + (size_t)n;
+    r->buf[r->len++] = '\n';
+}
+
+static int on_rec(void *ctx, int flags, const char *tok, int n, int start, int end) {
+    rec_put(ctx, 't', flags, tok, n, start, end);
+    return SQLITE_OK;
+}
+
+static void on_sink(void *ud, const char *term, int len) {
+    (void)ud;
+    if (sink_rec)
+        rec_put(sink_rec, 's', 0, term, len, 0, 0);
+}
+
+/* Modes: FTS5's (document, query, prefix query, auxiliary), then snippets
+ * with these stem_initials. */
+static const int diff_flags[] = {FTS5_TOKENIZE_DOCUMENT, FTS5_TOKENIZE_QUERY,
+                                 FTS5_TOKENIZE_QUERY | FTS5_TOKENIZE_PREFIX, FTS5_TOKENIZE_AUX};
+#define DIFF_MODES (4 + 4)
+
+static void diff_run(fts5_tokenizer *api, Fts5Tokenizer *tok, int mode, uint32_t mask,
+                     const char *text, int n, rec *r) {
+    static const uint32_t masks[] = {UINT32_MAX, 0, (1u << ('d' - 'a')) | (1u << ('p' - 'a'))};
+    r->len = 0;
+    r->over = false;
+    sink_rec = r;
+    int rc;
+    if (mode < 4)
+        rc = api->xTokenize(tok, r, diff_flags[mode], text, n, on_rec);
+    else
+        rc = cx_text_tokenize_snippet(tok, r, text, n, mode - 4 < 3 ? masks[mode - 4] : mask,
+                                      on_rec);
+    sink_rec = NULL;
+    if (rc != SQLITE_OK)
+        rec_put(r, 'e', rc, "", 0, 0, 0);
+}
+
+/* Whether both paths give the same tokens for text in every mode; prints
+ * the first difference. */
+static bool diff_text(fts5_tokenizer *api, Fts5Tokenizer *tok, const char *text, int n,
+                      uint32_t mask, rec *fast, rec *slow) {
+    for (int mode = 0; mode < DIFF_MODES; mode++) {
+        cx_text_tokenizer_test_slow(false);
+        diff_run(api, tok, mode, mask, text, n, fast);
+        cx_text_tokenizer_test_slow(true);
+        diff_run(api, tok, mode, mask, text, n, slow);
+        cx_text_tokenizer_test_slow(false);
+        if (fast->over || slow->over || fast->len != slow->len ||
+            memcmp(fast->buf, slow->buf, fast->len) != 0) {
+            fprintf(stderr, "fast path differs (mode %d) on %d bytes:", mode, n);
+            for (int i = 0; i < n && i < 200; i++)
+                fprintf(stderr, " %02x", (unsigned char)text[i]);
+            fprintf(stderr, "\n--- fast\n%.*s--- unicode61\n%.*s", (int)fast->len, fast->buf,
+                    (int)slow->len, slow->buf);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The fast path gives exactly what unicode61 and the word logic gave, for
+ * every ASCII byte, crafted identifiers, paths, long words, marks, and
+ * `rounds` random ASCII and mixed texts, in every mode, on an instance
+ * made with args (NULL: the defaults); and with the defaults unicode61
+ * itself (the slow path) keeps exactly [A-Za-z0-9] of ASCII in words. */
+static void fast_path_diff(const char **args, int nargs, int rounds) {
+    sqlite3 *db = NULL;
+    fts5_tokenizer api;
+    Fts5Tokenizer *tok = NULL;
+    if (!open_tokenizer(&db, &api, &tok))
+        return;
+    CX_CHECK_INT(cx_text_tokenizer_sink(db, on_sink, NULL), SQLITE_OK);
+    if (nargs > 0) { /* the instance again, with these arguments for unicode61 */
+        fts5_api *fts = cx_text_fts5_api(db);
+        void *ud = NULL;
+        api.xDelete(tok);
+        tok = NULL;
+        if (!fts || fts->xFindTokenizer(fts, CX_TEXT_TOKENIZER, &ud, &api) != SQLITE_OK ||
+            api.xCreate(ud, args, nargs, &tok) != SQLITE_OK) {
+            CX_CHECK(!"the cortex tokenizer takes unicode61's arguments");
+            sqlite3_close(db);
+            return;
+        }
+    }
+    rec fast = {.cap = 1u << 20}, slow = {.cap = 1u << 20};
+    fast.buf = malloc(fast.cap);
+    slow.buf = malloc(slow.cap);
+    char *text = malloc(4096);
+    if (!fast.buf || !slow.buf || !text) {
+        CX_CHECK(!"out of memory");
+        goto out;
+    }
+    int bad = 0, texts = 0;
+
+    /* each ASCII byte alone, between words, doubled, and as a joiner */
+    for (int c = 0; c < 128; c++) {
+        char one = (char)c;
+        cx_text_tokenizer_test_slow(true);
+        diff_run(&api, tok, 1, 0, &one, 1, &slow);
+        cx_text_tokenizer_test_slow(false);
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        char want[32];
+        int wl = snprintf(want, sizeof want, "t0 0 1 1:%c\n",
+                          c >= 'A' && c <= 'Z' ? c + 32 : c);
+        if (nargs == 0 &&
+            (word ? (slow.len != (size_t)wl || memcmp(slow.buf, want, (size_t)wl) != 0)
+                  : slow.len != 0)) {
+            fprintf(stderr, "unicode61 on byte %02x: %.*s\n", c, (int)slow.len, slow.buf);
+            bad++;
+        }
+        const char *shapes[] = {"%c", "ab%ccd", "Ab%c%cCd", "x%c", "%cy", "parse%cConfig%c9",
+                                "src%cbilling%cinvoice.c", "%c%c%c"};
+        for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+            int n = 0;
+            for (const char *f = shapes[k]; *f; f++) {
+                if (f[0] == '%' && f[1] == 'c') {
+                    text[n++] = (char)c;
+                    f++;
+                } else {
+                    text[n++] = *f;
+                }
+            }
+            bad += !diff_text(&api, tok, text, n, 0, &fast, &slow);
+            texts++;
+        }
+    }
+    /* every byte in a row, both ways */
+    for (int c = 0; c < 128; c++) {
+        text[c] = (char)c;
+        text[255 - c] = (char)c;
+    }
+    bad += !diff_text(&api, tok, text, 256, 0, &fast, &slow);
+
+    static const char *const crafted[] = {
+        "", " ", "___", "...", "-- // :: -> __", "_a_", ".a.", "a_", "_", "=", "~", "=~", "~=",
+        "parse_config parseConfig ParseConfig PARSE_CONFIG parse-config parse.config "
+        "parse/config parse::config parse->config parse__config parse_Config",
+        "a__b a..b a//b a--b a_.b a._b a___b a::b a:::b a->b a-->b a-b-c-d",
+        "src/billing/invoice.c retry.policy.max http://example.com/a/b?x=1&y=2#frag",
+        "XMLParser sha256sum v2 x86_64 0x7fff HTTPServer2Go iOS macOS IPv6Addr utf8ToUtf16",
+        "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0 ~/.config/cortex/cortex.toml C:\\dir\\f.txt",
+        "deadlocks deadlocking panicking panicked skies running Runs RUNNING ran a an the",
+        "DEADLOCKS PANICKING Skies ABc AbC aBC A AB ABC XMLParser MAX_RETRY Max_Retry max_RETRY",
+        "UNUSED_FEATURE_ROUTER TRUNCATED-TASK.CONNECTION HTTP2 H2O ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ",
+        "=parse_config deadlocking", "~deadlocking parse_config", "=Deadlocks ~running",
+        "~deadlocking", "=deadlocking", "= deadlocking", "~ deadlocking", "~~x", "==x",
+        "fix: retry_policy.max_attempts=3 (was 5); see #1234 and PR-42.",
+        "\x01word\x1f\x7fnext\tab\r\nline\x0b\x0c" "end\x7f",
+        "CamelCaseWordsHere and lowerCamel and snake_case_words and kebab-case-words",
+        "a1b2c3 1a2b3c 123 4.5.6 v1.2.3-rc.1 2026-12-08T03:00:00Z 10.0.0.1:8080",
+        "café naïve — “quoted” → parse_config…done 🐛 fix 连接池 アップロード e\xcc\x81t\xc3\xa9",
+        "foo\xe2\x80\x94" "bar a_\xc3\xa9_b x\xf0\x9f\x98\x80_y \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd ok",
+        "\xff\xfe bad \xe8\xbf ok \xf0\x9f tail",
+    };
+    for (size_t i = 0; i < sizeof crafted / sizeof *crafted; i++) {
+        bad += !diff_text(&api, tok, crafted[i], (int)strlen(crafted[i]), 0, &fast, &slow);
+        texts++;
+    }
+    /* a document's base tokens go to the sink; a snippet's never do */
+    static const char sunk[] = "parse_config deadlocks caf\xc3\xa9 MAX";
+    for (int mode = 0; mode < DIFF_MODES; mode += 4) {
+        diff_run(&api, tok, mode, 0, sunk, (int)strlen(sunk), &fast);
+        bool any = fast.len > 0 && fast.buf[0] == 's';
+        for (size_t k = 1; k < fast.len; k++)
+            any = any || (fast.buf[k - 1] == '\n' && fast.buf[k] == 's');
+        CX_CHECK(any == (mode == 0));
+    }
+    /* long words (over TOK_WHOLE_MAX / 2 = 128 bytes, 64+ letters), long
+     * identifiers (over 16 words, over 256 bytes) */
+    static const struct {
+        const char *unit;
+        int times;
+    } longs[] = {{"a", 64},      {"a", 65},       {"A", 128},      {"b", 129},
+                 {"Ab", 100},    {"x", 300},      {"X", 1000},     {"deadlocking", 6},
+                 {"word_", 20},  {"Word.", 17},   {"ab_", 60},     {"abcdefghij/", 30},
+                 {"w ", 200},    {"W-", 16},      {"q9", 70},      {"aBcD", 40}};
+    for (size_t i = 0; i < sizeof longs / sizeof *longs; i++) {
+        for (int pre = 0; pre < 3; pre++) {
+            int n = 0;
+            const char *prefix = pre == 0 ? "" : pre == 1 ? "x_" : "=";
+            n += snprintf(text, 4096, "%s", prefix);
+            size_t ul = strlen(longs[i].unit);
+            for (int k = 0; k < longs[i].times && n + (int)ul < 3000; k++) {
+                memcpy(text + n, longs[i].unit, ul);
+                n += (int)ul;
+            }
+            n += snprintf(text + n, 4096 - (size_t)n, " tail_end");
+            bad += !diff_text(&api, tok, text, n, 0, &fast, &slow);
+            texts++;
+        }
+    }
+
+    /* random: ASCII pieces and bytes; then with non-ASCII pieces too */
+    static const char *const pieces[] = {
+        "a", "Z", "q", "9", "0", "_", ".", "/", "-", "::", "->", "__", " ", " ", "  ", "\t",
+        "\n", "parse", "Config", "HTTP", "deadlocking", "runs", "panicked", "x86", "v2", "(",
+        ")", ",", ";", "\"", "'", "`", "=", "~", "*", "#", "@", "$", "%", "^", "&", "+", "[",
+        "]", "{", "}", "|", "\\", "<", ">", "?", "!", ":", "\x01", "\x7f", "\x1b", "sha256",
+        "XMLParser", "retry.policy", "src/a.c", "DEADLOCKS", "Running", "MAX"};
+    static const char *const high[] = {
+        "caf\xc3\xa9", "e\xcc\x81", "\xe8\xbf\x9e", "\xe3\x82\xa2", "\xe0\xb8\x82",
+        "\xf0\x9f\x9a\x80", "\xf0\x9f\x8f\xbd", "\xe2\x80\x8d", "\xe2\x80\x94", "\xce\xac",
+        "\xd0\x99", "\xff", "\xe8\xbf", "\xc3\x89T\xc3\x89"};
+    const size_t np = sizeof pieces / sizeof *pieces, nh = sizeof high / sizeof *high;
+    uint32_t seed = 20261208;
+    for (int round = 0; round < rounds; round++) {
+        int n = 0;
+        seed = seed * 1103515245u + 12345u;
+        int count = (int)((seed >> 16) % 60);
+        bool mixed = round >= rounds * 2 / 3;
+        for (int k = 0; k < count; k++) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t r = seed >> 16;
+            const char *pc;
+            char byte[2] = {0, 0};
+            size_t pl;
+            if (r % 7 == 0) { /* a random ASCII byte, NUL included */
+                byte[0] = (char)((r >> 3) % 128);
+                pc = byte;
+                pl = 1;
+            } else if (mixed && r % 5 == 0) {
+                pc = high[(r >> 3) % nh];
+                pl = strlen(pc);
+            } else {
+                pc = pieces[(r >> 3) % np];
+                pl = strlen(pc);
+            }
+            if (n + (int)pl >= 1000)
+                break;
+            memcpy(text + n, pc, pl);
+            n += (int)pl;
+        }
+        seed = seed * 1103515245u + 12345u;
+        bad += !diff_text(&api, tok, text, n, seed, &fast, &slow);
+        texts++;
+    }
+    CX_CHECK(texts > rounds);
+    CX_CHECK_INT(bad, 0);
+out:
+    cx_text_tokenizer_test_slow(false);
+    free(text);
+    free(fast.buf);
+    free(slow.buf);
+    api.xDelete(tok);
+    sqlite3_close(db);
+}
+
+/* The fast path on the default instance, and on instances whose unicode61
+ * arguments change which ASCII bytes are words (the table is learnt, not
+ * assumed). */
+static void test_ascii_fast_path(void) {
+    fast_path_diff(NULL, 0, 6000);
+    const char *joiners[] = {"remove_diacritics", "2", "tokenchars", "_-."};
+    fast_path_diff(joiners, 4, 1500);
+    const char *seps[] = {"remove_diacritics", "0", "separators", "xQ9", "categories", "L* N*"};
+    fast_path_diff(seps, 6, 1500);
+}
+
 int main(void) {
     test_parts();
     test_joiners();
@@ -457,5 +739,6 @@ int main(void) {
     test_stems();
     test_snippet_tokens();
     test_random_scripts();
+    test_ascii_fast_path();
     return cx_test_done();
 }
