@@ -10,6 +10,7 @@
  * when it is short), matches in «», "…" where text was left out. */
 #include "search/search-internal.h"
 
+#include "proto/jsonrpc.h"
 #include "redact/redact.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
@@ -169,7 +170,7 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     cx_text_tokenize_snippet(e->tok, &d, text, (int)len, t->stem_initials, add_dtoken);
     if (d.oom || d.n == 0) {
         size_t keep = cx_utf8_cut(text, len, 200);
-        out = json_stringn(text, keep);
+        out = cx_rpc_string(text, keep);
         goto done;
     }
     /* phrase occurrences: consecutive tokens matching the phrase's tokens,
@@ -282,7 +283,7 @@ json_t *cx_snippet_make(cx_search_ext *e, const cx_qterms *t, const char *text, 
     sb_put(&b, text + pos, to - pos); /* a marker's closing "]" */
     if (hi + 1 < d.n)
         sb_put(&b, "\xe2\x80\xa6", 3);
-    out = json_stringn(b.p, b.len);
+    out = cx_rpc_string(b.p, b.len);
     free(b.p);
 done:
     if (d.v != local)
