@@ -41,7 +41,6 @@
 #define SEM_FLOOR_Z 2.5
 #define SEM_SAMPLE 256 /* items whose similarity sets the floor of other models */
 
-
 void cx_vindex_free(cx_vindex *v) {
     for (size_t i = 0; i < v->nblocks; i++) {
         free(v->blocks[i]->sig);
@@ -513,9 +512,9 @@ static double sem_floor(double mean, double sd, size_t n) {
  * dimension-major: one int8 column per dimension and block, added into
  * int32 accumulators. The result is exact (int8) for every item. */
 
-/* The order of a semantic list: a higher similarity first,
- * then the newer item. Row ids are unique, so the order is total and any
- * way of choosing the best gives the same list. */
+/* The order of a semantic list: a higher similarity first, then the
+ * newer item. Row ids are unique, so the order is total and any way of
+ * choosing the best gives the same list. */
 static inline bool hit_better(const cx_sem_hit *a, const cx_sem_hit *b) {
     return a->sim > b->sim || (a->sim == b->sim && a->rid > b->rid);
 }
