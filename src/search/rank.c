@@ -682,8 +682,8 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
     const double k1 = 1.2, b = 0.75;
     const cx_pmatch *M = NULL;
     bool ok = false;
-    double *idf = NULL, *freq = NULL;
-    size_t *at = NULL;
+    double *idf = NULL, *freq = NULL, *bound = NULL;
+    size_t *at = NULL, *held = NULL;
     int r = cx_postings_match(R->e, R->s, expr, &M, &ok);
     *done = r == 0 && ok;
     if (!*done)
@@ -691,13 +691,15 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
     const cx_pmatch m = *M;
     size_t np = m.nphrase;
     if (!(idf = calloc(np ? np : 1, sizeof *idf)) || !(freq = calloc(np ? np : 1, sizeof *freq)) ||
-        !(at = calloc(np ? np : 1, sizeof *at))) {
+        !(bound = calloc(np ? np : 1, sizeof *bound)) || !(at = calloc(np ? np : 1, sizeof *at)) ||
+        !(held = calloc(np ? np : 1, sizeof *held))) {
         r = CX_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < np; i++) {
         double wt = w && i < (size_t)w->nphrase && i < CX_FTS_MAX_PHRASES ? w->weight[i] : 1.0;
         idf[i] = idf_of(m.nrow, (int64_t)m.list[i].n) * wt;
+        bound[i] = idf[i] * (k1 + 1.0); /* a phrase adds less than this to a row */
     }
     double avgdl = m.nrow > 0 && m.ntok > 0 ? (double)m.ntok / (double)m.nrow : 1.0;
     R->k = CX_SEARCH_LIST_N - R->nchosen;
@@ -708,29 +710,31 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
             t++;
         if (t < R->nchosen && R->taken[t] == rid)
             continue;
+        /* the phrases the row holds, in order, and the bound of its score */
+        size_t nheld = 0;
+        double ub = 0.0;
         for (size_t i = 0; i < np; i++) {
             const cx_plist *l = &m.list[i];
             size_t k = at[i];
             while (k < l->n && l->rid[k] < (uint32_t)rid) /* short steps: rows ascend */
                 k++;
             at[i] = k;
-            freq[i] = k < l->n && l->rid[k] == (uint32_t)rid ? (double)l->hits[k] : 0.0;
+            if (k < l->n && l->rid[k] == (uint32_t)rid && l->hits[k] > 0) {
+                freq[i] = (double)l->hits[k];
+                held[nheld++] = i;
+                ub += bound[i];
+            }
         }
-        if (R->nheap == R->k) {
-            /* a phrase adds less than idf * (k1 + 1): a row whose phrases
-             * cannot reach the list's last score is not scored (the
-             * margin covers rounding) */
-            double ub = 0.0;
-            for (size_t i = 0; i < np; i++)
-                ub += freq[i] > 0.0 ? idf[i] * (k1 + 1.0) : 0.0;
-            if (R->k == 0 || ub * (1.0 + 1e-9) < -R->heap[0].score)
-                continue;
-        }
+        /* a row whose phrases cannot reach the list's last score is not
+         * scored (the margin covers rounding) */
+        if (R->nheap == R->k && (R->k == 0 || ub * (1.0 + 1e-9) < -R->heap[0].score))
+            continue;
         int tokens = (size_t)rid < m.nlen ? m.len[rid] : 0; /* every row of a list has it */
         double score = 0.0, norm = k1 * (1 - b + b * (double)tokens / avgdl);
-        for (size_t i = 0; i < np; i++) /* an absent phrase adds an exact 0: skipped */
-            if (freq[i] > 0.0)
-                score += idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + norm);
+        for (size_t h = 0; h < nheld; h++) { /* an absent phrase adds an exact 0: skipped */
+            size_t i = held[h];
+            score += idf[i] * (freq[i] * (k1 + 1.0)) / (freq[i] + norm);
+        }
         cand c = {.rid = rid, .score = -score, .pass = pass};
         heap_offer(R, &c);
     }
@@ -738,7 +742,9 @@ static int rank_pass_mem(kwrun *R, const char *expr, int pass, const cx_fts_opts
 out:
     free(idf);
     free(freq);
+    free(bound);
     free(at);
+    free(held);
     return r;
 }
 
