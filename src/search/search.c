@@ -103,15 +103,23 @@ typedef struct qvecs {
     bool main_is_builtin;
 } qvecs;
 
+/* The embedder of q's vector: the query's own, else the store's model,
+ * else the built-in one; *builtin when that is the built-in model (by
+ * its id), which embeds in the process. */
+static cx_embedder *query_embedder(cx_store *s, const cx_search_query *q, bool *builtin) {
+    cx_embedder *b = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
+    cx_embedder *qe = q->embedder ? q->embedder : model ? model : b;
+    *builtin = qe == b || strcmp(cx_embed_model_id(qe), cx_embed_model_id(b)) == 0;
+    return qe;
+}
+
 /* Embeds the query (`text`: q's, or q's followed by the corrections of
  * its typos); on failure of the query embedder *degraded says why. */
 static int embed_query(cx_store *s, const cx_search_query *q, const char *text, qvecs *v,
                        char **degraded) {
     cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
-    cx_embedder *qe = q->embedder ? q->embedder : model ? model : builtin;
+    cx_embedder *qe = query_embedder(s, q, &v->main_is_builtin);
     int r;
-    v->main_is_builtin = qe == builtin ||
-                         strcmp(cx_embed_model_id(qe), cx_embed_model_id(builtin)) == 0;
     if (v->main_is_builtin) {
         v->main_model = cx_store_builtin_model(s);
         qe = builtin;
@@ -353,43 +361,38 @@ out:
     return r;
 }
 
-/* Before the keyword list: the FTS index brought up to date, then the
- * corrections, in a read snapshot of their own (closed again: the query is
- * embedded with no transaction open). */
-static int keyword_prep(run *R) {
-    int r;
-    if ((r = cx_store_fts_sync(R->s, 0)) || (r = cx_store_read_begin(R->s)))
-        return r;
-    r = correct(R);
-    cx_store_read_end(R->s);
-    return r;
-}
-
-/* The one read snapshot of a search whose query is embedded here (the
- * built-in model: no call leaves the process), the keyword index brought
- * up to date first when `indexed` (outside it: indexing writes). One
- * snapshot, not one for the corrections and one for the lists, saves a
- * read transaction's locks (two fcntl calls) and its look at the WAL. */
+/* Opens a read snapshot of the search, the keyword index brought up to
+ * date first when `indexed` (outside it: indexing writes). A search whose
+ * query is embedded here (the built-in model: no call leaves the process)
+ * runs in this one snapshot: one, not one for the corrections and one
+ * for the lists, saves a read transaction's locks (two fcntl calls) and
+ * its look at the WAL. */
 static int snapshot_begin(run *R, bool indexed) {
     int64_t backlog = 0;
     int r = cx_store_read_begin(R->s);
-    if (r == 0 && indexed)
-        r = cx_store_fts_backlog(R->s, &backlog);
-    if (r == 0 && backlog > 0) {
+    if (r == 0 && indexed && (r = cx_store_fts_backlog(R->s, &backlog)) == 0 && backlog > 0) {
         cx_store_read_end(R->s);
         if ((r = cx_store_fts_sync(R->s, 0)) == 0)
             r = cx_store_read_begin(R->s);
     }
+    if (r)
+        cx_store_read_end(R->s); /* none open: nothing done */
     R->reading = r == 0;
     return r;
 }
 
-/* Whether the query is embedded by the built-in model (as embed_query
- * decides). */
-static bool embeds_here(cx_store *s, const cx_search_query *q) {
-    cx_embedder *builtin = cx_store_builtin_embedder(s), *model = cx_store_embedder(s);
-    cx_embedder *qe = q->embedder ? q->embedder : model ? model : builtin;
-    return qe == builtin || strcmp(cx_embed_model_id(qe), cx_embed_model_id(builtin)) == 0;
+/* Before the keyword list when a remote model embeds the query: the FTS
+ * index brought up to date, then the corrections, in a read snapshot of
+ * their own (closed again: the query is embedded with no transaction
+ * open). */
+static int keyword_prep(run *R) {
+    int r = snapshot_begin(R, true);
+    if (r == 0)
+        r = correct(R);
+    if (R->reading)
+        cx_store_read_end(R->s);
+    R->reading = false;
+    return r;
 }
 
 /* Runs the lists the mode asks for, fuses them and adds the best hits to
@@ -400,7 +403,10 @@ static int find(run *R, cx_answer *a) {
     int r;
     if (!(R->F = cx_rank_fuse_new(R->s, q, q->tags.n ? R->tags : NULL)))
         return CX_ENOMEM;
-    if (!want_sem || embeds_here(R->s, q)) {
+    bool here = true;
+    if (want_sem)
+        (void)query_embedder(R->s, q, &here);
+    if (here) {
         if ((r = snapshot_begin(R, want_kw)) || (want_kw && (r = correct(R))))
             return r;
     } else if (want_kw && (r = keyword_prep(R))) {
@@ -413,7 +419,7 @@ static int find(run *R, cx_answer *a) {
         return r;
     if (R->degraded) {
         want_sem = false;
-        if (!want_kw && R->reading) {
+        if (!want_kw && R->reading) { /* keyword_prep opens its own */
             cx_store_read_end(R->s);
             R->reading = false;
         }

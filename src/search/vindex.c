@@ -544,7 +544,8 @@ static size_t hits_partition(cx_sem_hit *a, size_t lo, size_t hi) {
     return at;
 }
 
-/* Moves the k best of a[0..n) to a[0..k), in no particular order. */
+/* Moves the k best of a[0..n) to a[0..k) (k < n), the k-th best at a[k - 1], the
+ * others in no particular order. */
 static void hits_select(cx_sem_hit *a, size_t n, size_t k) {
     if (k == 0 || k >= n)
         return;
@@ -596,14 +597,10 @@ typedef struct sem_sel {
 static void sel_trim(sem_sel *S) {
     if (S->n <= S->max)
         return;
-    hits_select(S->c, S->n, S->max);
+    hits_select(S->c, S->n, S->max); /* the max-th best ends at c[max - 1] */
     S->n = S->max;
-    float worst = (float)S->c[0].sim;
-    for (size_t i = 1; i < S->n; i++)
-        if ((float)S->c[i].sim < worst)
-            worst = (float)S->c[i].sim;
-    if (worst > S->thr)
-        S->thr = worst;
+    if (S->max > 0 && (float)S->c[S->max - 1].sim > S->thr)
+        S->thr = (float)S->c[S->max - 1].sim;
 }
 
 static void sel_add(sem_sel *S, int64_t rid, float sim) {

@@ -567,9 +567,9 @@ int cx_store_fts_backlog(cx_store *s, int64_t *rows) {
 }
 
 int cx_store_fts_sync(cx_store *s, int64_t lag_ok) {
-    int64_t indexed = 0, max = 0;
-    int r = fts_state(s, &indexed, &max);
-    if (r || max - indexed <= lag_ok)
+    int64_t backlog = 0;
+    int r = cx_store_fts_backlog(s, &backlog);
+    if (r || backlog <= lag_ok)
         return r;
     bool done = false;
     while (!done && r == 0)
